@@ -1,0 +1,272 @@
+//! Exact evaluation of a compute distribution against a policy (SPEC section 5): integer TPP,
+//! cross-multiplied comparisons, inclusive thresholds, every violation listed, and headroom.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::{CountryCode, Policy};
+
+/// A country's tier under a policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Tier {
+    /// The US and close allies.
+    One,
+    /// Every country in neither list.
+    Two,
+    /// Arms-embargoed countries: no compute allowed.
+    Three,
+}
+
+impl Tier {
+    /// 1, 2 or 3.
+    pub fn number(self) -> u8 {
+        match self {
+            Tier::One => 1,
+            Tier::Two => 2,
+            Tier::Three => 3,
+        }
+    }
+}
+
+/// The rules a distribution is checked against; names are the JSON contract's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Rule {
+    /// Tier-1 share at least the minimum.
+    Tier1MinShare,
+    /// Headquarters-country share at least the minimum.
+    HomeMinShare,
+    /// Every single Tier-2 country at most the maximum.
+    Tier2CountryMaxShare,
+    /// No compute in Tier 3.
+    Tier3Prohibited,
+}
+
+impl Rule {
+    /// The rule's name in JSON and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::Tier1MinShare => "tier1_min_share",
+            Rule::HomeMinShare => "home_min_share",
+            Rule::Tier2CountryMaxShare => "tier2_country_max_share",
+            Rule::Tier3Prohibited => "tier3_prohibited",
+        }
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One broken rule; `country` is set for every rule but the Tier-1 minimum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Violation {
+    /// Which rule.
+    pub rule: Rule,
+    /// The country it concerns.
+    pub country: Option<CountryCode>,
+}
+
+/// Counted TPP per country. Kept up to date incrementally: each change costs one map update.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Distribution {
+    by_country: BTreeMap<CountryCode, u64>,
+    total: u64,
+}
+
+/// TPP beyond what 64 bits hold: a fleet this large is an input error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("total TPP does not fit in 64 bits")]
+pub struct TppOverflow;
+
+impl Distribution {
+    /// An empty distribution.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `tpp` to `country`. A country added with 0 TPP is listed with 0.
+    pub fn add(&mut self, country: CountryCode, tpp: u64) -> Result<(), TppOverflow> {
+        let total = self.total.checked_add(tpp).ok_or(TppOverflow)?;
+        let entry = self.by_country.entry(country).or_insert(0);
+        *entry = entry.checked_add(tpp).ok_or(TppOverflow)?;
+        self.total = total;
+        Ok(())
+    }
+
+    /// Replaces a host's contribution: removes `old` and adds `new` in one step.
+    pub fn replace(
+        &mut self,
+        old: Option<(CountryCode, u64)>,
+        new: Option<(CountryCode, u64)>,
+    ) -> Result<(), TppOverflow> {
+        if let Some((country, tpp)) = old {
+            let entry = self.by_country.entry(country).or_insert(0);
+            let removed = tpp.min(*entry);
+            *entry -= removed;
+            self.total -= removed;
+        }
+        match new {
+            Some((country, tpp)) => self.add(country, tpp),
+            None => Ok(()),
+        }
+    }
+
+    /// Total counted TPP.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// TPP of one country (0 when absent).
+    pub fn of(&self, country: CountryCode) -> u64 {
+        self.by_country.get(&country).copied().unwrap_or(0)
+    }
+
+    /// Every listed country and its TPP, in code order.
+    pub fn countries(&self) -> impl Iterator<Item = (CountryCode, u64)> + '_ {
+        self.by_country
+            .iter()
+            .map(|(country, tpp)| (*country, *tpp))
+    }
+}
+
+/// One country's line in an evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CountryShare {
+    /// The country.
+    pub country: CountryCode,
+    /// Its tier.
+    pub tier: Tier,
+    /// Its counted TPP.
+    pub tpp: u64,
+    /// For Tier-2 countries, the TPP that can still be added there.
+    pub headroom: Option<u64>,
+}
+
+/// The verdict on a distribution, with everything needed to explain it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evaluation {
+    /// Total counted TPP.
+    pub total_tpp: u64,
+    /// TPP in Tier-1 countries.
+    pub tier1_tpp: u64,
+    /// The home rule's country and its TPP, when the rule applies.
+    pub home: Option<(CountryCode, u64)>,
+    /// Every country in the distribution, in code order.
+    pub countries: Vec<CountryShare>,
+    /// Every broken rule, ordered by rule then country.
+    pub violations: Vec<Violation>,
+    /// TPP that could be added to a Tier-2 country not in the distribution.
+    pub new_tier2_country_headroom: u64,
+}
+
+impl Evaluation {
+    /// True when no rule is broken.
+    pub fn compliant(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// Evaluates `distribution` against `policy`. Cost: one pass over the countries.
+pub fn evaluate(policy: &Policy, distribution: &Distribution) -> Evaluation {
+    let total = distribution.total();
+    let tier1_tpp: u64 = distribution
+        .countries()
+        .filter(|(country, _)| policy.tier(*country) == Tier::One)
+        .map(|(_, tpp)| tpp)
+        .sum();
+    let home = policy
+        .home_rule()
+        .map(|(country, _)| (country, distribution.of(country)));
+
+    let mut violations = Vec::new();
+    if !policy.tier1_min_share.is_reached_by(tier1_tpp, total) {
+        violations.push(Violation {
+            rule: Rule::Tier1MinShare,
+            country: None,
+        });
+    }
+    if let (Some((country, tpp)), Some((_, share))) = (home, policy.home_rule())
+        && !share.is_reached_by(tpp, total)
+    {
+        violations.push(Violation {
+            rule: Rule::HomeMinShare,
+            country: Some(country),
+        });
+    }
+    for (country, tpp) in distribution.countries() {
+        let rule = match policy.tier(country) {
+            Tier::Two
+                if !policy
+                    .tier2_country_max_share
+                    .is_not_exceeded_by(tpp, total) =>
+            {
+                Rule::Tier2CountryMaxShare
+            }
+            Tier::Three if policy.tier3_prohibited && tpp > 0 => Rule::Tier3Prohibited,
+            _ => continue,
+        };
+        violations.push(Violation {
+            rule,
+            country: Some(country),
+        });
+    }
+    violations.sort();
+
+    let failing = !violations.is_empty();
+    let headroom = |tier2_tpp: u64| {
+        if failing {
+            0
+        } else {
+            tier2_headroom(policy, total, tier1_tpp, home, tier2_tpp)
+        }
+    };
+    let countries = distribution
+        .countries()
+        .map(|(country, tpp)| {
+            let tier = policy.tier(country);
+            CountryShare {
+                country,
+                tier,
+                tpp,
+                headroom: (tier == Tier::Two).then(|| headroom(tpp)),
+            }
+        })
+        .collect();
+    Evaluation {
+        total_tpp: total,
+        tier1_tpp,
+        home,
+        countries,
+        violations,
+        new_tier2_country_headroom: headroom(0),
+    }
+}
+
+/// Largest TPP that can be added to a Tier-2 country holding `country_tpp` with every rule
+/// still true, for a distribution that passes today: the minimum of the room under the
+/// country's own maximum and the room each minimum share leaves (for the 2025 numbers,
+/// min(⌊(7T − 100c)/93⌋, ⌊(4·T1 − 3T)/3⌋, 2H − T)). `u64::MAX` when nothing limits it.
+fn tier2_headroom(
+    policy: &Policy,
+    total: u64,
+    tier1_tpp: u64,
+    home: Option<(CountryCode, u64)>,
+    country_tpp: u64,
+) -> u64 {
+    let limits = [
+        policy
+            .tier2_country_max_share
+            .max_growth_below(country_tpp, total),
+        policy.tier1_min_share.max_dilution_above(tier1_tpp, total),
+        // Adding to the home country itself can only raise its share; a home country is Tier 1
+        // under every shipped policy, so this term always applies there.
+        home.zip(policy.home_rule())
+            .and_then(|((_, home_tpp), (_, share))| share.max_dilution_above(home_tpp, total)),
+    ];
+    limits.into_iter().flatten().min().unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,24 @@
+//! Compiles `proto/veu/v1/*.proto` with protox (a pure-Rust protobuf compiler), so no
+//! system `protoc` is needed, and generates prost messages and tonic services from it.
+
+use std::path::PathBuf;
+
+/// The contract's files, relative to the `proto/` include directory.
+const PROTOS: &[&str] = &[
+    "veu/v1/evidence.proto",
+    "veu/v1/agent.proto",
+    "veu/v1/enrollment.proto",
+    "veu/v1/audit.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let include = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("proto");
+    for proto in PROTOS {
+        println!("cargo:rerun-if-changed={}", include.join(proto).display());
+    }
+    let descriptors = protox::compile(PROTOS, [&include])?;
+    tonic_prost_build::configure()
+        .build_transport(false)
+        .compile_fds(descriptors)?;
+    Ok(())
+}
