@@ -1,0 +1,237 @@
+//! Attacks on sealed attestations: tampered, forged, re-signed, cross-context and malformed.
+
+use proto_evidence::{
+    ATTESTATION_CONTEXT, DeviceFault, DeviceRecord, EvidenceSource, HostId, SiteId, Totals,
+};
+
+use super::*;
+
+pub(crate) fn signer(seed: u8) -> Ed25519Signer {
+    Ed25519Signer::from_seed(&[seed; 32]).unwrap()
+}
+
+pub(crate) fn payload(signer: &Ed25519Signer) -> AttestationPayload {
+    let devices: Vec<DeviceRecord> = (0..8)
+        .map(|index| DeviceRecord {
+            index,
+            uuid: format!("GPU-00000000-0000-0000-0000-00000000000{index}"),
+            serial: format!("165522000{index}"),
+            name: "NVIDIA H100 80GB HBM3".into(),
+            pci_device_id: 0x2330_10de,
+            architecture: "Hopper".into(),
+            catalogue_id: "H100-SXM5-80GB".into(),
+            tpp: 15840,
+            faults: if index == 3 {
+                vec![DeviceFault {
+                    query: "nvmlDeviceGetSerial".into(),
+                    message: "Unknown Error".into(),
+                }]
+            } else {
+                Vec::new()
+            },
+            ..DeviceRecord::default()
+        })
+        .collect();
+    AttestationPayload {
+        key_id: signer.key_id(),
+        host_id: HostId("gpu-node-0001".into()),
+        site_id: SiteId("us-va-ashburn-1".into()),
+        sequence: 1,
+        previous_digest: ChainDigest::GENESIS,
+        issued_at_unix_ms: 1_764_000_000_000,
+        collector_nonce: vec![7; 16],
+        totals: Totals::of(&devices).unwrap(),
+        devices,
+        catalogue_digest: "sha256:00".into(),
+        policy_digest: "sha256:11".into(),
+        agent_version: "0.1.0".into(),
+        source: EvidenceSource::Simulated,
+    }
+}
+
+#[test]
+fn seal_then_open_round_trips() {
+    let signer = signer(1);
+    let payload = payload(&signer);
+    let envelope = seal(&payload, &signer).unwrap();
+    let verified = open(envelope.clone(), &signer.public_key()).unwrap();
+    assert_eq!(verified.payload(), &payload);
+    assert_eq!(
+        verified.digest(),
+        ChainDigest::of_payload(&envelope.payload)
+    );
+    assert_eq!(verified.envelope(), &envelope);
+    assert_eq!(payload.totals.tpp, 8 * 15840);
+    assert_eq!(payload.totals.faulty_devices, 1);
+}
+
+#[test]
+fn every_flipped_byte_of_the_payload_is_caught() {
+    let signer = signer(1);
+    let envelope = seal(&payload(&signer), &signer).unwrap();
+    for index in 0..envelope.payload.len() {
+        let mut tampered = envelope.clone();
+        tampered.payload[index] ^= 0x01;
+        assert_eq!(
+            open(tampered, &signer.public_key()),
+            Err(OpenError::BadSignature),
+            "byte {index}"
+        );
+    }
+}
+
+#[test]
+fn a_flipped_signature_bit_is_caught() {
+    let signer = signer(1);
+    let mut envelope = seal(&payload(&signer), &signer).unwrap();
+    envelope.signature[10] ^= 0x80;
+    assert_eq!(
+        open(envelope, &signer.public_key()),
+        Err(OpenError::BadSignature)
+    );
+}
+
+#[test]
+fn another_key_cannot_pass_for_the_enrolled_one() {
+    let (enrolled, attacker) = (signer(1), signer(2));
+    // The attacker signs a payload that claims the enrolled key and relabels the envelope.
+    let mut forged = attacker.sign(
+        ATTESTATION_CONTEXT,
+        wire::encode_payload(&payload(&enrolled)),
+    );
+    assert!(matches!(
+        open(forged.clone(), &enrolled.public_key()),
+        Err(OpenError::UnknownKey { .. })
+    ));
+    forged.key_id = enrolled.key_id();
+    assert_eq!(
+        open(forged, &enrolled.public_key()),
+        Err(OpenError::BadSignature)
+    );
+}
+
+#[test]
+fn a_payload_naming_another_key_is_refused_even_when_signed() {
+    let (signer, other) = (signer(1), signer(2));
+    let envelope = signer.sign(ATTESTATION_CONTEXT, wire::encode_payload(&payload(&other)));
+    assert!(matches!(
+        open(envelope, &signer.public_key()),
+        Err(OpenError::PayloadKeyMismatch { .. })
+    ));
+    assert!(matches!(
+        seal(&payload(&other), &signer),
+        Err(SealError::KeyMismatch { .. })
+    ));
+}
+
+#[test]
+fn a_challenge_signature_is_not_an_attestation_signature() {
+    let signer = signer(1);
+    let bytes = wire::encode_payload(&payload(&signer));
+    let cross_context = signer.sign(CHALLENGE_CONTEXT, bytes);
+    assert_eq!(
+        open(cross_context, &signer.public_key()),
+        Err(OpenError::BadSignature)
+    );
+}
+
+#[test]
+fn challenge_responses_check_key_nonce_and_context() {
+    let signer = signer(1);
+    let response = answer_challenge(b"nonce-1", &signer);
+    let key = signer.public_key();
+    assert_eq!(
+        check_challenge_response(&response, &key, b"nonce-1"),
+        Ok(())
+    );
+    assert_eq!(
+        check_challenge_response(&response, &key, b"nonce-2"),
+        Err(OpenError::WrongNonce)
+    );
+    let attestation_context = signer.sign(ATTESTATION_CONTEXT, b"nonce-1".to_vec());
+    assert_eq!(
+        check_challenge_response(&attestation_context, &key, b"nonce-1"),
+        Err(OpenError::BadSignature)
+    );
+}
+
+#[test]
+fn signed_garbage_and_inconsistent_totals_are_malformed() {
+    let signer = signer(1);
+    let garbage = signer.sign(ATTESTATION_CONTEXT, vec![0xff; 40]);
+    assert!(matches!(
+        open(garbage, &signer.public_key()),
+        Err(OpenError::Malformed(_))
+    ));
+
+    let mut lying = payload(&signer);
+    lying.totals.tpp += 1;
+    let envelope = signer.sign(ATTESTATION_CONTEXT, wire::encode_payload(&lying));
+    let Err(OpenError::Malformed(error)) = open(envelope, &signer.public_key()) else {
+        panic!("inconsistent totals must be malformed");
+    };
+    assert_eq!(error.field, "totals");
+
+    let mut zero = payload(&signer);
+    zero.sequence = 0;
+    let envelope = signer.sign(ATTESTATION_CONTEXT, wire::encode_payload(&zero));
+    assert!(
+        matches!(open(envelope, &signer.public_key()), Err(OpenError::Malformed(e)) if e.field == "sequence")
+    );
+}
+
+#[test]
+fn oversized_payloads_are_refused_before_verification() {
+    let signer = signer(1);
+    let envelope = signer.sign(ATTESTATION_CONTEXT, vec![0; MAX_PAYLOAD_BYTES + 1]);
+    assert_eq!(
+        open(envelope, &signer.public_key()),
+        Err(OpenError::Oversized(MAX_PAYLOAD_BYTES + 1))
+    );
+}
+
+#[test]
+fn envelope_bytes_round_trip_and_bad_envelopes_are_typed_errors() {
+    let signer = signer(1);
+    let envelope = seal(&payload(&signer), &signer).unwrap();
+    assert_eq!(
+        decode_envelope(&encode_envelope(&envelope)),
+        Ok(envelope.clone())
+    );
+
+    assert!(matches!(
+        decode_envelope(&[0xff, 0xff, 0xff]),
+        Err(InvalidEnvelope::Decode(_))
+    ));
+    let mut short_key = envelope.clone();
+    short_key.signature.truncate(63);
+    assert_eq!(
+        decode_envelope(&encode_envelope(&short_key)),
+        Err(InvalidEnvelope::SignatureLength(63))
+    );
+    let bytes = encode_envelope(&envelope);
+    // Field 3 (algorithm) is the only varint field; rewrite its value from 1 to 9.
+    let position = bytes.windows(2).rposition(|w| w == [0x18, 0x01]).unwrap();
+    let mut other_algorithm = bytes.clone();
+    other_algorithm[position + 1] = 9;
+    assert_eq!(
+        decode_envelope(&other_algorithm),
+        Err(InvalidEnvelope::Algorithm(9))
+    );
+}
+
+#[test]
+fn pkcs8_keys_round_trip() {
+    let pkcs8 = Ed25519Signer::generate_pkcs8().unwrap();
+    let signer = Ed25519Signer::from_pkcs8(&pkcs8).unwrap();
+    let envelope = seal(&payload(&signer), &signer).unwrap();
+    assert!(open(envelope, &signer.public_key()).is_ok());
+    assert!(matches!(
+        Ed25519Signer::from_pkcs8(b"not a key"),
+        Err(KeyError::Pkcs8(_))
+    ));
+    assert_eq!(
+        PublicKey::from_slice(&[0; 31]),
+        Err(KeyError::PublicKeyLength(31))
+    );
+}

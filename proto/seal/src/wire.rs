@@ -1,0 +1,312 @@
+//! Conversions between the generated `veu.v1` messages and the evidence model. Decoding checks
+//! every field and fails into a typed error; nothing generated leaves this module.
+
+use prost::Message;
+use proto_evidence::{
+    Algorithm, AttestationPayload, ChainDigest, DeviceFault, DeviceRecord, Envelope,
+    EvidenceSource, HostId, KeyId, PAYLOAD_FORMAT, Sha256, SiteId, Totals,
+};
+use proto_wire::v1;
+
+/// Longest identifier (host, site) accepted in a payload.
+const MAX_ID_LEN: usize = 256;
+
+/// Bytes that are not a valid envelope.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidEnvelope {
+    /// Not a protobuf `veu.v1.Envelope`.
+    #[error("not a veu.v1.Envelope: {0}")]
+    Decode(String),
+    /// A key id that is not 32 bytes.
+    #[error("key_id must be 32 bytes, got {0}")]
+    KeyId(usize),
+    /// An algorithm other than Ed25519.
+    #[error("unsupported signature algorithm {0}")]
+    Algorithm(i32),
+    /// An Ed25519 signature is 64 bytes.
+    #[error("an Ed25519 signature is 64 bytes, got {0}")]
+    SignatureLength(usize),
+    /// The payload exceeds the size limit.
+    #[error("payload is {0} bytes, over the {max}-byte limit", max = crate::MAX_PAYLOAD_BYTES)]
+    Oversized(usize),
+}
+
+/// Signed bytes that are not a valid attestation payload.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct InvalidPayload {
+    /// The offending field.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> InvalidPayload {
+    InvalidPayload {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// `TryFrom` for generated messages. The model and the generated types both live in other
+/// crates, so the orphan rule asks for a trait of this crate's own.
+pub(crate) trait FromWire<W>: Sized {
+    type Error;
+    fn from_wire(message: W) -> Result<Self, Self::Error>;
+}
+
+/// `From` towards generated messages, for the same reason.
+pub(crate) trait ToWire<W> {
+    fn to_wire(&self) -> W;
+}
+
+/// Encodes an envelope as a protobuf `veu.v1.Envelope`.
+pub fn encode_envelope(envelope: &Envelope) -> Vec<u8> {
+    envelope.to_wire().encode_to_vec()
+}
+
+/// Decodes a protobuf `veu.v1.Envelope`, checking its fields; the payload is not examined.
+pub fn decode_envelope(bytes: &[u8]) -> Result<Envelope, InvalidEnvelope> {
+    if bytes.len() > crate::MAX_PAYLOAD_BYTES + 1024 {
+        return Err(InvalidEnvelope::Oversized(bytes.len()));
+    }
+    let message =
+        v1::Envelope::decode(bytes).map_err(|error| InvalidEnvelope::Decode(error.to_string()))?;
+    Envelope::from_wire(message)
+}
+
+impl FromWire<v1::Envelope> for Envelope {
+    type Error = InvalidEnvelope;
+    fn from_wire(message: v1::Envelope) -> Result<Self, InvalidEnvelope> {
+        let key_id = Sha256::from_slice(&message.key_id)
+            .map(KeyId)
+            .ok_or(InvalidEnvelope::KeyId(message.key_id.len()))?;
+        let algorithm = match v1::Algorithm::try_from(message.algorithm) {
+            Ok(v1::Algorithm::Ed25519) => Algorithm::Ed25519,
+            _ => return Err(InvalidEnvelope::Algorithm(message.algorithm)),
+        };
+        if message.signature.len() != 64 {
+            return Err(InvalidEnvelope::SignatureLength(message.signature.len()));
+        }
+        if message.payload.len() > crate::MAX_PAYLOAD_BYTES {
+            return Err(InvalidEnvelope::Oversized(message.payload.len()));
+        }
+        Ok(Envelope {
+            payload: message.payload,
+            key_id,
+            algorithm,
+            signature: message.signature,
+        })
+    }
+}
+
+impl ToWire<v1::Envelope> for Envelope {
+    fn to_wire(&self) -> v1::Envelope {
+        v1::Envelope {
+            payload: self.payload.clone(),
+            key_id: self.key_id.0.as_bytes().to_vec(),
+            algorithm: match self.algorithm {
+                Algorithm::Ed25519 => v1::Algorithm::Ed25519.into(),
+            },
+            signature: self.signature.clone(),
+        }
+    }
+}
+
+pub(crate) fn encode_payload(payload: &AttestationPayload) -> Vec<u8> {
+    let message: v1::AttestationPayload = payload.to_wire();
+    message.encode_to_vec()
+}
+
+pub(crate) fn decode_payload(bytes: &[u8]) -> Result<AttestationPayload, InvalidPayload> {
+    let message = v1::AttestationPayload::decode(bytes).map_err(|error| {
+        invalid(
+            "payload",
+            format!("not a veu.v1.AttestationPayload: {error}"),
+        )
+    })?;
+    AttestationPayload::from_wire(message)
+}
+
+impl FromWire<v1::AttestationPayload> for AttestationPayload {
+    type Error = InvalidPayload;
+    fn from_wire(message: v1::AttestationPayload) -> Result<Self, InvalidPayload> {
+        if message.format != PAYLOAD_FORMAT {
+            return Err(invalid(
+                "format",
+                format!(
+                    "{} is not the supported format {PAYLOAD_FORMAT}",
+                    message.format
+                ),
+            ));
+        }
+        let key_id = Sha256::from_slice(&message.key_id)
+            .map(KeyId)
+            .ok_or_else(|| {
+                invalid(
+                    "key_id",
+                    format!("must be 32 bytes, got {}", message.key_id.len()),
+                )
+            })?;
+        let previous_digest = Sha256::from_slice(&message.previous_digest)
+            .map(ChainDigest)
+            .ok_or_else(|| {
+                invalid(
+                    "previous_digest",
+                    format!("must be 32 bytes, got {}", message.previous_digest.len()),
+                )
+            })?;
+        if message.sequence == 0 {
+            return Err(invalid("sequence", "must be at least 1"));
+        }
+        let identifier = |field: &'static str, value: String| {
+            if value.is_empty() || value.len() > MAX_ID_LEN || value.chars().any(char::is_control) {
+                Err(invalid(
+                    field,
+                    format!("must be 1 to {MAX_ID_LEN} printable characters"),
+                ))
+            } else {
+                Ok(value)
+            }
+        };
+        let host_id = HostId(identifier("host_id", message.host_id)?);
+        let site_id = SiteId(identifier("site_id", message.site_id)?);
+        let source = match v1::EvidenceSource::try_from(message.source) {
+            Ok(v1::EvidenceSource::Nvml) => EvidenceSource::Nvml,
+            Ok(v1::EvidenceSource::Simulated) => EvidenceSource::Simulated,
+            _ => {
+                return Err(invalid(
+                    "source",
+                    format!("unknown evidence source {}", message.source),
+                ));
+            }
+        };
+        let devices = message
+            .devices
+            .into_iter()
+            .map(DeviceRecord::from_wire)
+            .collect::<Result<Vec<_>, _>>()?;
+        let totals = message.totals.ok_or_else(|| invalid("totals", "missing"))?;
+        let totals = Totals {
+            devices: totals.devices,
+            unknown_devices: totals.unknown_devices,
+            faulty_devices: totals.faulty_devices,
+            tpp: totals.tpp,
+        };
+        match Totals::of(&devices) {
+            Some(computed) if computed == totals => {}
+            Some(computed) => {
+                return Err(invalid(
+                    "totals",
+                    format!("{totals:?} disagree with the devices, which sum to {computed:?}"),
+                ));
+            }
+            None => return Err(invalid("devices", "device TPP sum overflows")),
+        }
+        Ok(AttestationPayload {
+            key_id,
+            host_id,
+            site_id,
+            sequence: message.sequence,
+            previous_digest,
+            issued_at_unix_ms: message.issued_at_unix_ms,
+            collector_nonce: message.collector_nonce,
+            devices,
+            totals,
+            catalogue_digest: message.catalogue_digest,
+            policy_digest: message.policy_digest,
+            agent_version: message.agent_version,
+            source,
+        })
+    }
+}
+
+impl FromWire<v1::Device> for DeviceRecord {
+    type Error = InvalidPayload;
+    fn from_wire(message: v1::Device) -> Result<Self, InvalidPayload> {
+        Ok(DeviceRecord {
+            index: message.index,
+            uuid: message.uuid,
+            serial: message.serial,
+            board_part_number: message.board_part_number,
+            name: message.name,
+            pci_bus_id: message.pci_bus_id,
+            pci_device_id: message.pci_device_id,
+            pci_subsystem_id: message.pci_subsystem_id,
+            architecture: message.architecture,
+            catalogue_id: message.catalogue_id,
+            tpp: message.tpp,
+            unknown: message.unknown,
+            mig_enabled: message.mig_enabled,
+            mig_instances: message.mig_instances,
+            faults: message
+                .faults
+                .into_iter()
+                .map(|fault| DeviceFault {
+                    query: fault.query,
+                    message: fault.message,
+                })
+                .collect(),
+        })
+    }
+}
+
+impl ToWire<v1::AttestationPayload> for AttestationPayload {
+    fn to_wire(&self) -> v1::AttestationPayload {
+        let payload = self;
+        v1::AttestationPayload {
+            format: PAYLOAD_FORMAT,
+            key_id: payload.key_id.0.as_bytes().to_vec(),
+            host_id: payload.host_id.0.clone(),
+            site_id: payload.site_id.0.clone(),
+            sequence: payload.sequence,
+            previous_digest: payload.previous_digest.0.as_bytes().to_vec(),
+            issued_at_unix_ms: payload.issued_at_unix_ms,
+            collector_nonce: payload.collector_nonce.clone(),
+            devices: payload.devices.iter().map(ToWire::to_wire).collect(),
+            totals: Some(v1::Totals {
+                devices: payload.totals.devices,
+                unknown_devices: payload.totals.unknown_devices,
+                faulty_devices: payload.totals.faulty_devices,
+                tpp: payload.totals.tpp,
+            }),
+            catalogue_digest: payload.catalogue_digest.clone(),
+            policy_digest: payload.policy_digest.clone(),
+            agent_version: payload.agent_version.clone(),
+            source: match payload.source {
+                EvidenceSource::Nvml => v1::EvidenceSource::Nvml.into(),
+                EvidenceSource::Simulated => v1::EvidenceSource::Simulated.into(),
+            },
+        }
+    }
+}
+
+impl ToWire<v1::Device> for DeviceRecord {
+    fn to_wire(&self) -> v1::Device {
+        let device = self;
+        v1::Device {
+            index: device.index,
+            uuid: device.uuid.clone(),
+            serial: device.serial.clone(),
+            board_part_number: device.board_part_number.clone(),
+            name: device.name.clone(),
+            pci_bus_id: device.pci_bus_id.clone(),
+            pci_device_id: device.pci_device_id,
+            pci_subsystem_id: device.pci_subsystem_id,
+            architecture: device.architecture.clone(),
+            catalogue_id: device.catalogue_id.clone(),
+            tpp: device.tpp,
+            unknown: device.unknown,
+            mig_enabled: device.mig_enabled,
+            mig_instances: device.mig_instances,
+            faults: device
+                .faults
+                .iter()
+                .map(|fault| v1::DeviceFault {
+                    query: fault.query.clone(),
+                    message: fault.message.clone(),
+                })
+                .collect(),
+        }
+    }
+}
