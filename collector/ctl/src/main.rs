@@ -1,0 +1,88 @@
+//! veuctl: the operator's and auditor's command line.
+
+mod catalogue;
+mod inputs;
+mod number;
+mod plan;
+mod policy;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Exit status when an input (fleet, policy, catalogue, arguments) is bad.
+const EXIT_BAD_INPUT: u8 = 2;
+
+/// veuctl: plan, check and audit where an organisation's AI compute is.
+///
+/// Compute is measured in TPP (total processing performance, per the export rules) and shown in
+/// H100 equivalents. The compliance rules come from a policy file (default: the 2025 UVEU
+/// policy with a US headquarters, shipped in deploy/policies/).
+#[derive(Debug, Parser)]
+#[command(name = "veuctl", version, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Evaluate a planned or actual fleet (CSV) against the policy: verdict, shares, headroom.
+    ///
+    /// The CSV has a header line naming its columns, in any order: `country` (ISO 3166-1
+    /// alpha-2), `count`, and either `accelerator` (a catalogue id or alias, see `veuctl
+    /// catalogue`) or `tpp` (TPP per unit), optionally `site`. Rows for the same country add
+    /// up; lines starting with # are comments. A file with any bad line is not evaluated:
+    /// every bad line is printed with its number and veuctl exits with status 2.
+    ///
+    /// Exit status: 0 when evaluated (with --check: only when compliant), 1 with --check
+    /// when a rule is broken, 2 for bad input.
+    ///
+    /// Example: veuctl plan deploy/examples/tier2-breach.csv --unit B200
+    Plan(plan::PlanArgs),
+    /// List the accelerator catalogue: ids, aliases, TPP, ECCN and source.
+    Catalogue(catalogue::CatalogueArgs),
+    /// Validate a policy file, reporting every error with its key, and summarise it.
+    Policy(policy::PolicyArgs),
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// Aligned text for people.
+    Table,
+    /// One JSON object for programs.
+    Json,
+}
+
+/// A failure with the exit status it should end the process with.
+#[derive(Debug)]
+struct Failure {
+    status: u8,
+    error: anyhow::Error,
+}
+
+impl Failure {
+    fn bad_input(error: impl Into<anyhow::Error>) -> Self {
+        Self {
+            status: EXIT_BAD_INPUT,
+            error: error.into(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Plan(args) => plan::run(&args),
+        Command::Catalogue(args) => catalogue::run(&args),
+        Command::Policy(args) => policy::run(&args),
+    };
+    match result {
+        Ok(status) => ExitCode::from(status),
+        Err(failure) => {
+            eprintln!("error: {:#}", failure.error);
+            ExitCode::from(failure.status)
+        }
+    }
+}

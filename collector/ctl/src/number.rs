@@ -1,0 +1,44 @@
+//! Number formatting for tables: thousands separators and fixed decimals.
+
+/// `1234567` as `1,234,567`.
+pub fn grouped(value: u64) -> String {
+    let digits = value.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// A float with `decimals` places and grouped thousands, e.g. `12,345.67`.
+pub fn grouped_f64(value: f64, decimals: usize) -> String {
+    let text = format!("{value:.decimals$}");
+    let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
+    let grouped_whole = whole
+        .parse::<u64>()
+        .map(grouped)
+        .unwrap_or_else(|_| whole.to_owned());
+    if fraction.is_empty() {
+        grouped_whole
+    } else {
+        format!("{grouped_whole}.{fraction}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_thousands() {
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(1000), "1,000");
+        assert_eq!(grouped(126_720_000), "126,720,000");
+        assert_eq!(grouped_f64(1234.5678, 2), "1,234.57");
+        assert_eq!(grouped_f64(0.004, 2), "0.00");
+    }
+}

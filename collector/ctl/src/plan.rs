@@ -1,0 +1,579 @@
+//! `veuctl plan`: evaluate a fleet CSV against the policy.
+
+use std::path::PathBuf;
+
+use anyhow::anyhow;
+use proto_accounting::evaluation::CountryShare;
+use proto_accounting::percent::format_share;
+use proto_accounting::{
+    Accelerator, Catalogue, Evaluation, Fleet, Percent, Policy, Rule, Tier, evaluate,
+};
+use serde::Serialize;
+
+use crate::inputs::{RulesArgs, read_bytes};
+use crate::number::{grouped, grouped_f64};
+use crate::{Failure, Format};
+
+/// Default accelerator for headroom in whole units.
+const DEFAULT_UNIT: &str = "H100-SXM5-80GB";
+
+/// GPUs in one node, for "eight-GPU nodes" in the table.
+const GPUS_PER_NODE: u64 = 8;
+
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// The fleet: CSV with columns country, count, accelerator or tpp, and optionally site.
+    #[arg(value_name = "FLEET.csv")]
+    fleet: PathBuf,
+    #[command(flatten)]
+    rules: RulesArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Accelerator (catalogue id or alias) in which headroom is also given in whole units.
+    #[arg(long, value_name = "ACCELERATOR", default_value = DEFAULT_UNIT)]
+    unit: String,
+    /// Exit with status 1 when any rule is broken (for scripts and CI).
+    #[arg(long)]
+    check: bool,
+}
+
+pub fn run(args: &PlanArgs) -> Result<u8, Failure> {
+    let (catalogue, policy) = args.rules.load()?;
+    let unit = catalogue.by_id(&args.unit).cloned().ok_or_else(|| {
+        let hint = catalogue.suggestions(&args.unit).join(", ");
+        Failure::bad_input(anyhow!(
+            "--unit {:?} is not in the catalogue{}",
+            args.unit,
+            if hint.is_empty() {
+                String::new()
+            } else {
+                format!("; did you mean {hint}?")
+            }
+        ))
+    })?;
+    let bytes = read_bytes(&args.fleet)?;
+    let fleet = Fleet::parse(&bytes, &catalogue, &policy).map_err(|error| {
+        let path = args.fleet.display();
+        for line in &error.errors {
+            eprintln!("{path}:{}: {}", line.line, line.message);
+        }
+        Failure::bad_input(anyhow!(
+            "{path} has {} bad line(s); nothing was evaluated",
+            error.errors.len()
+        ))
+    })?;
+    let evaluation = evaluate(&policy, fleet.distribution());
+    let report = PlanReport::new(&args.fleet, &fleet, &catalogue, &policy, &evaluation, &unit);
+    match args.format {
+        Format::Json => {
+            let text = serde_json::to_string_pretty(&report)
+                .map_err(|error| Failure::bad_input(anyhow!(error)))?;
+            println!("{text}");
+        }
+        Format::Table => print!("{}", report.table()),
+    }
+    Ok(if args.check && !report.compliant {
+        1
+    } else {
+        0
+    })
+}
+
+/// The JSON contract of SPEC section 5, plus context a reader needs.
+#[derive(Debug, Serialize)]
+struct PlanReport {
+    compliant: bool,
+    total_tpp: u64,
+    total_h100e: f64,
+    tier1_tpp: u64,
+    /// Percent (0 to 100) of total TPP in Tier-1 countries.
+    tier1_share: f64,
+    home_country: String,
+    home_tpp: u64,
+    /// Percent of total TPP in the headquarters country.
+    home_share: f64,
+    /// Whether the policy's home rule applies to this headquarters.
+    home_rule: bool,
+    countries: Vec<CountryLine>,
+    violations: Vec<ViolationLine>,
+    headroom: Vec<HeadroomLine>,
+    new_tier2_country_headroom_tpp: u64,
+    new_tier2_country_headroom_h100e: f64,
+    new_tier2_country_headroom_units: u64,
+    unit: UnitLine,
+    policy: PolicyLine,
+    catalogue_digest: String,
+    fleet: FleetLine,
+    #[serde(skip)]
+    rules: Vec<RuleLine>,
+}
+
+#[derive(Debug, Serialize)]
+struct CountryLine {
+    country: String,
+    name: &'static str,
+    tier: u8,
+    tpp: u64,
+    share: f64,
+    h100e: f64,
+    /// The percentage this country is held to, if any (Tier-2 maximum; Tier-3 none allowed).
+    limit: Option<String>,
+    status: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct ViolationLine {
+    rule: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    country: Option<String>,
+    share: f64,
+    limit: String,
+    message: String,
+}
+
+#[derive(Debug, Serialize)]
+struct HeadroomLine {
+    country: String,
+    tpp: u64,
+    h100e: f64,
+    /// Whole units of the chosen accelerator.
+    units: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct UnitLine {
+    accelerator: String,
+    tpp: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct PolicyLine {
+    id: String,
+    version: u32,
+    effective: String,
+    headquarters: String,
+    digest: String,
+}
+
+#[derive(Debug, Serialize)]
+struct FleetLine {
+    file: String,
+    rows: usize,
+}
+
+#[derive(Debug)]
+struct RuleLine {
+    name: String,
+    share: String,
+    limit: String,
+    ok: bool,
+}
+
+/// Percent of `part` in `total`, for display and JSON; 0 for an empty total.
+fn share(part: u64, total: u64) -> f64 {
+    if total == 0 {
+        0.0
+    } else {
+        // Display only: the verdict was decided on integers.
+        100.0 * part as f64 / total as f64
+    }
+}
+
+impl PlanReport {
+    fn new(
+        path: &std::path::Path,
+        fleet: &Fleet,
+        catalogue: &Catalogue,
+        policy: &Policy,
+        evaluation: &Evaluation,
+        unit: &Accelerator,
+    ) -> Self {
+        let total = evaluation.total_tpp;
+        let h100e = |tpp: u64| policy.h100e(tpp);
+        let units = |tpp: u64| tpp / unit.tpp;
+        let violated = |rule: Rule, country: Option<proto_accounting::CountryCode>| {
+            evaluation
+                .violations
+                .iter()
+                .any(|v| v.rule == rule && v.country == country)
+        };
+        let countries = evaluation
+            .countries
+            .iter()
+            .map(|line| {
+                let (limit, broken) = match line.tier {
+                    Tier::One => (None, false),
+                    Tier::Two => (
+                        Some(format!("<= {} %", policy.tier2_country_max_share)),
+                        violated(Rule::Tier2CountryMaxShare, Some(line.country)),
+                    ),
+                    Tier::Three => (
+                        policy.tier3_prohibited.then(|| "none allowed".to_owned()),
+                        violated(Rule::Tier3Prohibited, Some(line.country)),
+                    ),
+                };
+                CountryLine {
+                    country: line.country.to_string(),
+                    name: line.country.name(),
+                    tier: line.tier.number(),
+                    tpp: line.tpp,
+                    share: share(line.tpp, total),
+                    h100e: h100e(line.tpp),
+                    limit,
+                    status: if broken { "violation" } else { "ok" },
+                }
+            })
+            .collect();
+        let violations = evaluation
+            .violations
+            .iter()
+            .map(|violation| violation_line(violation.rule, violation.country, evaluation, policy))
+            .collect();
+        let headroom = evaluation
+            .countries
+            .iter()
+            .filter_map(|line: &CountryShare| {
+                line.headroom.map(|tpp| HeadroomLine {
+                    country: line.country.to_string(),
+                    tpp,
+                    h100e: h100e(tpp),
+                    units: units(tpp),
+                })
+            })
+            .collect();
+        let hq = policy.headquarters;
+        let home_tpp = fleet.distribution().of(hq);
+        let new_headroom = evaluation.new_tier2_country_headroom;
+        PlanReport {
+            compliant: evaluation.compliant(),
+            total_tpp: total,
+            total_h100e: h100e(total),
+            tier1_tpp: evaluation.tier1_tpp,
+            tier1_share: share(evaluation.tier1_tpp, total),
+            home_country: hq.to_string(),
+            home_tpp,
+            home_share: share(home_tpp, total),
+            home_rule: policy.home_rule().is_some(),
+            countries,
+            violations,
+            headroom,
+            new_tier2_country_headroom_tpp: new_headroom,
+            new_tier2_country_headroom_h100e: h100e(new_headroom),
+            new_tier2_country_headroom_units: units(new_headroom),
+            unit: UnitLine {
+                accelerator: unit.id.clone(),
+                tpp: unit.tpp,
+            },
+            policy: PolicyLine {
+                id: policy.id.clone(),
+                version: policy.version,
+                effective: policy.effective.clone(),
+                headquarters: hq.to_string(),
+                digest: policy.digest().to_string(),
+            },
+            catalogue_digest: catalogue.digest().to_string(),
+            fleet: FleetLine {
+                file: path.display().to_string(),
+                rows: fleet.rows.len(),
+            },
+            rules: rule_lines(policy, evaluation, home_tpp),
+        }
+    }
+
+    fn table(&self) -> String {
+        let mut out = String::new();
+        let mut line = |text: String| {
+            out.push_str(&text);
+            out.push('\n');
+        };
+        line(format!(
+            "Fleet     {} ({} rows, {} countries)",
+            self.fleet.file,
+            self.fleet.rows,
+            self.countries.len()
+        ));
+        line(format!(
+            "Policy    {} v{}, effective {}, headquarters {}, {}",
+            self.policy.id,
+            self.policy.version,
+            self.policy.effective,
+            self.policy.headquarters,
+            short_digest(&self.policy.digest)
+        ));
+        line(format!(
+            "Total     {} TPP = {} H100e",
+            grouped(self.total_tpp),
+            grouped_f64(self.total_h100e, 2)
+        ));
+        line(String::new());
+        if self.compliant {
+            line(format!(
+                "Verdict   COMPLIANT: all {} rules hold",
+                self.rules.len()
+            ));
+        } else {
+            line(format!(
+                "Verdict   NOT COMPLIANT: {} violation(s)",
+                self.violations.len()
+            ));
+            for violation in &self.violations {
+                line(format!("  - {}", violation.message));
+            }
+        }
+        line(String::new());
+
+        let mut rules = Columns::new(
+            &["Rule", "Share", "Limit", "Status"],
+            &[false, true, true, false],
+        );
+        for rule in &self.rules {
+            let status = if rule.ok { "ok" } else { "VIOLATION" };
+            rules.row(vec![
+                rule.name.clone(),
+                rule.share.clone(),
+                rule.limit.clone(),
+                status.into(),
+            ]);
+        }
+        out.push_str(&rules.render());
+        out.push('\n');
+
+        let mut countries = Columns::new(
+            &[
+                "Country", "", "Tier", "TPP", "H100e", "Share", "Limit", "Status",
+            ],
+            &[false, false, true, true, true, true, true, false],
+        );
+        for country in &self.countries {
+            countries.row(vec![
+                country.country.clone(),
+                truncate(country.name, 24),
+                country.tier.to_string(),
+                grouped(country.tpp),
+                grouped_f64(country.h100e, 2),
+                format!("{} %", format_share(country.tpp, self.total_tpp, 3)),
+                country.limit.clone().unwrap_or_default(),
+                if country.status == "ok" {
+                    "ok".into()
+                } else {
+                    "VIOLATION".into()
+                },
+            ]);
+        }
+        if self.countries.is_empty() {
+            out.push_str("(the fleet is empty)\n");
+        } else {
+            out.push_str(&countries.render());
+        }
+        out.push('\n');
+
+        out.push_str(&format!(
+            "Headroom: the most TPP that can still be added in one Tier-2 country with every rule true;\nwhole units of {} ({} TPP each).\n",
+            self.unit.accelerator,
+            grouped(self.unit.tpp)
+        ));
+        if !self.compliant {
+            out.push_str(
+                "  none: the fleet already breaks a rule, so nothing can be added in Tier 2.\n",
+            );
+            return out;
+        }
+        let mut describe = |label: &str, tpp: u64, h100e: f64, units: u64| {
+            if tpp == u64::MAX {
+                out.push_str(&format!("  {label}: unlimited under this policy\n"));
+                return;
+            }
+            out.push_str(&format!(
+                "  {label}: {} H100e more ({} TPP), {} x {}, {} eight-GPU nodes\n",
+                grouped_f64(h100e, 2),
+                grouped(tpp),
+                grouped(units),
+                self.unit.accelerator,
+                grouped(units / GPUS_PER_NODE)
+            ));
+        };
+        for headroom in &self.headroom {
+            describe(
+                &headroom.country,
+                headroom.tpp,
+                headroom.h100e,
+                headroom.units,
+            );
+        }
+        describe(
+            "a new Tier-2 country",
+            self.new_tier2_country_headroom_tpp,
+            self.new_tier2_country_headroom_h100e,
+            self.new_tier2_country_headroom_units,
+        );
+        out
+    }
+}
+
+fn rule_lines(policy: &Policy, evaluation: &Evaluation, home_tpp: u64) -> Vec<RuleLine> {
+    let total = evaluation.total_tpp;
+    let broken = |rule: Rule| evaluation.violations.iter().any(|v| v.rule == rule);
+    let mut lines = vec![RuleLine {
+        name: "Tier-1 share".into(),
+        share: format!("{} %", format_share(evaluation.tier1_tpp, total, 3)),
+        limit: format!(">= {} %", policy.tier1_min_share),
+        ok: !broken(Rule::Tier1MinShare),
+    }];
+    if let Some((country, min)) = policy.home_rule() {
+        lines.push(RuleLine {
+            name: format!("Home share ({country})"),
+            share: format!("{} %", format_share(home_tpp, total, 3)),
+            limit: format!(">= {min} %"),
+            ok: !broken(Rule::HomeMinShare),
+        });
+    }
+    let largest_tier2 = evaluation
+        .countries
+        .iter()
+        .filter(|line| line.tier == Tier::Two)
+        .max_by_key(|line| line.tpp);
+    lines.push(RuleLine {
+        name: match largest_tier2 {
+            Some(line) => format!("Largest Tier-2 country ({})", line.country),
+            None => "Largest Tier-2 country".into(),
+        },
+        share: format!(
+            "{} %",
+            format_share(largest_tier2.map_or(0, |l| l.tpp), total, 3)
+        ),
+        limit: format!("<= {} %", policy.tier2_country_max_share),
+        ok: !broken(Rule::Tier2CountryMaxShare),
+    });
+    if policy.tier3_prohibited {
+        let tier3: u64 = evaluation
+            .countries
+            .iter()
+            .filter(|line| line.tier == Tier::Three)
+            .map(|line| line.tpp)
+            .sum();
+        lines.push(RuleLine {
+            name: "Tier-3 compute".into(),
+            share: format!("{} TPP", grouped(tier3)),
+            limit: "none".into(),
+            ok: !broken(Rule::Tier3Prohibited),
+        });
+    }
+    lines
+}
+
+fn violation_line(
+    rule: Rule,
+    country: Option<proto_accounting::CountryCode>,
+    evaluation: &Evaluation,
+    policy: &Policy,
+) -> ViolationLine {
+    let total = evaluation.total_tpp;
+    let tpp_of = |code| {
+        evaluation
+            .countries
+            .iter()
+            .find(|line| Some(line.country) == code)
+            .map_or(0, |line| line.tpp)
+    };
+    let (part, limit): (u64, Option<Percent>) = match rule {
+        Rule::Tier1MinShare => (evaluation.tier1_tpp, Some(policy.tier1_min_share)),
+        Rule::HomeMinShare => (tpp_of(country), policy.home_min_share),
+        Rule::Tier2CountryMaxShare => (tpp_of(country), Some(policy.tier2_country_max_share)),
+        Rule::Tier3Prohibited => (tpp_of(country), None),
+    };
+    let shown = format_share(part, total, 3);
+    let limit_text = limit.map_or_else(|| "0 TPP".to_owned(), |p| format!("{p} %"));
+    let name = |code: Option<proto_accounting::CountryCode>| {
+        code.map_or_else(String::new, |c| format!("{c} ({})", c.name()))
+    };
+    let message = match rule {
+        Rule::Tier1MinShare => format!("Tier-1 share is {shown} %, below the {limit_text} minimum"),
+        Rule::HomeMinShare => format!(
+            "home share in {} is {shown} %, below the {limit_text} minimum",
+            name(country)
+        ),
+        Rule::Tier2CountryMaxShare => format!(
+            "{} holds {shown} %, above the {limit_text} maximum for one Tier-2 country",
+            name(country)
+        ),
+        Rule::Tier3Prohibited => format!(
+            "{} is Tier 3 and holds {} TPP; no compute is allowed there",
+            name(country),
+            grouped(part)
+        ),
+    };
+    ViolationLine {
+        rule: rule.as_str(),
+        country: country.map(|c| c.to_string()),
+        share: share(part, total),
+        limit: limit_text,
+        message,
+    }
+}
+
+fn short_digest(digest: &str) -> String {
+    digest.chars().take(7 + 16).collect::<String>() + "…"
+}
+
+fn truncate(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        text.to_owned()
+    } else {
+        text.chars().take(width - 1).collect::<String>() + "…"
+    }
+}
+
+/// A minimal aligned table.
+struct Columns {
+    headers: Vec<String>,
+    right: Vec<bool>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Columns {
+    fn new(headers: &[&str], right: &[bool]) -> Self {
+        Self {
+            headers: headers.iter().map(|h| (*h).to_owned()).collect(),
+            right: right.to_vec(),
+            rows: Vec::new(),
+        }
+    }
+
+    fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    fn render(&self) -> String {
+        let widths: Vec<usize> = (0..self.headers.len())
+            .map(|i| {
+                std::iter::once(&self.headers[i])
+                    .chain(self.rows.iter().filter_map(|row| row.get(i)))
+                    .map(|cell| cell.chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let render_row = |cells: &[String]| {
+            let line = cells
+                .iter()
+                .enumerate()
+                .map(|(i, cell)| {
+                    let width = widths[i];
+                    if self.right.get(i).copied().unwrap_or(false) {
+                        format!("{cell:>width$}")
+                    } else {
+                        format!("{cell:<width$}")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("  ");
+            line.trim_end().to_owned() + "\n"
+        };
+        let mut out = render_row(&self.headers);
+        for row in &self.rows {
+            out.push_str(&render_row(row));
+        }
+        out
+    }
+}

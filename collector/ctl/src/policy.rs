@@ -1,0 +1,74 @@
+//! `veuctl policy check`: validate a policy file and summarise it.
+
+use std::path::PathBuf;
+
+use proto_accounting::Tier;
+
+use crate::Failure;
+use crate::inputs::load_policy;
+use crate::number::grouped;
+
+#[derive(Debug, clap::Args)]
+pub struct PolicyArgs {
+    #[command(subcommand)]
+    command: PolicyCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum PolicyCommand {
+    /// Check a policy file; with no FILE, the built-in 2025 UVEU policy (US headquarters).
+    Check {
+        /// Policy file (TOML), e.g. deploy/policies/uveu-2026-us.toml.
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+}
+
+pub fn run(args: &PolicyArgs) -> Result<u8, Failure> {
+    let PolicyCommand::Check { file } = &args.command;
+    let policy = load_policy(file.as_deref())?;
+    let list = |tier: Tier| {
+        let codes: Vec<String> = match tier {
+            Tier::One => policy.tier1().map(|c| c.to_string()).collect(),
+            _ => policy.tier3().map(|c| c.to_string()).collect(),
+        };
+        format!("{} ({})", codes.len(), codes.join(" "))
+    };
+    println!("{} v{}: valid", policy.id, policy.version);
+    println!("  title          {}", policy.title);
+    println!("  effective      {}", policy.effective);
+    println!("  digest         {}", policy.digest());
+    println!("  headquarters   {}", policy.headquarters);
+    println!(
+        "  H100 reference {} TPP",
+        grouped(policy.h100_reference_tpp)
+    );
+    println!("  Tier 1         {}", list(Tier::One));
+    println!("  Tier 3         {}", list(Tier::Three));
+    println!(
+        "  rules          Tier-1 share >= {} %",
+        policy.tier1_min_share
+    );
+    match policy.home_rule() {
+        Some((country, share)) => println!("                 home ({country}) share >= {share} %"),
+        None => println!(
+            "                 no home rule for headquarters {}",
+            policy.headquarters
+        ),
+    }
+    println!(
+        "                 each Tier-2 country <= {} %",
+        policy.tier2_country_max_share
+    );
+    if policy.tier3_prohibited {
+        println!("                 no compute in Tier 3");
+    }
+    println!(
+        "  counting       ECCN prefixes {}, or TPP >= {}; unknown devices: {:?}; simulated evidence: {:?}",
+        policy.counting.eccn_prefixes.join(" "),
+        grouped(policy.counting.min_tpp),
+        policy.counting.unknown_devices,
+        policy.counting.simulated_evidence
+    );
+    Ok(0)
+}

@@ -1,0 +1,323 @@
+//! `veuctl plan` as a process: its JSON against the independent reference's expectations
+//! (tests/reference/plan_reference.py), its exit codes, and its handling of bad input.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn veuctl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_veuctl"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("veuctl runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn plan_json(fleet: &Path, extra: &[&str]) -> Value {
+    let mut args = vec!["plan", fleet.to_str().unwrap(), "--format", "json"];
+    args.extend_from_slice(extra);
+    let output = veuctl(&args);
+    assert!(
+        output.status.success(),
+        "{}: {}",
+        fleet.display(),
+        stderr(&output)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn close(a: &Value, b: &Value) -> bool {
+    (a.as_f64().unwrap() - b.as_f64().unwrap()).abs() < 1e-9
+}
+
+/// Compares every field of the SPEC section 5 contract.
+fn assert_matches(actual: &Value, expected: &Value, name: &str) {
+    for key in ["compliant", "total_tpp", "new_tier2_country_headroom_tpp"] {
+        assert_eq!(actual[key], expected[key], "{name}: {key}");
+    }
+    for key in ["tier1_share", "home_share"] {
+        assert!(
+            close(&actual[key], &expected[key]),
+            "{name}: {key} {} vs {}",
+            actual[key],
+            expected[key]
+        );
+    }
+    let countries = actual["countries"].as_array().unwrap();
+    let expected_countries = expected["countries"].as_array().unwrap();
+    assert_eq!(
+        countries.len(),
+        expected_countries.len(),
+        "{name}: countries"
+    );
+    for (got, want) in countries.iter().zip(expected_countries) {
+        for key in ["country", "tier", "tpp"] {
+            assert_eq!(got[key], want[key], "{name}: countries.{key}");
+        }
+        assert!(
+            close(&got["share"], &want["share"]),
+            "{name}: share of {}",
+            got["country"]
+        );
+        let h100e = got["tpp"].as_f64().unwrap() / 15840.0;
+        assert!(
+            (got["h100e"].as_f64().unwrap() - h100e).abs() < 1e-9,
+            "{name}: h100e"
+        );
+    }
+    // Order is not part of the contract: compare sorted.
+    let pick = |value: &Value, keys: &[&str]| -> Vec<String> {
+        let mut items: Vec<String> = value
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| {
+                keys.iter()
+                    .map(|key| item[*key].to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        items.sort();
+        items
+    };
+    assert_eq!(
+        pick(&actual["violations"], &["rule", "country"]),
+        pick(&expected["violations"], &["rule", "country"]),
+        "{name}: violations"
+    );
+    assert_eq!(
+        pick(&actual["headroom"], &["country", "tpp"]),
+        pick(&expected["headroom"], &["country", "tpp"]),
+        "{name}: headroom"
+    );
+    for headroom in actual["headroom"].as_array().unwrap() {
+        let tpp = headroom["tpp"].as_u64().unwrap();
+        assert_eq!(
+            headroom["units"].as_u64().unwrap(),
+            tpp / 15840,
+            "{name}: units"
+        );
+    }
+}
+
+fn fleets_in(dir: &Path) -> Vec<PathBuf> {
+    let mut fleets: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "csv"))
+        .collect();
+    fleets.sort();
+    fleets
+}
+
+#[test]
+fn fixture_fleets_match_the_independent_reference() {
+    let dir = repo().join("tests/fixtures/plan");
+    let fleets = fleets_in(&dir);
+    assert!(fleets.len() >= 14, "fixtures missing in {}", dir.display());
+    for fleet in fleets {
+        let name = fleet.file_stem().unwrap().to_str().unwrap().to_owned();
+        let expected: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(format!("{name}.expected.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_matches(&plan_json(&fleet, &[]), &expected, &name);
+    }
+}
+
+#[test]
+fn shipped_examples_match_the_independent_reference() {
+    let fleets = fleets_in(&repo().join("deploy/examples"));
+    let verdicts: Vec<(String, bool)> = fleets
+        .iter()
+        .map(|fleet| {
+            let name = fleet.file_stem().unwrap().to_str().unwrap().to_owned();
+            let expected_path =
+                repo().join(format!("tests/fixtures/plan/examples/{name}.expected.json"));
+            let expected: Value =
+                serde_json::from_str(&std::fs::read_to_string(expected_path).unwrap()).unwrap();
+            let actual = plan_json(fleet, &[]);
+            assert_matches(&actual, &expected, &name);
+            (name, actual["compliant"].as_bool().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            ("compliant".to_owned(), true),
+            ("tier2-breach".to_owned(), false),
+            ("tier3-presence".to_owned(), false),
+        ]
+    );
+}
+
+#[test]
+fn table_shows_verdict_shares_limits_and_headroom_in_units() {
+    let output = veuctl(&["plan", "deploy/examples/compliant.csv", "--unit", "H100"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    for expected in [
+        "Verdict   COMPLIANT",
+        "Tier-1 share",
+        ">= 75 %",
+        "Home share (US)",
+        "<= 7 %",
+        "MY       Malaysia",
+        "H100e more",
+        "x H100-SXM5-80GB",
+        "eight-GPU nodes",
+        "a new Tier-2 country",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+    let breach = stdout(&veuctl(&["plan", "deploy/examples/tier2-breach.csv"]));
+    assert!(breach.contains("NOT COMPLIANT: 1 violation(s)"), "{breach}");
+    assert!(breach.contains("MY (Malaysia) holds"), "{breach}");
+}
+
+#[test]
+fn bad_lines_are_all_reported_and_nothing_is_evaluated() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = dir.path().join("fleet.csv");
+    std::fs::write(
+        &fleet,
+        "country,count,accelerator\nUS,8,H100\nZZ,8,H100\nUS,eight,H100\nMY,8,H100X\nUS,8,H100\n",
+    )
+    .unwrap();
+    let output = veuctl(&["plan", fleet.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        output.stdout.is_empty(),
+        "nothing is evaluated: {}",
+        stdout(&output)
+    );
+    let errors = stderr(&output);
+    let path = fleet.display().to_string();
+    for expected in [
+        format!("{path}:3: \"ZZ\" is not an ISO 3166-1 alpha-2 country code"),
+        format!("{path}:4: count \"eight\" is not a whole number"),
+        format!("{path}:5: unknown accelerator \"H100X\""),
+        "3 bad line(s); nothing was evaluated".to_owned(),
+    ] {
+        assert!(
+            errors.contains(&expected),
+            "missing {expected:?} in\n{errors}"
+        );
+    }
+}
+
+#[test]
+fn check_flag_turns_a_violation_into_exit_status_1() {
+    assert_eq!(
+        veuctl(&["plan", "deploy/examples/tier2-breach.csv"])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        veuctl(&["plan", "deploy/examples/tier2-breach.csv", "--check"])
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(
+        veuctl(&["plan", "deploy/examples/compliant.csv", "--check"])
+            .status
+            .code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn policy_file_changes_the_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = dir.path().join("kh.csv");
+    std::fs::write(&fleet, "country,count,tpp\nUS,95,100\nKH,5,100\n").unwrap();
+    let y2025 = plan_json(&fleet, &[]);
+    assert_eq!(y2025["violations"][0]["rule"], "tier3_prohibited");
+    let y2026 = plan_json(&fleet, &["--policy", "deploy/policies/uveu-2026-us.toml"]);
+    assert_eq!(
+        y2026["compliant"], true,
+        "Cambodia is Tier 2 from February 2026"
+    );
+    assert_eq!(y2026["policy"]["id"], "uveu-2026-us");
+
+    let german = dir.path().join("de.toml");
+    let text = std::fs::read_to_string(repo().join("deploy/policies/uveu-2025-us.toml")).unwrap();
+    std::fs::write(
+        &german,
+        text.replace("headquarters = \"US\"", "headquarters = \"DE\""),
+    )
+    .unwrap();
+    let de = plan_json(&fleet, &["--policy", german.to_str().unwrap()]);
+    assert_eq!(de["home_rule"], false);
+    assert_eq!(de["home_country"], "DE");
+}
+
+#[test]
+fn bad_policy_and_unit_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("bad.toml");
+    let text = std::fs::read_to_string(repo().join("deploy/policies/uveu-2025-us.toml")).unwrap();
+    std::fs::write(
+        &policy,
+        text.replace("\"AU\"", "\"XX\"")
+            .replace("version = 1", "version = 0"),
+    )
+    .unwrap();
+    let output = veuctl(&[
+        "plan",
+        "deploy/examples/compliant.csv",
+        "--policy",
+        policy.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let errors = stderr(&output);
+    assert!(errors.contains("version: must be at least 1"), "{errors}");
+    assert!(
+        errors.contains("tiers.tier1[1]: \"XX\" is not an ISO 3166-1"),
+        "{errors}"
+    );
+
+    let output = veuctl(&["plan", "deploy/examples/compliant.csv", "--unit", "H1000"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("--unit \"H1000\" is not in the catalogue"));
+
+    let output = veuctl(&["plan", "no/such/fleet.csv"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("cannot read no/such/fleet.csv"));
+}
+
+#[test]
+fn catalogue_and_policy_commands_describe_the_rules() {
+    let catalogue: Value =
+        serde_json::from_slice(&veuctl(&["catalogue", "--format", "json"]).stdout).unwrap();
+    let h100 = catalogue["accelerators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "H100-SXM5-80GB")
+        .unwrap();
+    assert_eq!(h100["tpp"], 15840);
+    assert!(catalogue["digest"].as_str().unwrap().starts_with("sha256:"));
+
+    let output = veuctl(&["policy", "check", "deploy/policies/uveu-2026-us.toml"]);
+    assert!(output.status.success());
+    assert!(stdout(&output).contains("uveu-2026-us v1: valid"));
+}
