@@ -1,0 +1,345 @@
+//! The dependency rules of ARCHITECTURE.md, checked on the resolved dependency graph:
+//!
+//! 1. Pure crates (every `*-core` crate, `proto-accounting`, `proto-evidence`) never depend,
+//!    directly or through anything, on NVML, ring, tonic, prost or a SQL library.
+//! 2. At most one workspace crate links nvml-wrapper, and it is `agent-nvml`.
+//! 3. Generated protobuf types stop at the transport crates: only those may depend directly
+//!    on `proto-wire`, `prost` or `tonic`.
+//! 4. No OpenSSL or aws-lc anywhere in the tree: crypto is ring.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+/// Crates that are pure by name, besides every `*-core` crate.
+pub const PURE_CONTRACT_CRATES: &[&str] = &["proto-accounting", "proto-evidence"];
+
+/// What a pure crate must never reach.
+pub const FORBIDDEN_IN_PURE: &[&str] = &[
+    "nvml-wrapper",
+    "nvml-wrapper-sys",
+    "ring",
+    "tonic",
+    "prost",
+    "rusqlite",
+    "libsqlite3-sys",
+    "tokio-postgres",
+    "postgres",
+    "sqlx",
+];
+
+/// The only crate allowed to link the NVML bindings.
+pub const NVML_CRATE: &str = "agent-nvml";
+
+/// Crates that may use generated protobuf types directly: the contract itself, the evidence
+/// codec, and the transport adapters of agent, collector and veuctl.
+pub const TRANSPORT_CRATES: &[&str] = &[
+    "proto-wire",
+    "proto-seal",
+    "agent-uplink",
+    "collector-server",
+    "collector-ctl",
+];
+
+/// Crates that may not appear anywhere in the tree.
+pub const BANNED_EVERYWHERE: &[&str] = &["aws-lc-rs", "aws-lc-sys", "openssl", "openssl-sys"];
+
+/// Packages and their normal (non-dev, non-build) dependencies, by name.
+#[derive(Debug, Clone, Default)]
+pub struct Graph {
+    /// Workspace member names.
+    pub members: BTreeSet<String>,
+    /// Every package in the resolved graph and its normal dependencies.
+    pub edges: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Graph {
+    /// Runs `cargo metadata` in `workspace` and reads the resolved graph.
+    pub fn load(workspace: &Path) -> Result<Self, String> {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let output = Command::new(cargo)
+            .args(["metadata", "--format-version", "1", "--locked"])
+            .current_dir(workspace)
+            .output()
+            .map_err(|error| format!("cannot run cargo metadata: {error}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "cargo metadata failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        let metadata: Value = serde_json::from_slice(&output.stdout)
+            .map_err(|error| format!("cargo metadata printed invalid JSON: {error}"))?;
+        Self::from_metadata(&metadata)
+    }
+
+    /// Reads the graph from `cargo metadata` JSON.
+    pub fn from_metadata(metadata: &Value) -> Result<Self, String> {
+        let mut names = BTreeMap::new();
+        for package in metadata["packages"].as_array().ok_or("no packages")? {
+            let id = package["id"].as_str().ok_or("package without id")?;
+            let name = package["name"].as_str().ok_or("package without name")?;
+            names.insert(id.to_owned(), name.to_owned());
+        }
+        let name_of = |id: &Value| -> Result<String, String> {
+            let id = id.as_str().ok_or("id is not a string")?;
+            names
+                .get(id)
+                .cloned()
+                .ok_or_else(|| format!("unknown package id {id}"))
+        };
+        let mut graph = Graph::default();
+        for member in metadata["workspace_members"]
+            .as_array()
+            .ok_or("no workspace_members")?
+        {
+            graph.members.insert(name_of(member)?);
+        }
+        for node in metadata["resolve"]["nodes"]
+            .as_array()
+            .ok_or("no resolve graph")?
+        {
+            let from = name_of(&node["id"])?;
+            let deps = graph.edges.entry(from).or_default();
+            for dep in node["deps"].as_array().ok_or("node without deps")? {
+                let normal = dep["dep_kinds"]
+                    .as_array()
+                    .is_some_and(|kinds| kinds.iter().any(|kind| kind["kind"].is_null()));
+                if normal {
+                    deps.insert(name_of(&dep["pkg"])?);
+                }
+            }
+        }
+        Ok(graph)
+    }
+
+    /// Adds an edge; for tests of the rules themselves.
+    pub fn add_edge(&mut self, from: &str, to: &str) {
+        self.edges
+            .entry(from.to_owned())
+            .or_default()
+            .insert(to.to_owned());
+        self.edges.entry(to.to_owned()).or_default();
+    }
+
+    /// Crates the rules treat as pure.
+    pub fn pure_crates(&self) -> Vec<&str> {
+        self.members
+            .iter()
+            .map(String::as_str)
+            .filter(|name| name.ends_with("-core") || PURE_CONTRACT_CRATES.contains(name))
+            .collect()
+    }
+
+    /// The path `from → … → to` through normal dependencies, if `to` is reachable.
+    pub fn path(&self, from: &str, to: &str) -> Option<Vec<String>> {
+        let mut previous: BTreeMap<&str, &str> = BTreeMap::new();
+        let mut queue = std::collections::VecDeque::from([from]);
+        let mut seen = BTreeSet::from([from]);
+        while let Some(current) = queue.pop_front() {
+            if current == to {
+                let mut path = vec![to.to_owned()];
+                let mut at = to;
+                while let Some(&before) = previous.get(at) {
+                    path.push(before.to_owned());
+                    at = before;
+                }
+                path.reverse();
+                return Some(path);
+            }
+            for next in self.edges.get(current).into_iter().flatten() {
+                if seen.insert(next) {
+                    previous.insert(next, current);
+                    queue.push_back(next);
+                }
+            }
+        }
+        None
+    }
+
+    /// Every broken rule, in words.
+    pub fn violations(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        for pure in self.pure_crates() {
+            for forbidden in FORBIDDEN_IN_PURE {
+                if let Some(path) = self.path(pure, forbidden) {
+                    found.push(format!(
+                        "pure crate {pure} reaches {forbidden}: {}",
+                        path.join(" -> ")
+                    ));
+                }
+            }
+        }
+        let direct = |dependency: &str| -> Vec<&str> {
+            self.members
+                .iter()
+                .filter(|member| {
+                    self.edges
+                        .get(*member)
+                        .is_some_and(|deps| deps.contains(dependency))
+                })
+                .map(String::as_str)
+                .collect()
+        };
+        for member in direct("nvml-wrapper") {
+            if member != NVML_CRATE {
+                found.push(format!(
+                    "{member} links nvml-wrapper; only {NVML_CRATE} may"
+                ));
+            }
+        }
+        for generated in ["proto-wire", "prost", "tonic"] {
+            for member in direct(generated) {
+                if member != generated && !TRANSPORT_CRATES.contains(&member) {
+                    found.push(format!(
+                        "{member} depends on {generated}; generated protobuf types stop at the transport crates ({})",
+                        TRANSPORT_CRATES.join(", ")
+                    ));
+                }
+            }
+        }
+        for banned in BANNED_EVERYWHERE {
+            if self.edges.contains_key(*banned) {
+                let users: Vec<&str> = self
+                    .edges
+                    .iter()
+                    .filter(|(_, deps)| deps.contains(*banned))
+                    .map(|(name, _)| name.as_str())
+                    .collect();
+                found.push(format!(
+                    "{banned} is in the tree (pulled by {})",
+                    users.join(", ")
+                ));
+            }
+        }
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small workspace that follows every rule.
+    fn clean() -> Graph {
+        let mut graph = Graph::default();
+        for member in [
+            "agent-core",
+            "agent-nvml",
+            "agent-uplink",
+            "proto-accounting",
+            "proto-wire",
+        ] {
+            graph.members.insert(member.to_owned());
+        }
+        graph.add_edge("agent-core", "proto-accounting");
+        graph.add_edge("proto-accounting", "serde");
+        graph.add_edge("agent-nvml", "nvml-wrapper");
+        graph.add_edge("agent-nvml", "agent-core");
+        graph.add_edge("agent-uplink", "proto-wire");
+        graph.add_edge("agent-uplink", "ring");
+        graph.add_edge("proto-wire", "prost");
+        graph.add_edge("proto-wire", "tonic");
+        graph
+    }
+
+    #[test]
+    fn a_clean_graph_passes() {
+        assert_eq!(clean().violations(), Vec::<String>::new());
+        assert_eq!(clean().pure_crates(), ["agent-core", "proto-accounting"]);
+    }
+
+    #[test]
+    fn a_direct_forbidden_edge_from_a_core_fails() {
+        let mut graph = clean();
+        graph.add_edge("agent-core", "ring");
+        assert_eq!(
+            graph.violations(),
+            ["pure crate agent-core reaches ring: agent-core -> ring"]
+        );
+    }
+
+    #[test]
+    fn a_transitive_forbidden_edge_fails_with_its_path() {
+        let mut graph = clean();
+        graph.add_edge("serde", "sneaky");
+        graph.add_edge("sneaky", "rusqlite");
+        assert_eq!(
+            graph.violations(),
+            [
+                "pure crate agent-core reaches rusqlite: agent-core -> proto-accounting -> serde -> sneaky -> rusqlite",
+                "pure crate proto-accounting reaches rusqlite: proto-accounting -> serde -> sneaky -> rusqlite",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_second_nvml_crate_fails() {
+        let mut graph = clean();
+        graph.members.insert("collector-server".to_owned());
+        graph.add_edge("collector-server", "nvml-wrapper");
+        assert_eq!(
+            graph.violations(),
+            ["collector-server links nvml-wrapper; only agent-nvml may"]
+        );
+    }
+
+    #[test]
+    fn generated_types_outside_transport_crates_fail() {
+        let mut graph = clean();
+        graph.members.insert("agent-spool".to_owned());
+        graph.add_edge("agent-spool", "prost");
+        let violations = graph.violations();
+        assert_eq!(violations.len(), 1);
+        assert!(
+            violations[0].starts_with("agent-spool depends on prost"),
+            "{violations:?}"
+        );
+    }
+
+    #[test]
+    fn aws_lc_anywhere_fails() {
+        let mut graph = clean();
+        graph.add_edge("tonic", "aws-lc-rs");
+        assert_eq!(
+            graph.violations(),
+            ["aws-lc-rs is in the tree (pulled by tonic)"]
+        );
+    }
+
+    #[test]
+    fn reads_cargo_metadata_json_and_ignores_dev_dependencies() {
+        let metadata = serde_json::json!({
+            "packages": [
+                {"id": "a 0.1", "name": "agent-core"},
+                {"id": "r 0.17", "name": "ring"},
+                {"id": "p 1", "name": "proptest"},
+            ],
+            "workspace_members": ["a 0.1"],
+            "resolve": {"nodes": [
+                {"id": "a 0.1", "deps": [
+                    {"pkg": "p 1", "dep_kinds": [{"kind": "dev", "target": null}]},
+                    {"pkg": "r 0.17", "dep_kinds": [{"kind": "dev", "target": null}]},
+                ]},
+                {"id": "r 0.17", "deps": []},
+                {"id": "p 1", "deps": []},
+            ]},
+        });
+        let graph = Graph::from_metadata(&metadata).unwrap();
+        assert_eq!(
+            graph.violations(),
+            Vec::<String>::new(),
+            "dev-dependencies may use anything"
+        );
+
+        let mut metadata = metadata;
+        metadata["resolve"]["nodes"][0]["deps"][1]["dep_kinds"][0]["kind"] = Value::Null;
+        let graph = Graph::from_metadata(&metadata).unwrap();
+        assert_eq!(
+            graph.violations(),
+            ["pure crate agent-core reaches ring: agent-core -> ring"]
+        );
+    }
+}

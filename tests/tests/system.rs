@@ -1,0 +1,27 @@
+//! The system tests: one binary, one module per area.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod architecture {
+    use std::path::Path;
+
+    use system_tests::architecture::Graph;
+
+    #[test]
+    fn the_workspace_follows_its_dependency_rules() {
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let graph = Graph::load(&workspace).unwrap();
+        let pure = graph.pure_crates();
+        assert!(
+            pure.contains(&"proto-accounting") && pure.contains(&"proto-evidence"),
+            "the contract's pure crates must be checked: {pure:?}"
+        );
+        assert!(graph.members.len() >= 6, "{:?}", graph.members);
+        let violations = graph.violations();
+        assert!(
+            violations.is_empty(),
+            "dependency rules broken:\n{}",
+            violations.join("\n")
+        );
+    }
+}
