@@ -131,6 +131,7 @@ mod tests {
             policy_digest: String::new(),
             agent_version: String::new(),
             source: EvidenceSource::Simulated,
+            driver_version: String::new(),
         }
     }
 

@@ -43,6 +43,8 @@ pub struct AttestationPayload {
     pub agent_version: String,
     /// Real NVML or simulated.
     pub source: EvidenceSource,
+    /// NVML's driver version.
+    pub driver_version: String,
 }
 
 /// One physical accelerator as NVML showed it. MIG instances are metadata.
@@ -78,6 +80,16 @@ pub struct DeviceRecord {
     pub mig_instances: u32,
     /// Queries that failed.
     pub faults: Vec<DeviceFault>,
+    /// CUDA compute capability, `major.minor`.
+    pub compute_capability: String,
+    /// Total memory in bytes.
+    pub memory_total_bytes: u64,
+    /// Maximum SM clock in MHz.
+    pub max_sm_clock_mhz: u32,
+    /// VBIOS version.
+    pub vbios_version: String,
+    /// Confidential-compute mode, where the device reports it.
+    pub confidential_compute: Option<bool>,
 }
 
 /// One failed query on one device.

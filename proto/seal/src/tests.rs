@@ -46,6 +46,7 @@ pub(crate) fn payload(signer: &Ed25519Signer) -> AttestationPayload {
         policy_digest: "sha256:11".into(),
         agent_version: "0.1.0".into(),
         source: EvidenceSource::Simulated,
+        driver_version: String::new(),
     }
 }
 

@@ -217,6 +217,7 @@ impl FromWire<v1::AttestationPayload> for AttestationPayload {
             policy_digest: message.policy_digest,
             agent_version: message.agent_version,
             source,
+            driver_version: message.driver_version,
         })
     }
 }
@@ -247,6 +248,23 @@ impl FromWire<v1::Device> for DeviceRecord {
                     message: fault.message,
                 })
                 .collect(),
+            compute_capability: message.compute_capability,
+            memory_total_bytes: message.memory_total_bytes,
+            max_sm_clock_mhz: message.max_sm_clock_mhz,
+            vbios_version: message.vbios_version,
+            confidential_compute: match v1::ConfidentialCompute::try_from(
+                message.confidential_compute,
+            ) {
+                Ok(v1::ConfidentialCompute::On) => Some(true),
+                Ok(v1::ConfidentialCompute::Off) => Some(false),
+                Ok(v1::ConfidentialCompute::Unspecified) => None,
+                Err(_) => {
+                    return Err(invalid(
+                        "devices.confidential_compute",
+                        format!("unknown value {}", message.confidential_compute),
+                    ));
+                }
+            },
         })
     }
 }
@@ -277,6 +295,7 @@ impl ToWire<v1::AttestationPayload> for AttestationPayload {
                 EvidenceSource::Nvml => v1::EvidenceSource::Nvml.into(),
                 EvidenceSource::Simulated => v1::EvidenceSource::Simulated.into(),
             },
+            driver_version: payload.driver_version.clone(),
         }
     }
 }
@@ -307,6 +326,15 @@ impl ToWire<v1::Device> for DeviceRecord {
                     message: fault.message.clone(),
                 })
                 .collect(),
+            compute_capability: device.compute_capability.clone(),
+            memory_total_bytes: device.memory_total_bytes,
+            max_sm_clock_mhz: device.max_sm_clock_mhz,
+            vbios_version: device.vbios_version.clone(),
+            confidential_compute: match device.confidential_compute {
+                None => v1::ConfidentialCompute::Unspecified.into(),
+                Some(false) => v1::ConfidentialCompute::Off.into(),
+                Some(true) => v1::ConfidentialCompute::On.into(),
+            },
         }
     }
 }

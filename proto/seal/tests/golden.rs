@@ -46,6 +46,7 @@ fn statement(signer: &Ed25519Signer) -> AttestationPayload {
             } else {
                 Vec::new()
             },
+            ..DeviceRecord::default()
         })
         .collect();
     AttestationPayload {
@@ -64,6 +65,7 @@ fn statement(signer: &Ed25519Signer) -> AttestationPayload {
             .into(),
         agent_version: "0.1.0".into(),
         source: EvidenceSource::Nvml,
+        driver_version: String::new(),
     }
 }
 
