@@ -1,0 +1,563 @@
+//! The agent's TOML configuration: `RawConfig` as written, validated into `Config` with every
+//! error reported with its key.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host_id: String,
+    pub site_id: String,
+    pub state_dir: PathBuf,
+    pub interval: Duration,
+    pub jitter_percent: u32,
+    pub watch_interval: Duration,
+    pub nvml_timeout: Duration,
+    pub nvml_library: Option<PathBuf>,
+    pub catalogue: Option<PathBuf>,
+    pub policy: Option<PathBuf>,
+    pub collector: Option<Collector>,
+    pub spool_max_entries: usize,
+    pub spool_max_bytes: u64,
+    pub log_format: LogFormat,
+    pub log_level: tracing::Level,
+    pub metrics_listen: Option<SocketAddr>,
+    pub shutdown_grace: Duration,
+}
+
+/// Where to send attestations.
+#[derive(Debug, Clone)]
+pub struct Collector {
+    pub endpoint: String,
+    pub server_name: String,
+    pub ca: PathBuf,
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Every problem in a configuration file.
+#[derive(Debug)]
+pub struct ConfigErrors {
+    pub path: PathBuf,
+    pub errors: Vec<(String, String)>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} has {} error(s):",
+            self.path.display(),
+            self.errors.len()
+        )?;
+        for (key, message) in &self.errors {
+            write!(f, "\n  {key}: {message}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    host_id: Option<String>,
+    site_id: String,
+    state_dir: PathBuf,
+    #[serde(default)]
+    attestation: RawAttestation,
+    #[serde(default)]
+    nvml: RawNvml,
+    #[serde(default)]
+    rules: RawRules,
+    collector: Option<RawCollector>,
+    #[serde(default)]
+    spool: RawSpool,
+    #[serde(default)]
+    log: RawLog,
+    #[serde(default)]
+    metrics: RawMetrics,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAttestation {
+    interval: Option<String>,
+    jitter_percent: Option<u32>,
+    watch_interval: Option<String>,
+    shutdown_grace: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawNvml {
+    library: Option<PathBuf>,
+    timeout: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRules {
+    catalogue: Option<PathBuf>,
+    policy: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCollector {
+    endpoint: String,
+    server_name: Option<String>,
+    ca: PathBuf,
+    certificate: PathBuf,
+    key: PathBuf,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSpool {
+    max_entries: Option<usize>,
+    max_bytes: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: Option<LogFormat>,
+    level: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: Option<String>,
+}
+
+impl Config {
+    /// Reads and validates `path`. Files the configuration names (TLS material, rules) must
+    /// exist and be readable.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let fail = |key: &str, message: String| ConfigErrors {
+            path: path.to_path_buf(),
+            errors: vec![(key.to_owned(), message)],
+        };
+        let text =
+            std::fs::read_to_string(path).map_err(|e| fail("file", format!("cannot read: {e}")))?;
+        let config = Self::parse(&text, path)?;
+        let missing = config.unreadable_files();
+        if missing.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigErrors {
+                path: path.to_path_buf(),
+                errors: missing,
+            })
+        }
+    }
+
+    /// Files the configuration names that cannot be opened, with their keys.
+    pub fn unreadable_files(&self) -> Vec<(String, String)> {
+        let mut files: Vec<(&str, &Path)> = Vec::new();
+        if let Some(file) = &self.catalogue {
+            files.push(("rules.catalogue", file));
+        }
+        if let Some(file) = &self.policy {
+            files.push(("rules.policy", file));
+        }
+        if let Some(c) = &self.collector {
+            files.push(("collector.ca", &c.ca));
+            files.push(("collector.certificate", &c.certificate));
+            files.push(("collector.key", &c.key));
+        }
+        files
+            .into_iter()
+            .filter_map(|(key, file)| {
+                std::fs::File::open(file).err().map(|e| {
+                    (
+                        key.to_owned(),
+                        format!("cannot read {}: {e}", file.display()),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// Validates configuration text without touching the files it names; `path` names it in
+    /// errors and anchors relative paths.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+        let raw: RawConfig = toml::from_str(text).map_err(|error| ConfigErrors {
+            path: path.to_path_buf(),
+            errors: vec![(
+                "syntax".to_owned(),
+                error.to_string().trim().replace('\n', " "),
+            )],
+        })?;
+        let mut errors: Vec<(String, String)> = Vec::new();
+        let mut error = |key: &str, message: String| errors.push((key.to_owned(), message));
+
+        let host_id = match raw.host_id {
+            Some(id) => id,
+            None => agent_host::read().hostname,
+        };
+        check_id("host_id", &host_id, &mut error);
+        check_id("site_id", &raw.site_id, &mut error);
+
+        let mut duration =
+            |key: &str, value: Option<&str>, default: Duration, min: Duration| match value
+                .map(parse_duration)
+            {
+                None => default,
+                Some(Ok(d)) if d >= min => d,
+                Some(Ok(_)) => {
+                    error(key, format!("must be at least {}", format_duration(min)));
+                    default
+                }
+                Some(Err(message)) => {
+                    error(key, message);
+                    default
+                }
+            };
+        let interval = duration(
+            "attestation.interval",
+            raw.attestation.interval.as_deref(),
+            Duration::from_secs(60),
+            Duration::from_millis(100),
+        );
+        let watch_interval = duration(
+            "attestation.watch_interval",
+            raw.attestation.watch_interval.as_deref(),
+            Duration::from_secs(10),
+            Duration::from_millis(100),
+        );
+        let shutdown_grace = duration(
+            "attestation.shutdown_grace",
+            raw.attestation.shutdown_grace.as_deref(),
+            Duration::from_secs(10),
+            Duration::ZERO,
+        );
+        let nvml_timeout = duration(
+            "nvml.timeout",
+            raw.nvml.timeout.as_deref(),
+            Duration::from_secs(10),
+            Duration::from_millis(100),
+        );
+        let jitter_percent = raw.attestation.jitter_percent.unwrap_or(10);
+        if jitter_percent > 50 {
+            error(
+                "attestation.jitter_percent",
+                "must be between 0 and 50".into(),
+            );
+        }
+
+        let base = path.parent().unwrap_or(Path::new("."));
+        let resolve = |p: PathBuf| if p.is_relative() { base.join(p) } else { p };
+        let catalogue = raw.rules.catalogue.map(resolve);
+        let policy = raw.rules.policy.map(resolve);
+        let collector = raw.collector.map(|c| {
+            let (ca, certificate, key) = (resolve(c.ca), resolve(c.certificate), resolve(c.key));
+            let server_name = c.server_name.unwrap_or_else(|| host_of(&c.endpoint));
+            Collector {
+                endpoint: c.endpoint,
+                server_name,
+                ca,
+                certificate,
+                key,
+            }
+        });
+        if let Some(c) = &collector {
+            if !c.endpoint.starts_with("https://") {
+                error(
+                    "collector.endpoint",
+                    format!("{:?} must be an https:// URL", c.endpoint),
+                );
+            }
+            if c.server_name.is_empty() {
+                error(
+                    "collector.server_name",
+                    "cannot be derived from the endpoint; set it".into(),
+                );
+            }
+        }
+
+        let spool_max_bytes = match raw.spool.max_bytes.as_deref().map(parse_size) {
+            None => 64 << 20,
+            Some(Ok(bytes)) if bytes >= 1 << 20 => bytes,
+            Some(Ok(_)) => {
+                error("spool.max_bytes", "must be at least 1MiB".into());
+                64 << 20
+            }
+            Some(Err(message)) => {
+                error("spool.max_bytes", message);
+                64 << 20
+            }
+        };
+        let spool_max_entries = raw.spool.max_entries.unwrap_or(10_080);
+        if spool_max_entries < 10 {
+            error("spool.max_entries", "must be at least 10".into());
+        }
+        let log_level = match raw
+            .log
+            .level
+            .as_deref()
+            .unwrap_or("info")
+            .parse::<tracing::Level>()
+        {
+            Ok(level) => level,
+            Err(_) => {
+                error(
+                    "log.level",
+                    "must be one of error, warn, info, debug, trace".into(),
+                );
+                tracing::Level::INFO
+            }
+        };
+        let metrics_listen = raw
+            .metrics
+            .listen
+            .as_deref()
+            .and_then(|text| match text.parse() {
+                Ok(addr) => Some(addr),
+                Err(_) => {
+                    error(
+                        "metrics.listen",
+                        format!("{text:?} is not an address like 127.0.0.1:9464"),
+                    );
+                    None
+                }
+            });
+
+        if !errors.is_empty() {
+            return Err(ConfigErrors {
+                path: path.to_path_buf(),
+                errors,
+            });
+        }
+        Ok(Config {
+            host_id,
+            site_id: raw.site_id,
+            state_dir: resolve(raw.state_dir),
+            interval,
+            jitter_percent,
+            watch_interval,
+            nvml_timeout,
+            nvml_library: raw.nvml.library.map(resolve),
+            catalogue,
+            policy,
+            collector,
+            spool_max_entries,
+            spool_max_bytes,
+            log_format: raw.log.format.unwrap_or(LogFormat::Text),
+            log_level,
+            metrics_listen,
+            shutdown_grace,
+        })
+    }
+}
+
+fn check_id(key: &str, value: &str, error: &mut impl FnMut(&str, String)) {
+    let ok = !value.is_empty()
+        && value.len() <= 256
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
+    if !ok {
+        error(
+            key,
+            format!("{value:?} must be 1 to 256 characters of A-Z a-z 0-9 - _ . :"),
+        );
+    }
+}
+
+/// The host part of an `https://host:port` URL.
+fn host_of(endpoint: &str) -> String {
+    let rest = endpoint.strip_prefix("https://").unwrap_or(endpoint);
+    let authority = rest.split('/').next().unwrap_or("");
+    if let Some(inner) = authority.strip_prefix('[') {
+        return inner.split(']').next().unwrap_or("").to_owned();
+    }
+    authority
+        .rsplit_once(':')
+        .map_or(authority, |(host, _)| host)
+        .to_owned()
+}
+
+/// `500ms`, `30s`, `5m`, `1h`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 500ms, 30s, 5m or 1h"))?;
+    let millis = match unit.trim() {
+        "ms" => value,
+        "s" => value.saturating_mul(1000),
+        "m" => value.saturating_mul(60_000),
+        "h" => value.saturating_mul(3_600_000),
+        _ => {
+            return Err(format!(
+                "{text:?} is not a duration like 500ms, 30s, 5m or 1h"
+            ));
+        }
+    };
+    Ok(Duration::from_millis(millis))
+}
+
+fn format_duration(duration: Duration) -> String {
+    format!("{}ms", duration.as_millis())
+}
+
+/// `64MiB`, `512KiB`, `1GiB`, or plain bytes.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size like 64MiB"))?;
+    let factor = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "{text:?} is not a size like 64MiB (units: B, KiB, MiB, GiB)"
+            ));
+        }
+    };
+    value
+        .checked_mul(factor)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigErrors> {
+        Config::parse(text, Path::new("/etc/veu-agent/agent.toml"))
+    }
+
+    #[test]
+    fn minimal_config_takes_defaults() {
+        let config =
+            parse("site_id = \"us-va-1\"\nstate_dir = \"/var/lib/veu-agent\"\nhost_id = \"gpu-1\"")
+                .unwrap();
+        assert_eq!(config.interval, Duration::from_secs(60));
+        assert_eq!(config.jitter_percent, 10);
+        assert_eq!(config.spool_max_entries, 10_080);
+        assert_eq!(config.spool_max_bytes, 64 << 20);
+        assert!(config.collector.is_none());
+        assert_eq!(config.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn the_shipped_example_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/agent/agent.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let config = Config::parse(&text, &path).unwrap();
+        assert_eq!(config.site_id, "us-va-ashburn-1");
+        assert_eq!(
+            config.collector.as_ref().unwrap().server_name,
+            "collector.example.com"
+        );
+        assert_eq!(
+            config.metrics_listen,
+            Some("127.0.0.1:9464".parse().unwrap())
+        );
+        let missing: Vec<String> = config
+            .unreadable_files()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(
+            missing,
+            ["collector.ca", "collector.certificate", "collector.key"]
+        );
+    }
+
+    #[test]
+    fn every_error_is_reported_with_its_key() {
+        let text = r#"
+host_id = "gpu 1"
+site_id = ""
+state_dir = "state"
+[attestation]
+interval = "soon"
+jitter_percent = 90
+[collector]
+endpoint = "http://collector:7443"
+ca = "/nonexistent/ca.pem"
+certificate = "/nonexistent/agent.pem"
+key = "/nonexistent/agent.key"
+[spool]
+max_bytes = "12 apples"
+[log]
+level = "loud"
+[metrics]
+listen = "everywhere"
+"#;
+        let errors = parse(text).unwrap_err();
+        let keys: Vec<&str> = errors.errors.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "host_id",
+                "site_id",
+                "attestation.interval",
+                "attestation.jitter_percent",
+                "collector.endpoint",
+                "spool.max_bytes",
+                "log.level",
+                "metrics.listen",
+            ],
+            "{errors}"
+        );
+        assert!(
+            errors
+                .to_string()
+                .starts_with("/etc/veu-agent/agent.toml has 8 error(s):")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_name() {
+        let errors =
+            parse("site_id = \"s\"\nstate_dir = \"/x\"\n[attestation]\nintervall = \"5s\"")
+                .unwrap_err();
+        assert!(errors.to_string().contains("intervall"), "{errors}");
+    }
+
+    #[test]
+    fn durations_sizes_and_server_names() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert!(parse_duration("5 minutes").is_err());
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert!(parse_size("64MB").is_err());
+        assert_eq!(
+            host_of("https://collector.example.com:7443"),
+            "collector.example.com"
+        );
+        assert_eq!(host_of("https://[::1]:7443/x"), "::1");
+        assert_eq!(host_of("https://10.0.0.1"), "10.0.0.1");
+    }
+}

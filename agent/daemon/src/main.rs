@@ -1,0 +1,116 @@
+//! veu-agent: counts the host's accelerators through NVML and streams signed, hash-chained
+//! attestations to the collector.
+
+mod attest;
+mod config;
+mod inventory;
+mod link;
+mod metrics;
+mod outbox;
+mod rules;
+mod run;
+mod signal;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit status for a bad configuration (EX_CONFIG), so systemd stops restarting.
+const EXIT_CONFIG: u8 = 78;
+
+/// veu-agent: proves which accelerators this host has, to the veu-attest collector.
+///
+/// It enumerates the GPUs through NVML, prices them in TPP and H100 equivalents from the
+/// accelerator catalogue, and signs periodic hash-chained attestations (Ed25519) that are
+/// spooled to disk and streamed to the collector over mutual TLS.
+#[derive(Debug, Parser)]
+#[command(name = "veu-agent", version, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Enumerate the accelerators once and print them with TPP and H100e (no network).
+    ///
+    /// Exit status 1 with the reason when NVML is not available.
+    /// Example: veu-agent inventory --json
+    Inventory(inventory::InventoryArgs),
+    /// Run the daemon.
+    Run {
+        /// Configuration file (TOML); see deploy/agent/agent.toml.
+        #[arg(long, value_name = "FILE", default_value = "/etc/veu-agent/agent.toml")]
+        config: PathBuf,
+    },
+    /// Check a configuration file: every error is reported with its key (exit status 78).
+    CheckConfig {
+        /// Configuration file (TOML).
+        #[arg(long, value_name = "FILE", default_value = "/etc/veu-agent/agent.toml")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Inventory(args) => report(inventory::run(&args)),
+        Command::CheckConfig { config } => match config::Config::load(&config) {
+            Ok(loaded) => {
+                println!(
+                    "{}: valid (host {}, site {})",
+                    config.display(),
+                    loaded.host_id,
+                    loaded.site_id
+                );
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                eprintln!("error: {errors}");
+                ExitCode::from(EXIT_CONFIG)
+            }
+        },
+        Command::Run { config } => {
+            let config = match config::Config::load(&config) {
+                Ok(config) => config,
+                Err(errors) => {
+                    eprintln!("error: {errors}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            // The one crypto provider of the process: ring (no aws-lc anywhere).
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            init_logging(&config);
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .max_blocking_threads(4)
+                .build();
+            match runtime {
+                Ok(runtime) => report(runtime.block_on(run::run(config))),
+                Err(error) => report(Err(error.into())),
+            }
+        }
+    }
+}
+
+fn init_logging(config: &config::Config) {
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(config.log_level)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    match config.log_format {
+        config::LogFormat::Json => builder.json().init(),
+        config::LogFormat::Text => builder.init(),
+    }
+}
+
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

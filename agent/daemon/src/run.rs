@@ -1,0 +1,194 @@
+//! `veu-agent run`: the daemon. One cancellation token and task tracker; the attestation loop,
+//! the uplink and the metrics endpoint are tasks; SIGTERM or SIGINT drains within the grace.
+
+use std::os::unix::fs::DirBuilderExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use agent_core::{Identity, Rules, Schedule};
+use agent_nvml::NvmlSource;
+use agent_spool::{Spool, SpoolLimits};
+use anyhow::Context as _;
+use proto_evidence::{ChainDigest, ChainHead, HostId, Sha256, SiteId};
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::attest::Attestor;
+use crate::config::Config;
+use crate::metrics::{self, Metrics};
+use crate::outbox::SpoolOutbox;
+use crate::rules;
+
+/// Runs until a signal or a fatal error.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let (catalogue, policy) = rules::load(config.catalogue.as_deref(), config.policy.as_deref())?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&config.state_dir)
+        .with_context(|| {
+            format!(
+                "cannot create state directory {}",
+                config.state_dir.display()
+            )
+        })?;
+    // Two agents on one state directory would interleave two chains in one spool.
+    let lock_path = config.state_dir.join("lock");
+    let lock = std::fs::File::create(&lock_path)
+        .with_context(|| format!("cannot create {}", lock_path.display()))?;
+    if lock.try_lock().is_err() {
+        anyhow::bail!(
+            "another veu-agent is running with state directory {}",
+            config.state_dir.display()
+        );
+    }
+    let (signer, origin) = agent_sign::load_or_create(&config.state_dir.join("signing-key.pk8"))?;
+    tracing::info!(key_id = %signer.key_id(), ?origin, "signing key ready");
+    let signer = Arc::new(signer);
+
+    let limits = SpoolLimits {
+        max_entries: config.spool_max_entries,
+        max_bytes: config.spool_max_bytes,
+    };
+    let (spool, recovery) = Spool::open(&config.state_dir.join("spool"), limits)?;
+    for quarantined in &recovery.quarantined {
+        tracing::warn!(?quarantined, "damaged spool entry moved aside");
+    }
+    if !recovery.removed_temp.is_empty() || !recovery.ignored.is_empty() {
+        tracing::info!(removed = ?recovery.removed_temp, ignored = ?recovery.ignored, "spool recovered");
+    }
+    tracing::info!(entries = spool.len(), "spool opened");
+    let state_path = config.state_dir.join("chain.state");
+    let head = resume_head(&state_path, &spool)?;
+    if let Some(head) = head {
+        tracing::info!(sequence = head.sequence, "chain resumed");
+    }
+
+    let source = NvmlSource::open(config.nvml_library.as_deref())?;
+    tracing::info!(library = %source.library().display(), evidence = ?source.evidence_source(), "NVML ready");
+
+    let metrics = Metrics::new();
+    let outbox = Arc::new(SpoolOutbox::new(spool, head));
+    let new_entry = Arc::new(Notify::new());
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let (nonces, nonce_receiver) = mpsc::channel::<Vec<u8>>(8);
+
+    if let Some(listen) = config.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen for metrics on {listen}"))?;
+        tracing::info!(%listen, "serving /metrics");
+        tracker.spawn(metrics::serve(
+            listener,
+            Arc::clone(&metrics),
+            shutdown.clone(),
+        ));
+    }
+
+    let identity = Identity {
+        key_id: signer.key_id(),
+        host_id: HostId(config.host_id.clone()),
+        site_id: SiteId(config.site_id.clone()),
+        agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+    };
+    let attestor = Attestor {
+        chain: agent_core::Chain::resume(head),
+        identity,
+        rules: Rules {
+            catalogue_digest: catalogue.digest().to_string(),
+            policy_digest: policy.digest().to_string(),
+        },
+        catalogue,
+        policy,
+        signer: Arc::clone(&signer),
+        outbox: Arc::clone(&outbox),
+        new_entry: Arc::clone(&new_entry),
+        source: Arc::new(source),
+        schedule: Schedule {
+            interval: config.interval,
+            jitter_per_mille: config.jitter_percent * 10,
+        },
+        watch_interval: config.watch_interval,
+        nvml_timeout: config.nvml_timeout,
+        state_path,
+        metrics: Arc::clone(&metrics),
+        fingerprint: None,
+    };
+    tracker.spawn(attestor.run(nonce_receiver, shutdown.clone()));
+
+    let mut uplink_failed = None;
+    let uplink = match &config.collector {
+        None => {
+            tracing::warn!("no [collector] configured: attestations are signed and spooled only");
+            None
+        }
+        Some(collector) => Some(crate::link::start(
+            collector,
+            &config,
+            &tracker,
+            crate::link::Shared {
+                outbox,
+                signer,
+                new_entry,
+                nonces,
+                metrics,
+            },
+            shutdown.clone(),
+        )?),
+    };
+
+    tokio::select! {
+        signal = crate::signal::shutdown() => tracing::info!(signal, "shutting down"),
+        result = async {
+            match uplink {
+                Some(task) => task.await,
+                None => std::future::pending().await,
+            }
+        } => {
+            if let Ok(Err(fatal)) = result {
+                tracing::error!(%fatal, "stopping: the collector refuses this agent");
+                uplink_failed = Some(fatal);
+            }
+        }
+    }
+    shutdown.cancel();
+    tracker.close();
+    if tokio::time::timeout(config.shutdown_grace, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_ms = config.shutdown_grace.as_millis() as u64,
+            "tasks did not finish within the grace period"
+        );
+    }
+    drop(lock);
+    match uplink_failed {
+        Some(fatal) => Err(fatal.into()),
+        None => Ok(()),
+    }
+}
+
+/// The chain head: the persisted state, or the newest spooled attestation when the agent
+/// stopped between spooling and persisting (the spool is written first).
+fn resume_head(state_path: &Path, spool: &Spool) -> anyhow::Result<Option<ChainHead>> {
+    let state = agent_spool::state::load(state_path)?.map(|state| ChainHead {
+        sequence: state.sequence,
+        digest: ChainDigest(Sha256::from_slice(&state.digest).unwrap_or_default()),
+    });
+    let Some(newest) = spool.newest() else {
+        return Ok(state);
+    };
+    if state.is_some_and(|s| s.sequence >= newest) {
+        return Ok(state);
+    }
+    let entry = spool.read(newest)?;
+    let envelope = proto_seal::decode_envelope(&entry.bytes)
+        .with_context(|| format!("spooled attestation {newest} is not an envelope"))?;
+    Ok(Some(ChainHead {
+        sequence: newest,
+        digest: envelope.chain_digest(),
+    }))
+}
