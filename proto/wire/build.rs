@@ -9,6 +9,8 @@ const PROTOS: &[&str] = &[
     "veu/v1/agent.proto",
     "veu/v1/enrollment.proto",
     "veu/v1/audit.proto",
+    "veu/v1/admin.proto",
+    "grpc/health/v1/health.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -34,13 +34,14 @@ pub const FORBIDDEN_IN_PURE: &[&str] = &[
 pub const NVML_CRATE: &str = "agent-nvml";
 
 /// Crates that may use generated protobuf types directly: the contract itself, the evidence
-/// codec, and the transport adapters of agent, collector and veuctl.
+/// codec, and the transport adapters of agent, collector, veuctl and the load generator.
 pub const TRANSPORT_CRATES: &[&str] = &[
     "proto-wire",
     "proto-seal",
     "agent-uplink",
     "collector-server",
     "collector-ctl",
+    "collector-loadgen",
 ];
 
 /// Crates that may not appear anywhere in the tree.

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use proto_config::{parse_duration, parse_size};
 use serde::Deserialize;
 
 /// A validated configuration.
@@ -368,16 +369,8 @@ impl Config {
 }
 
 fn check_id(key: &str, value: &str, error: &mut impl FnMut(&str, String)) {
-    let ok = !value.is_empty()
-        && value.len() <= 256
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
-    if !ok {
-        error(
-            key,
-            format!("{value:?} must be 1 to 256 characters of A-Z a-z 0-9 - _ . :"),
-        );
+    if let Err(message) = proto_config::check_id(value) {
+        error(key, message);
     }
 }
 
@@ -394,58 +387,8 @@ fn host_of(endpoint: &str) -> String {
         .to_owned()
 }
 
-/// `500ms`, `30s`, `5m`, `1h`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 500ms, 30s, 5m or 1h"))?;
-    let millis = match unit.trim() {
-        "ms" => value,
-        "s" => value.saturating_mul(1000),
-        "m" => value.saturating_mul(60_000),
-        "h" => value.saturating_mul(3_600_000),
-        _ => {
-            return Err(format!(
-                "{text:?} is not a duration like 500ms, 30s, 5m or 1h"
-            ));
-        }
-    };
-    Ok(Duration::from_millis(millis))
-}
-
 fn format_duration(duration: Duration) -> String {
     format!("{}ms", duration.as_millis())
-}
-
-/// `64MiB`, `512KiB`, `1GiB`, or plain bytes.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size like 64MiB"))?;
-    let factor = match unit.trim() {
-        "" | "B" => 1,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        _ => {
-            return Err(format!(
-                "{text:?} is not a size like 64MiB (units: B, KiB, MiB, GiB)"
-            ));
-        }
-    };
-    value
-        .checked_mul(factor)
-        .ok_or_else(|| format!("{text:?} is too large"))
 }
 
 #[cfg(test)]
@@ -547,12 +490,7 @@ listen = "everywhere"
     }
 
     #[test]
-    fn durations_sizes_and_server_names() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert!(parse_duration("5 minutes").is_err());
-        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
-        assert!(parse_size("64MB").is_err());
+    fn server_names_come_from_the_endpoint() {
         assert_eq!(
             host_of("https://collector.example.com:7443"),
             "collector.example.com"

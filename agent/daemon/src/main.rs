@@ -3,6 +3,7 @@
 
 mod attest;
 mod config;
+mod enroll;
 mod inventory;
 mod link;
 mod metrics;
@@ -38,6 +39,11 @@ enum Command {
     /// Exit status 1 with the reason when NVML is not available.
     /// Example: veu-agent inventory --json
     Inventory(inventory::InventoryArgs),
+    /// Enroll this host with a one-time token: writes the client certificate and key named in
+    /// the configuration's [collector] section.
+    ///
+    /// Example: veu-agent enroll --config /etc/veu-agent/agent.toml --token 3f2a…
+    Enroll(enroll::EnrollArgs),
     /// Run the daemon.
     Run {
         /// Configuration file (TOML); see deploy/agent/agent.toml.
@@ -56,6 +62,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Inventory(args) => report(inventory::run(&args)),
+        Command::Enroll(args) => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => report(runtime.block_on(enroll::run(&args))),
+                Err(error) => report(Err(error.into())),
+            }
+        }
         Command::CheckConfig { config } => match config::Config::load(&config) {
             Ok(loaded) => {
                 println!(
@@ -98,6 +114,7 @@ fn init_logging(config: &config::Config) {
     let builder = tracing_subscriber::fmt()
         .with_max_level(config.log_level)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false);
     match config.log_format {
         config::LogFormat::Json => builder.json().init(),

@@ -10,9 +10,6 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 /// Label of `veu_agent_attestations_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -141,43 +138,4 @@ fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// Serves `GET /metrics` until shutdown. One short request per connection; anything else is
-/// answered 404 (the endpoint is meant for a scraper on a private address).
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, shutdown: CancellationToken) {
-    loop {
-        let (mut stream, _) = tokio::select! {
-            () = shutdown.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(connection) => connection,
-                Err(error) => {
-                    tracing::warn!(%error, "metrics listener failed to accept");
-                    continue;
-                }
-            },
-        };
-        let metrics = Arc::clone(&metrics);
-        tokio::spawn(async move {
-            let mut request = [0u8; 2048];
-            let read =
-                tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut request))
-                    .await;
-            let Ok(Ok(length)) = read else { return };
-            let head = String::from_utf8_lossy(&request[..length]);
-            let response = if head.starts_with("GET /metrics ") || head.starts_with("GET /metrics?")
-            {
-                let body = metrics.render();
-                format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                )
-            } else {
-                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                    .to_owned()
-            };
-            let _ = stream.write_all(response.as_bytes()).await;
-            let _ = stream.shutdown().await;
-        });
-    }
 }

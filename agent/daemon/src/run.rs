@@ -16,7 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::attest::Attestor;
 use crate::config::Config;
-use crate::metrics::{self, Metrics};
+use crate::metrics::Metrics;
 use crate::outbox::SpoolOutbox;
 use crate::rules;
 
@@ -80,11 +80,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen for metrics on {listen}"))?;
         tracing::info!(%listen, "serving /metrics");
-        tracker.spawn(metrics::serve(
-            listener,
-            Arc::clone(&metrics),
-            shutdown.clone(),
-        ));
+        let source = Arc::clone(&metrics);
+        let render = Arc::new(move || source.render());
+        tracker.spawn(proto_exposition::serve(listener, render, shutdown.clone()));
     }
 
     let identity = Identity {

@@ -6,6 +6,7 @@
 //! Invariant: generated protobuf types stay in `wire`; an entry leaves the outbox only on the
 //! collector's ack (or its definitive reject).
 
+mod enroll;
 mod retry;
 mod session;
 mod wire;
@@ -19,6 +20,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
+pub use enroll::{EnrollError, Enrolled, Enrollment, enroll};
 pub use retry::{Backoff, Disposition, classify_reject, classify_status};
 pub use wire::RejectReason;
 

@@ -15,7 +15,10 @@ use proto_evidence::{
     KeyId, signed_message,
 };
 pub use proto_wire::MAX_PAYLOAD_BYTES;
-pub use wire::{InvalidEnvelope, InvalidPayload, decode_envelope, encode_envelope};
+pub use wire::{
+    InvalidEnvelope, InvalidPayload, decode_envelope, encode_envelope, envelope_from_wire,
+    envelope_to_wire,
+};
 
 /// An Ed25519 signing key held in memory.
 #[derive(Debug)]

@@ -65,6 +65,17 @@ pub fn encode_envelope(envelope: &Envelope) -> Vec<u8> {
     envelope.to_wire().encode_to_vec()
 }
 
+/// Checks a generated `veu.v1.Envelope` as received by a gRPC service; the payload is not
+/// examined.
+pub fn envelope_from_wire(message: v1::Envelope) -> Result<Envelope, InvalidEnvelope> {
+    Envelope::from_wire(message)
+}
+
+/// The generated `veu.v1.Envelope` for an envelope, for gRPC services that send one.
+pub fn envelope_to_wire(envelope: &Envelope) -> v1::Envelope {
+    envelope.to_wire()
+}
+
 /// Decodes a protobuf `veu.v1.Envelope`, checking its fields; the payload is not examined.
 pub fn decode_envelope(bytes: &[u8]) -> Result<Envelope, InvalidEnvelope> {
     if bytes.len() > crate::MAX_PAYLOAD_BYTES + 1024 {

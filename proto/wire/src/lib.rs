@@ -14,6 +14,18 @@ pub mod v1 {
     tonic::include_proto!("veu.v1");
 }
 
+/// The standard gRPC health checking protocol.
+#[allow(
+    missing_docs,
+    missing_debug_implementations,
+    unused_qualifications,
+    clippy::all,
+    clippy::pedantic
+)]
+pub mod health {
+    tonic::include_proto!("grpc.health.v1");
+}
+
 /// Largest envelope payload any party accepts, in bytes. An 8-GPU attestation is about
 /// 2 KiB; 256 KiB leaves room for hosts with many devices and long fault messages.
 pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;

@@ -1,0 +1,92 @@
+//! `veu-agent enroll`: trade a one-time token for this host's client certificate, written
+//! where the configuration's `[collector]` section expects it.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+use crate::config::Config;
+
+#[derive(Debug, clap::Args)]
+pub struct EnrollArgs {
+    /// Configuration file whose [collector] section names the endpoint, the collector's CA
+    /// (which must already be on the host) and where to write the certificate and key.
+    #[arg(long, value_name = "FILE", default_value = "/etc/veu-agent/agent.toml")]
+    config: PathBuf,
+    /// The one-time token from `veuctl enroll-token --site SITE`.
+    #[arg(long, value_name = "TOKEN", env = "VEU_ENROLL_TOKEN")]
+    token: String,
+}
+
+pub async fn run(args: &EnrollArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.config)
+        .with_context(|| format!("cannot read {}", args.config.display()))?;
+    let config = Config::parse(&text, &args.config)?;
+    let collector = config
+        .collector
+        .as_ref()
+        .context("the configuration has no [collector] section to enroll with")?;
+    let ca_pem = std::fs::read(&collector.ca)
+        .with_context(|| format!("cannot read the collector CA {}", collector.ca.display()))?;
+    std::fs::create_dir_all(&config.state_dir)
+        .with_context(|| format!("cannot create {}", config.state_dir.display()))?;
+    let (signer, _) = agent_sign::load_or_create(&config.state_dir.join("signing-key.pk8"))?;
+    let enrolled = agent_uplink::enroll(&agent_uplink::Enrollment {
+        endpoint: collector.endpoint.clone(),
+        server_name: collector.server_name.clone(),
+        ca_pem,
+        token: args.token.clone(),
+        signing_public_key: *signer.public_key().as_bytes(),
+        host_id: config.host_id.clone(),
+    })
+    .await?;
+    write(
+        &collector.certificate,
+        enrolled.certificate_pem.as_bytes(),
+        0o644,
+    )?;
+    write(&collector.key, enrolled.key_pem.as_bytes(), 0o600)?;
+    println!(
+        "enrolled: host {} at site {} ({}), signing key {}",
+        enrolled.host_id,
+        enrolled.site_id,
+        enrolled.country,
+        signer.key_id()
+    );
+    println!(
+        "certificate {}, key {}",
+        collector.certificate.display(),
+        collector.key.display()
+    );
+    if enrolled.site_id != config.site_id || enrolled.host_id != config.host_id {
+        anyhow::bail!(
+            "the configuration says host {} at site {}, but the collector enrolled host {} at site {}: set host_id and site_id to match before `veu-agent run`",
+            config.host_id,
+            config.site_id,
+            enrolled.host_id,
+            enrolled.site_id
+        );
+    }
+    Ok(())
+}
+
+/// Writes a file atomically with `mode`, creating its directory.
+fn write(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let temporary = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&temporary);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&temporary)
+        .with_context(|| format!("cannot create {}", temporary.display()))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", temporary.display()))?;
+    std::fs::rename(&temporary, path).with_context(|| format!("cannot write {}", path.display()))
+}

@@ -1,0 +1,89 @@
+//! The syntax of values in every veu-attest configuration file, so that agent and collector
+//! read `30s`, `64MiB` and host ids the same way.
+//!
+//! Invariant: pure parsing; errors are sentences that name the value and the expected form.
+
+use std::time::Duration;
+
+/// `500ms`, `30s`, `5m`, `1h` or `30d`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let invalid = || format!("{text:?} is not a duration like 500ms, 30s, 5m, 1h or 30d");
+    let value: u64 = number.parse().map_err(|_| invalid())?;
+    let millis = match unit.trim() {
+        "ms" => value,
+        "s" => value.saturating_mul(1000),
+        "m" => value.saturating_mul(60_000),
+        "h" => value.saturating_mul(3_600_000),
+        "d" => value.saturating_mul(86_400_000),
+        _ => return Err(invalid()),
+    };
+    Ok(Duration::from_millis(millis))
+}
+
+/// `64MiB`, `512KiB`, `1GiB`, or plain bytes.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size like 64MiB"))?;
+    let factor = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "{text:?} is not a size like 64MiB (units: B, KiB, MiB, GiB)"
+            ));
+        }
+    };
+    value
+        .checked_mul(factor)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// Host and site ids: 1 to 256 characters of `A-Z a-z 0-9 - _ . :`.
+pub fn check_id(value: &str) -> Result<(), String> {
+    let ok = !value.is_empty()
+        && value.len() <= 256
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{value:?} must be 1 to 256 characters of A-Z a-z 0-9 - _ . :"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_sizes_and_ids() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
+        assert!(parse_duration("5 minutes").is_err());
+        assert!(parse_duration("m").is_err());
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("100"), Ok(100));
+        assert!(parse_size("64MB").is_err());
+        assert!(parse_size("99999999999GiB").is_err());
+        assert!(check_id("gpu-node-0001.dc1:a").is_ok());
+        assert!(check_id("gpu 1").is_err());
+        assert!(check_id("").is_err());
+    }
+}

@@ -1,0 +1,53 @@
+//! The Prometheus text endpoint (`GET /metrics`) every daemon serves: one short request per
+//! connection, meant for a scraper on a private address.
+//!
+//! Invariant: never blocks the caller's runtime on a slow client (each connection is its own
+//! task with a read deadline).
+
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Serves `GET /metrics` until shutdown. One short request per connection; anything else is
+/// answered 404 (the endpoint is meant for a scraper on a private address).
+pub async fn serve<F>(listener: TcpListener, render: Arc<F>, shutdown: CancellationToken)
+where
+    F: Fn() -> String + Send + Sync + 'static,
+{
+    loop {
+        let (mut stream, _) = tokio::select! {
+            () = shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(connection) => connection,
+                Err(error) => {
+                    tracing::warn!(%error, "metrics listener failed to accept");
+                    continue;
+                }
+            },
+        };
+        let render = Arc::clone(&render);
+        tokio::spawn(async move {
+            let mut request = [0u8; 2048];
+            let read =
+                tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut request))
+                    .await;
+            let Ok(Ok(length)) = read else { return };
+            let head = String::from_utf8_lossy(&request[..length]);
+            let response = if head.starts_with("GET /metrics ") || head.starts_with("GET /metrics?")
+            {
+                let body = render();
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            } else {
+                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .to_owned()
+            };
+            let _ = stream.write_all(response.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        });
+    }
+}
