@@ -5,7 +5,9 @@
 use proto_accounting::catalogue::Catalogue;
 use proto_accounting::policy::SimulatedEvidence;
 use proto_accounting::{CountryCode, PciId, Policy};
-use proto_evidence::{AttestationPayload, ChainDigest, ChainError, ChainHead, EvidenceSource, KeyId, Link};
+use proto_evidence::{
+    AttestationPayload, ChainDigest, ChainError, ChainHead, EvidenceSource, KeyId, Link,
+};
 
 use crate::{Reason, SiteRegistry};
 
@@ -100,7 +102,10 @@ pub fn admit(
 ) -> Result<Admission, Refusal> {
     let payload = submission.payload;
     if agent.revoked {
-        return Err((Reason::RevokedKey, format!("key {} is revoked", agent.key_id)));
+        return Err((
+            Reason::RevokedKey,
+            format!("key {} is revoked", agent.key_id),
+        ));
     }
     if submission.presenting_identity != agent.identity {
         return Err((
@@ -114,24 +119,36 @@ pub fn admit(
     if payload.host_id.0 != agent.host_id {
         return Err((
             Reason::KeyIdentityMismatch,
-            format!("key {} is enrolled for host {}, the payload names {}", agent.key_id, agent.host_id, payload.host_id),
+            format!(
+                "key {} is enrolled for host {}, the payload names {}",
+                agent.key_id, agent.host_id, payload.host_id
+            ),
         ));
     }
     if payload.site_id.0 != agent.site_id {
         return Err((
             Reason::SiteMismatch,
-            format!("host {} is enrolled at site {}, the payload names {}", agent.host_id, agent.site_id, payload.site_id),
+            format!(
+                "host {} is enrolled at site {}, the payload names {}",
+                agent.host_id, agent.site_id, payload.site_id
+            ),
         ));
     }
     let Some(site) = context.sites.get(&agent.site_id) else {
-        return Err((Reason::SiteMismatch, format!("site {} is not in the site registry", agent.site_id)));
+        return Err((
+            Reason::SiteMismatch,
+            format!("site {} is not in the site registry", agent.site_id),
+        ));
     };
     match stored {
         Some(digest) if digest == submission.digest => return Ok(Admission::Duplicate),
         Some(_) => {
             return Err((
                 Reason::Fork,
-                format!("sequence {} is already stored with another digest", payload.sequence),
+                format!(
+                    "sequence {} is already stored with another digest",
+                    payload.sequence
+                ),
             ));
         }
         None => {}
@@ -156,17 +173,29 @@ pub fn admit(
     if issued < context.now_ms - context.max_backlog_ms {
         return Err((
             Reason::ClockSkew,
-            format!("issued {} ms ago, older than the backlog window", context.now_ms - issued),
+            format!(
+                "issued {} ms ago, older than the backlog window",
+                context.now_ms - issued
+            ),
         ));
     }
     let fresh = match submission.nonce {
         NonceCheck::Absent => false,
         NonceCheck::Foreign => {
-            return Err((Reason::StaleNonce, "the nonce was not issued to this key by this collector".into()));
+            return Err((
+                Reason::StaleNonce,
+                "the nonce was not issued to this key by this collector".into(),
+            ));
         }
-        NonceCheck::Issued { issued_at_ms, valid_for_ms } => {
+        NonceCheck::Issued {
+            issued_at_ms,
+            valid_for_ms,
+        } => {
             if issued < issued_at_ms {
-                return Err((Reason::StaleNonce, "the statement predates the nonce it answers".into()));
+                return Err((
+                    Reason::StaleNonce,
+                    "the statement predates the nonce it answers".into(),
+                ));
             }
             issued <= issued_at_ms + valid_for_ms
         }
@@ -176,35 +205,59 @@ pub fn admit(
     {
         return Err((
             Reason::SimulatedEvidence,
-            format!("policy {} does not accept simulated evidence", context.policy.id),
+            format!(
+                "policy {} does not accept simulated evidence",
+                context.policy.id
+            ),
         ));
     }
     check_prices(payload, context)?;
-    Ok(Admission::Accept { link, fresh, country: site.country })
+    Ok(Admission::Accept {
+        link,
+        fresh,
+        country: site.country,
+    })
 }
 
 /// Every device's catalogue id and TPP must be what this collector's catalogue and policy say.
-fn check_prices(payload: &AttestationPayload, context: AdmissionContext<'_>) -> Result<(), Refusal> {
+fn check_prices(
+    payload: &AttestationPayload,
+    context: AdmissionContext<'_>,
+) -> Result<(), Refusal> {
     for device in &payload.devices {
         let pci = (device.pci_device_id != 0)
             .then(|| PciId::from_nvml(device.pci_device_id, device.pci_subsystem_id));
         let (expected_id, expected_tpp) = match context.catalogue.identify(pci, &device.name) {
             Some(found) => {
-                let tpp = if context.policy.counts(found.accelerator) { found.accelerator.tpp } else { 0 };
+                let tpp = if context.policy.counts(found.accelerator) {
+                    found.accelerator.tpp
+                } else {
+                    0
+                };
                 (found.accelerator.id.as_str(), tpp)
             }
             None => {
-                let architecture = (!device.architecture.is_empty()).then_some(device.architecture.as_str());
-                let tpp = context.policy.unknown_device_tpp(context.catalogue, architecture).map_err(|_| {
-                    (
-                        Reason::CatalogueMismatch,
-                        format!("device {} is unknown and policy {} rejects unknown devices", device.index, context.policy.id),
-                    )
-                })?;
+                let architecture =
+                    (!device.architecture.is_empty()).then_some(device.architecture.as_str());
+                let tpp = context
+                    .policy
+                    .unknown_device_tpp(context.catalogue, architecture)
+                    .map_err(|_| {
+                        (
+                            Reason::CatalogueMismatch,
+                            format!(
+                                "device {} is unknown and policy {} rejects unknown devices",
+                                device.index, context.policy.id
+                            ),
+                        )
+                    })?;
                 ("", tpp)
             }
         };
-        if device.catalogue_id != expected_id || device.tpp != expected_tpp || device.unknown != expected_id.is_empty() {
+        if device.catalogue_id != expected_id
+            || device.tpp != expected_tpp
+            || device.unknown != expected_id.is_empty()
+        {
             return Err((
                 Reason::CatalogueMismatch,
                 format!(

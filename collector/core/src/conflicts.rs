@@ -56,20 +56,24 @@ impl GpuIndex {
         let mut conflicts = Vec::new();
         let mut held = Vec::new();
         for gpu in gpus {
-            let ids: Vec<(IdKind, String)> = [(IdKind::Uuid, gpu.uuid), (IdKind::Serial, gpu.serial)]
-                .into_iter()
-                .filter(|(_, value)| is_identifier(value))
-                .map(|(kind, value)| (kind, value.to_owned()))
-                .collect();
+            let ids: Vec<(IdKind, String)> =
+                [(IdKind::Uuid, gpu.uuid), (IdKind::Serial, gpu.serial)]
+                    .into_iter()
+                    .filter(|(_, value)| is_identifier(value))
+                    .map(|(kind, value)| (kind, value.to_owned()))
+                    .collect();
             let taken: Vec<Conflict> = ids
                 .iter()
                 .filter_map(|id| {
-                    self.owners.get(id).filter(|owner| owner.as_str() != host).map(|owner| Conflict {
-                        kind: id.0,
-                        value: id.1.clone(),
-                        owner: owner.clone(),
-                        claimant: host.to_owned(),
-                    })
+                    self.owners
+                        .get(id)
+                        .filter(|owner| owner.as_str() != host)
+                        .map(|owner| Conflict {
+                            kind: id.0,
+                            value: id.1.clone(),
+                            owner: owner.clone(),
+                            claimant: host.to_owned(),
+                        })
                 })
                 .collect();
             if taken.is_empty() {
@@ -131,7 +135,12 @@ mod tests {
         assert_eq!(counted, [false, true]);
         assert_eq!(
             conflicts,
-            [Conflict { kind: IdKind::Uuid, value: "GPU-2".into(), owner: "a".into(), claimant: "b".into() }]
+            [Conflict {
+                kind: IdKind::Uuid,
+                value: "GPU-2".into(),
+                owner: "a".into(),
+                claimant: "b".into()
+            }]
         );
         // Same serial under another UUID is a conflict too.
         let (counted, conflicts) = index.update("c", &[gpu("GPU-4", "S1")]);

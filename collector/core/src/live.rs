@@ -53,14 +53,25 @@ impl LiveDistribution {
         received_ms: i64,
         now_ms: i64,
     ) -> Result<(), TppOverflow> {
-        let entry = HostEntry { country, tpp, last_received_ms: received_ms };
+        let entry = HostEntry {
+            country,
+            tpp,
+            last_received_ms: received_ms,
+        };
         let old = self.hosts.get(host).cloned();
         let was_fresh = self.fresh_hosts.contains_key(host);
-        self.last_known
-            .replace(old.as_ref().map(|e| (e.country, e.tpp)), Some((country, tpp)))?;
+        self.last_known.replace(
+            old.as_ref().map(|e| (e.country, e.tpp)),
+            Some((country, tpp)),
+        )?;
         let is_fresh = now_ms - received_ms <= self.freshness_ms;
-        let old_fresh = if was_fresh { old.as_ref().map(|e| (e.country, e.tpp)) } else { None };
-        self.fresh.replace(old_fresh, is_fresh.then_some((country, tpp)))?;
+        let old_fresh = if was_fresh {
+            old.as_ref().map(|e| (e.country, e.tpp))
+        } else {
+            None
+        };
+        self.fresh
+            .replace(old_fresh, is_fresh.then_some((country, tpp)))?;
         if is_fresh {
             self.fresh_hosts.insert(host.to_owned(), ());
         } else {
@@ -149,7 +160,10 @@ impl LiveDistribution {
 
     /// The verdicts on both views.
     pub fn evaluate(&self, policy: &Policy) -> (Evaluation, Evaluation) {
-        (evaluate(policy, &self.last_known), evaluate(policy, &self.fresh))
+        (
+            evaluate(policy, &self.last_known),
+            evaluate(policy, &self.fresh),
+        )
     }
 }
 
@@ -172,7 +186,10 @@ mod tests {
         assert_eq!(live.last_known().of(code("SG")), 63_360);
         assert_eq!(live.fresh().total(), 190_080);
         live.remove("a");
-        assert_eq!((live.last_known().total(), live.fresh().total(), live.len()), (63_360, 63_360, 1));
+        assert_eq!(
+            (live.last_known().total(), live.fresh().total(), live.len()),
+            (63_360, 63_360, 1)
+        );
     }
 
     #[test]
@@ -183,10 +200,20 @@ mod tests {
         assert!(live.sweep(150_000).is_empty());
         assert_eq!(live.sweep(200_000), ["a"]);
         assert_eq!(live.sweep(200_000), Vec::<String>::new(), "reported once");
-        assert_eq!((live.last_known().total(), live.fresh().total()), (1500, 500));
-        assert_eq!(live.stale_hosts().iter().map(|(h, _)| *h).collect::<Vec<_>>(), ["a"]);
+        assert_eq!(
+            (live.last_known().total(), live.fresh().total()),
+            (1500, 500)
+        );
+        assert_eq!(
+            live.stale_hosts()
+                .iter()
+                .map(|(h, _)| *h)
+                .collect::<Vec<_>>(),
+            ["a"]
+        );
         // It attests again: verified again.
-        live.upsert("a", code("US"), 1000, 300_000, 300_000).unwrap();
+        live.upsert("a", code("US"), 1000, 300_000, 300_000)
+            .unwrap();
         assert_eq!(live.fresh().total(), 1500, "b is not swept yet");
         assert_eq!(live.sweep(300_000), ["b"]);
         assert_eq!(live.fresh().total(), 1000);
@@ -203,11 +230,14 @@ mod tests {
     #[test]
     fn a_million_gpus_evaluate_from_per_country_sums() {
         // 125,000 hosts of 8 H100s over 12 countries; evaluation reads ~12 sums, not 125,000 hosts.
-        let countries = ["US", "US", "US", "US", "US", "US", "DE", "JP", "GB", "MY", "IN", "SG"];
+        let countries = [
+            "US", "US", "US", "US", "US", "US", "DE", "JP", "GB", "MY", "IN", "SG",
+        ];
         let mut live = LiveDistribution::new(180_000);
         for host in 0..125_000u32 {
             let country = code(countries[host as usize % countries.len()]);
-            live.upsert(&format!("h{host}"), country, 8 * 15_840, 0, 0).unwrap();
+            live.upsert(&format!("h{host}"), country, 8 * 15_840, 0, 0)
+                .unwrap();
         }
         let policy = Policy::uveu_2025_us().unwrap();
         let (last_known, fresh) = live.evaluate(&policy);

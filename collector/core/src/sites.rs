@@ -66,24 +66,37 @@ impl SiteRegistry {
             let id = site.id.trim().to_owned();
             let valid_id = !id.is_empty()
                 && id.len() <= 256
-                && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
             if !valid_id {
-                errors.push((key("id"), format!("{id:?} must be 1 to 256 characters of A-Z a-z 0-9 - _ . :")));
+                errors.push((
+                    key("id"),
+                    format!("{id:?} must be 1 to 256 characters of A-Z a-z 0-9 - _ . :"),
+                ));
             }
             let country = CountryCode::parse(&site.country)
                 .map_err(|e| errors.push((key("country"), e.to_string())))
                 .ok();
             let coordinates = match (site.latitude, site.longitude) {
                 (None, None) => None,
-                (Some(lat), Some(lon)) if (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon) => {
+                (Some(lat), Some(lon))
+                    if (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon) =>
+                {
                     Some((lat, lon))
                 }
                 (Some(_), Some(_)) => {
-                    errors.push((key("latitude"), "latitude must be within ±90 and longitude within ±180".into()));
+                    errors.push((
+                        key("latitude"),
+                        "latitude must be within ±90 and longitude within ±180".into(),
+                    ));
                     None
                 }
                 _ => {
-                    errors.push((key("latitude"), "give both latitude and longitude, or neither".into()));
+                    errors.push((
+                        key("latitude"),
+                        "give both latitude and longitude, or neither".into(),
+                    ));
                     None
                 }
             };
@@ -92,7 +105,15 @@ impl SiteRegistry {
                 continue;
             }
             if let (true, Some(country)) = (valid_id, country) {
-                sites.insert(id.clone(), Site { id, country, name: site.name, coordinates });
+                sites.insert(
+                    id.clone(),
+                    Site {
+                        id,
+                        country,
+                        name: site.name,
+                        coordinates,
+                    },
+                );
             }
         }
         if errors.is_empty() {
@@ -143,9 +164,19 @@ mod tests {
              [[site]]\nid = \"ok\"\ncountry = \"DE\"\n",
         )
         .unwrap_err();
-        let SiteError::Invalid(errors) = error else { panic!("expected validation errors") };
+        let SiteError::Invalid(errors) = error else {
+            panic!("expected validation errors")
+        };
         let keys: Vec<&str> = errors.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(keys, ["site[0].id", "site[0].country", "site[1].latitude", "site[2].id"]);
+        assert_eq!(
+            keys,
+            [
+                "site[0].id",
+                "site[0].country",
+                "site[1].latitude",
+                "site[2].id"
+            ]
+        );
         assert!(SiteRegistry::from_toml("[[site]]\nid = \"x\"\ncountri = \"US\"").is_err());
     }
 }

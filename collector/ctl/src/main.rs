@@ -1,10 +1,13 @@
 //! veuctl: the operator's and auditor's command line.
 
+mod admin;
 mod catalogue;
 mod inputs;
 mod number;
 mod plan;
 mod policy;
+mod remote;
+mod status;
 
 use std::process::ExitCode;
 
@@ -44,6 +47,15 @@ enum Command {
     Catalogue(catalogue::CatalogueArgs),
     /// Validate a policy file, reporting every error with its key, and summarise it.
     Policy(policy::PolicyArgs),
+    /// The collector's live distribution: verdict, each country against its limit, headroom,
+    /// stale hosts, GPU conflicts and recent rejections (admin certificate).
+    Status(status::StatusArgs),
+    /// Issue a one-time enrollment token for a host at a site (admin certificate).
+    EnrollToken(admin::EnrollTokenArgs),
+    /// List or revoke enrolled agent keys (admin certificate).
+    Agents(admin::AgentsArgs),
+    /// Remove a host from the distribution (it no longer counts anywhere).
+    Decommission(admin::DecommissionArgs),
 }
 
 /// Output format.
@@ -77,6 +89,10 @@ fn main() -> ExitCode {
         Command::Plan(args) => plan::run(&args),
         Command::Catalogue(args) => catalogue::run(&args),
         Command::Policy(args) => policy::run(&args),
+        Command::Status(args) => status::run(&args),
+        Command::EnrollToken(args) => admin::enroll_token(&args),
+        Command::Agents(args) => admin::agents(&args),
+        Command::Decommission(args) => admin::decommission(&args),
     };
     match result {
         Ok(status) => ExitCode::from(status),

@@ -6,7 +6,7 @@ use anyhow::anyhow;
 use proto_accounting::evaluation::CountryShare;
 use proto_accounting::percent::format_share;
 use proto_accounting::{
-    Accelerator, Catalogue, Evaluation, Fleet, Percent, Policy, Rule, Tier, evaluate,
+    Accelerator, Distribution, Evaluation, Fleet, Percent, Policy, Rule, Tier, evaluate,
 };
 use serde::Serialize;
 
@@ -64,7 +64,18 @@ pub fn run(args: &PlanArgs) -> Result<u8, Failure> {
         ))
     })?;
     let evaluation = evaluate(&policy, fleet.distribution());
-    let report = PlanReport::new(&args.fleet, &fleet, &catalogue, &policy, &evaluation, &unit);
+    let source = FleetLine {
+        file: args.fleet.display().to_string(),
+        rows: fleet.rows.len(),
+    };
+    let report = PlanReport::new(
+        source,
+        fleet.distribution(),
+        &catalogue.digest().to_string(),
+        &policy,
+        &evaluation,
+        &unit,
+    );
     match args.format {
         Format::Json => {
             let text = serde_json::to_string_pretty(&report)
@@ -82,7 +93,7 @@ pub fn run(args: &PlanArgs) -> Result<u8, Failure> {
 
 /// The JSON contract of SPEC section 5, plus context a reader needs.
 #[derive(Debug, Serialize)]
-struct PlanReport {
+pub struct PlanReport {
     compliant: bool,
     total_tpp: u64,
     total_h100e: f64,
@@ -156,10 +167,13 @@ struct PolicyLine {
     digest: String,
 }
 
+/// Where the evaluated distribution came from.
 #[derive(Debug, Serialize)]
-struct FleetLine {
-    file: String,
-    rows: usize,
+pub struct FleetLine {
+    /// A file, or a collector.
+    pub file: String,
+    /// Rows (or hosts).
+    pub rows: usize,
 }
 
 #[derive(Debug)]
@@ -181,10 +195,11 @@ fn share(part: u64, total: u64) -> f64 {
 }
 
 impl PlanReport {
-    fn new(
-        path: &std::path::Path,
-        fleet: &Fleet,
-        catalogue: &Catalogue,
+    /// The report on `distribution`, evaluated as `evaluation` under `policy`.
+    pub fn new(
+        source: FleetLine,
+        distribution: &Distribution,
+        catalogue_digest: &str,
         policy: &Policy,
         evaluation: &Evaluation,
         unit: &Accelerator,
@@ -243,7 +258,7 @@ impl PlanReport {
             })
             .collect();
         let hq = policy.headquarters;
-        let home_tpp = fleet.distribution().of(hq);
+        let home_tpp = distribution.of(hq);
         let new_headroom = evaluation.new_tier2_country_headroom;
         PlanReport {
             compliant: evaluation.compliant(),
@@ -272,16 +287,19 @@ impl PlanReport {
                 headquarters: hq.to_string(),
                 digest: policy.digest().to_string(),
             },
-            catalogue_digest: catalogue.digest().to_string(),
-            fleet: FleetLine {
-                file: path.display().to_string(),
-                rows: fleet.rows.len(),
-            },
+            catalogue_digest: catalogue_digest.to_owned(),
+            fleet: source,
             rules: rule_lines(policy, evaluation, home_tpp),
         }
     }
 
-    fn table(&self) -> String {
+    /// Whether every rule holds.
+    pub fn compliant(&self) -> bool {
+        self.compliant
+    }
+
+    /// The table for people.
+    pub fn table(&self) -> String {
         let mut out = String::new();
         let mut line = |text: String| {
             out.push_str(&text);

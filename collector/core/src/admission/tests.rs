@@ -84,7 +84,12 @@ fn digest(byte: u8) -> ChainDigest {
 }
 
 fn submit(payload: &AttestationPayload, nonce: NonceCheck) -> Submission<'_> {
-    Submission { presenting_identity: "cert:abc", payload, digest: digest(payload.sequence as u8), nonce }
+    Submission {
+        presenting_identity: "cert:abc",
+        payload,
+        digest: digest(payload.sequence as u8),
+        nonce,
+    }
 }
 
 fn reason(result: Result<Admission, Refusal>) -> Reason {
@@ -95,10 +100,21 @@ fn reason(result: Result<Admission, Refusal>) -> Reason {
 fn a_valid_first_attestation_is_accepted_in_its_sites_country() {
     let w = world();
     let p = payload(1, ChainDigest::GENESIS);
-    let admission = admit(&agent(), None, None, submit(&p, NonceCheck::Absent), context(&w)).unwrap();
+    let admission = admit(
+        &agent(),
+        None,
+        None,
+        submit(&p, NonceCheck::Absent),
+        context(&w),
+    )
+    .unwrap();
     assert_eq!(
         admission,
-        Admission::Accept { link: Link::Next, fresh: false, country: CountryCode::parse("US").unwrap() }
+        Admission::Accept {
+            link: Link::Next,
+            fresh: false,
+            country: CountryCode::parse("US").unwrap()
+        }
     );
 }
 
@@ -106,54 +122,147 @@ fn a_valid_first_attestation_is_accepted_in_its_sites_country() {
 fn identity_rules() {
     let w = world();
     let p = payload(1, ChainDigest::GENESIS);
-    let revoked = AgentBinding { revoked: true, ..agent() };
-    assert_eq!(reason(admit(&revoked, None, None, submit(&p, NonceCheck::Absent), context(&w))), Reason::RevokedKey);
+    let revoked = AgentBinding {
+        revoked: true,
+        ..agent()
+    };
+    assert_eq!(
+        reason(admit(
+            &revoked,
+            None,
+            None,
+            submit(&p, NonceCheck::Absent),
+            context(&w)
+        )),
+        Reason::RevokedKey
+    );
 
     let mut other_identity = submit(&p, NonceCheck::Absent);
     other_identity.presenting_identity = "cert:stolen";
-    assert_eq!(reason(admit(&agent(), None, None, other_identity, context(&w))), Reason::KeyIdentityMismatch);
+    assert_eq!(
+        reason(admit(&agent(), None, None, other_identity, context(&w))),
+        Reason::KeyIdentityMismatch
+    );
 
     let mut other_host = p.clone();
     other_host.host_id = HostId("gpu-2".into());
     assert_eq!(
-        reason(admit(&agent(), None, None, submit(&other_host, NonceCheck::Absent), context(&w))),
+        reason(admit(
+            &agent(),
+            None,
+            None,
+            submit(&other_host, NonceCheck::Absent),
+            context(&w)
+        )),
         Reason::KeyIdentityMismatch
     );
 
     let mut moved = p.clone();
     moved.site_id = SiteId("my-1".into());
-    assert_eq!(reason(admit(&agent(), None, None, submit(&moved, NonceCheck::Absent), context(&w))), Reason::SiteMismatch);
+    assert_eq!(
+        reason(admit(
+            &agent(),
+            None,
+            None,
+            submit(&moved, NonceCheck::Absent),
+            context(&w)
+        )),
+        Reason::SiteMismatch
+    );
 
-    let nowhere = AgentBinding { site_id: "xx-1".into(), ..agent() };
+    let nowhere = AgentBinding {
+        site_id: "xx-1".into(),
+        ..agent()
+    };
     let mut p2 = p.clone();
     p2.site_id = SiteId("xx-1".into());
-    assert_eq!(reason(admit(&nowhere, None, None, submit(&p2, NonceCheck::Absent), context(&w))), Reason::SiteMismatch);
+    assert_eq!(
+        reason(admit(
+            &nowhere,
+            None,
+            None,
+            submit(&p2, NonceCheck::Absent),
+            context(&w)
+        )),
+        Reason::SiteMismatch
+    );
 }
 
 #[test]
 fn chain_rules_and_idempotent_resubmission() {
     let w = world();
-    let head = Some(ChainHead { sequence: 5, digest: digest(5) });
+    let head = Some(ChainHead {
+        sequence: 5,
+        digest: digest(5),
+    });
     // The stored attestation again: acknowledged, not stored twice.
     let same = payload(5, digest(4));
-    assert_eq!(admit(&agent(), head, Some(digest(5)), submit(&same, NonceCheck::Absent), context(&w)), Ok(Admission::Duplicate));
+    assert_eq!(
+        admit(
+            &agent(),
+            head,
+            Some(digest(5)),
+            submit(&same, NonceCheck::Absent),
+            context(&w)
+        ),
+        Ok(Admission::Duplicate)
+    );
     // Other content at a stored sequence.
-    assert_eq!(reason(admit(&agent(), head, Some(digest(99)), submit(&same, NonceCheck::Absent), context(&w))), Reason::Fork);
+    assert_eq!(
+        reason(admit(
+            &agent(),
+            head,
+            Some(digest(99)),
+            submit(&same, NonceCheck::Absent),
+            context(&w)
+        )),
+        Reason::Fork
+    );
     // Replay of an older sequence the store no longer answers for: rollback.
     let old = payload(3, digest(2));
-    assert_eq!(reason(admit(&agent(), head, None, submit(&old, NonceCheck::Absent), context(&w))), Reason::SequenceRollback);
+    assert_eq!(
+        reason(admit(
+            &agent(),
+            head,
+            None,
+            submit(&old, NonceCheck::Absent),
+            context(&w)
+        )),
+        Reason::SequenceRollback
+    );
     // Same sequence as the head, other digest.
     let mut forked = submit(&same, NonceCheck::Absent);
     forked.digest = digest(77);
-    assert_eq!(reason(admit(&agent(), head, None, forked, context(&w))), Reason::Fork);
+    assert_eq!(
+        reason(admit(&agent(), head, None, forked, context(&w))),
+        Reason::Fork
+    );
     // Reordered: next sequence naming the wrong predecessor.
     let wrong = payload(6, digest(3));
-    assert_eq!(reason(admit(&agent(), head, None, submit(&wrong, NonceCheck::Absent), context(&w))), Reason::PreviousDigestMismatch);
+    assert_eq!(
+        reason(admit(
+            &agent(),
+            head,
+            None,
+            submit(&wrong, NonceCheck::Absent),
+            context(&w)
+        )),
+        Reason::PreviousDigestMismatch
+    );
     // A gap is accepted and reported.
     let later = payload(9, digest(8));
     assert!(matches!(
-        admit(&agent(), head, None, submit(&later, NonceCheck::Absent), context(&w)),
-        Ok(Admission::Accept { link: Link::Gap { missing: 3 }, .. })
+        admit(
+            &agent(),
+            head,
+            None,
+            submit(&later, NonceCheck::Absent),
+            context(&w)
+        ),
+        Ok(Admission::Accept {
+            link: Link::Gap { missing: 3 },
+            ..
+        })
     ));
 }
 
@@ -162,21 +271,72 @@ fn clock_and_nonce_rules() {
     let w = world();
     let mut future = payload(1, ChainDigest::GENESIS);
     future.issued_at_unix_ms = NOW + 600_000;
-    assert_eq!(reason(admit(&agent(), None, None, submit(&future, NonceCheck::Absent), context(&w))), Reason::ClockSkew);
+    assert_eq!(
+        reason(admit(
+            &agent(),
+            None,
+            None,
+            submit(&future, NonceCheck::Absent),
+            context(&w)
+        )),
+        Reason::ClockSkew
+    );
     let mut ancient = payload(1, ChainDigest::GENESIS);
     ancient.issued_at_unix_ms = NOW - 31 * 86_400_000;
-    assert_eq!(reason(admit(&agent(), None, None, submit(&ancient, NonceCheck::Absent), context(&w))), Reason::ClockSkew);
+    assert_eq!(
+        reason(admit(
+            &agent(),
+            None,
+            None,
+            submit(&ancient, NonceCheck::Absent),
+            context(&w)
+        )),
+        Reason::ClockSkew
+    );
 
     let p = payload(1, ChainDigest::GENESIS);
-    assert_eq!(reason(admit(&agent(), None, None, submit(&p, NonceCheck::Foreign), context(&w))), Reason::StaleNonce);
-    let after_statement = NonceCheck::Issued { issued_at_ms: NOW, valid_for_ms: 300_000 };
-    assert_eq!(reason(admit(&agent(), None, None, submit(&p, after_statement), context(&w))), Reason::StaleNonce);
+    assert_eq!(
+        reason(admit(
+            &agent(),
+            None,
+            None,
+            submit(&p, NonceCheck::Foreign),
+            context(&w)
+        )),
+        Reason::StaleNonce
+    );
+    let after_statement = NonceCheck::Issued {
+        issued_at_ms: NOW,
+        valid_for_ms: 300_000,
+    };
+    assert_eq!(
+        reason(admit(
+            &agent(),
+            None,
+            None,
+            submit(&p, after_statement),
+            context(&w)
+        )),
+        Reason::StaleNonce
+    );
 
-    let live = NonceCheck::Issued { issued_at_ms: NOW - 5000, valid_for_ms: 300_000 };
-    assert!(matches!(admit(&agent(), None, None, submit(&p, live), context(&w)), Ok(Admission::Accept { fresh: true, .. })));
+    let live = NonceCheck::Issued {
+        issued_at_ms: NOW - 5000,
+        valid_for_ms: 300_000,
+    };
+    assert!(matches!(
+        admit(&agent(), None, None, submit(&p, live), context(&w)),
+        Ok(Admission::Accept { fresh: true, .. })
+    ));
     // A spooled statement answering an old nonce is accepted as evidence, not as fresh.
-    let expired = NonceCheck::Issued { issued_at_ms: NOW - 3_600_000, valid_for_ms: 300_000 };
-    assert!(matches!(admit(&agent(), None, None, submit(&p, expired), context(&w)), Ok(Admission::Accept { fresh: false, .. })));
+    let expired = NonceCheck::Issued {
+        issued_at_ms: NOW - 3_600_000,
+        valid_for_ms: 300_000,
+    };
+    assert!(matches!(
+        admit(&agent(), None, None, submit(&p, expired), context(&w)),
+        Ok(Admission::Accept { fresh: false, .. })
+    ));
 }
 
 #[test]
@@ -184,9 +344,27 @@ fn simulated_evidence_follows_the_policy() {
     let mut w = world();
     let mut p = payload(1, ChainDigest::GENESIS);
     p.source = EvidenceSource::Simulated;
-    assert_eq!(reason(admit(&agent(), None, None, submit(&p, NonceCheck::Absent), context(&w))), Reason::SimulatedEvidence);
+    assert_eq!(
+        reason(admit(
+            &agent(),
+            None,
+            None,
+            submit(&p, NonceCheck::Absent),
+            context(&w)
+        )),
+        Reason::SimulatedEvidence
+    );
     w.policy.counting.simulated_evidence = SimulatedEvidence::Accept;
-    assert!(admit(&agent(), None, None, submit(&p, NonceCheck::Absent), context(&w)).is_ok());
+    assert!(
+        admit(
+            &agent(),
+            None,
+            None,
+            submit(&p, NonceCheck::Absent),
+            context(&w)
+        )
+        .is_ok()
+    );
 }
 
 #[test]
@@ -194,11 +372,29 @@ fn prices_must_agree_with_the_catalogue() {
     let w = world();
     let mut inflated = payload(1, ChainDigest::GENESIS);
     inflated.devices[2].tpp = 40200;
-    assert_eq!(reason(admit(&agent(), None, None, submit(&inflated, NonceCheck::Absent), context(&w))), Reason::CatalogueMismatch);
+    assert_eq!(
+        reason(admit(
+            &agent(),
+            None,
+            None,
+            submit(&inflated, NonceCheck::Absent),
+            context(&w)
+        )),
+        Reason::CatalogueMismatch
+    );
 
     let mut relabelled = payload(1, ChainDigest::GENESIS);
     relabelled.devices[0].catalogue_id = "H100-PCIE-80GB".into();
-    assert_eq!(reason(admit(&agent(), None, None, submit(&relabelled, NonceCheck::Absent), context(&w))), Reason::CatalogueMismatch);
+    assert_eq!(
+        reason(admit(
+            &agent(),
+            None,
+            None,
+            submit(&relabelled, NonceCheck::Absent),
+            context(&w)
+        )),
+        Reason::CatalogueMismatch
+    );
 
     // An unknown device priced as the policy says is accepted; priced at zero it is not.
     let mut unknown = payload(1, ChainDigest::GENESIS);
@@ -208,10 +404,31 @@ fn prices_must_agree_with_the_catalogue() {
         architecture: "Blackwell".into(),
         catalogue_id: String::new(),
         unknown: true,
-        tpp: w.policy.unknown_device_tpp(&w.catalogue, Some("Blackwell")).unwrap(),
+        tpp: w
+            .policy
+            .unknown_device_tpp(&w.catalogue, Some("Blackwell"))
+            .unwrap(),
         ..h100(0)
     };
-    assert!(admit(&agent(), None, None, submit(&unknown, NonceCheck::Absent), context(&w)).is_ok());
+    assert!(
+        admit(
+            &agent(),
+            None,
+            None,
+            submit(&unknown, NonceCheck::Absent),
+            context(&w)
+        )
+        .is_ok()
+    );
     unknown.devices[0].tpp = 0;
-    assert_eq!(reason(admit(&agent(), None, None, submit(&unknown, NonceCheck::Absent), context(&w))), Reason::CatalogueMismatch);
+    assert_eq!(
+        reason(admit(
+            &agent(),
+            None,
+            None,
+            submit(&unknown, NonceCheck::Absent),
+            context(&w)
+        )),
+        Reason::CatalogueMismatch
+    );
 }

@@ -1,0 +1,184 @@
+//! `veuctl enroll-token`, `veuctl agents list|revoke`, `veuctl decommission`: admin calls.
+
+use proto_wire::v1;
+use proto_wire::v1::admin_client::AdminClient;
+use serde_json::json;
+
+use crate::remote::{CollectorArgs, block_on, call_failed};
+use crate::{Failure, Format};
+
+#[derive(Debug, clap::Args)]
+pub struct EnrollTokenArgs {
+    #[command(flatten)]
+    collector: CollectorArgs,
+    /// The site (from the collector's site registry) the enrolling host is at.
+    #[arg(long, value_name = "SITE")]
+    site: String,
+    /// Validity in hours.
+    #[arg(long, value_name = "HOURS", default_value_t = 24)]
+    valid_hours: u32,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AgentsArgs {
+    #[command(subcommand)]
+    command: AgentsCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum AgentsCommand {
+    /// Every enrolled key with its host, site and state.
+    List {
+        #[command(flatten)]
+        collector: CollectorArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Revoke a key (hex key id from `agents list`): its attestations are refused from now on.
+    Revoke {
+        #[command(flatten)]
+        collector: CollectorArgs,
+        /// Key id, 64 hex digits.
+        #[arg(value_name = "KEY_ID")]
+        key_id: String,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DecommissionArgs {
+    #[command(flatten)]
+    collector: CollectorArgs,
+    /// The host to remove from the distribution.
+    #[arg(value_name = "HOST")]
+    host: String,
+}
+
+pub fn enroll_token(args: &EnrollTokenArgs) -> Result<u8, Failure> {
+    block_on(async {
+        let mut admin = AdminClient::new(args.collector.connect("admin").await?);
+        let answer = admin
+            .create_enroll_token(v1::CreateEnrollTokenRequest {
+                site_id: args.site.clone(),
+                valid_for_seconds: args.valid_hours.saturating_mul(3600),
+            })
+            .await
+            .map_err(|s| call_failed(&s))?
+            .into_inner();
+        println!("{}", answer.token);
+        eprintln!(
+            "one-time token for site {}; on the host: veu-agent enroll --token {}",
+            args.site, answer.token
+        );
+        Ok(0)
+    })
+}
+
+pub fn agents(args: &AgentsArgs) -> Result<u8, Failure> {
+    match &args.command {
+        AgentsCommand::List { collector, format } => block_on(async {
+            let mut admin = AdminClient::new(collector.connect("admin").await?);
+            let agents = admin
+                .list_agents(v1::ListAgentsRequest {})
+                .await
+                .map_err(|s| call_failed(&s))?
+                .into_inner()
+                .agents;
+            match format {
+                Format::Json => {
+                    let list: Vec<_> = agents
+                        .iter()
+                        .map(|a| {
+                            json!({"key_id": hex(&a.key_id), "host_id": a.host_id, "site_id": a.site_id,
+                                   "enrolled_unix_ms": a.enrolled_unix_ms,
+                                   "revoked_unix_ms": (a.revoked_unix_ms != 0).then_some(a.revoked_unix_ms)})
+                        })
+                        .collect();
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&list).unwrap_or_default()
+                    );
+                }
+                Format::Table => {
+                    println!("{:<64}  {:<24} {:<20} State", "Key id", "Host", "Site");
+                    for a in &agents {
+                        let state = if a.revoked_unix_ms != 0 {
+                            "revoked"
+                        } else {
+                            "active"
+                        };
+                        println!(
+                            "{:<64}  {:<24} {:<20} {state}",
+                            hex(&a.key_id),
+                            a.host_id,
+                            a.site_id
+                        );
+                    }
+                }
+            }
+            Ok(0)
+        }),
+        AgentsCommand::Revoke { collector, key_id } => {
+            let raw = unhex(key_id).ok_or_else(|| {
+                Failure::bad_input(anyhow::anyhow!("{key_id:?} is not a 64-digit hex key id"))
+            })?;
+            block_on(async {
+                let mut admin = AdminClient::new(collector.connect("admin").await?);
+                let done = admin
+                    .revoke_agent(v1::RevokeAgentRequest { key_id: raw })
+                    .await
+                    .map_err(|s| call_failed(&s))?
+                    .into_inner();
+                if done.revoked {
+                    println!("revoked {key_id}");
+                    Ok(0)
+                } else {
+                    Err(Failure {
+                        status: 1,
+                        error: anyhow::anyhow!("no active key {key_id}"),
+                    })
+                }
+            })
+        }
+    }
+}
+
+pub fn decommission(args: &DecommissionArgs) -> Result<u8, Failure> {
+    block_on(async {
+        let mut admin = AdminClient::new(args.collector.connect("admin").await?);
+        let done = admin
+            .decommission(v1::DecommissionRequest {
+                host_id: args.host.clone(),
+            })
+            .await
+            .map_err(|s| call_failed(&s))?
+            .into_inner();
+        if done.decommissioned {
+            println!(
+                "decommissioned {}: it no longer counts in the distribution",
+                args.host
+            );
+            Ok(0)
+        } else {
+            Err(Failure {
+                status: 1,
+                error: anyhow::anyhow!("no host {}", args.host),
+            })
+        }
+    })
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    let text = text.trim();
+    if text.len() != 64 {
+        return None;
+    }
+    (0..64)
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}

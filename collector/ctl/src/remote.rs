@@ -1,0 +1,138 @@
+//! Connecting to a collector as an admin or auditor: mutual TLS with the caller's certificate.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+
+use crate::Failure;
+
+/// Where the collector is and who is asking.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CollectorArgs {
+    /// The collector's gRPC endpoint.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "VEU_COLLECTOR",
+        default_value = "https://127.0.0.1:7443"
+    )]
+    pub collector: String,
+    /// The name the collector's certificate carries (default: the URL's host).
+    #[arg(long, value_name = "NAME", env = "VEU_SERVER_NAME")]
+    pub server_name: Option<String>,
+    /// Directory of a development PKI (`veu-collector pki init`): uses its ca.pem and the
+    /// admin (or, with --auditor, the auditor) certificate and key.
+    #[arg(long, value_name = "DIR", env = "VEU_PKI_DIR")]
+    pub pki_dir: Option<PathBuf>,
+    /// CA that signs the collector's certificate (overrides the PKI directory's).
+    #[arg(long, value_name = "FILE", env = "VEU_CA")]
+    pub ca: Option<PathBuf>,
+    /// Client certificate (overrides the PKI directory's).
+    #[arg(long, value_name = "FILE", env = "VEU_CERT")]
+    pub cert: Option<PathBuf>,
+    /// Client key (overrides the PKI directory's).
+    #[arg(long, value_name = "FILE", env = "VEU_KEY")]
+    pub key: Option<PathBuf>,
+}
+
+impl CollectorArgs {
+    /// A connected channel, identified as `role` ("admin" or "auditor") from the PKI directory.
+    pub async fn connect(&self, role: &str) -> Result<Channel, Failure> {
+        let pick = |explicit: &Option<PathBuf>, file: &str| -> Result<PathBuf, Failure> {
+            explicit
+                .clone()
+                .or_else(|| self.pki_dir.as_ref().map(|dir| dir.join(file)))
+                .ok_or_else(|| {
+                    Failure::bad_input(anyhow!(
+                        "give --pki-dir, or --ca, --cert and --key, to reach the collector"
+                    ))
+                })
+        };
+        let read = |path: PathBuf| {
+            std::fs::read(&path)
+                .with_context(|| format!("cannot read {}", path.display()))
+                .map_err(Failure::bad_input)
+        };
+        let ca = read(pick(&self.ca, "ca.pem")?)?;
+        let cert = read(pick(&self.cert, &format!("{role}.pem"))?)?;
+        let key = read(pick(&self.key, &format!("{role}.key"))?)?;
+        let server_name = self
+            .server_name
+            .clone()
+            .unwrap_or_else(|| host_of(&self.collector));
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(ca))
+            .identity(Identity::from_pem(cert, key))
+            .domain_name(server_name);
+        let unavailable = |error: &dyn std::error::Error| Failure {
+            status: 1,
+            error: anyhow!(
+                "cannot reach the collector at {}: {}",
+                self.collector,
+                chain(error)
+            ),
+        };
+        Channel::from_shared(self.collector.clone())
+            .map_err(|e| {
+                Failure::bad_input(anyhow!("invalid --collector {}: {e}", self.collector))
+            })?
+            .tls_config(tls)
+            .map_err(|e| unavailable(&e))?
+            .connect_timeout(Duration::from_secs(10))
+            .connect()
+            .await
+            .map_err(|e| unavailable(&e))
+    }
+}
+
+/// A failed call, with the collector's message.
+pub fn call_failed(status: &tonic::Status) -> Failure {
+    Failure {
+        status: 1,
+        error: anyhow!(
+            "the collector answered {:?}: {}",
+            status.code(),
+            status.message()
+        ),
+    }
+}
+
+/// Runs an async command on a small runtime.
+pub fn block_on<T>(future: impl Future<Output = Result<T, Failure>>) -> Result<T, Failure> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure {
+            status: 1,
+            error: e.into(),
+        })?
+        .block_on(future)
+}
+
+fn host_of(endpoint: &str) -> String {
+    let rest = endpoint
+        .split_once("://")
+        .map_or(endpoint, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or("");
+    if let Some(inner) = authority.strip_prefix('[') {
+        return inner.split(']').next().unwrap_or("").to_owned();
+    }
+    authority
+        .rsplit_once(':')
+        .map_or(authority, |(host, _)| host)
+        .to_owned()
+}
+
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}

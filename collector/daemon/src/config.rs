@@ -1,0 +1,306 @@
+//! The collector's TOML configuration, validated with every error reported with its key.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use proto_config::parse_duration;
+use serde::Deserialize;
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub state_dir: PathBuf,
+    pub sites: PathBuf,
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: PathBuf,
+    pub enrollment_ca_dir: Option<PathBuf>,
+    pub policy: Option<PathBuf>,
+    pub catalogue: Option<PathBuf>,
+    pub freshness_window: Duration,
+    pub max_future_skew: Duration,
+    pub max_backlog: Duration,
+    pub challenge_every: Duration,
+    pub nonce_validity: Duration,
+    pub metrics_listen: Option<SocketAddr>,
+    pub log_json: bool,
+    pub log_level: tracing::Level,
+}
+
+/// Every problem in a configuration file.
+#[derive(Debug)]
+pub struct ConfigErrors {
+    pub path: PathBuf,
+    pub errors: Vec<(String, String)>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} has {} error(s):",
+            self.path.display(),
+            self.errors.len()
+        )?;
+        for (key, message) in &self.errors {
+            write!(f, "\n  {key}: {message}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: String,
+    state_dir: PathBuf,
+    sites: PathBuf,
+    tls: RawTls,
+    #[serde(default)]
+    enrollment: RawEnrollment,
+    #[serde(default)]
+    rules: RawRules,
+    #[serde(default)]
+    ingest: RawIngest,
+    #[serde(default)]
+    metrics: RawMetrics,
+    #[serde(default)]
+    log: RawLog,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    certificate: PathBuf,
+    key: PathBuf,
+    client_ca: PathBuf,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawEnrollment {
+    ca_dir: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRules {
+    policy: Option<PathBuf>,
+    catalogue: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawIngest {
+    freshness_window: Option<String>,
+    max_future_skew: Option<String>,
+    max_backlog: Option<String>,
+    challenge_every: Option<String>,
+    nonce_validity: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: Option<String>,
+    level: Option<String>,
+}
+
+impl Config {
+    /// Reads, validates and checks that the files it names can be read.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+            path: path.to_path_buf(),
+            errors: vec![("file".into(), format!("cannot read: {e}"))],
+        })?;
+        let config = Self::parse(&text, path)?;
+        let mut missing = Vec::new();
+        let mut files: Vec<(&str, &Path)> = vec![
+            ("sites", &config.sites),
+            ("tls.certificate", &config.certificate),
+            ("tls.key", &config.key),
+            ("tls.client_ca", &config.client_ca),
+        ];
+        if let Some(policy) = &config.policy {
+            files.push(("rules.policy", policy));
+        }
+        if let Some(catalogue) = &config.catalogue {
+            files.push(("rules.catalogue", catalogue));
+        }
+        for (key, file) in files {
+            if let Err(e) = std::fs::File::open(file) {
+                missing.push((
+                    key.to_owned(),
+                    format!("cannot read {}: {e}", file.display()),
+                ));
+            }
+        }
+        if missing.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigErrors {
+                path: path.to_path_buf(),
+                errors: missing,
+            })
+        }
+    }
+
+    /// Validates text without touching the files it names.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+        let raw: RawConfig = toml::from_str(text).map_err(|error| ConfigErrors {
+            path: path.to_path_buf(),
+            errors: vec![("syntax".into(), error.to_string().trim().replace('\n', " "))],
+        })?;
+        let mut errors = Vec::new();
+        let base = path.parent().unwrap_or(Path::new("."));
+        let resolve = |p: PathBuf| if p.is_relative() { base.join(p) } else { p };
+        let mut address = |key: &str, text: &str| match text.parse::<SocketAddr>() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                errors.push((
+                    key.to_owned(),
+                    format!("{text:?} is not an address like 0.0.0.0:7443"),
+                ));
+                None
+            }
+        };
+        let listen = address("listen", &raw.listen);
+        let metrics_listen = raw
+            .metrics
+            .listen
+            .as_deref()
+            .and_then(|t| address("metrics.listen", t));
+        let mut duration =
+            |key: &str, value: Option<&str>, default: Duration| match value.map(parse_duration) {
+                None => default,
+                Some(Ok(d)) if !d.is_zero() => d,
+                Some(Ok(_)) => {
+                    errors.push((key.to_owned(), "must be greater than zero".into()));
+                    default
+                }
+                Some(Err(message)) => {
+                    errors.push((key.to_owned(), message));
+                    default
+                }
+            };
+        let ingest = &raw.ingest;
+        let freshness_window = duration(
+            "ingest.freshness_window",
+            ingest.freshness_window.as_deref(),
+            Duration::from_secs(180),
+        );
+        let max_future_skew = duration(
+            "ingest.max_future_skew",
+            ingest.max_future_skew.as_deref(),
+            Duration::from_secs(300),
+        );
+        let max_backlog = duration(
+            "ingest.max_backlog",
+            ingest.max_backlog.as_deref(),
+            Duration::from_secs(30 * 86_400),
+        );
+        let challenge_every = duration(
+            "ingest.challenge_every",
+            ingest.challenge_every.as_deref(),
+            Duration::from_secs(300),
+        );
+        let nonce_validity = duration(
+            "ingest.nonce_validity",
+            ingest.nonce_validity.as_deref(),
+            Duration::from_secs(300),
+        );
+        let log_json = match raw.log.format.as_deref().unwrap_or("text") {
+            "text" => false,
+            "json" => true,
+            other => {
+                errors.push((
+                    "log.format".into(),
+                    format!("{other:?} must be text or json"),
+                ));
+                false
+            }
+        };
+        let log_level = raw
+            .log
+            .level
+            .as_deref()
+            .unwrap_or("info")
+            .parse()
+            .unwrap_or_else(|_| {
+                errors.push((
+                    "log.level".into(),
+                    "must be one of error, warn, info, debug, trace".into(),
+                ));
+                tracing::Level::INFO
+            });
+        match (listen, errors.is_empty()) {
+            (Some(listen), true) => Ok(Config {
+                listen,
+                state_dir: resolve(raw.state_dir),
+                sites: resolve(raw.sites),
+                certificate: resolve(raw.tls.certificate),
+                key: resolve(raw.tls.key),
+                client_ca: resolve(raw.tls.client_ca),
+                enrollment_ca_dir: raw.enrollment.ca_dir.map(resolve),
+                policy: raw.rules.policy.map(resolve),
+                catalogue: raw.rules.catalogue.map(resolve),
+                freshness_window,
+                max_future_skew,
+                max_backlog,
+                challenge_every,
+                nonce_validity,
+                metrics_listen,
+                log_json,
+                log_level,
+            }),
+            _ => Err(ConfigErrors {
+                path: path.to_path_buf(),
+                errors,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_example_is_valid() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/collector/collector.toml");
+        let config = Config::parse(&std::fs::read_to_string(&path).unwrap(), &path).unwrap();
+        assert_eq!(config.listen.port(), 7443);
+        assert_eq!(config.freshness_window, Duration::from_secs(180));
+    }
+
+    #[test]
+    fn every_error_is_reported_with_its_key() {
+        let text = "listen = \"everywhere\"\nstate_dir = \"s\"\nsites = \"sites.toml\"\n\
+                    [tls]\ncertificate = \"a\"\nkey = \"b\"\nclient_ca = \"c\"\n\
+                    [ingest]\nfreshness_window = \"soon\"\nmax_backlog = \"0s\"\n[log]\nformat = \"xml\"\n";
+        let errors =
+            Config::parse(text, Path::new("/etc/veu-collector/collector.toml")).unwrap_err();
+        let keys: Vec<&str> = errors.errors.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "listen",
+                "ingest.freshness_window",
+                "ingest.max_backlog",
+                "log.format"
+            ]
+        );
+    }
+}

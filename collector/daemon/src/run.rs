@@ -1,0 +1,196 @@
+//! `veu-collector run`: open the store, rebuild the state, serve until a signal.
+
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use collector_core::SiteRegistry;
+use collector_server::metrics::Metrics;
+use collector_server::nonce::NonceIssuer;
+use collector_server::{Collector, Rules, TlsFiles};
+use collector_store::{SqliteOptions, SqliteStore};
+use proto_accounting::{Catalogue, Policy};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&config.state_dir)
+        .with_context(|| format!("cannot create {}", config.state_dir.display()))?;
+    let read = |path: &Path| {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let catalogue = match &config.catalogue {
+        None => Catalogue::builtin()?,
+        Some(path) => {
+            Catalogue::from_toml(&read(path)?).with_context(|| path.display().to_string())?
+        }
+    };
+    let policy_toml = match &config.policy {
+        None => proto_accounting::policy::UVEU_2025_US_TOML.to_owned(),
+        Some(path) => read(path)?,
+    };
+    let policy = Policy::from_toml(&policy_toml).context("policy")?;
+    let sites = SiteRegistry::from_toml(&read(&config.sites)?)
+        .with_context(|| config.sites.display().to_string())?;
+    tracing::info!(policy = policy.id, sites = sites.len(), "rules loaded");
+
+    let store = SqliteStore::open(
+        &config.state_dir.join("collector.db"),
+        SqliteOptions::default(),
+    )
+    .context("cannot open the store")?;
+    let secret = nonce_secret(&config.state_dir.join("nonce.key"))?;
+    let metrics = Arc::new(Metrics::new());
+    let rules = Rules {
+        catalogue,
+        policy,
+        policy_toml,
+        sites,
+        max_future_skew_ms: millis(config.max_future_skew),
+        max_backlog_ms: millis(config.max_backlog),
+    };
+    let collector = Arc::new(
+        Collector::open(
+            Arc::new(store),
+            rules,
+            NonceIssuer::new(&secret, millis(config.nonce_validity)),
+            Arc::clone(&metrics),
+            millis(config.freshness_window),
+            now_ms,
+        )
+        .context("cannot rebuild the collector's state from the store")?,
+    );
+    {
+        let state = collector.state();
+        tracing::info!(
+            agents = state.agents.len(),
+            hosts = state.live.len(),
+            "state rebuilt from the store"
+        );
+        metrics.observe(&state.live, &collector.rules.policy);
+    }
+    let ca = match &config.enrollment_ca_dir {
+        Some(dir) => Some(Arc::new(
+            collector_pki::Ca::load(dir)
+                .with_context(|| format!("enrollment CA in {}", dir.display()))?,
+        )),
+        None => None,
+    };
+    let tls = TlsFiles {
+        certificate_pem: std::fs::read(&config.certificate)
+            .with_context(|| config.certificate.display().to_string())?,
+        key_pem: std::fs::read(&config.key).with_context(|| config.key.display().to_string())?,
+        client_ca_pem: std::fs::read(&config.client_ca)
+            .with_context(|| config.client_ca.display().to_string())?,
+    };
+
+    let shutdown = CancellationToken::new();
+    if let Some(listen) = config.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen for metrics on {listen}"))?;
+        let source = Arc::clone(&metrics);
+        tokio::spawn(proto_exposition::serve(
+            listener,
+            Arc::new(move || source.render()),
+            shutdown.clone(),
+        ));
+    }
+    // Hosts going silent leave the verified view on their own clock, not only on the next
+    // attestation.
+    let sweeper = Arc::clone(&collector);
+    let sweep_stop = shutdown.clone();
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                () = sweep_stop.cancelled() => return,
+                _ = ticker.tick() => {
+                    let mut state = sweeper.state();
+                    for host in state.live.sweep(now_ms()) {
+                        tracing::warn!(host, "host is stale: no attestation within the freshness window");
+                    }
+                    sweeper.metrics.observe(&state.live, &sweeper.rules.policy);
+                }
+            }
+        }
+    });
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    tracing::info!(listen = %listener.local_addr()?, enrollment = ca.is_some(), "collector serving");
+    let server = tokio::spawn(collector_server::serve(
+        listener,
+        tls,
+        collector,
+        ca,
+        config.challenge_every,
+        shutdown.clone(),
+    ));
+    tokio::select! {
+        signal = signal() => tracing::info!(signal, "shutting down"),
+        result = server => {
+            result.context("server task failed")?.context("server failed")?;
+        }
+    }
+    shutdown.cancel();
+    Ok(())
+}
+
+async fn signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut terminate), Ok(mut interrupt)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+    }
+}
+
+/// The secret nonces are authenticated with: made once (mode 0600), kept across restarts so
+/// that nonces issued before a restart still check.
+fn nonce_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
+    match std::fs::read(path) {
+        Ok(secret) if secret.len() >= 32 => return Ok(secret),
+        Ok(_) => anyhow::bail!("{} is shorter than 32 bytes", path.display()),
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            return Err(error).with_context(|| format!("cannot read {}", path.display()));
+        }
+        Err(_) => {}
+    }
+    let mut secret = vec![0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
+        .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(&secret)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(secret)
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

@@ -1,0 +1,275 @@
+//! The admin service: live status, enrollment tokens, agents, decommissioning (admin role).
+
+use std::sync::Arc;
+
+use collector_pki::Role;
+use collector_store::EnrollToken;
+use proto_accounting::{Distribution, Tier, evaluate};
+use proto_wire::v1;
+use proto_wire::v1::admin_server::Admin;
+use tonic::{Request, Response, Status};
+
+use crate::identity;
+use crate::ingest::{Collector, key_id};
+
+/// Default validity of an enrollment token.
+const DEFAULT_TOKEN_SECONDS: u32 = 24 * 3600;
+
+/// The service.
+#[derive(Debug, Clone)]
+pub struct AdminService {
+    collector: Arc<Collector>,
+}
+
+impl AdminService {
+    /// A service over `collector`.
+    pub fn new(collector: Arc<Collector>) -> Self {
+        Self { collector }
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(
+            &dyn collector_store::AttestationStore,
+        ) -> Result<T, collector_store::StoreError>
+        + Send
+        + 'static,
+    ) -> Result<T, Status> {
+        let store = Arc::clone(&self.collector.store);
+        tokio::task::spawn_blocking(move || work(store.as_ref()))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| Status::unavailable(e.to_string()))
+    }
+}
+
+fn view(
+    distribution: &Distribution,
+    collector: &Collector,
+    stale: &Distribution,
+) -> v1::DistributionView {
+    let policy = &collector.rules.policy;
+    let evaluation = evaluate(policy, distribution);
+    v1::DistributionView {
+        compliant: evaluation.compliant(),
+        total_tpp: evaluation.total_tpp,
+        countries: evaluation
+            .countries
+            .iter()
+            .map(|line| v1::CountryCompute {
+                country: line.country.to_string(),
+                tier: u32::from(match line.tier {
+                    Tier::One => 1u8,
+                    Tier::Two => 2,
+                    Tier::Three => 3,
+                }),
+                tpp: line.tpp,
+                stale_tpp: stale.of(line.country),
+                headroom_tpp: line.headroom.unwrap_or(0),
+            })
+            .collect(),
+        violations: evaluation
+            .violations
+            .iter()
+            .map(|v| v1::Violation {
+                rule: v.rule.as_str().to_owned(),
+                country: v.country.map(|c| c.to_string()).unwrap_or_default(),
+            })
+            .collect(),
+        new_tier2_country_headroom_tpp: evaluation.new_tier2_country_headroom,
+    }
+}
+
+#[tonic::async_trait]
+impl Admin for AdminService {
+    async fn status(
+        &self,
+        request: Request<v1::StatusRequest>,
+    ) -> Result<Response<v1::StatusResponse>, Status> {
+        identity::require(&request, Role::Admin)?;
+        let recent = request.get_ref().recent_rejections.min(100) as usize;
+        let now = self.collector.now_ms();
+        let (last_known, verified, stale_hosts, hosts, agents) = {
+            let mut state = self.collector.state();
+            state.live.sweep(now);
+            let mut stale = Distribution::new();
+            for (_, entry) in state.live.stale_hosts() {
+                let _ = stale.add(entry.country, entry.tpp);
+            }
+            let last_known = view(state.live.last_known(), &self.collector, &stale);
+            let verified = view(state.live.fresh(), &self.collector, &Distribution::new());
+            let stale_hosts = state
+                .live
+                .stale_hosts()
+                .into_iter()
+                .map(|(host, entry)| v1::HostState {
+                    host_id: host.to_owned(),
+                    country: entry.country.to_string(),
+                    tpp: entry.tpp,
+                    last_attested_unix_ms: entry.last_received_ms,
+                    stale: true,
+                    ..v1::HostState::default()
+                })
+                .collect();
+            (
+                last_known,
+                verified,
+                stale_hosts,
+                state.live.len(),
+                state.agents.len(),
+            )
+        };
+        let (rejections, counts, events) = self
+            .blocking(move |store| {
+                Ok((
+                    store.rejections(recent)?,
+                    store.rejection_counts()?,
+                    store.events(0, 1000)?,
+                ))
+            })
+            .await?;
+        let rules = &self.collector.rules;
+        Ok(Response::new(v1::StatusResponse {
+            now_unix_ms: now,
+            policy_id: rules.policy.id.clone(),
+            policy_digest: rules.policy.digest().to_string(),
+            catalogue_digest: rules.catalogue.digest().to_string(),
+            policy_toml: rules.policy_toml.clone(),
+            last_known: Some(last_known),
+            verified: Some(verified),
+            stale_hosts,
+            conflicts: events
+                .into_iter()
+                .filter(|e| e.kind == "gpu_conflict")
+                .map(|e| v1::StatusEvent {
+                    at_unix_ms: e.at_ms,
+                    kind: e.kind,
+                    host_id: e.host_id.unwrap_or_default(),
+                    detail: e.detail,
+                })
+                .collect(),
+            recent_rejections: rejections
+                .into_iter()
+                .map(|r| v1::RejectionRecord {
+                    at_unix_ms: r.at_ms,
+                    reason: r.reason,
+                    host_id: r.host_id.unwrap_or_default(),
+                    sequence: r.sequence.unwrap_or(0),
+                    peer: r.peer,
+                    detail: r.detail,
+                })
+                .collect(),
+            rejection_counts: counts
+                .into_iter()
+                .map(|(reason, count)| v1::ReasonCount { reason, count })
+                .collect(),
+            hosts: u32::try_from(hosts).unwrap_or(u32::MAX),
+            agents: u32::try_from(agents).unwrap_or(u32::MAX),
+            freshness_window_ms: 0,
+        }))
+    }
+
+    async fn create_enroll_token(
+        &self,
+        request: Request<v1::CreateEnrollTokenRequest>,
+    ) -> Result<Response<v1::CreateEnrollTokenResponse>, Status> {
+        identity::require(&request, Role::Admin)?;
+        let request = request.into_inner();
+        if self.collector.rules.sites.get(&request.site_id).is_none() {
+            return Err(Status::invalid_argument(format!(
+                "site {:?} is not in the site registry",
+                request.site_id
+            )));
+        }
+        let seconds = if request.valid_for_seconds == 0 {
+            DEFAULT_TOKEN_SECONDS
+        } else {
+            request.valid_for_seconds
+        };
+        let mut secret = [0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
+            .map_err(|_| Status::internal("the system random generator failed"))?;
+        let token = crate::enrollment::token_text(&secret);
+        let now = self.collector.now_ms();
+        let record = EnrollToken {
+            token_hash: crate::enrollment::token_hash(&token),
+            site_id: request.site_id,
+            created_at_ms: now,
+            expires_at_ms: now + i64::from(seconds) * 1000,
+            used_at_ms: None,
+        };
+        let expires = record.expires_at_ms;
+        self.blocking(move |store| store.put_token(&record)).await?;
+        Ok(Response::new(v1::CreateEnrollTokenResponse {
+            token,
+            expires_at_unix_ms: expires,
+        }))
+    }
+
+    async fn list_agents(
+        &self,
+        request: Request<v1::ListAgentsRequest>,
+    ) -> Result<Response<v1::ListAgentsResponse>, Status> {
+        identity::require(&request, Role::Admin)?;
+        let agents = self.blocking(|store| store.agents()).await?;
+        Ok(Response::new(v1::ListAgentsResponse {
+            agents: agents
+                .into_iter()
+                .map(|a| v1::EnrolledKey {
+                    key_id: a.key_id.to_vec(),
+                    public_key: a.public_key.to_vec(),
+                    host_id: a.host_id,
+                    site_id: a.site_id,
+                    enrolled_unix_ms: a.enrolled_at_ms,
+                    revoked_unix_ms: a.revoked_at_ms.unwrap_or(0),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn revoke_agent(
+        &self,
+        request: Request<v1::RevokeAgentRequest>,
+    ) -> Result<Response<v1::RevokeAgentResponse>, Status> {
+        let admin = identity::require(&request, Role::Admin)?;
+        let raw: [u8; 32] = request
+            .get_ref()
+            .key_id
+            .as_slice()
+            .try_into()
+            .map_err(|_| Status::invalid_argument("key_id must be 32 bytes"))?;
+        let now = self.collector.now_ms();
+        let revoked = self
+            .blocking(move |store| store.revoke_agent(&raw, now))
+            .await?;
+        if revoked {
+            if let Some(agent) = self.collector.state().agents.get_mut(&key_id(&raw)) {
+                agent.binding.revoked = true;
+            }
+            tracing::warn!(key = %key_id(&raw), by = %admin, "agent key revoked");
+        }
+        Ok(Response::new(v1::RevokeAgentResponse { revoked }))
+    }
+
+    async fn decommission(
+        &self,
+        request: Request<v1::DecommissionRequest>,
+    ) -> Result<Response<v1::DecommissionResponse>, Status> {
+        let admin = identity::require(&request, Role::Admin)?;
+        let host = request.into_inner().host_id;
+        let now = self.collector.now_ms();
+        let target = host.clone();
+        let done = self
+            .blocking(move |store| store.decommission(&target, now))
+            .await?;
+        if done {
+            let mut state = self.collector.state();
+            state.live.remove(&host);
+            state.gpus.release(&host);
+            tracing::warn!(host, by = %admin, "host decommissioned");
+        }
+        Ok(Response::new(v1::DecommissionResponse {
+            decommissioned: done,
+        }))
+    }
+}

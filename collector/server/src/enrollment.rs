@@ -1,0 +1,134 @@
+//! Enrollment: a one-time token (stored hashed) buys an agent a client certificate from the
+//! collector's CA that binds its signing key, host and site. Callers need no certificate yet.
+
+use std::sync::Arc;
+
+use collector_pki::{Ca, Role};
+use collector_store::{AgentRecord, TokenError};
+use proto_evidence::KeyId;
+use proto_wire::v1;
+use proto_wire::v1::enrollment_server::Enrollment;
+use tonic::{Request, Response, Status};
+
+use crate::ingest::Collector;
+
+/// The service; without a CA (operator-provided PKI) it refuses enrollments.
+#[derive(Debug)]
+pub struct EnrollmentService {
+    collector: Arc<Collector>,
+    ca: Option<Arc<Ca>>,
+}
+
+impl EnrollmentService {
+    /// A service issuing certificates with `ca`.
+    pub fn new(collector: Arc<Collector>, ca: Option<Arc<Ca>>) -> Self {
+        Self { collector, ca }
+    }
+}
+
+/// The printable token: 64 hex digits of a 32-byte secret.
+pub fn token_text(secret: &[u8; 32]) -> String {
+    secret.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What the store keeps of a token: its SHA-256.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    let digest = ring::digest::digest(&ring::digest::SHA256, token.trim().as_bytes());
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(digest.as_ref());
+    hash
+}
+
+/// A host id from the enrolling host's name: the characters identifiers allow.
+fn host_id(hostname: &str, key: &KeyId) -> String {
+    let cleaned: String = hostname
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
+        .take(128)
+        .collect();
+    if cleaned.is_empty() {
+        format!("host-{}", &key.to_string()[..16])
+    } else {
+        cleaned
+    }
+}
+
+#[tonic::async_trait]
+impl Enrollment for EnrollmentService {
+    async fn enroll(
+        &self,
+        request: Request<v1::EnrollRequest>,
+    ) -> Result<Response<v1::EnrollResponse>, Status> {
+        let Some(ca) = self.ca.clone() else {
+            return Err(Status::failed_precondition(
+                "this collector has no enrollment CA (operator-provided PKI): register agents with the operator's certificates",
+            ));
+        };
+        let request = request.into_inner();
+        let public_key = proto_seal::PublicKey::from_slice(&request.signing_public_key)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let key = public_key.key_id();
+        let hash = token_hash(&request.token);
+        let now = self.collector.now_ms();
+        let store = Arc::clone(&self.collector.store);
+        let token = tokio::task::spawn_blocking(move || store.use_token(&hash, now))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|error| match error {
+                TokenError::Store(e) => Status::unavailable(e.to_string()),
+                other => Status::permission_denied(format!("enrollment token refused: {other}")),
+            })?;
+        let site = self
+            .collector
+            .rules
+            .sites
+            .get(&token.site_id)
+            .ok_or_else(|| {
+                Status::failed_precondition(format!(
+                    "site {} is no longer in the registry",
+                    token.site_id
+                ))
+            })?
+            .clone();
+        let host = host_id(
+            &request
+                .host
+                .as_ref()
+                .map(|h| h.hostname.clone())
+                .unwrap_or_default(),
+            &key,
+        );
+        let certificate = ca
+            .sign_csr(
+                &request.csr_der,
+                Role::Agent,
+                &host,
+                std::time::SystemTime::now(),
+            )
+            .map_err(|e| Status::invalid_argument(format!("certificate request refused: {e}")))?;
+        let record = AgentRecord {
+            key_id: *key.0.as_bytes(),
+            public_key: *public_key.as_bytes(),
+            host_id: host.clone(),
+            site_id: site.id.clone(),
+            identity: format!("urn:veu:agent:{host}"),
+            enrolled_at_ms: now,
+            revoked_at_ms: None,
+        };
+        let store = Arc::clone(&self.collector.store);
+        let stored = record.clone();
+        tokio::task::spawn_blocking(move || store.put_agent(&stored))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        self.collector.remember(&record);
+        tracing::info!(host, site = site.id, key = %key, "agent enrolled");
+        Ok(Response::new(v1::EnrollResponse {
+            host_id: host,
+            site_id: site.id,
+            country: site.country.to_string(),
+            certificate_chain_der: vec![certificate.into_bytes()],
+            ca_certificate_der: ca.ca_pem().as_bytes().to_vec(),
+        }))
+    }
+}

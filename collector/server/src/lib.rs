@@ -1,0 +1,79 @@
+//! The collector's gRPC services over mutual TLS (tonic, rustls with ring): the agent stream
+//! (verify, admit, store, acknowledge), enrollment, admin and health. Identities and roles come
+//! from client certificates: an agent can only submit, an admin manages, an auditor reads.
+//!
+//! Invariant: an attestation is acknowledged only after the store committed it; generated
+//! types stay at this boundary.
+
+pub mod admin;
+pub mod agent_stream;
+pub mod enrollment;
+pub mod health;
+pub mod identity;
+pub mod ingest;
+pub mod metrics;
+pub mod nonce;
+mod wire;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use proto_wire::MAX_MESSAGE_BYTES;
+use proto_wire::health::health_server::HealthServer;
+use proto_wire::v1::admin_server::AdminServer;
+use proto_wire::v1::agent_stream_server::AgentStreamServer;
+use proto_wire::v1::enrollment_server::EnrollmentServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+
+pub use ingest::{Collector, Outcome, Rules};
+
+/// TLS material of the server.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The server's certificate chain, PEM.
+    pub certificate_pem: Vec<u8>,
+    /// Its private key, PEM.
+    pub key_pem: Vec<u8>,
+    /// CA that signs client certificates, PEM.
+    pub client_ca_pem: Vec<u8>,
+}
+
+/// Serves every service on `listener` until `shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    tls: TlsFiles,
+    collector: Arc<Collector>,
+    ca: Option<Arc<collector_pki::Ca>>,
+    challenge_every: Duration,
+    shutdown: CancellationToken,
+) -> Result<(), tonic::transport::Error> {
+    // Client certificates are verified when presented and required by every service but
+    // enrollment, which is how an agent gets its first certificate.
+    let tls = ServerTlsConfig::new()
+        .identity(Identity::from_pem(&tls.certificate_pem, &tls.key_pem))
+        .client_ca_root(Certificate::from_pem(&tls.client_ca_pem))
+        .client_auth_optional(true);
+    Server::builder()
+        .tls_config(tls)?
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .add_service(
+            AgentStreamServer::new(agent_stream::AgentStreamService::new(
+                Arc::clone(&collector),
+                challenge_every,
+            ))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(EnrollmentServer::new(enrollment::EnrollmentService::new(
+            Arc::clone(&collector),
+            ca,
+        )))
+        .add_service(AdminServer::new(admin::AdminService::new(Arc::clone(
+            &collector,
+        ))))
+        .add_service(HealthServer::new(health::HealthService))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
+        .await
+}

@@ -1,0 +1,179 @@
+//! The behaviour every `AttestationStore` must show, as checks that any implementation's tests
+//! run against fresh stores: `run_all(&|| Box::new(open_a_fresh_store()))`.
+//!
+//! The checks report failures as values rather than panicking, so this module can ship in the
+//! library; a test turns a failure into a panic. Each check needs an empty store.
+
+mod admin;
+mod commit;
+pub mod fixture;
+mod query;
+
+use std::fmt;
+
+use crate::{AttestationStore, StoreError, TokenError};
+
+/// Fails the check with a message unless `cond` holds.
+macro_rules! ensure {
+    ($cond:expr, $($message:tt)+) => {
+        if !$cond {
+            return Err($crate::conformance::Failure::new(format!(
+                "line {}: {}",
+                line!(),
+                format!($($message)+)
+            )));
+        }
+    };
+}
+
+/// Fails the check, showing both sides, unless they are equal.
+macro_rules! ensure_eq {
+    ($left:expr, $right:expr $(,)?) => {{
+        let (left, right) = (&$left, &$right);
+        if left != right {
+            return Err($crate::conformance::Failure::new(format!(
+                "line {}: {} != {}\n  left: {:?}\n right: {:?}",
+                line!(),
+                stringify!($left),
+                stringify!($right),
+                left,
+                right
+            )));
+        }
+    }};
+}
+
+pub(crate) use {ensure, ensure_eq};
+
+/// One check: given an empty store, `Ok` when the store behaved.
+pub type Check = fn(&dyn AttestationStore) -> Result<(), Failure>;
+
+/// Every check, by name.
+pub const CHECKS: &[(&str, Check)] = &[
+    (
+        "commit_reads_back_exact_envelopes",
+        commit::reads_back_exact_envelopes,
+    ),
+    ("commit_updates_host_state", commit::updates_host_state),
+    (
+        "host_state_ignores_older_links",
+        commit::host_state_ignores_older_links,
+    ),
+    (
+        "reenrolled_host_takes_new_key",
+        commit::reenrolled_host_takes_new_key,
+    ),
+    ("idempotent_resubmission", commit::idempotent_resubmission),
+    (
+        "conflicting_digest_stores_nothing",
+        commit::conflicting_digest_stores_nothing,
+    ),
+    (
+        "unknown_key_stores_nothing",
+        commit::unknown_key_stores_nothing,
+    ),
+    (
+        "conflict_spares_concurrent_batches",
+        commit::conflict_spares_concurrent_batches,
+    ),
+    (
+        "futures_resolve_in_any_order",
+        commit::futures_resolve_in_any_order,
+    ),
+    (
+        "empty_and_partial_batches",
+        commit::empty_and_partial_batches,
+    ),
+    (
+        "chain_heads_track_highest",
+        commit::chain_heads_track_highest,
+    ),
+    (
+        "gpu_owners_follow_latest_inventory",
+        commit::gpu_owners_follow_latest_inventory,
+    ),
+    (
+        "agents_put_replace_revoke_list",
+        admin::agents_put_replace_revoke_list,
+    ),
+    (
+        "tokens_unknown_expired_used",
+        admin::tokens_unknown_expired_used,
+    ),
+    (
+        "tokens_spent_once_under_contention",
+        admin::tokens_spent_once_under_contention,
+    ),
+    (
+        "decommission_marks_and_reactivates",
+        admin::decommission_marks_and_reactivates,
+    ),
+    ("attestation_cursor_pages", query::attestation_cursor_pages),
+    ("host_history_filters", query::host_history_filters),
+    (
+        "rejections_newest_first_and_counted",
+        query::rejections_newest_first_and_counted,
+    ),
+    ("events_since_in_order", query::events_since_in_order),
+    ("size_grows_with_content", query::size_grows_with_content),
+];
+
+/// Runs every check, each on a fresh store from `make`, and reports every failure.
+pub fn run_all(make: &dyn Fn() -> Box<dyn AttestationStore>) -> Result<(), Failures> {
+    let failures: Vec<(&'static str, Failure)> = CHECKS
+        .iter()
+        .filter_map(|&(name, check)| {
+            let store = make();
+            check(store.as_ref()).err().map(|failure| (name, failure))
+        })
+        .collect();
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(Failures(failures))
+    }
+}
+
+/// Why one check failed.
+#[derive(Debug)]
+pub struct Failure(String);
+
+impl Failure {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(error: StoreError) -> Self {
+        Self(format!("unexpected store error: {error} ({error:?})"))
+    }
+}
+
+impl From<TokenError> for Failure {
+    fn from(error: TokenError) -> Self {
+        Self(format!("unexpected token error: {error} ({error:?})"))
+    }
+}
+
+/// Every failed check of a run.
+#[derive(Debug)]
+pub struct Failures(pub Vec<(&'static str, Failure)>);
+
+impl fmt::Display for Failures {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} conformance check(s) failed:", self.0.len())?;
+        for (name, failure) in &self.0 {
+            writeln!(f, "- {name}: {failure}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Failures {}

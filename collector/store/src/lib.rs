@@ -1,0 +1,162 @@
+//! The collector's storage port (`AttestationStore`) and its embedded SQLite implementation
+//! (`SqliteStore`); `conformance` holds the behaviour every implementation must show.
+//!
+//! Invariant: a commit that returned `Ok` is durable (with the default settings, across SIGKILL
+//! and power loss) and holds the whole batch; a batch that failed left nothing behind. A stored
+//! (key, sequence) never changes its digest, so a chain can never be forked in storage. SQL
+//! dialect details stay inside `sqlite`; nothing outside it names an engine.
+
+pub mod conformance;
+mod error;
+mod model;
+mod park;
+pub mod sqlite;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+pub use error::{BackendError, StoreError, TokenError};
+pub use model::{
+    AcceptedAttestation, AgentRecord, Batch, CommitReceipt, EnrollToken, Event, Gpu, HostState,
+    KeyId, Rejection,
+};
+pub use sqlite::{SqliteOptions, SqliteStore, Synchronous, WriterStats};
+
+/// Position just after one attestation in the `attestations` order:
+/// (`received_at_ms`, `key_id`, `sequence`).
+pub type Cursor = (i64, KeyId, u64);
+
+/// Where the collector keeps what it accepted, refused and administers.
+///
+/// Every method may block on disk or on the writer, so async callers use `commit` (a future)
+/// or run the others on a blocking thread. Time ranges are half-open, `[from_ms, to_ms)`.
+pub trait AttestationStore: Send + Sync + 'static {
+    /// Stores the whole batch in one transaction; the future resolves only after the commit is
+    /// durable. Each accepted attestation also moves its host's `HostState` to it when it is
+    /// newer than the state held (same key: a higher sequence; another key, e.g. after
+    /// re-enrolment: an issue time no earlier), and a host that attests after its
+    /// decommissioning time is in service again. A (key, sequence) already stored with the same
+    /// digest is an idempotent repeat (counted in the receipt, nothing changes); with a
+    /// different digest the batch fails with `Conflict`, and with a key never enrolled with
+    /// `UnknownKey`: then nothing of the batch is stored. Events and rejections are always
+    /// appended. A future dropped before it resolved may or may not have stored its batch.
+    fn commit(&self, batch: Batch) -> CommitFuture;
+
+    /// `commit` for threads that may block.
+    fn commit_blocking(&self, batch: Batch) -> Result<CommitReceipt, StoreError> {
+        self.commit(batch).wait()
+    }
+
+    /// Enrols a key. Enrolling a known key again replaces its host, site, identity and
+    /// enrolment time; a revocation is kept (a revoked key stays revoked).
+    fn put_agent(&self, agent: &AgentRecord) -> Result<(), StoreError>;
+
+    /// Revokes a key; `true` when it was enrolled and not yet revoked.
+    fn revoke_agent(&self, key_id: &KeyId, at_ms: i64) -> Result<bool, StoreError>;
+
+    /// Every enrolled key, revoked ones included, ordered by key id.
+    fn agents(&self) -> Result<Vec<AgentRecord>, StoreError>;
+
+    fn agent(&self, key_id: &KeyId) -> Result<Option<AgentRecord>, StoreError>;
+
+    /// The highest stored sequence per key and its digest, ordered by key id: where each chain
+    /// continues after a restart.
+    fn chain_heads(&self) -> Result<Vec<(KeyId, u64, [u8; 32])>, StoreError>;
+
+    /// Every host that ever attested, decommissioned ones included, ordered by host id.
+    fn host_states(&self) -> Result<Vec<HostState>, StoreError>;
+
+    /// Marks a host decommissioned; `true` when it was known and in service. The caller
+    /// records the matching event (the store does not know who signed it).
+    fn decommission(&self, host_id: &str, at_ms: i64) -> Result<bool, StoreError>;
+
+    fn stored_digest(&self, key_id: &KeyId, sequence: u64) -> Result<Option<[u8; 32]>, StoreError>;
+
+    /// Attestations received in `[from_ms, to_ms)`, ordered by (received_at_ms, key_id,
+    /// sequence), starting strictly after `after`; at most `limit`.
+    fn attestations(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        after: Option<Cursor>,
+        limit: usize,
+    ) -> Result<Vec<AcceptedAttestation>, StoreError>;
+
+    /// One host's attestations received in `[from_ms, to_ms)`, in the same order; at most
+    /// `limit`.
+    fn host_history(
+        &self,
+        host_id: &str,
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<AcceptedAttestation>, StoreError>;
+
+    /// (uuid, serial, host_id) of the GPUs in each in-service host's current state, ordered by
+    /// host and by position in its attestation: for conflict detection at startup.
+    fn gpu_owners(&self) -> Result<Vec<(String, String, String)>, StoreError>;
+
+    /// The newest rejections first; at most `limit`.
+    fn rejections(&self, limit: usize) -> Result<Vec<Rejection>, StoreError>;
+
+    /// How many rejections each reason code ever had, ordered by reason.
+    fn rejection_counts(&self) -> Result<Vec<(String, u64)>, StoreError>;
+
+    /// Events at or after `since_ms`, oldest first (in commit order within one instant); at
+    /// most `limit`.
+    fn events(&self, since_ms: i64, limit: usize) -> Result<Vec<Event>, StoreError>;
+
+    /// Stores a new token; storing a known hash again replaces it.
+    fn put_token(&self, token: &EnrollToken) -> Result<(), StoreError>;
+
+    /// Atomically spends a token: only one caller ever gets `Ok` for a hash. Expired means
+    /// `now_ms >= expires_at_ms`.
+    fn use_token(&self, token_hash: &[u8; 32], now_ms: i64) -> Result<EnrollToken, TokenError>;
+
+    /// The database's size on disk in bytes, for the storage-per-host-month figure.
+    fn size_bytes(&self) -> Result<u64, StoreError>;
+}
+
+/// The pending result of `AttestationStore::commit`: `.await` it, or `.wait()` on a thread that
+/// may block.
+#[must_use = "a commit is only known durable once its future resolved to Ok"]
+pub struct CommitFuture {
+    inner: Pin<Box<dyn Future<Output = Result<CommitReceipt, StoreError>> + Send + 'static>>,
+}
+
+impl CommitFuture {
+    /// Wraps an implementation's future.
+    pub fn new(
+        future: impl Future<Output = Result<CommitReceipt, StoreError>> + Send + 'static,
+    ) -> Self {
+        Self {
+            inner: Box::pin(future),
+        }
+    }
+
+    /// A commit that is already decided.
+    pub fn ready(result: Result<CommitReceipt, StoreError>) -> Self {
+        Self::new(std::future::ready(result))
+    }
+
+    /// Blocks the calling thread until the commit is decided; needs no async runtime.
+    pub fn wait(self) -> Result<CommitReceipt, StoreError> {
+        park::block_on(self)
+    }
+}
+
+impl Future for CommitFuture {
+    type Output = Result<CommitReceipt, StoreError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+impl fmt::Debug for CommitFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CommitFuture").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,125 @@
+//! The plain data the store keeps: what the collector decided (accepted attestations, events,
+//! rejections) and what it administers (agents, enrolment tokens). No behaviour lives here; the
+//! meaning of each field is fixed by the collector's verifier, the store only keeps it.
+
+/// SHA-256 of an agent's Ed25519 public key: the identity of one hash chain.
+pub type KeyId = [u8; 32];
+
+/// An enrolled agent key and what it is bound to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AgentRecord {
+    pub key_id: KeyId,
+    pub public_key: [u8; 32],
+    pub host_id: String,
+    pub site_id: String,
+    /// The TLS client identity bound to the key (e.g. the client certificate's SHA-256 in hex).
+    pub identity: String,
+    pub enrolled_at_ms: i64,
+    pub revoked_at_ms: Option<i64>,
+}
+
+/// One attestation the collector verified and accepted, with the exact bytes it received.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AcceptedAttestation {
+    pub key_id: KeyId,
+    pub sequence: u64,
+    pub digest: [u8; 32],
+    pub previous_digest: [u8; 32],
+    pub host_id: String,
+    pub site_id: String,
+    pub country: String,
+    pub issued_at_ms: i64,
+    pub received_at_ms: i64,
+    pub tpp: u64,
+    pub devices: u32,
+    pub simulated: bool,
+    /// Sequences missing before this one (lost evidence).
+    pub gap_before: u64,
+    /// Whether it answered a live nonce of the collector.
+    pub fresh: bool,
+    /// The exact bytes received, kept verbatim: the evidence an auditor re-verifies.
+    pub envelope: Vec<u8>,
+    pub gpus: Vec<Gpu>,
+}
+
+/// One physical accelerator as an attestation reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Gpu {
+    pub uuid: String,
+    pub serial: String,
+    pub catalogue_id: String,
+    pub tpp: u64,
+}
+
+/// Where a host stands after its newest accepted attestation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HostState {
+    pub host_id: String,
+    pub site_id: String,
+    pub country: String,
+    pub key_id: KeyId,
+    pub last_sequence: u64,
+    pub last_digest: [u8; 32],
+    pub last_issued_at_ms: i64,
+    pub last_received_at_ms: i64,
+    pub tpp: u64,
+    pub devices: u32,
+    pub decommissioned_at_ms: Option<i64>,
+}
+
+/// Something the collector flagged ("gap", "gpu_conflict", "revoked", "decommissioned", ...).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Event {
+    pub at_ms: i64,
+    pub kind: String,
+    pub host_id: Option<String>,
+    pub key_id: Option<KeyId>,
+    pub detail: String,
+}
+
+/// An input the collector refused, with its reason code (e.g. "bad_signature").
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Rejection {
+    pub at_ms: i64,
+    pub reason: String,
+    pub key_id: Option<KeyId>,
+    pub host_id: Option<String>,
+    pub sequence: Option<u64>,
+    pub peer: String,
+    pub detail: String,
+}
+
+/// A one-time enrolment token, kept only as its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EnrollToken {
+    pub token_hash: [u8; 32],
+    pub site_id: String,
+    pub created_at_ms: i64,
+    /// The first instant at which the token no longer works.
+    pub expires_at_ms: i64,
+    pub used_at_ms: Option<i64>,
+}
+
+/// Everything one verification step decided, stored all together or not at all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Batch {
+    pub attestations: Vec<AcceptedAttestation>,
+    pub events: Vec<Event>,
+    pub rejections: Vec<Rejection>,
+}
+
+impl Batch {
+    /// Whether the batch carries nothing to store.
+    pub fn is_empty(&self) -> bool {
+        self.attestations.is_empty() && self.events.is_empty() && self.rejections.is_empty()
+    }
+}
+
+/// What a durable commit did with the batch's attestations.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct CommitReceipt {
+    /// Attestations stored by this commit.
+    pub stored: usize,
+    /// Attestations that were already stored with the same digest (idempotent resubmissions).
+    pub repeated: usize,
+}

@@ -1,0 +1,125 @@
+//! Conversions between the model and SQLite's column types: the compact encoding of a GPU
+//! list, and the checked passage of u64 values through signed INTEGER columns.
+
+use crate::{Gpu, StoreError};
+
+/// Leads every encoded list, so a later encoding can be told apart.
+const GPUS_FORMAT: u8 = 1;
+
+/// Encodes a GPU list: the format byte, then per GPU its TPP (u64 big-endian) and its uuid,
+/// serial and catalogue id (each a u32 big-endian length and UTF-8 bytes). Equal lists encode
+/// to equal bytes, which is what lets attestations share one inventory row.
+pub(crate) fn encode_gpus(gpus: &[Gpu]) -> Result<Vec<u8>, StoreError> {
+    let mut bytes = Vec::with_capacity(1 + gpus.len() * 96);
+    bytes.push(GPUS_FORMAT);
+    for gpu in gpus {
+        bytes.extend_from_slice(&gpu.tpp.to_be_bytes());
+        for text in [&gpu.uuid, &gpu.serial, &gpu.catalogue_id] {
+            let len = u32::try_from(text.len()).map_err(|_| StoreError::OutOfRange {
+                field: "gpu string length",
+                value: text.len() as u64,
+            })?;
+            bytes.extend_from_slice(&len.to_be_bytes());
+            bytes.extend_from_slice(text.as_bytes());
+        }
+    }
+    Ok(bytes)
+}
+
+/// Decodes what `encode_gpus` wrote; anything else is reported as corrupt.
+pub(crate) fn decode_gpus(bytes: &[u8]) -> Result<Vec<Gpu>, StoreError> {
+    let corrupt = |what: &str| StoreError::Corrupt(format!("GPU list: {what}"));
+    let (&format, mut rest) = bytes.split_first().ok_or_else(|| corrupt("empty"))?;
+    if format != GPUS_FORMAT {
+        return Err(corrupt(&format!("unknown format {format}")));
+    }
+    let mut gpus = Vec::new();
+    while !rest.is_empty() {
+        let (tpp, after) = take::<8>(rest).ok_or_else(|| corrupt("truncated TPP"))?;
+        rest = after;
+        let mut texts = [String::new(), String::new(), String::new()];
+        for text in &mut texts {
+            let (len, after) = take::<4>(rest).ok_or_else(|| corrupt("truncated length"))?;
+            let len = u32::from_be_bytes(len) as usize;
+            let body = after.get(..len).ok_or_else(|| corrupt("truncated text"))?;
+            *text = String::from_utf8(body.to_vec()).map_err(|_| corrupt("text is not UTF-8"))?;
+            rest = &after[len..];
+        }
+        let [uuid, serial, catalogue_id] = texts;
+        gpus.push(Gpu {
+            uuid,
+            serial,
+            catalogue_id,
+            tpp: u64::from_be_bytes(tpp),
+        });
+    }
+    Ok(gpus)
+}
+
+fn take<const N: usize>(bytes: &[u8]) -> Option<([u8; N], &[u8])> {
+    let (head, rest) = bytes.split_first_chunk::<N>()?;
+    Some((*head, rest))
+}
+
+/// A u64 for an INTEGER column, refused above i64::MAX instead of wrapping (a wrapped value
+/// would sort and compare wrongly).
+pub(crate) fn int(field: &'static str, value: u64) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| StoreError::OutOfRange { field, value })
+}
+
+/// A u64 read back from an INTEGER column that `int` wrote; negative means damage.
+pub(crate) fn uint(field: &str, value: i64) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{field} is {value}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gpu(n: u64) -> Gpu {
+        Gpu {
+            uuid: format!("GPU-{n:08x}-ü"),
+            serial: format!("{}", 1_650_000_000 + n),
+            catalogue_id: "h100-sxm5-80gb".to_owned(),
+            tpp: 63_328 + n,
+        }
+    }
+
+    #[test]
+    fn gpu_lists_round_trip() {
+        for count in [0, 1, 8, 72] {
+            let gpus: Vec<Gpu> = (0..count).map(gpu).collect();
+            assert_eq!(decode_gpus(&encode_gpus(&gpus).unwrap()).unwrap(), gpus);
+        }
+        let odd = vec![Gpu {
+            uuid: String::new(),
+            serial: String::new(),
+            catalogue_id: String::new(),
+            tpp: u64::MAX,
+        }];
+        assert_eq!(decode_gpus(&encode_gpus(&odd).unwrap()).unwrap(), odd);
+    }
+
+    #[test]
+    fn damaged_gpu_lists_are_corrupt_not_panics() {
+        let bytes = encode_gpus(&[gpu(1), gpu(2)]).unwrap();
+        for len in 0..bytes.len() {
+            let cut = &bytes[..len];
+            // Cutting exactly between two GPUs leaves a valid shorter list.
+            if let Ok(gpus) = decode_gpus(cut) {
+                assert!(len == 1 || gpus == vec![gpu(1)], "cut at {len}");
+            }
+        }
+        assert!(matches!(decode_gpus(&[2]), Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
+    fn integers_above_i64_max_are_refused() {
+        assert_eq!(int("x", i64::MAX as u64).unwrap(), i64::MAX);
+        assert!(matches!(
+            int("x", i64::MAX as u64 + 1),
+            Err(StoreError::OutOfRange { field: "x", .. })
+        ));
+        assert!(matches!(uint("x", -1), Err(StoreError::Corrupt(_))));
+    }
+}

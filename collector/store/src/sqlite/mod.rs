@@ -1,0 +1,324 @@
+//! `SqliteStore`: the embedded implementation of `AttestationStore`.
+//!
+//! One writer thread owns the only write connection; commits reach it over a bounded queue and
+//! are group-committed (see `writer`). Reads use a small pool of separate connections, which
+//! WAL mode lets run beside the writer. Every SQL text of the crate lives under this module.
+
+mod apply;
+mod codec;
+mod read;
+mod schema;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::park::block_on;
+use crate::{
+    AcceptedAttestation, AgentRecord, AttestationStore, Batch, CommitFuture, CommitReceipt, Cursor,
+    EnrollToken, Event, HostState, KeyId, Rejection, StoreError, TokenError,
+};
+use read::Readers;
+pub use writer::WriterStats;
+use writer::{Counters, Job};
+
+/// How hard a commit works to be durable before it is acknowledged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Synchronous {
+    /// `synchronous = FULL`: each commit fsyncs the WAL before it is acknowledged, so an
+    /// acknowledged attestation survives SIGKILL and power loss (as far as the disk honours
+    /// fsync).
+    #[default]
+    Full,
+    /// `synchronous = NORMAL`: the WAL is fsynced only at checkpoints. An acknowledged
+    /// attestation survives a crash of the process, but a power loss or kernel crash may lose
+    /// the most recent commits (never corrupt the database).
+    Normal,
+}
+
+impl Synchronous {
+    fn pragma(self) -> &'static str {
+        match self {
+            Self::Full => "FULL",
+            Self::Normal => "NORMAL",
+        }
+    }
+}
+
+/// Page size of new databases (see `configure`).
+const PAGE_SIZE: i64 = 16 * 1024;
+
+/// Settings of `SqliteStore::open`; `Default` is what the collector should run with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteOptions {
+    pub synchronous: Synchronous,
+    /// How long a connection waits for a lock held by another connection (another process on
+    /// the same file, a checkpoint) before failing.
+    pub busy_timeout: Duration,
+    /// The most attestations the writer puts in one transaction (a batch is never split; an
+    /// empty batch counts as one).
+    pub max_group_attestations: usize,
+    /// Batches that may wait for the writer before `commit` applies backpressure.
+    pub queue_depth: usize,
+    /// Read connections kept open between reads (more are opened while reads overlap).
+    pub read_connections: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            synchronous: Synchronous::Full,
+            busy_timeout: Duration::from_secs(5),
+            max_group_attestations: 1_000,
+            queue_depth: 4_096,
+            read_connections: 4,
+        }
+    }
+}
+
+/// The embedded store: one SQLite file (plus its `-wal` and `-shm`), one writer thread.
+///
+/// Dropping it finishes every commit already queued, answers later ones with `Closed`, and
+/// joins the writer; it blocks for that long. Open one store per file: two would each run a
+/// writer and contend for the file's lock.
+pub struct SqliteStore {
+    path: PathBuf,
+    jobs: mpsc::Sender<Job>,
+    writer: Option<JoinHandle<()>>,
+    readers: Readers,
+    counters: Arc<Counters>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`, applies the pending migrations and
+    /// starts the writer.
+    pub fn open(path: &Path, options: SqliteOptions) -> Result<Self, StoreError> {
+        let mut conn = Connection::open(path).db()?;
+        configure(&conn, &options)?;
+        schema::migrate(&mut conn)?;
+        let readers = Readers::new(path, options.busy_timeout, options.read_connections);
+        // Fail here rather than at the first read if readers cannot connect.
+        readers.with(|_| Ok(()))?;
+        let (jobs, queue) = mpsc::channel(options.queue_depth.max(1));
+        let counters = Arc::new(Counters::default());
+        let writer = writer::spawn(
+            conn,
+            queue,
+            options.max_group_attestations.max(1),
+            Arc::clone(&counters),
+        )
+        .map_err(StoreError::backend)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            jobs,
+            writer: Some(writer),
+            readers,
+            counters,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What the writer has done so far (for metrics, and for tests of group commit).
+    pub fn stats(&self) -> WriterStats {
+        self.counters.snapshot()
+    }
+
+    /// The schema version this build writes.
+    pub fn schema_version() -> u32 {
+        schema::known_version()
+    }
+
+    /// Runs `op` on the writer's connection, in queue order with the commits.
+    fn write<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&mut Connection) -> T + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job::Write(Box::new(move |conn| {
+            // A caller that stopped waiting does not need the answer.
+            let _ = reply.send(op(conn));
+        }));
+        block_on(self.jobs.send(job)).map_err(|_| StoreError::Closed)?;
+        block_on(answer).map_err(|_| StoreError::Closed)
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Shutdown queues behind every job already sent, so those complete; the writer then
+        // closes the queue, and commits sent later are answered `Closed`.
+        let _ = block_on(self.jobs.send(Job::Shutdown));
+        if let Some(writer) = self.writer.take() {
+            // The writer only ends by draining the queue; a panic in it has already answered
+            // its waiters `Closed` by dropping their reply senders.
+            let _ = writer.join();
+        }
+    }
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AttestationStore for SqliteStore {
+    fn commit(&self, batch: Batch) -> CommitFuture {
+        if batch.is_empty() {
+            return CommitFuture::ready(Ok(CommitReceipt::default()));
+        }
+        let jobs = self.jobs.clone();
+        CommitFuture::new(async move {
+            let (reply, answer) = oneshot::channel();
+            jobs.send(Job::Commit { batch, reply })
+                .await
+                .map_err(|_| StoreError::Closed)?;
+            answer.await.map_err(|_| StoreError::Closed)?
+        })
+    }
+
+    fn put_agent(&self, agent: &AgentRecord) -> Result<(), StoreError> {
+        let agent = agent.clone();
+        self.write(move |conn| apply::put_agent(conn, &agent))?
+    }
+
+    fn revoke_agent(&self, key_id: &KeyId, at_ms: i64) -> Result<bool, StoreError> {
+        let key_id = *key_id;
+        self.write(move |conn| apply::revoke_agent(conn, &key_id, at_ms))?
+    }
+
+    fn agents(&self) -> Result<Vec<AgentRecord>, StoreError> {
+        self.readers.with(read::agents)
+    }
+
+    fn agent(&self, key_id: &KeyId) -> Result<Option<AgentRecord>, StoreError> {
+        self.readers.with(|conn| read::agent(conn, key_id))
+    }
+
+    fn chain_heads(&self) -> Result<Vec<(KeyId, u64, [u8; 32])>, StoreError> {
+        self.readers.with(read::chain_heads)
+    }
+
+    fn host_states(&self) -> Result<Vec<HostState>, StoreError> {
+        self.readers.with(read::host_states)
+    }
+
+    fn decommission(&self, host_id: &str, at_ms: i64) -> Result<bool, StoreError> {
+        let host_id = host_id.to_owned();
+        self.write(move |conn| apply::decommission(conn, &host_id, at_ms))?
+    }
+
+    fn stored_digest(&self, key_id: &KeyId, sequence: u64) -> Result<Option<[u8; 32]>, StoreError> {
+        self.readers
+            .with(|conn| read::stored_digest(conn, key_id, sequence))
+    }
+
+    fn attestations(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        after: Option<Cursor>,
+        limit: usize,
+    ) -> Result<Vec<AcceptedAttestation>, StoreError> {
+        self.readers
+            .with(|conn| read::attestations(conn, from_ms, to_ms, after, limit))
+    }
+
+    fn host_history(
+        &self,
+        host_id: &str,
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<AcceptedAttestation>, StoreError> {
+        self.readers
+            .with(|conn| read::host_history(conn, host_id, from_ms, to_ms, limit))
+    }
+
+    fn gpu_owners(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        self.readers.with(read::gpu_owners)
+    }
+
+    fn rejections(&self, limit: usize) -> Result<Vec<Rejection>, StoreError> {
+        self.readers.with(|conn| read::rejections(conn, limit))
+    }
+
+    fn rejection_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.readers.with(read::rejection_counts)
+    }
+
+    fn events(&self, since_ms: i64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        self.readers
+            .with(|conn| read::events(conn, since_ms, limit))
+    }
+
+    fn put_token(&self, token: &EnrollToken) -> Result<(), StoreError> {
+        let token = token.clone();
+        self.write(move |conn| apply::put_token(conn, &token))?
+    }
+
+    fn use_token(&self, token_hash: &[u8; 32], now_ms: i64) -> Result<EnrollToken, TokenError> {
+        let token_hash = *token_hash;
+        self.write(move |conn| apply::use_token(conn, &token_hash, now_ms))?
+    }
+
+    fn size_bytes(&self) -> Result<u64, StoreError> {
+        self.readers.with(read::size_bytes)
+    }
+}
+
+/// The write connection's settings; WAL and the synchronous level are what make an
+/// acknowledged commit durable, so failing to set them fails the open.
+fn configure(conn: &Connection, options: &SqliteOptions) -> Result<(), StoreError> {
+    conn.busy_timeout(options.busy_timeout).db()?;
+    // Only takes effect while the file is empty (WAL mode fixes it afterwards). A table row is
+    // kept whole on one page when it fits, so with 4 KiB pages a 2.5 KiB envelope row takes a
+    // page alone and wastes a third of the file; 16 KiB pages hold several.
+    conn.pragma_update(None, "page_size", std::env::var("PAGE_SIZE").ok().and_then(|s| s.parse::<i64>().ok()).unwrap_or(PAGE_SIZE)).db()?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .db()?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::backend(io::Error::other(format!(
+            "the database cannot use WAL mode (journal_mode is {mode})"
+        ))));
+    }
+    conn.pragma_update(None, "synchronous", options.synchronous.pragma())
+        .db()?;
+    conn.pragma_update(None, "foreign_keys", true).db()?;
+    // Truncate the WAL after checkpoints that find it larger, so one burst does not keep its
+    // size on disk forever.
+    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)
+        .db()?;
+    // Room for every statement of the commit path, so none is re-prepared per attestation.
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+/// Turns the engine's errors into the port's, at the seam.
+pub(crate) trait Db<T> {
+    fn db(self) -> Result<T, StoreError>;
+}
+
+impl<T> Db<T> for rusqlite::Result<T> {
+    fn db(self) -> Result<T, StoreError> {
+        self.map_err(StoreError::backend)
+    }
+}

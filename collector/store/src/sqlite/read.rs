@@ -1,0 +1,340 @@
+//! Reads, on connections of their own: WAL mode lets them run while the writer commits, and
+//! each statement sees every transaction committed before it started.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Params, Row, Statement, params};
+
+use super::Db;
+use super::codec::{decode_gpus, int, uint};
+use crate::{
+    AcceptedAttestation, AgentRecord, Cursor, Event, HostState, KeyId, Rejection, StoreError,
+};
+
+/// A few idle read connections, reused; more are opened while reads overlap.
+#[derive(Debug)]
+pub(crate) struct Readers {
+    path: PathBuf,
+    busy_timeout: Duration,
+    keep: usize,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    pub(crate) fn new(path: &Path, busy_timeout: Duration, keep: usize) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            busy_timeout,
+            keep,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Runs `read` on an idle connection (or a new one), then keeps the connection for reuse.
+    pub(crate) fn with<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        // A poisoned pool only means a reader panicked while holding the lock; the connections
+        // in it are still whole.
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => self.open()?,
+        };
+        let result = read(&conn);
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < self.keep {
+            idle.push(conn);
+        }
+        result
+    }
+
+    fn open(&self) -> Result<Connection, StoreError> {
+        // Not CREATE: the writer made the file, and a reader must never make an empty one.
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(&self.path, flags).db()?;
+        conn.busy_timeout(self.busy_timeout).db()?;
+        // Writes belong to the writer thread alone.
+        conn.pragma_update(None, "query_only", true).db()?;
+        Ok(conn)
+    }
+}
+
+const ATTESTATION_COLUMNS: &str = "a.key_id, a.sequence, a.digest, a.previous_digest, a.host_id,
+    a.site_id, a.country, a.issued_at_ms, a.received_at_ms, a.tpp, a.devices, a.simulated,
+    a.gap_before, a.fresh, a.envelope, i.gpus";
+
+const AGENT_COLUMNS: &str =
+    "key_id, public_key, host_id, site_id, identity, enrolled_at_ms, revoked_at_ms";
+
+pub(crate) fn agents(conn: &Connection) -> Result<Vec<AgentRecord>, StoreError> {
+    let sql = format!("SELECT {AGENT_COLUMNS} FROM agents ORDER BY key_id");
+    let mut stmt = conn.prepare_cached(&sql).db()?;
+    collect(&mut stmt, [], agent_row)
+}
+
+pub(crate) fn agent(conn: &Connection, key_id: &KeyId) -> Result<Option<AgentRecord>, StoreError> {
+    let sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE key_id = ?1");
+    let mut stmt = conn.prepare_cached(&sql).db()?;
+    let found = collect(&mut stmt, [key_id], agent_row)?;
+    Ok(found.into_iter().next())
+}
+
+pub(crate) fn chain_heads(conn: &Connection) -> Result<Vec<(KeyId, u64, [u8; 32])>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT key_id, sequence, digest FROM chain_heads ORDER BY key_id")
+        .db()?;
+    collect(&mut stmt, [], |row| {
+        Ok((
+            row.get(0).db()?,
+            u64_at(row, 1, "sequence")?,
+            row.get(2).db()?,
+        ))
+    })
+}
+
+pub(crate) fn host_states(conn: &Connection) -> Result<Vec<HostState>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT host_id, site_id, country, key_id, last_sequence, last_digest,
+                    last_issued_at_ms, last_received_at_ms, tpp, devices, decommissioned_at_ms
+             FROM host_state ORDER BY host_id",
+        )
+        .db()?;
+    collect(&mut stmt, [], |row| {
+        Ok(HostState {
+            host_id: row.get(0).db()?,
+            site_id: row.get(1).db()?,
+            country: row.get(2).db()?,
+            key_id: row.get(3).db()?,
+            last_sequence: u64_at(row, 4, "last_sequence")?,
+            last_digest: row.get(5).db()?,
+            last_issued_at_ms: row.get(6).db()?,
+            last_received_at_ms: row.get(7).db()?,
+            tpp: u64_at(row, 8, "tpp")?,
+            devices: row.get(9).db()?,
+            decommissioned_at_ms: row.get(10).db()?,
+        })
+    })
+}
+
+pub(crate) fn stored_digest(
+    conn: &Connection,
+    key_id: &KeyId,
+    sequence: u64,
+) -> Result<Option<[u8; 32]>, StoreError> {
+    // Nothing above i64::MAX can have been stored.
+    let Ok(sequence) = i64::try_from(sequence) else {
+        return Ok(None);
+    };
+    conn.prepare_cached("SELECT digest FROM attestations WHERE key_id = ?1 AND sequence = ?2")
+        .db()?
+        .query_row(params![key_id, sequence], |row| row.get(0))
+        .optional()
+        .db()
+}
+
+pub(crate) fn attestations(
+    conn: &Connection,
+    from_ms: i64,
+    to_ms: i64,
+    after: Option<Cursor>,
+    limit: usize,
+) -> Result<Vec<AcceptedAttestation>, StoreError> {
+    let limit = sql_limit(limit);
+    let Some((at_ms, key_id, sequence)) = after else {
+        let sql = format!(
+            "SELECT {ATTESTATION_COLUMNS}
+             FROM attestations a JOIN inventories i ON i.id = a.inventory_id
+             WHERE a.received_at_ms >= ?1 AND a.received_at_ms < ?2
+             ORDER BY a.received_at_ms, a.key_id, a.sequence LIMIT ?3"
+        );
+        let mut stmt = conn.prepare_cached(&sql).db()?;
+        return collect(&mut stmt, params![from_ms, to_ms, limit], attestation_row);
+    };
+    // A cursor past every storable sequence of its key and instant: continue with the next key.
+    let sequence = int("cursor sequence", sequence).unwrap_or(i64::MAX);
+    // The row-value comparison walks the (received_at_ms, key_id, sequence) index from the
+    // cursor on, so a page costs its own size whatever the page number.
+    let sql = format!(
+        "SELECT {ATTESTATION_COLUMNS}
+         FROM attestations a JOIN inventories i ON i.id = a.inventory_id
+         WHERE a.received_at_ms >= ?1 AND a.received_at_ms < ?2
+           AND (a.received_at_ms, a.key_id, a.sequence) > (?3, ?4, ?5)
+         ORDER BY a.received_at_ms, a.key_id, a.sequence LIMIT ?6"
+    );
+    let mut stmt = conn.prepare_cached(&sql).db()?;
+    collect(
+        &mut stmt,
+        params![from_ms, to_ms, at_ms, key_id, sequence, limit],
+        attestation_row,
+    )
+}
+
+pub(crate) fn host_history(
+    conn: &Connection,
+    host_id: &str,
+    from_ms: i64,
+    to_ms: i64,
+    limit: usize,
+) -> Result<Vec<AcceptedAttestation>, StoreError> {
+    let sql = format!(
+        "SELECT {ATTESTATION_COLUMNS}
+         FROM attestations a JOIN inventories i ON i.id = a.inventory_id
+         WHERE a.host_id = ?1 AND a.received_at_ms >= ?2 AND a.received_at_ms < ?3
+         ORDER BY a.received_at_ms, a.key_id, a.sequence LIMIT ?4"
+    );
+    let mut stmt = conn.prepare_cached(&sql).db()?;
+    collect(
+        &mut stmt,
+        params![host_id, from_ms, to_ms, sql_limit(limit)],
+        attestation_row,
+    )
+}
+
+pub(crate) fn gpu_owners(conn: &Connection) -> Result<Vec<(String, String, String)>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT g.uuid, g.serial, g.host_id
+             FROM gpus g JOIN host_state h ON h.host_id = g.host_id
+             WHERE h.decommissioned_at_ms IS NULL
+             ORDER BY g.host_id, g.position",
+        )
+        .db()?;
+    collect(&mut stmt, [], |row| {
+        Ok((row.get(0).db()?, row.get(1).db()?, row.get(2).db()?))
+    })
+}
+
+pub(crate) fn rejections(conn: &Connection, limit: usize) -> Result<Vec<Rejection>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT at_ms, reason, key_id, host_id, sequence, peer, detail
+             FROM rejections ORDER BY at_ms DESC, id DESC LIMIT ?1",
+        )
+        .db()?;
+    collect(&mut stmt, [sql_limit(limit)], |row| {
+        Ok(Rejection {
+            at_ms: row.get(0).db()?,
+            reason: row.get(1).db()?,
+            key_id: row.get(2).db()?,
+            host_id: row.get(3).db()?,
+            sequence: row
+                .get::<_, Option<i64>>(4)
+                .db()?
+                .map(|s| uint("rejection sequence", s))
+                .transpose()?,
+            peer: row.get(5).db()?,
+            detail: row.get(6).db()?,
+        })
+    })
+}
+
+pub(crate) fn rejection_counts(conn: &Connection) -> Result<Vec<(String, u64)>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT reason, count FROM rejection_counts ORDER BY reason")
+        .db()?;
+    collect(&mut stmt, [], |row| {
+        Ok((row.get(0).db()?, u64_at(row, 1, "count")?))
+    })
+}
+
+pub(crate) fn events(
+    conn: &Connection,
+    since_ms: i64,
+    limit: usize,
+) -> Result<Vec<Event>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT at_ms, kind, host_id, key_id, detail
+             FROM events WHERE at_ms >= ?1 ORDER BY at_ms, id LIMIT ?2",
+        )
+        .db()?;
+    collect(&mut stmt, params![since_ms, sql_limit(limit)], |row| {
+        Ok(Event {
+            at_ms: row.get(0).db()?,
+            kind: row.get(1).db()?,
+            host_id: row.get(2).db()?,
+            key_id: row.get(3).db()?,
+            detail: row.get(4).db()?,
+        })
+    })
+}
+
+/// The main database file's pages (the WAL is folded into it at checkpoints and kept below
+/// `journal_size_limit`).
+pub(crate) fn size_bytes(conn: &Connection) -> Result<u64, StoreError> {
+    let pages: i64 = conn
+        .query_row("PRAGMA page_count", [], |row| row.get(0))
+        .db()?;
+    let page_size: i64 = conn
+        .query_row("PRAGMA page_size", [], |row| row.get(0))
+        .db()?;
+    Ok(uint("page_count", pages)?.saturating_mul(uint("page_size", page_size)?))
+}
+
+fn agent_row(row: &Row<'_>) -> Result<AgentRecord, StoreError> {
+    Ok(AgentRecord {
+        key_id: row.get(0).db()?,
+        public_key: row.get(1).db()?,
+        host_id: row.get(2).db()?,
+        site_id: row.get(3).db()?,
+        identity: row.get(4).db()?,
+        enrolled_at_ms: row.get(5).db()?,
+        revoked_at_ms: row.get(6).db()?,
+    })
+}
+
+fn attestation_row(row: &Row<'_>) -> Result<AcceptedAttestation, StoreError> {
+    let gpus: Vec<u8> = row.get(15).db()?;
+    Ok(AcceptedAttestation {
+        key_id: row.get(0).db()?,
+        sequence: u64_at(row, 1, "sequence")?,
+        digest: row.get(2).db()?,
+        previous_digest: row.get(3).db()?,
+        host_id: row.get(4).db()?,
+        site_id: row.get(5).db()?,
+        country: row.get(6).db()?,
+        issued_at_ms: row.get(7).db()?,
+        received_at_ms: row.get(8).db()?,
+        tpp: u64_at(row, 9, "tpp")?,
+        devices: row.get(10).db()?,
+        simulated: row.get(11).db()?,
+        gap_before: u64_at(row, 12, "gap_before")?,
+        fresh: row.get(13).db()?,
+        envelope: row.get(14).db()?,
+        gpus: decode_gpus(&gpus)?,
+    })
+}
+
+fn u64_at(row: &Row<'_>, index: usize, field: &str) -> Result<u64, StoreError> {
+    uint(field, row.get(index).db()?)
+}
+
+/// Runs `stmt` and maps every row, stopping at the first failure.
+fn collect<T>(
+    stmt: &mut Statement<'_>,
+    params: impl Params,
+    map: impl Fn(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut rows = stmt.query(params).db()?;
+    let mut found = Vec::new();
+    while let Some(row) = rows.next().db()? {
+        found.push(map(row)?);
+    }
+    Ok(found)
+}
+
+/// SQLite's LIMIT is signed; anything beyond i64::MAX is "no limit" anyway.
+fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,251 @@
+//! The SQLite-specific behaviour the conformance suite cannot force: batches queued together
+//! share one transaction, a fork in that transaction fails alone, the settings are applied,
+//! and dropping the store answers every commit.
+
+use std::sync::mpsc as std_mpsc;
+use std::thread;
+use std::time::Duration;
+
+use super::*;
+use crate::conformance::fixture::{agent, attestation, batch, digest};
+
+fn open(dir: &tempfile::TempDir) -> SqliteStore {
+    SqliteStore::open(&dir.path().join("store.sqlite"), SqliteOptions::default()).unwrap()
+}
+
+/// Holds the writer inside a job until the returned sender is dropped or sent to, so that
+/// commits sent meanwhile queue up behind it.
+fn hold_writer(store: &SqliteStore) -> std_mpsc::Sender<()> {
+    let (release, held) = std_mpsc::channel::<()>();
+    let (started, running) = std_mpsc::channel::<()>();
+    let job = Job::Write(Box::new(move |_conn| {
+        let _ = started.send(());
+        let _ = held.recv();
+    }));
+    block_on(store.jobs.send(job)).unwrap();
+    running.recv().unwrap();
+    release
+}
+
+/// Waits until `count` jobs sit in the writer's queue.
+fn wait_for_queue(store: &SqliteStore, count: usize) {
+    for _ in 0..2_000 {
+        if store.jobs.max_capacity() - store.jobs.capacity() >= count {
+            return;
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+    panic!("the commits never reached the queue");
+}
+
+#[test]
+fn queued_batches_share_one_transaction_and_a_fork_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    for n in 1..=4 {
+        store.put_agent(&agent(n, &format!("host-{n}"))).unwrap();
+    }
+    store
+        .commit_blocking(batch(vec![attestation(1, 1, "host-1", 1_000)]))
+        .unwrap();
+    let before = store.stats();
+
+    let release = hold_writer(&store);
+    let mut fork = attestation(1, 1, "host-1", 1_000);
+    fork.digest = digest(9, 9);
+    let batches = vec![
+        batch(vec![attestation(2, 1, "host-2", 2_000)]),
+        batch(vec![attestation(3, 1, "host-3", 2_000), fork]),
+        batch(vec![attestation(4, 1, "host-4", 2_000)]),
+    ];
+    let waiters: Vec<_> = batches
+        .into_iter()
+        .map(|b| {
+            let future = store.commit(b);
+            thread::spawn(move || future.wait())
+        })
+        .collect();
+    wait_for_queue(&store, 3);
+    drop(release);
+    let results: Vec<_> = waiters.into_iter().map(|w| w.join().unwrap()).collect();
+
+    assert_eq!(results[0].as_ref().unwrap().stored, 1);
+    assert!(matches!(
+        results[1],
+        Err(StoreError::Conflict { sequence: 1, .. })
+    ));
+    assert_eq!(results[2].as_ref().unwrap().stored, 1);
+    let after = store.stats();
+    assert_eq!(after.transactions - before.transactions, 1, "{after:?}");
+    assert_eq!(after.batches - before.batches, 3);
+    assert_eq!(after.failed_batches - before.failed_batches, 1);
+    // The forked batch's good attestation went with it.
+    assert_eq!(
+        store
+            .stored_digest(&crate::conformance::fixture::key(3), 1)
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.attestations(0, i64::MAX, None, 100).unwrap().len(), 3);
+}
+
+#[test]
+fn a_group_stops_at_the_attestation_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteOptions {
+        max_group_attestations: 4,
+        ..SqliteOptions::default()
+    };
+    let store = SqliteStore::open(&dir.path().join("store.sqlite"), options).unwrap();
+    store.put_agent(&agent(1, "host-1")).unwrap();
+    let release = hold_writer(&store);
+    let waiters: Vec<_> = (0..5u64)
+        .map(|i| {
+            let pair = vec![
+                attestation(1, 2 * i + 1, "host-1", 1_000),
+                attestation(1, 2 * i + 2, "host-1", 1_000),
+            ];
+            let future = store.commit(batch(pair));
+            thread::spawn(move || future.wait())
+        })
+        .collect();
+    wait_for_queue(&store, 5);
+    drop(release);
+    for waiter in waiters {
+        waiter.join().unwrap().unwrap();
+    }
+    // Five batches of two with at most four attestations per group: 2 + 2 + 1 groups.
+    let stats = store.stats();
+    assert_eq!(
+        (stats.transactions, stats.batches, stats.stored),
+        (3, 5, 10)
+    );
+}
+
+#[test]
+fn administrative_writes_keep_their_place_in_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let release = hold_writer(&store);
+    // The commit needs the agent that the write queued before it enrols.
+    let store = Arc::new(store);
+    let enrol = {
+        let store = Arc::clone(&store);
+        thread::spawn(move || store.put_agent(&agent(1, "host-1")))
+    };
+    wait_for_queue(&store, 1);
+    let future = store.commit(batch(vec![attestation(1, 1, "host-1", 1_000)]));
+    let commit = thread::spawn(move || future.wait());
+    wait_for_queue(&store, 2);
+    drop(release);
+    enrol.join().unwrap().unwrap();
+    assert_eq!(commit.join().unwrap().unwrap().stored, 1);
+}
+
+#[test]
+fn dropping_the_store_answers_every_commit_and_keeps_the_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.sqlite");
+    let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+    store.put_agent(&agent(1, "host-1")).unwrap();
+    let release = hold_writer(&store);
+    let queued: Vec<_> = (1..=20u64)
+        .map(|s| {
+            let future = store.commit(batch(vec![attestation(1, s, "host-1", 1_000)]));
+            thread::spawn(move || (s, future.wait()))
+        })
+        .collect();
+    wait_for_queue(&store, 20);
+    // Sent after the store is gone: must be refused, not lost silently.
+    let late = store.commit(batch(vec![attestation(1, 21, "host-1", 1_000)]));
+    let dropper = thread::spawn(move || drop(store));
+    thread::sleep(Duration::from_millis(20));
+    drop(release);
+    dropper.join().unwrap();
+    assert!(matches!(late.wait(), Err(StoreError::Closed)));
+
+    let results: Vec<_> = queued.into_iter().map(|q| q.join().unwrap()).collect();
+    let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+    for (sequence, result) in results {
+        // Everything queued before the drop was finished, not refused.
+        assert_eq!(result.unwrap().stored, 1, "sequence {sequence}");
+        assert!(
+            store
+                .stored_digest(&crate::conformance::fixture::key(1), sequence)
+                .unwrap()
+                .is_some()
+        );
+    }
+}
+
+#[test]
+fn the_durability_settings_are_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.sqlite");
+    for (synchronous, level) in [(Synchronous::Full, 2), (Synchronous::Normal, 1)] {
+        let store = SqliteStore::open(
+            &path,
+            SqliteOptions {
+                synchronous,
+                ..SqliteOptions::default()
+            },
+        )
+        .unwrap();
+        let (mode, sync, foreign_keys, page_size) = store
+            .write(|conn| {
+                let get = |pragma: &str| -> String {
+                    conn.query_row(&format!("PRAGMA {pragma}"), [], |row| {
+                        row.get::<_, rusqlite::types::Value>(0)
+                    })
+                    .map(|v| format!("{v:?}"))
+                    .unwrap()
+                };
+                (
+                    get("journal_mode"),
+                    get("synchronous"),
+                    get("foreign_keys"),
+                    get("page_size"),
+                )
+            })
+            .unwrap();
+        assert_eq!(mode, "Text(\"wal\")");
+        assert_eq!(sync, format!("Integer({level})"));
+        assert_eq!(foreign_keys, "Integer(1)");
+        assert_eq!(page_size, format!("Integer({PAGE_SIZE})"));
+    }
+}
+
+#[test]
+fn a_database_from_a_newer_build_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.sqlite");
+    drop(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
+    let conn = Connection::open(&path).unwrap();
+    conn.execute("UPDATE schema_version SET version = version + 1", [])
+        .unwrap();
+    drop(conn);
+    let error = SqliteStore::open(&path, SqliteOptions::default()).unwrap_err();
+    let known = SqliteStore::schema_version();
+    match error {
+        StoreError::SchemaTooNew { found, known: k } => assert_eq!((found, k), (known + 1, known)),
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+}
+
+#[test]
+fn reopening_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.sqlite");
+    let stored = attestation(1, 1, "host-1", 1_000);
+    {
+        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        store.put_agent(&agent(1, "host-1")).unwrap();
+        store.commit_blocking(batch(vec![stored.clone()])).unwrap();
+    }
+    let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+    assert_eq!(
+        store.attestations(0, i64::MAX, None, 10).unwrap(),
+        vec![stored]
+    );
+    assert_eq!(store.agents().unwrap().len(), 1);
+}

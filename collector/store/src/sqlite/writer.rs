@@ -1,0 +1,215 @@
+//! The writer thread and its group commit.
+//!
+//! Every write reaches the thread as a `Job`. Commits that are queued together are applied in
+//! ONE transaction (one fsync for all of them), each batch inside its own SAVEPOINT so that a
+//! batch that fails (a fork, an unknown key) is rolled back alone and the others still commit.
+//! Every waiter is answered only after the transaction's COMMIT returned; if the transaction
+//! as a whole fails, every waiter in it gets the error.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::{self, JoinHandle};
+
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Db, apply};
+use crate::park::block_on;
+use crate::{Batch, CommitReceipt, StoreError};
+
+/// Work for the writer thread.
+pub(crate) enum Job {
+    /// Store a batch; answered after the transaction holding it committed (or failed).
+    Commit {
+        batch: Batch,
+        reply: oneshot::Sender<Result<CommitReceipt, StoreError>>,
+    },
+    /// Run an administrative write (agents, tokens, decommissioning) on the write connection;
+    /// the closure answers its caller itself.
+    Write(Box<dyn FnOnce(&mut Connection) + Send>),
+    /// Finish what is queued, refuse what comes later, and stop.
+    Shutdown,
+}
+
+/// What the writer did, counted since the store was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct WriterStats {
+    /// Group-commit transactions run (committed or not).
+    pub transactions: u64,
+    /// Batches that went through those transactions.
+    pub batches: u64,
+    /// Batches answered with an error.
+    pub failed_batches: u64,
+    /// Attestations newly stored.
+    pub stored: u64,
+    /// Attestations that were idempotent repeats.
+    pub repeated: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    transactions: AtomicU64,
+    batches: AtomicU64,
+    failed_batches: AtomicU64,
+    stored: AtomicU64,
+    repeated: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self) -> WriterStats {
+        WriterStats {
+            transactions: self.transactions.load(Ordering::Relaxed),
+            batches: self.batches.load(Ordering::Relaxed),
+            failed_batches: self.failed_batches.load(Ordering::Relaxed),
+            stored: self.stored.load(Ordering::Relaxed),
+            repeated: self.repeated.load(Ordering::Relaxed),
+        }
+    }
+
+    fn record(&self, outcomes: &[Result<CommitReceipt, StoreError>]) {
+        self.transactions.fetch_add(1, Ordering::Relaxed);
+        for outcome in outcomes {
+            self.batches.fetch_add(1, Ordering::Relaxed);
+            match outcome {
+                Ok(receipt) => {
+                    self.stored
+                        .fetch_add(receipt.stored as u64, Ordering::Relaxed);
+                    self.repeated
+                        .fetch_add(receipt.repeated as u64, Ordering::Relaxed);
+                }
+                Err(_) => {
+                    self.failed_batches.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+/// Starts the writer thread, which owns `conn` until the queue is closed and drained.
+pub(crate) fn spawn(
+    conn: Connection,
+    queue: mpsc::Receiver<Job>,
+    max_group: usize,
+    counters: Arc<Counters>,
+) -> io::Result<JoinHandle<()>> {
+    thread::Builder::new()
+        .name("sqlite-writer".to_owned())
+        .spawn(move || run(conn, queue, max_group, &counters))
+}
+
+/// A commit waiting for its transaction.
+struct Waiter {
+    batch: Batch,
+    reply: oneshot::Sender<Result<CommitReceipt, StoreError>>,
+}
+
+fn run(
+    mut conn: Connection,
+    mut queue: mpsc::Receiver<Job>,
+    max_group: usize,
+    counters: &Counters,
+) {
+    // A job taken off the queue while gathering a group, which must run after that group.
+    let mut carried: Option<Job> = None;
+    loop {
+        let job = match carried.take() {
+            Some(job) => job,
+            // After `close`, `recv` still yields everything queued before it, then `None`.
+            None => match block_on(queue.recv()) {
+                Some(job) => job,
+                None => return,
+            },
+        };
+        match job {
+            Job::Shutdown => queue.close(),
+            Job::Write(op) => op(&mut conn),
+            Job::Commit { batch, reply } => {
+                let mut weight = batch_weight(&batch);
+                let mut group = vec![Waiter { batch, reply }];
+                while weight < max_group {
+                    match queue.try_recv() {
+                        Ok(Job::Commit { batch, reply }) => {
+                            weight += batch_weight(&batch);
+                            group.push(Waiter { batch, reply });
+                        }
+                        Ok(other) => {
+                            carried = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let outcomes = commit_group(&mut conn, &group);
+                counters.record(&outcomes);
+                for (waiter, outcome) in group.into_iter().zip(outcomes) {
+                    // A caller that dropped its future no longer needs the answer; the
+                    // commit stands either way.
+                    let _ = waiter.reply.send(outcome);
+                }
+            }
+        }
+    }
+}
+
+fn batch_weight(batch: &Batch) -> usize {
+    batch.attestations.len().max(1)
+}
+
+/// Applies every batch of the group in one transaction; returns one outcome per batch, final
+/// only once the transaction's fate is known.
+fn commit_group(conn: &mut Connection, group: &[Waiter]) -> Vec<Result<CommitReceipt, StoreError>> {
+    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(error) => return fail_all(group.len(), &StoreError::backend(error)),
+    };
+    let mut outcomes = Vec::with_capacity(group.len());
+    for waiter in group {
+        match apply_savepoint(&mut tx, &waiter.batch) {
+            Ok(outcome) => outcomes.push(outcome),
+            Err(abort) => {
+                // The transaction itself is gone (SQLite rolls back on I/O errors or a full
+                // disk): nothing of the group was stored, and continuing would run the next
+                // batches outside any transaction.
+                return fail_all(group.len(), &abort);
+            }
+        }
+    }
+    match tx.commit() {
+        Ok(()) => outcomes,
+        Err(error) => {
+            let error = StoreError::backend(error);
+            outcomes
+                .into_iter()
+                .map(|outcome| outcome.and(Err(error.clone())))
+                .collect()
+        }
+    }
+}
+
+/// Applies one batch inside a savepoint. `Ok(Err(_))`: the batch failed and was rolled back
+/// alone; `Err(_)`: the enclosing transaction is lost and the whole group must fail.
+fn apply_savepoint(
+    tx: &mut Transaction<'_>,
+    batch: &Batch,
+) -> Result<Result<CommitReceipt, StoreError>, StoreError> {
+    let mut savepoint = tx.savepoint().db()?;
+    match apply::batch(&savepoint, batch) {
+        Ok(receipt) => {
+            savepoint.commit().db()?;
+            Ok(Ok(receipt))
+        }
+        Err(failure) => {
+            if savepoint.is_autocommit() {
+                return Err(failure);
+            }
+            savepoint.rollback().db()?;
+            savepoint.commit().db()?;
+            Ok(Err(failure))
+        }
+    }
+}
+
+fn fail_all(count: usize, error: &StoreError) -> Vec<Result<CommitReceipt, StoreError>> {
+    (0..count).map(|_| Err(error.clone())).collect()
+}
