@@ -4,6 +4,7 @@
 //! Invariant: never blocks the caller's runtime on a slow client (each connection is its own
 //! task with a read deadline).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -37,7 +38,7 @@ where
             let head = String::from_utf8_lossy(&request[..length]);
             let response = if head.starts_with("GET /metrics ") || head.starts_with("GET /metrics?")
             {
-                let body = render();
+                let body = prometheus_text(&render());
                 format!(
                     "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
@@ -49,5 +50,49 @@ where
             let _ = stream.write_all(response.as_bytes()).await;
             let _ = stream.shutdown().await;
         });
+    }
+}
+
+/// Rewrites OpenMetrics text (what prometheus-client encodes) as the Prometheus text format
+/// 0.0.4 that scrapers and `promtool check metrics` read: a counter family is named with its
+/// `_total` suffix in `# HELP` and `# TYPE`, and the `# EOF` marker is dropped.
+pub fn prometheus_text(openmetrics: &str) -> String {
+    let counters: HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len() + 64);
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_are_named_with_their_total_suffix() {
+        let openmetrics = "# HELP app_requests Requests served.\n# TYPE app_requests counter\n\
+                           app_requests_total{code=\"200\"} 3\n# HELP app_up Up.\n# TYPE app_up gauge\n\
+                           app_up 1\n# EOF\n";
+        assert_eq!(
+            prometheus_text(openmetrics),
+            "# HELP app_requests_total Requests served.\n# TYPE app_requests_total counter\n\
+             app_requests_total{code=\"200\"} 3\n# HELP app_up Up.\n# TYPE app_up gauge\napp_up 1\n"
+        );
     }
 }

@@ -49,10 +49,11 @@ fn store_attestation(conn: &Connection, a: &AcceptedAttestation) -> Result<bool,
 
     let current = conn
         .prepare_cached(
+            // A subquery, not a join: with a join SQLite marks the statement to be re-prepared
+            // whenever its parameter is re-bound, which the statement cache does on every use.
             "SELECT h.key_id, h.last_sequence, h.last_issued_at_ms, h.decommissioned_at_ms,
-                    h.inventory_id, i.gpus
-             FROM host_state h JOIN inventories i ON i.id = h.inventory_id
-             WHERE h.host_id = ?1",
+                    h.inventory_id, (SELECT gpus FROM inventories WHERE id = h.inventory_id)
+             FROM host_state h WHERE h.host_id = ?1",
         )
         .db()?
         .query_row([&a.host_id], |row| {

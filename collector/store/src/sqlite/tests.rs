@@ -76,7 +76,8 @@ fn queued_batches_share_one_transaction_and_a_fork_fails_alone() {
     ));
     assert_eq!(results[2].as_ref().unwrap().stored, 1);
     let after = store.stats();
-    assert_eq!(after.transactions - before.transactions, 1, "{after:?}");
+    assert_eq!(after.groups - before.groups, 1, "{after:?}");
+    assert_eq!(after.isolated_groups - before.isolated_groups, 1);
     assert_eq!(after.batches - before.batches, 3);
     assert_eq!(after.failed_batches - before.failed_batches, 1);
     // The forked batch's good attestation went with it.
@@ -116,10 +117,8 @@ fn a_group_stops_at_the_attestation_bound() {
     }
     // Five batches of two with at most four attestations per group: 2 + 2 + 1 groups.
     let stats = store.stats();
-    assert_eq!(
-        (stats.transactions, stats.batches, stats.stored),
-        (3, 5, 10)
-    );
+    assert_eq!((stats.groups, stats.batches, stats.stored), (3, 5, 10));
+    assert_eq!(stats.isolated_groups, 0);
 }
 
 #[test]

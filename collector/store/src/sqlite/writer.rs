@@ -1,10 +1,12 @@
 //! The writer thread and its group commit.
 //!
 //! Every write reaches the thread as a `Job`. Commits that are queued together are applied in
-//! ONE transaction (one fsync for all of them), each batch inside its own SAVEPOINT so that a
-//! batch that fails (a fork, an unknown key) is rolled back alone and the others still commit.
-//! Every waiter is answered only after the transaction's COMMIT returned; if the transaction
-//! as a whole fails, every waiter in it gets the error.
+//! ONE transaction (one fsync for all of them). A batch that fails (a fork, an unknown key)
+//! must be rolled back alone while the others still commit: the group first runs without
+//! savepoints (the common case; a savepoint per batch costs a copy of every page the batch
+//! touches), and only if some batch fails is that transaction rolled back and the group run
+//! again with a SAVEPOINT per batch. Every waiter is answered only after the transaction's
+//! COMMIT returned; if the transaction as a whole fails, every waiter in it gets the error.
 
 use std::io;
 use std::sync::Arc;
@@ -21,10 +23,7 @@ use crate::{Batch, CommitReceipt, StoreError};
 /// Work for the writer thread.
 pub(crate) enum Job {
     /// Store a batch; answered after the transaction holding it committed (or failed).
-    Commit {
-        batch: Batch,
-        reply: oneshot::Sender<Result<CommitReceipt, StoreError>>,
-    },
+    Commit { batch: Batch, reply: Reply },
     /// Run an administrative write (agents, tokens, decommissioning) on the write connection;
     /// the closure answers its caller itself.
     Write(Box<dyn FnOnce(&mut Connection) + Send>),
@@ -32,12 +31,18 @@ pub(crate) enum Job {
     Shutdown,
 }
 
+/// The answer to a commit. The batch travels back with it, so that its many allocations are
+/// freed on the committer's thread rather than on the writer's, which every commit waits for.
+pub(crate) type Reply = oneshot::Sender<(Result<CommitReceipt, StoreError>, Batch)>;
+
 /// What the writer did, counted since the store was opened.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct WriterStats {
-    /// Group-commit transactions run (committed or not).
-    pub transactions: u64,
-    /// Batches that went through those transactions.
+    /// Group commits run: each is one transaction (one fsync) for all its batches.
+    pub groups: u64,
+    /// Groups in which a batch failed, so they ran again with a savepoint per batch.
+    pub isolated_groups: u64,
+    /// Batches that went through the groups.
     pub batches: u64,
     /// Batches answered with an error.
     pub failed_batches: u64,
@@ -49,7 +54,8 @@ pub struct WriterStats {
 
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    transactions: AtomicU64,
+    groups: AtomicU64,
+    isolated_groups: AtomicU64,
     batches: AtomicU64,
     failed_batches: AtomicU64,
     stored: AtomicU64,
@@ -59,7 +65,8 @@ pub(crate) struct Counters {
 impl Counters {
     pub(crate) fn snapshot(&self) -> WriterStats {
         WriterStats {
-            transactions: self.transactions.load(Ordering::Relaxed),
+            groups: self.groups.load(Ordering::Relaxed),
+            isolated_groups: self.isolated_groups.load(Ordering::Relaxed),
             batches: self.batches.load(Ordering::Relaxed),
             failed_batches: self.failed_batches.load(Ordering::Relaxed),
             stored: self.stored.load(Ordering::Relaxed),
@@ -67,8 +74,11 @@ impl Counters {
         }
     }
 
-    fn record(&self, outcomes: &[Result<CommitReceipt, StoreError>]) {
-        self.transactions.fetch_add(1, Ordering::Relaxed);
+    fn record(&self, outcomes: &[Result<CommitReceipt, StoreError>], isolated: bool) {
+        self.groups.fetch_add(1, Ordering::Relaxed);
+        if isolated {
+            self.isolated_groups.fetch_add(1, Ordering::Relaxed);
+        }
         for outcome in outcomes {
             self.batches.fetch_add(1, Ordering::Relaxed);
             match outcome {
@@ -101,7 +111,7 @@ pub(crate) fn spawn(
 /// A commit waiting for its transaction.
 struct Waiter {
     batch: Batch,
-    reply: oneshot::Sender<Result<CommitReceipt, StoreError>>,
+    reply: Reply,
 }
 
 fn run(
@@ -140,12 +150,12 @@ fn run(
                         Err(_) => break,
                     }
                 }
-                let outcomes = commit_group(&mut conn, &group);
-                counters.record(&outcomes);
+                let (outcomes, isolated) = commit_group(&mut conn, &group);
+                counters.record(&outcomes, isolated);
                 for (waiter, outcome) in group.into_iter().zip(outcomes) {
                     // A caller that dropped its future no longer needs the answer; the
                     // commit stands either way.
-                    let _ = waiter.reply.send(outcome);
+                    let _ = waiter.reply.send((outcome, waiter.batch));
                 }
             }
         }
@@ -157,8 +167,52 @@ fn batch_weight(batch: &Batch) -> usize {
 }
 
 /// Applies every batch of the group in one transaction; returns one outcome per batch, final
-/// only once the transaction's fate is known.
-fn commit_group(conn: &mut Connection, group: &[Waiter]) -> Vec<Result<CommitReceipt, StoreError>> {
+/// only once the transaction's fate is known, and whether the group had to be isolated.
+fn commit_group(
+    conn: &mut Connection,
+    group: &[Waiter],
+) -> (Vec<Result<CommitReceipt, StoreError>>, bool) {
+    match commit_all_or_nothing(conn, group) {
+        Ok(Ok(receipts)) => (receipts.into_iter().map(Ok).collect(), false),
+        // A lone batch needs no isolating: its failure is its answer.
+        Ok(Err(failure)) if group.len() == 1 => (vec![Err(failure)], false),
+        // A batch failed and everything was rolled back: isolate the failure.
+        Ok(Err(_)) => (commit_isolated(conn, group), true),
+        Err(error) => (fail_all(group.len(), &error), false),
+    }
+}
+
+/// The fast path: every batch straight into one transaction. `Ok(Err(_))`: a batch failed
+/// with that error and the transaction was rolled back, nothing stored.
+fn commit_all_or_nothing(
+    conn: &mut Connection,
+    group: &[Waiter],
+) -> Result<Result<Vec<CommitReceipt>, StoreError>, StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .db()?;
+    let mut receipts = Vec::with_capacity(group.len());
+    for waiter in group {
+        match apply::batch(&tx, &waiter.batch) {
+            Ok(receipt) => receipts.push(receipt),
+            // SQLite already rolled the transaction back (I/O error, full disk): no batch
+            // can be stored, and the cause is the error every waiter should see.
+            Err(failure) if tx.is_autocommit() => return Err(failure),
+            Err(failure) => {
+                tx.rollback().db()?;
+                return Ok(Err(failure));
+            }
+        }
+    }
+    tx.commit().db()?;
+    Ok(Ok(receipts))
+}
+
+/// The slow path: one savepoint per batch, so a failing batch is rolled back alone.
+fn commit_isolated(
+    conn: &mut Connection,
+    group: &[Waiter],
+) -> Vec<Result<CommitReceipt, StoreError>> {
     let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(error) => return fail_all(group.len(), &StoreError::backend(error)),
