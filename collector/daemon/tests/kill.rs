@@ -411,3 +411,68 @@ fn sigkill_under_load_loses_no_acknowledged_attestation() {
     }
     assert!(total > 40, "enough load: {total} acknowledged");
 }
+
+/// Runs `promtool check metrics` on an exposition; the text must pass without warnings.
+fn promtool_accepts(exposition: &str) {
+    use std::io::Write as _;
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is required (apt-get install prometheus)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(exposition.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool refused the metrics:\n{}{}\n{exposition}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn scrape(port: u16) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default()
+}
+
+#[test]
+#[ignore = "needs promtool (apt-get install prometheus); .ci/run runs it with --ignored"]
+fn promtool_accepts_the_collector_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::setup(dir.path());
+    let metrics_port = free_port();
+    let config = dir.path().join("collector.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("{text}[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n"),
+    )
+    .unwrap();
+    server.start();
+    let body = scrape(metrics_port);
+    assert!(
+        body.contains("veu_collector_rejections_total{reason=\"bad_signature\"} 0"),
+        "{body}"
+    );
+    assert!(
+        body.contains("veu_collector_compliant{view=\"last_known\"} 1"),
+        "{body}"
+    );
+    promtool_accepts(&body);
+}
