@@ -44,6 +44,13 @@ enum Command {
     ///
     /// Example: veu-agent enroll --config /etc/veu-agent/agent.toml --token 3f2a…
     Enroll(enroll::EnrollArgs),
+    /// Print this host's signing key id and public key (making the key on first use), for
+    /// registering the agent with `veuctl agents add` under an operator's own PKI.
+    Key {
+        /// Configuration file (its state_dir holds the key).
+        #[arg(long, value_name = "FILE", default_value = "/etc/veu-agent/agent.toml")]
+        config: PathBuf,
+    },
     /// Run the daemon.
     Run {
         /// Configuration file (TOML); see deploy/agent/agent.toml.
@@ -72,6 +79,7 @@ fn main() -> ExitCode {
                 Err(error) => report(Err(error.into())),
             }
         }
+        Command::Key { config } => report(key(&config)),
         Command::CheckConfig { config } => match config::Config::load(&config) {
             Ok(loaded) => {
                 println!(
@@ -108,6 +116,27 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+fn key(path: &std::path::Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let config = config::Config::parse(&text, path)?;
+    std::fs::create_dir_all(&config.state_dir)?;
+    let (signer, _) = agent_sign::load_or_create(&config.state_dir.join("signing-key.pk8"))?;
+    let public: String = signer
+        .public_key()
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    println!("key id      {}", signer.key_id());
+    println!("public key  {public}");
+    println!(
+        "register:   veuctl agents add --public-key {public} --host {} --site {}",
+        config.host_id, config.site_id
+    );
+    Ok(())
 }
 
 fn init_logging(config: &config::Config) {

@@ -35,6 +35,21 @@ enum AgentsCommand {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Register an agent whose client certificate comes from the operator's own PKI: binds its
+    /// signing key (`veu-agent key` prints it) to a host and site.
+    Add {
+        #[command(flatten)]
+        collector: CollectorArgs,
+        /// The agent's Ed25519 signing public key, 64 hex digits.
+        #[arg(long, value_name = "HEX")]
+        public_key: String,
+        /// Host id; the agent's certificate must carry the SAN URI urn:veu:agent:<HOST>.
+        #[arg(long, value_name = "HOST")]
+        host: String,
+        /// Site from the collector's site registry.
+        #[arg(long, value_name = "SITE")]
+        site: String,
+    },
     /// Revoke a key (hex key id from `agents list`): its attestations are refused from now on.
     Revoke {
         #[command(flatten)]
@@ -118,6 +133,32 @@ pub fn agents(args: &AgentsArgs) -> Result<u8, Failure> {
             }
             Ok(0)
         }),
+        AgentsCommand::Add {
+            collector,
+            public_key,
+            host,
+            site,
+        } => {
+            let raw = unhex(public_key).ok_or_else(|| {
+                Failure::bad_input(anyhow::anyhow!(
+                    "{public_key:?} is not a 64-digit hex public key"
+                ))
+            })?;
+            block_on(async {
+                let mut admin = AdminClient::new(collector.connect("admin").await?);
+                let answer = admin
+                    .register_agent(v1::RegisterAgentRequest {
+                        signing_public_key: raw,
+                        host_id: host.clone(),
+                        site_id: site.clone(),
+                    })
+                    .await
+                    .map_err(|s| call_failed(&s))?
+                    .into_inner();
+                println!("registered {host} at {site}: key {}", hex(&answer.key_id));
+                Ok(0)
+            })
+        }
         AgentsCommand::Revoke { collector, key_id } => {
             let raw = unhex(key_id).ok_or_else(|| {
                 Failure::bad_input(anyhow::anyhow!("{key_id:?} is not a 64-digit hex key id"))

@@ -251,6 +251,41 @@ impl Admin for AdminService {
         Ok(Response::new(v1::RevokeAgentResponse { revoked }))
     }
 
+    async fn register_agent(
+        &self,
+        request: Request<v1::RegisterAgentRequest>,
+    ) -> Result<Response<v1::RegisterAgentResponse>, Status> {
+        let admin = identity::require(&request, Role::Admin)?;
+        let request = request.into_inner();
+        let public_key = proto_seal::PublicKey::from_slice(&request.signing_public_key)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        if self.collector.rules.sites.get(&request.site_id).is_none() {
+            return Err(Status::invalid_argument(format!(
+                "site {:?} is not in the site registry",
+                request.site_id
+            )));
+        }
+        let identity = collector_pki::PeerIdentity::new(Role::Agent, &request.host_id)
+            .map_err(|e| Status::invalid_argument(format!("host id {:?}: {e}", request.host_id)))?;
+        let key = public_key.key_id();
+        let record = collector_store::AgentRecord {
+            key_id: *key.0.as_bytes(),
+            public_key: *public_key.as_bytes(),
+            host_id: request.host_id.clone(),
+            site_id: request.site_id.clone(),
+            identity: identity.to_string(),
+            enrolled_at_ms: self.collector.now_ms(),
+            revoked_at_ms: None,
+        };
+        let stored = record.clone();
+        self.blocking(move |store| store.put_agent(&stored)).await?;
+        self.collector.remember(&record);
+        tracing::info!(host = request.host_id, site = request.site_id, %key, by = %admin, "agent registered");
+        Ok(Response::new(v1::RegisterAgentResponse {
+            key_id: key.0.as_bytes().to_vec(),
+        }))
+    }
+
     async fn decommission(
         &self,
         request: Request<v1::DecommissionRequest>,

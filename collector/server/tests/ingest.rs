@@ -624,3 +624,59 @@ async fn a_gpu_reported_by_two_hosts_counts_once_and_raises_a_conflict() {
     assert_eq!(conflicts.len(), 2);
     h.stop.cancel();
 }
+
+#[tokio::test]
+async fn an_agent_with_an_operator_certificate_is_registered_by_an_admin() {
+    let h = Harness::start("uveu-2025-us-simulated.toml").await;
+    // The operator's PKI issued this certificate; the collector never saw the key before.
+    let signer = Ed25519Signer::from_seed(&[50; 32]).unwrap();
+    let credential =
+        h.ca.issue_client(Role::Agent, "byo-1", SystemTime::now())
+            .unwrap();
+    let agent = Agent {
+        signer,
+        cert: credential.cert_pem,
+        key: credential.key_pem,
+        host: "byo-1".into(),
+        site: "us-va-1".into(),
+    };
+    assert!(
+        Stream::open(&h, &agent, &agent).await.is_err(),
+        "unknown before registration"
+    );
+
+    let admin_cert = std::fs::read_to_string(h.pki.join("admin.pem")).unwrap();
+    let admin_key = std::fs::read_to_string(h.pki.join("admin.key")).unwrap();
+    let mut admin = v1::admin_client::AdminClient::new(h.channel(&admin_cert, &admin_key).await);
+    let bad_site = admin
+        .register_agent(v1::RegisterAgentRequest {
+            signing_public_key: agent.signer.public_key().as_bytes().to_vec(),
+            host_id: "byo-1".into(),
+            site_id: "nowhere".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_site.code(), tonic::Code::InvalidArgument);
+    let registered = admin
+        .register_agent(v1::RegisterAgentRequest {
+            signing_public_key: agent.signer.public_key().as_bytes().to_vec(),
+            host_id: "byo-1".into(),
+            site_id: "us-va-1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        registered.key_id,
+        agent.signer.key_id().0.as_bytes().to_vec()
+    );
+
+    let mut stream = Stream::open(&h, &agent, &agent).await.unwrap();
+    let envelope = proto_seal::seal(
+        &payload(&agent, 1, ChainDigest::GENESIS, &stream.nonce),
+        &agent.signer,
+    )
+    .unwrap();
+    assert_eq!(acked(&stream.send(&envelope).await), 1);
+    h.stop.cancel();
+}
