@@ -102,16 +102,16 @@ pub async fn enroll(request: &Enrollment) -> Result<Enrolled, EnrollError> {
         .map_err(|status| EnrollError::Refused(status.message().to_owned()))?
         .into_inner();
     let certificate = response
-        .certificate_chain_der
+        .certificate_chain_pem
         .first()
         .ok_or_else(|| EnrollError::Refused("no certificate in the answer".into()))?;
     Ok(Enrolled {
         host_id: response.host_id,
         site_id: response.site_id,
         country: response.country,
-        certificate_pem: String::from_utf8_lossy(certificate).into_owned(),
+        certificate_pem: certificate.clone(),
         key_pem: key.serialize_pem(),
-        ca_pem: String::from_utf8_lossy(&response.ca_certificate_der).into_owned(),
+        ca_pem: response.ca_certificate_pem,
     })
 }
 

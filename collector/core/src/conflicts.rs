@@ -2,7 +2,7 @@
 //! or diversion. The device counts once, for the host that reported it first, and every
 //! conflict is raised as an event.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Which identifier two hosts share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -31,6 +31,9 @@ pub struct Conflict {
 pub struct GpuIndex {
     owners: HashMap<(IdKind, String), String>,
     by_host: HashMap<String, Vec<(IdKind, String)>>,
+    /// Conflicts already reported per claiming host, so a standing conflict is raised once,
+    /// not on every attestation.
+    reported: HashMap<String, HashSet<(IdKind, String)>>,
 }
 
 /// One GPU as reported: its identifiers (empty when the query failed).
@@ -49,9 +52,10 @@ impl GpuIndex {
     }
 
     /// Replaces `host`'s GPUs with `gpus` and returns, per GPU, whether it counts for this host
-    /// (false when another host already holds one of its identifiers), with the conflicts found.
+    /// (false when another host already holds one of its identifiers), with the conflicts that
+    /// are new since this host's previous update.
     pub fn update(&mut self, host: &str, gpus: &[GpuIds<'_>]) -> (Vec<bool>, Vec<Conflict>) {
-        self.release(host);
+        self.release_ids(host);
         let mut counted = Vec::with_capacity(gpus.len());
         let mut conflicts = Vec::new();
         let mut held = Vec::new();
@@ -88,11 +92,25 @@ impl GpuIndex {
             }
         }
         self.by_host.insert(host.to_owned(), held);
+        let standing: HashSet<(IdKind, String)> = conflicts
+            .iter()
+            .map(|c| (c.kind, c.value.clone()))
+            .collect();
+        let before = self
+            .reported
+            .insert(host.to_owned(), standing)
+            .unwrap_or_default();
+        conflicts.retain(|c| !before.contains(&(c.kind, c.value.clone())));
         (counted, conflicts)
     }
 
     /// Forgets `host`'s GPUs (decommissioned, or before its new inventory is applied).
     pub fn release(&mut self, host: &str) {
+        self.reported.remove(host);
+        self.release_ids(host);
+    }
+
+    fn release_ids(&mut self, host: &str) {
         for id in self.by_host.remove(host).unwrap_or_default() {
             if self.owners.get(&id).is_some_and(|owner| owner == host) {
                 self.owners.remove(&id);
@@ -142,6 +160,9 @@ mod tests {
                 claimant: "b".into()
             }]
         );
+        // A standing conflict is reported once, however often the host attests.
+        let (counted, again) = index.update("b", &[gpu("GPU-2", "S9"), gpu("GPU-3", "S3")]);
+        assert_eq!((counted, again.len()), (vec![false, true], 0));
         // Same serial under another UUID is a conflict too.
         let (counted, conflicts) = index.update("c", &[gpu("GPU-4", "S1")]);
         assert_eq!((counted, conflicts[0].kind), (vec![false], IdKind::Serial));

@@ -165,7 +165,7 @@ impl Admin for AdminService {
                 .collect(),
             hosts: u32::try_from(hosts).unwrap_or(u32::MAX),
             agents: u32::try_from(agents).unwrap_or(u32::MAX),
-            freshness_window_ms: 0,
+            freshness_window_ms: self.collector.freshness_ms(),
         }))
     }
 

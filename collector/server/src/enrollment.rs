@@ -127,8 +127,8 @@ impl Enrollment for EnrollmentService {
             host_id: host,
             site_id: site.id,
             country: site.country.to_string(),
-            certificate_chain_der: vec![certificate.into_bytes()],
-            ca_certificate_der: ca.ca_pem().as_bytes().to_vec(),
+            certificate_chain_pem: vec![certificate],
+            ca_certificate_pem: ca.ca_pem().to_owned(),
         }))
     }
 }

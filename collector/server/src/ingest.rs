@@ -100,6 +100,7 @@ pub struct Collector {
     pub metrics: Arc<Metrics>,
     state: Mutex<State>,
     clock: fn() -> i64,
+    freshness_ms: i64,
 }
 
 impl std::fmt::Debug for Collector {
@@ -182,7 +183,13 @@ impl Collector {
             metrics,
             state: Mutex::new(state),
             clock,
+            freshness_ms,
         })
+    }
+
+    /// How long a host counts as verified after its last attestation.
+    pub fn freshness_ms(&self) -> i64 {
+        self.freshness_ms
     }
 
     /// The collector's clock, in Unix milliseconds.
