@@ -1,11 +1,11 @@
 //! The agent's TOML configuration: `RawConfig` as written, validated into `Config` with every
 //! error reported with its key.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use proto_config::ConfigErrors;
 use proto_config::{parse_duration, parse_size};
 use serde::Deserialize;
 
@@ -48,30 +48,6 @@ pub enum LogFormat {
     Text,
     Json,
 }
-
-/// Every problem in a configuration file.
-#[derive(Debug)]
-pub struct ConfigErrors {
-    pub path: PathBuf,
-    pub errors: Vec<(String, String)>,
-}
-
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} has {} error(s):",
-            self.path.display(),
-            self.errors.len()
-        )?;
-        for (key, message) in &self.errors {
-            write!(f, "\n  {key}: {message}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigErrors {}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,10 +1,10 @@
 //! The collector's TOML configuration, validated with every error reported with its key.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use proto_config::ConfigErrors;
 use proto_config::parse_duration;
 use serde::Deserialize;
 
@@ -29,30 +29,6 @@ pub struct Config {
     pub log_json: bool,
     pub log_level: tracing::Level,
 }
-
-/// Every problem in a configuration file.
-#[derive(Debug)]
-pub struct ConfigErrors {
-    pub path: PathBuf,
-    pub errors: Vec<(String, String)>,
-}
-
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} has {} error(s):",
-            self.path.display(),
-            self.errors.len()
-        )?;
-        for (key, message) in &self.errors {
-            write!(f, "\n  {key}: {message}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigErrors {}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -3,7 +3,35 @@
 //!
 //! Invariant: pure parsing; errors are sentences that name the value and the expected form.
 
+use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
+
+/// Every problem found in one configuration file, each with its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors {
+    /// The file.
+    pub path: PathBuf,
+    /// `(key, message)` pairs, in file order.
+    pub errors: Vec<(String, String)>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} has {} error(s):",
+            self.path.display(),
+            self.errors.len()
+        )?;
+        for (key, message) in &self.errors {
+            write!(f, "\n  {key}: {message}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
 
 /// `500ms`, `30s`, `5m`, `1h` or `30d`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
