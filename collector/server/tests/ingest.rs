@@ -680,3 +680,60 @@ async fn an_agent_with_an_operator_certificate_is_registered_by_an_admin() {
     assert_eq!(acked(&stream.send(&envelope).await), 1);
     h.stop.cancel();
 }
+
+#[tokio::test]
+async fn another_algorithm_and_broken_protocol_are_refused() {
+    let h = Harness::start("uveu-2025-us-simulated.toml").await;
+    let agent = h.enroll("gpu-1", "us-va-1", 1);
+    let mut stream = Stream::open(&h, &agent, &agent).await.unwrap();
+    // An envelope naming an algorithm this contract does not define.
+    let envelope = proto_seal::seal(
+        &payload(&agent, 1, ChainDigest::GENESIS, &stream.nonce),
+        &agent.signer,
+    )
+    .unwrap();
+    let mut wire = proto_seal::envelope_to_wire(&envelope);
+    wire.algorithm = 9;
+    stream
+        .sender
+        .send(v1::AgentMessage {
+            message: Some(FromAgent::Attestation(v1::SignedAttestation {
+                envelope: Some(wire),
+            })),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        reject_reason(&stream.next().await),
+        v1::RejectReason::UnsupportedAlgorithm
+    );
+    // A second hello in the middle of a stream.
+    stream
+        .sender
+        .send(v1::AgentMessage {
+            message: Some(FromAgent::Hello(v1::Hello::default())),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        reject_reason(&stream.next().await),
+        v1::RejectReason::ProtocolViolation
+    );
+    // A stream that does not start with hello.
+    let channel = h.channel(&agent.cert, &agent.key).await;
+    let (sender, receiver) = mpsc::channel(4);
+    sender.send(attestation(&envelope)).await.unwrap();
+    let mut inbound = AgentStreamClient::new(channel)
+        .attest(ReceiverStream::new(receiver))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        reject_reason(&inbound.message().await.unwrap().unwrap().message.unwrap()),
+        v1::RejectReason::ProtocolViolation
+    );
+    let mut reasons = h.reasons();
+    reasons.dedup();
+    assert_eq!(reasons, ["protocol_violation", "unsupported_algorithm"]);
+    h.stop.cancel();
+}
