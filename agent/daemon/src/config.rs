@@ -245,7 +245,9 @@ impl Config {
         let policy = raw.rules.policy.map(resolve);
         let collector = raw.collector.map(|c| {
             let (ca, certificate, key) = (resolve(c.ca), resolve(c.certificate), resolve(c.key));
-            let server_name = c.server_name.unwrap_or_else(|| host_of(&c.endpoint));
+            let server_name = c
+                .server_name
+                .unwrap_or_else(|| proto_config::url_host(&c.endpoint).unwrap_or_default());
             Collector {
                 endpoint: c.endpoint,
                 server_name,
@@ -350,19 +352,6 @@ fn check_id(key: &str, value: &str, error: &mut impl FnMut(&str, String)) {
     }
 }
 
-/// The host part of an `https://host:port` URL.
-fn host_of(endpoint: &str) -> String {
-    let rest = endpoint.strip_prefix("https://").unwrap_or(endpoint);
-    let authority = rest.split('/').next().unwrap_or("");
-    if let Some(inner) = authority.strip_prefix('[') {
-        return inner.split(']').next().unwrap_or("").to_owned();
-    }
-    authority
-        .rsplit_once(':')
-        .map_or(authority, |(host, _)| host)
-        .to_owned()
-}
-
 fn format_duration(duration: Duration) -> String {
     format!("{}ms", duration.as_millis())
 }
@@ -463,15 +452,5 @@ listen = "everywhere"
             parse("site_id = \"s\"\nstate_dir = \"/x\"\n[attestation]\nintervall = \"5s\"")
                 .unwrap_err();
         assert!(errors.to_string().contains("intervall"), "{errors}");
-    }
-
-    #[test]
-    fn server_names_come_from_the_endpoint() {
-        assert_eq!(
-            host_of("https://collector.example.com:7443"),
-            "collector.example.com"
-        );
-        assert_eq!(host_of("https://[::1]:7443/x"), "::1");
-        assert_eq!(host_of("https://10.0.0.1"), "10.0.0.1");
     }
 }

@@ -150,13 +150,9 @@ pub fn attestation(encoded_envelope: &[u8]) -> Result<v1::AgentMessage, prost::D
 }
 
 pub fn challenge_response(response: &Envelope) -> v1::AgentMessage {
-    use prost::Message;
-    // Round-trip through the evidence codec so the envelope layout is defined in one place.
-    let bytes = proto_seal::encode_envelope(response);
-    let envelope = v1::Envelope::decode(bytes.as_slice()).unwrap_or_default();
     v1::AgentMessage {
         message: Some(Outgoing::ChallengeResponse(v1::ChallengeResponse {
-            envelope: Some(envelope),
+            envelope: Some(proto_seal::envelope_to_wire(response)),
         })),
     }
 }

@@ -3,7 +3,7 @@
 //! host that has not been decommissioned, stale ones included) and "verified within the
 //! freshness window".
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use proto_accounting::evaluation::TppOverflow;
 use proto_accounting::{CountryCode, Distribution, Evaluation, Policy, evaluate};
@@ -28,7 +28,7 @@ pub struct LiveDistribution {
     by_age: BTreeMap<(i64, String), ()>,
     last_known: Distribution,
     fresh: Distribution,
-    fresh_hosts: HashMap<String, ()>,
+    fresh_hosts: HashSet<String>,
 }
 
 impl LiveDistribution {
@@ -40,7 +40,7 @@ impl LiveDistribution {
             by_age: BTreeMap::new(),
             last_known: Distribution::new(),
             fresh: Distribution::new(),
-            fresh_hosts: HashMap::new(),
+            fresh_hosts: HashSet::new(),
         }
     }
 
@@ -59,7 +59,7 @@ impl LiveDistribution {
             last_received_ms: received_ms,
         };
         let old = self.hosts.get(host).cloned();
-        let was_fresh = self.fresh_hosts.contains_key(host);
+        let was_fresh = self.fresh_hosts.contains(host);
         self.last_known.replace(
             old.as_ref().map(|e| (e.country, e.tpp)),
             Some((country, tpp)),
@@ -73,7 +73,7 @@ impl LiveDistribution {
         self.fresh
             .replace(old_fresh, is_fresh.then_some((country, tpp)))?;
         if is_fresh {
-            self.fresh_hosts.insert(host.to_owned(), ());
+            self.fresh_hosts.insert(host.to_owned());
         } else {
             self.fresh_hosts.remove(host);
         }
@@ -90,7 +90,7 @@ impl LiveDistribution {
         if let Some(old) = self.hosts.remove(host) {
             // Removing never overflows.
             let _ = self.last_known.replace(Some((old.country, old.tpp)), None);
-            if self.fresh_hosts.remove(host).is_some() {
+            if self.fresh_hosts.remove(host) {
                 let _ = self.fresh.replace(Some((old.country, old.tpp)), None);
             }
             self.by_age.remove(&(old.last_received_ms, host.to_owned()));
@@ -111,7 +111,7 @@ impl LiveDistribution {
         for key in expired {
             self.by_age.remove(&key);
             let host = key.1;
-            if self.fresh_hosts.remove(&host).is_some() {
+            if self.fresh_hosts.remove(&host) {
                 if let Some(entry) = self.hosts.get(&host) {
                     let _ = self.fresh.replace(Some((entry.country, entry.tpp)), None);
                 }
@@ -126,11 +126,16 @@ impl LiveDistribution {
         let mut stale: Vec<(&str, &HostEntry)> = self
             .hosts
             .iter()
-            .filter(|(host, _)| !self.fresh_hosts.contains_key(*host))
+            .filter(|(host, _)| !self.fresh_hosts.contains(*host))
             .map(|(host, entry)| (host.as_str(), entry))
             .collect();
         stale.sort_by_key(|(host, _)| *host);
         stale
+    }
+
+    /// How many hosts are stale, without listing them (for metrics on the ingest path).
+    pub fn stale_count(&self) -> usize {
+        self.hosts.len() - self.fresh_hosts.len()
     }
 
     /// One host.
@@ -225,6 +230,7 @@ mod tests {
         live.upsert("old", code("DE"), 700, 0, 1_000_000).unwrap();
         assert_eq!((live.last_known().total(), live.fresh().total()), (700, 0));
         assert_eq!(live.stale_hosts().len(), 1);
+        assert_eq!(live.stale_count(), 1);
     }
 
     #[test]

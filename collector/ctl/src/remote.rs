@@ -61,7 +61,8 @@ impl CollectorArgs {
         let server_name = self
             .server_name
             .clone()
-            .unwrap_or_else(|| host_of(&self.collector));
+            .or_else(|| proto_config::url_host(&self.collector))
+            .unwrap_or_default();
         let tls = ClientTlsConfig::new()
             .ca_certificate(Certificate::from_pem(ca))
             .identity(Identity::from_pem(cert, key))
@@ -110,20 +111,6 @@ pub fn block_on<T>(future: impl Future<Output = Result<T, Failure>>) -> Result<T
             error: e.into(),
         })?
         .block_on(future)
-}
-
-fn host_of(endpoint: &str) -> String {
-    let rest = endpoint
-        .split_once("://")
-        .map_or(endpoint, |(_, rest)| rest);
-    let authority = rest.split('/').next().unwrap_or("");
-    if let Some(inner) = authority.strip_prefix('[') {
-        return inner.split(']').next().unwrap_or("").to_owned();
-    }
-    authority
-        .rsplit_once(':')
-        .map_or(authority, |(host, _)| host)
-        .to_owned()
 }
 
 fn chain(error: &dyn std::error::Error) -> String {

@@ -126,19 +126,7 @@ impl Credential {
     }
 }
 
-/// The host of `https://host:port/…` (without brackets for IPv6): the name a collector's
-/// certificate is expected to carry when none is given.
-pub fn host_of(url: &str) -> Option<String> {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let authority = rest.split('/').next()?;
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next()?,
-        None => authority
-            .rsplit_once(':')
-            .map_or(authority, |(host, _)| host),
-    };
-    (!host.is_empty()).then(|| host.to_owned())
-}
+pub use proto_config::url_host as host_of;
 
 fn read(path: &Path) -> Result<Vec<u8>, TransportError> {
     std::fs::read(path).map_err(|error| TransportError::Read {

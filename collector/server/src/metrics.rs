@@ -142,7 +142,7 @@ impl Metrics {
         self.hosts
             .set(i64::try_from(live.len()).unwrap_or(i64::MAX));
         self.stale_hosts
-            .set(i64::try_from(live.stale_hosts().len()).unwrap_or(i64::MAX));
+            .set(i64::try_from(live.stale_count()).unwrap_or(i64::MAX));
         for (view, distribution) in [
             ("last_known", live.last_known()),
             ("verified", live.fresh()),

@@ -95,6 +95,20 @@ pub fn check_id(value: &str) -> Result<(), String> {
     }
 }
 
+/// The host of `https://host:port/…` (without brackets for IPv6): the name a server's
+/// certificate is expected to carry when the configuration names none. `None` without a host.
+pub fn url_host(url: &str) -> Option<String> {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split('/').next()?;
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?,
+        None => authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host),
+    };
+    (!host.is_empty()).then(|| host.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,5 +127,16 @@ mod tests {
         assert!(check_id("gpu-node-0001.dc1:a").is_ok());
         assert!(check_id("gpu 1").is_err());
         assert!(check_id("").is_err());
+    }
+
+    #[test]
+    fn hosts_of_urls() {
+        assert_eq!(
+            url_host("https://collector.example.com:7443").as_deref(),
+            Some("collector.example.com")
+        );
+        assert_eq!(url_host("https://[::1]:7443/x").as_deref(), Some("::1"));
+        assert_eq!(url_host("https://10.0.0.1").as_deref(), Some("10.0.0.1"));
+        assert_eq!(url_host("https://:7443"), None);
     }
 }
