@@ -5,6 +5,7 @@
 //! I/O. Encoding, signing and verification live in `proto-seal`.
 
 mod chain;
+pub mod log;
 mod payload;
 
 use std::fmt;
@@ -12,6 +13,7 @@ use std::fmt;
 use sha2::Digest as _;
 
 pub use chain::{ChainError, ChainHead, Link};
+pub use log::{LogDecodeError, LogEntry, REPORT_CONTEXT, TREE_HEAD_CONTEXT, TreeHead};
 pub use payload::{
     AttestationPayload, DeviceFault, DeviceRecord, EvidenceSource, PAYLOAD_FORMAT, Totals,
 };

@@ -5,6 +5,7 @@
 //! Invariant: bytes are never re-encoded to be verified; generated protobuf types do not leave
 //! this crate's `wire` module.
 
+mod log;
 mod wire;
 
 use ring::rand::SystemRandom;
@@ -13,6 +14,9 @@ use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 use proto_evidence::{
     ATTESTATION_CONTEXT, Algorithm, AttestationPayload, CHALLENGE_CONTEXT, ChainDigest, Envelope,
     KeyId, signed_message,
+};
+pub use log::{
+    DetachedSignature, LogSignatureError, check_report, open_tree_head, sign_report, sign_tree_head,
 };
 pub use proto_wire::MAX_PAYLOAD_BYTES;
 pub use wire::{
@@ -173,6 +177,17 @@ impl PublicKey {
         }
         if envelope.payload.len() > MAX_PAYLOAD_BYTES {
             return Err(OpenError::Oversized(envelope.payload.len()));
+        }
+        self.verify_unbounded(context, envelope)
+    }
+
+    /// `verify` without the payload size limit (for reports, which are signed detached).
+    fn verify_unbounded(&self, context: &[u8], envelope: &Envelope) -> Result<(), OpenError> {
+        if envelope.key_id != self.key_id() {
+            return Err(OpenError::UnknownKey {
+                envelope: envelope.key_id,
+                expected: self.key_id(),
+            });
         }
         match envelope.algorithm {
             Algorithm::Ed25519 => UnparsedPublicKey::new(&ED25519, &self.0)
