@@ -19,8 +19,8 @@ use std::task::{Context, Poll};
 
 pub use error::{BackendError, StoreError, TokenError};
 pub use model::{
-    AcceptedAttestation, AgentRecord, Batch, CommitReceipt, EnrollToken, Event, Gpu, HostState,
-    KeyId, Rejection,
+    AcceptedAttestation, AgentRecord, Batch, CommitReceipt, EnrollToken, Event, Gpu, HostChange,
+    HostState, KeyId, LogRecord, Rejection, StoredTreeHead,
 };
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous, WriterStats};
 
@@ -104,6 +104,13 @@ pub trait AttestationStore: Send + Sync + 'static {
     /// How many rejections each reason code ever had, ordered by reason.
     fn rejection_counts(&self) -> Result<Vec<(String, u64)>, StoreError>;
 
+    /// How many rejections each reason code had in `[from_ms, to_ms)`, ordered by reason.
+    fn rejections_by_reason(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(String, u64)>, StoreError>;
+
     /// Events at or after `since_ms`, oldest first (in commit order within one instant); at
     /// most `limit`.
     fn events(&self, since_ms: i64, limit: usize) -> Result<Vec<Event>, StoreError>;
@@ -117,6 +124,65 @@ pub trait AttestationStore: Send + Sync + 'static {
 
     /// The database's size on disk in bytes, for the storage-per-host-month figure.
     fn size_bytes(&self) -> Result<u64, StoreError>;
+
+    // The transparency log. Every stored attestation, enrolment, revocation and
+    // decommissioning is appended as a `proto_evidence::LogEntry` leaf in the same transaction
+    // that stores it, so the log and the tables never disagree.
+
+    /// Leaves in the log.
+    fn log_size(&self) -> Result<u64, StoreError>;
+
+    /// The hash of the complete subtree (level, index), if the log holds it yet.
+    fn log_node(&self, level: u32, index: u64) -> Result<Option<[u8; 32]>, StoreError>;
+
+    /// Leaves from `from_index` on, in log order; at most `limit`.
+    fn log_records(&self, from_index: u64, limit: usize) -> Result<Vec<LogRecord>, StoreError>;
+
+    /// Every key enrolment and revocation leaf below `before_index`, in log order.
+    fn key_records(&self, before_index: u64) -> Result<Vec<LogRecord>, StoreError>;
+
+    /// Each host's newest attestation received before `before_ms`, with its log index,
+    /// ordered by host.
+    fn latest_attestations(&self, before_ms: i64) -> Result<Vec<AcceptedAttestation>, StoreError>;
+
+    /// Keeps a signed tree head; storing the same size again keeps the first.
+    fn put_tree_head(&self, head: &StoredTreeHead) -> Result<(), StoreError>;
+
+    /// The head of exactly `tree_size` leaves, or the largest one for `None`.
+    fn tree_head(&self, tree_size: Option<u64>) -> Result<Option<StoredTreeHead>, StoreError>;
+
+    /// Heads signed in `[from_ms, to_ms)`, oldest first.
+    fn tree_heads(&self, from_ms: i64, to_ms: i64) -> Result<Vec<StoredTreeHead>, StoreError>;
+
+    /// The newest head signed before `before_ms`.
+    fn tree_head_before(&self, before_ms: i64) -> Result<Option<StoredTreeHead>, StoreError>;
+
+    /// Host state changes at instants before `to_ms`, oldest first (commit order within one
+    /// instant): the history a past distribution or a monthly report replays.
+    fn host_changes(&self, to_ms: i64) -> Result<Vec<HostChange>, StoreError>;
+
+    /// Each host's newest receipt time before `before_ms`, ordered by host: who was stale then.
+    fn last_received(&self, before_ms: i64) -> Result<Vec<(String, i64)>, StoreError>;
+}
+
+/// A store's log nodes as a `proto_merkle::NodeSource`: roots and proofs read O(log n) rows.
+#[derive(Clone, Copy)]
+pub struct LogNodes<'a>(pub &'a dyn AttestationStore);
+
+impl proto_merkle::NodeSource for LogNodes<'_> {
+    type Error = StoreError;
+
+    fn node(&self, level: u32, index: u64) -> Result<[u8; 32], StoreError> {
+        self.0
+            .log_node(level, index)?
+            .ok_or_else(|| StoreError::Corrupt(format!("log node ({level}, {index}) is missing")))
+    }
+}
+
+impl fmt::Debug for LogNodes<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LogNodes")
+    }
 }
 
 /// The pending result of `AttestationStore::commit`: `.await` it, or `.wait()` on a thread that

@@ -12,6 +12,8 @@ pub struct AgentRecord {
     pub public_key: [u8; 32],
     pub host_id: String,
     pub site_id: String,
+    /// The country of the site at enrolment, as the log records it.
+    pub country: String,
     /// The TLS client identity bound to the key (e.g. the client certificate's SHA-256 in hex).
     pub identity: String,
     pub enrolled_at_ms: i64,
@@ -40,6 +42,9 @@ pub struct AcceptedAttestation {
     /// The exact bytes received, kept verbatim: the evidence an auditor re-verifies.
     pub envelope: Vec<u8>,
     pub gpus: Vec<Gpu>,
+    /// Its position in the transparency log: assigned by the store when it commits (a value
+    /// given to `commit` is ignored), returned by reads.
+    pub log_index: Option<u64>,
 }
 
 /// One physical accelerator as an attestation reported it.
@@ -122,4 +127,39 @@ pub struct CommitReceipt {
     pub stored: usize,
     /// Attestations that were already stored with the same digest (idempotent resubmissions).
     pub repeated: usize,
+}
+
+/// One leaf of the transparency log, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LogRecord {
+    pub log_index: u64,
+    pub at_ms: i64,
+    /// The exact entry bytes (`proto_evidence::LogEntry`) hashed as the Merkle leaf.
+    pub entry: Vec<u8>,
+    /// For an attestation entry, the stored envelope bytes it commits to.
+    pub envelope: Option<Vec<u8>>,
+}
+
+/// A tree head the collector signed with its log key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StoredTreeHead {
+    pub tree_size: u64,
+    pub root: [u8; 32],
+    pub timestamp_ms: i64,
+    /// The encoded signed envelope (`proto_seal::sign_tree_head`).
+    pub envelope: Vec<u8>,
+}
+
+/// A host's state from one instant on: what past distributions and reports replay.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HostChange {
+    /// The attestation's issue time, or the decommissioning time.
+    pub at_ms: i64,
+    pub host_id: String,
+    pub site_id: String,
+    pub country: String,
+    pub tpp: u64,
+    pub devices: u32,
+    /// The host stopped counting (an operator decommissioned it).
+    pub decommissioned: bool,
 }

@@ -16,7 +16,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use collector_store::conformance::fixture::{agent, attestation, batch, key};
+use collector_store::conformance::fixture::{agent, attestation, batch, key, unindexed};
 use collector_store::{AcceptedAttestation, AttestationStore, SqliteOptions, SqliteStore};
 
 const TARGET: &str = "COLLECTOR_STORE_SIGKILL_TARGET";
@@ -129,6 +129,21 @@ fn check(path: &Path, acknowledged: &BTreeMap<u8, u64>, context: &str) {
     }
     let store = SqliteStore::open(path, SqliteOptions::default())
         .unwrap_or_else(|e| panic!("{context}: reopening failed: {e}"));
+    // The log is one unbroken sequence whose stored nodes agree with its leaves.
+    let records = store.log_records(0, usize::MAX).unwrap();
+    let size = store.log_size().unwrap();
+    assert_eq!(records.len() as u64, size, "{context}: log leaves");
+    let tree = proto_merkle::MemoryTree::from_leaves(
+        records.iter().map(|r| proto_merkle::leaf_hash(&r.entry)),
+    );
+    for (i, record) in records.iter().enumerate() {
+        assert_eq!(record.log_index, i as u64, "{context}: log index");
+    }
+    assert_eq!(
+        proto_merkle::root(&collector_store::LogNodes(&store), size).unwrap(),
+        tree.root(),
+        "{context}: log root"
+    );
     let heads: BTreeMap<_, _> = store
         .chain_heads()
         .unwrap()
@@ -147,7 +162,7 @@ fn check(path: &Path, acknowledged: &BTreeMap<u8, u64>, context: &str) {
             "{context}: key {n} acknowledged up to {highest}, {} stored",
             history.len()
         );
-        for (i, stored) in history.iter().enumerate() {
+        for (i, stored) in unindexed(history.clone()).iter().enumerate() {
             assert_eq!(stored, &expected(n, i as u64 + 1), "{context}: key {n}");
         }
         let (head, digest) = heads[&key(n)];

@@ -34,6 +34,8 @@ pub enum LogEntry {
         envelope: Sha256,
     },
     /// A key enrolled (or enrolled again) for a host at a site.
+    ///
+    /// The key id is the SHA-256 of `public_key`.
     KeyEnrolled {
         /// Enrolment time.
         at_ms: i64,
@@ -43,6 +45,8 @@ pub enum LogEntry {
         host_id: String,
         /// The site it was enrolled at.
         site_id: String,
+        /// The site's country (ISO 3166-1 alpha-2): where the host's compute counts.
+        country: String,
     },
     /// A key revoked: nothing it signs later is accepted.
     KeyRevoked {
@@ -129,12 +133,14 @@ impl LogEntry {
                 public_key,
                 host_id,
                 site_id,
+                country,
             } => {
                 out.push(KEY_ENROLLED);
                 out.extend_from_slice(&at_ms.to_be_bytes());
                 out.extend_from_slice(public_key);
                 put_str(&mut out, host_id)?;
                 put_str(&mut out, site_id)?;
+                put_str(&mut out, country)?;
             }
             Self::KeyRevoked { at_ms, key_id } => {
                 out.push(KEY_REVOKED);
@@ -169,6 +175,7 @@ impl LogEntry {
                 public_key: reader.array()?,
                 host_id: reader.string()?,
                 site_id: reader.string()?,
+                country: reader.string()?,
             },
             KEY_REVOKED => Self::KeyRevoked {
                 at_ms,
@@ -309,6 +316,7 @@ mod tests {
                 public_key: [9; 32],
                 host_id: "gpu-node-17".into(),
                 site_id: "us-east-1".into(),
+                country: "US".into(),
             },
             LogEntry::KeyRevoked {
                 at_ms: -1,
@@ -345,14 +353,14 @@ mod tests {
         for entry in entries() {
             let bytes = entry.encode().unwrap();
             for cut in 0..bytes.len() {
-                assert!(LogEntry::decode(&bytes[..cut]).is_err(), "{entry:?} cut {cut}");
+                assert!(
+                    LogEntry::decode(&bytes[..cut]).is_err(),
+                    "{entry:?} cut {cut}"
+                );
             }
             let mut longer = bytes.clone();
             longer.push(0);
-            assert_eq!(
-                LogEntry::decode(&longer),
-                Err(LogDecodeError::Trailing(1))
-            );
+            assert_eq!(LogEntry::decode(&longer), Err(LogDecodeError::Trailing(1)));
         }
         assert_eq!(LogEntry::decode(&[2, 1]), Err(LogDecodeError::Version(2)));
         let mut unknown = entries()[0].encode().unwrap();

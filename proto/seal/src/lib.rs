@@ -11,12 +11,12 @@ mod wire;
 use ring::rand::SystemRandom;
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 
+pub use log::{
+    DetachedSignature, LogSignatureError, check_report, open_tree_head, sign_report, sign_tree_head,
+};
 use proto_evidence::{
     ATTESTATION_CONTEXT, Algorithm, AttestationPayload, CHALLENGE_CONTEXT, ChainDigest, Envelope,
     KeyId, signed_message,
-};
-pub use log::{
-    DetachedSignature, LogSignatureError, check_report, open_tree_head, sign_report, sign_tree_head,
 };
 pub use proto_wire::MAX_PAYLOAD_BYTES;
 pub use wire::{

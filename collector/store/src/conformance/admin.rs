@@ -23,6 +23,7 @@ pub(super) fn agents_put_replace_revoke_list(store: &dyn AttestationStore) -> Ou
     let moved = crate::AgentRecord {
         host_id: "host-z".to_owned(),
         site_id: "site-z".to_owned(),
+        country: "DE".to_owned(),
         identity: "f".repeat(64),
         enrolled_at_ms: 9_000,
         ..first.clone()

@@ -4,7 +4,7 @@
 use std::sync::Barrier;
 use std::thread;
 
-use super::fixture::{self, agent, attestation, batch, digest, key, state_of};
+use super::fixture::{self, agent, attestation, batch, digest, key, state_of, unindexed};
 use super::{Failure, ensure, ensure_eq};
 use crate::{AttestationStore, Batch, CommitReceipt, StoreError};
 
@@ -15,7 +15,12 @@ fn receipt(stored: usize, repeated: usize) -> CommitReceipt {
 }
 
 fn everything(store: &dyn AttestationStore) -> Result<Vec<crate::AcceptedAttestation>, Failure> {
-    Ok(store.attestations(i64::MIN, i64::MAX, None, usize::MAX)?)
+    Ok(unindexed(store.attestations(
+        i64::MIN,
+        i64::MAX,
+        None,
+        usize::MAX,
+    )?))
 }
 
 pub(super) fn reads_back_exact_envelopes(store: &dyn AttestationStore) -> Outcome {
@@ -49,7 +54,7 @@ pub(super) fn reads_back_exact_envelopes(store: &dyn AttestationStore) -> Outcom
     let receipt_async = store.commit(fixture::batch(vec![third.clone()])).wait()?;
     ensure_eq!(receipt_async, receipt(1, 0));
     ensure_eq!(
-        store.host_history("host-a", 0, i64::MAX, 10)?,
+        unindexed(store.host_history("host-a", 0, i64::MAX, 10)?),
         vec![first, second, third]
     );
     Ok(())
@@ -301,7 +306,7 @@ pub(super) fn gpu_owners_follow_latest_inventory(store: &dyn AttestationStore) -
     let expected = [owners(&a2.gpus, "host-a"), owners(&b1.gpus, "host-b")].concat();
     ensure_eq!(store.gpu_owners()?, expected);
     ensure_eq!(
-        store.host_history("host-a", 0, i64::MAX, 10)?,
+        unindexed(store.host_history("host-a", 0, i64::MAX, 10)?),
         vec![a1, a2, a3]
     );
     Ok(())

@@ -20,6 +20,7 @@ pub fn agent(n: u8, host: &str) -> AgentRecord {
         public_key: [n ^ 0x5a; 32],
         host_id: host.to_owned(),
         site_id: format!("site-{host}"),
+        country: "DE".to_owned(),
         identity: format!("{:064x}", u64::from(n)),
         enrolled_at_ms: 1_000 * i64::from(n),
         revoked_at_ms: None,
@@ -81,6 +82,7 @@ pub fn attestation(n: u8, sequence: u64, host: &str, at_ms: i64) -> AcceptedAtte
         fresh: sequence.is_multiple_of(2),
         envelope: envelope(n, sequence, ENVELOPE_BYTES),
         gpus,
+        log_index: None,
     }
 }
 
@@ -143,4 +145,13 @@ impl SplitMix {
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
     }
+}
+
+/// The attestations without the log index the store assigned, to compare with what was
+/// committed.
+pub fn unindexed(mut attestations: Vec<AcceptedAttestation>) -> Vec<AcceptedAttestation> {
+    for attestation in &mut attestations {
+        attestation.log_index = None;
+    }
+    attestations
 }

@@ -7,6 +7,7 @@
 mod admin;
 mod commit;
 pub mod fixture;
+mod log;
 mod query;
 
 use std::fmt;
@@ -116,6 +117,30 @@ pub const CHECKS: &[(&str, Check)] = &[
     ),
     ("events_since_in_order", query::events_since_in_order),
     ("size_grows_with_content", query::size_grows_with_content),
+    (
+        "log_every_write_in_order",
+        log::every_write_is_logged_in_order,
+    ),
+    (
+        "log_failed_batches_leave_no_hole",
+        log::failed_batches_leave_no_hole,
+    ),
+    (
+        "log_concurrent_commits_one_sequence",
+        log::concurrent_commits_keep_one_sequence,
+    ),
+    (
+        "tree_heads_by_size_and_time",
+        log::tree_heads_by_size_and_time,
+    ),
+    (
+        "history_keeps_changes_only",
+        log::history_keeps_changes_only,
+    ),
+    (
+        "key_records_before_an_index",
+        log::key_records_before_an_index,
+    ),
 ];
 
 /// Runs every check, each on a fresh store from `make`, and reports every failure.

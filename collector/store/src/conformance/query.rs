@@ -1,6 +1,6 @@
 //! Checks of the reads: cursors over attestations, host history, rejections, events, size.
 
-use super::fixture::{self, agent, attestation, batch};
+use super::fixture::{self, agent, attestation, batch, unindexed};
 use super::{Failure, ensure, ensure_eq};
 use crate::{AcceptedAttestation, AttestationStore, Batch};
 
@@ -28,7 +28,7 @@ pub(super) fn attestation_cursor_pages(store: &dyn AttestationStore) -> Outcome 
     let mut after = None;
     // Bounded, so a cursor that does not advance fails the check instead of hanging it.
     for _ in 0..=all.len() {
-        let page = store.attestations(i64::MIN, i64::MAX, after, 7)?;
+        let page = unindexed(store.attestations(i64::MIN, i64::MAX, after, 7)?);
         ensure!(page.len() <= 7, "page of {}", page.len());
         let Some(last) = page.last() else { break };
         after = Some((last.received_at_ms, last.key_id, last.sequence));
@@ -41,7 +41,10 @@ pub(super) fn attestation_cursor_pages(store: &dyn AttestationStore) -> Outcome 
         .filter(|a| (1_010..1_030).contains(&a.received_at_ms))
         .cloned()
         .collect();
-    ensure_eq!(store.attestations(1_010, 1_030, None, 100)?, window);
+    ensure_eq!(
+        unindexed(store.attestations(1_010, 1_030, None, 100)?),
+        window
+    );
     // A cursor inside the window continues inside it.
     let cursor = (
         window[2].received_at_ms,
@@ -49,15 +52,15 @@ pub(super) fn attestation_cursor_pages(store: &dyn AttestationStore) -> Outcome 
         window[2].sequence,
     );
     ensure_eq!(
-        store.attestations(1_010, 1_030, Some(cursor), 100)?,
+        unindexed(store.attestations(1_010, 1_030, Some(cursor), 100)?),
         window[3..].to_vec()
     );
     ensure!(
-        store.attestations(i64::MIN, i64::MAX, None, 0)?.is_empty(),
+        unindexed(store.attestations(i64::MIN, i64::MAX, None, 0)?).is_empty(),
         "limit 0"
     );
     ensure!(
-        store.attestations(1_030, 1_010, None, 100)?.is_empty(),
+        unindexed(store.attestations(1_030, 1_010, None, 100)?).is_empty(),
         "an empty range"
     );
     Ok(())
@@ -75,14 +78,17 @@ pub(super) fn host_history_filters(store: &dyn AttestationStore) -> Outcome {
     store.commit_blocking(batch([a.clone(), b.clone()].concat()))?;
 
     ensure_eq!(
-        store.host_history("host-a", 2_000, 4_000, 10)?,
+        unindexed(store.host_history("host-a", 2_000, 4_000, 10)?),
         a[1..3].to_vec()
     );
     ensure_eq!(
-        store.host_history("host-a", 2_000, 4_000, 1)?,
+        unindexed(store.host_history("host-a", 2_000, 4_000, 1)?),
         a[1..2].to_vec()
     );
-    ensure_eq!(store.host_history("host-b", i64::MIN, i64::MAX, 10)?, b);
+    ensure_eq!(
+        unindexed(store.host_history("host-b", i64::MIN, i64::MAX, 10)?),
+        b
+    );
     ensure!(
         store
             .host_history("host-c", i64::MIN, i64::MAX, 10)?

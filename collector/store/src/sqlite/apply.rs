@@ -3,19 +3,28 @@
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 
+use proto_evidence::LogEntry;
+
 use super::Db;
 use super::codec::{encode_gpus, int};
+use super::log::Log;
 use crate::{
     AcceptedAttestation, AgentRecord, Batch, CommitReceipt, EnrollToken, Event, KeyId, Rejection,
-    StoreError, TokenError,
+    StoreError, StoredTreeHead, TokenError,
 };
 
 /// Stores one batch on `conn`, which the caller has inside a savepoint: on any error the caller
 /// rolls back whatever this had written.
-pub(crate) fn batch(conn: &Connection, batch: &Batch) -> Result<CommitReceipt, StoreError> {
+/// Its attestations are appended to `log`; the caller resets the log's frontier if it rolls
+/// back.
+pub(crate) fn batch(
+    conn: &Connection,
+    log: &mut Log,
+    batch: &Batch,
+) -> Result<CommitReceipt, StoreError> {
     let mut receipt = CommitReceipt::default();
     for attestation in &batch.attestations {
-        if store_attestation(conn, attestation)? {
+        if store_attestation(conn, log, attestation)? {
             receipt.stored += 1;
         } else {
             receipt.repeated += 1;
@@ -33,6 +42,10 @@ pub(crate) fn batch(conn: &Connection, batch: &Batch) -> Result<CommitReceipt, S
 /// The host-state row an attestation is compared with.
 struct Current {
     key_id: KeyId,
+    site_id: String,
+    country: String,
+    tpp: i64,
+    devices: u32,
     last_sequence: i64,
     last_issued_at_ms: i64,
     decommissioned_at_ms: Option<i64>,
@@ -41,7 +54,11 @@ struct Current {
 }
 
 /// Stores one attestation; `Ok(false)` for an idempotent repeat.
-fn store_attestation(conn: &Connection, a: &AcceptedAttestation) -> Result<bool, StoreError> {
+fn store_attestation(
+    conn: &Connection,
+    log: &mut Log,
+    a: &AcceptedAttestation,
+) -> Result<bool, StoreError> {
     let sequence = int("sequence", a.sequence)?;
     let tpp = int("tpp", a.tpp)?;
     let gap_before = int("gap_before", a.gap_before)?;
@@ -52,7 +69,8 @@ fn store_attestation(conn: &Connection, a: &AcceptedAttestation) -> Result<bool,
             // A subquery, not a join: with a join SQLite marks the statement to be re-prepared
             // whenever its parameter is re-bound, which the statement cache does on every use.
             "SELECT h.key_id, h.last_sequence, h.last_issued_at_ms, h.decommissioned_at_ms,
-                    h.inventory_id, (SELECT gpus FROM inventories WHERE id = h.inventory_id)
+                    h.inventory_id, (SELECT gpus FROM inventories WHERE id = h.inventory_id),
+                    h.site_id, h.country, h.tpp, h.devices
              FROM host_state h WHERE h.host_id = ?1",
         )
         .db()?
@@ -64,6 +82,10 @@ fn store_attestation(conn: &Connection, a: &AcceptedAttestation) -> Result<bool,
                 decommissioned_at_ms: row.get(3)?,
                 inventory_id: row.get(4)?,
                 gpus: row.get(5)?,
+                site_id: row.get(6)?,
+                country: row.get(7)?,
+                tpp: row.get(8)?,
+                devices: row.get(9)?,
             })
         })
         .optional()
@@ -78,8 +100,8 @@ fn store_attestation(conn: &Connection, a: &AcceptedAttestation) -> Result<bool,
         .prepare_cached(
             "INSERT INTO attestations (key_id, sequence, digest, previous_digest, host_id,
                  site_id, country, issued_at_ms, received_at_ms, tpp, devices, simulated,
-                 gap_before, fresh, inventory_id, envelope)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                 gap_before, fresh, inventory_id, envelope, log_index)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
              ON CONFLICT (key_id, sequence) DO NOTHING",
         )
         .db()?
@@ -100,6 +122,7 @@ fn store_attestation(conn: &Connection, a: &AcceptedAttestation) -> Result<bool,
             a.fresh,
             inventory_id,
             a.envelope,
+            int("log_index", log.size())?,
         ])
         .map_err(|error| match error.sqlite_error_code() {
             // The only foreign key that can fail here is the agent's: the inventory was
@@ -130,6 +153,13 @@ fn store_attestation(conn: &Connection, a: &AcceptedAttestation) -> Result<bool,
             })
         };
     }
+
+    log.append(
+        conn,
+        &Log::attestation(a.received_at_ms, &a.envelope),
+        Some(&a.key_id),
+        Some(&a.host_id),
+    )?;
 
     conn.prepare_cached(
         "INSERT INTO chain_heads (key_id, sequence, digest) VALUES (?1, ?2, ?3)
@@ -181,7 +211,35 @@ fn store_attestation(conn: &Connection, a: &AcceptedAttestation) -> Result<bool,
     if current.as_ref().map(|c| c.inventory_id) != Some(inventory_id) {
         replace_gpus(conn, a)?;
     }
+    let changed = match &current {
+        None => true,
+        // Still decommissioned (a replay issued before it): no change in what counts.
+        Some(_) if decommissioned_at_ms.is_some() => false,
+        Some(current) => {
+            current.decommissioned_at_ms.is_some()
+                || current.site_id != a.site_id
+                || current.country != a.country
+                || current.tpp != tpp
+                || current.devices != a.devices
+        }
+    };
+    if changed {
+        host_change(conn, a.issued_at_ms, &a.host_id, "attested")?;
+    }
     Ok(true)
+}
+
+/// Records the host's state (as `host_state` now holds it) from `at_ms` on.
+fn host_change(conn: &Connection, at_ms: i64, host_id: &str, kind: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO host_changes (at_ms, host_id, site_id, country, tpp, devices, kind)
+         SELECT ?1, host_id, site_id, country, tpp, devices, ?3 FROM host_state
+         WHERE host_id = ?2",
+    )
+    .db()?
+    .execute(params![at_ms, host_id, kind])
+    .db()?;
+    Ok(())
 }
 
 /// Whether `a` should become its host's state: the next link of the same chain, or another
@@ -279,61 +337,141 @@ fn store_rejection(conn: &Connection, rejection: &Rejection) -> Result<(), Store
     Ok(())
 }
 
-pub(crate) fn put_agent(conn: &mut Connection, agent: &AgentRecord) -> Result<(), StoreError> {
-    // The public key is left as first enrolled: the key id is its hash, so a different key
-    // under the same id is impossible for an honest caller.
-    conn.prepare_cached(
-        "INSERT INTO agents (key_id, public_key, host_id, site_id, identity, enrolled_at_ms,
-             revoked_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT (key_id) DO UPDATE SET host_id = excluded.host_id,
-             site_id = excluded.site_id, identity = excluded.identity,
-             enrolled_at_ms = excluded.enrolled_at_ms,
-             revoked_at_ms = coalesce(agents.revoked_at_ms, excluded.revoked_at_ms)",
-    )
-    .db()?
-    .execute(params![
-        agent.key_id,
-        agent.public_key,
-        agent.host_id,
-        agent.site_id,
-        agent.identity,
-        agent.enrolled_at_ms,
-        agent.revoked_at_ms,
-    ])
-    .db()?;
-    Ok(())
+/// Runs `write` in one IMMEDIATE transaction with the log: on any failure nothing is stored
+/// and the log's frontier is put back.
+fn logged<T>(
+    conn: &mut Connection,
+    log: &mut Log,
+    write: impl FnOnce(&Connection, &mut Log) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let mark = log.mark();
+    let result = (|| {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .db()?;
+        let value = write(&tx, log)?;
+        tx.commit().db()?;
+        Ok(value)
+    })();
+    if result.is_err() {
+        log.reset(mark);
+    }
+    result
+}
+
+pub(crate) fn put_agent(
+    conn: &mut Connection,
+    log: &mut Log,
+    agent: &AgentRecord,
+) -> Result<(), StoreError> {
+    logged(conn, log, |conn, log| {
+        // The public key is left as first enrolled: the key id is its hash, so a different
+        // key under the same id is impossible for an honest caller.
+        conn.prepare_cached(
+            "INSERT INTO agents (key_id, public_key, host_id, site_id, identity, enrolled_at_ms,
+                 revoked_at_ms, country)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (key_id) DO UPDATE SET host_id = excluded.host_id,
+                 site_id = excluded.site_id, identity = excluded.identity,
+                 enrolled_at_ms = excluded.enrolled_at_ms, country = excluded.country,
+                 revoked_at_ms = coalesce(agents.revoked_at_ms, excluded.revoked_at_ms)",
+        )
+        .db()?
+        .execute(params![
+            agent.key_id,
+            agent.public_key,
+            agent.host_id,
+            agent.site_id,
+            agent.identity,
+            agent.enrolled_at_ms,
+            agent.revoked_at_ms,
+            agent.country,
+        ])
+        .db()?;
+        log.append(
+            conn,
+            &Log::enrolment(agent),
+            Some(&agent.key_id),
+            Some(&agent.host_id),
+        )?;
+        if let Some(at_ms) = agent.revoked_at_ms {
+            log.append(
+                conn,
+                &Log::revocation(&agent.key_id, at_ms),
+                Some(&agent.key_id),
+                Some(&agent.host_id),
+            )?;
+        }
+        Ok(())
+    })
 }
 
 pub(crate) fn revoke_agent(
     conn: &mut Connection,
+    log: &mut Log,
     key_id: &KeyId,
     at_ms: i64,
 ) -> Result<bool, StoreError> {
-    let changed = conn
-        .prepare_cached(
-            "UPDATE agents SET revoked_at_ms = ?2 WHERE key_id = ?1 AND revoked_at_ms IS NULL",
-        )
-        .db()?
-        .execute(params![key_id, at_ms])
-        .db()?;
-    Ok(changed == 1)
+    logged(conn, log, |conn, log| {
+        let changed = conn
+            .prepare_cached(
+                "UPDATE agents SET revoked_at_ms = ?2
+                 WHERE key_id = ?1 AND revoked_at_ms IS NULL",
+            )
+            .db()?
+            .execute(params![key_id, at_ms])
+            .db()?;
+        if changed == 1 {
+            log.append(conn, &Log::revocation(key_id, at_ms), Some(key_id), None)?;
+        }
+        Ok(changed == 1)
+    })
 }
 
 pub(crate) fn decommission(
     conn: &mut Connection,
+    log: &mut Log,
     host_id: &str,
     at_ms: i64,
 ) -> Result<bool, StoreError> {
-    let changed = conn
-        .prepare_cached(
-            "UPDATE host_state SET decommissioned_at_ms = ?2
-             WHERE host_id = ?1 AND decommissioned_at_ms IS NULL",
-        )
-        .db()?
-        .execute(params![host_id, at_ms])
-        .db()?;
-    Ok(changed == 1)
+    logged(conn, log, |conn, log| {
+        let changed = conn
+            .prepare_cached(
+                "UPDATE host_state SET decommissioned_at_ms = ?2
+                 WHERE host_id = ?1 AND decommissioned_at_ms IS NULL",
+            )
+            .db()?
+            .execute(params![host_id, at_ms])
+            .db()?;
+        if changed == 1 {
+            let entry = LogEntry::HostDecommissioned {
+                at_ms,
+                host_id: host_id.to_owned(),
+            };
+            log.append(conn, &entry, None, Some(host_id))?;
+            host_change(conn, at_ms, host_id, "decommissioned")?;
+        }
+        Ok(changed == 1)
+    })
+}
+
+pub(crate) fn put_tree_head(
+    conn: &mut Connection,
+    head: &StoredTreeHead,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO tree_heads (tree_size, root, timestamp_ms, envelope) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (tree_size) DO NOTHING",
+    )
+    .db()?
+    .execute(params![
+        int("tree_size", head.tree_size)?,
+        head.root,
+        head.timestamp_ms,
+        head.envelope
+    ])
+    .db()?;
+    Ok(())
 }
 
 pub(crate) fn put_token(conn: &mut Connection, token: &EnrollToken) -> Result<(), StoreError> {

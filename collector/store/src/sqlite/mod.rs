@@ -6,6 +6,7 @@
 
 mod apply;
 mod codec;
+mod log;
 mod read;
 mod schema;
 mod writer;
@@ -26,8 +27,10 @@ use tokio::sync::{mpsc, oneshot};
 use crate::park::block_on;
 use crate::{
     AcceptedAttestation, AgentRecord, AttestationStore, Batch, CommitFuture, CommitReceipt, Cursor,
-    EnrollToken, Event, HostState, KeyId, Rejection, StoreError, TokenError,
+    EnrollToken, Event, HostChange, HostState, KeyId, LogRecord, Rejection, StoreError,
+    StoredTreeHead, TokenError,
 };
+use log::Log;
 use read::Readers;
 pub use writer::WriterStats;
 use writer::{Counters, Job};
@@ -106,6 +109,7 @@ impl SqliteStore {
         let mut conn = Connection::open(path).db()?;
         configure(&conn, &options)?;
         schema::migrate(&mut conn)?;
+        let log = Log::open(&mut conn)?;
         let readers = Readers::new(path, options.busy_timeout, options.read_connections);
         // Fail here rather than at the first read if readers cannot connect.
         readers.with(|_| Ok(()))?;
@@ -113,6 +117,7 @@ impl SqliteStore {
         let counters = Arc::new(Counters::default());
         let writer = writer::spawn(
             conn,
+            log,
             queue,
             options.max_group_attestations.max(1),
             Arc::clone(&counters),
@@ -145,12 +150,12 @@ impl SqliteStore {
     /// Runs `op` on the writer's connection, in queue order with the commits.
     fn write<T: Send + 'static>(
         &self,
-        op: impl FnOnce(&mut Connection) -> T + Send + 'static,
+        op: impl FnOnce(&mut Connection, &mut Log) -> T + Send + 'static,
     ) -> Result<T, StoreError> {
         let (reply, answer) = oneshot::channel();
-        let job = Job::Write(Box::new(move |conn| {
+        let job = Job::Write(Box::new(move |conn, log| {
             // A caller that stopped waiting does not need the answer.
-            let _ = reply.send(op(conn));
+            let _ = reply.send(op(conn, log));
         }));
         block_on(self.jobs.send(job)).map_err(|_| StoreError::Closed)?;
         block_on(answer).map_err(|_| StoreError::Closed)
@@ -197,12 +202,12 @@ impl AttestationStore for SqliteStore {
 
     fn put_agent(&self, agent: &AgentRecord) -> Result<(), StoreError> {
         let agent = agent.clone();
-        self.write(move |conn| apply::put_agent(conn, &agent))?
+        self.write(move |conn, log| apply::put_agent(conn, log, &agent))?
     }
 
     fn revoke_agent(&self, key_id: &KeyId, at_ms: i64) -> Result<bool, StoreError> {
         let key_id = *key_id;
-        self.write(move |conn| apply::revoke_agent(conn, &key_id, at_ms))?
+        self.write(move |conn, log| apply::revoke_agent(conn, log, &key_id, at_ms))?
     }
 
     fn agents(&self) -> Result<Vec<AgentRecord>, StoreError> {
@@ -223,7 +228,7 @@ impl AttestationStore for SqliteStore {
 
     fn decommission(&self, host_id: &str, at_ms: i64) -> Result<bool, StoreError> {
         let host_id = host_id.to_owned();
-        self.write(move |conn| apply::decommission(conn, &host_id, at_ms))?
+        self.write(move |conn, log| apply::decommission(conn, log, &host_id, at_ms))?
     }
 
     fn stored_digest(&self, key_id: &KeyId, sequence: u64) -> Result<Option<[u8; 32]>, StoreError> {
@@ -265,6 +270,15 @@ impl AttestationStore for SqliteStore {
         self.readers.with(read::rejection_counts)
     }
 
+    fn rejections_by_reason(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        self.readers
+            .with(|conn| read::rejections_by_reason(conn, from_ms, to_ms))
+    }
+
     fn events(&self, since_ms: i64, limit: usize) -> Result<Vec<Event>, StoreError> {
         self.readers
             .with(|conn| read::events(conn, since_ms, limit))
@@ -272,16 +286,67 @@ impl AttestationStore for SqliteStore {
 
     fn put_token(&self, token: &EnrollToken) -> Result<(), StoreError> {
         let token = token.clone();
-        self.write(move |conn| apply::put_token(conn, &token))?
+        self.write(move |conn, _| apply::put_token(conn, &token))?
     }
 
     fn use_token(&self, token_hash: &[u8; 32], now_ms: i64) -> Result<EnrollToken, TokenError> {
         let token_hash = *token_hash;
-        self.write(move |conn| apply::use_token(conn, &token_hash, now_ms))?
+        self.write(move |conn, _| apply::use_token(conn, &token_hash, now_ms))?
     }
 
     fn size_bytes(&self) -> Result<u64, StoreError> {
         self.readers.with(read::size_bytes)
+    }
+
+    fn log_size(&self) -> Result<u64, StoreError> {
+        self.readers.with(read::log_size)
+    }
+
+    fn log_node(&self, level: u32, index: u64) -> Result<Option<[u8; 32]>, StoreError> {
+        self.readers.with(|conn| read::log_node(conn, level, index))
+    }
+
+    fn log_records(&self, from_index: u64, limit: usize) -> Result<Vec<LogRecord>, StoreError> {
+        self.readers
+            .with(|conn| read::log_records(conn, from_index, limit))
+    }
+
+    fn key_records(&self, before_index: u64) -> Result<Vec<LogRecord>, StoreError> {
+        self.readers
+            .with(|conn| read::key_records(conn, before_index))
+    }
+
+    fn latest_attestations(&self, before_ms: i64) -> Result<Vec<AcceptedAttestation>, StoreError> {
+        self.readers
+            .with(|conn| read::latest_attestations(conn, before_ms))
+    }
+
+    fn put_tree_head(&self, head: &StoredTreeHead) -> Result<(), StoreError> {
+        let head = head.clone();
+        self.write(move |conn, _| apply::put_tree_head(conn, &head))?
+    }
+
+    fn tree_head(&self, tree_size: Option<u64>) -> Result<Option<StoredTreeHead>, StoreError> {
+        self.readers.with(|conn| read::tree_head(conn, tree_size))
+    }
+
+    fn tree_heads(&self, from_ms: i64, to_ms: i64) -> Result<Vec<StoredTreeHead>, StoreError> {
+        self.readers
+            .with(|conn| read::tree_heads(conn, from_ms, to_ms))
+    }
+
+    fn tree_head_before(&self, before_ms: i64) -> Result<Option<StoredTreeHead>, StoreError> {
+        self.readers
+            .with(|conn| read::tree_head_before(conn, before_ms))
+    }
+
+    fn host_changes(&self, to_ms: i64) -> Result<Vec<HostChange>, StoreError> {
+        self.readers.with(|conn| read::host_changes(conn, to_ms))
+    }
+
+    fn last_received(&self, before_ms: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        self.readers
+            .with(|conn| read::last_received(conn, before_ms))
     }
 }
 

@@ -10,7 +10,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Params, Row, Statement,
 use super::Db;
 use super::codec::{decode_gpus, int, uint};
 use crate::{
-    AcceptedAttestation, AgentRecord, Cursor, Event, HostState, KeyId, Rejection, StoreError,
+    AcceptedAttestation, AgentRecord, Cursor, Event, HostChange, HostState, KeyId, LogRecord,
+    Rejection, StoreError, StoredTreeHead,
 };
 
 /// A few idle read connections, reused; more are opened while reads overlap.
@@ -71,10 +72,10 @@ impl Readers {
 
 const ATTESTATION_COLUMNS: &str = "a.key_id, a.sequence, a.digest, a.previous_digest, a.host_id,
     a.site_id, a.country, a.issued_at_ms, a.received_at_ms, a.tpp, a.devices, a.simulated,
-    a.gap_before, a.fresh, a.envelope, i.gpus";
+    a.gap_before, a.fresh, a.envelope, i.gpus, a.log_index";
 
 const AGENT_COLUMNS: &str =
-    "key_id, public_key, host_id, site_id, identity, enrolled_at_ms, revoked_at_ms";
+    "key_id, public_key, host_id, site_id, identity, enrolled_at_ms, revoked_at_ms, country";
 
 pub(crate) fn agents(conn: &Connection) -> Result<Vec<AgentRecord>, StoreError> {
     let sql = format!("SELECT {AGENT_COLUMNS} FROM agents ORDER BY key_id");
@@ -282,6 +283,211 @@ pub(crate) fn size_bytes(conn: &Connection) -> Result<u64, StoreError> {
     Ok(uint("page_count", pages)?.saturating_mul(uint("page_size", page_size)?))
 }
 
+pub(crate) fn log_size(conn: &Connection) -> Result<u64, StoreError> {
+    let next: i64 = conn
+        .prepare_cached("SELECT coalesce(max(log_index) + 1, 0) FROM log_entries")
+        .db()?
+        .query_row([], |row| row.get(0))
+        .db()?;
+    uint("log size", next)
+}
+
+pub(crate) fn log_node(
+    conn: &Connection,
+    level: u32,
+    index: u64,
+) -> Result<Option<[u8; 32]>, StoreError> {
+    // Nothing above i64::MAX can have been stored.
+    let Ok(index) = i64::try_from(index) else {
+        return Ok(None);
+    };
+    conn.prepare_cached("SELECT hash FROM log_nodes WHERE level = ?1 AND idx = ?2")
+        .db()?
+        .query_row(params![level, index], |row| row.get(0))
+        .optional()
+        .db()
+}
+
+const LOG_COLUMNS: &str = "e.log_index, e.at_ms, e.entry, a.envelope";
+
+pub(crate) fn log_records(
+    conn: &Connection,
+    from_index: u64,
+    limit: usize,
+) -> Result<Vec<LogRecord>, StoreError> {
+    let from_index = i64::try_from(from_index).unwrap_or(i64::MAX);
+    let sql = format!(
+        "SELECT {LOG_COLUMNS} FROM log_entries e
+         LEFT JOIN attestations a ON a.log_index = e.log_index
+         WHERE e.log_index >= ?1 ORDER BY e.log_index LIMIT ?2"
+    );
+    let mut stmt = conn.prepare_cached(&sql).db()?;
+    collect(&mut stmt, params![from_index, sql_limit(limit)], log_row)
+}
+
+pub(crate) fn key_records(
+    conn: &Connection,
+    before_index: u64,
+) -> Result<Vec<LogRecord>, StoreError> {
+    let before_index = i64::try_from(before_index).unwrap_or(i64::MAX);
+    let sql = format!(
+        "SELECT {LOG_COLUMNS} FROM log_entries e
+         LEFT JOIN attestations a ON a.log_index = e.log_index
+         WHERE e.kind IN ('key_enrolled', 'key_revoked') AND e.log_index < ?1
+         ORDER BY e.log_index"
+    );
+    let mut stmt = conn.prepare_cached(&sql).db()?;
+    collect(&mut stmt, [before_index], log_row)
+}
+
+pub(crate) fn latest_attestations(
+    conn: &Connection,
+    before_ms: i64,
+) -> Result<Vec<AcceptedAttestation>, StoreError> {
+    // One index seek per host (attestations_by_host), never a scan of the history.
+    let sql = format!(
+        "SELECT {ATTESTATION_COLUMNS}
+         FROM host_state h
+         JOIN attestations a ON a.id = (
+             SELECT b.id FROM attestations b
+             WHERE b.host_id = h.host_id AND b.received_at_ms < ?1
+             ORDER BY b.received_at_ms DESC, b.key_id DESC, b.sequence DESC LIMIT 1)
+         JOIN inventories i ON i.id = a.inventory_id
+         ORDER BY h.host_id"
+    );
+    let mut stmt = conn.prepare_cached(&sql).db()?;
+    collect(&mut stmt, [before_ms], attestation_row)
+}
+
+const HEAD_COLUMNS: &str = "tree_size, root, timestamp_ms, envelope";
+
+pub(crate) fn tree_head(
+    conn: &Connection,
+    tree_size: Option<u64>,
+) -> Result<Option<StoredTreeHead>, StoreError> {
+    let found = match tree_size {
+        Some(size) => {
+            let Ok(size) = i64::try_from(size) else {
+                return Ok(None);
+            };
+            let sql = format!("SELECT {HEAD_COLUMNS} FROM tree_heads WHERE tree_size = ?1");
+            collect(&mut *conn.prepare_cached(&sql).db()?, [size], head_row)?
+        }
+        None => {
+            let sql =
+                format!("SELECT {HEAD_COLUMNS} FROM tree_heads ORDER BY tree_size DESC LIMIT 1");
+            collect(&mut *conn.prepare_cached(&sql).db()?, [], head_row)?
+        }
+    };
+    Ok(found.into_iter().next())
+}
+
+pub(crate) fn tree_heads(
+    conn: &Connection,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Vec<StoredTreeHead>, StoreError> {
+    let sql = format!(
+        "SELECT {HEAD_COLUMNS} FROM tree_heads WHERE timestamp_ms >= ?1 AND timestamp_ms < ?2
+         ORDER BY timestamp_ms, tree_size"
+    );
+    collect(
+        &mut *conn.prepare_cached(&sql).db()?,
+        [from_ms, to_ms],
+        head_row,
+    )
+}
+
+pub(crate) fn tree_head_before(
+    conn: &Connection,
+    before_ms: i64,
+) -> Result<Option<StoredTreeHead>, StoreError> {
+    let sql = format!(
+        "SELECT {HEAD_COLUMNS} FROM tree_heads WHERE timestamp_ms < ?1
+         ORDER BY timestamp_ms DESC, tree_size DESC LIMIT 1"
+    );
+    let found = collect(&mut *conn.prepare_cached(&sql).db()?, [before_ms], head_row)?;
+    Ok(found.into_iter().next())
+}
+
+pub(crate) fn host_changes(conn: &Connection, to_ms: i64) -> Result<Vec<HostChange>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT at_ms, host_id, site_id, country, tpp, devices, kind FROM host_changes
+             WHERE at_ms < ?1 ORDER BY at_ms, id",
+        )
+        .db()?;
+    collect(&mut stmt, [to_ms], |row| {
+        let kind: String = row.get(6).db()?;
+        Ok(HostChange {
+            at_ms: row.get(0).db()?,
+            host_id: row.get(1).db()?,
+            site_id: row.get(2).db()?,
+            country: row.get(3).db()?,
+            tpp: u64_at(row, 4, "tpp")?,
+            devices: row.get(5).db()?,
+            decommissioned: kind == "decommissioned",
+        })
+    })
+}
+
+pub(crate) fn last_received(
+    conn: &Connection,
+    before_ms: i64,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT h.host_id, (SELECT max(a.received_at_ms) FROM attestations a
+                                WHERE a.host_id = h.host_id AND a.received_at_ms < ?1)
+             FROM host_state h ORDER BY h.host_id",
+        )
+        .db()?;
+    let rows = collect(&mut stmt, [before_ms], |row| {
+        Ok((
+            row.get::<_, String>(0).db()?,
+            row.get::<_, Option<i64>>(1).db()?,
+        ))
+    })?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(host, at)| at.map(|at| (host, at)))
+        .collect())
+}
+
+pub(crate) fn rejections_by_reason(
+    conn: &Connection,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Vec<(String, u64)>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT reason, count(*) FROM rejections WHERE at_ms >= ?1 AND at_ms < ?2
+             GROUP BY reason ORDER BY reason",
+        )
+        .db()?;
+    collect(&mut stmt, [from_ms, to_ms], |row| {
+        Ok((row.get(0).db()?, u64_at(row, 1, "count")?))
+    })
+}
+
+fn log_row(row: &Row<'_>) -> Result<LogRecord, StoreError> {
+    Ok(LogRecord {
+        log_index: u64_at(row, 0, "log_index")?,
+        at_ms: row.get(1).db()?,
+        entry: row.get(2).db()?,
+        envelope: row.get(3).db()?,
+    })
+}
+
+fn head_row(row: &Row<'_>) -> Result<StoredTreeHead, StoreError> {
+    Ok(StoredTreeHead {
+        tree_size: u64_at(row, 0, "tree_size")?,
+        root: row.get(1).db()?,
+        timestamp_ms: row.get(2).db()?,
+        envelope: row.get(3).db()?,
+    })
+}
+
 fn agent_row(row: &Row<'_>) -> Result<AgentRecord, StoreError> {
     Ok(AgentRecord {
         key_id: row.get(0).db()?,
@@ -291,6 +497,7 @@ fn agent_row(row: &Row<'_>) -> Result<AgentRecord, StoreError> {
         identity: row.get(4).db()?,
         enrolled_at_ms: row.get(5).db()?,
         revoked_at_ms: row.get(6).db()?,
+        country: row.get(7).db()?,
     })
 }
 
@@ -313,6 +520,11 @@ fn attestation_row(row: &Row<'_>) -> Result<AcceptedAttestation, StoreError> {
         fresh: row.get(13).db()?,
         envelope: row.get(14).db()?,
         gpus: decode_gpus(&gpus)?,
+        log_index: row
+            .get::<_, Option<i64>>(16)
+            .db()?
+            .map(|index| uint("log_index", index))
+            .transpose()?,
     })
 }
 

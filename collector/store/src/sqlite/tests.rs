@@ -18,7 +18,7 @@ fn open(dir: &tempfile::TempDir) -> SqliteStore {
 fn hold_writer(store: &SqliteStore) -> std_mpsc::Sender<()> {
     let (release, held) = std_mpsc::channel::<()>();
     let (started, running) = std_mpsc::channel::<()>();
-    let job = Job::Write(Box::new(move |_conn| {
+    let job = Job::Write(Box::new(move |_conn, _log| {
         let _ = started.send(());
         let _ = held.recv();
     }));
@@ -191,7 +191,7 @@ fn the_durability_settings_are_applied() {
         )
         .unwrap();
         let (mode, sync, foreign_keys, page_size) = store
-            .write(|conn| {
+            .write(|conn, _log| {
                 let get = |pragma: &str| -> String {
                     conn.query_row(&format!("PRAGMA {pragma}"), [], |row| {
                         row.get::<_, rusqlite::types::Value>(0)
@@ -242,9 +242,9 @@ fn reopening_keeps_everything() {
         store.commit_blocking(batch(vec![stored.clone()])).unwrap();
     }
     let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
-    assert_eq!(
-        store.attestations(0, i64::MAX, None, 10).unwrap(),
-        vec![stored]
-    );
+    let read = store.attestations(0, i64::MAX, None, 10).unwrap();
+    assert_eq!(read[0].log_index, Some(1), "after the enrolment");
+    assert_eq!(crate::conformance::fixture::unindexed(read), vec![stored]);
     assert_eq!(store.agents().unwrap().len(), 1);
+    assert_eq!(store.log_size().unwrap(), 2);
 }

@@ -16,6 +16,7 @@ use std::thread::{self, JoinHandle};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
+use super::log::Log;
 use super::{Db, apply};
 use crate::park::block_on;
 use crate::{Batch, CommitReceipt, StoreError};
@@ -26,10 +27,13 @@ pub(crate) enum Job {
     Commit { batch: Batch, reply: Reply },
     /// Run an administrative write (agents, tokens, decommissioning) on the write connection;
     /// the closure answers its caller itself.
-    Write(Box<dyn FnOnce(&mut Connection) + Send>),
+    Write(WriteOp),
     /// Finish what is queued, refuse what comes later, and stop.
     Shutdown,
 }
+
+/// An administrative write: it gets the write connection and the log to append to.
+pub(crate) type WriteOp = Box<dyn FnOnce(&mut Connection, &mut Log) + Send>;
 
 /// The answer to a commit. The batch travels back with it, so that its many allocations are
 /// freed on the committer's thread rather than on the writer's, which every commit waits for.
@@ -99,13 +103,14 @@ impl Counters {
 /// Starts the writer thread, which owns `conn` until the queue is closed and drained.
 pub(crate) fn spawn(
     conn: Connection,
+    log: Log,
     queue: mpsc::Receiver<Job>,
     max_group: usize,
     counters: Arc<Counters>,
 ) -> io::Result<JoinHandle<()>> {
     thread::Builder::new()
         .name("sqlite-writer".to_owned())
-        .spawn(move || run(conn, queue, max_group, &counters))
+        .spawn(move || run(conn, log, queue, max_group, &counters))
 }
 
 /// A commit waiting for its transaction.
@@ -116,6 +121,7 @@ struct Waiter {
 
 fn run(
     mut conn: Connection,
+    mut log: Log,
     mut queue: mpsc::Receiver<Job>,
     max_group: usize,
     counters: &Counters,
@@ -133,7 +139,7 @@ fn run(
         };
         match job {
             Job::Shutdown => queue.close(),
-            Job::Write(op) => op(&mut conn),
+            Job::Write(op) => op(&mut conn, &mut log),
             Job::Commit { batch, reply } => {
                 let mut weight = batch_weight(&batch);
                 let mut group = vec![Waiter { batch, reply }];
@@ -150,7 +156,7 @@ fn run(
                         Err(_) => break,
                     }
                 }
-                let (outcomes, isolated) = commit_group(&mut conn, &group);
+                let (outcomes, isolated) = commit_group(&mut conn, &mut log, &group);
                 counters.record(&outcomes, isolated);
                 for (waiter, outcome) in group.into_iter().zip(outcomes) {
                     // A caller that dropped its future no longer needs the answer; the
@@ -168,17 +174,34 @@ fn batch_weight(batch: &Batch) -> usize {
 
 /// Applies every batch of the group in one transaction; returns one outcome per batch, final
 /// only once the transaction's fate is known, and whether the group had to be isolated.
+///
+/// The log's frontier follows the transaction: whatever was rolled back is taken back off it.
 fn commit_group(
     conn: &mut Connection,
+    log: &mut Log,
     group: &[Waiter],
 ) -> (Vec<Result<CommitReceipt, StoreError>>, bool) {
-    match commit_all_or_nothing(conn, group) {
+    let mark = log.mark();
+    match commit_all_or_nothing(conn, log, group) {
         Ok(Ok(receipts)) => (receipts.into_iter().map(Ok).collect(), false),
         // A lone batch needs no isolating: its failure is its answer.
-        Ok(Err(failure)) if group.len() == 1 => (vec![Err(failure)], false),
+        Ok(Err(failure)) if group.len() == 1 => {
+            log.reset(mark);
+            (vec![Err(failure)], false)
+        }
         // A batch failed and everything was rolled back: isolate the failure.
-        Ok(Err(_)) => (commit_isolated(conn, group), true),
-        Err(error) => (fail_all(group.len(), &error), false),
+        Ok(Err(_)) => {
+            log.reset(mark.clone());
+            let outcomes = commit_isolated(conn, log, group);
+            if outcomes.iter().all(Result::is_err) {
+                log.reset(mark);
+            }
+            (outcomes, true)
+        }
+        Err(error) => {
+            log.reset(mark);
+            (fail_all(group.len(), &error), false)
+        }
     }
 }
 
@@ -186,6 +209,7 @@ fn commit_group(
 /// with that error and the transaction was rolled back, nothing stored.
 fn commit_all_or_nothing(
     conn: &mut Connection,
+    log: &mut Log,
     group: &[Waiter],
 ) -> Result<Result<Vec<CommitReceipt>, StoreError>, StoreError> {
     let tx = conn
@@ -193,7 +217,7 @@ fn commit_all_or_nothing(
         .db()?;
     let mut receipts = Vec::with_capacity(group.len());
     for waiter in group {
-        match apply::batch(&tx, &waiter.batch) {
+        match apply::batch(&tx, log, &waiter.batch) {
             Ok(receipt) => receipts.push(receipt),
             // SQLite already rolled the transaction back (I/O error, full disk): no batch
             // can be stored, and the cause is the error every waiter should see.
@@ -211,6 +235,7 @@ fn commit_all_or_nothing(
 /// The slow path: one savepoint per batch, so a failing batch is rolled back alone.
 fn commit_isolated(
     conn: &mut Connection,
+    log: &mut Log,
     group: &[Waiter],
 ) -> Vec<Result<CommitReceipt, StoreError>> {
     let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
@@ -219,7 +244,7 @@ fn commit_isolated(
     };
     let mut outcomes = Vec::with_capacity(group.len());
     for waiter in group {
-        match apply_savepoint(&mut tx, &waiter.batch) {
+        match apply_savepoint(&mut tx, log, &waiter.batch) {
             Ok(outcome) => outcomes.push(outcome),
             Err(abort) => {
                 // The transaction itself is gone (SQLite rolls back on I/O errors or a full
@@ -245,15 +270,18 @@ fn commit_isolated(
 /// alone; `Err(_)`: the enclosing transaction is lost and the whole group must fail.
 fn apply_savepoint(
     tx: &mut Transaction<'_>,
+    log: &mut Log,
     batch: &Batch,
 ) -> Result<Result<CommitReceipt, StoreError>, StoreError> {
     let mut savepoint = tx.savepoint().db()?;
-    match apply::batch(&savepoint, batch) {
+    let mark = log.mark();
+    match apply::batch(&savepoint, log, batch) {
         Ok(receipt) => {
             savepoint.commit().db()?;
             Ok(Ok(receipt))
         }
         Err(failure) => {
+            log.reset(mark);
             if savepoint.is_autocommit() {
                 return Err(failure);
             }
