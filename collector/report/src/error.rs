@@ -1,0 +1,98 @@
+//! Why a report could not be built: each error names the input item (by its index in its list),
+//! the host and the instant.
+
+use proto_accounting::CountryCode;
+
+use crate::month::MonthError;
+
+/// Input a report cannot be built from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReportError {
+    /// The month's fields are out of range.
+    #[error("invalid report month: {0}")]
+    Month(#[from] MonthError),
+    /// `changes` is not sorted oldest first.
+    #[error(
+        "changes[{index}] (host {host_id:?}) at {at_ms} ms is older than the change before it \
+         at {previous_ms} ms: changes must be sorted oldest first"
+    )]
+    ChangeOutOfOrder {
+        /// Position in `changes`.
+        index: usize,
+        /// The host.
+        host_id: String,
+        /// Its instant.
+        at_ms: i64,
+        /// The instant of the change before it.
+        previous_ms: i64,
+    },
+    /// A change at or after the month's end.
+    #[error(
+        "changes[{index}] (host {host_id:?}) at {at_ms} ms is not before the month's end \
+         ({end_ms} ms)"
+    )]
+    ChangeAfterMonth {
+        /// Position in `changes`.
+        index: usize,
+        /// The host.
+        host_id: String,
+        /// Its instant.
+        at_ms: i64,
+        /// The month's end.
+        end_ms: i64,
+    },
+    /// Counted TPP beyond 64 bits.
+    #[error(
+        "changes[{index}] (host {host_id:?}) at {at_ms} ms takes the TPP of {country} or of \
+         the whole fleet beyond 64 bits"
+    )]
+    TppOverflow {
+        /// Position in `changes`.
+        index: usize,
+        /// The host.
+        host_id: String,
+        /// Its instant.
+        at_ms: i64,
+        /// The country it attested in.
+        country: CountryCode,
+    },
+    /// A silence that ends before it starts.
+    #[error(
+        "stale[{index}] (host {host_id:?}) ends at {to_ms} ms, before it starts at {from_ms} ms"
+    )]
+    StaleSpanReversed {
+        /// Position in `stale`.
+        index: usize,
+        /// The host.
+        host_id: String,
+        /// Its start.
+        from_ms: i64,
+        /// Its end.
+        to_ms: i64,
+    },
+    /// A gap or conflict outside the month.
+    #[error(
+        "{list}[{index}] (host {host_id:?}) at {at_ms} ms is outside the month \
+         [{start_ms}, {end_ms}) ms"
+    )]
+    EventOutsideMonth {
+        /// `gaps` or `conflicts`.
+        list: &'static str,
+        /// Position in the list.
+        index: usize,
+        /// The host.
+        host_id: String,
+        /// Its instant.
+        at_ms: i64,
+        /// The month's start.
+        start_ms: i64,
+        /// The month's end.
+        end_ms: i64,
+    },
+    /// Rejection counts for one reason that add up beyond 64 bits.
+    #[error("rejections for reason {reason:?} add up beyond 64 bits")]
+    RejectionCountOverflow {
+        /// The reason code.
+        reason: String,
+    },
+}

@@ -1,0 +1,140 @@
+//! What a report is computed from: the month, the policy, every host state change up to the
+//! month's end, and the month's silences, chain gaps, conflicts, rejections and log evidence.
+
+use proto_accounting::{CountryCode, Policy};
+use serde::{Deserialize, Serialize};
+
+use crate::encoding;
+use crate::month::Month;
+
+/// Everything a monthly report is built from. The caller gathers it from the collector's
+/// store; [`crate::build`] only computes.
+///
+/// Not comparable or serializable as a whole because [`Policy`] is neither; every other input
+/// type is.
+#[derive(Debug, Clone)]
+pub struct ReportInput {
+    /// The month reported on.
+    pub month: Month,
+    /// The policy the fleet is evaluated against.
+    pub policy: Policy,
+    /// The policy's id as in its file.
+    pub policy_id: String,
+    /// SHA-256 of the policy file, `sha256:<hex>`.
+    pub policy_digest: String,
+    /// SHA-256 of the catalogue file, `sha256:<hex>`.
+    pub catalogue_digest: String,
+    /// The collector's log key id, hex.
+    pub collector: String,
+    /// Every host state change up to the month's end, oldest first (sorted by `at_ms`; changes
+    /// at the same instant keep their order, and the last one for a host wins). Changes before
+    /// the month's start give the state at its start.
+    pub changes: Vec<HostChange>,
+    /// Silences: a host whose newest attestation was older than the freshness window, from the
+    /// instant it became stale to the instant it attested again (`None`: still silent at the
+    /// month's end). Spans outside the month are ignored.
+    pub stale: Vec<StaleSpan>,
+    /// Breaks in hosts' attestation chains, within the month.
+    pub gaps: Vec<GapEvent>,
+    /// GPU identity conflicts, within the month.
+    pub conflicts: Vec<ConflictEvent>,
+    /// Rejected submissions within the month: reason code and count.
+    pub rejections: Vec<(String, u64)>,
+    /// The transparency log's signed heads and the proof that joins them.
+    pub log: LogEvidence,
+}
+
+/// A host's new state, as the collector recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostChange {
+    /// When, in Unix milliseconds.
+    pub at_ms: i64,
+    /// The host.
+    pub host_id: String,
+    /// Its enrolled site.
+    pub site_id: String,
+    /// The site's country.
+    #[serde(with = "encoding::country")]
+    pub country: CountryCode,
+    /// Counted TPP of the host.
+    pub tpp: u64,
+    /// Counted devices of the host.
+    pub devices: u32,
+    /// What happened.
+    pub kind: ChangeKind,
+}
+
+/// What a change does to a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// The host's state is now (country, TPP, devices).
+    Attested,
+    /// The host stops counting (its TPP and devices are ignored).
+    Decommissioned,
+}
+
+/// A silence: the host kept counting at its last known place without fresh evidence.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct StaleSpan {
+    /// The host.
+    pub host_id: String,
+    /// Its last attested country.
+    #[serde(with = "encoding::country")]
+    pub country: CountryCode,
+    /// Its last attested TPP, still counted.
+    pub tpp: u64,
+    /// When it became stale.
+    pub from_ms: i64,
+    /// When it attested again; `None` while still silent at the month's end.
+    pub to_ms: Option<i64>,
+}
+
+/// Attestations missing from a host's chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GapEvent {
+    /// When the gap was seen.
+    pub at_ms: i64,
+    /// The host.
+    pub host_id: String,
+    /// How many sequence numbers are missing.
+    pub missing: u64,
+}
+
+/// A GPU identity claimed by more than one host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictEvent {
+    /// When the conflict was raised.
+    pub at_ms: i64,
+    /// The host whose attestation raised it.
+    pub host_id: String,
+    /// What conflicts, in words.
+    pub detail: String,
+}
+
+/// A signed tree head of the collector's transparency log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedHead {
+    /// Number of leaves.
+    pub tree_size: u64,
+    /// Merkle root, hex.
+    pub root: String,
+    /// When it was signed, Unix milliseconds.
+    pub timestamp_ms: i64,
+    /// The signing key's id, hex.
+    pub key_id: String,
+    /// The signature, hex.
+    pub signature: String,
+}
+
+/// The log's heads at the month's start and end and the consistency proof between them, so an
+/// auditor can check that the month's log extends the previous one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEvidence {
+    /// The newest head at or before the month's start.
+    pub start: Option<SignedHead>,
+    /// The newest head at or before the month's end.
+    pub end: Option<SignedHead>,
+    /// Hashes proving `end` extends `start`, hex.
+    pub consistency_proof: Vec<String>,
+}

@@ -1,0 +1,29 @@
+//! The monthly compliance report of a universal validated end user: computed from the
+//! timeline of host state changes by replaying it against the policy, and rendered as JSON,
+//! CSV and one self-contained HTML file.
+//!
+//! Invariant: pure. No I/O, clock or network; every decision is made by
+//! `proto_accounting::evaluate` on integers, and the same input gives the same bytes.
+
+mod encoding;
+mod error;
+mod input;
+pub mod month;
+pub mod render;
+mod replay;
+mod report;
+pub mod series;
+mod share;
+
+pub use error::ReportError;
+pub use input::{
+    ChangeKind, ConflictEvent, GapEvent, HostChange, LogEvidence, ReportInput, SignedHead,
+    StaleSpan,
+};
+pub use month::{Month, MonthError};
+pub use replay::build;
+pub use report::{
+    CountryStanding, Day, DayCountry, EndOfMonth, FORMAT, HomeLimit, InventoryChange, LimitKind,
+    Limits, PeakShare, RejectionCount, Report, RuleBreach, Series, SeriesPoint, Verdict,
+    ViolationInterval,
+};

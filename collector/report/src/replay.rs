@@ -1,0 +1,633 @@
+//! Building a report: replay every host state change, evaluate the distribution at each
+//! instant of the month, and collect days, series and violation intervals on the way.
+//!
+//! Changes before the month give the state at its start. Each later instant applies all of
+//! its changes first, then evaluates once, so a report costs one evaluation (one pass over the
+//! countries) per distinct instant: O(changes × countries), in memory bounded by the hosts,
+//! the countries and the series caps.
+
+use std::collections::{BTreeMap, HashMap};
+
+use proto_accounting::{
+    CountryCode, Distribution, Evaluation, Policy, Rule, Tier, Violation, evaluate,
+};
+
+use crate::error::ReportError;
+use crate::input::{ChangeKind, HostChange, ReportInput, StaleSpan};
+use crate::month::{DAY_MS, format_date};
+use crate::report::{
+    CountryStanding, Day, DayCountry, EndOfMonth, FORMAT, HomeLimit, InventoryChange, Limits,
+    PeakShare, RejectionCount, Report, RuleBreach, Series, Verdict, ViolationInterval,
+};
+use crate::series::SeriesBuilder;
+use crate::share::{Share, limit_text};
+
+/// Computes the month's report. Fails on input that cannot describe a real month: changes out
+/// of order or after the month, TPP beyond 64 bits, a silence ending before it starts, a gap or
+/// conflict outside the month.
+pub fn build(input: &ReportInput) -> Result<Report, ReportError> {
+    input.month.check()?;
+    let (start_ms, end_ms) = (input.month.start_ms(), input.month.end_ms());
+    check_changes(&input.changes, end_ms)?;
+    let stale = stale_in_month(&input.stale, start_ms, end_ms)?;
+    let gaps = events_in_month("gaps", &input.gaps, start_ms, end_ms, |gap| {
+        (gap.at_ms, &gap.host_id)
+    })?;
+    let conflicts = events_in_month("conflicts", &input.conflicts, start_ms, end_ms, |c| {
+        (c.at_ms, &c.host_id)
+    })?;
+    let rejections = rejections_by_reason(&input.rejections)?;
+
+    let changes = &input.changes;
+    let mut fleet = Fleet::default();
+    let mut next = 0;
+    while let Some(change) = changes.get(next).filter(|c| c.at_ms < start_ms) {
+        fleet.apply(next, change, false)?;
+        next += 1;
+    }
+    fleet.mark_start();
+    while let Some(change) = changes.get(next).filter(|c| c.at_ms == start_ms) {
+        fleet.apply(next, change, true)?;
+        next += 1;
+    }
+    let mut walk = Walk::start(input, &fleet);
+    while let Some(at_ms) = changes.get(next).map(|c| c.at_ms) {
+        walk.close_days_before(at_ms, &fleet);
+        while let Some(change) = changes.get(next).filter(|c| c.at_ms == at_ms) {
+            fleet.apply(next, change, true)?;
+            next += 1;
+        }
+        walk.observe(at_ms, &fleet);
+    }
+    walk.close_days_before(end_ms, &fleet);
+
+    let limits = limits(&input.policy);
+    let end_of_month = end_of_month(&walk.current, &fleet, &limits);
+    let (series, violations, daily, ever_broken) = walk.finish();
+    Ok(Report {
+        format: FORMAT.to_owned(),
+        month: input.month,
+        period_start_ms: start_ms,
+        period_end_ms: end_ms,
+        policy_id: input.policy_id.clone(),
+        policy_digest: input.policy_digest.clone(),
+        catalogue_digest: input.catalogue_digest.clone(),
+        collector: input.collector.clone(),
+        limits,
+        verdict: Verdict {
+            compliant_all_month: !ever_broken,
+            compliant_at_end: end_of_month.violations.is_empty(),
+            violations_count: u64::try_from(violations.len()).unwrap_or(u64::MAX),
+        },
+        end_of_month,
+        daily,
+        series,
+        violations,
+        inventory_changes: fleet.inventory(),
+        stale,
+        gaps,
+        conflicts,
+        rejections,
+        log: input.log.clone(),
+    })
+}
+
+/// A counted host.
+#[derive(Debug, Clone, Copy)]
+struct Host {
+    country: CountryCode,
+    tpp: u64,
+    devices: u32,
+}
+
+/// A country's hosts now, at the month's start, and their moves during the month.
+#[derive(Debug, Clone, Copy, Default)]
+struct Tally {
+    hosts: u64,
+    devices: u64,
+    hosts_start: u64,
+    devices_start: u64,
+    tpp_start: u64,
+    added: u64,
+    removed: u64,
+}
+
+/// Every counted host and the distribution they make, updated one change at a time.
+#[derive(Debug, Default)]
+struct Fleet {
+    /// Looked up, never iterated, so its order cannot reach the report.
+    hosts: HashMap<String, Host>,
+    distribution: Distribution,
+    countries: BTreeMap<CountryCode, Tally>,
+}
+
+impl Fleet {
+    /// Applies `changes[index]`; `in_month` counts the hosts entering and leaving countries.
+    fn apply(
+        &mut self,
+        index: usize,
+        change: &HostChange,
+        in_month: bool,
+    ) -> Result<(), ReportError> {
+        let new = match change.kind {
+            ChangeKind::Attested => Some(Host {
+                country: change.country,
+                tpp: change.tpp,
+                devices: change.devices,
+            }),
+            ChangeKind::Decommissioned => None,
+        };
+        let old = match new {
+            Some(new) => match self.hosts.get_mut(&change.host_id) {
+                Some(slot) => Some(std::mem::replace(slot, new)),
+                None => {
+                    self.hosts.insert(change.host_id.clone(), new);
+                    None
+                }
+            },
+            None => self.hosts.remove(&change.host_id),
+        };
+        self.distribution
+            .replace(
+                old.map(|host| (host.country, host.tpp)),
+                new.map(|host| (host.country, host.tpp)),
+            )
+            .map_err(|_| ReportError::TppOverflow {
+                index,
+                host_id: change.host_id.clone(),
+                at_ms: change.at_ms,
+                country: change.country,
+            })?;
+        if let Some(old) = old {
+            let tally = self.countries.entry(old.country).or_default();
+            tally.hosts = tally.hosts.saturating_sub(1);
+            tally.devices = tally.devices.saturating_sub(u64::from(old.devices));
+            if in_month && new.is_none_or(|new| new.country != old.country) {
+                tally.removed += 1;
+            }
+        }
+        if let Some(new) = new {
+            let tally = self.countries.entry(new.country).or_default();
+            tally.hosts += 1;
+            tally.devices += u64::from(new.devices);
+            if in_month && old.is_none_or(|old| old.country != new.country) {
+                tally.added += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the current state as the month's start.
+    fn mark_start(&mut self) {
+        for (country, tally) in &mut self.countries {
+            tally.hosts_start = tally.hosts;
+            tally.devices_start = tally.devices;
+            tally.tpp_start = self.distribution.of(*country);
+        }
+    }
+
+    /// Countries with at least one counted host, and their TPP.
+    fn hosted(&self) -> impl Iterator<Item = (CountryCode, u64)> + '_ {
+        self.countries
+            .iter()
+            .filter(|(_, tally)| tally.hosts > 0)
+            .map(|(country, _)| (*country, self.distribution.of(*country)))
+    }
+
+    fn is_hosted(&self, country: CountryCode) -> bool {
+        self.countries
+            .get(&country)
+            .is_some_and(|tally| tally.hosts > 0)
+    }
+
+    fn inventory(&self) -> Vec<InventoryChange> {
+        self.countries
+            .iter()
+            .filter(|(_, t)| t.hosts_start > 0 || t.hosts > 0 || t.added > 0 || t.removed > 0)
+            .map(|(country, tally)| InventoryChange {
+                country: *country,
+                tpp_start: tally.tpp_start,
+                tpp_end: self.distribution.of(*country),
+                hosts_start: tally.hosts_start,
+                hosts_end: tally.hosts,
+                hosts_added: tally.added,
+                hosts_removed: tally.removed,
+                devices_start: tally.devices_start,
+                devices_end: tally.devices,
+            })
+            .collect()
+    }
+}
+
+/// The evaluation of the current state and the shares derived from it.
+#[derive(Debug)]
+struct Current {
+    evaluation: Evaluation,
+    tier1: Share,
+    home: Option<Share>,
+    /// The highest share of a Tier-2 country with a host (the lowest code among equals).
+    max_tier2: Option<(CountryCode, Share)>,
+}
+
+impl Current {
+    fn measure(policy: &Policy, fleet: &Fleet) -> Self {
+        let evaluation = evaluate(policy, &fleet.distribution);
+        let total = evaluation.total_tpp;
+        let mut max_tier2: Option<(CountryCode, Share)> = None;
+        for line in &evaluation.countries {
+            if line.tier == Tier::Two && fleet.is_hosted(line.country) {
+                let share = Share::new(line.tpp, total);
+                if max_tier2.is_none_or(|(_, highest)| share > highest) {
+                    max_tier2 = Some((line.country, share));
+                }
+            }
+        }
+        Self {
+            tier1: Share::new(evaluation.tier1_tpp, total),
+            home: evaluation.home.map(|(_, tpp)| Share::new(tpp, total)),
+            max_tier2,
+            evaluation,
+        }
+    }
+
+    /// The share a broken rule is about.
+    fn share_of(&self, violation: &Violation, fleet: &Fleet) -> Share {
+        match (violation.rule, violation.country) {
+            (Rule::Tier1MinShare, _) => self.tier1,
+            (Rule::HomeMinShare, _) => self.home.unwrap_or(Share::new(0, 0)),
+            (_, Some(country)) => {
+                Share::new(fleet.distribution.of(country), self.evaluation.total_tpp)
+            }
+            (_, None) => Share::new(0, 0),
+        }
+    }
+}
+
+/// A violation not yet ended.
+#[derive(Debug, Clone, Copy)]
+struct Open {
+    start_ms: i64,
+    worst: Share,
+}
+
+/// The extremes of the current day so far.
+#[derive(Debug, Default)]
+struct DayWatch {
+    index: u32,
+    min_tier1: Option<Share>,
+    max_tier2: Option<(CountryCode, Share)>,
+    broken: bool,
+}
+
+/// The walk through the month's instants.
+#[derive(Debug)]
+struct Walk<'a> {
+    policy: &'a Policy,
+    start_ms: i64,
+    end_ms: i64,
+    days_in_month: u32,
+    current: Current,
+    day: DayWatch,
+    days: Vec<Day>,
+    tier1: SeriesBuilder,
+    home: Option<SeriesBuilder>,
+    tier2: BTreeMap<CountryCode, SeriesBuilder>,
+    open: BTreeMap<Violation, Open>,
+    closed: Vec<ViolationInterval>,
+    ever_broken: bool,
+}
+
+impl<'a> Walk<'a> {
+    /// Starts at the month's first instant, with the fleet as it is then.
+    fn start(input: &'a ReportInput, fleet: &Fleet) -> Self {
+        let (start_ms, end_ms) = (input.month.start_ms(), input.month.end_ms());
+        let mut walk = Self {
+            policy: &input.policy,
+            start_ms,
+            end_ms,
+            days_in_month: input.month.days(),
+            current: Current::measure(&input.policy, fleet),
+            day: DayWatch::default(),
+            days: Vec::new(),
+            tier1: SeriesBuilder::new(start_ms, end_ms),
+            home: input
+                .policy
+                .home_rule()
+                .map(|_| SeriesBuilder::new(start_ms, end_ms)),
+            tier2: BTreeMap::new(),
+            open: BTreeMap::new(),
+            closed: Vec::new(),
+            ever_broken: false,
+        };
+        walk.record(start_ms, fleet);
+        walk
+    }
+
+    /// Evaluates the fleet after every change at `at_ms`.
+    fn observe(&mut self, at_ms: i64, fleet: &Fleet) {
+        self.current = Current::measure(self.policy, fleet);
+        self.record(at_ms, fleet);
+    }
+
+    /// Folds the current state, which holds from `at_ms`, into series, day and violations.
+    fn record(&mut self, at_ms: i64, fleet: &Fleet) {
+        self.fold_into_day();
+        let current = &self.current;
+        let total = current.evaluation.total_tpp;
+        self.tier1.push(at_ms, current.tier1.millipercent());
+        if let (Some(series), Some(share)) = (&mut self.home, current.home) {
+            series.push(at_ms, share.millipercent());
+        }
+        for line in &current.evaluation.countries {
+            if line.tier != Tier::Two {
+                continue;
+            }
+            let value = Share::new(line.tpp, total).millipercent();
+            match self.tier2.get_mut(&line.country) {
+                Some(series) => series.push(at_ms, value),
+                None if fleet.is_hosted(line.country) => {
+                    let mut series = SeriesBuilder::new(self.start_ms, self.end_ms);
+                    series.push(at_ms, value);
+                    self.tier2.insert(line.country, series);
+                }
+                None => {}
+            }
+        }
+
+        if self.open.is_empty() && current.evaluation.violations.is_empty() {
+            return;
+        }
+        let mut still_open = BTreeMap::new();
+        for violation in &current.evaluation.violations {
+            let share = current.share_of(violation, fleet);
+            let open = match self.open.remove(violation) {
+                Some(open) => Open {
+                    start_ms: open.start_ms,
+                    worst: match violation.rule {
+                        Rule::Tier1MinShare | Rule::HomeMinShare => open.worst.min(share),
+                        Rule::Tier2CountryMaxShare | Rule::Tier3Prohibited => open.worst.max(share),
+                    },
+                },
+                None => Open {
+                    start_ms: at_ms,
+                    worst: share,
+                },
+            };
+            still_open.insert(*violation, open);
+        }
+        for (violation, open) in std::mem::replace(&mut self.open, still_open) {
+            self.closed.push(interval(violation, open, Some(at_ms)));
+        }
+    }
+
+    /// Counts the current state as seen during the current day.
+    fn fold_into_day(&mut self) {
+        let current = &self.current;
+        let day = &mut self.day;
+        day.min_tier1 = Some(
+            day.min_tier1
+                .map_or(current.tier1, |low| low.min(current.tier1)),
+        );
+        if let Some((country, share)) = current.max_tier2
+            && day.max_tier2.is_none_or(|(_, highest)| share > highest)
+        {
+            day.max_tier2 = Some((country, share));
+        }
+        if !current.evaluation.compliant() {
+            day.broken = true;
+            self.ever_broken = true;
+        }
+    }
+
+    /// Closes every day that ends at or before `at_ms`, with the state as it is before the
+    /// changes at `at_ms`.
+    fn close_days_before(&mut self, at_ms: i64, fleet: &Fleet) {
+        while self.day.index < self.days_in_month && at_ms >= self.day_start(self.day.index + 1) {
+            self.close_day(fleet);
+            self.day = DayWatch {
+                index: self.day.index + 1,
+                ..DayWatch::default()
+            };
+            // The state carried over holds at the new day's first instant unless a change
+            // happens exactly then.
+            if self.day.index < self.days_in_month && at_ms > self.day_start(self.day.index) {
+                self.fold_into_day();
+            }
+        }
+    }
+
+    fn close_day(&mut self, fleet: &Fleet) {
+        let current = &self.current;
+        let total = current.evaluation.total_tpp;
+        let countries = fleet
+            .hosted()
+            .map(|(country, tpp)| DayCountry {
+                country,
+                tier: self.policy.tier(country),
+                tpp,
+                share: Share::new(tpp, total).text(),
+            })
+            .collect();
+        self.days.push(Day {
+            date: format_date(self.day_start(self.day.index)),
+            total_tpp: total,
+            tier1_share: current.tier1.text(),
+            home_share: current.home.map(Share::text),
+            compliant: current.evaluation.compliant(),
+            compliant_all_day: !self.day.broken,
+            countries,
+            min_tier1_share: self.day.min_tier1.unwrap_or(current.tier1).text(),
+            max_tier2_share: self.day.max_tier2.map(|(country, share)| PeakShare {
+                country,
+                share: share.text(),
+            }),
+        });
+    }
+
+    fn day_start(&self, index: u32) -> i64 {
+        self.start_ms + i64::from(index) * DAY_MS
+    }
+
+    /// The series, every violation interval in order, the days, and whether any instant broke
+    /// a rule.
+    fn finish(self) -> (Series, Vec<ViolationInterval>, Vec<Day>, bool) {
+        let mut violations = self.closed;
+        violations.extend(
+            self.open
+                .into_iter()
+                .map(|(violation, open)| interval(violation, open, None)),
+        );
+        violations.sort_by_key(|v| (v.start_ms, v.rule, v.country));
+        let series = Series {
+            tier1: self.tier1.finish(),
+            home: self.home.map(SeriesBuilder::finish).unwrap_or_default(),
+            tier2: self
+                .tier2
+                .into_iter()
+                .map(|(country, series)| (country.as_str().to_owned(), series.finish()))
+                .collect(),
+        };
+        (series, violations, self.days, self.ever_broken)
+    }
+}
+
+fn interval(violation: Violation, open: Open, end_ms: Option<i64>) -> ViolationInterval {
+    ViolationInterval {
+        rule: violation.rule,
+        country: violation.country,
+        start_ms: open.start_ms,
+        end_ms,
+        worst_share: open.worst.text(),
+    }
+}
+
+fn limits(policy: &Policy) -> Limits {
+    Limits {
+        tier1_min_share: limit_text(policy.tier1_min_share),
+        home: policy.home_rule().map(|(country, share)| HomeLimit {
+            country,
+            min_share: limit_text(share),
+        }),
+        tier2_country_max_share: limit_text(policy.tier2_country_max_share),
+        tier3_prohibited: policy.tier3_prohibited,
+    }
+}
+
+fn end_of_month(current: &Current, fleet: &Fleet, limits: &Limits) -> EndOfMonth {
+    let evaluation = &current.evaluation;
+    let countries = evaluation
+        .countries
+        .iter()
+        .filter(|line| fleet.is_hosted(line.country))
+        .map(|line| {
+            let (limit, limit_kind) = limits.for_country(line.country, line.tier);
+            CountryStanding {
+                country: line.country,
+                tier: line.tier,
+                tpp: line.tpp,
+                share: Share::new(line.tpp, evaluation.total_tpp).text(),
+                limit,
+                limit_kind,
+            }
+        })
+        .collect();
+    EndOfMonth {
+        total_tpp: evaluation.total_tpp,
+        tier1_share: current.tier1.text(),
+        home_share: current.home.map(Share::text),
+        countries,
+        violations: evaluation
+            .violations
+            .iter()
+            .map(|violation| RuleBreach {
+                rule: violation.rule,
+                country: violation.country,
+            })
+            .collect(),
+    }
+}
+
+fn check_changes(changes: &[HostChange], end_ms: i64) -> Result<(), ReportError> {
+    let mut previous_ms = i64::MIN;
+    for (index, change) in changes.iter().enumerate() {
+        if change.at_ms < previous_ms {
+            return Err(ReportError::ChangeOutOfOrder {
+                index,
+                host_id: change.host_id.clone(),
+                at_ms: change.at_ms,
+                previous_ms,
+            });
+        }
+        if change.at_ms >= end_ms {
+            return Err(ReportError::ChangeAfterMonth {
+                index,
+                host_id: change.host_id.clone(),
+                at_ms: change.at_ms,
+                end_ms,
+            });
+        }
+        previous_ms = change.at_ms;
+    }
+    Ok(())
+}
+
+/// Silences overlapping `[start_ms, end_ms)`, clipped to it (one still running at the month's
+/// end has no end), ordered by start, host and end.
+fn stale_in_month(
+    spans: &[StaleSpan],
+    start_ms: i64,
+    end_ms: i64,
+) -> Result<Vec<StaleSpan>, ReportError> {
+    let mut clipped = Vec::new();
+    for (index, span) in spans.iter().enumerate() {
+        if let Some(to_ms) = span.to_ms
+            && to_ms < span.from_ms
+        {
+            return Err(ReportError::StaleSpanReversed {
+                index,
+                host_id: span.host_id.clone(),
+                from_ms: span.from_ms,
+                to_ms,
+            });
+        }
+        if span.from_ms >= end_ms || span.to_ms.is_some_and(|to_ms| to_ms <= start_ms) {
+            continue;
+        }
+        clipped.push(StaleSpan {
+            from_ms: span.from_ms.max(start_ms),
+            to_ms: span.to_ms.filter(|to_ms| *to_ms < end_ms),
+            ..span.clone()
+        });
+    }
+    clipped.sort_by(|a, b| {
+        let key = |s: &StaleSpan| (s.from_ms, s.host_id.clone(), s.to_ms.unwrap_or(i64::MAX));
+        key(a).cmp(&key(b)).then_with(|| a.cmp(b))
+    });
+    Ok(clipped)
+}
+
+/// Checks that every event lies in the month and orders them by instant and host (events
+/// equal in both keep their order).
+fn events_in_month<T: Clone>(
+    list: &'static str,
+    events: &[T],
+    start_ms: i64,
+    end_ms: i64,
+    key: impl Fn(&T) -> (i64, &String),
+) -> Result<Vec<T>, ReportError> {
+    for (index, event) in events.iter().enumerate() {
+        let (at_ms, host_id) = key(event);
+        if !(start_ms..end_ms).contains(&at_ms) {
+            return Err(ReportError::EventOutsideMonth {
+                list,
+                index,
+                host_id: host_id.clone(),
+                at_ms,
+                start_ms,
+                end_ms,
+            });
+        }
+    }
+    let mut sorted = events.to_vec();
+    sorted.sort_by(|a, b| key(a).cmp(&key(b)));
+    Ok(sorted)
+}
+
+fn rejections_by_reason(rejections: &[(String, u64)]) -> Result<Vec<RejectionCount>, ReportError> {
+    let mut by_reason: BTreeMap<&str, u64> = BTreeMap::new();
+    for (reason, count) in rejections {
+        let sum = by_reason.entry(reason).or_insert(0);
+        *sum = sum
+            .checked_add(*count)
+            .ok_or_else(|| ReportError::RejectionCountOverflow {
+                reason: reason.clone(),
+            })?;
+    }
+    Ok(by_reason
+        .into_iter()
+        .map(|(reason, count)| RejectionCount {
+            reason: reason.to_owned(),
+            count,
+        })
+        .collect())
+}

@@ -1,0 +1,337 @@
+//! The report model. Field order is the JSON order; every list is sorted and every map is a
+//! `BTreeMap`, so one input always gives the same bytes.
+//!
+//! Shares are exact decimal strings with three decimals, truncated toward zero (`"74.999"`);
+//! `"0.000"` for an empty fleet.
+
+use std::collections::BTreeMap;
+
+use proto_accounting::{CountryCode, Rule, Tier};
+use serde::{Deserialize, Serialize};
+
+use crate::encoding;
+use crate::input::{ConflictEvent, GapEvent, LogEvidence, StaleSpan};
+use crate::month::Month;
+
+/// The `format` value of this version of the report.
+pub const FORMAT: &str = "veu-report/1";
+
+/// A month's compliance report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// The month reported on.
+    pub month: Month,
+    /// First millisecond of the month (inclusive).
+    pub period_start_ms: i64,
+    /// First millisecond after the month (exclusive).
+    pub period_end_ms: i64,
+    /// The policy's id.
+    pub policy_id: String,
+    /// SHA-256 of the policy file.
+    pub policy_digest: String,
+    /// SHA-256 of the catalogue file.
+    pub catalogue_digest: String,
+    /// The collector's log key id.
+    pub collector: String,
+    /// The policy's thresholds, as the renderers need them.
+    pub limits: Limits,
+    /// The month in three facts.
+    pub verdict: Verdict,
+    /// The distribution after the month's last change.
+    pub end_of_month: EndOfMonth,
+    /// One entry per UTC day.
+    pub daily: Vec<Day>,
+    /// Step series for the charts.
+    pub series: Series,
+    /// Every interval during which a rule was broken.
+    pub violations: Vec<ViolationInterval>,
+    /// Per country: where the month started and ended.
+    pub inventory_changes: Vec<InventoryChange>,
+    /// Silences overlapping the month, clipped to it.
+    pub stale: Vec<StaleSpan>,
+    /// Chain gaps in the month.
+    pub gaps: Vec<GapEvent>,
+    /// GPU identity conflicts in the month.
+    pub conflicts: Vec<ConflictEvent>,
+    /// Rejected submissions by reason.
+    pub rejections: Vec<RejectionCount>,
+    /// The transparency log's evidence, as given.
+    pub log: LogEvidence,
+}
+
+/// The thresholds of the policy the report was evaluated against, as percentages with three
+/// decimals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Minimum share of the total in Tier-1 countries, together.
+    pub tier1_min_share: String,
+    /// The home rule, when the policy has one for its headquarters.
+    pub home: Option<HomeLimit>,
+    /// Maximum share in any single Tier-2 country.
+    pub tier2_country_max_share: String,
+    /// Whether any compute in a Tier-3 country breaks the policy.
+    pub tier3_prohibited: bool,
+}
+
+/// The home rule: a minimum share in the headquarters country.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HomeLimit {
+    /// The headquarters country.
+    #[serde(with = "encoding::country")]
+    pub country: CountryCode,
+    /// Its minimum share.
+    pub min_share: String,
+}
+
+impl Limits {
+    /// The limit a country's own share is read against, and its percentage (`None` when no
+    /// limit applies). The home rule takes precedence over the country's tier.
+    pub fn for_country(&self, country: CountryCode, tier: Tier) -> (Option<String>, LimitKind) {
+        if let Some(home) = &self.home
+            && home.country == country
+        {
+            return (Some(home.min_share.clone()), LimitKind::HomeMin);
+        }
+        match tier {
+            Tier::One => (Some(self.tier1_min_share.clone()), LimitKind::Tier1MinTotal),
+            Tier::Two => (
+                Some(self.tier2_country_max_share.clone()),
+                LimitKind::Tier2Max,
+            ),
+            Tier::Three if self.tier3_prohibited => {
+                (Some("0.000".to_owned()), LimitKind::Prohibited)
+            }
+            Tier::Three => (None, LimitKind::None),
+        }
+    }
+}
+
+/// Whether the fleet complied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// No rule broken at any instant of the month.
+    pub compliant_all_month: bool,
+    /// No rule broken after the month's last change.
+    pub compliant_at_end: bool,
+    /// Number of violation intervals (entries of `violations`).
+    pub violations_count: u64,
+}
+
+/// The distribution at the month's end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndOfMonth {
+    /// Total counted TPP.
+    pub total_tpp: u64,
+    /// Share of the total in Tier-1 countries.
+    pub tier1_share: String,
+    /// Share in the headquarters country; `null` without a home rule.
+    pub home_share: Option<String>,
+    /// Every country with a counted host, by code.
+    pub countries: Vec<CountryStanding>,
+    /// Every broken rule, by rule then country.
+    pub violations: Vec<RuleBreach>,
+}
+
+/// A country's share and the limit that applies to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CountryStanding {
+    /// The country.
+    #[serde(with = "encoding::country")]
+    pub country: CountryCode,
+    /// Its tier under the policy.
+    #[serde(with = "encoding::tier")]
+    pub tier: Tier,
+    /// Its counted TPP.
+    pub tpp: u64,
+    /// Its share of the total.
+    pub share: String,
+    /// The limit's percentage, e.g. `"7.000"`; `null` when no limit applies.
+    pub limit: Option<String>,
+    /// Which limit.
+    pub limit_kind: LimitKind,
+}
+
+/// The limit a country's share is read against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitKind {
+    /// A Tier-1 country: the minimum applies to the sum of all Tier-1 countries.
+    Tier1MinTotal,
+    /// The headquarters country under a home rule: a minimum of its own.
+    HomeMin,
+    /// A Tier-2 country: a maximum of its own.
+    Tier2Max,
+    /// A Tier-3 country where the policy prohibits compute: the limit is 0.
+    Prohibited,
+    /// A Tier-3 country under a policy that does not prohibit it.
+    None,
+}
+
+impl LimitKind {
+    /// The name used in JSON and CSV.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitKind::Tier1MinTotal => "tier1_min_total",
+            LimitKind::HomeMin => "home_min",
+            LimitKind::Tier2Max => "tier2_max",
+            LimitKind::Prohibited => "prohibited",
+            LimitKind::None => "none",
+        }
+    }
+}
+
+/// A rule broken by a distribution; `country` is absent for the Tier-1 minimum.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleBreach {
+    /// The rule's name.
+    #[serde(with = "encoding::rule")]
+    pub rule: Rule,
+    /// The country it concerns.
+    #[serde(
+        with = "encoding::optional_country",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub country: Option<CountryCode>,
+}
+
+/// One UTC day: the state after all changes before the day's end, and the extremes seen at any
+/// instant during the day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Day {
+    /// The date, `2026-11-01`.
+    pub date: String,
+    /// Total counted TPP at the day's end.
+    pub total_tpp: u64,
+    /// Tier-1 share at the day's end.
+    pub tier1_share: String,
+    /// Home share at the day's end; `null` without a home rule.
+    pub home_share: Option<String>,
+    /// No rule broken at the day's end.
+    pub compliant: bool,
+    /// No rule broken at any instant of the day.
+    pub compliant_all_day: bool,
+    /// Every country with a counted host at the day's end, by code.
+    pub countries: Vec<DayCountry>,
+    /// Lowest Tier-1 share at any instant of the day.
+    pub min_tier1_share: String,
+    /// Highest single Tier-2 country share at any instant of the day; `null` when no Tier-2
+    /// country had a host.
+    pub max_tier2_share: Option<PeakShare>,
+}
+
+/// A country's line in a day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayCountry {
+    /// The country.
+    #[serde(with = "encoding::country")]
+    pub country: CountryCode,
+    /// Its tier.
+    #[serde(with = "encoding::tier")]
+    pub tier: Tier,
+    /// Its counted TPP.
+    pub tpp: u64,
+    /// Its share of the total.
+    pub share: String,
+}
+
+/// The country with the highest share, and that share.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeakShare {
+    /// The country (the lowest code among equal shares).
+    #[serde(with = "encoding::country")]
+    pub country: CountryCode,
+    /// Its share.
+    pub share: String,
+}
+
+/// Step series: each point holds until the next one. See [`crate::series`] for how long
+/// series are thinned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Series {
+    /// The Tier-1 share.
+    pub tier1: Vec<SeriesPoint>,
+    /// The home share; empty without a home rule.
+    pub home: Vec<SeriesPoint>,
+    /// Each Tier-2 country's share, by country code, from its first instant with a host.
+    pub tier2: BTreeMap<String, Vec<SeriesPoint>>,
+}
+
+/// A share from an instant on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeriesPoint {
+    /// From when, Unix milliseconds.
+    pub at_ms: i64,
+    /// The share.
+    pub share: String,
+}
+
+/// A rule broken from `start_ms` until `end_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViolationInterval {
+    /// The rule's name.
+    #[serde(with = "encoding::rule")]
+    pub rule: Rule,
+    /// The country it concerns; absent for the Tier-1 minimum.
+    #[serde(
+        with = "encoding::optional_country",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub country: Option<CountryCode>,
+    /// First instant broken (the month's start when already broken then).
+    pub start_ms: i64,
+    /// First instant complying again; `null` when still broken at the month's end.
+    pub end_ms: Option<i64>,
+    /// The worst share during the interval: the lowest for a minimum, the highest for a
+    /// maximum or a prohibition.
+    pub worst_share: String,
+}
+
+/// A country's inventory at the month's start and end. `hosts_added` and `hosts_removed`
+/// count hosts entering and leaving the country during the month (a first attestation, a
+/// move, a decommissioning), so `hosts_end = hosts_start + hosts_added - hosts_removed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InventoryChange {
+    /// The country.
+    #[serde(with = "encoding::country")]
+    pub country: CountryCode,
+    /// Counted TPP before the month's first change.
+    pub tpp_start: u64,
+    /// Counted TPP after the month's last change.
+    pub tpp_end: u64,
+    /// Counted hosts at the start.
+    pub hosts_start: u64,
+    /// Counted hosts at the end.
+    pub hosts_end: u64,
+    /// Hosts that entered the country.
+    pub hosts_added: u64,
+    /// Hosts that left the country.
+    pub hosts_removed: u64,
+    /// Counted devices at the start.
+    pub devices_start: u64,
+    /// Counted devices at the end.
+    pub devices_end: u64,
+}
+
+/// Rejected submissions for one reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectionCount {
+    /// The reason code.
+    pub reason: String,
+    /// How many in the month.
+    pub count: u64,
+}
+
+impl Report {
+    /// Pretty JSON with a trailing newline; the same report always gives the same bytes.
+    pub fn to_json(&self) -> String {
+        // Invariant: serializing cannot fail: every map key is a string and there are no
+        // floats, so the fallback is never taken.
+        let mut json = serde_json::to_string_pretty(self).unwrap_or_default();
+        json.push('\n');
+        json
+    }
+}

@@ -1,0 +1,11 @@
+//! The report's tests: hand-computed months, rendering, determinism, scale, and a property
+//! test against a naive replay evaluated with `proto_accounting::evaluate`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod errors;
+mod harness;
+mod properties;
+mod render;
+mod scale;
+mod scenarios;

@@ -1,0 +1,234 @@
+//! JSON, CSV and HTML renderings.
+
+use collector_report::render::CSV_HEADER;
+use collector_report::{ConflictEvent, GapEvent, Report, StaleSpan, build};
+
+use crate::harness::*;
+
+fn crossing_month() -> Report {
+    let mut changes = baseline(&[
+        ("us1", "US", 600),
+        ("de1", "DE", 200),
+        ("my1", "MY", 60),
+        ("sg1", "SG", 70),
+        ("in1", "IN", 70),
+        ("cn1", "CN", 0),
+    ]);
+    changes.push(attest(at(10, 14, 0), "my2", "MY", 20));
+    changes.push(decommission(at(12, 9, 30), "my2", "MY"));
+    changes.push(attest(at(25, 0, 0), "ae1", "AE", 340));
+    let mut input = input(us_policy(), changes);
+    let hostile = "<script>alert('x')</script>";
+    input.stale = vec![StaleSpan {
+        host_id: hostile.into(),
+        country: code("US"),
+        tpp: 600,
+        from_ms: at(3, 0, 0),
+        to_ms: None,
+    }];
+    input.gaps = vec![GapEvent {
+        at_ms: at(4, 0, 0),
+        host_id: hostile.into(),
+        missing: 3,
+    }];
+    input.conflicts = vec![ConflictEvent {
+        at_ms: at(5, 0, 0),
+        host_id: "us1".into(),
+        detail: "GPU-<b>1</b> & \"friends\"".into(),
+    }];
+    input.rejections = vec![("bad,reason \"quoted\"".into(), 2)];
+    build(&input).unwrap()
+}
+
+#[test]
+fn json_round_trips_and_keeps_the_field_order() {
+    let report = crossing_month();
+    let json = report.to_json();
+    assert!(json.ends_with("}\n"));
+    let back: Report = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, report);
+    let order = [
+        "format",
+        "month",
+        "period_start_ms",
+        "period_end_ms",
+        "policy_id",
+        "policy_digest",
+        "catalogue_digest",
+        "collector",
+        "limits",
+        "verdict",
+        "end_of_month",
+        "daily",
+        "series",
+        "violations",
+        "inventory_changes",
+        "stale",
+        "gaps",
+        "conflicts",
+        "rejections",
+        "log",
+    ];
+    let positions: Vec<usize> = order
+        .iter()
+        .map(|key| json.find(&format!("\n  \"{key}\": ")).unwrap())
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
+    assert!(json.starts_with("{\n  \"format\": \"veu-report/1\",\n  \"month\": \"2026-11\","));
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        value["violations"][0],
+        serde_json::json!({
+            "rule": "tier2_country_max_share",
+            "country": "MY",
+            "start_ms": at(10, 14, 0),
+            "end_ms": at(12, 9, 30),
+            "worst_share": "7.843",
+        })
+    );
+    // From 25 November, AE takes Tier 1 to 800 of 1340 = 59.701 %, below 75 %.
+    assert_eq!(
+        value["violations"][1],
+        serde_json::json!({
+            "rule": "tier1_min_share",
+            "start_ms": at(25, 0, 0),
+            "end_ms": null,
+            "worst_share": "59.701",
+        })
+    );
+    assert_eq!(
+        value["end_of_month"]["countries"][1],
+        serde_json::json!({
+            "country": "CN",
+            "tier": 3,
+            "tpp": 0,
+            "share": "0.000",
+            "limit": "0.000",
+            "limit_kind": "prohibited",
+        })
+    );
+}
+
+#[test]
+fn csv_has_a_row_per_day_and_country_and_a_tier1_row() {
+    let report = crossing_month();
+    let text = report.to_csv();
+    assert!(text.starts_with("date,country,tier,tpp,share_percent,limit_percent,limit_kind\r\n"));
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    assert_eq!(
+        reader.headers().unwrap().iter().collect::<Vec<_>>(),
+        CSV_HEADER
+    );
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert!(rows.iter().all(|row| row.len() == CSV_HEADER.len()));
+    let expected: usize = report.daily.iter().map(|day| day.countries.len() + 1).sum();
+    assert_eq!(rows.len(), expected);
+
+    let row = |date: &str, country: &str| {
+        rows.iter()
+            .find(|r| &r[0] == date && &r[1] == country)
+            .map(|r| r.iter().collect::<Vec<_>>())
+            .unwrap()
+    };
+    assert_eq!(
+        row("2026-11-10", "MY"),
+        ["2026-11-10", "MY", "2", "80", "7.843", "7.000", "tier2_max"]
+    );
+    assert_eq!(
+        row("2026-11-10", "TIER1"),
+        [
+            "2026-11-10",
+            "TIER1",
+            "1",
+            "800",
+            "78.431",
+            "75.000",
+            "tier1_min_total"
+        ]
+    );
+    assert_eq!(
+        row("2026-11-10", "US"),
+        [
+            "2026-11-10",
+            "US",
+            "1",
+            "600",
+            "58.823",
+            "50.000",
+            "home_min"
+        ]
+    );
+    assert_eq!(
+        row("2026-11-10", "DE"),
+        [
+            "2026-11-10",
+            "DE",
+            "1",
+            "200",
+            "19.607",
+            "75.000",
+            "tier1_min_total"
+        ]
+    );
+    assert_eq!(
+        row("2026-11-01", "CN"),
+        ["2026-11-01", "CN", "3", "0", "0.000", "0.000", "prohibited"]
+    );
+}
+
+#[test]
+fn html_is_self_contained_and_escapes_the_input() {
+    let report = crossing_month();
+    let html = report.to_html();
+    for forbidden in [
+        "http://", "https://", "src=", "<script", "url(", "<link", "@import",
+    ] {
+        assert!(!html.contains(forbidden), "the page contains {forbidden:?}");
+    }
+    assert!(html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"));
+    assert!(html.contains("GPU-&lt;b&gt;1&lt;/b&gt; &amp; &quot;friends&quot;"));
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    for section in [
+        "Compliance report 2026-11",
+        "Tier-1 share (minimum 75.000 %)",
+        "Share in US United States (home minimum 50.000 %)",
+        "Share in MY Malaysia (Tier 2, maximum 7.000 %)",
+        "<h2>Violations</h2>",
+        "<h2>Distribution at the month's end</h2>",
+        "<h2>Inventory changes by country</h2>",
+        "<h2>Stale hosts (counted at their last known place)</h2>",
+        "<h2>Chain gaps</h2>",
+        "<h2>Rejections by reason</h2>",
+        "<h2>GPU conflicts</h2>",
+        "<h2>Log evidence</h2>",
+        "2026-11-10T14:00:00Z",
+        "2026-11-12T09:30:00Z",
+        "open at the month&#39;s end",
+        "Not compliant in 2026-11: 4 violation intervals; still not compliant at the month&#39;s end.",
+        &"11".repeat(32),
+        &report.policy_digest,
+    ] {
+        assert!(html.contains(section), "missing {section:?}");
+    }
+    // Tier 1, home, and one chart per Tier-2 country (AE, IN, MY, SG).
+    assert_eq!(html.matches("<svg").count(), 6);
+    assert_eq!(html.matches("class=\"threshold\"").count(), 6);
+}
+
+#[test]
+fn verdicts_in_words() {
+    let mut report = crossing_month();
+    report.verdict.compliant_all_month = true;
+    assert_eq!(
+        report.verdict_words(),
+        "Compliant at every instant of 2026-11 under policy uveu-2025-us."
+    );
+    report.verdict.compliant_all_month = false;
+    report.verdict.compliant_at_end = true;
+    report.verdict.violations_count = 1;
+    assert_eq!(
+        report.verdict_words(),
+        "Not compliant at every instant of 2026-11: 1 violation interval; compliant at the \
+         month's end."
+    );
+}
