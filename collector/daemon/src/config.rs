@@ -25,6 +25,7 @@ pub struct Config {
     pub max_backlog: Duration,
     pub challenge_every: Duration,
     pub nonce_validity: Duration,
+    pub tree_head_every: Duration,
     pub metrics_listen: Option<SocketAddr>,
     pub log_json: bool,
     pub log_level: tracing::Level,
@@ -47,6 +48,14 @@ struct RawConfig {
     metrics: RawMetrics,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    audit: RawAudit,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    tree_head_every: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -196,6 +205,11 @@ impl Config {
             ingest.nonce_validity.as_deref(),
             Duration::from_secs(300),
         );
+        let tree_head_every = duration(
+            "audit.tree_head_every",
+            raw.audit.tree_head_every.as_deref(),
+            Duration::from_secs(60),
+        );
         let log_json = match raw.log.format.as_deref().unwrap_or("text") {
             "text" => false,
             "json" => true,
@@ -236,6 +250,7 @@ impl Config {
                 max_backlog,
                 challenge_every,
                 nonce_validity,
+                tree_head_every,
                 metrics_listen,
                 log_json,
                 log_level,

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use collector_core::SiteRegistry;
+use collector_server::log::LogKeeper;
 use collector_server::metrics::Metrics;
 use collector_server::nonce::NonceIssuer;
 use collector_server::{Collector, Rules, TlsFiles};
@@ -26,12 +27,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let read = |path: &Path| {
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
     };
-    let catalogue = match &config.catalogue {
-        None => Catalogue::builtin()?,
-        Some(path) => {
-            Catalogue::from_toml(&read(path)?).with_context(|| path.display().to_string())?
-        }
+    let catalogue_toml = match &config.catalogue {
+        None => proto_accounting::catalogue::BUILTIN_TOML.to_owned(),
+        Some(path) => read(path)?,
     };
+    let catalogue =
+        Catalogue::from_toml(&catalogue_toml).with_context(|| match &config.catalogue {
+            None => "the built-in catalogue".to_owned(),
+            Some(path) => path.display().to_string(),
+        })?;
     let policy_toml = match &config.policy {
         None => proto_accounting::policy::UVEU_2025_US_TOML.to_owned(),
         Some(path) => read(path)?,
@@ -47,18 +51,27 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     )
     .context("cannot open the store")?;
     let secret = nonce_secret(&config.state_dir.join("nonce.key"))?;
+    let log_key = log_key(&config.state_dir)?;
     let metrics = Arc::new(Metrics::new());
     let rules = Rules {
         catalogue,
         policy,
         policy_toml,
+        catalogue_toml,
         sites,
         max_future_skew_ms: millis(config.max_future_skew),
         max_backlog_ms: millis(config.max_backlog),
     };
+    let store: Arc<dyn collector_store::AttestationStore> = Arc::new(store);
+    let log = Arc::new(LogKeeper::new(Arc::clone(&store), log_key, now_ms));
+    tracing::info!(
+        key = %log.public_key().key_id(),
+        leaves = store.log_size().context("cannot read the log")?,
+        "transparency log opened"
+    );
     let collector = Arc::new(
         Collector::open(
-            Arc::new(store),
+            store,
             rules,
             NonceIssuer::new(&secret, millis(config.nonce_validity)),
             Arc::clone(&metrics),
@@ -123,6 +136,28 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     });
 
+    // Signed tree heads on an interval (only when the log grew), so auditors always find a
+    // recent one.
+    let signer = Arc::clone(&log);
+    let sign_stop = shutdown.clone();
+    let every = config.tree_head_every;
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                () = sign_stop.cancelled() => return,
+                _ = ticker.tick() => {
+                    let signer = Arc::clone(&signer);
+                    match tokio::task::spawn_blocking(move || signer.sign()).await {
+                        Ok(Ok(head)) => tracing::debug!(size = head.tree_size, "tree head signed"),
+                        Ok(Err(error)) => tracing::error!(%error, "cannot sign a tree head"),
+                        Err(error) => tracing::error!(%error, "tree head task failed"),
+                    }
+                }
+            }
+        }
+    });
+
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -131,6 +166,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         listener,
         tls,
         collector,
+        log,
         ca,
         config.challenge_every,
         shutdown.clone(),
@@ -183,6 +219,58 @@ fn nonce_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
         .and_then(|()| file.sync_all())
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(secret)
+}
+
+/// The log key (`log.key`, PKCS#8, 0600): made once, kept across restarts, since auditors pin
+/// its public half, which is (re)written to `log.pub` as hex.
+fn log_key(state_dir: &Path) -> anyhow::Result<proto_seal::Ed25519Signer> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = state_dir.join("log.key");
+    let pkcs8 = match std::fs::read(&path) {
+        Ok(pkcs8) => {
+            let mode = std::fs::metadata(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                anyhow::bail!(
+                    "{} can be read by others (mode {:o}); chmod 600 it",
+                    path.display(),
+                    mode & 0o777
+                );
+            }
+            pkcs8
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let pkcs8 = proto_seal::Ed25519Signer::generate_pkcs8()?;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            file.write_all(&pkcs8)
+                .and_then(|()| file.sync_all())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            tracing::info!(path = %path.display(), "new log key");
+            pkcs8
+        }
+        Err(error) => {
+            return Err(error).with_context(|| format!("cannot read {}", path.display()));
+        }
+    };
+    let signer = proto_seal::Ed25519Signer::from_pkcs8(&pkcs8)
+        .with_context(|| format!("{} is not an Ed25519 key", path.display()))?;
+    let public: String = signer
+        .public_key()
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let public_path = state_dir.join("log.pub");
+    std::fs::write(&public_path, format!("{public}\n"))
+        .with_context(|| format!("cannot write {}", public_path.display()))?;
+    Ok(signer)
 }
 
 fn millis(duration: Duration) -> i64 {

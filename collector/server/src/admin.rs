@@ -43,7 +43,7 @@ impl AdminService {
     }
 }
 
-fn view(
+pub(crate) fn view(
     distribution: &Distribution,
     collector: &Collector,
     stale: &Distribution,
@@ -222,6 +222,7 @@ impl Admin for AdminService {
                     site_id: a.site_id,
                     enrolled_unix_ms: a.enrolled_at_ms,
                     revoked_unix_ms: a.revoked_at_ms.unwrap_or(0),
+                    country: a.country,
                 })
                 .collect(),
         }))
@@ -259,12 +260,13 @@ impl Admin for AdminService {
         let request = request.into_inner();
         let public_key = proto_seal::PublicKey::from_slice(&request.signing_public_key)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        if self.collector.rules.sites.get(&request.site_id).is_none() {
+        let Some(site) = self.collector.rules.sites.get(&request.site_id) else {
             return Err(Status::invalid_argument(format!(
                 "site {:?} is not in the site registry",
                 request.site_id
             )));
-        }
+        };
+        let site_country = site.country.to_string();
         let identity = collector_pki::PeerIdentity::new(Role::Agent, &request.host_id)
             .map_err(|e| Status::invalid_argument(format!("host id {:?}: {e}", request.host_id)))?;
         let key = public_key.key_id();
@@ -273,6 +275,7 @@ impl Admin for AdminService {
             public_key: *public_key.as_bytes(),
             host_id: request.host_id.clone(),
             site_id: request.site_id.clone(),
+            country: site_country,
             identity: identity.to_string(),
             enrolled_at_ms: self.collector.now_ms(),
             revoked_at_ms: None,

@@ -111,6 +111,7 @@ impl Enrollment for EnrollmentService {
             public_key: *public_key.as_bytes(),
             host_id: host.clone(),
             site_id: site.id.clone(),
+            country: site.country.to_string(),
             identity: format!("urn:veu:agent:{host}"),
             enrolled_at_ms: now,
             revoked_at_ms: None,

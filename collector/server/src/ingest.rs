@@ -58,6 +58,8 @@ pub struct Rules {
     pub policy: Policy,
     /// The policy file as loaded, for clients.
     pub policy_toml: String,
+    /// The catalogue file as loaded, for evidence bundles.
+    pub catalogue_toml: String,
     /// Where sites are.
     pub sites: SiteRegistry,
     /// How far in the future an issue time may be.
@@ -444,6 +446,7 @@ impl Collector {
                                     tpp: d.tpp,
                                 })
                                 .collect(),
+                            log_index: None,
                         };
                         accepted.push((index, attestation, row));
                     }

@@ -7,12 +7,16 @@
 
 pub mod admin;
 pub mod agent_stream;
+pub mod audit;
 pub mod enrollment;
+mod export;
 pub mod health;
 pub mod identity;
 pub mod ingest;
+pub mod log;
 pub mod metrics;
 pub mod nonce;
+pub mod report;
 mod wire;
 
 use std::sync::Arc;
@@ -22,6 +26,7 @@ use proto_wire::MAX_MESSAGE_BYTES;
 use proto_wire::health::health_server::HealthServer;
 use proto_wire::v1::admin_server::AdminServer;
 use proto_wire::v1::agent_stream_server::AgentStreamServer;
+use proto_wire::v1::audit_server::AuditServer;
 use proto_wire::v1::enrollment_server::EnrollmentServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -46,6 +51,7 @@ pub async fn serve(
     listener: TcpListener,
     tls: TlsFiles,
     collector: Arc<Collector>,
+    log: Arc<log::LogKeeper>,
     ca: Option<Arc<collector_pki::Ca>>,
     challenge_every: Duration,
     shutdown: CancellationToken,
@@ -73,6 +79,10 @@ pub async fn serve(
         .add_service(AdminServer::new(admin::AdminService::new(Arc::clone(
             &collector,
         ))))
+        .add_service(AuditServer::new(audit::AuditService::new(
+            Arc::clone(&collector),
+            log,
+        )))
         .add_service(HealthServer::new(health::HealthService))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
         .await

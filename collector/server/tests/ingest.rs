@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use collector_core::SiteRegistry;
 use collector_pki::{Ca, Role};
+use collector_server::log::LogKeeper;
 use collector_server::metrics::Metrics;
 use collector_server::nonce::NonceIssuer;
 use collector_server::{Collector, Rules, TlsFiles};
@@ -23,6 +24,7 @@ use proto_seal::Ed25519Signer;
 use proto_wire::v1;
 use proto_wire::v1::agent_message::Message as FromAgent;
 use proto_wire::v1::agent_stream_client::AgentStreamClient;
+use proto_wire::v1::audit_client::AuditClient;
 use proto_wire::v1::collector_message::Message as ToAgent;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -75,6 +77,7 @@ impl Harness {
             catalogue: Catalogue::builtin().unwrap(),
             policy: Policy::from_toml(&policy_toml).unwrap(),
             policy_toml,
+            catalogue_toml: proto_accounting::catalogue::BUILTIN_TOML.to_owned(),
             sites: SiteRegistry::from_toml(
                 "[[site]]\nid = \"us-va-1\"\ncountry = \"US\"\n[[site]]\nid = \"my-1\"\ncountry = \"MY\"\n",
             )
@@ -101,10 +104,16 @@ impl Harness {
             client_ca_pem: std::fs::read(pki.join("ca.pem")).unwrap(),
         };
         let stop = CancellationToken::new();
+        let log = Arc::new(LogKeeper::new(
+            Arc::clone(&store) as Arc<dyn AttestationStore>,
+            Ed25519Signer::from_seed(&[77; 32]).unwrap(),
+            now_ms,
+        ));
         tokio::spawn(collector_server::serve(
             listener,
             tls,
             Arc::clone(&collector),
+            log,
             None,
             Duration::from_secs(300),
             stop.clone(),
@@ -132,6 +141,7 @@ impl Harness {
             public_key: *signer.public_key().as_bytes(),
             host_id: host.to_owned(),
             site_id: site.to_owned(),
+            country: if site.starts_with("us") { "US" } else { "MY" }.to_owned(),
             identity: format!("urn:veu:agent:{host}"),
             enrolled_at_ms: now_ms(),
             revoked_at_ms: None,
@@ -562,6 +572,13 @@ async fn identities_roles_and_revocation_are_enforced() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    // Nor can an agent read the audit service.
+    let channel = h.channel(&mallory.cert, &mallory.key).await;
+    let status = AuditClient::new(channel)
+        .tree_head(v1::TreeHeadRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
     h.stop.cancel();
 }
 
@@ -735,5 +752,208 @@ async fn another_algorithm_and_broken_protocol_are_refused() {
     let mut reasons = h.reasons();
     reasons.dedup();
     assert_eq!(reasons, ["protocol_violation", "unsupported_algorithm"]);
+    h.stop.cancel();
+}
+
+fn hash32(bytes: &[u8]) -> [u8; 32] {
+    bytes.try_into().unwrap()
+}
+
+#[tokio::test]
+async fn signed_heads_prove_every_attestation_and_an_append_only_log() {
+    let h = Harness::start("uveu-2025-us-simulated.toml").await;
+    let agent = h.enroll("gpu-1", "us-va-1", 1);
+    let auditor = (
+        std::fs::read_to_string(h.pki.join("auditor.pem")).unwrap(),
+        std::fs::read_to_string(h.pki.join("auditor.key")).unwrap(),
+    );
+    let mut audit = AuditClient::new(h.channel(&auditor.0, &auditor.1).await);
+    let mut stream = Stream::open(&h, &agent, &agent).await.unwrap();
+    let mut previous = ChainDigest::GENESIS;
+    let mut heads = Vec::new();
+    for sequence in 1..=5 {
+        let envelope = proto_seal::seal(
+            &payload(&agent, sequence, previous, &stream.nonce),
+            &agent.signer,
+        )
+        .unwrap();
+        previous = envelope.chain_digest();
+        assert_eq!(acked(&stream.send(&envelope).await), sequence);
+        if sequence == 2 || sequence == 5 {
+            let head = audit
+                .tree_head(v1::TreeHeadRequest {
+                    sign_now: true,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            heads.push(head);
+        }
+    }
+    // One enrolment and five attestations.
+    let (first, last) = (&heads[0], &heads[1]);
+    assert_eq!((first.tree_size, last.tree_size), (3, 6));
+    let log_key = proto_seal::PublicKey::from_slice(&last.log_public_key).unwrap();
+    for head in &heads {
+        let envelope = proto_seal::envelope_from_wire(head.signature.clone().unwrap()).unwrap();
+        let signed = proto_seal::open_tree_head(&envelope, &log_key).unwrap();
+        assert_eq!(signed.tree_size, head.tree_size);
+        assert_eq!(signed.root.to_vec(), head.root_hash);
+    }
+    // A head signed by any other key does not open.
+    let envelope = proto_seal::envelope_from_wire(last.signature.clone().unwrap()).unwrap();
+    let other = Ed25519Signer::from_seed(&[78; 32]).unwrap().public_key();
+    assert!(proto_seal::open_tree_head(&envelope, &other).is_err());
+
+    for index in 0..6 {
+        let proof = audit
+            .inclusion_proof(v1::InclusionProofRequest {
+                log_index: index,
+                tree_size: 0,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(proof.tree_size, 6);
+        let path: Vec<[u8; 32]> = proof.audit_path.iter().map(|p| hash32(p)).collect();
+        let leaf = proto_merkle::leaf_hash(&proof.entry);
+        proto_merkle::verify_inclusion(&leaf, index, 6, &path, &hash32(&last.root_hash)).unwrap();
+        let entry = proto_evidence::LogEntry::decode(&proof.entry).unwrap();
+        if let proto_evidence::LogEntry::Attestation { envelope, .. } = entry {
+            assert_eq!(envelope, proto_evidence::Sha256::of(&proof.envelope));
+        } else {
+            assert_eq!(index, 0, "only the first leaf is the enrolment");
+        }
+        // The same proof does not prove a neighbour.
+        if index > 0 {
+            assert!(
+                proto_merkle::verify_inclusion(
+                    &leaf,
+                    index - 1,
+                    6,
+                    &path,
+                    &hash32(&last.root_hash)
+                )
+                .is_err()
+            );
+        }
+    }
+    let consistency = audit
+        .consistency_proof(v1::ConsistencyProofRequest {
+            first_tree_size: 3,
+            second_tree_size: 6,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let proof: Vec<[u8; 32]> = consistency.proof.iter().map(|p| hash32(p)).collect();
+    proto_merkle::verify_consistency(
+        3,
+        6,
+        &hash32(&first.root_hash),
+        &hash32(&last.root_hash),
+        &proof,
+    )
+    .unwrap();
+    // A swapped head fails the consistency check.
+    assert!(
+        proto_merkle::verify_consistency(
+            3,
+            6,
+            &hash32(&last.root_hash),
+            &hash32(&first.root_hash),
+            &proof
+        )
+        .is_err()
+    );
+    // Asking past the log's end is refused with a reason.
+    let status = audit
+        .inclusion_proof(v1::InclusionProofRequest {
+            log_index: 6,
+            tree_size: 6,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::OutOfRange);
+    h.stop.cancel();
+}
+
+#[tokio::test]
+async fn past_distributions_replay_the_stored_history() {
+    let h = Harness::start("uveu-2025-us-simulated.toml").await;
+    let us = h.enroll("gpu-us", "us-va-1", 1);
+    let my = h.enroll("gpu-my", "my-1", 2);
+    let auditor = (
+        std::fs::read_to_string(h.pki.join("auditor.pem")).unwrap(),
+        std::fs::read_to_string(h.pki.join("auditor.key")).unwrap(),
+    );
+    let mut audit = AuditClient::new(h.channel(&auditor.0, &auditor.1).await);
+    let mut stream = Stream::open(&h, &us, &us).await.unwrap();
+    let envelope = proto_seal::seal(
+        &payload(&us, 1, ChainDigest::GENESIS, &stream.nonce),
+        &us.signer,
+    )
+    .unwrap();
+    acked(&stream.send(&envelope).await);
+    let before_my = now_ms();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut stream = Stream::open(&h, &my, &my).await.unwrap();
+    let envelope = proto_seal::seal(
+        &payload(&my, 1, ChainDigest::GENESIS, &stream.nonce),
+        &my.signer,
+    )
+    .unwrap();
+    acked(&stream.send(&envelope).await);
+
+    let countries = |response: &v1::DistributionResponse| -> Vec<(String, u64)> {
+        response
+            .last_known
+            .as_ref()
+            .unwrap()
+            .countries
+            .iter()
+            .map(|c| (c.country.clone(), c.tpp))
+            .collect()
+    };
+    let then = audit
+        .distribution(v1::DistributionRequest {
+            as_of_unix_ms: before_my,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(countries(&then), vec![("US".to_owned(), 126_720)]);
+    assert!(then.last_known.unwrap().compliant);
+    let now = audit
+        .distribution(v1::DistributionRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        countries(&now),
+        vec![("MY".to_owned(), 126_720), ("US".to_owned(), 126_720)]
+    );
+    // Half the compute in a Tier-2 country breaks the 7 % rule.
+    assert!(!now.last_known.unwrap().compliant);
+    let hosts = audit
+        .list_hosts(v1::ListHostsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .hosts;
+    assert_eq!(hosts.len(), 2);
+    let mut history = audit
+        .host_history(v1::HostHistoryRequest {
+            host_id: "gpu-my".into(),
+            from_unix_ms: 0,
+            to_unix_ms: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = history.message().await.unwrap().unwrap();
+    assert_eq!(first.log_index, 3);
+    assert!(history.message().await.unwrap().is_none());
     h.stop.cancel();
 }

@@ -1,0 +1,408 @@
+//! The audit service (auditor or admin role, read-only): past distributions replayed from the
+//! stored history, hosts, one host's attestations, signed tree heads, inclusion and consistency
+//! proofs, evidence export and the signed monthly report.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use collector_pki::Role;
+use collector_store::{AttestationStore, HostChange, StoreError, StoredTreeHead};
+use proto_accounting::{CountryCode, Distribution};
+use proto_wire::v1;
+use proto_wire::v1::audit_server::Audit;
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use crate::identity;
+use crate::ingest::Collector;
+use crate::log::{LogError, LogKeeper};
+
+/// Leaves read from the store per page while exporting.
+const EXPORT_PAGE: usize = 2_000;
+/// Attestations one host-history call returns at most.
+const HISTORY_LIMIT: usize = 100_000;
+
+/// The service.
+#[derive(Debug, Clone)]
+pub struct AuditService {
+    collector: Arc<Collector>,
+    log: Arc<LogKeeper>,
+}
+
+type ItemStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+impl AuditService {
+    /// A service over `collector` and its log.
+    pub fn new(collector: Arc<Collector>, log: Arc<LogKeeper>) -> Self {
+        Self { collector, log }
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Collector, &LogKeeper) -> Result<T, Status> + Send + 'static,
+    ) -> Result<T, Status> {
+        let collector = Arc::clone(&self.collector);
+        let log = Arc::clone(&self.log);
+        tokio::task::spawn_blocking(move || work(&collector, &log))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+    }
+}
+
+/// Only auditors and admins read the audit service.
+fn reader<T>(request: &Request<T>) -> Result<(), Status> {
+    let identity = identity::peer(request)?;
+    match identity.role {
+        Role::Auditor | Role::Admin => Ok(()),
+        _ => Err(Status::permission_denied(format!(
+            "{identity} may not call the audit service (it needs the auditor or admin role)"
+        ))),
+    }
+}
+
+fn store_status(error: StoreError) -> Status {
+    Status::unavailable(format!("store: {error}"))
+}
+
+fn log_status(error: LogError) -> Status {
+    match error {
+        LogError::Store(error) => store_status(error),
+        LogError::OutOfRange(message) => Status::out_of_range(message),
+        LogError::NoHead => Status::not_found("no tree head has been signed yet"),
+    }
+}
+
+/// A stored head as the wire carries it.
+pub(crate) fn head_to_wire(
+    head: &StoredTreeHead,
+    log: &LogKeeper,
+) -> Result<v1::SignedTreeHead, Status> {
+    let envelope = proto_seal::decode_envelope(&head.envelope)
+        .map_err(|e| Status::data_loss(format!("stored tree head {}: {e}", head.tree_size)))?;
+    Ok(v1::SignedTreeHead {
+        tree_size: head.tree_size,
+        root_hash: head.root.to_vec(),
+        timestamp_unix_ms: head.timestamp_ms,
+        signature: Some(proto_seal::envelope_to_wire(&envelope)),
+        log_public_key: log.public_key().as_bytes().to_vec(),
+    })
+}
+
+/// Each host's state as of an instant, replayed from its changes (decommissioned hosts are
+/// gone).
+pub(crate) fn replay(changes: &[HostChange]) -> BTreeMap<&str, &HostChange> {
+    let mut hosts = BTreeMap::new();
+    for change in changes {
+        if change.decommissioned {
+            hosts.remove(change.host_id.as_str());
+        } else {
+            hosts.insert(change.host_id.as_str(), change);
+        }
+    }
+    hosts
+}
+
+fn distribution_at(
+    collector: &Collector,
+    store: &dyn AttestationStore,
+    as_of: i64,
+) -> Result<v1::DistributionResponse, Status> {
+    let until = as_of.saturating_add(1);
+    let changes = store.host_changes(until).map_err(store_status)?;
+    let last_received: BTreeMap<String, i64> = store
+        .last_received(until)
+        .map_err(store_status)?
+        .into_iter()
+        .collect();
+    let freshness = collector.freshness_ms();
+    let mut last_known = Distribution::new();
+    let mut verified = Distribution::new();
+    let mut stale = Distribution::new();
+    let mut stale_hosts = Vec::new();
+    let hosts = replay(&changes);
+    for (host, change) in &hosts {
+        let country = CountryCode::parse(&change.country).map_err(|e| {
+            Status::data_loss(format!(
+                "host {host} has stored country {:?}: {e}",
+                change.country
+            ))
+        })?;
+        let overflow = |_| Status::out_of_range("TPP sum overflows");
+        last_known.add(country, change.tpp).map_err(overflow)?;
+        let seen = last_received.get(*host).copied().unwrap_or(change.at_ms);
+        if as_of.saturating_sub(seen) <= freshness {
+            verified.add(country, change.tpp).map_err(overflow)?;
+        } else {
+            stale.add(country, change.tpp).map_err(overflow)?;
+            stale_hosts.push(v1::HostState {
+                host_id: (*host).to_owned(),
+                site_id: change.site_id.clone(),
+                country: change.country.clone(),
+                last_attested_unix_ms: seen,
+                tpp: change.tpp,
+                devices: change.devices,
+                stale: true,
+                ..v1::HostState::default()
+            });
+        }
+    }
+    let rules = &collector.rules;
+    Ok(v1::DistributionResponse {
+        as_of_unix_ms: as_of,
+        policy_id: rules.policy.id.clone(),
+        policy_digest: rules.policy.digest().to_string(),
+        policy_toml: rules.policy_toml.clone(),
+        last_known: Some(crate::admin::view(&last_known, collector, &stale)),
+        verified: Some(crate::admin::view(
+            &verified,
+            collector,
+            &Distribution::new(),
+        )),
+        stale_hosts,
+        hosts: u32::try_from(hosts.len()).unwrap_or(u32::MAX),
+        freshness_window_ms: freshness,
+    })
+}
+
+fn stored_to_wire(
+    a: &collector_store::AcceptedAttestation,
+) -> Result<v1::StoredAttestation, Status> {
+    let envelope = proto_seal::decode_envelope(&a.envelope).map_err(|e| {
+        Status::data_loss(format!(
+            "stored attestation {} of host {}: {e}",
+            a.sequence, a.host_id
+        ))
+    })?;
+    Ok(v1::StoredAttestation {
+        log_index: a.log_index.unwrap_or(0),
+        envelope: Some(proto_seal::envelope_to_wire(&envelope)),
+        received_unix_ms: a.received_at_ms,
+    })
+}
+
+#[tonic::async_trait]
+impl Audit for AuditService {
+    async fn distribution(
+        &self,
+        request: Request<v1::DistributionRequest>,
+    ) -> Result<Response<v1::DistributionResponse>, Status> {
+        reader(&request)?;
+        let requested = request.get_ref().as_of_unix_ms;
+        self.blocking(move |collector, _| {
+            let as_of = if requested == 0 {
+                collector.now_ms()
+            } else {
+                requested
+            };
+            distribution_at(collector, collector.store.as_ref(), as_of)
+        })
+        .await
+        .map(Response::new)
+    }
+
+    async fn list_hosts(
+        &self,
+        request: Request<v1::ListHostsRequest>,
+    ) -> Result<Response<v1::ListHostsResponse>, Status> {
+        reader(&request)?;
+        self.blocking(|collector, _| {
+            let store = collector.store.as_ref();
+            let revoked: BTreeMap<[u8; 32], bool> = store
+                .agents()
+                .map_err(store_status)?
+                .into_iter()
+                .map(|a| (a.key_id, a.revoked_at_ms.is_some()))
+                .collect();
+            let now = collector.now_ms();
+            let hosts = store
+                .host_states()
+                .map_err(store_status)?
+                .into_iter()
+                .map(|h| v1::HostState {
+                    stale: h.decommissioned_at_ms.is_none()
+                        && now.saturating_sub(h.last_received_at_ms) > collector.freshness_ms(),
+                    revoked: revoked.get(&h.key_id).copied().unwrap_or(false),
+                    host_id: h.host_id,
+                    site_id: h.site_id,
+                    country: h.country,
+                    key_id: h.key_id.to_vec(),
+                    last_sequence: h.last_sequence,
+                    last_attested_unix_ms: h.last_received_at_ms,
+                    tpp: h.tpp,
+                    devices: h.devices,
+                    decommissioned_unix_ms: h.decommissioned_at_ms.unwrap_or(0),
+                })
+                .collect();
+            Ok(v1::ListHostsResponse { hosts })
+        })
+        .await
+        .map(Response::new)
+    }
+
+    type HostHistoryStream = ItemStream<v1::StoredAttestation>;
+
+    async fn host_history(
+        &self,
+        request: Request<v1::HostHistoryRequest>,
+    ) -> Result<Response<Self::HostHistoryStream>, Status> {
+        reader(&request)?;
+        let request = request.into_inner();
+        let to = if request.to_unix_ms == 0 {
+            i64::MAX
+        } else {
+            request.to_unix_ms
+        };
+        let found = self
+            .blocking(move |collector, _| {
+                let rows = collector
+                    .store
+                    .host_history(&request.host_id, request.from_unix_ms, to, HISTORY_LIMIT)
+                    .map_err(store_status)?;
+                if rows.is_empty() {
+                    return Err(Status::not_found(format!(
+                        "host {:?} has no attestation in that range",
+                        request.host_id
+                    )));
+                }
+                rows.iter()
+                    .map(stored_to_wire)
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?;
+        Ok(Response::new(Box::pin(tokio_stream::iter(
+            found.into_iter().map(Ok),
+        ))))
+    }
+
+    async fn tree_head(
+        &self,
+        request: Request<v1::TreeHeadRequest>,
+    ) -> Result<Response<v1::SignedTreeHead>, Status> {
+        reader(&request)?;
+        let request = request.into_inner();
+        self.blocking(move |_, log| {
+            let head = if request.sign_now {
+                log.sign()
+            } else {
+                log.head((request.tree_size != 0).then_some(request.tree_size))
+            }
+            .map_err(log_status)?;
+            head_to_wire(&head, log)
+        })
+        .await
+        .map(Response::new)
+    }
+
+    async fn inclusion_proof(
+        &self,
+        request: Request<v1::InclusionProofRequest>,
+    ) -> Result<Response<v1::InclusionProofResponse>, Status> {
+        reader(&request)?;
+        let request = request.into_inner();
+        self.blocking(move |collector, log| {
+            let size = match request.tree_size {
+                0 => log.head(None).map_err(log_status)?.tree_size,
+                size => size,
+            };
+            if request.log_index >= size {
+                return Err(Status::out_of_range(format!(
+                    "leaf {} is not in a tree of {size} leaves",
+                    request.log_index
+                )));
+            }
+            let path = log.inclusion(request.log_index, size).map_err(log_status)?;
+            let record = collector
+                .store
+                .log_records(request.log_index, 1)
+                .map_err(store_status)?
+                .into_iter()
+                .next()
+                .ok_or_else(|| {
+                    Status::data_loss(format!("leaf {} is missing", request.log_index))
+                })?;
+            Ok(v1::InclusionProofResponse {
+                log_index: request.log_index,
+                tree_size: size,
+                audit_path: path.iter().map(|h| h.to_vec()).collect(),
+                entry: record.entry,
+                envelope: record.envelope.unwrap_or_default(),
+            })
+        })
+        .await
+        .map(Response::new)
+    }
+
+    async fn consistency_proof(
+        &self,
+        request: Request<v1::ConsistencyProofRequest>,
+    ) -> Result<Response<v1::ConsistencyProofResponse>, Status> {
+        reader(&request)?;
+        let request = request.into_inner();
+        self.blocking(move |_, log| {
+            let second = match request.second_tree_size {
+                0 => log.head(None).map_err(log_status)?.tree_size,
+                size => size,
+            };
+            if request.first_tree_size > second {
+                return Err(Status::invalid_argument(format!(
+                    "the first size {} is larger than the second {second}",
+                    request.first_tree_size
+                )));
+            }
+            let proof = log
+                .consistency(request.first_tree_size, second)
+                .map_err(log_status)?;
+            Ok(v1::ConsistencyProofResponse {
+                first_tree_size: request.first_tree_size,
+                second_tree_size: second,
+                proof: proof.iter().map(|h| h.to_vec()).collect(),
+            })
+        })
+        .await
+        .map(Response::new)
+    }
+
+    type ExportEvidenceStream = ItemStream<v1::EvidenceItem>;
+
+    async fn export_evidence(
+        &self,
+        request: Request<v1::ExportEvidenceRequest>,
+    ) -> Result<Response<Self::ExportEvidenceStream>, Status> {
+        reader(&request)?;
+        let request = request.into_inner();
+        if request.from_unix_ms >= request.to_unix_ms {
+            return Err(Status::invalid_argument(format!(
+                "the range is empty: from {} is not before to {}",
+                request.from_unix_ms, request.to_unix_ms
+            )));
+        }
+        let (sender, receiver) = mpsc::channel(64);
+        let collector = Arc::clone(&self.collector);
+        let log = Arc::clone(&self.log);
+        tokio::task::spawn_blocking(move || {
+            if let Err(status) = crate::export::run(&collector, &log, &request, &sender) {
+                let _ = sender.blocking_send(Err(status));
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+
+    async fn report(
+        &self,
+        request: Request<v1::ReportRequest>,
+    ) -> Result<Response<v1::ReportResponse>, Status> {
+        reader(&request)?;
+        let month = request.into_inner().month;
+        self.blocking(move |collector, log| crate::report::signed(collector, log, &month))
+            .await
+            .map(Response::new)
+    }
+}
+
+/// The export's leaf page size (for the export module).
+pub(crate) const fn export_page() -> usize {
+    EXPORT_PAGE
+}

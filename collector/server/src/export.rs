@@ -1,0 +1,170 @@
+//! Evidence export: everything an offline verifier needs for a range of receipt times, streamed
+//! in an order a client can write as it arrives (summary, heads, consistency proof, files, then
+//! leaves with their inclusion proofs in the end head).
+
+use std::collections::BTreeSet;
+
+use collector_store::{AttestationStore, LogRecord, StoreError};
+use proto_wire::v1;
+use tokio::sync::mpsc;
+use tonic::Status;
+
+use crate::audit::{export_page, head_to_wire};
+use crate::ingest::Collector;
+use crate::log::{LogError, LogKeeper};
+
+type Sender = mpsc::Sender<Result<v1::EvidenceItem, Status>>;
+
+fn store_status(error: StoreError) -> Status {
+    Status::unavailable(format!("store: {error}"))
+}
+
+fn log_status(error: LogError) -> Status {
+    match error {
+        LogError::Store(error) => store_status(error),
+        LogError::OutOfRange(message) => Status::out_of_range(message),
+        LogError::NoHead => Status::not_found("no tree head has been signed yet"),
+    }
+}
+
+fn send(sender: &Sender, item: v1::evidence_item::Item) -> Result<(), Status> {
+    sender
+        .blocking_send(Ok(v1::EvidenceItem { item: Some(item) }))
+        // The client went away: stop quietly.
+        .map_err(|_| Status::cancelled("the client stopped reading"))
+}
+
+/// Runs one export; the caller sends a returned error to the client.
+pub(crate) fn run(
+    collector: &Collector,
+    log: &LogKeeper,
+    request: &v1::ExportEvidenceRequest,
+    sender: &Sender,
+) -> Result<(), Status> {
+    let store = collector.store.as_ref();
+    let start = store
+        .tree_head_before(request.from_unix_ms)
+        .map_err(store_status)?;
+    let end = match store
+        .tree_heads(request.to_unix_ms, i64::MAX)
+        .map_err(store_status)?
+        .into_iter()
+        .next()
+    {
+        Some(head) => head,
+        None => log.sign().map_err(log_status)?,
+    };
+    let start_size = start.as_ref().map_or(0, |h| h.tree_size);
+    let end_size = end.tree_size;
+
+    // What the range needs from before it: every key enrolment and revocation, and each
+    // host's newest attestation (the state the range starts from).
+    let mut before: BTreeSet<u64> = store
+        .key_records(start_size)
+        .map_err(store_status)?
+        .iter()
+        .map(|r| r.log_index)
+        .collect();
+    for attestation in store
+        .latest_attestations(request.from_unix_ms)
+        .map_err(store_status)?
+    {
+        if let Some(index) = attestation.log_index.filter(|&i| i < start_size) {
+            before.insert(index);
+        }
+    }
+
+    send(
+        sender,
+        v1::evidence_item::Item::Summary(v1::ExportSummary {
+            start_tree_size: start_size,
+            end_tree_size: end_size,
+            leaves: end_size - start_size + before.len() as u64,
+        }),
+    )?;
+    if let Some(start) = &start {
+        send(
+            sender,
+            v1::evidence_item::Item::TreeHead(head_to_wire(start, log)?),
+        )?;
+    }
+    send(
+        sender,
+        v1::evidence_item::Item::TreeHead(head_to_wire(&end, log)?),
+    )?;
+    if start_size > 0 {
+        let proof = log.consistency(start_size, end_size).map_err(log_status)?;
+        send(
+            sender,
+            v1::evidence_item::Item::Consistency(v1::ConsistencyProofResponse {
+                first_tree_size: start_size,
+                second_tree_size: end_size,
+                proof: proof.iter().map(|h| h.to_vec()).collect(),
+            }),
+        )?;
+    }
+    for (name, content) in [
+        ("policy.toml", &collector.rules.policy_toml),
+        ("catalogue.toml", &collector.rules.catalogue_toml),
+    ] {
+        send(
+            sender,
+            v1::evidence_item::Item::File(v1::EvidenceFile {
+                name: name.to_owned(),
+                content: content.as_bytes().to_vec(),
+            }),
+        )?;
+    }
+
+    for index in before {
+        let record = one_record(store, index)?;
+        send_leaf(sender, log, record, end_size)?;
+    }
+    let mut next = start_size;
+    while next < end_size {
+        let page = store
+            .log_records(next, export_page())
+            .map_err(store_status)?;
+        if page.is_empty() {
+            return Err(Status::data_loss(format!("leaf {next} is missing")));
+        }
+        for record in page {
+            if record.log_index >= end_size {
+                return Ok(());
+            }
+            next = record.log_index + 1;
+            send_leaf(sender, log, record, end_size)?;
+        }
+    }
+    Ok(())
+}
+
+fn one_record(store: &dyn AttestationStore, index: u64) -> Result<LogRecord, Status> {
+    store
+        .log_records(index, 1)
+        .map_err(store_status)?
+        .into_iter()
+        .find(|r| r.log_index == index)
+        .ok_or_else(|| Status::data_loss(format!("leaf {index} is missing")))
+}
+
+fn send_leaf(
+    sender: &Sender,
+    log: &LogKeeper,
+    record: LogRecord,
+    tree_size: u64,
+) -> Result<(), Status> {
+    let path = log
+        .inclusion(record.log_index, tree_size)
+        .map_err(log_status)?;
+    send(
+        sender,
+        v1::evidence_item::Item::Leaf(v1::LogLeaf {
+            log_index: record.log_index,
+            entry: record.entry,
+            envelope: record.envelope.unwrap_or_default(),
+            tree_size,
+            audit_path: path.iter().map(|h| h.to_vec()).collect(),
+        }),
+    )
+}

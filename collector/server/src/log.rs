@@ -1,0 +1,152 @@
+//! The log keeper: signs tree heads over the store's transparency log with the collector's log
+//! key (on an interval and on demand) and answers inclusion and consistency proofs.
+//!
+//! Every method blocks on the store; async callers run them on a blocking thread.
+
+use std::sync::{Mutex, PoisonError};
+
+use collector_store::{AttestationStore, LogNodes, StoreError, StoredTreeHead};
+use proto_evidence::TreeHead;
+use proto_merkle::{Hash, ProofError};
+use proto_seal::{Ed25519Signer, PublicKey};
+
+/// Why a log operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The store failed or holds an inconsistent log.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The request names leaves or sizes the log does not have.
+    #[error("{0}")]
+    OutOfRange(String),
+    /// No tree head has been signed yet.
+    #[error("no tree head has been signed yet")]
+    NoHead,
+}
+
+impl From<ProofError<StoreError>> for LogError {
+    fn from(error: ProofError<StoreError>) -> Self {
+        match error {
+            ProofError::Source(error) => Self::Store(error),
+            other => Self::OutOfRange(other.to_string()),
+        }
+    }
+}
+
+/// Signs and proves over one store's log.
+pub struct LogKeeper {
+    store: std::sync::Arc<dyn AttestationStore>,
+    signer: Ed25519Signer,
+    clock: fn() -> i64,
+    /// One signer at a time, so two heads of one size are never both attempted.
+    signing: Mutex<()>,
+}
+
+impl std::fmt::Debug for LogKeeper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogKeeper")
+            .field("key", &self.signer.key_id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LogKeeper {
+    /// A keeper signing with `signer` (the log key) over `store`'s log.
+    pub fn new(
+        store: std::sync::Arc<dyn AttestationStore>,
+        signer: Ed25519Signer,
+        clock: fn() -> i64,
+    ) -> Self {
+        Self {
+            store,
+            signer,
+            clock,
+            signing: Mutex::new(()),
+        }
+    }
+
+    /// The log's public key: what auditors pin.
+    pub fn public_key(&self) -> PublicKey {
+        self.signer.public_key()
+    }
+
+    /// Signs a head over the whole log when it grew since the newest head (or none exists);
+    /// returns the newest head either way.
+    pub fn sign(&self) -> Result<StoredTreeHead, LogError> {
+        let _one = self.signing.lock().unwrap_or_else(PoisonError::into_inner);
+        let size = self.store.log_size()?;
+        let latest = self.store.tree_head(None)?;
+        if let Some(latest) = latest
+            && latest.tree_size >= size
+        {
+            return Ok(latest);
+        }
+        let root = proto_merkle::root(&LogNodes(self.store.as_ref()), size)?;
+        let head = TreeHead {
+            tree_size: size,
+            root,
+            timestamp_ms: (self.clock)(),
+        };
+        let envelope = proto_seal::sign_tree_head(&head, &self.signer);
+        let stored = StoredTreeHead {
+            tree_size: size,
+            root,
+            timestamp_ms: head.timestamp_ms,
+            envelope: proto_seal::encode_envelope(&envelope),
+        };
+        self.store.put_tree_head(&stored)?;
+        Ok(stored)
+    }
+
+    /// The head of `tree_size` leaves, or the newest for `None`.
+    pub fn head(&self, tree_size: Option<u64>) -> Result<StoredTreeHead, LogError> {
+        match self.store.tree_head(tree_size)? {
+            Some(head) => Ok(head),
+            None if tree_size.is_none() => Err(LogError::NoHead),
+            None => Err(LogError::OutOfRange(format!(
+                "no signed tree head has size {}",
+                tree_size.unwrap_or(0)
+            ))),
+        }
+    }
+
+    /// The audit path of leaf `index` in the tree of `tree_size` leaves.
+    pub fn inclusion(&self, index: u64, tree_size: u64) -> Result<Vec<Hash>, LogError> {
+        self.check_size(tree_size)?;
+        Ok(proto_merkle::inclusion_proof(
+            &LogNodes(self.store.as_ref()),
+            index,
+            tree_size,
+        )?)
+    }
+
+    /// The consistency proof from the tree of `old_size` leaves to that of `new_size`.
+    pub fn consistency(&self, old_size: u64, new_size: u64) -> Result<Vec<Hash>, LogError> {
+        self.check_size(new_size)?;
+        if old_size == 0 {
+            return Ok(Vec::new());
+        }
+        Ok(proto_merkle::consistency_proof(
+            &LogNodes(self.store.as_ref()),
+            old_size,
+            new_size,
+        )?)
+    }
+
+    fn check_size(&self, tree_size: u64) -> Result<(), LogError> {
+        let size = self.store.log_size()?;
+        if tree_size > size {
+            return Err(LogError::OutOfRange(format!(
+                "the log holds {size} leaves, not {tree_size}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl LogKeeper {
+    /// A detached signature over a report's exact bytes, by the log key.
+    pub fn sign_report(&self, report: &[u8]) -> proto_seal::DetachedSignature {
+        proto_seal::sign_report(report, &self.signer)
+    }
+}

@@ -1,0 +1,194 @@
+//! The monthly compliance report, built from the stored history (host changes, events,
+//! rejections, signed heads) and signed with the log key. The same log and policy give
+//! byte-identical `report.json`.
+
+use collector_report::{
+    ChangeKind, ConflictEvent, GapEvent, HostChange, LogEvidence, Month, Report, ReportInput,
+    SignedHead, StaleSpan,
+};
+use collector_store::{StoreError, StoredTreeHead};
+use proto_accounting::CountryCode;
+use proto_wire::v1;
+use tonic::Status;
+
+use crate::audit::replay;
+use crate::ingest::Collector;
+use crate::log::{LogError, LogKeeper};
+
+/// Events one report reads at most.
+const EVENT_LIMIT: usize = 10_000_000;
+
+/// Why a report could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The month is not `YYYY-MM`.
+    #[error("{0}")]
+    Month(String),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The log failed.
+    #[error("log: {0}")]
+    Log(#[from] LogError),
+    /// Stored data does not make a report.
+    #[error("{0}")]
+    Data(String),
+}
+
+impl From<ReportError> for Status {
+    fn from(error: ReportError) -> Self {
+        match error {
+            ReportError::Month(message) => Status::invalid_argument(message),
+            ReportError::Store(error) => Status::unavailable(format!("store: {error}")),
+            ReportError::Log(error) => Status::unavailable(format!("log: {error}")),
+            ReportError::Data(message) => Status::data_loss(message),
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn signed_head(head: &StoredTreeHead) -> Result<SignedHead, ReportError> {
+    let envelope = proto_seal::decode_envelope(&head.envelope)
+        .map_err(|e| ReportError::Data(format!("stored tree head {}: {e}", head.tree_size)))?;
+    Ok(SignedHead {
+        tree_size: head.tree_size,
+        root: hex(&head.root),
+        timestamp_ms: head.timestamp_ms,
+        key_id: hex(envelope.key_id.0.as_bytes()),
+        signature: hex(&envelope.signature),
+    })
+}
+
+/// The report of `month` over the collector's store.
+pub fn build(collector: &Collector, log: &LogKeeper, month: &str) -> Result<Report, ReportError> {
+    let month: Month = month
+        .parse()
+        .map_err(|e| ReportError::Month(format!("month {month:?}: {e}")))?;
+    let (start, end) = (month.start_ms(), month.end_ms());
+    let store = collector.store.as_ref();
+
+    let stored = store.host_changes(end)?;
+    let mut changes = Vec::with_capacity(stored.len());
+    for change in &stored {
+        let country = CountryCode::parse(&change.country).map_err(|e| {
+            ReportError::Data(format!(
+                "host {} has stored country {:?}: {e}",
+                change.host_id, change.country
+            ))
+        })?;
+        changes.push(HostChange {
+            at_ms: change.at_ms,
+            host_id: change.host_id.clone(),
+            site_id: change.site_id.clone(),
+            country,
+            tpp: change.tpp,
+            devices: change.devices,
+            kind: if change.decommissioned {
+                ChangeKind::Decommissioned
+            } else {
+                ChangeKind::Attested
+            },
+        });
+    }
+
+    // Hosts still silent at the month's end.
+    let freshness = collector.freshness_ms();
+    let in_service = replay(&stored);
+    let mut stale = Vec::new();
+    for (host, last) in store.last_received(end)? {
+        let Some(change) = in_service.get(host.as_str()) else {
+            continue;
+        };
+        let since = last.saturating_add(freshness);
+        if since < end {
+            let country = CountryCode::parse(&change.country)
+                .map_err(|e| ReportError::Data(format!("host {host}: {e}")))?;
+            stale.push(StaleSpan {
+                host_id: host,
+                country,
+                tpp: change.tpp,
+                from_ms: since,
+                to_ms: None,
+            });
+        }
+    }
+
+    let mut gaps = Vec::new();
+    let mut conflicts = Vec::new();
+    for event in store.events(start, EVENT_LIMIT)? {
+        if event.at_ms >= end {
+            break;
+        }
+        let host_id = event.host_id.clone().unwrap_or_default();
+        match event.kind.as_str() {
+            "gap" => gaps.push(GapEvent {
+                at_ms: event.at_ms,
+                host_id,
+                missing: event
+                    .detail
+                    .split_whitespace()
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0),
+            }),
+            "gpu_conflict" => conflicts.push(ConflictEvent {
+                at_ms: event.at_ms,
+                host_id,
+                detail: event.detail,
+            }),
+            _ => {}
+        }
+    }
+
+    let start_head = store.tree_head_before(start)?;
+    let end_head = match store.tree_heads(end, i64::MAX)?.into_iter().next() {
+        Some(head) => Some(head),
+        None => store.tree_head(None)?,
+    };
+    let consistency_proof = match (&start_head, &end_head) {
+        (Some(first), Some(second)) if first.tree_size <= second.tree_size => log
+            .consistency(first.tree_size, second.tree_size)?
+            .iter()
+            .map(|h| hex(h))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let rules = &collector.rules;
+    let input = ReportInput {
+        month,
+        policy: rules.policy.clone(),
+        policy_id: rules.policy.id.clone(),
+        policy_digest: rules.policy.digest().to_string(),
+        catalogue_digest: rules.catalogue.digest().to_string(),
+        collector: hex(log.public_key().key_id().0.as_bytes()),
+        changes,
+        stale,
+        gaps,
+        conflicts,
+        rejections: store.rejections_by_reason(start, end)?,
+        log: LogEvidence {
+            start: start_head.as_ref().map(signed_head).transpose()?,
+            end: end_head.as_ref().map(signed_head).transpose()?,
+            consistency_proof,
+        },
+    };
+    collector_report::build(&input).map_err(|e| ReportError::Data(e.to_string()))
+}
+
+/// `report.json` of `month` and its detached signature by the log key.
+pub(crate) fn signed(
+    collector: &Collector,
+    log: &LogKeeper,
+    month: &str,
+) -> Result<v1::ReportResponse, Status> {
+    let json = build(collector, log, month)?.to_json();
+    let signature = log.sign_report(json.as_bytes());
+    Ok(v1::ReportResponse {
+        report_json: json.into_bytes(),
+        signature: signature.signature,
+        key_id: signature.key_id.0.as_bytes().to_vec(),
+    })
+}
