@@ -211,7 +211,7 @@ pub fn admit(
             ),
         ));
     }
-    check_prices(payload, context)?;
+    check_prices(payload, context.catalogue, context.policy)?;
     Ok(Admission::Accept {
         link,
         fresh,
@@ -219,17 +219,29 @@ pub fn admit(
     })
 }
 
+/// Whether every device's catalogue id and TPP are what `catalogue` and `policy` say: the
+/// admission rule, for an offline verifier that re-checks stored evidence. `Err` says which
+/// device disagrees and how.
+pub fn check_device_prices(
+    payload: &AttestationPayload,
+    catalogue: &Catalogue,
+    policy: &Policy,
+) -> Result<(), String> {
+    check_prices(payload, catalogue, policy).map_err(|(_, detail)| detail)
+}
+
 /// Every device's catalogue id and TPP must be what this collector's catalogue and policy say.
 fn check_prices(
     payload: &AttestationPayload,
-    context: AdmissionContext<'_>,
+    catalogue: &Catalogue,
+    policy: &Policy,
 ) -> Result<(), Refusal> {
     for device in &payload.devices {
         let pci = (device.pci_device_id != 0)
             .then(|| PciId::from_nvml(device.pci_device_id, device.pci_subsystem_id));
-        let (expected_id, expected_tpp) = match context.catalogue.identify(pci, &device.name) {
+        let (expected_id, expected_tpp) = match catalogue.identify(pci, &device.name) {
             Some(found) => {
-                let tpp = if context.policy.counts(found.accelerator) {
+                let tpp = if policy.counts(found.accelerator) {
                     found.accelerator.tpp
                 } else {
                     0
@@ -239,15 +251,14 @@ fn check_prices(
             None => {
                 let architecture =
                     (!device.architecture.is_empty()).then_some(device.architecture.as_str());
-                let tpp = context
-                    .policy
-                    .unknown_device_tpp(context.catalogue, architecture)
+                let tpp = policy
+                    .unknown_device_tpp(catalogue, architecture)
                     .map_err(|_| {
                         (
                             Reason::CatalogueMismatch,
                             format!(
                                 "device {} is unknown and policy {} rejects unknown devices",
-                                device.index, context.policy.id
+                                device.index, policy.id
                             ),
                         )
                     })?;
@@ -265,7 +276,7 @@ fn check_prices(
                     device.index,
                     device.catalogue_id,
                     device.tpp,
-                    context.catalogue.digest(),
+                    catalogue.digest(),
                     expected_id,
                     expected_tpp
                 ),

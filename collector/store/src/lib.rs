@@ -138,7 +138,8 @@ pub trait AttestationStore: Send + Sync + 'static {
     /// Leaves from `from_index` on, in log order; at most `limit`.
     fn log_records(&self, from_index: u64, limit: usize) -> Result<Vec<LogRecord>, StoreError>;
 
-    /// Every key enrolment and revocation leaf below `before_index`, in log order.
+    /// Every key enrolment, key revocation and host decommissioning leaf below
+    /// `before_index`, in log order: the administrative history an evidence export carries.
     fn key_records(&self, before_index: u64) -> Result<Vec<LogRecord>, StoreError>;
 
     /// Each host's newest attestation received before `before_ms`, with its log index,

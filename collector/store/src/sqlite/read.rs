@@ -333,7 +333,7 @@ pub(crate) fn key_records(
     let sql = format!(
         "SELECT {LOG_COLUMNS} FROM log_entries e
          LEFT JOIN attestations a ON a.log_index = e.log_index
-         WHERE e.kind IN ('key_enrolled', 'key_revoked') AND e.log_index < ?1
+         WHERE e.kind IN ('key_enrolled', 'key_revoked', 'host_decommissioned') AND e.log_index < ?1
          ORDER BY e.log_index"
     );
     let mut stmt = conn.prepare_cached(&sql).db()?;

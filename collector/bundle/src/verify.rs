@@ -1,0 +1,684 @@
+//! Offline verification of a bundle (and optionally of a monthly report against it).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use collector_report::{ChangeKind, HostChange, Report, ReportInput};
+use proto_accounting::{Catalogue, CountryCode, Distribution, Evaluation, Policy, evaluate};
+use proto_evidence::{Envelope, LogEntry, Sha256, TreeHead};
+use proto_merkle::Hash;
+use proto_seal::{DetachedSignature, PublicKey};
+
+use crate::format::Bundle;
+use crate::hex::{from_hex, to_hex};
+
+/// Failures listed per kind before the rest are only counted.
+const MAX_PER_CODE: usize = 20;
+
+/// One reason a bundle (or report) does not verify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// A stable code: `head_signature`, `heads_inconsistent`, `leaf_missing`,
+    /// `leaf_not_included`, `leaf_malformed`, `envelope_mismatch`, `unknown_key`,
+    /// `bad_signature`, `revoked_key`, `host_mismatch`, `chain_break`, `fork`,
+    /// `catalogue_mismatch`, `policy`, `catalogue`, `report_*`, ...
+    pub code: &'static str,
+    /// What and where, in words.
+    pub detail: String,
+}
+
+/// A monthly report to check against the bundle.
+#[derive(Debug, Clone, Copy)]
+pub struct ReportCheck<'a> {
+    /// `report.json`'s exact bytes.
+    pub json: &'a [u8],
+    /// Its detached signature, when given.
+    pub signature: Option<&'a DetachedSignature>,
+}
+
+/// What verification found.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Every failure; empty means PASS.
+    pub failures: Vec<Finding>,
+    /// Failures beyond `MAX_PER_CODE` of one code, only counted.
+    pub suppressed: BTreeMap<&'static str, usize>,
+    /// Facts that do not fail verification (sequence gaps the collector recorded, ...).
+    pub notes: Vec<String>,
+    /// Leaves checked, attestations verified, keys and hosts seen.
+    pub leaves: usize,
+    pub attestations: usize,
+    pub keys: usize,
+    pub hosts: usize,
+    /// The distribution after the bundle's last leaf, recomputed from the attestations.
+    pub distribution: Distribution,
+    /// Its evaluation under the bundle's policy.
+    pub evaluation: Option<Evaluation>,
+}
+
+impl Outcome {
+    /// No failure.
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty() && self.suppressed.is_empty()
+    }
+
+    fn fail(&mut self, code: &'static str, detail: String) {
+        let listed = self.failures.iter().filter(|f| f.code == code).count();
+        if listed < MAX_PER_CODE {
+            self.failures.push(Finding { code, detail });
+        } else {
+            *self.suppressed.entry(code).or_default() += 1;
+        }
+    }
+}
+
+/// An enrolled key as the log says.
+struct Key {
+    public: PublicKey,
+    host_id: String,
+    site_id: String,
+    country: String,
+    revoked_at_ms: Option<i64>,
+}
+
+/// Where a host's chain stands while replaying.
+#[derive(Clone)]
+struct HostNow {
+    key_id: proto_evidence::KeyId,
+    sequence: u64,
+    issued_at_ms: i64,
+    state: (String, String, u64, u32),
+    decommissioned: bool,
+}
+
+fn hash32(text: &str) -> Option<Hash> {
+    from_hex(text)?.try_into().ok()
+}
+
+/// Verifies `bundle` with the log's public key (and `report` against it). Never panics on
+/// any input; every problem is a finding.
+pub fn verify(bundle: &Bundle, log_key: &PublicKey, report: Option<ReportCheck<'_>>) -> Outcome {
+    let mut out = Outcome {
+        failures: Vec::new(),
+        suppressed: BTreeMap::new(),
+        notes: Vec::new(),
+        leaves: bundle.leaves.len(),
+        attestations: 0,
+        keys: 0,
+        hosts: 0,
+        distribution: Distribution::new(),
+        evaluation: None,
+    };
+    let manifest = &bundle.manifest;
+    if manifest.log_key_id != to_hex(log_key.key_id().0.as_bytes()) {
+        out.fail(
+            "log_key",
+            format!(
+                "the bundle names log key {}, but the pinned key is {}",
+                manifest.log_key_id,
+                log_key.key_id()
+            ),
+        );
+    }
+
+    // Heads: each signed by the log key.
+    let mut roots: BTreeMap<u64, Hash> = BTreeMap::new();
+    for head in &bundle.heads {
+        match open_head(head, log_key) {
+            Ok(signed) => {
+                roots.insert(signed.tree_size, signed.root);
+            }
+            Err(detail) => out.fail(
+                "head_signature",
+                format!("tree head of size {}: {detail}", head.tree_size),
+            ),
+        }
+    }
+    let (start, end) = (manifest.start_tree_size, manifest.end_tree_size);
+    if !roots.contains_key(&end) {
+        out.fail(
+            "head_missing",
+            format!("no valid signed head of size {end} (the range's end)"),
+        );
+    }
+    if start > 0 && !roots.contains_key(&start) {
+        out.fail(
+            "head_missing",
+            format!("no valid signed head of size {start} (the range's start)"),
+        );
+    }
+    if start > end {
+        out.fail(
+            "heads_inconsistent",
+            format!("the range starts at size {start}, after its end {end}"),
+        );
+    }
+    // Consistency: the end head extends the start head (nothing was removed or rewritten).
+    let mut proven = BTreeSet::new();
+    for record in &bundle.consistency {
+        let (first, second) = (record.first_tree_size, record.second_tree_size);
+        let (Some(old), Some(new)) = (roots.get(&first), roots.get(&second)) else {
+            continue;
+        };
+        let proof: Option<Vec<Hash>> = record.proof.iter().map(|h| hash32(h)).collect();
+        let result = proof
+            .ok_or_else(|| "a proof hash is not 32 bytes of hex".to_owned())
+            .and_then(|proof| {
+                proto_merkle::verify_consistency(first, second, old, new, &proof)
+                    .map_err(|e| e.to_string())
+            });
+        match result {
+            Ok(()) => {
+                proven.insert((first, second));
+            }
+            Err(detail) => out.fail(
+                "heads_inconsistent",
+                format!("heads {first} -> {second}: {detail}"),
+            ),
+        }
+    }
+    if start > 0 && roots.contains_key(&start) && !proven.contains(&(start, end)) {
+        out.fail(
+            "heads_inconsistent",
+            format!("no valid consistency proof from head {start} to head {end}"),
+        );
+    }
+
+    // Leaves: each included in its head; the range complete.
+    let mut entries: BTreeMap<u64, (LogEntry, Option<Vec<u8>>)> = BTreeMap::new();
+    for leaf in &bundle.leaves {
+        let index = leaf.log_index;
+        let Some(bytes) = from_hex(&leaf.entry) else {
+            out.fail("leaf_malformed", format!("leaf {index}: entry is not hex"));
+            continue;
+        };
+        let included = match (roots.get(&leaf.tree_size), path(&leaf.path)) {
+            (Some(root), Some(path)) => proto_merkle::verify_inclusion(
+                &proto_merkle::leaf_hash(&bytes),
+                index,
+                leaf.tree_size,
+                &path,
+                root,
+            )
+            .map_err(|e| e.to_string()),
+            (None, _) => Err(format!("no valid signed head of size {}", leaf.tree_size)),
+            (_, None) => Err("a path hash is not 32 bytes of hex".to_owned()),
+        };
+        if let Err(detail) = included {
+            out.fail(
+                "leaf_not_included",
+                format!("leaf {index} is not included in the signed head: {detail}"),
+            );
+            continue;
+        }
+        let entry = match LogEntry::decode(&bytes) {
+            Ok(entry) => entry,
+            Err(e) => {
+                out.fail("leaf_malformed", format!("leaf {index}: {e}"));
+                continue;
+            }
+        };
+        let envelope = match &leaf.envelope {
+            None => None,
+            Some(text) => match from_hex(text) {
+                Some(bytes) => Some(bytes),
+                None => {
+                    out.fail(
+                        "leaf_malformed",
+                        format!("leaf {index}: envelope is not hex"),
+                    );
+                    continue;
+                }
+            },
+        };
+        if entries.insert(index, (entry, envelope)).is_some() {
+            out.fail("leaf_malformed", format!("leaf {index} appears twice"));
+        }
+    }
+    for index in start..end {
+        if !entries.contains_key(&index) {
+            out.fail(
+                "leaf_missing",
+                format!("leaf {index} of the range {start}..{end} is missing"),
+            );
+        }
+    }
+
+    let policy = Policy::from_toml(&bundle.policy_toml);
+    let catalogue = Catalogue::from_toml(&bundle.catalogue_toml);
+    if let Err(e) = &policy {
+        out.fail("policy", format!("policy.toml: {e}"));
+    }
+    if let Err(e) = &catalogue {
+        out.fail("catalogue", format!("catalogue.toml: {e}"));
+    }
+
+    // Replay in log order: keys, chains, prices, host states.
+    let mut keys: BTreeMap<proto_evidence::KeyId, Key> = BTreeMap::new();
+    let mut chains: BTreeMap<(proto_evidence::KeyId, u64), Sha256> = BTreeMap::new();
+    let mut hosts: BTreeMap<String, HostNow> = BTreeMap::new();
+    let mut changes: Vec<HostChange> = Vec::new();
+    for (&index, (entry, envelope)) in &entries {
+        match entry {
+            LogEntry::KeyEnrolled {
+                public_key,
+                host_id,
+                site_id,
+                country,
+                ..
+            } => {
+                let public = match PublicKey::from_slice(public_key) {
+                    Ok(public) => public,
+                    Err(e) => {
+                        out.fail("leaf_malformed", format!("leaf {index}: {e}"));
+                        continue;
+                    }
+                };
+                let revoked_at_ms = keys.get(&public.key_id()).and_then(|k| k.revoked_at_ms);
+                keys.insert(
+                    public.key_id(),
+                    Key {
+                        public,
+                        host_id: host_id.clone(),
+                        site_id: site_id.clone(),
+                        country: country.clone(),
+                        revoked_at_ms,
+                    },
+                );
+            }
+            LogEntry::KeyRevoked { at_ms, key_id } => {
+                if let Some(key) = keys.get_mut(key_id) {
+                    key.revoked_at_ms.get_or_insert(*at_ms);
+                }
+            }
+            LogEntry::HostDecommissioned { at_ms, host_id } => {
+                if let Some(host) = hosts.get_mut(host_id)
+                    && !host.decommissioned
+                {
+                    host.decommissioned = true;
+                    let (site, country, tpp, devices) = host.state.clone();
+                    push_change(
+                        &mut out,
+                        &mut changes,
+                        *at_ms,
+                        host_id,
+                        &site,
+                        &country,
+                        tpp,
+                        devices,
+                        ChangeKind::Decommissioned,
+                    );
+                }
+            }
+            LogEntry::Attestation {
+                received_at_ms,
+                envelope: committed,
+            } => {
+                out.attestations += 1;
+                let Some(bytes) = envelope else {
+                    out.fail(
+                        "envelope_missing",
+                        format!("leaf {index}: the attestation's envelope is not in the bundle"),
+                    );
+                    continue;
+                };
+                if Sha256::of(bytes) != *committed {
+                    out.fail(
+                        "envelope_mismatch",
+                        format!("leaf {index}: the envelope is not the one the log committed to"),
+                    );
+                    continue;
+                }
+                let envelope: Envelope = match proto_seal::decode_envelope(bytes) {
+                    Ok(envelope) => envelope,
+                    Err(e) => {
+                        out.fail("leaf_malformed", format!("leaf {index}: {e}"));
+                        continue;
+                    }
+                };
+                let Some(key) = keys.get(&envelope.key_id) else {
+                    out.fail(
+                        "unknown_key",
+                        format!(
+                            "leaf {index}: key {} has no enrolment in the log before it",
+                            envelope.key_id
+                        ),
+                    );
+                    continue;
+                };
+                let verified = match proto_seal::open(envelope, &key.public) {
+                    Ok(verified) => verified,
+                    Err(e) => {
+                        out.fail("bad_signature", format!("leaf {index}: {e}"));
+                        continue;
+                    }
+                };
+                let payload = verified.payload();
+                if key.revoked_at_ms.is_some_and(|at| at <= *received_at_ms) {
+                    out.fail(
+                        "revoked_key",
+                        format!(
+                            "leaf {index}: accepted after key {} was revoked",
+                            payload.key_id
+                        ),
+                    );
+                }
+                if payload.host_id.0 != key.host_id || payload.site_id.0 != key.site_id {
+                    out.fail(
+                        "host_mismatch",
+                        format!(
+                            "leaf {index}: signed for {}/{} by a key enrolled for {}/{}",
+                            payload.host_id, payload.site_id, key.host_id, key.site_id
+                        ),
+                    );
+                }
+                if let (Ok(policy), Ok(catalogue)) = (&policy, &catalogue)
+                    && let Err(detail) =
+                        collector_core::admission::check_device_prices(payload, catalogue, policy)
+                {
+                    out.fail("catalogue_mismatch", format!("leaf {index}: {detail}"));
+                }
+                // Chains: one digest per (key, sequence), each link to its predecessor.
+                let digest = verified.digest().0;
+                let at = (payload.key_id, payload.sequence);
+                if let Some(previous) = chains.insert(at, digest)
+                    && previous != digest
+                {
+                    out.fail(
+                        "fork",
+                        format!(
+                            "leaf {index}: sequence {} of key {} has two digests",
+                            payload.sequence, payload.key_id
+                        ),
+                    );
+                }
+                if let Some(before) = payload
+                    .sequence
+                    .checked_sub(1)
+                    .and_then(|s| chains.get(&(payload.key_id, s)))
+                    && *before != payload.previous_digest.0
+                {
+                    out.fail(
+                        "chain_break",
+                        format!(
+                            "leaf {index}: sequence {} does not link to sequence {}",
+                            payload.sequence,
+                            payload.sequence - 1
+                        ),
+                    );
+                }
+                let host_id = payload.host_id.0.clone();
+                let state = (
+                    key.site_id.clone(),
+                    key.country.clone(),
+                    payload.totals.tpp,
+                    payload.totals.devices,
+                );
+                let newer = match hosts.get(&host_id) {
+                    None => true,
+                    Some(now) if now.key_id == payload.key_id => payload.sequence > now.sequence,
+                    Some(now) => payload.issued_at_unix_ms >= now.issued_at_ms,
+                };
+                if let Some(now) = hosts.get(&host_id)
+                    && now.key_id == payload.key_id
+                    && payload.sequence > now.sequence + 1
+                {
+                    out.notes.push(format!(
+                        "host {host_id}: sequences {}..{} are not in the log (a gap the collector recorded)",
+                        now.sequence + 1,
+                        payload.sequence - 1
+                    ));
+                }
+                if !newer {
+                    continue;
+                }
+                let changed = hosts
+                    .get(&host_id)
+                    .is_none_or(|now| now.decommissioned || now.state != state);
+                hosts.insert(
+                    host_id.clone(),
+                    HostNow {
+                        key_id: payload.key_id,
+                        sequence: payload.sequence,
+                        issued_at_ms: payload.issued_at_unix_ms,
+                        state: state.clone(),
+                        decommissioned: false,
+                    },
+                );
+                if changed {
+                    push_change(
+                        &mut out,
+                        &mut changes,
+                        payload.issued_at_unix_ms,
+                        &host_id,
+                        &state.0,
+                        &state.1,
+                        state.2,
+                        state.3,
+                        ChangeKind::Attested,
+                    );
+                }
+            }
+        }
+    }
+    out.keys = keys.len();
+    out.hosts = hosts.len();
+    for now in hosts.values().filter(|h| !h.decommissioned) {
+        if let Ok(country) = CountryCode::parse(&now.state.1) {
+            let _ = out.distribution.add(country, now.state.2);
+        }
+    }
+    if let Ok(policy) = &policy {
+        out.evaluation = Some(evaluate(policy, &out.distribution));
+    }
+    if let Some(report) = report
+        && let (Ok(policy), Ok(catalogue)) = (&policy, &catalogue)
+    {
+        check_report(
+            &mut out, bundle, log_key, report, policy, catalogue, changes,
+        );
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn push_change(
+    out: &mut Outcome,
+    changes: &mut Vec<HostChange>,
+    at_ms: i64,
+    host_id: &str,
+    site_id: &str,
+    country: &str,
+    tpp: u64,
+    devices: u32,
+    kind: ChangeKind,
+) {
+    match CountryCode::parse(country) {
+        Ok(country) => changes.push(HostChange {
+            at_ms,
+            host_id: host_id.to_owned(),
+            site_id: site_id.to_owned(),
+            country,
+            tpp,
+            devices,
+            kind,
+        }),
+        Err(e) => out.fail(
+            "leaf_malformed",
+            format!("host {host_id}: enrolled in country {country:?}: {e}"),
+        ),
+    }
+}
+
+fn path(hashes: &[String]) -> Option<Vec<Hash>> {
+    hashes.iter().map(|h| hash32(h)).collect()
+}
+
+fn open_head(head: &crate::format::Head, log_key: &PublicKey) -> Result<TreeHead, String> {
+    let bytes = from_hex(&head.envelope).ok_or("the envelope is not hex")?;
+    let envelope = proto_seal::decode_envelope(&bytes).map_err(|e| e.to_string())?;
+    let signed = proto_seal::open_tree_head(&envelope, log_key).map_err(|e| e.to_string())?;
+    if signed.tree_size != head.tree_size
+        || to_hex(&signed.root) != head.root.to_ascii_lowercase()
+        || signed.timestamp_ms != head.timestamp_ms
+    {
+        return Err("the signed size, root or time differs from the listed one".into());
+    }
+    Ok(signed)
+}
+
+/// The report's verdicts recomputed from the bundle's attestations, its heads and signature.
+fn check_report(
+    out: &mut Outcome,
+    bundle: &Bundle,
+    log_key: &PublicKey,
+    check: ReportCheck<'_>,
+    policy: &Policy,
+    catalogue: &Catalogue,
+    mut changes: Vec<HostChange>,
+) {
+    if let Some(signature) = check.signature
+        && let Err(e) = proto_seal::check_report(check.json, signature, log_key)
+    {
+        out.fail(
+            "report_signature",
+            format!("report.sig does not verify with the log key: {e}"),
+        );
+    }
+    let report: Report = match serde_json::from_slice(check.json) {
+        Ok(report) => report,
+        Err(e) => {
+            out.fail("report_malformed", format!("report.json: {e}"));
+            return;
+        }
+    };
+    if report.policy_digest != policy.digest().to_string() {
+        out.fail(
+            "report_policy",
+            format!(
+                "the report was evaluated under policy {}, the bundle carries {}",
+                report.policy_digest,
+                policy.digest()
+            ),
+        );
+    }
+    if report.catalogue_digest != catalogue.digest().to_string() {
+        out.fail(
+            "report_catalogue",
+            format!(
+                "the report priced with catalogue {}, the bundle carries {}",
+                report.catalogue_digest,
+                catalogue.digest()
+            ),
+        );
+    }
+    let manifest = &bundle.manifest;
+    if manifest.from_ms > report.period_start_ms || manifest.to_ms < report.period_end_ms {
+        out.fail(
+            "report_not_covered",
+            format!(
+                "the bundle covers [{}, {}), the report's month is [{}, {})",
+                manifest.from_ms, manifest.to_ms, report.period_start_ms, report.period_end_ms
+            ),
+        );
+        return;
+    }
+    // The report's own heads must be the log's.
+    for (name, head) in [("start", &report.log.start), ("end", &report.log.end)] {
+        if let Some(head) = head
+            && let Err(detail) = report_head(head, log_key)
+        {
+            out.fail(
+                "report_head",
+                format!("the report's {name} tree head: {detail}"),
+            );
+        }
+    }
+    changes.retain(|c| c.at_ms < report.period_end_ms);
+    changes.sort_by_key(|c| c.at_ms);
+    let input = ReportInput {
+        month: report.month,
+        policy: policy.clone(),
+        policy_id: report.policy_id.clone(),
+        policy_digest: report.policy_digest.clone(),
+        catalogue_digest: report.catalogue_digest.clone(),
+        collector: report.collector.clone(),
+        changes,
+        stale: Vec::new(),
+        gaps: Vec::new(),
+        conflicts: Vec::new(),
+        rejections: Vec::new(),
+        log: report.log.clone(),
+    };
+    let recomputed = match collector_report::build(&input) {
+        Ok(recomputed) => recomputed,
+        Err(e) => {
+            out.fail(
+                "report_mismatch",
+                format!("the month cannot be recomputed: {e}"),
+            );
+            return;
+        }
+    };
+    if recomputed.verdict != report.verdict {
+        out.fail(
+            "report_mismatch",
+            format!(
+                "verdict: the report says {:?}, the evidence gives {:?}",
+                report.verdict, recomputed.verdict
+            ),
+        );
+    }
+    if recomputed.violations != report.violations {
+        out.fail(
+            "report_mismatch",
+            format!(
+                "violations: the report lists {}, the evidence gives {}",
+                report.violations.len(),
+                recomputed.violations.len()
+            ),
+        );
+    }
+    if recomputed.end_of_month != report.end_of_month {
+        out.fail(
+            "report_mismatch",
+            "end_of_month: the distribution differs from the evidence's".to_owned(),
+        );
+    }
+    for (reported, evidence) in report.daily.iter().zip(&recomputed.daily) {
+        if reported != evidence {
+            out.fail(
+                "report_mismatch",
+                format!("daily {}: differs from the evidence", reported.date),
+            );
+        }
+    }
+    if report.daily.len() != recomputed.daily.len() {
+        out.fail(
+            "report_mismatch",
+            format!(
+                "daily: {} days reported, {} in the month",
+                report.daily.len(),
+                recomputed.daily.len()
+            ),
+        );
+    }
+}
+
+fn report_head(head: &collector_report::SignedHead, log_key: &PublicKey) -> Result<(), String> {
+    let root = hash32(&head.root).ok_or("the root is not 32 bytes of hex")?;
+    let signature = from_hex(&head.signature).ok_or("the signature is not hex")?;
+    let signed = TreeHead {
+        tree_size: head.tree_size,
+        root,
+        timestamp_ms: head.timestamp_ms,
+    };
+    let envelope = Envelope {
+        payload: signed.encode(),
+        key_id: log_key.key_id(),
+        algorithm: proto_evidence::Algorithm::Ed25519,
+        signature,
+    };
+    proto_seal::open_tree_head(&envelope, log_key)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
