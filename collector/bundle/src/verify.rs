@@ -629,14 +629,30 @@ fn check_report(
         );
     }
     if recomputed.violations != report.violations {
-        out.fail(
-            "report_mismatch",
-            format!(
+        let differs = report
+            .violations
+            .iter()
+            .zip(&recomputed.violations)
+            .find(|(reported, evidence)| reported != evidence);
+        let detail = match differs {
+            Some((reported, evidence)) => format!(
+                "violations: the report has {} {} from {} to {:?}, the evidence gives {} {} from {} to {:?}",
+                reported.rule.as_str(),
+                reported.country.map(|c| c.to_string()).unwrap_or_default(),
+                reported.start_ms,
+                reported.end_ms,
+                evidence.rule.as_str(),
+                evidence.country.map(|c| c.to_string()).unwrap_or_default(),
+                evidence.start_ms,
+                evidence.end_ms
+            ),
+            None => format!(
                 "violations: the report lists {}, the evidence gives {}",
                 report.violations.len(),
                 recomputed.violations.len()
             ),
-        );
+        };
+        out.fail("report_mismatch", detail);
     }
     if recomputed.end_of_month != report.end_of_month {
         out.fail(

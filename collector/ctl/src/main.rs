@@ -2,12 +2,16 @@
 
 mod admin;
 mod catalogue;
+mod evidence;
 mod inputs;
 mod number;
 mod plan;
 mod policy;
 mod remote;
+mod report;
 mod status;
+mod verify;
+mod when;
 
 use std::process::ExitCode;
 
@@ -56,6 +60,26 @@ enum Command {
     Agents(admin::AgentsArgs),
     /// Remove a host from the distribution (it no longer counts anywhere).
     Decommission(admin::DecommissionArgs),
+    /// Export evidence for offline verification (auditor certificate).
+    Evidence(evidence::EvidenceArgs),
+    /// Write the signed monthly compliance report: report.json, report.sig, report.csv and
+    /// report.html (auditor certificate).
+    ///
+    /// report.json is exactly what the collector signed with its log key (byte-identical for
+    /// the same log and policy); the CSV and HTML are rendered from it. The report names the
+    /// policy and catalogue digests and carries the signed tree heads at the start and end of
+    /// the month with the consistency proof between them.
+    ///
+    /// Example: veuctl report --month 2026-11 --out reports/2026-11 --log-key log.pub
+    Report(report::ReportArgs),
+    /// Verify an evidence bundle offline with only the collector's log public key: every
+    /// signature, chain continuity, inclusion in the signed heads, consistency between heads,
+    /// and (with --report) the report's verdicts recomputed from the attestations.
+    ///
+    /// Prints PASS, or FAIL with every reason. Exit status: 0 PASS, 1 FAIL, 2 bad input.
+    ///
+    /// Example: veuctl verify nov-2026 --log-key log.pub --report reports/2026-11/report.json
+    Verify(verify::VerifyArgs),
 }
 
 /// Output format.
@@ -93,6 +117,9 @@ fn main() -> ExitCode {
         Command::EnrollToken(args) => admin::enroll_token(&args),
         Command::Agents(args) => admin::agents(&args),
         Command::Decommission(args) => admin::decommission(&args),
+        Command::Evidence(args) => evidence::run(&args),
+        Command::Report(args) => report::run(&args),
+        Command::Verify(args) => verify::run(&args),
     };
     match result {
         Ok(status) => ExitCode::from(status),
