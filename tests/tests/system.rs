@@ -2,6 +2,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "scenarios/support.rs"]
+mod support;
+
+#[path = "scenarios/evidence.rs"]
+mod evidence;
+
 mod architecture {
     use std::path::Path;
 

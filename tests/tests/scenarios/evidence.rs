@@ -1,0 +1,163 @@
+//! Evidence for auditors end to end: a collector process, agents streaming signed attestations,
+//! then `veuctl report`, `veuctl evidence export` and `veuctl verify` as an auditor runs them,
+//! and each tampering of the bundle or report failing with its reason.
+
+use std::path::Path;
+
+use crate::support::{Collector, month_of, now_ms, ok};
+
+fn verify(collector: &Collector, bundle: &Path, report: &Path) -> (i32, String) {
+    let output = collector.veuctl(&[
+        "verify",
+        bundle.to_str().unwrap(),
+        "--log-key",
+        collector.log_pub().to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn an_auditor_reports_exports_and_verifies_and_every_tampering_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start(dir.path());
+    // Five US hosts and one Malaysian host: 1/6 of the compute in a Tier-2 country.
+    collector.loadgen(6, "us-va-1,us-va-1,us-va-1,us-va-1,us-va-1,my-jhb-1", 4);
+    let (month, from, to) = month_of(now_ms());
+    let log_key = collector.log_pub();
+    let log_key = log_key.to_str().unwrap();
+
+    // The report: signed, verified, rendered, and byte-identical when asked again.
+    let first = dir.path().join("report-1");
+    let second = dir.path().join("report-2");
+    for out in [&first, &second] {
+        ok(&collector.veuctl(&[
+            "report",
+            "--month",
+            &month,
+            "--out",
+            out.to_str().unwrap(),
+            "--log-key",
+            log_key,
+        ]));
+    }
+    let json = std::fs::read(first.join("report.json")).unwrap();
+    assert_eq!(json, std::fs::read(second.join("report.json")).unwrap());
+    let report: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(report["verdict"]["compliant_at_end"], false);
+    assert_eq!(report["end_of_month"]["total_tpp"], 6 * 8 * 15_840);
+    let html = std::fs::read_to_string(first.join("report.html")).unwrap();
+    assert!(html.contains("<svg") && !html.contains("https://"));
+    assert!(
+        std::fs::read_to_string(first.join("report.csv"))
+            .unwrap()
+            .starts_with("date,country,tier")
+    );
+
+    // The evidence of the month, verified offline with the report.
+    let bundle = dir.path().join("bundle");
+    let exported = ok(&collector.veuctl(&[
+        "evidence",
+        "export",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--out",
+        bundle.to_str().unwrap(),
+    ]));
+    assert!(exported.contains("leaves"), "{exported}");
+    let report_json = first.join("report.json");
+    let (status, stdout) = verify(&collector, &bundle, &report_json);
+    assert_eq!(status, 0, "{stdout}");
+    assert!(
+        stdout.contains("PASS") && stdout.contains("24 attestations"),
+        "{stdout}"
+    );
+
+    let leaves = std::fs::read_to_string(bundle.join("leaves.jsonl")).unwrap();
+    let lines: Vec<&str> = leaves.lines().collect();
+    let attestation = lines
+        .iter()
+        .position(|l| l.contains("\"envelope\""))
+        .unwrap();
+
+    // One attestation removed.
+    let removed = dir.path().join("removed");
+    copy_dir(&bundle, &removed);
+    let mut kept = lines.clone();
+    kept.remove(attestation);
+    std::fs::write(removed.join("leaves.jsonl"), kept.join("\n") + "\n").unwrap();
+    let (status, stdout) = verify(&collector, &removed, &report_json);
+    assert_eq!(status, 1, "{stdout}");
+    assert!(
+        stdout.contains("FAIL") && stdout.contains("leaf_missing"),
+        "{stdout}"
+    );
+
+    // One byte of an envelope changed.
+    let changed = dir.path().join("changed");
+    copy_dir(&bundle, &changed);
+    let mut leaf: serde_json::Value = serde_json::from_str(lines[attestation]).unwrap();
+    let envelope = leaf["envelope"].as_str().unwrap().to_owned();
+    let flipped = format!(
+        "{}{}",
+        &envelope[..envelope.len() - 1],
+        if envelope.ends_with('0') { '1' } else { '0' }
+    );
+    leaf["envelope"] = serde_json::Value::String(flipped);
+    let mut edited = lines.clone();
+    let leaf_line = leaf.to_string();
+    edited[attestation] = &leaf_line;
+    std::fs::write(changed.join("leaves.jsonl"), edited.join("\n") + "\n").unwrap();
+    let (status, stdout) = verify(&collector, &changed, &report_json);
+    assert_eq!(status, 1, "{stdout}");
+    assert!(stdout.contains("envelope_mismatch"), "{stdout}");
+
+    // A tree head swapped for one claiming another root.
+    let swapped = dir.path().join("swapped");
+    copy_dir(&bundle, &swapped);
+    let mut heads: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(bundle.join("heads.json")).unwrap()).unwrap();
+    let last = heads.as_array().unwrap().len() - 1;
+    heads[last]["root"] = serde_json::Value::String("00".repeat(32));
+    std::fs::write(swapped.join("heads.json"), heads.to_string()).unwrap();
+    let (status, stdout) = verify(&collector, &swapped, &report_json);
+    assert_eq!(status, 1, "{stdout}");
+    assert!(stdout.contains("head_signature"), "{stdout}");
+
+    // One GPU added to the report's end-of-month figures.
+    let inflated = dir.path().join("inflated");
+    copy_dir(&first, &inflated);
+    let text = String::from_utf8(json.clone()).unwrap();
+    let total = (6 * 8 * 15_840).to_string();
+    let more = (6 * 8 * 15_840 + 15_840).to_string();
+    std::fs::write(
+        inflated.join("report.json"),
+        text.replacen(&total, &more, 1),
+    )
+    .unwrap();
+    let (status, stdout) = verify(&collector, &bundle, &inflated.join("report.json"));
+    assert_eq!(status, 1, "{stdout}");
+    assert!(
+        stdout.contains("report_signature") && stdout.contains("report_mismatch"),
+        "{stdout}"
+    );
+
+    // A pinned key that is not the collector's fails everything.
+    let stranger = "11".repeat(32);
+    let output = collector.veuctl(&["verify", bundle.to_str().unwrap(), "--log-key", &stranger]);
+    assert_eq!(output.status.code(), Some(1));
+}

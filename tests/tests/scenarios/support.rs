@@ -1,0 +1,195 @@
+//! Real binaries as processes: a development PKI, a collector, simulated agents, veuctl.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The workspace's binaries, built by `cargo test --workspace` (or `cargo build --workspace`).
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let path = exe.parent().unwrap().parent().unwrap().join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run the tests with `cargo test --workspace` (or `cargo build --workspace` first)",
+        path.display()
+    );
+    path
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A collector process on a fresh state directory, killed when dropped.
+pub struct Collector {
+    pub dir: PathBuf,
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl Collector {
+    /// PKI, sites (US, DE, MY, IN), config with the simulated-evidence policy; then starts it.
+    pub fn start(dir: &Path) -> Self {
+        let status = Command::new(binary("veu-collector"))
+            .args(["pki", "init", "--server-name", "127.0.0.1", "--dir"])
+            .arg(dir.join("pki"))
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "pki init failed");
+        std::fs::write(
+            dir.join("sites.toml"),
+            "[[site]]\nid = \"us-va-1\"\ncountry = \"US\"\n\
+             [[site]]\nid = \"de-fra-1\"\ncountry = \"DE\"\n\
+             [[site]]\nid = \"my-jhb-1\"\ncountry = \"MY\"\n\
+             [[site]]\nid = \"in-mum-1\"\ncountry = \"IN\"\n",
+        )
+        .unwrap();
+        let policy = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../deploy/policies/uveu-2025-us-simulated.toml")
+            .canonicalize()
+            .unwrap();
+        let port = free_port();
+        std::fs::write(
+            dir.join("collector.toml"),
+            format!(
+                "listen = \"127.0.0.1:{port}\"\nstate_dir = \"state\"\nsites = \"sites.toml\"\n\
+                 [tls]\ncertificate = \"pki/server.pem\"\nkey = \"pki/server.key\"\nclient_ca = \"pki/ca.pem\"\n\
+                 [enrollment]\nca_dir = \"pki\"\n\
+                 [rules]\npolicy = \"{}\"\n\
+                 [audit]\ntree_head_every = \"1s\"\n",
+                policy.display()
+            ),
+        )
+        .unwrap();
+        let mut collector = Self {
+            dir: dir.to_path_buf(),
+            port,
+            child: None,
+        };
+        collector.spawn();
+        collector
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::File::create(self.dir.join("collector.log")).unwrap();
+        let child = Command::new(binary("veu-collector"))
+            .arg("run")
+            .arg("--config")
+            .arg(self.dir.join("collector.toml"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the collector did not listen: {}",
+                std::fs::read_to_string(self.dir.join("collector.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// The log key the collector wrote for auditors.
+    pub fn log_pub(&self) -> PathBuf {
+        self.dir.join("state/log.pub")
+    }
+
+    /// `veuctl ARGS` against this collector with the development PKI.
+    pub fn veuctl(&self, args: &[&str]) -> Output {
+        Command::new(binary("veuctl"))
+            .args(args)
+            .env("VEU_COLLECTOR", self.url())
+            .env("VEU_PKI_DIR", self.dir.join("pki"))
+            .output()
+            .unwrap()
+    }
+
+    /// Simulated agents (real keys, signatures, enrolment, mTLS): `agents` at `sites`
+    /// round-robin, `each` attestations apiece.
+    pub fn loadgen(&self, agents: usize, sites: &str, each: usize) -> String {
+        let output = Command::new(binary("veu-loadgen"))
+            .args(["--collector", &self.url(), "--pki-dir"])
+            .arg(self.dir.join("pki"))
+            .args(["--agents", &agents.to_string(), "--sites", sites])
+            .args(["--attestations-per-agent", &each.to_string(), "--rate", "5"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "loadgen failed: {stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// stdout of a command that must succeed.
+pub fn ok(output: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "exit {:?}\nstdout: {stdout}\nstderr: {}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// The UTC month (YYYY-MM) and its bounds around `ms`.
+pub fn month_of(ms: i64) -> (String, String, String) {
+    let days = ms.div_euclid(86_400_000);
+    let (year, month, _) = civil_from_days(days);
+    let next = if month == 12 {
+        (year + 1, 1)
+    } else {
+        (year, month + 1)
+    };
+    (
+        format!("{year:04}-{month:02}"),
+        format!("{year:04}-{month:02}-01"),
+        format!("{:04}-{:02}-01", next.0, next.1),
+    )
+}
+
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
