@@ -94,16 +94,17 @@ pub fn build(collector: &Collector, log: &LogKeeper, month: &str) -> Result<Repo
         });
     }
 
-    // Hosts still silent at the month's end.
+    // Hosts still silent at the month's end (or now, for the current month).
     let freshness = collector.freshness_ms();
+    let horizon = end.min(collector.now_ms());
     let in_service = replay(&stored);
     let mut stale = Vec::new();
-    for (host, last) in store.last_received(end)? {
+    for (host, last) in store.last_received(horizon)? {
         let Some(change) = in_service.get(host.as_str()) else {
             continue;
         };
         let since = last.saturating_add(freshness);
-        if since < end {
+        if since < horizon {
             let country = CountryCode::parse(&change.country)
                 .map_err(|e| ReportError::Data(format!("host {host}: {e}")))?;
             stale.push(StaleSpan {
