@@ -1,0 +1,578 @@
+//! `veuctl demo`: the whole pipeline on one machine in about a minute. A collector on the
+//! embedded SQLite store with a development PKI, six real `veu-agent` processes on fake-NVML
+//! fixtures in five countries, the live distribution, compute moved until a Tier-2 country
+//! crosses 7 % and the violation caught, a signed monthly report, and an evidence bundle
+//! verified offline. It runs the same binaries and commands an operator and an auditor would.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow, bail};
+use proto_wire::v1;
+use proto_wire::v1::admin_client::AdminClient;
+
+use crate::Failure;
+use crate::remote::{CollectorArgs, block_on, call_failed};
+
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Directory for everything the demo writes (PKI, databases, configs, logs, report,
+    /// evidence). A directory an earlier demo wrote is replaced; any other must be empty.
+    #[arg(long, value_name = "DIR", default_value = "target/veu-demo")]
+    out: PathBuf,
+    /// Port of the demo collector (0: any free port).
+    #[arg(long, value_name = "PORT", default_value_t = 0)]
+    port: u16,
+    /// Seconds between each agent's attestations.
+    #[arg(long, value_name = "SECONDS", default_value_t = 2)]
+    interval: u64,
+    /// Leave the collector and agents running at the end (stop them with Ctrl-C).
+    #[arg(long)]
+    keep_running: bool,
+}
+
+/// Marks a directory the demo wrote, so the next demo may replace it.
+const MARKER: &str = ".veu-demo";
+
+/// One simulated host: where it is and which fixture its fake NVML library reads.
+struct Host {
+    id: &'static str,
+    site: &'static str,
+    fixture: &'static str,
+}
+
+const HOSTS: [Host; 6] = [
+    Host {
+        id: "us-gpu-01",
+        site: "us-va-1",
+        fixture: "dgx-h100.json",
+    },
+    Host {
+        id: "us-gpu-02",
+        site: "us-tx-1",
+        fixture: "hgx-h200.json",
+    },
+    Host {
+        id: "de-gpu-01",
+        site: "de-fra-1",
+        fixture: "dgx-h100.json",
+    },
+    Host {
+        id: "jp-gpu-01",
+        site: "jp-tyo-1",
+        fixture: "a100x8.json",
+    },
+    Host {
+        id: "my-gpu-01",
+        site: "my-jhb-1",
+        fixture: "l40s-x4.json",
+    },
+    Host {
+        id: "in-gpu-01",
+        site: "in-mum-1",
+        fixture: "l40s-x4.json",
+    },
+];
+
+const SITES: &str = "\
+[[site]]\nid = \"us-va-1\"\ncountry = \"US\"\nname = \"Ashburn, Virginia\"\n\n\
+[[site]]\nid = \"us-tx-1\"\ncountry = \"US\"\nname = \"Dallas, Texas\"\n\n\
+[[site]]\nid = \"de-fra-1\"\ncountry = \"DE\"\nname = \"Frankfurt\"\n\n\
+[[site]]\nid = \"jp-tyo-1\"\ncountry = \"JP\"\nname = \"Tokyo\"\n\n\
+[[site]]\nid = \"my-jhb-1\"\ncountry = \"MY\"\nname = \"Johor Bahru\"\n\n\
+[[site]]\nid = \"in-mum-1\"\ncountry = \"IN\"\nname = \"Mumbai\"\n";
+
+/// Processes the demo started, stopped when it ends (or fails).
+struct Processes(Vec<(String, Child)>);
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.0 {
+            // SIGTERM first, so agents drain and the collector closes its store.
+            let _ = Command::new("kill")
+                .arg(child.id().to_string())
+                .stderr(Stdio::null())
+                .status();
+        }
+        for (_, child) in &mut self.0 {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn run(args: &DemoArgs) -> Result<u8, Failure> {
+    demo(args).map_err(|error| Failure { status: 1, error })?;
+    Ok(0)
+}
+
+struct Step {
+    started: Instant,
+    number: usize,
+}
+
+impl Step {
+    fn next(&mut self, what: &str) {
+        self.number += 1;
+        println!(
+            "\n[{}/8 {:>4.1}s] {what}",
+            self.number,
+            self.started.elapsed().as_secs_f64()
+        );
+    }
+}
+
+fn demo(args: &DemoArgs) -> anyhow::Result<()> {
+    let bin = binaries()?;
+    let out = &args.out;
+    if out.join(MARKER).exists() {
+        std::fs::remove_dir_all(out)
+            .with_context(|| format!("cannot remove the earlier demo in {}", out.display()))?;
+    } else if out.exists() && std::fs::read_dir(out)?.next().is_some() {
+        bail!(
+            "{} is not empty and not an earlier demo's; give another --out",
+            out.display()
+        );
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    std::fs::write(
+        out.join(MARKER),
+        "written by veuctl demo; replaced by the next one\n",
+    )?;
+    let out = out.canonicalize()?;
+    let mut step = Step {
+        started: Instant::now(),
+        number: 0,
+    };
+    let mut processes = Processes(Vec::new());
+
+    step.next("a collector with a development PKI on the embedded SQLite store");
+    let pki = out.join("pki");
+    run_ok(
+        Command::new(&bin.collector)
+            .args(["pki", "init", "--server-name", "127.0.0.1", "--dir"])
+            .arg(&pki),
+        "veu-collector pki init",
+    )?;
+    let port = match args.port {
+        0 => std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port(),
+        port => port,
+    };
+    let url = format!("https://127.0.0.1:{port}");
+    let collector_dir = out.join("collector");
+    std::fs::create_dir_all(&collector_dir)?;
+    std::fs::write(collector_dir.join("sites.toml"), SITES)?;
+    // Fake NVML marks evidence simulated; this policy (the 2025 rule) accepts it.
+    std::fs::write(
+        collector_dir.join("policy.toml"),
+        include_str!("../../../deploy/policies/uveu-2025-us-simulated.toml"),
+    )?;
+    std::fs::write(
+        collector_dir.join("collector.toml"),
+        format!(
+            "listen = \"127.0.0.1:{port}\"\nstate_dir = \"state\"\nsites = \"sites.toml\"\n\n\
+             [tls]\ncertificate = \"../pki/server.pem\"\nkey = \"../pki/server.key\"\nclient_ca = \"../pki/ca.pem\"\n\n\
+             [enrollment]\nca_dir = \"../pki\"\n\n[rules]\npolicy = \"policy.toml\"\n\n\
+             [ingest]\nfreshness_window = \"{}s\"\n\n[audit]\ntree_head_every = \"5s\"\n",
+            args.interval * 5
+        ),
+    )?;
+    let log = std::fs::File::create(collector_dir.join("collector.log"))?;
+    let child = Command::new(&bin.collector)
+        .arg("run")
+        .arg("--config")
+        .arg(collector_dir.join("collector.toml"))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .context("cannot start veu-collector")?;
+    processes.0.push(("veu-collector".into(), child));
+    wait_listening(port, &collector_dir.join("collector.log"))?;
+    println!("  collector at {url}, state in {}", collector_dir.display());
+    println!(
+        "  log key (auditors pin it): {}",
+        collector_dir.join("state/log.pub").display()
+    );
+
+    let remote = CollectorArgs {
+        collector: url.clone(),
+        server_name: None,
+        pki_dir: Some(pki.clone()),
+        ca: None,
+        cert: None,
+        key: None,
+    };
+
+    step.next("enrolling six agents in five countries with one-time tokens");
+    let agents_dir = out.join("agents");
+    for host in &HOSTS {
+        let dir = agents_dir.join(host.id);
+        std::fs::create_dir_all(&dir)?;
+        let fixture = dir.join("nvml.json");
+        write_fixture(&bin.fixtures.join(host.fixture), &fixture, host.id)?;
+        let config = dir.join("agent.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "host_id = \"{}\"\nsite_id = \"{}\"\nstate_dir = \"state\"\n\n\
+                 [attestation]\ninterval = \"{}s\"\njitter_percent = 10\nwatch_interval = \"500ms\"\n\n\
+                 [nvml]\nlibrary = \"{}\"\n\n\
+                 [collector]\nendpoint = \"{url}\"\nserver_name = \"127.0.0.1\"\nca = \"{}\"\n\
+                 certificate = \"tls/agent.pem\"\nkey = \"tls/agent.key\"\n",
+                host.id,
+                host.site,
+                args.interval,
+                bin.fake_nvml.display(),
+                pki.join("ca.pem").display()
+            ),
+        )?;
+        let token = enroll_token(&remote, host.site)?;
+        run_ok(
+            Command::new(&bin.agent)
+                .args(["enroll", "--config"])
+                .arg(&config)
+                .args(["--token", &token])
+                .current_dir(&dir),
+            &format!("veu-agent enroll ({})", host.id),
+        )?;
+        println!(
+            "  {:<10} at {:<9} {}",
+            host.id,
+            host.site,
+            describe_fixture(&fixture)
+        );
+    }
+
+    step.next("starting the agents (real veu-agent processes on the fake NVML library)");
+    for host in &HOSTS {
+        let dir = agents_dir.join(host.id);
+        let log = std::fs::File::create(dir.join("agent.log"))?;
+        let child = Command::new(&bin.agent)
+            .args(["run", "--config"])
+            .arg(dir.join("agent.toml"))
+            .env("VEU_FAKE_NVML_FIXTURE", dir.join("nvml.json"))
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start veu-agent for {}", host.id))?;
+        processes.0.push((format!("veu-agent {}", host.id), child));
+    }
+    wait_for(Duration::from_secs(30), "every host attesting", || {
+        let status = status(&remote)?;
+        Ok((status.hosts as usize == HOSTS.len() && status.stale_hosts.is_empty()).then_some(()))
+    })?;
+
+    step.next("the live distribution (veuctl status)");
+    print_command(&bin.veuctl, &["status"], &url, &pki)?;
+
+    step.next("moving compute: my-gpu-01 in Malaysia (Tier 2) is rebuilt with 8 x A100");
+    let moved_at = Instant::now();
+    let my = agents_dir.join("my-gpu-01").join("nvml.json");
+    write_fixture(&bin.fixtures.join("a100x8.json"), &my, "my-gpu-01-rebuilt")?;
+    println!("  my-gpu-01 now shows {}", describe_fixture(&my));
+    let caught = wait_for(Duration::from_secs(30), "the violation", || {
+        let status = status(&remote)?;
+        let broken = status
+            .last_known
+            .as_ref()
+            .is_some_and(|view| !view.compliant);
+        Ok(broken.then_some(status))
+    })?;
+    let view = caught.last_known.unwrap_or_default();
+    for violation in &view.violations {
+        println!(
+            "  VIOLATION caught {:.1} s after the change: {} {}",
+            moved_at.elapsed().as_secs_f64(),
+            violation.rule,
+            violation.country
+        );
+    }
+    print_command(&bin.veuctl, &["status"], &url, &pki)?;
+
+    step.next("the signed monthly report");
+    let month = current_month();
+    let report_dir = out.join("report");
+    let log_pub = collector_dir.join("state/log.pub");
+    let log_pub_text = log_pub.display().to_string();
+    let report_text = report_dir.display().to_string();
+    print_command(
+        &bin.veuctl,
+        &[
+            "report",
+            "--month",
+            &month,
+            "--out",
+            &report_text,
+            "--log-key",
+            &log_pub_text,
+        ],
+        &url,
+        &pki,
+    )?;
+    println!(
+        "  open {} in a browser",
+        report_dir.join("report.html").display()
+    );
+
+    step.next("evidence export and offline verification (only the log key)");
+    let bundle = out.join("evidence");
+    let bundle_text = bundle.display().to_string();
+    let (from, to) = month_bounds(&month);
+    print_command(
+        &bin.veuctl,
+        &[
+            "evidence",
+            "export",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--out",
+            &bundle_text,
+        ],
+        &url,
+        &pki,
+    )?;
+    let report_json = report_dir.join("report.json").display().to_string();
+    print_command(
+        &bin.veuctl,
+        &[
+            "verify",
+            &bundle_text,
+            "--log-key",
+            &log_pub_text,
+            "--report",
+            &report_json,
+        ],
+        &url,
+        &pki,
+    )?;
+
+    step.next(if args.keep_running {
+        "running; Ctrl-C stops the collector and agents"
+    } else {
+        "stopping the agents and the collector"
+    });
+    if args.keep_running {
+        for (name, child) in &processes.0 {
+            println!("  {name}: pid {}", child.id());
+        }
+        for (_, child) in &mut processes.0 {
+            let _ = child.wait();
+        }
+    }
+    drop(processes);
+    println!(
+        "\nDone in {:.0} s. Everything is in {}: pki/, collector/ (config, state, log), \
+         agents/<host>/ (config, key, spool, log), report/, evidence/.",
+        step.started.elapsed().as_secs_f64(),
+        out.display()
+    );
+    Ok(())
+}
+
+/// The binaries and fixtures the demo runs, found beside this veuctl.
+struct Binaries {
+    collector: PathBuf,
+    agent: PathBuf,
+    veuctl: PathBuf,
+    fake_nvml: PathBuf,
+    fixtures: PathBuf,
+}
+
+fn binaries() -> anyhow::Result<Binaries> {
+    let veuctl = std::env::current_exe().context("cannot find this veuctl")?;
+    let dir = veuctl
+        .parent()
+        .ok_or_else(|| anyhow!("veuctl has no directory"))?
+        .to_path_buf();
+    let found = Binaries {
+        collector: dir.join("veu-collector"),
+        agent: dir.join("veu-agent"),
+        fake_nvml: dir.join("libveu_fake_nvml.so"),
+        fixtures: Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/nvml"),
+        veuctl,
+    };
+    for path in [&found.collector, &found.agent, &found.fake_nvml] {
+        if !path.exists() {
+            bail!(
+                "{} is missing: the demo runs the workspace's binaries; build them first with \
+                 `cargo build --workspace`",
+                path.display()
+            );
+        }
+    }
+    if !found.fixtures.join("dgx-h100.json").exists() {
+        bail!(
+            "the NVML fixtures are not at {}: run the demo from a checkout of the repository",
+            found.fixtures.display()
+        );
+    }
+    Ok(found)
+}
+
+fn run_ok(command: &mut Command, what: &str) -> anyhow::Result<Output> {
+    let output = command
+        .output()
+        .with_context(|| format!("cannot run {what}"))?;
+    if !output.status.success() {
+        bail!(
+            "{what} failed ({}): {}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(output)
+}
+
+/// Runs `veuctl ARGS` against the demo collector and shows its output, indented.
+fn print_command(veuctl: &Path, args: &[&str], url: &str, pki: &Path) -> anyhow::Result<()> {
+    println!("  $ veuctl {}", args.join(" "));
+    let output = Command::new(veuctl)
+        .args(args)
+        .env("VEU_COLLECTOR", url)
+        .env("VEU_PKI_DIR", pki)
+        .output()
+        .context("cannot run veuctl")?;
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        println!("    {line}");
+    }
+    if !output.status.success() {
+        bail!(
+            "veuctl {} failed ({}): {}",
+            args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(())
+}
+
+fn wait_listening(port: u16, log: &Path) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            bail!(
+                "the collector did not start; its log ({}):\n{}",
+                log.display(),
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// Polls `probe` until it returns a value, or fails after `limit`.
+fn wait_for<T>(
+    limit: Duration,
+    what: &str,
+    mut probe: impl FnMut() -> anyhow::Result<Option<T>>,
+) -> anyhow::Result<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(found) = probe()? {
+            return Ok(found);
+        }
+        if Instant::now() > deadline {
+            bail!("gave up waiting for {what} after {} s", limit.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn status(remote: &CollectorArgs) -> anyhow::Result<v1::StatusResponse> {
+    block_on(async {
+        let mut admin = AdminClient::new(remote.connect("admin").await?);
+        admin
+            .status(v1::StatusRequest {
+                recent_rejections: 0,
+            })
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| call_failed(&s))
+    })
+    .map_err(|failure| failure.error)
+}
+
+fn enroll_token(remote: &CollectorArgs, site: &str) -> anyhow::Result<String> {
+    block_on(async {
+        let mut admin = AdminClient::new(remote.connect("admin").await?);
+        admin
+            .create_enroll_token(v1::CreateEnrollTokenRequest {
+                site_id: site.to_owned(),
+                valid_for_seconds: 600,
+            })
+            .await
+            .map(|r| r.into_inner().token)
+            .map_err(|s| call_failed(&s))
+    })
+    .map_err(|failure| failure.error)
+}
+
+/// Copies a fixture, giving every GPU a UUID and serial of this host's own (the same UUID on
+/// two hosts is a conflict the collector flags).
+fn write_fixture(from: &Path, to: &Path, host: &str) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(from).with_context(|| format!("cannot read {}", from.display()))?;
+    let mut fixture: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| from.display().to_string())?;
+    let salt: u32 = host
+        .bytes()
+        .fold(17u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    if let Some(devices) = fixture.get_mut("devices").and_then(|d| d.as_array_mut()) {
+        for (index, device) in devices.iter_mut().enumerate() {
+            device["uuid"] = format!("GPU-{salt:08x}-demo-{host}-{index:04}").into();
+            device["serial"] = format!("{salt}{index:04}").into();
+        }
+    }
+    // Written whole and renamed, so the library never reads half a file.
+    let partial = to.with_extension("json.partial");
+    std::fs::write(&partial, serde_json::to_string_pretty(&fixture)?)?;
+    std::fs::rename(&partial, to)?;
+    Ok(())
+}
+
+fn describe_fixture(path: &Path) -> String {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return String::new();
+    };
+    let Ok(fixture) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return String::new();
+    };
+    let devices = fixture["devices"].as_array().cloned().unwrap_or_default();
+    let name = devices
+        .first()
+        .and_then(|d| d["name"].as_str())
+        .unwrap_or("no GPU");
+    format!("{} x {name}", devices.len())
+}
+
+fn current_month() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    collector_report::month::format_date(ms)
+        .chars()
+        .take(7)
+        .collect()
+}
+
+fn month_bounds(month: &str) -> (String, String) {
+    match month.parse::<collector_report::Month>() {
+        Ok(month) => (month.start_ms().to_string(), month.end_ms().to_string()),
+        Err(_) => ("0".into(), i64::MAX.to_string()),
+    }
+}
