@@ -1,13 +1,18 @@
 //! veuctl: the operator's and auditor's command line.
 
 mod admin;
+mod audit;
 mod catalogue;
+mod distribution;
 mod inputs;
 mod number;
 mod plan;
 mod policy;
 mod remote;
 mod status;
+mod table;
+mod time;
+mod transparency;
 
 use std::process::ExitCode;
 
@@ -56,6 +61,20 @@ enum Command {
     Agents(admin::AgentsArgs),
     /// Remove a host from the distribution (it no longer counts anywhere).
     Decommission(admin::DecommissionArgs),
+    /// Read-only questions to the collector for auditors (auditor certificate by default):
+    /// the distribution as of any instant, hosts, one host's attestations.
+    ///
+    /// The collector answers from what it stored; `veuctl log` proves that what it stored is
+    /// what its signed transparency log commits to.
+    Audit(audit::AuditArgs),
+    /// Check the collector's transparency log against its pinned log key: signed tree heads,
+    /// inclusion of an entry, consistency of two heads (auditor certificate by default).
+    ///
+    /// Pin the collector's log public key (its <state_dir>/log.pub, 64 hex digits), obtained
+    /// out of band rather than from the collector you are auditing, and pass it with
+    /// --log-key: every check then rests on that key and on RFC 6962 hashing, not on the
+    /// collector's word.
+    Log(transparency::LogArgs),
 }
 
 /// Output format.
@@ -93,6 +112,8 @@ fn main() -> ExitCode {
         Command::EnrollToken(args) => admin::enroll_token(&args),
         Command::Agents(args) => admin::agents(&args),
         Command::Decommission(args) => admin::decommission(&args),
+        Command::Audit(args) => audit::run(&args),
+        Command::Log(args) => transparency::run(&args),
     };
     match result {
         Ok(status) => ExitCode::from(status),
