@@ -4,7 +4,7 @@
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 
-use anyhow::{Context as _, anyhow};
+use anyhow::anyhow;
 use collector_bundle::{Bundle, Consistency, FORMAT, Head, Leaf, Manifest, to_hex};
 use proto_wire::v1;
 use proto_wire::v1::audit_client::AuditClient;
@@ -12,7 +12,7 @@ use proto_wire::v1::evidence_item::Item;
 
 use crate::Failure;
 use crate::remote::{CollectorArgs, block_on, call_failed};
-use crate::when::parse_instant;
+use crate::time::parse_instant;
 
 #[derive(Debug, clap::Args)]
 pub struct EvidenceArgs {
@@ -59,11 +59,9 @@ pub fn run(args: &EvidenceArgs) -> Result<u8, Failure> {
 
 fn export(args: &ExportArgs) -> Result<u8, Failure> {
     let from_ms = parse_instant(&args.from)
-        .context("--from")
-        .map_err(Failure::bad_input)?;
+        .map_err(|e| Failure::bad_input(anyhow!("--from {}: {e}", args.from)))?;
     let to_ms = parse_instant(&args.to)
-        .context("--to")
-        .map_err(Failure::bad_input)?;
+        .map_err(|e| Failure::bad_input(anyhow!("--to {}: {e}", args.to)))?;
     if from_ms >= to_ms {
         return Err(Failure::bad_input(anyhow!(
             "--from must be before --to (the range is [from, to))"

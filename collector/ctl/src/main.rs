@@ -1,8 +1,10 @@
 //! veuctl: the operator's and auditor's command line.
 
 mod admin;
+mod audit;
 mod catalogue;
 mod demo;
+mod distribution;
 mod evidence;
 mod inputs;
 mod number;
@@ -11,8 +13,10 @@ mod policy;
 mod remote;
 mod report;
 mod status;
+mod table;
+mod time;
+mod transparency;
 mod verify;
-mod when;
 
 use std::process::ExitCode;
 
@@ -86,6 +90,20 @@ enum Command {
     ///
     /// Example: veuctl verify nov-2026 --log-key log.pub --report reports/2026-11/report.json
     Verify(verify::VerifyArgs),
+    /// Read-only questions to the collector for auditors (auditor certificate by default):
+    /// the distribution as of any instant, hosts, one host's attestations.
+    ///
+    /// The collector answers from what it stored; `veuctl log` proves that what it stored is
+    /// what its signed transparency log commits to.
+    Audit(audit::AuditArgs),
+    /// Check the collector's transparency log against its pinned log key: signed tree heads,
+    /// inclusion of an entry, consistency of two heads (auditor certificate by default).
+    ///
+    /// Pin the collector's log public key (its <state_dir>/log.pub, 64 hex digits), obtained
+    /// out of band rather than from the collector you are auditing, and pass it with
+    /// --log-key: every check then rests on that key and on RFC 6962 hashing, not on the
+    /// collector's word.
+    Log(transparency::LogArgs),
 }
 
 /// Output format.
@@ -127,6 +145,8 @@ fn main() -> ExitCode {
         Command::Evidence(args) => evidence::run(&args),
         Command::Report(args) => report::run(&args),
         Command::Verify(args) => verify::run(&args),
+        Command::Audit(args) => audit::run(&args),
+        Command::Log(args) => transparency::run(&args),
     };
     match result {
         Ok(status) => ExitCode::from(status),

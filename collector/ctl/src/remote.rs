@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
+use proto_wire::v1::audit_client::AuditClient;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 use crate::Failure;
@@ -23,7 +24,8 @@ pub struct CollectorArgs {
     #[arg(long, value_name = "NAME", env = "VEU_SERVER_NAME")]
     pub server_name: Option<String>,
     /// Directory of a development PKI (`veu-collector pki init`): uses its ca.pem and the
-    /// admin (or, with --auditor, the auditor) certificate and key.
+    /// certificate and key of the command's role (admin.pem and admin.key for admin commands,
+    /// auditor.pem and auditor.key for `audit` and `log` unless --role admin).
     #[arg(long, value_name = "DIR", env = "VEU_PKI_DIR")]
     pub pki_dir: Option<PathBuf>,
     /// CA that signs the collector's certificate (overrides the PKI directory's).
@@ -85,6 +87,37 @@ impl CollectorArgs {
             .connect()
             .await
             .map_err(|e| unavailable(&e))
+    }
+}
+
+/// Who asks the audit service: `--role`, with the collector's address and credentials.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReaderArgs {
+    #[command(flatten)]
+    pub collector: CollectorArgs,
+    /// Which of the PKI directory's certificates to present. The audit service answers
+    /// auditors and admins alike.
+    #[arg(long, value_enum, default_value_t = Reader::Auditor)]
+    pub role: Reader,
+}
+
+/// A role that may read the audit service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Reader {
+    /// auditor.pem and auditor.key: read-only, the least privilege.
+    Auditor,
+    /// admin.pem and admin.key.
+    Admin,
+}
+
+impl ReaderArgs {
+    /// A connected audit client.
+    pub async fn audit(&self) -> Result<AuditClient<Channel>, Failure> {
+        let role = match self.role {
+            Reader::Auditor => "auditor",
+            Reader::Admin => "admin",
+        };
+        Ok(AuditClient::new(self.collector.connect(role).await?))
     }
 }
 

@@ -13,7 +13,6 @@ use proto_wire::v1::audit_client::AuditClient;
 
 use crate::Failure;
 use crate::remote::{CollectorArgs, block_on, call_failed};
-use crate::verify::load_log_key;
 
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
@@ -36,7 +35,11 @@ pub fn run(args: &ReportArgs) -> Result<u8, Failure> {
         .month
         .parse()
         .map_err(|e| Failure::bad_input(anyhow!("--month {:?}: {e}", args.month)))?;
-    let log_key = args.log_key.as_deref().map(load_log_key).transpose()?;
+    let log_key = args
+        .log_key
+        .as_deref()
+        .map(crate::transparency::pinned_key)
+        .transpose()?;
     eprintln!(
         "requesting the report of {month} from {}",
         args.collector.collector

@@ -1,10 +1,10 @@
 //! `veuctl verify`: an evidence bundle (and a monthly report) checked offline with nothing but
 //! the collector's log public key.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context as _, anyhow};
-use collector_bundle::{Bundle, ReportCheck, log_key_from_text, signature_from_text};
+use collector_bundle::{Bundle, ReportCheck, signature_from_text};
 use serde_json::json;
 
 use crate::number::grouped;
@@ -31,21 +31,8 @@ pub struct VerifyArgs {
     format: Format,
 }
 
-/// The log key from a hex string or a file holding one.
-pub fn load_log_key(text: &str) -> Result<proto_seal::PublicKey, Failure> {
-    let path = Path::new(text);
-    let content = if text.len() != 64 && path.exists() {
-        std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))
-            .map_err(Failure::bad_input)?
-    } else {
-        text.to_owned()
-    };
-    log_key_from_text(&content).map_err(|e| Failure::bad_input(anyhow!("--log-key: {e}")))
-}
-
 pub fn run(args: &VerifyArgs) -> Result<u8, Failure> {
-    let log_key = load_log_key(&args.log_key)?;
+    let log_key = crate::transparency::pinned_key(&args.log_key)?;
     let bundle = Bundle::read(&args.bundle).map_err(Failure::bad_input)?;
     let report = match &args.report {
         None => None,

@@ -1,5 +1,6 @@
-//! The report's calendar: UTC months and days, and timestamps written in ISO 8601, computed
-//! with the proleptic Gregorian calendar (days from the civil date and back).
+//! The report's calendar: UTC months and days, and timestamps written in ISO 8601 (and read
+//! back from RFC 3339), computed with the proleptic Gregorian calendar (days from the civil
+//! date and back).
 
 use std::fmt;
 use std::str::FromStr;
@@ -152,6 +153,103 @@ pub fn format_date(ms: i64) -> String {
     format!("{year:04}-{month:02}-{day:02}")
 }
 
+/// Text that is not an RFC 3339 timestamp.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{input:?} is not an RFC 3339 timestamp such as 2026-11-03T14:05:00Z: {reason}")]
+pub struct TimestampError {
+    /// The rejected text.
+    pub input: String,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+/// Reads an RFC 3339 timestamp (`2026-11-03T14:05:00Z`, `2026-11-03T15:05:00.250+01:00`) as
+/// ms since the Unix epoch: the inverse of [`format_timestamp`]. Digits of a fraction past the
+/// millisecond are dropped (towards the past); a leap second (`:60`) is refused, since Unix
+/// time has none.
+pub fn parse_timestamp(input: &str) -> Result<i64, TimestampError> {
+    let fail = |reason| TimestampError {
+        input: input.to_owned(),
+        reason,
+    };
+    let bytes = input.as_bytes();
+    let number = |at: usize, len: usize| -> Option<i64> {
+        let digits = bytes.get(at..at + len)?;
+        digits
+            .iter()
+            .all(u8::is_ascii_digit)
+            .then(|| digits.iter().fold(0, |n, d| n * 10 + i64::from(d - b'0')))
+    };
+    let punctuation =
+        |at: usize, allowed: &[u8]| bytes.get(at).is_some_and(|b| allowed.contains(b));
+    let shape = "write it YYYY-MM-DDTHH:MM:SS, an optional fraction, then Z or an offset";
+    let (Some(year), Some(month), Some(day), Some(hour), Some(minute), Some(second)) = (
+        number(0, 4),
+        number(5, 2),
+        number(8, 2),
+        number(11, 2),
+        number(14, 2),
+        number(17, 2),
+    ) else {
+        return Err(fail(shape));
+    };
+    if !(punctuation(4, b"-")
+        && punctuation(7, b"-")
+        && punctuation(10, b"Tt ")
+        && punctuation(13, b":")
+        && punctuation(16, b":"))
+    {
+        return Err(fail(shape));
+    }
+    let days_in_month = Month {
+        year: i32::try_from(year).unwrap_or(0),
+        month: u32::try_from(month).unwrap_or(0),
+    }
+    .days();
+    if days_in_month == 0 || day < 1 || day > i64::from(days_in_month) {
+        return Err(fail("no such date"));
+    }
+    if hour > 23 || minute > 59 {
+        return Err(fail("no such time of day"));
+    }
+    if second > 59 {
+        return Err(fail("seconds run 00 to 59 (Unix time has no leap second)"));
+    }
+    let mut at = 19;
+    let mut millis = 0;
+    if punctuation(at, b".") {
+        at += 1;
+        let digits = bytes[at..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        if digits == 0 {
+            return Err(fail("a fraction needs at least one digit after the point"));
+        }
+        for (place, digit) in bytes[at..at + digits.min(3)].iter().enumerate() {
+            millis += i64::from(digit - b'0') * [100, 10, 1][place];
+        }
+        at += digits;
+    }
+    let offset_minutes = match bytes.get(at..) {
+        Some(b"Z" | b"z") => 0,
+        Some([sign @ (b'+' | b'-'), _, _, b':', _, _]) => {
+            let (Some(hours), Some(minutes)) = (number(at + 1, 2), number(at + 4, 2)) else {
+                return Err(fail("an offset is written +HH:MM or -HH:MM"));
+            };
+            if hours > 23 || minutes > 59 {
+                return Err(fail("no such offset"));
+            }
+            let minutes = hours * 60 + minutes;
+            if *sign == b'-' { -minutes } else { minutes }
+        }
+        _ => return Err(fail("end with Z (UTC) or an offset such as +01:00")),
+    };
+    let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
+        - offset_minutes * 60;
+    Ok(seconds * 1000 + millis)
+}
+
 /// Days from 1970-01-01 to a civil date (month 1 to 12). Howard Hinnant's algorithm, valid
 /// for every date in the proleptic Gregorian calendar.
 fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
@@ -261,6 +359,58 @@ mod tests {
         assert_eq!(format_timestamp(-1), "1969-12-31T23:59:59.999Z");
         // date -u -d @951782400 → 2000-02-29
         assert_eq!(format_date(951_782_400_000), "2000-02-29");
+    }
+
+    #[test]
+    fn rfc_3339_timestamps_read_back() {
+        for ms in [
+            0,
+            -1,
+            1_793_491_200_000,
+            1_793_491_200_000 - 1,
+            951_782_400_123,
+        ] {
+            assert_eq!(parse_timestamp(&format_timestamp(ms)), Ok(ms), "{ms}");
+        }
+        // date -u -d 2026-11-03T14:00:00Z +%s → 1793714400
+        assert_eq!(
+            parse_timestamp("2026-11-03T14:00:00Z"),
+            Ok(1_793_714_400_000)
+        );
+        assert_eq!(
+            parse_timestamp("2026-11-03T15:30:00.5+01:30"),
+            Ok(1_793_714_400_500)
+        );
+        assert_eq!(
+            parse_timestamp("2026-11-03t09:00:00.123456789-05:00"),
+            Ok(1_793_714_400_123)
+        );
+        for (bad, reason) in [
+            ("", "write it"),
+            ("2026-11-03", "write it"),
+            ("2026-11-03T14:00:00", "end with Z"),
+            ("2026-11-03T14:00:00+0100", "end with Z"),
+            ("2026-11-03T14:00:00Z ", "end with Z"),
+            ("2026-02-29T00:00:00Z", "no such date"),
+            ("2026-13-01T00:00:00Z", "no such date"),
+            ("2026-11-00T00:00:00Z", "no such date"),
+            ("2026-11-03T24:00:00Z", "no such time"),
+            ("2026-11-03T23:59:60Z", "leap second"),
+            ("2026-11-03T14:00:00.Z", "at least one digit"),
+            ("2026-11-03T14:00:00+24:00", "no such offset"),
+            ("2026-11-03T14:00:00+ab:00", "offset is written"),
+            ("２026-11-03T14:00:00Z", "write it"),
+        ] {
+            let error = parse_timestamp(bad).unwrap_err();
+            assert!(error.to_string().contains(reason), "{bad}: {error}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_formatted_instant_reads_back(ms in -62_135_596_800_000i64..253_402_300_800_000) {
+            proptest::prop_assert_eq!(parse_timestamp(&format_timestamp(ms)), Ok(ms));
+        }
     }
 
     #[test]

@@ -264,6 +264,25 @@ pub fn open(envelope: Envelope, key: &PublicKey) -> Result<VerifiedAttestation, 
     })
 }
 
+/// Decodes an envelope's payload **without verifying its signature**, for display only: an
+/// auditor's listing of stored attestations (`veuctl audit history`) shows their fields without
+/// holding every agent's key. Nothing decoded here is evidence of anything; only [`open`], which
+/// verifies first, builds a [`VerifiedAttestation`].
+pub fn decode_payload_unverified(
+    envelope: &Envelope,
+) -> Result<AttestationPayload, InvalidPayload> {
+    if envelope.payload.len() > MAX_PAYLOAD_BYTES {
+        return Err(InvalidPayload {
+            field: "payload",
+            reason: format!(
+                "{} bytes, over the {MAX_PAYLOAD_BYTES}-byte limit",
+                envelope.payload.len()
+            ),
+        });
+    }
+    wire::decode_payload(&envelope.payload)
+}
+
 /// Signs a collector nonce to prove the key is held now.
 pub fn answer_challenge(nonce: &[u8], signer: &Ed25519Signer) -> Envelope {
     signer.sign(CHALLENGE_CONTEXT, nonce.to_vec())

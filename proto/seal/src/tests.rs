@@ -236,3 +236,19 @@ fn pkcs8_keys_round_trip() {
         Err(KeyError::PublicKeyLength(31))
     );
 }
+
+#[test]
+fn payloads_decode_for_display_without_any_key_and_without_trust() {
+    let signer = signer(1);
+    let payload = payload(&signer);
+    let envelope = seal(&payload, &signer).unwrap();
+    assert_eq!(decode_payload_unverified(&envelope).unwrap(), payload);
+    // A forged signature still decodes: the function proves nothing, which is why it says so.
+    let mut forged = envelope.clone();
+    forged.signature[0] ^= 1;
+    assert_eq!(decode_payload_unverified(&forged).unwrap(), payload);
+    assert!(open(forged, &signer.public_key()).is_err());
+    let mut garbage = envelope;
+    garbage.payload = vec![0xff; 8];
+    assert!(decode_payload_unverified(&garbage).is_err());
+}

@@ -1,0 +1,183 @@
+//! A collector's distribution as veuctl shows it, for `status` (live) and `audit distribution`
+//! (replayed as of an instant): the last-known view through the plan table, the verified view
+//! and the stale hosts, evaluated here with the collector's own policy file.
+
+use anyhow::anyhow;
+use proto_accounting::{Catalogue, CountryCode, Distribution, Evaluation, Policy, evaluate};
+use proto_wire::v1;
+use serde_json::{Map, Value, json};
+
+use crate::Failure;
+use crate::number::grouped;
+use crate::plan::{FleetLine, PlanReport};
+use crate::time::rfc3339;
+
+/// The unit headroom is also given in.
+const UNIT: &str = "H100-SXM5-80GB";
+
+/// What a collector sent about its distribution.
+#[derive(Debug)]
+pub struct Views<'a> {
+    /// Where it came from, for the table's first line.
+    pub source: String,
+    /// The collector's policy file, and the digest it says that file has.
+    pub policy_toml: &'a str,
+    pub policy_digest: &'a str,
+    /// Empty when the collector does not say.
+    pub catalogue_digest: &'a str,
+    pub last_known: Option<&'a v1::DistributionView>,
+    pub verified: Option<&'a v1::DistributionView>,
+    pub hosts: u32,
+    pub stale_hosts: &'a [v1::HostState],
+    /// Enrolled agents, when the caller may see them (admin).
+    pub agents: Option<u32>,
+}
+
+/// The distribution evaluated, ready to print.
+#[derive(Debug)]
+pub struct Standing {
+    report: PlanReport,
+    last_known_tpp: u64,
+    verified: Evaluation,
+    hosts: u32,
+    agents: Option<u32>,
+    stale_hosts: Vec<v1::HostState>,
+}
+
+impl Standing {
+    /// Evaluates both views with the collector's policy.
+    pub fn evaluate(views: &Views<'_>) -> Result<Self, Failure> {
+        let failed = |error: anyhow::Error| Failure { status: 1, error };
+        // The collector's own policy file: limits and verdicts exactly as it applies them.
+        let policy = Policy::from_toml(views.policy_toml).map_err(|e| {
+            failed(anyhow!(
+                "the collector sent a policy this veuctl cannot read: {e}"
+            ))
+        })?;
+        let digest = policy.digest().to_string();
+        if !views.policy_digest.is_empty() && views.policy_digest != digest {
+            eprintln!(
+                "warning: the collector names policy {} but sent a file whose digest is {digest}",
+                views.policy_digest
+            );
+        }
+        let catalogue = Catalogue::builtin().map_err(|e| failed(e.into()))?;
+        let unit = catalogue
+            .by_id(UNIT)
+            .ok_or_else(|| failed(anyhow!("the catalogue has no {UNIT}")))?;
+        let last_known = sums(views.last_known);
+        let verified = sums(views.verified);
+        let evaluation = evaluate(&policy, &last_known);
+        let source = FleetLine {
+            file: views.source.clone(),
+            rows: views.hosts as usize,
+        };
+        Ok(Self {
+            report: PlanReport::new(
+                source,
+                &last_known,
+                views.catalogue_digest,
+                &policy,
+                &evaluation,
+                unit,
+            ),
+            last_known_tpp: evaluation.total_tpp,
+            verified: evaluate(&policy, &verified),
+            hosts: views.hosts,
+            agents: views.agents,
+            stale_hosts: views.stale_hosts.to_vec(),
+        })
+    }
+
+    /// Whether every rule holds in the last-known view.
+    pub fn compliant(&self) -> bool {
+        self.report.compliant()
+    }
+
+    /// `last_known` (the plan report), `verified`, `hosts`, `agents` (when known) and
+    /// `stale_hosts`, for a caller to add its own fields to.
+    pub fn json(&self) -> Map<String, Value> {
+        let verified = &self.verified;
+        let mut object = Map::new();
+        object.insert(
+            "last_known".into(),
+            serde_json::to_value(&self.report).unwrap_or_default(),
+        );
+        object.insert(
+            "verified".into(),
+            json!({
+                "compliant": verified.compliant(),
+                "total_tpp": verified.total_tpp,
+                "violations": verified.violations.iter().map(|v| json!({
+                    "rule": v.rule.as_str(),
+                    "country": v.country.map(|c| c.to_string()),
+                })).collect::<Vec<_>>(),
+            }),
+        );
+        object.insert("hosts".into(), self.hosts.into());
+        if let Some(agents) = self.agents {
+            object.insert("agents".into(), agents.into());
+        }
+        object.insert(
+            "stale_hosts".into(),
+            self.stale_hosts
+                .iter()
+                .map(|h| {
+                    json!({
+                        "host_id": h.host_id,
+                        "country": h.country,
+                        "tpp": h.tpp,
+                        "last_attested_unix_ms": h.last_attested_unix_ms,
+                    })
+                })
+                .collect(),
+        );
+        object
+    }
+
+    /// The plan table, the verified view, hosts and stale hosts.
+    pub fn table(&self) -> String {
+        let mut out = self.report.table();
+        out.push('\n');
+        out.push_str(&format!(
+            "Verified within the freshness window: {} ({} TPP of {} TPP)\n",
+            if self.verified.compliant() {
+                "COMPLIANT"
+            } else {
+                "NOT COMPLIANT"
+            },
+            grouped(self.verified.total_tpp),
+            grouped(self.last_known_tpp)
+        ));
+        out.push_str(&format!(
+            "Hosts {} ({} stale)",
+            self.hosts,
+            self.stale_hosts.len()
+        ));
+        if let Some(agents) = self.agents {
+            out.push_str(&format!(", agents {agents}"));
+        }
+        out.push('\n');
+        for host in &self.stale_hosts {
+            out.push_str(&format!(
+                "  stale: {} in {} ({} TPP), last attested {}\n",
+                host.host_id,
+                host.country,
+                grouped(host.tpp),
+                rfc3339(host.last_attested_unix_ms)
+            ));
+        }
+        out
+    }
+}
+
+/// A view's per-country sums (countries the accounting does not know are left out).
+fn sums(view: Option<&v1::DistributionView>) -> Distribution {
+    let mut distribution = Distribution::new();
+    for line in view.iter().flat_map(|v| &v.countries) {
+        if let Ok(country) = CountryCode::parse(&line.country) {
+            let _ = distribution.add(country, line.tpp);
+        }
+    }
+    distribution
+}

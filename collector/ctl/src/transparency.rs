@@ -1,0 +1,643 @@
+//! `veuctl log head|inclusion|consistency`: checks of the collector's transparency log, done
+//! here against a pinned log key, so that an auditor trusts the key and the mathematics, not
+//! the collector's answers.
+
+use std::io::Read as _;
+
+use anyhow::anyhow;
+use proto_evidence::{LogEntry, Sha256, TreeHead};
+use proto_merkle::Hash;
+use proto_seal::PublicKey;
+use proto_wire::v1;
+use serde_json::{Value, json};
+
+use crate::admin::{hex, unhex};
+use crate::audit::print_json;
+use crate::remote::{ReaderArgs, block_on, call_failed};
+use crate::time::rfc3339;
+use crate::{Failure, Format};
+
+#[derive(Debug, clap::Args)]
+pub struct LogArgs {
+    #[command(subcommand)]
+    command: LogCommand,
+}
+
+/// The collector's log key, pinned by the auditor.
+#[derive(Debug, Clone, clap::Args)]
+struct PinArgs {
+    /// The collector's log public key, obtained out of band (the collector writes it to
+    /// <state_dir>/log.pub): 64 hex digits, a file holding them, or - for standard input.
+    #[arg(long, value_name = "HEX_OR_FILE")]
+    log_key: String,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum LogCommand {
+    /// Show the collector's signed tree head: how many leaves its log holds and their Merkle
+    /// root, signed by its log key.
+    ///
+    /// Every attestation, enrolment, revocation and decommissioning the collector accepts is
+    /// a leaf of an append-only RFC 6962 Merkle tree. A head signed by the log key commits
+    /// the collector to the exact content of its first SIZE leaves: later inclusion and
+    /// consistency proofs are checked against it. With --log-key the signature is verified
+    /// (exit 1 when it does not verify); without it the head is shown with a warning, as
+    /// anyone on the path could have made it. Keep the heads you check: an older head and a
+    /// newer one are what `veuctl log consistency` compares.
+    Head {
+        #[command(flatten)]
+        reader: ReaderArgs,
+        /// The head signed over exactly N leaves (default: the latest head).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        size: Option<u64>,
+        /// Ask the collector to sign a head over its whole log now (when it grew since the
+        /// last head) and show that one.
+        #[arg(long, conflicts_with = "size")]
+        sign_now: bool,
+        /// Verify the signature with this pinned log key (given as for `log inclusion`: hex,
+        /// the collector's log.pub, or -).
+        #[arg(long, value_name = "HEX_OR_FILE")]
+        log_key: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Prove that leaf INDEX is in the log: its bytes, hashed as an RFC 6962 leaf, lead along
+    /// the collector's audit path to the root of a head that the pinned log key signed.
+    ///
+    /// A pass means the collector cannot later deny or change that entry without the change
+    /// showing in every later head (see `veuctl log consistency`). For an attestation, the
+    /// SHA-256 of the stored envelope the collector returns must equal the one the leaf
+    /// commits to, so the attestation shown is the one logged. Leaf indexes are in `veuctl
+    /// audit history`. Exit status 1 on FAIL, with every reason printed.
+    Inclusion {
+        #[command(flatten)]
+        reader: ReaderArgs,
+        /// The leaf's index (0 is the first).
+        #[arg(value_name = "INDEX")]
+        index: u64,
+        /// Prove it in the head of N leaves (default: the latest head).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        size: Option<u64>,
+        #[command(flatten)]
+        pin: PinArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Prove that the log only grew between two signed heads: the tree of OLD leaves is the
+    /// first OLD leaves of the tree of NEW leaves, unchanged (RFC 6962 consistency).
+    ///
+    /// Both heads must verify with the pinned log key. A pass means nothing the collector had
+    /// logged by the older head was removed or rewritten since; a collector that showed two
+    /// auditors different histories cannot pass this for both. NEW defaults to the latest
+    /// head. Exit status 1 on FAIL, with every reason printed.
+    Consistency {
+        #[command(flatten)]
+        reader: ReaderArgs,
+        /// Size of the older signed head.
+        #[arg(value_name = "OLD", value_parser = clap::value_parser!(u64).range(1..))]
+        old: u64,
+        /// Size of the newer signed head (default: the latest head).
+        #[arg(value_name = "NEW", value_parser = clap::value_parser!(u64).range(1..))]
+        new: Option<u64>,
+        #[command(flatten)]
+        pin: PinArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+pub fn run(args: &LogArgs) -> Result<u8, Failure> {
+    match &args.command {
+        LogCommand::Head {
+            reader,
+            size,
+            sign_now,
+            log_key,
+            format,
+        } => {
+            let pinned = log_key.as_deref().map(pinned_key).transpose()?;
+            head(reader, *size, *sign_now, pinned.as_ref(), *format)
+        }
+        LogCommand::Inclusion {
+            reader,
+            index,
+            size,
+            pin,
+            format,
+        } => inclusion(reader, *index, *size, &pinned_key(&pin.log_key)?, *format),
+        LogCommand::Consistency {
+            reader,
+            old,
+            new,
+            pin,
+            format,
+        } => consistency(reader, *old, *new, &pinned_key(&pin.log_key)?, *format),
+    }
+}
+
+/// Reads `--log-key`: 64 hex digits, a file holding them, or `-` for standard input.
+pub(crate) fn pinned_key(arg: &str) -> Result<PublicKey, Failure> {
+    let text = if arg == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| Failure::bad_input(anyhow!("--log-key -: cannot read stdin: {e}")))?;
+        text
+    } else if unhex(arg).is_some() {
+        arg.to_owned()
+    } else {
+        std::fs::read_to_string(arg).map_err(|e| {
+            Failure::bad_input(anyhow!(
+                "--log-key {arg:?} is neither 64 hex digits nor a readable file: {e}"
+            ))
+        })?
+    };
+    unhex(&text)
+        .and_then(|raw| PublicKey::from_slice(&raw).ok())
+        .ok_or_else(|| {
+            Failure::bad_input(anyhow!(
+                "--log-key {arg}: a log key is 64 hex digits (the collector's log.pub)"
+            ))
+        })
+}
+
+/// A head as received, its fields taken from the signed bytes.
+#[derive(Debug)]
+struct CheckedHead {
+    signed: TreeHead,
+    /// The key id the signature names.
+    key_id: String,
+    /// Whether the pinned key verified it.
+    verified: bool,
+}
+
+impl CheckedHead {
+    /// Checks `wire`: its signed bytes decode, its unsigned copy agrees with them and, with a
+    /// pinned key, the signature verifies and the collector presents that key. Every problem
+    /// goes to `reasons`, prefixed with `what`.
+    fn check(
+        wire: &v1::SignedTreeHead,
+        pinned: Option<&PublicKey>,
+        what: &str,
+        reasons: &mut Vec<String>,
+    ) -> Self {
+        let copy = TreeHead {
+            tree_size: wire.tree_size,
+            root: hash32(&wire.root_hash).unwrap_or_default(),
+            timestamp_ms: wire.timestamp_unix_ms,
+        };
+        let envelope = match wire.signature.clone().map(proto_seal::envelope_from_wire) {
+            Some(Ok(envelope)) => envelope,
+            Some(Err(e)) => {
+                reasons.push(format!("{what}: its signature envelope is malformed: {e}"));
+                return Self::unsigned(copy);
+            }
+            None => {
+                reasons.push(format!("{what}: it carries no signature"));
+                return Self::unsigned(copy);
+            }
+        };
+        let signed = match TreeHead::decode(&envelope.payload) {
+            Ok(signed) => signed,
+            Err(e) => {
+                reasons.push(format!("{what}: its signed bytes are not a tree head: {e}"));
+                return Self::unsigned(copy);
+            }
+        };
+        if signed != copy {
+            reasons.push(format!(
+                "{what}: the unsigned size, root and time ({}, {}, {}) differ from the signed ones",
+                copy.tree_size,
+                hex(&copy.root),
+                copy.timestamp_ms
+            ));
+        }
+        let mut verified = false;
+        if let Some(key) = pinned {
+            if wire.log_public_key != key.as_bytes() {
+                reasons.push(format!(
+                    "{what}: the collector presents log key {}, not the pinned key {}",
+                    hex(&wire.log_public_key),
+                    hex(key.as_bytes())
+                ));
+            }
+            match proto_seal::open_tree_head(&envelope, key) {
+                Ok(_) => verified = true,
+                Err(e) => reasons.push(format!(
+                    "{what}: the signature does not verify with the pinned log key: {e}"
+                )),
+            }
+        }
+        Self {
+            signed,
+            key_id: envelope.key_id.to_string(),
+            verified,
+        }
+    }
+
+    fn unsigned(copy: TreeHead) -> Self {
+        Self {
+            signed: copy,
+            key_id: String::new(),
+            verified: false,
+        }
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "tree_size": self.signed.tree_size,
+            "root": hex(&self.signed.root),
+            "timestamp_unix_ms": self.signed.timestamp_ms,
+            "time": rfc3339(self.signed.timestamp_ms),
+            "key_id": self.key_id,
+            "verified": self.verified,
+        })
+    }
+
+    fn lines(&self, label: &str) -> String {
+        format!(
+            "{label:<10}size {}, root {}\n{:<10}signed {} by log key {}\n",
+            self.signed.tree_size,
+            hex(&self.signed.root),
+            "",
+            rfc3339(self.signed.timestamp_ms),
+            if self.key_id.is_empty() {
+                "(none)"
+            } else {
+                &self.key_id
+            }
+        )
+    }
+}
+
+fn head(
+    reader: &ReaderArgs,
+    size: Option<u64>,
+    sign_now: bool,
+    pinned: Option<&PublicKey>,
+    format: Format,
+) -> Result<u8, Failure> {
+    let wire = block_on(async {
+        reader
+            .audit()
+            .await?
+            .tree_head(v1::TreeHeadRequest {
+                tree_size: size.unwrap_or(0),
+                sign_now,
+            })
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| call_failed(&s))
+    })?;
+    let mut reasons = Vec::new();
+    let head = CheckedHead::check(&wire, pinned, "the head", &mut reasons);
+    if let Some(size) = size
+        && head.signed.tree_size != size
+    {
+        reasons.push(format!(
+            "asked for the head of {size} leaves, got one of {}",
+            head.signed.tree_size
+        ));
+    }
+    if pinned.is_none() {
+        eprintln!(
+            "warning: this head was not verified against a pinned key; pass --log-key with the collector's log.pub, obtained out of band"
+        );
+    }
+    let pass = reasons.is_empty();
+    match format {
+        Format::Json => {
+            let mut value = head.json();
+            if let Some(object) = value.as_object_mut() {
+                object.insert("log_public_key".into(), hex(&wire.log_public_key).into());
+                object.insert("result".into(), verdict(pass, pinned.is_some()).into());
+                object.insert("reasons".into(), json!(reasons));
+            }
+            print_json(&value);
+        }
+        Format::Table => {
+            print!(
+                "Tree size {}\nRoot      {}\nSigned    {}\nLog key   {} (key id {})\n",
+                head.signed.tree_size,
+                hex(&head.signed.root),
+                rfc3339(head.signed.timestamp_ms),
+                hex(&wire.log_public_key),
+                head.key_id
+            );
+            let summary = if pinned.is_some() {
+                "the pinned log key signed this head"
+            } else {
+                "signature not checked (no --log-key)"
+            };
+            print_result(pass, pinned.is_some(), summary, &reasons);
+        }
+    }
+    Ok(u8::from(!pass))
+}
+
+fn inclusion(
+    reader: &ReaderArgs,
+    index: u64,
+    size: Option<u64>,
+    pinned: &PublicKey,
+    format: Format,
+) -> Result<u8, Failure> {
+    let (wire, proof) = block_on(async {
+        let mut audit = reader.audit().await?;
+        let wire = audit
+            .tree_head(v1::TreeHeadRequest {
+                tree_size: size.unwrap_or(0),
+                sign_now: false,
+            })
+            .await
+            .map_err(|s| call_failed(&s))?
+            .into_inner();
+        // The proof is asked for in the head just fetched, so the two cannot drift apart.
+        if index >= wire.tree_size {
+            return Ok((wire, None));
+        }
+        let proof = audit
+            .inclusion_proof(v1::InclusionProofRequest {
+                log_index: index,
+                tree_size: wire.tree_size,
+            })
+            .await
+            .map_err(|s| call_failed(&s))?
+            .into_inner();
+        Ok((wire, Some(proof)))
+    })?;
+    let mut reasons = Vec::new();
+    let head = CheckedHead::check(&wire, Some(pinned), "the head", &mut reasons);
+    if let Some(size) = size
+        && head.signed.tree_size != size
+    {
+        reasons.push(format!(
+            "asked for the head of {size} leaves, got one of {}",
+            head.signed.tree_size
+        ));
+    }
+    let leaf = match &proof {
+        None => {
+            reasons.push(format!(
+                "leaf {index} is not in the tree of {} leaves the head signs",
+                head.signed.tree_size
+            ));
+            None
+        }
+        Some(proof) => check_leaf(index, &head.signed, proof, &mut reasons),
+    };
+    let pass = reasons.is_empty();
+    match format {
+        Format::Json => print_json(&json!({
+            "result": verdict(pass, true),
+            "reasons": reasons,
+            "log_index": index,
+            "head": head.json(),
+            "leaf": leaf.as_ref().map(|l| &l.json),
+        })),
+        Format::Table => {
+            print!("{}", head.lines("Head"));
+            if let Some(leaf) = &leaf {
+                println!("{:<10}{index}: {}", "Leaf", leaf.text);
+            }
+            print_result(
+                pass,
+                true,
+                &format!(
+                    "leaf {index} is in the log of {} leaves whose head the pinned log key signed",
+                    head.signed.tree_size
+                ),
+                &reasons,
+            );
+        }
+    }
+    Ok(u8::from(!pass))
+}
+
+/// What a leaf is, for people and for JSON.
+struct LeafView {
+    text: String,
+    json: Value,
+}
+
+/// Checks `proof` for leaf `index` against `head`; describes the leaf when it decodes.
+fn check_leaf(
+    index: u64,
+    head: &TreeHead,
+    proof: &v1::InclusionProofResponse,
+    reasons: &mut Vec<String>,
+) -> Option<LeafView> {
+    if proof.log_index != index || proof.tree_size != head.tree_size {
+        reasons.push(format!(
+            "the collector answered for leaf {} in a tree of {}, not leaf {index} in {}",
+            proof.log_index, proof.tree_size, head.tree_size
+        ));
+    }
+    match hashes(&proof.audit_path) {
+        Some(path) => {
+            let leaf = proto_merkle::leaf_hash(&proof.entry);
+            if let Err(e) =
+                proto_merkle::verify_inclusion(&leaf, index, head.tree_size, &path, &head.root)
+            {
+                reasons.push(format!("inclusion: {e}"));
+            }
+        }
+        None => reasons.push("inclusion: the audit path holds a hash that is not 32 bytes".into()),
+    }
+    let entry = match LogEntry::decode(&proof.entry) {
+        Ok(entry) => entry,
+        Err(e) => {
+            reasons.push(format!("the leaf's bytes are not a log entry: {e}"));
+            return None;
+        }
+    };
+    let at = rfc3339(entry.at_ms());
+    let mut json = json!({"kind": entry.kind(), "at_unix_ms": entry.at_ms(), "at": at});
+    let text = match &entry {
+        LogEntry::Attestation { envelope, .. } => {
+            let actual = Sha256::of(&proof.envelope);
+            if actual != *envelope {
+                reasons.push(format!(
+                    "the envelope returned has SHA-256 {actual}, but the leaf commits to {envelope}"
+                ));
+            }
+            json["envelope_sha256"] = envelope.to_string().into();
+            // Decoded for display: the leaf commits to these bytes, the agent's signature is
+            // the collector's to check.
+            let statement = proto_seal::decode_envelope(&proof.envelope)
+                .ok()
+                .and_then(|e| proto_seal::decode_payload_unverified(&e).ok());
+            if let Some(p) = &statement {
+                json["host_id"] = p.host_id.to_string().into();
+                json["sequence"] = p.sequence.into();
+            }
+            match statement {
+                Some(p) => format!(
+                    "attestation of {} sequence {}, received {at}; envelope SHA-256 {envelope}",
+                    p.host_id, p.sequence
+                ),
+                None => format!("attestation received {at}; envelope SHA-256 {envelope}"),
+            }
+        }
+        LogEntry::KeyEnrolled {
+            public_key,
+            host_id,
+            site_id,
+            country,
+            ..
+        } => {
+            let key_id = proto_evidence::KeyId::of_public_key(public_key);
+            json["key_id"] = key_id.to_string().into();
+            json["host_id"] = host_id.as_str().into();
+            json["site_id"] = site_id.as_str().into();
+            json["country"] = country.as_str().into();
+            format!("key {key_id} enrolled {at} for {host_id} at {site_id} ({country})")
+        }
+        LogEntry::KeyRevoked { key_id, .. } => {
+            json["key_id"] = key_id.to_string().into();
+            format!("key {key_id} revoked {at}")
+        }
+        LogEntry::HostDecommissioned { host_id, .. } => {
+            json["host_id"] = host_id.as_str().into();
+            format!("host {host_id} decommissioned {at}")
+        }
+    };
+    Some(LeafView { text, json })
+}
+
+fn consistency(
+    reader: &ReaderArgs,
+    old: u64,
+    new: Option<u64>,
+    pinned: &PublicKey,
+    format: Format,
+) -> Result<u8, Failure> {
+    let (old_wire, new_wire, proof) = block_on(async {
+        let mut audit = reader.audit().await?;
+        let mut head = async |size: u64| {
+            audit
+                .tree_head(v1::TreeHeadRequest {
+                    tree_size: size,
+                    sign_now: false,
+                })
+                .await
+                .map(tonic::Response::into_inner)
+                .map_err(|s| call_failed(&s))
+        };
+        let old_wire = head(old).await?;
+        let new_wire = head(new.unwrap_or(0)).await?;
+        if old_wire.tree_size > new_wire.tree_size {
+            return Ok((old_wire, new_wire, None));
+        }
+        let proof = audit
+            .consistency_proof(v1::ConsistencyProofRequest {
+                first_tree_size: old_wire.tree_size,
+                second_tree_size: new_wire.tree_size,
+            })
+            .await
+            .map_err(|s| call_failed(&s))?
+            .into_inner();
+        Ok((old_wire, new_wire, Some(proof)))
+    })?;
+    let mut reasons = Vec::new();
+    let old_head = CheckedHead::check(&old_wire, Some(pinned), "the old head", &mut reasons);
+    let new_head = CheckedHead::check(&new_wire, Some(pinned), "the new head", &mut reasons);
+    let (o, n) = (&old_head.signed, &new_head.signed);
+    if o.tree_size != old {
+        reasons.push(format!(
+            "asked for the head of {old} leaves, got one of {}",
+            o.tree_size
+        ));
+    }
+    if let Some(new) = new
+        && n.tree_size != new
+    {
+        reasons.push(format!(
+            "asked for the head of {new} leaves, got one of {}",
+            n.tree_size
+        ));
+    }
+    match &proof {
+        None => reasons.push(format!(
+            "the old head ({} leaves) is larger than the new one ({})",
+            o.tree_size, n.tree_size
+        )),
+        Some(proof) => {
+            if (proof.first_tree_size, proof.second_tree_size) != (o.tree_size, n.tree_size) {
+                reasons.push(format!(
+                    "the collector answered for sizes {} and {}, not {} and {}",
+                    proof.first_tree_size, proof.second_tree_size, o.tree_size, n.tree_size
+                ));
+            }
+            match hashes(&proof.proof) {
+                Some(path) => {
+                    if let Err(e) = proto_merkle::verify_consistency(
+                        o.tree_size,
+                        n.tree_size,
+                        &o.root,
+                        &n.root,
+                        &path,
+                    ) {
+                        reasons.push(format!("consistency: {e}"));
+                    }
+                }
+                None => {
+                    reasons.push("consistency: the proof holds a hash that is not 32 bytes".into())
+                }
+            }
+        }
+    }
+    let pass = reasons.is_empty();
+    match format {
+        Format::Json => print_json(&json!({
+            "result": verdict(pass, true),
+            "reasons": reasons,
+            "old": old_head.json(),
+            "new": new_head.json(),
+        })),
+        Format::Table => {
+            print!("{}", old_head.lines("Old head"));
+            print!("{}", new_head.lines("New head"));
+            print_result(
+                pass,
+                true,
+                &format!(
+                    "the log of {} leaves extends the log of {} leaves, which it holds unchanged",
+                    n.tree_size, o.tree_size
+                ),
+                &reasons,
+            );
+        }
+    }
+    Ok(u8::from(!pass))
+}
+
+fn verdict(pass: bool, checked: bool) -> &'static str {
+    match (pass, checked) {
+        (false, _) => "FAIL",
+        (true, true) => "PASS",
+        (true, false) => "UNVERIFIED",
+    }
+}
+
+fn print_result(pass: bool, checked: bool, summary: &str, reasons: &[String]) {
+    if pass {
+        println!("{:<10}{}: {summary}", "Result", verdict(pass, checked));
+    } else {
+        println!("{:<10}FAIL", "Result");
+        for reason in reasons {
+            println!("  - {reason}");
+        }
+    }
+}
+
+fn hash32(bytes: &[u8]) -> Option<Hash> {
+    bytes.try_into().ok()
+}
+
+fn hashes(list: &[Vec<u8>]) -> Option<Vec<Hash>> {
+    list.iter().map(|h| hash32(h)).collect()
+}
