@@ -8,6 +8,9 @@ mod support;
 #[path = "scenarios/evidence.rs"]
 mod evidence;
 
+#[path = "scenarios/demo.rs"]
+mod demo;
+
 mod architecture {
     use std::path::Path;
 
