@@ -11,6 +11,9 @@ mod evidence;
 #[path = "scenarios/demo.rs"]
 mod demo;
 
+#[path = "scenarios/faults.rs"]
+mod faults;
+
 mod architecture {
     use std::path::Path;
 

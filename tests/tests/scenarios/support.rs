@@ -193,3 +193,155 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let year = yoe + era * 400 + i64::from(month <= 2);
     (year, month, day)
 }
+
+impl Collector {
+    /// SIGKILL: no chance to flush or close anything.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// Starts it again on the same port, state and configuration.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "still running");
+        self.spawn();
+    }
+
+    /// A one-time enrolment token for `site`.
+    pub fn token(&self, site: &str) -> String {
+        ok(&self.veuctl(&["enroll-token", "--site", site]))
+            .trim()
+            .to_owned()
+    }
+
+    /// `veuctl audit history HOST` as (sequence, log index) pairs, oldest first.
+    pub fn history(&self, host: &str) -> Vec<u64> {
+        let output = self.veuctl(&["audit", "history", host, "--format", "json"]);
+        if !output.status.success() {
+            return Vec::new();
+        }
+        let value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        value["attestations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["sequence"].as_u64().unwrap())
+            .collect()
+    }
+}
+
+/// A real `veu-agent` process on the fake NVML library, enrolled with a one-time token.
+pub struct Agent {
+    pub host: String,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Agent {
+    /// Enrolls `host` at `site` with the GPUs of `fixture` (tests/fixtures/nvml/), given UUIDs
+    /// of its own, attesting every `interval_ms`; then starts it.
+    pub fn start(
+        collector: &Collector,
+        host: &str,
+        site: &str,
+        fixture: &str,
+        interval_ms: u64,
+    ) -> Self {
+        let dir = collector.dir.join("agents").join(host);
+        std::fs::create_dir_all(&dir).unwrap();
+        let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/nvml")
+            .join(fixture);
+        let mut gpus: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(source).unwrap()).unwrap();
+        for (index, device) in gpus["devices"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .enumerate()
+        {
+            device["uuid"] = format!("GPU-{host}-{index}").into();
+            device["serial"] = format!("SN-{host}-{index}").into();
+        }
+        std::fs::write(dir.join("nvml.json"), gpus.to_string()).unwrap();
+        std::fs::write(
+            dir.join("agent.toml"),
+            format!(
+                "host_id = \"{host}\"\nsite_id = \"{site}\"\nstate_dir = \"state\"\n\
+                 [attestation]\ninterval = \"{interval_ms}ms\"\njitter_percent = 0\nwatch_interval = \"500ms\"\n\
+                 [nvml]\nlibrary = \"{}\"\n\
+                 [collector]\nendpoint = \"{}\"\nserver_name = \"127.0.0.1\"\nca = \"{}\"\n\
+                 certificate = \"tls/agent.pem\"\nkey = \"tls/agent.key\"\n",
+                binary("libveu_fake_nvml.so").display(),
+                collector.url(),
+                collector.dir.join("pki/ca.pem").display()
+            ),
+        )
+        .unwrap();
+        let token = collector.token(site);
+        ok(&Command::new(binary("veu-agent"))
+            .args(["enroll", "--config", "agent.toml", "--token", &token])
+            .current_dir(&dir)
+            .output()
+            .unwrap());
+        let mut agent = Self {
+            host: host.to_owned(),
+            dir,
+            child: None,
+        };
+        agent.spawn();
+        agent
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("agent.log"))
+            .unwrap();
+        self.child = Some(
+            Command::new(binary("veu-agent"))
+                .args(["run", "--config", "agent.toml"])
+                .env("VEU_FAKE_NVML_FIXTURE", self.dir.join("nvml.json"))
+                .current_dir(&self.dir)
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        );
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "still running");
+        self.spawn();
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `probe` every 100 ms until it holds, or panics with `what` after `limit`.
+pub fn eventually(limit: Duration, what: &str, mut probe: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !probe() {
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
