@@ -14,6 +14,9 @@ mod demo;
 #[path = "scenarios/faults.rs"]
 mod faults;
 
+#[path = "scenarios/attacks.rs"]
+mod attacks;
+
 mod architecture {
     use std::path::Path;
 
