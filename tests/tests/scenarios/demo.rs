@@ -23,6 +23,14 @@ fn the_demo_catches_the_breach_and_verifies_its_evidence() {
         stdout.contains("VIOLATION caught") && stdout.contains("tier2_country_max_share MY"),
         "{stdout}"
     );
+    // Caught within two attestation intervals (the demo's agents attest every 2 s).
+    let caught: f64 = stdout
+        .split("VIOLATION caught ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|seconds| seconds.parse().ok())
+        .unwrap();
+    assert!(caught <= 4.0, "caught after {caught} s");
     assert!(stdout.contains("PASS"), "{stdout}");
     for file in [
         "report/report.json",
