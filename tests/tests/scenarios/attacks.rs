@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
-use crate::support::{Agent, Collector, eventually, month_of, now_ms, ok};
+use crate::support::{Agent, Collector, eventually, ok};
 
 async fn channel(collector: &Collector, cert: &Path, key: &Path) -> Channel {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -101,18 +101,8 @@ fn reason(answer: &ToAgent) -> String {
 
 /// The stored envelopes of `host`, oldest first, from an evidence export.
 fn stored(collector: &Collector, dir: &Path, host: &str) -> Vec<Envelope> {
-    let (_, from, to) = month_of(now_ms());
     let bundle = dir.join(format!("bundle-{host}"));
-    ok(&collector.veuctl(&[
-        "evidence",
-        "export",
-        "--from",
-        &from,
-        "--to",
-        &to,
-        "--out",
-        bundle.to_str().unwrap(),
-    ]));
+    collector.export_month(&bundle);
     std::fs::read_to_string(bundle.join("leaves.jsonl"))
         .unwrap()
         .lines()

@@ -6,21 +6,6 @@ use std::path::Path;
 
 use crate::support::{Collector, month_of, now_ms, ok};
 
-fn verify(collector: &Collector, bundle: &Path, report: &Path) -> (i32, String) {
-    let output = collector.veuctl(&[
-        "verify",
-        bundle.to_str().unwrap(),
-        "--log-key",
-        collector.log_pub().to_str().unwrap(),
-        "--report",
-        report.to_str().unwrap(),
-    ]);
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-    )
-}
-
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
@@ -35,7 +20,7 @@ fn an_auditor_reports_exports_and_verifies_and_every_tampering_fails() {
     let collector = Collector::start(dir.path());
     // Five US hosts and one Malaysian host: 1/6 of the compute in a Tier-2 country.
     collector.loadgen(6, "us-va-1,us-va-1,us-va-1,us-va-1,us-va-1,my-jhb-1", 4);
-    let (month, from, to) = month_of(now_ms());
+    let (month, _, _) = month_of(now_ms());
     let log_key = collector.log_pub();
     let log_key = log_key.to_str().unwrap();
 
@@ -68,19 +53,10 @@ fn an_auditor_reports_exports_and_verifies_and_every_tampering_fails() {
 
     // The evidence of the month, verified offline with the report.
     let bundle = dir.path().join("bundle");
-    let exported = ok(&collector.veuctl(&[
-        "evidence",
-        "export",
-        "--from",
-        &from,
-        "--to",
-        &to,
-        "--out",
-        bundle.to_str().unwrap(),
-    ]));
+    let exported = collector.export_month(&bundle);
     assert!(exported.contains("leaves"), "{exported}");
     let report_json = first.join("report.json");
-    let (status, stdout) = verify(&collector, &bundle, &report_json);
+    let (status, stdout) = collector.verify(&bundle, &["--report", report_json.to_str().unwrap()]);
     assert_eq!(status, 0, "{stdout}");
     assert!(
         stdout.contains("PASS") && stdout.contains("24 attestations"),
@@ -100,7 +76,7 @@ fn an_auditor_reports_exports_and_verifies_and_every_tampering_fails() {
     let mut kept = lines.clone();
     kept.remove(attestation);
     std::fs::write(removed.join("leaves.jsonl"), kept.join("\n") + "\n").unwrap();
-    let (status, stdout) = verify(&collector, &removed, &report_json);
+    let (status, stdout) = collector.verify(&removed, &["--report", report_json.to_str().unwrap()]);
     assert_eq!(status, 1, "{stdout}");
     assert!(
         stdout.contains("FAIL") && stdout.contains("leaf_missing"),
@@ -122,7 +98,7 @@ fn an_auditor_reports_exports_and_verifies_and_every_tampering_fails() {
     let leaf_line = leaf.to_string();
     edited[attestation] = &leaf_line;
     std::fs::write(changed.join("leaves.jsonl"), edited.join("\n") + "\n").unwrap();
-    let (status, stdout) = verify(&collector, &changed, &report_json);
+    let (status, stdout) = collector.verify(&changed, &["--report", report_json.to_str().unwrap()]);
     assert_eq!(status, 1, "{stdout}");
     assert!(stdout.contains("envelope_mismatch"), "{stdout}");
 
@@ -134,7 +110,7 @@ fn an_auditor_reports_exports_and_verifies_and_every_tampering_fails() {
     let last = heads.as_array().unwrap().len() - 1;
     heads[last]["root"] = serde_json::Value::String("00".repeat(32));
     std::fs::write(swapped.join("heads.json"), heads.to_string()).unwrap();
-    let (status, stdout) = verify(&collector, &swapped, &report_json);
+    let (status, stdout) = collector.verify(&swapped, &["--report", report_json.to_str().unwrap()]);
     assert_eq!(status, 1, "{stdout}");
     assert!(stdout.contains("head_signature"), "{stdout}");
 
@@ -149,7 +125,10 @@ fn an_auditor_reports_exports_and_verifies_and_every_tampering_fails() {
         text.replacen(&total, &more, 1),
     )
     .unwrap();
-    let (status, stdout) = verify(&collector, &bundle, &inflated.join("report.json"));
+    let (status, stdout) = collector.verify(
+        &bundle,
+        &["--report", inflated.join("report.json").to_str().unwrap()],
+    );
     assert_eq!(status, 1, "{stdout}");
     assert!(
         stdout.contains("report_signature") && stdout.contains("report_mismatch"),

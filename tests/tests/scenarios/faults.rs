@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::support::{Agent, Collector, eventually, month_of, now_ms, ok};
+use crate::support::{Agent, Collector, eventually, ok};
 
 fn gapless(sequences: &[u64]) -> bool {
     sequences
@@ -68,23 +68,9 @@ fn collector_and_agent_kills_lose_nothing_and_chains_continue() {
     assert_eq!(status["stale_hosts"].as_array().unwrap().len(), 0);
 
     // Chains intact end to end: the evidence verifies offline.
-    let (_, from, to) = month_of(now_ms());
     let bundle = dir.path().join("bundle");
-    ok(&collector.veuctl(&[
-        "evidence",
-        "export",
-        "--from",
-        &from,
-        "--to",
-        &to,
-        "--out",
-        bundle.to_str().unwrap(),
-    ]));
-    let verified = ok(&collector.veuctl(&[
-        "verify",
-        bundle.to_str().unwrap(),
-        "--log-key",
-        collector.log_pub().to_str().unwrap(),
-    ]));
+    collector.export_month(&bundle);
+    let (status, verified) = collector.verify(&bundle, &[]);
+    assert_eq!(status, 0, "{verified}");
     assert!(verified.contains("PASS"), "{verified}");
 }

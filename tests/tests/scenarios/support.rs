@@ -216,6 +216,41 @@ impl Collector {
             .to_owned()
     }
 
+    /// `veuctl evidence export` of this month into `bundle`; returns its summary line.
+    pub fn export_month(&self, bundle: &Path) -> String {
+        let (_, from, to) = month_of(now_ms());
+        ok(&self.veuctl(&[
+            "evidence",
+            "export",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--out",
+            bundle.to_str().unwrap(),
+        ]))
+    }
+
+    /// `veuctl verify BUNDLE --log-key <this collector's log.pub> [EXTRA…]`: exit code, stdout.
+    pub fn verify(&self, bundle: &Path, extra: &[&str]) -> (i32, String) {
+        let mut args = vec![
+            "verify",
+            bundle.to_str().unwrap(),
+            "--log-key",
+            self.log_pub().to_str().unwrap(),
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let output = self.veuctl(&args);
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    }
+
     /// `veuctl audit history HOST` as (sequence, log index) pairs, oldest first.
     pub fn history(&self, host: &str) -> Vec<u64> {
         let output = self.veuctl(&["audit", "history", host, "--format", "json"]);
