@@ -397,10 +397,19 @@ fn binaries() -> anyhow::Result<Binaries> {
         .parent()
         .ok_or_else(|| anyhow!("veuctl has no directory"))?
         .to_path_buf();
+    // `cargo build` puts the fake NVML library beside the binaries; `cargo test` leaves it in
+    // deps/, where it is built as a test dependency.
+    let fake_nvml = [
+        dir.join("libveu_fake_nvml.so"),
+        dir.join("deps/libveu_fake_nvml.so"),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
+    .unwrap_or_else(|| dir.join("libveu_fake_nvml.so"));
     let found = Binaries {
         collector: dir.join("veu-collector"),
         agent: dir.join("veu-agent"),
-        fake_nvml: dir.join("libveu_fake_nvml.so"),
+        fake_nvml,
         fixtures: Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/nvml"),
         veuctl,
     };

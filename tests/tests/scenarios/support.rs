@@ -7,8 +7,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// The workspace's binaries, built by `cargo test --workspace` (or `cargo build --workspace`).
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    // target/<profile>/deps/<test> -> target/<profile>/<name>
-    let path = exe.parent().unwrap().parent().unwrap().join(name);
+    // target/<profile>/deps/<test> -> target/<profile>/<name>; a cdylib built only as another
+    // crate's dev-dependency stays in deps/.
+    let profile = exe.parent().unwrap().parent().unwrap();
+    let path = [profile.join(name), profile.join("deps").join(name)]
+        .into_iter()
+        .find(|p| p.exists())
+        .unwrap_or_else(|| profile.join(name));
     assert!(
         path.exists(),
         "{} is not built: run the tests with `cargo test --workspace` (or `cargo build --workspace` first)",
