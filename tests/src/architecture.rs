@@ -47,6 +47,7 @@ pub const TRANSPORT_CRATES: &[&str] = &[
     "collector-server",
     "collector-ctl",
     "collector-loadgen",
+    "collector-testkit",
 ];
 
 /// Crates that may not appear anywhere in the tree.

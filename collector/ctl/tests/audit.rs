@@ -5,43 +5,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use collector_core::SiteRegistry;
-use collector_pki::{Ca, Role};
-use collector_server::log::LogKeeper;
-use collector_server::metrics::Metrics;
-use collector_server::nonce::NonceIssuer;
-use collector_server::{Collector, Rules, TlsFiles};
-use collector_store::{AgentRecord, AttestationStore, SqliteOptions, SqliteStore};
-use proto_accounting::{Catalogue, Policy};
-use proto_evidence::{
-    AttestationPayload, ChainDigest, DeviceRecord, EvidenceSource, HostId, SiteId, Totals,
-};
+use collector_testkit::{Chain, Harness, now_ms};
 use proto_seal::Ed25519Signer;
-use proto_wire::v1;
-use proto_wire::v1::agent_message::Message as FromAgent;
-use proto_wire::v1::agent_stream_client::AgentStreamClient;
-use proto_wire::v1::collector_message::Message as ToAgent;
 use serde_json::Value;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
-use tokio_util::sync::CancellationToken;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 /// Seed of the collector's log key in these tests.
-const LOG_SEED: [u8; 32] = [77; 32];
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
+const LOG_SEED: [u8; 32] = collector_testkit::LOG_SEED;
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -63,27 +35,6 @@ fn wrong_key() -> String {
         .as_bytes())
 }
 
-struct Harness {
-    dir: tempfile::TempDir,
-    addr: SocketAddr,
-    pki: PathBuf,
-    ca: Ca,
-    store: Arc<SqliteStore>,
-    collector: Arc<Collector>,
-    stop: CancellationToken,
-}
-
-/// One enrolled agent and where its chain stands.
-struct Agent {
-    signer: Ed25519Signer,
-    cert: String,
-    key: String,
-    host: String,
-    site: String,
-    sequence: u64,
-    previous: ChainDigest,
-}
-
 /// What a veuctl run printed and how it ended.
 #[derive(Debug)]
 struct Run {
@@ -99,173 +50,13 @@ impl Run {
     }
 }
 
-impl Harness {
-    async fn start() -> Self {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let dir = tempfile::tempdir().unwrap();
-        let pki = dir.path().join("pki");
-        collector_pki::init(&pki, &["127.0.0.1".to_owned()], SystemTime::now()).unwrap();
-        let ca = Ca::load(&pki).unwrap();
-        let store = Arc::new(
-            SqliteStore::open(&dir.path().join("collector.db"), SqliteOptions::default()).unwrap(),
-        );
-        let policy_toml = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../deploy/policies/uveu-2025-us-simulated.toml"),
-        )
-        .unwrap();
-        let rules = Rules {
-            catalogue: Catalogue::builtin().unwrap(),
-            policy: Policy::from_toml(&policy_toml).unwrap(),
-            policy_toml,
-            catalogue_toml: proto_accounting::catalogue::BUILTIN_TOML.to_owned(),
-            sites: SiteRegistry::from_toml(
-                "[[site]]\nid = \"us-va-1\"\ncountry = \"US\"\n[[site]]\nid = \"my-1\"\ncountry = \"MY\"\n",
-            )
-            .unwrap(),
-            max_future_skew_ms: 300_000,
-            max_backlog_ms: 30 * 86_400_000,
-        };
-        let collector = Arc::new(
-            Collector::open(
-                Arc::clone(&store) as Arc<dyn AttestationStore>,
-                rules,
-                NonceIssuer::new(&[42; 32], 300_000),
-                Arc::new(Metrics::new()),
-                180_000,
-                now_ms,
-            )
-            .unwrap(),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let tls = TlsFiles {
-            certificate_pem: std::fs::read(pki.join("server.pem")).unwrap(),
-            key_pem: std::fs::read(pki.join("server.key")).unwrap(),
-            client_ca_pem: std::fs::read(pki.join("ca.pem")).unwrap(),
-        };
-        let stop = CancellationToken::new();
-        let log = Arc::new(LogKeeper::new(
-            Arc::clone(&store) as Arc<dyn AttestationStore>,
-            Ed25519Signer::from_seed(&LOG_SEED).unwrap(),
-            now_ms,
-        ));
-        tokio::spawn(collector_server::serve(
-            listener,
-            tls,
-            Arc::clone(&collector),
-            log,
-            None,
-            Duration::from_secs(300),
-            stop.clone(),
-        ));
-        Harness {
-            dir,
-            addr,
-            pki,
-            ca,
-            store,
-            collector,
-            stop,
-        }
-    }
+/// veuctl against the harness's collector.
+trait Veuctl {
+    async fn veuctl(&self, args: &[&str]) -> Run;
+    async fn veuctl_with(&self, args: &[&str], stdin: Option<String>) -> Run;
+}
 
-    /// Enrolls an agent directly in the store (a log leaf), with a certificate from the CA.
-    fn enroll(&self, host: &str, site: &str, seed: u8) -> Agent {
-        let signer = Ed25519Signer::from_seed(&[seed; 32]).unwrap();
-        let credential = self
-            .ca
-            .issue_client(Role::Agent, host, SystemTime::now())
-            .unwrap();
-        let record = AgentRecord {
-            key_id: *signer.key_id().0.as_bytes(),
-            public_key: *signer.public_key().as_bytes(),
-            host_id: host.to_owned(),
-            site_id: site.to_owned(),
-            country: if site.starts_with("us") { "US" } else { "MY" }.to_owned(),
-            identity: format!("urn:veu:agent:{host}"),
-            enrolled_at_ms: now_ms(),
-            revoked_at_ms: None,
-        };
-        self.store.put_agent(&record).unwrap();
-        self.collector.remember(&record);
-        Agent {
-            signer,
-            cert: credential.cert_pem,
-            key: credential.key_pem,
-            host: host.to_owned(),
-            site: site.to_owned(),
-            sequence: 0,
-            previous: ChainDigest::GENESIS,
-        }
-    }
-
-    /// Streams `count` real signed attestations of `agent` and waits for each ack.
-    async fn attest(&self, agent: &mut Agent, count: u64) {
-        let tls = ClientTlsConfig::new()
-            .ca_certificate(Certificate::from_pem(
-                std::fs::read(self.pki.join("ca.pem")).unwrap(),
-            ))
-            .identity(Identity::from_pem(&agent.cert, &agent.key))
-            .domain_name("127.0.0.1");
-        let channel = Channel::from_shared(format!("https://{}", self.addr))
-            .unwrap()
-            .tls_config(tls)
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        let (sender, receiver) = mpsc::channel(16);
-        sender
-            .send(v1::AgentMessage {
-                message: Some(FromAgent::Hello(v1::Hello {
-                    protocol_version: 1,
-                    key_id: agent.signer.key_id().0.as_bytes().to_vec(),
-                    host_id: agent.host.clone(),
-                    agent_version: "test".into(),
-                    last_sequence: agent.sequence,
-                    last_digest: Vec::new(),
-                })),
-            })
-            .await
-            .unwrap();
-        let mut inbound = AgentStreamClient::new(channel)
-            .attest(ReceiverStream::new(receiver))
-            .await
-            .unwrap()
-            .into_inner();
-        let mut next = async || {
-            tokio::time::timeout(Duration::from_secs(10), inbound.message())
-                .await
-                .unwrap()
-                .unwrap()
-                .unwrap()
-                .message
-                .unwrap()
-        };
-        let ToAgent::Challenge(challenge) = next().await else {
-            panic!("expected a challenge first");
-        };
-        for _ in 0..count {
-            agent.sequence += 1;
-            let envelope =
-                proto_seal::seal(&payload(agent, &challenge.nonce), &agent.signer).unwrap();
-            agent.previous = envelope.chain_digest();
-            sender
-                .send(v1::AgentMessage {
-                    message: Some(FromAgent::Attestation(v1::SignedAttestation {
-                        envelope: Some(proto_seal::envelope_to_wire(&envelope)),
-                    })),
-                })
-                .await
-                .unwrap();
-            match next().await {
-                ToAgent::Ack(ack) => assert_eq!(ack.sequence, agent.sequence),
-                other => panic!("expected an ack, got {other:?}"),
-            }
-        }
-    }
-
+impl Veuctl for Harness {
     /// Runs veuctl with `args`, then the collector's address and the PKI directory.
     async fn veuctl(&self, args: &[&str]) -> Run {
         self.veuctl_with(args, None).await
@@ -308,38 +99,6 @@ impl Harness {
     }
 }
 
-fn payload(agent: &Agent, nonce: &[u8]) -> AttestationPayload {
-    let devices: Vec<DeviceRecord> = (0..8)
-        .map(|index| DeviceRecord {
-            index,
-            uuid: format!("GPU-{}-{index}", agent.host),
-            serial: format!("SN-{}-{index}", agent.host),
-            name: "NVIDIA H100 80GB HBM3".into(),
-            pci_device_id: 0x2330_10de,
-            architecture: "Hopper".into(),
-            catalogue_id: "H100-SXM5-80GB".into(),
-            tpp: 15840,
-            ..DeviceRecord::default()
-        })
-        .collect();
-    AttestationPayload {
-        key_id: agent.signer.key_id(),
-        host_id: HostId(agent.host.clone()),
-        site_id: SiteId(agent.site.clone()),
-        sequence: agent.sequence,
-        previous_digest: agent.previous,
-        issued_at_unix_ms: now_ms(),
-        collector_nonce: nonce.to_vec(),
-        totals: Totals::of(&devices).unwrap(),
-        devices,
-        catalogue_digest: String::new(),
-        policy_digest: String::new(),
-        agent_version: "test".into(),
-        source: EvidenceSource::Simulated,
-        driver_version: String::new(),
-    }
-}
-
 /// The last-known view's (country, TPP) lines of `audit distribution --format json`.
 fn countries(distribution: &Value) -> Vec<(String, u64)> {
     distribution["last_known"]["countries"]
@@ -357,9 +116,9 @@ fn countries(distribution: &Value) -> Vec<(String, u64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_auditor_replays_past_distributions_and_reads_hosts_and_history() {
-    let h = Harness::start().await;
-    let mut us = h.enroll("gpu-us", "us-va-1", 1);
-    let mut my = h.enroll("gpu-my", "my-1", 2);
+    let h = Harness::start("uveu-2025-us-simulated.toml").await;
+    let mut us = Chain::new(h.enroll("gpu-us", "us-va-1", 1));
+    let mut my = Chain::new(h.enroll("gpu-my", "my-1", 2));
     h.attest(&mut us, 2).await;
     let before_my = now_ms();
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -484,8 +243,8 @@ async fn an_auditor_replays_past_distributions_and_reads_hosts_and_history() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_log_proves_every_entry_and_growth_against_the_pinned_key_only() {
-    let h = Harness::start().await;
-    let mut agent = h.enroll("gpu-1", "us-va-1", 1);
+    let h = Harness::start("uveu-2025-us-simulated.toml").await;
+    let mut agent = Chain::new(h.enroll("gpu-1", "us-va-1", 1));
     h.attest(&mut agent, 3).await;
     let key = log_key();
     let wrong = wrong_key();
@@ -662,7 +421,7 @@ async fn the_log_proves_every_entry_and_growth_against_the_pinned_key_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_certificate_may_not_audit() {
-    let h = Harness::start().await;
+    let h = Harness::start("uveu-2025-us-simulated.toml").await;
     let agent = h.enroll("gpu-1", "us-va-1", 1);
     let cert = h.dir.path().join("agent.pem");
     let key = h.dir.path().join("agent.key");

@@ -1,0 +1,361 @@
+//! Test support for the collector: an in-process collector over real mutual TLS on a real
+//! SQLite store with a development PKI (`Harness`), agents enrolled in it with their own keys
+//! and client certificates, and an agent stream that sends signed attestations and reads the
+//! collector's answers. Used by the server's attack tests and veuctl's audit tests.
+//!
+//! Invariant: test-only (a dev-dependency); nothing here is a shortcut around the services: the
+//! collector is the real one, reached only through its gRPC services.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_debug_implementations
+)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use collector_core::SiteRegistry;
+use collector_pki::{Ca, Role};
+use collector_server::log::LogKeeper;
+use collector_server::metrics::Metrics;
+use collector_server::nonce::NonceIssuer;
+use collector_server::{Collector, Rules, TlsFiles};
+use collector_store::{AgentRecord, AttestationStore, SqliteOptions, SqliteStore};
+use proto_accounting::{Catalogue, Policy};
+use proto_evidence::{
+    AttestationPayload, ChainDigest, DeviceRecord, EvidenceSource, HostId, SiteId, Totals,
+};
+use proto_seal::Ed25519Signer;
+use proto_wire::v1;
+use proto_wire::v1::agent_message::Message as FromAgent;
+use proto_wire::v1::agent_stream_client::AgentStreamClient;
+pub use proto_wire::v1::collector_message::Message as ToAgent;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+
+/// Seed of the collector's log key in the harness.
+pub const LOG_SEED: [u8; 32] = [77; 32];
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub addr: SocketAddr,
+    pub pki: std::path::PathBuf,
+    pub ca: Ca,
+    pub store: Arc<SqliteStore>,
+    pub collector: Arc<Collector>,
+    pub stop: CancellationToken,
+}
+
+/// One enrolled agent: signing key, TLS credential, host and site.
+pub struct Agent {
+    pub signer: Ed25519Signer,
+    pub cert: String,
+    pub key: String,
+    pub host: String,
+    pub site: String,
+}
+
+impl Harness {
+    pub async fn start(policy_file: &str) -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().unwrap();
+        let pki = dir.path().join("pki");
+        collector_pki::init(&pki, &["127.0.0.1".to_owned()], SystemTime::now()).unwrap();
+        let ca = Ca::load(&pki).unwrap();
+        let store = Arc::new(
+            SqliteStore::open(&dir.path().join("collector.db"), SqliteOptions::default()).unwrap(),
+        );
+        let policy_toml = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../deploy/policies")
+                .join(policy_file),
+        )
+        .unwrap();
+        let rules = Rules {
+            catalogue: Catalogue::builtin().unwrap(),
+            policy: Policy::from_toml(&policy_toml).unwrap(),
+            policy_toml,
+            catalogue_toml: proto_accounting::catalogue::BUILTIN_TOML.to_owned(),
+            sites: SiteRegistry::from_toml(
+                "[[site]]\nid = \"us-va-1\"\ncountry = \"US\"\n[[site]]\nid = \"my-1\"\ncountry = \"MY\"\n",
+            )
+            .unwrap(),
+            max_future_skew_ms: 300_000,
+            max_backlog_ms: 30 * 86_400_000,
+        };
+        let collector = Arc::new(
+            Collector::open(
+                Arc::clone(&store) as Arc<dyn AttestationStore>,
+                rules,
+                NonceIssuer::new(&[42; 32], 300_000),
+                Arc::new(Metrics::new()),
+                180_000,
+                now_ms,
+            )
+            .unwrap(),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let tls = TlsFiles {
+            certificate_pem: std::fs::read(pki.join("server.pem")).unwrap(),
+            key_pem: std::fs::read(pki.join("server.key")).unwrap(),
+            client_ca_pem: std::fs::read(pki.join("ca.pem")).unwrap(),
+        };
+        let stop = CancellationToken::new();
+        let log = Arc::new(LogKeeper::new(
+            Arc::clone(&store) as Arc<dyn AttestationStore>,
+            Ed25519Signer::from_seed(&LOG_SEED).unwrap(),
+            now_ms,
+        ));
+        tokio::spawn(collector_server::serve(
+            listener,
+            tls,
+            Arc::clone(&collector),
+            log,
+            None,
+            Duration::from_secs(300),
+            stop.clone(),
+        ));
+        Harness {
+            dir,
+            addr,
+            pki,
+            ca,
+            store,
+            collector,
+            stop,
+        }
+    }
+
+    /// Enrolls an agent directly in the store, with a certificate from the test CA.
+    pub fn enroll(&self, host: &str, site: &str, seed: u8) -> Agent {
+        let signer = Ed25519Signer::from_seed(&[seed; 32]).unwrap();
+        let credential = self
+            .ca
+            .issue_client(Role::Agent, host, SystemTime::now())
+            .unwrap();
+        let record = AgentRecord {
+            key_id: *signer.key_id().0.as_bytes(),
+            public_key: *signer.public_key().as_bytes(),
+            host_id: host.to_owned(),
+            site_id: site.to_owned(),
+            country: if site.starts_with("us") { "US" } else { "MY" }.to_owned(),
+            identity: format!("urn:veu:agent:{host}"),
+            enrolled_at_ms: now_ms(),
+            revoked_at_ms: None,
+        };
+        self.store.put_agent(&record).unwrap();
+        self.collector.remember(&record);
+        Agent {
+            signer,
+            cert: credential.cert_pem,
+            key: credential.key_pem,
+            host: host.to_owned(),
+            site: site.to_owned(),
+        }
+    }
+
+    pub async fn channel(&self, cert: &str, key: &str) -> Channel {
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(
+                std::fs::read(self.pki.join("ca.pem")).unwrap(),
+            ))
+            .identity(Identity::from_pem(cert, key))
+            .domain_name("127.0.0.1");
+        Channel::from_shared(format!("https://{}", self.addr))
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    pub fn reasons(&self) -> Vec<String> {
+        let mut reasons: Vec<String> = self
+            .store
+            .rejections(100)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.reason)
+            .collect();
+        reasons.sort();
+        reasons
+    }
+}
+
+pub fn devices(host: &str) -> Vec<DeviceRecord> {
+    (0..8)
+        .map(|index| DeviceRecord {
+            index,
+            uuid: format!("GPU-{host}-{index}"),
+            serial: format!("SN-{host}-{index}"),
+            name: "NVIDIA H100 80GB HBM3".into(),
+            pci_device_id: 0x2330_10de,
+            architecture: "Hopper".into(),
+            catalogue_id: "H100-SXM5-80GB".into(),
+            tpp: 15840,
+            ..DeviceRecord::default()
+        })
+        .collect()
+}
+
+pub fn payload(
+    agent: &Agent,
+    sequence: u64,
+    previous: ChainDigest,
+    nonce: &[u8],
+) -> AttestationPayload {
+    let devices = devices(&agent.host);
+    AttestationPayload {
+        key_id: agent.signer.key_id(),
+        host_id: HostId(agent.host.clone()),
+        site_id: SiteId(agent.site.clone()),
+        sequence,
+        previous_digest: previous,
+        issued_at_unix_ms: now_ms(),
+        collector_nonce: nonce.to_vec(),
+        totals: Totals::of(&devices).unwrap(),
+        devices,
+        catalogue_digest: String::new(),
+        policy_digest: String::new(),
+        agent_version: "test".into(),
+        source: EvidenceSource::Simulated,
+        driver_version: String::new(),
+    }
+}
+
+pub fn attestation(envelope: &proto_evidence::Envelope) -> v1::AgentMessage {
+    v1::AgentMessage {
+        message: Some(FromAgent::Attestation(v1::SignedAttestation {
+            envelope: Some(proto_seal::envelope_to_wire(envelope)),
+        })),
+    }
+}
+
+/// One open agent stream.
+pub struct Stream {
+    pub sender: mpsc::Sender<v1::AgentMessage>,
+    pub inbound: tonic::Streaming<v1::CollectorMessage>,
+    pub nonce: Vec<u8>,
+}
+
+impl Stream {
+    pub async fn open(
+        harness: &Harness,
+        agent: &Agent,
+        tls_of: &Agent,
+    ) -> Result<Self, tonic::Status> {
+        let channel = harness.channel(&tls_of.cert, &tls_of.key).await;
+        let (sender, receiver) = mpsc::channel(64);
+        sender
+            .send(v1::AgentMessage {
+                message: Some(FromAgent::Hello(v1::Hello {
+                    protocol_version: 1,
+                    key_id: agent.signer.key_id().0.as_bytes().to_vec(),
+                    host_id: agent.host.clone(),
+                    agent_version: "test".into(),
+                    last_sequence: 0,
+                    last_digest: Vec::new(),
+                })),
+            })
+            .await
+            .unwrap();
+        let mut inbound = AgentStreamClient::new(channel)
+            .attest(ReceiverStream::new(receiver))
+            .await?
+            .into_inner();
+        let nonce = match inbound.message().await? {
+            Some(v1::CollectorMessage {
+                message: Some(ToAgent::Challenge(c)),
+            }) => c.nonce,
+            Some(other) => return Err(tonic::Status::aborted(format!("{other:?}"))),
+            None => return Err(tonic::Status::aborted("closed")),
+        };
+        Ok(Stream {
+            sender,
+            inbound,
+            nonce,
+        })
+    }
+
+    /// Sends one envelope and returns the collector's answer.
+    pub async fn send(&mut self, envelope: &proto_evidence::Envelope) -> ToAgent {
+        self.sender.send(attestation(envelope)).await.unwrap();
+        self.next().await
+    }
+
+    pub async fn next(&mut self) -> ToAgent {
+        let message = tokio::time::timeout(Duration::from_secs(10), self.inbound.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        message.message.unwrap()
+    }
+}
+
+pub fn reject_reason(answer: &ToAgent) -> v1::RejectReason {
+    match answer {
+        ToAgent::Reject(reject) => v1::RejectReason::try_from(reject.reason).unwrap(),
+        other => panic!("expected a reject, got {other:?}"),
+    }
+}
+
+pub fn acked(answer: &ToAgent) -> u64 {
+    match answer {
+        ToAgent::Ack(ack) => ack.sequence,
+        other => panic!("expected an ack, got {other:?}"),
+    }
+}
+
+/// An agent and where its chain stands.
+pub struct Chain {
+    pub agent: Agent,
+    /// The last sequence acknowledged, 0 before the first.
+    pub sequence: u64,
+    pub previous: ChainDigest,
+}
+
+impl Chain {
+    /// A chain that has not started.
+    pub fn new(agent: Agent) -> Self {
+        Self {
+            agent,
+            sequence: 0,
+            previous: ChainDigest::GENESIS,
+        }
+    }
+}
+
+impl Harness {
+    /// Streams `count` more real signed attestations of `chain`'s agent, waiting for each ack.
+    pub async fn attest(&self, chain: &mut Chain, count: u64) {
+        let mut stream = Stream::open(self, &chain.agent, &chain.agent)
+            .await
+            .unwrap();
+        for _ in 0..count {
+            let sequence = chain.sequence + 1;
+            let envelope = proto_seal::seal(
+                &payload(&chain.agent, sequence, chain.previous, &stream.nonce),
+                &chain.agent.signer,
+            )
+            .unwrap();
+            assert_eq!(acked(&stream.send(&envelope).await), sequence);
+            chain.sequence = sequence;
+            chain.previous = envelope.chain_digest();
+        }
+    }
+}
