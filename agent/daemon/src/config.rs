@@ -187,7 +187,7 @@ impl Config {
 
         let host_id = match raw.host_id {
             Some(id) => id,
-            None => agent_host::read().hostname,
+            None => default_host_id(),
         };
         check_id("host_id", &host_id, &mut error);
         check_id("site_id", &raw.site_id, &mut error);
@@ -354,6 +354,15 @@ fn check_id(key: &str, value: &str, error: &mut impl FnMut(&str, String)) {
 
 fn format_duration(duration: Duration) -> String {
     format!("{}ms", duration.as_millis())
+}
+
+/// `host_id` when the file has none: `VEU_HOST_ID` when set and not empty (a Kubernetes
+/// DaemonSet passes the node name so, since a pod's host name is the pod's), else the host name.
+fn default_host_id() -> String {
+    std::env::var("VEU_HOST_ID")
+        .ok()
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| agent_host::read().hostname)
 }
 
 #[cfg(test)]
