@@ -412,6 +412,33 @@ mod tests {
     }
 
     #[test]
+    fn the_kubernetes_config_is_valid() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/kubernetes/agent/agent.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        // The DaemonSet passes the node name in VEU_HOST_ID, which only applies without host_id.
+        assert!(
+            !text.lines().any(|l| l.trim_start().starts_with("host_id")),
+            "{text}"
+        );
+        let config = Config::parse(&text, &path).unwrap();
+        assert_eq!(config.site_id, "us-va-ashburn-1");
+        assert_eq!(config.state_dir, Path::new("/var/lib/veu-agent"));
+        let metrics = config.metrics_listen.unwrap();
+        assert!(metrics.ip().is_unspecified() && metrics.port() == 9464);
+        assert_eq!(
+            config.nvml_library, None,
+            "the runtime mounts libnvidia-ml.so.1"
+        );
+        let collector = config.collector.unwrap();
+        // Written per node by enrollment into the hostPath state directory.
+        assert!(collector.certificate.starts_with(&config.state_dir));
+        assert!(collector.key.starts_with(&config.state_dir));
+        assert_eq!(collector.ca, Path::new("/etc/veu-agent/tls/ca.pem"));
+        assert_eq!(collector.server_name, "veu-collector.veu-attest.svc");
+    }
+
+    #[test]
     fn every_error_is_reported_with_its_key() {
         let text = r#"
 host_id = "gpu 1"
