@@ -8,6 +8,9 @@ mod support;
 #[path = "scenarios/evidence.rs"]
 mod evidence;
 
+#[path = "scenarios/deploy.rs"]
+mod deploy;
+
 mod architecture {
     use std::path::Path;
 
