@@ -139,7 +139,11 @@ fn main() {
             .map(|n| {
                 // A fifth of the hosts change inventory in the middle of the month, and one
                 // host in a hundred is silent for its last week.
-                let gpus = if n % 5 == 0 && round >= PER_HOST / 2 { 4 } else { 8 };
+                let gpus = if n % 5 == 0 && round >= PER_HOST / 2 {
+                    4
+                } else {
+                    8
+                };
                 attestation(n, u64::from(round) + 1, at + i64::from(n), gpus)
             })
             .filter(|a| !(a.key_id[3] % 100 == 7 && round + 2 > PER_HOST))
