@@ -17,6 +17,9 @@ mod faults;
 #[path = "scenarios/attacks.rs"]
 mod attacks;
 
+#[path = "scenarios/deploy.rs"]
+mod deploy;
+
 mod architecture {
     use std::path::Path;
 

@@ -187,7 +187,7 @@ impl Config {
 
         let host_id = match raw.host_id {
             Some(id) => id,
-            None => agent_host::read().hostname,
+            None => default_host_id(),
         };
         check_id("host_id", &host_id, &mut error);
         check_id("site_id", &raw.site_id, &mut error);
@@ -356,6 +356,15 @@ fn format_duration(duration: Duration) -> String {
     format!("{}ms", duration.as_millis())
 }
 
+/// `host_id` when the file has none: `VEU_HOST_ID` when set and not empty (a Kubernetes
+/// DaemonSet passes the node name so, since a pod's host name is the pod's), else the host name.
+fn default_host_id() -> String {
+    std::env::var("VEU_HOST_ID")
+        .ok()
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| agent_host::read().hostname)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -400,6 +409,33 @@ mod tests {
             missing,
             ["collector.ca", "collector.certificate", "collector.key"]
         );
+    }
+
+    #[test]
+    fn the_kubernetes_config_is_valid() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/kubernetes/agent/agent.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        // The DaemonSet passes the node name in VEU_HOST_ID, which only applies without host_id.
+        assert!(
+            !text.lines().any(|l| l.trim_start().starts_with("host_id")),
+            "{text}"
+        );
+        let config = Config::parse(&text, &path).unwrap();
+        assert_eq!(config.site_id, "us-va-ashburn-1");
+        assert_eq!(config.state_dir, Path::new("/var/lib/veu-agent"));
+        let metrics = config.metrics_listen.unwrap();
+        assert!(metrics.ip().is_unspecified() && metrics.port() == 9464);
+        assert_eq!(
+            config.nvml_library, None,
+            "the runtime mounts libnvidia-ml.so.1"
+        );
+        let collector = config.collector.unwrap();
+        // Written per node by enrollment into the hostPath state directory.
+        assert!(collector.certificate.starts_with(&config.state_dir));
+        assert!(collector.key.starts_with(&config.state_dir));
+        assert_eq!(collector.ca, Path::new("/etc/veu-agent/tls/ca.pem"));
+        assert_eq!(collector.server_name, "veu-collector.veu-attest.svc");
     }
 
     #[test]

@@ -423,6 +423,33 @@ fn a_bad_configuration_exits_78_with_every_error() {
 }
 
 #[test]
+fn the_host_id_comes_from_the_file_then_veu_host_id_then_the_host_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("agent.toml");
+    let check = |text: &str, env: Option<&str>| {
+        std::fs::write(&config, text).unwrap();
+        let mut command = Command::new(agent_bin());
+        command.args(["check-config", "--config"]).arg(&config);
+        match env {
+            Some(value) => command.env("VEU_HOST_ID", value),
+            None => command.env_remove("VEU_HOST_ID"),
+        };
+        let output = command.output().unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let without = "site_id = \"us-va-1\"\nstate_dir = \"s\"\n";
+    let with = format!("host_id = \"gpu-from-file\"\n{without}");
+    assert!(check(without, Some("gpu-node-7")).contains("(host gpu-node-7, site us-va-1)"));
+    assert!(check(&with, Some("gpu-node-7")).contains("(host gpu-from-file,"));
+    let fallback = check(without, Some(""));
+    assert!(
+        !fallback.contains("(host ,") && fallback.contains("valid (host "),
+        "an empty VEU_HOST_ID falls back to the host name: {fallback}"
+    );
+}
+
+#[test]
 fn a_key_file_others_can_read_stops_the_daemon() {
     use std::os::unix::fs::PermissionsExt;
     let mut daemon = Daemon::new("dgx-h100.json", "");

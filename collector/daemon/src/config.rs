@@ -277,6 +277,33 @@ mod tests {
     }
 
     #[test]
+    fn the_kubernetes_config_and_the_site_registries_are_valid() {
+        let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+        let path = deploy.join("kubernetes/collector/collector.toml");
+        let config = Config::parse(&std::fs::read_to_string(&path).unwrap(), &path).unwrap();
+        // Reachable from the pod's address: the Service and Prometheus connect to it.
+        assert!(config.listen.ip().is_unspecified() && config.listen.port() == 7443);
+        let metrics = config.metrics_listen.unwrap();
+        assert!(metrics.ip().is_unspecified() && metrics.port() == 9465);
+        assert_eq!(config.state_dir, Path::new("/var/lib/veu-collector"));
+        assert_eq!(config.sites, Path::new("/etc/veu-collector/sites.toml"));
+        assert!(config.log_json);
+
+        let example = std::fs::read_to_string(deploy.join("collector/sites.toml")).unwrap();
+        let sites = collector_core::SiteRegistry::from_toml(&example).unwrap();
+        assert!(
+            sites.get("us-va-ashburn-1").is_some(),
+            "the agent examples' site"
+        );
+        let kubernetes = std::fs::read_to_string(deploy.join("kubernetes/collector/sites.toml"));
+        assert_eq!(
+            kubernetes.unwrap(),
+            example,
+            "deploy/kubernetes/collector/sites.toml is a copy of deploy/collector/sites.toml"
+        );
+    }
+
+    #[test]
     fn every_error_is_reported_with_its_key() {
         let text = "listen = \"everywhere\"\nstate_dir = \"s\"\nsites = \"sites.toml\"\n\
                     [tls]\ncertificate = \"a\"\nkey = \"b\"\nclient_ca = \"c\"\n\

@@ -470,9 +470,15 @@ fn promtool_accepts_the_collector_metrics() {
         body.contains("veu_collector_rejections_total{reason=\"bad_signature\"} 0"),
         "{body}"
     );
-    assert!(
-        body.contains("veu_collector_compliant{view=\"last_known\"} 1"),
-        "{body}"
-    );
+    for line in [
+        "veu_collector_compliant{view=\"last_known\"} 1",
+        "veu_collector_tier1_share_percent{view=\"last_known\"} 0.0",
+        "veu_collector_home_share_percent{country=\"US\",view=\"verified\"} 0.0",
+        "veu_collector_share_limit_percent{rule=\"tier1_min_share\"} 75.0",
+        "veu_collector_share_limit_percent{rule=\"tier2_country_max_share\"} 7.0",
+        "veu_collector_rule_violations{rule=\"tier2_country_max_share\",view=\"last_known\"} 0",
+    ] {
+        assert!(body.lines().any(|l| l == line), "missing {line}:\n{body}");
+    }
     promtool_accepts(&body);
 }

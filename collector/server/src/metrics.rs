@@ -8,7 +8,15 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use proto_accounting::{Distribution, Policy, Tier, evaluate};
+use proto_accounting::{Distribution, Policy, Rule, Tier, evaluate};
+
+/// Every policy rule, in the order `evaluate` reports them.
+const RULES: [Rule; 4] = [
+    Rule::Tier1MinShare,
+    Rule::HomeMinShare,
+    Rule::Tier2CountryMaxShare,
+    Rule::Tier3Prohibited,
+];
 
 /// `reason` label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -35,6 +43,31 @@ pub struct CountryLabel {
     pub view: &'static str,
 }
 
+/// `rule` label: a policy rule's name (`tier1_min_share`, `tier2_country_max_share`, ...).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleLabel {
+    /// The rule's name in reports and JSON.
+    pub rule: &'static str,
+}
+
+/// `rule` and `view` labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleViewLabel {
+    /// The rule's name in reports and JSON.
+    pub rule: &'static str,
+    /// Which distribution.
+    pub view: &'static str,
+}
+
+/// `country` and `view` labels, for the home country's share.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HomeLabel {
+    /// ISO 3166-1 alpha-2 of the headquarters.
+    pub country: String,
+    /// Which distribution.
+    pub view: &'static str,
+}
+
 /// Every metric of the collector.
 #[derive(Debug)]
 pub struct Metrics {
@@ -48,6 +81,10 @@ pub struct Metrics {
     stale_hosts: Gauge,
     tpp: Family<CountryLabel, Gauge>,
     share: Family<CountryLabel, Gauge<f64, AtomicU64>>,
+    tier1_share: Family<ViewLabel, Gauge<f64, AtomicU64>>,
+    home_share: Family<HomeLabel, Gauge<f64, AtomicU64>>,
+    share_limits: Family<RuleLabel, Gauge<f64, AtomicU64>>,
+    rule_violations: Family<RuleViewLabel, Gauge>,
     compliant: Family<ViewLabel, Gauge>,
     violations: Family<ViewLabel, Gauge>,
     /// Open agent streams.
@@ -67,6 +104,10 @@ impl Metrics {
             stale_hosts: Gauge::default(),
             tpp: Family::default(),
             share: Family::default(),
+            tier1_share: Family::default(),
+            home_share: Family::default(),
+            share_limits: Family::default(),
+            rule_violations: Family::default(),
             compliant: Family::default(),
             violations: Family::default(),
             streams: Gauge::default(),
@@ -101,6 +142,26 @@ impl Metrics {
             "share_percent",
             "Share of total counted TPP per country, percent",
             metrics.share.clone(),
+        );
+        registry.register(
+            "tier1_share_percent",
+            "Share of total counted TPP in Tier-1 countries, percent (0 when nothing is counted)",
+            metrics.tier1_share.clone(),
+        );
+        registry.register(
+            "home_share_percent",
+            "Share of total counted TPP in the headquarters country, percent, when the policy has a home rule",
+            metrics.home_share.clone(),
+        );
+        registry.register(
+            "share_limit_percent",
+            "The policy's share limits, percent: minimums for tier1_min_share and home_min_share, the maximum per country for tier2_country_max_share",
+            metrics.share_limits.clone(),
+        );
+        registry.register(
+            "rule_violations",
+            "Broken policy rules by rule, decided exactly on integer TPP (the verdict; the share gauges are for display)",
+            metrics.rule_violations.clone(),
         );
         registry.register(
             "compliant",
@@ -143,6 +204,26 @@ impl Metrics {
             .set(i64::try_from(live.len()).unwrap_or(i64::MAX));
         self.stale_hosts
             .set(i64::try_from(live.stale_count()).unwrap_or(i64::MAX));
+        let limits = [
+            (Rule::Tier1MinShare, Some(policy.tier1_min_share)),
+            (
+                Rule::HomeMinShare,
+                policy.home_rule().map(|(_, share)| share),
+            ),
+            (
+                Rule::Tier2CountryMaxShare,
+                Some(policy.tier2_country_max_share),
+            ),
+        ];
+        for (rule, limit) in limits {
+            if let Some(limit) = limit {
+                self.share_limits
+                    .get_or_create(&RuleLabel {
+                        rule: rule.as_str(),
+                    })
+                    .set(limit.as_f64());
+            }
+        }
         for (view, distribution) in [
             ("last_known", live.last_known()),
             ("verified", live.fresh()),
@@ -168,13 +249,34 @@ impl Metrics {
             self.tpp
                 .get_or_create(&label)
                 .set(i64::try_from(tpp).unwrap_or(i64::MAX));
-            // Display only: verdicts are decided on integers.
-            let share = if total == 0 {
-                0.0
-            } else {
-                100.0 * tpp as f64 / total as f64
-            };
-            self.share.get_or_create(&label).set(share);
+            self.share
+                .get_or_create(&label)
+                .set(display_share(tpp, total));
+        }
+        // The same integers the verdict is decided on: Tier-1 and home TPP from the evaluation.
+        self.tier1_share
+            .get_or_create(&ViewLabel { view })
+            .set(display_share(evaluation.tier1_tpp, evaluation.total_tpp));
+        if let Some((country, tpp)) = evaluation.home {
+            self.home_share
+                .get_or_create(&HomeLabel {
+                    country: country.to_string(),
+                    view,
+                })
+                .set(display_share(tpp, evaluation.total_tpp));
+        }
+        for rule in RULES {
+            let broken = evaluation
+                .violations
+                .iter()
+                .filter(|violation| violation.rule == rule)
+                .count();
+            self.rule_violations
+                .get_or_create(&RuleViewLabel {
+                    rule: rule.as_str(),
+                    view,
+                })
+                .set(i64::try_from(broken).unwrap_or(i64::MAX));
         }
         self.compliant
             .get_or_create(&ViewLabel { view })
@@ -193,8 +295,131 @@ impl Metrics {
     }
 }
 
+/// `100 · part / total` as a float, 0 for an empty total. Display only: verdicts are decided
+/// on integers. The division is correctly rounded, so a share exactly at a whole or half-point
+/// limit shows exactly as the limit.
+fn display_share(part: u64, total: u64) -> f64 {
+    if total == 0 {
+        0.0
+    } else {
+        100.0 * part as f64 / total as f64
+    }
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proto_accounting::CountryCode;
+
+    use super::*;
+
+    fn live(hosts: &[(&str, u64)]) -> LiveDistribution {
+        let mut live = LiveDistribution::new(180_000);
+        for (i, (country, tpp)) in hosts.iter().enumerate() {
+            let country = CountryCode::parse(country).unwrap();
+            live.upsert(&format!("host-{i}"), country, *tpp, 1_000, 1_000)
+                .unwrap();
+        }
+        live
+    }
+
+    fn observed(hosts: &[(&str, u64)]) -> String {
+        let metrics = Metrics::new();
+        let policy = Policy::uveu_2025_us().unwrap();
+        metrics.observe(&live(hosts), &policy);
+        metrics.render()
+    }
+
+    fn has(text: &str, line: &str) {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+
+    #[test]
+    fn shares_at_the_limits_show_as_the_limits_and_keep_the_rules() {
+        // Tier 1 exactly 75 %, IN exactly 7 %, MY above 7 %.
+        let text = observed(&[("US", 600), ("DE", 150), ("IN", 70), ("MY", 180)]);
+        for view in ["last_known", "verified"] {
+            has(
+                &text,
+                &format!("veu_collector_tier1_share_percent{{view=\"{view}\"}} 75.0"),
+            );
+            has(
+                &text,
+                &format!("veu_collector_home_share_percent{{country=\"US\",view=\"{view}\"}} 60.0"),
+            );
+            has(
+                &text,
+                &format!(
+                    "veu_collector_share_percent{{country=\"IN\",tier=\"2\",view=\"{view}\"}} 7.0"
+                ),
+            );
+            for (rule, broken) in [
+                ("tier1_min_share", 0),
+                ("home_min_share", 0),
+                ("tier2_country_max_share", 1),
+                ("tier3_prohibited", 0),
+            ] {
+                has(
+                    &text,
+                    &format!(
+                        "veu_collector_rule_violations{{rule=\"{rule}\",view=\"{view}\"}} {broken}"
+                    ),
+                );
+            }
+        }
+        has(
+            &text,
+            "veu_collector_share_limit_percent{rule=\"tier1_min_share\"} 75.0",
+        );
+        has(
+            &text,
+            "veu_collector_share_limit_percent{rule=\"home_min_share\"} 50.0",
+        );
+        has(
+            &text,
+            "veu_collector_share_limit_percent{rule=\"tier2_country_max_share\"} 7.0",
+        );
+    }
+
+    #[test]
+    fn one_tpp_below_the_tier1_minimum_is_a_violation() {
+        let text = observed(&[("US", 599), ("DE", 150), ("IN", 70), ("MY", 180)]);
+        has(
+            &text,
+            "veu_collector_rule_violations{rule=\"tier1_min_share\",view=\"last_known\"} 1",
+        );
+        let share: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("veu_collector_tier1_share_percent{view=\"last_known\"} "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(share < 75.0, "{share}");
+    }
+
+    #[test]
+    fn an_empty_fleet_breaks_no_rule() {
+        let text = observed(&[]);
+        has(
+            &text,
+            "veu_collector_tier1_share_percent{view=\"last_known\"} 0.0",
+        );
+        for rule in RULES {
+            has(
+                &text,
+                &format!(
+                    "veu_collector_rule_violations{{rule=\"{}\",view=\"verified\"}} 0",
+                    rule.as_str()
+                ),
+            );
+        }
     }
 }
