@@ -241,7 +241,8 @@ async fn read_known(
     }
     let mut results = Vec::with_capacity(steps.len());
     for result in pipeline::in_order(steps).await {
-        results.push(result.db()?);
+        // A host id PostgreSQL refuses (a NUL character) fails already here.
+        results.push(result.map_err(classify)?);
     }
     let mut known = Known::default();
     let [_begin, _lock, size_rows, agent_rows, stored_rows, host_rows] = &results[..] else {
