@@ -16,7 +16,7 @@ use tokio_postgres::types::ToSql;
 use crate::codec::{get, get_32, int, param};
 use crate::log::{self, Append};
 use crate::pipeline::{self, Step};
-use crate::plan::{HostRow, Known, Plan};
+use crate::plan::{HostRow, Known, Plan, Prepared};
 use crate::pool::{Conn, Db};
 
 /// Why a group's transaction failed.
@@ -134,7 +134,9 @@ pub(crate) async fn commit(
     cached: Option<Frontier>,
     batches: &[&Batch],
 ) -> Result<Outcomes, GroupError> {
-    let result = run(conn, log_lock, cached, batches).await;
+    // Hashing and conversions first: the lock is then held for the decision and the writes.
+    let prepared: Vec<Prepared<'_>> = batches.iter().map(|batch| Prepared::new(batch)).collect();
+    let result = run(conn, log_lock, cached, batches, &prepared).await;
     if result.is_err() {
         // The error is the answer; a failed rollback means the connection is gone, and the
         // server rolls back on its own then.
@@ -148,6 +150,7 @@ async fn run(
     log_lock: i64,
     cached: Option<Frontier>,
     batches: &[&Batch],
+    prepared: &[Prepared<'_>],
 ) -> Result<Outcomes, GroupError> {
     let (known, size) = read_known(conn, log_lock, batches).await?;
     let frontier = match (size, cached) {
@@ -156,7 +159,7 @@ async fn run(
         (Some(size), _) => log::restore(conn, size).await?,
     };
     let mut plan = Plan::new(known, Append::new(frontier));
-    let outcomes: Vec<_> = batches.iter().map(|batch| plan.add(batch)).collect();
+    let outcomes: Vec<_> = prepared.iter().map(|batch| plan.add(batch)).collect();
 
     let columns = Columns::new(&plan).map_err(GroupError::Alone)?;
     let log_columns = plan.log.columns().map_err(GroupError::Alone)?;

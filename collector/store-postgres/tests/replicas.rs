@@ -415,3 +415,62 @@ fn sslmode_verify_full_connects_to_the_named_server() {
     store.put_agent(&agent(1, "host-a")).unwrap();
     assert_eq!(store.agents().unwrap().len(), 1);
 }
+
+/// Throughput of group commit, like the SQLite store's `throughput` test: committers each
+/// sending one 8-GPU attestation per commit for three seconds, through `replicas` stores on one
+/// schema. `cargo test -p collector-store-postgres --release --test replicas -- --ignored
+/// --nocapture throughput` (`VEU_PG_COMMITTERS`, `VEU_PG_REPLICAS` change the counts).
+#[test]
+#[ignore = "a measurement, not a check"]
+fn throughput() {
+    let Some(database) = Database::from_env() else {
+        return;
+    };
+    let number = |name: &str, default: u8| {
+        std::env::var(name)
+            .ok()
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(default)
+    };
+    let committers = number("VEU_PG_COMMITTERS", 32);
+    let replicas = number("VEU_PG_REPLICAS", 1).max(1);
+    let schema = database.fresh_schema();
+    let stores: Vec<PostgresStore> = (0..replicas)
+        .map(|_| PostgresStore::connect(&database.url, Database::options(&schema)).unwrap())
+        .collect();
+    for n in 0..committers {
+        stores[0]
+            .put_agent(&agent(n, &format!("host-{n}")))
+            .unwrap();
+    }
+    let before = stores[0].size_bytes().unwrap();
+    let seconds = std::time::Duration::from_secs(3);
+    let started = std::time::Instant::now();
+    let total: u64 = thread::scope(|scope| {
+        let threads: Vec<_> = (0..committers)
+            .map(|n| {
+                let store = &stores[usize::from(n % replicas)];
+                scope.spawn(move || {
+                    let mut sequence = 0;
+                    while started.elapsed() < seconds {
+                        sequence += 1;
+                        let a = attestation(n, sequence, &format!("host-{n}"), sequence as i64);
+                        store.commit_blocking(batch(vec![a])).unwrap();
+                    }
+                    sequence
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).sum()
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    let groups: u64 = stores.iter().map(|s| s.stats().groups).sum();
+    let size = stores[0].size_bytes().unwrap() - before;
+    eprintln!(
+        "{committers} committers, {replicas} replica(s): {total} attestations in {elapsed:.2} s: \
+         {:.0}/s, {groups} group commits ({:.1} per group), {size} bytes ({:.0} per attestation)",
+        total as f64 / elapsed,
+        total as f64 / groups as f64,
+        size as f64 / total as f64,
+    );
+}
