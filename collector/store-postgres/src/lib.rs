@@ -65,6 +65,10 @@
 //! serialization failure (SQLSTATE 40001: the plan is recomputed from fresh reads, so a retry
 //! is safe), and by running migrations from one job instead of at every replica's start.
 //!
+//! Connections must be sessions of their own: a pooler in transaction mode (PgBouncer's
+//! `pool_mode = transaction`) would break the session advisory lock of migrations, the
+//! prepared statements and the `search_path` sent at startup. Session pooling works.
+//!
 //! # TLS
 //!
 //! `sslmode` in the URL: `disable`; `prefer` (the default, as libpq: TLS when the server
@@ -182,12 +186,14 @@ impl PostgresStore {
                         let pool = Arc::new(Pool::new(writer.connector(), read_connections));
                         // Fail at connect rather than at the first read if readers cannot
                         // connect.
-                        let checked = pool.get().await.map(drop);
-                        let schema = writer.schema().to_owned();
-                        if ready.send(checked.map(|()| (pool, schema))).is_err() {
+                        if let Err(error) = pool.get().await {
+                            let _ = ready.send(Err(error));
                             return;
                         }
-                        writer.run(queue).await;
+                        let schema = writer.schema().to_owned();
+                        if ready.send(Ok((pool, schema))).is_ok() {
+                            writer.run(queue).await;
+                        }
                     });
                 })
                 .map_err(StoreError::backend)?
@@ -211,6 +217,12 @@ impl PostgresStore {
             counters,
             schema,
         })
+    }
+
+    /// Checks a URL as `connect` reads it (and the CA file of `verify-full`) without
+    /// connecting: for `check-config`.
+    pub fn check_url(url: &str) -> Result<(), TargetError> {
+        target::Target::parse(url, &PostgresOptions::default()).map(drop)
     }
 
     /// What the writer has done so far (for metrics, and for tests of group commit).
