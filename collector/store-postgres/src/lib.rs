@@ -14,12 +14,15 @@
 //! store cannot borrow its caller's runtime. Reads run on a small pool of connections; each
 //! blocking method sends its work to the runtime and waits for the answer on a channel. The
 //! pool is a `Vec` of idle clients behind a mutex and a semaphore (`pool.rs`, with a statement
-//! cache per connection): `deadpool-postgres` would do the same with three more crates and a
-//! runtime feature matrix, and the store needs nothing it offers beyond that.
+//! cache per connection), about a hundred lines: `deadpool-postgres` would bring `deadpool`, its
+//! runtime glue and its own configuration types for the same job, and nothing the store
+//! needs beyond it.
 //!
 //! Writes follow `SqliteStore`: one writer task owns one connection, takes every commit queued
-//! (up to `max_group_attestations`) and stores the group in one transaction. The group is
-//! decided in memory before anything is written (`plan.rs`): under the log lock the writer
+//! (up to `max_group_attestations`) and stores the group in one transaction. The envelopes'
+//! leaf hashes and the inventories' hashes are computed first, before the transaction; the
+//! group is then decided in memory before anything is written (`plan.rs`): under the log lock
+//! the writer
 //! reads, in one pipelined round trip, which keys are enrolled, which (key, sequence) pairs are
 //! stored with which digest, and the current state of every host in the group; a batch with a
 //! fork (`Conflict`) or a key never enrolled (`UnknownKey`) is answered with its error and
