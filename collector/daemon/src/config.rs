@@ -1,5 +1,6 @@
 //! The collector's TOML configuration, validated with every error reported with its key.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -8,11 +9,39 @@ pub use proto_config::ConfigErrors;
 use proto_config::parse_duration;
 use serde::Deserialize;
 
+/// Where the collector keeps what it accepted.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Store {
+    /// The embedded SQLite database `<state_dir>/collector.db` (the default).
+    Sqlite(PathBuf),
+    /// A PostgreSQL database (`store = "postgres://…"`), which several replicas may share.
+    Postgres(String),
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            // The URL may carry a password.
+            Self::Postgres(url) => f.debug_tuple("Postgres").field(&redacted(url)).finish(),
+        }
+    }
+}
+
+/// A database URL without its user information (which may hold a password).
+pub fn redacted(url: &str) -> String {
+    match (url.split_once("://"), url.rfind('@')) {
+        (Some((scheme, _)), Some(at)) => format!("{scheme}://…{}", &url[at..]),
+        _ => url.to_owned(),
+    }
+}
+
 /// A validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
     pub state_dir: PathBuf,
+    pub store: Store,
     pub sites: PathBuf,
     pub certificate: PathBuf,
     pub key: PathBuf,
@@ -36,6 +65,7 @@ pub struct Config {
 struct RawConfig {
     listen: String,
     state_dir: PathBuf,
+    store: Option<String>,
     sites: PathBuf,
     tls: RawTls,
     #[serde(default)]
@@ -130,6 +160,11 @@ impl Config {
                     format!("cannot read {}: {e}", file.display()),
                 ));
             }
+        }
+        if let Store::Postgres(url) = &config.store
+            && let Err(error) = collector_store_postgres::PostgresStore::check_url(url)
+        {
+            missing.push(("store".to_owned(), error.to_string()));
         }
         if missing.is_empty() {
             Ok(config)
@@ -234,10 +269,25 @@ impl Config {
                 ));
                 tracing::Level::INFO
             });
+        let state_dir = resolve(raw.state_dir);
+        let store = match raw.store {
+            None => Store::Sqlite(state_dir.join("collector.db")),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Store::Postgres(url)
+            }
+            Some(_) => {
+                errors.push((
+                    "store".into(),
+                    "must be a postgres:// URL (leave it out for the embedded SQLite store)".into(),
+                ));
+                Store::Sqlite(state_dir.join("collector.db"))
+            }
+        };
         match (listen, errors.is_empty()) {
             (Some(listen), true) => Ok(Config {
                 listen,
-                state_dir: resolve(raw.state_dir),
+                state_dir,
+                store,
                 sites: resolve(raw.sites),
                 certificate: resolve(raw.tls.certificate),
                 key: resolve(raw.tls.key),
@@ -274,6 +324,26 @@ mod tests {
         let config = Config::parse(&std::fs::read_to_string(&path).unwrap(), &path).unwrap();
         assert_eq!(config.listen.port(), 7443);
         assert_eq!(config.freshness_window, Duration::from_secs(180));
+        assert_eq!(
+            config.store,
+            Store::Sqlite(PathBuf::from("/var/lib/veu-collector/collector.db"))
+        );
+    }
+
+    #[test]
+    fn a_postgres_url_selects_the_postgres_store_and_is_never_printed_whole() {
+        let base = "listen = \"0.0.0.0:7443\"\nstate_dir = \"s\"\nsites = \"sites.toml\"\n\
+                    [tls]\ncertificate = \"a\"\nkey = \"b\"\nclient_ca = \"c\"\n";
+        let path = Path::new("/etc/veu-collector/collector.toml");
+        let url = "postgres://veu:secret@db.example:5432/veu?sslmode=require";
+        let config = Config::parse(&format!("store = \"{url}\"\n{base}"), path).unwrap();
+        assert_eq!(config.store, Store::Postgres(url.to_owned()));
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("@db.example:5432/veu"), "{shown}");
+
+        let errors = Config::parse(&format!("store = \"mysql://db\"\n{base}"), path).unwrap_err();
+        assert_eq!(errors.errors[0].0, "store");
     }
 
     #[test]

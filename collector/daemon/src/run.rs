@@ -12,11 +12,12 @@ use collector_server::log::LogKeeper;
 use collector_server::metrics::Metrics;
 use collector_server::nonce::NonceIssuer;
 use collector_server::{Collector, Rules, TlsFiles};
-use collector_store::{SqliteOptions, SqliteStore};
+use collector_store::{AttestationStore, SqliteOptions, SqliteStore};
+use collector_store_postgres::{PostgresOptions, PostgresStore};
 use proto_accounting::{Catalogue, Policy};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, Store, redacted};
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     std::fs::DirBuilder::new()
@@ -45,11 +46,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| config.sites.display().to_string())?;
     tracing::info!(policy = policy.id, sites = sites.len(), "rules loaded");
 
-    let store = SqliteStore::open(
-        &config.state_dir.join("collector.db"),
-        SqliteOptions::default(),
-    )
-    .context("cannot open the store")?;
+    let store: Arc<dyn AttestationStore> = match &config.store {
+        Store::Sqlite(path) => Arc::new(
+            SqliteStore::open(path, SqliteOptions::default())
+                .with_context(|| format!("cannot open the store {}", path.display()))?,
+        ),
+        Store::Postgres(url) => {
+            let store = PostgresStore::connect(url, PostgresOptions::default())
+                .with_context(|| format!("cannot open the store {}", redacted(url)))?;
+            tracing::info!(schema = store.schema(), "PostgreSQL store opened");
+            Arc::new(store)
+        }
+    };
     let secret = nonce_secret(&config.state_dir.join("nonce.key"))?;
     let log_key = log_key(&config.state_dir)?;
     let metrics = Arc::new(Metrics::new());
@@ -62,7 +70,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         max_future_skew_ms: millis(config.max_future_skew),
         max_backlog_ms: millis(config.max_backlog),
     };
-    let store: Arc<dyn collector_store::AttestationStore> = Arc::new(store);
     let log = Arc::new(LogKeeper::new(Arc::clone(&store), log_key, now_ms));
     tracing::info!(
         key = %log.public_key().key_id(),

@@ -1,0 +1,244 @@
+//! The writer task and its group commit.
+//!
+//! Every commit and every logged administrative write (agents, decommissioning) reaches the
+//! task as a `Job`, in queue order. Commits queued together are stored in ONE transaction
+//! (`group`). If that transaction fails on a statement that refused the data, it is rolled back
+//! and each batch runs again alone, so only the offending batch fails. Every waiter is answered
+//! only after its transaction's COMMIT returned.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use collector_store::{AgentRecord, Batch, CommitReceipt, KeyId, StoreError, WriterStats};
+use proto_merkle::Frontier;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::admin;
+use crate::group::{self, GroupError};
+use crate::pool::{Conn, Connector};
+use crate::schema;
+use crate::target::Target;
+
+/// Work for the writer task.
+pub(crate) enum Job {
+    /// Store a batch; answered after the transaction holding it committed (or failed).
+    Commit { batch: Batch, reply: Reply },
+    /// An administrative write that appends to the log, in its own transaction.
+    Admin {
+        op: AdminOp,
+        reply: oneshot::Sender<Result<bool, StoreError>>,
+    },
+    /// Finish what is queued, refuse what comes later, and stop.
+    Shutdown,
+}
+
+/// The administrative writes that append to the log.
+#[derive(Debug)]
+pub(crate) enum AdminOp {
+    PutAgent(AgentRecord),
+    Revoke(KeyId, i64),
+    Decommission(String, i64),
+}
+
+/// The answer to a commit. The batch travels back with it, so that its allocations are freed
+/// on the committer's side rather than on the writer, which every commit waits for.
+pub(crate) type Reply = oneshot::Sender<(Result<CommitReceipt, StoreError>, Batch)>;
+
+/// What the writer did, counted since the store was opened.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    groups: AtomicU64,
+    isolated_groups: AtomicU64,
+    batches: AtomicU64,
+    failed_batches: AtomicU64,
+    stored: AtomicU64,
+    repeated: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self) -> WriterStats {
+        WriterStats {
+            groups: self.groups.load(Ordering::Relaxed),
+            isolated_groups: self.isolated_groups.load(Ordering::Relaxed),
+            batches: self.batches.load(Ordering::Relaxed),
+            failed_batches: self.failed_batches.load(Ordering::Relaxed),
+            stored: self.stored.load(Ordering::Relaxed),
+            repeated: self.repeated.load(Ordering::Relaxed),
+        }
+    }
+
+    fn record(&self, outcomes: &[Result<CommitReceipt, StoreError>], isolated: bool) {
+        self.groups.fetch_add(1, Ordering::Relaxed);
+        if isolated {
+            self.isolated_groups.fetch_add(1, Ordering::Relaxed);
+        }
+        for outcome in outcomes {
+            self.batches.fetch_add(1, Ordering::Relaxed);
+            match outcome {
+                Ok(receipt) => {
+                    self.stored
+                        .fetch_add(receipt.stored as u64, Ordering::Relaxed);
+                    self.repeated
+                        .fetch_add(receipt.repeated as u64, Ordering::Relaxed);
+                }
+                Err(_) => {
+                    self.failed_batches.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+/// A commit waiting for its transaction.
+struct Waiter {
+    batch: Batch,
+    reply: Reply,
+}
+
+/// The writer: one connection, the log's frontier as last committed, the queue's consumer.
+pub(crate) struct Writer {
+    connector: Connector,
+    conn: Option<Conn>,
+    schema: String,
+    log_lock: i64,
+    /// The frontier after this writer's last commit; reused while the log's size still
+    /// matches it (no other writer appended), rebuilt from the nodes otherwise.
+    frontier: Option<Frontier>,
+    max_group: usize,
+    counters: Arc<Counters>,
+}
+
+impl Writer {
+    /// Connects, applies the pending migrations, and is ready to run.
+    pub(crate) async fn start(
+        target: Target,
+        max_group: usize,
+        counters: Arc<Counters>,
+    ) -> Result<Self, StoreError> {
+        let connector = Connector::new(target)?;
+        let mut conn = connector.connect().await?;
+        let schema = schema::migrate(&mut conn, connector.target().schema.as_deref()).await?;
+        Ok(Self {
+            log_lock: schema::lock_key("log", &schema),
+            connector,
+            conn: Some(conn),
+            schema,
+            frontier: None,
+            max_group,
+            counters,
+        })
+    }
+
+    pub(crate) fn connector(&self) -> Connector {
+        self.connector.clone()
+    }
+
+    pub(crate) fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// Takes jobs until the queue is closed and drained.
+    pub(crate) async fn run(mut self, mut queue: mpsc::Receiver<Job>) {
+        // A job taken off the queue while gathering a group, which must run after that group.
+        let mut carried: Option<Job> = None;
+        loop {
+            let job = match carried.take() {
+                Some(job) => job,
+                // After `close`, `recv` still yields everything queued before it, then `None`.
+                None => match queue.recv().await {
+                    Some(job) => job,
+                    None => return,
+                },
+            };
+            match job {
+                Job::Shutdown => queue.close(),
+                Job::Admin { op, reply } => {
+                    let _ = reply.send(self.admin(&op).await);
+                }
+                Job::Commit { batch, reply } => {
+                    let mut weight = batch_weight(&batch);
+                    let mut group = vec![Waiter { batch, reply }];
+                    while weight < self.max_group {
+                        match queue.try_recv() {
+                            Ok(Job::Commit { batch, reply }) => {
+                                weight += batch_weight(&batch);
+                                group.push(Waiter { batch, reply });
+                            }
+                            Ok(other) => {
+                                carried = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    let (outcomes, isolated) = self.commit_group(&group).await;
+                    self.counters.record(&outcomes, isolated);
+                    for (waiter, outcome) in group.into_iter().zip(outcomes) {
+                        // A caller that dropped its future no longer needs the answer; the
+                        // commit stands either way.
+                        let _ = waiter.reply.send((outcome, waiter.batch));
+                    }
+                }
+            }
+        }
+    }
+
+    /// One outcome per batch, and whether the group had to be run batch by batch.
+    async fn commit_group(
+        &mut self,
+        group: &[Waiter],
+    ) -> (Vec<Result<CommitReceipt, StoreError>>, bool) {
+        let batches: Vec<&Batch> = group.iter().map(|waiter| &waiter.batch).collect();
+        match self.transaction(&batches).await {
+            Ok(outcomes) => (outcomes, false),
+            Err(GroupError::Alone(_)) if batches.len() > 1 => {
+                let mut outcomes = Vec::with_capacity(batches.len());
+                for batch in batches {
+                    outcomes.push(match self.transaction(&[batch]).await {
+                        Ok(mut alone) => alone.pop().unwrap_or(Err(StoreError::Closed)),
+                        Err(GroupError::Alone(error) | GroupError::Fail(error)) => Err(error),
+                    });
+                }
+                (outcomes, true)
+            }
+            Err(GroupError::Alone(error) | GroupError::Fail(error)) => {
+                (group.iter().map(|_| Err(error.clone())).collect(), false)
+            }
+        }
+    }
+
+    /// Runs `batches` in one transaction; keeps the frontier it committed.
+    async fn transaction(
+        &mut self,
+        batches: &[&Batch],
+    ) -> Result<Vec<Result<CommitReceipt, StoreError>>, GroupError> {
+        let log_lock = self.log_lock;
+        let cached = self.frontier.clone();
+        let conn = self.conn().await?;
+        let (outcomes, frontier) = group::commit(conn, log_lock, cached, batches).await?;
+        self.frontier = Some(frontier);
+        Ok(outcomes)
+    }
+
+    async fn admin(&mut self, op: &AdminOp) -> Result<bool, StoreError> {
+        let log_lock = self.log_lock;
+        let cached = self.frontier.clone();
+        let conn = self.conn().await?;
+        let (changed, frontier) = admin::logged(conn, log_lock, cached, op).await?;
+        self.frontier = Some(frontier);
+        Ok(changed)
+    }
+
+    /// The write connection, opened again if it closed (a server restart, a network cut).
+    async fn conn(&mut self) -> Result<&mut Conn, StoreError> {
+        if self.conn.as_ref().is_none_or(Conn::is_closed) {
+            self.conn = None;
+            self.conn = Some(self.connector.connect().await?);
+        }
+        self.conn.as_mut().ok_or(StoreError::Closed)
+    }
+}
+
+fn batch_weight(batch: &Batch) -> usize {
+    batch.attestations.len().max(1)
+}

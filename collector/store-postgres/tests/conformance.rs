@@ -1,0 +1,43 @@
+//! The shared conformance suite against `PostgresStore`, each check in a fresh schema: with
+//! the default settings, and with the ones that change the writer's behaviour most (no
+//! grouping, a tiny queue, one read connection).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod harness;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use collector_store::{AttestationStore, conformance};
+use collector_store_postgres::PostgresOptions;
+use harness::Database;
+
+fn run(options: PostgresOptions) {
+    let Some(database) = Database::from_env() else {
+        return;
+    };
+    let opened = AtomicUsize::new(0);
+    let make = || -> Box<dyn AttestationStore> {
+        opened.fetch_add(1, Ordering::Relaxed);
+        Box::new(database.fresh_store(options.clone()))
+    };
+    if let Err(failures) = conformance::run_all(&make) {
+        panic!("{failures}");
+    }
+    assert_eq!(opened.load(Ordering::Relaxed), conformance::CHECKS.len());
+}
+
+#[test]
+fn postgres_store_conforms_with_default_options() {
+    run(PostgresOptions::default());
+}
+
+#[test]
+fn postgres_store_conforms_without_grouping_and_with_a_tiny_queue() {
+    run(PostgresOptions {
+        max_group_attestations: 1,
+        queue_depth: 1,
+        read_connections: 1,
+        ..PostgresOptions::default()
+    });
+}

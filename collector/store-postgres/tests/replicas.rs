@@ -1,0 +1,476 @@
+//! What only PostgreSQL adds to the port's behaviour: several stores (replicas) on one schema,
+//! migrations at a shared start, a newer schema refused, async callers on a multi-threaded
+//! runtime, values PostgreSQL refuses, and TLS to the server.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod harness;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Barrier;
+use std::thread;
+
+use collector_store::conformance::fixture::{self, agent, attestation, batch, digest, key};
+use collector_store::{AttestationStore, Batch, CommitReceipt, LogNodes, StoreError};
+use collector_store_postgres::{PostgresOptions, PostgresStore};
+use harness::Database;
+use proto_merkle::{MemoryTree, leaf_hash};
+
+/// Links per chain in the replica test.
+const LINKS: u64 = 30;
+
+#[test]
+fn two_replicas_on_one_schema_keep_one_log_and_one_copy_of_each_link() {
+    let Some(database) = Database::from_env() else {
+        return;
+    };
+    let schema = database.fresh_schema();
+    let connect = || PostgresStore::connect(&database.url, Database::options(&schema)).unwrap();
+    let (a, b) = (connect(), connect());
+    let replicas: [&PostgresStore; 2] = [&a, &b];
+
+    // Keys 0..8 on hosts of their own, four through each replica; key 8 on a host both
+    // replicas serve (odd links through one, even through the other); key 9's links all go
+    // through both replicas at once.
+    for n in 0..10u8 {
+        let host = match n {
+            8 => "host-shared".to_owned(),
+            9 => "host-twice".to_owned(),
+            n => format!("host-{n}"),
+        };
+        replicas[usize::from(n) % 2]
+            .put_agent(&agent(n, &host))
+            .unwrap();
+    }
+    let link = |n: u8, sequence: u64| {
+        let host = match n {
+            8 => "host-shared".to_owned(),
+            9 => "host-twice".to_owned(),
+            n => format!("host-{n}"),
+        };
+        attestation(n, sequence, &host, 1_000 * sequence as i64 + i64::from(n))
+    };
+
+    let start = Barrier::new(6);
+    let receipts: Vec<CommitReceipt> = thread::scope(|scope| {
+        let mut committers = Vec::new();
+        for (r, replica) in replicas.into_iter().enumerate() {
+            let (start, link) = (&start, &link);
+            // Own hosts: keys r*4 .. r*4+4, in batches of three links from four keys.
+            committers.push(scope.spawn(move || {
+                start.wait();
+                let mut total = CommitReceipt::default();
+                for first in (1..=LINKS).step_by(3) {
+                    let links = (0..4u8)
+                        .flat_map(|k| (first..first + 3).map(move |s| (r as u8 * 4 + k, s)))
+                        .map(|(n, s)| link(n, s))
+                        .collect();
+                    add(&mut total, replica.commit_blocking(batch(links)).unwrap());
+                }
+                total
+            }));
+            // The shared host: replica 0 sends the odd links, replica 1 the even ones.
+            committers.push(scope.spawn(move || {
+                start.wait();
+                let mut total = CommitReceipt::default();
+                for sequence in (1..=2 * LINKS).filter(|s| s % 2 == 1 - r as u64) {
+                    add(
+                        &mut total,
+                        replica
+                            .commit_blocking(batch(vec![link(8, sequence)]))
+                            .unwrap(),
+                    );
+                }
+                total
+            }));
+            // The same links through both replicas.
+            committers.push(scope.spawn(move || {
+                start.wait();
+                let mut total = CommitReceipt::default();
+                for sequence in 1..=LINKS {
+                    add(
+                        &mut total,
+                        replica
+                            .commit_blocking(batch(vec![link(9, sequence)]))
+                            .unwrap(),
+                    );
+                }
+                total
+            }));
+        }
+        committers.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+
+    // Every (key, sequence) stored exactly once; key 9's second copies are repeats.
+    let stored: usize = receipts.iter().map(|r| r.stored).sum();
+    let repeated: usize = receipts.iter().map(|r| r.repeated).sum();
+    let expected = 8 * LINKS as usize + 2 * LINKS as usize + LINKS as usize;
+    assert_eq!((stored, repeated), (expected, LINKS as usize));
+    let all = a
+        .attestations(i64::MIN, i64::MAX, None, usize::MAX)
+        .unwrap();
+    assert_eq!(all.len(), expected);
+    let pairs: BTreeSet<_> = all.iter().map(|x| (x.key_id, x.sequence)).collect();
+    assert_eq!(pairs.len(), expected, "a (key, sequence) is stored twice");
+    for x in &all {
+        assert_eq!(x.digest, digest(x.key_id[1], x.sequence));
+    }
+    assert_eq!(a.stats().stored + b.stats().stored, expected as u64);
+
+    // One log: every enrolment and stored attestation, indexes 0.. without a hole, each
+    // attestation pointing at its own leaf; both replicas read the same.
+    let size = a.log_size().unwrap();
+    assert_eq!(size, 10 + expected as u64);
+    assert_eq!(b.log_size().unwrap(), size);
+    let records = a.log_records(0, usize::MAX).unwrap();
+    assert_eq!(records, b.log_records(0, usize::MAX).unwrap());
+    let indexes: Vec<u64> = records.iter().map(|r| r.log_index).collect();
+    assert_eq!(indexes, (0..size).collect::<Vec<_>>());
+    let mut logged: Vec<u64> = all.iter().map(|x| x.log_index.unwrap()).collect();
+    logged.sort_unstable();
+    logged.dedup();
+    assert_eq!(logged.len(), expected);
+
+    // The root over the stored nodes equals the root of the leaves themselves, at every size
+    // (sampled) and at the end, through either replica.
+    let tree = MemoryTree::from_leaves(records.iter().map(|r| leaf_hash(&r.entry)));
+    assert_eq!(tree.size(), size);
+    for checked in (1..=size).step_by(23).chain([size]) {
+        let expected_root = proto_merkle::root(&tree, checked).unwrap();
+        assert_eq!(
+            proto_merkle::root(&LogNodes(&a), checked).unwrap(),
+            expected_root
+        );
+        assert_eq!(
+            proto_merkle::root(&LogNodes(&b), checked).unwrap(),
+            expected_root
+        );
+    }
+
+    // Host states: each host at its chain's last link, whichever replica stored it and in
+    // whatever order the links arrived; one history change each (nothing that counts changed).
+    let states: BTreeMap<String, u64> = a
+        .host_states()
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.host_id, s.last_sequence))
+        .collect();
+    assert_eq!(states.len(), 10);
+    assert_eq!(states["host-shared"], 2 * LINKS);
+    assert_eq!(states["host-twice"], LINKS);
+    for n in 0..8 {
+        assert_eq!(states[&format!("host-{n}")], LINKS);
+    }
+    assert_eq!(a.host_states().unwrap(), b.host_states().unwrap());
+    let heads = a.chain_heads().unwrap();
+    assert_eq!(heads.len(), 10);
+    assert!(heads.contains(&(key(8), 2 * LINKS, digest(8, 2 * LINKS))));
+    let changes = a.host_changes(i64::MAX).unwrap();
+    assert_eq!(changes.len(), 10, "{changes:?}");
+    assert_eq!(a.gpu_owners().unwrap().len(), 10 * 8);
+}
+
+fn add(total: &mut CommitReceipt, receipt: CommitReceipt) {
+    total.stored += receipt.stored;
+    total.repeated += receipt.repeated;
+}
+
+#[test]
+fn replicas_starting_together_apply_each_migration_once() {
+    let Some(database) = Database::from_env() else {
+        return;
+    };
+    let schema = database.fresh_schema();
+    let start = Barrier::new(4);
+    let stores: Vec<PostgresStore> = thread::scope(|scope| {
+        let starting: Vec<_> = (0..4)
+            .map(|_| {
+                let (start, schema, url) = (&start, &schema, &database.url);
+                scope.spawn(move || {
+                    start.wait();
+                    PostgresStore::connect(url, Database::options(schema))
+                })
+            })
+            .collect();
+        starting
+            .into_iter()
+            .map(|s| s.join().unwrap().unwrap())
+            .collect()
+    });
+    let rows = database.query(&format!("SELECT version FROM {schema}.schema_version"));
+    let versions: Vec<i32> = rows.iter().map(|row| row.get(0)).collect();
+    assert_eq!(versions, vec![PostgresStore::schema_version() as i32]);
+    // All four work on the same tables.
+    stores[0].put_agent(&agent(1, "host-a")).unwrap();
+    assert_eq!(stores[3].agents().unwrap().len(), 1);
+    assert_eq!(stores[2].schema(), schema);
+}
+
+#[test]
+fn a_schema_from_a_newer_build_is_refused() {
+    let Some(database) = Database::from_env() else {
+        return;
+    };
+    let schema = database.fresh_schema();
+    drop(PostgresStore::connect(&database.url, Database::options(&schema)).unwrap());
+    database.execute(&format!("UPDATE {schema}.schema_version SET version = 99"));
+    match PostgresStore::connect(&database.url, Database::options(&schema)) {
+        Err(StoreError::SchemaTooNew { found: 99, known }) => {
+            assert_eq!(known, PostgresStore::schema_version());
+        }
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+}
+
+#[test]
+fn async_callers_on_a_multi_threaded_runtime() {
+    let Some(database) = Database::from_env() else {
+        return;
+    };
+    let store = std::sync::Arc::new(database.fresh_store(PostgresOptions::default()));
+    store.put_agent(&agent(1, "host-a")).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        // As the server does: many commits in flight at once, awaited on the runtime.
+        let tasks: Vec<_> = (1..=40u64)
+            .map(|sequence| {
+                let store = std::sync::Arc::clone(&store);
+                tokio::spawn(async move {
+                    store
+                        .commit(batch(vec![attestation(
+                            1,
+                            sequence,
+                            "host-a",
+                            sequence as i64,
+                        )]))
+                        .await
+                })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.unwrap().unwrap().stored, 1);
+        }
+        // A blocking read on a runtime thread is slow, never a panic.
+        assert_eq!(store.log_size().unwrap(), 41);
+        let reader = std::sync::Arc::clone(&store);
+        let states = tokio::task::spawn_blocking(move || reader.host_states())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(states[0].last_sequence, 40);
+    });
+    assert!(store.stats().groups <= 40);
+    // The last reference dropped inside the runtime: the store shuts down cleanly there too.
+    runtime.block_on(async move { drop(store) });
+}
+
+#[test]
+fn a_value_postgres_refuses_fails_only_its_batch() {
+    let Some(database) = Database::from_env() else {
+        return;
+    };
+    let store = database.fresh_store(PostgresOptions::default());
+    for n in 1..=8 {
+        store.put_agent(&agent(n, &format!("host-{n}"))).unwrap();
+    }
+    // PostgreSQL's text cannot hold NUL; SQLite's can. Such a batch fails with the server's
+    // error; batches committed in the same group still commit.
+    let start = Barrier::new(8);
+    let results: Vec<Result<CommitReceipt, StoreError>> = thread::scope(|scope| {
+        let committers: Vec<_> = (1..=8u8)
+            .map(|n| {
+                let (start, store) = (&start, &store);
+                scope.spawn(move || {
+                    let mut batch = batch(vec![attestation(n, 1, &format!("host-{n}"), 1_000)]);
+                    match n {
+                        3 => batch.attestations[0].host_id = "host\0three".to_owned(),
+                        5 => batch
+                            .events
+                            .push(fixture::event(1_000, "gap", "nul\0detail")),
+                        _ => {}
+                    }
+                    start.wait();
+                    store.commit_blocking(batch)
+                })
+            })
+            .collect();
+        committers.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    for (n, result) in (1..=8).zip(&results) {
+        match (n, result) {
+            (3 | 5, Err(StoreError::Backend(_))) => {}
+            (3 | 5, other) => panic!("batch {n} got {other:?}"),
+            (_, Ok(receipt)) => assert_eq!(receipt.stored, 1),
+            (_, Err(error)) => panic!("batch {n} failed: {error}"),
+        }
+    }
+    assert_eq!(
+        store
+            .attestations(i64::MIN, i64::MAX, None, 100)
+            .unwrap()
+            .len(),
+        6
+    );
+    assert!(store.events(i64::MIN, 10).unwrap().is_empty());
+    // Enrolments plus the six stored attestations, without a hole.
+    assert_eq!(store.log_size().unwrap(), 8 + 6);
+    let records = store.log_records(0, usize::MAX).unwrap();
+    let tree = MemoryTree::from_leaves(records.iter().map(|r| leaf_hash(&r.entry)));
+    assert_eq!(
+        proto_merkle::root(&LogNodes(&store), 14).unwrap(),
+        tree.root()
+    );
+    eprintln!("writer: {:?}", store.stats());
+    // A later commit on the same connection works.
+    let later = Batch {
+        attestations: vec![attestation(3, 1, "host-3", 2_000)],
+        ..Batch::default()
+    };
+    assert_eq!(store.commit_blocking(later).unwrap().stored, 1);
+}
+
+/// The URL with one more query parameter.
+fn with_param(url: &str, param: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}{param}")
+}
+
+#[test]
+fn sslmode_require_encrypts_the_connections() {
+    let Some(database) = Database::from_env() else {
+        return;
+    };
+    let ssl: String = database.query("SHOW ssl")[0].get(0);
+    if ssl != "on" {
+        eprintln!("not run: the test server does not offer TLS (ssl = {ssl})");
+        return;
+    }
+    let schema = database.fresh_schema();
+    let url = with_param(
+        &with_param(&database.url, "sslmode=require"),
+        &format!("application_name={schema}"),
+    );
+    let store = PostgresStore::connect(&url, Database::options(&schema)).unwrap();
+    store.put_agent(&agent(1, "host-a")).unwrap();
+    assert_eq!(store.agents().unwrap().len(), 1);
+    let rows = database.query(&format!(
+        "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a ON a.pid = s.pid
+         WHERE a.application_name = '{schema}'"
+    ));
+    let encrypted: Vec<bool> = rows.iter().map(|row| row.get(0)).collect();
+    // The writer and at least one reader, all over TLS.
+    assert!(encrypted.len() >= 2, "{encrypted:?}");
+    assert!(encrypted.iter().all(|&ssl| ssl), "{encrypted:?}");
+}
+
+#[test]
+fn sslmode_verify_full_refuses_a_server_of_another_ca() {
+    let Some(database) = Database::from_env() else {
+        return;
+    };
+    let ssl: String = database.query("SHOW ssl")[0].get(0);
+    if ssl != "on" {
+        eprintln!("not run: the test server does not offer TLS (ssl = {ssl})");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("veu-pg-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = dir.join("other-ca.pem");
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    std::fs::write(&ca, params.self_signed(&key).unwrap().pem()).unwrap();
+    let url = with_param(
+        &database.url,
+        &format!("sslmode=verify-full&sslrootcert={}", ca.display()),
+    );
+    let result = PostgresStore::connect(&url, Database::options(&database.fresh_schema()));
+    std::fs::remove_dir_all(&dir).unwrap();
+    match result {
+        Err(StoreError::Backend(error)) => {
+            let message = format!("{error:#}");
+            eprintln!("refused as it should be: {message}");
+        }
+        other => panic!("expected a TLS failure, got {other:?}"),
+    }
+}
+
+/// `sslmode=verify-full` against a real server needs a certificate naming the server, which
+/// the default test server may not have: this runs when `VEU_TEST_POSTGRES_TLS_URL` names one
+/// (e.g. Debian's snakeoil certificate, issued for `localhost`:
+/// `postgres://postgres@localhost:5432/test?sslmode=verify-full&sslrootcert=/etc/ssl/certs/ssl-cert-snakeoil.pem`).
+#[test]
+fn sslmode_verify_full_connects_to_the_named_server() {
+    let Some(database) = Database::from_env() else {
+        return;
+    };
+    let Ok(url) = std::env::var("VEU_TEST_POSTGRES_TLS_URL") else {
+        eprintln!("not run: VEU_TEST_POSTGRES_TLS_URL is unset");
+        return;
+    };
+    let store = PostgresStore::connect(&url, Database::options(&database.fresh_schema())).unwrap();
+    store.put_agent(&agent(1, "host-a")).unwrap();
+    assert_eq!(store.agents().unwrap().len(), 1);
+}
+
+/// Throughput of group commit, like the SQLite store's `throughput` test: committers each
+/// sending one 8-GPU attestation per commit for three seconds, through `replicas` stores on one
+/// schema. `cargo test -p collector-store-postgres --release --test replicas -- --ignored
+/// --nocapture throughput` (`VEU_PG_COMMITTERS`, `VEU_PG_REPLICAS` change the counts).
+#[test]
+#[ignore = "a measurement, not a check"]
+fn throughput() {
+    let Some(database) = Database::from_env() else {
+        return;
+    };
+    let number = |name: &str, default: u8| {
+        std::env::var(name)
+            .ok()
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(default)
+    };
+    let committers = number("VEU_PG_COMMITTERS", 32);
+    let replicas = number("VEU_PG_REPLICAS", 1).max(1);
+    let schema = database.fresh_schema();
+    let stores: Vec<PostgresStore> = (0..replicas)
+        .map(|_| PostgresStore::connect(&database.url, Database::options(&schema)).unwrap())
+        .collect();
+    for n in 0..committers {
+        stores[0]
+            .put_agent(&agent(n, &format!("host-{n}")))
+            .unwrap();
+    }
+    let before = stores[0].size_bytes().unwrap();
+    let seconds = std::time::Duration::from_secs(3);
+    let started = std::time::Instant::now();
+    let total: u64 = thread::scope(|scope| {
+        let threads: Vec<_> = (0..committers)
+            .map(|n| {
+                let store = &stores[usize::from(n % replicas)];
+                scope.spawn(move || {
+                    let mut sequence = 0;
+                    while started.elapsed() < seconds {
+                        sequence += 1;
+                        let a = attestation(n, sequence, &format!("host-{n}"), sequence as i64);
+                        store.commit_blocking(batch(vec![a])).unwrap();
+                    }
+                    sequence
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).sum()
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    let groups: u64 = stores.iter().map(|s| s.stats().groups).sum();
+    let size = stores[0].size_bytes().unwrap() - before;
+    eprintln!(
+        "{committers} committers, {replicas} replica(s): {total} attestations in {elapsed:.2} s: \
+         {:.0}/s, {groups} group commits ({:.1} per group), {size} bytes ({:.0} per attestation)",
+        total as f64 / elapsed,
+        total as f64 / groups as f64,
+        size as f64 / total as f64,
+    );
+}
