@@ -55,6 +55,8 @@ pub struct Config {
     pub challenge_every: Duration,
     pub nonce_validity: Duration,
     pub tree_head_every: Duration,
+    /// The log key file; several replicas of one log must share it.
+    pub log_key: PathBuf,
     pub metrics_listen: Option<SocketAddr>,
     pub log_json: bool,
     pub log_level: tracing::Level,
@@ -86,6 +88,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawAudit {
     tree_head_every: Option<String>,
+    log_key: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -270,6 +273,11 @@ impl Config {
                 tracing::Level::INFO
             });
         let state_dir = resolve(raw.state_dir);
+        let log_key = raw
+            .audit
+            .log_key
+            .map(&resolve)
+            .unwrap_or_else(|| state_dir.join("log.key"));
         let store = match raw.store {
             None => Store::Sqlite(state_dir.join("collector.db")),
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
@@ -301,6 +309,7 @@ impl Config {
                 challenge_every,
                 nonce_validity,
                 tree_head_every,
+                log_key,
                 metrics_listen,
                 log_json,
                 log_level,

@@ -59,7 +59,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     };
     let secret = nonce_secret(&config.state_dir.join("nonce.key"))?;
-    let log_key = log_key(&config.state_dir)?;
+    let log_key = log_key(&config.log_key)?;
     let metrics = Arc::new(Metrics::new());
     let rules = Rules {
         catalogue,
@@ -228,11 +228,12 @@ fn nonce_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
     Ok(secret)
 }
 
-/// The log key (`log.key`, PKCS#8, 0600): made once, kept across restarts, since auditors pin
-/// its public half, which is (re)written to `log.pub` as hex.
-fn log_key(state_dir: &Path) -> anyhow::Result<proto_seal::Ed25519Signer> {
+/// The log key (PKCS#8, 0600, by default `<state_dir>/log.key`): made once, kept across
+/// restarts, since auditors pin its public half, which is (re)written beside it as `log.pub`
+/// (hex). Replicas of one log share one key file.
+fn log_key(path: &Path) -> anyhow::Result<proto_seal::Ed25519Signer> {
     use std::os::unix::fs::PermissionsExt;
-    let path = state_dir.join("log.key");
+    let path = path.to_path_buf();
     let pkcs8 = match std::fs::read(&path) {
         Ok(pkcs8) => {
             let mode = std::fs::metadata(&path)
@@ -274,7 +275,7 @@ fn log_key(state_dir: &Path) -> anyhow::Result<proto_seal::Ed25519Signer> {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let public_path = state_dir.join("log.pub");
+    let public_path = path.with_extension("pub");
     std::fs::write(&public_path, format!("{public}\n"))
         .with_context(|| format!("cannot write {}", public_path.display()))?;
     Ok(signer)

@@ -71,9 +71,13 @@ impl LogKeeper {
     }
 
     /// Signs a head over the whole log when it grew since the newest head (or none exists);
-    /// returns the newest head either way.
+    /// returns the newest head either way. Only the replica that leads the log signs (see
+    /// `AttestationStore::lead_log`); the others return the newest head the leader signed.
     pub fn sign(&self) -> Result<StoredTreeHead, LogError> {
         let _one = self.signing.lock().unwrap_or_else(PoisonError::into_inner);
+        if !self.store.lead_log()? {
+            return self.head(None);
+        }
         let size = self.store.log_size()?;
         let latest = self.store.tree_head(None)?;
         if let Some(latest) = latest

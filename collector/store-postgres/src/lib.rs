@@ -155,6 +155,8 @@ pub struct PostgresStore {
     pool: Arc<Pool>,
     counters: Arc<Counters>,
     schema: String,
+    /// The session that holds the log's leadership lock, while this handle leads.
+    leader: Arc<tokio::sync::Mutex<Option<pool::Conn>>>,
 }
 
 impl PostgresStore {
@@ -219,6 +221,7 @@ impl PostgresStore {
             pool,
             counters,
             schema,
+            leader: Arc::new(tokio::sync::Mutex::new(None)),
         })
     }
 
@@ -473,5 +476,28 @@ impl AttestationStore for PostgresStore {
 
     fn last_received(&self, before_ms: i64) -> Result<Vec<(String, i64)>, StoreError> {
         self.read(move |mut conn| async move { read::last_received(&mut conn, before_ms).await })
+    }
+
+    fn lead_log(&self) -> Result<bool, StoreError> {
+        let leader = Arc::clone(&self.leader);
+        let key = schema::lock_key("log-leader", &self.schema);
+        self.block(|pool| async move {
+            let mut held = leader.lock().await;
+            // A session lock lives exactly as long as its connection: a replica that dies (or
+            // loses the database) releases it, and the next replica to ask takes over.
+            if held.as_ref().is_some_and(|conn| !conn.is_closed()) {
+                return Ok(true);
+            }
+            *held = None;
+            let mut conn = pool.connector().connect().await?;
+            let row = conn
+                .query_opt("SELECT pg_try_advisory_lock($1)", &[&key])
+                .await?;
+            let won = row.map(|r| r.get::<_, bool>(0)).unwrap_or(false);
+            if won {
+                *held = Some(conn);
+            }
+            Ok(won)
+        })
     }
 }

@@ -127,6 +127,12 @@ impl Pool {
         }
     }
 
+    /// Opens connections to the same target outside the pool (sessions that must outlive one
+    /// operation, like the log's leadership lock).
+    pub(crate) fn connector(&self) -> &Connector {
+        &self.connector
+    }
+
     /// A connection for one operation: an idle one, or a new one; waits while `size` are out.
     pub(crate) async fn get(self: &Arc<Self>) -> Result<Lease, StoreError> {
         let permit = Arc::clone(&self.permits)

@@ -207,6 +207,29 @@ fn replicas_starting_together_apply_each_migration_once() {
 }
 
 #[test]
+fn one_replica_at_a_time_leads_the_log_and_another_takes_over_when_it_dies() {
+    let Some(database) = Database::from_env() else {
+        return;
+    };
+    let schema = database.fresh_schema();
+    let first = PostgresStore::connect(&database.url, Database::options(&schema)).unwrap();
+    let second = PostgresStore::connect(&database.url, Database::options(&schema)).unwrap();
+    assert!(first.lead_log().unwrap(), "the first to ask leads");
+    assert!(first.lead_log().unwrap(), "and keeps leading");
+    assert!(!second.lead_log().unwrap(), "only one leads");
+    // Another schema is another log, with its own leader.
+    let other =
+        PostgresStore::connect(&database.url, Database::options(&database.fresh_schema())).unwrap();
+    assert!(other.lead_log().unwrap());
+    // The leader dies: its session ends, and the next replica to ask takes over.
+    drop(first);
+    assert!(
+        second.lead_log().unwrap(),
+        "a replica takes over from a dead leader"
+    );
+}
+
+#[test]
 fn a_schema_from_a_newer_build_is_refused() {
     let Some(database) = Database::from_env() else {
         return;

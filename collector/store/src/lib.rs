@@ -164,6 +164,14 @@ pub trait AttestationStore: Send + Sync + 'static {
 
     /// Each host's newest receipt time before `before_ms`, ordered by host: who was stale then.
     fn last_received(&self, before_ms: i64) -> Result<Vec<(String, i64)>, StoreError>;
+
+    /// Whether this handle leads the log: the one that signs tree heads. At most one handle per
+    /// database leads at a time, and keeps leading while it lives; when it dies another handle
+    /// takes over on its next call. An embedded store has a single writer process, which
+    /// always leads.
+    fn lead_log(&self) -> Result<bool, StoreError> {
+        Ok(true)
+    }
 }
 
 /// A store's log nodes as a `proto_merkle::NodeSource`: roots and proofs read O(log n) rows.
