@@ -236,3 +236,25 @@ fn pkcs8_keys_round_trip() {
         Err(KeyError::PublicKeyLength(31))
     );
 }
+
+#[test]
+fn public_keys_off_the_curve_or_of_small_order_are_refused() {
+    // The identity (y = 1), the point of order 2 (y = -1) and one of order 4 (y = 0): anyone
+    // can make signatures that verify under them.
+    let mut minus_one = [0xff; 32];
+    minus_one[0] = 0xec;
+    minus_one[31] = 0x7f;
+    let mut identity = [0; 32];
+    identity[0] = 1;
+    for weak in [identity, minus_one, [0; 32]] {
+        assert_eq!(PublicKey::from_slice(&weak), Err(KeyError::WeakPublicKey));
+    }
+    let mut off_curve = [0; 32];
+    off_curve[0] = 2;
+    assert_eq!(PublicKey::from_slice(&off_curve), Err(KeyError::NotOnCurve));
+    let signer = signer(1);
+    assert_eq!(
+        PublicKey::from_slice(signer.public_key().as_bytes()),
+        Ok(signer.public_key())
+    );
+}
