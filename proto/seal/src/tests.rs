@@ -222,6 +222,23 @@ fn envelope_bytes_round_trip_and_bad_envelopes_are_typed_errors() {
 }
 
 #[test]
+fn envelopes_encode_as_prost_encodes_their_message() {
+    let signer = signer(1);
+    let sealed = seal(&payload(&signer), &signer).unwrap();
+    let mut empty = sealed.clone();
+    empty.payload.clear();
+    empty.signature.clear();
+    let mut long = sealed.clone();
+    long.payload = vec![0x5a; MAX_PAYLOAD_BYTES];
+    for envelope in [sealed, empty, long] {
+        assert_eq!(
+            encode_envelope(&envelope),
+            prost::Message::encode_to_vec(&envelope_to_wire(&envelope))
+        );
+    }
+}
+
+#[test]
 fn pkcs8_keys_round_trip() {
     let pkcs8 = Ed25519Signer::generate_pkcs8().unwrap();
     let signer = Ed25519Signer::from_pkcs8(&pkcs8).unwrap();
