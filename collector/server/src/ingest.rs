@@ -245,7 +245,8 @@ impl Collector {
         // 1. Fields and sizes, and the signer's key (looked up once per key: a stream's batch
         //    is one agent's).
         let mut signers: Vec<(KeyId, Option<Arc<KnownAgent>>)> = Vec::new();
-        let mut to_verify: Vec<(usize, Envelope, Arc<KnownAgent>)> = Vec::new();
+        let mut to_verify: Vec<(usize, Envelope, Arc<KnownAgent>)> =
+            Vec::with_capacity(attestations.len());
         for (index, attestation) in attestations.into_iter().enumerate() {
             let Some(wire) = attestation.envelope else {
                 results.reject(
@@ -360,8 +361,9 @@ impl Collector {
         }
 
         // 4. Admission, advancing chain heads tentatively (undone if the commit fails).
-        let mut accepted: Vec<(usize, VerifiedAttestation, CountryCode)> = Vec::new();
-        let mut rows: Vec<AcceptedAttestation> = Vec::new();
+        let mut accepted: Vec<(usize, VerifiedAttestation, CountryCode)> =
+            Vec::with_capacity(verified.len());
+        let mut rows: Vec<AcceptedAttestation> = Vec::with_capacity(verified.len());
         let mut events = Vec::new();
         let mut previous_heads: HashMap<KeyId, Option<ChainHead>> = HashMap::new();
         // A stream answers one nonce until the next challenge: judge each nonce once.
