@@ -6,6 +6,8 @@
 //! 3. Generated protobuf types stop at the transport crates: only those may depend directly
 //!    on `proto-wire`, `prost` or `tonic`.
 //! 4. No OpenSSL or aws-lc anywhere in the tree: crypto is ring.
+//! 5. Only `proto-seal` links ed25519-dalek, for batch verification; every single signature is
+//!    ring's.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -26,6 +28,8 @@ pub const FORBIDDEN_IN_PURE: &[&str] = &[
     "nvml-wrapper",
     "nvml-wrapper-sys",
     "ring",
+    "ed25519-dalek",
+    "curve25519-dalek",
     "tonic",
     "prost",
     "rusqlite",
@@ -37,6 +41,9 @@ pub const FORBIDDEN_IN_PURE: &[&str] = &[
 
 /// The only crate allowed to link the NVML bindings.
 pub const NVML_CRATE: &str = "agent-nvml";
+
+/// The only crate allowed to link ed25519-dalek (`open_batch`).
+pub const BATCH_VERIFY_CRATE: &str = "proto-seal";
 
 /// Crates that may use generated protobuf types directly: the contract itself, the evidence
 /// codec, and the transport adapters of agent, collector, veuctl and the load generator.
@@ -197,6 +204,13 @@ impl Graph {
                 ));
             }
         }
+        for member in direct("ed25519-dalek") {
+            if member != BATCH_VERIFY_CRATE {
+                found.push(format!(
+                    "{member} links ed25519-dalek; only {BATCH_VERIFY_CRATE} may (signatures are ring's)"
+                ));
+            }
+        }
         for generated in ["proto-wire", "prost", "tonic"] {
             for member in direct(generated) {
                 if member != generated && !TRANSPORT_CRATES.contains(&member) {
@@ -290,6 +304,19 @@ mod tests {
         assert_eq!(
             graph.violations(),
             ["collector-server links nvml-wrapper; only agent-nvml may"]
+        );
+    }
+
+    #[test]
+    fn batch_verification_outside_proto_seal_fails() {
+        let mut graph = clean();
+        graph.members.insert("proto-seal".to_owned());
+        graph.add_edge("proto-seal", "ed25519-dalek");
+        assert_eq!(graph.violations(), Vec::<String>::new());
+        graph.add_edge("agent-uplink", "ed25519-dalek");
+        assert_eq!(
+            graph.violations(),
+            ["agent-uplink links ed25519-dalek; only proto-seal may (signatures are ring's)"]
         );
     }
 

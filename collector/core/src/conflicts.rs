@@ -55,6 +55,39 @@ impl GpuIndex {
     /// (false when another host already holds one of its identifiers), with the conflicts that
     /// are new since this host's previous update.
     pub fn update(&mut self, host: &str, gpus: &[GpuIds<'_>]) -> (Vec<bool>, Vec<Conflict>) {
+        if self.holds_exactly(host, gpus) {
+            // The GPUs of the host's previous update, every one counted then: they are still
+            // the host's, and no conflict stands (the common case, without an allocation).
+            if let Some(reported) = self.reported.get_mut(host) {
+                reported.clear();
+            }
+            return (vec![true; gpus.len()], Vec::new());
+        }
+        self.replace(host, gpus)
+    }
+
+    /// Whether `gpus` carry exactly the identifiers `host` holds, in the same order.
+    fn holds_exactly(&self, host: &str, gpus: &[GpuIds<'_>]) -> bool {
+        let Some(held) = self.by_host.get(host) else {
+            return false;
+        };
+        let mut held = held.iter();
+        for gpu in gpus {
+            for (kind, value) in [(IdKind::Uuid, gpu.uuid), (IdKind::Serial, gpu.serial)] {
+                if !is_identifier(value) {
+                    continue;
+                }
+                match held.next() {
+                    Some((held_kind, held_value)) if *held_kind == kind && held_value == value => {}
+                    _ => return false,
+                }
+            }
+        }
+        held.next().is_none()
+    }
+
+    /// `update` the long way: releases the host's identifiers and claims them again.
+    fn replace(&mut self, host: &str, gpus: &[GpuIds<'_>]) -> (Vec<bool>, Vec<Conflict>) {
         self.release_ids(host);
         let mut counted = Vec::with_capacity(gpus.len());
         let mut conflicts = Vec::new();
@@ -180,6 +213,49 @@ mod tests {
         assert_eq!(counted, [true]);
         index.release("b");
         assert!(index.is_empty());
+    }
+
+    /// The shortcut for an unchanged inventory must leave the index as the long way does.
+    #[test]
+    fn updates_with_and_without_the_shortcut_agree() {
+        let uuids = ["GPU-1", "GPU-2", "GPU-3", "", "N/A"];
+        let serials = ["S1", "S2", "S3", "0", ""];
+        let hosts = ["a", "b", "c"];
+        let (mut fast, mut slow) = (GpuIndex::new(), GpuIndex::new());
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |bound: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % bound as u64) as usize
+        };
+        let mut inventories: Vec<Vec<GpuIds<'_>>> = vec![Vec::new(); hosts.len()];
+        for step in 0..5_000 {
+            let host = next(hosts.len());
+            match next(10) {
+                // Mostly the same inventory again, as real hosts report it.
+                0..=5 => {}
+                6 => {
+                    fast.release(hosts[host]);
+                    slow.release(hosts[host]);
+                    continue;
+                }
+                _ => {
+                    inventories[host] = (0..next(4))
+                        .map(|_| gpu(uuids[next(uuids.len())], serials[next(serials.len())]))
+                        .collect();
+                }
+            }
+            let gpus = &inventories[host];
+            assert_eq!(
+                fast.update(hosts[host], gpus),
+                slow.replace(hosts[host], gpus),
+                "step {step}"
+            );
+            assert_eq!(fast.owners, slow.owners, "step {step}");
+            assert_eq!(fast.by_host, slow.by_host, "step {step}");
+            assert_eq!(fast.reported, slow.reported, "step {step}");
+        }
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! The ingest pipeline: envelopes from one stream, as a batch, through size and field checks,
-//! key lookup, signature verification (off the executor, in one blocking task per batch),
-//! admission under the state lock, one durable store commit, and only then the live
-//! distribution, GPU conflicts and acknowledgements.
+//! key lookup, signature verification (off the executor, in one blocking task per batch, as one
+//! batch verification with `proto_seal::open_batch`), admission under the state lock, one
+//! durable store commit, and only then the live distribution, GPU conflicts and
+//! acknowledgements.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use collector_core::admission::Submission;
+use collector_core::admission::{NonceCheck, Submission};
 use collector_core::conflicts::GpuIds;
 use collector_core::{
     Admission, AdmissionContext, AgentBinding, GpuIndex, LiveDistribution, Reason, SiteRegistry,
@@ -15,7 +16,7 @@ use collector_core::{
 use collector_store::{
     AcceptedAttestation, AgentRecord, AttestationStore, Batch, Event, Gpu, Rejection,
 };
-use proto_accounting::{Catalogue, Policy};
+use proto_accounting::{Catalogue, CountryCode, Policy};
 use proto_evidence::{ChainDigest, ChainHead, Envelope, KeyId, Link, Sha256};
 use proto_seal::{OpenError, PublicKey, VerifiedAttestation};
 use proto_wire::v1;
@@ -153,7 +154,7 @@ impl Collector {
             if host.decommissioned_at_ms.is_some() {
                 continue;
             }
-            let Ok(country) = proto_accounting::CountryCode::parse(&host.country) else {
+            let Ok(country) = CountryCode::parse(&host.country) else {
                 tracing::error!(
                     host = host.host_id,
                     country = host.country,
@@ -243,8 +244,11 @@ impl Collector {
             metrics: &self.metrics,
         };
 
-        // 1. Fields and sizes, and the signer's key.
-        let mut to_verify: Vec<(usize, Envelope, KnownAgent)> = Vec::new();
+        // 1. Fields and sizes, and the signer's key (looked up once per key: a stream's batch
+        //    is one agent's).
+        let mut signers: Vec<(KeyId, Option<Arc<KnownAgent>>)> = Vec::new();
+        let mut to_verify: Vec<(usize, Envelope, Arc<KnownAgent>)> =
+            Vec::with_capacity(attestations.len());
         for (index, attestation) in attestations.into_iter().enumerate() {
             let Some(wire) = attestation.envelope else {
                 results.reject(
@@ -269,7 +273,15 @@ impl Collector {
                     continue;
                 }
             };
-            match self.agent(&envelope.key_id).await {
+            let agent = match signers.iter().find(|(key, _)| *key == envelope.key_id) {
+                Some((_, agent)) => agent.clone(),
+                None => {
+                    let agent = self.agent(&envelope.key_id).await.map(Arc::new);
+                    signers.push((envelope.key_id, agent.clone()));
+                    agent
+                }
+            };
+            match agent {
                 Some(agent) => to_verify.push((index, envelope, agent)),
                 None => {
                     let detail = format!("key {} is not enrolled", envelope.key_id);
@@ -285,19 +297,24 @@ impl Collector {
             }
         }
 
-        // 2. Signatures over the received bytes, in one blocking task for the batch.
+        // 2. Signatures over the received bytes, verified as one batch in a blocking task.
         let verified = tokio::task::spawn_blocking(move || {
-            to_verify
+            let (envelopes, owners): (Vec<Envelope>, Vec<_>) = to_verify
                 .into_iter()
                 .map(|(index, envelope, agent)| {
                     let key = envelope.key_id;
-                    (
-                        index,
-                        key,
-                        proto_seal::open(envelope, &agent.public_key),
-                        agent,
-                    )
+                    (envelope, (index, key, agent))
                 })
+                .unzip();
+            let opened = proto_seal::open_batch(
+                envelopes
+                    .into_iter()
+                    .zip(owners.iter().map(|(_, _, agent)| &agent.public_key)),
+            );
+            owners
+                .into_iter()
+                .zip(opened)
+                .map(|((index, key, agent), result)| (index, key, result, agent))
                 .collect::<Vec<_>>()
         })
         .await
@@ -346,13 +363,17 @@ impl Collector {
         }
 
         // 4. Admission, advancing chain heads tentatively (undone if the commit fails).
-        let mut accepted: Vec<(usize, VerifiedAttestation, AcceptedAttestation)> = Vec::new();
+        let mut accepted: Vec<(usize, VerifiedAttestation, CountryCode)> =
+            Vec::with_capacity(verified.len());
+        let mut rows: Vec<AcceptedAttestation> = Vec::with_capacity(verified.len());
         let mut events = Vec::new();
         let mut previous_heads: HashMap<KeyId, Option<ChainHead>> = HashMap::new();
+        // A stream answers one nonce until the next challenge: judge each nonce once.
+        let mut nonce_checks: Vec<(KeyId, Vec<u8>, NonceCheck)> = Vec::new();
         {
             let mut state = self.state();
             for (index, key, result, agent) in verified {
-                let host = Some(agent.binding.host_id.clone());
+                let host = || Some(agent.binding.host_id.clone());
                 let attestation = match result {
                     Ok(attestation) => attestation,
                     Err(error) => {
@@ -364,17 +385,28 @@ impl Collector {
                             | OpenError::PayloadKeyMismatch { .. }
                             | OpenError::WrongNonce => Reason::Malformed,
                         };
-                        results.reject(index, 0, Some(key), host, reason, error.to_string());
+                        results.reject(index, 0, Some(key), host(), reason, error.to_string());
                         continue;
                     }
                 };
                 let payload = attestation.payload();
                 let head = state.heads.get(&key).copied();
+                let nonce = match nonce_checks
+                    .iter()
+                    .find(|(k, nonce, _)| *k == key && *nonce == payload.collector_nonce)
+                {
+                    Some((_, _, check)) => *check,
+                    None => {
+                        let check = self.nonces.check(&key, &payload.collector_nonce);
+                        nonce_checks.push((key, payload.collector_nonce.clone(), check));
+                        check
+                    }
+                };
                 let submission = Submission {
                     presenting_identity: peer,
                     payload,
                     digest: attestation.digest(),
-                    nonce: self.nonces.check(&key, &payload.collector_nonce),
+                    nonce,
                 };
                 let context = AdmissionContext {
                     catalogue: &self.rules.catalogue,
@@ -387,7 +419,7 @@ impl Collector {
                 let stored_digest = stored.get(&(key, payload.sequence)).copied();
                 match admit(&agent.binding, head, stored_digest, submission, context) {
                     Err((reason, detail)) => {
-                        results.reject(index, payload.sequence, Some(key), host, reason, detail)
+                        results.reject(index, payload.sequence, Some(key), host(), reason, detail)
                     }
                     Ok(Admission::Duplicate) => {
                         results.outcomes[index] = Some(Outcome::Ack {
@@ -412,7 +444,7 @@ impl Collector {
                             events.push(Event {
                                 at_ms: now,
                                 kind: "gap".into(),
-                                host_id: host.clone(),
+                                host_id: host(),
                                 key_id: Some(*key.0.as_bytes()),
                                 detail: format!(
                                     "{gap_before} attestation(s) missing before sequence {}",
@@ -448,7 +480,8 @@ impl Collector {
                                 .collect(),
                             log_index: None,
                         };
-                        accepted.push((index, attestation, row));
+                        rows.push(row);
+                        accepted.push((index, attestation, country));
                     }
                 }
             }
@@ -456,7 +489,7 @@ impl Collector {
 
         // 5. One durable commit; acknowledgements only after it.
         let batch = Batch {
-            attestations: accepted.iter().map(|(_, _, row)| row.clone()).collect(),
+            attestations: rows,
             events,
             rejections: std::mem::take(&mut results.rejections),
         };
@@ -475,8 +508,9 @@ impl Collector {
         let mut conflict_events = Vec::new();
         {
             let mut state = self.state();
-            for (index, attestation, row) in &accepted {
+            for (index, attestation, country) in &accepted {
                 let payload = attestation.payload();
+                let host = &payload.host_id.0;
                 let ids: Vec<GpuIds<'_>> = payload
                     .devices
                     .iter()
@@ -485,7 +519,7 @@ impl Collector {
                         serial: &d.serial,
                     })
                     .collect();
-                let (counted, conflicts) = state.gpus.update(&row.host_id, &ids);
+                let (counted, conflicts) = state.gpus.update(host, &ids);
                 let tpp = payload
                     .devices
                     .iter()
@@ -500,22 +534,20 @@ impl Collector {
                         at_ms: now,
                         kind: "gpu_conflict".into(),
                         host_id: Some(conflict.claimant.clone()),
-                        key_id: Some(row.key_id),
+                        key_id: Some(*attestation.envelope().key_id.0.as_bytes()),
                         detail: format!(
                             "{:?} {} is also reported by {} (counted there)",
                             conflict.kind, conflict.value, conflict.owner
                         ),
                     });
                 }
-                if let Ok(country) = proto_accounting::CountryCode::parse(&row.country)
-                    && let Err(error) = state.live.upsert(&row.host_id, country, tpp, now, now)
-                {
-                    tracing::error!(%error, host = row.host_id, "cannot count this host");
+                if let Err(error) = state.live.upsert(host, *country, tpp, now, now) {
+                    tracing::error!(%error, host, "cannot count this host");
                 }
                 self.metrics.accepted.inc();
                 results.outcomes[*index] = Some(Outcome::Ack {
-                    sequence: row.sequence,
-                    digest: row.digest,
+                    sequence: payload.sequence,
+                    digest: *attestation.digest().0.as_bytes(),
                 });
             }
             self.metrics.observe(&state.live, &self.rules.policy);

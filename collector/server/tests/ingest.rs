@@ -8,7 +8,9 @@ use std::time::{Duration, SystemTime};
 
 use collector_pki::Role;
 use collector_store::AttestationStore;
-use proto_evidence::{ATTESTATION_CONTEXT, AttestationPayload, ChainDigest, SiteId, Totals};
+use proto_evidence::{
+    ATTESTATION_CONTEXT, AttestationPayload, CHALLENGE_CONTEXT, ChainDigest, SiteId, Totals,
+};
 use proto_seal::Ed25519Signer;
 use proto_wire::v1;
 use proto_wire::v1::agent_message::Message as FromAgent;
@@ -195,6 +197,63 @@ async fn forged_tampered_replayed_and_reordered_inputs_are_rejected_with_their_r
         .filter(|e| e.kind == "gap")
         .collect();
     assert_eq!(gaps.len(), 1, "the gap before 4 is recorded");
+    h.stop.cancel();
+}
+
+#[tokio::test]
+async fn forgeries_in_a_pipelined_batch_are_rejected_and_the_rest_acknowledged() {
+    let h = Harness::start("uveu-2025-us-simulated.toml").await;
+    let agent = h.enroll("gpu-1", "us-va-1", 1);
+    let mut stream = Stream::open(&h, &agent, &agent).await.unwrap();
+    let nonce = stream.nonce.clone();
+    let mut links = Vec::new();
+    let mut previous = ChainDigest::GENESIS;
+    for sequence in 1..=17 {
+        let link =
+            proto_seal::seal(&payload(&agent, sequence, previous, &nonce), &agent.signer).unwrap();
+        previous = link.chain_digest();
+        links.push(link);
+    }
+    let mut tampered = links[8].clone();
+    tampered.payload[20] ^= 1;
+    let mut foreign = Ed25519Signer::from_seed(&[99; 32])
+        .unwrap()
+        .sign(ATTESTATION_CONTEXT, links[16].payload.clone());
+    foreign.key_id = agent.signer.key_id();
+    let cross_context = agent
+        .signer
+        .sign(CHALLENGE_CONTEXT, links[16].payload.clone());
+
+    // Sent without waiting, so the collector takes them as one batch (or a few).
+    let mut sent = links[..8].to_vec();
+    sent.push(tampered);
+    sent.extend_from_slice(&links[8..16]);
+    sent.extend([foreign, cross_context, links[16].clone()]);
+    for envelope in &sent {
+        stream.sender.send(attestation(envelope)).await.unwrap();
+    }
+    let mut answers = Vec::new();
+    for _ in 0..sent.len() {
+        answers.push(stream.next().await);
+    }
+    let forged = [8, 17, 18];
+    let mut expected_sequence = 1;
+    for (index, answer) in answers.iter().enumerate() {
+        if forged.contains(&index) {
+            assert_eq!(
+                reject_reason(answer),
+                v1::RejectReason::BadSignature,
+                "{index}"
+            );
+        } else {
+            assert_eq!(acked(answer), expected_sequence, "{index}");
+            expected_sequence += 1;
+        }
+    }
+    assert_eq!(
+        h.collector.state().heads[&agent.signer.key_id()].sequence,
+        17
+    );
     h.stop.cancel();
 }
 
@@ -388,6 +447,18 @@ async fn an_agent_with_an_operator_certificate_is_registered_by_an_admin() {
         .await
         .unwrap_err();
     assert_eq!(bad_site.code(), tonic::Code::InvalidArgument);
+    // A small-order point: anyone could sign for it.
+    let mut identity_point = vec![0; 32];
+    identity_point[0] = 1;
+    let weak_key = admin
+        .register_agent(v1::RegisterAgentRequest {
+            signing_public_key: identity_point,
+            host_id: "byo-1".into(),
+            site_id: "us-va-1".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(weak_key.code(), tonic::Code::InvalidArgument);
     let registered = admin
         .register_agent(v1::RegisterAgentRequest {
             signing_public_key: agent.signer.public_key().as_bytes().to_vec(),

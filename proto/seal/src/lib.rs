@@ -1,16 +1,23 @@
 //! Seal and open attestations: encode a payload once, sign the domain-separation context
 //! followed by the exact bytes (Ed25519, ring), and on the other side verify the received bytes
-//! before decoding them, into a `VerifiedAttestation` that nothing but `open` can build.
+//! before decoding them, into a `VerifiedAttestation` that nothing but `open` and `open_batch`
+//! can build.
 //!
 //! Invariant: bytes are never re-encoded to be verified; generated protobuf types do not leave
-//! this crate's `wire` module.
+//! this crate's `wire` module; ring verifies every single signature, ed25519-dalek only whole
+//! batches (`open_batch`), with ring deciding whenever a batch does not verify.
 
+mod batch;
 mod log;
 mod wire;
 
+use std::fmt;
+
+use ed25519_dalek::VerifyingKey;
 use ring::rand::SystemRandom;
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 
+pub use batch::open_batch;
 pub use log::{
     DetachedSignature, LogSignatureError, check_report, open_tree_head, sign_report, sign_tree_head,
 };
@@ -28,7 +35,7 @@ pub use wire::{
 #[derive(Debug)]
 pub struct Ed25519Signer {
     pair: Ed25519KeyPair,
-    key_id: KeyId,
+    public_key: PublicKey,
 }
 
 /// A key that could not be made or read.
@@ -43,6 +50,12 @@ pub enum KeyError {
     /// A public key of the wrong length.
     #[error("an Ed25519 public key is 32 bytes, got {0}")]
     PublicKeyLength(usize),
+    /// 32 bytes that do not encode a point of the curve.
+    #[error("not an Ed25519 public key: the bytes encode no point of the curve")]
+    NotOnCurve,
+    /// A point of small order: signatures under it can be forged without any secret.
+    #[error("a weak Ed25519 public key (a point of small order) is refused")]
+    WeakPublicKey,
 }
 
 /// A payload that could not be sealed.
@@ -106,31 +119,30 @@ impl Ed25519Signer {
     pub fn from_pkcs8(pkcs8: &[u8]) -> Result<Self, KeyError> {
         let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8)
             .map_err(|error| KeyError::Pkcs8(error.to_string()))?;
-        Ok(Self::from_pair(pair))
+        Self::from_pair(pair)
     }
 
     /// A key from a 32-byte seed: deterministic, for fixtures and tests only.
     pub fn from_seed(seed: &[u8; 32]) -> Result<Self, KeyError> {
         let pair = Ed25519KeyPair::from_seed_unchecked(seed)
             .map_err(|error| KeyError::Pkcs8(error.to_string()))?;
-        Ok(Self::from_pair(pair))
+        Self::from_pair(pair)
     }
 
-    fn from_pair(pair: Ed25519KeyPair) -> Self {
-        let key_id = KeyId::of_public_key(pair.public_key().as_ref());
-        Self { pair, key_id }
+    fn from_pair(pair: Ed25519KeyPair) -> Result<Self, KeyError> {
+        // A key made from a secret is never weak; the check only makes the type's promise.
+        let public_key = PublicKey::from_slice(pair.public_key().as_ref())?;
+        Ok(Self { pair, public_key })
     }
 
     /// The public key.
     pub fn public_key(&self) -> PublicKey {
-        let mut raw = [0u8; 32];
-        raw.copy_from_slice(self.pair.public_key().as_ref());
-        PublicKey(raw)
+        self.public_key
     }
 
     /// The key id: SHA-256 of the public key.
     pub fn key_id(&self) -> KeyId {
-        self.key_id
+        self.public_key.key_id
     }
 
     /// Signs `context || payload` and wraps the bytes in an envelope.
@@ -138,70 +150,98 @@ impl Ed25519Signer {
         let signature = self.pair.sign(&signed_message(context, &payload));
         Envelope {
             payload,
-            key_id: self.key_id,
+            key_id: self.key_id(),
             algorithm: Algorithm::Ed25519,
             signature: signature.as_ref().to_vec(),
         }
     }
 }
 
-/// A raw 32-byte Ed25519 public key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct PublicKey([u8; 32]);
+/// An Ed25519 public key: 32 bytes that encode a point of the curve which is not of small
+/// order, kept with its decompressed point (for batch verification) and its key id.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PublicKey {
+    point: VerifyingKey,
+    key_id: KeyId,
+}
 
 impl PublicKey {
-    /// From raw bytes.
+    /// From raw bytes; refuses bytes that are no point of the curve and weak (small-order)
+    /// points, under which anyone could make signatures.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, KeyError> {
-        bytes
+        let raw: &[u8; 32] = bytes
             .try_into()
-            .map(Self)
-            .map_err(|_| KeyError::PublicKeyLength(bytes.len()))
+            .map_err(|_| KeyError::PublicKeyLength(bytes.len()))?;
+        let point = VerifyingKey::from_bytes(raw).map_err(|_| KeyError::NotOnCurve)?;
+        if point.is_weak() {
+            return Err(KeyError::WeakPublicKey);
+        }
+        Ok(Self {
+            point,
+            key_id: KeyId::of_public_key(raw),
+        })
     }
 
     /// The raw bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
+        self.point.as_bytes()
     }
 
     /// Its key id.
     pub fn key_id(&self) -> KeyId {
-        KeyId::of_public_key(&self.0)
+        self.key_id
     }
 
-    fn verify(&self, context: &[u8], envelope: &Envelope) -> Result<(), OpenError> {
-        if envelope.key_id != self.key_id() {
+    /// What every verification checks before the signature: the key, the size, the length of
+    /// the signature.
+    fn check_envelope(&self, envelope: &Envelope) -> Result<(), OpenError> {
+        if envelope.key_id != self.key_id {
             return Err(OpenError::UnknownKey {
                 envelope: envelope.key_id,
-                expected: self.key_id(),
+                expected: self.key_id,
             });
         }
         if envelope.payload.len() > MAX_PAYLOAD_BYTES {
             return Err(OpenError::Oversized(envelope.payload.len()));
         }
-        self.verify_unbounded(context, envelope)
+        Ok(())
+    }
+
+    /// One signature over `message` (context and payload), with ring.
+    fn verify_message(&self, message: &[u8], envelope: &Envelope) -> Result<(), OpenError> {
+        match envelope.algorithm {
+            Algorithm::Ed25519 => UnparsedPublicKey::new(&ED25519, self.as_bytes())
+                .verify(message, &envelope.signature)
+                .map_err(|_| OpenError::BadSignature),
+        }
+    }
+
+    fn verify(&self, context: &[u8], envelope: &Envelope) -> Result<(), OpenError> {
+        self.check_envelope(envelope)?;
+        self.verify_message(&signed_message(context, &envelope.payload), envelope)
     }
 
     /// `verify` without the payload size limit (for reports, which are signed detached).
     fn verify_unbounded(&self, context: &[u8], envelope: &Envelope) -> Result<(), OpenError> {
-        if envelope.key_id != self.key_id() {
+        if envelope.key_id != self.key_id {
             return Err(OpenError::UnknownKey {
                 envelope: envelope.key_id,
-                expected: self.key_id(),
+                expected: self.key_id,
             });
         }
-        match envelope.algorithm {
-            Algorithm::Ed25519 => UnparsedPublicKey::new(&ED25519, &self.0)
-                .verify(
-                    &signed_message(context, &envelope.payload),
-                    &envelope.signature,
-                )
-                .map_err(|_| OpenError::BadSignature),
-        }
+        self.verify_message(&signed_message(context, &envelope.payload), envelope)
+    }
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hex: String = self.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        write!(f, "PublicKey({hex})")
     }
 }
 
 /// An attestation whose signature verified over the received bytes and whose payload decoded.
-/// Only [`open`] builds one.
+/// Only [`open`] and [`open_batch`] build one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedAttestation {
     envelope: Envelope,
@@ -249,6 +289,11 @@ pub fn seal(payload: &AttestationPayload, signer: &Ed25519Signer) -> Result<Enve
 /// Verifies the signature over the received bytes with `key`, then decodes them.
 pub fn open(envelope: Envelope, key: &PublicKey) -> Result<VerifiedAttestation, OpenError> {
     key.verify(ATTESTATION_CONTEXT, &envelope)?;
+    decode_verified(envelope)
+}
+
+/// Decodes an envelope whose signature has just been verified.
+fn decode_verified(envelope: Envelope) -> Result<VerifiedAttestation, OpenError> {
     let payload = wire::decode_payload(&envelope.payload)?;
     if payload.key_id != envelope.key_id {
         return Err(OpenError::PayloadKeyMismatch {

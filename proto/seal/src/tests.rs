@@ -222,6 +222,23 @@ fn envelope_bytes_round_trip_and_bad_envelopes_are_typed_errors() {
 }
 
 #[test]
+fn envelopes_encode_as_prost_encodes_their_message() {
+    let signer = signer(1);
+    let sealed = seal(&payload(&signer), &signer).unwrap();
+    let mut empty = sealed.clone();
+    empty.payload.clear();
+    empty.signature.clear();
+    let mut long = sealed.clone();
+    long.payload = vec![0x5a; MAX_PAYLOAD_BYTES];
+    for envelope in [sealed, empty, long] {
+        assert_eq!(
+            encode_envelope(&envelope),
+            prost::Message::encode_to_vec(&envelope_to_wire(&envelope))
+        );
+    }
+}
+
+#[test]
 fn pkcs8_keys_round_trip() {
     let pkcs8 = Ed25519Signer::generate_pkcs8().unwrap();
     let signer = Ed25519Signer::from_pkcs8(&pkcs8).unwrap();
@@ -251,4 +268,26 @@ fn payloads_decode_for_display_without_any_key_and_without_trust() {
     let mut garbage = envelope;
     garbage.payload = vec![0xff; 8];
     assert!(decode_payload_unverified(&garbage).is_err());
+}
+
+#[test]
+fn public_keys_off_the_curve_or_of_small_order_are_refused() {
+    // The identity (y = 1), the point of order 2 (y = -1) and one of order 4 (y = 0): anyone
+    // can make signatures that verify under them.
+    let mut minus_one = [0xff; 32];
+    minus_one[0] = 0xec;
+    minus_one[31] = 0x7f;
+    let mut identity = [0; 32];
+    identity[0] = 1;
+    for weak in [identity, minus_one, [0; 32]] {
+        assert_eq!(PublicKey::from_slice(&weak), Err(KeyError::WeakPublicKey));
+    }
+    let mut off_curve = [0; 32];
+    off_curve[0] = 2;
+    assert_eq!(PublicKey::from_slice(&off_curve), Err(KeyError::NotOnCurve));
+    let signer = signer(1);
+    assert_eq!(
+        PublicKey::from_slice(signer.public_key().as_bytes()),
+        Ok(signer.public_key())
+    );
 }

@@ -1,7 +1,7 @@
 //! Conversions between the generated `veu.v1` messages and the evidence model. Decoding checks
 //! every field and fails into a typed error; nothing generated leaves this module.
 
-use prost::Message;
+use prost::{Message, encoding};
 use proto_evidence::{
     Algorithm, AttestationPayload, ChainDigest, DeviceFault, DeviceRecord, Envelope,
     EvidenceSource, HostId, KeyId, PAYLOAD_FORMAT, Sha256, SiteId, Totals,
@@ -60,9 +60,40 @@ pub(crate) trait ToWire<W> {
     fn to_wire(&self) -> W;
 }
 
-/// Encodes an envelope as a protobuf `veu.v1.Envelope`.
+/// Encodes an envelope as a protobuf `veu.v1.Envelope`: the bytes prost writes for
+/// `envelope_to_wire(envelope)`, written straight from the envelope (the collector stores every
+/// accepted one, and the message would be a copy of the payload).
 pub fn encode_envelope(envelope: &Envelope) -> Vec<u8> {
-    envelope.to_wire().encode_to_vec()
+    let algorithm: i32 = match envelope.algorithm {
+        Algorithm::Ed25519 => v1::Algorithm::Ed25519.into(),
+    };
+    let fields: [(u32, &[u8]); 3] = [
+        (1, &envelope.payload),
+        (2, envelope.key_id.0.as_bytes()),
+        (4, &envelope.signature),
+    ];
+    let length = fields
+        .iter()
+        .filter(|(_, value)| !value.is_empty())
+        .map(|(tag, value)| {
+            encoding::key_len(*tag) + encoding::encoded_len_varint(value.len() as u64) + value.len()
+        })
+        .sum::<usize>()
+        + encoding::int32::encoded_len(3, &algorithm);
+    let mut bytes = Vec::with_capacity(length);
+    // Field order and the omission of empty fields are prost's: ascending tags, proto3 defaults
+    // left out.
+    for (tag, value) in fields {
+        if tag == 4 && algorithm != 0 {
+            encoding::int32::encode(3, &algorithm, &mut bytes);
+        }
+        if !value.is_empty() {
+            encoding::encode_key(tag, encoding::WireType::LengthDelimited, &mut bytes);
+            encoding::encode_varint(value.len() as u64, &mut bytes);
+            bytes.extend_from_slice(value);
+        }
+    }
+    bytes
 }
 
 /// Checks a generated `veu.v1.Envelope` as received by a gRPC service; the payload is not
