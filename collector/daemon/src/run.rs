@@ -127,12 +127,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // attestation.
     let sweeper = Arc::clone(&collector);
     let sweep_stop = shutdown.clone();
+    // Replicas on one database see each other's agents, chains and hosts within a sweep.
+    let shared_store = matches!(config.store, Store::Postgres(_));
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(Duration::from_secs(5));
         loop {
             tokio::select! {
                 () = sweep_stop.cancelled() => return,
                 _ = ticker.tick() => {
+                    if shared_store {
+                        let refresher = Arc::clone(&sweeper);
+                        match tokio::task::spawn_blocking(move || refresher.refresh_from_store()).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(error)) => tracing::warn!(%error, "cannot refresh from the shared store"),
+                            Err(error) => tracing::warn!(%error, "refresh task failed"),
+                        }
+                    }
                     let mut state = sweeper.state();
                     for host in state.live.sweep(now_ms()) {
                         tracing::warn!(host, "host is stale: no attestation within the freshness window");

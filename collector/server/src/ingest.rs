@@ -222,6 +222,61 @@ impl Collector {
         Some(agent)
     }
 
+    /// Brings the in-memory view up to what other replicas stored (several collectors on one
+    /// database): enrolled keys and revocations, chain heads, and each host's latest state in
+    /// the live distribution. The daemon calls it every few seconds on a shared store.
+    pub fn refresh_from_store(&self) -> Result<(), IngestError> {
+        let fail = |e: collector_store::StoreError| IngestError(e.to_string());
+        let agents = self.store.agents().map_err(fail)?;
+        let heads = self.store.chain_heads().map_err(fail)?;
+        let hosts = self.store.host_states().map_err(fail)?;
+        let now = self.now_ms();
+        let mut state = self.state();
+        for record in &agents {
+            if let Some(agent) = known(record) {
+                state.agents.insert(agent.binding.key_id, agent);
+            }
+        }
+        for (key, sequence, digest) in heads {
+            let key = key_id(&key);
+            if state.heads.get(&key).is_none_or(|h| sequence > h.sequence) {
+                state.heads.insert(
+                    key,
+                    ChainHead {
+                        sequence,
+                        digest: chain_digest(&digest),
+                    },
+                );
+            }
+        }
+        for host in hosts {
+            if host.decommissioned_at_ms.is_some() {
+                state.live.remove(&host.host_id);
+                continue;
+            }
+            let Ok(country) = CountryCode::parse(&host.country) else {
+                continue;
+            };
+            let seen = state
+                .live
+                .host(&host.host_id)
+                .map(|entry| entry.last_received_ms);
+            if seen.is_none_or(|seen| host.last_received_at_ms > seen) {
+                state
+                    .live
+                    .upsert(
+                        &host.host_id,
+                        country,
+                        host.tpp,
+                        host.last_received_at_ms,
+                        now,
+                    )
+                    .map_err(|e| IngestError(e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Adds or replaces an enrolled key in memory (after the store has it).
     pub fn remember(&self, record: &AgentRecord) {
         if let Some(agent) = known(record) {
@@ -319,6 +374,52 @@ impl Collector {
         })
         .await
         .map_err(|e| IngestError(format!("verification task failed: {e}")))?;
+
+        // 2b. A chain another replica continued: where memory has no head for the key, or the
+        //     link skips past it, take the store's head when it is newer, so an agent that moved
+        //     between replicas is neither a gap nor a fork.
+        let behind: Vec<KeyId> = {
+            let state = self.state();
+            let mut keys: Vec<KeyId> = verified
+                .iter()
+                .filter_map(|(_, key, result, _)| {
+                    let sequence = result.as_ref().ok()?.payload().sequence;
+                    let behind = state
+                        .heads
+                        .get(key)
+                        .map_or(sequence > 1, |head| sequence > head.sequence + 1);
+                    behind.then_some(*key)
+                })
+                .collect();
+            keys.sort();
+            keys.dedup();
+            keys
+        };
+        if !behind.is_empty() {
+            let store = Arc::clone(&self.store);
+            let found = tokio::task::spawn_blocking(move || {
+                behind
+                    .into_iter()
+                    .map(|key| (key, store.chain_head(key.0.as_bytes())))
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .map_err(|e| IngestError(format!("store lookup failed: {e}")))?;
+            let mut state = self.state();
+            for (key, head) in found {
+                if let Some((sequence, digest)) = head.map_err(|e| IngestError(e.to_string()))?
+                    && state.heads.get(&key).is_none_or(|h| sequence > h.sequence)
+                {
+                    state.heads.insert(
+                        key,
+                        ChainHead {
+                            sequence,
+                            digest: chain_digest(&digest),
+                        },
+                    );
+                }
+            }
+        }
 
         // 3. Stored digests for resubmissions at or below the head (immutable once stored).
         let mut stored: HashMap<(KeyId, u64), ChainDigest> = HashMap::new();

@@ -355,6 +355,11 @@ impl AttestationStore for PostgresStore {
         self.admin(AdminOp::Decommission(host_id.to_owned(), at_ms))
     }
 
+    fn chain_head(&self, key_id: &KeyId) -> Result<Option<(u64, [u8; 32])>, StoreError> {
+        let key_id = *key_id;
+        self.read(move |mut conn| async move { read::chain_head(&mut conn, &key_id).await })
+    }
+
     fn stored_digest(&self, key_id: &KeyId, sequence: u64) -> Result<Option<[u8; 32]>, StoreError> {
         let key_id = *key_id;
         self.read(

@@ -79,6 +79,25 @@ pub(crate) async fn host_states(conn: &mut Conn) -> Result<Vec<HostState>, Store
     })
 }
 
+pub(crate) async fn chain_head(
+    conn: &mut Conn,
+    key_id: &KeyId,
+) -> Result<Option<(u64, [u8; 32])>, StoreError> {
+    let Some(row) = conn
+        .query_opt(
+            "SELECT sequence, digest FROM chain_heads WHERE key_id = $1",
+            &[&&key_id[..]],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(Some((
+        get_u64(&row, 0, "sequence")?,
+        get_32(&row, 1, "digest")?,
+    )))
+}
+
 pub(crate) async fn stored_digest(
     conn: &mut Conn,
     key_id: &KeyId,

@@ -65,6 +65,10 @@ pub trait AttestationStore: Send + Sync + 'static {
     /// continues after a restart.
     fn chain_heads(&self) -> Result<Vec<(KeyId, u64, [u8; 32])>, StoreError>;
 
+    /// The highest stored sequence of one key and its digest: where a chain continues when
+    /// another replica stored its latest links.
+    fn chain_head(&self, key_id: &KeyId) -> Result<Option<(u64, [u8; 32])>, StoreError>;
+
     /// Every host that ever attested, decommissioned ones included, ordered by host id.
     fn host_states(&self) -> Result<Vec<HostState>, StoreError>;
 

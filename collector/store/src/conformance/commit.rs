@@ -274,6 +274,8 @@ pub(super) fn chain_heads_track_highest(store: &dyn AttestationStore) -> Outcome
             (key(3), 5, digest(3, 5)),
         ]
     );
+    ensure_eq!(store.chain_head(&key(2))?, Some((7, digest(2, 7))));
+    ensure_eq!(store.chain_head(&key(9))?, None);
     Ok(())
 }
 

@@ -154,11 +154,13 @@ fn store_attestation(
         };
     }
 
+    let row = conn.last_insert_rowid();
     log.append(
         conn,
         &Log::attestation(a.received_at_ms, &a.envelope),
-        Some(&a.key_id),
-        Some(&a.host_id),
+        None,
+        None,
+        Some(row),
     )?;
 
     conn.prepare_cached(
@@ -393,6 +395,7 @@ pub(crate) fn put_agent(
             &Log::enrolment(agent),
             Some(&agent.key_id),
             Some(&agent.host_id),
+            None,
         )?;
         if let Some(at_ms) = agent.revoked_at_ms {
             log.append(
@@ -400,6 +403,7 @@ pub(crate) fn put_agent(
                 &Log::revocation(&agent.key_id, at_ms),
                 Some(&agent.key_id),
                 Some(&agent.host_id),
+                None,
             )?;
         }
         Ok(())
@@ -422,7 +426,13 @@ pub(crate) fn revoke_agent(
             .execute(params![key_id, at_ms])
             .db()?;
         if changed == 1 {
-            log.append(conn, &Log::revocation(key_id, at_ms), Some(key_id), None)?;
+            log.append(
+                conn,
+                &Log::revocation(key_id, at_ms),
+                Some(key_id),
+                None,
+                None,
+            )?;
         }
         Ok(changed == 1)
     })
@@ -448,7 +458,7 @@ pub(crate) fn decommission(
                 at_ms,
                 host_id: host_id.to_owned(),
             };
-            log.append(conn, &entry, None, Some(host_id))?;
+            log.append(conn, &entry, None, Some(host_id), None)?;
             host_change(conn, at_ms, host_id, "decommissioned")?;
         }
         Ok(changed == 1)

@@ -6,7 +6,7 @@
 
 use proto_evidence::{KeyId as EvidenceKeyId, LogEntry, Sha256};
 use proto_merkle::{Frontier, NodeSource, leaf_hash};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, TransactionBehavior, params};
 
 use super::Db;
 use super::codec::int;
@@ -31,16 +31,19 @@ impl NodeSource for Nodes<'_> {
 }
 
 impl Log {
-    /// Rebuilds the frontier from the stored nodes, then appends what version 1 of the schema
-    /// stored outside the log (enrolments, then attestations in storage order).
-    pub(crate) fn open(conn: &mut Connection) -> Result<Self, StoreError> {
+    /// Rebuilds the frontier from the stored nodes; with `adopt` (the database was just
+    /// upgraded from schema version 1) first appends what version 1 stored outside the log:
+    /// enrolments, then attestations in storage order.
+    pub(crate) fn open(conn: &mut Connection, adopt: bool) -> Result<Self, StoreError> {
         let size = super::read::log_size(conn)?;
         let frontier = Frontier::restore(&Nodes(conn), size).map_err(|error| match error {
             proto_merkle::ProofError::Source(error) => error,
             other => StoreError::Corrupt(format!("the log cannot be restored: {other}")),
         })?;
         let mut log = Self { frontier };
-        log.adopt_unlogged(conn)?;
+        if adopt {
+            log.adopt_unlogged(conn)?;
+        }
         Ok(log)
     }
 
@@ -59,21 +62,24 @@ impl Log {
         self.frontier = mark;
     }
 
-    /// Appends one entry at index `size()`; returns that index.
+    /// Appends one entry at index `size()` (`attestation`: the row id of the attestation it
+    /// logs); returns that index.
     pub(crate) fn append(
         &mut self,
         conn: &Connection,
         entry: &LogEntry,
         key_id: Option<&KeyId>,
         host_id: Option<&str>,
+        attestation: Option<i64>,
     ) -> Result<u64, StoreError> {
         let bytes = entry
             .encode()
             .map_err(|error| StoreError::Corrupt(format!("log entry not encodable: {error}")))?;
         let index = self.frontier.size();
         conn.prepare_cached(
-            "INSERT INTO log_entries (log_index, at_ms, kind, key_id, host_id, entry)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO log_entries (log_index, at_ms, kind, key_id, host_id, attestation_id,
+                 entry)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )
         .db()?
         .execute(params![
@@ -82,13 +88,18 @@ impl Log {
             entry.kind(),
             key_id,
             host_id,
+            attestation,
             bytes
         ])
         .db()?;
         let mut insert = conn
             .prepare_cached("INSERT INTO log_nodes (level, idx, hash) VALUES (?1, ?2, ?3)")
             .db()?;
+        // Leaves (level 0) are not stored twice: their hash is the entry's.
         for (level, node, hash) in self.frontier.push(leaf_hash(&bytes)) {
+            if level == 0 {
+                continue;
+            }
             insert
                 .execute(params![level, int("log node", node)?, hash])
                 .db()?;
@@ -154,32 +165,26 @@ impl Log {
                     &Self::enrolment(&agent),
                     Some(&key_id),
                     Some(&agent.host_id),
+                    None,
                 )?;
             }
         }
-        loop {
-            let next: Option<(i64, KeyId, String, i64, Vec<u8>)> = tx
-                .prepare_cached(
-                    "SELECT id, key_id, host_id, received_at_ms, envelope FROM attestations
-                     WHERE log_index IS NULL ORDER BY id LIMIT 1",
-                )
+        // Row ids first (one scan), then each row: the envelopes are not all held at once.
+        let unlogged: Vec<i64> = tx
+            .prepare("SELECT id FROM attestations WHERE log_index IS NULL ORDER BY id")
+            .db()?
+            .query_map([], |row| row.get(0))
+            .db()?
+            .collect::<Result<Vec<_>, _>>()
+            .db()?;
+        for id in unlogged {
+            let (received_at_ms, envelope): (i64, Vec<u8>) = tx
+                .prepare_cached("SELECT received_at_ms, envelope FROM attestations WHERE id = ?1")
                 .db()?
-                .query_row([], |row| {
-                    Ok((
-                        row.get(0)?,
-                        row.get(1)?,
-                        row.get(2)?,
-                        row.get(3)?,
-                        row.get(4)?,
-                    ))
-                })
-                .optional()
+                .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
                 .db()?;
-            let Some((id, key_id, host_id, received_at_ms, envelope)) = next else {
-                break;
-            };
             let entry = Self::attestation(received_at_ms, &envelope);
-            let index = self.append(&tx, &entry, Some(&key_id), Some(&host_id))?;
+            let index = self.append(&tx, &entry, None, None, Some(id))?;
             tx.prepare_cached("UPDATE attestations SET log_index = ?2 WHERE id = ?1")
                 .db()?
                 .execute(params![id, int("log_index", index)?])

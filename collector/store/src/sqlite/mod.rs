@@ -108,8 +108,8 @@ impl SqliteStore {
     pub fn open(path: &Path, options: SqliteOptions) -> Result<Self, StoreError> {
         let mut conn = Connection::open(path).db()?;
         configure(&conn, &options)?;
-        schema::migrate(&mut conn)?;
-        let log = Log::open(&mut conn)?;
+        let found = schema::migrate(&mut conn)?;
+        let log = Log::open(&mut conn, found == 1)?;
         let readers = Readers::new(path, options.busy_timeout, options.read_connections);
         // Fail here rather than at the first read if readers cannot connect.
         readers.with(|_| Ok(()))?;
@@ -220,6 +220,10 @@ impl AttestationStore for SqliteStore {
 
     fn chain_heads(&self) -> Result<Vec<(KeyId, u64, [u8; 32])>, StoreError> {
         self.readers.with(read::chain_heads)
+    }
+
+    fn chain_head(&self, key_id: &KeyId) -> Result<Option<(u64, [u8; 32])>, StoreError> {
+        self.readers.with(|conn| read::chain_head(conn, key_id))
     }
 
     fn host_states(&self) -> Result<Vec<HostState>, StoreError> {

@@ -103,6 +103,19 @@ pub(crate) fn chain_heads(conn: &Connection) -> Result<Vec<(KeyId, u64, [u8; 32]
     })
 }
 
+pub(crate) fn chain_head(
+    conn: &Connection,
+    key_id: &KeyId,
+) -> Result<Option<(u64, [u8; 32])>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT sequence, digest FROM chain_heads WHERE key_id = ?1")
+        .db()?;
+    let found = collect(&mut stmt, [key_id], |row| {
+        Ok((u64_at(row, 0, "sequence")?, row.get(1).db()?))
+    })?;
+    Ok(found.into_iter().next())
+}
+
 pub(crate) fn host_states(conn: &Connection) -> Result<Vec<HostState>, StoreError> {
     let mut stmt = conn
         .prepare_cached(
@@ -301,6 +314,16 @@ pub(crate) fn log_node(
     let Ok(index) = i64::try_from(index) else {
         return Ok(None);
     };
+    if level == 0 {
+        // A leaf's hash is its entry's, which is not stored twice.
+        let entry: Option<Vec<u8>> = conn
+            .prepare_cached("SELECT entry FROM log_entries WHERE log_index = ?1")
+            .db()?
+            .query_row([index], |row| row.get(0))
+            .optional()
+            .db()?;
+        return Ok(entry.map(|entry| proto_merkle::leaf_hash(&entry)));
+    }
     conn.prepare_cached("SELECT hash FROM log_nodes WHERE level = ?1 AND idx = ?2")
         .db()?
         .query_row(params![level, index], |row| row.get(0))
@@ -318,7 +341,7 @@ pub(crate) fn log_records(
     let from_index = i64::try_from(from_index).unwrap_or(i64::MAX);
     let sql = format!(
         "SELECT {LOG_COLUMNS} FROM log_entries e
-         LEFT JOIN attestations a ON a.log_index = e.log_index
+         LEFT JOIN attestations a ON a.id = e.attestation_id
          WHERE e.log_index >= ?1 ORDER BY e.log_index LIMIT ?2"
     );
     let mut stmt = conn.prepare_cached(&sql).db()?;
@@ -332,8 +355,8 @@ pub(crate) fn key_records(
     let before_index = i64::try_from(before_index).unwrap_or(i64::MAX);
     let sql = format!(
         "SELECT {LOG_COLUMNS} FROM log_entries e
-         LEFT JOIN attestations a ON a.log_index = e.log_index
-         WHERE e.kind IN ('key_enrolled', 'key_revoked', 'host_decommissioned') AND e.log_index < ?1
+         LEFT JOIN attestations a ON a.id = e.attestation_id
+         WHERE e.kind <> 'attestation' AND e.log_index < ?1
          ORDER BY e.log_index"
     );
     let mut stmt = conn.prepare_cached(&sql).db()?;

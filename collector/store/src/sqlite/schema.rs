@@ -19,15 +19,17 @@ pub(crate) fn known_version() -> u32 {
     u32::try_from(MIGRATIONS.len()).unwrap_or(u32::MAX)
 }
 
-/// Brings the database up to `known_version`, refusing one written by a newer build.
-pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+/// Brings the database up to `known_version`, refusing one written by a newer build; returns
+/// the version it found.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
     migrate_with(conn, MIGRATIONS)
 }
 
-fn migrate_with(conn: &mut Connection, scripts: &[&str]) -> Result<(), StoreError> {
+fn migrate_with(conn: &mut Connection, scripts: &[&str]) -> Result<u32, StoreError> {
     let known = u32::try_from(scripts.len()).unwrap_or(u32::MAX);
     conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         .db()?;
+    let mut first_found = None;
     loop {
         // IMMEDIATE takes the write lock before reading the version, so two processes opening
         // the same file cannot both apply the same script.
@@ -35,11 +37,12 @@ fn migrate_with(conn: &mut Connection, scripts: &[&str]) -> Result<(), StoreErro
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .db()?;
         let found = current_version(&tx)?;
+        let first = *first_found.get_or_insert(found);
         if found > known {
             return Err(StoreError::SchemaTooNew { found, known });
         }
         let Some(script) = scripts.get(found as usize) else {
-            return Ok(());
+            return Ok(first);
         };
         tx.execute_batch(script).db()?;
         tx.execute("DELETE FROM schema_version", []).db()?;

@@ -4,24 +4,29 @@
 ALTER TABLE agents ADD COLUMN country TEXT NOT NULL DEFAULT '';
 
 -- Each accepted attestation's position in the log (NULL only for rows stored by version 1,
--- which the store appends to the log when it opens them).
+-- which the store appends to the log when it opens them). Not indexed: the log finds an
+-- attestation by its row id (`log_entries.attestation_id`), which costs no index on ingest.
 ALTER TABLE attestations ADD COLUMN log_index INTEGER;
-CREATE UNIQUE INDEX attestations_by_log_index ON attestations (log_index);
 
--- The log's leaves: the exact entry bytes hashed into the Merkle tree (proto_evidence::LogEntry).
+-- The log's leaves: the exact entry bytes hashed into the Merkle tree (proto_evidence::LogEntry),
+-- and for an attestation the row holding its envelope.
 CREATE TABLE log_entries (
-    log_index INTEGER PRIMARY KEY CHECK (log_index >= 0),
-    at_ms     INTEGER NOT NULL,
-    kind      TEXT    NOT NULL,
-    key_id    BLOB,
-    host_id   TEXT,
-    entry     BLOB    NOT NULL
+    log_index      INTEGER PRIMARY KEY CHECK (log_index >= 0),
+    at_ms          INTEGER NOT NULL,
+    kind           TEXT    NOT NULL,
+    key_id         BLOB,
+    host_id        TEXT,
+    attestation_id INTEGER,
+    entry          BLOB    NOT NULL
 );
-CREATE INDEX log_entries_by_kind ON log_entries (kind, key_id);
+-- Enrolments, revocations and decommissionings (what an evidence export carries from before its
+-- range); attestations, nearly every leaf, stay out of it.
+CREATE INDEX log_entries_administrative ON log_entries (kind, key_id)
+    WHERE kind <> 'attestation';
 
--- Every complete aligned subtree of the log: (level, idx) covers leaves
--- [idx << level, (idx + 1) << level). Level 0 holds the leaf hashes. Any root or proof
--- reads O(log n) of these rows.
+-- Every complete aligned subtree of the log above the leaves: (level, idx) covers leaves
+-- [idx << level, (idx + 1) << level), level >= 1. A leaf's hash (level 0) is the hash of its
+-- entry. Any root or proof reads O(log n) of these rows.
 CREATE TABLE log_nodes (
     level INTEGER NOT NULL,
     idx   INTEGER NOT NULL,
