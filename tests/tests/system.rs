@@ -17,6 +17,9 @@ mod faults;
 #[path = "scenarios/attacks.rs"]
 mod attacks;
 
+#[path = "scenarios/replicas.rs"]
+mod replicas;
+
 #[path = "scenarios/deploy.rs"]
 mod deploy;
 

@@ -19,118 +19,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use collector_loadgen::attestor::Attestor;
-use collector_loadgen::inventory::BoardTemplate;
 use collector_loadgen::local::{LocalCollector, SITES, collector_binary, process_cpu_seconds};
+use collector_loadgen::measure::{
+    ATTESTATIONS_PER_MONTH, BATCH, RAW_SECONDS, batch_verification, env_or, raw_verification,
+    sealed_samples,
+};
 use collector_loadgen::{FleetPlan, StreamPlan, enroll_fleet, stream_fleet};
-use proto_seal::{Ed25519Signer, PublicKey};
 use tokio_util::sync::CancellationToken;
-
-/// Length of each raw verification measurement.
-const RAW_SECONDS: u64 = 5;
-
-/// Envelopes per batch of the batch-verification measurement.
-const BATCH: usize = 64;
-
-/// Attestations a month at the agent's default 60 s interval (30 days).
-const ATTESTATIONS_PER_MONTH: f64 = 30.0 * 24.0 * 60.0;
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .map(|v| {
-            v.parse()
-                .unwrap_or_else(|_| panic!("{name}={v:?} is not a number"))
-        })
-        .unwrap_or(default)
-}
-
-/// Pre-sealed realistic envelopes: 16 hosts, 64 consecutive attestations each (a stream's
-/// batch at the load generator's window), and their keys.
-fn sealed_samples() -> Vec<(proto_evidence::Envelope, PublicKey)> {
-    let template = BoardTemplate::h100().unwrap();
-    let mut samples = Vec::new();
-    for host in 0..16u8 {
-        let signer = Ed25519Signer::from_seed(&[host + 1; 32]).unwrap();
-        let key = signer.public_key();
-        let mut attestor = Attestor::new(
-            signer,
-            &format!("bench-{host}"),
-            "us-va-1",
-            template.board(1, host.into()),
-        );
-        let nonce = [7u8; 24];
-        for _ in 0..BATCH {
-            samples.push((attestor.next(&nonce).unwrap(), key));
-        }
-    }
-    samples
-}
-
-/// Runs `work` on `threads` threads for `RAW_SECONDS`; each call verifies some envelopes and
-/// returns how many. Gives verifications per second, and per CPU-second of this process (the
-/// machine is shared: the second is the per-core rate whatever else runs).
-fn verification_rate(threads: usize, work: impl Fn(usize) -> u64 + Sync) -> (f64, f64) {
-    let stop = AtomicBool::new(false);
-    let verified = AtomicU64::new(0);
-    let cpu = process_cpu_seconds(std::process::id()).unwrap_or(0.0);
-    let started = Instant::now();
-    std::thread::scope(|scope| {
-        for thread in 0..threads {
-            let (stop, verified, work) = (&stop, &verified, &work);
-            scope.spawn(move || {
-                let mut count = 0u64;
-                for round in thread * 97.. {
-                    count += work(round);
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                }
-                verified.fetch_add(count, Ordering::Relaxed);
-            });
-        }
-        std::thread::sleep(Duration::from_secs(RAW_SECONDS));
-        stop.store(true, Ordering::Relaxed);
-    });
-    let count = verified.load(Ordering::Relaxed) as f64;
-    let rate = count / started.elapsed().as_secs_f64();
-    let cpu = process_cpu_seconds(std::process::id()).unwrap_or(0.0) - cpu;
-    (rate, count / cpu.max(0.01))
-}
-
-/// Ring, one signature at a time: `proto_seal::open` of 64 envelopes per round.
-fn raw_verification(
-    threads: usize,
-    samples: &[(proto_evidence::Envelope, PublicKey)],
-) -> (f64, f64) {
-    verification_rate(threads, |round| {
-        let start = round % samples.len();
-        for (envelope, key) in samples.iter().cycle().skip(start).take(BATCH) {
-            let opened = proto_seal::open(envelope.clone(), key).expect("a sealed envelope opens");
-            std::hint::black_box(opened);
-        }
-        BATCH as u64
-    })
-}
-
-/// ed25519-dalek batch verification, for reference: `proto_seal::open_batch` of one host's 64
-/// envelopes per round.
-fn batch_verification(
-    threads: usize,
-    samples: &[(proto_evidence::Envelope, PublicKey)],
-) -> (f64, f64) {
-    let batches: Vec<&[(proto_evidence::Envelope, PublicKey)]> = samples.chunks(BATCH).collect();
-    verification_rate(threads, |round| {
-        let batch = batches[round % batches.len()];
-        let opened = proto_seal::open_batch(batch.iter().map(|(e, key)| (e.clone(), key)));
-        assert!(opened.iter().all(Result::is_ok), "sealed envelopes open");
-        std::hint::black_box(opened);
-        BATCH as u64
-    })
-}
 
 fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -12,6 +12,7 @@ pub mod enroll;
 pub mod fleet;
 pub mod inventory;
 pub mod local;
+pub mod measure;
 pub mod stats;
 pub mod stream;
 pub mod transport;

@@ -93,6 +93,8 @@ pub struct LocalCollector {
     pub target: Target,
     /// The admin client certificate `pki init` made.
     pub admin: Credential,
+    /// Its gRPC address.
+    pub listen: SocketAddr,
     /// Its Prometheus endpoint.
     pub metrics: SocketAddr,
     /// The site ids of its registry.
@@ -103,6 +105,16 @@ impl LocalCollector {
     /// Initialises a PKI, a registry of `sites` `(id, country)`, the simulated-evidence policy
     /// and a configuration in `dir`, starts `binary run`, and waits until it listens.
     pub fn start(binary: &Path, dir: &Path, sites: &[(&str, &str)]) -> Result<Self, LocalError> {
+        Self::start_with_store(binary, dir, sites, None)
+    }
+
+    /// `start` with `store = URL` (a PostgreSQL database) when given.
+    pub fn start_with_store(
+        binary: &Path,
+        dir: &Path,
+        sites: &[(&str, &str)],
+        store: Option<&str>,
+    ) -> Result<Self, LocalError> {
         let pki = dir.join("pki");
         let output = Command::new(binary)
             .args(["pki", "init", "--server-name", "127.0.0.1", "--dir"])
@@ -127,15 +139,58 @@ impl LocalCollector {
         write("sites.toml", &registry)?;
         write("policy.toml", SIMULATED_POLICY_TOML)?;
         let [listen, metrics] = free_addresses()?;
+        let store = store
+            .map(|url| format!("store = \"{url}\"\n"))
+            .unwrap_or_default();
         write(
             "collector.toml",
             &format!(
-                "listen = \"{listen}\"\nstate_dir = \"state\"\nsites = \"sites.toml\"\n\n\
+                "{store}listen = \"{listen}\"\nstate_dir = \"state\"\nsites = \"sites.toml\"\n\n\
                  [tls]\ncertificate = \"pki/server.pem\"\nkey = \"pki/server.key\"\nclient_ca = \"pki/ca.pem\"\n\n\
                  [enrollment]\nca_dir = \"pki\"\n\n[rules]\npolicy = \"policy.toml\"\n\n\
                  [metrics]\nlisten = \"{metrics}\"\n\n[log]\nlevel = \"warn\"\n"
             ),
         )?;
+        let sites: Vec<String> = sites.iter().map(|(id, _)| (*id).to_owned()).collect();
+        Self::spawn(binary, dir, listen, metrics, sites)
+    }
+
+    /// Another replica on the same store (a PostgreSQL database): this one's PKI, sites,
+    /// policy, log key and nonce secret, its own ports and state directory.
+    pub fn replica(&self, binary: &Path, dir: &Path) -> Result<Self, LocalError> {
+        let state = dir.join("state");
+        std::fs::create_dir_all(&state).map_err(io("create the replica's state"))?;
+        let pki = dir.join("pki");
+        std::fs::create_dir_all(&pki).map_err(io("create the replica's pki"))?;
+        for entry in std::fs::read_dir(self.dir.join("pki")).map_err(io("read the pki"))? {
+            let entry = entry.map_err(io("read the pki"))?;
+            std::fs::copy(entry.path(), pki.join(entry.file_name())).map_err(io("copy the pki"))?;
+        }
+        for (from, to) in [
+            (self.dir.join("sites.toml"), dir.join("sites.toml")),
+            (self.dir.join("policy.toml"), dir.join("policy.toml")),
+            (self.dir.join("state/log.key"), state.join("log.key")),
+            (self.dir.join("state/nonce.key"), state.join("nonce.key")),
+        ] {
+            std::fs::copy(&from, &to).map_err(io(format!("copy {}", from.display())))?;
+        }
+        let [listen, metrics] = free_addresses()?;
+        let config = std::fs::read_to_string(self.dir.join("collector.toml"))
+            .map_err(io("read collector.toml"))?
+            .replace(&self.listen.to_string(), &listen.to_string())
+            .replace(&self.metrics.to_string(), &metrics.to_string());
+        std::fs::write(dir.join("collector.toml"), config).map_err(io("write collector.toml"))?;
+        Self::spawn(binary, dir, listen, metrics, self.sites.clone())
+    }
+
+    fn spawn(
+        binary: &Path,
+        dir: &Path,
+        listen: SocketAddr,
+        metrics: SocketAddr,
+        sites: Vec<String>,
+    ) -> Result<Self, LocalError> {
+        let pki = dir.join("pki");
         let log =
             std::fs::File::create(dir.join("collector.log")).map_err(io("create collector.log"))?;
         let child = Command::new(binary)
@@ -152,8 +207,9 @@ impl LocalCollector {
             dir: dir.to_path_buf(),
             target: Target::from_pki_dir(&format!("https://{listen}"), "127.0.0.1", &pki)?,
             admin: Credential::from_pki_dir(&pki, "admin")?,
+            listen,
             metrics,
-            sites: sites.iter().map(|(id, _)| (*id).to_owned()).collect(),
+            sites,
         };
         let started = Instant::now();
         while TcpStream::connect(listen).is_err() {

@@ -47,6 +47,11 @@ pub struct Collector {
 impl Collector {
     /// PKI, sites (US, DE, MY, IN), config with the simulated-evidence policy; then starts it.
     pub fn start(dir: &Path) -> Self {
+        Self::start_with_store(dir, None)
+    }
+
+    /// `start`, with `store = URL` when given (a PostgreSQL database).
+    pub fn start_with_store(dir: &Path, store: Option<&str>) -> Self {
         let status = Command::new(binary("veu-collector"))
             .args(["pki", "init", "--server-name", "127.0.0.1", "--dir"])
             .arg(dir.join("pki"))
@@ -67,10 +72,13 @@ impl Collector {
             .canonicalize()
             .unwrap();
         let port = free_port();
+        let store = store
+            .map(|url| format!("store = \"{url}\"\n"))
+            .unwrap_or_default();
         std::fs::write(
             dir.join("collector.toml"),
             format!(
-                "listen = \"127.0.0.1:{port}\"\nstate_dir = \"state\"\nsites = \"sites.toml\"\n\
+                "{store}listen = \"127.0.0.1:{port}\"\nstate_dir = \"state\"\nsites = \"sites.toml\"\n\
                  [tls]\ncertificate = \"pki/server.pem\"\nkey = \"pki/server.key\"\nclient_ca = \"pki/ca.pem\"\n\
                  [enrollment]\nca_dir = \"pki\"\n\
                  [rules]\npolicy = \"{}\"\n\
@@ -200,6 +208,36 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 }
 
 impl Collector {
+    /// Another replica of this collector on the same store: the same PKI, sites, policy, log
+    /// key and nonce secret, its own port and state directory.
+    pub fn replica(&self, dir: &Path) -> Self {
+        std::fs::create_dir_all(dir.join("state")).unwrap();
+        copy_tree(&self.dir.join("pki"), &dir.join("pki"));
+        std::fs::copy(self.dir.join("sites.toml"), dir.join("sites.toml")).unwrap();
+        for file in ["log.key", "nonce.key"] {
+            std::fs::copy(
+                self.dir.join("state").join(file),
+                dir.join("state").join(file),
+            )
+            .unwrap();
+        }
+        let port = free_port();
+        let config = std::fs::read_to_string(self.dir.join("collector.toml"))
+            .unwrap()
+            .replace(
+                &format!("127.0.0.1:{}", self.port),
+                &format!("127.0.0.1:{port}"),
+            );
+        std::fs::write(dir.join("collector.toml"), config).unwrap();
+        let mut replica = Self {
+            dir: dir.to_path_buf(),
+            port,
+            child: None,
+        };
+        replica.spawn();
+        replica
+    }
+
     /// SIGKILL: no chance to flush or close anything.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -289,6 +327,18 @@ impl Agent {
         fixture: &str,
         interval_ms: u64,
     ) -> Self {
+        Self::start_via(collector, host, site, fixture, interval_ms, collector.port)
+    }
+
+    /// `start`, streaming to 127.0.0.1:`port` (a relay in front of replicas) instead.
+    pub fn start_via(
+        collector: &Collector,
+        host: &str,
+        site: &str,
+        fixture: &str,
+        interval_ms: u64,
+        port: u16,
+    ) -> Self {
         let dir = collector.dir.join("agents").join(host);
         std::fs::create_dir_all(&dir).unwrap();
         let source = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -312,10 +362,9 @@ impl Agent {
                 "host_id = \"{host}\"\nsite_id = \"{site}\"\nstate_dir = \"state\"\n\
                  [attestation]\ninterval = \"{interval_ms}ms\"\njitter_percent = 0\nwatch_interval = \"500ms\"\n\
                  [nvml]\nlibrary = \"{}\"\n\
-                 [collector]\nendpoint = \"{}\"\nserver_name = \"127.0.0.1\"\nca = \"{}\"\n\
+                 [collector]\nendpoint = \"https://127.0.0.1:{port}\"\nserver_name = \"127.0.0.1\"\nca = \"{}\"\n\
                  certificate = \"tls/agent.pem\"\nkey = \"tls/agent.key\"\n",
                 binary("libveu_fake_nvml.so").display(),
-                collector.url(),
                 collector.dir.join("pki/ca.pem").display()
             ),
         )
@@ -383,5 +432,63 @@ pub fn eventually(limit: Duration, what: &str, mut probe: impl FnMut() -> bool) 
     while !probe() {
         assert!(Instant::now() < deadline, "gave up waiting for {what}");
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(to).unwrap();
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o700)).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        std::fs::copy(entry.path(), &target).unwrap();
+    }
+}
+
+/// A TCP relay on 127.0.0.1 that forwards each new connection to the backend port it is set
+/// to: a load balancer in front of collector replicas. Connections already relayed stay with
+/// their backend until it goes away.
+pub struct Relay {
+    pub port: u16,
+    backend: std::sync::Arc<std::sync::atomic::AtomicU16>,
+}
+
+impl Relay {
+    pub fn start(backend: u16) -> Self {
+        use std::sync::atomic::{AtomicU16, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let target = std::sync::Arc::new(AtomicU16::new(backend));
+        let shared = std::sync::Arc::clone(&target);
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let backend = shared.load(Ordering::Relaxed);
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", backend)) else {
+                    continue;
+                };
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                        let _ = from.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Self {
+            port,
+            backend: target,
+        }
+    }
+
+    /// New connections go to `backend` from now on.
+    pub fn switch(&self, backend: u16) {
+        self.backend
+            .store(backend, std::sync::atomic::Ordering::Relaxed);
     }
 }
