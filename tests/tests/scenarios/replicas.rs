@@ -1,6 +1,7 @@
 //! Several collector replicas on one PostgreSQL database, as real processes behind a relay
-//! (a load balancer): the database's connections cut during ingest, then the replica the agents
-//! stream to SIGKILLed and the relay sending them to the other. Nothing acknowledged is lost
+//! (a load balancer): the database's connections cut twice and the local server restarted
+//! during ingest, then the replica the agents stream to SIGKILLed and the relay sending them to
+//! the other. Nothing acknowledged is lost
 //! (every chain is stored gapless), the log keeps one unbroken sequence (the evidence verifies
 //! offline), and the surviving replica takes over signing tree heads.
 //!
@@ -49,6 +50,34 @@ fn psql(url: &str, sql: &str) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
+/// Restarts the local PostgreSQL cluster with `pg_ctlcluster` when the URL points at it and the
+/// tool is here; `false` (and why, on stderr) otherwise.
+fn restart_local_server(url: &str) -> bool {
+    if !url.contains("@127.0.0.1:5432/") && !url.contains("@localhost:5432/") {
+        eprintln!("not restarting {url}: not the local server");
+        return false;
+    }
+    let Ok(versions) = std::fs::read_dir("/etc/postgresql") else {
+        eprintln!("not restarting the server: no /etc/postgresql");
+        return false;
+    };
+    let Some(version) = versions
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .next()
+    else {
+        return false;
+    };
+    let restarted = Command::new("pg_ctlcluster")
+        .args(["--skip-systemctl-redirect", &version, "main", "restart"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !restarted {
+        eprintln!("not restarting the server: pg_ctlcluster failed or is missing");
+    }
+    restarted
+}
+
 fn gapless(sequences: &[u64]) -> bool {
     sequences
         .iter()
@@ -93,8 +122,12 @@ fn replicas_survive_a_database_cut_and_a_replica_kill_losing_nothing() {
         );
         std::thread::sleep(Duration::from_millis(700));
     }
+    // Then the server itself restarts, where this machine runs it (the local test server).
+    if restart_local_server(&url) {
+        eprintln!("restarted the PostgreSQL server during ingest");
+    }
     let before: Vec<usize> = hosts.iter().map(|h| a.history(h).len()).collect();
-    eventually(Duration::from_secs(30), "ingest after the cuts", || {
+    eventually(Duration::from_secs(40), "ingest after the cuts", || {
         hosts
             .iter()
             .zip(&before)
