@@ -152,6 +152,20 @@ fn replicas_survive_a_database_cut_and_a_replica_kill_losing_nothing() {
         let sequences = b.history(host);
         assert!(gapless(&sequences), "{host}: {sequences:?}");
     }
+    // The survivor's live distribution holds every host, fresh, at its full compute.
+    let status = ok(&b.veuctl(&["status", "--format", "json"]));
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["hosts"], 3, "{status}");
+    assert_eq!(
+        status["stale_hosts"].as_array().unwrap().len(),
+        0,
+        "{status}"
+    );
+    assert_eq!(
+        status["last_known"]["total_tpp"],
+        8 * 15_840 + 8 * 15_840 + 4 * 5_872,
+        "{status}"
+    );
     // The survivor leads the log now: it signs a head over everything.
     let killed_at = now_ms();
     eventually(
