@@ -468,6 +468,8 @@ impl Collector {
             Vec::with_capacity(verified.len());
         let mut rows: Vec<AcceptedAttestation> = Vec::with_capacity(verified.len());
         let mut events = Vec::new();
+        // Hosts already checked for a silence in this batch.
+        let mut heard: Vec<String> = Vec::new();
         let mut previous_heads: HashMap<KeyId, Option<ChainHead>> = HashMap::new();
         // A stream answers one nonce until the next challenge: judge each nonce once.
         let mut nonce_checks: Vec<(KeyId, Vec<u8>, NonceCheck)> = Vec::new();
@@ -552,6 +554,20 @@ impl Collector {
                                     payload.sequence
                                 ),
                             });
+                        }
+                        // A host heard again after going stale: the silence, for the report.
+                        if !heard.contains(&payload.host_id.0) {
+                            heard.push(payload.host_id.0.clone());
+                            if let Some(entry) = state.live.host(&payload.host_id.0)
+                                && now.saturating_sub(entry.last_received_ms) > self.freshness_ms
+                            {
+                                events.push(silence_event(
+                                    now,
+                                    entry.last_received_ms.saturating_add(self.freshness_ms),
+                                    &payload.host_id.0,
+                                    key,
+                                ));
+                            }
                         }
                         let row = AcceptedAttestation {
                             key_id: *key.0.as_bytes(),
@@ -703,6 +719,29 @@ impl Results<'_> {
             detail,
         });
     }
+}
+
+/// Kind of the event recorded when a stale host is heard again.
+pub const SILENCE_EVENT: &str = "silence";
+
+/// A host stale from `stale_from_ms` (its last receipt plus the freshness window) until `now`.
+/// The detail starts with `stale_from_ms`, which `silence_start` reads back.
+fn silence_event(now: i64, stale_from_ms: i64, host: &str, key: KeyId) -> Event {
+    Event {
+        at_ms: now,
+        kind: SILENCE_EVENT.into(),
+        host_id: Some(host.to_owned()),
+        key_id: Some(*key.0.as_bytes()),
+        detail: format!(
+            "{stale_from_ms}: stale for {} s, beyond the freshness window, until heard again",
+            now.saturating_sub(stale_from_ms) / 1000
+        ),
+    }
+}
+
+/// When the silence a `silence` event closes began.
+pub fn silence_start(event: &Event) -> Option<i64> {
+    event.detail.split(':').next()?.parse().ok()
 }
 
 fn known(record: &AgentRecord) -> Option<KnownAgent> {

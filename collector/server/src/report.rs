@@ -94,7 +94,8 @@ pub fn build(collector: &Collector, log: &LogKeeper, month: &str) -> Result<Repo
         });
     }
 
-    // Hosts still silent at the month's end (or now, for the current month).
+    // Hosts silent during the month and heard again are `silence` events (below); these are
+    // the hosts still silent at the month's end (or now, for the current month).
     let freshness = collector.freshness_ms();
     let horizon = end.min(collector.now_ms());
     let in_service = replay(&stored);
@@ -140,6 +141,28 @@ pub fn build(collector: &Collector, log: &LogKeeper, month: &str) -> Result<Repo
                 host_id,
                 detail: event.detail,
             }),
+            crate::ingest::SILENCE_EVENT => {
+                // Where the host counted while silent: its last change before it was heard.
+                let Some(from_ms) = crate::ingest::silence_start(&event) else {
+                    continue;
+                };
+                let Some(change) = stored
+                    .iter()
+                    .rev()
+                    .find(|c| c.host_id == host_id && c.at_ms <= event.at_ms)
+                else {
+                    continue;
+                };
+                let country = CountryCode::parse(&change.country)
+                    .map_err(|e| ReportError::Data(format!("host {host_id}: {e}")))?;
+                stale.push(StaleSpan {
+                    tpp: change.tpp,
+                    host_id,
+                    country,
+                    from_ms,
+                    to_ms: Some(event.at_ms),
+                });
+            }
             _ => {}
         }
     }

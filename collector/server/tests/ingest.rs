@@ -742,3 +742,69 @@ async fn past_distributions_replay_the_stored_history() {
     assert!(history.message().await.unwrap().is_none());
     h.stop.cancel();
 }
+
+/// The collector's clock in `a_silent_host_heard_again_is_a_silence_in_the_report`.
+static CLOCK: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+fn test_clock() -> i64 {
+    CLOCK.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[tokio::test]
+async fn a_silent_host_heard_again_is_a_silence_in_the_report() {
+    CLOCK.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
+    let h = Harness::start_with_clock("uveu-2025-us-simulated.toml", test_clock).await;
+    let agent = h.enroll("gpu-1", "us-va-1", 1);
+    let mut stream = Stream::open(&h, &agent, &agent).await.unwrap();
+    let first = proto_seal::seal(
+        &payload(&agent, 1, ChainDigest::GENESIS, &stream.nonce),
+        &agent.signer,
+    )
+    .unwrap();
+    assert_eq!(acked(&stream.send(&first).await), 1);
+    let heard = test_clock();
+    // Ten minutes of silence on the collector's clock (the freshness window is 3 minutes).
+    CLOCK.fetch_add(600_000, std::sync::atomic::Ordering::Relaxed);
+    let second = proto_seal::seal(
+        &payload(&agent, 2, first.chain_digest(), &stream.nonce),
+        &agent.signer,
+    )
+    .unwrap();
+    assert_eq!(acked(&stream.send(&second).await), 2);
+    let events = h.store.events(0, 100).unwrap();
+    let silence = events
+        .iter()
+        .find(|e| e.kind == collector_server::ingest::SILENCE_EVENT)
+        .expect("a silence event");
+    assert_eq!(
+        collector_server::ingest::silence_start(silence),
+        Some(heard + 180_000)
+    );
+    assert_eq!(silence.at_ms, heard + 600_000);
+    // Another attestation soon after is no silence.
+    let third = proto_seal::seal(
+        &payload(&agent, 3, second.chain_digest(), &stream.nonce),
+        &agent.signer,
+    )
+    .unwrap();
+    assert_eq!(acked(&stream.send(&third).await), 3);
+    let silences = h
+        .store
+        .events(0, 100)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == collector_server::ingest::SILENCE_EVENT)
+        .count();
+    assert_eq!(silences, 1);
+
+    // The month's report lists the silence with its start and end.
+    let month = collector_report::month::format_date(test_clock())[..7].to_owned();
+    let report = collector_server::report::build(&h.collector, &h.log, &month).unwrap();
+    let span = report
+        .stale
+        .iter()
+        .find(|s| s.host_id == "gpu-1" && s.to_ms.is_some())
+        .expect("the silence in the report");
+    assert_eq!(span.to_ms, Some(heard + 600_000));
+    h.stop.cancel();
+}

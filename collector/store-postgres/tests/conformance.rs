@@ -28,11 +28,13 @@ fn run(options: PostgresOptions) {
 }
 
 #[test]
+#[cfg_attr(not(veu_postgres), ignore = "not run: VEU_TEST_POSTGRES_URL is unset")]
 fn postgres_store_conforms_with_default_options() {
     run(PostgresOptions::default());
 }
 
 #[test]
+#[cfg_attr(not(veu_postgres), ignore = "not run: VEU_TEST_POSTGRES_URL is unset")]
 fn postgres_store_conforms_without_grouping_and_with_a_tiny_queue() {
     run(PostgresOptions {
         max_group_attestations: 1,

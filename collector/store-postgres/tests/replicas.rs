@@ -20,6 +20,7 @@ use proto_merkle::{MemoryTree, leaf_hash};
 const LINKS: u64 = 30;
 
 #[test]
+#[cfg_attr(not(veu_postgres), ignore = "not run: VEU_TEST_POSTGRES_URL is unset")]
 fn two_replicas_on_one_schema_keep_one_log_and_one_copy_of_each_link() {
     let Some(database) = Database::from_env() else {
         return;
@@ -176,6 +177,7 @@ fn add(total: &mut CommitReceipt, receipt: CommitReceipt) {
 }
 
 #[test]
+#[cfg_attr(not(veu_postgres), ignore = "not run: VEU_TEST_POSTGRES_URL is unset")]
 fn replicas_starting_together_apply_each_migration_once() {
     let Some(database) = Database::from_env() else {
         return;
@@ -207,6 +209,7 @@ fn replicas_starting_together_apply_each_migration_once() {
 }
 
 #[test]
+#[cfg_attr(not(veu_postgres), ignore = "not run: VEU_TEST_POSTGRES_URL is unset")]
 fn one_replica_at_a_time_leads_the_log_and_another_takes_over_when_it_dies() {
     let Some(database) = Database::from_env() else {
         return;
@@ -230,6 +233,7 @@ fn one_replica_at_a_time_leads_the_log_and_another_takes_over_when_it_dies() {
 }
 
 #[test]
+#[cfg_attr(not(veu_postgres), ignore = "not run: VEU_TEST_POSTGRES_URL is unset")]
 fn a_schema_from_a_newer_build_is_refused() {
     let Some(database) = Database::from_env() else {
         return;
@@ -246,6 +250,7 @@ fn a_schema_from_a_newer_build_is_refused() {
 }
 
 #[test]
+#[cfg_attr(not(veu_postgres), ignore = "not run: VEU_TEST_POSTGRES_URL is unset")]
 fn async_callers_on_a_multi_threaded_runtime() {
     let Some(database) = Database::from_env() else {
         return;
@@ -291,6 +296,7 @@ fn async_callers_on_a_multi_threaded_runtime() {
 }
 
 #[test]
+#[cfg_attr(not(veu_postgres), ignore = "not run: VEU_TEST_POSTGRES_URL is unset")]
 fn a_value_postgres_refuses_fails_only_its_batch() {
     let Some(database) = Database::from_env() else {
         return;
@@ -362,6 +368,7 @@ fn with_param(url: &str, param: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(not(veu_postgres), ignore = "not run: VEU_TEST_POSTGRES_URL is unset")]
 fn sslmode_require_encrypts_the_connections() {
     let Some(database) = Database::from_env() else {
         return;
@@ -390,6 +397,7 @@ fn sslmode_require_encrypts_the_connections() {
 }
 
 #[test]
+#[cfg_attr(not(veu_postgres), ignore = "not run: VEU_TEST_POSTGRES_URL is unset")]
 fn sslmode_verify_full_refuses_a_server_of_another_ca() {
     let Some(database) = Database::from_env() else {
         return;
@@ -426,6 +434,7 @@ fn sslmode_verify_full_refuses_a_server_of_another_ca() {
 /// (e.g. Debian's snakeoil certificate, issued for `localhost`:
 /// `postgres://postgres@localhost:5432/test?sslmode=verify-full&sslrootcert=/etc/ssl/certs/ssl-cert-snakeoil.pem`).
 #[test]
+#[cfg_attr(not(veu_postgres), ignore = "not run: VEU_TEST_POSTGRES_URL is unset")]
 fn sslmode_verify_full_connects_to_the_named_server() {
     let Some(database) = Database::from_env() else {
         return;

@@ -56,6 +56,8 @@ pub struct Harness {
     pub store: Arc<SqliteStore>,
     pub collector: Arc<Collector>,
     pub stop: CancellationToken,
+    /// The collector's log keeper (signs heads, builds reports).
+    pub log: Arc<LogKeeper>,
 }
 
 /// One enrolled agent: signing key, TLS credential, host and site.
@@ -69,6 +71,11 @@ pub struct Agent {
 
 impl Harness {
     pub async fn start(policy_file: &str) -> Self {
+        Self::start_with_clock(policy_file, now_ms).await
+    }
+
+    /// `start`, with the collector reading time from `clock` (Unix ms).
+    pub async fn start_with_clock(policy_file: &str, clock: fn() -> i64) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
         let pki = dir.path().join("pki");
@@ -102,7 +109,7 @@ impl Harness {
                 NonceIssuer::new(&[42; 32], 300_000),
                 Arc::new(Metrics::new()),
                 180_000,
-                now_ms,
+                clock,
             )
             .unwrap(),
         );
@@ -117,8 +124,9 @@ impl Harness {
         let log = Arc::new(LogKeeper::new(
             Arc::clone(&store) as Arc<dyn AttestationStore>,
             Ed25519Signer::from_seed(&LOG_SEED).unwrap(),
-            now_ms,
+            clock,
         ));
+        let log_keeper = Arc::clone(&log);
         tokio::spawn(collector_server::serve(
             listener,
             tls,
@@ -136,6 +144,7 @@ impl Harness {
             store,
             collector,
             stop,
+            log: log_keeper,
         }
     }
 

@@ -86,6 +86,7 @@ fn gapless(sequences: &[u64]) -> bool {
 }
 
 #[test]
+#[cfg_attr(not(veu_postgres), ignore = "not run: VEU_TEST_POSTGRES_URL is unset")]
 fn replicas_survive_a_database_cut_and_a_replica_kill_losing_nothing() {
     let Some(url) = database() else {
         return;
