@@ -11,7 +11,7 @@ use proto_seal::PublicKey;
 use proto_wire::v1;
 use serde_json::{Value, json};
 
-use crate::admin::{hex, unhex};
+use crate::admin::hex;
 use crate::audit::print_json;
 use crate::remote::{ReaderArgs, block_on, call_failed};
 use crate::time::rfc3339;
@@ -146,7 +146,7 @@ pub(crate) fn pinned_key(arg: &str) -> Result<PublicKey, Failure> {
             .read_to_string(&mut text)
             .map_err(|e| Failure::bad_input(anyhow!("--log-key -: cannot read stdin: {e}")))?;
         text
-    } else if unhex(arg).is_some() {
+    } else if collector_bundle::log_key_from_text(arg).is_ok() {
         arg.to_owned()
     } else {
         std::fs::read_to_string(arg).map_err(|e| {
@@ -155,13 +155,8 @@ pub(crate) fn pinned_key(arg: &str) -> Result<PublicKey, Failure> {
             ))
         })?
     };
-    unhex(&text)
-        .and_then(|raw| PublicKey::from_slice(&raw).ok())
-        .ok_or_else(|| {
-            Failure::bad_input(anyhow!(
-                "--log-key {arg}: a log key is 64 hex digits (the collector's log.pub)"
-            ))
-        })
+    collector_bundle::log_key_from_text(&text)
+        .map_err(|e| Failure::bad_input(anyhow!("--log-key {arg}: {e} (the collector's log.pub)")))
 }
 
 /// A head as received, its fields taken from the signed bytes.

@@ -108,9 +108,10 @@ use collector_store::{
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 
+use collector_store::WriterCounters as Counters;
 use pool::Pool;
 pub use target::TargetError;
-use writer::{AdminOp, Counters, Job};
+use writer::{AdminOp, Job};
 
 /// Settings of `PostgresStore::connect`; `Default` is what the collector should run with.
 #[derive(Debug, Clone, PartialEq, Eq)]

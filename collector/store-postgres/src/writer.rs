@@ -7,9 +7,10 @@
 //! only after its transaction's COMMIT returned.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use collector_store::{AgentRecord, Batch, CommitReceipt, KeyId, StoreError, WriterStats};
+use collector_store::{
+    AgentRecord, Batch, CommitReceipt, KeyId, StoreError, WriterCounters as Counters,
+};
 use proto_merkle::Frontier;
 use tokio::sync::{mpsc, oneshot};
 
@@ -43,51 +44,6 @@ pub(crate) enum AdminOp {
 /// The answer to a commit. The batch travels back with it, so that its allocations are freed
 /// on the committer's side rather than on the writer, which every commit waits for.
 pub(crate) type Reply = oneshot::Sender<(Result<CommitReceipt, StoreError>, Batch)>;
-
-/// What the writer did, counted since the store was opened.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    groups: AtomicU64,
-    isolated_groups: AtomicU64,
-    batches: AtomicU64,
-    failed_batches: AtomicU64,
-    stored: AtomicU64,
-    repeated: AtomicU64,
-}
-
-impl Counters {
-    pub(crate) fn snapshot(&self) -> WriterStats {
-        WriterStats {
-            groups: self.groups.load(Ordering::Relaxed),
-            isolated_groups: self.isolated_groups.load(Ordering::Relaxed),
-            batches: self.batches.load(Ordering::Relaxed),
-            failed_batches: self.failed_batches.load(Ordering::Relaxed),
-            stored: self.stored.load(Ordering::Relaxed),
-            repeated: self.repeated.load(Ordering::Relaxed),
-        }
-    }
-
-    fn record(&self, outcomes: &[Result<CommitReceipt, StoreError>], isolated: bool) {
-        self.groups.fetch_add(1, Ordering::Relaxed);
-        if isolated {
-            self.isolated_groups.fetch_add(1, Ordering::Relaxed);
-        }
-        for outcome in outcomes {
-            self.batches.fetch_add(1, Ordering::Relaxed);
-            match outcome {
-                Ok(receipt) => {
-                    self.stored
-                        .fetch_add(receipt.stored as u64, Ordering::Relaxed);
-                    self.repeated
-                        .fetch_add(receipt.repeated as u64, Ordering::Relaxed);
-                }
-                Err(_) => {
-                    self.failed_batches.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        }
-    }
-}
 
 /// A commit waiting for its transaction.
 struct Waiter {

@@ -11,6 +11,7 @@ mod error;
 mod model;
 mod park;
 pub mod sqlite;
+mod stats;
 
 use std::fmt;
 use std::future::Future;
@@ -22,7 +23,8 @@ pub use model::{
     AcceptedAttestation, AgentRecord, Batch, CommitReceipt, EnrollToken, Event, Gpu, HostChange,
     HostState, KeyId, LogRecord, Rejection, StoredTreeHead,
 };
-pub use sqlite::{SqliteOptions, SqliteStore, Synchronous, WriterStats};
+pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
+pub use stats::{WriterCounters, WriterStats};
 
 /// Position just after one attestation in the `attestations` order:
 /// (`received_at_ms`, `key_id`, `sequence`).

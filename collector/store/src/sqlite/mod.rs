@@ -28,12 +28,11 @@ use crate::park::block_on;
 use crate::{
     AcceptedAttestation, AgentRecord, AttestationStore, Batch, CommitFuture, CommitReceipt, Cursor,
     EnrollToken, Event, HostChange, HostState, KeyId, LogRecord, Rejection, StoreError,
-    StoredTreeHead, TokenError,
+    StoredTreeHead, TokenError, WriterCounters, WriterStats,
 };
 use log::Log;
 use read::Readers;
-pub use writer::WriterStats;
-use writer::{Counters, Job};
+use writer::Job;
 
 /// How hard a commit works to be durable before it is acknowledged.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -99,7 +98,7 @@ pub struct SqliteStore {
     jobs: mpsc::Sender<Job>,
     writer: Option<JoinHandle<()>>,
     readers: Readers,
-    counters: Arc<Counters>,
+    counters: Arc<WriterCounters>,
 }
 
 impl SqliteStore {
@@ -114,7 +113,7 @@ impl SqliteStore {
         // Fail here rather than at the first read if readers cannot connect.
         readers.with(|_| Ok(()))?;
         let (jobs, queue) = mpsc::channel(options.queue_depth.max(1));
-        let counters = Arc::new(Counters::default());
+        let counters = Arc::new(WriterCounters::default());
         let writer = writer::spawn(
             conn,
             log,

@@ -10,7 +10,6 @@
 
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
@@ -19,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::log::Log;
 use super::{Db, apply};
 use crate::park::block_on;
-use crate::{Batch, CommitReceipt, StoreError};
+use crate::{Batch, CommitReceipt, StoreError, WriterCounters as Counters};
 
 /// Work for the writer thread.
 pub(crate) enum Job {
@@ -38,67 +37,6 @@ pub(crate) type WriteOp = Box<dyn FnOnce(&mut Connection, &mut Log) + Send>;
 /// The answer to a commit. The batch travels back with it, so that its many allocations are
 /// freed on the committer's thread rather than on the writer's, which every commit waits for.
 pub(crate) type Reply = oneshot::Sender<(Result<CommitReceipt, StoreError>, Batch)>;
-
-/// What the writer did, counted since the store was opened.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct WriterStats {
-    /// Group commits run: each is one transaction (one fsync) for all its batches.
-    pub groups: u64,
-    /// Groups in which a batch failed, so they ran again with a savepoint per batch.
-    pub isolated_groups: u64,
-    /// Batches that went through the groups.
-    pub batches: u64,
-    /// Batches answered with an error.
-    pub failed_batches: u64,
-    /// Attestations newly stored.
-    pub stored: u64,
-    /// Attestations that were idempotent repeats.
-    pub repeated: u64,
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    groups: AtomicU64,
-    isolated_groups: AtomicU64,
-    batches: AtomicU64,
-    failed_batches: AtomicU64,
-    stored: AtomicU64,
-    repeated: AtomicU64,
-}
-
-impl Counters {
-    pub(crate) fn snapshot(&self) -> WriterStats {
-        WriterStats {
-            groups: self.groups.load(Ordering::Relaxed),
-            isolated_groups: self.isolated_groups.load(Ordering::Relaxed),
-            batches: self.batches.load(Ordering::Relaxed),
-            failed_batches: self.failed_batches.load(Ordering::Relaxed),
-            stored: self.stored.load(Ordering::Relaxed),
-            repeated: self.repeated.load(Ordering::Relaxed),
-        }
-    }
-
-    fn record(&self, outcomes: &[Result<CommitReceipt, StoreError>], isolated: bool) {
-        self.groups.fetch_add(1, Ordering::Relaxed);
-        if isolated {
-            self.isolated_groups.fetch_add(1, Ordering::Relaxed);
-        }
-        for outcome in outcomes {
-            self.batches.fetch_add(1, Ordering::Relaxed);
-            match outcome {
-                Ok(receipt) => {
-                    self.stored
-                        .fetch_add(receipt.stored as u64, Ordering::Relaxed);
-                    self.repeated
-                        .fetch_add(receipt.repeated as u64, Ordering::Relaxed);
-                }
-                Err(_) => {
-                    self.failed_batches.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        }
-    }
-}
 
 /// Starts the writer thread, which owns `conn` until the queue is closed and drained.
 pub(crate) fn spawn(
