@@ -31,7 +31,6 @@ fn sqlite_store_conforms_without_grouping_and_with_a_tiny_queue() {
     run(SqliteOptions {
         synchronous: Synchronous::Normal,
         max_group_attestations: 1,
-        queue_depth: 1,
         read_connections: 0,
         ..SqliteOptions::default()
     });

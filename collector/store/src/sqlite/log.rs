@@ -118,6 +118,17 @@ impl Log {
         }
     }
 
+    /// The entry of a re-binding.
+    pub(crate) fn rebinding(agent: &AgentRecord) -> LogEntry {
+        LogEntry::HostRebound {
+            at_ms: agent.enrolled_at_ms,
+            public_key: agent.public_key,
+            host_id: agent.host_id.clone(),
+            site_id: agent.site_id.clone(),
+            country: agent.country.clone(),
+        }
+    }
+
     /// The entry of a stored attestation.
     pub(crate) fn attestation(received_at_ms: i64, envelope: &[u8]) -> LogEntry {
         LogEntry::Attestation {

@@ -11,6 +11,7 @@ use crate::StoreError;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_log.sql"),
+    include_str!("migrations/0003_ledger.sql"),
 ];
 
 /// The schema version this build writes.

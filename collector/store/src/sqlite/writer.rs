@@ -42,7 +42,7 @@ pub(crate) type Reply = oneshot::Sender<(Result<CommitReceipt, StoreError>, Batc
 pub(crate) fn spawn(
     conn: Connection,
     log: Log,
-    queue: mpsc::Receiver<Job>,
+    queue: mpsc::UnboundedReceiver<Job>,
     max_group: usize,
     counters: Arc<Counters>,
 ) -> io::Result<JoinHandle<()>> {
@@ -60,7 +60,7 @@ struct Waiter {
 fn run(
     mut conn: Connection,
     mut log: Log,
-    mut queue: mpsc::Receiver<Job>,
+    mut queue: mpsc::UnboundedReceiver<Job>,
     max_group: usize,
     counters: &Counters,
 ) {
