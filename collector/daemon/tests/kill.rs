@@ -319,6 +319,7 @@ fn sigkill_under_load_loses_no_acknowledged_attestation() {
                 .create_enroll_token(v1::CreateEnrollTokenRequest {
                     site_id: "us-va-1".into(),
                     valid_for_seconds: 600,
+                    rebind_host: String::new(),
                 })
                 .await
                 .unwrap()

@@ -5,11 +5,86 @@
 use std::collections::HashMap;
 
 use collector_core::ledger::{ChainPoint, GpuClaim, HostChange as LedgerChange};
-use collector_core::{HostRecord, KeyRecord, Ledger};
+use collector_core::{HostRecord, KeyRecord, Ledger, LedgerEvent};
 use proto_accounting::CountryCode;
 use proto_evidence::{ChainDigest, KeyId as EvidenceKeyId, Sha256};
 
-use crate::{AttestationStore, Gpu, HostChange, HostState, HostUpdate, KeyId, StoreError};
+use crate::{
+    AttestationStore, Event, Gpu, HostChange, HostState, HostUpdate, KeyId, StoreError,
+};
+
+/// Kind of the event recorded when a stale host is heard again.
+pub const SILENCE_EVENT: &str = "silence";
+
+/// The stored event of something the ledger flagged at `at_ms`. Its kind is the event's code
+/// (`gap`, `gpu_conflict`, `decommissioned_host_attesting`, `silence`,
+/// `key_revoked_by_rebind`); a silence's detail starts with the instant it began, which
+/// `silence_start` reads back.
+pub fn event(at_ms: i64, event: &LedgerEvent) -> Event {
+    let (kind, host, key, detail) = match event {
+        LedgerEvent::Gap {
+            host,
+            key,
+            sequence,
+            missing,
+        } => (
+            "gap",
+            host.clone(),
+            key,
+            format!("{missing} attestation(s) missing before sequence {sequence}"),
+        ),
+        LedgerEvent::GpuConflict { key, conflict } => (
+            "gpu_conflict",
+            conflict.claimant.clone(),
+            key,
+            format!(
+                "GPU {} {} is also reported by {} (counted there)",
+                conflict.kind.as_str(),
+                conflict.value,
+                conflict.owner
+            ),
+        ),
+        LedgerEvent::DecommissionedHostAttesting {
+            host,
+            key,
+            decommissioned_at_ms,
+        } => (
+            "decommissioned_host_attesting",
+            host.clone(),
+            key,
+            format!(
+                "decommissioned at {decommissioned_at_ms} ms and attesting again: kept as evidence, never counted"
+            ),
+        ),
+        LedgerEvent::Silence { host, key, from_ms } => (
+            SILENCE_EVENT,
+            host.clone(),
+            key,
+            format!(
+                "{from_ms}: stale for {} s, beyond the freshness window, until heard again",
+                at_ms.saturating_sub(*from_ms) / 1000
+            ),
+        ),
+        LedgerEvent::KeyRevokedByRebind { host, key } => (
+            "key_revoked_by_rebind",
+            host.clone(),
+            key,
+            "an administrator re-bound the host to a new key".to_owned(),
+        ),
+    };
+    Event {
+        at_ms,
+        kind: kind.to_owned(),
+        host_id: Some(host),
+        key_id: Some(*key.0.as_bytes()),
+        detail,
+    }
+}
+
+/// When the silence a `silence` event closes began.
+pub fn silence_start(event: &Event) -> Option<i64> {
+    event.detail.split(':').next()?.parse().ok()
+}
 
 /// The persisted form of a host's record after a ledger decision, with its change.
 pub fn host_update(

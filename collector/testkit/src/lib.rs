@@ -165,8 +165,7 @@ impl Harness {
             enrolled_at_ms: now_ms(),
             revoked_at_ms: None,
         };
-        self.store.put_agent(&record).unwrap();
-        self.collector.remember(&record);
+        self.collector.enrol(&record, false).unwrap();
         Agent {
             signer,
             cert: credential.cert_pem,
