@@ -2,11 +2,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use collector_core::Ledger;
+use collector_core::ledger::{Binding, Effect, Entry, Refused};
 use collector_report::{ChangeKind, HostChange, Report, ReportInput};
 use proto_accounting::{Catalogue, CountryCode, Distribution, Evaluation, Policy, evaluate};
-use collector_core::ledger::{Binding, Effect, Entry, Refused};
-use collector_core::Ledger;
-use proto_evidence::{Envelope, LogEntry, Link, Sha256, TreeHead};
+use proto_evidence::{Envelope, Link, LogEntry, Sha256, TreeHead};
 use proto_merkle::Hash;
 use proto_seal::{DetachedSignature, PublicKey};
 

@@ -48,9 +48,7 @@ pub struct Conflict {
 pub fn gpu_ids<'a>(uuid: &'a str, serial: &'a str) -> impl Iterator<Item = GpuId> + 'a {
     [(IdKind::Uuid, uuid), (IdKind::Serial, serial)]
         .into_iter()
-        .filter_map(|(kind, value)| {
-            normalise(value).map(|value| GpuId { kind, value })
-        })
+        .filter_map(|(kind, value)| normalise(value).map(|value| GpuId { kind, value }))
 }
 
 /// Trimmed and upper-cased; `None` for an empty value or a placeholder some boards report

@@ -469,10 +469,14 @@ impl Ledger {
                 })
                 .collect();
             revoked.sort();
-            events.extend(revoked.into_iter().map(|key| LedgerEvent::KeyRevokedByRebind {
-                host: binding.host.to_owned(),
-                key,
-            }));
+            events.extend(
+                revoked
+                    .into_iter()
+                    .map(|key| LedgerEvent::KeyRevokedByRebind {
+                        host: binding.host.to_owned(),
+                        key,
+                    }),
+            );
             self.release_gpus(binding.host);
             let clock = self.clock_ms;
             if let Some(host) = self.hosts.get_mut(binding.host) {
@@ -798,9 +802,9 @@ impl Ledger {
                 cause: ChangeCause::Attested,
             });
         if after.counts()
-            && let Err(error) =
-                self.live
-                    .upsert(host_id, after.country, after.tpp, clock, clock)
+            && let Err(error) = self
+                .live
+                .upsert(host_id, after.country, after.tpp, clock, clock)
         {
             return Err((Reason::Malformed, error.to_string()));
         }
@@ -865,12 +869,7 @@ impl Ledger {
         let Some(record) = self.hosts.get(host) else {
             return;
         };
-        for id in record
-            .gpus
-            .iter()
-            .filter(|c| c.counted)
-            .flat_map(claim_ids)
-        {
+        for id in record.gpus.iter().filter(|c| c.counted).flat_map(claim_ids) {
             if self.owners.get(&id).is_some_and(|owner| owner == host) {
                 self.owners.remove(&id);
             }

@@ -17,8 +17,8 @@ pub mod sites;
 pub use admission::{Admission, AdmissionContext, AgentBinding, NonceCheck, admit};
 pub use conflicts::{Conflict, GpuId, IdKind};
 pub use ledger::{
-    AdminRefusal, Applied, Binding, ChangeCause, Effect, EnrolRefusal, Entry, GpuClaim, HostChange, HostRecord, KeyRecord, Ledger,
-    LedgerEvent, Refused,
+    AdminRefusal, Applied, Binding, ChangeCause, Effect, EnrolRefusal, Entry, GpuClaim, HostChange,
+    HostRecord, KeyRecord, Ledger, LedgerEvent, Refused,
 };
 pub use live::{HostEntry, LiveDistribution};
 pub use reason::Reason;

@@ -71,6 +71,7 @@ fn attestation(n: u32, sequence: u64, at_ms: i64, gpus: usize) -> AcceptedAttest
             serial: format!("SN-{n}-{i}"),
             catalogue_id: "H100-SXM5-80GB".into(),
             tpp: 15_840,
+            counted: true,
         })
         .collect();
     let mut digest = [0u8; 32];
@@ -149,8 +150,18 @@ fn main() {
             .filter(|a| !(a.key_id[3] % 100 == 7 && round + 2 > PER_HOST))
             .collect();
         for chunk in batch.chunks(1_000) {
+            // The ledger's updates: a change where what counts changed (the first round, and
+            // the inventory changes in the middle of the month).
+            let mut hosts = collector_store::conformance::fixture::updates(chunk);
+            for (update, a) in hosts.iter_mut().zip(chunk) {
+                let changed = round == 0 || (a.devices == 4 && round == PER_HOST / 2);
+                if !changed {
+                    update.change = None;
+                }
+            }
             commits.push(store.commit(Batch {
                 attestations: chunk.to_vec(),
+                hosts,
                 events: if round == 3 {
                     vec![Event {
                         at_ms: at,

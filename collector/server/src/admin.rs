@@ -345,5 +345,6 @@ pub(crate) fn admin_status(error: AdminError) -> Status {
         AdminError::Enrol(refusal) => Status::already_exists(refusal.to_string()),
         AdminError::Refused(refusal) => Status::failed_precondition(refusal.to_string()),
         AdminError::Store(error) => Status::unavailable(error.to_string()),
+        AdminError::Unsettled(error) => Status::unavailable(error.to_string()),
     }
 }

@@ -2,7 +2,6 @@
 //! in an order a client can write as it arrives (summary, heads, consistency proof, files, then
 //! leaves with their inclusion proofs in the end head).
 
-
 use collector_store::{LogRecord, StoreError};
 use proto_wire::v1;
 use tokio::sync::mpsc;

@@ -6,6 +6,7 @@
 //! so the log holds batches in the ledger's order. Acknowledgements only after the commit.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use collector_core::admission::{NonceCheck, Submission};
@@ -100,6 +101,9 @@ pub enum AdminError {
     /// The store failed; nothing changed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The books could not be loaded again from the store after a failed commit.
+    #[error(transparent)]
+    Unsettled(#[from] IngestError),
 }
 
 /// Everything the services share.
@@ -113,6 +117,9 @@ pub struct Collector {
     /// Metrics, registered once.
     pub metrics: Arc<Metrics>,
     state: Mutex<State>,
+    /// Set when a commit failed after the ledger applied its batch: the books may hold what
+    /// was not stored, and are loaded again from the store before anything else is admitted.
+    unsettled: AtomicBool,
     clock: fn() -> i64,
     freshness_ms: i64,
 }
@@ -142,6 +149,7 @@ impl Collector {
             nonces,
             metrics,
             state: Mutex::new(state),
+            unsettled: AtomicBool::new(false),
             clock,
             freshness_ms,
         })
@@ -188,6 +196,23 @@ impl Collector {
         Ok(())
     }
 
+    /// Loads the books again from the store if a failed commit left them unsettled; fails
+    /// (and nothing may be admitted) while the store cannot be read.
+    async fn settle_books(&self) -> Result<(), IngestError> {
+        if !self.unsettled.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let store = Arc::clone(&self.store);
+        let (freshness, now) = (self.freshness_ms, self.now_ms());
+        let fresh = tokio::task::spawn_blocking(move || load_state(store.as_ref(), freshness, now))
+            .await
+            .map_err(|e| IngestError(format!("reload task failed: {e}")))??;
+        *self.state() = fresh;
+        self.unsettled.store(false, Ordering::SeqCst);
+        tracing::info!("books loaded again from the store after a failed commit");
+        Ok(())
+    }
+
     /// Whether the key is revoked (in the books) or unknown.
     pub fn is_revoked(&self, key: &KeyId) -> bool {
         self.state()
@@ -210,6 +235,7 @@ impl Collector {
             country,
         };
         let mut state = self.state();
+        self.settle_locked(&mut state)?;
         let (change, _revoked) = state.ledger.enrol(&binding, rebind)?;
         let stored = if rebind {
             let change = change.as_ref().map(collector_store::ledger::host_change);
@@ -227,6 +253,7 @@ impl Collector {
     /// Revokes a key forever. Blocks on the store.
     pub fn revoke(&self, key: &KeyId, at_ms: i64) -> Result<(), AdminError> {
         let mut state = self.state();
+        self.settle_locked(&mut state)?;
         state.ledger.revoke(at_ms, *key)?;
         let stored = self.store.revoke_agent(key.0.as_bytes(), at_ms).map(drop);
         self.settle(&mut state, stored)
@@ -235,10 +262,21 @@ impl Collector {
     /// Decommissions a host: it counts nothing from now on. Blocks on the store.
     pub fn decommission(&self, host: &str, at_ms: i64) -> Result<(), AdminError> {
         let mut state = self.state();
+        self.settle_locked(&mut state)?;
         let change = state.ledger.decommission(at_ms, host)?;
         let stored = self.store.decommission(host, change.at_ms).map(drop);
         self.settle(&mut state, stored)?;
-        self.metrics.observe(state.ledger.live(), &self.rules.policy);
+        self.metrics
+            .observe(state.ledger.live(), &self.rules.policy);
+        Ok(())
+    }
+
+    /// `settle_books` for a caller that holds the state lock on a blocking thread.
+    fn settle_locked(&self, state: &mut State) -> Result<(), AdminError> {
+        if self.unsettled.load(Ordering::SeqCst) {
+            *state = load_state(self.store.as_ref(), self.freshness_ms, self.now_ms())?;
+            self.unsettled.store(false, Ordering::SeqCst);
+        }
         Ok(())
     }
 
@@ -249,7 +287,10 @@ impl Collector {
         if let Err(error) = stored {
             match load_state(self.store.as_ref(), self.freshness_ms, self.now_ms()) {
                 Ok(fresh) => *state = fresh,
-                Err(reload) => tracing::error!(%reload, "cannot reload the books after a store failure"),
+                Err(reload) => {
+                    self.unsettled.store(true, Ordering::SeqCst);
+                    tracing::error!(%reload, "cannot reload the books after a store failure");
+                }
             }
             return Err(error.into());
         }
@@ -262,6 +303,7 @@ impl Collector {
         peer: &str,
         attestations: Vec<v1::SignedAttestation>,
     ) -> Result<Vec<Outcome>, IngestError> {
+        self.settle_books().await?;
         let now = self.now_ms();
         let mut results = Results {
             outcomes: vec![None; attestations.len()],
@@ -391,11 +433,10 @@ impl Collector {
             if stale {
                 let store = Arc::clone(&self.store);
                 let (freshness, now) = (self.freshness_ms, self.now_ms());
-                let fresh = tokio::task::spawn_blocking(move || {
-                    load_state(store.as_ref(), freshness, now)
-                })
-                .await
-                .map_err(|e| IngestError(format!("store lookup failed: {e}")))??;
+                let fresh =
+                    tokio::task::spawn_blocking(move || load_state(store.as_ref(), freshness, now))
+                        .await
+                        .map_err(|e| IngestError(format!("store lookup failed: {e}")))??;
                 *self.state() = fresh;
             }
         }
@@ -578,22 +619,19 @@ impl Collector {
             };
             let commit = self.store.commit(batch);
             if !accepted.is_empty() {
-                self.metrics.observe(state.ledger.live(), &self.rules.policy);
+                self.metrics
+                    .observe(state.ledger.live(), &self.rules.policy);
             }
             commit
         };
 
         // 5. One durable commit; acknowledgements only after it.
         if let Err(error) = commit.await {
-            // The books may hold what was not stored: load them again from the store.
-            let store = Arc::clone(&self.store);
-            let (freshness, now) = (self.freshness_ms, self.now_ms());
-            match tokio::task::spawn_blocking(move || load_state(store.as_ref(), freshness, now))
-                .await
-            {
-                Ok(Ok(fresh)) => *self.state() = fresh,
-                Ok(Err(reload)) => tracing::error!(%reload, "cannot reload the books"),
-                Err(reload) => tracing::error!(%reload, "cannot reload the books"),
+            // The books may hold what was not stored: nothing more is admitted until they are
+            // loaded again from the store.
+            self.unsettled.store(true, Ordering::SeqCst);
+            if let Err(reload) = self.settle_books().await {
+                tracing::error!(%reload, "cannot reload the books after a failed commit; ingest waits for the store");
             }
             return Err(IngestError(error.to_string()));
         }

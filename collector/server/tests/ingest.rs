@@ -766,7 +766,13 @@ async fn a_silent_host_heard_again_is_a_silence_in_the_report() {
     assert_eq!(acked(&stream.send(&first).await), 1);
     // When the books heard it: the ledger's clock, which never runs behind an earlier entry
     // (the enrolment was stamped with the system clock).
-    let heard = h.collector.state().ledger.host("gpu-1").unwrap().last_received_ms;
+    let heard = h
+        .collector
+        .state()
+        .ledger
+        .host("gpu-1")
+        .unwrap()
+        .last_received_ms;
     let start = test_clock();
     // Ten minutes of silence on the collector's clock (the freshness window is 3 minutes).
     CLOCK.fetch_add(600_000, std::sync::atomic::Ordering::Relaxed);

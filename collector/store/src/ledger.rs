@@ -9,9 +9,7 @@ use collector_core::{HostRecord, KeyRecord, Ledger, LedgerEvent};
 use proto_accounting::CountryCode;
 use proto_evidence::{ChainDigest, KeyId as EvidenceKeyId, Sha256};
 
-use crate::{
-    AttestationStore, Event, Gpu, HostChange, HostState, HostUpdate, KeyId, StoreError,
-};
+use crate::{AttestationStore, Event, Gpu, HostChange, HostState, HostUpdate, KeyId, StoreError};
 
 /// Kind of the event recorded when a stale host is heard again.
 pub const SILENCE_EVENT: &str = "silence";

@@ -27,6 +27,9 @@ pub use model::{
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use stats::{WriterCounters, WriterStats};
 
+/// A chain's newest stored link: key, sequence, digest and the link's issue time.
+pub type StoredHead = (KeyId, u64, [u8; 32], i64);
+
 /// Position just after one attestation in the `attestations` order:
 /// (`received_at_ms`, `key_id`, `sequence`).
 pub type Cursor = (i64, KeyId, u64);
@@ -79,7 +82,7 @@ pub trait AttestationStore: Send + Sync + 'static {
 
     /// The highest stored sequence per key, its digest and its issue time, ordered by key id:
     /// where each chain continues after a restart.
-    fn chain_heads(&self) -> Result<Vec<(KeyId, u64, [u8; 32], i64)>, StoreError>;
+    fn chain_heads(&self) -> Result<Vec<StoredHead>, StoreError>;
 
     /// The highest stored sequence of one key and its digest: where a chain continues when
     /// another replica stored its latest links.

@@ -58,6 +58,7 @@ pub struct Harness {
     pub stop: CancellationToken,
     /// The collector's log keeper (signs heads, builds reports).
     pub log: Arc<LogKeeper>,
+    clock: fn() -> i64,
 }
 
 /// One enrolled agent: signing key, TLS credential, host and site.
@@ -84,35 +85,7 @@ impl Harness {
         let store = Arc::new(
             SqliteStore::open(&dir.path().join("collector.db"), SqliteOptions::default()).unwrap(),
         );
-        let policy_toml = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../deploy/policies")
-                .join(policy_file),
-        )
-        .unwrap();
-        let rules = Rules {
-            catalogue: Catalogue::builtin().unwrap(),
-            policy: Policy::from_toml(&policy_toml).unwrap(),
-            policy_toml,
-            catalogue_toml: proto_accounting::catalogue::BUILTIN_TOML.to_owned(),
-            sites: SiteRegistry::from_toml(
-                "[[site]]\nid = \"us-va-1\"\ncountry = \"US\"\n[[site]]\nid = \"my-1\"\ncountry = \"MY\"\n",
-            )
-            .unwrap(),
-            max_future_skew_ms: 300_000,
-            max_backlog_ms: 30 * 86_400_000,
-        };
-        let collector = Arc::new(
-            Collector::open(
-                Arc::clone(&store) as Arc<dyn AttestationStore>,
-                rules,
-                NonceIssuer::new(&[42; 32], 300_000),
-                Arc::new(Metrics::new()),
-                180_000,
-                clock,
-            )
-            .unwrap(),
-        );
+        let collector = Arc::new(open_collector(&store, policy_file, clock));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let tls = TlsFiles {
@@ -132,7 +105,7 @@ impl Harness {
             tls,
             Arc::clone(&collector),
             log,
-            None,
+            Some(Arc::new(Ca::load(&pki).unwrap())),
             Duration::from_secs(300),
             stop.clone(),
         ));
@@ -145,7 +118,37 @@ impl Harness {
             collector,
             stop,
             log: log_keeper,
+            clock,
         }
+    }
+
+    /// A collector opened afresh on this harness's store, as a restart would open it: its
+    /// books are loaded from what the store persisted.
+    pub fn reopen(&self, policy_file: &str) -> Collector {
+        open_collector(&self.store, policy_file, self.clock)
+    }
+
+    /// A channel with a client certificate of `role` named `name`.
+    pub async fn channel_as(&self, role: Role, name: &str) -> Channel {
+        let credential = self.ca.issue_client(role, name, SystemTime::now()).unwrap();
+        self.channel(&credential.cert_pem, &credential.key_pem)
+            .await
+    }
+
+    /// A channel without a client certificate (what an enrolling host has).
+    pub async fn anonymous_channel(&self) -> Channel {
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(
+                std::fs::read(self.pki.join("ca.pem")).unwrap(),
+            ))
+            .domain_name("127.0.0.1");
+        Channel::from_shared(format!("https://{}", self.addr))
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
     }
 
     /// Enrolls an agent directly in the store, with a certificate from the test CA.
@@ -162,7 +165,7 @@ impl Harness {
             site_id: site.to_owned(),
             country: if site.starts_with("us") { "US" } else { "MY" }.to_owned(),
             identity: format!("urn:veu:agent:{host}"),
-            enrolled_at_ms: now_ms(),
+            enrolled_at_ms: self.collector.now_ms(),
             revoked_at_ms: None,
         };
         self.collector.enrol(&record, false).unwrap();
@@ -202,6 +205,38 @@ impl Harness {
         reasons.sort();
         reasons
     }
+}
+
+/// The harness's collector on `store`, with the test sites (us-va-1 in the US, my-1 in
+/// Malaysia) and `policy_file` from deploy/policies.
+fn open_collector(store: &Arc<SqliteStore>, policy_file: &str, clock: fn() -> i64) -> Collector {
+    let policy_toml = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../deploy/policies")
+            .join(policy_file),
+    )
+    .unwrap();
+    let rules = Rules {
+        catalogue: Catalogue::builtin().unwrap(),
+        policy: Policy::from_toml(&policy_toml).unwrap(),
+        policy_toml,
+        catalogue_toml: proto_accounting::catalogue::BUILTIN_TOML.to_owned(),
+        sites: SiteRegistry::from_toml(
+            "[[site]]\nid = \"us-va-1\"\ncountry = \"US\"\n[[site]]\nid = \"my-1\"\ncountry = \"MY\"\n",
+        )
+        .unwrap(),
+        max_future_skew_ms: 300_000,
+        max_backlog_ms: 30 * 86_400_000,
+    };
+    Collector::open(
+        Arc::clone(store) as Arc<dyn AttestationStore>,
+        rules,
+        NonceIssuer::new(&[42; 32], 300_000),
+        Arc::new(Metrics::new()),
+        180_000,
+        clock,
+    )
+    .unwrap()
 }
 
 pub fn devices(host: &str) -> Vec<DeviceRecord> {

@@ -243,15 +243,7 @@ fn simulated_evidence_follows_the_policy() {
         Reason::SimulatedEvidence
     );
     w.policy.counting.simulated_evidence = SimulatedEvidence::Accept;
-    assert!(
-        admit(
-            &agent(),
-            None,
-            submit(&p, NonceCheck::Absent),
-            context(&w)
-        )
-        .is_ok()
-    );
+    assert!(admit(&agent(), None, submit(&p, NonceCheck::Absent), context(&w)).is_ok());
 }
 
 #[test]

@@ -19,7 +19,13 @@ fn my() -> CountryCode {
     CountryCode::parse("MY").unwrap()
 }
 
-fn bind<'a>(at_ms: i64, name: &str, host: &'a str, site: &'a str, country: CountryCode) -> Binding<'a> {
+fn bind<'a>(
+    at_ms: i64,
+    name: &str,
+    host: &'a str,
+    site: &'a str,
+    country: CountryCode,
+) -> Binding<'a> {
     Binding {
         at_ms,
         key: key(name),
@@ -66,7 +72,11 @@ impl Chain {
         }
     }
 
-    fn next(&mut self, issued: i64, devices: Vec<DeviceRecord>) -> (AttestationPayload, ChainDigest) {
+    fn next(
+        &mut self,
+        issued: i64,
+        devices: Vec<DeviceRecord>,
+    ) -> (AttestationPayload, ChainDigest) {
         self.sequence += 1;
         let payload = AttestationPayload {
             key_id: key(self.key),
@@ -93,7 +103,9 @@ impl Chain {
 fn ledger_with(hosts: &[(&str, &'static str, &'static str, CountryCode)]) -> Ledger {
     let mut ledger = Ledger::new(FRESH);
     for (name, host, site, country) in hosts {
-        ledger.enrol(&bind(T0, name, host, site, *country), false).unwrap();
+        ledger
+            .enrol(&bind(T0, name, host, site, *country), false)
+            .unwrap();
     }
     ledger
 }
@@ -174,7 +186,10 @@ fn issue_times_never_go_backwards_nor_precede_enrolment() {
     ledger.attest(T0 + 86_400_000, &p, d).unwrap();
     // The next link issued 20 days before the first.
     let (p, d) = chain.next(T0 - 19 * 86_400_000, Vec::new());
-    assert_eq!(refusal(ledger.attest(T0 + 86_400_001, &p, d)), Reason::Backdated);
+    assert_eq!(
+        refusal(ledger.attest(T0 + 86_400_001, &p, d)),
+        Reason::Backdated
+    );
 
     let mut ledger = ledger_with(&[("k", "h", "us-1", us())]);
     let mut chain = Chain::new("k", "h", "us-1");
@@ -191,7 +206,10 @@ fn chain_rules() {
     let (p2, d2) = chain.next(T0 + 2, gpus("h", 1));
     ledger.attest(T0 + 2, &p2, d2).unwrap();
     // Replayed.
-    assert_eq!(refusal(ledger.attest(T0 + 3, &p1, d1)), Reason::SequenceRollback);
+    assert_eq!(
+        refusal(ledger.attest(T0 + 3, &p1, d1)),
+        Reason::SequenceRollback
+    );
     // Same sequence, other content.
     assert_eq!(
         refusal(ledger.attest(T0 + 3, &p2, ChainDigest::of_payload(b"other"))),
@@ -209,12 +227,18 @@ fn chain_rules() {
     let (p6, d6) = chain.next(T0 + 6, gpus("h", 1));
     let applied = ledger.attest(T0 + 6, &p6, d6).unwrap();
     assert_eq!(applied.link, Link::Gap { missing: 3 });
-    assert!(matches!(applied.events[0], LedgerEvent::Gap { missing: 3, .. }));
+    assert!(matches!(
+        applied.events[0],
+        LedgerEvent::Gap { missing: 3, .. }
+    ));
     // Another host's key cannot speak for this host.
     let mut ledger = ledger_with(&[("k", "h", "us-1", us()), ("j", "other", "us-1", us())]);
     let mut chain = Chain::new("j", "h", "us-1");
     let (p, d) = chain.next(T0 + 1, Vec::new());
-    assert_eq!(refusal(ledger.attest(T0 + 1, &p, d)), Reason::KeyIdentityMismatch);
+    assert_eq!(
+        refusal(ledger.attest(T0 + 1, &p, d)),
+        Reason::KeyIdentityMismatch
+    );
     let mut chain = Chain::new("k", "h", "my-1");
     let (p, d) = chain.next(T0 + 1, Vec::new());
     assert_eq!(refusal(ledger.attest(T0 + 1, &p, d)), Reason::SiteMismatch);
@@ -226,7 +250,15 @@ fn one_gpu_counts_once_whatever_its_spelling() {
     // Listed four times in one payload: refused.
     let mut chain_b = Chain::new("b", "b", "my-1");
     let same = gpu(0, "GPU-abc", "1650");
-    let (p, d) = chain_b.next(T0 + 1, vec![same.clone(), gpu(1, "gpu-ABC ", ""), same.clone(), same.clone()]);
+    let (p, d) = chain_b.next(
+        T0 + 1,
+        vec![
+            same.clone(),
+            gpu(1, "gpu-ABC ", ""),
+            same.clone(),
+            same.clone(),
+        ],
+    );
     assert_eq!(refusal(ledger.attest(T0 + 1, &p, d)), Reason::DuplicateGpu);
     chain_b.sequence -= 1;
     chain_b.previous = ChainDigest::GENESIS;
@@ -235,7 +267,10 @@ fn one_gpu_counts_once_whatever_its_spelling() {
     let (p, d) = chain_a.next(T0 + 2, vec![gpu(0, "GPU-abc", "1650")]);
     ledger.attest(T0 + 2, &p, d).unwrap();
     // The same GPU on another host, upper-cased with a trailing space: one count, a conflict.
-    let (p, d) = chain_b.next(T0 + 3, vec![gpu(0, "GPU-ABC ", " 1650 "), gpu(1, "GPU-2", "2")]);
+    let (p, d) = chain_b.next(
+        T0 + 3,
+        vec![gpu(0, "GPU-ABC ", " 1650 "), gpu(1, "GPU-2", "2")],
+    );
     let applied = ledger.attest(T0 + 3, &p, d).unwrap();
     assert_eq!(applied.counted, [false, true]);
     assert_eq!(applied.tpp, 15_840);
@@ -247,11 +282,17 @@ fn one_gpu_counts_once_whatever_its_spelling() {
     assert_eq!(conflicts, 2, "uuid and serial");
     assert_eq!(ledger.distribution().total(), 2 * 15_840);
     // Standing: not raised again.
-    let (p, d) = chain_b.next(T0 + 4, vec![gpu(0, "GPU-ABC ", " 1650 "), gpu(1, "GPU-2", "2")]);
+    let (p, d) = chain_b.next(
+        T0 + 4,
+        vec![gpu(0, "GPU-ABC ", " 1650 "), gpu(1, "GPU-2", "2")],
+    );
     assert!(ledger.attest(T0 + 4, &p, d).unwrap().events.is_empty());
     // The owner is decommissioned: the GPU is free and counts for b on its next attestation.
     ledger.decommission(T0 + 5, "a").unwrap();
-    let (p, d) = chain_b.next(T0 + 6, vec![gpu(0, "GPU-ABC ", " 1650 "), gpu(1, "GPU-2", "2")]);
+    let (p, d) = chain_b.next(
+        T0 + 6,
+        vec![gpu(0, "GPU-ABC ", " 1650 "), gpu(1, "GPU-2", "2")],
+    );
     assert_eq!(ledger.attest(T0 + 6, &p, d).unwrap().counted, [true, true]);
     assert_eq!(ledger.distribution().total(), 2 * 15_840);
 }
@@ -279,7 +320,10 @@ fn a_decommissioned_host_is_flagged_and_never_counted_whatever_its_clock() {
     assert_eq!(applied.tpp, 0);
     assert!(applied.events.is_empty(), "flagged once");
     assert_eq!(ledger.distribution().total(), 0);
-    assert_eq!(ledger.decommission(T0 + 30, "h"), Err(AdminRefusal::NotInService("h".into())));
+    assert_eq!(
+        ledger.decommission(T0 + 30, "h"),
+        Err(AdminRefusal::NotInService("h".into()))
+    );
 }
 
 #[test]

@@ -50,7 +50,10 @@ pub(super) fn agents_put_replace_revoke_list(store: &dyn AttestationStore) -> Ou
     };
     ensure_eq!(store.agent(&key(1))?, Some(revoked.clone()));
     // Enrolling a revoked key again is refused; the revocation stays.
-    ensure!(store.put_agent(&first).is_err(), "a revoked key enrolled again");
+    ensure!(
+        store.put_agent(&first).is_err(),
+        "a revoked key enrolled again"
+    );
     ensure_eq!(store.agent(&key(1))?, Some(revoked.clone()));
     ensure_eq!(store.agents()?, vec![revoked, second]);
     Ok(())
@@ -63,7 +66,7 @@ fn token(n: u8, expires_at_ms: i64) -> EnrollToken {
         created_at_ms: 1_000,
         expires_at_ms,
         used_at_ms: None,
-        rebind_host: (n % 2 == 0).then(|| format!("host-{n}")),
+        rebind_host: n.is_multiple_of(2).then(|| format!("host-{n}")),
     }
 }
 

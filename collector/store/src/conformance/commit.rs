@@ -128,13 +128,19 @@ pub(super) fn rebind_revokes_and_resets(store: &dyn AttestationStore) -> Outcome
         decommissioned: true,
     };
     store.rebind_host(&new, Some(&change))?;
-    ensure_eq!(store.agent(&key(1))?.and_then(|a| a.revoked_at_ms), Some(5_000));
+    ensure_eq!(
+        store.agent(&key(1))?.and_then(|a| a.revoked_at_ms),
+        Some(5_000)
+    );
     ensure_eq!(store.agent(&key(2))?, Some(new.clone()));
     let mut expected = fixture::enrolled_state(&new);
     expected.last_issued_at_ms = a1.issued_at_ms;
     expected.last_received_at_ms = a1.received_at_ms;
     ensure_eq!(store.host_states()?, vec![expected]);
-    ensure!(store.host_gpus()?.is_empty(), "GPUs kept after a re-binding");
+    ensure!(
+        store.host_gpus()?.is_empty(),
+        "GPUs kept after a re-binding"
+    );
     ensure_eq!(store.host_changes(i64::MAX)?.pop(), Some(change));
     match store.rebind_host(&new, None) {
         Err(StoreError::AlreadyEnrolled { .. }) => {}

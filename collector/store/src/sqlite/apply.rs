@@ -210,7 +210,15 @@ fn store_host(
             .insert(state.host_id.clone(), Some(inventory_id));
     }
     if let Some(change) = &update.change {
-        host_change(conn, change, if change.decommissioned { "stopped" } else { "attested" })?;
+        host_change(
+            conn,
+            change,
+            if change.decommissioned {
+                "stopped"
+            } else {
+                "attested"
+            },
+        )?;
     }
     Ok(())
 }

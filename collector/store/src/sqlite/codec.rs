@@ -44,7 +44,9 @@ pub(crate) fn decode_gpus(bytes: &[u8]) -> Result<Vec<Gpu>, StoreError> {
         let counted = if format == GPUS_FORMAT_V1 {
             true
         } else {
-            let (&flag, after) = rest.split_first().ok_or_else(|| corrupt("truncated flag"))?;
+            let (&flag, after) = rest
+                .split_first()
+                .ok_or_else(|| corrupt("truncated flag"))?;
             rest = after;
             match flag {
                 0 => false,
@@ -98,7 +100,7 @@ mod tests {
             serial: format!("{}", 1_650_000_000 + n),
             catalogue_id: "h100-sxm5-80gb".to_owned(),
             tpp: 63_328 + n,
-            counted: n % 3 != 0,
+            counted: !n.is_multiple_of(3),
         }
     }
 

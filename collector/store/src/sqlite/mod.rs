@@ -226,7 +226,7 @@ impl AttestationStore for SqliteStore {
         self.readers.with(|conn| read::agent(conn, key_id))
     }
 
-    fn chain_heads(&self) -> Result<Vec<(KeyId, u64, [u8; 32], i64)>, StoreError> {
+    fn chain_heads(&self) -> Result<Vec<crate::StoredHead>, StoreError> {
         self.readers.with(read::chain_heads)
     }
 

@@ -90,9 +90,7 @@ pub(crate) fn agent(conn: &Connection, key_id: &KeyId) -> Result<Option<AgentRec
     Ok(found.into_iter().next())
 }
 
-pub(crate) fn chain_heads(
-    conn: &Connection,
-) -> Result<Vec<(KeyId, u64, [u8; 32], i64)>, StoreError> {
+pub(crate) fn chain_heads(conn: &Connection) -> Result<Vec<crate::StoredHead>, StoreError> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT c.key_id, c.sequence, c.digest,
