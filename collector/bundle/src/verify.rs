@@ -2,11 +2,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use collector_core::Ledger;
-use collector_core::ledger::{Binding, Effect, Entry, Refused};
-use collector_report::{ChangeKind, HostChange, Report, ReportInput};
-use proto_accounting::{Catalogue, CountryCode, Distribution, Evaluation, Policy, evaluate};
-use proto_evidence::{Envelope, Link, LogEntry, Sha256, TreeHead};
+use collector_report::{HostChange, Report, ReportInput};
+use proto_accounting::{Catalogue, Distribution, Evaluation, Policy, evaluate};
+use proto_evidence::{Envelope, LogEntry, TreeHead};
 use proto_merkle::Hash;
 use proto_seal::{DetachedSignature, PublicKey};
 
@@ -237,177 +235,29 @@ pub fn verify(bundle: &Bundle, log_key: &PublicKey, report: Option<ReportCheck<'
         out.fail("catalogue", format!("catalogue.toml: {e}"));
     }
 
-    // Replay in log order through the ledger, the collector's own definition of the books:
-    // keys, re-bindings, revocations, decommissionings, chains, issue-time order, GPU
-    // identities and counted compute.
-    let mut keys: BTreeMap<proto_evidence::KeyId, PublicKey> = BTreeMap::new();
-    let mut ledger = Ledger::new(i64::MAX / 4);
-    let mut changes: Vec<HostChange> = Vec::new();
-    for (&index, (entry, envelope)) in &entries {
-        let effect = match entry {
-            LogEntry::KeyEnrolled {
-                at_ms,
-                public_key,
-                host_id,
-                site_id,
-                country,
-            }
-            | LogEntry::HostRebound {
-                at_ms,
-                public_key,
-                host_id,
-                site_id,
-                country,
-            } => {
-                let public = match PublicKey::from_slice(public_key) {
-                    Ok(public) => public,
-                    Err(e) => {
-                        out.fail("leaf_malformed", format!("leaf {index}: {e}"));
-                        continue;
-                    }
-                };
-                let country = match CountryCode::parse(country) {
-                    Ok(country) => country,
-                    Err(e) => {
-                        out.fail(
-                            "leaf_malformed",
-                            format!("leaf {index}: host {host_id} enrolled in {country:?}: {e}"),
-                        );
-                        continue;
-                    }
-                };
-                let binding = Binding {
-                    at_ms: *at_ms,
-                    key: public.key_id(),
-                    host: host_id,
-                    site: site_id,
-                    country,
-                };
-                let rebind = matches!(entry, LogEntry::HostRebound { .. });
-                let entry = if rebind {
-                    Entry::Rebound(binding)
-                } else {
-                    Entry::Enrolled(binding)
-                };
-                let effect = ledger.apply(&entry);
-                if effect.is_ok() {
-                    keys.insert(public.key_id(), public);
-                }
-                effect
-            }
-            LogEntry::KeyRevoked { at_ms, key_id } => ledger.apply(&Entry::Revoked {
-                at_ms: *at_ms,
-                key: *key_id,
-            }),
-            LogEntry::HostDecommissioned { at_ms, host_id } => {
-                ledger.apply(&Entry::Decommissioned {
-                    at_ms: *at_ms,
-                    host: host_id,
-                })
-            }
-            LogEntry::Attestation {
-                received_at_ms,
-                envelope: committed,
-            } => {
-                out.attestations += 1;
-                let Some(bytes) = envelope else {
-                    out.fail(
-                        "envelope_missing",
-                        format!("leaf {index}: the attestation's envelope is not in the bundle"),
-                    );
-                    continue;
-                };
-                if Sha256::of(bytes) != *committed {
-                    out.fail(
-                        "envelope_mismatch",
-                        format!("leaf {index}: the envelope is not the one the log committed to"),
-                    );
-                    continue;
-                }
-                let envelope: Envelope = match proto_seal::decode_envelope(bytes) {
-                    Ok(envelope) => envelope,
-                    Err(e) => {
-                        out.fail("leaf_malformed", format!("leaf {index}: {e}"));
-                        continue;
-                    }
-                };
-                let Some(public) = keys.get(&envelope.key_id) else {
-                    out.fail(
-                        "unknown_key",
-                        format!(
-                            "leaf {index}: key {} has no enrolment in the log before it",
-                            envelope.key_id
-                        ),
-                    );
-                    continue;
-                };
-                let verified = match proto_seal::open(envelope, public) {
-                    Ok(verified) => verified,
-                    Err(e) => {
-                        out.fail("bad_signature", format!("leaf {index}: {e}"));
-                        continue;
-                    }
-                };
-                let payload = verified.payload();
-                if let (Ok(policy), Ok(catalogue)) = (&policy, &catalogue)
-                    && let Err(detail) =
-                        collector_core::admission::check_device_prices(payload, catalogue, policy)
-                {
-                    out.fail("catalogue_mismatch", format!("leaf {index}: {detail}"));
-                }
-                let effect = ledger.apply(&Entry::Attested {
-                    at_ms: *received_at_ms,
-                    digest: verified.digest(),
-                    payload,
-                });
-                if let Ok(Effect::Attested(applied)) = &effect
-                    && let Link::Gap { missing } = applied.link
-                {
-                    out.notes.push(format!(
-                        "host {}: {missing} sequence(s) before {} are not in the log (a gap the collector recorded)",
-                        payload.host_id, payload.sequence
-                    ));
-                }
-                effect
-            }
-        };
-        match effect {
-            Ok(effect) => {
-                if let Some(change) = effect.change() {
-                    changes.push(HostChange {
-                        at_ms: change.at_ms,
-                        host_id: change.host.clone(),
-                        site_id: change.site.clone(),
-                        country: change.country,
-                        tpp: change.tpp,
-                        devices: change.devices,
-                        kind: if change.counts {
-                            ChangeKind::Attested
-                        } else {
-                            ChangeKind::Decommissioned
-                        },
-                    });
-                }
-            }
-            Err(refused) => {
-                let code = match &refused {
-                    Refused::Attestation(reason, _) => reason.as_str(),
-                    Refused::Enrol(_) => "enrolment_refused",
-                    Refused::Admin(_) => "admin_refused",
-                };
-                out.fail(
-                    code,
-                    format!("leaf {index}: the collector's ledger refuses it: {refused}"),
-                );
-            }
-        }
+    // Replay in log order through the ledger, the collector's own definition of the books.
+    let prices = match (&policy, &catalogue) {
+        (Ok(policy), Ok(catalogue)) => Some((policy, catalogue)),
+        _ => None,
+    };
+    let replayed = crate::replay::replay(
+        entries
+            .iter()
+            .map(|(&index, (entry, envelope))| (index, entry, envelope.as_deref())),
+        prices,
+    );
+    for finding in replayed.failures {
+        out.fail(finding.code, finding.detail);
     }
-    out.keys = ledger.keys().count();
-    out.hosts = ledger.hosts().count();
-    out.distribution = ledger.distribution().clone();
+    out.notes.extend(replayed.notes);
+    out.attestations = replayed.attestations;
+    out.keys = replayed.ledger.keys().count();
+    out.hosts = replayed.ledger.hosts().count();
+    out.distribution = replayed.ledger.distribution().clone();
     if let Ok(policy) = &policy {
         out.evaluation = Some(evaluate(policy, &out.distribution));
     }
+    let changes = replayed.changes;
     if let Some(report) = report
         && let (Ok(policy), Ok(catalogue)) = (&policy, &catalogue)
     {

@@ -91,9 +91,9 @@ pub(crate) fn head_to_wire(
     })
 }
 
-/// Each host's state as of an instant, replayed from its changes (decommissioned hosts are
-/// gone).
-pub(crate) fn replay(changes: &[HostChange]) -> BTreeMap<&str, &HostChange> {
+/// Each host's latest change among `changes` (oldest first), decommissioned hosts dropped: the
+/// hosts a past distribution counts.
+pub fn replay(changes: &[HostChange]) -> BTreeMap<&str, &HostChange> {
     let mut hosts = BTreeMap::new();
     for change in changes {
         if change.decommissioned {

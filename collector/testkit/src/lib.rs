@@ -13,6 +13,8 @@
     missing_debug_implementations
 )]
 
+pub mod differential;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

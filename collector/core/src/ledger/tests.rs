@@ -362,3 +362,216 @@ fn restoring_what_a_ledger_holds_gives_the_same_books() {
     let (mut x, mut y) = (ledger.clone(), restored);
     assert_eq!(x.attest(T0 + 3, &p, d), y.attest(T0 + 3, &p, d));
 }
+
+/// Thousands of random sequences straight on the ledger: after every entry, the books equal
+/// a brute-force sum over its hosts, the books restored from its own records, and a fresh
+/// ledger that replays every accepted entry in order; refused entries change nothing.
+#[test]
+fn random_sequences_replay_restore_and_sum_alike() {
+    #[derive(Clone)]
+    #[allow(clippy::large_enum_variant)]
+    enum Owned {
+        Enrolled(i64, KeyId, String, String, CountryCode, bool),
+        Revoked(i64, KeyId),
+        Decommissioned(i64, String),
+        Attested(i64, AttestationPayload, ChainDigest),
+    }
+    fn apply(ledger: &mut Ledger, entry: &Owned) -> Result<Effect, Refused> {
+        match entry {
+            Owned::Enrolled(at, key, host, site, country, rebind) => {
+                let binding = Binding {
+                    at_ms: *at,
+                    key: *key,
+                    host,
+                    site,
+                    country: *country,
+                };
+                ledger.apply(&if *rebind {
+                    Entry::Rebound(binding)
+                } else {
+                    Entry::Enrolled(binding)
+                })
+            }
+            Owned::Revoked(at, key) => ledger.apply(&Entry::Revoked {
+                at_ms: *at,
+                key: *key,
+            }),
+            Owned::Decommissioned(at, host) => {
+                ledger.apply(&Entry::Decommissioned { at_ms: *at, host })
+            }
+            Owned::Attested(at, payload, digest) => ledger.apply(&Entry::Attested {
+                at_ms: *at,
+                digest: *digest,
+                payload,
+            }),
+        }
+    }
+    let mut seed = 0x001e_d6e5_u64;
+    let mut next = move |bound: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % bound.max(1)
+    };
+    let countries = [us(), my(), CountryCode::parse("DE").unwrap()];
+    let sequences = 2_000;
+    let mut accepted_total = 0usize;
+    for sequence in 0..sequences {
+        let mut ledger = Ledger::new(FRESH);
+        let mut log: Vec<Owned> = Vec::new();
+        // (key name, host, site, chain sequence, previous digest, last issue time)
+        let mut keys: Vec<(String, String, String, u64, ChainDigest, i64)> = Vec::new();
+        let mut now = T0;
+        for step in 0..30 {
+            now += next(100_000) as i64;
+            let entry = match next(10) {
+                0 | 1 => {
+                    let name = format!("k{sequence}-{step}");
+                    let rebind = !keys.is_empty() && next(3) == 0;
+                    let host = if rebind || (!keys.is_empty() && next(5) == 0) {
+                        keys[next(keys.len() as u64) as usize].1.clone()
+                    } else {
+                        format!("h{step}")
+                    };
+                    let country = countries[next(3) as usize];
+                    let site = format!("site-{country}");
+                    keys.push((
+                        name.clone(),
+                        host.clone(),
+                        site.clone(),
+                        0,
+                        ChainDigest::GENESIS,
+                        now,
+                    ));
+                    Owned::Enrolled(now, key(&name), host, site, country, rebind)
+                }
+                2 if !keys.is_empty() => {
+                    Owned::Revoked(now, key(&keys[next(keys.len() as u64) as usize].0))
+                }
+                3 if !keys.is_empty() => {
+                    Owned::Decommissioned(now, keys[next(keys.len() as u64) as usize].1.clone())
+                }
+                _ if !keys.is_empty() => {
+                    let k = next(keys.len() as u64) as usize;
+                    let (name, host, site, seq, previous, last) = keys[k].clone();
+                    let issued = if next(10) == 0 { last - 1 } else { now };
+                    let sequence_no = if next(10) == 0 {
+                        seq
+                    } else {
+                        seq + 1 + next(2)
+                    };
+                    let devices: Vec<DeviceRecord> = (0..next(4))
+                        .map(|i| {
+                            let owner = if next(4) == 0 {
+                                &keys[next(keys.len() as u64) as usize].1
+                            } else {
+                                &host
+                            };
+                            let uuid = format!("GPU-{owner}-{}", next(3));
+                            let uuid = if next(2) == 0 {
+                                uuid.to_lowercase()
+                            } else {
+                                uuid
+                            };
+                            gpu(i as u32, &uuid, "")
+                        })
+                        .collect();
+                    let payload = AttestationPayload {
+                        key_id: key(&name),
+                        host_id: HostId(host.clone()),
+                        site_id: SiteId(site.clone()),
+                        sequence: sequence_no,
+                        previous_digest: previous,
+                        issued_at_unix_ms: issued,
+                        collector_nonce: Vec::new(),
+                        totals: Totals::of(&devices).unwrap(),
+                        devices,
+                        catalogue_digest: String::new(),
+                        policy_digest: String::new(),
+                        agent_version: String::new(),
+                        source: EvidenceSource::Nvml,
+                        driver_version: String::new(),
+                    };
+                    let digest =
+                        ChainDigest::of_payload(format!("{name}/{sequence_no}/{step}").as_bytes());
+                    Owned::Attested(now, payload, digest)
+                }
+                _ => continue,
+            };
+            let before = ledger.clone();
+            match apply(&mut ledger, &entry) {
+                Ok(_) => {
+                    if let Owned::Attested(_, payload, digest) = &entry
+                        && let Some(k) = keys.iter_mut().find(|k| key(&k.0) == payload.key_id)
+                    {
+                        k.3 = payload.sequence;
+                        k.4 = *digest;
+                        k.5 = payload.issued_at_unix_ms;
+                    }
+                    log.push(entry);
+                    accepted_total += 1;
+                }
+                Err(_) => {
+                    // A refusal leaves the books as they were.
+                    assert_eq!(
+                        ledger.hosts, before.hosts,
+                        "sequence {sequence} step {step}"
+                    );
+                    assert_eq!(ledger.keys, before.keys, "sequence {sequence} step {step}");
+                    assert_eq!(
+                        ledger.owners, before.owners,
+                        "sequence {sequence} step {step}"
+                    );
+                }
+            }
+            // Brute force: the sum over counting hosts.
+            let mut sum = Distribution::new();
+            for record in ledger.hosts.values().filter(|r| r.counts()) {
+                sum.add(record.country, record.tpp).unwrap();
+                let counted: u64 = record
+                    .gpus
+                    .iter()
+                    .filter(|g| g.counted)
+                    .map(|g| g.tpp)
+                    .sum();
+                assert_eq!(counted, record.tpp);
+            }
+            assert_eq!(
+                &sum,
+                ledger.distribution(),
+                "sequence {sequence} step {step}"
+            );
+            // Restored from its own records.
+            let restored = Ledger::restore(
+                ledger.keys().map(|(k, r)| (*k, r.clone())),
+                ledger.hosts().map(|(h, r)| (h.clone(), r.clone())),
+                FRESH,
+                now,
+            )
+            .unwrap();
+            assert_eq!(
+                restored.owners, ledger.owners,
+                "sequence {sequence} step {step}"
+            );
+            assert_eq!(restored.distribution(), ledger.distribution());
+            // Replayed from the accepted entries.
+            let mut replayed = Ledger::new(FRESH);
+            for entry in &log {
+                apply(&mut replayed, entry).unwrap();
+            }
+            assert_eq!(
+                replayed.hosts, ledger.hosts,
+                "sequence {sequence} step {step}"
+            );
+            assert_eq!(
+                replayed.keys, ledger.keys,
+                "sequence {sequence} step {step}"
+            );
+            assert_eq!(
+                replayed.owners, ledger.owners,
+                "sequence {sequence} step {step}"
+            );
+        }
+    }
+    assert!(accepted_total > sequences * 5, "{accepted_total}");
+}
