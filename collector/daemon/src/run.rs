@@ -12,8 +12,9 @@ use collector_server::log::LogKeeper;
 use collector_server::metrics::Metrics;
 use collector_server::nonce::NonceIssuer;
 use collector_server::{Collector, Rules, TlsFiles};
-use collector_store::{AttestationStore, SqliteOptions, SqliteStore};
+use collector_store::AttestationStore;
 use collector_store_postgres::{PostgresOptions, PostgresStore};
+use collector_store_sqlite::{SqliteOptions, SqliteStore};
 use proto_accounting::{Catalogue, Policy};
 use tokio_util::sync::CancellationToken;
 

@@ -11,7 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use collector_store::{AttestationStore, SqliteOptions, SqliteStore};
+use collector_store::AttestationStore;
+use collector_store_sqlite::{SqliteOptions, SqliteStore};
 use proto_evidence::{
     AttestationPayload, ChainDigest, DeviceRecord, EvidenceSource, HostId, SiteId, Totals,
 };

@@ -15,10 +15,8 @@ use collector_server::log::LogKeeper;
 use collector_server::metrics::Metrics;
 use collector_server::nonce::NonceIssuer;
 use collector_server::{Collector, Rules};
-use collector_store::{
-    AcceptedAttestation, AgentRecord, AttestationStore, Batch, Event, Gpu, SqliteOptions,
-    SqliteStore, Synchronous,
-};
+use collector_store::{AcceptedAttestation, AgentRecord, AttestationStore, Batch, Event, Gpu};
+use collector_store_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 use proto_accounting::{Catalogue, Policy};
 use proto_seal::Ed25519Signer;
 

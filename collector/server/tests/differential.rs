@@ -6,7 +6,8 @@
 
 use std::sync::Arc;
 
-use collector_store::{AttestationStore, SqliteOptions, SqliteStore, Synchronous};
+use collector_store::AttestationStore;
+use collector_store_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 use collector_testkit::differential;
 
 /// Sequences per run, and steps per sequence; `VEU_DIFFERENTIAL_SEQUENCES` raises the first

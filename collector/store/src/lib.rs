@@ -1,17 +1,18 @@
-//! The collector's storage port (`AttestationStore`) and its embedded SQLite implementation
-//! (`SqliteStore`); `conformance` holds the behaviour every implementation must show.
+//! The collector's storage port: `AttestationStore`, the model it keeps, the ledger's books as
+//! a store keeps them (`ledger`: host updates made from the ledger's decisions, and the ledger
+//! restored from them), and `conformance`, the behaviour every implementation must show.
+//! The implementations are `collector-store-sqlite` (embedded) and `collector-store-postgres`.
 //!
-//! Invariant: a commit that returned `Ok` is durable (with the default settings, across SIGKILL
-//! and power loss) and holds the whole batch; a batch that failed left nothing behind. A stored
-//! (key, sequence) never changes its digest, so a chain can never be forked in storage. SQL
-//! dialect details stay inside `sqlite`; nothing outside it names an engine.
+//! Invariant: no storage engine here (no SQL, no database client). A commit that returned `Ok`
+//! is durable and holds the whole batch; a batch that failed left nothing behind. A stored
+//! (key, sequence) never changes its digest, so a chain can never be forked in storage. Stores
+//! decide nothing about hosts: they persist what the ledger decided.
 
 pub mod conformance;
 mod error;
 pub mod ledger;
 mod model;
-mod park;
-pub mod sqlite;
+pub mod park;
 mod stats;
 
 use std::fmt;
@@ -24,7 +25,6 @@ pub use model::{
     AcceptedAttestation, AgentRecord, Batch, CommitReceipt, EnrollToken, Event, Gpu, HostChange,
     HostState, HostUpdate, KeyId, LogRecord, Rejection, StoredTreeHead,
 };
-pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use stats::{WriterCounters, WriterStats};
 
 /// A chain's newest stored link: key, sequence, digest and the link's issue time.

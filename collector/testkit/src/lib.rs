@@ -25,7 +25,8 @@ use collector_server::log::LogKeeper;
 use collector_server::metrics::Metrics;
 use collector_server::nonce::NonceIssuer;
 use collector_server::{Collector, Rules, TlsFiles};
-use collector_store::{AgentRecord, AttestationStore, SqliteOptions, SqliteStore};
+use collector_store::{AgentRecord, AttestationStore};
+use collector_store_sqlite::{SqliteOptions, SqliteStore};
 use proto_accounting::{Catalogue, Policy};
 use proto_evidence::{
     AttestationPayload, ChainDigest, DeviceRecord, EvidenceSource, HostId, SiteId, Totals,

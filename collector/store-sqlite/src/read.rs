@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Params, Row, Statement, params};
 
-use super::Db;
-use super::codec::{decode_gpus, int, uint};
-use crate::{
+use crate::Db;
+use crate::codec::{decode_gpus, int, uint};
+use collector_store::{
     AcceptedAttestation, AgentRecord, Cursor, Event, Gpu, HostChange, HostState, KeyId, LogRecord,
     Rejection, StoreError, StoredTreeHead,
 };
@@ -90,7 +90,9 @@ pub(crate) fn agent(conn: &Connection, key_id: &KeyId) -> Result<Option<AgentRec
     Ok(found.into_iter().next())
 }
 
-pub(crate) fn chain_heads(conn: &Connection) -> Result<Vec<crate::StoredHead>, StoreError> {
+pub(crate) fn chain_heads(
+    conn: &Connection,
+) -> Result<Vec<collector_store::StoredHead>, StoreError> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT c.key_id, c.sequence, c.digest,

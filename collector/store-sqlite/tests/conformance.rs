@@ -5,7 +5,8 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use collector_store::{AttestationStore, SqliteOptions, SqliteStore, Synchronous, conformance};
+use collector_store::{AttestationStore, conformance};
+use collector_store_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 
 fn run(options: SqliteOptions) {
     let dir = tempfile::tempdir().unwrap();

@@ -1,7 +1,7 @@
 //! Conversions between the model and SQLite's column types: the compact encoding of a GPU
 //! list, and the checked passage of u64 values through signed INTEGER columns.
 
-use crate::{Gpu, StoreError};
+use collector_store::{Gpu, StoreError};
 
 /// Leads every encoded list, so a later encoding can be told apart. Format 1 had no counted
 /// byte (every GPU counted); it is still read.

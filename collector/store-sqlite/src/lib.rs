@@ -1,8 +1,13 @@
-//! `SqliteStore`: the embedded implementation of `AttestationStore`.
+//! `SqliteStore`: the collector's embedded store, the `collector_store::AttestationStore` port
+//! on one SQLite file.
 //!
-//! One writer thread owns the only write connection; commits reach it over a bounded queue and
-//! are group-committed (see `writer`). Reads use a small pool of separate connections, which
-//! WAL mode lets run beside the writer. Every SQL text of the crate lives under this module.
+//! One writer thread owns the only write connection; commits reach it over a queue, in the
+//! order `commit` was called, and are group-committed (see `writer`). Reads use a small pool of
+//! separate connections, which WAL mode lets run beside the writer.
+//!
+//! Invariant: only SQL lives here. What the store keeps is decided by the collector's ledger
+//! (`collector_core::ledger`) and the port's model; this crate persists it, and its conformance
+//! is the port's suite (`collector_store::conformance`).
 
 mod apply;
 mod codec;
@@ -24,8 +29,8 @@ use std::time::Duration;
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::park::block_on;
-use crate::{
+use collector_store::park::block_on;
+use collector_store::{
     AcceptedAttestation, AgentRecord, AttestationStore, Batch, CommitFuture, CommitReceipt, Cursor,
     EnrollToken, Event, Gpu, HostChange, HostState, KeyId, LogRecord, Rejection, StoreError,
     StoredTreeHead, TokenError, WriterCounters, WriterStats,
@@ -226,7 +231,7 @@ impl AttestationStore for SqliteStore {
         self.readers.with(|conn| read::agent(conn, key_id))
     }
 
-    fn chain_heads(&self) -> Result<Vec<crate::StoredHead>, StoreError> {
+    fn chain_heads(&self) -> Result<Vec<collector_store::StoredHead>, StoreError> {
         self.readers.with(read::chain_heads)
     }
 

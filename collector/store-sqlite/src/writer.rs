@@ -15,10 +15,10 @@ use std::thread::{self, JoinHandle};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
-use super::log::Log;
-use super::{Db, apply};
-use crate::park::block_on;
-use crate::{Batch, CommitReceipt, StoreError, WriterCounters as Counters};
+use crate::log::Log;
+use crate::{Db, apply};
+use collector_store::park::block_on;
+use collector_store::{Batch, CommitReceipt, StoreError, WriterCounters as Counters};
 
 /// Work for the writer thread.
 pub(crate) enum Job {

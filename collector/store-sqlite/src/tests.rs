@@ -7,7 +7,7 @@ use std::thread;
 use std::time::Duration;
 
 use super::*;
-use crate::conformance::fixture::{agent, attestation, batch, digest};
+use collector_store::conformance::fixture::{agent, attestation, batch, digest};
 
 fn open(dir: &tempfile::TempDir) -> SqliteStore {
     SqliteStore::open(&dir.path().join("store.sqlite"), SqliteOptions::default()).unwrap()
@@ -71,7 +71,7 @@ fn queued_batches_share_one_transaction_and_a_fork_fails_alone() {
     // The forked batch's good attestation went with it.
     assert_eq!(
         store
-            .stored_digest(&crate::conformance::fixture::key(3), 1)
+            .stored_digest(&collector_store::conformance::fixture::key(3), 1)
             .unwrap(),
         None
     );
@@ -156,7 +156,7 @@ fn dropping_the_store_answers_every_commit_and_keeps_the_acknowledged() {
         assert_eq!(result.unwrap().stored, 1, "sequence {sequence}");
         assert!(
             store
-                .stored_digest(&crate::conformance::fixture::key(1), sequence)
+                .stored_digest(&collector_store::conformance::fixture::key(1), sequence)
                 .unwrap()
                 .is_some()
         );
@@ -230,7 +230,10 @@ fn reopening_keeps_everything() {
     let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
     let read = store.attestations(0, i64::MAX, None, 10).unwrap();
     assert_eq!(read[0].log_index, Some(1), "after the enrolment");
-    assert_eq!(crate::conformance::fixture::unindexed(read), vec![stored]);
+    assert_eq!(
+        collector_store::conformance::fixture::unindexed(read),
+        vec![stored]
+    );
     assert_eq!(store.agents().unwrap().len(), 1);
     assert_eq!(store.log_size().unwrap(), 2);
 }

@@ -7,10 +7,10 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, pa
 
 use proto_evidence::LogEntry;
 
-use super::Db;
-use super::codec::{decode_gpus, encode_gpus, int};
-use super::log::Log;
-use crate::{
+use crate::Db;
+use crate::codec::{decode_gpus, encode_gpus, int};
+use crate::log::Log;
+use collector_store::{
     AcceptedAttestation, AgentRecord, Batch, CommitReceipt, EnrollToken, Event, Gpu, HostChange,
     HostState, HostUpdate, KeyId, Rejection, StoreError, StoredTreeHead, TokenError,
 };

@@ -3,8 +3,8 @@
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
-use super::Db;
-use crate::StoreError;
+use crate::Db;
+use collector_store::StoreError;
 
 /// The scripts in order; script `i` takes the schema from version `i` to `i + 1`. Only ever
 /// append: a released script is never edited.

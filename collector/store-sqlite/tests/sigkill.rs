@@ -17,9 +17,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use collector_store::conformance::fixture::{agent, attestation, batch, key, unindexed};
-use collector_store::{
-    AcceptedAttestation, AttestationStore, SqliteOptions, SqliteStore, StoreError,
-};
+use collector_store::{AcceptedAttestation, AttestationStore, StoreError};
+use collector_store_sqlite::{SqliteOptions, SqliteStore};
 
 const TARGET: &str = "COLLECTOR_STORE_SIGKILL_TARGET";
 /// Committer threads in the child, one key (and host) each.

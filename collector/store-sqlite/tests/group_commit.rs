@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use collector_store::AttestationStore;
 use collector_store::conformance::fixture::{agent, attestation, batch, key, unindexed};
-use collector_store::{AttestationStore, SqliteOptions, SqliteStore, Synchronous};
+use collector_store_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 
 fn open(dir: &tempfile::TempDir) -> Arc<SqliteStore> {
     let path = dir.path().join("store.sqlite");
