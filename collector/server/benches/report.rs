@@ -167,6 +167,7 @@ fn main() {
                         host_id: Some(chunk[0].host_id.clone()),
                         key_id: Some(chunk[0].key_id),
                         detail: "2 attestation(s) missing before sequence 4".into(),
+                        value: Some(2),
                     }]
                 } else {
                     Vec::new()

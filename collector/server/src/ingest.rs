@@ -684,7 +684,7 @@ impl Results<'_> {
     }
 }
 
-pub use collector_store::ledger::{SILENCE_EVENT, silence_start};
+pub use collector_store::ledger::SILENCE_EVENT;
 
 /// Keys and books as the store holds them.
 fn load_state(

@@ -112,10 +112,10 @@ const INSERT_CHANGES: &str = "INSERT INTO host_changes (at_ms, host_id, site_id,
              $7::text[])
          WITH ORDINALITY AS u(at_ms, host_id, site_id, country, tpp, devices, kind, n)
      ORDER BY u.n";
-const INSERT_EVENTS: &str = "INSERT INTO events (at_ms, kind, host_id, key_id, detail)
-     SELECT u.at_ms, u.kind, u.host_id, u.key_id, u.detail
-     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bytea[], $5::text[])
-         WITH ORDINALITY AS u(at_ms, kind, host_id, key_id, detail, n)
+const INSERT_EVENTS: &str = "INSERT INTO events (at_ms, kind, host_id, key_id, detail, value)
+     SELECT u.at_ms, u.kind, u.host_id, u.key_id, u.detail, u.value
+     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::bigint[])
+         WITH ORDINALITY AS u(at_ms, kind, host_id, key_id, detail, value, n)
      ORDER BY u.n";
 const INSERT_REJECTIONS: &str = "INSERT INTO rejections (at_ms, reason, key_id, host_id, sequence,
          peer, detail)
@@ -365,6 +365,7 @@ struct Columns<'a> {
     event_host_id: Vec<Option<&'a str>>,
     event_key_id: Vec<Option<&'a [u8]>>,
     event_detail: Vec<&'a str>,
+    event_value: Vec<Option<i64>>,
 
     rejection_at_ms: Vec<i64>,
     rejection_reason: Vec<&'a str>,
@@ -470,6 +471,7 @@ impl<'a> Columns<'a> {
             c.event_key_id
                 .push(event.key_id.as_ref().map(|key| &key[..]));
             c.event_detail.push(&event.detail);
+            c.event_value.push(event.value);
         }
         for (rejection, sequence) in &plan.rejections {
             c.rejection_at_ms.push(rejection.at_ms);
@@ -605,6 +607,7 @@ impl<'a> Columns<'a> {
                     param(&self.event_host_id),
                     param(&self.event_key_id),
                     param(&self.event_detail),
+                    param(&self.event_value),
                 ],
                 rows(self.event_at_ms.len()),
             ));

@@ -260,7 +260,7 @@ pub(crate) async fn events(
 ) -> Result<Vec<Event>, StoreError> {
     let rows = conn
         .query(
-            "SELECT at_ms, kind, host_id, key_id, detail
+            "SELECT at_ms, kind, host_id, key_id, detail, value
              FROM events WHERE at_ms >= $1 ORDER BY at_ms, id LIMIT $2",
             &[&since_ms, &sql_limit(limit)],
         )
@@ -272,6 +272,7 @@ pub(crate) async fn events(
             host_id: get(row, 2)?,
             key_id: get_32_opt(row, 3, "key_id")?,
             detail: get(row, 4)?,
+            value: get(row, 5)?,
         })
     })
 }

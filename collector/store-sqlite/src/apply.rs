@@ -322,7 +322,8 @@ fn replace_gpus(conn: &Connection, host_id: &str, gpus: &[Gpu]) -> Result<(), St
 
 fn store_event(conn: &Connection, event: &Event) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO events (at_ms, kind, host_id, key_id, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO events (at_ms, kind, host_id, key_id, detail, value)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )
     .db()?
     .execute(params![
@@ -330,7 +331,8 @@ fn store_event(conn: &Connection, event: &Event) -> Result<(), StoreError> {
         event.kind,
         event.host_id,
         event.key_id,
-        event.detail
+        event.detail,
+        event.value
     ])
     .db()?;
     Ok(())

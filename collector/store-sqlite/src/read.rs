@@ -284,7 +284,7 @@ pub(crate) fn events(
 ) -> Result<Vec<Event>, StoreError> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT at_ms, kind, host_id, key_id, detail
+            "SELECT at_ms, kind, host_id, key_id, detail, value
              FROM events WHERE at_ms >= ?1 ORDER BY at_ms, id LIMIT ?2",
         )
         .db()?;
@@ -295,6 +295,7 @@ pub(crate) fn events(
             host_id: row.get(2).db()?,
             key_id: row.get(3).db()?,
             detail: row.get(4).db()?,
+            value: row.get(5).db()?,
         })
     })
 }

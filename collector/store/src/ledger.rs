@@ -16,10 +16,10 @@ pub const SILENCE_EVENT: &str = "silence";
 
 /// The stored event of something the ledger flagged at `at_ms`. Its kind is the event's code
 /// (`gap`, `gpu_conflict`, `decommissioned_host_attesting`, `silence`,
-/// `key_revoked_by_rebind`); a silence's detail starts with the instant it began, which
-/// `silence_start` reads back.
+/// `key_revoked_by_rebind`); its number (`value`) is a gap's missing count, a silence's start,
+/// or a decommissioning time.
 pub fn event(at_ms: i64, event: &LedgerEvent) -> Event {
-    let (kind, host, key, detail) = match event {
+    let (kind, host, key, detail, value) = match event {
         LedgerEvent::Gap {
             host,
             key,
@@ -30,6 +30,7 @@ pub fn event(at_ms: i64, event: &LedgerEvent) -> Event {
             host.clone(),
             key,
             format!("{missing} attestation(s) missing before sequence {sequence}"),
+            i64::try_from(*missing).ok(),
         ),
         LedgerEvent::GpuConflict { key, conflict } => (
             "gpu_conflict",
@@ -41,6 +42,7 @@ pub fn event(at_ms: i64, event: &LedgerEvent) -> Event {
                 conflict.value,
                 conflict.owner
             ),
+            None,
         ),
         LedgerEvent::DecommissionedHostAttesting {
             host,
@@ -53,21 +55,24 @@ pub fn event(at_ms: i64, event: &LedgerEvent) -> Event {
             format!(
                 "decommissioned at {decommissioned_at_ms} ms and attesting again: kept as evidence, never counted"
             ),
+            Some(*decommissioned_at_ms),
         ),
         LedgerEvent::Silence { host, key, from_ms } => (
             SILENCE_EVENT,
             host.clone(),
             key,
             format!(
-                "{from_ms}: stale for {} s, beyond the freshness window, until heard again",
+                "stale for {} s, beyond the freshness window, until heard again",
                 at_ms.saturating_sub(*from_ms) / 1000
             ),
+            Some(*from_ms),
         ),
         LedgerEvent::KeyRevokedByRebind { host, key } => (
             "key_revoked_by_rebind",
             host.clone(),
             key,
             "an administrator re-bound the host to a new key".to_owned(),
+            None,
         ),
     };
     Event {
@@ -76,12 +81,8 @@ pub fn event(at_ms: i64, event: &LedgerEvent) -> Event {
         host_id: Some(host),
         key_id: Some(*key.0.as_bytes()),
         detail,
+        value,
     }
-}
-
-/// When the silence a `silence` event closes began.
-pub fn silence_start(event: &Event) -> Option<i64> {
-    event.detail.split(':').next()?.parse().ok()
 }
 
 /// The persisted form of a host's record after a ledger decision, with its change.

@@ -98,7 +98,11 @@ pub struct Event {
     pub kind: String,
     pub host_id: Option<String>,
     pub key_id: Option<KeyId>,
+    /// In words, for people.
     pub detail: String,
+    /// The event's number, for programs (never parsed from `detail`): a gap's missing count, a
+    /// silence's start, a decommissioned host's decommissioning time.
+    pub value: Option<i64>,
 }
 
 /// An input the collector refused, with its reason code (e.g. "bad_signature").

@@ -1,6 +1,10 @@
 -- The ledger's books (the SQLite store's version 3): stores persist what the ledger decided
 -- instead of deciding host state themselves.
 
+-- An event's number for programs (a gap's missing count, a silence's start, ...): never parsed
+-- back from its words.
+ALTER TABLE events ADD COLUMN value bigint;
+
 -- Whether each GPU of a host's current state counts there (another host may hold it, or the
 -- host may not count). Everything stored before counted.
 ALTER TABLE gpus ADD COLUMN counted boolean NOT NULL DEFAULT true;

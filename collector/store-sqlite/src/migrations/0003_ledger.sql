@@ -1,5 +1,9 @@
 -- The ledger's books: stores persist what the ledger decided instead of deciding themselves.
 
+-- An event's number for programs (a gap's missing count, a silence's start, ...): never parsed
+-- back from its words.
+ALTER TABLE events ADD COLUMN value INTEGER;
+
 -- Whether each GPU of a host's current state counts there (another host may hold it).
 ALTER TABLE gpus ADD COLUMN counted INTEGER NOT NULL DEFAULT 1;
 

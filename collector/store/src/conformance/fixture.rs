@@ -114,6 +114,7 @@ pub fn event(at_ms: i64, kind: &str, detail: &str) -> Event {
         host_id: Some("host-a".to_owned()),
         key_id: Some(key(1)),
         detail: detail.to_owned(),
+        value: Some(at_ms / 2),
     }
 }
 
