@@ -12,11 +12,11 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use collector_pki::Role;
 use collector_store::AttestationStore as _;
-use collector_testkit::{Agent, Harness, Stream, ToAgent, acked, devices, reject_reason};
-use proto_accounting::CountryCode;
-use proto_evidence::{
-    AttestationPayload, ChainDigest, DeviceRecord, Envelope, EvidenceSource, HostId, SiteId, Totals,
+use collector_testkit::{
+    Agent, Harness, Stream, ToAgent, acked, devices, reject_reason, statement,
 };
+use proto_accounting::CountryCode;
+use proto_evidence::{ChainDigest, DeviceRecord, Envelope};
 use proto_wire::v1;
 use proto_wire::v1::admin_client::AdminClient;
 use proto_wire::v1::enrollment_client::EnrollmentClient;
@@ -34,24 +34,18 @@ fn link(
     issued: i64,
     devices: Vec<DeviceRecord>,
 ) -> Envelope {
-    let payload = AttestationPayload {
-        key_id: agent.signer.key_id(),
-        host_id: HostId(agent.host.clone()),
-        site_id: SiteId(agent.site.clone()),
+    // No nonce: a statement made before the stream's challenge (a backlog), accepted and not
+    // counted as fresh.
+    let payload = statement(
+        &agent.signer,
+        &agent.host,
+        &agent.site,
         sequence,
-        previous_digest: previous,
-        issued_at_unix_ms: issued,
-        // No nonce: a statement made before the stream's challenge (a backlog), accepted and
-        // not counted as fresh.
-        collector_nonce: Vec::new(),
-        totals: Totals::of(&devices).unwrap(),
+        previous,
+        issued,
+        &[],
         devices,
-        catalogue_digest: String::new(),
-        policy_digest: String::new(),
-        agent_version: "test".into(),
-        source: EvidenceSource::Simulated,
-        driver_version: String::new(),
-    };
+    );
     proto_seal::seal(&payload, &agent.signer).unwrap()
 }
 

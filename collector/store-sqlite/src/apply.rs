@@ -403,23 +403,7 @@ pub(crate) fn put_agent(
         }
         insert_agent(conn, agent)?;
         let empty = inventory(conn, &encode_gpus(&[])?)?;
-        write_host_state(
-            conn,
-            &HostState {
-                host_id: agent.host_id.clone(),
-                site_id: agent.site_id.clone(),
-                country: agent.country.clone(),
-                key_id: agent.key_id,
-                last_sequence: 0,
-                last_digest: [0; 32],
-                last_issued_at_ms: 0,
-                last_received_at_ms: 0,
-                tpp: 0,
-                devices: 0,
-                decommissioned_at_ms: None,
-            },
-            empty,
-        )?;
+        write_host_state(conn, &HostState::enrolled(agent), empty)?;
         log.append(
             conn,
             &Log::enrolment(agent),

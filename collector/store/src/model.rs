@@ -82,6 +82,26 @@ pub struct HostState {
     pub decommissioned_at_ms: Option<i64>,
 }
 
+impl HostState {
+    /// A host's state from its enrolment (or re-binding) until its first attestation: at the
+    /// agent's site, under its key, counting nothing.
+    pub fn enrolled(agent: &AgentRecord) -> Self {
+        Self {
+            host_id: agent.host_id.clone(),
+            site_id: agent.site_id.clone(),
+            country: agent.country.clone(),
+            key_id: agent.key_id,
+            last_sequence: 0,
+            last_digest: [0; 32],
+            last_issued_at_ms: 0,
+            last_received_at_ms: 0,
+            tpp: 0,
+            devices: 0,
+            decommissioned_at_ms: None,
+        }
+    }
+}
+
 /// What the ledger decided about one host, for the store to persist as it is: its new state,
 /// its GPUs, and the change of what counts (if any), appended to the host changes in order.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -17,10 +17,9 @@ use collector_server::nonce::NonceIssuer;
 use collector_server::{Collector, Outcome, Rules};
 use collector_store::{AgentRecord, AttestationStore};
 use proto_accounting::{Catalogue, Distribution, Policy};
-use proto_evidence::{
-    AttestationPayload, ChainDigest, DeviceRecord, Envelope, EvidenceSource, HostId, LogEntry,
-    SiteId, Totals,
-};
+use proto_evidence::{ChainDigest, DeviceRecord, Envelope, LogEntry};
+
+use crate::h100 as gpu;
 use proto_seal::Ed25519Signer;
 
 const SITES: [(&str, &str); 4] = [
@@ -411,20 +410,6 @@ fn random_index(host: &str) -> usize {
     host.len() % 3
 }
 
-fn gpu(host: &str, index: usize) -> DeviceRecord {
-    DeviceRecord {
-        index: index as u32,
-        uuid: format!("GPU-{host}-{index}"),
-        serial: format!("SN-{host}-{index}"),
-        name: "NVIDIA H100 80GB HBM3".into(),
-        pci_device_id: 0x2330_10de,
-        architecture: "Hopper".into(),
-        catalogue_id: "H100-SXM5-80GB".into(),
-        tpp: 15_840,
-        ..DeviceRecord::default()
-    }
-}
-
 /// The next statement of `actor`: mostly an honest next link, sometimes a gap, a replay, a
 /// fork, a back-dated or pre-enrolment issue time, a GPU of another host (re-spelled), or a
 /// GPU listed twice.
@@ -470,22 +455,16 @@ fn attestation(random: &mut Random, actor: &mut Actor, donors: &[(String, usize)
         twin.uuid = twin.uuid.to_uppercase();
         devices.push(twin);
     }
-    let payload = AttestationPayload {
-        key_id: actor.signer.key_id(),
-        host_id: HostId(actor.host.clone()),
-        site_id: SiteId(actor.site.clone()),
+    let payload = crate::statement(
+        &actor.signer,
+        &actor.host,
+        &actor.site,
         sequence,
-        previous_digest: previous,
-        issued_at_unix_ms: issued,
-        collector_nonce: Vec::new(),
-        totals: Totals::of(&devices).unwrap(),
+        previous,
+        issued,
+        &[],
         devices,
-        catalogue_digest: String::new(),
-        policy_digest: String::new(),
-        agent_version: "differential".into(),
-        source: EvidenceSource::Simulated,
-        driver_version: String::new(),
-    };
+    );
     proto_seal::seal(&payload, &actor.signer).unwrap()
 }
 

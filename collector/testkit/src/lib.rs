@@ -140,18 +140,7 @@ impl Harness {
 
     /// A channel without a client certificate (what an enrolling host has).
     pub async fn anonymous_channel(&self) -> Channel {
-        let tls = ClientTlsConfig::new()
-            .ca_certificate(Certificate::from_pem(
-                std::fs::read(self.pki.join("ca.pem")).unwrap(),
-            ))
-            .domain_name("127.0.0.1");
-        Channel::from_shared(format!("https://{}", self.addr))
-            .unwrap()
-            .tls_config(tls)
-            .unwrap()
-            .connect()
-            .await
-            .unwrap()
+        self.connect(None).await
     }
 
     /// Enrolls an agent directly in the store, with a certificate from the test CA.
@@ -182,12 +171,18 @@ impl Harness {
     }
 
     pub async fn channel(&self, cert: &str, key: &str) -> Channel {
-        let tls = ClientTlsConfig::new()
+        self.connect(Some(Identity::from_pem(cert, key))).await
+    }
+
+    async fn connect(&self, identity: Option<Identity>) -> Channel {
+        let mut tls = ClientTlsConfig::new()
             .ca_certificate(Certificate::from_pem(
                 std::fs::read(self.pki.join("ca.pem")).unwrap(),
             ))
-            .identity(Identity::from_pem(cert, key))
             .domain_name("127.0.0.1");
+        if let Some(identity) = identity {
+            tls = tls.identity(identity);
+        }
         Channel::from_shared(format!("https://{}", self.addr))
             .unwrap()
             .tls_config(tls)
@@ -242,36 +237,45 @@ fn open_collector(store: &Arc<SqliteStore>, policy_file: &str, clock: fn() -> i6
     .unwrap()
 }
 
-pub fn devices(host: &str) -> Vec<DeviceRecord> {
-    (0..8)
-        .map(|index| DeviceRecord {
-            index,
-            uuid: format!("GPU-{host}-{index}"),
-            serial: format!("SN-{host}-{index}"),
-            name: "NVIDIA H100 80GB HBM3".into(),
-            pci_device_id: 0x2330_10de,
-            architecture: "Hopper".into(),
-            catalogue_id: "H100-SXM5-80GB".into(),
-            tpp: 15840,
-            ..DeviceRecord::default()
-        })
-        .collect()
+/// GPU `index` of `host`: an H100 SXM with a UUID and serial of its own.
+pub fn h100(host: &str, index: usize) -> DeviceRecord {
+    DeviceRecord {
+        index: u32::try_from(index).unwrap(),
+        uuid: format!("GPU-{host}-{index}"),
+        serial: format!("SN-{host}-{index}"),
+        name: "NVIDIA H100 80GB HBM3".into(),
+        pci_device_id: 0x2330_10de,
+        architecture: "Hopper".into(),
+        catalogue_id: "H100-SXM5-80GB".into(),
+        tpp: 15840,
+        ..DeviceRecord::default()
+    }
 }
 
-pub fn payload(
-    agent: &Agent,
+/// Eight H100s of `host`.
+pub fn devices(host: &str) -> Vec<DeviceRecord> {
+    (0..8).map(|index| h100(host, index)).collect()
+}
+
+/// A statement of `signer`'s key for `host` at `site`: simulated evidence listing `devices`.
+#[allow(clippy::too_many_arguments)]
+pub fn statement(
+    signer: &Ed25519Signer,
+    host: &str,
+    site: &str,
     sequence: u64,
     previous: ChainDigest,
+    issued_at_ms: i64,
     nonce: &[u8],
+    devices: Vec<DeviceRecord>,
 ) -> AttestationPayload {
-    let devices = devices(&agent.host);
     AttestationPayload {
-        key_id: agent.signer.key_id(),
-        host_id: HostId(agent.host.clone()),
-        site_id: SiteId(agent.site.clone()),
+        key_id: signer.key_id(),
+        host_id: HostId(host.to_owned()),
+        site_id: SiteId(site.to_owned()),
         sequence,
         previous_digest: previous,
-        issued_at_unix_ms: now_ms(),
+        issued_at_unix_ms: issued_at_ms,
         collector_nonce: nonce.to_vec(),
         totals: Totals::of(&devices).unwrap(),
         devices,
@@ -281,6 +285,25 @@ pub fn payload(
         source: EvidenceSource::Simulated,
         driver_version: String::new(),
     }
+}
+
+/// `agent`'s link `sequence`, issued now, with its eight GPUs.
+pub fn payload(
+    agent: &Agent,
+    sequence: u64,
+    previous: ChainDigest,
+    nonce: &[u8],
+) -> AttestationPayload {
+    statement(
+        &agent.signer,
+        &agent.host,
+        &agent.site,
+        sequence,
+        previous,
+        now_ms(),
+        nonce,
+        devices(&agent.host),
+    )
 }
 
 pub fn attestation(envelope: &proto_evidence::Envelope) -> v1::AgentMessage {

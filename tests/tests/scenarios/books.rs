@@ -13,10 +13,9 @@ use std::time::Duration;
 
 use collector_core::Ledger;
 use collector_core::ledger::Binding;
+use collector_testkit::h100 as gpu;
 use proto_accounting::CountryCode;
-use proto_evidence::{
-    AttestationPayload, ChainDigest, DeviceRecord, Envelope, EvidenceSource, HostId, SiteId, Totals,
-};
+use proto_evidence::{ChainDigest, DeviceRecord, Envelope};
 use proto_seal::Ed25519Signer;
 use proto_wire::v1;
 use proto_wire::v1::admin_client::AdminClient;
@@ -226,20 +225,6 @@ async fn submit(collector: &Collector, actor: &Actor, envelope: &Envelope) -> Op
     answer.and_then(|m| m.message)
 }
 
-fn gpu(host: &str, index: usize) -> DeviceRecord {
-    DeviceRecord {
-        index: index as u32,
-        uuid: format!("GPU-{host}-{index}"),
-        serial: format!("SN-{host}-{index}"),
-        name: "NVIDIA H100 80GB HBM3".into(),
-        pci_device_id: 0x2330_10de,
-        architecture: "Hopper".into(),
-        catalogue_id: "H100-SXM5-80GB".into(),
-        tpp: 15_840,
-        ..DeviceRecord::default()
-    }
-}
-
 /// The next statement of `actor`, honest or not.
 fn statement(random: &mut Random, actor: &Actor, others: &[String]) -> Envelope {
     if let Some(last) = &actor.last
@@ -275,22 +260,16 @@ fn statement(random: &mut Random, actor: &Actor, others: &[String]) -> Envelope 
         twin.index = devices.len() as u32;
         devices.push(twin);
     }
-    let payload = AttestationPayload {
-        key_id: actor.signer.key_id(),
-        host_id: HostId(actor.host.clone()),
-        site_id: SiteId(actor.site.clone()),
+    let payload = collector_testkit::statement(
+        &actor.signer,
+        &actor.host,
+        &actor.site,
         sequence,
-        previous_digest: previous,
-        issued_at_unix_ms: issued,
-        collector_nonce: Vec::new(),
-        totals: Totals::of(&devices).unwrap(),
+        previous,
+        issued,
+        &[],
         devices,
-        catalogue_digest: String::new(),
-        policy_digest: String::new(),
-        agent_version: "books".into(),
-        source: EvidenceSource::Simulated,
-        driver_version: String::new(),
-    };
+    );
     proto_seal::seal(&payload, &actor.signer).unwrap()
 }
 

@@ -163,19 +163,7 @@ pub fn updates(attestations: &[AcceptedAttestation]) -> Vec<HostUpdate> {
 
 /// The state `put_agent` gives a host before its first attestation.
 pub fn enrolled_state(agent: &AgentRecord) -> HostState {
-    HostState {
-        host_id: agent.host_id.clone(),
-        site_id: agent.site_id.clone(),
-        country: agent.country.clone(),
-        key_id: agent.key_id,
-        last_sequence: 0,
-        last_digest: [0; 32],
-        last_issued_at_ms: 0,
-        last_received_at_ms: 0,
-        tpp: 0,
-        devices: 0,
-        decommissioned_at_ms: None,
-    }
+    HostState::enrolled(agent)
 }
 
 /// SplitMix64: small, deterministic, good enough for test bytes.
