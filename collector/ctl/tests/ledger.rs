@@ -442,6 +442,17 @@ async fn one_gpu_counts_once_in_every_view_whatever_its_spelling() {
     let seen = observe(&h, start - DAY, start + DAY).await;
     assert_eq!(seen.countries, us_my(8 * H100, 7 * H100));
     assert_restart_keeps_the_books(&h);
+    // The auditor's history shows what the agent stated and what counted.
+    let history = h
+        .veuctl(&["audit", "history", "gpu-my", "--format", "json"])
+        .await
+        .json();
+    let stored = &history["attestations"][0];
+    assert_eq!(
+        (stored["tpp"].as_u64(), stored["counted_tpp"].as_u64()),
+        (Some(8 * H100), Some(7 * H100)),
+        "{history:#}"
+    );
 
     // Reported again after a restart of the books: still counted once, and no new conflict.
     let second = link(&my, 2, first.chain_digest(), t0 + 3, claimed.clone());

@@ -180,6 +180,8 @@ fn stored_to_wire(
         log_index: a.log_index.unwrap_or(0),
         envelope: Some(proto_seal::envelope_to_wire(&envelope)),
         received_unix_ms: a.received_at_ms,
+        counted_tpp: a.tpp,
+        counted_devices: a.devices,
     })
 }
 
