@@ -51,16 +51,28 @@ pub fn gpu_ids<'a>(uuid: &'a str, serial: &'a str) -> impl Iterator<Item = GpuId
         .filter_map(|(kind, value)| normalise(value).map(|value| GpuId { kind, value }))
 }
 
+/// Whether the raw `value` normalises to `normalised` (empty for none), without allocating.
+pub fn same(value: &str, normalised: &str) -> bool {
+    let trimmed = value.trim();
+    if normalised.is_empty() {
+        return is_placeholder(trimmed);
+    }
+    trimmed.eq_ignore_ascii_case(normalised) && !is_placeholder(trimmed)
+}
+
+/// Empty, or a placeholder some boards report instead of a serial.
+fn is_placeholder(trimmed: &str) -> bool {
+    trimmed.is_empty()
+        || ["0", "N/A", "[N/A]", "UNKNOWN", "0000000000000", "NONE"]
+            .iter()
+            .any(|p| trimmed.eq_ignore_ascii_case(p))
+}
+
 /// Trimmed and upper-cased; `None` for an empty value or a placeholder some boards report
 /// instead of a serial.
 pub fn normalise(value: &str) -> Option<String> {
-    let value = value.trim().to_ascii_uppercase();
-    let placeholder = value.is_empty()
-        || matches!(
-            value.as_str(),
-            "0" | "N/A" | "[N/A]" | "UNKNOWN" | "0000000000000" | "NONE"
-        );
-    (!placeholder).then_some(value)
+    let trimmed = value.trim();
+    (!is_placeholder(trimmed)).then(|| trimmed.to_ascii_uppercase())
 }
 
 #[cfg(test)]
@@ -73,6 +85,21 @@ mod tests {
         let b: Vec<GpuId> = gpu_ids(" gpu-AB12\t", "1650").collect();
         assert_eq!(a, b);
         assert_eq!(a.len(), 2);
+    }
+
+    #[test]
+    fn same_agrees_with_normalise() {
+        for raw in [
+            "GPU-ab", " gpu-AB ", "N/A", "", " 0 ", "none", "SN-1", "sn-1\t",
+        ] {
+            for normalised in ["GPU-AB", "", "SN-1", "N/A"] {
+                assert_eq!(
+                    same(raw, normalised),
+                    normalise(raw).unwrap_or_default() == normalised,
+                    "{raw:?} {normalised:?}"
+                );
+            }
+        }
     }
 
     #[test]

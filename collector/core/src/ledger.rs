@@ -617,6 +617,17 @@ impl Ledger {
         payload: &AttestationPayload,
         digest: ChainDigest,
     ) -> Result<Link, (Reason, String)> {
+        let link = self.check(payload, digest)?;
+        claims_of(payload)?;
+        Ok(link)
+    }
+
+    /// Every rule but the GPUs'.
+    fn check(
+        &self,
+        payload: &AttestationPayload,
+        digest: ChainDigest,
+    ) -> Result<Link, (Reason, String)> {
         let key = payload.key_id;
         let Some(record) = self.keys.get(&key) else {
             return Err((Reason::UnknownKey, format!("key {key} is not enrolled")));
@@ -683,22 +694,6 @@ impl Ledger {
                 ),
             ));
         }
-        let mut seen: HashSet<GpuId> = HashSet::new();
-        for device in &payload.devices {
-            for id in gpu_ids(&device.uuid, &device.serial) {
-                if !seen.insert(id.clone()) {
-                    return Err((
-                        Reason::DuplicateGpu,
-                        format!(
-                            "GPU {} {} is listed more than once (device {})",
-                            id.kind.as_str(),
-                            id.value,
-                            device.index
-                        ),
-                    ));
-                }
-            }
-        }
         Ok(link)
     }
 
@@ -709,10 +704,30 @@ impl Ledger {
         payload: &AttestationPayload,
         digest: ChainDigest,
     ) -> Result<Applied, (Reason, String)> {
-        let link = self.check_attestation(payload, digest)?;
+        let link = self.check(payload, digest)?;
+        let host_id = payload.host_id.0.as_str();
+        // The common case: the same GPUs as the host's last attestation, every one counted
+        // there. Nobody else can hold them, and they held no duplicate, so they are neither
+        // checked nor claimed again (and nothing is allocated for them).
+        let unchanged = self
+            .hosts
+            .get(host_id)
+            .is_some_and(|r| r.decommissioned_at_ms.is_none() && holds(&r.gpus, payload));
+        let reported = if unchanged {
+            None
+        } else {
+            Some(claims_of(payload)?)
+        };
         let clock = self.clock_ms.max(at_ms);
         let key = payload.key_id;
-        let host_id = payload.host_id.0.as_str();
+        // Taken out of the books while it is changed, put back below (no copy of its GPUs).
+        let Some((host_key, mut record)) = self.hosts.remove_entry(host_id) else {
+            // Every enrolled key's host is in the books; keep them consistent anyway.
+            return Err((
+                Reason::UnknownKey,
+                format!("host {host_id} is not in the books"),
+            ));
+        };
         let mut events = Vec::new();
         if let Link::Gap { missing } = link {
             events.push(LedgerEvent::Gap {
@@ -722,94 +737,100 @@ impl Ledger {
                 missing,
             });
         }
-        let Some(before) = self.hosts.get(host_id).cloned() else {
-            // Every enrolled key's host is in the books; keep them consistent anyway.
-            return Err((
-                Reason::UnknownKey,
-                format!("host {host_id} is not in the books"),
-            ));
-        };
-        if let Some(record) = self.keys.get_mut(&key) {
-            record.head = Some(ChainPoint {
+        if let Some(key_record) = self.keys.get_mut(&key) {
+            key_record.head = Some(ChainPoint {
                 sequence: payload.sequence,
                 digest,
                 issued_at_ms: payload.issued_at_unix_ms,
             });
         }
-        if before.counts()
-            && clock.saturating_sub(before.last_received_ms) > self.live.freshness_ms()
-        {
+        let counted_before = record.counts();
+        let (tpp_before, devices_before) = (record.tpp, record.devices);
+        let freshness = self.live.freshness_ms();
+        if counted_before && clock.saturating_sub(record.last_received_ms) > freshness {
             events.push(LedgerEvent::Silence {
                 host: host_id.to_owned(),
                 key,
-                from_ms: before
-                    .last_received_ms
-                    .saturating_add(self.live.freshness_ms()),
+                from_ms: record.last_received_ms.saturating_add(freshness),
             });
         }
 
-        let (claims, counted, conflicts) = match before.decommissioned_at_ms {
+        let claims = match record.decommissioned_at_ms {
             Some(decommissioned_at_ms) => {
-                if before.last_received_ms <= decommissioned_at_ms {
+                if record.last_received_ms <= decommissioned_at_ms {
                     events.push(LedgerEvent::DecommissionedHostAttesting {
                         host: host_id.to_owned(),
                         key,
                         decommissioned_at_ms,
                     });
                 }
-                let claims: Vec<GpuClaim> = payload
-                    .devices
-                    .iter()
-                    .map(|d| claim(&d.uuid, &d.serial, d.tpp, false))
-                    .collect();
-                let counted = vec![false; claims.len()];
-                (claims, counted, Vec::new())
+                reported
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|claim| GpuClaim {
+                        counted: false,
+                        ..claim
+                    })
+                    .collect()
             }
-            None => self.claim_gpus(host_id, &before, payload),
+            None => match reported {
+                None => {
+                    let mut claims = std::mem::take(&mut record.gpus);
+                    for (claim, device) in claims.iter_mut().zip(&payload.devices) {
+                        claim.tpp = device.tpp;
+                    }
+                    claims
+                }
+                Some(reported) => {
+                    let (claims, conflicts) = self.claim_gpus(host_id, &record.gpus, reported);
+                    events.extend(
+                        conflicts
+                            .into_iter()
+                            .map(|conflict| LedgerEvent::GpuConflict { key, conflict }),
+                    );
+                    claims
+                }
+            },
         };
-        events.extend(
-            conflicts
-                .into_iter()
-                .map(|conflict| LedgerEvent::GpuConflict { key, conflict }),
-        );
-        let counts_now = before.decommissioned_at_ms.is_none();
-        let (tpp, devices) = if counts_now {
+        let counted: Vec<bool> = claims.iter().map(|c| c.counted).collect();
+        let (tpp, devices) = if record.decommissioned_at_ms.is_none() {
             let tpp = claims.iter().filter(|c| c.counted).map(|c| c.tpp).sum();
-            let devices = claims.iter().filter(|c| c.counted).count();
+            let devices = counted.iter().filter(|c| **c).count();
             (tpp, u32::try_from(devices).unwrap_or(u32::MAX))
         } else {
             (0, 0)
         };
-        let mut after = before.clone();
-        after.key = key;
-        after.tpp = tpp;
-        after.devices = devices;
-        after.gpus = claims;
-        after.last_received_ms = clock;
-        after.last_issued_ms = payload.issued_at_unix_ms;
-        after.last_sequence = payload.sequence;
-        after.last_digest = digest;
-        let change = (after.counts() != before.counts()
-            || (after.counts() && (after.tpp != before.tpp || after.devices != before.devices)))
+        record.key = key;
+        record.tpp = tpp;
+        record.devices = devices;
+        record.gpus = claims;
+        record.last_received_ms = clock;
+        record.last_issued_ms = payload.issued_at_unix_ms;
+        record.last_sequence = payload.sequence;
+        record.last_digest = digest;
+        let counts = record.counts();
+        let change = (counts != counted_before
+            || (counts && (tpp != tpp_before || devices != devices_before)))
             .then(|| HostChange {
                 at_ms: clock,
                 host: host_id.to_owned(),
-                site: after.site.clone(),
-                country: after.country,
-                tpp: after.tpp,
-                devices: after.devices,
-                counts: after.counts(),
+                site: record.site.clone(),
+                country: record.country,
+                tpp,
+                devices,
+                counts,
                 cause: ChangeCause::Attested,
             });
-        if after.counts()
-            && let Err(error) = self
-                .live
-                .upsert(host_id, after.country, after.tpp, clock, clock)
-        {
-            return Err((Reason::Malformed, error.to_string()));
-        }
+        let live = if counts {
+            self.live.upsert(host_id, record.country, tpp, clock, clock)
+        } else {
+            Ok(())
+        };
+        self.hosts.insert(host_key, record);
+        // The sums cannot overflow for TPP that fits the catalogue; were they to, the entry is
+        // refused with the books as they stand.
+        live.map_err(|error| (Reason::Malformed, error.to_string()))?;
         self.tick(at_ms);
-        self.hosts.insert(host_id.to_owned(), after);
         Ok(Applied {
             link,
             tpp,
@@ -876,37 +897,38 @@ impl Ledger {
         }
     }
 
-    /// Claims the payload's GPUs for `host` (releasing what it held): a GPU counts unless
-    /// another host holds one of its identities. A conflict is raised when it was not
-    /// already standing for this host (its previous attestation had that identity uncounted).
+    /// Claims `reported` (normalised) for `host`, which held `held`: a GPU counts unless
+    /// another host holds one of its identities. A conflict is raised when it was not already
+    /// standing for this host (its previous attestation had that identity uncounted).
     fn claim_gpus(
         &mut self,
         host: &str,
-        before: &HostRecord,
-        payload: &AttestationPayload,
-    ) -> (Vec<GpuClaim>, Vec<bool>, Vec<Conflict>) {
-        let standing: HashSet<GpuId> = before
-            .gpus
+        held: &[GpuClaim],
+        mut reported: Vec<GpuClaim>,
+    ) -> (Vec<GpuClaim>, Vec<Conflict>) {
+        let standing: HashSet<GpuId> = held
             .iter()
             .filter(|c| !c.counted)
             .flat_map(claim_ids)
             .collect();
-        self.release_gpus(host);
-        let mut claims = Vec::with_capacity(payload.devices.len());
-        let mut counted = Vec::with_capacity(payload.devices.len());
+        for id in held.iter().filter(|c| c.counted).flat_map(claim_ids) {
+            if self.owners.get(&id).is_some_and(|owner| owner == host) {
+                self.owners.remove(&id);
+            }
+        }
         let mut conflicts = Vec::new();
-        for device in &payload.devices {
-            let mut gpu = claim(&device.uuid, &device.serial, device.tpp, true);
-            let taken: Vec<(GpuId, String)> = claim_ids(&gpu)
+        for gpu in &mut reported {
+            let taken: Vec<(GpuId, String)> = claim_ids(gpu)
                 .filter_map(|id| {
                     let owner = self.owners.get(&id).filter(|o| o.as_str() != host)?;
                     Some((id, owner.clone()))
                 })
                 .collect();
             if taken.is_empty() {
-                for id in claim_ids(&gpu) {
+                for id in claim_ids(gpu) {
                     self.owners.insert(id, host.to_owned());
                 }
+                gpu.counted = true;
             } else {
                 gpu.counted = false;
                 conflicts.extend(
@@ -921,10 +943,8 @@ impl Ledger {
                         }),
                 );
             }
-            counted.push(gpu.counted);
-            claims.push(gpu);
         }
-        (claims, counted, conflicts)
+        (reported, conflicts)
     }
 }
 
@@ -948,6 +968,48 @@ fn claim(uuid: &str, serial: &str, tpp: u64, counted: bool) -> GpuClaim {
         tpp,
         counted,
     }
+}
+
+/// The payload's GPUs, normalised and counted (until claimed); a GPU listed twice (by either
+/// identity) refuses the payload.
+fn claims_of(payload: &AttestationPayload) -> Result<Vec<GpuClaim>, (Reason, String)> {
+    let claims: Vec<GpuClaim> = payload
+        .devices
+        .iter()
+        .map(|d| claim(&d.uuid, &d.serial, d.tpp, true))
+        .collect();
+    for (at, gpu) in claims.iter().enumerate() {
+        for earlier in &claims[..at] {
+            let same = [
+                (IdKind::Uuid, &gpu.uuid, &earlier.uuid),
+                (IdKind::Serial, &gpu.serial, &earlier.serial),
+            ]
+            .into_iter()
+            .find(|(_, a, b)| !a.is_empty() && a == b);
+            if let Some((kind, value, _)) = same {
+                return Err((
+                    Reason::DuplicateGpu,
+                    format!(
+                        "GPU {} {value} is listed more than once (device {})",
+                        kind.as_str(),
+                        payload.devices.get(at).map_or(0, |d| d.index)
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(claims)
+}
+
+/// Whether `payload` lists exactly the GPUs of `held`, in order, every one counted there
+/// (compared as `normalise` would, without allocating).
+fn holds(held: &[GpuClaim], payload: &AttestationPayload) -> bool {
+    held.len() == payload.devices.len()
+        && held.iter().zip(&payload.devices).all(|(claim, device)| {
+            claim.counted
+                && crate::conflicts::same(&device.uuid, &claim.uuid)
+                && crate::conflicts::same(&device.serial, &claim.serial)
+        })
 }
 
 /// A claim's identities (its stored values are normalised already).

@@ -541,6 +541,18 @@ fn random_sequences_replay_restore_and_sum_alike() {
                 ledger.distribution(),
                 "sequence {sequence} step {step}"
             );
+            // Brute force: each counted GPU's identities are owned by its host, nothing else is
+            // owned, and no identity is counted twice.
+            let mut owned: HashMap<GpuId, String> = HashMap::new();
+            for (host, record) in &ledger.hosts {
+                for id in record.gpus.iter().filter(|g| g.counted).flat_map(claim_ids) {
+                    assert!(
+                        owned.insert(id, host.clone()).is_none(),
+                        "sequence {sequence}"
+                    );
+                }
+            }
+            assert_eq!(owned, ledger.owners, "sequence {sequence} step {step}");
             // Restored from its own records.
             let restored = Ledger::restore(
                 ledger.keys().map(|(k, r)| (*k, r.clone())),
