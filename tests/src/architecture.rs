@@ -8,6 +8,9 @@
 //! 4. No OpenSSL or aws-lc anywhere in the tree: crypto is ring.
 //! 5. Only `proto-seal` links ed25519-dalek, for batch verification; every single signature is
 //!    ring's.
+//! 6. Each SQL library belongs to one store crate: only `collector-store-sqlite` links rusqlite,
+//!    only `collector-store-postgres` links tokio-postgres, and neither the storage port nor the
+//!    other store reaches the other's library.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -56,6 +59,15 @@ pub const TRANSPORT_CRATES: &[&str] = &[
     "collector-loadgen",
     "collector-testkit",
 ];
+
+/// Each store crate and the one SQL library it owns.
+pub const STORE_CRATES: &[(&str, &str)] = &[
+    ("collector-store-sqlite", "rusqlite"),
+    ("collector-store-postgres", "tokio-postgres"),
+];
+
+/// The storage port, which no SQL library may reach.
+pub const STORE_PORT: &str = "collector-store";
 
 /// Crates that may not appear anywhere in the tree.
 pub const BANNED_EVERYWHERE: &[&str] = &["aws-lc-rs", "aws-lc-sys", "openssl", "openssl-sys"];
@@ -221,6 +233,29 @@ impl Graph {
                 }
             }
         }
+        for &(store, library) in STORE_CRATES {
+            for member in direct(library) {
+                if member != store {
+                    found.push(format!("{member} links {library}; only {store} may"));
+                }
+            }
+            for &(other, _) in STORE_CRATES {
+                if other != store
+                    && let Some(path) = self.path(other, library)
+                {
+                    found.push(format!(
+                        "{other} reaches {library}, the SQL library of {store}: {}",
+                        path.join(" -> ")
+                    ));
+                }
+            }
+            if let Some(path) = self.path(STORE_PORT, library) {
+                found.push(format!(
+                    "the storage port reaches {library}: {}",
+                    path.join(" -> ")
+                ));
+            }
+        }
         for banned in BANNED_EVERYWHERE {
             if self.edges.contains_key(*banned) {
                 let users: Vec<&str> = self
@@ -304,6 +339,33 @@ mod tests {
         assert_eq!(
             graph.violations(),
             ["collector-server links nvml-wrapper; only agent-nvml may"]
+        );
+    }
+
+    #[test]
+    fn a_store_reaching_another_stores_sql_library_fails() {
+        let mut graph = clean();
+        for member in [
+            "collector-store",
+            "collector-store-sqlite",
+            "collector-store-postgres",
+        ] {
+            graph.members.insert(member.to_owned());
+        }
+        graph.add_edge("collector-store-sqlite", "collector-store");
+        graph.add_edge("collector-store-sqlite", "rusqlite");
+        graph.add_edge("collector-store-postgres", "collector-store");
+        graph.add_edge("collector-store-postgres", "tokio-postgres");
+        assert_eq!(graph.violations(), Vec::<String>::new());
+        // The port pulls SQLite in again, and with it the PostgreSQL store.
+        graph.add_edge("collector-store", "rusqlite");
+        assert_eq!(
+            graph.violations(),
+            [
+                "collector-store links rusqlite; only collector-store-sqlite may",
+                "collector-store-postgres reaches rusqlite, the SQL library of collector-store-sqlite: collector-store-postgres -> collector-store -> rusqlite",
+                "the storage port reaches rusqlite: collector-store -> rusqlite",
+            ]
         );
     }
 

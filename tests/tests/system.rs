@@ -17,6 +17,9 @@ mod faults;
 #[path = "scenarios/attacks.rs"]
 mod attacks;
 
+#[path = "scenarios/books.rs"]
+mod books;
+
 #[path = "scenarios/replicas.rs"]
 mod replicas;
 

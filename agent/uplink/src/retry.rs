@@ -47,7 +47,9 @@ pub fn classify_reject(reason: RejectReason) -> Disposition {
         | RejectReason::StaleNonce
         | RejectReason::SiteMismatch
         | RejectReason::CatalogueMismatch
-        | RejectReason::SimulatedEvidence => Disposition::SetAside,
+        | RejectReason::SimulatedEvidence
+        | RejectReason::Backdated
+        | RejectReason::DuplicateGpu => Disposition::SetAside,
         RejectReason::Unspecified => Disposition::Retry,
     }
 }

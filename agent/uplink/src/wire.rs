@@ -45,6 +45,10 @@ pub enum RejectReason {
     UnsupportedAlgorithm,
     /// The stream broke the protocol.
     ProtocolViolation,
+    /// Issued before its predecessor or before the key's enrolment (the host's clock went back).
+    Backdated,
+    /// The payload listed one GPU twice.
+    DuplicateGpu,
 }
 
 impl RejectReason {
@@ -67,6 +71,8 @@ impl RejectReason {
             Ok(W::SimulatedEvidence) => Self::SimulatedEvidence,
             Ok(W::UnsupportedAlgorithm) => Self::UnsupportedAlgorithm,
             Ok(W::ProtocolViolation) => Self::ProtocolViolation,
+            Ok(W::Backdated) => Self::Backdated,
+            Ok(W::DuplicateGpu) => Self::DuplicateGpu,
             Ok(W::Unspecified) | Err(_) => Self::Unspecified,
         }
     }

@@ -15,9 +15,11 @@
 mod format;
 mod hex;
 mod keys;
+mod replay;
 mod verify;
 
 pub use format::{Bundle, BundleError, Consistency, FORMAT, Head, Leaf, Manifest};
 pub use hex::{from_hex, to_hex};
 pub use keys::{log_key_from_text, signature_from_text, signature_to_text};
+pub use replay::{Replay, replay};
 pub use verify::{Finding, Outcome, ReportCheck, verify};

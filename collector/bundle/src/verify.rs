@@ -2,9 +2,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use collector_report::{ChangeKind, HostChange, Report, ReportInput};
-use proto_accounting::{Catalogue, CountryCode, Distribution, Evaluation, Policy, evaluate};
-use proto_evidence::{Envelope, LogEntry, Sha256, TreeHead};
+use collector_report::{HostChange, Report, ReportInput};
+use proto_accounting::{Catalogue, Distribution, Evaluation, Policy, evaluate};
+use proto_evidence::{Envelope, LogEntry, TreeHead};
 use proto_merkle::Hash;
 use proto_seal::{DetachedSignature, PublicKey};
 
@@ -19,8 +19,10 @@ const MAX_PER_CODE: usize = 20;
 pub struct Finding {
     /// A stable code: `head_signature`, `heads_inconsistent`, `leaf_missing`,
     /// `leaf_not_included`, `leaf_malformed`, `envelope_mismatch`, `unknown_key`,
-    /// `bad_signature`, `revoked_key`, `host_mismatch`, `chain_break`, `fork`,
-    /// `catalogue_mismatch`, `policy`, `catalogue`, `report_*`, ...
+    /// `bad_signature`, `catalogue_mismatch`, `policy`, `catalogue`, a ledger refusal (the
+    /// collector's reason code: `revoked_key`, `key_identity_mismatch`, `site_mismatch`,
+    /// `sequence_rollback`, `fork`, `previous_digest_mismatch`, `backdated`, `duplicate_gpu`;
+    /// or `enrolment_refused`, `admin_refused`), `report_*`, ...
     pub code: &'static str,
     /// What and where, in words.
     pub detail: String,
@@ -69,25 +71,6 @@ impl Outcome {
             *self.suppressed.entry(code).or_default() += 1;
         }
     }
-}
-
-/// An enrolled key as the log says.
-struct Key {
-    public: PublicKey,
-    host_id: String,
-    site_id: String,
-    country: String,
-    revoked_at_ms: Option<i64>,
-}
-
-/// Where a host's chain stands while replaying.
-#[derive(Clone)]
-struct HostNow {
-    key_id: proto_evidence::KeyId,
-    sequence: u64,
-    issued_at_ms: i64,
-    state: (String, String, u64, u32),
-    decommissioned: bool,
 }
 
 fn hash32(text: &str) -> Option<Hash> {
@@ -252,224 +235,29 @@ pub fn verify(bundle: &Bundle, log_key: &PublicKey, report: Option<ReportCheck<'
         out.fail("catalogue", format!("catalogue.toml: {e}"));
     }
 
-    // Replay in log order: keys, chains, prices, host states.
-    let mut keys: BTreeMap<proto_evidence::KeyId, Key> = BTreeMap::new();
-    let mut chains: BTreeMap<(proto_evidence::KeyId, u64), Sha256> = BTreeMap::new();
-    let mut hosts: BTreeMap<String, HostNow> = BTreeMap::new();
-    let mut changes: Vec<HostChange> = Vec::new();
-    for (&index, (entry, envelope)) in &entries {
-        match entry {
-            LogEntry::KeyEnrolled {
-                public_key,
-                host_id,
-                site_id,
-                country,
-                ..
-            } => {
-                let public = match PublicKey::from_slice(public_key) {
-                    Ok(public) => public,
-                    Err(e) => {
-                        out.fail("leaf_malformed", format!("leaf {index}: {e}"));
-                        continue;
-                    }
-                };
-                let revoked_at_ms = keys.get(&public.key_id()).and_then(|k| k.revoked_at_ms);
-                keys.insert(
-                    public.key_id(),
-                    Key {
-                        public,
-                        host_id: host_id.clone(),
-                        site_id: site_id.clone(),
-                        country: country.clone(),
-                        revoked_at_ms,
-                    },
-                );
-            }
-            LogEntry::KeyRevoked { at_ms, key_id } => {
-                if let Some(key) = keys.get_mut(key_id) {
-                    key.revoked_at_ms.get_or_insert(*at_ms);
-                }
-            }
-            LogEntry::HostDecommissioned { at_ms, host_id } => {
-                if let Some(host) = hosts.get_mut(host_id)
-                    && !host.decommissioned
-                {
-                    host.decommissioned = true;
-                    let (site, country, tpp, devices) = host.state.clone();
-                    push_change(
-                        &mut out,
-                        &mut changes,
-                        *at_ms,
-                        host_id,
-                        &site,
-                        &country,
-                        tpp,
-                        devices,
-                        ChangeKind::Decommissioned,
-                    );
-                }
-            }
-            LogEntry::Attestation {
-                received_at_ms,
-                envelope: committed,
-            } => {
-                out.attestations += 1;
-                let Some(bytes) = envelope else {
-                    out.fail(
-                        "envelope_missing",
-                        format!("leaf {index}: the attestation's envelope is not in the bundle"),
-                    );
-                    continue;
-                };
-                if Sha256::of(bytes) != *committed {
-                    out.fail(
-                        "envelope_mismatch",
-                        format!("leaf {index}: the envelope is not the one the log committed to"),
-                    );
-                    continue;
-                }
-                let envelope: Envelope = match proto_seal::decode_envelope(bytes) {
-                    Ok(envelope) => envelope,
-                    Err(e) => {
-                        out.fail("leaf_malformed", format!("leaf {index}: {e}"));
-                        continue;
-                    }
-                };
-                let Some(key) = keys.get(&envelope.key_id) else {
-                    out.fail(
-                        "unknown_key",
-                        format!(
-                            "leaf {index}: key {} has no enrolment in the log before it",
-                            envelope.key_id
-                        ),
-                    );
-                    continue;
-                };
-                let verified = match proto_seal::open(envelope, &key.public) {
-                    Ok(verified) => verified,
-                    Err(e) => {
-                        out.fail("bad_signature", format!("leaf {index}: {e}"));
-                        continue;
-                    }
-                };
-                let payload = verified.payload();
-                if key.revoked_at_ms.is_some_and(|at| at <= *received_at_ms) {
-                    out.fail(
-                        "revoked_key",
-                        format!(
-                            "leaf {index}: accepted after key {} was revoked",
-                            payload.key_id
-                        ),
-                    );
-                }
-                if payload.host_id.0 != key.host_id || payload.site_id.0 != key.site_id {
-                    out.fail(
-                        "host_mismatch",
-                        format!(
-                            "leaf {index}: signed for {}/{} by a key enrolled for {}/{}",
-                            payload.host_id, payload.site_id, key.host_id, key.site_id
-                        ),
-                    );
-                }
-                if let (Ok(policy), Ok(catalogue)) = (&policy, &catalogue)
-                    && let Err(detail) =
-                        collector_core::admission::check_device_prices(payload, catalogue, policy)
-                {
-                    out.fail("catalogue_mismatch", format!("leaf {index}: {detail}"));
-                }
-                // Chains: one digest per (key, sequence), each link to its predecessor.
-                let digest = verified.digest().0;
-                let at = (payload.key_id, payload.sequence);
-                if let Some(previous) = chains.insert(at, digest)
-                    && previous != digest
-                {
-                    out.fail(
-                        "fork",
-                        format!(
-                            "leaf {index}: sequence {} of key {} has two digests",
-                            payload.sequence, payload.key_id
-                        ),
-                    );
-                }
-                if let Some(before) = payload
-                    .sequence
-                    .checked_sub(1)
-                    .and_then(|s| chains.get(&(payload.key_id, s)))
-                    && *before != payload.previous_digest.0
-                {
-                    out.fail(
-                        "chain_break",
-                        format!(
-                            "leaf {index}: sequence {} does not link to sequence {}",
-                            payload.sequence,
-                            payload.sequence - 1
-                        ),
-                    );
-                }
-                let host_id = payload.host_id.0.clone();
-                let state = (
-                    key.site_id.clone(),
-                    key.country.clone(),
-                    payload.totals.tpp,
-                    payload.totals.devices,
-                );
-                let newer = match hosts.get(&host_id) {
-                    None => true,
-                    Some(now) if now.key_id == payload.key_id => payload.sequence > now.sequence,
-                    Some(now) => payload.issued_at_unix_ms >= now.issued_at_ms,
-                };
-                if let Some(now) = hosts.get(&host_id)
-                    && now.key_id == payload.key_id
-                    && payload.sequence > now.sequence + 1
-                {
-                    out.notes.push(format!(
-                        "host {host_id}: sequences {}..{} are not in the log (a gap the collector recorded)",
-                        now.sequence + 1,
-                        payload.sequence - 1
-                    ));
-                }
-                if !newer {
-                    continue;
-                }
-                let changed = hosts
-                    .get(&host_id)
-                    .is_none_or(|now| now.decommissioned || now.state != state);
-                hosts.insert(
-                    host_id.clone(),
-                    HostNow {
-                        key_id: payload.key_id,
-                        sequence: payload.sequence,
-                        issued_at_ms: payload.issued_at_unix_ms,
-                        state: state.clone(),
-                        decommissioned: false,
-                    },
-                );
-                if changed {
-                    push_change(
-                        &mut out,
-                        &mut changes,
-                        payload.issued_at_unix_ms,
-                        &host_id,
-                        &state.0,
-                        &state.1,
-                        state.2,
-                        state.3,
-                        ChangeKind::Attested,
-                    );
-                }
-            }
-        }
+    // Replay in log order through the ledger, the collector's own definition of the books.
+    let prices = match (&policy, &catalogue) {
+        (Ok(policy), Ok(catalogue)) => Some((policy, catalogue)),
+        _ => None,
+    };
+    let replayed = crate::replay::replay(
+        entries
+            .iter()
+            .map(|(&index, (entry, envelope))| (index, entry, envelope.as_deref())),
+        prices,
+    );
+    for finding in replayed.failures {
+        out.fail(finding.code, finding.detail);
     }
-    out.keys = keys.len();
-    out.hosts = hosts.len();
-    for now in hosts.values().filter(|h| !h.decommissioned) {
-        if let Ok(country) = CountryCode::parse(&now.state.1) {
-            let _ = out.distribution.add(country, now.state.2);
-        }
-    }
+    out.notes.extend(replayed.notes);
+    out.attestations = replayed.attestations;
+    out.keys = replayed.ledger.keys().count();
+    out.hosts = replayed.ledger.hosts().count();
+    out.distribution = replayed.ledger.distribution().clone();
     if let Ok(policy) = &policy {
         out.evaluation = Some(evaluate(policy, &out.distribution));
     }
+    let changes = replayed.changes;
     if let Some(report) = report
         && let (Ok(policy), Ok(catalogue)) = (&policy, &catalogue)
     {
@@ -478,35 +266,6 @@ pub fn verify(bundle: &Bundle, log_key: &PublicKey, report: Option<ReportCheck<'
         );
     }
     out
-}
-
-#[allow(clippy::too_many_arguments)]
-fn push_change(
-    out: &mut Outcome,
-    changes: &mut Vec<HostChange>,
-    at_ms: i64,
-    host_id: &str,
-    site_id: &str,
-    country: &str,
-    tpp: u64,
-    devices: u32,
-    kind: ChangeKind,
-) {
-    match CountryCode::parse(country) {
-        Ok(country) => changes.push(HostChange {
-            at_ms,
-            host_id: host_id.to_owned(),
-            site_id: site_id.to_owned(),
-            country,
-            tpp,
-            devices,
-            kind,
-        }),
-        Err(e) => out.fail(
-            "leaf_malformed",
-            format!("host {host_id}: enrolled in country {country:?}: {e}"),
-        ),
-    }
 }
 
 fn path(hashes: &[String]) -> Option<Vec<Hash>> {

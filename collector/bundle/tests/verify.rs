@@ -263,8 +263,9 @@ fn november() -> Month {
         policy,
         collector: to_hex(log.key.key_id().0.as_bytes()),
         changes: vec![
+            // At the ledger's instants: when the collector received each attestation.
             change(
-                NOV - 2 * DAY,
+                NOV - 2 * DAY + 40,
                 "gpu-us",
                 "us-va-1",
                 "US",
@@ -272,7 +273,7 @@ fn november() -> Month {
                 ChangeKind::Attested,
             ),
             change(
-                NOV + 10 * DAY,
+                NOV + 10 * DAY + 40,
                 "gpu-my",
                 "my-1",
                 "MY",
@@ -284,7 +285,7 @@ fn november() -> Month {
                 "gpu-my",
                 "my-1",
                 "MY",
-                15_840,
+                0,
                 ChangeKind::Decommissioned,
             ),
         ],
@@ -328,10 +329,16 @@ fn codes(month: &Month, bundle: &Bundle, json: &[u8]) -> Vec<&'static str> {
 
 /// The evidence fails first for `code`. What rested on the bad leaf may fail after it: a leaf
 /// not included also leaves its index missing, an enrolment not included leaves its key
-/// unknown, and the report no longer matches the evidence.
+/// unknown and its host's decommissioning refused, and the report no longer matches the
+/// evidence.
 fn first_reason(found: &[&'static str], code: &str) {
     assert_eq!(found.first().copied(), Some(code), "{found:?}");
-    let consequences = ["leaf_missing", "unknown_key", "report_mismatch"];
+    let consequences = [
+        "leaf_missing",
+        "unknown_key",
+        "admin_refused",
+        "report_mismatch",
+    ];
     assert!(
         found[1..].iter().all(|c| consequences.contains(c)),
         "{found:?}"

@@ -1,13 +1,14 @@
-//! Admission: the rules a signature-checked attestation must pass before it is stored and
-//! acknowledged. Each failure names its reason; the order of the checks is part of the
-//! contract (a resubmitted stored attestation is acknowledged before any chain rule).
+//! Admission: the rules of the moment a signature-checked attestation must pass before the
+//! ledger sees it: the TLS identity it arrived on, its site in the registry, idempotent
+//! resubmission, the collector's clock window, the nonce, simulated evidence and prices. What
+//! the log can replay (key binding, revocation, chain, issue-time order, GPU identities) is the
+//! ledger's (`crate::ledger`), never repeated here. Each failure names its reason; a
+//! resubmitted stored attestation is acknowledged before any other rule.
 
 use proto_accounting::catalogue::Catalogue;
 use proto_accounting::policy::SimulatedEvidence;
-use proto_accounting::{CountryCode, PciId, Policy};
-use proto_evidence::{
-    AttestationPayload, ChainDigest, ChainError, ChainHead, EvidenceSource, KeyId, Link,
-};
+use proto_accounting::{PciId, Policy};
+use proto_evidence::{AttestationPayload, ChainDigest, EvidenceSource, KeyId};
 
 use crate::{Reason, SiteRegistry};
 
@@ -22,8 +23,6 @@ pub struct AgentBinding {
     pub site_id: String,
     /// The TLS client identity the key is bound to.
     pub identity: String,
-    /// Revoked keys are refused.
-    pub revoked: bool,
 }
 
 /// What the nonce an attestation carries is worth, as the collector's nonce issuer judged it.
@@ -75,14 +74,10 @@ pub struct Submission<'a> {
 /// An admitted attestation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
-    /// A new link: store it, then acknowledge.
+    /// New evidence: the ledger decides what it does, then it is stored and acknowledged.
     Accept {
-        /// Next link or after a gap (lost evidence, recorded).
-        link: Link,
         /// It answered a live nonce within its validity.
         fresh: bool,
-        /// The country of the enrolled site.
-        country: CountryCode,
     },
     /// Already stored with the same digest: acknowledge again, store nothing.
     Duplicate,
@@ -91,22 +86,15 @@ pub enum Admission {
 /// A refusal and its detail.
 pub type Refusal = (Reason, String);
 
-/// Applies every rule. `head` is the collector's chain head for the key; `stored` is the
-/// digest already stored at the payload's sequence, if any.
+/// Applies every rule of the moment. `stored` is the digest already stored at the payload's
+/// sequence, if any.
 pub fn admit(
     agent: &AgentBinding,
-    head: Option<ChainHead>,
     stored: Option<ChainDigest>,
     submission: Submission<'_>,
     context: AdmissionContext<'_>,
 ) -> Result<Admission, Refusal> {
     let payload = submission.payload;
-    if agent.revoked {
-        return Err((
-            Reason::RevokedKey,
-            format!("key {} is revoked", agent.key_id),
-        ));
-    }
     if submission.presenting_identity != agent.identity {
         return Err((
             Reason::KeyIdentityMismatch,
@@ -116,30 +104,12 @@ pub fn admit(
             ),
         ));
     }
-    if payload.host_id.0 != agent.host_id {
-        return Err((
-            Reason::KeyIdentityMismatch,
-            format!(
-                "key {} is enrolled for host {}, the payload names {}",
-                agent.key_id, agent.host_id, payload.host_id
-            ),
-        ));
-    }
-    if payload.site_id.0 != agent.site_id {
-        return Err((
-            Reason::SiteMismatch,
-            format!(
-                "host {} is enrolled at site {}, the payload names {}",
-                agent.host_id, agent.site_id, payload.site_id
-            ),
-        ));
-    }
-    let Some(site) = context.sites.get(&agent.site_id) else {
+    if context.sites.get(&agent.site_id).is_none() {
         return Err((
             Reason::SiteMismatch,
             format!("site {} is not in the site registry", agent.site_id),
         ));
-    };
+    }
     match stored {
         Some(digest) if digest == submission.digest => return Ok(Admission::Duplicate),
         Some(_) => {
@@ -153,16 +123,6 @@ pub fn admit(
         }
         None => {}
     }
-    let link = ChainHead::check(head, payload, submission.digest).map_err(|error| {
-        let reason = match error {
-            ChainError::Rollback { .. } => Reason::SequenceRollback,
-            ChainError::Fork { .. } => Reason::Fork,
-            ChainError::PreviousDigestMismatch { .. } | ChainError::BadStart { .. } => {
-                Reason::PreviousDigestMismatch
-            }
-        };
-        (reason, error.to_string())
-    })?;
     let issued = payload.issued_at_unix_ms;
     if issued > context.now_ms + context.max_future_skew_ms {
         return Err((
@@ -212,11 +172,7 @@ pub fn admit(
         ));
     }
     check_prices(payload, context.catalogue, context.policy)?;
-    Ok(Admission::Accept {
-        link,
-        fresh,
-        country: site.country,
-    })
+    Ok(Admission::Accept { fresh })
 }
 
 /// Whether every device's catalogue id and TPP are what `catalogue` and `policy` say: the

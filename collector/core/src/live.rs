@@ -44,6 +44,11 @@ impl LiveDistribution {
         }
     }
 
+    /// How long a host counts as verified after its last attestation.
+    pub fn freshness_ms(&self) -> i64 {
+        self.freshness_ms
+    }
+
     /// Records a host's latest attestation (or, at start-up, its stored state).
     pub fn upsert(
         &mut self,

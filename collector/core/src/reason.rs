@@ -37,11 +37,15 @@ pub enum Reason {
     UnsupportedAlgorithm,
     /// The stream broke the protocol (no hello, wrong order).
     ProtocolViolation,
+    /// Issued before its predecessor in the chain, or before its key was enrolled.
+    Backdated,
+    /// The payload lists one GPU (by normalised UUID or serial) more than once.
+    DuplicateGpu,
 }
 
 impl Reason {
     /// Every reason, for metrics that list zero counts too.
-    pub const ALL: [Reason; 16] = [
+    pub const ALL: [Reason; 18] = [
         Reason::UnknownKey,
         Reason::RevokedKey,
         Reason::KeyIdentityMismatch,
@@ -58,6 +62,8 @@ impl Reason {
         Reason::SimulatedEvidence,
         Reason::UnsupportedAlgorithm,
         Reason::ProtocolViolation,
+        Reason::Backdated,
+        Reason::DuplicateGpu,
     ];
 
     /// The stable code.
@@ -79,6 +85,8 @@ impl Reason {
             Reason::SimulatedEvidence => "simulated_evidence",
             Reason::UnsupportedAlgorithm => "unsupported_algorithm",
             Reason::ProtocolViolation => "protocol_violation",
+            Reason::Backdated => "backdated",
+            Reason::DuplicateGpu => "duplicate_gpu",
         }
     }
 }

@@ -17,6 +17,11 @@ pub struct EnrollTokenArgs {
     /// Validity in hours.
     #[arg(long, value_name = "HOURS", default_value_t = 24)]
     valid_hours: u32,
+    /// Make a rebind token for this existing host: the key that spends it takes the host over
+    /// (moved to --site, or re-keyed) and every earlier key of the host is revoked. Without it
+    /// the token only enrols a host id nobody holds yet.
+    #[arg(long, value_name = "HOST")]
+    rebind: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -49,6 +54,10 @@ enum AgentsCommand {
         /// Site from the collector's site registry.
         #[arg(long, value_name = "SITE")]
         site: String,
+        /// The host exists already: re-bind it to this key (moved or re-keyed), revoking its
+        /// earlier keys. Without it an existing host id is refused.
+        #[arg(long)]
+        rebind: bool,
     },
     /// Revoke a key (hex key id from `agents list`): its attestations are refused from now on.
     Revoke {
@@ -76,15 +85,22 @@ pub fn enroll_token(args: &EnrollTokenArgs) -> Result<u8, Failure> {
             .create_enroll_token(v1::CreateEnrollTokenRequest {
                 site_id: args.site.clone(),
                 valid_for_seconds: args.valid_hours.saturating_mul(3600),
+                rebind_host: args.rebind.clone().unwrap_or_default(),
             })
             .await
             .map_err(|s| call_failed(&s))?
             .into_inner();
         println!("{}", answer.token);
-        eprintln!(
-            "one-time token for site {}; on the host: veu-agent enroll --token {}",
-            args.site, answer.token
-        );
+        match &args.rebind {
+            Some(host) => eprintln!(
+                "one-time REBIND token: host {host} moves to site {} under the key that spends it, and its earlier keys are revoked; on the host: veu-agent enroll --token {}",
+                args.site, answer.token
+            ),
+            None => eprintln!(
+                "one-time token for a new host at site {}; on the host: veu-agent enroll --token {}",
+                args.site, answer.token
+            ),
+        }
         Ok(0)
     })
 }
@@ -138,6 +154,7 @@ pub fn agents(args: &AgentsArgs) -> Result<u8, Failure> {
             public_key,
             host,
             site,
+            rebind,
         } => {
             let raw = unhex(public_key).ok_or_else(|| {
                 Failure::bad_input(anyhow::anyhow!(
@@ -151,6 +168,7 @@ pub fn agents(args: &AgentsArgs) -> Result<u8, Failure> {
                         signing_public_key: raw,
                         host_id: host.clone(),
                         site_id: site.clone(),
+                        rebind: *rebind,
                     })
                     .await
                     .map_err(|s| call_failed(&s))?

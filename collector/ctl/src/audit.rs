@@ -306,11 +306,13 @@ fn history(
                     "Seq",
                     "Received",
                     "Issued",
-                    "TPP",
+                    "Delay",
+                    "TPP stated",
+                    "TPP counted",
                     "Devices",
                     "Source",
                 ],
-                &[true, true, false, false, true, true, false],
+                &[true, true, false, false, true, true, true, true, false],
             );
             for row in &rows {
                 let index = row.stored.log_index.to_string();
@@ -321,8 +323,10 @@ fn history(
                         p.sequence.to_string(),
                         received,
                         rfc3339(p.issued_at_unix_ms),
+                        delay(row.stored.received_unix_ms - p.issued_at_unix_ms),
                         grouped(p.totals.tpp),
-                        p.totals.devices.to_string(),
+                        grouped(row.stored.counted_tpp),
+                        format!("{} of {}", row.stored.counted_devices, p.totals.devices),
                         source(p).to_owned(),
                     ],
                     Err(error) => vec![
@@ -331,6 +335,8 @@ fn history(
                         received,
                         "?".into(),
                         "?".into(),
+                        "?".into(),
+                        grouped(row.stored.counted_tpp),
                         "?".into(),
                         format!("undecodable: {error}"),
                     ],
@@ -344,6 +350,17 @@ fn history(
         }
     }
     Ok(0)
+}
+
+/// How long after its issue the collector received a statement: a late one (a backlog replayed
+/// after an outage) counts from its receipt on, never back in time.
+fn delay(ms: i64) -> String {
+    match ms {
+        ..=999 => "-".to_owned(),
+        1_000..=59_999 => format!("{} s", ms / 1_000),
+        60_000..=3_599_999 => format!("{} min late", ms / 60_000),
+        _ => format!("{} h late", ms / 3_600_000),
+    }
 }
 
 fn row_json(row: &Row) -> Value {
@@ -363,6 +380,9 @@ fn row_json(row: &Row) -> Value {
             "issued": rfc3339(p.issued_at_unix_ms),
             "tpp": p.totals.tpp,
             "devices": p.totals.devices,
+            "counted_tpp": stored.counted_tpp,
+            "counted_devices": stored.counted_devices,
+            "delay_ms": stored.received_unix_ms.saturating_sub(p.issued_at_unix_ms),
             "unknown_devices": p.totals.unknown_devices,
             "faulty_devices": p.totals.faulty_devices,
             "source": source(p),

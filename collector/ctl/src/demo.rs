@@ -523,6 +523,7 @@ fn enroll_token(remote: &CollectorArgs, site: &str) -> anyhow::Result<String> {
             .create_enroll_token(v1::CreateEnrollTokenRequest {
                 site_id: site.to_owned(),
                 valid_for_seconds: 600,
+                rebind_host: String::new(),
             })
             .await
             .map(|r| r.into_inner().token)

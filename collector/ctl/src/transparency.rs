@@ -483,13 +483,25 @@ fn check_leaf(
             site_id,
             country,
             ..
+        }
+        | LogEntry::HostRebound {
+            public_key,
+            host_id,
+            site_id,
+            country,
+            ..
         } => {
             let key_id = proto_evidence::KeyId::of_public_key(public_key);
+            let verb = if matches!(entry, LogEntry::HostRebound { .. }) {
+                "re-bound the host (earlier keys revoked)"
+            } else {
+                "enrolled"
+            };
             json["key_id"] = key_id.to_string().into();
             json["host_id"] = host_id.as_str().into();
             json["site_id"] = site_id.as_str().into();
             json["country"] = country.as_str().into();
-            format!("key {key_id} enrolled {at} for {host_id} at {site_id} ({country})")
+            format!("key {key_id} {verb} {at} for {host_id} at {site_id} ({country})")
         }
         LogEntry::KeyRevoked { key_id, .. } => {
             json["key_id"] = key_id.to_string().into();

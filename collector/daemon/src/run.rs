@@ -12,8 +12,9 @@ use collector_server::log::LogKeeper;
 use collector_server::metrics::Metrics;
 use collector_server::nonce::NonceIssuer;
 use collector_server::{Collector, Rules, TlsFiles};
-use collector_store::{AttestationStore, SqliteOptions, SqliteStore};
+use collector_store::AttestationStore;
 use collector_store_postgres::{PostgresOptions, PostgresStore};
+use collector_store_sqlite::{SqliteOptions, SqliteStore};
 use proto_accounting::{Catalogue, Policy};
 use tokio_util::sync::CancellationToken;
 
@@ -91,10 +92,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let state = collector.state();
         tracing::info!(
             agents = state.agents.len(),
-            hosts = state.live.len(),
+            hosts = state.ledger.live().len(),
             "state rebuilt from the store"
         );
-        metrics.observe(&state.live, &collector.rules.policy);
+        metrics.observe(state.ledger.live(), &collector.rules.policy);
     }
     let ca = match &config.enrollment_ca_dir {
         Some(dir) => Some(Arc::new(
@@ -144,10 +145,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                         }
                     }
                     let mut state = sweeper.state();
-                    for host in state.live.sweep(now_ms()) {
+                    for host in state.ledger.sweep(now_ms()) {
                         tracing::warn!(host, "host is stale: no attestation within the freshness window");
                     }
-                    sweeper.metrics.observe(&state.live, &sweeper.rules.policy);
+                    sweeper.metrics.observe(state.ledger.live(), &sweeper.rules.policy);
                 }
             }
         }

@@ -11,7 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use collector_store::{AttestationStore, SqliteOptions, SqliteStore};
+use collector_store::AttestationStore;
+use collector_store_sqlite::{SqliteOptions, SqliteStore};
 use proto_evidence::{
     AttestationPayload, ChainDigest, DeviceRecord, EvidenceSource, HostId, SiteId, Totals,
 };
@@ -319,6 +320,7 @@ fn sigkill_under_load_loses_no_acknowledged_attestation() {
                 .create_enroll_token(v1::CreateEnrollTokenRequest {
                     site_id: "us-va-1".into(),
                     valid_for_seconds: 600,
+                    rebind_host: String::new(),
                 })
                 .await
                 .unwrap()

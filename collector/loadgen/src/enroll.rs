@@ -129,6 +129,7 @@ async fn enroll_one(
         .create_enroll_token(v1::CreateEnrollTokenRequest {
             site_id: site.to_owned(),
             valid_for_seconds: TOKEN_SECONDS,
+            rebind_host: String::new(),
         })
         .await
         .map_err(|status| {

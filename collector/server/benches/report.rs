@@ -15,10 +15,8 @@ use collector_server::log::LogKeeper;
 use collector_server::metrics::Metrics;
 use collector_server::nonce::NonceIssuer;
 use collector_server::{Collector, Rules};
-use collector_store::{
-    AcceptedAttestation, AgentRecord, AttestationStore, Batch, Event, Gpu, SqliteOptions,
-    SqliteStore, Synchronous,
-};
+use collector_store::{AcceptedAttestation, AgentRecord, AttestationStore, Batch, Event, Gpu};
+use collector_store_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 use proto_accounting::{Catalogue, Policy};
 use proto_seal::Ed25519Signer;
 
@@ -71,6 +69,7 @@ fn attestation(n: u32, sequence: u64, at_ms: i64, gpus: usize) -> AcceptedAttest
             serial: format!("SN-{n}-{i}"),
             catalogue_id: "H100-SXM5-80GB".into(),
             tpp: 15_840,
+            counted: true,
         })
         .collect();
     let mut digest = [0u8; 32];
@@ -149,8 +148,18 @@ fn main() {
             .filter(|a| !(a.key_id[3] % 100 == 7 && round + 2 > PER_HOST))
             .collect();
         for chunk in batch.chunks(1_000) {
+            // The ledger's updates: a change where what counts changed (the first round, and
+            // the inventory changes in the middle of the month).
+            let mut hosts = collector_store::conformance::fixture::updates(chunk);
+            for (update, a) in hosts.iter_mut().zip(chunk) {
+                let changed = round == 0 || (a.devices == 4 && round == PER_HOST / 2);
+                if !changed {
+                    update.change = None;
+                }
+            }
             commits.push(store.commit(Batch {
                 attestations: chunk.to_vec(),
+                hosts,
                 events: if round == 3 {
                     vec![Event {
                         at_ms: at,
@@ -158,6 +167,7 @@ fn main() {
                         host_id: Some(chunk[0].host_id.clone()),
                         key_id: Some(chunk[0].key_id),
                         detail: "2 attestation(s) missing before sequence 4".into(),
+                        value: Some(2),
                     }]
                 } else {
                     Vec::new()

@@ -10,7 +10,7 @@ use proto_wire::v1::admin_server::Admin;
 use tonic::{Request, Response, Status};
 
 use crate::identity;
-use crate::ingest::{Collector, key_id};
+use crate::ingest::{AdminError, Collector, key_id};
 
 /// Default validity of an enrollment token.
 const DEFAULT_TOKEN_SECONDS: u32 = 24 * 3600;
@@ -91,15 +91,15 @@ impl Admin for AdminService {
         let now = self.collector.now_ms();
         let (last_known, verified, stale_hosts, hosts, agents) = {
             let mut state = self.collector.state();
-            state.live.sweep(now);
+            state.ledger.sweep(now);
+            let live = state.ledger.live();
             let mut stale = Distribution::new();
-            for (_, entry) in state.live.stale_hosts() {
+            for (_, entry) in live.stale_hosts() {
                 let _ = stale.add(entry.country, entry.tpp);
             }
-            let last_known = view(state.live.last_known(), &self.collector, &stale);
-            let verified = view(state.live.fresh(), &self.collector, &Distribution::new());
-            let stale_hosts = state
-                .live
+            let last_known = view(live.last_known(), &self.collector, &stale);
+            let verified = view(live.fresh(), &self.collector, &Distribution::new());
+            let stale_hosts = live
                 .stale_hosts()
                 .into_iter()
                 .map(|(host, entry)| v1::HostState {
@@ -115,7 +115,7 @@ impl Admin for AdminService {
                 last_known,
                 verified,
                 stale_hosts,
-                state.live.len(),
+                live.len(),
                 state.agents.len(),
             )
         };
@@ -191,13 +191,30 @@ impl Admin for AdminService {
             .map_err(|_| Status::internal("the system random generator failed"))?;
         let token = crate::enrollment::token_text(&secret);
         let now = self.collector.now_ms();
+        let rebind_host = (!request.rebind_host.is_empty()).then_some(request.rebind_host);
+        if let Some(host) = &rebind_host
+            && self.collector.state().ledger.host(host).is_none()
+        {
+            return Err(Status::not_found(format!(
+                "host {host:?} is not enrolled, so there is nothing to re-bind"
+            )));
+        }
         let record = EnrollToken {
             token_hash: crate::enrollment::token_hash(&token),
             site_id: request.site_id,
             created_at_ms: now,
             expires_at_ms: now + i64::from(seconds) * 1000,
             used_at_ms: None,
+            rebind_host: rebind_host.clone(),
         };
+        match &rebind_host {
+            Some(host) => tracing::warn!(
+                host,
+                site = record.site_id,
+                "rebind token issued: the key that spends it takes the host over and its earlier keys are revoked"
+            ),
+            None => tracing::info!(site = record.site_id, "enrollment token issued"),
+        }
         let expires = record.expires_at_ms;
         self.blocking(move |store| store.put_token(&record)).await?;
         Ok(Response::new(v1::CreateEnrollTokenResponse {
@@ -240,14 +257,18 @@ impl Admin for AdminService {
             .try_into()
             .map_err(|_| Status::invalid_argument("key_id must be 32 bytes"))?;
         let now = self.collector.now_ms();
-        let revoked = self
-            .blocking(move |store| store.revoke_agent(&raw, now))
-            .await?;
+        let key = key_id(&raw);
+        let collector = Arc::clone(&self.collector);
+        let revoked = match tokio::task::spawn_blocking(move || collector.revoke(&key, now))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+        {
+            Ok(()) => true,
+            Err(AdminError::Refused(_)) => false,
+            Err(error) => return Err(admin_status(error)),
+        };
         if revoked {
-            if let Some(agent) = self.collector.state().agents.get_mut(&key_id(&raw)) {
-                agent.binding.revoked = true;
-            }
-            tracing::warn!(key = %key_id(&raw), by = %admin, "agent key revoked");
+            tracing::warn!(key = %key, by = %admin, "agent key revoked");
         }
         Ok(Response::new(v1::RevokeAgentResponse { revoked }))
     }
@@ -280,9 +301,12 @@ impl Admin for AdminService {
             enrolled_at_ms: self.collector.now_ms(),
             revoked_at_ms: None,
         };
-        let stored = record.clone();
-        self.blocking(move |store| store.put_agent(&stored)).await?;
-        self.collector.remember(&record);
+        let collector = Arc::clone(&self.collector);
+        let rebind = request.rebind;
+        tokio::task::spawn_blocking(move || collector.enrol(&record, rebind))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(admin_status)?;
         tracing::info!(host = request.host_id, site = request.site_id, %key, by = %admin, "agent registered");
         Ok(Response::new(v1::RegisterAgentResponse {
             key_id: key.0.as_bytes().to_vec(),
@@ -296,18 +320,31 @@ impl Admin for AdminService {
         let admin = identity::require(&request, Role::Admin)?;
         let host = request.into_inner().host_id;
         let now = self.collector.now_ms();
+        let collector = Arc::clone(&self.collector);
         let target = host.clone();
-        let done = self
-            .blocking(move |store| store.decommission(&target, now))
-            .await?;
+        let done = match tokio::task::spawn_blocking(move || collector.decommission(&target, now))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+        {
+            Ok(()) => true,
+            Err(AdminError::Refused(_)) => false,
+            Err(error) => return Err(admin_status(error)),
+        };
         if done {
-            let mut state = self.collector.state();
-            state.live.remove(&host);
-            state.gpus.release(&host);
             tracing::warn!(host, by = %admin, "host decommissioned");
         }
         Ok(Response::new(v1::DecommissionResponse {
             decommissioned: done,
         }))
+    }
+}
+
+/// The status of an administrative change the books refused or the store failed.
+pub(crate) fn admin_status(error: AdminError) -> Status {
+    match error {
+        AdminError::Enrol(refusal) => Status::already_exists(refusal.to_string()),
+        AdminError::Refused(refusal) => Status::failed_precondition(refusal.to_string()),
+        AdminError::Store(error) => Status::unavailable(error.to_string()),
+        AdminError::Unsettled(error) => Status::unavailable(error.to_string()),
     }
 }

@@ -112,7 +112,7 @@ impl Session {
                 .refuse(Reason::UnknownKey, &format!("key {key} is not enrolled"))
                 .await;
         };
-        if agent.binding.revoked {
+        if self.collector.is_revoked(&key) {
             return self
                 .refuse(Reason::RevokedKey, &format!("key {key} is revoked"))
                 .await;
@@ -264,9 +264,8 @@ impl Session {
             detail: detail.to_owned(),
         };
         let batch = Batch {
-            attestations: Vec::new(),
-            events: Vec::new(),
             rejections: vec![record],
+            ..Batch::default()
         };
         if let Err(error) = self.collector.store.commit(batch).await {
             tracing::error!(%error, "cannot record a rejection");

@@ -91,9 +91,9 @@ pub(crate) fn head_to_wire(
     })
 }
 
-/// Each host's state as of an instant, replayed from its changes (decommissioned hosts are
-/// gone).
-pub(crate) fn replay(changes: &[HostChange]) -> BTreeMap<&str, &HostChange> {
+/// Each host's latest change among `changes` (oldest first), decommissioned hosts dropped: the
+/// hosts a past distribution counts.
+pub fn replay(changes: &[HostChange]) -> BTreeMap<&str, &HostChange> {
     let mut hosts = BTreeMap::new();
     for change in changes {
         if change.decommissioned {
@@ -180,6 +180,8 @@ fn stored_to_wire(
         log_index: a.log_index.unwrap_or(0),
         envelope: Some(proto_seal::envelope_to_wire(&envelope)),
         received_unix_ms: a.received_at_ms,
+        counted_tpp: a.tpp,
+        counted_devices: a.devices,
     })
 }
 

@@ -90,14 +90,35 @@ impl Enrollment for EnrollmentService {
                 ))
             })?
             .clone();
-        let host = host_id(
-            &request
-                .host
-                .as_ref()
-                .map(|h| h.hostname.clone())
-                .unwrap_or_default(),
-            &key,
-        );
+        // A plain token enrols a host id nobody holds; only an administrator's rebind token
+        // names an existing host, whatever the request's hostname says.
+        let host = match &token.rebind_host {
+            Some(host) => host.clone(),
+            None => host_id(
+                &request
+                    .host
+                    .as_ref()
+                    .map(|h| h.hostname.clone())
+                    .unwrap_or_default(),
+                &key,
+            ),
+        };
+        let rebind = token.rebind_host.is_some();
+        if let Err(refusal) = self.collector.state().ledger.check_enrol(
+            &collector_core::ledger::Binding {
+                at_ms: now,
+                key,
+                host: &host,
+                site: &site.id,
+                country: site.country,
+            },
+            rebind,
+        ) {
+            tracing::warn!(host, site = site.id, key = %key, %refusal, "enrollment refused");
+            return Err(Status::already_exists(format!(
+                "enrollment refused: {refusal} (the token is spent; ask for a new one)"
+            )));
+        }
         let certificate = ca
             .sign_csr(
                 &request.csr_der,
@@ -116,14 +137,16 @@ impl Enrollment for EnrollmentService {
             enrolled_at_ms: now,
             revoked_at_ms: None,
         };
-        let store = Arc::clone(&self.collector.store);
-        let stored = record.clone();
-        tokio::task::spawn_blocking(move || store.put_agent(&stored))
+        let collector = Arc::clone(&self.collector);
+        tokio::task::spawn_blocking(move || collector.enrol(&record, rebind))
             .await
             .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(|e| Status::unavailable(e.to_string()))?;
-        self.collector.remember(&record);
-        tracing::info!(host, site = site.id, key = %key, "agent enrolled");
+            .map_err(crate::admin::admin_status)?;
+        if rebind {
+            tracing::warn!(host, site = site.id, key = %key, "host re-bound to a new key; its earlier keys are revoked");
+        } else {
+            tracing::info!(host, site = site.id, key = %key, "agent enrolled");
+        }
         Ok(Response::new(v1::EnrollResponse {
             host_id: host,
             site_id: site.id,

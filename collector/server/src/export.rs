@@ -2,9 +2,7 @@
 //! in an order a client can write as it arrives (summary, heads, consistency proof, files, then
 //! leaves with their inclusion proofs in the end head).
 
-use std::collections::BTreeSet;
-
-use collector_store::{AttestationStore, LogRecord, StoreError};
+use collector_store::{LogRecord, StoreError};
 use proto_wire::v1;
 use tokio::sync::mpsc;
 use tonic::Status;
@@ -57,29 +55,15 @@ pub(crate) fn run(
     let start_size = start.as_ref().map_or(0, |h| h.tree_size);
     let end_size = end.tree_size;
 
-    // What the range needs from before it: every key enrolment and revocation, and each
-    // host's newest attestation (the state the range starts from).
-    let mut before: BTreeSet<u64> = store
-        .key_records(start_size)
-        .map_err(store_status)?
-        .iter()
-        .map(|r| r.log_index)
-        .collect();
-    for attestation in store
-        .latest_attestations(request.from_unix_ms)
-        .map_err(store_status)?
-    {
-        if let Some(index) = attestation.log_index.filter(|&i| i < start_size) {
-            before.insert(index);
-        }
-    }
-
     send(
         sender,
         v1::evidence_item::Item::Summary(v1::ExportSummary {
             start_tree_size: start_size,
             end_tree_size: end_size,
-            leaves: end_size - start_size + before.len() as u64,
+            // Every leaf from the log's first, so that an auditor replays the books with the
+            // collector's own ledger and gets exactly its state at the range's start (GPU
+            // ownership and chains included), not an approximation of it.
+            leaves: end_size,
         }),
     )?;
     if let Some(start) = &start {
@@ -116,11 +100,7 @@ pub(crate) fn run(
         )?;
     }
 
-    for index in before {
-        let record = one_record(store, index)?;
-        send_leaf(sender, log, record, end_size)?;
-    }
-    let mut next = start_size;
+    let mut next = 0;
     while next < end_size {
         let page = store
             .log_records(next, export_page())
@@ -137,15 +117,6 @@ pub(crate) fn run(
         }
     }
     Ok(())
-}
-
-fn one_record(store: &dyn AttestationStore, index: u64) -> Result<LogRecord, Status> {
-    store
-        .log_records(index, 1)
-        .map_err(store_status)?
-        .into_iter()
-        .find(|r| r.log_index == index)
-        .ok_or_else(|| Status::data_loss(format!("leaf {index} is missing")))
 }
 
 fn send_leaf(

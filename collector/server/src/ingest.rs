@@ -1,24 +1,26 @@
 //! The ingest pipeline: envelopes from one stream, as a batch, through size and field checks,
 //! key lookup, signature verification (off the executor, in one blocking task per batch, as one
-//! batch verification with `proto_seal::open_batch`), admission under the state lock, one
-//! durable store commit, and only then the live distribution, GPU conflicts and
-//! acknowledgements.
+//! batch verification with `proto_seal::open_batch`), then under the state lock the rules of
+//! the moment (`admit`) and the ledger (`Ledger::attest`, the one definition of what evidence
+//! does to the books), with the batch queued for its durable commit before the lock is let go,
+//! so the log holds batches in the ledger's order. Acknowledgements only after the commit.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use collector_core::admission::{NonceCheck, Submission};
-use collector_core::conflicts::GpuIds;
+use collector_core::ledger::{AdminRefusal, Binding};
 use collector_core::{
-    Admission, AdmissionContext, AgentBinding, GpuIndex, LiveDistribution, Reason, SiteRegistry,
-    admit,
+    Admission, AdmissionContext, AgentBinding, EnrolRefusal, Ledger, Reason, SiteRegistry, admit,
 };
+use collector_store::ledger::{host_update, load_ledger};
 use collector_store::{
-    AcceptedAttestation, AgentRecord, AttestationStore, Batch, Event, Gpu, Rejection,
+    AcceptedAttestation, AgentRecord, AttestationStore, Batch, Rejection, StoreError,
 };
 use proto_accounting::{Catalogue, CountryCode, Policy};
-use proto_evidence::{ChainDigest, ChainHead, Envelope, KeyId, Link, Sha256};
-use proto_seal::{OpenError, PublicKey, VerifiedAttestation};
+use proto_evidence::{ChainDigest, Envelope, KeyId, Link, Sha256};
+use proto_seal::{OpenError, PublicKey};
 use proto_wire::v1;
 
 use crate::metrics::Metrics;
@@ -81,14 +83,27 @@ pub struct KnownAgent {
 /// The collector's in-memory state, rebuilt from the store at start.
 #[derive(Debug)]
 pub struct State {
-    /// Enrolled keys.
+    /// Enrolled keys: TLS identity and public key (what the log does not hold).
     pub agents: HashMap<KeyId, KnownAgent>,
-    /// Chain head per key.
-    pub heads: HashMap<KeyId, ChainHead>,
-    /// The live distribution.
-    pub live: LiveDistribution,
-    /// GPU ownership.
-    pub gpus: GpuIndex,
+    /// The books: keys, chains, hosts, GPU ownership and the live distribution.
+    pub ledger: Ledger,
+}
+
+/// Why an administrative change of the books was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The ledger refuses the enrolment or re-binding.
+    #[error(transparent)]
+    Enrol(#[from] EnrolRefusal),
+    /// The ledger refuses the revocation or decommissioning.
+    #[error(transparent)]
+    Refused(#[from] AdminRefusal),
+    /// The store failed; nothing changed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The books could not be loaded again from the store after a failed commit.
+    #[error(transparent)]
+    Unsettled(#[from] IngestError),
 }
 
 /// Everything the services share.
@@ -102,6 +117,9 @@ pub struct Collector {
     /// Metrics, registered once.
     pub metrics: Arc<Metrics>,
     state: Mutex<State>,
+    /// Set when a commit failed after the ledger applied its batch: the books may hold what
+    /// was not stored, and are loaded again from the store before anything else is admitted.
+    unsettled: AtomicBool,
     clock: fn() -> i64,
     freshness_ms: i64,
 }
@@ -124,67 +142,14 @@ impl Collector {
         freshness_ms: i64,
         clock: fn() -> i64,
     ) -> Result<Self, IngestError> {
-        let fail = |e: collector_store::StoreError| IngestError(e.to_string());
-        let now = clock();
-        let mut state = State {
-            agents: HashMap::new(),
-            heads: HashMap::new(),
-            live: LiveDistribution::new(freshness_ms),
-            gpus: GpuIndex::new(),
-        };
-        for record in store.agents().map_err(fail)? {
-            if let Some(agent) = known(&record) {
-                state.agents.insert(agent.binding.key_id, agent);
-            }
-        }
-        for (key, sequence, digest) in store.chain_heads().map_err(fail)? {
-            state.heads.insert(
-                key_id(&key),
-                ChainHead {
-                    sequence,
-                    digest: chain_digest(&digest),
-                },
-            );
-        }
-        let mut gpus_by_host: HashMap<String, Vec<(String, String)>> = HashMap::new();
-        for (uuid, serial, host) in store.gpu_owners().map_err(fail)? {
-            gpus_by_host.entry(host).or_default().push((uuid, serial));
-        }
-        for host in store.host_states().map_err(fail)? {
-            if host.decommissioned_at_ms.is_some() {
-                continue;
-            }
-            let Ok(country) = CountryCode::parse(&host.country) else {
-                tracing::error!(
-                    host = host.host_id,
-                    country = host.country,
-                    "stored host has an invalid country; skipped"
-                );
-                continue;
-            };
-            let ids = gpus_by_host.remove(&host.host_id).unwrap_or_default();
-            let ids: Vec<GpuIds<'_>> = ids
-                .iter()
-                .map(|(u, s)| GpuIds { uuid: u, serial: s })
-                .collect();
-            state.gpus.update(&host.host_id, &ids);
-            state
-                .live
-                .upsert(
-                    &host.host_id,
-                    country,
-                    host.tpp,
-                    host.last_received_at_ms,
-                    now,
-                )
-                .map_err(|e| IngestError(e.to_string()))?;
-        }
+        let state = load_state(store.as_ref(), freshness_ms, clock())?;
         Ok(Self {
             store,
             rules,
             nonces,
             metrics,
             state: Mutex::new(state),
+            unsettled: AtomicBool::new(false),
             clock,
             freshness_ms,
         })
@@ -222,66 +187,114 @@ impl Collector {
         Some(agent)
     }
 
-    /// Brings the in-memory view up to what other replicas stored (several collectors on one
-    /// database): enrolled keys and revocations, chain heads, and each host's latest state in
-    /// the live distribution. The daemon calls it every few seconds on a shared store.
+    /// Brings the in-memory books up to what other replicas stored (several collectors on one
+    /// database): the ledger and the enrolled keys are loaded again from the store. The
+    /// daemon calls it every few seconds on a shared store.
     pub fn refresh_from_store(&self) -> Result<(), IngestError> {
-        let fail = |e: collector_store::StoreError| IngestError(e.to_string());
-        let agents = self.store.agents().map_err(fail)?;
-        let heads = self.store.chain_heads().map_err(fail)?;
-        let hosts = self.store.host_states().map_err(fail)?;
-        let now = self.now_ms();
+        let fresh = load_state(self.store.as_ref(), self.freshness_ms, self.now_ms())?;
+        *self.state() = fresh;
+        Ok(())
+    }
+
+    /// Loads the books again from the store if a failed commit left them unsettled; fails
+    /// (and nothing may be admitted) while the store cannot be read.
+    async fn settle_books(&self) -> Result<(), IngestError> {
+        if !self.unsettled.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let store = Arc::clone(&self.store);
+        let (freshness, now) = (self.freshness_ms, self.now_ms());
+        let fresh = tokio::task::spawn_blocking(move || load_state(store.as_ref(), freshness, now))
+            .await
+            .map_err(|e| IngestError(format!("reload task failed: {e}")))??;
+        *self.state() = fresh;
+        self.unsettled.store(false, Ordering::SeqCst);
+        tracing::info!("books loaded again from the store after a failed commit");
+        Ok(())
+    }
+
+    /// Whether the key is revoked (in the books) or unknown.
+    pub fn is_revoked(&self, key: &KeyId) -> bool {
+        self.state()
+            .ledger
+            .key(key)
+            .is_some_and(|k| k.revoked_at_ms.is_some())
+    }
+
+    /// Enrols a key for a new host or, with `rebind`, re-binds an existing host to it: the
+    /// ledger decides, the store persists (under the state lock, so the log keeps the
+    /// ledger's order). Blocks on the store: call it from a blocking thread.
+    pub fn enrol(&self, record: &AgentRecord, rebind: bool) -> Result<(), AdminError> {
+        let country = CountryCode::parse(&record.country)
+            .map_err(|e| StoreError::Corrupt(format!("country {:?}: {e}", record.country)))?;
+        let binding = Binding {
+            at_ms: record.enrolled_at_ms,
+            key: key_id(&record.key_id),
+            host: &record.host_id,
+            site: &record.site_id,
+            country,
+        };
         let mut state = self.state();
-        for record in &agents {
-            if let Some(agent) = known(record) {
-                state.agents.insert(agent.binding.key_id, agent);
-            }
-        }
-        for (key, sequence, digest) in heads {
-            let key = key_id(&key);
-            if state.heads.get(&key).is_none_or(|h| sequence > h.sequence) {
-                state.heads.insert(
-                    key,
-                    ChainHead {
-                        sequence,
-                        digest: chain_digest(&digest),
-                    },
-                );
-            }
-        }
-        for host in hosts {
-            if host.decommissioned_at_ms.is_some() {
-                state.live.remove(&host.host_id);
-                continue;
-            }
-            let Ok(country) = CountryCode::parse(&host.country) else {
-                continue;
-            };
-            let seen = state
-                .live
-                .host(&host.host_id)
-                .map(|entry| entry.last_received_ms);
-            if seen.is_none_or(|seen| host.last_received_at_ms > seen) {
-                state
-                    .live
-                    .upsert(
-                        &host.host_id,
-                        country,
-                        host.tpp,
-                        host.last_received_at_ms,
-                        now,
-                    )
-                    .map_err(|e| IngestError(e.to_string()))?;
-            }
+        self.settle_locked(&mut state)?;
+        let (change, _revoked) = state.ledger.enrol(&binding, rebind)?;
+        let stored = if rebind {
+            let change = change.as_ref().map(collector_store::ledger::host_change);
+            self.store.rebind_host(record, change.as_ref())
+        } else {
+            self.store.put_agent(record)
+        };
+        self.settle(&mut state, stored)?;
+        if let Some(agent) = known(record) {
+            state.agents.insert(agent.binding.key_id, agent);
         }
         Ok(())
     }
 
-    /// Adds or replaces an enrolled key in memory (after the store has it).
-    pub fn remember(&self, record: &AgentRecord) {
-        if let Some(agent) = known(record) {
-            self.state().agents.insert(agent.binding.key_id, agent);
+    /// Revokes a key forever. Blocks on the store.
+    pub fn revoke(&self, key: &KeyId, at_ms: i64) -> Result<(), AdminError> {
+        let mut state = self.state();
+        self.settle_locked(&mut state)?;
+        state.ledger.revoke(at_ms, *key)?;
+        let stored = self.store.revoke_agent(key.0.as_bytes(), at_ms).map(drop);
+        self.settle(&mut state, stored)
+    }
+
+    /// Decommissions a host: it counts nothing from now on. Blocks on the store.
+    pub fn decommission(&self, host: &str, at_ms: i64) -> Result<(), AdminError> {
+        let mut state = self.state();
+        self.settle_locked(&mut state)?;
+        let change = state.ledger.decommission(at_ms, host)?;
+        let stored = self.store.decommission(host, change.at_ms).map(drop);
+        self.settle(&mut state, stored)?;
+        self.metrics
+            .observe(state.ledger.live(), &self.rules.policy);
+        Ok(())
+    }
+
+    /// `settle_books` for a caller that holds the state lock on a blocking thread.
+    fn settle_locked(&self, state: &mut State) -> Result<(), AdminError> {
+        if self.unsettled.load(Ordering::SeqCst) {
+            *state = load_state(self.store.as_ref(), self.freshness_ms, self.now_ms())?;
+            self.unsettled.store(false, Ordering::SeqCst);
         }
+        Ok(())
+    }
+
+    /// After the ledger applied a change and the store was asked to persist it: on a store
+    /// failure the books are loaded again from the store, which holds exactly what was made
+    /// durable.
+    fn settle(&self, state: &mut State, stored: Result<(), StoreError>) -> Result<(), AdminError> {
+        if let Err(error) = stored {
+            match load_state(self.store.as_ref(), self.freshness_ms, self.now_ms()) {
+                Ok(fresh) => *state = fresh,
+                Err(reload) => {
+                    self.unsettled.store(true, Ordering::SeqCst);
+                    tracing::error!(%reload, "cannot reload the books after a store failure");
+                }
+            }
+            return Err(error.into());
+        }
+        Ok(())
     }
 
     /// Ingests the attestations one stream delivered, in order.
@@ -290,6 +303,7 @@ impl Collector {
         peer: &str,
         attestations: Vec<v1::SignedAttestation>,
     ) -> Result<Vec<Outcome>, IngestError> {
+        self.settle_books().await?;
         let now = self.now_ms();
         let mut results = Results {
             outcomes: vec![None; attestations.len()],
@@ -375,19 +389,18 @@ impl Collector {
         .await
         .map_err(|e| IngestError(format!("verification task failed: {e}")))?;
 
-        // 2b. A chain another replica continued: where memory has no head for the key, or the
-        //     link skips past it, take the store's head when it is newer, so an agent that moved
-        //     between replicas is neither a gap nor a fork.
+        // 2b. A chain another replica continued: where the books have no head for the key, or
+        //     the link skips past it, and the store holds a newer head, load the books again
+        //     (several collectors on one database), so an agent that moved between replicas is
+        //     neither a gap nor a fork.
         let behind: Vec<KeyId> = {
             let state = self.state();
             let mut keys: Vec<KeyId> = verified
                 .iter()
                 .filter_map(|(_, key, result, _)| {
                     let sequence = result.as_ref().ok()?.payload().sequence;
-                    let behind = state
-                        .heads
-                        .get(key)
-                        .map_or(sequence > 1, |head| sequence > head.sequence + 1);
+                    let head = state.ledger.key(key).and_then(|k| k.head);
+                    let behind = head.map_or(sequence > 1, |head| sequence > head.sequence + 1);
                     behind.then_some(*key)
                 })
                 .collect();
@@ -405,19 +418,26 @@ impl Collector {
             })
             .await
             .map_err(|e| IngestError(format!("store lookup failed: {e}")))?;
-            let mut state = self.state();
-            for (key, head) in found {
-                if let Some((sequence, digest)) = head.map_err(|e| IngestError(e.to_string()))?
-                    && state.heads.get(&key).is_none_or(|h| sequence > h.sequence)
-                {
-                    state.heads.insert(
-                        key,
-                        ChainHead {
-                            sequence,
-                            digest: chain_digest(&digest),
-                        },
-                    );
+            let mut stale = false;
+            {
+                let state = self.state();
+                for (key, head) in found {
+                    let known = state.ledger.key(&key).and_then(|k| k.head);
+                    if let Some((sequence, _)) = head.map_err(|e| IngestError(e.to_string()))?
+                        && known.is_none_or(|h| sequence > h.sequence)
+                    {
+                        stale = true;
+                    }
                 }
+            }
+            if stale {
+                let store = Arc::clone(&self.store);
+                let (freshness, now) = (self.freshness_ms, self.now_ms());
+                let fresh =
+                    tokio::task::spawn_blocking(move || load_state(store.as_ref(), freshness, now))
+                        .await
+                        .map_err(|e| IngestError(format!("store lookup failed: {e}")))??;
+                *self.state() = fresh;
             }
         }
 
@@ -433,8 +453,9 @@ impl Collector {
                     })
                     .filter(|(key, sequence)| {
                         state
-                            .heads
-                            .get(key)
+                            .ledger
+                            .key(key)
+                            .and_then(|k| k.head)
                             .is_some_and(|head| *sequence <= head.sequence)
                     })
                     .collect()
@@ -463,17 +484,16 @@ impl Collector {
             }
         }
 
-        // 4. Admission, advancing chain heads tentatively (undone if the commit fails).
-        let mut accepted: Vec<(usize, VerifiedAttestation, CountryCode)> =
-            Vec::with_capacity(verified.len());
+        // 4. The rules of the moment, then the ledger, under the state lock; the batch is
+        //    queued for its commit before the lock is let go.
+        let mut accepted: Vec<(usize, u64, [u8; 32])> = Vec::with_capacity(verified.len());
         let mut rows: Vec<AcceptedAttestation> = Vec::with_capacity(verified.len());
+        let mut hosts = Vec::with_capacity(verified.len());
         let mut events = Vec::new();
-        // Hosts already checked for a silence in this batch.
-        let mut heard: Vec<String> = Vec::new();
-        let mut previous_heads: HashMap<KeyId, Option<ChainHead>> = HashMap::new();
+        let mut conflicts = 0u64;
         // A stream answers one nonce until the next challenge: judge each nonce once.
         let mut nonce_checks: Vec<(KeyId, Vec<u8>, NonceCheck)> = Vec::new();
-        {
+        let commit = {
             let mut state = self.state();
             for (index, key, result, agent) in verified {
                 let host = || Some(agent.binding.host_id.clone());
@@ -493,7 +513,6 @@ impl Collector {
                     }
                 };
                 let payload = attestation.payload();
-                let head = state.heads.get(&key).copied();
                 let nonce = match nonce_checks
                     .iter()
                     .find(|(k, nonce, _)| *k == key && *nonce == payload.collector_nonce)
@@ -520,164 +539,108 @@ impl Collector {
                     max_backlog_ms: self.rules.max_backlog_ms,
                 };
                 let stored_digest = stored.get(&(key, payload.sequence)).copied();
-                match admit(&agent.binding, head, stored_digest, submission, context) {
+                let fresh = match admit(&agent.binding, stored_digest, submission, context) {
                     Err((reason, detail)) => {
-                        results.reject(index, payload.sequence, Some(key), host(), reason, detail)
+                        results.reject(index, payload.sequence, Some(key), host(), reason, detail);
+                        continue;
                     }
                     Ok(Admission::Duplicate) => {
                         results.outcomes[index] = Some(Outcome::Ack {
                             sequence: payload.sequence,
                             digest: *attestation.digest().0.as_bytes(),
                         });
+                        continue;
                     }
-                    Ok(Admission::Accept {
-                        link,
-                        fresh,
-                        country,
-                    }) => {
-                        previous_heads.entry(key).or_insert(head);
-                        state
-                            .heads
-                            .insert(key, ChainHead::after(payload, attestation.digest()));
-                        let gap_before = match link {
-                            Link::Next => 0,
-                            Link::Gap { missing } => missing,
-                        };
-                        if gap_before > 0 {
-                            events.push(Event {
-                                at_ms: now,
-                                kind: "gap".into(),
-                                host_id: host(),
-                                key_id: Some(*key.0.as_bytes()),
-                                detail: format!(
-                                    "{gap_before} attestation(s) missing before sequence {}",
-                                    payload.sequence
-                                ),
-                            });
-                        }
-                        // A host heard again after going stale: the silence, for the report.
-                        if !heard.contains(&payload.host_id.0) {
-                            heard.push(payload.host_id.0.clone());
-                            if let Some(entry) = state.live.host(&payload.host_id.0)
-                                && now.saturating_sub(entry.last_received_ms) > self.freshness_ms
-                            {
-                                events.push(silence_event(
-                                    now,
-                                    entry.last_received_ms.saturating_add(self.freshness_ms),
-                                    &payload.host_id.0,
-                                    key,
-                                ));
-                            }
-                        }
-                        let row = AcceptedAttestation {
-                            key_id: *key.0.as_bytes(),
-                            sequence: payload.sequence,
-                            digest: *attestation.digest().0.as_bytes(),
-                            previous_digest: *payload.previous_digest.0.as_bytes(),
-                            host_id: payload.host_id.0.clone(),
-                            site_id: payload.site_id.0.clone(),
-                            country: country.to_string(),
-                            issued_at_ms: payload.issued_at_unix_ms,
-                            received_at_ms: now,
-                            tpp: payload.totals.tpp,
-                            devices: payload.totals.devices,
-                            simulated: payload.source == proto_evidence::EvidenceSource::Simulated,
-                            gap_before,
-                            fresh,
-                            envelope: proto_seal::encode_envelope(attestation.envelope()),
-                            gpus: payload
-                                .devices
-                                .iter()
-                                .map(|d| Gpu {
-                                    uuid: d.uuid.clone(),
-                                    serial: d.serial.clone(),
-                                    catalogue_id: d.catalogue_id.clone(),
-                                    tpp: d.tpp,
-                                })
-                                .collect(),
-                            log_index: None,
-                        };
-                        rows.push(row);
-                        accepted.push((index, attestation, country));
+                    Ok(Admission::Accept { fresh }) => fresh,
+                };
+                let applied = match state.ledger.attest(now, payload, attestation.digest()) {
+                    Ok(applied) => applied,
+                    Err((reason, detail)) => {
+                        results.reject(index, payload.sequence, Some(key), host(), reason, detail);
+                        continue;
                     }
+                };
+                let host_id = payload.host_id.0.as_str();
+                let Some(record) = state.ledger.host(host_id) else {
+                    // The ledger just applied an attestation of this host.
+                    results.reject(
+                        index,
+                        payload.sequence,
+                        Some(key),
+                        host(),
+                        Reason::UnknownKey,
+                        format!("host {host_id} is not in the books"),
+                    );
+                    continue;
+                };
+                let catalogue_ids: Vec<&str> = payload
+                    .devices
+                    .iter()
+                    .map(|d| d.catalogue_id.as_str())
+                    .collect();
+                let update = host_update(host_id, record, &catalogue_ids, applied.change.as_ref());
+                for event in &applied.events {
+                    if let collector_core::LedgerEvent::GpuConflict { conflict, .. } = event {
+                        conflicts += 1;
+                        tracing::warn!(?conflict, "GPU identity seen on two hosts; it counts once");
+                    }
+                    events.push(collector_store::ledger::event(now, event));
                 }
+                rows.push(AcceptedAttestation {
+                    key_id: *key.0.as_bytes(),
+                    sequence: payload.sequence,
+                    digest: *attestation.digest().0.as_bytes(),
+                    previous_digest: *payload.previous_digest.0.as_bytes(),
+                    host_id: payload.host_id.0.clone(),
+                    site_id: payload.site_id.0.clone(),
+                    country: record.country.to_string(),
+                    issued_at_ms: payload.issued_at_unix_ms,
+                    received_at_ms: now,
+                    tpp: applied.tpp,
+                    devices: applied.devices,
+                    simulated: payload.source == proto_evidence::EvidenceSource::Simulated,
+                    gap_before: match applied.link {
+                        Link::Next => 0,
+                        Link::Gap { missing } => missing,
+                    },
+                    fresh,
+                    envelope: proto_seal::encode_envelope(attestation.envelope()),
+                    gpus: update.gpus.clone(),
+                    log_index: None,
+                });
+                hosts.push(update);
+                accepted.push((index, payload.sequence, *attestation.digest().0.as_bytes()));
             }
-        }
+            let batch = Batch {
+                attestations: rows,
+                hosts,
+                events,
+                rejections: std::mem::take(&mut results.rejections),
+            };
+            let commit = self.store.commit(batch);
+            if !accepted.is_empty() {
+                self.metrics
+                    .observe(state.ledger.live(), &self.rules.policy);
+            }
+            commit
+        };
 
         // 5. One durable commit; acknowledgements only after it.
-        let batch = Batch {
-            attestations: rows,
-            events,
-            rejections: std::mem::take(&mut results.rejections),
-        };
-        if let Err(error) = self.store.commit(batch).await {
-            let mut state = self.state();
-            for (key, head) in previous_heads {
-                match head {
-                    Some(head) => state.heads.insert(key, head),
-                    None => state.heads.remove(&key),
-                };
+        if let Err(error) = commit.await {
+            // The books may hold what was not stored: nothing more is admitted until they are
+            // loaded again from the store.
+            self.unsettled.store(true, Ordering::SeqCst);
+            if let Err(reload) = self.settle_books().await {
+                tracing::error!(%reload, "cannot reload the books after a failed commit; ingest waits for the store");
             }
             return Err(IngestError(error.to_string()));
         }
-
-        // 6. The live view, after the commit.
-        let mut conflict_events = Vec::new();
-        {
-            let mut state = self.state();
-            for (index, attestation, country) in &accepted {
-                let payload = attestation.payload();
-                let host = &payload.host_id.0;
-                let ids: Vec<GpuIds<'_>> = payload
-                    .devices
-                    .iter()
-                    .map(|d| GpuIds {
-                        uuid: &d.uuid,
-                        serial: &d.serial,
-                    })
-                    .collect();
-                let (counted, conflicts) = state.gpus.update(host, &ids);
-                let tpp = payload
-                    .devices
-                    .iter()
-                    .zip(&counted)
-                    .filter(|(_, counts)| **counts)
-                    .map(|(d, _)| d.tpp)
-                    .sum();
-                for conflict in conflicts {
-                    self.metrics.conflicts.inc();
-                    tracing::warn!(?conflict, "GPU identity seen on two hosts; it counts once");
-                    conflict_events.push(Event {
-                        at_ms: now,
-                        kind: "gpu_conflict".into(),
-                        host_id: Some(conflict.claimant.clone()),
-                        key_id: Some(*attestation.envelope().key_id.0.as_bytes()),
-                        detail: format!(
-                            "{:?} {} is also reported by {} (counted there)",
-                            conflict.kind, conflict.value, conflict.owner
-                        ),
-                    });
-                }
-                if let Err(error) = state.live.upsert(host, *country, tpp, now, now) {
-                    tracing::error!(%error, host, "cannot count this host");
-                }
-                self.metrics.accepted.inc();
-                results.outcomes[*index] = Some(Outcome::Ack {
-                    sequence: payload.sequence,
-                    digest: *attestation.digest().0.as_bytes(),
-                });
-            }
-            self.metrics.observe(&state.live, &self.rules.policy);
+        for _ in 0..conflicts {
+            self.metrics.conflicts.inc();
         }
-        if !conflict_events.is_empty() {
-            let batch = Batch {
-                attestations: Vec::new(),
-                events: conflict_events,
-                rejections: Vec::new(),
-            };
-            if let Err(error) = self.store.commit(batch).await {
-                tracing::error!(%error, "cannot store GPU conflict events");
-            }
+        for (index, sequence, digest) in accepted {
+            self.metrics.accepted.inc();
+            results.outcomes[index] = Some(Outcome::Ack { sequence, digest });
         }
         Ok(results.outcomes.into_iter().flatten().collect())
     }
@@ -721,27 +684,23 @@ impl Results<'_> {
     }
 }
 
-/// Kind of the event recorded when a stale host is heard again.
-pub const SILENCE_EVENT: &str = "silence";
+pub use collector_store::ledger::SILENCE_EVENT;
 
-/// A host stale from `stale_from_ms` (its last receipt plus the freshness window) until `now`.
-/// The detail starts with `stale_from_ms`, which `silence_start` reads back.
-fn silence_event(now: i64, stale_from_ms: i64, host: &str, key: KeyId) -> Event {
-    Event {
-        at_ms: now,
-        kind: SILENCE_EVENT.into(),
-        host_id: Some(host.to_owned()),
-        key_id: Some(*key.0.as_bytes()),
-        detail: format!(
-            "{stale_from_ms}: stale for {} s, beyond the freshness window, until heard again",
-            now.saturating_sub(stale_from_ms) / 1000
-        ),
+/// Keys and books as the store holds them.
+fn load_state(
+    store: &dyn AttestationStore,
+    freshness_ms: i64,
+    now_ms: i64,
+) -> Result<State, IngestError> {
+    let fail = |e: StoreError| IngestError(e.to_string());
+    let ledger = load_ledger(store, freshness_ms, now_ms).map_err(fail)?;
+    let mut agents = HashMap::new();
+    for record in store.agents().map_err(fail)? {
+        if let Some(agent) = known(&record) {
+            agents.insert(agent.binding.key_id, agent);
+        }
     }
-}
-
-/// When the silence a `silence` event closes began.
-pub fn silence_start(event: &Event) -> Option<i64> {
-    event.detail.split(':').next()?.parse().ok()
+    Ok(State { agents, ledger })
 }
 
 fn known(record: &AgentRecord) -> Option<KnownAgent> {
@@ -751,7 +710,6 @@ fn known(record: &AgentRecord) -> Option<KnownAgent> {
             host_id: record.host_id.clone(),
             site_id: record.site_id.clone(),
             identity: record.identity.clone(),
-            revoked: record.revoked_at_ms.is_some(),
         },
         public_key: PublicKey::from_slice(&record.public_key).ok()?,
     })

@@ -129,12 +129,7 @@ pub fn build(collector: &Collector, log: &LogKeeper, month: &str) -> Result<Repo
             "gap" => gaps.push(GapEvent {
                 at_ms: event.at_ms,
                 host_id,
-                missing: event
-                    .detail
-                    .split_whitespace()
-                    .next()
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(0),
+                missing: event.value.and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
             }),
             "gpu_conflict" => conflicts.push(ConflictEvent {
                 at_ms: event.at_ms,
@@ -143,7 +138,7 @@ pub fn build(collector: &Collector, log: &LogKeeper, month: &str) -> Result<Repo
             }),
             crate::ingest::SILENCE_EVENT => {
                 // Where the host counted while silent: its last change before it was heard.
-                let Some(from_ms) = crate::ingest::silence_start(&event) else {
+                let Some(from_ms) = event.value else {
                     continue;
                 };
                 let Some(change) = stored

@@ -22,5 +22,7 @@ pub fn reject_reason(reason: Reason) -> RejectReason {
         Reason::SimulatedEvidence => RejectReason::SimulatedEvidence,
         Reason::UnsupportedAlgorithm => RejectReason::UnsupportedAlgorithm,
         Reason::ProtocolViolation => RejectReason::ProtocolViolation,
+        Reason::Backdated => RejectReason::Backdated,
+        Reason::DuplicateGpu => RejectReason::DuplicateGpu,
     }
 }

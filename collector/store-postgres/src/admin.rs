@@ -1,48 +1,85 @@
-//! The administrative writes: enrolment, revocation and decommissioning (each its own
+//! The administrative writes: enrolment, re-binding, revocation and decommissioning (each its own
 //! transaction with its log leaves, run by the writer), and enrolment tokens and signed tree
 //! heads (single statements on a pooled connection: they append nothing to the log).
 
-use collector_store::{EnrollToken, StoreError, StoredTreeHead, TokenError};
+use collector_store::{
+    AgentRecord, EnrollToken, Gpu, HostChange, StoreError, StoredTreeHead, TokenError,
+};
 use proto_evidence::LogEntry;
 use proto_merkle::Frontier;
 
-use crate::codec::{get, int, param};
+use crate::codec::{get, get_gpus, int, inventory_hash, param};
 use crate::log::{self, Append, Leaf};
 use crate::pool::{Conn, Db};
 use crate::writer::AdminOp;
 
-const PUT_AGENT: &str = "INSERT INTO agents (key_id, public_key, host_id, site_id, country,
+/// A key is enrolled once: a known one (revoked or not) inserts nothing.
+const INSERT_AGENT: &str = "INSERT INTO agents (key_id, public_key, host_id, site_id, country,
          identity, enrolled_at_ms, revoked_at_ms)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-     ON CONFLICT (key_id) DO UPDATE SET host_id = excluded.host_id,
-         site_id = excluded.site_id, country = excluded.country, identity = excluded.identity,
-         enrolled_at_ms = excluded.enrolled_at_ms,
-         revoked_at_ms = coalesce(agents.revoked_at_ms, excluded.revoked_at_ms)";
+     ON CONFLICT (key_id) DO NOTHING";
+/// The inventory of a host without GPUs, there from the first enrolment on.
+const INSERT_EMPTY_INVENTORY: &str = "INSERT INTO inventories (hash, uuids, serials,
+         catalogue_ids, tpps, counted)
+     VALUES ($1, '{}', '{}', '{}', '{}', '{}')
+     ON CONFLICT (hash) DO NOTHING";
+/// A new host's state before its first attestation; an existing host inserts nothing.
+const INSERT_HOST: &str = "INSERT INTO host_state (host_id, site_id, country, key_id,
+         last_sequence, last_digest, last_issued_at_ms, last_received_at_ms, tpp, devices,
+         inventory_id, decommissioned_at_ms)
+     SELECT $1::text, $2::text, $3::text, $4::bytea, 0, $5::bytea, 0, 0, 0, 0, i.id, NULL
+     FROM inventories i WHERE i.hash = $6
+     ON CONFLICT (host_id) DO NOTHING";
+const REVOKE_OTHERS: &str = "UPDATE agents SET revoked_at_ms = $3
+     WHERE host_id = $1 AND key_id <> $2 AND revoked_at_ms IS NULL";
+/// A re-bound host: nothing attested under its new key, at its new site; the issue and receipt
+/// times of its last link are kept.
+const RESET_HOST: &str = "UPDATE host_state SET site_id = $2, country = $3, key_id = $4,
+         last_sequence = 0, last_digest = $5, tpp = 0, devices = 0,
+         inventory_id = (SELECT i.id FROM inventories i WHERE i.hash = $6),
+         decommissioned_at_ms = NULL
+     WHERE host_id = $1";
+const DELETE_GPUS: &str = "DELETE FROM gpus WHERE host_id = $1";
 const REVOKE: &str = "UPDATE agents SET revoked_at_ms = $2
      WHERE key_id = $1 AND revoked_at_ms IS NULL";
-const DECOMMISSION: &str = "UPDATE host_state SET decommissioned_at_ms = $2
-     WHERE host_id = $1 AND decommissioned_at_ms IS NULL
-     RETURNING site_id, country, tpp, devices";
-const DECOMMISSIONED: &str = "INSERT INTO host_changes (at_ms, host_id, site_id, country, tpp,
+/// The host in service to decommission, with its GPUs; its row locked until the commit.
+const IN_SERVICE: &str = "SELECT i.uuids, i.serials, i.catalogue_ids, i.tpps, i.counted
+     FROM host_state h JOIN inventories i ON i.id = h.inventory_id
+     WHERE h.host_id = $1 AND h.decommissioned_at_ms IS NULL
+     FOR UPDATE OF h";
+const INSERT_INVENTORY: &str = "INSERT INTO inventories (hash, uuids, serials, catalogue_ids,
+         tpps, counted)
+     VALUES ($1, $2, $3, $4, $5, $6)
+     ON CONFLICT (hash) DO NOTHING";
+/// It counts nothing from then on; its GPUs are kept as reported, none counted.
+const DECOMMISSION: &str = "UPDATE host_state SET decommissioned_at_ms = $2, tpp = 0,
+         devices = 0, inventory_id = (SELECT i.id FROM inventories i WHERE i.hash = $3)
+     WHERE host_id = $1
+     RETURNING site_id, country";
+const RELEASE_GPUS: &str = "UPDATE gpus SET counted = false WHERE host_id = $1";
+const INSERT_CHANGE: &str = "INSERT INTO host_changes (at_ms, host_id, site_id, country, tpp,
          devices, kind)
-     VALUES ($1, $2, $3, $4, $5, $6, 'decommissioned')";
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
 const PUT_TOKEN: &str = "INSERT INTO enroll_tokens (token_hash, site_id, created_at_ms,
-         expires_at_ms, used_at_ms)
-     VALUES ($1, $2, $3, $4, $5)
+         expires_at_ms, used_at_ms, rebind_host)
+     VALUES ($1, $2, $3, $4, $5, $6)
      ON CONFLICT (token_hash) DO UPDATE SET site_id = excluded.site_id,
          created_at_ms = excluded.created_at_ms, expires_at_ms = excluded.expires_at_ms,
-         used_at_ms = excluded.used_at_ms";
+         used_at_ms = excluded.used_at_ms, rebind_host = excluded.rebind_host";
 /// One statement checks and spends: the row lock makes it atomic against every other
 /// connection, in this process or another replica.
 const SPEND_TOKEN: &str = "UPDATE enroll_tokens SET used_at_ms = $2
      WHERE token_hash = $1 AND used_at_ms IS NULL AND $2 < expires_at_ms
-     RETURNING site_id, created_at_ms, expires_at_ms";
+     RETURNING site_id, created_at_ms, expires_at_ms, rebind_host";
 const TOKEN_STATE: &str = "SELECT used_at_ms FROM enroll_tokens WHERE token_hash = $1";
 const PUT_TREE_HEAD: &str = "INSERT INTO tree_heads (tree_size, root, timestamp_ms, envelope)
      VALUES ($1, $2, $3, $4) ON CONFLICT (tree_size) DO NOTHING";
 
+/// The digest of a host that attested nothing (yet, or since its re-binding).
+const NO_DIGEST: [u8; 32] = [0; 32];
+
 /// Runs `op` in one transaction that holds the log's lock and appends its leaves; returns
-/// whether it changed anything and the frontier after it.
+/// whether it changed anything and the frontier after it. An op that fails leaves nothing.
 pub(crate) async fn logged(
     conn: &mut Conn,
     log_lock: i64,
@@ -84,34 +121,11 @@ async fn logged_in_transaction(
     let mut append = Append::new(frontier);
     let changed = match op {
         AdminOp::PutAgent(agent) => {
-            // The public key is left as first enrolled: the key id is its hash, so a different
-            // key under the same id is impossible for an honest caller.
-            conn.execute(
-                PUT_AGENT,
-                &[
-                    &&agent.key_id[..],
-                    &&agent.public_key[..],
-                    &agent.host_id,
-                    &agent.site_id,
-                    &agent.country,
-                    &agent.identity,
-                    &agent.enrolled_at_ms,
-                    &agent.revoked_at_ms,
-                ],
-            )
-            .await?;
-            append.push(
-                Leaf::enrolment(agent)?,
-                Some(&agent.key_id),
-                Some(&agent.host_id),
-            );
-            if let Some(at_ms) = agent.revoked_at_ms {
-                append.push(
-                    Leaf::revocation(&agent.key_id, at_ms)?,
-                    Some(&agent.key_id),
-                    Some(&agent.host_id),
-                );
-            }
+            put_agent(conn, &mut append, agent).await?;
+            true
+        }
+        AdminOp::Rebind(agent, change) => {
+            rebind_host(conn, &mut append, agent, change.as_ref()).await?;
             true
         }
         AdminOp::Revoke(key_id, at_ms) => {
@@ -122,22 +136,7 @@ async fn logged_in_transaction(
             changed
         }
         AdminOp::Decommission(host_id, at_ms) => {
-            let row = conn.query_opt(DECOMMISSION, &[host_id, at_ms]).await?;
-            if let Some(row) = &row {
-                let entry = LogEntry::HostDecommissioned {
-                    at_ms: *at_ms,
-                    host_id: host_id.clone(),
-                };
-                append.push(Leaf::new(&entry)?, None, Some(host_id));
-                let (site_id, country, tpp, devices): (String, String, i64, i64) =
-                    (get(row, 0)?, get(row, 1)?, get(row, 2)?, get(row, 3)?);
-                conn.execute(
-                    DECOMMISSIONED,
-                    &[at_ms, host_id, &site_id, &country, &tpp, &devices],
-                )
-                .await?;
-            }
-            row.is_some()
+            decommission(conn, &mut append, host_id, *at_ms).await?
         }
     };
     let columns = append.columns()?;
@@ -145,6 +144,218 @@ async fn logged_in_transaction(
         conn.execute(sql, &params).await?;
     }
     Ok((changed, append.frontier().clone()))
+}
+
+/// Inserts the agent; `AlreadyEnrolled` when its key is known (revoked or not).
+async fn insert_agent(conn: &mut Conn, agent: &AgentRecord) -> Result<(), StoreError> {
+    let inserted = conn
+        .execute(
+            INSERT_AGENT,
+            &[
+                &&agent.key_id[..],
+                &&agent.public_key[..],
+                &agent.host_id,
+                &agent.site_id,
+                &agent.country,
+                &agent.identity,
+                &agent.enrolled_at_ms,
+                &agent.revoked_at_ms,
+            ],
+        )
+        .await?;
+    if inserted == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::AlreadyEnrolled {
+            key_id: agent.key_id,
+        })
+    }
+}
+
+/// The hash of the empty GPU list, its inventory row created if missing.
+async fn empty_inventory(conn: &mut Conn) -> Result<[u8; 32], StoreError> {
+    let empty = inventory_hash(&[]);
+    conn.execute(INSERT_EMPTY_INVENTORY, &[&&empty[..]]).await?;
+    Ok(empty)
+}
+
+/// A new key for a new host: the agent, the host's first state, the enrolment leaf (and the
+/// revocation's, for an agent enrolled revoked).
+async fn put_agent(
+    conn: &mut Conn,
+    append: &mut Append,
+    agent: &AgentRecord,
+) -> Result<(), StoreError> {
+    insert_agent(conn, agent).await?;
+    let empty = empty_inventory(conn).await?;
+    let inserted = conn
+        .execute(
+            INSERT_HOST,
+            &[
+                &agent.host_id,
+                &agent.site_id,
+                &agent.country,
+                &&agent.key_id[..],
+                &&NO_DIGEST[..],
+                &&empty[..],
+            ],
+        )
+        .await?;
+    if inserted != 1 {
+        // The host exists: the transaction is rolled back, the agent with it.
+        return Err(StoreError::AlreadyEnrolled {
+            key_id: agent.key_id,
+        });
+    }
+    append.push(
+        Leaf::enrolment(agent)?,
+        Some(&agent.key_id),
+        Some(&agent.host_id),
+    );
+    if let Some(at_ms) = agent.revoked_at_ms {
+        append.push(
+            Leaf::revocation(&agent.key_id, at_ms)?,
+            Some(&agent.key_id),
+            Some(&agent.host_id),
+        );
+    }
+    Ok(())
+}
+
+/// An existing host bound to a new key: the agent, the host's earlier keys revoked, its state
+/// reset, its GPUs released, the ledger's change and the re-binding leaf.
+async fn rebind_host(
+    conn: &mut Conn,
+    append: &mut Append,
+    agent: &AgentRecord,
+    change: Option<&HostChange>,
+) -> Result<(), StoreError> {
+    insert_agent(conn, agent).await?;
+    let empty = empty_inventory(conn).await?;
+    let reset = conn
+        .execute(
+            RESET_HOST,
+            &[
+                &agent.host_id,
+                &agent.site_id,
+                &agent.country,
+                &&agent.key_id[..],
+                &&NO_DIGEST[..],
+                &&empty[..],
+            ],
+        )
+        .await?;
+    if reset != 1 {
+        return Err(StoreError::Corrupt(format!(
+            "host {} has no state to re-bind",
+            agent.host_id
+        )));
+    }
+    conn.execute(
+        REVOKE_OTHERS,
+        &[&agent.host_id, &&agent.key_id[..], &agent.enrolled_at_ms],
+    )
+    .await?;
+    conn.execute(DELETE_GPUS, &[&agent.host_id]).await?;
+    if let Some(change) = change {
+        insert_change(conn, change, "rebound").await?;
+    }
+    append.push(
+        Leaf::rebinding(agent)?,
+        Some(&agent.key_id),
+        Some(&agent.host_id),
+    );
+    Ok(())
+}
+
+async fn insert_change(conn: &mut Conn, change: &HostChange, kind: &str) -> Result<(), StoreError> {
+    conn.execute(
+        INSERT_CHANGE,
+        &[
+            &change.at_ms,
+            &change.host_id,
+            &change.site_id,
+            &change.country,
+            &int("tpp", change.tpp)?,
+            &i64::from(change.devices),
+            &kind,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Decommissions a host in service; `false` when it is unknown or decommissioned already.
+async fn decommission(
+    conn: &mut Conn,
+    append: &mut Append,
+    host_id: &str,
+    at_ms: i64,
+) -> Result<bool, StoreError> {
+    let Some(row) = conn.query_opt(IN_SERVICE, &[&host_id]).await? else {
+        return Ok(false);
+    };
+    let mut gpus = get_gpus(&row, 0)?;
+    for gpu in &mut gpus {
+        gpu.counted = false;
+    }
+    let released = inventory_hash(&gpus);
+    insert_inventory(conn, &released, &gpus).await?;
+    let Some(row) = conn
+        .query_opt(DECOMMISSION, &[&host_id, &at_ms, &&released[..]])
+        .await?
+    else {
+        return Err(StoreError::Corrupt(format!(
+            "host {host_id} vanished while decommissioned"
+        )));
+    };
+    let (site_id, country): (String, String) = (get(&row, 0)?, get(&row, 1)?);
+    conn.execute(RELEASE_GPUS, &[&host_id]).await?;
+    let entry = LogEntry::HostDecommissioned {
+        at_ms,
+        host_id: host_id.to_owned(),
+    };
+    append.push(Leaf::new(&entry)?, None, Some(host_id));
+    let change = HostChange {
+        at_ms,
+        host_id: host_id.to_owned(),
+        site_id,
+        country,
+        tpp: 0,
+        devices: 0,
+        decommissioned: true,
+    };
+    insert_change(conn, &change, "decommissioned").await?;
+    Ok(true)
+}
+
+/// Stores the inventory of `gpus` under `hash` unless it is there.
+async fn insert_inventory(
+    conn: &mut Conn,
+    hash: &[u8; 32],
+    gpus: &[Gpu],
+) -> Result<(), StoreError> {
+    let uuids: Vec<&str> = gpus.iter().map(|gpu| gpu.uuid.as_str()).collect();
+    let serials: Vec<&str> = gpus.iter().map(|gpu| gpu.serial.as_str()).collect();
+    let catalogue_ids: Vec<&str> = gpus.iter().map(|gpu| gpu.catalogue_id.as_str()).collect();
+    let tpps = gpus
+        .iter()
+        .map(|gpu| int("gpu tpp", gpu.tpp))
+        .collect::<Result<Vec<i64>, _>>()?;
+    let counted: Vec<bool> = gpus.iter().map(|gpu| gpu.counted).collect();
+    conn.execute(
+        INSERT_INVENTORY,
+        &[
+            &&hash[..],
+            &uuids,
+            &serials,
+            &catalogue_ids,
+            &tpps,
+            &counted,
+        ],
+    )
+    .await?;
+    Ok(())
 }
 
 pub(crate) async fn put_token(conn: &mut Conn, token: &EnrollToken) -> Result<(), StoreError> {
@@ -156,6 +367,7 @@ pub(crate) async fn put_token(conn: &mut Conn, token: &EnrollToken) -> Result<()
             &token.created_at_ms,
             &token.expires_at_ms,
             &token.used_at_ms,
+            &token.rebind_host,
         ],
     )
     .await?;
@@ -177,6 +389,7 @@ pub(crate) async fn use_token(
             created_at_ms: get(&row, 1)?,
             expires_at_ms: get(&row, 2)?,
             used_at_ms: Some(now_ms),
+            rebind_host: get(&row, 3)?,
         });
     }
     // Not spent: say why. A token spent meanwhile by another caller reads as used.

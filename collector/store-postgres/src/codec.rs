@@ -58,12 +58,22 @@ fn bytes_32(bytes: &[u8], field: &str) -> Result<[u8; 32], StoreError> {
 
 /// The identity of a GPU list: equal lists hash equally, so attestations that report the same
 /// devices share one inventory row. Each field is length-prefixed, so no two lists collide by
-/// moving bytes between fields.
+/// moving bytes between fields. A list whose GPUs all count hashes as before the counted flag
+/// existed (`veu-inventory-1`), so the rows stored then are still found; a list with an
+/// uncounted GPU carries each flag (`veu-inventory-2`, a prefix of the same length).
 pub(crate) fn inventory_hash(gpus: &[Gpu]) -> [u8; 32] {
-    let mut bytes = Vec::with_capacity(8 + gpus.len() * 96);
-    bytes.extend_from_slice(b"veu-inventory-1");
+    let flagged = gpus.iter().any(|gpu| !gpu.counted);
+    let mut bytes = Vec::with_capacity(16 + gpus.len() * 96);
+    bytes.extend_from_slice(if flagged {
+        b"veu-inventory-2"
+    } else {
+        b"veu-inventory-1"
+    });
     for gpu in gpus {
         bytes.extend_from_slice(&gpu.tpp.to_be_bytes());
+        if flagged {
+            bytes.push(u8::from(gpu.counted));
+        }
         for text in [&gpu.uuid, &gpu.serial, &gpu.catalogue_id] {
             bytes.extend_from_slice(&(text.len() as u64).to_be_bytes());
             bytes.extend_from_slice(text.as_bytes());
@@ -72,15 +82,18 @@ pub(crate) fn inventory_hash(gpus: &[Gpu]) -> [u8; 32] {
     *Sha256::of(&bytes).as_bytes()
 }
 
-/// A GPU list from the inventory's four parallel array columns starting at `first`.
+/// A GPU list from the inventory's five parallel array columns starting at `first` (uuids,
+/// serials, catalogue ids, TPPs, counted flags).
 pub(crate) fn get_gpus(row: &Row, first: usize) -> Result<Vec<Gpu>, StoreError> {
     let uuids: Vec<String> = get(row, first)?;
     let serials: Vec<String> = get(row, first + 1)?;
     let catalogue_ids: Vec<String> = get(row, first + 2)?;
     let tpps: Vec<i64> = get(row, first + 3)?;
+    let counted: Vec<bool> = get(row, first + 4)?;
     if serials.len() != uuids.len()
         || catalogue_ids.len() != uuids.len()
         || tpps.len() != uuids.len()
+        || counted.len() != uuids.len()
     {
         return Err(StoreError::Corrupt(
             "an inventory's arrays differ in length".to_owned(),
@@ -91,12 +104,14 @@ pub(crate) fn get_gpus(row: &Row, first: usize) -> Result<Vec<Gpu>, StoreError> 
         .zip(serials)
         .zip(catalogue_ids)
         .zip(tpps)
-        .map(|(((uuid, serial), catalogue_id), tpp)| {
+        .zip(counted)
+        .map(|((((uuid, serial), catalogue_id), tpp), counted)| {
             Ok(Gpu {
                 uuid,
                 serial,
                 catalogue_id,
                 tpp: uint("gpu tpp", tpp)?,
+                counted,
             })
         })
         .collect()
@@ -122,6 +137,7 @@ mod tests {
             serial: serial.to_owned(),
             catalogue_id: "h100-sxm5-80gb".to_owned(),
             tpp: 63_328,
+            counted: true,
         }
     }
 
@@ -137,6 +153,31 @@ mod tests {
             inventory_hash(&[gpu("GPU-1", "S1")])
         );
         assert_ne!(inventory_hash(&[]), inventory_hash(&one[..1]));
+        // Whether a GPU counts is part of the list.
+        let mut uncounted = one.clone();
+        uncounted[1].counted = false;
+        assert_ne!(inventory_hash(&one), inventory_hash(&uncounted));
+        let mut other = one.clone();
+        other[0].counted = false;
+        assert_ne!(inventory_hash(&uncounted), inventory_hash(&other));
+    }
+
+    #[test]
+    fn lists_that_all_count_hash_as_before_the_flag() {
+        // The empty list's hash, as migration 0002 computes it in SQL.
+        assert_eq!(
+            inventory_hash(&[]),
+            *Sha256::of(b"veu-inventory-1").as_bytes()
+        );
+        // The encoding of version 1 (no flag), for a list stored before the flag existed.
+        let one = gpu("GPU-1", "S1");
+        let mut v1 = b"veu-inventory-1".to_vec();
+        v1.extend_from_slice(&one.tpp.to_be_bytes());
+        for text in [&one.uuid, &one.serial, &one.catalogue_id] {
+            v1.extend_from_slice(&(text.len() as u64).to_be_bytes());
+            v1.extend_from_slice(text.as_bytes());
+        }
+        assert_eq!(inventory_hash(&[one]), *Sha256::of(&v1).as_bytes());
     }
 
     #[test]

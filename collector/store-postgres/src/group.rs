@@ -1,7 +1,8 @@
 //! One group commit as one transaction: three round trips whatever the group's size.
 //!
 //! 1. BEGIN, the log's lock, the log's size, and what the decision needs (enrolled keys,
-//!    stored digests of the group's (key, sequence) pairs, the group's hosts), pipelined.
+//!    stored digests of the group's (key, sequence) pairs, the inventories of the group's
+//!    hosts), pipelined.
 //! 2. The decision (`Plan`) in memory, then every write as one multi-row statement per table,
 //!    pipelined.
 //! 3. COMMIT, once every statement succeeded and wrote the rows it should have.
@@ -16,7 +17,7 @@ use tokio_postgres::types::ToSql;
 use crate::codec::{get, get_32, int, param};
 use crate::log::{self, Append};
 use crate::pipeline::{self, Step};
-use crate::plan::{HostRow, Known, Plan, Prepared};
+use crate::plan::{Known, Plan, Prepared};
 use crate::pool::{Conn, Db};
 
 /// Why a group's transaction failed.
@@ -43,22 +44,24 @@ const AGENTS: &str = "SELECT key_id FROM agents WHERE key_id = ANY($1::bytea[])"
 const STORED: &str = "SELECT a.key_id, a.sequence, a.digest FROM attestations a
      JOIN unnest($1::bytea[], $2::bigint[]) AS u(key_id, sequence)
        ON a.key_id = u.key_id AND a.sequence = u.sequence";
-const HOSTS: &str = "SELECT h.host_id, h.site_id, h.country, h.key_id, h.last_sequence,
-         h.last_digest, h.last_issued_at_ms, h.last_received_at_ms, h.tpp, h.devices,
-         h.decommissioned_at_ms, i.hash
+const HOSTS: &str = "SELECT h.host_id, i.hash
      FROM host_state h JOIN inventories i ON i.id = h.inventory_id
      WHERE h.host_id = ANY($1::text[])";
 
-const INSERT_INVENTORIES: &str = "INSERT INTO inventories (hash, uuids, serials, catalogue_ids, tpps)
+const INSERT_INVENTORIES: &str = "INSERT INTO inventories (hash, uuids, serials, catalogue_ids, tpps,
+         counted)
      SELECT h.hash,
          coalesce(array_agg(g.uuid ORDER BY g.position) FILTER (WHERE g.position IS NOT NULL), '{}'),
          coalesce(array_agg(g.serial ORDER BY g.position) FILTER (WHERE g.position IS NOT NULL), '{}'),
          coalesce(array_agg(g.catalogue_id ORDER BY g.position)
              FILTER (WHERE g.position IS NOT NULL), '{}'),
-         coalesce(array_agg(g.tpp ORDER BY g.position) FILTER (WHERE g.position IS NOT NULL), '{}')
+         coalesce(array_agg(g.tpp ORDER BY g.position) FILTER (WHERE g.position IS NOT NULL), '{}'),
+         coalesce(array_agg(g.counted ORDER BY g.position)
+             FILTER (WHERE g.position IS NOT NULL), '{}')
      FROM unnest($1::bytea[]) AS h(hash)
-     LEFT JOIN unnest($2::bytea[], $3::integer[], $4::text[], $5::text[], $6::text[], $7::bigint[])
-         AS g(hash, position, uuid, serial, catalogue_id, tpp) ON g.hash = h.hash
+     LEFT JOIN unnest($2::bytea[], $3::integer[], $4::text[], $5::text[], $6::text[], $7::bigint[],
+             $8::boolean[])
+         AS g(hash, position, uuid, serial, catalogue_id, tpp, counted) ON g.hash = h.hash
      GROUP BY h.hash
      ON CONFLICT (hash) DO NOTHING";
 const INSERT_ATTESTATIONS: &str = "INSERT INTO attestations (key_id, sequence, digest,
@@ -78,8 +81,7 @@ const UPSERT_CHAIN_HEADS: &str = "INSERT INTO chain_heads (key_id, sequence, dig
      SELECT * FROM unnest($1::bytea[], $2::bigint[], $3::bytea[])
      ON CONFLICT (key_id) DO UPDATE SET sequence = excluded.sequence, digest = excluded.digest
      WHERE excluded.sequence > chain_heads.sequence";
-/// The WHERE repeats the rule "newer" of `AttestationStore::commit` in SQL: a state the group
-/// decided on rows that changed meanwhile is refused, and the row count shows it.
+/// The ledger's state of each updated host, as it is.
 const UPSERT_HOSTS: &str = "INSERT INTO host_state AS h (host_id, site_id, country, key_id,
          last_sequence, last_digest, last_issued_at_ms, last_received_at_ms, tpp, devices,
          inventory_id, decommissioned_at_ms)
@@ -97,23 +99,23 @@ const UPSERT_HOSTS: &str = "INSERT INTO host_state AS h (host_id, site_id, count
          last_issued_at_ms = excluded.last_issued_at_ms,
          last_received_at_ms = excluded.last_received_at_ms, tpp = excluded.tpp,
          devices = excluded.devices, inventory_id = excluded.inventory_id,
-         decommissioned_at_ms = excluded.decommissioned_at_ms
-     WHERE CASE WHEN h.key_id = excluded.key_id THEN excluded.last_sequence > h.last_sequence
-                ELSE excluded.last_issued_at_ms >= h.last_issued_at_ms END";
+         decommissioned_at_ms = excluded.decommissioned_at_ms";
 const DELETE_GPUS: &str = "DELETE FROM gpus WHERE host_id = ANY($1::text[])";
-const INSERT_GPUS: &str = "INSERT INTO gpus (host_id, position, uuid, serial, catalogue_id, tpp)
+const INSERT_GPUS: &str = "INSERT INTO gpus (host_id, position, uuid, serial, catalogue_id, tpp,
+         counted)
      SELECT * FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::text[],
-         $6::bigint[])";
+         $6::bigint[], $7::boolean[])";
 const INSERT_CHANGES: &str = "INSERT INTO host_changes (at_ms, host_id, site_id, country, tpp,
          devices, kind)
-     SELECT u.at_ms, u.host_id, u.site_id, u.country, u.tpp, u.devices, 'attested'
-     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[])
-         WITH ORDINALITY AS u(at_ms, host_id, site_id, country, tpp, devices, n)
+     SELECT u.at_ms, u.host_id, u.site_id, u.country, u.tpp, u.devices, u.kind
+     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],
+             $7::text[])
+         WITH ORDINALITY AS u(at_ms, host_id, site_id, country, tpp, devices, kind, n)
      ORDER BY u.n";
-const INSERT_EVENTS: &str = "INSERT INTO events (at_ms, kind, host_id, key_id, detail)
-     SELECT u.at_ms, u.kind, u.host_id, u.key_id, u.detail
-     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bytea[], $5::text[])
-         WITH ORDINALITY AS u(at_ms, kind, host_id, key_id, detail, n)
+const INSERT_EVENTS: &str = "INSERT INTO events (at_ms, kind, host_id, key_id, detail, value)
+     SELECT u.at_ms, u.kind, u.host_id, u.key_id, u.detail, u.value
+     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::bigint[])
+         WITH ORDINALITY AS u(at_ms, kind, host_id, key_id, detail, value, n)
      ORDER BY u.n";
 const INSERT_REJECTIONS: &str = "INSERT INTO rejections (at_ms, reason, key_id, host_id, sequence,
          peer, detail)
@@ -196,9 +198,9 @@ async fn run(
     Ok((outcomes, plan.log.frontier().clone()))
 }
 
-/// BEGIN, and when the group holds attestations: the lock, the log's size and what the plan
-/// needs, in one round trip. The size is `None` for a group without attestations, which
-/// appends nothing and takes no lock.
+/// BEGIN, and when the group holds attestations or host updates: the lock, the log's size and
+/// what the plan needs, in one round trip. The size is `None` for a group without either,
+/// which appends nothing, writes no host and takes no lock.
 async fn read_known(
     conn: &mut Conn,
     log_lock: i64,
@@ -220,8 +222,13 @@ async fn read_known(
         }
         hosts.insert(&a.host_id);
     }
+    for update in batches.iter().flat_map(|batch| &batch.hosts) {
+        hosts.insert(&update.state.host_id);
+    }
     let hosts: Vec<&str> = hosts.into_iter().collect();
-    let appends = !keys.is_empty();
+    // Host states are written under the log's lock too, so that every replica's writes to
+    // them are serialized and the inventories read here are the latest.
+    let locks = !hosts.is_empty();
 
     let begin = conn.statement(BEGIN).await?;
     let lock = conn.statement(log::LOCK).await?;
@@ -235,7 +242,7 @@ async fn read_known(
     let host_params = [param(&hosts)];
     let client = conn.client();
     let mut steps: Vec<Step<'_, Vec<Row>>> = vec![Box::pin(client.query(&begin, &[]))];
-    if appends {
+    if locks {
         steps.push(Box::pin(client.query(&lock, &lock_params)));
         steps.push(Box::pin(client.query(&size, &[])));
         steps.push(Box::pin(client.query(&agents, &agent_params)));
@@ -267,25 +274,11 @@ async fn read_known(
         );
     }
     for row in host_rows {
-        known.hosts.insert(get(row, 0)?, host_row(row)?);
+        known
+            .inventories
+            .insert(get(row, 0)?, get_32(row, 1, "inventory hash")?);
     }
     Ok((known, Some(size)))
-}
-
-fn host_row(row: &Row) -> Result<HostRow, StoreError> {
-    Ok(HostRow {
-        site_id: get(row, 1)?,
-        country: get(row, 2)?,
-        key_id: get_32(row, 3, "key_id")?,
-        last_sequence: get(row, 4)?,
-        last_digest: get_32(row, 5, "last_digest")?,
-        last_issued_at_ms: get(row, 6)?,
-        last_received_at_ms: get(row, 7)?,
-        tpp: get(row, 8)?,
-        devices: get(row, 9)?,
-        decommissioned_at_ms: get(row, 10)?,
-        inventory: get_32(row, 11, "inventory hash")?,
-    })
 }
 
 /// Server errors about the data can be isolated to a batch; anything else fails the group.
@@ -313,6 +306,7 @@ struct Columns<'a> {
     inventory_serial: Vec<&'a str>,
     inventory_catalogue_id: Vec<&'a str>,
     inventory_tpp: Vec<i64>,
+    inventory_counted: Vec<bool>,
 
     key_id: Vec<&'a [u8]>,
     sequence: Vec<i64>,
@@ -356,6 +350,7 @@ struct Columns<'a> {
     gpu_serial: Vec<&'a str>,
     gpu_catalogue_id: Vec<&'a str>,
     gpu_tpp: Vec<i64>,
+    gpu_counted: Vec<bool>,
 
     change_at_ms: Vec<i64>,
     change_host_id: Vec<&'a str>,
@@ -363,12 +358,14 @@ struct Columns<'a> {
     change_country: Vec<&'a str>,
     change_tpp: Vec<i64>,
     change_devices: Vec<i64>,
+    change_kind: Vec<&'static str>,
 
     event_at_ms: Vec<i64>,
     event_kind: Vec<&'a str>,
     event_host_id: Vec<Option<&'a str>>,
     event_key_id: Vec<Option<&'a [u8]>>,
     event_detail: Vec<&'a str>,
+    event_value: Vec<Option<i64>>,
 
     rejection_at_ms: Vec<i64>,
     rejection_reason: Vec<&'a str>,
@@ -401,6 +398,7 @@ impl<'a> Columns<'a> {
                 c.inventory_serial.push(&gpu.serial);
                 c.inventory_catalogue_id.push(&gpu.catalogue_id);
                 c.inventory_tpp.push(*tpp);
+                c.inventory_counted.push(gpu.counted);
             }
         }
         for new in &plan.attestations {
@@ -429,28 +427,31 @@ impl<'a> Columns<'a> {
             c.head_digest.push(digest);
         }
         for moved in plan.hosts() {
-            let (host, row) = (moved.host_id, moved.row);
-            c.state_host_id.push(host);
-            c.state_site_id.push(&row.site_id);
-            c.state_country.push(&row.country);
-            c.state_key_id.push(&row.key_id);
-            c.state_sequence.push(row.last_sequence);
-            c.state_digest.push(&row.last_digest);
-            c.state_issued_at_ms.push(row.last_issued_at_ms);
-            c.state_received_at_ms.push(row.last_received_at_ms);
-            c.state_tpp.push(row.tpp);
-            c.state_devices.push(row.devices);
-            c.state_inventory.push(&row.inventory);
-            c.state_decommissioned_at_ms.push(row.decommissioned_at_ms);
+            let host = moved.host;
+            let state = host.state;
+            c.state_host_id.push(&state.host_id);
+            c.state_site_id.push(&state.site_id);
+            c.state_country.push(&state.country);
+            c.state_key_id.push(&state.key_id);
+            c.state_sequence.push(host.last_sequence);
+            c.state_digest.push(&state.last_digest);
+            c.state_issued_at_ms.push(state.last_issued_at_ms);
+            c.state_received_at_ms.push(state.last_received_at_ms);
+            c.state_tpp.push(host.tpp);
+            c.state_devices.push(host.devices);
+            c.state_inventory.push(&host.inventory);
+            c.state_decommissioned_at_ms
+                .push(state.decommissioned_at_ms);
             if moved.replaced {
-                c.replaced_hosts.push(host);
-                for (index, (gpu, tpp)) in moved.gpus.iter().zip(moved.tpps).enumerate() {
-                    c.gpu_host_id.push(host);
+                c.replaced_hosts.push(&state.host_id);
+                for (index, (gpu, tpp)) in host.gpus.iter().zip(&host.gpu_tpps).enumerate() {
+                    c.gpu_host_id.push(&state.host_id);
                     c.gpu_position.push(position(index)?);
                     c.gpu_uuid.push(&gpu.uuid);
                     c.gpu_serial.push(&gpu.serial);
                     c.gpu_catalogue_id.push(&gpu.catalogue_id);
                     c.gpu_tpp.push(*tpp);
+                    c.gpu_counted.push(gpu.counted);
                 }
             }
         }
@@ -461,6 +462,7 @@ impl<'a> Columns<'a> {
             c.change_country.push(change.country);
             c.change_tpp.push(change.tpp);
             c.change_devices.push(change.devices);
+            c.change_kind.push(change.kind);
         }
         for event in &plan.events {
             c.event_at_ms.push(event.at_ms);
@@ -469,6 +471,7 @@ impl<'a> Columns<'a> {
             c.event_key_id
                 .push(event.key_id.as_ref().map(|key| &key[..]));
             c.event_detail.push(&event.detail);
+            c.event_value.push(event.value);
         }
         for (rejection, sequence) in &plan.rejections {
             c.rejection_at_ms.push(rejection.at_ms);
@@ -503,6 +506,7 @@ impl<'a> Columns<'a> {
                     param(&self.inventory_serial),
                     param(&self.inventory_catalogue_id),
                     param(&self.inventory_tpp),
+                    param(&self.inventory_counted),
                 ],
                 // Inventories another host reported first are there already.
                 None,
@@ -574,6 +578,7 @@ impl<'a> Columns<'a> {
                     param(&self.gpu_serial),
                     param(&self.gpu_catalogue_id),
                     param(&self.gpu_tpp),
+                    param(&self.gpu_counted),
                 ],
                 rows(self.gpu_host_id.len()),
             ));
@@ -588,6 +593,7 @@ impl<'a> Columns<'a> {
                     param(&self.change_country),
                     param(&self.change_tpp),
                     param(&self.change_devices),
+                    param(&self.change_kind),
                 ],
                 rows(self.change_at_ms.len()),
             ));
@@ -601,6 +607,7 @@ impl<'a> Columns<'a> {
                     param(&self.event_host_id),
                     param(&self.event_key_id),
                     param(&self.event_detail),
+                    param(&self.event_value),
                 ],
                 rows(self.event_at_ms.len()),
             ));

@@ -19,18 +19,21 @@
 //! needs beyond it.
 //!
 //! Writes follow `SqliteStore`: one writer task owns one connection, takes every commit queued
-//! (up to `max_group_attestations`) and stores the group in one transaction. The envelopes'
-//! leaf hashes and the inventories' hashes are computed first, before the transaction; the
-//! group is then decided in memory before anything is written (`plan.rs`): under the log lock
-//! the writer
-//! reads, in one pipelined round trip, which keys are enrolled, which (key, sequence) pairs are
-//! stored with which digest, and the current state of every host in the group; a batch with a
-//! fork (`Conflict`) or a key never enrolled (`UnknownKey`) is answered with its error and
-//! leaves nothing, while the others go on. The writes are then a fixed set of multi-row
-//! statements (`unnest` over arrays) sent as one pipeline, and a COMMIT. So the common path
-//! needs no SAVEPOINT at all; if a statement fails anyway (a value PostgreSQL refuses, such as
-//! a NUL character in text), the transaction is rolled back and the group's batches run again
-//! one transaction each, so only the offending batch fails.
+//! (up to `max_group_attestations`) and stores the group in one transaction. `commit` queues
+//! its batch when it is called (the queue is unbounded), so batches reach the log in the order
+//! the ledger applied them. The envelopes' leaf hashes and the inventories' hashes are computed
+//! first, before the transaction; the group is then decided in memory before anything is
+//! written (`plan.rs`): under the log lock the writer reads, in one pipelined round trip, which
+//! keys are enrolled, which (key, sequence) pairs are stored with which digest, and the
+//! inventory each of the group's hosts holds; a batch with a fork (`Conflict`) or a key never
+//! enrolled (`UnknownKey`) is answered with its error and leaves nothing, while the others go
+//! on. Host state is not decided here: each batch's `HostUpdate`s (the ledger's decisions) are
+//! written as given, a host's last one in the group being its state, and their changes
+//! appended in order. The writes are then a fixed set of multi-row statements (`unnest` over
+//! arrays) sent as one pipeline, and a COMMIT. So the common path needs no SAVEPOINT at all;
+//! if a statement fails anyway (a value PostgreSQL refuses, such as a NUL character in text),
+//! the transaction is rolled back and the group's batches run again one transaction each, so
+//! only the offending batch fails.
 //!
 //! # Several replicas
 //!
@@ -41,13 +44,12 @@
 //! `proto_merkle::Frontier::restore` (one query for O(log n) rows). It appends, writes the
 //! entries and completed nodes, updates `log_state` and commits; the lock is released with the
 //! transaction, so a rolled-back transaction leaves neither leaves nor a hole. Every write
-//! that touches host state also appends (attestations, decommissioning), so host-state
-//! decisions are made on the latest committed rows; the upsert of `host_state` repeats the
-//! "newer" rule in SQL as a guard, and a row it refuses fails the group rather than leave the
-//! tables and the log in disagreement. Appends are therefore serialized across replicas:
-//! replicas scale signature verification and connections, one group transaction at a time
-//! carries the writes (group commit keeps that efficient). Migrations run at connect under a
-//! session advisory lock, so replicas starting together apply each script once.
+//! that touches host state takes the same lock (group commits with attestations or host
+//! updates, enrolments, re-bindings, decommissioning), so host-state writes of all replicas are
+//! serialized too. Appends are therefore serialized across replicas: replicas scale signature
+//! verification and connections, one group transaction at a time carries the writes (group
+//! commit keeps that efficient). Migrations run at connect under a session advisory lock, so
+//! replicas starting together apply each script once.
 //!
 //! # What it relies on from PostgreSQL
 //!
@@ -102,7 +104,7 @@ use std::time::Duration;
 
 use collector_store::{
     AcceptedAttestation, AgentRecord, AttestationStore, Batch, CommitFuture, CommitReceipt, Cursor,
-    EnrollToken, Event, HostChange, HostState, KeyId, LogRecord, Rejection, StoreError,
+    EnrollToken, Event, Gpu, HostChange, HostState, KeyId, LogRecord, Rejection, StoreError,
     StoredTreeHead, TokenError, WriterStats,
 };
 use tokio::runtime::Handle;
@@ -123,8 +125,6 @@ pub struct PostgresOptions {
     /// The most attestations the writer puts in one transaction (a batch is never split; an
     /// empty batch counts as one).
     pub max_group_attestations: usize,
-    /// Batches that may wait for the writer before `commit` applies backpressure.
-    pub queue_depth: usize,
     /// The most read connections open at once (the writer has one more of its own).
     pub read_connections: usize,
     /// How long opening one connection may take, when the URL does not say
@@ -137,7 +137,6 @@ impl Default for PostgresOptions {
         Self {
             schema: None,
             max_group_attestations: 1_000,
-            queue_depth: 4_096,
             read_connections: 4,
             connect_timeout: Duration::from_secs(10),
         }
@@ -150,7 +149,9 @@ impl Default for PostgresOptions {
 /// Dropping it finishes every commit already queued, answers later ones with `Closed`, and
 /// stops its runtime thread; it blocks for that long.
 pub struct PostgresStore {
-    jobs: mpsc::Sender<Job>,
+    /// Unbounded so that `commit` queues its batch when called, in call order (the ledger's
+    /// order); what waits is bounded by the callers, each awaiting its commit.
+    jobs: mpsc::UnboundedSender<Job>,
     runtime: Handle,
     thread: Option<JoinHandle<()>>,
     pool: Arc<Pool>,
@@ -170,7 +171,7 @@ impl PostgresStore {
             .build()
             .map_err(StoreError::backend)?;
         let handle = runtime.handle().clone();
-        let (jobs, queue) = mpsc::channel(options.queue_depth.max(1));
+        let (jobs, queue) = mpsc::unbounded_channel();
         let counters = Arc::new(Counters::default());
         let (ready, started) = std_mpsc::sync_channel(1);
         let thread = {
@@ -277,14 +278,11 @@ impl PostgresStore {
 
     /// Sends an administrative write to the writer, in queue order with the commits.
     fn admin(&self, op: AdminOp) -> Result<bool, StoreError> {
-        let jobs = self.jobs.clone();
-        self.block(|_| async move {
-            let (reply, answer) = oneshot::channel();
-            jobs.send(Job::Admin { op, reply })
-                .await
-                .map_err(|_| StoreError::Closed)?;
-            answer.await.map_err(|_| StoreError::Closed)?
-        })
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job::Admin { op, reply })
+            .map_err(|_| StoreError::Closed)?;
+        self.block(|_| async move { answer.await.map_err(|_| StoreError::Closed)? })
     }
 }
 
@@ -292,10 +290,7 @@ impl Drop for PostgresStore {
     fn drop(&mut self) {
         // Shutdown queues behind every job already sent, so those complete; the writer then
         // closes the queue and returns, which ends the runtime thread.
-        let jobs = self.jobs.clone();
-        self.runtime.spawn(async move {
-            let _ = jobs.send(Job::Shutdown).await;
-        });
+        let _ = self.jobs.send(Job::Shutdown);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -316,12 +311,13 @@ impl AttestationStore for PostgresStore {
         if batch.is_empty() {
             return CommitFuture::ready(Ok(CommitReceipt::default()));
         }
-        let jobs = self.jobs.clone();
+        // Queued now, not when the future is first polled: batches reach the log in the order
+        // `commit` was called.
+        let (reply, answer) = oneshot::channel();
+        if self.jobs.send(Job::Commit { batch, reply }).is_err() {
+            return CommitFuture::ready(Err(StoreError::Closed));
+        }
         CommitFuture::new(async move {
-            let (reply, answer) = oneshot::channel();
-            jobs.send(Job::Commit { batch, reply })
-                .await
-                .map_err(|_| StoreError::Closed)?;
             let (outcome, _batch) = answer.await.map_err(|_| StoreError::Closed)?;
             outcome
         })
@@ -329,6 +325,15 @@ impl AttestationStore for PostgresStore {
 
     fn put_agent(&self, agent: &AgentRecord) -> Result<(), StoreError> {
         self.admin(AdminOp::PutAgent(agent.clone())).map(drop)
+    }
+
+    fn rebind_host(
+        &self,
+        agent: &AgentRecord,
+        change: Option<&HostChange>,
+    ) -> Result<(), StoreError> {
+        self.admin(AdminOp::Rebind(agent.clone(), change.cloned()))
+            .map(drop)
     }
 
     fn revoke_agent(&self, key_id: &KeyId, at_ms: i64) -> Result<bool, StoreError> {
@@ -344,7 +349,7 @@ impl AttestationStore for PostgresStore {
         self.read(move |mut conn| async move { read::agent(&mut conn, &key_id).await })
     }
 
-    fn chain_heads(&self) -> Result<Vec<(KeyId, u64, [u8; 32])>, StoreError> {
+    fn chain_heads(&self) -> Result<Vec<collector_store::StoredHead>, StoreError> {
         self.read(|mut conn| async move { read::chain_heads(&mut conn).await })
     }
 
@@ -393,8 +398,8 @@ impl AttestationStore for PostgresStore {
         })
     }
 
-    fn gpu_owners(&self) -> Result<Vec<(String, String, String)>, StoreError> {
-        self.read(|mut conn| async move { read::gpu_owners(&mut conn).await })
+    fn host_gpus(&self) -> Result<Vec<(String, Gpu)>, StoreError> {
+        self.read(|mut conn| async move { read::host_gpus(&mut conn).await })
     }
 
     fn rejections(&self, limit: usize) -> Result<Vec<Rejection>, StoreError> {

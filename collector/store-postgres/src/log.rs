@@ -63,6 +63,17 @@ impl Leaf {
         })
     }
 
+    /// The leaf of a re-binding: the host bound to the agent's key, at its site.
+    pub(crate) fn rebinding(agent: &AgentRecord) -> Result<Self, StoreError> {
+        Self::new(&LogEntry::HostRebound {
+            at_ms: agent.enrolled_at_ms,
+            public_key: agent.public_key,
+            host_id: agent.host_id.clone(),
+            site_id: agent.site_id.clone(),
+            country: agent.country.clone(),
+        })
+    }
+
     /// The leaf of a revocation.
     pub(crate) fn revocation(key_id: &KeyId, at_ms: i64) -> Result<Self, StoreError> {
         Self::new(&LogEntry::KeyRevoked {

@@ -1,6 +1,8 @@
 //! Deciding a group of batches before anything is written: which attestations are new, which
-//! are repeats, which batches fail (`Conflict`, `UnknownKey`, `OutOfRange`), what each host's
-//! state becomes, which changes its history records, and the log leaves, in batch order.
+//! are repeats, which batches fail (`Conflict`, `UnknownKey`, `OutOfRange`), and the log leaves,
+//! in batch order. Host state is not decided here: the ledger did, and each batch's
+//! `HostUpdate`s are kept as given (a host's last update in the group is its state; every
+//! change is appended, in order).
 //!
 //! The writer reads what the decision needs while it holds the log's lock (`Known`), so the
 //! decision is made on the latest committed state of every replica; a failing batch is
@@ -9,28 +11,12 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use collector_store::{
-    AcceptedAttestation, Batch, CommitReceipt, Event, Gpu, KeyId, Rejection, StoreError,
+    AcceptedAttestation, Batch, CommitReceipt, Event, Gpu, HostState, HostUpdate, KeyId, Rejection,
+    StoreError,
 };
 
 use crate::codec::{int, inventory_hash};
 use crate::log::{Append, Leaf};
-
-/// A host's stored state, as the decision compares with it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct HostRow {
-    pub(crate) site_id: String,
-    pub(crate) country: String,
-    pub(crate) key_id: KeyId,
-    pub(crate) last_sequence: i64,
-    pub(crate) last_digest: [u8; 32],
-    pub(crate) last_issued_at_ms: i64,
-    pub(crate) last_received_at_ms: i64,
-    pub(crate) tpp: i64,
-    pub(crate) devices: i64,
-    pub(crate) decommissioned_at_ms: Option<i64>,
-    /// `inventory_hash` of its GPU list.
-    pub(crate) inventory: [u8; 32],
-}
 
 /// What the database holds that the group's decision depends on.
 #[derive(Debug, Default)]
@@ -39,8 +25,9 @@ pub(crate) struct Known {
     pub(crate) agents: HashSet<KeyId>,
     /// The group's (key, sequence) pairs that are stored, with their digests.
     pub(crate) digests: HashMap<(KeyId, i64), [u8; 32]>,
-    /// The stored state of the group's hosts.
-    pub(crate) hosts: HashMap<String, HostRow>,
+    /// The `inventory_hash` of the stored state of each of the group's hosts (those of its
+    /// attestations and of its updates) that has one.
+    pub(crate) inventories: HashMap<String, [u8; 32]>,
 }
 
 /// A new attestation, with its columns converted and its leaf.
@@ -56,6 +43,19 @@ pub(crate) struct NewAttestation<'a> {
     leaf: Option<Leaf>,
 }
 
+/// A host update with its columns converted.
+#[derive(Debug, Clone)]
+pub(crate) struct NewHost<'a> {
+    pub(crate) state: &'a HostState,
+    pub(crate) gpus: &'a [Gpu],
+    pub(crate) last_sequence: i64,
+    pub(crate) tpp: i64,
+    pub(crate) devices: i64,
+    pub(crate) inventory: [u8; 32],
+    pub(crate) gpu_tpps: Vec<i64>,
+    change: Option<Change<'a>>,
+}
+
 /// A host history row to append.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Change<'a> {
@@ -65,17 +65,15 @@ pub(crate) struct Change<'a> {
     pub(crate) country: &'a str,
     pub(crate) tpp: i64,
     pub(crate) devices: i64,
+    /// `attested`, or `stopped` when the host no longer counts.
+    pub(crate) kind: &'static str,
 }
 
-/// A host whose state the group moved.
+/// A host's final state in the group.
 #[derive(Debug)]
 pub(crate) struct Moved<'a, 'p> {
-    pub(crate) host_id: &'a str,
-    pub(crate) row: &'p HostRow,
-    /// The GPU list of the final state, and their TPPs as stored.
-    pub(crate) gpus: &'a [Gpu],
-    pub(crate) tpps: &'p [i64],
-    /// Whether that list differs from the stored one, so the `gpus` rows are replaced.
+    pub(crate) host: &'p NewHost<'a>,
+    /// Whether its GPU list differs from the stored one, so the `gpus` rows are replaced.
     pub(crate) replaced: bool,
 }
 
@@ -86,16 +84,15 @@ pub(crate) struct Plan<'a> {
     /// The log leaves of the stored attestations, in order.
     pub(crate) log: Append,
     pub(crate) attestations: Vec<NewAttestation<'a>>,
-    /// Inventories the stored attestations refer to, each once, with their GPU TPPs.
+    /// Inventories the stored attestations and host states refer to, each once, with their
+    /// GPU TPPs.
     pub(crate) inventories: Vec<([u8; 32], &'a [Gpu], Vec<i64>)>,
     inventory_seen: HashSet<[u8; 32]>,
     /// Each key's highest stored (sequence, digest) of the group.
     pub(crate) chain_heads: BTreeMap<KeyId, (i64, [u8; 32])>,
-    /// Hosts whose state moved: the GPU list of their final state, and whether that list
-    /// differs from the stored one.
-    moved: BTreeMap<&'a str, (&'a [Gpu], Vec<i64>)>,
-    /// Each moved host's inventory before the group (`None`: a new host).
-    before: HashMap<&'a str, Option<[u8; 32]>>,
+    /// Each updated host's last update in the group.
+    hosts: BTreeMap<&'a str, NewHost<'a>>,
+    /// The updates' changes, in the order of the updates.
     pub(crate) changes: Vec<Change<'a>>,
     pub(crate) events: Vec<&'a Event>,
     pub(crate) rejections: Vec<(&'a Rejection, Option<i64>)>,
@@ -108,6 +105,9 @@ enum Checked {
     Repeat,
 }
 
+/// The values of one batch converted for the database.
+type Converted<'a> = (Vec<NewAttestation<'a>>, Vec<NewHost<'a>>, Vec<Option<i64>>);
+
 /// A batch with everything computed that does not depend on the database: integers converted,
 /// inventories hashed, log leaves encoded. Prepared before the log's lock is taken, so that the
 /// lock is held for the decision and the writes only (SHA-256 over every envelope is the
@@ -115,9 +115,9 @@ enum Checked {
 #[derive(Debug)]
 pub(crate) struct Prepared<'a> {
     batch: &'a Batch,
-    /// The attestations (their log index still unset) and the rejections' sequences; the
-    /// first value out of range fails the batch.
-    converted: Result<(Vec<NewAttestation<'a>>, Vec<Option<i64>>), StoreError>,
+    /// The attestations (their log index still unset), the host updates and the rejections'
+    /// sequences; the first value out of range fails the batch.
+    converted: Result<Converted<'a>, StoreError>,
 }
 
 impl<'a> Prepared<'a> {
@@ -128,15 +128,24 @@ impl<'a> Prepared<'a> {
                 .iter()
                 .map(NewAttestation::new)
                 .collect::<Result<Vec<_>, _>>()?;
+            let hosts = batch
+                .hosts
+                .iter()
+                .map(NewHost::new)
+                .collect::<Result<Vec<_>, _>>()?;
             let sequences = batch
                 .rejections
                 .iter()
                 .map(|r| r.sequence.map(|s| int("rejection sequence", s)).transpose())
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok((attestations, sequences))
+            Ok((attestations, hosts, sequences))
         })();
         Self { batch, converted }
     }
+}
+
+fn gpu_tpps(gpus: &[Gpu]) -> Result<Vec<i64>, StoreError> {
+    gpus.iter().map(|gpu| int("gpu tpp", gpu.tpp)).collect()
 }
 
 impl<'a> NewAttestation<'a> {
@@ -146,14 +155,45 @@ impl<'a> NewAttestation<'a> {
             sequence: int("sequence", a.sequence)?,
             tpp: int("tpp", a.tpp)?,
             gap_before: int("gap_before", a.gap_before)?,
-            gpu_tpps: a
-                .gpus
-                .iter()
-                .map(|gpu| int("gpu tpp", gpu.tpp))
-                .collect::<Result<Vec<_>, _>>()?,
+            gpu_tpps: gpu_tpps(&a.gpus)?,
             inventory: inventory_hash(&a.gpus),
             log_index: 0,
             leaf: Some(Leaf::attestation(a.received_at_ms, &a.envelope)?),
+        })
+    }
+}
+
+impl<'a> NewHost<'a> {
+    fn new(update: &'a HostUpdate) -> Result<Self, StoreError> {
+        let state = &update.state;
+        let change = update
+            .change
+            .as_ref()
+            .map(|change| {
+                Ok::<_, StoreError>(Change {
+                    at_ms: change.at_ms,
+                    host_id: &change.host_id,
+                    site_id: &change.site_id,
+                    country: &change.country,
+                    tpp: int("tpp", change.tpp)?,
+                    devices: i64::from(change.devices),
+                    kind: if change.decommissioned {
+                        "stopped"
+                    } else {
+                        "attested"
+                    },
+                })
+            })
+            .transpose()?;
+        Ok(Self {
+            state,
+            gpus: &update.gpus,
+            last_sequence: int("last_sequence", state.last_sequence)?,
+            tpp: int("tpp", state.tpp)?,
+            devices: i64::from(state.devices),
+            inventory: inventory_hash(&update.gpus),
+            gpu_tpps: gpu_tpps(&update.gpus)?,
+            change,
         })
     }
 }
@@ -167,8 +207,7 @@ impl<'a> Plan<'a> {
             inventories: Vec::new(),
             inventory_seen: HashSet::new(),
             chain_heads: BTreeMap::new(),
-            moved: BTreeMap::new(),
-            before: HashMap::new(),
+            hosts: BTreeMap::new(),
             changes: Vec::new(),
             events: Vec::new(),
             rejections: Vec::new(),
@@ -179,7 +218,7 @@ impl<'a> Plan<'a> {
     /// Adds one batch: either all of it (`Ok`, with what it stored and repeated) or, when
     /// any of its attestations fails, nothing of it.
     pub(crate) fn add(&mut self, prepared: &Prepared<'a>) -> Result<CommitReceipt, StoreError> {
-        let (attestations, rejection_sequences) =
+        let (attestations, hosts, rejection_sequences) =
             prepared.converted.as_ref().map_err(Clone::clone)?;
         let checked = self.check(attestations)?;
         // Nothing below can fail: the batch is now added whole.
@@ -193,6 +232,9 @@ impl<'a> Plan<'a> {
                 }
             }
         }
+        for host in hosts {
+            self.update(host.clone());
+        }
         self.events.extend(&prepared.batch.events);
         for (rejection, sequence) in prepared.batch.rejections.iter().zip(rejection_sequences) {
             *self
@@ -204,19 +246,13 @@ impl<'a> Plan<'a> {
         Ok(receipt)
     }
 
-    /// Every host whose state moved, with its final state.
+    /// Every updated host with its final state in the group, ordered by host id.
     pub(crate) fn hosts(&self) -> Vec<Moved<'a, '_>> {
-        self.moved
+        self.hosts
             .iter()
-            .filter_map(|(&host_id, (gpus, tpps))| {
-                let row = self.known.hosts.get(host_id)?;
-                Some(Moved {
-                    host_id,
-                    row,
-                    gpus,
-                    tpps,
-                    replaced: self.before.get(host_id).copied().flatten() != Some(row.inventory),
-                })
+            .map(|(&host_id, host)| Moved {
+                host,
+                replaced: self.known.inventories.get(host_id) != Some(&host.inventory),
             })
             .collect()
     }
@@ -253,7 +289,16 @@ impl<'a> Plan<'a> {
         Ok(checked)
     }
 
-    /// Stores one checked new attestation: its leaf, its row, its key's head and its host.
+    /// Adds the inventory `hash` of `gpus` unless `host`'s stored state has it already, or
+    /// the group adds it already.
+    fn inventory(&mut self, host: &str, hash: [u8; 32], gpus: &'a [Gpu], tpps: &[i64]) {
+        // A host's GPUs rarely change, so most attestations send no inventory at all.
+        if self.known.inventories.get(host) != Some(&hash) && self.inventory_seen.insert(hash) {
+            self.inventories.push((hash, gpus, tpps.to_vec()));
+        }
+    }
+
+    /// Stores one checked new attestation: its leaf, its row and its key's head.
     fn store(&mut self, mut new: NewAttestation<'a>) {
         let a = new.a;
         if let Some(leaf) = new.leaf.take() {
@@ -262,13 +307,7 @@ impl<'a> Plan<'a> {
         self.known
             .digests
             .insert((a.key_id, new.sequence), a.digest);
-        // The host's current inventory is stored already (or earlier in this plan): a host's
-        // GPUs rarely change, so most attestations send no inventory at all.
-        let current = self.known.hosts.get(&a.host_id).map(|row| row.inventory);
-        if current != Some(new.inventory) && self.inventory_seen.insert(new.inventory) {
-            self.inventories
-                .push((new.inventory, &a.gpus, new.gpu_tpps.clone()));
-        }
+        self.inventory(&a.host_id, new.inventory, &a.gpus, &new.gpu_tpps);
         let head = self
             .chain_heads
             .entry(a.key_id)
@@ -276,82 +315,26 @@ impl<'a> Plan<'a> {
         if new.sequence > head.0 {
             *head = (new.sequence, a.digest);
         }
-        self.move_host(&new);
         self.attestations.push(new);
     }
 
-    /// Moves the attestation's host to it when it is newer than the state held (the rule of
-    /// `AttestationStore::commit`), and records a history change when what counts changed.
-    fn move_host(&mut self, new: &NewAttestation<'a>) {
-        let a = new.a;
-        let current = self.known.hosts.get(&a.host_id);
-        let devices = i64::from(a.devices);
-        let (decommissioned_at_ms, changed) = match current {
-            None => (None, true),
-            Some(current) if !is_newer(current, a, new.sequence) => return,
-            Some(current) => {
-                // A host that attests after its decommissioning is in service again; an
-                // attestation issued before it (a late replay) does not undo it.
-                let decommissioned = current
-                    .decommissioned_at_ms
-                    .filter(|&at| a.issued_at_ms <= at);
-                // Still decommissioned: no change in what counts.
-                let changed = decommissioned.is_none()
-                    && (current.decommissioned_at_ms.is_some()
-                        || current.site_id != a.site_id
-                        || current.country != a.country
-                        || current.tpp != new.tpp
-                        || current.devices != devices);
-                (decommissioned, changed)
-            }
-        };
-        let before = current.map(|current| current.inventory);
-        self.before.entry(a.host_id.as_str()).or_insert(before);
-        self.known.hosts.insert(
-            a.host_id.clone(),
-            HostRow {
-                site_id: a.site_id.clone(),
-                country: a.country.clone(),
-                key_id: a.key_id,
-                last_sequence: new.sequence,
-                last_digest: a.digest,
-                last_issued_at_ms: a.issued_at_ms,
-                last_received_at_ms: a.received_at_ms,
-                tpp: new.tpp,
-                devices,
-                decommissioned_at_ms,
-                inventory: new.inventory,
-            },
-        );
-        self.moved
-            .insert(a.host_id.as_str(), (&a.gpus, new.gpu_tpps.clone()));
-        if changed {
-            self.changes.push(Change {
-                at_ms: a.issued_at_ms,
-                host_id: &a.host_id,
-                site_id: &a.site_id,
-                country: &a.country,
-                tpp: new.tpp,
-                devices,
-            });
+    /// Keeps one host update as given: its state and GPUs replace the host's earlier ones in
+    /// the group, its change follows the earlier changes.
+    fn update(&mut self, mut host: NewHost<'a>) {
+        let state = host.state;
+        self.inventory(&state.host_id, host.inventory, host.gpus, &host.gpu_tpps);
+        if let Some(change) = host.change.take() {
+            self.changes.push(change);
         }
-    }
-}
-
-/// Whether `a` should become its host's state: the next link of the same chain, or another
-/// key's attestation issued no earlier (a re-enrolled host). The host-state upsert states the
-/// same rule in SQL.
-fn is_newer(current: &HostRow, a: &AcceptedAttestation, sequence: i64) -> bool {
-    if current.key_id == a.key_id {
-        sequence > current.last_sequence
-    } else {
-        a.issued_at_ms >= current.last_issued_at_ms
+        self.hosts.insert(&state.host_id, host);
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use collector_store::conformance::fixture::{agent, attestation, batch, digest, key};
+    use collector_store::conformance::fixture::{
+        agent, attestation, batch, digest, key, state_of, updates,
+    };
     use proto_merkle::Frontier;
 
     use super::*;
@@ -394,55 +377,91 @@ mod tests {
         assert_eq!(indexes, vec![0, 1]);
         assert_eq!(plan.log.frontier().size(), 2);
         assert_eq!(plan.chain_heads[&key(1)], (2, digest(1, 2)));
-        // One inventory (the same eight GPUs), one host, one change (its first state).
+        // One inventory (the same eight GPUs), one host at its last update; the failed
+        // batches' updates and changes are not kept, the others' all are.
         assert_eq!(plan.inventories.len(), 1);
         let hosts = plan.hosts();
         assert_eq!(hosts.len(), 1);
-        assert_eq!(hosts[0].row.last_sequence, 2);
+        assert_eq!(hosts[0].host.state.last_sequence, 2);
         assert!(hosts[0].replaced, "a new host's GPUs are written");
-        assert_eq!(plan.changes.len(), 1);
+        assert_eq!(plan.changes.len(), 3);
+        assert!(plan.changes.iter().all(|c| c.host_id == "host-a"));
     }
 
     #[test]
-    fn host_state_follows_the_rule_of_the_port() {
+    fn host_updates_are_kept_as_given() {
         let stored = attestation(1, 5, "host-a", 5_000);
         let mut known = known(&[1, 2]);
-        known.hosts.insert(
-            "host-a".to_owned(),
-            HostRow {
-                site_id: stored.site_id.clone(),
-                country: stored.country.clone(),
-                key_id: stored.key_id,
-                last_sequence: 5,
-                last_digest: stored.digest,
-                last_issued_at_ms: stored.issued_at_ms,
-                last_received_at_ms: stored.received_at_ms,
-                tpp: stored.tpp as i64,
-                devices: 8,
-                decommissioned_at_ms: Some(6_000),
-                inventory: inventory_hash(&stored.gpus),
-            },
-        );
-        let older = batch(vec![attestation(1, 3, "host-a", 9_000)]);
-        let replay = batch(vec![attestation(1, 6, "host-a", 5_500)]);
-        let back = batch(vec![attestation(1, 7, "host-a", 7_000)]);
-        let other_key_earlier = batch(vec![attestation(2, 1, "host-a", 6_000)]);
+        known
+            .inventories
+            .insert("host-a".to_owned(), inventory_hash(&stored.gpus));
         let mut plan = Plan::new(known, Append::new(Frontier::new()));
-        plan.add(&Prepared::new(&older)).unwrap();
-        assert!(plan.hosts().is_empty(), "an older link moves nothing");
-        plan.add(&Prepared::new(&replay)).unwrap();
+
+        // An update the old rules would have refused (an older link, another key issued
+        // earlier, a decommissioned host attesting): the store keeps it as it is.
+        let older = attestation(2, 3, "host-a", 1_000);
+        let mut given = updates(std::slice::from_ref(&older));
+        given[0].state.decommissioned_at_ms = Some(900);
+        given[0].state.tpp = 0;
+        if let Some(change) = &mut given[0].change {
+            change.decommissioned = true;
+            change.tpp = 0;
+        }
+        let first = Batch {
+            attestations: vec![older.clone()],
+            hosts: given.clone(),
+            ..Batch::default()
+        };
+        plan.add(&Prepared::new(&first)).unwrap();
         let hosts = plan.hosts();
-        assert_eq!(hosts[0].row.decommissioned_at_ms, Some(6_000));
-        assert!(!hosts[0].replaced, "same GPUs: the list is kept");
-        assert!(plan.changes.is_empty(), "still decommissioned: no change");
-        plan.add(&Prepared::new(&back)).unwrap();
-        assert_eq!(plan.hosts()[0].row.decommissioned_at_ms, None);
+        assert_eq!(hosts.len(), 1);
+        assert_eq!(*hosts[0].host.state, given[0].state);
+        assert!(!hosts[0].replaced, "same GPUs: the rows are kept");
+        assert!(
+            plan.inventories.is_empty(),
+            "the stored inventory is reused"
+        );
         assert_eq!(plan.changes.len(), 1);
-        plan.add(&Prepared::new(&other_key_earlier)).unwrap();
+        assert_eq!((plan.changes[0].kind, plan.changes[0].tpp), ("stopped", 0));
+
+        // Attestations without updates move no host.
+        let plain = Batch {
+            attestations: vec![attestation(1, 6, "host-a", 6_000)],
+            ..Batch::default()
+        };
+        plan.add(&Prepared::new(&plain)).unwrap();
+        assert_eq!(*plan.hosts()[0].host.state, given[0].state);
+        assert_eq!(plan.changes.len(), 1);
+
+        // An uncounted GPU is another list: written, and the host's rows replaced. The last
+        // update of a host is its state; every change is kept, in order.
+        let mut a7 = attestation(1, 7, "host-a", 7_000);
+        a7.gpus[2].counted = false;
+        let b1 = attestation(2, 1, "host-b", 7_500);
+        let mut second = batch(vec![a7.clone(), b1.clone()]);
+        second.hosts[0].gpus = a7.gpus.clone();
+        plan.add(&Prepared::new(&second)).unwrap();
+        let hosts = plan.hosts();
+        assert_eq!(hosts.len(), 2);
+        assert_eq!(*hosts[0].host.state, state_of(&a7, None));
+        assert_eq!(hosts[0].host.gpus, &a7.gpus[..]);
+        assert!(hosts[0].replaced);
+        assert_eq!(*hosts[1].host.state, state_of(&b1, None));
+        assert!(hosts[1].replaced, "a host without stored GPUs");
+        // a7's inventory (uncounted GPU 2) and host-b's.
+        assert_eq!(plan.inventories.len(), 2);
+        let order: Vec<(&str, i64, &str)> = plan
+            .changes
+            .iter()
+            .map(|c| (c.host_id, c.at_ms, c.kind))
+            .collect();
         assert_eq!(
-            plan.hosts()[0].row.key_id,
-            key(1),
-            "issued before the held state"
+            order,
+            vec![
+                ("host-a", 1_000, "stopped"),
+                ("host-a", 7_000, "attested"),
+                ("host-b", 7_500, "attested"),
+            ]
         );
         assert_eq!(plan.attestations.len(), 4, "every new link is stored");
     }
@@ -457,6 +476,16 @@ mod tests {
             plan.add(&Prepared::new(&big)),
             Err(StoreError::OutOfRange { field: "tpp", .. })
         ));
+        let mut update = batch(vec![attestation(1, 1, "host-a", 1_000)]);
+        update.hosts[0].state.last_sequence = u64::MAX;
+        assert!(matches!(
+            plan.add(&Prepared::new(&update)),
+            Err(StoreError::OutOfRange {
+                field: "last_sequence",
+                ..
+            })
+        ));
         assert!(plan.attestations.is_empty() && plan.log.frontier().size() == 0);
+        assert!(plan.hosts().is_empty() && plan.changes.is_empty());
     }
 }

@@ -2,7 +2,7 @@
 //! started (READ COMMITTED), in this process or another replica.
 
 use collector_store::{
-    AcceptedAttestation, AgentRecord, Cursor, Event, HostChange, HostState, KeyId, LogRecord,
+    AcceptedAttestation, AgentRecord, Cursor, Event, Gpu, HostChange, HostState, KeyId, LogRecord,
     Rejection, StoreError, StoredTreeHead,
 };
 use tokio_postgres::Row;
@@ -13,7 +13,7 @@ use crate::pool::Conn;
 const ATTESTATION_COLUMNS: &str = "a.key_id, a.sequence, a.digest, a.previous_digest, a.host_id,
     a.site_id, a.country, a.issued_at_ms, a.received_at_ms, a.tpp, a.devices, a.simulated,
     a.gap_before, a.fresh, a.envelope, a.log_index,
-    i.uuids, i.serials, i.catalogue_ids, i.tpps";
+    i.uuids, i.serials, i.catalogue_ids, i.tpps, i.counted";
 
 const AGENT_COLUMNS: &str =
     "key_id, public_key, host_id, site_id, identity, enrolled_at_ms, revoked_at_ms, country";
@@ -37,10 +37,14 @@ pub(crate) async fn agent(
 
 pub(crate) async fn chain_heads(
     conn: &mut Conn,
-) -> Result<Vec<(KeyId, u64, [u8; 32])>, StoreError> {
+) -> Result<Vec<collector_store::StoredHead>, StoreError> {
+    // The head's link is always stored: both rows are written in one transaction.
     let rows = conn
         .query(
-            "SELECT key_id, sequence, digest FROM chain_heads ORDER BY key_id",
+            "SELECT c.key_id, c.sequence, c.digest, a.issued_at_ms
+             FROM chain_heads c
+             JOIN attestations a ON a.key_id = c.key_id AND a.sequence = c.sequence
+             ORDER BY c.key_id",
             &[],
         )
         .await?;
@@ -49,6 +53,7 @@ pub(crate) async fn chain_heads(
             get_32(row, 0, "key_id")?,
             get_u64(row, 1, "sequence")?,
             get_32(row, 2, "digest")?,
+            get(row, 3)?,
         ))
     })
 }
@@ -175,19 +180,26 @@ pub(crate) async fn host_history(
     collect(rows, attestation_row)
 }
 
-pub(crate) async fn gpu_owners(
-    conn: &mut Conn,
-) -> Result<Vec<(String, String, String)>, StoreError> {
+pub(crate) async fn host_gpus(conn: &mut Conn) -> Result<Vec<(String, Gpu)>, StoreError> {
     let rows = conn
         .query(
-            "SELECT g.uuid, g.serial, g.host_id
-             FROM gpus g JOIN host_state h ON h.host_id = g.host_id
-             WHERE h.decommissioned_at_ms IS NULL
-             ORDER BY g.host_id, g.position",
+            "SELECT host_id, uuid, serial, catalogue_id, tpp, counted FROM gpus
+             ORDER BY host_id, position",
             &[],
         )
         .await?;
-    collect(rows, |row| Ok((get(row, 0)?, get(row, 1)?, get(row, 2)?)))
+    collect(rows, |row| {
+        Ok((
+            get(row, 0)?,
+            Gpu {
+                uuid: get(row, 1)?,
+                serial: get(row, 2)?,
+                catalogue_id: get(row, 3)?,
+                tpp: get_u64(row, 4, "gpu tpp")?,
+                counted: get(row, 5)?,
+            },
+        ))
+    })
 }
 
 pub(crate) async fn rejections(
@@ -248,7 +260,7 @@ pub(crate) async fn events(
 ) -> Result<Vec<Event>, StoreError> {
     let rows = conn
         .query(
-            "SELECT at_ms, kind, host_id, key_id, detail
+            "SELECT at_ms, kind, host_id, key_id, detail, value
              FROM events WHERE at_ms >= $1 ORDER BY at_ms, id LIMIT $2",
             &[&since_ms, &sql_limit(limit)],
         )
@@ -260,6 +272,7 @@ pub(crate) async fn events(
             host_id: get(row, 2)?,
             key_id: get_32_opt(row, 3, "key_id")?,
             detail: get(row, 4)?,
+            value: get(row, 5)?,
         })
     })
 }
@@ -425,7 +438,8 @@ pub(crate) async fn host_changes(
             country: get(row, 3)?,
             tpp: get_u64(row, 4, "tpp")?,
             devices: get_u32(row, 5, "devices")?,
-            decommissioned: kind == "decommissioned",
+            // attested, or one of: decommissioned, rebound, stopped.
+            decommissioned: kind != "attested",
         })
     })
 }

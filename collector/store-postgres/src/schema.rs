@@ -10,7 +10,10 @@ use crate::pool::{Conn, Db};
 
 /// The scripts in order; script `i` takes the schema from version `i` to `i + 1`. Only ever
 /// append: a released script is never edited.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_initial.sql"),
+    include_str!("migrations/0002_ledger.sql"),
+];
 
 /// The schema version this build writes.
 pub(crate) fn known_version() -> u32 {

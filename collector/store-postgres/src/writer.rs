@@ -1,15 +1,16 @@
 //! The writer task and its group commit.
 //!
-//! Every commit and every logged administrative write (agents, decommissioning) reaches the
-//! task as a `Job`, in queue order. Commits queued together are stored in ONE transaction
-//! (`group`). If that transaction fails on a statement that refused the data, it is rolled back
-//! and each batch runs again alone, so only the offending batch fails. Every waiter is answered
-//! only after its transaction's COMMIT returned.
+//! Every commit and every logged administrative write (agents, re-bindings, revocations,
+//! decommissioning) reaches the task as a `Job`, in queue order: the order in which `commit`
+//! and the administrative methods were called. Commits queued together are stored in ONE
+//! transaction (`group`). If that transaction fails on a statement that refused the data, it
+//! is rolled back and each batch runs again alone, so only the offending batch fails. Every
+//! waiter is answered only after its transaction's COMMIT returned.
 
 use std::sync::Arc;
 
 use collector_store::{
-    AgentRecord, Batch, CommitReceipt, KeyId, StoreError, WriterCounters as Counters,
+    AgentRecord, Batch, CommitReceipt, HostChange, KeyId, StoreError, WriterCounters as Counters,
 };
 use proto_merkle::Frontier;
 use tokio::sync::{mpsc, oneshot};
@@ -37,6 +38,7 @@ pub(crate) enum Job {
 #[derive(Debug)]
 pub(crate) enum AdminOp {
     PutAgent(AgentRecord),
+    Rebind(AgentRecord, Option<HostChange>),
     Revoke(KeyId, i64),
     Decommission(String, i64),
 }
@@ -94,7 +96,7 @@ impl Writer {
     }
 
     /// Takes jobs until the queue is closed and drained.
-    pub(crate) async fn run(mut self, mut queue: mpsc::Receiver<Job>) {
+    pub(crate) async fn run(mut self, mut queue: mpsc::UnboundedReceiver<Job>) {
         // A job taken off the queue while gathering a group, which must run after that group.
         let mut carried: Option<Job> = None;
         loop {

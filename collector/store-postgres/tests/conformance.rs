@@ -1,6 +1,6 @@
 //! The shared conformance suite against `PostgresStore`, each check in a fresh schema: with
 //! the default settings, and with the ones that change the writer's behaviour most (no
-//! grouping, a tiny queue, one read connection).
+//! grouping, one read connection).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -35,10 +35,9 @@ fn postgres_store_conforms_with_default_options() {
 
 #[test]
 #[cfg_attr(not(veu_postgres), ignore = "not run: VEU_TEST_POSTGRES_URL is unset")]
-fn postgres_store_conforms_without_grouping_and_with_a_tiny_queue() {
+fn postgres_store_conforms_without_grouping_and_with_one_read_connection() {
     run(PostgresOptions {
         max_group_attestations: 1,
-        queue_depth: 1,
         read_connections: 1,
         ..PostgresOptions::default()
     });

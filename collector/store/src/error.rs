@@ -21,6 +21,10 @@ pub enum StoreError {
     /// was stored.
     #[error("attestation {sequence} names key {}, which is not enrolled", hex(.key_id))]
     UnknownKey { key_id: KeyId, sequence: u64 },
+    /// An enrolment names a key that is already enrolled (or was, and is revoked), or a host
+    /// that already exists: the ledger refuses both, and the store never overwrites either.
+    #[error("key {} or its host is already enrolled", hex(.key_id))]
+    AlreadyEnrolled { key_id: KeyId },
     /// A value does not fit the store's integer columns (signed 64-bit).
     #[error("{field} = {value} is out of the storable range")]
     OutOfRange { field: &'static str, value: u64 },

@@ -1,16 +1,18 @@
-//! The collector's storage port (`AttestationStore`) and its embedded SQLite implementation
-//! (`SqliteStore`); `conformance` holds the behaviour every implementation must show.
+//! The collector's storage port: `AttestationStore`, the model it keeps, the ledger's books as
+//! a store keeps them (`ledger`: host updates made from the ledger's decisions, and the ledger
+//! restored from them), and `conformance`, the behaviour every implementation must show.
+//! The implementations are `collector-store-sqlite` (embedded) and `collector-store-postgres`.
 //!
-//! Invariant: a commit that returned `Ok` is durable (with the default settings, across SIGKILL
-//! and power loss) and holds the whole batch; a batch that failed left nothing behind. A stored
-//! (key, sequence) never changes its digest, so a chain can never be forked in storage. SQL
-//! dialect details stay inside `sqlite`; nothing outside it names an engine.
+//! Invariant: no storage engine here (no SQL, no database client). A commit that returned `Ok`
+//! is durable and holds the whole batch; a batch that failed left nothing behind. A stored
+//! (key, sequence) never changes its digest, so a chain can never be forked in storage. Stores
+//! decide nothing about hosts: they persist what the ledger decided.
 
 pub mod conformance;
 mod error;
+pub mod ledger;
 mod model;
-mod park;
-pub mod sqlite;
+pub mod park;
 mod stats;
 
 use std::fmt;
@@ -21,10 +23,12 @@ use std::task::{Context, Poll};
 pub use error::{BackendError, StoreError, TokenError};
 pub use model::{
     AcceptedAttestation, AgentRecord, Batch, CommitReceipt, EnrollToken, Event, Gpu, HostChange,
-    HostState, KeyId, LogRecord, Rejection, StoredTreeHead,
+    HostState, HostUpdate, KeyId, LogRecord, Rejection, StoredTreeHead,
 };
-pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use stats::{WriterCounters, WriterStats};
+
+/// A chain's newest stored link: key, sequence, digest and the link's issue time.
+pub type StoredHead = (KeyId, u64, [u8; 32], i64);
 
 /// Position just after one attestation in the `attestations` order:
 /// (`received_at_ms`, `key_id`, `sequence`).
@@ -36,14 +40,14 @@ pub type Cursor = (i64, KeyId, u64);
 /// or run the others on a blocking thread. Time ranges are half-open, `[from_ms, to_ms)`.
 pub trait AttestationStore: Send + Sync + 'static {
     /// Stores the whole batch in one transaction; the future resolves only after the commit is
-    /// durable. Each accepted attestation also moves its host's `HostState` to it when it is
-    /// newer than the state held (same key: a higher sequence; another key, e.g. after
-    /// re-enrolment: an issue time no earlier), and a host that attests after its
-    /// decommissioning time is in service again. A (key, sequence) already stored with the same
-    /// digest is an idempotent repeat (counted in the receipt, nothing changes); with a
-    /// different digest the batch fails with `Conflict`, and with a key never enrolled with
-    /// `UnknownKey`: then nothing of the batch is stored. Events and rejections are always
-    /// appended. A future dropped before it resolved may or may not have stored its batch.
+    /// durable. The store decides nothing about hosts: each `HostUpdate` (the ledger's effect)
+    /// is persisted as it is, and its change appended after those already stored. A (key,
+    /// sequence) already stored with the same digest is an idempotent repeat (counted in the
+    /// receipt); with a different digest the batch fails with `Conflict`, and with a key never
+    /// enrolled with `UnknownKey`: then nothing of the batch is stored. Events and rejections
+    /// are always appended. Batches are stored, and their log leaves appended, in the order
+    /// `commit` was called (the order the ledger applied them). A future dropped before it
+    /// resolved may or may not have stored its batch.
     fn commit(&self, batch: Batch) -> CommitFuture;
 
     /// `commit` for threads that may block.
@@ -51,9 +55,22 @@ pub trait AttestationStore: Send + Sync + 'static {
         self.commit(batch).wait()
     }
 
-    /// Enrols a key. Enrolling a known key again replaces its host, site, identity and
-    /// enrolment time; a revocation is kept (a revoked key stays revoked).
+    /// Enrols a key for a new host: the agent, the host's first state (nothing attested yet)
+    /// and the `KeyEnrolled` log leaf. A key that is or was enrolled, or a host that exists,
+    /// fails with `AlreadyEnrolled` and changes nothing.
     fn put_agent(&self, agent: &AgentRecord) -> Result<(), StoreError>;
+
+    /// Re-binds an existing host to a new key (an administrator moved or re-keyed it): the
+    /// agent, every earlier unrevoked key of the host revoked at `enrolled_at_ms`, the host's
+    /// state reset to "nothing attested" at the new site, its GPUs released, `change` (the
+    /// ledger's, when the host counted before) appended, and the `HostRebound` log leaf. A key
+    /// that is or was enrolled fails with `AlreadyEnrolled`; a host without state fails with
+    /// `Corrupt`.
+    fn rebind_host(
+        &self,
+        agent: &AgentRecord,
+        change: Option<&HostChange>,
+    ) -> Result<(), StoreError>;
 
     /// Revokes a key; `true` when it was enrolled and not yet revoked.
     fn revoke_agent(&self, key_id: &KeyId, at_ms: i64) -> Result<bool, StoreError>;
@@ -63,19 +80,20 @@ pub trait AttestationStore: Send + Sync + 'static {
 
     fn agent(&self, key_id: &KeyId) -> Result<Option<AgentRecord>, StoreError>;
 
-    /// The highest stored sequence per key and its digest, ordered by key id: where each chain
-    /// continues after a restart.
-    fn chain_heads(&self) -> Result<Vec<(KeyId, u64, [u8; 32])>, StoreError>;
+    /// The highest stored sequence per key, its digest and its issue time, ordered by key id:
+    /// where each chain continues after a restart.
+    fn chain_heads(&self) -> Result<Vec<StoredHead>, StoreError>;
 
     /// The highest stored sequence of one key and its digest: where a chain continues when
     /// another replica stored its latest links.
     fn chain_head(&self, key_id: &KeyId) -> Result<Option<(u64, [u8; 32])>, StoreError>;
 
-    /// Every host that ever attested, decommissioned ones included, ordered by host id.
+    /// Every enrolled host, decommissioned ones included, ordered by host id.
     fn host_states(&self) -> Result<Vec<HostState>, StoreError>;
 
-    /// Marks a host decommissioned; `true` when it was known and in service. The caller
-    /// records the matching event (the store does not know who signed it).
+    /// Marks a host decommissioned (the ledger's decision: it counts nothing from `at_ms` on,
+    /// its GPUs are released); `true` when it was known and in service. The caller records the
+    /// matching event (the store does not know who signed it).
     fn decommission(&self, host_id: &str, at_ms: i64) -> Result<bool, StoreError>;
 
     fn stored_digest(&self, key_id: &KeyId, sequence: u64) -> Result<Option<[u8; 32]>, StoreError>;
@@ -100,9 +118,9 @@ pub trait AttestationStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<AcceptedAttestation>, StoreError>;
 
-    /// (uuid, serial, host_id) of the GPUs in each in-service host's current state, ordered by
-    /// host and by position in its attestation: for conflict detection at startup.
-    fn gpu_owners(&self) -> Result<Vec<(String, String, String)>, StoreError>;
+    /// (host_id, GPU) of every host's current state, ordered by host and by position in its
+    /// attestation: the ledger's GPU claims, restored at start-up.
+    fn host_gpus(&self) -> Result<Vec<(String, Gpu)>, StoreError>;
 
     /// The newest rejections first; at most `limit`.
     fn rejections(&self, limit: usize) -> Result<Vec<Rejection>, StoreError>;
@@ -131,7 +149,7 @@ pub trait AttestationStore: Send + Sync + 'static {
     /// The database's size on disk in bytes, for the storage-per-host-month figure.
     fn size_bytes(&self) -> Result<u64, StoreError>;
 
-    // The transparency log. Every stored attestation, enrolment, revocation and
+    // The transparency log. Every stored attestation, enrolment, re-binding, revocation and
     // decommissioning is appended as a `proto_evidence::LogEntry` leaf in the same transaction
     // that stores it, so the log and the tables never disagree.
 

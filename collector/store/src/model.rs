@@ -32,7 +32,10 @@ pub struct AcceptedAttestation {
     pub country: String,
     pub issued_at_ms: i64,
     pub received_at_ms: i64,
+    /// Counted TPP, as the ledger decided (GPUs another host holds excluded; 0 for a
+    /// decommissioned host).
     pub tpp: u64,
+    /// Counted devices, as the ledger decided.
     pub devices: u32,
     pub simulated: bool,
     /// Sequences missing before this one (lost evidence).
@@ -41,22 +44,28 @@ pub struct AcceptedAttestation {
     pub fresh: bool,
     /// The exact bytes received, kept verbatim: the evidence an auditor re-verifies.
     pub envelope: Vec<u8>,
+    /// Its GPUs, normalised, each with whether the ledger counted it.
     pub gpus: Vec<Gpu>,
     /// Its position in the transparency log: assigned by the store when it commits (a value
     /// given to `commit` is ignored), returned by reads.
     pub log_index: Option<u64>,
 }
 
-/// One physical accelerator as an attestation reported it.
+/// One physical accelerator as an attestation reported it: identities normalised
+/// (`collector_core::conflicts::normalise`), and whether it counts for its host.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Gpu {
     pub uuid: String,
     pub serial: String,
     pub catalogue_id: String,
     pub tpp: u64,
+    /// False when another host holds one of its identities, or its host does not count.
+    pub counted: bool,
 }
 
-/// Where a host stands after its newest accepted attestation.
+/// Where a host stands in the ledger (`collector_core::HostRecord`, persisted): a row exists
+/// from the host's enrolment on; `last_sequence` is 0 until it attests (again, after a
+/// re-binding).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct HostState {
     pub host_id: String,
@@ -67,9 +76,39 @@ pub struct HostState {
     pub last_digest: [u8; 32],
     pub last_issued_at_ms: i64,
     pub last_received_at_ms: i64,
+    /// Counted TPP and devices.
     pub tpp: u64,
     pub devices: u32,
     pub decommissioned_at_ms: Option<i64>,
+}
+
+impl HostState {
+    /// A host's state from its enrolment (or re-binding) until its first attestation: at the
+    /// agent's site, under its key, counting nothing.
+    pub fn enrolled(agent: &AgentRecord) -> Self {
+        Self {
+            host_id: agent.host_id.clone(),
+            site_id: agent.site_id.clone(),
+            country: agent.country.clone(),
+            key_id: agent.key_id,
+            last_sequence: 0,
+            last_digest: [0; 32],
+            last_issued_at_ms: 0,
+            last_received_at_ms: 0,
+            tpp: 0,
+            devices: 0,
+            decommissioned_at_ms: None,
+        }
+    }
+}
+
+/// What the ledger decided about one host, for the store to persist as it is: its new state,
+/// its GPUs, and the change of what counts (if any), appended to the host changes in order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HostUpdate {
+    pub state: HostState,
+    pub gpus: Vec<Gpu>,
+    pub change: Option<HostChange>,
 }
 
 /// Something the collector flagged ("gap", "gpu_conflict", "revoked", "decommissioned", ...).
@@ -79,7 +118,11 @@ pub struct Event {
     pub kind: String,
     pub host_id: Option<String>,
     pub key_id: Option<KeyId>,
+    /// In words, for people.
     pub detail: String,
+    /// The event's number, for programs (never parsed from `detail`): a gap's missing count, a
+    /// silence's start, a decommissioned host's decommissioning time.
+    pub value: Option<i64>,
 }
 
 /// An input the collector refused, with its reason code (e.g. "bad_signature").
@@ -103,12 +146,17 @@ pub struct EnrollToken {
     /// The first instant at which the token no longer works.
     pub expires_at_ms: i64,
     pub used_at_ms: Option<i64>,
+    /// A rebind token: it re-binds this existing host (an administrator's explicit move or
+    /// re-key) instead of enrolling a new one.
+    pub rebind_host: Option<String>,
 }
 
 /// Everything one verification step decided, stored all together or not at all.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Batch {
     pub attestations: Vec<AcceptedAttestation>,
+    /// The ledger's effects of those attestations, in the order it applied them.
+    pub hosts: Vec<HostUpdate>,
     pub events: Vec<Event>,
     pub rejections: Vec<Rejection>,
 }
@@ -116,7 +164,10 @@ pub struct Batch {
 impl Batch {
     /// Whether the batch carries nothing to store.
     pub fn is_empty(&self) -> bool {
-        self.attestations.is_empty() && self.events.is_empty() && self.rejections.is_empty()
+        self.attestations.is_empty()
+            && self.hosts.is_empty()
+            && self.events.is_empty()
+            && self.rejections.is_empty()
     }
 }
 
@@ -150,16 +201,17 @@ pub struct StoredTreeHead {
     pub envelope: Vec<u8>,
 }
 
-/// A host's state from one instant on: what past distributions and reports replay.
+/// A host's state from one instant on: what past distributions and reports replay. Stored in
+/// the ledger's order; `at_ms` is the ledger's clock (collector time, never the agent's).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct HostChange {
-    /// The attestation's issue time, or the decommissioning time.
+    /// The ledger's instant.
     pub at_ms: i64,
     pub host_id: String,
     pub site_id: String,
     pub country: String,
     pub tpp: u64,
     pub devices: u32,
-    /// The host stopped counting (an operator decommissioned it).
+    /// The host stopped counting (decommissioned, or re-bound and not attested yet).
     pub decommissioned: bool,
 }

@@ -1,5 +1,5 @@
-//! Waiting for a future by parking the thread. The store's blocking methods and its writer
-//! thread use this instead of tokio's `blocking_*` calls, which panic when called from inside a
+//! Waiting for a future by parking the thread. The stores' blocking methods and their writer
+//! threads use this instead of tokio's `blocking_*` calls, which panic when called from inside a
 //! runtime: a blocking store call on a runtime thread is slow, never a crash.
 
 use std::future::Future;
@@ -22,7 +22,7 @@ impl Wake for Unpark {
 }
 
 /// Polls `future` to completion on this thread, parking between wake-ups.
-pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
+pub fn block_on<F: Future>(future: F) -> F::Output {
     let mut future = pin!(future);
     let waker = Waker::from(Arc::new(Unpark(thread::current())));
     let mut cx = Context::from_waker(&waker);

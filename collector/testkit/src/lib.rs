@@ -13,6 +13,8 @@
     missing_debug_implementations
 )]
 
+pub mod differential;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -23,7 +25,8 @@ use collector_server::log::LogKeeper;
 use collector_server::metrics::Metrics;
 use collector_server::nonce::NonceIssuer;
 use collector_server::{Collector, Rules, TlsFiles};
-use collector_store::{AgentRecord, AttestationStore, SqliteOptions, SqliteStore};
+use collector_store::{AgentRecord, AttestationStore};
+use collector_store_sqlite::{SqliteOptions, SqliteStore};
 use proto_accounting::{Catalogue, Policy};
 use proto_evidence::{
     AttestationPayload, ChainDigest, DeviceRecord, EvidenceSource, HostId, SiteId, Totals,
@@ -58,6 +61,7 @@ pub struct Harness {
     pub stop: CancellationToken,
     /// The collector's log keeper (signs heads, builds reports).
     pub log: Arc<LogKeeper>,
+    clock: fn() -> i64,
 }
 
 /// One enrolled agent: signing key, TLS credential, host and site.
@@ -84,35 +88,7 @@ impl Harness {
         let store = Arc::new(
             SqliteStore::open(&dir.path().join("collector.db"), SqliteOptions::default()).unwrap(),
         );
-        let policy_toml = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../deploy/policies")
-                .join(policy_file),
-        )
-        .unwrap();
-        let rules = Rules {
-            catalogue: Catalogue::builtin().unwrap(),
-            policy: Policy::from_toml(&policy_toml).unwrap(),
-            policy_toml,
-            catalogue_toml: proto_accounting::catalogue::BUILTIN_TOML.to_owned(),
-            sites: SiteRegistry::from_toml(
-                "[[site]]\nid = \"us-va-1\"\ncountry = \"US\"\n[[site]]\nid = \"my-1\"\ncountry = \"MY\"\n",
-            )
-            .unwrap(),
-            max_future_skew_ms: 300_000,
-            max_backlog_ms: 30 * 86_400_000,
-        };
-        let collector = Arc::new(
-            Collector::open(
-                Arc::clone(&store) as Arc<dyn AttestationStore>,
-                rules,
-                NonceIssuer::new(&[42; 32], 300_000),
-                Arc::new(Metrics::new()),
-                180_000,
-                clock,
-            )
-            .unwrap(),
-        );
+        let collector = Arc::new(open_collector(&store, policy_file, clock));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let tls = TlsFiles {
@@ -132,7 +108,7 @@ impl Harness {
             tls,
             Arc::clone(&collector),
             log,
-            None,
+            Some(Arc::new(Ca::load(&pki).unwrap())),
             Duration::from_secs(300),
             stop.clone(),
         ));
@@ -145,7 +121,26 @@ impl Harness {
             collector,
             stop,
             log: log_keeper,
+            clock,
         }
+    }
+
+    /// A collector opened afresh on this harness's store, as a restart would open it: its
+    /// books are loaded from what the store persisted.
+    pub fn reopen(&self, policy_file: &str) -> Collector {
+        open_collector(&self.store, policy_file, self.clock)
+    }
+
+    /// A channel with a client certificate of `role` named `name`.
+    pub async fn channel_as(&self, role: Role, name: &str) -> Channel {
+        let credential = self.ca.issue_client(role, name, SystemTime::now()).unwrap();
+        self.channel(&credential.cert_pem, &credential.key_pem)
+            .await
+    }
+
+    /// A channel without a client certificate (what an enrolling host has).
+    pub async fn anonymous_channel(&self) -> Channel {
+        self.connect(None).await
     }
 
     /// Enrolls an agent directly in the store, with a certificate from the test CA.
@@ -162,11 +157,10 @@ impl Harness {
             site_id: site.to_owned(),
             country: if site.starts_with("us") { "US" } else { "MY" }.to_owned(),
             identity: format!("urn:veu:agent:{host}"),
-            enrolled_at_ms: now_ms(),
+            enrolled_at_ms: self.collector.now_ms(),
             revoked_at_ms: None,
         };
-        self.store.put_agent(&record).unwrap();
-        self.collector.remember(&record);
+        self.collector.enrol(&record, false).unwrap();
         Agent {
             signer,
             cert: credential.cert_pem,
@@ -177,12 +171,18 @@ impl Harness {
     }
 
     pub async fn channel(&self, cert: &str, key: &str) -> Channel {
-        let tls = ClientTlsConfig::new()
+        self.connect(Some(Identity::from_pem(cert, key))).await
+    }
+
+    async fn connect(&self, identity: Option<Identity>) -> Channel {
+        let mut tls = ClientTlsConfig::new()
             .ca_certificate(Certificate::from_pem(
                 std::fs::read(self.pki.join("ca.pem")).unwrap(),
             ))
-            .identity(Identity::from_pem(cert, key))
             .domain_name("127.0.0.1");
+        if let Some(identity) = identity {
+            tls = tls.identity(identity);
+        }
         Channel::from_shared(format!("https://{}", self.addr))
             .unwrap()
             .tls_config(tls)
@@ -205,36 +205,77 @@ impl Harness {
     }
 }
 
-pub fn devices(host: &str) -> Vec<DeviceRecord> {
-    (0..8)
-        .map(|index| DeviceRecord {
-            index,
-            uuid: format!("GPU-{host}-{index}"),
-            serial: format!("SN-{host}-{index}"),
-            name: "NVIDIA H100 80GB HBM3".into(),
-            pci_device_id: 0x2330_10de,
-            architecture: "Hopper".into(),
-            catalogue_id: "H100-SXM5-80GB".into(),
-            tpp: 15840,
-            ..DeviceRecord::default()
-        })
-        .collect()
+/// The harness's collector on `store`, with the test sites (us-va-1 in the US, my-1 in
+/// Malaysia) and `policy_file` from deploy/policies.
+fn open_collector(store: &Arc<SqliteStore>, policy_file: &str, clock: fn() -> i64) -> Collector {
+    let policy_toml = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../deploy/policies")
+            .join(policy_file),
+    )
+    .unwrap();
+    let rules = Rules {
+        catalogue: Catalogue::builtin().unwrap(),
+        policy: Policy::from_toml(&policy_toml).unwrap(),
+        policy_toml,
+        catalogue_toml: proto_accounting::catalogue::BUILTIN_TOML.to_owned(),
+        sites: SiteRegistry::from_toml(
+            "[[site]]\nid = \"us-va-1\"\ncountry = \"US\"\n[[site]]\nid = \"my-1\"\ncountry = \"MY\"\n",
+        )
+        .unwrap(),
+        max_future_skew_ms: 300_000,
+        max_backlog_ms: 30 * 86_400_000,
+    };
+    Collector::open(
+        Arc::clone(store) as Arc<dyn AttestationStore>,
+        rules,
+        NonceIssuer::new(&[42; 32], 300_000),
+        Arc::new(Metrics::new()),
+        180_000,
+        clock,
+    )
+    .unwrap()
 }
 
-pub fn payload(
-    agent: &Agent,
+/// GPU `index` of `host`: an H100 SXM with a UUID and serial of its own.
+pub fn h100(host: &str, index: usize) -> DeviceRecord {
+    DeviceRecord {
+        index: u32::try_from(index).unwrap(),
+        uuid: format!("GPU-{host}-{index}"),
+        serial: format!("SN-{host}-{index}"),
+        name: "NVIDIA H100 80GB HBM3".into(),
+        pci_device_id: 0x2330_10de,
+        architecture: "Hopper".into(),
+        catalogue_id: "H100-SXM5-80GB".into(),
+        tpp: 15840,
+        ..DeviceRecord::default()
+    }
+}
+
+/// Eight H100s of `host`.
+pub fn devices(host: &str) -> Vec<DeviceRecord> {
+    (0..8).map(|index| h100(host, index)).collect()
+}
+
+/// A statement of `signer`'s key for `host` at `site`: simulated evidence listing `devices`.
+#[allow(clippy::too_many_arguments)]
+pub fn statement(
+    signer: &Ed25519Signer,
+    host: &str,
+    site: &str,
     sequence: u64,
     previous: ChainDigest,
+    issued_at_ms: i64,
     nonce: &[u8],
+    devices: Vec<DeviceRecord>,
 ) -> AttestationPayload {
-    let devices = devices(&agent.host);
     AttestationPayload {
-        key_id: agent.signer.key_id(),
-        host_id: HostId(agent.host.clone()),
-        site_id: SiteId(agent.site.clone()),
+        key_id: signer.key_id(),
+        host_id: HostId(host.to_owned()),
+        site_id: SiteId(site.to_owned()),
         sequence,
         previous_digest: previous,
-        issued_at_unix_ms: now_ms(),
+        issued_at_unix_ms: issued_at_ms,
         collector_nonce: nonce.to_vec(),
         totals: Totals::of(&devices).unwrap(),
         devices,
@@ -244,6 +285,25 @@ pub fn payload(
         source: EvidenceSource::Simulated,
         driver_version: String::new(),
     }
+}
+
+/// `agent`'s link `sequence`, issued now, with its eight GPUs.
+pub fn payload(
+    agent: &Agent,
+    sequence: u64,
+    previous: ChainDigest,
+    nonce: &[u8],
+) -> AttestationPayload {
+    statement(
+        &agent.signer,
+        &agent.host,
+        &agent.site,
+        sequence,
+        previous,
+        now_ms(),
+        nonce,
+        devices(&agent.host),
+    )
 }
 
 pub fn attestation(envelope: &proto_evidence::Envelope) -> v1::AgentMessage {

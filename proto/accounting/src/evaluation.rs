@@ -69,11 +69,26 @@ pub struct Violation {
 }
 
 /// Counted TPP per country. Kept up to date incrementally: each change costs one map update.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// A country is listed while something added to it is still there (a host with 0 TPP lists its
+/// country with 0), so a distribution kept up to date with `replace` lists exactly what one
+/// built afresh with `add` lists. Two distributions are equal when they list the same
+/// countries with the same TPP.
+#[derive(Debug, Clone, Default)]
 pub struct Distribution {
     by_country: BTreeMap<CountryCode, u64>,
+    /// How many contributions each listed country holds.
+    members: BTreeMap<CountryCode, u64>,
     total: u64,
 }
+
+impl PartialEq for Distribution {
+    fn eq(&self, other: &Self) -> bool {
+        self.by_country == other.by_country && self.total == other.total
+    }
+}
+
+impl Eq for Distribution {}
 
 /// TPP beyond what 64 bits hold: a fleet this large is an input error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -91,6 +106,7 @@ impl Distribution {
         let total = self.total.checked_add(tpp).ok_or(TppOverflow)?;
         let entry = self.by_country.entry(country).or_insert(0);
         *entry = entry.checked_add(tpp).ok_or(TppOverflow)?;
+        *self.members.entry(country).or_insert(0) += 1;
         self.total = total;
         Ok(())
     }
@@ -106,6 +122,12 @@ impl Distribution {
             let removed = tpp.min(*entry);
             *entry -= removed;
             self.total -= removed;
+            let members = self.members.entry(country).or_insert(0);
+            *members = members.saturating_sub(1);
+            if *members == 0 {
+                self.members.remove(&country);
+                self.by_country.remove(&country);
+            }
         }
         match new {
             Some((country, tpp)) => self.add(country, tpp),

@@ -55,7 +55,23 @@ pub enum LogEntry {
         /// The revoked key.
         key_id: KeyId,
     },
-    /// A host decommissioned by an operator: it stops counting until it attests again.
+    /// An administrator re-bound an existing host to a new key, perhaps at another site: every
+    /// earlier key of the host is revoked, and the host counts nothing until the new key
+    /// attests. The key id is the SHA-256 of `public_key`.
+    HostRebound {
+        /// Re-binding time.
+        at_ms: i64,
+        /// The new key's raw Ed25519 public key.
+        public_key: [u8; 32],
+        /// The host.
+        host_id: String,
+        /// Its (new) site.
+        site_id: String,
+        /// The site's country.
+        country: String,
+    },
+    /// A host decommissioned by an operator: it counts nothing from then on; its later
+    /// attestations are kept as evidence and flagged.
     HostDecommissioned {
         /// Decommissioning time.
         at_ms: i64,
@@ -69,6 +85,7 @@ const ATTESTATION: u8 = 1;
 const KEY_ENROLLED: u8 = 2;
 const KEY_REVOKED: u8 = 3;
 const HOST_DECOMMISSIONED: u8 = 4;
+const HOST_REBOUND: u8 = 5;
 
 /// Bytes that are not a log entry or tree head this version knows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -99,17 +116,19 @@ impl LogEntry {
         match self {
             Self::Attestation { received_at_ms, .. } => *received_at_ms,
             Self::KeyEnrolled { at_ms, .. }
+            | Self::HostRebound { at_ms, .. }
             | Self::KeyRevoked { at_ms, .. }
             | Self::HostDecommissioned { at_ms, .. } => *at_ms,
         }
     }
 
-    /// Short name of the kind: `attestation`, `key_enrolled`, `key_revoked`,
+    /// Short name of the kind: `attestation`, `key_enrolled`, `host_rebound`, `key_revoked`,
     /// `host_decommissioned`.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Attestation { .. } => "attestation",
             Self::KeyEnrolled { .. } => "key_enrolled",
+            Self::HostRebound { .. } => "host_rebound",
             Self::KeyRevoked { .. } => "key_revoked",
             Self::HostDecommissioned { .. } => "host_decommissioned",
         }
@@ -134,8 +153,19 @@ impl LogEntry {
                 host_id,
                 site_id,
                 country,
+            }
+            | Self::HostRebound {
+                at_ms,
+                public_key,
+                host_id,
+                site_id,
+                country,
             } => {
-                out.push(KEY_ENROLLED);
+                out.push(if matches!(self, Self::KeyEnrolled { .. }) {
+                    KEY_ENROLLED
+                } else {
+                    HOST_REBOUND
+                });
                 out.extend_from_slice(&at_ms.to_be_bytes());
                 out.extend_from_slice(public_key);
                 put_str(&mut out, host_id)?;
@@ -171,6 +201,13 @@ impl LogEntry {
                 envelope: Sha256(reader.array()?),
             },
             KEY_ENROLLED => Self::KeyEnrolled {
+                at_ms,
+                public_key: reader.array()?,
+                host_id: reader.string()?,
+                site_id: reader.string()?,
+                country: reader.string()?,
+            },
+            HOST_REBOUND => Self::HostRebound {
                 at_ms,
                 public_key: reader.array()?,
                 host_id: reader.string()?,

@@ -3,9 +3,9 @@
 use std::sync::Barrier;
 use std::thread;
 
-use super::fixture::{agent, attestation, batch, key, state_of};
+use super::fixture::{agent, attestation, batch, enrolled_state, key, state_of};
 use super::{Failure, ensure, ensure_eq};
-use crate::{AttestationStore, EnrollToken, TokenError};
+use crate::{AttestationStore, EnrollToken, StoreError, TokenError};
 
 type Outcome = Result<(), Failure>;
 
@@ -19,17 +19,24 @@ pub(super) fn agents_put_replace_revoke_list(store: &dyn AttestationStore) -> Ou
     ensure_eq!(store.agents()?, vec![first.clone(), second.clone()]);
     ensure_eq!(store.agent(&key(1))?, Some(first.clone()));
     ensure_eq!(store.agent(&key(3))?, None);
+    ensure_eq!(
+        store.host_states()?,
+        vec![enrolled_state(&first), enrolled_state(&second)]
+    );
 
+    // A known key is never enrolled again, for its host or another.
     let moved = crate::AgentRecord {
         host_id: "host-z".to_owned(),
         site_id: "site-z".to_owned(),
-        country: "DE".to_owned(),
         identity: "f".repeat(64),
         enrolled_at_ms: 9_000,
         ..first.clone()
     };
-    store.put_agent(&moved)?;
-    ensure_eq!(store.agent(&key(1))?, Some(moved.clone()));
+    match store.put_agent(&moved) {
+        Err(StoreError::AlreadyEnrolled { .. }) => {}
+        other => ensure!(false, "enrolling a known key gave {other:?}"),
+    }
+    ensure_eq!(store.agent(&key(1))?, Some(first.clone()));
 
     ensure!(store.revoke_agent(&key(1), 5_000)?, "first revocation");
     ensure!(!store.revoke_agent(&key(1), 6_000)?, "second revocation");
@@ -39,11 +46,14 @@ pub(super) fn agents_put_replace_revoke_list(store: &dyn AttestationStore) -> Ou
     );
     let revoked = crate::AgentRecord {
         revoked_at_ms: Some(5_000),
-        ..moved.clone()
+        ..first.clone()
     };
     ensure_eq!(store.agent(&key(1))?, Some(revoked.clone()));
-    // Enrolling a revoked key again does not lift the revocation.
-    store.put_agent(&moved)?;
+    // Enrolling a revoked key again is refused; the revocation stays.
+    ensure!(
+        store.put_agent(&first).is_err(),
+        "a revoked key enrolled again"
+    );
     ensure_eq!(store.agent(&key(1))?, Some(revoked.clone()));
     ensure_eq!(store.agents()?, vec![revoked, second]);
     Ok(())
@@ -56,6 +66,7 @@ fn token(n: u8, expires_at_ms: i64) -> EnrollToken {
         created_at_ms: 1_000,
         expires_at_ms,
         used_at_ms: None,
+        rebind_host: n.is_multiple_of(2).then(|| format!("host-{n}")),
     }
 }
 
@@ -119,7 +130,7 @@ pub(super) fn tokens_spent_once_under_contention(store: &dyn AttestationStore) -
     Ok(())
 }
 
-pub(super) fn decommission_marks_and_reactivates(store: &dyn AttestationStore) -> Outcome {
+pub(super) fn decommission_marks_and_releases(store: &dyn AttestationStore) -> Outcome {
     store.put_agent(&agent(1, "host-a"))?;
     store.put_agent(&agent(2, "host-b"))?;
     let a1 = attestation(1, 1, "host-a", 1_000);
@@ -129,31 +140,22 @@ pub(super) fn decommission_marks_and_reactivates(store: &dyn AttestationStore) -
     ensure!(store.decommission("host-a", 5_000)?, "first decommission");
     ensure!(!store.decommission("host-a", 6_000)?, "second decommission");
     ensure!(!store.decommission("host-nope", 5_000)?, "unknown host");
-    ensure_eq!(
-        store.host_states()?,
-        vec![state_of(&a1, Some(5_000)), state_of(&b1, None)]
-    );
-    // A decommissioned host's GPUs are free to appear elsewhere.
-    let owners = store.gpu_owners()?;
+    let mut gone = state_of(&a1, Some(5_000));
+    gone.tpp = 0;
+    gone.devices = 0;
+    ensure_eq!(store.host_states()?, vec![gone, state_of(&b1, None)]);
+    // A decommissioned host's GPUs are kept as reported and count nowhere.
+    let gpus = store.host_gpus()?;
     ensure!(
-        owners.iter().all(|(_, _, host)| host == "host-b") && owners.len() == 8,
-        "owners after decommissioning: {owners:?}"
+        gpus.iter()
+            .all(|(host, gpu)| gpu.counted == (host == "host-b"))
+            && gpus.len() == 16,
+        "GPUs after decommissioning: {gpus:?}"
     );
-
-    // A link issued before the decommissioning (a late replay) leaves it decommissioned.
-    let late = attestation(1, 2, "host-a", 4_000);
-    store.commit_blocking(batch(vec![late.clone()]))?;
-    ensure_eq!(
-        store.host_states()?,
-        vec![state_of(&late, Some(5_000)), state_of(&b1, None)]
+    let last = store.host_changes(i64::MAX)?.pop();
+    ensure!(
+        last.is_some_and(|c| c.decommissioned && c.at_ms == 5_000 && c.host_id == "host-a"),
+        "no decommissioning change"
     );
-    // Attesting after it puts the host back in service.
-    let back = attestation(1, 3, "host-a", 7_000);
-    store.commit_blocking(batch(vec![back.clone()]))?;
-    ensure_eq!(
-        store.host_states()?,
-        vec![state_of(&back, None), state_of(&b1, None)]
-    );
-    ensure_eq!(store.gpu_owners()?.len(), 16);
     Ok(())
 }

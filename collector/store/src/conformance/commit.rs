@@ -77,29 +77,79 @@ pub(super) fn updates_host_state(store: &dyn AttestationStore) -> Outcome {
     Ok(())
 }
 
-pub(super) fn host_state_ignores_older_links(store: &dyn AttestationStore) -> Outcome {
+/// The store decides nothing about hosts: it keeps the ledger's update as given, uncounted
+/// GPUs and all, and appends its changes in commit order.
+pub(super) fn host_updates_persist_as_given(store: &dyn AttestationStore) -> Outcome {
     store.put_agent(&agent(1, "host-a"))?;
-    let newer = attestation(1, 5, "host-a", 5_000);
-    let older = attestation(1, 3, "host-a", 6_000);
-    store.commit_blocking(batch(vec![newer.clone()]))?;
-    ensure_eq!(store.commit_blocking(batch(vec![older]))?, receipt(1, 0));
-    ensure_eq!(store.host_states()?, vec![state_of(&newer, None)]);
+    let mut a1 = attestation(1, 1, "host-a", 1_000);
+    a1.gpus[2].counted = false;
+    a1.tpp = 7 * 63_328;
+    a1.devices = 7;
+    let mut update = fixture::updates(std::slice::from_ref(&a1));
+    update[0].gpus = a1.gpus.clone();
+    store.commit_blocking(Batch {
+        attestations: vec![a1.clone()],
+        hosts: update,
+        ..Batch::default()
+    })?;
+    ensure_eq!(store.host_states()?, vec![state_of(&a1, None)]);
+    let gpus: Vec<crate::Gpu> = store.host_gpus()?.into_iter().map(|(_, g)| g).collect();
+    ensure_eq!(gpus, a1.gpus);
+    // A link without an update (the ledger changed nothing) leaves the host as it was.
+    let a2 = attestation(1, 2, "host-a", 2_000);
+    store.commit_blocking(Batch {
+        attestations: vec![a2],
+        ..Batch::default()
+    })?;
+    ensure_eq!(store.host_states()?, vec![state_of(&a1, None)]);
+    let changes = store.host_changes(i64::MAX)?;
+    ensure_eq!(changes.len(), 1);
+    ensure_eq!(changes[0].tpp, 7 * 63_328);
     Ok(())
 }
 
-pub(super) fn reenrolled_host_takes_new_key(store: &dyn AttestationStore) -> Outcome {
+/// A re-binding revokes the host's earlier keys, resets it to "nothing attested" at its new
+/// site, releases its GPUs and records the ledger's change; a known key cannot be re-bound.
+pub(super) fn rebind_revokes_and_resets(store: &dyn AttestationStore) -> Outcome {
     store.put_agent(&agent(1, "host-a"))?;
-    store.put_agent(&agent(2, "host-a"))?;
-    let old_key = attestation(1, 10, "host-a", 1_000);
-    let new_key = attestation(2, 1, "host-a", 2_000);
-    store.commit_blocking(batch(vec![old_key]))?;
-    store.commit_blocking(batch(vec![new_key.clone()]))?;
-    ensure_eq!(store.host_states()?, vec![state_of(&new_key, None)]);
-
-    // A late link of the old chain, issued before the new key's, is stored but moves nothing.
-    let late = attestation(1, 11, "host-a", 1_500);
-    ensure_eq!(store.commit_blocking(batch(vec![late]))?, receipt(1, 0));
-    ensure_eq!(store.host_states()?, vec![state_of(&new_key, None)]);
+    let a1 = attestation(1, 1, "host-a", 1_000);
+    store.commit_blocking(batch(vec![a1.clone()]))?;
+    let mut new = agent(2, "host-a");
+    new.site_id = "site-elsewhere".to_owned();
+    new.country = "FR".to_owned();
+    new.enrolled_at_ms = 5_000;
+    let change = crate::HostChange {
+        at_ms: 5_000,
+        host_id: "host-a".to_owned(),
+        site_id: new.site_id.clone(),
+        country: "FR".to_owned(),
+        tpp: 0,
+        devices: 0,
+        decommissioned: true,
+    };
+    store.rebind_host(&new, Some(&change))?;
+    ensure_eq!(
+        store.agent(&key(1))?.and_then(|a| a.revoked_at_ms),
+        Some(5_000)
+    );
+    ensure_eq!(store.agent(&key(2))?, Some(new.clone()));
+    let mut expected = fixture::enrolled_state(&new);
+    expected.last_issued_at_ms = a1.issued_at_ms;
+    expected.last_received_at_ms = a1.received_at_ms;
+    ensure_eq!(store.host_states()?, vec![expected]);
+    ensure!(
+        store.host_gpus()?.is_empty(),
+        "GPUs kept after a re-binding"
+    );
+    ensure_eq!(store.host_changes(i64::MAX)?.pop(), Some(change));
+    match store.rebind_host(&new, None) {
+        Err(StoreError::AlreadyEnrolled { .. }) => {}
+        other => ensure!(false, "re-binding a known key gave {other:?}"),
+    }
+    match store.put_agent(&agent(3, "host-a")) {
+        Err(StoreError::AlreadyEnrolled { .. }) => {}
+        other => ensure!(false, "enrolling an existing host gave {other:?}"),
+    }
     Ok(())
 }
 
@@ -113,9 +163,12 @@ pub(super) fn idempotent_resubmission(store: &dyn AttestationStore) -> Outcome {
         store.commit_blocking(batch(vec![a2.clone(), a3.clone()]))?,
         receipt(1, 1)
     );
-    // A repeat of an old link does not move the host back.
+    // A repeat of an old link (which the ledger never applies twice) changes nothing.
     ensure_eq!(
-        store.commit_blocking(batch(vec![a1.clone()]))?,
+        store.commit_blocking(Batch {
+            attestations: vec![a1.clone()],
+            ..Batch::default()
+        })?,
         receipt(0, 1)
     );
     ensure_eq!(everything(store)?, vec![a1, a2, a3.clone()]);
@@ -133,6 +186,7 @@ pub(super) fn conflicting_digest_stores_nothing(store: &dyn AttestationStore) ->
     fork.envelope = fixture::envelope(9, 9, 100);
     let doomed = Batch {
         attestations: vec![attestation(1, 2, "host-a", 2_000), fork],
+        hosts: Vec::new(),
         events: vec![fixture::event(2_000, "gap", "lost")],
         rejections: vec![fixture::rejection(2_000, "replay", "again")],
     };
@@ -148,7 +202,10 @@ pub(super) fn conflicting_digest_stores_nothing(store: &dyn AttestationStore) ->
     ensure!(store.rejections(10)?.is_empty(), "a rejection survived");
     ensure!(store.rejection_counts()?.is_empty(), "a count survived");
     ensure_eq!(store.host_states()?, vec![state_of(&a1, None)]);
-    ensure_eq!(store.chain_heads()?, vec![(key(1), 1, a1.digest)]);
+    ensure_eq!(
+        store.chain_heads()?,
+        vec![(key(1), 1, a1.digest, a1.issued_at_ms)]
+    );
     Ok(())
 }
 
@@ -158,6 +215,7 @@ pub(super) fn unknown_key_stores_nothing(store: &dyn AttestationStore) -> Outcom
     let unknown = attestation(9, 4, "host-z", 1_000);
     let doomed = Batch {
         attestations: vec![known, unknown],
+        hosts: Vec::new(),
         events: vec![fixture::event(1_000, "gap", "x")],
         rejections: Vec::new(),
     };
@@ -168,7 +226,10 @@ pub(super) fn unknown_key_stores_nothing(store: &dyn AttestationStore) -> Outcom
         other => ensure!(false, "expected an unknown key, got {other:?}"),
     }
     ensure!(everything(store)?.is_empty(), "an attestation survived");
-    ensure!(store.host_states()?.is_empty(), "a host state survived");
+    ensure_eq!(
+        store.host_states()?,
+        vec![fixture::enrolled_state(&agent(1, "host-a"))]
+    );
     ensure!(store.events(i64::MIN, 10)?.is_empty(), "an event survived");
     Ok(())
 }
@@ -196,6 +257,7 @@ pub(super) fn conflict_spares_concurrent_batches(store: &dyn AttestationStore) -
                     } else {
                         Batch {
                             attestations: vec![attestation(n, 1, &format!("host-{n}"), 2_000)],
+                            hosts: Vec::new(),
                             events: vec![fixture::event(2_000, "gap", &n.to_string())],
                             rejections: Vec::new(),
                         }
@@ -245,6 +307,7 @@ pub(super) fn empty_and_partial_batches(store: &dyn AttestationStore) -> Outcome
     ensure_eq!(store.commit_blocking(Batch::default())?, receipt(0, 0));
     let only_records = Batch {
         attestations: Vec::new(),
+        hosts: Vec::new(),
         events: vec![fixture::event(1_000, "gap", "x")],
         rejections: vec![fixture::rejection(1_000, "bad_signature", "y")],
     };
@@ -269,9 +332,9 @@ pub(super) fn chain_heads_track_highest(store: &dyn AttestationStore) -> Outcome
     ensure_eq!(
         store.chain_heads()?,
         vec![
-            (key(1), 3, digest(1, 3)),
-            (key(2), 7, digest(2, 7)),
-            (key(3), 5, digest(3, 5)),
+            (key(1), 3, digest(1, 3), 2_950),
+            (key(2), 7, digest(2, 7), 6_950),
+            (key(3), 5, digest(3, 5), 4_950),
         ]
     );
     ensure_eq!(store.chain_head(&key(2))?, Some((7, digest(2, 7))));
@@ -279,7 +342,7 @@ pub(super) fn chain_heads_track_highest(store: &dyn AttestationStore) -> Outcome
     Ok(())
 }
 
-pub(super) fn gpu_owners_follow_latest_inventory(store: &dyn AttestationStore) -> Outcome {
+pub(super) fn host_gpus_follow_latest_inventory(store: &dyn AttestationStore) -> Outcome {
     store.put_agent(&agent(1, "host-a"))?;
     store.put_agent(&agent(2, "host-b"))?;
     let a1 = attestation(1, 1, "host-a", 1_000);
@@ -287,13 +350,11 @@ pub(super) fn gpu_owners_follow_latest_inventory(store: &dyn AttestationStore) -
     b1.gpus.truncate(2);
     store.commit_blocking(batch(vec![a1.clone(), b1.clone()]))?;
 
-    let owners = |gpus: &[crate::Gpu], host: &str| -> Vec<(String, String, String)> {
-        gpus.iter()
-            .map(|g| (g.uuid.clone(), g.serial.clone(), host.to_owned()))
-            .collect()
+    let owners = |gpus: &[crate::Gpu], host: &str| -> Vec<(String, crate::Gpu)> {
+        gpus.iter().map(|g| (host.to_owned(), g.clone())).collect()
     };
     let expected = [owners(&a1.gpus, "host-a"), owners(&b1.gpus, "host-b")].concat();
-    ensure_eq!(store.gpu_owners()?, expected);
+    ensure_eq!(store.host_gpus()?, expected);
 
     // A swapped GPU replaces the host's list; the older attestation keeps its own list.
     let mut a2 = attestation(1, 2, "host-a", 2_000);
@@ -306,7 +367,7 @@ pub(super) fn gpu_owners_follow_latest_inventory(store: &dyn AttestationStore) -
     store.commit_blocking(batch(vec![a2.clone()]))?;
     store.commit_blocking(batch(vec![a3.clone()]))?;
     let expected = [owners(&a2.gpus, "host-a"), owners(&b1.gpus, "host-b")].concat();
-    ensure_eq!(store.gpu_owners()?, expected);
+    ensure_eq!(store.host_gpus()?, expected);
     ensure_eq!(
         unindexed(store.host_history("host-a", 0, i64::MAX, 10)?),
         vec![a1, a2, a3]

@@ -1,7 +1,10 @@
 //! Deterministic test data: the same arguments always give the same values, so a test (or a
 //! process killed mid-way) can recompute what it stored and compare byte for byte.
 
-use crate::{AcceptedAttestation, AgentRecord, Batch, Event, Gpu, HostState, KeyId, Rejection};
+use crate::{
+    AcceptedAttestation, AgentRecord, Batch, Event, Gpu, HostChange, HostState, HostUpdate, KeyId,
+    Rejection,
+};
 
 /// The size of a realistic 8-GPU envelope.
 pub const ENVELOPE_BYTES: usize = 2_560;
@@ -58,6 +61,7 @@ pub fn gpu(host: &str, index: usize) -> Gpu {
         serial: format!("SN-{host}-{index}"),
         catalogue_id: "h100-sxm5-80gb".to_owned(),
         tpp: 63_328,
+        counted: true,
     }
 }
 
@@ -110,6 +114,7 @@ pub fn event(at_ms: i64, kind: &str, detail: &str) -> Event {
         host_id: Some("host-a".to_owned()),
         key_id: Some(key(1)),
         detail: detail.to_owned(),
+        value: Some(at_ms / 2),
     }
 }
 
@@ -125,13 +130,40 @@ pub fn rejection(at_ms: i64, reason: &str, detail: &str) -> Rejection {
     }
 }
 
-/// A batch of attestations only.
+/// A batch of attestations, each with the host update a ledger makes of a plain chain: the
+/// host moves to it, and its change is recorded.
 pub fn batch(attestations: Vec<AcceptedAttestation>) -> Batch {
     Batch {
+        hosts: updates(&attestations),
         attestations,
         events: Vec::new(),
         rejections: Vec::new(),
     }
+}
+
+/// The host updates of `attestations`, as `batch` makes them.
+pub fn updates(attestations: &[AcceptedAttestation]) -> Vec<HostUpdate> {
+    attestations
+        .iter()
+        .map(|a| HostUpdate {
+            state: state_of(a, None),
+            gpus: a.gpus.clone(),
+            change: Some(HostChange {
+                at_ms: a.received_at_ms,
+                host_id: a.host_id.clone(),
+                site_id: a.site_id.clone(),
+                country: a.country.clone(),
+                tpp: a.tpp,
+                devices: a.devices,
+                decommissioned: false,
+            }),
+        })
+        .collect()
+}
+
+/// The state `put_agent` gives a host before its first attestation.
+pub fn enrolled_state(agent: &AgentRecord) -> HostState {
+    HostState::enrolled(agent)
 }
 
 /// SplitMix64: small, deterministic, good enough for test bytes.

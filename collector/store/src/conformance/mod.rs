@@ -57,12 +57,12 @@ pub const CHECKS: &[(&str, Check)] = &[
     ),
     ("commit_updates_host_state", commit::updates_host_state),
     (
-        "host_state_ignores_older_links",
-        commit::host_state_ignores_older_links,
+        "host_updates_persist_as_given",
+        commit::host_updates_persist_as_given,
     ),
     (
-        "reenrolled_host_takes_new_key",
-        commit::reenrolled_host_takes_new_key,
+        "rebind_revokes_and_resets",
+        commit::rebind_revokes_and_resets,
     ),
     ("idempotent_resubmission", commit::idempotent_resubmission),
     (
@@ -90,8 +90,8 @@ pub const CHECKS: &[(&str, Check)] = &[
         commit::chain_heads_track_highest,
     ),
     (
-        "gpu_owners_follow_latest_inventory",
-        commit::gpu_owners_follow_latest_inventory,
+        "host_gpus_follow_latest_inventory",
+        commit::host_gpus_follow_latest_inventory,
     ),
     (
         "agents_put_replace_revoke_list",
@@ -106,8 +106,8 @@ pub const CHECKS: &[(&str, Check)] = &[
         admin::tokens_spent_once_under_contention,
     ),
     (
-        "decommission_marks_and_reactivates",
-        admin::decommission_marks_and_reactivates,
+        "decommission_marks_and_releases",
+        admin::decommission_marks_and_releases,
     ),
     ("attestation_cursor_pages", query::attestation_cursor_pages),
     ("host_history_filters", query::host_history_filters),

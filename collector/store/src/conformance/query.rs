@@ -141,6 +141,7 @@ pub(super) fn events_since_in_order(store: &dyn AttestationStore) -> Outcome {
     let second_tie = crate::Event {
         host_id: None,
         key_id: None,
+        value: None,
         ..fixture::event(1_000, "revoked", "c")
     };
     let late = fixture::event(2_000, "decommissioned", "d");

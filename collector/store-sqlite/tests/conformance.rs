@@ -5,7 +5,8 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use collector_store::{AttestationStore, SqliteOptions, SqliteStore, Synchronous, conformance};
+use collector_store::{AttestationStore, conformance};
+use collector_store_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 
 fn run(options: SqliteOptions) {
     let dir = tempfile::tempdir().unwrap();
@@ -31,7 +32,6 @@ fn sqlite_store_conforms_without_grouping_and_with_a_tiny_queue() {
     run(SqliteOptions {
         synchronous: Synchronous::Normal,
         max_group_attestations: 1,
-        queue_depth: 1,
         read_connections: 0,
         ..SqliteOptions::default()
     });

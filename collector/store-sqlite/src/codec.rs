@@ -1,19 +1,23 @@
 //! Conversions between the model and SQLite's column types: the compact encoding of a GPU
 //! list, and the checked passage of u64 values through signed INTEGER columns.
 
-use crate::{Gpu, StoreError};
+use collector_store::{Gpu, StoreError};
 
-/// Leads every encoded list, so a later encoding can be told apart.
-const GPUS_FORMAT: u8 = 1;
+/// Leads every encoded list, so a later encoding can be told apart. Format 1 had no counted
+/// byte (every GPU counted); it is still read.
+const GPUS_FORMAT: u8 = 2;
+const GPUS_FORMAT_V1: u8 = 1;
 
-/// Encodes a GPU list: the format byte, then per GPU its TPP (u64 big-endian) and its uuid,
-/// serial and catalogue id (each a u32 big-endian length and UTF-8 bytes). Equal lists encode
-/// to equal bytes, which is what lets attestations share one inventory row.
+/// Encodes a GPU list: the format byte, then per GPU its TPP (u64 big-endian), whether it is
+/// counted (one byte, 0 or 1) and its uuid, serial and catalogue id (each a u32 big-endian
+/// length and UTF-8 bytes). Equal lists encode to equal bytes, which is what lets attestations
+/// share one inventory row.
 pub(crate) fn encode_gpus(gpus: &[Gpu]) -> Result<Vec<u8>, StoreError> {
     let mut bytes = Vec::with_capacity(1 + gpus.len() * 96);
     bytes.push(GPUS_FORMAT);
     for gpu in gpus {
         bytes.extend_from_slice(&gpu.tpp.to_be_bytes());
+        bytes.push(u8::from(gpu.counted));
         for text in [&gpu.uuid, &gpu.serial, &gpu.catalogue_id] {
             let len = u32::try_from(text.len()).map_err(|_| StoreError::OutOfRange {
                 field: "gpu string length",
@@ -30,13 +34,26 @@ pub(crate) fn encode_gpus(gpus: &[Gpu]) -> Result<Vec<u8>, StoreError> {
 pub(crate) fn decode_gpus(bytes: &[u8]) -> Result<Vec<Gpu>, StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("GPU list: {what}"));
     let (&format, mut rest) = bytes.split_first().ok_or_else(|| corrupt("empty"))?;
-    if format != GPUS_FORMAT {
+    if format != GPUS_FORMAT && format != GPUS_FORMAT_V1 {
         return Err(corrupt(&format!("unknown format {format}")));
     }
     let mut gpus = Vec::new();
     while !rest.is_empty() {
         let (tpp, after) = take::<8>(rest).ok_or_else(|| corrupt("truncated TPP"))?;
         rest = after;
+        let counted = if format == GPUS_FORMAT_V1 {
+            true
+        } else {
+            let (&flag, after) = rest
+                .split_first()
+                .ok_or_else(|| corrupt("truncated flag"))?;
+            rest = after;
+            match flag {
+                0 => false,
+                1 => true,
+                other => return Err(corrupt(&format!("counted flag {other}"))),
+            }
+        };
         let mut texts = [String::new(), String::new(), String::new()];
         for text in &mut texts {
             let (len, after) = take::<4>(rest).ok_or_else(|| corrupt("truncated length"))?;
@@ -51,6 +68,7 @@ pub(crate) fn decode_gpus(bytes: &[u8]) -> Result<Vec<Gpu>, StoreError> {
             serial,
             catalogue_id,
             tpp: u64::from_be_bytes(tpp),
+            counted,
         });
     }
     Ok(gpus)
@@ -82,6 +100,7 @@ mod tests {
             serial: format!("{}", 1_650_000_000 + n),
             catalogue_id: "h100-sxm5-80gb".to_owned(),
             tpp: 63_328 + n,
+            counted: !n.is_multiple_of(3),
         }
     }
 
@@ -96,6 +115,7 @@ mod tests {
             serial: String::new(),
             catalogue_id: String::new(),
             tpp: u64::MAX,
+            counted: true,
         }];
         assert_eq!(decode_gpus(&encode_gpus(&odd).unwrap()).unwrap(), odd);
     }
@@ -110,7 +130,8 @@ mod tests {
                 assert!(len == 1 || gpus == vec![gpu(1)], "cut at {len}");
             }
         }
-        assert!(matches!(decode_gpus(&[2]), Err(StoreError::Corrupt(_))));
+        assert!(matches!(decode_gpus(&[3]), Err(StoreError::Corrupt(_))));
+        assert!(matches!(decode_gpus(&[2, 0]), Err(StoreError::Corrupt(_))));
     }
 
     #[test]

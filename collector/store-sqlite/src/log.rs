@@ -8,9 +8,9 @@ use proto_evidence::{KeyId as EvidenceKeyId, LogEntry, Sha256};
 use proto_merkle::{Frontier, NodeSource, leaf_hash};
 use rusqlite::{Connection, TransactionBehavior, params};
 
-use super::Db;
-use super::codec::int;
-use crate::{AgentRecord, KeyId, StoreError};
+use crate::Db;
+use crate::codec::int;
+use collector_store::{AgentRecord, KeyId, StoreError};
 
 /// The log as the writer appends to it.
 #[derive(Debug)]
@@ -25,7 +25,7 @@ impl NodeSource for Nodes<'_> {
     type Error = StoreError;
 
     fn node(&self, level: u32, index: u64) -> Result<[u8; 32], StoreError> {
-        super::read::log_node(self.0, level, index)?
+        crate::read::log_node(self.0, level, index)?
             .ok_or_else(|| StoreError::Corrupt(format!("log node ({level}, {index}) is missing")))
     }
 }
@@ -35,7 +35,7 @@ impl Log {
     /// upgraded from schema version 1) first appends what version 1 stored outside the log:
     /// enrolments, then attestations in storage order.
     pub(crate) fn open(conn: &mut Connection, adopt: bool) -> Result<Self, StoreError> {
-        let size = super::read::log_size(conn)?;
+        let size = crate::read::log_size(conn)?;
         let frontier = Frontier::restore(&Nodes(conn), size).map_err(|error| match error {
             proto_merkle::ProofError::Source(error) => error,
             other => StoreError::Corrupt(format!("the log cannot be restored: {other}")),
@@ -118,6 +118,17 @@ impl Log {
         }
     }
 
+    /// The entry of a re-binding.
+    pub(crate) fn rebinding(agent: &AgentRecord) -> LogEntry {
+        LogEntry::HostRebound {
+            at_ms: agent.enrolled_at_ms,
+            public_key: agent.public_key,
+            host_id: agent.host_id.clone(),
+            site_id: agent.site_id.clone(),
+            country: agent.country.clone(),
+        }
+    }
+
     /// The entry of a stored attestation.
     pub(crate) fn attestation(received_at_ms: i64, envelope: &[u8]) -> LogEntry {
         LogEntry::Attestation {
@@ -159,7 +170,7 @@ impl Log {
             .collect::<Result<Vec<_>, _>>()
             .db()?;
         for key_id in unlogged_agents {
-            if let Some(agent) = super::read::agent(&tx, &key_id)? {
+            if let Some(agent) = crate::read::agent(&tx, &key_id)? {
                 self.append(
                     &tx,
                     &Self::enrolment(&agent),

@@ -1,8 +1,13 @@
-//! `SqliteStore`: the embedded implementation of `AttestationStore`.
+//! `SqliteStore`: the collector's embedded store, the `collector_store::AttestationStore` port
+//! on one SQLite file.
 //!
-//! One writer thread owns the only write connection; commits reach it over a bounded queue and
-//! are group-committed (see `writer`). Reads use a small pool of separate connections, which
-//! WAL mode lets run beside the writer. Every SQL text of the crate lives under this module.
+//! One writer thread owns the only write connection; commits reach it over a queue, in the
+//! order `commit` was called, and are group-committed (see `writer`). Reads use a small pool of
+//! separate connections, which WAL mode lets run beside the writer.
+//!
+//! Invariant: only SQL lives here. What the store keeps is decided by the collector's ledger
+//! (`collector_core::ledger`) and the port's model; this crate persists it, and its conformance
+//! is the port's suite (`collector_store::conformance`).
 
 mod apply;
 mod codec;
@@ -24,10 +29,10 @@ use std::time::Duration;
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::park::block_on;
-use crate::{
+use collector_store::park::block_on;
+use collector_store::{
     AcceptedAttestation, AgentRecord, AttestationStore, Batch, CommitFuture, CommitReceipt, Cursor,
-    EnrollToken, Event, HostChange, HostState, KeyId, LogRecord, Rejection, StoreError,
+    EnrollToken, Event, Gpu, HostChange, HostState, KeyId, LogRecord, Rejection, StoreError,
     StoredTreeHead, TokenError, WriterCounters, WriterStats,
 };
 use log::Log;
@@ -70,8 +75,6 @@ pub struct SqliteOptions {
     /// The most attestations the writer puts in one transaction (a batch is never split; an
     /// empty batch counts as one).
     pub max_group_attestations: usize,
-    /// Batches that may wait for the writer before `commit` applies backpressure.
-    pub queue_depth: usize,
     /// Read connections kept open between reads (more are opened while reads overlap).
     pub read_connections: usize,
 }
@@ -82,7 +85,6 @@ impl Default for SqliteOptions {
             synchronous: Synchronous::Full,
             busy_timeout: Duration::from_secs(5),
             max_group_attestations: 1_000,
-            queue_depth: 4_096,
             read_connections: 4,
         }
     }
@@ -95,7 +97,9 @@ impl Default for SqliteOptions {
 /// writer and contend for the file's lock.
 pub struct SqliteStore {
     path: PathBuf,
-    jobs: mpsc::Sender<Job>,
+    /// Unbounded so that `commit` queues its batch when called, in call order (the ledger's
+    /// order); what waits is bounded by the callers, each awaiting its commit.
+    jobs: mpsc::UnboundedSender<Job>,
     writer: Option<JoinHandle<()>>,
     readers: Readers,
     counters: Arc<WriterCounters>,
@@ -112,7 +116,7 @@ impl SqliteStore {
         let readers = Readers::new(path, options.busy_timeout, options.read_connections);
         // Fail here rather than at the first read if readers cannot connect.
         readers.with(|_| Ok(()))?;
-        let (jobs, queue) = mpsc::channel(options.queue_depth.max(1));
+        let (jobs, queue) = mpsc::unbounded_channel();
         let counters = Arc::new(WriterCounters::default());
         let writer = writer::spawn(
             conn,
@@ -156,7 +160,7 @@ impl SqliteStore {
             // A caller that stopped waiting does not need the answer.
             let _ = reply.send(op(conn, log));
         }));
-        block_on(self.jobs.send(job)).map_err(|_| StoreError::Closed)?;
+        self.jobs.send(job).map_err(|_| StoreError::Closed)?;
         block_on(answer).map_err(|_| StoreError::Closed)
     }
 }
@@ -165,7 +169,7 @@ impl Drop for SqliteStore {
     fn drop(&mut self) {
         // Shutdown queues behind every job already sent, so those complete; the writer then
         // closes the queue, and commits sent later are answered `Closed`.
-        let _ = block_on(self.jobs.send(Job::Shutdown));
+        let _ = self.jobs.send(Job::Shutdown);
         if let Some(writer) = self.writer.take() {
             // The writer only ends by draining the queue; a panic in it has already answered
             // its waiters `Closed` by dropping their reply senders.
@@ -188,12 +192,13 @@ impl AttestationStore for SqliteStore {
         if batch.is_empty() {
             return CommitFuture::ready(Ok(CommitReceipt::default()));
         }
-        let jobs = self.jobs.clone();
+        // Queued now, not when the future is first polled: batches reach the log in the order
+        // `commit` was called.
+        let (reply, answer) = oneshot::channel();
+        if self.jobs.send(Job::Commit { batch, reply }).is_err() {
+            return CommitFuture::ready(Err(StoreError::Closed));
+        }
         CommitFuture::new(async move {
-            let (reply, answer) = oneshot::channel();
-            jobs.send(Job::Commit { batch, reply })
-                .await
-                .map_err(|_| StoreError::Closed)?;
             let (outcome, _batch) = answer.await.map_err(|_| StoreError::Closed)?;
             outcome
         })
@@ -202,6 +207,15 @@ impl AttestationStore for SqliteStore {
     fn put_agent(&self, agent: &AgentRecord) -> Result<(), StoreError> {
         let agent = agent.clone();
         self.write(move |conn, log| apply::put_agent(conn, log, &agent))?
+    }
+
+    fn rebind_host(
+        &self,
+        agent: &AgentRecord,
+        change: Option<&HostChange>,
+    ) -> Result<(), StoreError> {
+        let (agent, change) = (agent.clone(), change.cloned());
+        self.write(move |conn, log| apply::rebind_host(conn, log, &agent, change.as_ref()))?
     }
 
     fn revoke_agent(&self, key_id: &KeyId, at_ms: i64) -> Result<bool, StoreError> {
@@ -217,7 +231,7 @@ impl AttestationStore for SqliteStore {
         self.readers.with(|conn| read::agent(conn, key_id))
     }
 
-    fn chain_heads(&self) -> Result<Vec<(KeyId, u64, [u8; 32])>, StoreError> {
+    fn chain_heads(&self) -> Result<Vec<collector_store::StoredHead>, StoreError> {
         self.readers.with(read::chain_heads)
     }
 
@@ -261,8 +275,8 @@ impl AttestationStore for SqliteStore {
             .with(|conn| read::host_history(conn, host_id, from_ms, to_ms, limit))
     }
 
-    fn gpu_owners(&self) -> Result<Vec<(String, String, String)>, StoreError> {
-        self.readers.with(read::gpu_owners)
+    fn host_gpus(&self) -> Result<Vec<(String, Gpu)>, StoreError> {
+        self.readers.with(read::host_gpus)
     }
 
     fn rejections(&self, limit: usize) -> Result<Vec<Rejection>, StoreError> {

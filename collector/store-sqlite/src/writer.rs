@@ -15,10 +15,10 @@ use std::thread::{self, JoinHandle};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
-use super::log::Log;
-use super::{Db, apply};
-use crate::park::block_on;
-use crate::{Batch, CommitReceipt, StoreError, WriterCounters as Counters};
+use crate::log::Log;
+use crate::{Db, apply};
+use collector_store::park::block_on;
+use collector_store::{Batch, CommitReceipt, StoreError, WriterCounters as Counters};
 
 /// Work for the writer thread.
 pub(crate) enum Job {
@@ -42,7 +42,7 @@ pub(crate) type Reply = oneshot::Sender<(Result<CommitReceipt, StoreError>, Batc
 pub(crate) fn spawn(
     conn: Connection,
     log: Log,
-    queue: mpsc::Receiver<Job>,
+    queue: mpsc::UnboundedReceiver<Job>,
     max_group: usize,
     counters: Arc<Counters>,
 ) -> io::Result<JoinHandle<()>> {
@@ -60,7 +60,7 @@ struct Waiter {
 fn run(
     mut conn: Connection,
     mut log: Log,
-    mut queue: mpsc::Receiver<Job>,
+    mut queue: mpsc::UnboundedReceiver<Job>,
     max_group: usize,
     counters: &Counters,
 ) {

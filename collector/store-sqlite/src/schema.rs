@@ -3,14 +3,15 @@
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
-use super::Db;
-use crate::StoreError;
+use crate::Db;
+use collector_store::StoreError;
 
 /// The scripts in order; script `i` takes the schema from version `i` to `i + 1`. Only ever
 /// append: a released script is never edited.
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_log.sql"),
+    include_str!("migrations/0003_ledger.sql"),
 ];
 
 /// The schema version this build writes.

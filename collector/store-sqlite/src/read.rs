@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Params, Row, Statement, params};
 
-use super::Db;
-use super::codec::{decode_gpus, int, uint};
-use crate::{
-    AcceptedAttestation, AgentRecord, Cursor, Event, HostChange, HostState, KeyId, LogRecord,
+use crate::Db;
+use crate::codec::{decode_gpus, int, uint};
+use collector_store::{
+    AcceptedAttestation, AgentRecord, Cursor, Event, Gpu, HostChange, HostState, KeyId, LogRecord,
     Rejection, StoreError, StoredTreeHead,
 };
 
@@ -90,15 +90,23 @@ pub(crate) fn agent(conn: &Connection, key_id: &KeyId) -> Result<Option<AgentRec
     Ok(found.into_iter().next())
 }
 
-pub(crate) fn chain_heads(conn: &Connection) -> Result<Vec<(KeyId, u64, [u8; 32])>, StoreError> {
+pub(crate) fn chain_heads(
+    conn: &Connection,
+) -> Result<Vec<collector_store::StoredHead>, StoreError> {
     let mut stmt = conn
-        .prepare_cached("SELECT key_id, sequence, digest FROM chain_heads ORDER BY key_id")
+        .prepare_cached(
+            "SELECT c.key_id, c.sequence, c.digest,
+                    (SELECT a.issued_at_ms FROM attestations a
+                     WHERE a.key_id = c.key_id AND a.sequence = c.sequence)
+             FROM chain_heads c ORDER BY c.key_id",
+        )
         .db()?;
     collect(&mut stmt, [], |row| {
         Ok((
             row.get(0).db()?,
             u64_at(row, 1, "sequence")?,
             row.get(2).db()?,
+            row.get(3).db()?,
         ))
     })
 }
@@ -215,17 +223,24 @@ pub(crate) fn host_history(
     )
 }
 
-pub(crate) fn gpu_owners(conn: &Connection) -> Result<Vec<(String, String, String)>, StoreError> {
+pub(crate) fn host_gpus(conn: &Connection) -> Result<Vec<(String, Gpu)>, StoreError> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT g.uuid, g.serial, g.host_id
-             FROM gpus g JOIN host_state h ON h.host_id = g.host_id
-             WHERE h.decommissioned_at_ms IS NULL
-             ORDER BY g.host_id, g.position",
+            "SELECT host_id, uuid, serial, catalogue_id, tpp, counted FROM gpus
+             ORDER BY host_id, position",
         )
         .db()?;
     collect(&mut stmt, [], |row| {
-        Ok((row.get(0).db()?, row.get(1).db()?, row.get(2).db()?))
+        Ok((
+            row.get(0).db()?,
+            Gpu {
+                uuid: row.get(1).db()?,
+                serial: row.get(2).db()?,
+                catalogue_id: row.get(3).db()?,
+                tpp: u64_at(row, 4, "gpu tpp")?,
+                counted: row.get(5).db()?,
+            },
+        ))
     })
 }
 
@@ -269,7 +284,7 @@ pub(crate) fn events(
 ) -> Result<Vec<Event>, StoreError> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT at_ms, kind, host_id, key_id, detail
+            "SELECT at_ms, kind, host_id, key_id, detail, value
              FROM events WHERE at_ms >= ?1 ORDER BY at_ms, id LIMIT ?2",
         )
         .db()?;
@@ -280,6 +295,7 @@ pub(crate) fn events(
             host_id: row.get(2).db()?,
             key_id: row.get(3).db()?,
             detail: row.get(4).db()?,
+            value: row.get(5).db()?,
         })
     })
 }
@@ -449,7 +465,7 @@ pub(crate) fn host_changes(conn: &Connection, to_ms: i64) -> Result<Vec<HostChan
             country: row.get(3).db()?,
             tpp: u64_at(row, 4, "tpp")?,
             devices: row.get(5).db()?,
-            decommissioned: kind == "decommissioned",
+            decommissioned: kind != "attested",
         })
     })
 }

@@ -17,7 +17,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use collector_store::conformance::fixture::{agent, attestation, batch, key, unindexed};
-use collector_store::{AcceptedAttestation, AttestationStore, SqliteOptions, SqliteStore};
+use collector_store::{AcceptedAttestation, AttestationStore, StoreError};
+use collector_store_sqlite::{SqliteOptions, SqliteStore};
 
 const TARGET: &str = "COLLECTOR_STORE_SIGKILL_TARGET";
 /// Committer threads in the child, one key (and host) each.
@@ -51,14 +52,21 @@ fn child_committer() {
         .chain_heads()
         .unwrap()
         .into_iter()
-        .map(|(key, sequence, _)| (key, sequence))
+        .map(|(key, sequence, _, _)| (key, sequence))
         .collect();
     thread::scope(|scope| {
         for n in 0..THREADS {
             let store = &store;
             let start = heads.get(&key(n)).map_or(1, |s| s + 1);
             scope.spawn(move || {
-                store.put_agent(&agent(n, &format!("host-{n}"))).unwrap();
+                if start == 1 {
+                    // A restarted child finds its agents enrolled (or half of them, if it was
+                    // killed among the enrolments).
+                    match store.put_agent(&agent(n, &format!("host-{n}"))) {
+                        Ok(()) | Err(StoreError::AlreadyEnrolled { .. }) => {}
+                        Err(error) => panic!("enrolling {n}: {error}"),
+                    }
+                }
                 for sequence in start..start + CHILD_LIMIT {
                     store
                         .commit_blocking(batch(vec![expected(n, sequence)]))
@@ -148,7 +156,7 @@ fn check(path: &Path, acknowledged: &BTreeMap<u8, u64>, context: &str) {
         .chain_heads()
         .unwrap()
         .into_iter()
-        .map(|(key, sequence, digest)| (key, (sequence, digest)))
+        .map(|(key, sequence, digest, _)| (key, (sequence, digest)))
         .collect();
     for (&n, &highest) in acknowledged {
         let history = store

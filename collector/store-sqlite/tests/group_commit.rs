@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use collector_store::AttestationStore;
 use collector_store::conformance::fixture::{agent, attestation, batch, key, unindexed};
-use collector_store::{AttestationStore, SqliteOptions, SqliteStore, Synchronous};
+use collector_store_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 
 fn open(dir: &tempfile::TempDir) -> Arc<SqliteStore> {
     let path = dir.path().join("store.sqlite");
@@ -57,7 +58,11 @@ fn many_async_committers_are_all_acknowledged_in_fewer_transactions() {
     );
     let heads = store.chain_heads().unwrap();
     assert_eq!(heads.len(), usize::from(TASKS));
-    assert!(heads.iter().all(|(_, sequence, _)| *sequence == PER_TASK));
+    assert!(
+        heads
+            .iter()
+            .all(|(_, sequence, _, _)| *sequence == PER_TASK)
+    );
     eprintln!(
         "{commits} commits in {} group commits ({:.1} batches per group)",
         stats.groups,

@@ -1,34 +1,40 @@
 //! The statements the writer runs: storing a batch (inside the writer's savepoint) and the
 //! administrative writes (each its own transaction).
 
+use std::collections::HashMap;
+
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 
 use proto_evidence::LogEntry;
 
-use super::Db;
-use super::codec::{encode_gpus, int};
-use super::log::Log;
-use crate::{
-    AcceptedAttestation, AgentRecord, Batch, CommitReceipt, EnrollToken, Event, KeyId, Rejection,
-    StoreError, StoredTreeHead, TokenError,
+use crate::Db;
+use crate::codec::{decode_gpus, encode_gpus, int};
+use crate::log::Log;
+use collector_store::{
+    AcceptedAttestation, AgentRecord, Batch, CommitReceipt, EnrollToken, Event, Gpu, HostChange,
+    HostState, HostUpdate, KeyId, Rejection, StoreError, StoredTreeHead, TokenError,
 };
 
 /// Stores one batch on `conn`, which the caller has inside a savepoint: on any error the caller
 /// rolls back whatever this had written.
 /// Its attestations are appended to `log`; the caller resets the log's frontier if it rolls
-/// back.
+/// back. The hosts' updates are the ledger's decisions, persisted as they are.
 pub(crate) fn batch(
     conn: &Connection,
     log: &mut Log,
     batch: &Batch,
 ) -> Result<CommitReceipt, StoreError> {
     let mut receipt = CommitReceipt::default();
+    let mut inventories = Inventories::default();
     for attestation in &batch.attestations {
-        if store_attestation(conn, log, attestation)? {
+        if store_attestation(conn, log, &mut inventories, attestation)? {
             receipt.stored += 1;
         } else {
             receipt.repeated += 1;
         }
+    }
+    for update in &batch.hosts {
+        store_host(conn, &mut inventories, update)?;
     }
     for event in &batch.events {
         store_event(conn, event)?;
@@ -39,62 +45,74 @@ pub(crate) fn batch(
     Ok(receipt)
 }
 
-/// The host-state row an attestation is compared with.
-struct Current {
-    key_id: KeyId,
-    site_id: String,
-    country: String,
-    tpp: i64,
-    devices: u32,
-    last_sequence: i64,
-    last_issued_at_ms: i64,
-    decommissioned_at_ms: Option<i64>,
-    inventory_id: i64,
-    gpus: Vec<u8>,
+/// Inventory ids resolved within one batch, and each host's current inventory: a host's
+/// inventory rarely changes, so reusing its id saves two statements per attestation.
+#[derive(Default)]
+struct Inventories {
+    ids: HashMap<Vec<u8>, i64>,
+    current: HashMap<String, Option<i64>>,
+}
+
+impl Inventories {
+    /// The id of `gpus` (encoded), created if new.
+    fn id(&mut self, conn: &Connection, host: &str, gpus: Vec<u8>) -> Result<i64, StoreError> {
+        if let Some(&id) = self.ids.get(&gpus) {
+            return Ok(id);
+        }
+        let current = self.current(conn, host)?;
+        let id = match current {
+            Some((id, blob)) if blob == gpus => id,
+            _ => inventory(conn, &gpus)?,
+        };
+        self.ids.insert(gpus, id);
+        Ok(id)
+    }
+
+    /// The host's current inventory id and list, read once per batch.
+    fn current(
+        &mut self,
+        conn: &Connection,
+        host: &str,
+    ) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
+        let found: Option<(i64, Vec<u8>)> = conn
+            .prepare_cached(
+                // A subquery, not a join: with a join SQLite marks the statement to be
+                // re-prepared whenever its parameter is re-bound.
+                "SELECT h.inventory_id, (SELECT gpus FROM inventories WHERE id = h.inventory_id)
+                 FROM host_state h WHERE h.host_id = ?1",
+            )
+            .db()?
+            .query_row([host], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()
+            .db()?;
+        self.current
+            .insert(host.to_owned(), found.as_ref().map(|(id, _)| *id));
+        if let Some((id, blob)) = &found {
+            self.ids.entry(blob.clone()).or_insert(*id);
+        }
+        Ok(found)
+    }
+
+    /// The host's inventory id as of the last update in this batch (or as stored).
+    fn held(&mut self, conn: &Connection, host: &str) -> Result<Option<i64>, StoreError> {
+        if let Some(id) = self.current.get(host) {
+            return Ok(*id);
+        }
+        Ok(self.current(conn, host)?.map(|(id, _)| id))
+    }
 }
 
 /// Stores one attestation; `Ok(false)` for an idempotent repeat.
 fn store_attestation(
     conn: &Connection,
     log: &mut Log,
+    inventories: &mut Inventories,
     a: &AcceptedAttestation,
 ) -> Result<bool, StoreError> {
     let sequence = int("sequence", a.sequence)?;
     let tpp = int("tpp", a.tpp)?;
     let gap_before = int("gap_before", a.gap_before)?;
-    let gpus = encode_gpus(&a.gpus)?;
-
-    let current = conn
-        .prepare_cached(
-            // A subquery, not a join: with a join SQLite marks the statement to be re-prepared
-            // whenever its parameter is re-bound, which the statement cache does on every use.
-            "SELECT h.key_id, h.last_sequence, h.last_issued_at_ms, h.decommissioned_at_ms,
-                    h.inventory_id, (SELECT gpus FROM inventories WHERE id = h.inventory_id),
-                    h.site_id, h.country, h.tpp, h.devices
-             FROM host_state h WHERE h.host_id = ?1",
-        )
-        .db()?
-        .query_row([&a.host_id], |row| {
-            Ok(Current {
-                key_id: row.get(0)?,
-                last_sequence: row.get(1)?,
-                last_issued_at_ms: row.get(2)?,
-                decommissioned_at_ms: row.get(3)?,
-                inventory_id: row.get(4)?,
-                gpus: row.get(5)?,
-                site_id: row.get(6)?,
-                country: row.get(7)?,
-                tpp: row.get(8)?,
-                devices: row.get(9)?,
-            })
-        })
-        .optional()
-        .db()?;
-    // A host's inventory rarely changes: reusing the current row's id saves two statements.
-    let inventory_id = match &current {
-        Some(current) if current.gpus == gpus => current.inventory_id,
-        _ => inventory(conn, &gpus)?,
-    };
+    let inventory_id = inventories.id(conn, &a.host_id, encode_gpus(&a.gpus)?)?;
 
     let inserted = conn
         .prepare_cached(
@@ -171,16 +189,45 @@ fn store_attestation(
     .db()?
     .execute(params![a.key_id, sequence, a.digest])
     .db()?;
+    Ok(true)
+}
 
-    let decommissioned_at_ms = match &current {
-        None => None,
-        Some(current) if !is_newer(current, a, sequence) => return Ok(true),
-        // A host that attests after its decommissioning is in service again; an attestation
-        // issued before it (a late replay) does not undo it.
-        Some(current) => current
-            .decommissioned_at_ms
-            .filter(|&at| a.issued_at_ms <= at),
-    };
+/// Persists one host's state as the ledger left it, its GPUs when they changed, and its
+/// change of what counts.
+fn store_host(
+    conn: &Connection,
+    inventories: &mut Inventories,
+    update: &HostUpdate,
+) -> Result<(), StoreError> {
+    let state = &update.state;
+    let held = inventories.held(conn, &state.host_id)?;
+    let inventory_id = inventories.id(conn, &state.host_id, encode_gpus(&update.gpus)?)?;
+    write_host_state(conn, state, inventory_id)?;
+    if held != Some(inventory_id) {
+        replace_gpus(conn, &state.host_id, &update.gpus)?;
+        inventories
+            .current
+            .insert(state.host_id.clone(), Some(inventory_id));
+    }
+    if let Some(change) = &update.change {
+        host_change(
+            conn,
+            change,
+            if change.decommissioned {
+                "stopped"
+            } else {
+                "attested"
+            },
+        )?;
+    }
+    Ok(())
+}
+
+fn write_host_state(
+    conn: &Connection,
+    state: &HostState,
+    inventory_id: i64,
+) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO host_state (host_id, site_id, country, key_id, last_sequence, last_digest,
              last_issued_at_ms, last_received_at_ms, tpp, devices, inventory_id,
@@ -196,62 +243,41 @@ fn store_attestation(
     )
     .db()?
     .execute(params![
-        a.host_id,
-        a.site_id,
-        a.country,
-        a.key_id,
-        sequence,
-        a.digest,
-        a.issued_at_ms,
-        a.received_at_ms,
-        tpp,
-        a.devices,
+        state.host_id,
+        state.site_id,
+        state.country,
+        state.key_id,
+        int("last_sequence", state.last_sequence)?,
+        state.last_digest,
+        state.last_issued_at_ms,
+        state.last_received_at_ms,
+        int("tpp", state.tpp)?,
+        state.devices,
         inventory_id,
-        decommissioned_at_ms,
+        state.decommissioned_at_ms,
     ])
-    .db()?;
-    if current.as_ref().map(|c| c.inventory_id) != Some(inventory_id) {
-        replace_gpus(conn, a)?;
-    }
-    let changed = match &current {
-        None => true,
-        // Still decommissioned (a replay issued before it): no change in what counts.
-        Some(_) if decommissioned_at_ms.is_some() => false,
-        Some(current) => {
-            current.decommissioned_at_ms.is_some()
-                || current.site_id != a.site_id
-                || current.country != a.country
-                || current.tpp != tpp
-                || current.devices != a.devices
-        }
-    };
-    if changed {
-        host_change(conn, a.issued_at_ms, &a.host_id, "attested")?;
-    }
-    Ok(true)
-}
-
-/// Records the host's state (as `host_state` now holds it) from `at_ms` on.
-fn host_change(conn: &Connection, at_ms: i64, host_id: &str, kind: &str) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO host_changes (at_ms, host_id, site_id, country, tpp, devices, kind)
-         SELECT ?1, host_id, site_id, country, tpp, devices, ?3 FROM host_state
-         WHERE host_id = ?2",
-    )
-    .db()?
-    .execute(params![at_ms, host_id, kind])
     .db()?;
     Ok(())
 }
 
-/// Whether `a` should become its host's state: the next link of the same chain, or another
-/// key's attestation issued no earlier (a re-enrolled host).
-fn is_newer(current: &Current, a: &AcceptedAttestation, sequence: i64) -> bool {
-    if current.key_id == a.key_id {
-        sequence > current.last_sequence
-    } else {
-        a.issued_at_ms >= current.last_issued_at_ms
-    }
+/// Appends a host change, in the ledger's order.
+fn host_change(conn: &Connection, change: &HostChange, kind: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO host_changes (at_ms, host_id, site_id, country, tpp, devices, kind)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .db()?
+    .execute(params![
+        change.at_ms,
+        change.host_id,
+        change.site_id,
+        change.country,
+        int("tpp", change.tpp)?,
+        change.devices,
+        kind
+    ])
+    .db()?;
+    Ok(())
 }
 
 /// The id of the inventory row holding `gpus`, created if new.
@@ -266,27 +292,28 @@ fn inventory(conn: &Connection, gpus: &[u8]) -> Result<i64, StoreError> {
         .db()
 }
 
-fn replace_gpus(conn: &Connection, a: &AcceptedAttestation) -> Result<(), StoreError> {
+fn replace_gpus(conn: &Connection, host_id: &str, gpus: &[Gpu]) -> Result<(), StoreError> {
     conn.prepare_cached("DELETE FROM gpus WHERE host_id = ?1")
         .db()?
-        .execute([&a.host_id])
+        .execute([host_id])
         .db()?;
     let mut insert = conn
         .prepare_cached(
-            "INSERT INTO gpus (host_id, position, uuid, serial, catalogue_id, tpp)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO gpus (host_id, position, uuid, serial, catalogue_id, tpp, counted)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )
         .db()?;
-    for (position, gpu) in a.gpus.iter().enumerate() {
+    for (position, gpu) in gpus.iter().enumerate() {
         let position = int("gpu position", position as u64)?;
         insert
             .execute(params![
-                a.host_id,
+                host_id,
                 position,
                 gpu.uuid,
                 gpu.serial,
                 gpu.catalogue_id,
                 int("gpu tpp", gpu.tpp)?,
+                gpu.counted,
             ])
             .db()?;
     }
@@ -295,7 +322,8 @@ fn replace_gpus(conn: &Connection, a: &AcceptedAttestation) -> Result<(), StoreE
 
 fn store_event(conn: &Connection, event: &Event) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO events (at_ms, kind, host_id, key_id, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO events (at_ms, kind, host_id, key_id, detail, value)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )
     .db()?
     .execute(params![
@@ -303,7 +331,8 @@ fn store_event(conn: &Connection, event: &Event) -> Result<(), StoreError> {
         event.kind,
         event.host_id,
         event.key_id,
-        event.detail
+        event.detail,
+        event.value
     ])
     .db()?;
     Ok(())
@@ -367,29 +396,14 @@ pub(crate) fn put_agent(
     agent: &AgentRecord,
 ) -> Result<(), StoreError> {
     logged(conn, log, |conn, log| {
-        // The public key is left as first enrolled: the key id is its hash, so a different
-        // key under the same id is impossible for an honest caller.
-        conn.prepare_cached(
-            "INSERT INTO agents (key_id, public_key, host_id, site_id, identity, enrolled_at_ms,
-                 revoked_at_ms, country)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-             ON CONFLICT (key_id) DO UPDATE SET host_id = excluded.host_id,
-                 site_id = excluded.site_id, identity = excluded.identity,
-                 enrolled_at_ms = excluded.enrolled_at_ms, country = excluded.country,
-                 revoked_at_ms = coalesce(agents.revoked_at_ms, excluded.revoked_at_ms)",
-        )
-        .db()?
-        .execute(params![
-            agent.key_id,
-            agent.public_key,
-            agent.host_id,
-            agent.site_id,
-            agent.identity,
-            agent.enrolled_at_ms,
-            agent.revoked_at_ms,
-            agent.country,
-        ])
-        .db()?;
+        if key_known(conn, &agent.key_id)? || host_known(conn, &agent.host_id)? {
+            return Err(StoreError::AlreadyEnrolled {
+                key_id: agent.key_id,
+            });
+        }
+        insert_agent(conn, agent)?;
+        let empty = inventory(conn, &encode_gpus(&[])?)?;
+        write_host_state(conn, &HostState::enrolled(agent), empty)?;
         log.append(
             conn,
             &Log::enrolment(agent),
@@ -408,6 +422,105 @@ pub(crate) fn put_agent(
         }
         Ok(())
     })
+}
+
+pub(crate) fn rebind_host(
+    conn: &mut Connection,
+    log: &mut Log,
+    agent: &AgentRecord,
+    change: Option<&HostChange>,
+) -> Result<(), StoreError> {
+    logged(conn, log, |conn, log| {
+        if key_known(conn, &agent.key_id)? {
+            return Err(StoreError::AlreadyEnrolled {
+                key_id: agent.key_id,
+            });
+        }
+        if !host_known(conn, &agent.host_id)? {
+            return Err(StoreError::Corrupt(format!(
+                "host {} has no state to re-bind",
+                agent.host_id
+            )));
+        }
+        insert_agent(conn, agent)?;
+        conn.prepare_cached(
+            "UPDATE agents SET revoked_at_ms = ?3
+             WHERE host_id = ?1 AND key_id != ?2 AND revoked_at_ms IS NULL",
+        )
+        .db()?
+        .execute(params![agent.host_id, agent.key_id, agent.enrolled_at_ms])
+        .db()?;
+        let empty = inventory(conn, &encode_gpus(&[])?)?;
+        conn.prepare_cached(
+            "UPDATE host_state SET site_id = ?2, country = ?3, key_id = ?4, last_sequence = 0,
+                 last_digest = zeroblob(32), tpp = 0, devices = 0, inventory_id = ?5,
+                 decommissioned_at_ms = NULL
+             WHERE host_id = ?1",
+        )
+        .db()?
+        .execute(params![
+            agent.host_id,
+            agent.site_id,
+            agent.country,
+            agent.key_id,
+            empty
+        ])
+        .db()?;
+        conn.prepare_cached("DELETE FROM gpus WHERE host_id = ?1")
+            .db()?
+            .execute([&agent.host_id])
+            .db()?;
+        if let Some(change) = change {
+            host_change(conn, change, "rebound")?;
+        }
+        log.append(
+            conn,
+            &Log::rebinding(agent),
+            Some(&agent.key_id),
+            Some(&agent.host_id),
+            None,
+        )?;
+        Ok(())
+    })
+}
+
+fn insert_agent(conn: &Connection, agent: &AgentRecord) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO agents (key_id, public_key, host_id, site_id, identity, enrolled_at_ms,
+             revoked_at_ms, country)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )
+    .db()?
+    .execute(params![
+        agent.key_id,
+        agent.public_key,
+        agent.host_id,
+        agent.site_id,
+        agent.identity,
+        agent.enrolled_at_ms,
+        agent.revoked_at_ms,
+        agent.country,
+    ])
+    .db()?;
+    Ok(())
+}
+
+fn key_known(conn: &Connection, key_id: &KeyId) -> Result<bool, StoreError> {
+    conn.prepare_cached("SELECT 1 FROM agents WHERE key_id = ?1")
+        .db()?
+        .query_row([key_id], |_| Ok(()))
+        .optional()
+        .db()
+        .map(|found| found.is_some())
+}
+
+fn host_known(conn: &Connection, host_id: &str) -> Result<bool, StoreError> {
+    conn.prepare_cached("SELECT 1 FROM host_state WHERE host_id = ?1")
+        .db()?
+        .query_row([host_id], |_| Ok(()))
+        .optional()
+        .db()
+        .map(|found| found.is_some())
 }
 
 pub(crate) fn revoke_agent(
@@ -445,23 +558,47 @@ pub(crate) fn decommission(
     at_ms: i64,
 ) -> Result<bool, StoreError> {
     logged(conn, log, |conn, log| {
-        let changed = conn
+        let held: Option<Vec<u8>> = conn
             .prepare_cached(
-                "UPDATE host_state SET decommissioned_at_ms = ?2
-                 WHERE host_id = ?1 AND decommissioned_at_ms IS NULL",
+                "SELECT (SELECT gpus FROM inventories WHERE id = h.inventory_id)
+                 FROM host_state h WHERE h.host_id = ?1 AND h.decommissioned_at_ms IS NULL",
             )
             .db()?
-            .execute(params![host_id, at_ms])
+            .query_row([host_id], |row| row.get(0))
+            .optional()
             .db()?;
-        if changed == 1 {
-            let entry = LogEntry::HostDecommissioned {
-                at_ms,
-                host_id: host_id.to_owned(),
-            };
-            log.append(conn, &entry, None, Some(host_id), None)?;
-            host_change(conn, at_ms, host_id, "decommissioned")?;
+        let Some(held) = held else {
+            return Ok(false);
+        };
+        // Its GPUs are released: kept as reported, none counted.
+        let mut gpus = decode_gpus(&held)?;
+        for gpu in &mut gpus {
+            gpu.counted = false;
         }
-        Ok(changed == 1)
+        let released = inventory(conn, &encode_gpus(&gpus)?)?;
+        conn.prepare_cached(
+            "UPDATE host_state SET decommissioned_at_ms = ?2, tpp = 0, devices = 0,
+                 inventory_id = ?3
+             WHERE host_id = ?1",
+        )
+        .db()?
+        .execute(params![host_id, at_ms, released])
+        .db()?;
+        replace_gpus(conn, host_id, &gpus)?;
+        let entry = LogEntry::HostDecommissioned {
+            at_ms,
+            host_id: host_id.to_owned(),
+        };
+        log.append(conn, &entry, None, Some(host_id), None)?;
+        conn.prepare_cached(
+            "INSERT INTO host_changes (at_ms, host_id, site_id, country, tpp, devices, kind)
+             SELECT ?1, host_id, site_id, country, 0, 0, 'decommissioned' FROM host_state
+             WHERE host_id = ?2",
+        )
+        .db()?
+        .execute(params![at_ms, host_id])
+        .db()?;
+        Ok(true)
     })
 }
 
@@ -486,11 +623,12 @@ pub(crate) fn put_tree_head(
 
 pub(crate) fn put_token(conn: &mut Connection, token: &EnrollToken) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO enroll_tokens (token_hash, site_id, created_at_ms, expires_at_ms, used_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5)
+        "INSERT INTO enroll_tokens (token_hash, site_id, created_at_ms, expires_at_ms, used_at_ms,
+             rebind_host)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (token_hash) DO UPDATE SET site_id = excluded.site_id,
              created_at_ms = excluded.created_at_ms, expires_at_ms = excluded.expires_at_ms,
-             used_at_ms = excluded.used_at_ms",
+             used_at_ms = excluded.used_at_ms, rebind_host = excluded.rebind_host",
     )
     .db()?
     .execute(params![
@@ -499,6 +637,7 @@ pub(crate) fn put_token(conn: &mut Connection, token: &EnrollToken) -> Result<()
         token.created_at_ms,
         token.expires_at_ms,
         token.used_at_ms,
+        token.rebind_host,
     ])
     .db()?;
     Ok(())
@@ -516,7 +655,7 @@ pub(crate) fn use_token(
         .db()?;
     let token = tx
         .prepare_cached(
-            "SELECT token_hash, site_id, created_at_ms, expires_at_ms, used_at_ms
+            "SELECT token_hash, site_id, created_at_ms, expires_at_ms, used_at_ms, rebind_host
              FROM enroll_tokens WHERE token_hash = ?1",
         )
         .db()?
@@ -527,6 +666,7 @@ pub(crate) fn use_token(
                 created_at_ms: row.get(2)?,
                 expires_at_ms: row.get(3)?,
                 used_at_ms: row.get(4)?,
+                rebind_host: row.get(5)?,
             })
         })
         .optional()

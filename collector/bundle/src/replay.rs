@@ -1,0 +1,213 @@
+//! The books recomputed from log entries with the collector's own ledger: what the offline
+//! verifier (and anyone holding the log) gets, entry by entry, in log order.
+
+use std::collections::BTreeMap;
+
+use collector_core::Ledger;
+use collector_core::ledger::{Binding, Effect, Entry, Refused};
+use collector_report::{ChangeKind, HostChange};
+use proto_accounting::{Catalogue, CountryCode, Policy};
+use proto_evidence::{Envelope, KeyId, Link, LogEntry, Sha256};
+use proto_seal::PublicKey;
+
+use crate::verify::Finding;
+
+/// What a replay of the log found and computed.
+#[derive(Debug)]
+pub struct Replay {
+    /// Every entry the ledger (or a signature, an envelope or a price) refuses.
+    pub failures: Vec<Finding>,
+    /// Facts that do not fail (gaps the collector recorded).
+    pub notes: Vec<String>,
+    /// Attestation entries seen.
+    pub attestations: usize,
+    /// The books after the last entry.
+    pub ledger: Ledger,
+    /// Each host change, in the ledger's order and at its instants.
+    pub changes: Vec<HostChange>,
+}
+
+impl Replay {
+    fn fail(&mut self, code: &'static str, detail: String) {
+        self.failures.push(Finding { code, detail });
+    }
+}
+
+/// Replays `entries` (log index, entry, the stored envelope for attestations) in the order
+/// given, which must be the log's. With `prices`, each attestation's devices are also checked
+/// against that policy and catalogue.
+pub fn replay<'a>(
+    entries: impl IntoIterator<Item = (u64, &'a LogEntry, Option<&'a [u8]>)>,
+    prices: Option<(&Policy, &Catalogue)>,
+) -> Replay {
+    let mut out = Replay {
+        failures: Vec::new(),
+        notes: Vec::new(),
+        attestations: 0,
+        ledger: Ledger::new(0),
+        changes: Vec::new(),
+    };
+    let mut keys: BTreeMap<KeyId, PublicKey> = BTreeMap::new();
+    let mut ledger = Ledger::new(i64::MAX / 4);
+    for (index, entry, envelope) in entries {
+        let effect = match entry {
+            LogEntry::KeyEnrolled {
+                at_ms,
+                public_key,
+                host_id,
+                site_id,
+                country,
+            }
+            | LogEntry::HostRebound {
+                at_ms,
+                public_key,
+                host_id,
+                site_id,
+                country,
+            } => {
+                let public = match PublicKey::from_slice(public_key) {
+                    Ok(public) => public,
+                    Err(e) => {
+                        out.fail("leaf_malformed", format!("leaf {index}: {e}"));
+                        continue;
+                    }
+                };
+                let country = match CountryCode::parse(country) {
+                    Ok(country) => country,
+                    Err(e) => {
+                        out.fail(
+                            "leaf_malformed",
+                            format!("leaf {index}: host {host_id} enrolled in {country:?}: {e}"),
+                        );
+                        continue;
+                    }
+                };
+                let binding = Binding {
+                    at_ms: *at_ms,
+                    key: public.key_id(),
+                    host: host_id,
+                    site: site_id,
+                    country,
+                };
+                let rebind = matches!(entry, LogEntry::HostRebound { .. });
+                let entry = if rebind {
+                    Entry::Rebound(binding)
+                } else {
+                    Entry::Enrolled(binding)
+                };
+                let effect = ledger.apply(&entry);
+                if effect.is_ok() {
+                    keys.insert(public.key_id(), public);
+                }
+                effect
+            }
+            LogEntry::KeyRevoked { at_ms, key_id } => ledger.apply(&Entry::Revoked {
+                at_ms: *at_ms,
+                key: *key_id,
+            }),
+            LogEntry::HostDecommissioned { at_ms, host_id } => {
+                ledger.apply(&Entry::Decommissioned {
+                    at_ms: *at_ms,
+                    host: host_id,
+                })
+            }
+            LogEntry::Attestation {
+                received_at_ms,
+                envelope: committed,
+            } => {
+                out.attestations += 1;
+                let Some(bytes) = envelope else {
+                    out.fail(
+                        "envelope_missing",
+                        format!("leaf {index}: the attestation's envelope is not in the bundle"),
+                    );
+                    continue;
+                };
+                if Sha256::of(bytes) != *committed {
+                    out.fail(
+                        "envelope_mismatch",
+                        format!("leaf {index}: the envelope is not the one the log committed to"),
+                    );
+                    continue;
+                }
+                let envelope: Envelope = match proto_seal::decode_envelope(bytes) {
+                    Ok(envelope) => envelope,
+                    Err(e) => {
+                        out.fail("leaf_malformed", format!("leaf {index}: {e}"));
+                        continue;
+                    }
+                };
+                let Some(public) = keys.get(&envelope.key_id) else {
+                    out.fail(
+                        "unknown_key",
+                        format!(
+                            "leaf {index}: key {} has no enrolment in the log before it",
+                            envelope.key_id
+                        ),
+                    );
+                    continue;
+                };
+                let verified = match proto_seal::open(envelope, public) {
+                    Ok(verified) => verified,
+                    Err(e) => {
+                        out.fail("bad_signature", format!("leaf {index}: {e}"));
+                        continue;
+                    }
+                };
+                let payload = verified.payload();
+                if let Some((policy, catalogue)) = prices
+                    && let Err(detail) =
+                        collector_core::admission::check_device_prices(payload, catalogue, policy)
+                {
+                    out.fail("catalogue_mismatch", format!("leaf {index}: {detail}"));
+                }
+                let effect = ledger.apply(&Entry::Attested {
+                    at_ms: *received_at_ms,
+                    digest: verified.digest(),
+                    payload,
+                });
+                if let Ok(Effect::Attested(applied)) = &effect
+                    && let Link::Gap { missing } = applied.link
+                {
+                    out.notes.push(format!(
+                        "host {}: {missing} sequence(s) before {} are not in the log (a gap the collector recorded)",
+                        payload.host_id, payload.sequence
+                    ));
+                }
+                effect
+            }
+        };
+        match effect {
+            Ok(effect) => {
+                if let Some(change) = effect.change() {
+                    out.changes.push(HostChange {
+                        at_ms: change.at_ms,
+                        host_id: change.host.clone(),
+                        site_id: change.site.clone(),
+                        country: change.country,
+                        tpp: change.tpp,
+                        devices: change.devices,
+                        kind: if change.counts {
+                            ChangeKind::Attested
+                        } else {
+                            ChangeKind::Decommissioned
+                        },
+                    });
+                }
+            }
+            Err(refused) => {
+                let code = match &refused {
+                    Refused::Attestation(reason, _) => reason.as_str(),
+                    Refused::Enrol(_) => "enrolment_refused",
+                    Refused::Admin(_) => "admin_refused",
+                };
+                out.fail(
+                    code,
+                    format!("leaf {index}: the collector's ledger refuses it: {refused}"),
+                );
+            }
+        }
+    }
+    out.ledger = ledger;
+    out
+}
