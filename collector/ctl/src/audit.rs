@@ -205,6 +205,9 @@ fn hosts(reader: &ReaderArgs, format: Format) -> Result<u8, Failure> {
                 if h.stale {
                     flags.push("stale".to_owned());
                 }
+                if h.last_sequence == 0 && h.decommissioned_unix_ms == 0 {
+                    flags.push("awaiting its first attestation (counts nothing yet)".to_owned());
+                }
                 if h.revoked {
                     flags.push("revoked".to_owned());
                 }
@@ -221,7 +224,11 @@ fn hosts(reader: &ReaderArgs, format: Format) -> Result<u8, Failure> {
                     grouped(h.tpp),
                     h.devices.to_string(),
                     h.last_sequence.to_string(),
-                    rfc3339(h.last_attested_unix_ms),
+                    if h.last_attested_unix_ms == 0 {
+                        "-".to_owned()
+                    } else {
+                        rfc3339(h.last_attested_unix_ms)
+                    },
                     if flags.is_empty() {
                         "-".to_owned()
                     } else {

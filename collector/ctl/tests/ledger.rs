@@ -277,6 +277,35 @@ async fn an_enrolment_token_cannot_take_over_an_existing_host() {
     // Until the new key attests from its new site, the host counts nowhere.
     let during = observe(&h, start - DAY, start + DAY).await;
     assert_eq!(during.countries, us_my(8 * H100, 0));
+    // The auditor sees it awaiting its new key's first attestation, in its new country.
+    let hosts = h
+        .veuctl(&["audit", "hosts", "--format", "json"])
+        .await
+        .json();
+    let moved_host = hosts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|host| host["host_id"] == "gpu-my")
+        .unwrap();
+    assert_eq!(
+        (
+            &moved_host["country"],
+            &moved_host["last_sequence"],
+            &moved_host["stale"]
+        ),
+        (
+            &serde_json::json!("US"),
+            &serde_json::json!(0),
+            &serde_json::json!(false)
+        ),
+        "{hosts:#}"
+    );
+    let table = h.veuctl(&["audit", "hosts"]).await;
+    assert!(
+        table.stdout.contains("awaiting its first attestation"),
+        "{table:?}"
+    );
     assert_restart_keeps_the_books(&h);
     h.stop.cancel();
 }

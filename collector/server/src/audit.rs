@@ -224,7 +224,10 @@ impl Audit for AuditService {
                 .map_err(store_status)?
                 .into_iter()
                 .map(|h| v1::HostState {
+                    // A host that has not attested since its enrolment or re-binding is
+                    // awaiting evidence (it counts nothing), not stale.
                     stale: h.decommissioned_at_ms.is_none()
+                        && h.last_sequence > 0
                         && now.saturating_sub(h.last_received_at_ms) > collector.freshness_ms(),
                     revoked: revoked.get(&h.key_id).copied().unwrap_or(false),
                     host_id: h.host_id,
