@@ -90,7 +90,7 @@ pub enum EnrolRefusal {
     KeyRevoked(KeyId),
     /// The host id is held; only an administrator's re-binding moves or re-keys it.
     #[error(
-        "host {0} is already enrolled; moving or re-keying it takes an administrator's rebind token"
+        "host {0} is already enrolled; moving or re-keying it takes an administrator's rebind token (veuctl enroll-token --site SITE --rebind {0})"
     )]
     HostTaken(String),
     /// A re-binding names a host that was never enrolled.

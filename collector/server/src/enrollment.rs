@@ -116,7 +116,7 @@ impl Enrollment for EnrollmentService {
         ) {
             tracing::warn!(host, site = site.id, key = %key, %refusal, "enrollment refused");
             return Err(Status::already_exists(format!(
-                "enrollment refused: {refusal} (the token is spent; ask for a new one)"
+                "{refusal}; this token is now spent"
             )));
         }
         let certificate = ca
