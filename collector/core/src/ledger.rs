@@ -353,6 +353,8 @@ pub struct Ledger {
     owners: HashMap<GpuId, String>,
     live: LiveDistribution,
     clock_ms: i64,
+    /// What `restore` had to change in books written before the ledger's rules.
+    restore_notes: Vec<String>,
 }
 
 impl Ledger {
@@ -364,6 +366,7 @@ impl Ledger {
             owners: HashMap::new(),
             live: LiveDistribution::new(freshness_ms),
             clock_ms: i64::MIN,
+            restore_notes: Vec::new(),
         }
     }
 
@@ -384,21 +387,49 @@ impl Ledger {
             }
             ledger.keys.insert(key, record);
         }
-        for (host, record) in hosts {
+        for (host, mut record) in hosts {
             ledger.tick(record.last_received_ms);
             if let Some(at) = record.decommissioned_at_ms {
                 ledger.tick(at);
             }
-            for claim in record.gpus.iter().filter(|c| c.counted) {
-                for id in claim_ids(claim) {
-                    if let Some(owner) = ledger.owners.insert(id.clone(), host.clone()) {
-                        return Err(RestoreError(format!(
-                            "GPU {} {} is counted for both {owner} and {host}",
-                            id.kind.as_str(),
-                            id.value
-                        )));
-                    }
+            // What the ledger persisted is normalised and owned once. Books written before it
+            // (identities as reported, a GPU counted on two hosts) are brought to its rules:
+            // a GPU another host already holds stops counting here, and the change is noted.
+            let mut recount = false;
+            for claim in &mut record.gpus {
+                let normalised = self::claim(&claim.uuid, &claim.serial, claim.tpp, claim.counted);
+                *claim = normalised;
+                if !claim.counted {
+                    continue;
                 }
+                let taken: Vec<GpuId> = claim_ids(claim)
+                    .filter(|id| ledger.owners.get(id).is_some_and(|o| *o != host))
+                    .collect();
+                if let Some(id) = taken.first() {
+                    ledger.restore_notes.push(format!(
+                        "GPU {} {} was counted for both {} and {host}; it now counts for {} only",
+                        id.kind.as_str(),
+                        id.value,
+                        ledger.owners.get(id).map_or("", String::as_str),
+                        ledger.owners.get(id).map_or("", String::as_str),
+                    ));
+                    claim.counted = false;
+                    recount = true;
+                    continue;
+                }
+                for id in claim_ids(claim) {
+                    ledger.owners.insert(id, host.clone());
+                }
+            }
+            if recount {
+                record.tpp = record
+                    .gpus
+                    .iter()
+                    .filter(|c| c.counted)
+                    .map(|c| c.tpp)
+                    .sum();
+                let devices = record.gpus.iter().filter(|c| c.counted).count();
+                record.devices = u32::try_from(devices).unwrap_or(u32::MAX);
             }
             if record.counts() {
                 ledger
@@ -874,6 +905,12 @@ impl Ledger {
     /// Every host, by id.
     pub fn hosts(&self) -> impl Iterator<Item = (&String, &HostRecord)> {
         self.hosts.iter()
+    }
+
+    /// What `restore` changed in stored books that broke the ledger's rules (books written by
+    /// an older version); empty for books the ledger wrote itself.
+    pub fn restore_notes(&self) -> &[String] {
+        &self.restore_notes
     }
 
     /// The ledger's clock: the latest collector instant it applied.

@@ -694,6 +694,9 @@ fn load_state(
 ) -> Result<State, IngestError> {
     let fail = |e: StoreError| IngestError(e.to_string());
     let ledger = load_ledger(store, freshness_ms, now_ms).map_err(fail)?;
+    for note in ledger.restore_notes() {
+        tracing::warn!(note, "stored books brought to the ledger's rules");
+    }
     let mut agents = HashMap::new();
     for record in store.agents().map_err(fail)? {
         if let Some(agent) = known(&record) {

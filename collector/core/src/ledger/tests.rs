@@ -587,3 +587,48 @@ fn random_sequences_replay_restore_and_sum_alike() {
     }
     assert!(accepted_total > sequences * 5, "{accepted_total}");
 }
+
+#[test]
+fn books_written_before_the_ledger_are_brought_to_its_rules_on_restore() {
+    let mut ledger = ledger_with(&[("a", "a", "us-1", us()), ("b", "b", "my-1", my())]);
+    let mut chain = Chain::new("a", "a", "us-1");
+    let (p, d) = chain.next(T0 + 1, vec![gpu(0, "GPU-x", "1")]);
+    ledger.attest(T0 + 1, &p, d).unwrap();
+    // An older store counted the same GPU, spelled otherwise, on b as well.
+    let mut hosts: Vec<(String, HostRecord)> = ledger
+        .hosts()
+        .map(|(h, r)| (h.clone(), r.clone()))
+        .collect();
+    let b = &mut hosts[1].1;
+    b.last_sequence = 1;
+    b.gpus = vec![
+        GpuClaim {
+            uuid: "gpu-x ".into(),
+            serial: String::new(),
+            tpp: 15_840,
+            counted: true,
+        },
+        GpuClaim {
+            uuid: "GPU-y".into(),
+            serial: String::new(),
+            tpp: 15_840,
+            counted: true,
+        },
+    ];
+    b.tpp = 2 * 15_840;
+    b.devices = 2;
+    let restored = Ledger::restore(
+        ledger.keys().map(|(k, r)| (*k, r.clone())),
+        hosts,
+        FRESH,
+        T0,
+    )
+    .unwrap();
+    assert_eq!(restored.restore_notes().len(), 1);
+    assert_eq!(restored.distribution().total(), 2 * 15_840);
+    let b = restored.host("b").unwrap();
+    assert_eq!(
+        (b.tpp, b.devices, &b.gpus[0].uuid),
+        (15_840, 1, &"GPU-X".to_owned())
+    );
+}
