@@ -233,12 +233,24 @@ async fn an_enrolment_token_cannot_take_over_an_existing_host() {
     // A token for a US site, the Malaysian host's name, a fresh key.
     let attacker = proto_seal::Ed25519Signer::from_seed(&[66; 32]).unwrap();
     let us_token = token(&h, "us-va-1", "").await;
-    let refused = enrol(&h, us_token, attacker.public_key().as_bytes(), "gpu-my")
-        .await
-        .expect_err("an existing host id was enrolled again");
+    let refused = enrol(
+        &h,
+        us_token.clone(),
+        attacker.public_key().as_bytes(),
+        "gpu-my",
+    )
+    .await
+    .expect_err("an existing host id was enrolled again");
     assert_eq!(refused.code(), tonic::Code::AlreadyExists, "{refused:?}");
     assert!(refused.message().contains("gpu-my"), "{refused:?}");
+    assert!(refused.message().contains("--rebind gpu-my"), "{refused:?}");
     assert!(h.collector.state().ledger.key(&attacker.key_id()).is_none());
+    // The refusal did not spend the token: it still enrols a host id nobody holds.
+    let newcomer = proto_seal::Ed25519Signer::from_seed(&[65; 32]).unwrap();
+    let answer = enrol(&h, us_token, newcomer.public_key().as_bytes(), "gpu-new")
+        .await
+        .unwrap();
+    assert_eq!(answer.host_id, "gpu-new");
 
     // The real agent keeps attesting, and Malaysia keeps its compute in every view.
     let second = link(

@@ -53,6 +53,64 @@ fn host_id(hostname: &str, key: &KeyId) -> String {
     }
 }
 
+impl EnrollmentService {
+    /// Where a token enrols: its site, the host (a rebind token's, or one named after the
+    /// request's hostname), and whether it re-binds.
+    fn target(
+        &self,
+        token: &collector_store::EnrollToken,
+        hostname: &str,
+        key: &KeyId,
+    ) -> Result<(collector_core::Site, String, bool), Status> {
+        let site = self
+            .collector
+            .rules
+            .sites
+            .get(&token.site_id)
+            .ok_or_else(|| {
+                Status::failed_precondition(format!(
+                    "site {} is no longer in the registry",
+                    token.site_id
+                ))
+            })?
+            .clone();
+        // A plain token enrols a host id nobody holds; only an administrator's rebind token
+        // names an existing host, whatever the request's hostname says.
+        let host = match &token.rebind_host {
+            Some(host) => host.clone(),
+            None => host_id(hostname, key),
+        };
+        Ok((site, host, token.rebind_host.is_some()))
+    }
+
+    /// Whether the books would take the enrolment; `spent` says what became of the token.
+    fn check(
+        &self,
+        site: &collector_core::Site,
+        host: &str,
+        rebind: bool,
+        key: KeyId,
+        now: i64,
+        spent: &str,
+    ) -> Result<(), Status> {
+        let binding = collector_core::ledger::Binding {
+            at_ms: now,
+            key,
+            host,
+            site: &site.id,
+            country: site.country,
+        };
+        self.collector
+            .state()
+            .ledger
+            .check_enrol(&binding, rebind)
+            .map_err(|refusal| {
+                tracing::warn!(host, site = site.id, key = %key, %refusal, "enrollment refused");
+                Status::already_exists(format!("{refusal}; {spent}"))
+            })
+    }
+}
+
 #[tonic::async_trait]
 impl Enrollment for EnrollmentService {
     async fn enroll(
@@ -70,6 +128,21 @@ impl Enrollment for EnrollmentService {
         let key = public_key.key_id();
         let hash = token_hash(&request.token);
         let now = self.collector.now_ms();
+        let hostname = request
+            .host
+            .as_ref()
+            .map(|h| h.hostname.clone())
+            .unwrap_or_default();
+        // An enrolment the books would refuse is refused before its token is spent.
+        let store = Arc::clone(&self.collector.store);
+        let peeked = tokio::task::spawn_blocking(move || store.token(&hash))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        if let Some(token) = peeked.filter(|t| t.used_at_ms.is_none() && now < t.expires_at_ms) {
+            let (site, host, rebind) = self.target(&token, &hostname, &key)?;
+            self.check(&site, &host, rebind, key, now, "the token was not spent")?;
+        }
         let store = Arc::clone(&self.collector.store);
         let token = tokio::task::spawn_blocking(move || store.use_token(&hash, now))
             .await
@@ -78,47 +151,8 @@ impl Enrollment for EnrollmentService {
                 TokenError::Store(e) => Status::unavailable(e.to_string()),
                 other => Status::permission_denied(format!("enrollment token refused: {other}")),
             })?;
-        let site = self
-            .collector
-            .rules
-            .sites
-            .get(&token.site_id)
-            .ok_or_else(|| {
-                Status::failed_precondition(format!(
-                    "site {} is no longer in the registry",
-                    token.site_id
-                ))
-            })?
-            .clone();
-        // A plain token enrols a host id nobody holds; only an administrator's rebind token
-        // names an existing host, whatever the request's hostname says.
-        let host = match &token.rebind_host {
-            Some(host) => host.clone(),
-            None => host_id(
-                &request
-                    .host
-                    .as_ref()
-                    .map(|h| h.hostname.clone())
-                    .unwrap_or_default(),
-                &key,
-            ),
-        };
-        let rebind = token.rebind_host.is_some();
-        if let Err(refusal) = self.collector.state().ledger.check_enrol(
-            &collector_core::ledger::Binding {
-                at_ms: now,
-                key,
-                host: &host,
-                site: &site.id,
-                country: site.country,
-            },
-            rebind,
-        ) {
-            tracing::warn!(host, site = site.id, key = %key, %refusal, "enrollment refused");
-            return Err(Status::already_exists(format!(
-                "{refusal}; this token is now spent"
-            )));
-        }
+        let (site, host, rebind) = self.target(&token, &hostname, &key)?;
+        self.check(&site, &host, rebind, key, now, "this token is now spent")?;
         let certificate = ca
             .sign_csr(
                 &request.csr_der,

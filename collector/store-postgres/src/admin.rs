@@ -375,6 +375,31 @@ pub(crate) async fn put_token(conn: &mut Conn, token: &EnrollToken) -> Result<()
 }
 
 /// Spends a token: only one caller, on any replica, ever gets `Ok` for a hash.
+pub(crate) async fn token(
+    conn: &mut Conn,
+    token_hash: &[u8; 32],
+) -> Result<Option<EnrollToken>, StoreError> {
+    let bytes: &[u8] = token_hash;
+    let row = conn
+        .query_opt(
+            "SELECT site_id, created_at_ms, expires_at_ms, used_at_ms, rebind_host
+             FROM enroll_tokens WHERE token_hash = $1",
+            &[param(&bytes)],
+        )
+        .await?;
+    row.map(|row| {
+        Ok(EnrollToken {
+            token_hash: *token_hash,
+            site_id: get(&row, 0)?,
+            created_at_ms: get(&row, 1)?,
+            expires_at_ms: get(&row, 2)?,
+            used_at_ms: get(&row, 3)?,
+            rebind_host: get(&row, 4)?,
+        })
+    })
+    .transpose()
+}
+
 pub(crate) async fn use_token(
     conn: &mut Conn,
     token_hash: &[u8; 32],

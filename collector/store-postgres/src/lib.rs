@@ -429,6 +429,11 @@ impl AttestationStore for PostgresStore {
         self.read(move |mut conn| async move { admin::put_token(&mut conn, &token).await })
     }
 
+    fn token(&self, token_hash: &[u8; 32]) -> Result<Option<EnrollToken>, StoreError> {
+        let token_hash = *token_hash;
+        self.read(move |mut conn| async move { admin::token(&mut conn, &token_hash).await })
+    }
+
     fn use_token(&self, token_hash: &[u8; 32], now_ms: i64) -> Result<EnrollToken, TokenError> {
         let token_hash = *token_hash;
         self.read(move |mut conn| async move {

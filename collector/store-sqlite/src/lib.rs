@@ -306,6 +306,10 @@ impl AttestationStore for SqliteStore {
         self.write(move |conn, _| apply::put_token(conn, &token))?
     }
 
+    fn token(&self, token_hash: &[u8; 32]) -> Result<Option<EnrollToken>, StoreError> {
+        self.readers.with(|conn| read::token(conn, token_hash))
+    }
+
     fn use_token(&self, token_hash: &[u8; 32], now_ms: i64) -> Result<EnrollToken, TokenError> {
         let token_hash = *token_hash;
         self.write(move |conn, _| apply::use_token(conn, &token_hash, now_ms))?

@@ -10,8 +10,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Params, Row, Statement,
 use crate::Db;
 use crate::codec::{decode_gpus, int, uint};
 use collector_store::{
-    AcceptedAttestation, AgentRecord, Cursor, Event, Gpu, HostChange, HostState, KeyId, LogRecord,
-    Rejection, StoreError, StoredTreeHead,
+    AcceptedAttestation, AgentRecord, Cursor, EnrollToken, Event, Gpu, HostChange, HostState,
+    KeyId, LogRecord, Rejection, StoreError, StoredTreeHead,
 };
 
 /// A few idle read connections, reused; more are opened while reads overlap.
@@ -120,6 +120,29 @@ pub(crate) fn chain_head(
         .db()?;
     let found = collect(&mut stmt, [key_id], |row| {
         Ok((u64_at(row, 0, "sequence")?, row.get(1).db()?))
+    })?;
+    Ok(found.into_iter().next())
+}
+
+pub(crate) fn token(
+    conn: &Connection,
+    token_hash: &[u8; 32],
+) -> Result<Option<EnrollToken>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT token_hash, site_id, created_at_ms, expires_at_ms, used_at_ms, rebind_host
+             FROM enroll_tokens WHERE token_hash = ?1",
+        )
+        .db()?;
+    let found = collect(&mut stmt, [token_hash], |row| {
+        Ok(EnrollToken {
+            token_hash: row.get(0).db()?,
+            site_id: row.get(1).db()?,
+            created_at_ms: row.get(2).db()?,
+            expires_at_ms: row.get(3).db()?,
+            used_at_ms: row.get(4).db()?,
+            rebind_host: row.get(5).db()?,
+        })
     })?;
     Ok(found.into_iter().next())
 }

@@ -142,6 +142,10 @@ pub trait AttestationStore: Send + Sync + 'static {
     /// Stores a new token; storing a known hash again replaces it.
     fn put_token(&self, token: &EnrollToken) -> Result<(), StoreError>;
 
+    /// A token as stored, spent or not, without spending it (to refuse an enrolment before its
+    /// token is spent).
+    fn token(&self, token_hash: &[u8; 32]) -> Result<Option<EnrollToken>, StoreError>;
+
     /// Atomically spends a token: only one caller ever gets `Ok` for a hash. Expired means
     /// `now_ms >= expires_at_ms`.
     fn use_token(&self, token_hash: &[u8; 32], now_ms: i64) -> Result<EnrollToken, TokenError>;

@@ -89,6 +89,10 @@ pub(super) fn tokens_unknown_expired_used(store: &dyn AttestationStore) -> Outco
     is(store.use_token(&[1; 32], 10_001), "expired")?;
 
     store.put_token(&token(2, 10_000))?;
+    // Looking a token up spends nothing.
+    ensure_eq!(store.token(&[2; 32])?, Some(token(2, 10_000)));
+    ensure_eq!(store.token(&[2; 32])?, Some(token(2, 10_000)));
+    ensure_eq!(store.token(&[7; 32])?, None);
     let used = store.use_token(&[2; 32], 9_999)?;
     ensure_eq!(
         used,
@@ -99,6 +103,7 @@ pub(super) fn tokens_unknown_expired_used(store: &dyn AttestationStore) -> Outco
     );
     is(store.use_token(&[2; 32], 9_999), "used")?;
     is(store.use_token(&[2; 32], 20_000), "used")?;
+    ensure_eq!(store.token(&[2; 32])?, Some(used));
     Ok(())
 }
 
