@@ -83,6 +83,9 @@ pub enum Admission {
     Duplicate,
 }
 
+/// The largest count or sequence the stores keep (a signed 64-bit column).
+const STORABLE: u64 = i64::MAX as u64;
+
 /// A refusal and its detail.
 pub type Refusal = (Reason, String);
 
@@ -122,6 +125,19 @@ pub fn admit(
             ));
         }
         None => {}
+    }
+    // Numbers the books cannot hold are refused here, one attestation at a time, never by a
+    // store that would fail the whole batch with them.
+    for (what, value) in [
+        ("sequence", payload.sequence),
+        ("total TPP", payload.totals.tpp),
+    ] {
+        if value > STORABLE {
+            return Err((
+                Reason::Malformed,
+                format!("{what} {value} is beyond the largest storable value {STORABLE}"),
+            ));
+        }
     }
     let issued = payload.issued_at_unix_ms;
     if issued > context.now_ms + context.max_future_skew_ms {

@@ -672,7 +672,9 @@ impl Results<'_> {
             reason: reason.as_str().to_owned(),
             key_id: key.map(|k| *k.0.as_bytes()),
             host_id: host,
-            sequence: (sequence > 0).then_some(sequence),
+            // A sequence the store cannot hold is named in the detail, not kept as a number:
+            // the record of a refusal must never fail its batch.
+            sequence: (sequence > 0 && i64::try_from(sequence).is_ok()).then_some(sequence),
             peer: self.peer.to_owned(),
             detail: detail.clone(),
         });

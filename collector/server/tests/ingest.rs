@@ -816,3 +816,41 @@ async fn a_silent_host_heard_again_is_a_silence_in_the_report() {
     assert_eq!(span.to_ms, Some(start + 600_000));
     h.stop.cancel();
 }
+
+/// A sequence the stores cannot hold is refused alone, with its reason, on a stream that goes
+/// on: it never fails the batch it came in (nor leaves the books to be reloaded).
+#[tokio::test]
+async fn a_sequence_beyond_the_store_is_refused_alone() {
+    let h = Harness::start("uveu-2025-us-simulated.toml").await;
+    let agent = h.enroll("gpu-1", "us-va-1", 1);
+    let mut stream = Stream::open(&h, &agent, &agent).await.unwrap();
+    let first = proto_seal::seal(
+        &payload(&agent, 1, ChainDigest::GENESIS, &stream.nonce),
+        &agent.signer,
+    )
+    .unwrap();
+    let huge = proto_seal::seal(
+        &payload(&agent, 1 << 63, first.chain_digest(), &stream.nonce),
+        &agent.signer,
+    )
+    .unwrap();
+    let second = proto_seal::seal(
+        &payload(&agent, 2, first.chain_digest(), &stream.nonce),
+        &agent.signer,
+    )
+    .unwrap();
+    // Pipelined, so the three can arrive as one batch.
+    for envelope in [&first, &huge, &second] {
+        stream.sender.send(attestation(envelope)).await.unwrap();
+    }
+    let answers = [
+        stream.next().await,
+        stream.next().await,
+        stream.next().await,
+    ];
+    assert_eq!(acked(&answers[0]), 1);
+    assert_eq!(reject_reason(&answers[1]), v1::RejectReason::Malformed);
+    assert_eq!(acked(&answers[2]), 2);
+    assert_eq!(h.reasons(), ["malformed"]);
+    h.stop.cancel();
+}

@@ -307,3 +307,28 @@ fn prices_must_agree_with_the_catalogue() {
         Reason::CatalogueMismatch
     );
 }
+
+#[test]
+fn numbers_beyond_the_stores_are_refused_one_attestation_at_a_time() {
+    let w = world();
+    let far = payload(1 << 63, digest(1));
+    let (reason, detail) = admit(
+        &agent(),
+        None,
+        submit(&far, NonceCheck::Absent),
+        context(&w),
+    )
+    .expect_err("sequence 2^63");
+    assert_eq!(reason, Reason::Malformed);
+    assert!(detail.contains("sequence"), "{detail}");
+    let largest = payload(i64::MAX as u64, digest(1));
+    assert!(
+        admit(
+            &agent(),
+            None,
+            submit(&largest, NonceCheck::Absent),
+            context(&w)
+        )
+        .is_ok()
+    );
+}
