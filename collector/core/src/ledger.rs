@@ -225,17 +225,6 @@ pub enum ChangeCause {
     Rebound,
 }
 
-impl ChangeCause {
-    /// Stable code.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Attested => "attested",
-            Self::Decommissioned => "decommissioned",
-            Self::Rebound => "rebound",
-        }
-    }
-}
-
 /// Something the ledger flags while applying an entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LedgerEvent {
