@@ -16,6 +16,7 @@ mod format;
 mod hex;
 mod keys;
 mod replay;
+mod report_check;
 mod verify;
 
 pub use format::{Bundle, BundleError, Consistency, FORMAT, Head, Leaf, Manifest};

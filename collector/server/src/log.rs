@@ -102,6 +102,32 @@ impl LogKeeper {
         Ok(stored)
     }
 
+    /// A head over the whole log signed now, whether or not the log grew: what an export or
+    /// a report ends with, so that its head's time is at or after every leaf it covers (a head
+    /// signed earlier over the same size proves nothing about the time since). Stored when the
+    /// size is new; otherwise the stored head of that size stays the first one signed.
+    pub fn sign_fresh(&self) -> Result<StoredTreeHead, LogError> {
+        let _one = self.signing.lock().unwrap_or_else(PoisonError::into_inner);
+        let size = self.store.log_size()?;
+        let root = proto_merkle::root(&LogNodes(self.store.as_ref()), size)?;
+        let head = TreeHead {
+            tree_size: size,
+            root,
+            timestamp_ms: (self.clock)(),
+        };
+        let envelope = proto_seal::sign_tree_head(&head, &self.signer);
+        let stored = StoredTreeHead {
+            tree_size: size,
+            root,
+            timestamp_ms: head.timestamp_ms,
+            envelope: proto_seal::encode_envelope(&envelope),
+        };
+        if self.store.lead_log()? && self.store.tree_head(Some(size))?.is_none() {
+            self.store.put_tree_head(&stored)?;
+        }
+        Ok(stored)
+    }
+
     /// The head of `tree_size` leaves, or the newest for `None`.
     pub fn head(&self, tree_size: Option<u64>) -> Result<StoredTreeHead, LogError> {
         match self.store.tree_head(tree_size)? {
