@@ -15,6 +15,7 @@
 mod format;
 mod hex;
 mod keys;
+mod known;
 mod replay;
 mod report_check;
 mod verify;
@@ -22,5 +23,8 @@ mod verify;
 pub use format::{Bundle, BundleError, Consistency, FORMAT, Head, Leaf, Manifest};
 pub use hex::{from_hex, to_hex};
 pub use keys::{log_key_from_text, signature_from_text, signature_to_text};
+pub use known::read_known_heads;
 pub use replay::{Replay, replay};
-pub use verify::{Finding, Outcome, ReportCheck, verify};
+pub use verify::{
+    Coverage, Finding, KnownHead, Outcome, ReportCheck, Requirements, RulesSeen, verify,
+};

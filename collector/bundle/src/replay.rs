@@ -34,8 +34,8 @@ impl Replay {
 }
 
 /// Replays `entries` (log index, entry, the stored envelope for attestations) in the order
-/// given, which must be the log's. With `prices`, each attestation's devices are also checked
-/// against that policy and catalogue.
+/// given, which must be the log's. With `prices`, each attestation is also checked against
+/// that policy and catalogue as admission checked it (simulated evidence, device prices).
 pub fn replay<'a>(
     entries: impl IntoIterator<Item = (u64, &'a LogEntry, Option<&'a [u8]>)>,
     prices: Option<(&Policy, &Catalogue)>,
@@ -156,10 +156,14 @@ pub fn replay<'a>(
                 };
                 let payload = verified.payload();
                 if let Some((policy, catalogue)) = prices
-                    && let Err(detail) =
-                        collector_core::admission::check_device_prices(payload, catalogue, policy)
+                    && let Err((reason, detail)) =
+                        collector_core::admission::check_evidence(payload, catalogue, policy)
                 {
-                    out.fail("catalogue_mismatch", format!("leaf {index}: {detail}"));
+                    out.fail(
+                        reason.as_str(),
+                        format!("leaf {index}: the collector would have refused it: {detail}"),
+                    );
+                    continue;
                 }
                 let effect = ledger.apply(&Entry::Attested {
                     at_ms: *received_at_ms,

@@ -6,14 +6,13 @@ use proto_accounting::{Catalogue, Policy};
 use proto_evidence::{Envelope, TreeHead};
 use proto_seal::PublicKey;
 
-use crate::format::Bundle;
 use crate::hex::from_hex;
 use crate::verify::{Outcome, ReportCheck, hash32};
 
 /// The report's verdicts recomputed from the bundle's attestations, its heads and signature.
 pub(crate) fn check_report(
     out: &mut Outcome,
-    bundle: &Bundle,
+    tree: Option<&proto_merkle::MemoryTree>,
     log_key: &PublicKey,
     check: ReportCheck<'_>,
     policy: &Policy,
@@ -55,16 +54,39 @@ pub(crate) fn check_report(
             ),
         );
     }
-    let manifest = &bundle.manifest;
-    if manifest.from_ms > report.period_start_ms || manifest.to_ms < report.period_end_ms {
+    // The report speaks of its month up to its end head (a month still running ends there);
+    // the bundle must prove the log complete at least that far. It always starts at the
+    // log's first leaf.
+    let claimed_to = report.log.end.as_ref().map_or(report.period_end_ms, |h| {
+        h.timestamp_ms.min(report.period_end_ms)
+    });
+    let covered_to = out.coverage.map_or(i64::MIN, |c| c.to_ms);
+    if covered_to < claimed_to {
         out.fail(
             "report_not_covered",
             format!(
-                "the bundle covers [{}, {}), the report's month is [{}, {})",
-                manifest.from_ms, manifest.to_ms, report.period_start_ms, report.period_end_ms
+                "the bundle proves the log complete up to {covered_to}, the report speaks of [{}, {claimed_to})",
+                report.period_start_ms
             ),
         );
         return;
+    }
+    // The report's end head must be a head of the bundle's log (its root is the root of as
+    // many of the bundle's leaves), or the report rests on evidence the bundle lacks.
+    if let (Some(head), Some(tree)) = (&report.log.end, tree) {
+        let root = (head.tree_size <= tree.size())
+            .then(|| proto_merkle::root(tree, head.tree_size).ok())
+            .flatten();
+        if root.map(|r| crate::hex::to_hex(&r)) != Some(head.root.to_ascii_lowercase()) {
+            out.fail(
+                "report_not_covered",
+                format!(
+                    "the report's end head (size {}) is not a head of the bundle's log of {} leaves",
+                    head.tree_size,
+                    tree.size()
+                ),
+            );
+        }
     }
     // The report's own heads must be the log's.
     for (name, head) in [("start", &report.log.start), ("end", &report.log.end)] {

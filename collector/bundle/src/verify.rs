@@ -1,6 +1,6 @@
 //! Offline verification of a bundle (and optionally of a monthly report against it).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use proto_accounting::{Catalogue, Distribution, Evaluation, Policy, evaluate};
 use proto_evidence::{LogEntry, TreeHead};
@@ -54,6 +54,64 @@ pub struct Outcome {
     pub distribution: Distribution,
     /// Its evaluation under the bundle's policy.
     pub evaluation: Option<Evaluation>,
+    /// The time the signed heads prove the bundle complete for.
+    pub coverage: Option<Coverage>,
+    /// The rules the bundle was evaluated under, and whether the auditor pinned them.
+    pub rules: Option<RulesSeen>,
+}
+
+/// What the auditor requires of a bundle beyond the log key: the period it must cover, the
+/// rules it must have been evaluated under, and heads seen earlier that it must extend.
+#[derive(Debug, Clone, Default)]
+pub struct Requirements {
+    /// The bundle must prove complete every leaf received before this instant (Unix ms).
+    pub to_ms: Option<i64>,
+    /// The bundle must start at or before this instant. A bundle always carries the log from
+    /// its first leaf, so this only fails a bundle whose manifest starts later.
+    pub from_ms: Option<i64>,
+    /// `sha256:<hex>` of the policy file the auditor accepts.
+    pub policy_digest: Option<String>,
+    /// `sha256:<hex>` of the catalogue file the auditor accepts.
+    pub catalogue_digest: Option<String>,
+    /// Heads of this log the auditor saw earlier: the bundle's log must extend each of them.
+    pub known_heads: Vec<KnownHead>,
+}
+
+/// A head of the log an auditor saw earlier (its signature already checked by whoever read
+/// it), and where it came from, for the findings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownHead {
+    pub tree_size: u64,
+    pub root: Hash,
+    pub source: String,
+}
+
+/// The period a bundle proves complete: every leaf the collector received before `to_ms` is
+/// in its `tree_size` leaves, by the end head the log key signed at `to_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Coverage {
+    /// When the first leaf was received (`None`: an empty log).
+    pub first_leaf_ms: Option<i64>,
+    /// When the end head was signed.
+    pub to_ms: i64,
+    pub tree_size: u64,
+}
+
+/// The rules a bundle carries, as the verifier read them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RulesSeen {
+    pub policy_id: String,
+    pub policy_version: u32,
+    pub policy_digest: String,
+    pub catalogue_digest: String,
+    /// The auditor pinned the policy digest and it matched.
+    pub policy_pinned: bool,
+    /// The auditor pinned the catalogue digest and it matched.
+    pub catalogue_pinned: bool,
+    /// The policy text is one this release ships (`deploy/policies/`).
+    pub policy_shipped: Option<&'static str>,
+    /// The catalogue is this release's built-in one.
+    pub catalogue_builtin: bool,
 }
 
 impl Outcome {
@@ -76,9 +134,15 @@ pub(crate) fn hash32(text: &str) -> Option<Hash> {
     from_hex(text)?.try_into().ok()
 }
 
-/// Verifies `bundle` with the log's public key (and `report` against it). Never panics on
-/// any input; every problem is a finding.
-pub fn verify(bundle: &Bundle, log_key: &PublicKey, report: Option<ReportCheck<'_>>) -> Outcome {
+/// Verifies `bundle` with the log's public key against what the auditor `requires` (and
+/// `report` against it). Never panics and never loops beyond the bundle's own size on any
+/// input; every problem is a finding.
+pub fn verify(
+    bundle: &Bundle,
+    log_key: &PublicKey,
+    requires: &Requirements,
+    report: Option<ReportCheck<'_>>,
+) -> Outcome {
     let mut out = Outcome {
         failures: Vec::new(),
         suppressed: BTreeMap::new(),
@@ -89,6 +153,8 @@ pub fn verify(bundle: &Bundle, log_key: &PublicKey, report: Option<ReportCheck<'
         hosts: 0,
         distribution: Distribution::new(),
         evaluation: None,
+        coverage: None,
+        rules: None,
     };
     let manifest = &bundle.manifest;
     if manifest.log_key_id != to_hex(log_key.key_id().0.as_bytes()) {
@@ -101,13 +167,28 @@ pub fn verify(bundle: &Bundle, log_key: &PublicKey, report: Option<ReportCheck<'
             ),
         );
     }
+    let (policy, catalogue) = rules(&mut out, bundle, requires);
 
-    // Heads: each signed by the log key.
-    let mut roots: BTreeMap<u64, Hash> = BTreeMap::new();
+    // Heads: each signed by the log key. The end head bounds everything that follows, so a
+    // size no signed head vouches for stops verification here.
+    let mut heads: BTreeMap<u64, TreeHead> = BTreeMap::new();
+    let mut signed_heads = Vec::new();
     for head in &bundle.heads {
         match open_head(head, log_key) {
             Ok(signed) => {
-                roots.insert(signed.tree_size, signed.root);
+                signed_heads.push(signed);
+                if let Some(other) = heads.get(&signed.tree_size)
+                    && other.root != signed.root
+                {
+                    out.fail(
+                        "heads_inconsistent",
+                        format!(
+                            "two signed heads of size {} with different roots: the log key signed two trees",
+                            signed.tree_size
+                        ),
+                    );
+                }
+                heads.insert(signed.tree_size, signed);
             }
             Err(detail) => out.fail(
                 "head_signature",
@@ -116,74 +197,65 @@ pub fn verify(bundle: &Bundle, log_key: &PublicKey, report: Option<ReportCheck<'
         }
     }
     let (start, end) = (manifest.start_tree_size, manifest.end_tree_size);
-    if !roots.contains_key(&end) {
+    let Some(end_head) = heads.get(&end).copied() else {
         out.fail(
             "head_missing",
-            format!("no valid signed head of size {end} (the range's end)"),
+            format!("no valid signed head of size {end} (the bundle's end): nothing in it can be checked"),
         );
-    }
-    if start > 0 && !roots.contains_key(&start) {
-        out.fail(
-            "head_missing",
-            format!("no valid signed head of size {start} (the range's start)"),
-        );
-    }
+        return out;
+    };
     if start > end {
         out.fail(
             "heads_inconsistent",
             format!("the range starts at size {start}, after its end {end}"),
         );
     }
-    // Consistency: the end head extends the start head (nothing was removed or rewritten).
-    let mut proven = BTreeSet::new();
-    for record in &bundle.consistency {
-        let (first, second) = (record.first_tree_size, record.second_tree_size);
-        let (Some(old), Some(new)) = (roots.get(&first), roots.get(&second)) else {
-            continue;
-        };
-        let proof: Option<Vec<Hash>> = record.proof.iter().map(|h| hash32(h)).collect();
-        let result = proof
-            .ok_or_else(|| "a proof hash is not 32 bytes of hex".to_owned())
-            .and_then(|proof| {
-                proto_merkle::verify_consistency(first, second, old, new, &proof)
-                    .map_err(|e| e.to_string())
-            });
-        match result {
-            Ok(()) => {
-                proven.insert((first, second));
-            }
-            Err(detail) => out.fail(
-                "heads_inconsistent",
-                format!("heads {first} -> {second}: {detail}"),
-            ),
-        }
-    }
-    if start > 0 && roots.contains_key(&start) && !proven.contains(&(start, end)) {
+    if start > 0 && !heads.contains_key(&start) {
         out.fail(
-            "heads_inconsistent",
-            format!("no valid consistency proof from head {start} to head {end}"),
+            "head_missing",
+            format!("no valid signed head of size {start} (the range's start)"),
+        );
+    }
+    if let Some((&size, _)) = heads.range(end + 1..).next() {
+        out.fail(
+            "head_beyond_end",
+            format!("a signed head of size {size} lies beyond the bundle's end {end}: the bundle stops short of the log it shows"),
         );
     }
 
-    // Leaves: each included in its head; the range complete.
+    // Leaves: every index 0..end exactly once, each included in the end head. The bundle
+    // carries the log from its first leaf, so the verifier rebuilds the tree itself and
+    // compares every head (and every head the auditor knows) with the roots it computes.
     let mut entries: BTreeMap<u64, (LogEntry, Option<Vec<u8>>)> = BTreeMap::new();
+    let mut hashes: BTreeMap<u64, Hash> = BTreeMap::new();
     for leaf in &bundle.leaves {
         let index = leaf.log_index;
+        if index >= end {
+            out.fail(
+                "leaf_outside_range",
+                format!("leaf {index} lies beyond the end head of size {end}"),
+            );
+            continue;
+        }
         let Some(bytes) = from_hex(&leaf.entry) else {
             out.fail("leaf_malformed", format!("leaf {index}: entry is not hex"));
             continue;
         };
-        let included = match (roots.get(&leaf.tree_size), path(&leaf.path)) {
-            (Some(root), Some(path)) => proto_merkle::verify_inclusion(
-                &proto_merkle::leaf_hash(&bytes),
-                index,
-                leaf.tree_size,
-                &path,
-                root,
-            )
-            .map_err(|e| e.to_string()),
-            (None, _) => Err(format!("no valid signed head of size {}", leaf.tree_size)),
-            (_, None) => Err("a path hash is not 32 bytes of hex".to_owned()),
+        let hash = proto_merkle::leaf_hash(&bytes);
+        if leaf.tree_size != end {
+            out.fail(
+                "leaf_not_included",
+                format!(
+                    "leaf {index} is proven in a head of size {}, not in the end head of size {end}",
+                    leaf.tree_size
+                ),
+            );
+            continue;
+        }
+        let included = match path(&leaf.path) {
+            Some(path) => proto_merkle::verify_inclusion(&hash, index, end, &path, &end_head.root)
+                .map_err(|e| e.to_string()),
+            None => Err("a path hash is not 32 bytes of hex".to_owned()),
         };
         if let Err(detail) = included {
             out.fail(
@@ -215,28 +287,62 @@ pub fn verify(bundle: &Bundle, log_key: &PublicKey, report: Option<ReportCheck<'
         if entries.insert(index, (entry, envelope)).is_some() {
             out.fail("leaf_malformed", format!("leaf {index} appears twice"));
         }
+        hashes.insert(index, hash);
     }
-    for index in start..end {
-        if !entries.contains_key(&index) {
+    let present = u64::try_from(entries.len()).unwrap_or(u64::MAX);
+    // The tree the bundle's leaves make, when it has them all.
+    let tree = if present < end {
+        let missing: Vec<u64> = (0..end)
+            .filter(|index| !entries.contains_key(index))
+            .take(MAX_PER_CODE)
+            .collect();
+        out.fail(
+            "leaf_missing",
+            format!(
+                "{} of the {end} leaves of the end head are missing (the first: {})",
+                end - present,
+                missing
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+        None
+    } else {
+        Some(check_prefixes(&mut out, &hashes, &heads, requires, bundle))
+    };
+
+    // A head signed at T cannot hold a leaf the collector received after T: such a head was
+    // back-dated (or the leaf's time was).
+    for head in signed_heads.iter().filter(|h| h.tree_size <= end) {
+        let size = head.tree_size;
+        if let Some((&index, (entry, _))) = entries
+            .range(..size)
+            .find(|(_, (entry, _))| entry.at_ms() > head.timestamp_ms)
+        {
             out.fail(
-                "leaf_missing",
-                format!("leaf {index} of the range {start}..{end} is missing"),
+                "head_backdated",
+                format!(
+                    "the head of size {size} is signed at {}, but holds leaf {index}, received at {}",
+                    head.timestamp_ms,
+                    entry.at_ms()
+                ),
             );
         }
     }
-
-    let policy = Policy::from_toml(&bundle.policy_toml);
-    let catalogue = Catalogue::from_toml(&bundle.catalogue_toml);
-    if let Err(e) = &policy {
-        out.fail("policy", format!("policy.toml: {e}"));
-    }
-    if let Err(e) = &catalogue {
-        out.fail("catalogue", format!("catalogue.toml: {e}"));
-    }
+    let first_leaf_ms = entries.values().next().map(|(entry, _)| entry.at_ms());
+    let coverage = Coverage {
+        first_leaf_ms,
+        to_ms: end_head.timestamp_ms,
+        tree_size: end,
+    };
+    check_scope(&mut out, manifest, requires, &coverage);
+    out.coverage = Some(coverage);
 
     // Replay in log order through the ledger, the collector's own definition of the books.
     let prices = match (&policy, &catalogue) {
-        (Ok(policy), Ok(catalogue)) => Some((policy, catalogue)),
+        (Some(policy), Some(catalogue)) => Some((policy, catalogue)),
         _ => None,
     };
     let replayed = crate::replay::replay(
@@ -253,18 +359,214 @@ pub fn verify(bundle: &Bundle, log_key: &PublicKey, report: Option<ReportCheck<'
     out.keys = replayed.ledger.keys().count();
     out.hosts = replayed.ledger.hosts().count();
     out.distribution = replayed.ledger.distribution().clone();
-    if let Ok(policy) = &policy {
+    if let Some(policy) = &policy {
         out.evaluation = Some(evaluate(policy, &out.distribution));
     }
     let changes = replayed.changes;
     if let Some(report) = report
-        && let (Ok(policy), Ok(catalogue)) = (&policy, &catalogue)
+        && let (Some(policy), Some(catalogue)) = (&policy, &catalogue)
     {
         crate::report_check::check_report(
-            &mut out, bundle, log_key, report, policy, catalogue, changes,
+            &mut out,
+            tree.as_ref(),
+            log_key,
+            report,
+            policy,
+            catalogue,
+            changes,
         );
     }
     out
+}
+
+/// The bundle's policy and catalogue, checked against what the auditor pinned and against
+/// the policies this release ships (an altered policy may not keep a shipped one's id).
+fn rules(
+    out: &mut Outcome,
+    bundle: &Bundle,
+    requires: &Requirements,
+) -> (Option<Policy>, Option<Catalogue>) {
+    let policy = match Policy::from_toml(&bundle.policy_toml) {
+        Ok(policy) => Some(policy),
+        Err(e) => {
+            out.fail("policy", format!("policy.toml: {e}"));
+            None
+        }
+    };
+    let catalogue = match Catalogue::from_toml(&bundle.catalogue_toml) {
+        Ok(catalogue) => Some(catalogue),
+        Err(e) => {
+            out.fail("catalogue", format!("catalogue.toml: {e}"));
+            None
+        }
+    };
+    let (Some(policy_ok), Some(catalogue_ok)) = (&policy, &catalogue) else {
+        return (policy, catalogue);
+    };
+    let policy_digest = policy_ok.digest().to_string();
+    let catalogue_digest = catalogue_ok.digest().to_string();
+    let mut seen = RulesSeen {
+        policy_id: policy_ok.id.clone(),
+        policy_version: policy_ok.version,
+        policy_digest: policy_digest.clone(),
+        catalogue_digest: catalogue_digest.clone(),
+        policy_pinned: false,
+        catalogue_pinned: false,
+        policy_shipped: None,
+        catalogue_builtin: bundle.catalogue_toml == proto_accounting::catalogue::BUILTIN_TOML,
+    };
+    for (file, text) in proto_accounting::policy::SHIPPED {
+        let Ok(shipped) = Policy::from_toml(text) else {
+            continue;
+        };
+        if *text == bundle.policy_toml {
+            seen.policy_shipped = Some(file);
+        } else if shipped.id == policy_ok.id {
+            out.fail(
+                "policy_altered",
+                format!(
+                    "policy.toml calls itself {:?}, the id of the shipped {file} ({}), but its text differs (digest {policy_digest})",
+                    shipped.id,
+                    shipped.digest()
+                ),
+            );
+        }
+    }
+    for (what, pinned, actual, flag) in [
+        (
+            "policy",
+            &requires.policy_digest,
+            &policy_digest,
+            &mut seen.policy_pinned,
+        ),
+        (
+            "catalogue",
+            &requires.catalogue_digest,
+            &catalogue_digest,
+            &mut seen.catalogue_pinned,
+        ),
+    ] {
+        let Some(pinned) = pinned else { continue };
+        if pinned.trim().eq_ignore_ascii_case(actual) {
+            *flag = true;
+        } else {
+            out.fail(
+                if what == "policy" {
+                    "policy_not_pinned"
+                } else {
+                    "catalogue_not_pinned"
+                },
+                format!(
+                    "the bundle was evaluated under the {what} with digest {actual}; the pinned one is {}",
+                    pinned.trim()
+                ),
+            );
+        }
+    }
+    out.rules = Some(seen);
+    (policy, catalogue)
+}
+
+/// Every signed head in the bundle and every head the auditor knows must be the root of the
+/// same-sized prefix of the bundle's leaves (`hashes` holds all `0..end`).
+fn check_prefixes(
+    out: &mut Outcome,
+    hashes: &BTreeMap<u64, Hash>,
+    heads: &BTreeMap<u64, TreeHead>,
+    requires: &Requirements,
+    bundle: &Bundle,
+) -> proto_merkle::MemoryTree {
+    let tree = proto_merkle::MemoryTree::from_leaves(hashes.values().copied());
+    let end = bundle.manifest.end_tree_size;
+    let root_of = |size: u64| proto_merkle::root(&tree, size).ok();
+    for (&size, head) in heads.range(..=end) {
+        if root_of(size) != Some(head.root) {
+            out.fail(
+                "heads_inconsistent",
+                format!("the signed head of size {size} is not the root of the bundle's first {size} leaves: the log was rewritten"),
+            );
+        }
+    }
+    for known in &requires.known_heads {
+        if known.tree_size > end {
+            out.fail(
+                "known_head_not_covered",
+                format!(
+                    "{}: you hold a head of size {}, but the bundle ends at size {end}; its consistency with your head cannot be shown (ask for a newer export)",
+                    known.source, known.tree_size
+                ),
+            );
+        } else if root_of(known.tree_size) != Some(known.root) {
+            out.fail(
+                "known_head_inconsistent",
+                format!(
+                    "{}: the head of size {} you hold is not the root of the bundle's first {} leaves: the log you were shown earlier is not this one",
+                    known.source, known.tree_size, known.tree_size
+                ),
+            );
+        }
+    }
+    // The listed consistency proofs add nothing the rebuilt tree does not show, but a wrong
+    // one is still a wrong claim.
+    for record in &bundle.consistency {
+        let (first, second) = (record.first_tree_size, record.second_tree_size);
+        let (Some(old), Some(new)) = (heads.get(&first), heads.get(&second)) else {
+            continue;
+        };
+        let proof: Option<Vec<Hash>> = record.proof.iter().map(|h| hash32(h)).collect();
+        let result = proof
+            .ok_or_else(|| "a proof hash is not 32 bytes of hex".to_owned())
+            .and_then(|proof| {
+                proto_merkle::verify_consistency(first, second, &old.root, &new.root, &proof)
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(detail) = result {
+            out.fail(
+                "heads_inconsistent",
+                format!("heads {first} -> {second}: {detail}"),
+            );
+        }
+    }
+    tree
+}
+
+/// The period the manifest claims, and the one the auditor requires, against what the end
+/// head proves.
+fn check_scope(
+    out: &mut Outcome,
+    manifest: &crate::format::Manifest,
+    requires: &Requirements,
+    coverage: &Coverage,
+) {
+    if manifest.to_ms > coverage.to_ms {
+        out.fail(
+            "not_covered",
+            format!(
+                "the manifest claims evidence up to {}, but its end head was signed at {}: nothing proves the log complete after that",
+                manifest.to_ms, coverage.to_ms
+            ),
+        );
+    }
+    if let Some(to_ms) = requires.to_ms
+        && to_ms > coverage.to_ms
+    {
+        out.fail(
+            "not_covered",
+            format!(
+                "you require evidence up to {to_ms}; the bundle's end head was signed at {}, so it proves nothing complete after that (ask for an export that ends later)",
+                coverage.to_ms
+            ),
+        );
+    }
+    if let Some(from_ms) = requires.from_ms
+        && let Some(to_ms) = requires.to_ms
+        && from_ms > to_ms
+    {
+        out.fail(
+            "not_covered",
+            format!("the period you require starts at {from_ms}, after its end {to_ms}"),
+        );
+    }
 }
 
 fn path(hashes: &[String]) -> Option<Vec<Hash>> {

@@ -3,7 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use collector_bundle::{
-    Bundle, Consistency, FORMAT, Head, Leaf, Manifest, ReportCheck, to_hex, verify,
+    Bundle, Consistency, FORMAT, Head, KnownHead, Leaf, Manifest, Outcome, ReportCheck,
+    Requirements, to_hex, verify,
 };
 use collector_report::{ChangeKind, HostChange, LogEvidence, ReportInput, SignedHead};
 use proto_accounting::{CountryCode, Policy};
@@ -304,7 +305,7 @@ fn november() -> Month {
     assert!(report.verdict.compliant_at_end);
     let report_json = report.to_json().into_bytes();
     let signature = proto_seal::sign_report(&report_json, &log.key);
-    let bundle = log.bundle(NOV - DAY, NOV + 31 * DAY);
+    let bundle = log.bundle(NOV - DAY, NOV + 30 * DAY);
     Month {
         log,
         bundle,
@@ -317,6 +318,7 @@ fn codes(month: &Month, bundle: &Bundle, json: &[u8]) -> Vec<&'static str> {
     let outcome = verify(
         bundle,
         &month.log.key.public_key(),
+        &Requirements::default(),
         Some(ReportCheck {
             json,
             signature: Some(&month.signature),
@@ -351,6 +353,7 @@ fn a_faithful_bundle_and_report_pass() {
     let outcome = verify(
         &month.bundle,
         &month.log.key.public_key(),
+        &Requirements::default(),
         Some(ReportCheck {
             json: &month.report_json,
             signature: Some(&month.signature),
@@ -471,26 +474,33 @@ fn a_swapped_head_fails_its_signature_or_consistency() {
         found.starts_with(&["head_signature", "head_missing"]),
         "{found:?}"
     );
-    // The start head swapped for a genuine head of another size: the proof no longer fits.
+    // The start head swapped for a genuine head of the end's size, signed (back-dated) at a
+    // time before leaves it holds were received.
     let mut log = november().log;
     let extra = log.sign_head(NOV + 5 * DAY);
     let mut bundle = month.bundle.clone();
-    let genuine = log
-        .heads
-        .iter()
-        .find(|h| h.tree_size == extra.tree_size)
-        .unwrap();
+    let genuine = log.heads.last().unwrap();
+    assert_eq!(genuine.timestamp_ms, extra.timestamp_ms);
     bundle.heads[0] = genuine.clone();
     bundle.manifest.start_tree_size = genuine.tree_size;
     let found = codes(&month, &bundle, &month.report_json);
-    assert!(found.contains(&"heads_inconsistent"), "{found:?}");
+    assert!(found.contains(&"head_backdated"), "{found:?}");
 }
 
 #[test]
 fn a_report_the_bundle_does_not_cover_is_refused() {
     let month = november();
-    let mut bundle = month.bundle.clone();
-    bundle.manifest.to_ms = NOV + 10 * DAY;
+    // The same log, exported on the 11th: its end head proves nothing after that.
+    let mut early = Log::new();
+    for (index, (bytes, envelope)) in month.log.leaves.iter().take(5).enumerate() {
+        early.tree.push(leaf_hash(bytes));
+        early.leaves.push((bytes.clone(), envelope.clone()));
+        if index == 1 {
+            early.sign_head(NOV - DAY);
+        }
+    }
+    early.sign_head(NOV + 10 * DAY + 100);
+    let bundle = early.bundle(NOV - DAY, NOV + 10 * DAY);
     first_reason(
         &codes(&month, &bundle, &month.report_json),
         "report_not_covered",
@@ -501,7 +511,268 @@ fn a_report_the_bundle_does_not_cover_is_refused() {
 fn a_foreign_log_key_fails_everything() {
     let month = november();
     let stranger = Ed25519Signer::from_seed(&[9; 32]).unwrap().public_key();
-    let outcome = verify(&month.bundle, &stranger, None);
+    let outcome = verify(&month.bundle, &stranger, &Requirements::default(), None);
     assert!(!outcome.passed());
     assert_eq!(outcome.failures[0].code, "log_key");
+}
+
+fn check(month: &Month, bundle: &Bundle, requires: &Requirements) -> Outcome {
+    verify(bundle, &month.log.key.public_key(), requires, None)
+}
+
+fn failed(outcome: &Outcome) -> Vec<&'static str> {
+    let mut codes: Vec<&'static str> = outcome.failures.iter().map(|f| f.code).collect();
+    codes.dedup();
+    codes
+}
+
+/// The Malaysian host's leaves: its enrolment, its attestation and its decommissioning.
+const MY_LEAVES: [u64; 3] = [3, 4, 6];
+
+#[test]
+fn a_bundle_that_starts_at_its_end_and_drops_a_host_fails() {
+    let month = november();
+    let mut bundle = month.bundle.clone();
+    let end = bundle.manifest.end_tree_size;
+    bundle.manifest.start_tree_size = end;
+    bundle.heads.retain(|h| h.tree_size == end);
+    bundle.consistency.clear();
+    bundle.leaves.retain(|l| !MY_LEAVES.contains(&l.log_index));
+    bundle.manifest.leaves = bundle.leaves.len() as u64;
+    let outcome = check(&month, &bundle, &Requirements::default());
+    assert!(!outcome.passed());
+    assert_eq!(
+        failed(&outcome)[0],
+        "leaf_missing",
+        "{:#?}",
+        outcome.failures
+    );
+    // And with every leaf of the end head, it passes: the scope is the whole log.
+    let mut bundle = month.bundle.clone();
+    bundle.manifest.start_tree_size = end;
+    assert!(check(&month, &bundle, &Requirements::default()).passed());
+}
+
+#[test]
+fn a_size_no_head_vouches_for_fails_at_once() {
+    let month = november();
+    let mut bundle = month.bundle.clone();
+    bundle.manifest.end_tree_size = 1 << 40;
+    let started = std::time::Instant::now();
+    let outcome = check(&month, &bundle, &Requirements::default());
+    assert_eq!(failed(&outcome), vec!["head_missing"]);
+    // A head the log key did sign over 2^40 leaves, shipped with the few leaves it has.
+    let mut log = november().log;
+    let huge = TreeHead {
+        tree_size: 1 << 40,
+        root: [7; 32],
+        timestamp_ms: NOV + 30 * DAY + 2,
+    };
+    let envelope = proto_seal::sign_tree_head(&huge, &log.key);
+    log.heads.push(Head {
+        tree_size: huge.tree_size,
+        root: to_hex(&huge.root),
+        timestamp_ms: huge.timestamp_ms,
+        envelope: to_hex(&proto_seal::encode_envelope(&envelope)),
+    });
+    bundle.heads.push(log.heads.last().unwrap().clone());
+    let outcome = check(&month, &bundle, &Requirements::default());
+    assert!(
+        failed(&outcome).contains(&"leaf_missing"),
+        "{:#?}",
+        outcome.failures
+    );
+    // Not a timing assertion on the verifier, a guard against the test itself hanging CI.
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}
+
+#[test]
+fn the_bundle_claims_and_proves_only_up_to_its_end_head() {
+    let month = november();
+    let end_head = month.bundle.heads.last().unwrap().timestamp_ms;
+    let outcome = check(&month, &month.bundle, &Requirements::default());
+    let coverage = outcome.coverage.unwrap();
+    assert_eq!(coverage.to_ms, end_head);
+    assert_eq!(coverage.first_leaf_ms, Some(NOV - 3 * DAY));
+    // The auditor's period ends after the end head: not covered.
+    let later = Requirements {
+        to_ms: Some(end_head + 1),
+        ..Requirements::default()
+    };
+    assert_eq!(
+        failed(&check(&month, &month.bundle, &later)),
+        vec!["not_covered"]
+    );
+    let within = Requirements {
+        from_ms: Some(NOV),
+        to_ms: Some(end_head),
+        ..Requirements::default()
+    };
+    assert!(check(&month, &month.bundle, &within).passed());
+    // A manifest that claims more than its head proves.
+    let mut bundle = month.bundle.clone();
+    bundle.manifest.to_ms = end_head + DAY;
+    assert_eq!(
+        failed(&check(&month, &bundle, &Requirements::default())),
+        vec!["not_covered"]
+    );
+}
+
+#[test]
+fn a_policy_loosened_under_a_shipped_id_fails_and_pins_are_enforced() {
+    let month = november();
+    let loosened = POLICY.replace(
+        "tier2_country_max_share = 7",
+        "tier2_country_max_share = 50",
+    );
+    assert_ne!(loosened, POLICY, "the policy file names its Tier-2 limit");
+    let mut bundle = month.bundle.clone();
+    bundle.policy_toml = loosened.clone();
+    let outcome = check(&month, &bundle, &Requirements::default());
+    assert!(
+        failed(&outcome).contains(&"policy_altered"),
+        "{:#?}",
+        outcome.failures
+    );
+    let rules = outcome.rules.unwrap();
+    assert_eq!(rules.policy_id, "uveu-2025-us-simulated");
+    assert_eq!(rules.policy_shipped, None);
+
+    // The faithful bundle names its shipped policy, unpinned.
+    let outcome = check(&month, &month.bundle, &Requirements::default());
+    let rules = outcome.rules.unwrap();
+    assert_eq!(rules.policy_shipped, Some("uveu-2025-us-simulated.toml"));
+    assert!(!rules.policy_pinned);
+    let digest = Policy::from_toml(POLICY).unwrap().digest().to_string();
+    assert_eq!(rules.policy_digest, digest);
+
+    // Pinned to the right digest: pass, pinned. Pinned to production: fail with the reason.
+    let pinned = Requirements {
+        policy_digest: Some(digest),
+        catalogue_digest: Some(rules.catalogue_digest.clone()),
+        ..Requirements::default()
+    };
+    let outcome = check(&month, &month.bundle, &pinned);
+    assert!(outcome.passed(), "{:#?}", outcome.failures);
+    assert!(outcome.rules.as_ref().unwrap().policy_pinned);
+    let production = Policy::from_toml(proto_accounting::policy::UVEU_2025_US_TOML).unwrap();
+    let wrong = Requirements {
+        policy_digest: Some(production.digest().to_string()),
+        ..Requirements::default()
+    };
+    assert_eq!(
+        failed(&check(&month, &month.bundle, &wrong)),
+        vec!["policy_not_pinned"]
+    );
+    // An operator policy under its own id is not "altered", but a pin still catches it.
+    let own = loosened.replace("uveu-2025-us-simulated", "acme-lenient");
+    let mut bundle = month.bundle.clone();
+    bundle.policy_toml = own;
+    assert!(check(&month, &bundle, &Requirements::default()).passed());
+    assert_eq!(
+        failed(&check(&month, &bundle, &pinned)),
+        vec!["policy_not_pinned"]
+    );
+}
+
+#[test]
+fn simulated_evidence_under_the_production_policy_fails() {
+    let month = november();
+    let mut bundle = month.bundle.clone();
+    bundle.policy_toml = proto_accounting::policy::UVEU_2025_US_TOML.into();
+    let outcome = check(&month, &bundle, &Requirements::default());
+    assert!(
+        failed(&outcome).contains(&"simulated_evidence"),
+        "{:#?}",
+        outcome.failures
+    );
+    // Refused evidence does not count: the recomputed books hold none of it.
+    assert_eq!(outcome.distribution.total(), 0);
+}
+
+#[test]
+fn a_known_head_of_another_history_fails() {
+    let month = november();
+    // A head of this log that the auditor saw earlier: consistent.
+    let mut log = november().log;
+    let size = 3;
+    let genuine = KnownHead {
+        tree_size: size,
+        root: proto_merkle::root(&log.tree, size).unwrap(),
+        source: "nov-10.json".into(),
+    };
+    let ok = Requirements {
+        known_heads: vec![genuine.clone()],
+        ..Requirements::default()
+    };
+    assert!(check(&month, &month.bundle, &ok).passed());
+    // The operator showed that auditor another history of the same size.
+    let mut other = Log::new();
+    other.leaves = log.leaves.clone();
+    other.tree =
+        MemoryTree::from_leaves(log.leaves.iter().take(2).map(|(bytes, _)| leaf_hash(bytes)));
+    let us = agent(1, "gpu-us", "us-va-1", "US");
+    other.attest(&us, 1, NOV - 2 * DAY);
+    let split = KnownHead {
+        tree_size: size,
+        root: proto_merkle::root(&other.tree, size).unwrap(),
+        source: "nov-10.json".into(),
+    };
+    assert_ne!(split.root, genuine.root);
+    let requires = Requirements {
+        known_heads: vec![split],
+        ..Requirements::default()
+    };
+    assert_eq!(
+        failed(&check(&month, &month.bundle, &requires)),
+        vec!["known_head_inconsistent"]
+    );
+    // A head the auditor holds beyond the bundle's end cannot be joined to it.
+    log.attest(&us, 8, NOV + 29 * DAY);
+    let later = KnownHead {
+        tree_size: log.tree.size(),
+        root: proto_merkle::root(&log.tree, log.tree.size()).unwrap(),
+        source: "dec-01.json".into(),
+    };
+    let requires = Requirements {
+        known_heads: vec![later],
+        ..Requirements::default()
+    };
+    assert_eq!(
+        failed(&check(&month, &month.bundle, &requires)),
+        vec!["known_head_not_covered"]
+    );
+}
+
+#[test]
+fn known_heads_are_read_from_kept_files_and_must_carry_the_log_signature() {
+    let month = november();
+    let key = month.log.key.public_key();
+    let heads = serde_json::to_string(&month.bundle.heads).unwrap();
+    let known = collector_bundle::read_known_heads(&heads, &key, "heads.json").unwrap();
+    assert_eq!(known.len(), 2);
+    let stranger = Ed25519Signer::from_seed(&[9; 32]).unwrap().public_key();
+    let error = collector_bundle::read_known_heads(&heads, &stranger, "heads.json").unwrap_err();
+    assert!(
+        error.contains("heads.json (head 1)") && error.contains("pinned log key"),
+        "{error}"
+    );
+    let error =
+        collector_bundle::read_known_heads("{\"tree_size\": 3}", &key, "h.json").unwrap_err();
+    assert!(error.contains("envelope"), "{error}");
+}
+
+#[test]
+fn two_trees_signed_at_one_size_fail() {
+    let month = november();
+    let mut other = Log::new();
+    let us = agent(1, "gpu-us", "us-va-1", "US");
+    for _ in 0..month.bundle.manifest.end_tree_size {
+        other.attest(&us, 1, NOV);
+    }
+    other.sign_head(NOV + 30 * DAY + 1);
+    let mut bundle = month.bundle.clone();
+    bundle.heads.push(other.heads[0].clone());
+    let found = failed(&check(&month, &bundle, &Requirements::default()));
+    assert!(found.contains(&"heads_inconsistent"), "{found:?}");
 }

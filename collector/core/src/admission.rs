@@ -176,30 +176,27 @@ pub fn admit(
             issued <= issued_at_ms + valid_for_ms
         }
     };
-    if payload.source == EvidenceSource::Simulated
-        && context.policy.counting.simulated_evidence == SimulatedEvidence::Reject
-    {
-        return Err((
-            Reason::SimulatedEvidence,
-            format!(
-                "policy {} does not accept simulated evidence",
-                context.policy.id
-            ),
-        ));
-    }
-    check_prices(payload, context.catalogue, context.policy)?;
+    check_evidence(payload, context.catalogue, context.policy)?;
     Ok(Admission::Accept { fresh })
 }
 
-/// Whether every device's catalogue id and TPP are what `catalogue` and `policy` say: the
-/// admission rule, for an offline verifier that re-checks stored evidence. `Err` says which
-/// device disagrees and how.
-pub fn check_device_prices(
+/// The rules of the moment that depend only on the signed payload and the rules in force:
+/// simulated evidence under the policy, and every device's catalogue id and TPP. What an
+/// offline verifier re-applies to logged evidence with the bundle's policy and catalogue.
+pub fn check_evidence(
     payload: &AttestationPayload,
     catalogue: &Catalogue,
     policy: &Policy,
-) -> Result<(), String> {
-    check_prices(payload, catalogue, policy).map_err(|(_, detail)| detail)
+) -> Result<(), Refusal> {
+    if payload.source == EvidenceSource::Simulated
+        && policy.counting.simulated_evidence == SimulatedEvidence::Reject
+    {
+        return Err((
+            Reason::SimulatedEvidence,
+            format!("policy {} does not accept simulated evidence", policy.id),
+        ));
+    }
+    check_prices(payload, catalogue, policy)
 }
 
 /// Every device's catalogue id and TPP must be what this collector's catalogue and policy say.

@@ -12,7 +12,7 @@ use proto_wire::v1::evidence_item::Item;
 
 use crate::Failure;
 use crate::remote::{CollectorArgs, block_on, call_failed};
-use crate::time::parse_instant;
+use crate::time::{parse_instant, rfc3339};
 
 #[derive(Debug, clap::Args)]
 pub struct EvidenceArgs {
@@ -99,6 +99,12 @@ fn export(args: &ExportArgs) -> Result<u8, Failure> {
         bundle.manifest.end_tree_size,
         bundle.manifest.log_key_id
     );
+    if bundle.manifest.to_ms < to_ms {
+        println!(
+            "covers receipt times up to {} only: the collector's newest tree head was signed then, and nothing proves the log complete after it",
+            rfc3339(bundle.manifest.to_ms)
+        );
+    }
     println!(
         "verify it offline: veuctl verify {} --log-key <the collector's log.pub>",
         args.out.display()
@@ -200,11 +206,18 @@ impl Builder {
         let summary = self
             .summary
             .ok_or_else(|| anyhow!("the collector sent no export summary"))?;
+        // The bundle claims no more time than its end head proves complete: when the range
+        // ends after the collector's newest head, it ends at that head.
+        let end_head = self
+            .heads
+            .iter()
+            .find(|h| h.tree_size == summary.end_tree_size)
+            .ok_or_else(|| anyhow!("the collector sent no head of the range's end"))?;
         Ok(Bundle {
             manifest: Manifest {
                 format: FORMAT.into(),
-                from_ms: self.from_ms,
-                to_ms: self.to_ms,
+                from_ms: self.from_ms.min(end_head.timestamp_ms),
+                to_ms: self.to_ms.min(end_head.timestamp_ms),
                 start_tree_size: summary.start_tree_size,
                 end_tree_size: summary.end_tree_size,
                 leaves: self.leaves.len() as u64,

@@ -167,6 +167,9 @@ struct CheckedHead {
     key_id: String,
     /// Whether the pinned key verified it.
     verified: bool,
+    /// The encoded signed envelope, when there was one: what `veuctl verify --known-head`
+    /// reads back from a kept head.
+    envelope: Option<Vec<u8>>,
 }
 
 impl CheckedHead {
@@ -230,6 +233,7 @@ impl CheckedHead {
             signed,
             key_id: envelope.key_id.to_string(),
             verified,
+            envelope: Some(proto_seal::encode_envelope(&envelope)),
         }
     }
 
@@ -238,6 +242,7 @@ impl CheckedHead {
             signed: copy,
             key_id: String::new(),
             verified: false,
+            envelope: None,
         }
     }
 
@@ -249,6 +254,7 @@ impl CheckedHead {
             "time": rfc3339(self.signed.timestamp_ms),
             "key_id": self.key_id,
             "verified": self.verified,
+            "envelope": self.envelope.as_deref().map(hex),
         })
     }
 

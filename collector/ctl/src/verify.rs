@@ -4,10 +4,11 @@
 use std::path::PathBuf;
 
 use anyhow::{Context as _, anyhow};
-use collector_bundle::{Bundle, ReportCheck, signature_from_text};
+use collector_bundle::{Bundle, Outcome, ReportCheck, Requirements, signature_from_text};
 use serde_json::json;
 
 use crate::number::grouped;
+use crate::time::{parse_instant, rfc3339};
 use crate::{Failure, Format};
 
 #[derive(Debug, clap::Args)]
@@ -26,6 +27,32 @@ pub struct VerifyArgs {
     /// The report's detached signature (default: report.sig beside the report, when present).
     #[arg(long, value_name = "FILE")]
     report_sig: Option<PathBuf>,
+    /// The bundle must prove the log complete from this instant (RFC 3339, a date, or Unix
+    /// ms). Bundles carry the log from its first leaf, so this fails only with --to before it.
+    #[arg(long, value_name = "TIME")]
+    from: Option<String>,
+    /// The bundle must prove the log complete up to this instant: its end head must have
+    /// been signed at or after it. FAIL (not_covered) when it was signed earlier.
+    #[arg(long, value_name = "TIME")]
+    to: Option<String>,
+    /// A head of this log you saw earlier (a file written by `veuctl log head --format json`
+    /// or a checkpoint); the bundle's log must extend it. Repeatable.
+    #[arg(long = "known-head", value_name = "FILE")]
+    known_heads: Vec<PathBuf>,
+    /// The policy file you accept: the bundle must have been evaluated under exactly this
+    /// file (its SHA-256 is compared). Without --policy or --policy-digest the bundle's own
+    /// policy is used and reported as NOT pinned.
+    #[arg(long, value_name = "FILE", conflicts_with = "policy_digest")]
+    policy: Option<PathBuf>,
+    /// The policy digest you accept, `sha256:<hex>` (as `veuctl policy check` prints it).
+    #[arg(long, value_name = "DIGEST")]
+    policy_digest: Option<String>,
+    /// The accelerator catalogue file you accept (its SHA-256 is compared).
+    #[arg(long, value_name = "FILE", conflicts_with = "catalogue_digest")]
+    catalogue: Option<PathBuf>,
+    /// The catalogue digest you accept, `sha256:<hex>`.
+    #[arg(long, value_name = "DIGEST")]
+    catalogue_digest: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
@@ -60,9 +87,11 @@ pub fn run(args: &VerifyArgs) -> Result<u8, Failure> {
             )
         }
     };
+    let requires = requirements(args)?;
     let outcome = collector_bundle::verify(
         &bundle,
         &log_key,
+        &requires,
         report.as_deref().map(|json| ReportCheck {
             json,
             signature: signature.as_ref(),
@@ -71,6 +100,7 @@ pub fn run(args: &VerifyArgs) -> Result<u8, Failure> {
     let verdict = outcome.evaluation.as_ref().map(|e| e.compliant());
     match args.format {
         Format::Json => {
+            let rules = outcome.rules.as_ref();
             let value = json!({
                 "result": if outcome.passed() { "PASS" } else { "FAIL" },
                 "failures": outcome.failures.iter().map(|f| json!({"code": f.code, "detail": f.detail})).collect::<Vec<_>>(),
@@ -82,6 +112,25 @@ pub fn run(args: &VerifyArgs) -> Result<u8, Failure> {
                 "hosts": outcome.hosts,
                 "total_tpp": outcome.distribution.total(),
                 "compliant_at_end": verdict,
+                "covered": outcome.coverage.map(|c| json!({
+                    "tree_size": c.tree_size,
+                    "first_leaf_unix_ms": c.first_leaf_ms,
+                    "to_unix_ms": c.to_ms,
+                    "to": rfc3339(c.to_ms),
+                })),
+                "policy": rules.map(|r| json!({
+                    "id": r.policy_id,
+                    "version": r.policy_version,
+                    "digest": r.policy_digest,
+                    "pinned": r.policy_pinned,
+                    "shipped": r.policy_shipped,
+                })),
+                "catalogue": rules.map(|r| json!({
+                    "digest": r.catalogue_digest,
+                    "pinned": r.catalogue_pinned,
+                    "builtin": r.catalogue_builtin,
+                })),
+                "known_heads_checked": requires.known_heads.len(),
                 "report_checked": report.is_some(),
                 "report_signature_checked": signature.is_some(),
             });
@@ -90,51 +139,143 @@ pub fn run(args: &VerifyArgs) -> Result<u8, Failure> {
                 serde_json::to_string_pretty(&value).unwrap_or_default()
             );
         }
-        Format::Table => {
-            println!(
-                "{}: {} leaves, {} attestations from {} keys on {} hosts",
-                args.bundle.display(),
-                outcome.leaves,
-                outcome.attestations,
-                outcome.keys,
-                outcome.hosts
-            );
-            if let Some(evaluation) = &outcome.evaluation {
-                println!(
-                    "Recomputed distribution at the bundle's end: {} TPP, {}",
-                    grouped(outcome.distribution.total()),
-                    if evaluation.compliant() {
-                        "compliant"
-                    } else {
-                        "NOT compliant"
-                    }
-                );
-            }
-            if report.is_some() {
-                println!(
-                    "Report checked against the evidence{}",
-                    if signature.is_some() {
-                        ", signature checked"
-                    } else {
-                        " (no report.sig)"
-                    }
-                );
-            }
-            for note in &outcome.notes {
-                println!("note: {note}");
-            }
-            if outcome.passed() {
-                println!("PASS");
-            } else {
-                println!("FAIL");
-                for failure in &outcome.failures {
-                    println!("  {}: {}", failure.code, failure.detail);
-                }
-                for (code, more) in &outcome.suppressed {
-                    println!("  {code}: {more} more");
-                }
-            }
-        }
+        Format::Table => table(
+            args,
+            &outcome,
+            &requires,
+            report.is_some(),
+            signature.is_some(),
+        ),
     }
     Ok(if outcome.passed() { 0 } else { 1 })
+}
+
+/// What the auditor asked for on the command line, with pinned files read and hashed.
+fn requirements(args: &VerifyArgs) -> Result<Requirements, Failure> {
+    let instant = |flag: &str, text: &Option<String>| -> Result<Option<i64>, Failure> {
+        text.as_deref()
+            .map(|t| parse_instant(t).map_err(|e| Failure::bad_input(anyhow!("--{flag} {t}: {e}"))))
+            .transpose()
+    };
+    let digest_of = |path: &PathBuf| -> Result<String, Failure> {
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("cannot read {}", path.display()))
+            .map_err(Failure::bad_input)?;
+        Ok(proto_accounting::Digest::of(&bytes).to_string())
+    };
+    let log_key = crate::transparency::pinned_key(&args.log_key)?;
+    let mut known_heads = Vec::new();
+    for path in &args.known_heads {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))
+            .map_err(Failure::bad_input)?;
+        known_heads.extend(
+            collector_bundle::read_known_heads(&text, &log_key, &path.display().to_string())
+                .map_err(|e| Failure::bad_input(anyhow!("--known-head {e}")))?,
+        );
+    }
+    Ok(Requirements {
+        from_ms: instant("from", &args.from)?,
+        to_ms: instant("to", &args.to)?,
+        policy_digest: match &args.policy {
+            Some(path) => Some(digest_of(path)?),
+            None => args.policy_digest.clone(),
+        },
+        catalogue_digest: match &args.catalogue {
+            Some(path) => Some(digest_of(path)?),
+            None => args.catalogue_digest.clone(),
+        },
+        known_heads,
+    })
+}
+
+fn table(
+    args: &VerifyArgs,
+    outcome: &Outcome,
+    requires: &Requirements,
+    report: bool,
+    signature: bool,
+) {
+    println!(
+        "{}: {} leaves, {} attestations from {} keys on {} hosts",
+        args.bundle.display(),
+        outcome.leaves,
+        outcome.attestations,
+        outcome.keys,
+        outcome.hosts
+    );
+    if let Some(coverage) = &outcome.coverage {
+        println!(
+            "Covers    the log from its first leaf{} to its head of {} leaves, signed {}",
+            coverage
+                .first_leaf_ms
+                .map(|ms| format!(" ({})", rfc3339(ms)))
+                .unwrap_or_default(),
+            grouped(coverage.tree_size),
+            rfc3339(coverage.to_ms)
+        );
+    }
+    if let Some(rules) = &outcome.rules {
+        println!(
+            "Policy    {} v{} {} ({})",
+            rules.policy_id,
+            rules.policy_version,
+            rules.policy_digest,
+            match (rules.policy_pinned, rules.policy_shipped) {
+                (true, _) => "pinned".to_owned(),
+                (false, Some(file)) => format!("NOT pinned; the shipped {file}"),
+                (false, None) => "NOT pinned: the operator's own; pass --policy".to_owned(),
+            }
+        );
+        println!(
+            "Catalogue {} ({})",
+            rules.catalogue_digest,
+            match (rules.catalogue_pinned, rules.catalogue_builtin) {
+                (true, _) => "pinned",
+                (false, true) => "NOT pinned; this veuctl's built-in one",
+                (false, false) => "NOT pinned: the operator's own; pass --catalogue",
+            }
+        );
+    }
+    if !requires.known_heads.is_empty() {
+        println!(
+            "Known     {} head(s) you hold checked against the bundle's log",
+            requires.known_heads.len()
+        );
+    }
+    if let Some(evaluation) = &outcome.evaluation {
+        println!(
+            "Recomputed distribution at the bundle's end: {} TPP, {}",
+            grouped(outcome.distribution.total()),
+            if evaluation.compliant() {
+                "compliant"
+            } else {
+                "NOT compliant"
+            }
+        );
+    }
+    if report {
+        println!(
+            "Report checked against the evidence{}",
+            if signature {
+                ", signature checked"
+            } else {
+                " (no report.sig)"
+            }
+        );
+    }
+    for note in &outcome.notes {
+        println!("note: {note}");
+    }
+    if outcome.passed() {
+        println!("PASS");
+    } else {
+        println!("FAIL");
+        for failure in &outcome.failures {
+            println!("  {}: {}", failure.code, failure.detail);
+        }
+        for (code, more) in &outcome.suppressed {
+            println!("  {code}: {more} more");
+        }
+    }
 }

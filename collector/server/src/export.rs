@@ -43,17 +43,7 @@ pub(crate) fn run(
     let start = store
         .tree_head_before(request.from_unix_ms)
         .map_err(store_status)?;
-    let end = match store
-        .tree_heads(request.to_unix_ms, i64::MAX)
-        .map_err(store_status)?
-        .into_iter()
-        .next()
-    {
-        Some(head) => head,
-        // No head signed since the range's end: one signed now, so the bundle's end head is
-        // at or after every leaf it carries.
-        None => log.sign_fresh().map_err(log_status)?,
-    };
+    let end = log.head_covering(request.to_unix_ms).map_err(log_status)?;
     let start_size = start.as_ref().map_or(0, |h| h.tree_size);
     let end_size = end.tree_size;
 

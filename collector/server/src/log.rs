@@ -89,7 +89,7 @@ impl LogKeeper {
         let head = TreeHead {
             tree_size: size,
             root,
-            timestamp_ms: (self.clock)(),
+            timestamp_ms: self.timestamp(size)?,
         };
         let envelope = proto_seal::sign_tree_head(&head, &self.signer);
         let stored = StoredTreeHead {
@@ -113,7 +113,7 @@ impl LogKeeper {
         let head = TreeHead {
             tree_size: size,
             root,
-            timestamp_ms: (self.clock)(),
+            timestamp_ms: self.timestamp(size)?,
         };
         let envelope = proto_seal::sign_tree_head(&head, &self.signer);
         let stored = StoredTreeHead {
@@ -126,6 +126,44 @@ impl LogKeeper {
             self.store.put_tree_head(&stored)?;
         }
         Ok(stored)
+    }
+
+    /// A head's time: now, but never before its last leaf was received (the books' clock
+    /// never goes back even when the system clock does, and a head may not look older than a
+    /// leaf it holds).
+    fn timestamp(&self, size: u64) -> Result<i64, LogError> {
+        let now = (self.clock)();
+        let Some(last) = size.checked_sub(1) else {
+            return Ok(now);
+        };
+        let newest = self
+            .store
+            .log_records(last, 1)?
+            .first()
+            .and_then(|record| proto_evidence::LogEntry::decode(&record.entry).ok())
+            .map_or(now, |entry| entry.at_ms());
+        Ok(now.max(newest))
+    }
+
+    /// The head an export or a report of evidence received before `until_ms` ends with: the
+    /// first head signed at or after it; else the newest head over the whole log (signed now
+    /// if the log grew). When `until_ms` has passed and that head is older than it, a head is
+    /// signed now, so that the head's time proves the log complete up to `until_ms`. For an
+    /// instant still to come, the head proves the log complete up to its own time only.
+    pub fn head_covering(&self, until_ms: i64) -> Result<StoredTreeHead, LogError> {
+        if let Some(head) = self
+            .store
+            .tree_heads(until_ms, i64::MAX)?
+            .into_iter()
+            .next()
+        {
+            return Ok(head);
+        }
+        let head = self.sign()?;
+        if head.timestamp_ms < until_ms && until_ms <= (self.clock)() {
+            return self.sign_fresh();
+        }
+        Ok(head)
     }
 
     /// The head of `tree_size` leaves, or the newest for `None`.

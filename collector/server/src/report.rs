@@ -163,12 +163,7 @@ pub fn build(collector: &Collector, log: &LogKeeper, month: &str) -> Result<Repo
     }
 
     let start_head = store.tree_head_before(start)?;
-    // The first head signed at or after the month's end covers every change the report read;
-    // when none exists yet (the current month, or a quiet log), one is signed now.
-    let end_head = match store.tree_heads(end, i64::MAX)?.into_iter().next() {
-        Some(head) => Some(head),
-        None => Some(log.sign_fresh()?),
-    };
+    let end_head = Some(log.head_covering(end)?);
     let consistency_proof = match (&start_head, &end_head) {
         (Some(first), Some(second)) if first.tree_size <= second.tree_size => log
             .consistency(first.tree_size, second.tree_size)?

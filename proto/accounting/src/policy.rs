@@ -12,6 +12,29 @@ use crate::{CountryCode, Digest, FieldError, Percent, join_lines};
 /// The 2025 UVEU policy with a US headquarters, compiled in as the default.
 pub const UVEU_2025_US_TOML: &str = include_str!("../../../deploy/policies/uveu-2025-us.toml");
 
+/// Every policy this release ships (`deploy/policies/`), by file name: the texts an id such as
+/// `uveu-2025-us` stands for, so that an offline verifier can tell a shipped policy from an
+/// altered one that kept its id.
+pub const SHIPPED: &[(&str, &str)] = &[
+    ("uveu-2025-us.toml", UVEU_2025_US_TOML),
+    (
+        "uveu-2025-us-simulated.toml",
+        include_str!("../../../deploy/policies/uveu-2025-us-simulated.toml"),
+    ),
+    (
+        "uveu-2026-us.toml",
+        include_str!("../../../deploy/policies/uveu-2026-us.toml"),
+    ),
+];
+
+/// The text of the shipped policy file `file` (e.g. `uveu-2025-us-simulated.toml`).
+pub fn shipped(file: &str) -> Option<&'static str> {
+    SHIPPED
+        .iter()
+        .find(|(name, _)| *name == file)
+        .map(|(_, text)| *text)
+}
+
 /// A validated policy.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -399,7 +422,7 @@ impl RawPercent {
 mod tests {
     use super::*;
 
-    const UVEU_2026_US: &str = include_str!("../../../deploy/policies/uveu-2026-us.toml");
+    const UVEU_2026_US: &str = SHIPPED[2].1;
 
     fn code(text: &str) -> CountryCode {
         CountryCode::parse(text).unwrap()

@@ -140,3 +140,114 @@ fn an_auditor_reports_exports_and_verifies_and_every_tampering_fails() {
     let output = collector.veuctl(&["verify", bundle.to_str().unwrap(), "--log-key", &stranger]);
     assert_eq!(output.status.code(), Some(1));
 }
+
+/// What a hostile operator would try on an auditor who pins only the log key, and what the
+/// auditor's pins catch: the period, the rules and a head seen earlier.
+#[test]
+fn an_auditor_pins_the_period_the_rules_and_a_head_seen_earlier() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start(dir.path());
+    collector.loadgen(3, "us-va-1,us-va-1,my-jhb-1", 2);
+    let log_key = collector.log_pub();
+    let log_key = log_key.to_str().unwrap();
+
+    // A head the auditor keeps from an earlier visit.
+    let kept = dir.path().join("head.json");
+    let output = collector.veuctl(&[
+        "log",
+        "head",
+        "--sign-now",
+        "--log-key",
+        log_key,
+        "--format",
+        "json",
+    ]);
+    ok(&output);
+    std::fs::write(&kept, &output.stdout).unwrap();
+
+    collector.loadgen(2, "us-va-1,us-va-1", 2);
+    let bundle = dir.path().join("bundle");
+    collector.export_month(&bundle);
+    let kept = kept.to_str().unwrap();
+    let (status, stdout) = collector.verify(&bundle, &["--known-head", kept]);
+    assert_eq!(status, 0, "{stdout}");
+    assert!(
+        stdout.contains("Policy    uveu-2025-us-simulated")
+            && stdout.contains("NOT pinned")
+            && stdout.contains("Covers"),
+        "{stdout}"
+    );
+
+    // The auditor requires time the bundle's end head does not cover.
+    let (status, stdout) = collector.verify(&bundle, &["--to", "2999-01-01"]);
+    assert_eq!(status, 1, "{stdout}");
+    assert!(stdout.contains("not_covered"), "{stdout}");
+
+    // The collector ran the simulated-evidence policy; an auditor pinning production fails it.
+    let production = format!(
+        "{}/../deploy/policies/uveu-2025-us.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let (status, stdout) = collector.verify(&bundle, &["--policy", &production]);
+    assert_eq!(status, 1, "{stdout}");
+    assert!(stdout.contains("policy_not_pinned"), "{stdout}");
+    let simulated = production.replace("uveu-2025-us.toml", "uveu-2025-us-simulated.toml");
+    let (status, stdout) = collector.verify(&bundle, &["--policy", &simulated]);
+    assert_eq!(status, 0, "{stdout}");
+    assert!(stdout.contains("(pinned)"), "{stdout}");
+
+    // The operator swaps in the production policy to look strict: its simulated evidence
+    // would have been refused, so the recomputed books fail.
+    let strict = dir.path().join("strict");
+    copy_dir(&bundle, &strict);
+    std::fs::copy(&production, strict.join("policy.toml")).unwrap();
+    let (status, stdout) = collector.verify(&strict, &[]);
+    assert_eq!(status, 1, "{stdout}");
+    assert!(stdout.contains("simulated_evidence"), "{stdout}");
+
+    // The operator loosens the Tier-2 limit to 50 % under the shipped id.
+    let lenient = dir.path().join("lenient");
+    copy_dir(&bundle, &lenient);
+    let text = std::fs::read_to_string(bundle.join("policy.toml")).unwrap();
+    let loosened = text.replace(
+        "tier2_country_max_share = 7",
+        "tier2_country_max_share = 50",
+    );
+    assert_ne!(loosened, text);
+    std::fs::write(lenient.join("policy.toml"), loosened).unwrap();
+    let (status, stdout) = collector.verify(&lenient, &[]);
+    assert_eq!(status, 1, "{stdout}");
+    assert!(stdout.contains("policy_altered"), "{stdout}");
+
+    // The bundle claims to end later than its end head, or to be larger than any head.
+    let stretched = dir.path().join("stretched");
+    copy_dir(&bundle, &stretched);
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(bundle.join("manifest.json")).unwrap())
+            .unwrap();
+    manifest["end_tree_size"] = serde_json::json!(1u64 << 40);
+    std::fs::write(stretched.join("manifest.json"), manifest.to_string()).unwrap();
+    let (status, stdout) = collector.verify(&stretched, &[]);
+    assert_eq!(status, 1, "{stdout}");
+    assert!(stdout.contains("head_missing"), "{stdout}");
+
+    // A kept head whose signed bytes were tampered with is refused as bad input.
+    let mut forged: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(kept).unwrap()).unwrap();
+    forged["envelope"] = serde_json::json!("00");
+    let forged_path = dir.path().join("forged.json");
+    std::fs::write(&forged_path, forged.to_string()).unwrap();
+    let output = collector.veuctl(&[
+        "verify",
+        bundle.to_str().unwrap(),
+        "--log-key",
+        log_key,
+        "--known-head",
+        forged_path.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "a head that is not signed is bad input"
+    );
+}
