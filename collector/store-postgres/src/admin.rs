@@ -3,7 +3,8 @@
 //! heads (single statements on a pooled connection: they append nothing to the log).
 
 use collector_store::{
-    AgentRecord, EnrollToken, Gpu, HostChange, StoreError, StoredTreeHead, TokenError,
+    AgentRecord, EnrollToken, Gpu, HostChange, StoreError, StoredCosignature, StoredTreeHead,
+    TokenError,
 };
 use proto_evidence::LogEntry;
 use proto_merkle::Frontier;
@@ -425,6 +426,25 @@ pub(crate) async fn use_token(
             None => Err(TokenError::Expired),
         },
     }
+}
+
+pub(crate) async fn put_cosignature(
+    conn: &mut Conn,
+    cosignature: &StoredCosignature,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO cosignatures (tree_size, witness, line, received_at_ms) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (tree_size, witness) DO UPDATE SET line = excluded.line,
+             received_at_ms = excluded.received_at_ms",
+        &[
+            &int("tree_size", cosignature.tree_size)?,
+            &cosignature.witness,
+            &cosignature.line,
+            &cosignature.received_at_ms,
+        ],
+    )
+    .await?;
+    Ok(())
 }
 
 pub(crate) async fn put_tree_head(

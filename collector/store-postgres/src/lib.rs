@@ -105,7 +105,7 @@ use std::time::Duration;
 use collector_store::{
     AcceptedAttestation, AgentRecord, AttestationStore, Batch, CommitFuture, CommitReceipt, Cursor,
     EnrollToken, Event, Gpu, HostChange, HostState, KeyId, LogRecord, Rejection, StoreError,
-    StoredTreeHead, TokenError, WriterStats,
+    StoredCosignature, StoredTreeHead, TokenError, WriterStats,
 };
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
@@ -472,6 +472,17 @@ impl AttestationStore for PostgresStore {
     fn put_tree_head(&self, head: &StoredTreeHead) -> Result<(), StoreError> {
         let head = head.clone();
         self.read(move |mut conn| async move { admin::put_tree_head(&mut conn, &head).await })
+    }
+
+    fn put_cosignature(&self, cosignature: &StoredCosignature) -> Result<(), StoreError> {
+        let cosignature = cosignature.clone();
+        self.read(
+            move |mut conn| async move { admin::put_cosignature(&mut conn, &cosignature).await },
+        )
+    }
+
+    fn cosignatures(&self, tree_size: u64) -> Result<Vec<StoredCosignature>, StoreError> {
+        self.read(move |mut conn| async move { read::cosignatures(&mut conn, tree_size).await })
     }
 
     fn tree_head(&self, tree_size: Option<u64>) -> Result<Option<StoredTreeHead>, StoreError> {

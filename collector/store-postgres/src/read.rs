@@ -3,7 +3,7 @@
 
 use collector_store::{
     AcceptedAttestation, AgentRecord, Cursor, Event, Gpu, HostChange, HostState, KeyId, LogRecord,
-    Rejection, StoreError, StoredTreeHead,
+    Rejection, StoreError, StoredCosignature, StoredTreeHead,
 };
 use tokio_postgres::Row;
 
@@ -468,6 +468,31 @@ fn log_row(row: &Row) -> Result<LogRecord, StoreError> {
         entry: get(row, 2)?,
         envelope: get(row, 3)?,
     })
+}
+
+pub(crate) async fn cosignatures(
+    conn: &mut Conn,
+    tree_size: u64,
+) -> Result<Vec<StoredCosignature>, StoreError> {
+    let Ok(size) = i64::try_from(tree_size) else {
+        return Ok(Vec::new());
+    };
+    conn.query(
+        "SELECT tree_size, witness, line, received_at_ms FROM cosignatures
+         WHERE tree_size = $1 ORDER BY witness",
+        &[&size],
+    )
+    .await?
+    .iter()
+    .map(|row| {
+        Ok(StoredCosignature {
+            tree_size: get_u64(row, 0, "tree_size")?,
+            witness: get(row, 1)?,
+            line: get(row, 2)?,
+            received_at_ms: get(row, 3)?,
+        })
+    })
+    .collect()
 }
 
 fn head_row(row: &Row) -> Result<StoredTreeHead, StoreError> {

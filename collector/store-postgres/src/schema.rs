@@ -13,6 +13,7 @@ use crate::pool::{Conn, Db};
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_ledger.sql"),
+    include_str!("migrations/0003_witness.sql"),
 ];
 
 /// The schema version this build writes.

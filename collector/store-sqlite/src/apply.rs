@@ -12,7 +12,8 @@ use crate::codec::{decode_gpus, encode_gpus, int};
 use crate::log::Log;
 use collector_store::{
     AcceptedAttestation, AgentRecord, Batch, CommitReceipt, EnrollToken, Event, Gpu, HostChange,
-    HostState, HostUpdate, KeyId, Rejection, StoreError, StoredTreeHead, TokenError,
+    HostState, HostUpdate, KeyId, Rejection, StoreError, StoredCosignature, StoredTreeHead,
+    TokenError,
 };
 
 /// Stores one batch on `conn`, which the caller has inside a savepoint: on any error the caller
@@ -616,6 +617,26 @@ pub(crate) fn put_tree_head(
         head.root,
         head.timestamp_ms,
         head.envelope
+    ])
+    .db()?;
+    Ok(())
+}
+
+pub(crate) fn put_cosignature(
+    conn: &mut Connection,
+    cosignature: &StoredCosignature,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO cosignatures (tree_size, witness, line, received_at_ms) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (tree_size, witness) DO UPDATE SET line = excluded.line,
+             received_at_ms = excluded.received_at_ms",
+    )
+    .db()?
+    .execute(params![
+        int("tree_size", cosignature.tree_size)?,
+        cosignature.witness,
+        cosignature.line,
+        cosignature.received_at_ms
     ])
     .db()?;
     Ok(())

@@ -33,7 +33,7 @@ use collector_store::park::block_on;
 use collector_store::{
     AcceptedAttestation, AgentRecord, AttestationStore, Batch, CommitFuture, CommitReceipt, Cursor,
     EnrollToken, Event, Gpu, HostChange, HostState, KeyId, LogRecord, Rejection, StoreError,
-    StoredTreeHead, TokenError, WriterCounters, WriterStats,
+    StoredCosignature, StoredTreeHead, TokenError, WriterCounters, WriterStats,
 };
 use log::Log;
 use read::Readers;
@@ -345,6 +345,16 @@ impl AttestationStore for SqliteStore {
     fn put_tree_head(&self, head: &StoredTreeHead) -> Result<(), StoreError> {
         let head = head.clone();
         self.write(move |conn, _| apply::put_tree_head(conn, &head))?
+    }
+
+    fn put_cosignature(&self, cosignature: &StoredCosignature) -> Result<(), StoreError> {
+        let cosignature = cosignature.clone();
+        self.write(move |conn, _| apply::put_cosignature(conn, &cosignature))?
+    }
+
+    fn cosignatures(&self, tree_size: u64) -> Result<Vec<StoredCosignature>, StoreError> {
+        self.readers
+            .with(|conn| read::cosignatures(conn, tree_size))
     }
 
     fn tree_head(&self, tree_size: Option<u64>) -> Result<Option<StoredTreeHead>, StoreError> {

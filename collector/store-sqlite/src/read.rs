@@ -11,7 +11,7 @@ use crate::Db;
 use crate::codec::{decode_gpus, int, uint};
 use collector_store::{
     AcceptedAttestation, AgentRecord, Cursor, EnrollToken, Event, Gpu, HostChange, HostState,
-    KeyId, LogRecord, Rejection, StoreError, StoredTreeHead,
+    KeyId, LogRecord, Rejection, StoreError, StoredCosignature, StoredTreeHead,
 };
 
 /// A few idle read connections, reused; more are opened while reads overlap.
@@ -539,6 +539,32 @@ fn log_row(row: &Row<'_>) -> Result<LogRecord, StoreError> {
         entry: row.get(2).db()?,
         envelope: row.get(3).db()?,
     })
+}
+
+pub(crate) fn cosignatures(
+    conn: &Connection,
+    tree_size: u64,
+) -> Result<Vec<StoredCosignature>, StoreError> {
+    let Ok(size) = i64::try_from(tree_size) else {
+        return Ok(Vec::new());
+    };
+    collect(
+        &mut *conn
+            .prepare_cached(
+                "SELECT tree_size, witness, line, received_at_ms FROM cosignatures
+                 WHERE tree_size = ?1 ORDER BY witness",
+            )
+            .db()?,
+        [size],
+        |row| {
+            Ok(StoredCosignature {
+                tree_size: u64_at(row, 0, "tree_size")?,
+                witness: row.get(1).db()?,
+                line: row.get(2).db()?,
+                received_at_ms: row.get(3).db()?,
+            })
+        },
+    )
 }
 
 fn head_row(row: &Row<'_>) -> Result<StoredTreeHead, StoreError> {

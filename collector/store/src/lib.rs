@@ -23,7 +23,7 @@ use std::task::{Context, Poll};
 pub use error::{BackendError, StoreError, TokenError};
 pub use model::{
     AcceptedAttestation, AgentRecord, Batch, CommitReceipt, EnrollToken, Event, Gpu, HostChange,
-    HostState, HostUpdate, KeyId, LogRecord, Rejection, StoredTreeHead,
+    HostState, HostUpdate, KeyId, LogRecord, Rejection, StoredCosignature, StoredTreeHead,
 };
 pub use stats::{WriterCounters, WriterStats};
 
@@ -185,6 +185,13 @@ pub trait AttestationStore: Send + Sync + 'static {
 
     /// The newest head signed before `before_ms`.
     fn tree_head_before(&self, before_ms: i64) -> Result<Option<StoredTreeHead>, StoreError>;
+
+    /// Keeps a witness's cosignature on the checkpoint of `tree_size` leaves; the same
+    /// witness's cosignature of that size again replaces it (a later time, same checkpoint).
+    fn put_cosignature(&self, cosignature: &StoredCosignature) -> Result<(), StoreError>;
+
+    /// The cosignatures kept on the checkpoint of `tree_size` leaves, by witness name.
+    fn cosignatures(&self, tree_size: u64) -> Result<Vec<StoredCosignature>, StoreError>;
 
     /// Host state changes at instants before `to_ms`, oldest first (commit order within one
     /// instant): the history a past distribution or a monthly report replays.

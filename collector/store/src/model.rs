@@ -201,6 +201,18 @@ pub struct StoredTreeHead {
     pub envelope: Vec<u8>,
 }
 
+/// A witness's cosignature on the log's checkpoint of `tree_size` leaves.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StoredCosignature {
+    pub tree_size: u64,
+    /// The witness's key name, as in its note signature.
+    pub witness: String,
+    /// The note signature line (`— <name> <base64>`) the witness answered.
+    pub line: String,
+    /// When the collector received it.
+    pub received_at_ms: i64,
+}
+
 /// A host's state from one instant on: what past distributions and reports replay. Stored in
 /// the ledger's order; `at_ms` is the ledger's clock (collector time, never the agent's).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

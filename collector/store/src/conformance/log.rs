@@ -5,7 +5,9 @@ use proto_merkle::{MemoryTree, leaf_hash};
 
 use super::fixture::{agent, attestation, batch, key};
 use super::{Failure, ensure, ensure_eq};
-use crate::{AttestationStore, HostChange, LogNodes as Nodes, StoreError, StoredTreeHead};
+use crate::{
+    AttestationStore, HostChange, LogNodes as Nodes, StoreError, StoredCosignature, StoredTreeHead,
+};
 
 type Outcome = Result<(), Failure>;
 
@@ -179,6 +181,35 @@ pub(super) fn tree_heads_by_size_and_time(store: &dyn AttestationStore) -> Outco
     );
     ensure_eq!(store.tree_head_before(2_000)?, Some(head(3, 1_000)));
     ensure_eq!(store.tree_head_before(1_000)?, None);
+    Ok(())
+}
+
+/// Cosignatures are kept per checkpoint size and witness; a witness's newer one replaces its
+/// older one of the same size.
+pub(super) fn cosignatures_by_size_and_witness(store: &dyn AttestationStore) -> Outcome {
+    let cosignature = |size: u64, witness: &str, at: i64| StoredCosignature {
+        tree_size: size,
+        witness: witness.into(),
+        line: format!("\u{2014} {witness} AAAA{at}"),
+        received_at_ms: at,
+    };
+    ensure_eq!(store.cosignatures(7)?, Vec::new());
+    store.put_cosignature(&cosignature(7, "w2.example", 1_000))?;
+    store.put_cosignature(&cosignature(7, "w1.example", 1_100))?;
+    store.put_cosignature(&cosignature(9, "w1.example", 2_000))?;
+    store.put_cosignature(&cosignature(7, "w2.example", 1_500))?;
+    ensure_eq!(
+        store.cosignatures(7)?,
+        vec![
+            cosignature(7, "w1.example", 1_100),
+            cosignature(7, "w2.example", 1_500)
+        ]
+    );
+    ensure_eq!(
+        store.cosignatures(9)?,
+        vec![cosignature(9, "w1.example", 2_000)]
+    );
+    ensure_eq!(store.cosignatures(u64::MAX)?, Vec::new());
     Ok(())
 }
 

@@ -134,6 +134,10 @@ pub const CHECKS: &[(&str, Check)] = &[
         log::tree_heads_by_size_and_time,
     ),
     (
+        "cosignatures_by_size_and_witness",
+        log::cosignatures_by_size_and_witness,
+    ),
+    (
         "history_keeps_changes_only",
         log::history_keeps_changes_only,
     ),

@@ -1,0 +1,9 @@
+-- Witnesses' cosignatures on the log's checkpoints (C2SP tlog-cosignature), one per witness
+-- and checkpoint size: what evidence bundles carry so that an auditor can require them.
+CREATE TABLE cosignatures (
+    tree_size      bigint NOT NULL,
+    witness        text   NOT NULL,
+    line           text   NOT NULL,
+    received_at_ms bigint NOT NULL,
+    PRIMARY KEY (tree_size, witness)
+);
