@@ -155,6 +155,19 @@ impl Ed25519Signer {
             signature: signature.as_ref().to_vec(),
         }
     }
+
+    /// Signs `message` as it is, with no context in front: for formats that frame their own
+    /// messages, such as the C2SP signed notes whose text a transparency log signs as its
+    /// checkpoint. Refuses (`None`) a message holding a NUL byte: every context this crate
+    /// signs with ends in NUL, so no signature made here can pass for an attestation, a
+    /// challenge response, a tree head or a report.
+    pub fn sign_unframed(&self, message: &[u8]) -> Option<[u8; 64]> {
+        if message.contains(&0) {
+            return None;
+        }
+        let signature = self.pair.sign(message);
+        signature.as_ref().try_into().ok()
+    }
 }
 
 /// An Ed25519 public key: 32 bytes that encode a point of the curve which is not of small

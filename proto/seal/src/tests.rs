@@ -291,3 +291,25 @@ fn public_keys_off_the_curve_or_of_small_order_are_refused() {
         Ok(signer.public_key())
     );
 }
+
+#[test]
+fn unframed_signatures_verify_over_the_bare_message_and_never_over_a_context() {
+    // What keeps an unframed signature from passing for a framed one: every context ends in
+    // NUL, and no unframed message may hold one.
+    for context in [
+        ATTESTATION_CONTEXT,
+        CHALLENGE_CONTEXT,
+        proto_evidence::TREE_HEAD_CONTEXT,
+        proto_evidence::REPORT_CONTEXT,
+    ] {
+        assert_eq!(context.last(), Some(&0));
+    }
+    let signer = signer(7);
+    let text = b"veu-attest.example/log\n3\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n";
+    let signature = signer.sign_unframed(text).unwrap();
+    UnparsedPublicKey::new(&ED25519, signer.public_key().as_bytes())
+        .verify(text, &signature)
+        .unwrap();
+    assert_eq!(signer.sign_unframed(b"veu-attest/v1/tree-head\0\x01"), None);
+    assert_eq!(signer.sign_unframed(&[0]), None);
+}
