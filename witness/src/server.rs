@@ -238,7 +238,13 @@ fn refused(refusal: &Refusal) -> Response<Full<Bytes>> {
         tracing::error!(origin, reason = %refusal, "add-checkpoint failed");
         return text(status, "internal error\n".to_owned());
     }
-    tracing::info!(origin, status = status.as_u16(), reason = %refusal, "add-checkpoint refused");
+    if status == StatusCode::UNPROCESSABLE_ENTITY {
+        // A checkpoint signed by the log that does not extend what was cosigned: a broken
+        // proof at best, the log showing two histories at worst.
+        tracing::warn!(origin, status = status.as_u16(), reason = %refusal, "add-checkpoint refused");
+    } else {
+        tracing::info!(origin, status = status.as_u16(), reason = %refusal, "add-checkpoint refused");
+    }
     match refusal {
         Refusal::Conflict { witness_size, .. } => {
             let mut response = text(status, format_size_body(*witness_size));
