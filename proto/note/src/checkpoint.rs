@@ -118,7 +118,10 @@ impl fmt::Display for Checkpoint {
 }
 
 /// A log's checkpoint signer: its Ed25519 key under the key name equal to its origin, as logs
-/// name their keys. The key stays wherever the signing function keeps it.
+/// name their keys. The key stays wherever the signing function keeps it; the collector passes
+/// its log key (`Arc<proto_seal::Ed25519Signer>`) as
+/// `LogSigner::new(origin, *key.public_key().as_bytes(), move |m| key.sign_unframed(m))`, and
+/// turns each signed tree head into a checkpoint with `sign_checkpoint(tree_size, root)`.
 #[derive(Debug)]
 pub struct LogSigner {
     origin: String,

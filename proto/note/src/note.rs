@@ -140,6 +140,29 @@ impl SignedNote {
         })
     }
 
+    /// A note of `text` and `signatures` (at least one), such as the signatures of a
+    /// [`VerifiedNote`] that a client keeps, with cosignatures added.
+    pub fn new(text: String, signatures: Vec<NoteSignature>) -> Result<Self, NoteError> {
+        check_text(&text)?;
+        if signatures.is_empty() {
+            return Err(NoteError::NoSignatures);
+        }
+        if signatures.len() > MAX_SIGNATURES {
+            return Err(NoteError::TooManySignatures {
+                limit: MAX_SIGNATURES,
+            });
+        }
+        let note = Self { text, signatures };
+        let size = note.encoded_len();
+        if size > MAX_NOTE_BYTES {
+            return Err(NoteError::TooLarge {
+                size,
+                limit: MAX_NOTE_BYTES,
+            });
+        }
+        Ok(note)
+    }
+
     /// Signs `text` with each of `signers`, in order.
     pub fn sign(text: impl Into<String>, signers: &[&dyn NoteSigner]) -> Result<Self, SignError> {
         let text = text.into();

@@ -169,6 +169,27 @@ fn notes_sign_with_several_keys_and_replace_a_key_s_earlier_signature() {
     note.verify(&[a.verifier_key().clone(), a.verifier_key().clone()])
         .unwrap();
 
+    // A note rebuilt from the verified signatures only.
+    let verified = note.verify(std::slice::from_ref(a.verifier_key())).unwrap();
+    let kept: Vec<NoteSignature> = verified
+        .verified()
+        .iter()
+        .map(|v| v.signature().clone())
+        .collect();
+    let rebuilt = SignedNote::new(verified.text().to_owned(), kept).unwrap();
+    assert_eq!(rebuilt.signatures().len(), 1);
+    rebuilt
+        .verify(std::slice::from_ref(a.verifier_key()))
+        .unwrap();
+    assert_eq!(
+        SignedNote::new("x\n".into(), vec![]),
+        Err(NoteError::NoSignatures)
+    );
+    assert_eq!(
+        SignedNote::new("x".into(), rebuilt.signatures().to_vec()),
+        Err(NoteError::TextNotTerminated)
+    );
+
     assert_eq!(SignedNote::sign("x\n", &[]), Err(SignError::NoSigners));
     assert_eq!(
         SignedNote::sign("x", &[&a]),
