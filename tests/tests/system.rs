@@ -26,6 +26,9 @@ mod replicas;
 #[path = "scenarios/deploy.rs"]
 mod deploy;
 
+#[path = "scenarios/witness.rs"]
+mod witness;
+
 mod architecture {
     use std::path::Path;
 

@@ -16,6 +16,8 @@ const CONSISTENCY: &str = "consistency.json";
 const LEAVES: &str = "leaves.jsonl";
 const POLICY: &str = "policy.toml";
 const CATALOGUE: &str = "catalogue.toml";
+/// The end head as a C2SP checkpoint, with the cosignatures witnesses gave it (optional).
+pub const CHECKPOINT: &str = "checkpoint.txt";
 
 /// What the export covered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +81,9 @@ pub struct Bundle {
     pub leaves: Vec<Leaf>,
     pub policy_toml: String,
     pub catalogue_toml: String,
+    /// The end head as a signed checkpoint note, cosignatures included, when the collector
+    /// sent one.
+    pub checkpoint: Option<String>,
 }
 
 /// A bundle that could not be written or read.
@@ -148,7 +153,15 @@ impl Bundle {
         let policy = dir.join(POLICY);
         fs::write(&policy, &self.policy_toml).map_err(io_error(&policy))?;
         let catalogue = dir.join(CATALOGUE);
-        fs::write(&catalogue, &self.catalogue_toml).map_err(io_error(&catalogue))
+        fs::write(&catalogue, &self.catalogue_toml).map_err(io_error(&catalogue))?;
+        let checkpoint = dir.join(CHECKPOINT);
+        match &self.checkpoint {
+            Some(text) => fs::write(&checkpoint, text).map_err(io_error(&checkpoint)),
+            None => match fs::remove_file(&checkpoint) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_error(&checkpoint)(e)),
+                _ => Ok(()),
+            },
+        }
     }
 
     /// Reads a bundle from `dir`; any unreadable file or line is an error naming it.
@@ -180,7 +193,14 @@ impl Bundle {
         }
         let policy = dir.join(POLICY);
         let catalogue = dir.join(CATALOGUE);
+        let checkpoint = dir.join(CHECKPOINT);
+        let checkpoint = match fs::read_to_string(&checkpoint) {
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io_error(&checkpoint)(e)),
+        };
         Ok(Self {
+            checkpoint,
             manifest,
             heads,
             consistency,

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use proto_accounting::{Catalogue, Distribution, Evaluation, Policy, evaluate};
 use proto_evidence::{LogEntry, TreeHead};
 use proto_merkle::Hash;
+use proto_note::{Checkpoint, KeyName, SignatureType, SignedNote, VerifierKey, VerifyError};
 use proto_seal::{DetachedSignature, PublicKey};
 
 use crate::format::Bundle;
@@ -58,6 +59,10 @@ pub struct Outcome {
     pub coverage: Option<Coverage>,
     /// The rules the bundle was evaluated under, and whether the auditor pinned them.
     pub rules: Option<RulesSeen>,
+    /// The bundle's checkpoint: its origin, when it carries one whose log signature holds.
+    pub checkpoint_origin: Option<String>,
+    /// Pinned witnesses that cosigned the end head.
+    pub cosigners: Vec<Cosigner>,
 }
 
 /// What the auditor requires of a bundle beyond the log key: the period it must cover, the
@@ -75,6 +80,19 @@ pub struct Requirements {
     pub catalogue_digest: Option<String>,
     /// Heads of this log the auditor saw earlier: the bundle's log must extend each of them.
     pub known_heads: Vec<KnownHead>,
+    /// Witnesses whose cosignatures count (cosignature keys, `name+id+key`).
+    pub witnesses: Vec<VerifierKey>,
+    /// How many of `witnesses` must have cosigned the bundle's end head.
+    pub min_cosignatures: usize,
+}
+
+/// A witness's cosignature on the bundle's end head, verified with a pinned key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cosigner {
+    /// The witness's key name.
+    pub witness: String,
+    /// When it cosigned, POSIX seconds.
+    pub timestamp: u64,
 }
 
 /// A head of the log an auditor saw earlier (its signature already checked by whoever read
@@ -155,6 +173,8 @@ pub fn verify(
         evaluation: None,
         coverage: None,
         rules: None,
+        checkpoint_origin: None,
+        cosigners: Vec::new(),
     };
     let manifest = &bundle.manifest;
     if manifest.log_key_id != to_hex(log_key.key_id().0.as_bytes()) {
@@ -338,6 +358,7 @@ pub fn verify(
         tree_size: end,
     };
     check_scope(&mut out, manifest, requires, &coverage);
+    check_checkpoint(&mut out, bundle, log_key, &end_head, requires);
     out.coverage = Some(coverage);
 
     // Replay in log order through the ledger, the collector's own definition of the books.
@@ -565,6 +586,111 @@ fn check_scope(
         out.fail(
             "not_covered",
             format!("the period you require starts at {from_ms}, after its end {to_ms}"),
+        );
+    }
+}
+
+/// The bundle's checkpoint: signed by the log key, of the end head, and cosigned by as many
+/// pinned witnesses as the auditor requires.
+fn check_checkpoint(
+    out: &mut Outcome,
+    bundle: &Bundle,
+    log_key: &PublicKey,
+    end_head: &TreeHead,
+    requires: &Requirements,
+) {
+    let required = requires.min_cosignatures;
+    let Some(text) = &bundle.checkpoint else {
+        if required > 0 {
+            out.fail(
+                "witness_cosignatures",
+                format!("you require {required} witness cosignature(s), but the bundle carries no checkpoint"),
+            );
+        }
+        return;
+    };
+    let note = match SignedNote::parse(text.as_bytes()) {
+        Ok(note) => note,
+        Err(e) => {
+            out.fail("checkpoint", format!("checkpoint.txt: {e}"));
+            return;
+        }
+    };
+    let checkpoint = match Checkpoint::parse(note.text()) {
+        Ok(checkpoint) => checkpoint,
+        Err(e) => {
+            out.fail("checkpoint", format!("checkpoint.txt: {e}"));
+            return;
+        }
+    };
+    // The log signs its checkpoints under its origin, with the log key.
+    let log_note_key = KeyName::new(checkpoint.origin())
+        .map(|name| VerifierKey::new(name, SignatureType::Ed25519, *log_key.as_bytes()));
+    let signed = log_note_key
+        .map_err(|e| e.to_string())
+        .and_then(|key| note.verify(&[key]).map_err(|e| e.to_string()));
+    if let Err(detail) = signed {
+        out.fail(
+            "checkpoint",
+            format!("checkpoint.txt is not signed by the pinned log key: {detail}"),
+        );
+        return;
+    }
+    if checkpoint.size() != end_head.tree_size || *checkpoint.root() != end_head.root {
+        out.fail(
+            "checkpoint",
+            format!(
+                "checkpoint.txt is of a tree of {} leaves with another root than the end head of {}",
+                checkpoint.size(),
+                end_head.tree_size
+            ),
+        );
+        return;
+    }
+    out.checkpoint_origin = Some(checkpoint.origin().to_owned());
+    let witnesses: Vec<VerifierKey> = requires
+        .witnesses
+        .iter()
+        .filter(|k| k.signature_type() == SignatureType::CosignatureV1)
+        .cloned()
+        .collect();
+    if !witnesses.is_empty() {
+        match note.verify(&witnesses) {
+            Ok(verified) => {
+                for signature in verified.verified() {
+                    out.cosigners.push(Cosigner {
+                        witness: signature.key().name().as_str().to_owned(),
+                        timestamp: signature.timestamp().unwrap_or(0),
+                    });
+                }
+            }
+            Err(VerifyError::NoKnownSignature { .. }) => {}
+            Err(e) => out.fail(
+                "witness_cosignatures",
+                format!("a pinned witness's cosignature does not verify: {e}"),
+            ),
+        }
+    }
+    if out.cosigners.len() < required {
+        out.fail(
+            "witness_cosignatures",
+            format!(
+                "the end head (size {}) is cosigned by {} of the pinned witnesses, you require {required}{}",
+                end_head.tree_size,
+                out.cosigners.len(),
+                if out.cosigners.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " ({})",
+                        out.cosigners
+                            .iter()
+                            .map(|c| c.witness.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
+            ),
         );
     }
 }

@@ -194,6 +194,7 @@ impl Log {
             leaves,
             policy_toml: POLICY.into(),
             catalogue_toml: proto_accounting::catalogue::BUILTIN_TOML.into(),
+            checkpoint: None,
         }
     }
 }
@@ -775,4 +776,108 @@ fn two_trees_signed_at_one_size_fail() {
     bundle.heads.push(other.heads[0].clone());
     let found = failed(&check(&month, &bundle, &Requirements::default()));
     assert!(found.contains(&"heads_inconsistent"), "{found:?}");
+}
+
+/// The month's end head as a checkpoint signed by the log key, cosigned by `witnesses`.
+fn checkpoint(log: &Log, witnesses: &[&proto_note::Cosigner]) -> String {
+    let signer = Ed25519Signer::from_seed(&[200; 32]).unwrap();
+    let public = *signer.public_key().as_bytes();
+    let notes = proto_note::LogSigner::new("veu-attest.test/log", public, move |message| {
+        signer.sign_unframed(message)
+    })
+    .unwrap();
+    let size = log.heads.last().unwrap().tree_size;
+    let mut note = notes
+        .sign_checkpoint(size, proto_merkle::root(&log.tree, size).unwrap())
+        .unwrap();
+    for witness in witnesses {
+        let line = witness.cosign(note.text(), 1_796_000_000).unwrap();
+        note.add_signature(line).unwrap();
+    }
+    note.to_string()
+}
+
+fn witness(seed: u8, name: &str) -> proto_note::Cosigner {
+    let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[seed; 32]).unwrap();
+    proto_note::Cosigner::new(proto_note::KeyName::new(name).unwrap(), pair)
+}
+
+#[test]
+fn pinned_witnesses_must_have_cosigned_the_end_head() {
+    let month = november();
+    let regulator = witness(31, "witness.regulator.example");
+    let auditor = witness(32, "witness.auditor.example");
+    let requires = |min| Requirements {
+        witnesses: vec![
+            regulator.verifier_key().clone(),
+            auditor.verifier_key().clone(),
+        ],
+        min_cosignatures: min,
+        ..Requirements::default()
+    };
+    let mut bundle = month.bundle.clone();
+    bundle.checkpoint = Some(checkpoint(&month.log, &[&regulator]));
+    let outcome = check(&month, &bundle, &requires(1));
+    assert!(outcome.passed(), "{:#?}", outcome.failures);
+    assert_eq!(outcome.cosigners.len(), 1);
+    assert_eq!(outcome.cosigners[0].witness, "witness.regulator.example");
+    assert_eq!(
+        failed(&check(&month, &bundle, &requires(2))),
+        vec!["witness_cosignatures"]
+    );
+    // No checkpoint at all, when cosignatures are required.
+    let mut bare = month.bundle.clone();
+    bare.checkpoint = None;
+    assert_eq!(
+        failed(&check(&month, &bare, &requires(1))),
+        vec!["witness_cosignatures"]
+    );
+    // A cosignature line altered: it no longer verifies.
+    let text = checkpoint(&month.log, &[&regulator]);
+    let line = text.lines().last().unwrap();
+    let at = line.len() - 10;
+    let mut altered = line.to_owned();
+    let was = &line[at..=at];
+    altered.replace_range(at..=at, if was == "A" { "B" } else { "A" });
+    bundle.checkpoint = Some(text.replace(line, &altered));
+    let found = failed(&check(&month, &bundle, &requires(1)));
+    assert!(found.contains(&"witness_cosignatures"), "{found:?}");
+}
+
+#[test]
+fn a_split_view_is_not_cosigned() {
+    // The operator shows this auditor a second tree of the same size, signed with the same
+    // log key. The witnesses cosigned only the first.
+    let month = november();
+    let regulator = witness(31, "witness.regulator.example");
+    let genuine = checkpoint(&month.log, &[&regulator]);
+    let mut forged = Log::new();
+    let us = agent(1, "gpu-us", "us-va-1", "US");
+    forged.enrol(&us, NOV - 3 * DAY);
+    forged.attest(&us, 8, NOV - 2 * DAY);
+    forged.sign_head(NOV - DAY);
+    while forged.leaves.len() < month.log.leaves.len() {
+        forged.attest(&us, 8, NOV + forged.leaves.len() as i64 * DAY);
+    }
+    forged.sign_head(NOV + 30 * DAY + 1);
+    let mut bundle = forged.bundle(NOV - DAY, NOV + 30 * DAY);
+    let requires = Requirements {
+        witnesses: vec![regulator.verifier_key().clone()],
+        min_cosignatures: 1,
+        ..Requirements::default()
+    };
+    // On its own, the forged tree is a valid log.
+    assert!(check(&month, &bundle, &Requirements::default()).passed());
+    // With the genuine cosigned checkpoint, the roots differ.
+    bundle.checkpoint = Some(genuine);
+    assert_eq!(
+        failed(&check(&month, &bundle, &requires)),
+        vec!["checkpoint"]
+    );
+    // With its own checkpoint, no witness cosigned it.
+    bundle.checkpoint = Some(checkpoint(&forged, &[]));
+    assert_eq!(
+        failed(&check(&month, &bundle, &requires)),
+        vec!["witness_cosignatures"]
+    );
 }

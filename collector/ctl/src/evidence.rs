@@ -5,7 +5,7 @@ use std::io::IsTerminal as _;
 use std::path::PathBuf;
 
 use anyhow::anyhow;
-use collector_bundle::{Bundle, Consistency, FORMAT, Head, Leaf, Manifest, to_hex};
+use collector_bundle::{Bundle, CHECKPOINT, Consistency, FORMAT, Head, Leaf, Manifest, to_hex};
 use proto_wire::v1;
 use proto_wire::v1::audit_client::AuditClient;
 use proto_wire::v1::evidence_item::Item;
@@ -123,6 +123,7 @@ struct Builder {
     leaves: Vec<Leaf>,
     policy: Option<String>,
     catalogue: Option<String>,
+    checkpoint: Option<String>,
     progress: bool,
 }
 
@@ -138,6 +139,7 @@ impl Builder {
             leaves: Vec::new(),
             policy: None,
             catalogue: None,
+            checkpoint: None,
             progress: std::io::stderr().is_terminal(),
         }
     }
@@ -178,6 +180,7 @@ impl Builder {
                 match file.name.as_str() {
                     "policy.toml" => self.policy = Some(text),
                     "catalogue.toml" => self.catalogue = Some(text),
+                    CHECKPOINT => self.checkpoint = Some(text),
                     other => return Err(anyhow!("unexpected file {other:?} in the export")),
                 }
             }
@@ -234,6 +237,7 @@ impl Builder {
             catalogue_toml: self
                 .catalogue
                 .ok_or_else(|| anyhow!("the collector sent no catalogue"))?,
+            checkpoint: self.checkpoint,
         })
     }
 }

@@ -53,6 +53,16 @@ pub struct VerifyArgs {
     /// The catalogue digest you accept, `sha256:<hex>`.
     #[arg(long, value_name = "DIGEST")]
     catalogue_digest: Option<String>,
+    /// A witness you trust: its cosignature key as `veu-witness keygen` printed it
+    /// (`name+id+key`), or a file holding it. Repeatable.
+    #[arg(long = "witness-key", value_name = "KEY_OR_FILE")]
+    witness_keys: Vec<String>,
+    /// How many of the --witness-key witnesses must have cosigned the bundle's end head
+    /// (default: 1 when any is given). A witness cosigns only a tree that extends the one it
+    /// saw before, so a collector showing you a different history than the one it showed
+    /// the witnesses fails here.
+    #[arg(long, value_name = "N")]
+    min_cosignatures: Option<usize>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
@@ -131,6 +141,9 @@ pub fn run(args: &VerifyArgs) -> Result<u8, Failure> {
                     "builtin": r.catalogue_builtin,
                 })),
                 "known_heads_checked": requires.known_heads.len(),
+                "checkpoint_origin": outcome.checkpoint_origin,
+                "cosigned_by": outcome.cosigners.iter().map(|c| json!({"witness": c.witness, "timestamp": c.timestamp})).collect::<Vec<_>>(),
+                "min_cosignatures": requires.min_cosignatures,
                 "report_checked": report.is_some(),
                 "report_signature_checked": signature.is_some(),
             });
@@ -174,7 +187,33 @@ fn requirements(args: &VerifyArgs) -> Result<Requirements, Failure> {
                 .map_err(|e| Failure::bad_input(anyhow!("--known-head {e}")))?,
         );
     }
+    let mut witnesses = Vec::new();
+    for given in &args.witness_keys {
+        let text = match std::fs::read_to_string(given) {
+            Ok(text) => text,
+            Err(_) => given.clone(),
+        };
+        let key = proto_note::VerifierKey::parse(text.trim())
+            .map_err(|e| Failure::bad_input(anyhow!("--witness-key {given}: {e}")))?;
+        if key.signature_type() != proto_note::SignatureType::CosignatureV1 {
+            return Err(Failure::bad_input(anyhow!(
+                "--witness-key {given}: not a witness's cosignature key (type 0x04)"
+            )));
+        }
+        witnesses.push(key);
+    }
+    let min_cosignatures = args
+        .min_cosignatures
+        .unwrap_or(usize::from(!witnesses.is_empty()));
+    if min_cosignatures > witnesses.len() {
+        return Err(Failure::bad_input(anyhow!(
+            "--min-cosignatures {min_cosignatures} needs at least as many --witness-key (given {})",
+            witnesses.len()
+        )));
+    }
     Ok(Requirements {
+        witnesses,
+        min_cosignatures,
         from_ms: instant("from", &args.from)?,
         to_ms: instant("to", &args.to)?,
         policy_digest: match &args.policy {
@@ -234,6 +273,29 @@ fn table(
                 (true, _) => "pinned",
                 (false, true) => "NOT pinned; this veuctl's built-in one",
                 (false, false) => "NOT pinned: the operator's own; pass --catalogue",
+            }
+        );
+    }
+    if let Some(origin) = &outcome.checkpoint_origin {
+        println!(
+            "Witnessed {origin}: {}",
+            if outcome.cosigners.is_empty() {
+                "no pinned witness cosigned the end head".to_owned()
+            } else {
+                outcome
+                    .cosigners
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{} at {}",
+                            c.witness,
+                            rfc3339(
+                                i64::try_from(c.timestamp.saturating_mul(1000)).unwrap_or(i64::MAX)
+                            )
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
             }
         );
     }

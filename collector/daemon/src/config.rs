@@ -5,8 +5,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use collector_server::witnesses::{WitnessTarget, is_cosignature_key};
 pub use proto_config::ConfigErrors;
 use proto_config::parse_duration;
+use proto_note::VerifierKey;
 use serde::Deserialize;
 
 /// Where the collector keeps what it accepted.
@@ -57,6 +59,10 @@ pub struct Config {
     pub tree_head_every: Duration,
     /// The log key file; several replicas of one log must share it.
     pub log_key: PathBuf,
+    /// The origin line of the log's checkpoints (`None`: derived from the log key).
+    pub log_origin: Option<String>,
+    /// The witnesses every new checkpoint is submitted to.
+    pub witnesses: Vec<WitnessTarget>,
     pub metrics_listen: Option<SocketAddr>,
     pub log_json: bool,
     pub log_level: tracing::Level,
@@ -89,6 +95,16 @@ struct RawConfig {
 struct RawAudit {
     tree_head_every: Option<String>,
     log_key: Option<PathBuf>,
+    origin: Option<String>,
+    #[serde(default)]
+    witnesses: Vec<RawWitness>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWitness {
+    url: String,
+    key: String,
 }
 
 #[derive(Deserialize)]
@@ -272,6 +288,32 @@ impl Config {
                 ));
                 tracing::Level::INFO
             });
+        let mut witnesses = Vec::new();
+        for (n, witness) in raw.audit.witnesses.iter().enumerate() {
+            let key = format!("audit.witnesses[{n}]");
+            if !witness.url.starts_with("http://") {
+                errors.push((
+                    format!("{key}.url"),
+                    format!("{:?} must be http://host:port (witness answers are signed, so plain HTTP is enough)", witness.url),
+                ));
+            }
+            match VerifierKey::parse(witness.key.trim()) {
+                Ok(parsed) if is_cosignature_key(&parsed) => witnesses.push(WitnessTarget {
+                    url: witness.url.clone(),
+                    key: parsed,
+                }),
+                Ok(_) => errors.push((
+                    format!("{key}.key"),
+                    "is not a cosignature key (type 0x04): give the line `veu-witness keygen` printed".into(),
+                )),
+                Err(e) => errors.push((format!("{key}.key"), e.to_string())),
+            }
+        }
+        if let Some(origin) = &raw.audit.origin
+            && let Err(e) = proto_note::KeyName::new(origin.as_str())
+        {
+            errors.push(("audit.origin".into(), e.to_string()));
+        }
         let state_dir = resolve(raw.state_dir);
         let log_key = raw
             .audit
@@ -310,6 +352,8 @@ impl Config {
                 nonce_validity,
                 tree_head_every,
                 log_key,
+                log_origin: raw.audit.origin,
+                witnesses,
                 metrics_listen,
                 log_json,
                 log_level,

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
@@ -11,6 +11,7 @@ use collector_core::SiteRegistry;
 use collector_server::log::LogKeeper;
 use collector_server::metrics::Metrics;
 use collector_server::nonce::NonceIssuer;
+use collector_server::witnesses::Witnesses;
 use collector_server::{Collector, Rules, TlsFiles};
 use collector_store::AttestationStore;
 use collector_store_postgres::{PostgresOptions, PostgresStore};
@@ -71,7 +72,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         max_future_skew_ms: millis(config.max_future_skew),
         max_backlog_ms: millis(config.max_backlog),
     };
-    let log = Arc::new(LogKeeper::new(Arc::clone(&store), log_key, now_ms));
+    let log = Arc::new(
+        LogKeeper::new(
+            Arc::clone(&store),
+            log_key,
+            config.log_origin.as_deref(),
+            now_ms,
+        )
+        .context("audit.origin")?,
+    );
     tracing::info!(
         key = %log.public_key().key_id(),
         leaves = store.log_size().context("cannot read the log")?,
@@ -113,14 +122,29 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
 
     let shutdown = CancellationToken::new();
+    let checkpoint: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    let witnesses = Arc::new(Witnesses::new(config.witnesses.clone()));
     if let Some(listen) = config.metrics_listen {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen for metrics on {listen}"))?;
         let source = Arc::clone(&metrics);
-        tokio::spawn(proto_exposition::serve(
+        let published = Arc::clone(&checkpoint);
+        tokio::spawn(proto_exposition::serve_with(
             listener,
             Arc::new(move || source.render()),
+            // The latest checkpoint, cosignatures included, for anyone who can reach the
+            // port: C2SP tlog-checkpoint text that any client (or a witness) can read.
+            Arc::new(move |path: &str| {
+                (path == "/checkpoint")
+                    .then(|| {
+                        published
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .clone()
+                    })
+                    .flatten()
+            }),
             shutdown.clone(),
         ));
     }
@@ -155,21 +179,37 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     });
 
     // Signed tree heads on an interval (only when the log grew), so auditors always find a
-    // recent one.
+    // recent one; each as a checkpoint, published and submitted to the witnesses.
     let signer = Arc::clone(&log);
     let sign_stop = shutdown.clone();
     let every = config.tree_head_every;
+    tracing::info!(
+        origin = log.origin(),
+        key = %log.verifier_key(),
+        witnesses = config.witnesses.len(),
+        "log checkpoints"
+    );
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(every);
         loop {
             tokio::select! {
                 () = sign_stop.cancelled() => return,
                 _ = ticker.tick() => {
-                    let signer = Arc::clone(&signer);
-                    match tokio::task::spawn_blocking(move || signer.sign()).await {
-                        Ok(Ok(head)) => tracing::debug!(size = head.tree_size, "tree head signed"),
-                        Ok(Err(error)) => tracing::error!(%error, "cannot sign a tree head"),
-                        Err(error) => tracing::error!(%error, "tree head task failed"),
+                    let keeper = Arc::clone(&signer);
+                    let head = match tokio::task::spawn_blocking(move || keeper.sign()).await {
+                        Ok(Ok(head)) => head,
+                        Ok(Err(error)) => { tracing::error!(%error, "cannot sign a tree head"); continue }
+                        Err(error) => { tracing::error!(%error, "tree head task failed"); continue }
+                    };
+                    tracing::debug!(size = head.tree_size, "tree head signed");
+                    witnesses.submit(&signer, &head).await;
+                    let keeper = Arc::clone(&signer);
+                    match tokio::task::spawn_blocking(move || keeper.checkpoint(&head)).await {
+                        Ok(Ok(note)) => {
+                            *checkpoint.lock().unwrap_or_else(PoisonError::into_inner) = Some(note.to_string());
+                        }
+                        Ok(Err(error)) => tracing::error!(%error, "cannot make the checkpoint"),
+                        Err(error) => tracing::error!(%error, "checkpoint task failed"),
                     }
                 }
             }

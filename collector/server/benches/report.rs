@@ -125,11 +125,15 @@ fn main() {
             .unwrap();
     }
     let store: Arc<dyn AttestationStore> = Arc::new(store);
-    let log = Arc::new(LogKeeper::new(
-        Arc::clone(&store),
-        Ed25519Signer::from_seed(&[5; 32]).unwrap(),
-        clock,
-    ));
+    let log = Arc::new(
+        LogKeeper::new(
+            Arc::clone(&store),
+            Ed25519Signer::from_seed(&[5; 32]).unwrap(),
+            None,
+            clock,
+        )
+        .unwrap(),
+    );
     // The month's first attestations land before it; a head is signed then.
     let mut commits = Vec::new();
     for round in 0..=PER_HOST {

@@ -72,6 +72,7 @@ fn log_status(error: LogError) -> Status {
         LogError::Store(error) => store_status(error),
         LogError::OutOfRange(message) => Status::out_of_range(message),
         LogError::NoHead => Status::not_found("no tree head has been signed yet"),
+        LogError::Origin(message) => Status::internal(message),
     }
 }
 

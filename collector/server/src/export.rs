@@ -22,6 +22,7 @@ fn log_status(error: LogError) -> Status {
         LogError::Store(error) => store_status(error),
         LogError::OutOfRange(message) => Status::out_of_range(message),
         LogError::NoHead => Status::not_found("no tree head has been signed yet"),
+        LogError::Origin(message) => Status::internal(message),
     }
 }
 
@@ -79,9 +80,12 @@ pub(crate) fn run(
             }),
         )?;
     }
+    // The end head as a checkpoint, with the cosignatures witnesses gave it so far.
+    let checkpoint = log.checkpoint(&end).map_err(log_status)?.to_string();
     for (name, content) in [
         ("policy.toml", &collector.rules.policy_toml),
         ("catalogue.toml", &collector.rules.catalogue_toml),
+        ("checkpoint.txt", &checkpoint),
     ] {
         send(
             sender,

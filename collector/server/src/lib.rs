@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod nonce;
 pub mod report;
 mod wire;
+pub mod witnesses;
 
 use std::sync::Arc;
 use std::time::Duration;

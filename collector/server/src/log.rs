@@ -3,11 +3,12 @@
 //!
 //! Every method blocks on the store; async callers run them on a blocking thread.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use collector_store::{AttestationStore, LogNodes, StoreError, StoredTreeHead};
 use proto_evidence::TreeHead;
 use proto_merkle::{Hash, ProofError};
+use proto_note::{LogSigner, SignedNote};
 use proto_seal::{Ed25519Signer, PublicKey};
 
 /// Why a log operation failed.
@@ -22,6 +23,16 @@ pub enum LogError {
     /// No tree head has been signed yet.
     #[error("no tree head has been signed yet")]
     NoHead,
+    /// The log's origin cannot name its checkpoints.
+    #[error("{0}")]
+    Origin(String),
+}
+
+/// The origin a log's checkpoints carry when none is configured: the product's name and the
+/// first 16 hex digits of the log key's id, so that two collectors' logs never share one.
+pub fn default_origin(key: &PublicKey) -> String {
+    let id = key.key_id().to_string();
+    format!("veu-attest/log/{}", &id[..id.len().min(16)])
 }
 
 impl From<ProofError<StoreError>> for LogError {
@@ -35,8 +46,10 @@ impl From<ProofError<StoreError>> for LogError {
 
 /// Signs and proves over one store's log.
 pub struct LogKeeper {
-    store: std::sync::Arc<dyn AttestationStore>,
-    signer: Ed25519Signer,
+    store: Arc<dyn AttestationStore>,
+    signer: Arc<Ed25519Signer>,
+    /// The same key signing checkpoints (C2SP signed notes) under the log's origin.
+    notes: LogSigner,
     clock: fn() -> i64,
     /// One signer at a time, so two heads of one size are never both attempted.
     signing: Mutex<()>,
@@ -51,18 +64,65 @@ impl std::fmt::Debug for LogKeeper {
 }
 
 impl LogKeeper {
-    /// A keeper signing with `signer` (the log key) over `store`'s log.
+    /// A keeper signing with `signer` (the log key) over `store`'s log, its checkpoints
+    /// under `origin` (`None`: [`default_origin`]).
     pub fn new(
-        store: std::sync::Arc<dyn AttestationStore>,
+        store: Arc<dyn AttestationStore>,
         signer: Ed25519Signer,
+        origin: Option<&str>,
         clock: fn() -> i64,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, LogError> {
+        let signer = Arc::new(signer);
+        let origin = origin.map_or_else(|| default_origin(&signer.public_key()), str::to_owned);
+        let signing = Arc::clone(&signer);
+        let notes = LogSigner::new(&origin, *signer.public_key().as_bytes(), move |message| {
+            signing.sign_unframed(message)
+        })
+        .map_err(|e| LogError::Origin(format!("log origin {origin:?}: {e}")))?;
+        Ok(Self {
             store,
             signer,
+            notes,
             clock,
             signing: Mutex::new(()),
+        })
+    }
+
+    /// The store the log lives in.
+    pub fn store(&self) -> &Arc<dyn AttestationStore> {
+        &self.store
+    }
+
+    /// The keeper's clock, Unix milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        (self.clock)()
+    }
+
+    /// The log's origin: the first line of its checkpoints and the name of its note key.
+    pub fn origin(&self) -> &str {
+        self.notes.origin()
+    }
+
+    /// The log key as witnesses and auditors pin it for checkpoints (`origin+id+key`).
+    pub fn verifier_key(&self) -> &proto_note::VerifierKey {
+        self.notes.verifier_key()
+    }
+
+    /// `head` as a C2SP checkpoint signed with the log key, followed by every cosignature a
+    /// witness gave on it.
+    pub fn checkpoint(&self, head: &StoredTreeHead) -> Result<SignedNote, LogError> {
+        let mut note = self
+            .notes
+            .sign_checkpoint(head.tree_size, head.root)
+            .map_err(|e| LogError::Origin(format!("cannot sign a checkpoint: {e}")))?;
+        for cosignature in self.store.cosignatures(head.tree_size)? {
+            // Only lines that were checked when they were kept are stored; a line that no
+            // longer parses is left out rather than failing the checkpoint.
+            if let Ok(line) = proto_note::NoteSignature::parse_line(&cosignature.line) {
+                let _ = note.add_signature(line);
+            }
         }
+        Ok(note)
     }
 
     /// The log's public key: what auditors pin.

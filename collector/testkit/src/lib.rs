@@ -97,11 +97,15 @@ impl Harness {
             client_ca_pem: std::fs::read(pki.join("ca.pem")).unwrap(),
         };
         let stop = CancellationToken::new();
-        let log = Arc::new(LogKeeper::new(
-            Arc::clone(&store) as Arc<dyn AttestationStore>,
-            Ed25519Signer::from_seed(&LOG_SEED).unwrap(),
-            clock,
-        ));
+        let log = Arc::new(
+            LogKeeper::new(
+                Arc::clone(&store) as Arc<dyn AttestationStore>,
+                Ed25519Signer::from_seed(&LOG_SEED).unwrap(),
+                None,
+                clock,
+            )
+            .unwrap(),
+        );
         let log_keeper = Arc::clone(&log);
         tokio::spawn(collector_server::serve(
             listener,

@@ -17,6 +17,20 @@ pub async fn serve<F>(listener: TcpListener, render: Arc<F>, shutdown: Cancellat
 where
     F: Fn() -> String + Send + Sync + 'static,
 {
+    serve_with(listener, render, Arc::new(|_: &str| None), shutdown).await;
+}
+
+/// [`serve`], and `GET` of any other path `other` answers with a plain-text body (`None`:
+/// 404), such as the collector's latest checkpoint at `/checkpoint`.
+pub async fn serve_with<F, G>(
+    listener: TcpListener,
+    render: Arc<F>,
+    other: Arc<G>,
+    shutdown: CancellationToken,
+) where
+    F: Fn() -> String + Send + Sync + 'static,
+    G: Fn(&str) -> Option<String> + Send + Sync + 'static,
+{
     loop {
         let (mut stream, _) = tokio::select! {
             () = shutdown.cancelled() => return,
@@ -29,6 +43,7 @@ where
             },
         };
         let render = Arc::clone(&render);
+        let other = Arc::clone(&other);
         tokio::spawn(async move {
             let mut request = [0u8; 2048];
             let read =
@@ -41,6 +56,15 @@ where
                 let body = prometheus_text(&render());
                 format!(
                     "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            } else if let Some(body) = head
+                .strip_prefix("GET ")
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|path| other(path))
+            {
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
                 )
             } else {

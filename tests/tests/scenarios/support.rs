@@ -29,7 +29,7 @@ pub fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -52,6 +52,12 @@ impl Collector {
 
     /// `start`, with `store = URL` when given (a PostgreSQL database).
     pub fn start_with_store(dir: &Path, store: Option<&str>) -> Self {
+        Self::start_with(dir, store, "")
+    }
+
+    /// `start_with_store`, with `audit` appended to the `[audit]` section (more keys, then
+    /// `[[audit.witnesses]]` tables).
+    pub fn start_with(dir: &Path, store: Option<&str>, audit: &str) -> Self {
         let status = Command::new(binary("veu-collector"))
             .args(["pki", "init", "--server-name", "127.0.0.1", "--dir"])
             .arg(dir.join("pki"))
@@ -82,7 +88,7 @@ impl Collector {
                  [tls]\ncertificate = \"pki/server.pem\"\nkey = \"pki/server.key\"\nclient_ca = \"pki/ca.pem\"\n\
                  [enrollment]\nca_dir = \"pki\"\n\
                  [rules]\npolicy = \"{}\"\n\
-                 [audit]\ntree_head_every = \"1s\"\n",
+                 [audit]\ntree_head_every = \"1s\"\n{audit}",
                 policy.display()
             ),
         )
