@@ -35,8 +35,9 @@ pub struct VerifyArgs {
     /// been signed at or after it. FAIL (not_covered) when it was signed earlier.
     #[arg(long, value_name = "TIME")]
     to: Option<String>,
-    /// A head of this log you saw earlier (a file written by `veuctl log head --format json`
-    /// or a checkpoint); the bundle's log must extend it. Repeatable.
+    /// A head of this log you saw earlier: a checkpoint (saved from the collector's
+    /// `/checkpoint`, or an earlier bundle's checkpoint.txt) or the JSON of `veuctl log head
+    /// --format json`. The bundle's log must extend it. Repeatable.
     #[arg(long = "known-head", value_name = "FILE")]
     known_heads: Vec<PathBuf>,
     /// The policy file you accept: the bundle must have been evaluated under exactly this

@@ -126,6 +126,10 @@ fn a_witness_cosigns_one_history_and_a_split_view_fails_verification() {
     )
     .unwrap();
     assert!(checkpoint.size() > 0);
+    let kept = dir.path().join("checkpoint.txt");
+    std::fs::write(&kept, &published).unwrap();
+    let (status, stdout) = collector.verify(&bundle, &["--known-head", kept.to_str().unwrap()]);
+    assert_eq!(status, 0, "{stdout}");
 
     // The operator, holding the log key, signs a second tree of the same size: the last
     // leaf replaced by the Malaysian host's decommissioning, hiding its Tier-2 compute.
@@ -153,10 +157,17 @@ fn a_witness_cosigns_one_history_and_a_split_view_fails_verification() {
     ));
     assert!(refused.is_err(), "the witness cosigned a split view");
 
-    // The auditor who pins the witness fails it.
+    // The auditor who pins the witness fails it, and so does one who kept the checkpoint
+    // the collector published earlier.
     let (status, stdout) = collector.verify(&forged_dir, &["--witness-key", &witness_key]);
     assert_eq!(status, 1, "{stdout}");
     assert!(stdout.contains("witness_cosignatures"), "{stdout}");
+    let (status, stdout) = collector.verify(&forged_dir, &["--known-head", kept.to_str().unwrap()]);
+    assert_eq!(status, 1, "{stdout}");
+    assert!(
+        stdout.contains("known_head_inconsistent") || stdout.contains("known_head_not_covered"),
+        "{stdout}"
+    );
     // And the witness still holds the genuine tree: the genuine bundle still passes.
     let (status, stdout) = collector.verify(&bundle, &["--witness-key", &witness_key]);
     assert_eq!(status, 0, "{stdout}");
