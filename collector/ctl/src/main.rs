@@ -52,8 +52,11 @@ enum Command {
     /// up; lines starting with # are comments. A file with any bad line is not evaluated:
     /// every bad line is printed with its number and veuctl exits with status 2.
     ///
+    /// Verdict: COMPLIANT (counted compute, every rule holds), NOT COMPLIANT (every broken
+    /// rule listed) or NO COMPUTE (no counted TPP: no rule can be evaluated, never compliant).
+    ///
     /// Exit status: 0 when evaluated (with --check: only when compliant), 1 with --check
-    /// when a rule is broken, 2 for bad input.
+    /// when a rule is broken or nothing is counted, 2 for bad input.
     ///
     /// Example: veuctl plan deploy/examples/tier2-breach.csv --unit B200
     Plan(plan::PlanArgs),

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, anyhow};
 use collector_bundle::{Bundle, ReportCheck, signature_from_text};
+use proto_accounting::Verdict;
 use serde_json::json;
 
 use crate::number::grouped;
@@ -68,7 +69,7 @@ pub fn run(args: &VerifyArgs) -> Result<u8, Failure> {
             signature: signature.as_ref(),
         }),
     );
-    let verdict = outcome.evaluation.as_ref().map(|e| e.compliant());
+    let verdict = outcome.evaluation.as_ref().map(|e| e.verdict());
     match args.format {
         Format::Json => {
             let value = json!({
@@ -81,7 +82,8 @@ pub fn run(args: &VerifyArgs) -> Result<u8, Failure> {
                 "keys": outcome.keys,
                 "hosts": outcome.hosts,
                 "total_tpp": outcome.distribution.total(),
-                "compliant_at_end": verdict,
+                "compliant_at_end": verdict.map(|v| v == Verdict::Compliant),
+                "verdict_at_end": verdict.map(Verdict::as_str),
                 "report_checked": report.is_some(),
                 "report_signature_checked": signature.is_some(),
             });
@@ -99,15 +101,11 @@ pub fn run(args: &VerifyArgs) -> Result<u8, Failure> {
                 outcome.keys,
                 outcome.hosts
             );
-            if let Some(evaluation) = &outcome.evaluation {
+            if let Some(verdict) = verdict {
                 println!(
                     "Recomputed distribution at the bundle's end: {} TPP, {}",
                     grouped(outcome.distribution.total()),
-                    if evaluation.compliant() {
-                        "compliant"
-                    } else {
-                        "NOT compliant"
-                    }
+                    verdict.headline()
                 );
             }
             if report.is_some() {
