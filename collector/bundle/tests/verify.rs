@@ -5,7 +5,7 @@
 use collector_bundle::{
     Bundle, Consistency, FORMAT, Head, Leaf, Manifest, ReportCheck, to_hex, verify,
 };
-use collector_report::{ChangeKind, HostChange, LogEvidence, ReportInput, SignedHead};
+use collector_report::{ChangeKind, HostChange, LogEvidence, ReportInput, SignedHead, State};
 use proto_accounting::{CountryCode, Policy};
 use proto_evidence::{
     AttestationPayload, ChainDigest, DeviceRecord, EvidenceSource, HostId, LogEntry, Sha256,
@@ -254,6 +254,7 @@ fn november() -> Month {
     };
     let input = ReportInput {
         month: "2026-11".parse().unwrap(),
+        as_of_ms: NOV + 30 * DAY,
         policy_id: policy.id.clone(),
         policy_digest: policy.digest().to_string(),
         catalogue_digest: proto_accounting::Catalogue::builtin()
@@ -300,8 +301,8 @@ fn november() -> Month {
         },
     };
     let report = collector_report::build(&input).unwrap();
-    assert!(!report.verdict.compliant_all_month);
-    assert!(report.verdict.compliant_at_end);
+    assert_eq!(report.verdict.state, State::NotCompliant);
+    assert_eq!(report.verdict.at_end, State::Compliant);
     let report_json = report.to_json().into_bytes();
     let signature = proto_seal::sign_report(&report_json, &log.key);
     let bundle = log.bundle(NOV - DAY, NOV + 31 * DAY);
