@@ -98,7 +98,11 @@ pub(crate) fn check_report(
     // recomputation uses. Otherwise the report claims time or evidence its head does not.
     changes.retain(|(change, _)| change.at_ms < as_of);
     changes.sort_by_key(|(change, _)| change.at_ms);
-    let needed = changes.iter().map(|(_, index)| index + 1).max().unwrap_or(0);
+    let needed = changes
+        .iter()
+        .map(|(_, index)| index + 1)
+        .max()
+        .unwrap_or(0);
     match &report.log.end {
         None => out.fail(
             "report_as_of",

@@ -256,7 +256,11 @@ pub fn verify(bundle: &Bundle, log_key: &PublicKey, report: Option<ReportCheck<'
     if let Ok(policy) = &policy {
         out.evaluation = Some(evaluate(policy, &out.distribution));
     }
-    let changes = replayed.changes.into_iter().zip(replayed.change_leaves).collect();
+    let changes = replayed
+        .changes
+        .into_iter()
+        .zip(replayed.change_leaves)
+        .collect();
     if let Some(report) = report
         && let (Ok(policy), Ok(catalogue)) = (&policy, &catalogue)
     {

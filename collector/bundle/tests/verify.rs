@@ -547,7 +547,10 @@ fn head_of_prefix(month: &Month, size: usize, timestamp_ms: i64) -> SignedHead {
     prefix.sign_head(timestamp_ms)
 }
 
-fn with_json(report: &collector_report::Report, edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+fn with_json(
+    report: &collector_report::Report,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> Vec<u8> {
     let mut value: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
     edit(&mut value);
     (serde_json::to_string_pretty(&value).unwrap() + "\n").into_bytes()
@@ -580,14 +583,20 @@ fn a_month_before_any_evidence_is_no_evidence_and_a_compliant_claim_fails() {
         v["verdict"]["at_end"] = "compliant".into();
         v["verdict"]["evidence_from_ms"] = SEP.into();
     });
-    assert_eq!(signed_codes(&month, &bundle, &forged), vec!["report_mismatch"]);
+    assert_eq!(
+        signed_codes(&month, &bundle, &forged),
+        vec!["report_mismatch"]
+    );
     // Days claimed compliant, the month's verdict left alone: refuted too.
     let forged = with_json(&report, |v| {
         for day in v["daily"].as_array_mut().unwrap() {
             day["state"] = "compliant".into();
         }
     });
-    assert_eq!(signed_codes(&month, &bundle, &forged), vec!["report_mismatch"]);
+    assert_eq!(
+        signed_codes(&month, &bundle, &forged),
+        vec!["report_mismatch"]
+    );
 }
 
 #[test]
@@ -609,7 +618,10 @@ fn a_report_may_not_claim_time_after_its_end_head() {
     .unwrap();
     assert!(partial.partial);
     let json = partial.to_json().into_bytes();
-    assert_eq!(signed_codes(&month, &month.bundle, &json), Vec::<&str>::new());
+    assert_eq!(
+        signed_codes(&month, &month.bundle, &json),
+        Vec::<&str>::new()
+    );
 
     // As of four days later, with the same head: time the head does not cover.
     let later = collector_report::build(&report_input(
@@ -620,27 +632,35 @@ fn a_report_may_not_claim_time_after_its_end_head() {
     ))
     .unwrap();
     let json = later.to_json().into_bytes();
-    assert_eq!(signed_codes(&month, &month.bundle, &json), vec!["report_as_of"]);
+    assert_eq!(
+        signed_codes(&month, &month.bundle, &json),
+        vec!["report_as_of"]
+    );
 
     // The whole month claimed (not partial) on that head: refused the same way.
-    let whole = collector_report::build(&report_input(
-        "2026-11",
-        NOV + 30 * DAY,
-        heads,
-        &month.log,
-    ))
-    .unwrap();
+    let whole =
+        collector_report::build(&report_input("2026-11", NOV + 30 * DAY, heads, &month.log))
+            .unwrap();
     assert!(!whole.partial);
     let json = whole.to_json().into_bytes();
-    assert_eq!(signed_codes(&month, &month.bundle, &json), vec!["report_as_of"]);
+    assert_eq!(
+        signed_codes(&month, &month.bundle, &json),
+        vec!["report_as_of"]
+    );
 
     // A report without an end head claims time no head covers.
     let json = with_json(&partial, |v| v["log"]["end"] = serde_json::Value::Null);
-    assert_eq!(signed_codes(&month, &month.bundle, &json), vec!["report_as_of"]);
+    assert_eq!(
+        signed_codes(&month, &month.bundle, &json),
+        vec!["report_as_of"]
+    );
 
     // The as-of instant moved without recomputing: the period no longer matches its figures.
     let json = with_json(&partial, |v| v["as_of_ms"] = (NOV + 20 * DAY).into());
-    assert_eq!(signed_codes(&month, &month.bundle, &json), vec!["report_mismatch"]);
+    assert_eq!(
+        signed_codes(&month, &month.bundle, &json),
+        vec!["report_mismatch"]
+    );
 }
 
 #[test]
@@ -679,7 +699,10 @@ fn a_report_whose_end_head_misses_its_evidence_fails() {
     ))
     .unwrap();
     let json = report.to_json().into_bytes();
-    assert_eq!(signed_codes(&month, &month.bundle, &json), Vec::<&str>::new());
+    assert_eq!(
+        signed_codes(&month, &month.bundle, &json),
+        Vec::<&str>::new()
+    );
 }
 
 #[test]
@@ -702,5 +725,8 @@ fn a_partial_report_needs_the_bundle_only_up_to_its_as_of_instant() {
     bundle.manifest.to_ms = head.timestamp_ms;
     assert_eq!(signed_codes(&month, &bundle, &json), Vec::<&str>::new());
     bundle.manifest.to_ms = head.timestamp_ms - 1;
-    assert_eq!(signed_codes(&month, &bundle, &json), vec!["report_not_covered"]);
+    assert_eq!(
+        signed_codes(&month, &bundle, &json),
+        vec!["report_not_covered"]
+    );
 }

@@ -79,9 +79,14 @@ enum Command {
     /// report.html (auditor certificate).
     ///
     /// report.json is exactly what the collector signed with its log key (byte-identical for
-    /// the same log and policy); the CSV and HTML are rendered from it. The report names the
-    /// policy and catalogue digests and carries the signed tree heads at the start and end of
-    /// the month with the consistency proof between them.
+    /// the same log and policy once the month is over); the CSV and HTML are rendered from
+    /// it. The report names the policy and catalogue digests and carries the signed tree heads
+    /// at the start and end of the month with the consistency proof between them.
+    ///
+    /// Only time that has passed is reported: a month that has not started is refused; the
+    /// current month's report is partial, as of the instant it is made, with no row for a
+    /// later day. Its verdict is compliant, not compliant, no compute (evidence, nothing
+    /// counted) or no evidence (nothing accepted yet); only the first is compliant.
     ///
     /// Example: veuctl report --month 2026-11 --out reports/2026-11 --log-key log.pub
     Report(report::ReportArgs),

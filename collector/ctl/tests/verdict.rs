@@ -111,7 +111,10 @@ async fn hosts_that_count_nothing_are_no_compute_everywhere() {
     assert_eq!(json["verdict"]["state"], "no_compute");
     assert_eq!(json["verdict"]["at_end"], "no_compute");
     assert_eq!(json["partial"], true);
-    assert!(run.stdout.starts_with("No compute in 2026-11 up to"), "{run:?}");
+    assert!(
+        run.stdout.starts_with("No compute in 2026-11 up to"),
+        "{run:?}"
+    );
 
     // One counted GPU makes it compliant from then on; the month still reads no compute.
     let second = statement(
@@ -127,7 +130,10 @@ async fn hosts_that_count_nothing_are_no_compute_everywhere() {
     let second = proto_seal::seal(&second, &agent.signer).unwrap();
     assert_eq!(acked(&stream.send(&second).await), 2);
     let (admin, _, status_check, audit_check) = verdicts(&h).await;
-    assert_eq!((admin.as_str(), status_check, audit_check), ("compliant", 0, 0));
+    assert_eq!(
+        (admin.as_str(), status_check, audit_check),
+        ("compliant", 0, 0)
+    );
     CLOCK_ZERO.store(NOV_10_NOON + 7_200_000, Ordering::Relaxed);
     let (_, json) = report(&h, "2026-11", "november-2").await;
     let json = json.unwrap();
@@ -196,7 +202,8 @@ async fn reports_exist_only_for_time_that_has_passed() {
         assert!(json.is_none(), "nothing written for {month}");
         assert!(run.stderr.contains("FailedPrecondition"), "{run:?}");
         assert!(
-            run.stderr.contains(&format!("the month {month} has not started")),
+            run.stderr
+                .contains(&format!("the month {month} has not started")),
             "{run:?}"
         );
         assert!(run.stderr.contains("today is 2026-11-10"), "{run:?}");
@@ -212,7 +219,11 @@ async fn reports_exist_only_for_time_that_has_passed() {
     assert_eq!(daily.len(), 10);
     assert_eq!(daily[9]["date"], "2026-11-10");
     assert_eq!(daily[9]["partial"], true);
-    assert!(daily[..9].iter().all(|d| d["partial"] == false && d["state"] == "no_evidence"));
+    assert!(
+        daily[..9]
+            .iter()
+            .all(|d| d["partial"] == false && d["state"] == "no_evidence")
+    );
     assert_eq!(json["verdict"]["state"], "compliant");
     assert!(json["verdict"]["evidence_from_ms"].as_i64().unwrap() >= NOV_10_NOON);
     assert!(json["log"]["end"]["timestamp_ms"].as_i64().unwrap() >= as_of);
@@ -220,7 +231,10 @@ async fn reports_exist_only_for_time_that_has_passed() {
         run.stdout.starts_with("Compliant from 2026-11-10T12:00:00"),
         "{run:?}"
     );
-    assert!(run.stdout.contains("(partial: the month is not over)"), "{run:?}");
+    assert!(
+        run.stdout.contains("(partial: the month is not over)"),
+        "{run:?}"
+    );
     let html = std::fs::read_to_string(h.dir.path().join("november/report.html")).unwrap();
     assert!(html.contains("PARTIAL: 2026-11 is not over"));
     assert!(!html.contains("2026-11-11"));
@@ -233,7 +247,10 @@ async fn reports_exist_only_for_time_that_has_passed() {
     assert_eq!(json["partial"], false);
     assert_eq!(json["verdict"]["state"], "no_evidence");
     assert_eq!(json["daily"].as_array().unwrap().len(), 31);
-    assert!(run.stdout.starts_with("No evidence for 2026-10:"), "{run:?}");
+    assert!(
+        run.stdout.starts_with("No evidence for 2026-10:"),
+        "{run:?}"
+    );
     CLOCK_MONTHS.store(as_of + DAY, Ordering::Relaxed);
     let (_, again) = report(&h, "2026-10", "october-2").await;
     assert_eq!(

@@ -1,5 +1,5 @@
 //! What a report is computed from: the month, the policy, every host state change up to the
-//! month's end, and the month's silences, chain gaps, conflicts, rejections and log evidence.
+//! as-of instant, and the period's silences, chain gaps, conflicts, rejections and log evidence.
 
 use proto_accounting::{CountryCode, Policy};
 use serde::{Deserialize, Serialize};
@@ -92,7 +92,7 @@ pub struct StaleSpan {
     pub tpp: u64,
     /// When it became stale.
     pub from_ms: i64,
-    /// When it attested again; `None` while still silent at the month's end.
+    /// When it attested again; `None` while still silent at the end of the period.
     pub to_ms: Option<i64>,
 }
 
@@ -139,7 +139,8 @@ pub struct SignedHead {
 pub struct LogEvidence {
     /// The newest head at or before the month's start.
     pub start: Option<SignedHead>,
-    /// The newest head at or before the month's end.
+    /// The first head signed at or after the end of the period (`as_of_ms`): it covers every
+    /// change the report read.
     pub end: Option<SignedHead>,
     /// Hashes proving `end` extends `start`, hex.
     pub consistency_proof: Vec<String>,

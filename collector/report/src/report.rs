@@ -191,7 +191,7 @@ pub struct Verdict {
     pub violations_count: u64,
 }
 
-/// The distribution at the month's end.
+/// The distribution at the end of the period (the month's end, or `as_of_ms`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EndOfMonth {
     /// Total counted TPP.

@@ -54,7 +54,9 @@ impl From<ReportError> for Status {
     fn from(error: ReportError) -> Self {
         match error {
             ReportError::Month(message) => Status::invalid_argument(message),
-            error @ ReportError::NotStarted { .. } => Status::failed_precondition(error.to_string()),
+            error @ ReportError::NotStarted { .. } => {
+                Status::failed_precondition(error.to_string())
+            }
             ReportError::Store(error) => Status::unavailable(format!("store: {error}")),
             ReportError::Log(error) => Status::unavailable(format!("log: {error}")),
             ReportError::Data(message) => Status::data_loss(message),

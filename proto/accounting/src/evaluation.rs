@@ -74,7 +74,11 @@ pub enum Verdict {
 
 impl Verdict {
     /// Every verdict, in the order above.
-    pub const ALL: [Verdict; 3] = [Verdict::Compliant, Verdict::NotCompliant, Verdict::NoCompute];
+    pub const ALL: [Verdict; 3] = [
+        Verdict::Compliant,
+        Verdict::NotCompliant,
+        Verdict::NoCompute,
+    ];
 
     /// The verdict's name in JSON, metrics and reports.
     pub fn as_str(self) -> &'static str {

@@ -126,7 +126,10 @@ impl Report {
         // What the period is, in words: the whole month, or its part before the as-of instant.
         let (period, end) = if self.partial {
             (
-                format!("{} up to {as_of} (partial: the month is not over)", self.month),
+                format!(
+                    "{} up to {as_of} (partial: the month is not over)",
+                    self.month
+                ),
                 format!("at {as_of}"),
             )
         } else {
@@ -161,9 +164,9 @@ impl Report {
                     self.policy_id
                 ),
             },
-            State::NotCompliant => format!(
-                "Not compliant in {period}: {intervals}; {at_end} {end}.{before}"
-            ),
+            State::NotCompliant => {
+                format!("Not compliant in {period}: {intervals}; {at_end} {end}.{before}")
+            }
             State::NoCompute => format!(
                 "No compute in {period}: at some instant with evidence nothing was counted, so no rule could be evaluated then; never compliant. No rule was broken; {at_end} {end}.{before}"
             ),
@@ -300,7 +303,11 @@ impl Report {
                 .map(|day| {
                     vec![
                         if day.partial {
-                            format!("{} (to {}, partial)", day.date, format_timestamp(self.as_of_ms))
+                            format!(
+                                "{} (to {}, partial)",
+                                day.date,
+                                format_timestamp(self.as_of_ms)
+                            )
                         } else {
                             day.date.clone()
                         },

@@ -130,9 +130,11 @@ fn value_of(json: &str) -> serde_json::Value {
 fn csv_has_a_row_per_day_and_country_and_a_tier1_row() {
     let report = crossing_month();
     let text = report.to_csv();
-    assert!(text.starts_with(
-        "date,country,tier,tpp,share_percent,limit_percent,limit_kind,day_state\r\n"
-    ));
+    assert!(
+        text.starts_with(
+            "date,country,tier,tpp,share_percent,limit_percent,limit_kind,day_state\r\n"
+        )
+    );
     let mut reader = csv::Reader::from_reader(text.as_bytes());
     assert_eq!(
         reader.headers().unwrap().iter().collect::<Vec<_>>(),

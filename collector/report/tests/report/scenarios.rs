@@ -88,10 +88,9 @@ fn a_fleet_compliant_all_month() {
     assert_eq!(day6.min_tier1_share.as_deref(), Some("81.818"));
     assert_eq!(day6.max_tier2_share.as_ref().unwrap().share, "6.363");
     assert!(
-        report
-            .daily
-            .iter()
-            .all(|d| d.state == State::Compliant && d.state_all_day == State::Compliant && !d.partial)
+        report.daily.iter().all(|d| d.state == State::Compliant
+            && d.state_all_day == State::Compliant
+            && !d.partial)
     );
     assert_eq!(day5.countries.len(), 5);
     assert_eq!(day5.countries[4].share, "63.636");

@@ -65,7 +65,11 @@ fn evidence_from_mid_month_reads_compliant_from_then_and_no_evidence_before() {
     // The 14th: no evidence until 09:00, compliant from then; its instants with evidence hold.
     assert_eq!(days[13], (State::Compliant, State::Compliant));
     assert_eq!(report.daily[13].min_tier1_share.as_deref(), Some("100.000"));
-    assert!(days[14..].iter().all(|s| *s == (State::Compliant, State::Compliant)));
+    assert!(
+        days[14..]
+            .iter()
+            .all(|s| *s == (State::Compliant, State::Compliant))
+    );
     // The charts start with the evidence.
     assert_eq!(points(&report.series.tier1), [(first, "100.000")]);
     let words = report.verdict_words();
@@ -192,7 +196,10 @@ fn a_partial_month_says_nothing_after_its_as_of_instant() {
         words.contains("2026-11 up to 2026-11-14T10:30:00Z (partial: the month is not over)"),
         "{words}"
     );
-    assert!(words.ends_with("compliant at 2026-11-14T10:30:00Z."), "{words}");
+    assert!(
+        words.ends_with("compliant at 2026-11-14T10:30:00Z."),
+        "{words}"
+    );
 
     // A partial month complying so far says compliant up to as-of, never of the whole month.
     let mut input = crate::harness::input(us_policy(), baseline(&COMPLIANT));

@@ -132,7 +132,10 @@ fn an_empty_fleet_is_no_compute_never_compliant() {
     let e = evaluate(&policy(), &Distribution::new());
     assert_eq!(e.verdict(), Verdict::NoCompute);
     assert!(!e.compliant());
-    assert!(e.violations.is_empty(), "no share of nothing can break a rule");
+    assert!(
+        e.violations.is_empty(),
+        "no share of nothing can break a rule"
+    );
     assert_eq!(e.total_tpp, 0);
     assert!(e.countries.is_empty());
     assert_eq!(e.new_tier2_country_headroom, 0);
@@ -142,10 +145,7 @@ fn an_empty_fleet_is_no_compute_never_compliant() {
 fn rows_that_count_nothing_are_no_compute() {
     // Hosts listed everywhere, Tier 3 included, none with counted TPP (every device refused
     // or not counted by the policy).
-    let e = evaluate(
-        &policy(),
-        &distribution(&[("US", 0), ("MY", 0), ("CN", 0)]),
-    );
+    let e = evaluate(&policy(), &distribution(&[("US", 0), ("MY", 0), ("CN", 0)]));
     assert_eq!(e.verdict(), Verdict::NoCompute);
     assert!(!e.compliant());
     assert_eq!(e.countries.len(), 3);
