@@ -4,7 +4,8 @@
 What it is
     An independent oracle for `veuctl plan FLEET.csv --format json` (SPEC.md sections 1 and 5).
     It reads a fleet CSV, sums TPP per country and prints one JSON object: `compliant`,
-    `total_tpp`, `tier1_share`, `home_share`, `countries`, `violations`, `headroom` and
+    `verdict` (`not_compliant` when a rule is broken, else `no_compute` when nothing is counted,
+    else `compliant`; `compliant` is true only for the last), `total_tpp`, `tier1_share`, `home_share`, `countries`, `violations`, `headroom` and
     `new_tier2_country_headroom_tpp`. Shares are percentages (0..100) as floats, computed
     exactly with fractions.Fraction and rounded once when converted to float.
 
@@ -264,8 +265,16 @@ def evaluate(fleet):
         {"country": c, "tier": tier(c), "tpp": fleet[c], "share": percent(fleet[c], total)}
         for c in sorted(fleet)
     ]
+    if found:
+        verdict = "not_compliant"
+    elif total == 0:
+        # SPEC section 5: zero counted TPP leaves every share undefined; never compliant.
+        verdict = "no_compute"
+    else:
+        verdict = "compliant"
     return {
-        "compliant": not found,
+        "compliant": verdict == "compliant",
+        "verdict": verdict,
         "total_tpp": total,
         "tier1_share": percent(tier1_sum, total),
         "home_share": percent(fleet.get(HOME, 0), total),

@@ -25,6 +25,8 @@ pub struct Replay {
     pub ledger: Ledger,
     /// Each host change, in the ledger's order and at its instants.
     pub changes: Vec<HostChange>,
+    /// The log index of the entry that made each change, in step with `changes`.
+    pub change_leaves: Vec<u64>,
 }
 
 impl Replay {
@@ -46,6 +48,7 @@ pub fn replay<'a>(
         attestations: 0,
         ledger: Ledger::new(0),
         changes: Vec::new(),
+        change_leaves: Vec::new(),
     };
     let mut keys: BTreeMap<KeyId, PublicKey> = BTreeMap::new();
     let mut ledger = Ledger::new(i64::MAX / 4);
@@ -184,6 +187,7 @@ pub fn replay<'a>(
         match effect {
             Ok(effect) => {
                 if let Some(change) = effect.change() {
+                    out.change_leaves.push(index);
                     out.changes.push(HostChange {
                         at_ms: change.at_ms,
                         host_id: change.host.clone(),

@@ -1,6 +1,9 @@
 //! A monthly report checked against a bundle: its signature, its heads, and its verdicts
-//! recomputed from the bundle's evidence with the report builder itself.
+//! recomputed from the bundle's evidence with the report builder itself, over the period the
+//! report speaks of (`[period_start_ms, as_of_ms)`), which its signed end head must cover:
+//! signed at or after `as_of_ms`, and holding every leaf the recomputation used.
 
+use collector_report::month::format_timestamp;
 use collector_report::{HostChange, Report, ReportInput};
 use proto_accounting::{Catalogue, Policy};
 use proto_evidence::{Envelope, TreeHead};
@@ -10,6 +13,7 @@ use crate::hex::from_hex;
 use crate::verify::{Outcome, ReportCheck, hash32};
 
 /// The report's verdicts recomputed from the bundle's attestations, its heads and signature.
+/// `changes` are the replay's host changes, each with the log index of the entry that made it.
 pub(crate) fn check_report(
     out: &mut Outcome,
     tree: Option<&proto_merkle::MemoryTree>,
@@ -17,7 +21,7 @@ pub(crate) fn check_report(
     check: ReportCheck<'_>,
     policy: &Policy,
     catalogue: &Catalogue,
-    mut changes: Vec<HostChange>,
+    mut changes: Vec<(HostChange, u64)>,
 ) {
     if let Some(signature) = check.signature
         && let Err(e) = proto_seal::check_report(check.json, signature, log_key)
@@ -54,18 +58,26 @@ pub(crate) fn check_report(
             ),
         );
     }
-    // The report speaks of its month up to its end head (a month still running ends there);
-    // the bundle must prove the log complete at least that far. It always starts at the
-    // log's first leaf.
-    let claimed_to = report.log.end.as_ref().map_or(report.period_end_ms, |h| {
-        h.timestamp_ms.min(report.period_end_ms)
-    });
+    let as_of = report.as_of_ms;
+    if as_of <= report.period_start_ms || as_of > report.period_end_ms {
+        out.fail(
+            "report_as_of",
+            format!(
+                "the report speaks up to {as_of} ms, outside its month ({}, {}]",
+                report.period_start_ms, report.period_end_ms
+            ),
+        );
+        return;
+    }
+    // What the report speaks of, `[period_start_ms, as_of_ms)`, must be in the bundle: the
+    // bundle always starts at the log's first leaf, and its end head proves it complete up to
+    // that head's time.
     let covered_to = out.coverage.map_or(i64::MIN, |c| c.to_ms);
-    if covered_to < claimed_to {
+    if covered_to < as_of {
         out.fail(
             "report_not_covered",
             format!(
-                "the bundle proves the log complete up to {covered_to}, the report speaks of [{}, {claimed_to})",
+                "the bundle proves the log complete up to {covered_to}, the report speaks of [{}, {as_of})",
                 report.period_start_ms
             ),
         );
@@ -99,16 +111,54 @@ pub(crate) fn check_report(
             );
         }
     }
-    changes.retain(|c| c.at_ms < report.period_end_ms);
-    changes.sort_by_key(|c| c.at_ms);
+    // The end head must cover the period: signed at or after its end, with every leaf the
+    // recomputation uses. Otherwise the report claims time or evidence its head does not.
+    changes.retain(|(change, _)| change.at_ms < as_of);
+    changes.sort_by_key(|(change, _)| change.at_ms);
+    let needed = changes
+        .iter()
+        .map(|(_, index)| index + 1)
+        .max()
+        .unwrap_or(0);
+    match &report.log.end {
+        None => out.fail(
+            "report_as_of",
+            "the report has no end tree head: no signed head covers its period".to_owned(),
+        ),
+        Some(end) => {
+            if end.timestamp_ms < as_of {
+                out.fail(
+                    "report_as_of",
+                    format!(
+                        "the report speaks up to {} but its end tree head was signed at {}: it \
+                         claims time its signed head does not cover",
+                        format_timestamp(as_of),
+                        format_timestamp(end.timestamp_ms)
+                    ),
+                );
+            }
+            if end.tree_size < needed {
+                out.fail(
+                    "report_head_coverage",
+                    format!(
+                        "the report's end tree head holds {} leaves, but its period's evidence \
+                         runs to leaf {}: evidence the head does not cover",
+                        end.tree_size,
+                        needed - 1
+                    ),
+                );
+            }
+        }
+    }
     let input = ReportInput {
         month: report.month,
+        as_of_ms: as_of,
         policy: policy.clone(),
         policy_id: report.policy_id.clone(),
         policy_digest: report.policy_digest.clone(),
         catalogue_digest: report.catalogue_digest.clone(),
         collector: report.collector.clone(),
-        changes,
+        changes: changes.into_iter().map(|(change, _)| change).collect(),
         stale: Vec::new(),
         gaps: Vec::new(),
         conflicts: Vec::new(),
@@ -125,6 +175,17 @@ pub(crate) fn check_report(
             return;
         }
     };
+    let period = |r: &Report| (r.period_start_ms, r.period_end_ms, r.as_of_ms, r.partial);
+    if period(&recomputed) != period(&report) {
+        out.fail(
+            "report_mismatch",
+            format!(
+                "period: the report says (start, end, as_of, partial) = {:?}, its month gives {:?}",
+                period(&report),
+                period(&recomputed)
+            ),
+        );
+    }
     if recomputed.verdict != report.verdict {
         out.fail(
             "report_mismatch",
@@ -160,6 +221,18 @@ pub(crate) fn check_report(
         };
         out.fail("report_mismatch", detail);
     }
+    if recomputed.series != report.series {
+        out.fail(
+            "report_mismatch",
+            "series: the charts' points differ from the evidence's".to_owned(),
+        );
+    }
+    if recomputed.inventory_changes != report.inventory_changes {
+        out.fail(
+            "report_mismatch",
+            "inventory_changes: differ from the evidence's".to_owned(),
+        );
+    }
     if recomputed.end_of_month != report.end_of_month {
         out.fail(
             "report_mismatch",
@@ -178,7 +251,7 @@ pub(crate) fn check_report(
         out.fail(
             "report_mismatch",
             format!(
-                "daily: {} days reported, {} in the month",
+                "daily: {} days reported, {} in the period",
                 report.daily.len(),
                 recomputed.daily.len()
             ),

@@ -383,7 +383,11 @@ pub fn verify(
     if let Some(policy) = &policy {
         out.evaluation = Some(evaluate(policy, &out.distribution));
     }
-    let changes = replayed.changes;
+    let changes = replayed
+        .changes
+        .into_iter()
+        .zip(replayed.change_leaves)
+        .collect();
     if let Some(report) = report
         && let (Some(policy), Some(catalogue)) = (&policy, &catalogue)
     {

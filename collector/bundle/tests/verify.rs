@@ -6,7 +6,7 @@ use collector_bundle::{
     Bundle, Consistency, FORMAT, Head, KnownHead, Leaf, Manifest, Outcome, ReportCheck,
     Requirements, to_hex, verify,
 };
-use collector_report::{ChangeKind, HostChange, LogEvidence, ReportInput, SignedHead};
+use collector_report::{ChangeKind, HostChange, LogEvidence, ReportInput, SignedHead, State};
 use proto_accounting::{CountryCode, Policy};
 use proto_evidence::{
     AttestationPayload, ChainDigest, DeviceRecord, EvidenceSource, HostId, LogEntry, Sha256,
@@ -208,6 +208,66 @@ fn agent(seed: u8, host: &str, site: &str, country: &str) -> Agent {
     }
 }
 
+/// The report input of `month` as of `as_of_ms` with `heads`, from the changes the collector
+/// made of the evidence in `november()`'s log (those before `as_of_ms`).
+fn report_input(month: &str, as_of_ms: i64, heads: LogEvidence, log: &Log) -> ReportInput {
+    let policy = Policy::from_toml(POLICY).unwrap();
+    let change = |at_ms, host: &str, site: &str, country, tpp, kind| HostChange {
+        at_ms,
+        host_id: host.into(),
+        site_id: site.into(),
+        country: CountryCode::parse(country).unwrap(),
+        tpp,
+        devices: (tpp / 15840) as u32,
+        kind,
+    };
+    let changes = vec![
+        // At the ledger's instants: when the collector received each attestation.
+        change(
+            NOV - 2 * DAY + 40,
+            "gpu-us",
+            "us-va-1",
+            "US",
+            126_720,
+            ChangeKind::Attested,
+        ),
+        change(
+            NOV + 10 * DAY + 40,
+            "gpu-my",
+            "my-1",
+            "MY",
+            15_840,
+            ChangeKind::Attested,
+        ),
+        change(
+            NOV + 12 * DAY,
+            "gpu-my",
+            "my-1",
+            "MY",
+            0,
+            ChangeKind::Decommissioned,
+        ),
+    ];
+    ReportInput {
+        month: month.parse().unwrap(),
+        as_of_ms,
+        policy_id: policy.id.clone(),
+        policy_digest: policy.digest().to_string(),
+        catalogue_digest: proto_accounting::Catalogue::builtin()
+            .unwrap()
+            .digest()
+            .to_string(),
+        policy,
+        collector: to_hex(log.key.key_id().0.as_bytes()),
+        changes: changes.into_iter().filter(|c| c.at_ms < as_of_ms).collect(),
+        stale: Vec::new(),
+        gaps: Vec::new(),
+        conflicts: Vec::new(),
+        rejections: Vec::new(),
+        log: heads,
+    }
+}
+
 /// November 2026: a US host all month; a Malaysian host over 7 % from the 10th until it is
 /// decommissioned on the 12th.
 struct Month {
@@ -244,66 +304,19 @@ fn november() -> Month {
             .map(|h| to_hex(h))
             .collect();
 
-    let policy = Policy::from_toml(POLICY).unwrap();
-    let change = |at_ms, host: &str, site: &str, country, tpp, kind| HostChange {
-        at_ms,
-        host_id: host.into(),
-        site_id: site.into(),
-        country: CountryCode::parse(country).unwrap(),
-        tpp,
-        devices: (tpp / 15840) as u32,
-        kind,
-    };
-    let input = ReportInput {
-        month: "2026-11".parse().unwrap(),
-        policy_id: policy.id.clone(),
-        policy_digest: policy.digest().to_string(),
-        catalogue_digest: proto_accounting::Catalogue::builtin()
-            .unwrap()
-            .digest()
-            .to_string(),
-        policy,
-        collector: to_hex(log.key.key_id().0.as_bytes()),
-        changes: vec![
-            // At the ledger's instants: when the collector received each attestation.
-            change(
-                NOV - 2 * DAY + 40,
-                "gpu-us",
-                "us-va-1",
-                "US",
-                126_720,
-                ChangeKind::Attested,
-            ),
-            change(
-                NOV + 10 * DAY + 40,
-                "gpu-my",
-                "my-1",
-                "MY",
-                15_840,
-                ChangeKind::Attested,
-            ),
-            change(
-                NOV + 12 * DAY,
-                "gpu-my",
-                "my-1",
-                "MY",
-                0,
-                ChangeKind::Decommissioned,
-            ),
-        ],
-        stale: Vec::new(),
-        gaps: Vec::new(),
-        conflicts: Vec::new(),
-        rejections: Vec::new(),
-        log: LogEvidence {
+    let input = report_input(
+        "2026-11",
+        NOV + 30 * DAY,
+        LogEvidence {
             start: Some(start),
             end: Some(end),
             consistency_proof,
         },
-    };
+        &log,
+    );
     let report = collector_report::build(&input).unwrap();
-    assert!(!report.verdict.compliant_all_month);
-    assert!(report.verdict.compliant_at_end);
+    assert_eq!(report.verdict.state, State::NotCompliant);
+    assert_eq!(report.verdict.at_end, State::Compliant);
     let report_json = report.to_json().into_bytes();
     let signature = proto_seal::sign_report(&report_json, &log.key);
     let bundle = log.bundle(NOV - DAY, NOV + 30 * DAY);
@@ -879,5 +892,230 @@ fn a_split_view_is_not_cosigned() {
     assert_eq!(
         failed(&check(&month, &bundle, &requires)),
         vec!["witness_cosignatures"]
+    );
+}
+
+const SEP: i64 = NOV - 61 * DAY;
+
+/// The codes `verify` finds for `json` signed as the collector signs it (with the log key: a
+/// collector lying under its own key).
+fn signed_codes(month: &Month, bundle: &Bundle, json: &[u8]) -> Vec<&'static str> {
+    let signature = proto_seal::sign_report(json, &month.log.key);
+    let outcome = verify(
+        bundle,
+        &month.log.key.public_key(),
+        &Requirements::default(),
+        Some(ReportCheck {
+            json,
+            signature: Some(&signature),
+        }),
+    );
+    let mut codes: Vec<&'static str> = outcome.failures.iter().map(|f| f.code).collect();
+    codes.dedup();
+    codes
+}
+
+/// A genuine head of the log's first `size` leaves, signed at `timestamp_ms` with the log key.
+fn head_of_prefix(month: &Month, size: usize, timestamp_ms: i64) -> SignedHead {
+    let mut prefix = Log::new();
+    for (bytes, _) in &month.log.leaves[..size] {
+        prefix.tree.push(leaf_hash(bytes));
+    }
+    prefix.sign_head(timestamp_ms)
+}
+
+fn with_json(
+    report: &collector_report::Report,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> Vec<u8> {
+    let mut value: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    edit(&mut value);
+    (serde_json::to_string_pretty(&value).unwrap() + "\n").into_bytes()
+}
+
+#[test]
+fn a_month_before_any_evidence_is_no_evidence_and_a_compliant_claim_fails() {
+    let month = november();
+    // September: before the first enrolment. Its end head is the first signed after it.
+    let end = head_of_prefix(&month, 2, NOV - DAY);
+    let input = report_input(
+        "2026-09",
+        NOV - 61 * DAY + 30 * DAY,
+        LogEvidence {
+            start: None,
+            end: Some(end),
+            consistency_proof: Vec::new(),
+        },
+        &month.log,
+    );
+    let report = collector_report::build(&input).unwrap();
+    assert_eq!(report.verdict.state, State::NoEvidence);
+    let bundle = month.log.bundle(SEP, NOV + 30 * DAY);
+    let honest = report.to_json().into_bytes();
+    assert_eq!(signed_codes(&month, &bundle, &honest), Vec::<&str>::new());
+
+    // The same report claiming compliance, signed by the collector: the evidence refutes it.
+    let forged = with_json(&report, |v| {
+        v["verdict"]["state"] = "compliant".into();
+        v["verdict"]["at_end"] = "compliant".into();
+        v["verdict"]["evidence_from_ms"] = SEP.into();
+    });
+    assert_eq!(
+        signed_codes(&month, &bundle, &forged),
+        vec!["report_mismatch"]
+    );
+    // Days claimed compliant, the month's verdict left alone: refuted too.
+    let forged = with_json(&report, |v| {
+        for day in v["daily"].as_array_mut().unwrap() {
+            day["state"] = "compliant".into();
+        }
+    });
+    assert_eq!(
+        signed_codes(&month, &bundle, &forged),
+        vec!["report_mismatch"]
+    );
+}
+
+#[test]
+fn a_report_may_not_claim_time_after_its_end_head() {
+    let month = november();
+    // Every leaf, in a head signed on the 21st: a partial report as of then passes.
+    let head = head_of_prefix(&month, month.log.leaves.len(), NOV + 20 * DAY + 1000);
+    let heads = LogEvidence {
+        start: None,
+        end: Some(head.clone()),
+        consistency_proof: Vec::new(),
+    };
+    let partial = collector_report::build(&report_input(
+        "2026-11",
+        head.timestamp_ms,
+        heads.clone(),
+        &month.log,
+    ))
+    .unwrap();
+    assert!(partial.partial);
+    let json = partial.to_json().into_bytes();
+    assert_eq!(
+        signed_codes(&month, &month.bundle, &json),
+        Vec::<&str>::new()
+    );
+
+    // As of four days later, with the same head: time the head does not cover.
+    let later = collector_report::build(&report_input(
+        "2026-11",
+        NOV + 25 * DAY,
+        heads.clone(),
+        &month.log,
+    ))
+    .unwrap();
+    let json = later.to_json().into_bytes();
+    assert_eq!(
+        signed_codes(&month, &month.bundle, &json),
+        vec!["report_as_of"]
+    );
+
+    // The whole month claimed (not partial) on that head: refused the same way.
+    let whole =
+        collector_report::build(&report_input("2026-11", NOV + 30 * DAY, heads, &month.log))
+            .unwrap();
+    assert!(!whole.partial);
+    let json = whole.to_json().into_bytes();
+    assert_eq!(
+        signed_codes(&month, &month.bundle, &json),
+        vec!["report_as_of"]
+    );
+
+    // A report without an end head claims time no head covers.
+    let json = with_json(&partial, |v| v["log"]["end"] = serde_json::Value::Null);
+    assert_eq!(
+        signed_codes(&month, &month.bundle, &json),
+        vec!["report_as_of"]
+    );
+
+    // The as-of instant moved without recomputing: the period no longer matches its figures.
+    let json = with_json(&partial, |v| v["as_of_ms"] = (NOV + 20 * DAY).into());
+    assert_eq!(
+        signed_codes(&month, &month.bundle, &json),
+        vec!["report_mismatch"]
+    );
+}
+
+#[test]
+fn a_report_whose_end_head_misses_its_evidence_fails() {
+    let month = november();
+    // A head after the month's end that holds only the first five leaves: the
+    // decommissioning on the 12th (leaf 6) is not in it.
+    let short = head_of_prefix(&month, 5, NOV + 30 * DAY + 1);
+    let report = collector_report::build(&report_input(
+        "2026-11",
+        NOV + 30 * DAY,
+        LogEvidence {
+            start: None,
+            end: Some(short),
+            consistency_proof: Vec::new(),
+        },
+        &month.log,
+    ))
+    .unwrap();
+    let json = report.to_json().into_bytes();
+    assert_eq!(
+        signed_codes(&month, &month.bundle, &json),
+        vec!["report_head_coverage"]
+    );
+    // Seven leaves are enough: the attestation at leaf 7 changes nothing the report uses.
+    let enough = head_of_prefix(&month, 7, NOV + 30 * DAY + 1);
+    let report = collector_report::build(&report_input(
+        "2026-11",
+        NOV + 30 * DAY,
+        LogEvidence {
+            start: None,
+            end: Some(enough),
+            consistency_proof: Vec::new(),
+        },
+        &month.log,
+    ))
+    .unwrap();
+    let json = report.to_json().into_bytes();
+    assert_eq!(
+        signed_codes(&month, &month.bundle, &json),
+        Vec::<&str>::new()
+    );
+}
+
+#[test]
+fn a_partial_report_needs_the_bundle_only_up_to_its_as_of_instant() {
+    let month = november();
+    let head = head_of_prefix(&month, month.log.leaves.len(), NOV + 20 * DAY + 1000);
+    let partial = collector_report::build(&report_input(
+        "2026-11",
+        head.timestamp_ms,
+        LogEvidence {
+            start: None,
+            end: Some(head.clone()),
+            consistency_proof: Vec::new(),
+        },
+        &month.log,
+    ))
+    .unwrap();
+    let json = partial.to_json().into_bytes();
+    // The same log, exported with its end head signed at `at`.
+    let ending = |at: i64| {
+        let mut log = Log::new();
+        for (index, (bytes, envelope)) in month.log.leaves.iter().enumerate() {
+            log.tree.push(leaf_hash(bytes));
+            log.leaves.push((bytes.clone(), envelope.clone()));
+            if index == 1 {
+                log.sign_head(NOV - DAY);
+            }
+        }
+        log.sign_head(at);
+        log.bundle(NOV - DAY, at)
+    };
+    let bundle = ending(head.timestamp_ms);
+    assert_eq!(signed_codes(&month, &bundle, &json), Vec::<&str>::new());
+    let bundle = ending(head.timestamp_ms - 1);
+    assert_eq!(
+        signed_codes(&month, &bundle, &json),
+        vec!["report_not_covered"]
     );
 }

@@ -2,6 +2,7 @@
 //! admin) sees it.
 
 use anyhow::anyhow;
+use proto_accounting::Verdict;
 use proto_wire::v1;
 use serde_json::{Value, json};
 
@@ -30,7 +31,8 @@ enum AuditCommand {
     /// is committed to by its transparency log: see `veuctl log`.
     ///
     /// Exit status: 0 when shown (with --check: only when compliant), 1 with --check when a
-    /// rule is broken in the last-known view, or when the collector cannot answer.
+    /// rule is broken or nothing is counted (no compute) in the last-known view, or when the
+    /// collector cannot answer.
     Distribution {
         #[command(flatten)]
         reader: ReaderArgs,
@@ -40,7 +42,8 @@ enum AuditCommand {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
-        /// Exit with status 1 when a rule is broken in the last-known distribution.
+        /// Exit with status 1 unless the last-known distribution is compliant: a broken rule,
+        /// or no counted compute.
         #[arg(long)]
         check: bool,
     },
@@ -150,7 +153,7 @@ fn distribution(
             );
         }
     }
-    Ok(u8::from(check && !standing.compliant()))
+    Ok(u8::from(check && standing.verdict() != Verdict::Compliant))
 }
 
 fn hosts(reader: &ReaderArgs, format: Format) -> Result<u8, Failure> {

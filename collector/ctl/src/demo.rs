@@ -286,7 +286,7 @@ fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         let broken = status
             .last_known
             .as_ref()
-            .is_some_and(|view| !view.compliant);
+            .is_some_and(|view| !view.violations.is_empty());
         Ok(broken.then_some(status))
     })?;
     let view = caught.last_known.unwrap_or_default();

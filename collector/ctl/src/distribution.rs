@@ -3,7 +3,9 @@
 //! and the stale hosts, evaluated here with the collector's own policy file.
 
 use anyhow::anyhow;
-use proto_accounting::{Catalogue, CountryCode, Distribution, Evaluation, Policy, evaluate};
+use proto_accounting::{
+    Catalogue, CountryCode, Distribution, Evaluation, Policy, Verdict, evaluate,
+};
 use proto_wire::v1;
 use serde_json::{Map, Value, json};
 
@@ -89,9 +91,9 @@ impl Standing {
         })
     }
 
-    /// Whether every rule holds in the last-known view.
-    pub fn compliant(&self) -> bool {
-        self.report.compliant()
+    /// The verdict on the last-known view (what `--check` judges: only `compliant` passes).
+    pub fn verdict(&self) -> Verdict {
+        self.report.verdict()
     }
 
     /// `last_known` (the plan report), `verified`, `hosts`, `agents` (when known) and
@@ -107,6 +109,7 @@ impl Standing {
             "verified".into(),
             json!({
                 "compliant": verified.compliant(),
+                "verdict": verified.verdict().as_str(),
                 "total_tpp": verified.total_tpp,
                 "violations": verified.violations.iter().map(|v| json!({
                     "rule": v.rule.as_str(),
@@ -141,11 +144,7 @@ impl Standing {
         out.push('\n');
         out.push_str(&format!(
             "Verified within the freshness window: {} ({} TPP of {} TPP)\n",
-            if self.verified.compliant() {
-                "COMPLIANT"
-            } else {
-                "NOT COMPLIANT"
-            },
+            self.verified.verdict().headline(),
             grouped(self.verified.total_tpp),
             grouped(self.last_known_tpp)
         ));

@@ -52,8 +52,11 @@ enum Command {
     /// up; lines starting with # are comments. A file with any bad line is not evaluated:
     /// every bad line is printed with its number and veuctl exits with status 2.
     ///
+    /// Verdict: COMPLIANT (counted compute, every rule holds), NOT COMPLIANT (every broken
+    /// rule listed) or NO COMPUTE (no counted TPP: no rule can be evaluated, never compliant).
+    ///
     /// Exit status: 0 when evaluated (with --check: only when compliant), 1 with --check
-    /// when a rule is broken, 2 for bad input.
+    /// when a rule is broken or nothing is counted, 2 for bad input.
     ///
     /// Example: veuctl plan deploy/examples/tier2-breach.csv --unit B200
     Plan(plan::PlanArgs),
@@ -76,9 +79,14 @@ enum Command {
     /// report.html (auditor certificate).
     ///
     /// report.json is exactly what the collector signed with its log key (byte-identical for
-    /// the same log and policy); the CSV and HTML are rendered from it. The report names the
-    /// policy and catalogue digests and carries the signed tree heads at the start and end of
-    /// the month with the consistency proof between them.
+    /// the same log and policy once the month is over); the CSV and HTML are rendered from
+    /// it. The report names the policy and catalogue digests and carries the signed tree heads
+    /// at the start and end of the month with the consistency proof between them.
+    ///
+    /// Only time that has passed is reported: a month that has not started is refused; the
+    /// current month's report is partial, as of the instant it is made, with no row for a
+    /// later day. Its verdict is compliant, not compliant, no compute (evidence, nothing
+    /// counted) or no evidence (nothing accepted yet); only the first is compliant.
     ///
     /// Example: veuctl report --month 2026-11 --out reports/2026-11 --log-key log.pub
     Report(report::ReportArgs),

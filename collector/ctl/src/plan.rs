@@ -6,7 +6,7 @@ use anyhow::anyhow;
 use proto_accounting::evaluation::CountryShare;
 use proto_accounting::percent::format_share;
 use proto_accounting::{
-    Accelerator, Distribution, Evaluation, Fleet, Percent, Policy, Rule, Tier, evaluate,
+    Accelerator, Distribution, Evaluation, Fleet, Percent, Policy, Rule, Tier, Verdict, evaluate,
 };
 use serde::Serialize;
 
@@ -34,7 +34,8 @@ pub struct PlanArgs {
     /// Accelerator (catalogue id or alias) in which headroom is also given in whole units.
     #[arg(long, value_name = "ACCELERATOR", default_value = DEFAULT_UNIT)]
     unit: String,
-    /// Exit with status 1 when any rule is broken (for scripts and CI).
+    /// Exit with status 1 unless the fleet is compliant: a broken rule, or no counted compute
+    /// (for scripts and CI).
     #[arg(long)]
     check: bool,
 }
@@ -85,7 +86,7 @@ pub fn run(args: &PlanArgs) -> Result<u8, Failure> {
         }
         Format::Table => print!("{}", report.table()),
     }
-    Ok(if args.check && !report.compliant {
+    Ok(if args.check && !report.compliant() {
         1
     } else {
         0
@@ -95,7 +96,11 @@ pub fn run(args: &PlanArgs) -> Result<u8, Failure> {
 /// The JSON contract of SPEC section 5, plus context a reader needs.
 #[derive(Debug, Serialize)]
 pub struct PlanReport {
+    /// True only for the `compliant` verdict.
     compliant: bool,
+    /// `compliant`, `not_compliant` or `no_compute`.
+    #[serde(serialize_with = "verdict_name")]
+    verdict: Verdict,
     total_tpp: u64,
     total_h100e: f64,
     tier1_tpp: u64,
@@ -185,6 +190,10 @@ struct RuleLine {
     ok: bool,
 }
 
+fn verdict_name<S: serde::Serializer>(verdict: &Verdict, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(verdict.as_str())
+}
+
 /// Percent of `part` in `total`, for display and JSON; 0 for an empty total.
 fn share(part: u64, total: u64) -> f64 {
     if total == 0 {
@@ -261,8 +270,10 @@ impl PlanReport {
         let hq = policy.headquarters;
         let home_tpp = distribution.of(hq);
         let new_headroom = evaluation.new_tier2_country_headroom;
+        let verdict = evaluation.verdict();
         PlanReport {
-            compliant: evaluation.compliant(),
+            compliant: verdict == Verdict::Compliant,
+            verdict,
             total_tpp: total,
             total_h100e: h100e(total),
             tier1_tpp: evaluation.tier1_tpp,
@@ -294,9 +305,14 @@ impl PlanReport {
         }
     }
 
-    /// Whether every rule holds.
+    /// Whether the fleet is compliant: counted compute and every rule holding.
     pub fn compliant(&self) -> bool {
-        self.compliant
+        self.verdict == Verdict::Compliant
+    }
+
+    /// The verdict.
+    pub fn verdict(&self) -> Verdict {
+        self.verdict
     }
 
     /// The table for people.
@@ -326,18 +342,23 @@ impl PlanReport {
             grouped_f64(self.total_h100e, 2)
         ));
         line(String::new());
-        if self.compliant {
-            line(format!(
+        match self.verdict {
+            Verdict::Compliant => line(format!(
                 "Verdict   COMPLIANT: all {} rules hold",
                 self.rules.len()
-            ));
-        } else {
-            line(format!(
-                "Verdict   NOT COMPLIANT: {} violation(s)",
-                self.violations.len()
-            ));
-            for violation in &self.violations {
-                line(format!("  - {}", violation.message));
+            )),
+            Verdict::NoCompute => line(
+                "Verdict   NO COMPUTE: no counted TPP, so no rule can be evaluated (never compliant)"
+                    .to_owned(),
+            ),
+            Verdict::NotCompliant => {
+                line(format!(
+                    "Verdict   NOT COMPLIANT: {} violation(s)",
+                    self.violations.len()
+                ));
+                for violation in &self.violations {
+                    line(format!("  - {}", violation.message));
+                }
             }
         }
         line(String::new());
@@ -347,7 +368,11 @@ impl PlanReport {
             &[false, true, true, false],
         );
         for rule in &self.rules {
-            let status = if rule.ok { "ok" } else { "VIOLATION" };
+            let status = match (self.verdict, rule.ok) {
+                (Verdict::NoCompute, _) => "not evaluated",
+                (_, true) => "ok",
+                (_, false) => "VIOLATION",
+            };
             rules.row(vec![
                 rule.name.clone(),
                 rule.share.clone(),
@@ -392,11 +417,20 @@ impl PlanReport {
             self.unit.accelerator,
             grouped(self.unit.tpp)
         ));
-        if !self.compliant {
-            out.push_str(
-                "  none: the fleet already breaks a rule, so nothing can be added in Tier 2.\n",
-            );
-            return out;
+        match self.verdict {
+            Verdict::NotCompliant => {
+                out.push_str(
+                    "  none: the fleet already breaks a rule, so nothing can be added in Tier 2.\n",
+                );
+                return out;
+            }
+            Verdict::NoCompute => {
+                out.push_str(
+                    "  none: nothing is counted, so compute added in Tier 2 alone would hold all of it.\n",
+                );
+                return out;
+            }
+            Verdict::Compliant => {}
         }
         let mut describe = |label: &str, tpp: u64, h100e: f64, units: u64| {
             if tpp == u64::MAX {

@@ -1,6 +1,7 @@
 //! `veuctl status`: the collector's live distribution against the policy, stale hosts, GPU
 //! conflicts and recent rejections.
 
+use proto_accounting::Verdict;
 use proto_wire::v1;
 use proto_wire::v1::admin_client::AdminClient;
 use serde_json::json;
@@ -19,7 +20,8 @@ pub struct StatusArgs {
     /// Recent rejections to show.
     #[arg(long, value_name = "N", default_value_t = 10)]
     rejections: u32,
-    /// Exit with status 1 when a rule is broken in the last-known distribution.
+    /// Exit with status 1 unless the last-known distribution is compliant: a broken rule, or
+    /// no counted compute.
     #[arg(long)]
     check: bool,
 }
@@ -92,7 +94,7 @@ pub fn run(args: &StatusArgs) -> Result<u8, Failure> {
             }
         }
     }
-    Ok(if args.check && !standing.compliant() {
+    Ok(if args.check && standing.verdict() != Verdict::Compliant {
         1
     } else {
         0

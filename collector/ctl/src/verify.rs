@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, anyhow};
 use collector_bundle::{Bundle, Outcome, ReportCheck, Requirements, signature_from_text};
+use proto_accounting::Verdict;
 use serde_json::json;
 
 use crate::number::grouped;
@@ -108,7 +109,7 @@ pub fn run(args: &VerifyArgs) -> Result<u8, Failure> {
             signature: signature.as_ref(),
         }),
     );
-    let verdict = outcome.evaluation.as_ref().map(|e| e.compliant());
+    let verdict = outcome.evaluation.as_ref().map(|e| e.verdict());
     match args.format {
         Format::Json => {
             let rules = outcome.rules.as_ref();
@@ -122,7 +123,8 @@ pub fn run(args: &VerifyArgs) -> Result<u8, Failure> {
                 "keys": outcome.keys,
                 "hosts": outcome.hosts,
                 "total_tpp": outcome.distribution.total(),
-                "compliant_at_end": verdict,
+                "compliant_at_end": verdict.map(|v| v == Verdict::Compliant),
+                "verdict_at_end": verdict.map(Verdict::as_str),
                 "covered": outcome.coverage.map(|c| json!({
                     "tree_size": c.tree_size,
                     "first_leaf_unix_ms": c.first_leaf_ms,
@@ -310,11 +312,7 @@ fn table(
         println!(
             "Recomputed distribution at the bundle's end: {} TPP, {}",
             grouped(outcome.distribution.total()),
-            if evaluation.compliant() {
-                "compliant"
-            } else {
-                "NOT compliant"
-            }
+            evaluation.verdict().headline()
         );
     }
     if report {

@@ -47,7 +47,12 @@ fn close(a: &Value, b: &Value) -> bool {
 
 /// Compares every field of the SPEC section 5 contract.
 fn assert_matches(actual: &Value, expected: &Value, name: &str) {
-    for key in ["compliant", "total_tpp", "new_tier2_country_headroom_tpp"] {
+    for key in [
+        "compliant",
+        "verdict",
+        "total_tpp",
+        "new_tier2_country_headroom_tpp",
+    ] {
         assert_eq!(actual[key], expected[key], "{name}: {key}");
     }
     for key in ["tier1_share", "home_share"] {
@@ -130,7 +135,7 @@ fn fleets_in(dir: &Path) -> Vec<PathBuf> {
 fn fixture_fleets_match_the_independent_reference() {
     let dir = repo().join("tests/fixtures/plan");
     let fleets = fleets_in(&dir);
-    assert!(fleets.len() >= 14, "fixtures missing in {}", dir.display());
+    assert!(fleets.len() >= 17, "fixtures missing in {}", dir.display());
     for fleet in fleets {
         let name = fleet.file_stem().unwrap().to_str().unwrap().to_owned();
         let expected: Value = serde_json::from_str(
@@ -242,6 +247,33 @@ fn check_flag_turns_a_violation_into_exit_status_1() {
             .code(),
         Some(0)
     );
+}
+
+#[test]
+fn a_fleet_that_counts_nothing_is_no_compute_and_fails_the_check() {
+    // Every row counts 0 TPP (the hosts exist, nothing is counted), and a file with no rows:
+    // no rule can be evaluated, so neither is compliant and --check fails.
+    for fleet in [
+        "tests/fixtures/plan/zero_count_only.csv",
+        "tests/fixtures/plan/empty.csv",
+    ] {
+        let json = plan_json(Path::new(fleet), &[]);
+        assert_eq!(json["verdict"], "no_compute", "{fleet}");
+        assert_eq!(json["compliant"], false, "{fleet}");
+        assert_eq!(json["violations"], serde_json::json!([]), "{fleet}");
+        assert_eq!(
+            veuctl(&["plan", fleet, "--check"]).status.code(),
+            Some(1),
+            "{fleet}"
+        );
+        let table = stdout(&veuctl(&["plan", fleet]));
+        assert!(
+            table.contains("Verdict   NO COMPUTE: no counted TPP"),
+            "{fleet}: {table}"
+        );
+        assert!(!table.contains("COMPLIANT: all"), "{fleet}: {table}");
+        assert!(table.contains("not evaluated"), "{fleet}: {table}");
+    }
 }
 
 #[test]

@@ -11,6 +11,20 @@ pub enum ReportError {
     /// The month's fields are out of range.
     #[error("invalid report month: {0}")]
     Month(#[from] MonthError),
+    /// The as-of instant is not in `(month start, month end]`: a report speaks of at least
+    /// one millisecond of its month and of nothing after it.
+    #[error(
+        "as_of_ms {as_of_ms} is not in the month ({start_ms}, {end_ms}] ms: a report covers \
+         time that has passed in its month, and nothing after it"
+    )]
+    AsOfOutsideMonth {
+        /// The as-of instant given.
+        as_of_ms: i64,
+        /// The month's start.
+        start_ms: i64,
+        /// The month's end.
+        end_ms: i64,
+    },
     /// `changes` is not sorted oldest first.
     #[error(
         "changes[{index}] (host {host_id:?}) at {at_ms} ms is older than the change before it \
@@ -26,10 +40,10 @@ pub enum ReportError {
         /// The instant of the change before it.
         previous_ms: i64,
     },
-    /// A change at or after the month's end.
+    /// A change at or after the end of the period (the month's end, or the as-of instant).
     #[error(
-        "changes[{index}] (host {host_id:?}) at {at_ms} ms is not before the month's end \
-         ({end_ms} ms)"
+        "changes[{index}] (host {host_id:?}) at {at_ms} ms is not before the end of the \
+         report's period ({end_ms} ms)"
     )]
     ChangeAfterMonth {
         /// Position in `changes`.
@@ -38,7 +52,7 @@ pub enum ReportError {
         host_id: String,
         /// Its instant.
         at_ms: i64,
-        /// The month's end.
+        /// The end of the period: the month's end, or the as-of instant.
         end_ms: i64,
     },
     /// Counted TPP beyond 64 bits.
@@ -70,9 +84,9 @@ pub enum ReportError {
         /// Its end.
         to_ms: i64,
     },
-    /// A gap or conflict outside the month.
+    /// A gap or conflict outside the period.
     #[error(
-        "{list}[{index}] (host {host_id:?}) at {at_ms} ms is outside the month \
+        "{list}[{index}] (host {host_id:?}) at {at_ms} ms is outside the report's period \
          [{start_ms}, {end_ms}) ms"
     )]
     EventOutsideMonth {
@@ -86,7 +100,7 @@ pub enum ReportError {
         at_ms: i64,
         /// The month's start.
         start_ms: i64,
-        /// The month's end.
+        /// The end of the period: the month's end, or the as-of instant.
         end_ms: i64,
     },
     /// Rejection counts for one reason that add up beyond 64 bits.

@@ -1,5 +1,5 @@
 //! What a report is computed from: the month, the policy, every host state change up to the
-//! month's end, and the month's silences, chain gaps, conflicts, rejections and log evidence.
+//! as-of instant, and the period's silences, chain gaps, conflicts, rejections and log evidence.
 
 use proto_accounting::{CountryCode, Policy};
 use serde::{Deserialize, Serialize};
@@ -16,6 +16,11 @@ use crate::month::Month;
 pub struct ReportInput {
     /// The month reported on.
     pub month: Month,
+    /// The end of what the report speaks of (exclusive), in `(month start, month end]`: the
+    /// month's end once it is over; while it is not, the instant the input was gathered (the
+    /// collector passes `min(now, month end)`). An explicit input, never a clock read here,
+    /// so the same input gives the same report. Changes, gaps and conflicts must lie before it.
+    pub as_of_ms: i64,
     /// The policy the fleet is evaluated against.
     pub policy: Policy,
     /// The policy's id as in its file.
@@ -26,19 +31,20 @@ pub struct ReportInput {
     pub catalogue_digest: String,
     /// The collector's log key id, hex.
     pub collector: String,
-    /// Every host state change up to the month's end, oldest first (sorted by `at_ms`; changes
-    /// at the same instant keep their order, and the last one for a host wins). Changes before
-    /// the month's start give the state at its start.
+    /// Every host state change before `as_of_ms`, from the first ever, oldest first (sorted by
+    /// `at_ms`; changes at the same instant keep their order, and the last one for a host wins).
+    /// Changes before the month's start give the state at its start; the first change is the
+    /// fleet's first evidence, and every instant before it is `no_evidence`.
     pub changes: Vec<HostChange>,
     /// Silences: a host whose newest attestation was older than the freshness window, from the
     /// instant it became stale to the instant it attested again (`None`: still silent at the
-    /// month's end). Spans outside the month are ignored.
+    /// end of the period). Spans outside the period are ignored.
     pub stale: Vec<StaleSpan>,
-    /// Breaks in hosts' attestation chains, within the month.
+    /// Breaks in hosts' attestation chains, within the period.
     pub gaps: Vec<GapEvent>,
-    /// GPU identity conflicts, within the month.
+    /// GPU identity conflicts, within the period.
     pub conflicts: Vec<ConflictEvent>,
-    /// Rejected submissions within the month: reason code and count.
+    /// Rejected submissions within the period: reason code and count.
     pub rejections: Vec<(String, u64)>,
     /// The transparency log's signed heads and the proof that joins them.
     pub log: LogEvidence,
@@ -86,7 +92,7 @@ pub struct StaleSpan {
     pub tpp: u64,
     /// When it became stale.
     pub from_ms: i64,
-    /// When it attested again; `None` while still silent at the month's end.
+    /// When it attested again; `None` while still silent at the end of the period.
     pub to_ms: Option<i64>,
 }
 
@@ -133,7 +139,8 @@ pub struct SignedHead {
 pub struct LogEvidence {
     /// The newest head at or before the month's start.
     pub start: Option<SignedHead>,
-    /// The newest head at or before the month's end.
+    /// The first head signed at or after the end of the period (`as_of_ms`): it covers every
+    /// change the report read.
     pub end: Option<SignedHead>,
     /// Hashes proving `end` extends `start`, hex.
     pub consistency_proof: Vec<String>,

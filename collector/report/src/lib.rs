@@ -2,8 +2,9 @@
 //! timeline of host state changes by replaying it against the policy, and rendered as JSON,
 //! CSV and one self-contained HTML file.
 //!
-//! Invariant: pure. No I/O, clock or network; every decision is made by
-//! `proto_accounting::evaluate` on integers, and the same input gives the same bytes.
+//! Invariant: pure. No I/O, clock or network (the as-of instant of a partial month is an
+//! input); every decision is made by `proto_accounting::evaluate` on integers, nothing is
+//! claimed after the as-of instant, and the same input gives the same bytes.
 
 mod encoding;
 mod error;
@@ -24,6 +25,6 @@ pub use month::{Month, MonthError};
 pub use replay::build;
 pub use report::{
     CountryStanding, Day, DayCountry, EndOfMonth, FORMAT, HomeLimit, InventoryChange, LimitKind,
-    Limits, PeakShare, RejectionCount, Report, RuleBreach, Series, SeriesPoint, Verdict,
+    Limits, PeakShare, RejectionCount, Report, RuleBreach, Series, SeriesPoint, State, Verdict,
     ViolationInterval,
 };

@@ -1,10 +1,13 @@
 //! Building a report: replay every host state change, evaluate the distribution at each
-//! instant of the month, and collect days, series and violation intervals on the way.
+//! instant of the period (the month, or its part before the as-of instant), and collect days,
+//! series, violation intervals and verdict states on the way.
 //!
 //! Changes before the month give the state at its start. Each later instant applies all of
 //! its changes first, then evaluates once, so a report costs one evaluation (one pass over the
 //! countries) per distinct instant: O(changes × countries), in memory bounded by the hosts,
-//! the countries and the series caps.
+//! the countries and the series caps. Every instant's state is decided in one place,
+//! [`Current::measure`]: `no_evidence` before the fleet's first change, otherwise the
+//! evaluation's own verdict.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -17,23 +20,32 @@ use crate::input::{ChangeKind, HostChange, ReportInput, StaleSpan};
 use crate::month::{DAY_MS, format_date};
 use crate::report::{
     CountryStanding, Day, DayCountry, EndOfMonth, FORMAT, HomeLimit, InventoryChange, Limits,
-    PeakShare, RejectionCount, Report, RuleBreach, Series, Verdict, ViolationInterval,
+    PeakShare, RejectionCount, Report, RuleBreach, Series, State, Verdict, ViolationInterval,
 };
 use crate::series::SeriesBuilder;
 use crate::share::{Share, limit_text};
 
-/// Computes the month's report. Fails on input that cannot describe a real month: changes out
-/// of order or after the month, TPP beyond 64 bits, a silence ending before it starts, a gap or
-/// conflict outside the month.
+/// Computes the month's report up to `input.as_of_ms`. Fails on input that cannot describe a
+/// real month: an as-of instant outside the month (or at its very start), changes out of order
+/// or not before the as-of instant, TPP beyond 64 bits, a silence ending before it starts, a
+/// gap or conflict outside the period.
 pub fn build(input: &ReportInput) -> Result<Report, ReportError> {
     input.month.check()?;
     let (start_ms, end_ms) = (input.month.start_ms(), input.month.end_ms());
-    check_changes(&input.changes, end_ms)?;
-    let stale = stale_in_month(&input.stale, start_ms, end_ms)?;
-    let gaps = events_in_month("gaps", &input.gaps, start_ms, end_ms, |gap| {
+    let as_of_ms = input.as_of_ms;
+    if as_of_ms <= start_ms || as_of_ms > end_ms {
+        return Err(ReportError::AsOfOutsideMonth {
+            as_of_ms,
+            start_ms,
+            end_ms,
+        });
+    }
+    check_changes(&input.changes, as_of_ms)?;
+    let stale = stale_in_period(&input.stale, start_ms, as_of_ms)?;
+    let gaps = events_in_period("gaps", &input.gaps, start_ms, as_of_ms, |gap| {
         (gap.at_ms, &gap.host_id)
     })?;
-    let conflicts = events_in_month("conflicts", &input.conflicts, start_ms, end_ms, |c| {
+    let conflicts = events_in_period("conflicts", &input.conflicts, start_ms, as_of_ms, |c| {
         (c.at_ms, &c.host_id)
     })?;
     let rejections = rejections_by_reason(&input.rejections)?;
@@ -59,29 +71,34 @@ pub fn build(input: &ReportInput) -> Result<Report, ReportError> {
         }
         walk.observe(at_ms, &fleet);
     }
-    walk.close_days_before(end_ms, &fleet);
+    walk.close_days_before(as_of_ms, &fleet);
 
     let limits = limits(&input.policy);
     let end_of_month = end_of_month(&walk.current, &fleet, &limits);
-    let (series, violations, daily, ever_broken) = walk.finish();
+    let at_end = walk.current.state;
+    let walked = walk.finish();
+    let violations = walked.violations;
     Ok(Report {
         format: FORMAT.to_owned(),
         month: input.month,
         period_start_ms: start_ms,
         period_end_ms: end_ms,
+        as_of_ms,
+        partial: as_of_ms < end_ms,
         policy_id: input.policy_id.clone(),
         policy_digest: input.policy_digest.clone(),
         catalogue_digest: input.catalogue_digest.clone(),
         collector: input.collector.clone(),
         limits,
         verdict: Verdict {
-            compliant_all_month: !ever_broken,
-            compliant_at_end: end_of_month.violations.is_empty(),
+            state: walked.state,
+            evidence_from_ms: walked.evidence_from_ms,
+            at_end,
             violations_count: u64::try_from(violations.len()).unwrap_or(u64::MAX),
         },
         end_of_month,
-        daily,
-        series,
+        daily: walked.days,
+        series: walked.series,
         violations,
         inventory_changes: fleet.inventory(),
         stale,
@@ -119,6 +136,8 @@ struct Fleet {
     hosts: HashMap<String, Host>,
     distribution: Distribution,
     countries: BTreeMap<CountryCode, Tally>,
+    /// A change has been applied: from now on the books rest on evidence.
+    evidence: bool,
 }
 
 impl Fleet {
@@ -129,6 +148,7 @@ impl Fleet {
         change: &HostChange,
         in_month: bool,
     ) -> Result<(), ReportError> {
+        self.evidence = true;
         let new = match change.kind {
             ChangeKind::Attested => Some(Host {
                 country: change.country,
@@ -222,6 +242,8 @@ impl Fleet {
 /// The evaluation of the current state and the shares derived from it.
 #[derive(Debug)]
 struct Current {
+    /// The instant's verdict state.
+    state: State,
     evaluation: Evaluation,
     tier1: Share,
     home: Option<Share>,
@@ -242,12 +264,24 @@ impl Current {
                 }
             }
         }
+        // The one place an instant's state is decided.
+        let state = if fleet.evidence {
+            State::from(evaluation.verdict())
+        } else {
+            State::NoEvidence
+        };
         Self {
+            state,
             tier1: Share::new(evaluation.tier1_tpp, total),
             home: evaluation.home.map(|(_, tpp)| Share::new(tpp, total)),
             max_tier2,
             evaluation,
         }
+    }
+
+    /// Shares are defined: something is counted.
+    fn counts(&self) -> bool {
+        self.evaluation.total_tpp > 0
     }
 
     /// The share a broken rule is about.
@@ -270,22 +304,47 @@ struct Open {
     worst: Share,
 }
 
-/// The extremes of the current day so far.
-#[derive(Debug, Default)]
+/// The extremes and state of the current day so far.
+#[derive(Debug)]
 struct DayWatch {
     index: u32,
     min_tier1: Option<Share>,
     max_tier2: Option<(CountryCode, Share)>,
-    broken: bool,
+    state: State,
 }
 
-/// The walk through the month's instants.
+impl DayWatch {
+    fn new(index: u32) -> Self {
+        Self {
+            index,
+            min_tier1: None,
+            max_tier2: None,
+            state: State::NoEvidence,
+        }
+    }
+}
+
+/// What a walk collected.
+#[derive(Debug)]
+struct Walked {
+    series: Series,
+    /// Every violation interval, in order.
+    violations: Vec<ViolationInterval>,
+    days: Vec<Day>,
+    /// Every instant of the period folded.
+    state: State,
+    evidence_from_ms: Option<i64>,
+}
+
+/// The walk through the period's instants.
 #[derive(Debug)]
 struct Walk<'a> {
     policy: &'a Policy,
     start_ms: i64,
-    end_ms: i64,
-    days_in_month: u32,
+    /// The period's end: the month's end, or the as-of instant.
+    as_of_ms: i64,
+    /// Days with at least one instant before `as_of_ms`.
+    days_covered: u32,
     current: Current,
     day: DayWatch,
     days: Vec<Day>,
@@ -294,30 +353,36 @@ struct Walk<'a> {
     tier2: BTreeMap<CountryCode, SeriesBuilder>,
     open: BTreeMap<Violation, Open>,
     closed: Vec<ViolationInterval>,
-    ever_broken: bool,
+    state: State,
+    evidence_from_ms: Option<i64>,
 }
 
 impl<'a> Walk<'a> {
     /// Starts at the month's first instant, with the fleet as it is then.
     fn start(input: &'a ReportInput, fleet: &Fleet) -> Self {
-        let (start_ms, end_ms) = (input.month.start_ms(), input.month.end_ms());
+        let (start_ms, as_of_ms) = (input.month.start_ms(), input.as_of_ms);
+        // `build` checked start < as_of <= month end, so this is 1 to the month's days.
+        let days_covered = u32::try_from((as_of_ms - start_ms + DAY_MS - 1) / DAY_MS)
+            .unwrap_or(u32::MAX)
+            .min(input.month.days());
         let mut walk = Self {
             policy: &input.policy,
             start_ms,
-            end_ms,
-            days_in_month: input.month.days(),
+            as_of_ms,
+            days_covered,
             current: Current::measure(&input.policy, fleet),
-            day: DayWatch::default(),
+            day: DayWatch::new(0),
             days: Vec::new(),
-            tier1: SeriesBuilder::new(start_ms, end_ms),
+            tier1: SeriesBuilder::new(start_ms, as_of_ms),
             home: input
                 .policy
                 .home_rule()
-                .map(|_| SeriesBuilder::new(start_ms, end_ms)),
+                .map(|_| SeriesBuilder::new(start_ms, as_of_ms)),
             tier2: BTreeMap::new(),
             open: BTreeMap::new(),
             closed: Vec::new(),
-            ever_broken: false,
+            state: State::NoEvidence,
+            evidence_from_ms: None,
         };
         walk.record(start_ms, fleet);
         walk
@@ -333,6 +398,14 @@ impl<'a> Walk<'a> {
     fn record(&mut self, at_ms: i64, fleet: &Fleet) {
         self.fold_into_day();
         let current = &self.current;
+        if current.state == State::NoEvidence {
+            // Nothing to draw or break yet: the fleet holds nothing (evidence, once there,
+            // stays, so no violation can be open).
+            return;
+        }
+        if self.evidence_from_ms.is_none() {
+            self.evidence_from_ms = Some(at_ms);
+        }
         let total = current.evaluation.total_tpp;
         self.tier1.push(at_ms, current.tier1.millipercent());
         if let (Some(series), Some(share)) = (&mut self.home, current.home) {
@@ -346,7 +419,7 @@ impl<'a> Walk<'a> {
             match self.tier2.get_mut(&line.country) {
                 Some(series) => series.push(at_ms, value),
                 None if fleet.is_hosted(line.country) => {
-                    let mut series = SeriesBuilder::new(self.start_ms, self.end_ms);
+                    let mut series = SeriesBuilder::new(self.start_ms, self.as_of_ms);
                     series.push(at_ms, value);
                     self.tier2.insert(line.country, series);
                 }
@@ -380,10 +453,16 @@ impl<'a> Walk<'a> {
         }
     }
 
-    /// Counts the current state as seen during the current day.
+    /// Counts the current state as seen during the current day (and the month).
     fn fold_into_day(&mut self) {
         let current = &self.current;
         let day = &mut self.day;
+        day.state = day.state.fold(current.state);
+        self.state = self.state.fold(current.state);
+        if !current.counts() {
+            // No share is defined: no extreme to keep.
+            return;
+        }
         day.min_tier1 = Some(
             day.min_tier1
                 .map_or(current.tier1, |low| low.min(current.tier1)),
@@ -393,24 +472,17 @@ impl<'a> Walk<'a> {
         {
             day.max_tier2 = Some((country, share));
         }
-        if !current.evaluation.compliant() {
-            day.broken = true;
-            self.ever_broken = true;
-        }
     }
 
-    /// Closes every day that ends at or before `at_ms`, with the state as it is before the
-    /// changes at `at_ms`.
+    /// Closes every covered day that ends at or before `at_ms`, with the state as it is
+    /// before the changes at `at_ms`.
     fn close_days_before(&mut self, at_ms: i64, fleet: &Fleet) {
-        while self.day.index < self.days_in_month && at_ms >= self.day_start(self.day.index + 1) {
+        while self.day.index < self.days_covered && at_ms >= self.day_end(self.day.index) {
             self.close_day(fleet);
-            self.day = DayWatch {
-                index: self.day.index + 1,
-                ..DayWatch::default()
-            };
+            self.day = DayWatch::new(self.day.index + 1);
             // The state carried over holds at the new day's first instant unless a change
             // happens exactly then.
-            if self.day.index < self.days_in_month && at_ms > self.day_start(self.day.index) {
+            if self.day.index < self.days_covered && at_ms > self.day_start(self.day.index) {
                 self.fold_into_day();
             }
         }
@@ -428,15 +500,17 @@ impl<'a> Walk<'a> {
                 share: Share::new(tpp, total).text(),
             })
             .collect();
+        let index = self.day.index;
         self.days.push(Day {
-            date: format_date(self.day_start(self.day.index)),
+            date: format_date(self.day_start(index)),
+            partial: self.day_end(index) < self.day_start(index + 1),
             total_tpp: total,
             tier1_share: current.tier1.text(),
             home_share: current.home.map(Share::text),
-            compliant: current.evaluation.compliant(),
-            compliant_all_day: !self.day.broken,
+            state: current.state,
+            state_all_day: self.day.state,
             countries,
-            min_tier1_share: self.day.min_tier1.unwrap_or(current.tier1).text(),
+            min_tier1_share: self.day.min_tier1.map(Share::text),
             max_tier2_share: self.day.max_tier2.map(|(country, share)| PeakShare {
                 country,
                 share: share.text(),
@@ -448,9 +522,13 @@ impl<'a> Walk<'a> {
         self.start_ms + i64::from(index) * DAY_MS
     }
 
-    /// The series, every violation interval in order, the days, and whether any instant broke
-    /// a rule.
-    fn finish(self) -> (Series, Vec<ViolationInterval>, Vec<Day>, bool) {
+    /// Where day `index` ends for this report: midnight, or the as-of instant on its day.
+    fn day_end(&self, index: u32) -> i64 {
+        self.day_start(index + 1).min(self.as_of_ms)
+    }
+
+    /// The series, every violation interval in order, the days and the period's state.
+    fn finish(self) -> Walked {
         let mut violations = self.closed;
         violations.extend(
             self.open
@@ -467,7 +545,13 @@ impl<'a> Walk<'a> {
                 .map(|(country, series)| (country.as_str().to_owned(), series.finish()))
                 .collect(),
         };
-        (series, violations, self.days, self.ever_broken)
+        Walked {
+            series,
+            violations,
+            days: self.days,
+            state: self.state,
+            evidence_from_ms: self.evidence_from_ms,
+        }
     }
 }
 
@@ -551,9 +635,9 @@ fn check_changes(changes: &[HostChange], end_ms: i64) -> Result<(), ReportError>
     Ok(())
 }
 
-/// Silences overlapping `[start_ms, end_ms)`, clipped to it (one still running at the month's
-/// end has no end), ordered by start, host and end.
-fn stale_in_month(
+/// Silences overlapping `[start_ms, end_ms)`, clipped to it (one still running at the
+/// period's end has no end), ordered by start, host and end.
+fn stale_in_period(
     spans: &[StaleSpan],
     start_ms: i64,
     end_ms: i64,
@@ -586,9 +670,9 @@ fn stale_in_month(
     Ok(clipped)
 }
 
-/// Checks that every event lies in the month and orders them by instant and host (events
-/// equal in both keep their order).
-fn events_in_month<T: Clone>(
+/// Checks that every event lies in `[start_ms, end_ms)` and orders them by instant and host
+/// (events equal in both keep their order).
+fn events_in_period<T: Clone>(
     list: &'static str,
     events: &[T],
     start_ms: i64,

@@ -3,6 +3,11 @@
 //!
 //! Shares are exact decimal strings with three decimals, truncated toward zero (`"74.999"`);
 //! `"0.000"` for an empty fleet.
+//!
+//! A report speaks of `[period_start_ms, as_of_ms)`: the whole month once it is over, the time
+//! up to the instant it was made while it is not (`partial`). Each instant of that period is in
+//! one [`State`]; the days and the month fold their instants' states with one rule
+//! ([`State::fold`]).
 
 use std::collections::BTreeMap;
 
@@ -13,8 +18,9 @@ use crate::encoding;
 use crate::input::{ConflictEvent, GapEvent, LogEvidence, StaleSpan};
 use crate::month::Month;
 
-/// The `format` value of this version of the report.
-pub const FORMAT: &str = "veu-report/1";
+/// The `format` value of this version of the report (2: verdict states, `as_of_ms`,
+/// `partial`).
+pub const FORMAT: &str = "veu-report/2";
 
 /// A month's compliance report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +33,13 @@ pub struct Report {
     pub period_start_ms: i64,
     /// First millisecond after the month (exclusive).
     pub period_end_ms: i64,
+    /// The end of what the report speaks of (exclusive): `period_end_ms` once the month is
+    /// over, the instant the report was made while it is not. Nothing after it is claimed:
+    /// no day, violation, silence or verdict.
+    pub as_of_ms: i64,
+    /// The month is not over (`as_of_ms < period_end_ms`): the report is provisional, and
+    /// another made later says more.
+    pub partial: bool,
     /// The policy's id.
     pub policy_id: String,
     /// SHA-256 of the policy file.
@@ -39,9 +52,11 @@ pub struct Report {
     pub limits: Limits,
     /// The month in three facts.
     pub verdict: Verdict,
-    /// The distribution after the month's last change.
+    /// The distribution at the end of the period: after the month's last change, or at
+    /// `as_of_ms` for a partial report.
     pub end_of_month: EndOfMonth,
-    /// One entry per UTC day.
+    /// One entry per UTC day of the period: none for a day that starts at or after
+    /// `as_of_ms`.
     pub daily: Vec<Day>,
     /// Step series for the charts.
     pub series: Series,
@@ -49,11 +64,11 @@ pub struct Report {
     pub violations: Vec<ViolationInterval>,
     /// Per country: where the month started and ended.
     pub inventory_changes: Vec<InventoryChange>,
-    /// Silences overlapping the month, clipped to it.
+    /// Silences overlapping the period, clipped to it.
     pub stale: Vec<StaleSpan>,
-    /// Chain gaps in the month.
+    /// Chain gaps in the period.
     pub gaps: Vec<GapEvent>,
-    /// GPU identity conflicts in the month.
+    /// GPU identity conflicts in the period.
     pub conflicts: Vec<ConflictEvent>,
     /// Rejected submissions by reason.
     pub rejections: Vec<RejectionCount>,
@@ -108,18 +123,75 @@ impl Limits {
     }
 }
 
-/// Whether the fleet complied.
+/// The verdict state of an instant, a day or the month (SPEC section 5).
+///
+/// An instant is `no_evidence` before the fleet's first evidence (the first host change the
+/// collector accepted, whenever it was), and otherwise has the verdict
+/// [`proto_accounting::Evaluation::verdict`] gives its distribution: `not_compliant`,
+/// `no_compute` or `compliant`. The order of the variants is the fold's: a span (a day, the
+/// month) is in the greatest state of its instants, so one broken rule makes it
+/// `not_compliant`, else one instant with evidence and no counted compute makes it
+/// `no_compute`, else one instant with evidence makes it `compliant` (its instants without
+/// evidence are not claimed; `evidence_from_ms` says from when), and only a span without any
+/// evidence is `no_evidence`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// No evidence yet: nothing can be said, and nothing is compliant.
+    NoEvidence,
+    /// Counted compute, every rule holding.
+    Compliant,
+    /// Evidence, but zero counted TPP: no rule can be evaluated; never compliant.
+    NoCompute,
+    /// A rule broken.
+    NotCompliant,
+}
+
+impl State {
+    /// The state's name in JSON and CSV.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::NoEvidence => "no_evidence",
+            State::Compliant => "compliant",
+            State::NoCompute => "no_compute",
+            State::NotCompliant => "not_compliant",
+        }
+    }
+
+    /// The state of a span made of `self` and `other`: the greater of the two.
+    pub fn fold(self, other: State) -> State {
+        self.max(other)
+    }
+}
+
+impl From<proto_accounting::Verdict> for State {
+    fn from(verdict: proto_accounting::Verdict) -> Self {
+        match verdict {
+            proto_accounting::Verdict::Compliant => State::Compliant,
+            proto_accounting::Verdict::NotCompliant => State::NotCompliant,
+            proto_accounting::Verdict::NoCompute => State::NoCompute,
+        }
+    }
+}
+
+/// The month's verdict, over `[period_start_ms, as_of_ms)` only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verdict {
-    /// No rule broken at any instant of the month.
-    pub compliant_all_month: bool,
-    /// No rule broken after the month's last change.
-    pub compliant_at_end: bool,
+    /// The month's state: every instant of the period folded ([`State`]). `compliant` means
+    /// every instant from `evidence_from_ms` to `as_of_ms` had counted compute and broke no
+    /// rule.
+    pub state: State,
+    /// The first instant of the period with evidence: `period_start_ms` when the evidence
+    /// starts before the month; `null` when the period has none. The period before it is
+    /// `no_evidence` and the verdict claims nothing about it.
+    pub evidence_from_ms: Option<i64>,
+    /// The state at the period's last instant (just before `as_of_ms`).
+    pub at_end: State,
     /// Number of violation intervals (entries of `violations`).
     pub violations_count: u64,
 }
 
-/// The distribution at the month's end.
+/// The distribution at the end of the period (the month's end, or `as_of_ms`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EndOfMonth {
     /// Total counted TPP.
@@ -198,27 +270,30 @@ pub struct RuleBreach {
 }
 
 /// One UTC day: the state after all changes before the day's end, and the extremes seen at any
-/// instant during the day.
+/// instant during the day. The day of a partial report's `as_of_ms` ends there (`partial`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Day {
     /// The date, `2026-11-01`.
     pub date: String,
+    /// The day is cut at the report's `as_of_ms`: "the day's end" below is that instant.
+    pub partial: bool,
     /// Total counted TPP at the day's end.
     pub total_tpp: u64,
     /// Tier-1 share at the day's end.
     pub tier1_share: String,
     /// Home share at the day's end; `null` without a home rule.
     pub home_share: Option<String>,
-    /// No rule broken at the day's end.
-    pub compliant: bool,
-    /// No rule broken at any instant of the day.
-    pub compliant_all_day: bool,
+    /// The state at the day's end.
+    pub state: State,
+    /// Every instant of the day folded, as the month's verdict is.
+    pub state_all_day: State,
     /// Every country with a counted host at the day's end, by code.
     pub countries: Vec<DayCountry>,
-    /// Lowest Tier-1 share at any instant of the day.
-    pub min_tier1_share: String,
-    /// Highest single Tier-2 country share at any instant of the day; `null` when no Tier-2
-    /// country had a host.
+    /// Lowest Tier-1 share at any instant of the day with counted compute; `null` when the
+    /// day had none (no evidence, or no compute).
+    pub min_tier1_share: Option<String>,
+    /// Highest single Tier-2 country share at any instant of the day with counted compute;
+    /// `null` when no Tier-2 country had a host then.
     pub max_tier2_share: Option<PeakShare>,
 }
 
@@ -247,13 +322,14 @@ pub struct PeakShare {
     pub share: String,
 }
 
-/// Step series: each point holds until the next one. See [`crate::series`] for how long
-/// series are thinned.
+/// Step series: each point holds until the next one, the last until the end of the period.
+/// See [`crate::series`] for how long series are thinned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Series {
-    /// The Tier-1 share.
+    /// The Tier-1 share, from the first instant with evidence (`"0.000"` while nothing is
+    /// counted); empty when the period has no evidence.
     pub tier1: Vec<SeriesPoint>,
-    /// The home share; empty without a home rule.
+    /// The home share, as the Tier-1 share; empty without a home rule.
     pub home: Vec<SeriesPoint>,
     /// Each Tier-2 country's share, by country code, from its first instant with a host.
     pub tier2: BTreeMap<String, Vec<SeriesPoint>>,
@@ -283,7 +359,8 @@ pub struct ViolationInterval {
     pub country: Option<CountryCode>,
     /// First instant broken (the month's start when already broken then).
     pub start_ms: i64,
-    /// First instant complying again; `null` when still broken at the month's end.
+    /// First instant complying again; `null` when still broken at the end of the period (the
+    /// month's end, or `as_of_ms`).
     pub end_ms: Option<i64>,
     /// The worst share during the interval: the lowest for a minimum, the highest for a
     /// maximum or a prohibition.

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use collector_pki::Role;
 use collector_store::EnrollToken;
-use proto_accounting::{Distribution, Tier, evaluate};
+use proto_accounting::{Distribution, Tier, Verdict, evaluate};
 use proto_wire::v1;
 use proto_wire::v1::admin_server::Admin;
 use tonic::{Request, Response, Status};
@@ -50,8 +50,10 @@ pub(crate) fn view(
 ) -> v1::DistributionView {
     let policy = &collector.rules.policy;
     let evaluation = evaluate(policy, distribution);
+    let verdict = evaluation.verdict();
     v1::DistributionView {
-        compliant: evaluation.compliant(),
+        compliant: verdict == Verdict::Compliant,
+        verdict: verdict.as_str().to_owned(),
         total_tpp: evaluation.total_tpp,
         countries: evaluation
             .countries

@@ -8,7 +8,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use proto_accounting::{Distribution, Policy, Rule, Tier, evaluate};
+use proto_accounting::{Distribution, Policy, Rule, Tier, Verdict, evaluate};
 
 /// Every policy rule, in the order `evaluate` reports them.
 const RULES: [Rule; 4] = [
@@ -59,6 +59,15 @@ pub struct RuleViewLabel {
     pub view: &'static str,
 }
 
+/// `view` and `verdict` labels: one series per verdict, 1 for the view's current one.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VerdictLabel {
+    /// Which distribution.
+    pub view: &'static str,
+    /// `compliant`, `not_compliant` or `no_compute`.
+    pub verdict: &'static str,
+}
+
 /// `country` and `view` labels, for the home country's share.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HomeLabel {
@@ -86,6 +95,7 @@ pub struct Metrics {
     share_limits: Family<RuleLabel, Gauge<f64, AtomicU64>>,
     rule_violations: Family<RuleViewLabel, Gauge>,
     compliant: Family<ViewLabel, Gauge>,
+    verdict: Family<VerdictLabel, Gauge>,
     violations: Family<ViewLabel, Gauge>,
     /// Open agent streams.
     pub streams: Gauge,
@@ -109,6 +119,7 @@ impl Metrics {
             share_limits: Family::default(),
             rule_violations: Family::default(),
             compliant: Family::default(),
+            verdict: Family::default(),
             violations: Family::default(),
             streams: Gauge::default(),
         };
@@ -165,8 +176,13 @@ impl Metrics {
         );
         registry.register(
             "compliant",
-            "1 when every policy rule holds",
+            "1 when compute is counted and every policy rule holds; 0 when a rule is broken or nothing is counted (no compute)",
             metrics.compliant.clone(),
+        );
+        registry.register(
+            "verdict",
+            "1 for the view's verdict (compliant, not_compliant, or no_compute: zero counted TPP, no rule can be evaluated), 0 for the others",
+            metrics.verdict.clone(),
         );
         registry.register(
             "violations",
@@ -278,9 +294,18 @@ impl Metrics {
                 })
                 .set(i64::try_from(broken).unwrap_or(i64::MAX));
         }
+        let verdict = evaluation.verdict();
         self.compliant
             .get_or_create(&ViewLabel { view })
-            .set(i64::from(evaluation.compliant()));
+            .set(i64::from(verdict == Verdict::Compliant));
+        for state in Verdict::ALL {
+            self.verdict
+                .get_or_create(&VerdictLabel {
+                    view,
+                    verdict: state.as_str(),
+                })
+                .set(i64::from(state == verdict));
+        }
         self.violations
             .get_or_create(&ViewLabel { view })
             .set(i64::try_from(evaluation.violations.len()).unwrap_or(i64::MAX));
@@ -390,6 +415,31 @@ mod tests {
     }
 
     #[test]
+    fn hosts_that_count_nothing_are_no_compute_until_one_counts() {
+        let text = observed(&[("US", 0), ("CN", 0)]);
+        has(&text, "veu_collector_compliant{view=\"last_known\"} 0");
+        has(
+            &text,
+            "veu_collector_verdict{view=\"last_known\",verdict=\"no_compute\"} 1",
+        );
+        let text = observed(&[("US", 1), ("CN", 0)]);
+        has(&text, "veu_collector_compliant{view=\"last_known\"} 1");
+        has(
+            &text,
+            "veu_collector_verdict{view=\"last_known\",verdict=\"compliant\"} 1",
+        );
+        has(
+            &text,
+            "veu_collector_verdict{view=\"last_known\",verdict=\"no_compute\"} 0",
+        );
+        let text = observed(&[("US", 1), ("CN", 1)]);
+        has(
+            &text,
+            "veu_collector_verdict{view=\"last_known\",verdict=\"not_compliant\"} 1",
+        );
+    }
+
+    #[test]
     fn one_tpp_below_the_tier1_minimum_is_a_violation() {
         let text = observed(&[("US", 599), ("DE", 150), ("IN", 70), ("MY", 180)]);
         has(
@@ -406,8 +456,22 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_fleet_breaks_no_rule() {
+    fn an_empty_fleet_breaks_no_rule_and_is_no_compute() {
         let text = observed(&[]);
+        for view in ["last_known", "verified"] {
+            has(
+                &text,
+                &format!("veu_collector_compliant{{view=\"{view}\"}} 0"),
+            );
+            for (verdict, value) in [("compliant", 0), ("not_compliant", 0), ("no_compute", 1)] {
+                has(
+                    &text,
+                    &format!(
+                        "veu_collector_verdict{{view=\"{view}\",verdict=\"{verdict}\"}} {value}"
+                    ),
+                );
+            }
+        }
         has(
             &text,
             "veu_collector_tier1_share_percent{view=\"last_known\"} 0.0",

@@ -1,7 +1,9 @@
 //! The monthly compliance report, built from the stored history (host changes, events,
 //! rejections, signed heads) and signed with the log key. The same log and policy give
-//! byte-identical `report.json`.
+//! byte-identical `report.json` for a month that is over; the current month's report is
+//! partial, as of the instant it is made; a month that has not started has none.
 
+use collector_report::month::{format_date, format_timestamp};
 use collector_report::{
     ChangeKind, ConflictEvent, GapEvent, HostChange, LogEvidence, Month, Report, ReportInput,
     SignedHead, StaleSpan,
@@ -24,6 +26,19 @@ pub enum ReportError {
     /// The month is not `YYYY-MM`.
     #[error("{0}")]
     Month(String),
+    /// The month has not started: there is nothing to report on.
+    #[error(
+        "the month {month} has not started: it begins {}, and today is {} (UTC); a report \
+         covers only time that has passed",
+        format_timestamp(month.start_ms()),
+        format_date(*now_ms)
+    )]
+    NotStarted {
+        /// The month asked for.
+        month: Month,
+        /// The collector's clock.
+        now_ms: i64,
+    },
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
@@ -39,6 +54,9 @@ impl From<ReportError> for Status {
     fn from(error: ReportError) -> Self {
         match error {
             ReportError::Month(message) => Status::invalid_argument(message),
+            error @ ReportError::NotStarted { .. } => {
+                Status::failed_precondition(error.to_string())
+            }
             ReportError::Store(error) => Status::unavailable(format!("store: {error}")),
             ReportError::Log(error) => Status::unavailable(format!("log: {error}")),
             ReportError::Data(message) => Status::data_loss(message),
@@ -62,15 +80,26 @@ fn signed_head(head: &StoredTreeHead) -> Result<SignedHead, ReportError> {
     })
 }
 
-/// The report of `month` over the collector's store.
+/// The report of `month` over the collector's store, as of `min(now, month end)`: the whole
+/// month once it is over, the part that has passed while it is not (a partial report). A
+/// month that has not started is refused.
 pub fn build(collector: &Collector, log: &LogKeeper, month: &str) -> Result<Report, ReportError> {
     let month: Month = month
         .parse()
         .map_err(|e| ReportError::Month(format!("month {month:?}: {e}")))?;
     let (start, end) = (month.start_ms(), month.end_ms());
+    // Read once, before anything is gathered: every change, event and silence the report
+    // reads is before it, and the end head is signed at or after it.
+    let now_ms = collector.now_ms();
+    if now_ms <= start {
+        return Err(ReportError::NotStarted { month, now_ms });
+    }
+    let as_of = end.min(now_ms);
     let store = collector.store.as_ref();
 
-    let stored = store.host_changes(end)?;
+    // Changes before the as-of instant only: evidence that arrives while the report is being
+    // gathered belongs to a later one.
+    let stored = store.host_changes(as_of)?;
     let mut changes = Vec::with_capacity(stored.len());
     for change in &stored {
         let country = CountryCode::parse(&change.country).map_err(|e| {
@@ -95,9 +124,9 @@ pub fn build(collector: &Collector, log: &LogKeeper, month: &str) -> Result<Repo
     }
 
     // Hosts silent during the month and heard again are `silence` events (below); these are
-    // the hosts still silent at the month's end (or now, for the current month).
+    // the hosts still silent at the month's end (or as of now, for the current month).
     let freshness = collector.freshness_ms();
-    let horizon = end.min(collector.now_ms());
+    let horizon = as_of;
     let in_service = replay(&stored);
     let mut stale = Vec::new();
     for (host, last) in store.last_received(horizon)? {
@@ -121,7 +150,7 @@ pub fn build(collector: &Collector, log: &LogKeeper, month: &str) -> Result<Repo
     let mut gaps = Vec::new();
     let mut conflicts = Vec::new();
     for event in store.events(start, EVENT_LIMIT)? {
-        if event.at_ms >= end {
+        if event.at_ms >= as_of {
             break;
         }
         let host_id = event.host_id.clone().unwrap_or_default();
@@ -163,7 +192,20 @@ pub fn build(collector: &Collector, log: &LogKeeper, month: &str) -> Result<Repo
     }
 
     let start_head = store.tree_head_before(start)?;
-    let end_head = Some(log.head_covering(end)?);
+    // The first head signed at or after the as-of instant (the month's end, once it is over)
+    // covers every change the report read; when none exists yet (the current month, or a
+    // quiet log), one is signed now.
+    let end_head = log.head_covering(as_of)?;
+    // An auditor refuses a report that claims time its end head does not cover.
+    if end_head.timestamp_ms < as_of {
+        return Err(ReportError::Data(format!(
+            "the log's newest head was signed at {}, before the report's as-of instant {}: \
+             the collector's clock went backwards",
+            format_timestamp(end_head.timestamp_ms),
+            format_timestamp(as_of)
+        )));
+    }
+    let end_head = Some(end_head);
     let consistency_proof = match (&start_head, &end_head) {
         (Some(first), Some(second)) if first.tree_size <= second.tree_size => log
             .consistency(first.tree_size, second.tree_size)?
@@ -175,6 +217,7 @@ pub fn build(collector: &Collector, log: &LogKeeper, month: &str) -> Result<Repo
     let rules = &collector.rules;
     let input = ReportInput {
         month,
+        as_of_ms: as_of,
         policy: rules.policy.clone(),
         policy_id: rules.policy.id.clone(),
         policy_digest: rules.policy.digest().to_string(),
@@ -184,7 +227,7 @@ pub fn build(collector: &Collector, log: &LogKeeper, month: &str) -> Result<Repo
         stale,
         gaps,
         conflicts,
-        rejections: store.rejections_by_reason(start, end)?,
+        rejections: store.rejections_by_reason(start, as_of)?,
         log: LogEvidence {
             start: start_head.as_ref().map(signed_head).transpose()?,
             end: end_head.as_ref().map(signed_head).transpose()?,

@@ -805,7 +805,9 @@ async fn a_silent_host_heard_again_is_a_silence_in_the_report() {
         .count();
     assert_eq!(silences, 1);
 
-    // The month's report lists the silence with its start and end.
+    // The month's report, a millisecond later (a partial report speaks of the time before
+    // the instant it is made), lists the silence with its start and end.
+    CLOCK.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let month = collector_report::month::format_date(test_clock())[..7].to_owned();
     let report = collector_server::report::build(&h.collector, &h.log, &month).unwrap();
     let span = report
@@ -814,6 +816,8 @@ async fn a_silent_host_heard_again_is_a_silence_in_the_report() {
         .find(|s| s.host_id == "gpu-1" && s.to_ms.is_some())
         .expect("the silence in the report");
     assert_eq!(span.to_ms, Some(start + 600_000));
+    assert!(report.partial);
+    assert_eq!(report.as_of_ms, test_clock());
     h.stop.cancel();
 }
 

@@ -59,6 +59,52 @@ impl fmt::Display for Rule {
     }
 }
 
+/// The verdict on a distribution (SPEC section 5). Decided in one place,
+/// [`Evaluation::verdict`], and read from there by every caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// Counted compute, and every rule holds.
+    Compliant,
+    /// At least one rule is broken.
+    NotCompliant,
+    /// Zero counted TPP: no share is defined, so no rule can be evaluated, and the distribution
+    /// is never reported as compliant.
+    NoCompute,
+}
+
+impl Verdict {
+    /// Every verdict, in the order above.
+    pub const ALL: [Verdict; 3] = [
+        Verdict::Compliant,
+        Verdict::NotCompliant,
+        Verdict::NoCompute,
+    ];
+
+    /// The verdict's name in JSON, metrics and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Compliant => "compliant",
+            Verdict::NotCompliant => "not_compliant",
+            Verdict::NoCompute => "no_compute",
+        }
+    }
+
+    /// The verdict for people, upper case: `COMPLIANT`, `NOT COMPLIANT`, `NO COMPUTE`.
+    pub fn headline(self) -> &'static str {
+        match self {
+            Verdict::Compliant => "COMPLIANT",
+            Verdict::NotCompliant => "NOT COMPLIANT",
+            Verdict::NoCompute => "NO COMPUTE",
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One broken rule; `country` is set for every rule but the Tier-1 minimum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Violation {
@@ -184,9 +230,22 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
-    /// True when no rule is broken.
+    /// The verdict: not compliant when a rule is broken; otherwise no compute when nothing is
+    /// counted (an empty total breaks no rule only because every share of it is undefined);
+    /// otherwise compliant.
+    pub fn verdict(&self) -> Verdict {
+        if !self.violations.is_empty() {
+            Verdict::NotCompliant
+        } else if self.total_tpp == 0 {
+            Verdict::NoCompute
+        } else {
+            Verdict::Compliant
+        }
+    }
+
+    /// True only for [`Verdict::Compliant`]: counted compute and no rule broken.
     pub fn compliant(&self) -> bool {
-        self.violations.is_empty()
+        self.verdict() == Verdict::Compliant
     }
 }
 

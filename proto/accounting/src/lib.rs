@@ -15,7 +15,7 @@ pub mod policy;
 pub use catalogue::{Accelerator, Catalogue, CatalogueError, PciId};
 pub use country::{CountryCode, CountryError};
 pub use digest::Digest;
-pub use evaluation::{Distribution, Evaluation, Rule, Tier, Violation, evaluate};
+pub use evaluation::{Distribution, Evaluation, Rule, Tier, Verdict, Violation, evaluate};
 pub use fleet::{Fleet, FleetError, FleetRow};
 pub use percent::Percent;
 pub use policy::{Policy, PolicyError};

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::support::{Collector, month_of, now_ms, ok};
+use crate::support::{Collector, date_of, month_of, now_ms, ok};
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -24,25 +24,76 @@ fn an_auditor_reports_exports_and_verifies_and_every_tampering_fails() {
     let log_key = collector.log_pub();
     let log_key = log_key.to_str().unwrap();
 
-    // The report: signed, verified, rendered, and byte-identical when asked again.
+    // The report of this month: signed, verified, rendered, and partial: it speaks of the
+    // time up to the instant it was made, and of no day after it.
     let first = dir.path().join("report-1");
-    let second = dir.path().join("report-2");
-    for out in [&first, &second] {
+    let asked = now_ms();
+    ok(&collector.veuctl(&[
+        "report",
+        "--month",
+        &month,
+        "--out",
+        first.to_str().unwrap(),
+        "--log-key",
+        log_key,
+    ]));
+    let json = std::fs::read(first.join("report.json")).unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(report["partial"], true);
+    let as_of = report["as_of_ms"].as_i64().unwrap();
+    assert!(asked <= as_of && as_of <= now_ms(), "{as_of}");
+    let daily = report["daily"].as_array().unwrap();
+    let (today, month_start) = date_of(as_of);
+    assert_eq!(daily.last().unwrap()["date"], today.as_str());
+    assert_eq!(
+        daily.len() as i64,
+        (as_of - month_start) / 86_400_000 + 1,
+        "one row per day so far"
+    );
+    assert_eq!(daily.last().unwrap()["partial"], true);
+    assert_eq!(report["verdict"]["state"], "not_compliant");
+    assert_eq!(report["verdict"]["at_end"], "not_compliant");
+    assert!(report["log"]["end"]["timestamp_ms"].as_i64().unwrap() >= as_of);
+    assert_eq!(report["end_of_month"]["total_tpp"], 6 * 8 * 15_840);
+
+    // Last month is over and before any evidence: no evidence, and byte-identical when asked
+    // again. Next month has not started: refused.
+    let last_month = month_of(month_start - 1).0;
+    let mut closed = Vec::new();
+    for out in ["last-1", "last-2"] {
+        let out = dir.path().join(out);
         ok(&collector.veuctl(&[
             "report",
             "--month",
-            &month,
+            &last_month,
             "--out",
             out.to_str().unwrap(),
             "--log-key",
             log_key,
         ]));
+        closed.push(std::fs::read(out.join("report.json")).unwrap());
     }
-    let json = std::fs::read(first.join("report.json")).unwrap();
-    assert_eq!(json, std::fs::read(second.join("report.json")).unwrap());
-    let report: serde_json::Value = serde_json::from_slice(&json).unwrap();
-    assert_eq!(report["verdict"]["compliant_at_end"], false);
-    assert_eq!(report["end_of_month"]["total_tpp"], 6 * 8 * 15_840);
+    assert_eq!(closed[0], closed[1]);
+    let last: serde_json::Value = serde_json::from_slice(&closed[0]).unwrap();
+    assert_eq!(last["partial"], false);
+    assert_eq!(last["verdict"]["state"], "no_evidence");
+    let (_, _, next_month_start) = month_of(now_ms());
+    let next_month = &next_month_start[..7];
+    let refused = collector.veuctl(&[
+        "report",
+        "--month",
+        next_month,
+        "--out",
+        dir.path().join("next").to_str().unwrap(),
+    ]);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains(&format!("the month {next_month} has not started")),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("next/report.json").exists());
+
     let html = std::fs::read_to_string(first.join("report.html")).unwrap();
     assert!(html.contains("<svg") && !html.contains("https://"));
     assert!(

@@ -200,6 +200,16 @@ pub fn month_of(ms: i64) -> (String, String, String) {
     )
 }
 
+/// The UTC date (YYYY-MM-DD) of `ms`, and the first millisecond of its month.
+pub fn date_of(ms: i64) -> (String, i64) {
+    let days = ms.div_euclid(86_400_000);
+    let (year, month, day) = civil_from_days(days);
+    (
+        format!("{year:04}-{month:02}-{day:02}"),
+        (days - i64::from(day) + 1) * 86_400_000,
+    )
+}
+
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);

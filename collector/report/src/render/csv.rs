@@ -1,13 +1,15 @@
 //! The daily distribution as CSV (RFC 4180: CRLF line ends, fields quoted where needed): one
 //! row per day and country, and per day one `TIER1` row with the Tier-1 total against its
-//! minimum.
+//! minimum; each row carries the day's state at its end (`no_evidence` days have only their
+//! `TIER1` row, with 0 TPP, which is not a claim of zero compute). Only the days of the
+//! report's period are listed: none after a partial report's as-of instant.
 
 use proto_accounting::Tier;
 
 use crate::report::{LimitKind, Report};
 
 /// The header row's fields.
-pub const CSV_HEADER: [&str; 7] = [
+pub const CSV_HEADER: [&str; 8] = [
     "date",
     "country",
     "tier",
@@ -15,6 +17,7 @@ pub const CSV_HEADER: [&str; 7] = [
     "share_percent",
     "limit_percent",
     "limit_kind",
+    "day_state",
 ];
 
 impl Report {
@@ -39,6 +42,7 @@ impl Report {
                         &line.share,
                         limit.as_deref().unwrap_or(""),
                         kind.as_str(),
+                        day.state.as_str(),
                     ],
                 );
             }
@@ -52,6 +56,7 @@ impl Report {
                     &day.tier1_share,
                     &self.limits.tier1_min_share,
                     LimitKind::Tier1MinTotal.as_str(),
+                    day.state.as_str(),
                 ],
             );
         }

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use crate::input::SignedHead;
 use crate::month::format_timestamp;
-use crate::report::{Report, ViolationInterval};
+use crate::report::{Report, State, ViolationInterval};
 
 use super::chart::StepChart;
 
@@ -21,6 +21,7 @@ th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:left;vertical-align:
 th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}\
 .verdict{font-weight:600;padding:.5rem .8rem;border-radius:4px}\
 .ok{background:#e6f4ea;color:#1e5631}.bad{background:#fdecea;color:#8a1c12}\
+.partial{background:#fff4d6;color:#6b4e00;font-weight:600;padding:.5rem .8rem;border-radius:4px}\
 .chart{width:100%;height:auto;display:block}\
 .chart .grid{stroke:#ddd;stroke-width:1}.chart .day{stroke:#f2f2f2;stroke-width:1}\
 .chart .tick{font-size:11px;fill:#555}.chart .limit{font-size:11px;fill:#c0392b}\
@@ -32,7 +33,15 @@ impl Report {
     /// The whole report as one HTML page.
     pub fn to_html(&self) -> String {
         let mut page = String::new();
-        let title = format!("Compliance report {}", self.month);
+        let title = if self.partial {
+            format!(
+                "Compliance report {} (partial, as of {})",
+                self.month,
+                format_timestamp(self.as_of_ms)
+            )
+        } else {
+            format!("Compliance report {}", self.month)
+        };
         let _ = write!(
             page,
             "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
@@ -66,13 +75,33 @@ impl Report {
             );
         };
         item("Period", &period, "");
+        item(
+            "As of",
+            &if self.partial {
+                format!(
+                    "{} (partial: the month is not over; nothing after this instant is claimed)",
+                    format_timestamp(self.as_of_ms)
+                )
+            } else {
+                format!("{} (the month is over)", format_timestamp(self.as_of_ms))
+            },
+            "",
+        );
         item("Policy", &self.policy_id, "");
         item("Policy digest", &self.policy_digest, "mono");
         item("Catalogue digest", &self.catalogue_digest, "mono");
         item("Collector key", &self.collector, "mono");
         item("Format", &self.format, "");
         page.push_str("</dl>\n");
-        let class = if self.verdict.compliant_all_month {
+        if self.partial {
+            let _ = writeln!(
+                page,
+                "<p class=\"partial\">PARTIAL: {} is not over. This report speaks only of the time up to {}; a report made later says more.</p>",
+                self.month,
+                escape(&format_timestamp(self.as_of_ms))
+            );
+        }
+        let class = if self.verdict.state == State::Compliant {
             "ok"
         } else {
             "bad"
@@ -84,42 +113,82 @@ impl Report {
         );
     }
 
-    /// The verdict as a sentence.
+    /// The verdict as a sentence: its state, what it covers, and nothing beyond.
     pub fn verdict_words(&self) -> String {
-        let count = self.verdict.violations_count;
+        let verdict = &self.verdict;
+        let count = verdict.violations_count;
         let intervals = if count == 1 {
             "1 violation interval".to_owned()
         } else {
             format!("{count} violation intervals")
         };
-        match (
-            self.verdict.compliant_all_month,
-            self.verdict.compliant_at_end,
-        ) {
-            (true, _) => format!(
-                "Compliant at every instant of {} under policy {}.",
-                self.month, self.policy_id
+        let as_of = format_timestamp(self.as_of_ms);
+        // What the period is, in words: the whole month, or its part before the as-of instant.
+        let (period, end) = if self.partial {
+            (
+                format!(
+                    "{} up to {as_of} (partial: the month is not over)",
+                    self.month
+                ),
+                format!("at {as_of}"),
+            )
+        } else {
+            (self.month.to_string(), "at the month's end".to_owned())
+        };
+        let since = verdict
+            .evidence_from_ms
+            .filter(|from| *from > self.period_start_ms);
+        let before = since
+            .map(|from| {
+                format!(
+                    " No evidence before {}: nothing is claimed for the month before it.",
+                    format_timestamp(from)
+                )
+            })
+            .unwrap_or_default();
+        let at_end = match verdict.at_end {
+            State::Compliant => "compliant",
+            State::NotCompliant => "still not compliant",
+            State::NoCompute => "no compute",
+            State::NoEvidence => "no evidence",
+        };
+        match verdict.state {
+            State::Compliant => match since {
+                None => format!(
+                    "Compliant at every instant of {period} under policy {}.",
+                    self.policy_id
+                ),
+                Some(from) => format!(
+                    "Compliant from {} (the first evidence) at every instant of {period} under policy {}.{before}",
+                    format_timestamp(from),
+                    self.policy_id
+                ),
+            },
+            State::NotCompliant => {
+                format!("Not compliant in {period}: {intervals}; {at_end} {end}.{before}")
+            }
+            State::NoCompute => format!(
+                "No compute in {period}: at some instant with evidence nothing was counted, so no rule could be evaluated then; never compliant. No rule was broken; {at_end} {end}.{before}"
             ),
-            (false, true) => format!(
-                "Not compliant at every instant of {}: {intervals}; compliant at the month's end.",
-                self.month
-            ),
-            (false, false) => format!(
-                "Not compliant in {}: {intervals}; still not compliant at the month's end.",
-                self.month
+            State::NoEvidence => format!(
+                "No evidence for {period}: the collector holds no accepted evidence before {as_of}, so nothing is claimed and nothing is compliant."
             ),
         }
     }
 
     fn charts(&self, page: &mut String) {
         page.push_str("<h2>Shares over the month</h2>\n");
+        if self.series.tier1.is_empty() {
+            page.push_str("<p class=\"none\">No evidence in the period: nothing to draw.</p>\n");
+            return;
+        }
         let chart = |title: &str, points, threshold: &str, full_scale| {
             StepChart {
                 title,
                 points,
                 threshold,
                 start_ms: self.period_start_ms,
-                end_ms: self.period_end_ms,
+                end_ms: self.as_of_ms,
                 full_scale,
             }
             .to_svg()
@@ -178,12 +247,20 @@ impl Report {
                 "End (UTC)",
                 "Worst share %",
             ],
-            self.violations.iter().map(violation_row).collect(),
+            self.violations
+                .iter()
+                .map(|violation| self.violation_row(violation))
+                .collect(),
         );
         let end = &self.end_of_month;
         let _ = writeln!(
             page,
-            "<h2>Distribution at the month's end</h2>\n<p>Total TPP {}; Tier-1 share {} %{}.</p>",
+            "<h2>Distribution at the {}</h2>\n<p>Total TPP {}; Tier-1 share {} %{}.</p>",
+            if self.partial {
+                format!("as-of instant, {}", format_timestamp(self.as_of_ms))
+            } else {
+                "month's end".to_owned()
+            },
             end.total_tpp,
             escape(&end.tier1_share),
             end.home_share
@@ -218,24 +295,32 @@ impl Report {
                 "Lowest Tier-1 share %",
                 "Highest Tier-2 share %",
                 "Home share %",
-                "Compliant at day's end",
-                "Compliant all day",
+                "State at day's end",
+                "State over the day",
             ],
             self.daily
                 .iter()
                 .map(|day| {
                     vec![
-                        day.date.clone(),
+                        if day.partial {
+                            format!(
+                                "{} (to {}, partial)",
+                                day.date,
+                                format_timestamp(self.as_of_ms)
+                            )
+                        } else {
+                            day.date.clone()
+                        },
                         day.total_tpp.to_string(),
                         day.tier1_share.clone(),
-                        day.min_tier1_share.clone(),
+                        day.min_tier1_share.clone().unwrap_or_default(),
                         day.max_tier2_share
                             .as_ref()
                             .map(|peak| format!("{} ({})", peak.share, peak.country))
                             .unwrap_or_default(),
                         day.home_share.clone().unwrap_or_default(),
-                        yes_no(day.compliant),
-                        yes_no(day.compliant_all_day),
+                        state_words(day.state),
+                        state_words(day.state_all_day),
                     ]
                 })
                 .collect(),
@@ -285,7 +370,7 @@ impl Report {
                         format_timestamp(span.from_ms),
                         span.to_ms
                             .map(format_timestamp)
-                            .unwrap_or_else(|| "still silent at the month's end".to_owned()),
+                            .unwrap_or_else(|| self.open_at_end("still silent")),
                     ]
                 })
                 .collect(),
@@ -332,11 +417,36 @@ impl Report {
         self.log_evidence(page);
     }
 
+    /// "`what` at the month's end", or at the as-of instant of a partial report.
+    fn open_at_end(&self, what: &str) -> String {
+        if self.partial {
+            format!("{what} at {} (as of)", format_timestamp(self.as_of_ms))
+        } else {
+            format!("{what} at the month's end")
+        }
+    }
+
+    fn violation_row(&self, violation: &ViolationInterval) -> Vec<String> {
+        vec![
+            violation.rule.as_str().to_owned(),
+            violation.country.map(country_cell).unwrap_or_default(),
+            format_timestamp(violation.start_ms),
+            violation
+                .end_ms
+                .map(format_timestamp)
+                .unwrap_or_else(|| self.open_at_end("open")),
+            violation.worst_share.clone(),
+        ]
+    }
+
     fn log_evidence(&self, page: &mut String) {
         page.push_str("<h2>Log evidence</h2>\n");
         for (title, head) in [
             ("Signed tree head at the month's start", &self.log.start),
-            ("Signed tree head at the month's end", &self.log.end),
+            (
+                "Signed tree head at the end of the period (signed at or after it)",
+                &self.log.end,
+            ),
         ] {
             let _ = writeln!(page, "<h3>{title}</h3>");
             match head {
@@ -373,19 +483,6 @@ pub(super) fn escape(text: &str) -> String {
     out
 }
 
-fn violation_row(violation: &ViolationInterval) -> Vec<String> {
-    vec![
-        violation.rule.as_str().to_owned(),
-        violation.country.map(country_cell).unwrap_or_default(),
-        format_timestamp(violation.start_ms),
-        violation
-            .end_ms
-            .map(format_timestamp)
-            .unwrap_or_else(|| "open at the month's end".to_owned()),
-        violation.worst_share.clone(),
-    ]
-}
-
 fn head_table(page: &mut String, head: &SignedHead) {
     table(
         page,
@@ -407,8 +504,14 @@ fn country_cell(country: proto_accounting::CountryCode) -> String {
     format!("{country} {}", country.name())
 }
 
-fn yes_no(value: bool) -> String {
-    if value { "yes" } else { "no" }.to_owned()
+fn state_words(state: State) -> String {
+    match state {
+        State::Compliant => "compliant",
+        State::NotCompliant => "NOT COMPLIANT",
+        State::NoCompute => "no compute",
+        State::NoEvidence => "no evidence",
+    }
+    .to_owned()
 }
 
 /// A titled table, or a line saying there is nothing.

@@ -69,6 +69,7 @@ pub fn baseline(rows: &[(&str, &str, u64)]) -> Vec<HostChange> {
 pub fn input(policy: Policy, changes: Vec<HostChange>) -> ReportInput {
     ReportInput {
         month: month(),
+        as_of_ms: month().end_ms(),
         policy_id: policy.id.clone(),
         policy_digest: policy.digest().to_string(),
         policy,

@@ -9,3 +9,4 @@ mod properties;
 mod render;
 mod scale;
 mod scenarios;
+mod states;

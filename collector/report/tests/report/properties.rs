@@ -1,9 +1,10 @@
 //! The replay against a naive one: for every instant, rebuild the distribution from scratch
-//! and evaluate it with `proto_accounting::evaluate`.
+//! and evaluate it with `proto_accounting::evaluate`; the verdict states decided here again,
+//! from the violations and the total, at a random as-of instant.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use collector_report::{ChangeKind, HostChange, Report, build};
+use collector_report::{ChangeKind, HostChange, Report, State, build};
 use proptest::prelude::*;
 use proto_accounting::{Distribution, Evaluation, Policy, Rule, evaluate};
 
@@ -26,6 +27,36 @@ fn naive(policy: &Policy, changes: &[HostChange], at_ms: i64) -> Evaluation {
         distribution.add(*country, *tpp).unwrap();
     }
     evaluate(policy, &distribution)
+}
+
+/// The state of the instant `at_ms`, decided without `Evaluation::verdict`: nothing before
+/// the first change; then a broken rule, else an empty total, else compliant.
+fn naive_state(policy: &Policy, changes: &[HostChange], at_ms: i64) -> State {
+    if !changes.iter().any(|c| c.at_ms <= at_ms) {
+        return State::NoEvidence;
+    }
+    let evaluation = naive(policy, changes, at_ms);
+    if !evaluation.violations.is_empty() {
+        State::NotCompliant
+    } else if evaluation.total_tpp == 0 {
+        State::NoCompute
+    } else {
+        State::Compliant
+    }
+}
+
+/// The worst of `states` in the order no evidence < compliant < no compute < not compliant.
+fn worst(states: impl IntoIterator<Item = State>) -> State {
+    let rank = |state: State| match state {
+        State::NoEvidence => 0,
+        State::Compliant => 1,
+        State::NoCompute => 2,
+        State::NotCompliant => 3,
+    };
+    states
+        .into_iter()
+        .max_by_key(|state| rank(*state))
+        .unwrap_or(State::NoEvidence)
 }
 
 fn broken(evaluation: &Evaluation) -> BTreeSet<(Rule, Option<String>)> {
@@ -69,13 +100,23 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
     #[test]
-    fn the_replay_agrees_with_a_naive_evaluation(mut changes in prop::collection::vec(change(), 0..40)) {
+    fn the_replay_agrees_with_a_naive_evaluation(
+        mut changes in prop::collection::vec(change(), 0..40),
+        // The month's end half the time; otherwise any millisecond of it.
+        as_of in prop_oneof![Just(None), (1i64..30 * DAY_MS).prop_map(Some)],
+    ) {
         changes.sort_by_key(|c| c.at_ms);
         let policy = us_policy();
-        let report = build(&input(policy.clone(), changes.clone())).unwrap();
+        let as_of_ms = as_of.map_or(month().end_ms(), |offset| start() + offset);
+        changes.retain(|c| c.at_ms < as_of_ms);
+        let mut input = input(policy.clone(), changes.clone());
+        input.as_of_ms = as_of_ms;
+        let report = build(&input).unwrap();
+        prop_assert_eq!(report.as_of_ms, as_of_ms);
+        prop_assert_eq!(report.partial, as_of_ms < month().end_ms());
 
         let end = naive(&policy, &changes, i64::MAX);
-        prop_assert_eq!(report.verdict.compliant_at_end, end.compliant());
+        prop_assert_eq!(report.verdict.at_end, naive_state(&policy, &changes, as_of_ms - 1));
         prop_assert_eq!(report.end_of_month.total_tpp, end.total_tpp);
         let reported: BTreeSet<_> = report
             .end_of_month
@@ -87,19 +128,35 @@ proptest! {
 
         let mut instants: Vec<i64> = changes.iter().map(|c| c.at_ms).filter(|t| *t >= start()).collect();
         instants.push(start());
-        let mut all_month = true;
-        for at_ms in instants {
-            let evaluation = naive(&policy, &changes, at_ms);
-            all_month &= evaluation.compliant();
-            prop_assert_eq!(open_at(&report, at_ms), broken(&evaluation), "at {}", at_ms);
+        instants.sort();
+        instants.dedup();
+        for at_ms in &instants {
+            let evaluation = naive(&policy, &changes, *at_ms);
+            prop_assert_eq!(open_at(&report, *at_ms), broken(&evaluation), "at {}", at_ms);
         }
-        prop_assert_eq!(report.verdict.compliant_all_month, all_month);
+        let states: Vec<State> = instants.iter().map(|t| naive_state(&policy, &changes, *t)).collect();
+        prop_assert_eq!(report.verdict.state, worst(states.iter().copied()));
+        prop_assert_eq!(
+            report.verdict.evidence_from_ms,
+            instants.iter().zip(&states).find(|(_, s)| **s != State::NoEvidence).map(|(t, _)| *t)
+        );
+        prop_assert!(report.violations.iter().all(|v| v.start_ms < as_of_ms && v.end_ms.is_none_or(|e| e < as_of_ms)));
 
+        // One row per day with time before the as-of instant, none after it.
+        let covered = (as_of_ms - start() + DAY_MS - 1) / DAY_MS;
+        prop_assert_eq!(report.daily.len() as i64, covered);
         for (i, day) in report.daily.iter().enumerate() {
-            let day_end = start() + (i as i64 + 1) * DAY_MS;
+            let day_start = start() + i as i64 * DAY_MS;
+            let day_end = (day_start + DAY_MS).min(as_of_ms);
+            prop_assert_eq!(day.partial, day_end < day_start + DAY_MS);
             let evaluation = naive(&policy, &changes, day_end - 1);
             prop_assert_eq!(day.total_tpp, evaluation.total_tpp);
-            prop_assert_eq!(day.compliant, evaluation.compliant());
+            prop_assert_eq!(day.state, naive_state(&policy, &changes, day_end - 1));
+            // The day's instants: its first (the state carried in) and each change in it.
+            let in_day = std::iter::once(day_start)
+                .chain(instants.iter().copied().filter(|t| (day_start..day_end).contains(t)))
+                .map(|t| naive_state(&policy, &changes, t));
+            prop_assert_eq!(day.state_all_day, worst(in_day), "{}", day.date);
         }
     }
 }

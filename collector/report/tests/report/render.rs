@@ -1,7 +1,7 @@
 //! JSON, CSV and HTML renderings.
 
 use collector_report::render::CSV_HEADER;
-use collector_report::{ConflictEvent, GapEvent, Report, StaleSpan, build};
+use collector_report::{ConflictEvent, GapEvent, Report, StaleSpan, State, build};
 
 use crate::harness::*;
 
@@ -52,6 +52,8 @@ fn json_round_trips_and_keeps_the_field_order() {
         "month",
         "period_start_ms",
         "period_end_ms",
+        "as_of_ms",
+        "partial",
         "policy_id",
         "policy_digest",
         "catalogue_digest",
@@ -74,7 +76,18 @@ fn json_round_trips_and_keeps_the_field_order() {
         .map(|key| json.find(&format!("\n  \"{key}\": ")).unwrap())
         .collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
-    assert!(json.starts_with("{\n  \"format\": \"veu-report/1\",\n  \"month\": \"2026-11\","));
+    assert!(json.starts_with("{\n  \"format\": \"veu-report/2\",\n  \"month\": \"2026-11\","));
+    assert_eq!(
+        value_of(&json)["verdict"],
+        serde_json::json!({
+            "state": "not_compliant",
+            "evidence_from_ms": start(),
+            "at_end": "not_compliant",
+            "violations_count": 4,
+        })
+    );
+    assert_eq!(value_of(&json)["partial"], false);
+    assert_eq!(value_of(&json)["as_of_ms"], month().end_ms());
     let value: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(
         value["violations"][0],
@@ -109,11 +122,19 @@ fn json_round_trips_and_keeps_the_field_order() {
     );
 }
 
+fn value_of(json: &str) -> serde_json::Value {
+    serde_json::from_str(json).unwrap()
+}
+
 #[test]
 fn csv_has_a_row_per_day_and_country_and_a_tier1_row() {
     let report = crossing_month();
     let text = report.to_csv();
-    assert!(text.starts_with("date,country,tier,tpp,share_percent,limit_percent,limit_kind\r\n"));
+    assert!(
+        text.starts_with(
+            "date,country,tier,tpp,share_percent,limit_percent,limit_kind,day_state\r\n"
+        )
+    );
     let mut reader = csv::Reader::from_reader(text.as_bytes());
     assert_eq!(
         reader.headers().unwrap().iter().collect::<Vec<_>>(),
@@ -132,7 +153,16 @@ fn csv_has_a_row_per_day_and_country_and_a_tier1_row() {
     };
     assert_eq!(
         row("2026-11-10", "MY"),
-        ["2026-11-10", "MY", "2", "80", "7.843", "7.000", "tier2_max"]
+        [
+            "2026-11-10",
+            "MY",
+            "2",
+            "80",
+            "7.843",
+            "7.000",
+            "tier2_max",
+            "not_compliant"
+        ]
     );
     assert_eq!(
         row("2026-11-10", "TIER1"),
@@ -143,7 +173,8 @@ fn csv_has_a_row_per_day_and_country_and_a_tier1_row() {
             "800",
             "78.431",
             "75.000",
-            "tier1_min_total"
+            "tier1_min_total",
+            "not_compliant"
         ]
     );
     assert_eq!(
@@ -155,7 +186,8 @@ fn csv_has_a_row_per_day_and_country_and_a_tier1_row() {
             "600",
             "58.823",
             "50.000",
-            "home_min"
+            "home_min",
+            "not_compliant"
         ]
     );
     assert_eq!(
@@ -167,12 +199,22 @@ fn csv_has_a_row_per_day_and_country_and_a_tier1_row() {
             "200",
             "19.607",
             "75.000",
-            "tier1_min_total"
+            "tier1_min_total",
+            "not_compliant"
         ]
     );
     assert_eq!(
         row("2026-11-01", "CN"),
-        ["2026-11-01", "CN", "3", "0", "0.000", "0.000", "prohibited"]
+        [
+            "2026-11-01",
+            "CN",
+            "3",
+            "0",
+            "0.000",
+            "0.000",
+            "prohibited",
+            "compliant"
+        ]
     );
 }
 
@@ -218,17 +260,44 @@ fn html_is_self_contained_and_escapes_the_input() {
 #[test]
 fn verdicts_in_words() {
     let mut report = crossing_month();
-    report.verdict.compliant_all_month = true;
+    report.verdict.state = State::Compliant;
     assert_eq!(
         report.verdict_words(),
         "Compliant at every instant of 2026-11 under policy uveu-2025-us."
     );
-    report.verdict.compliant_all_month = false;
-    report.verdict.compliant_at_end = true;
+    report.verdict.state = State::NotCompliant;
+    report.verdict.at_end = State::Compliant;
     report.verdict.violations_count = 1;
     assert_eq!(
         report.verdict_words(),
-        "Not compliant at every instant of 2026-11: 1 violation interval; compliant at the \
+        "Not compliant in 2026-11: 1 violation interval; compliant at the month's end."
+    );
+    // Evidence from the 14th: the verdict says so and claims nothing before.
+    report.verdict.state = State::Compliant;
+    report.verdict.evidence_from_ms = Some(at(14, 9, 0));
+    assert_eq!(
+        report.verdict_words(),
+        "Compliant from 2026-11-14T09:00:00Z (the first evidence) at every instant of 2026-11 \
+         under policy uveu-2025-us. No evidence before 2026-11-14T09:00:00Z: nothing is claimed \
+         for the month before it."
+    );
+    report.verdict.state = State::NoCompute;
+    report.verdict.at_end = State::NoCompute;
+    report.verdict.evidence_from_ms = Some(start());
+    assert_eq!(
+        report.verdict_words(),
+        "No compute in 2026-11: at some instant with evidence nothing was counted, so no rule \
+         could be evaluated then; never compliant. No rule was broken; no compute at the \
          month's end."
+    );
+    report.verdict.state = State::NoEvidence;
+    report.verdict.evidence_from_ms = None;
+    report.partial = true;
+    report.as_of_ms = at(3, 12, 0);
+    assert_eq!(
+        report.verdict_words(),
+        "No evidence for 2026-11 up to 2026-11-03T12:00:00Z (partial: the month is not over): \
+         the collector holds no accepted evidence before 2026-11-03T12:00:00Z, so nothing is \
+         claimed and nothing is compliant."
     );
 }

@@ -1,7 +1,7 @@
 //! Months computed by hand.
 
 use collector_report::{
-    ConflictEvent, CountryStanding, GapEvent, LimitKind, RejectionCount, StaleSpan, build,
+    ConflictEvent, CountryStanding, GapEvent, LimitKind, RejectionCount, StaleSpan, State, build,
 };
 use proto_accounting::{Rule, Tier};
 
@@ -24,12 +24,15 @@ fn a_fleet_compliant_all_month() {
     changes.push(attest(at(20, 8, 0), "my1", "MY", 60));
     let report = report(&input(us_policy(), changes));
 
-    assert_eq!(report.format, "veu-report/1");
+    assert_eq!(report.format, "veu-report/2");
     assert_eq!(report.month.to_string(), "2026-11");
     assert_eq!(report.period_start_ms, 1_793_491_200_000);
     assert_eq!(report.period_end_ms, 1_796_083_200_000);
-    assert!(report.verdict.compliant_all_month);
-    assert!(report.verdict.compliant_at_end);
+    assert_eq!(report.as_of_ms, report.period_end_ms);
+    assert!(!report.partial);
+    assert_eq!(report.verdict.state, State::Compliant);
+    assert_eq!(report.verdict.evidence_from_ms, Some(start()));
+    assert_eq!(report.verdict.at_end, State::Compliant);
     assert_eq!(report.verdict.violations_count, 0);
     assert!(report.violations.is_empty());
 
@@ -79,16 +82,15 @@ fn a_fleet_compliant_all_month() {
     );
     // The day's lowest Tier-1 share is the one it started with; its highest Tier-2 share is
     // IN's and SG's 7 % before the change (the lower code wins a tie).
-    assert_eq!(day5.min_tier1_share, "80.000");
+    assert_eq!(day5.min_tier1_share.as_deref(), Some("80.000"));
     let peak = day5.max_tier2_share.as_ref().unwrap();
     assert_eq!((peak.country, peak.share.as_str()), (code("IN"), "7.000"));
-    assert_eq!(day6.min_tier1_share, "81.818");
+    assert_eq!(day6.min_tier1_share.as_deref(), Some("81.818"));
     assert_eq!(day6.max_tier2_share.as_ref().unwrap().share, "6.363");
     assert!(
-        report
-            .daily
-            .iter()
-            .all(|d| d.compliant && d.compliant_all_day)
+        report.daily.iter().all(|d| d.state == State::Compliant
+            && d.state_all_day == State::Compliant
+            && !d.partial)
     );
     assert_eq!(day5.countries.len(), 5);
     assert_eq!(day5.countries[4].share, "63.636");
@@ -155,8 +157,8 @@ fn a_tier2_country_over_its_maximum_from_day_10_to_day_12() {
         )]
     );
     assert_eq!(crossed - start(), (9 * 24 + 14) * HOUR_MS);
-    assert!(!report.verdict.compliant_all_month);
-    assert!(report.verdict.compliant_at_end);
+    assert_eq!(report.verdict.state, State::NotCompliant);
+    assert_eq!(report.verdict.at_end, State::Compliant);
     assert_eq!(report.verdict.violations_count, 1);
 
     let summary = |i: usize| {
@@ -165,8 +167,8 @@ fn a_tier2_country_over_its_maximum_from_day_10_to_day_12() {
         (
             day.date.as_str(),
             day.total_tpp,
-            day.compliant,
-            day.compliant_all_day,
+            day.state == State::Compliant,
+            day.state_all_day == State::Compliant,
             peak.country.as_str(),
             peak.share.as_str(),
         )
@@ -218,7 +220,7 @@ fn exactly_75_percent_in_tier_1_passes() {
     ]);
     let report = report(&input(us_policy(), changes));
     assert_eq!(report.end_of_month.tier1_share, "75.000");
-    assert!(report.verdict.compliant_all_month);
+    assert_eq!(report.verdict.state, State::Compliant);
     assert_eq!(report.series.tier1.len(), 1);
 }
 
@@ -241,13 +243,13 @@ fn one_tpp_short_of_75_percent_fails_and_shows_as_74_999() {
     assert_eq!(report.end_of_month.violations.len(), 1);
     assert_eq!(report.end_of_month.violations[0].rule, Rule::Tier1MinShare);
     assert_eq!(report.end_of_month.violations[0].country, None);
-    assert!(!report.verdict.compliant_all_month);
-    assert!(!report.verdict.compliant_at_end);
+    assert_eq!(report.verdict.state, State::NotCompliant);
+    assert_eq!(report.verdict.at_end, State::NotCompliant);
     assert!(
         report
             .daily
             .iter()
-            .all(|d| !d.compliant && !d.compliant_all_day)
+            .all(|d| d.state == State::NotCompliant && d.state_all_day == State::NotCompliant)
     );
 }
 
@@ -282,7 +284,7 @@ fn decommissioning_removes_compute() {
         (900, 600, 2, 1, 0, 1)
     );
     assert_eq!((us.devices_start, us.devices_end), (9, 6));
-    assert!(report.verdict.compliant_all_month);
+    assert_eq!(report.verdict.state, State::Compliant);
 }
 
 #[test]
@@ -346,13 +348,19 @@ fn a_home_rule_violation_open_at_the_start_ends_at_a_day_boundary() {
         [(start(), "40.000"), (fixed, "50.000")]
     );
     let (day19, day20) = (&report.daily[18], &report.daily[19]);
-    assert_eq!((day19.compliant, day19.compliant_all_day), (false, false));
+    assert_eq!(
+        (day19.state, day19.state_all_day),
+        (State::NotCompliant, State::NotCompliant)
+    );
     assert_eq!(day19.home_share.as_deref(), Some("40.000"));
     // The change at 00:00 is the day's first instant: the day never saw the old state.
-    assert_eq!((day20.compliant, day20.compliant_all_day), (true, true));
+    assert_eq!(
+        (day20.state, day20.state_all_day),
+        (State::Compliant, State::Compliant)
+    );
     assert_eq!(day20.home_share.as_deref(), Some("50.000"));
-    assert!(!report.verdict.compliant_all_month);
-    assert!(report.verdict.compliant_at_end);
+    assert_eq!(report.verdict.state, State::NotCompliant);
+    assert_eq!(report.verdict.at_end, State::Compliant);
     let home = report.limits.home.as_ref().unwrap();
     assert_eq!(
         (home.country, home.min_share.as_str()),
@@ -361,7 +369,7 @@ fn a_home_rule_violation_open_at_the_start_ends_at_a_day_boundary() {
 
     // Without a home rule the same fleet complies all month.
     let report = crate::harness::report(&input(de_policy(), changes));
-    assert!(report.verdict.compliant_all_month);
+    assert_eq!(report.verdict.state, State::Compliant);
     assert_eq!(report.end_of_month.home_share, None);
     assert!(report.series.home.is_empty());
     assert!(report.limits.home.is_none());
@@ -410,10 +418,11 @@ fn compute_in_a_tier3_country_is_a_violation_while_it_counts() {
             LimitKind::Prohibited
         )
     );
-    assert!(report.verdict.compliant_at_end);
-    assert!(!report.verdict.compliant_all_month);
-    assert!(!report.daily[6].compliant_all_day && !report.daily[6].compliant);
-    assert!(!report.daily[7].compliant_all_day && report.daily[7].compliant);
+    assert_eq!(report.verdict.at_end, State::Compliant);
+    assert_eq!(report.verdict.state, State::NotCompliant);
+    let states = |i: usize| (report.daily[i].state, report.daily[i].state_all_day);
+    assert_eq!(states(6), (State::NotCompliant, State::NotCompliant));
+    assert_eq!(states(7), (State::Compliant, State::NotCompliant));
     assert!(report.series.tier2.is_empty());
 }
 
@@ -522,11 +531,12 @@ fn silences_gaps_conflicts_and_rejections_are_kept_in_order() {
 fn a_leap_february_has_29_days() {
     let mut input = input(us_policy(), Vec::new());
     input.month = "2028-02".parse().unwrap();
+    input.as_of_ms = input.month.end_ms();
     let report = build(&input).unwrap();
     assert_eq!(report.daily.len(), 29);
     assert_eq!(report.daily[28].date, "2028-02-29");
-    // An empty fleet breaks no rule, and its shares are 0.
-    assert!(report.verdict.compliant_all_month);
+    // Nothing was ever attested: no evidence, never compliant; its shares are 0.
+    assert_eq!(report.verdict.state, State::NoEvidence);
     assert_eq!(report.end_of_month.tier1_share, "0.000");
 }
 

@@ -128,12 +128,41 @@ fn exactly_50_percent_at_home_passes() {
 }
 
 #[test]
-fn empty_fleet_is_compliant_with_no_headroom() {
+fn an_empty_fleet_is_no_compute_never_compliant() {
     let e = evaluate(&policy(), &Distribution::new());
-    assert!(e.compliant());
+    assert_eq!(e.verdict(), Verdict::NoCompute);
+    assert!(!e.compliant());
+    assert!(
+        e.violations.is_empty(),
+        "no share of nothing can break a rule"
+    );
     assert_eq!(e.total_tpp, 0);
     assert!(e.countries.is_empty());
     assert_eq!(e.new_tier2_country_headroom, 0);
+}
+
+#[test]
+fn rows_that_count_nothing_are_no_compute() {
+    // Hosts listed everywhere, Tier 3 included, none with counted TPP (every device refused
+    // or not counted by the policy).
+    let e = evaluate(&policy(), &distribution(&[("US", 0), ("MY", 0), ("CN", 0)]));
+    assert_eq!(e.verdict(), Verdict::NoCompute);
+    assert!(!e.compliant());
+    assert_eq!(e.countries.len(), 3);
+    assert_eq!(headroom(&e, "MY"), Some(0));
+    // One TPP anywhere decides: compliant in the US, not compliant in Malaysia.
+    let e = evaluate(&policy(), &distribution(&[("US", 1), ("CN", 0)]));
+    assert_eq!(e.verdict(), Verdict::Compliant);
+    let e = evaluate(&policy(), &distribution(&[("US", 0), ("MY", 1)]));
+    assert_eq!(e.verdict(), Verdict::NotCompliant);
+}
+
+#[test]
+fn verdict_names_are_the_contract() {
+    let names: Vec<&str> = Verdict::ALL.iter().map(|v| v.as_str()).collect();
+    assert_eq!(names, ["compliant", "not_compliant", "no_compute"]);
+    assert_eq!(Verdict::NoCompute.to_string(), "no_compute");
+    assert_eq!(Verdict::NotCompliant.headline(), "NOT COMPLIANT");
 }
 
 #[test]
@@ -448,6 +477,16 @@ proptest! {
 
         prop_assert_eq!(&evaluation.violations, &reference::violations(&policy, &rules, &fleet));
         prop_assert_eq!(evaluation.total_tpp, fleet.iter().map(|(_, t)| t).sum::<u64>());
+        // The verdict: a broken rule first, then nothing counted, and only then compliant.
+        let expected = if !evaluation.violations.is_empty() {
+            Verdict::NotCompliant
+        } else if fleet.iter().all(|(_, tpp)| *tpp == 0) {
+            Verdict::NoCompute
+        } else {
+            Verdict::Compliant
+        };
+        prop_assert_eq!(evaluation.verdict(), expected);
+        prop_assert_eq!(evaluation.compliant(), expected == Verdict::Compliant);
         for line in &evaluation.countries {
             if line.tier == Tier::Two {
                 prop_assert_eq!(line.headroom, Some(reference::headroom(&policy, &rules, &fleet, line.country)));
