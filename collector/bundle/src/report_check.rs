@@ -111,6 +111,28 @@ pub(crate) fn check_report(
             );
         }
     }
+    // The end head as a checkpoint, when the report carries one: the log's, and that head.
+    if let Some(text) = &report.log.checkpoint {
+        let head = report.log.end.as_ref().and_then(|h| {
+            Some(TreeHead {
+                tree_size: h.tree_size,
+                root: hash32(&h.root)?,
+                timestamp_ms: h.timestamp_ms,
+            })
+        });
+        match head {
+            None => out.fail(
+                "report_head",
+                "the report carries a checkpoint but no end tree head".to_owned(),
+            ),
+            Some(head) => {
+                if let Err((_, detail)) = crate::verify::open_checkpoint(text, log_key, &head, &[])
+                {
+                    out.fail("report_head", format!("the report's checkpoint: {detail}"));
+                }
+            }
+        }
+    }
     // The end head must cover the period: signed at or after its end, with every leaf the
     // recomputation uses. Otherwise the report claims time or evidence its head does not.
     changes.retain(|(change, _)| change.at_ms < as_of);

@@ -613,68 +613,15 @@ fn check_checkpoint(
         }
         return;
     };
-    let note = match SignedNote::parse(text.as_bytes()) {
-        Ok(note) => note,
-        Err(e) => {
-            out.fail("checkpoint", format!("checkpoint.txt: {e}"));
+    let opened = match open_checkpoint(text, log_key, end_head, &requires.witnesses) {
+        Ok(opened) => opened,
+        Err((code, detail)) => {
+            out.fail(code, format!("checkpoint.txt: {detail}"));
             return;
         }
     };
-    let checkpoint = match Checkpoint::parse(note.text()) {
-        Ok(checkpoint) => checkpoint,
-        Err(e) => {
-            out.fail("checkpoint", format!("checkpoint.txt: {e}"));
-            return;
-        }
-    };
-    // The log signs its checkpoints under its origin, with the log key.
-    let log_note_key = KeyName::new(checkpoint.origin())
-        .map(|name| VerifierKey::new(name, SignatureType::Ed25519, *log_key.as_bytes()));
-    let signed = log_note_key
-        .map_err(|e| e.to_string())
-        .and_then(|key| note.verify(&[key]).map_err(|e| e.to_string()));
-    if let Err(detail) = signed {
-        out.fail(
-            "checkpoint",
-            format!("checkpoint.txt is not signed by the pinned log key: {detail}"),
-        );
-        return;
-    }
-    if checkpoint.size() != end_head.tree_size || *checkpoint.root() != end_head.root {
-        out.fail(
-            "checkpoint",
-            format!(
-                "checkpoint.txt is of a tree of {} leaves with another root than the end head of {}",
-                checkpoint.size(),
-                end_head.tree_size
-            ),
-        );
-        return;
-    }
-    out.checkpoint_origin = Some(checkpoint.origin().to_owned());
-    let witnesses: Vec<VerifierKey> = requires
-        .witnesses
-        .iter()
-        .filter(|k| k.signature_type() == SignatureType::CosignatureV1)
-        .cloned()
-        .collect();
-    if !witnesses.is_empty() {
-        match note.verify(&witnesses) {
-            Ok(verified) => {
-                for signature in verified.verified() {
-                    out.cosigners.push(Cosigner {
-                        witness: signature.key().name().as_str().to_owned(),
-                        timestamp: signature.timestamp().unwrap_or(0),
-                    });
-                }
-            }
-            Err(VerifyError::NoKnownSignature { .. }) => {}
-            Err(e) => out.fail(
-                "witness_cosignatures",
-                format!("a pinned witness's cosignature does not verify: {e}"),
-            ),
-        }
-    }
+    out.checkpoint_origin = Some(opened.origin);
+    out.cosigners = opened.cosigners;
     if out.cosigners.len() < required {
         out.fail(
             "witness_cosignatures",
@@ -697,6 +644,83 @@ fn check_checkpoint(
             ),
         );
     }
+}
+
+/// A checkpoint, opened.
+pub(crate) struct OpenedCheckpoint {
+    pub origin: String,
+    /// The pinned witnesses whose cosignatures verify.
+    pub cosigners: Vec<Cosigner>,
+}
+
+/// Opens a C2SP checkpoint note that must be `head` signed by the log key (under the note key
+/// name = its origin), and collects the cosignatures of `witnesses` on it. `Err` is a finding:
+/// `checkpoint` (not the log's, or not this head) or `witness_cosignatures` (a pinned
+/// witness's cosignature that does not verify).
+pub(crate) fn open_checkpoint(
+    text: &str,
+    log_key: &PublicKey,
+    head: &TreeHead,
+    witnesses: &[VerifierKey],
+) -> Result<OpenedCheckpoint, (&'static str, String)> {
+    let note = SignedNote::parse(text.as_bytes()).map_err(|e| ("checkpoint", e.to_string()))?;
+    let checkpoint = Checkpoint::parse(note.text()).map_err(|e| ("checkpoint", e.to_string()))?;
+    // The log signs its checkpoints under its origin, with the log key.
+    KeyName::new(checkpoint.origin())
+        .map_err(|e| e.to_string())
+        .and_then(|name| {
+            note.verify(&[VerifierKey::new(
+                name,
+                SignatureType::Ed25519,
+                *log_key.as_bytes(),
+            )])
+            .map_err(|e| e.to_string())
+        })
+        .map_err(|e| {
+            (
+                "checkpoint",
+                format!("not signed by the pinned log key: {e}"),
+            )
+        })?;
+    if checkpoint.size() != head.tree_size || *checkpoint.root() != head.root {
+        return Err((
+            "checkpoint",
+            format!(
+                "a tree of {} leaves with another root than the signed head of {}",
+                checkpoint.size(),
+                head.tree_size
+            ),
+        ));
+    }
+    let witnesses: Vec<VerifierKey> = witnesses
+        .iter()
+        .filter(|k| k.signature_type() == SignatureType::CosignatureV1)
+        .cloned()
+        .collect();
+    let mut cosigners = Vec::new();
+    if !witnesses.is_empty() {
+        match note.verify(&witnesses) {
+            Ok(verified) => {
+                for signature in verified.verified() {
+                    cosigners.push(Cosigner {
+                        witness: signature.key().name().as_str().to_owned(),
+                        timestamp: signature.timestamp().unwrap_or(0),
+                    });
+                }
+            }
+            Err(VerifyError::NoKnownSignature { .. }) => {}
+            Err(e) => {
+                return Err((
+                    "witness_cosignatures",
+                    format!("a pinned witness's cosignature does not verify: {e}"),
+                ));
+            }
+        }
+    }
+    Ok(OpenedCheckpoint {
+        origin: checkpoint.origin().to_owned(),
+        cosigners,
+    })
 }
 
 fn path(hashes: &[String]) -> Option<Vec<Hash>> {

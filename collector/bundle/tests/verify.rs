@@ -311,6 +311,7 @@ fn november() -> Month {
             start: Some(start),
             end: Some(end),
             consistency_proof,
+            checkpoint: Some(checkpoint(&log, &[])),
         },
         &log,
     );
@@ -945,6 +946,7 @@ fn a_month_before_any_evidence_is_no_evidence_and_a_compliant_claim_fails() {
             start: None,
             end: Some(end),
             consistency_proof: Vec::new(),
+            checkpoint: None,
         },
         &month.log,
     );
@@ -985,6 +987,7 @@ fn a_report_may_not_claim_time_after_its_end_head() {
         start: None,
         end: Some(head.clone()),
         consistency_proof: Vec::new(),
+        checkpoint: None,
     };
     let partial = collector_report::build(&report_input(
         "2026-11",
@@ -1053,6 +1056,7 @@ fn a_report_whose_end_head_misses_its_evidence_fails() {
             start: None,
             end: Some(short),
             consistency_proof: Vec::new(),
+            checkpoint: None,
         },
         &month.log,
     ))
@@ -1071,6 +1075,7 @@ fn a_report_whose_end_head_misses_its_evidence_fails() {
             start: None,
             end: Some(enough),
             consistency_proof: Vec::new(),
+            checkpoint: None,
         },
         &month.log,
     ))
@@ -1093,6 +1098,7 @@ fn a_partial_report_needs_the_bundle_only_up_to_its_as_of_instant() {
             start: None,
             end: Some(head.clone()),
             consistency_proof: Vec::new(),
+            checkpoint: None,
         },
         &month.log,
     ))
@@ -1118,4 +1124,28 @@ fn a_partial_report_needs_the_bundle_only_up_to_its_as_of_instant() {
         signed_codes(&month, &bundle, &json),
         vec!["report_not_covered"]
     );
+}
+
+#[test]
+fn a_report_whose_checkpoint_is_not_its_end_head_fails() {
+    let month = november();
+    let report: collector_report::Report = serde_json::from_slice(&month.report_json).unwrap();
+    let text = report.log.checkpoint.clone().unwrap();
+    assert!(text.starts_with("veu-attest.test/log\n"), "{text}");
+    // The checkpoint of another tree, signed by the same key.
+    let mut other = Log::new();
+    let us = agent(1, "gpu-us", "us-va-1", "US");
+    other.enrol(&us, NOV - 3 * DAY);
+    other.sign_head(NOV);
+    let forged = with_json(&report, |v| {
+        v["log"]["checkpoint"] = checkpoint(&other, &[]).into();
+    });
+    let found = signed_codes(&month, &month.bundle, &forged);
+    assert!(found.contains(&"report_head"), "{found:?}");
+    // A checkpoint that is not a signed note at all.
+    let forged = with_json(&report, |v| {
+        v["log"]["checkpoint"] = "not a checkpoint".into();
+    });
+    let found = signed_codes(&month, &month.bundle, &forged);
+    assert!(found.contains(&"report_head"), "{found:?}");
 }

@@ -144,4 +144,9 @@ pub struct LogEvidence {
     pub end: Option<SignedHead>,
     /// Hashes proving `end` extends `start`, hex.
     pub consistency_proof: Vec<String>,
+    /// `end` as a C2SP checkpoint (c2sp.org/tlog-checkpoint) signed by the log key: the form
+    /// witnesses cosign and any checkpoint client reads. Without cosignatures, which arrive
+    /// later, so that a closed month's report stays byte-identical.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
 }

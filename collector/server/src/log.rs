@@ -108,13 +108,17 @@ impl LogKeeper {
         self.notes.verifier_key()
     }
 
+    /// `head` as a C2SP checkpoint signed with the log key alone.
+    pub fn signed_checkpoint(&self, head: &StoredTreeHead) -> Result<SignedNote, LogError> {
+        self.notes
+            .sign_checkpoint(head.tree_size, head.root)
+            .map_err(|e| LogError::Origin(format!("cannot sign a checkpoint: {e}")))
+    }
+
     /// `head` as a C2SP checkpoint signed with the log key, followed by every cosignature a
     /// witness gave on it.
     pub fn checkpoint(&self, head: &StoredTreeHead) -> Result<SignedNote, LogError> {
-        let mut note = self
-            .notes
-            .sign_checkpoint(head.tree_size, head.root)
-            .map_err(|e| LogError::Origin(format!("cannot sign a checkpoint: {e}")))?;
+        let mut note = self.signed_checkpoint(head)?;
         for cosignature in self.store.cosignatures(head.tree_size)? {
             // Only lines that were checked when they were kept are stored; a line that no
             // longer parses is left out rather than failing the checkpoint.

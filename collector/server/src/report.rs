@@ -232,6 +232,11 @@ pub fn build(collector: &Collector, log: &LogKeeper, month: &str) -> Result<Repo
             start: start_head.as_ref().map(signed_head).transpose()?,
             end: end_head.as_ref().map(signed_head).transpose()?,
             consistency_proof,
+            checkpoint: end_head
+                .as_ref()
+                .map(|head| log.signed_checkpoint(head))
+                .transpose()?
+                .map(|note| note.to_string()),
         },
     };
     collector_report::build(&input).map_err(|e| ReportError::Data(e.to_string()))

@@ -464,6 +464,10 @@ impl Report {
             }
             page.push_str("</ol>\n");
         }
+        if let Some(checkpoint) = &self.log.checkpoint {
+            page.push_str("<h3>The end head as a checkpoint (C2SP tlog-checkpoint)</h3>\n");
+            let _ = writeln!(page, "<pre class=\"mono\">{}</pre>", escape(checkpoint));
+        }
     }
 }
 

@@ -84,6 +84,7 @@ pub fn input(policy: Policy, changes: Vec<HostChange>) -> ReportInput {
             start: Some(head(1200, start() - 60_000)),
             end: Some(head(5400, month().end_ms() - 60_000)),
             consistency_proof: vec!["11".repeat(32), "22".repeat(32)],
+            checkpoint: None,
         },
     }
 }
