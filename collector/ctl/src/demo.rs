@@ -2,7 +2,8 @@
 //! embedded SQLite store with a development PKI, six real `veu-agent` processes on fake-NVML
 //! fixtures in five countries, the live distribution, compute moved until a Tier-2 country
 //! crosses 7 % and the violation caught, a signed monthly report, and an evidence bundle
-//! verified offline. It runs the same binaries and commands an operator and an auditor would.
+//! verified offline, with the log's checkpoints cosigned by a `veu-witness` standing in for the
+//! regulator's. It runs the same binaries and commands an operator and an auditor would.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -31,6 +32,9 @@ pub struct DemoArgs {
     #[arg(long)]
     keep_running: bool,
 }
+
+/// The demo log's origin: the first line of its checkpoints.
+const ORIGIN: &str = "veu-attest.demo/log";
 
 /// Marks a directory the demo wrote, so the next demo may replace it.
 const MARKER: &str = ".veu-demo";
@@ -114,6 +118,9 @@ pub fn run(args: &DemoArgs) -> Result<u8, Failure> {
     Ok(0)
 }
 
+/// The steps the demo prints.
+const STEPS: usize = 9;
+
 struct Step {
     started: Instant,
     number: usize,
@@ -123,7 +130,7 @@ impl Step {
     fn next(&mut self, what: &str) {
         self.number += 1;
         println!(
-            "\n[{}/8 {:>4.1}s] {what}",
+            "\n[{}/{STEPS} {:>4.1}s] {what}",
             self.number,
             self.started.elapsed().as_secs_f64()
         );
@@ -169,6 +176,19 @@ fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         port => port,
     };
     let url = format!("https://127.0.0.1:{port}");
+    // The regulator's witness: its key first, so that the collector is configured with it.
+    let witness_dir = out.join("witness");
+    std::fs::create_dir_all(&witness_dir)?;
+    let keygen = run_ok(
+        Command::new(&bin.witness)
+            .args(["keygen", "--name", "witness.regulator.demo", "--out"])
+            .arg(witness_dir.join("witness.key")),
+        "veu-witness keygen",
+    )?;
+    let witness_key = String::from_utf8_lossy(&keygen.stdout).trim().to_owned();
+    let witness_port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let collector_dir = out.join("collector");
     std::fs::create_dir_all(&collector_dir)?;
     std::fs::write(collector_dir.join("sites.toml"), SITES)?;
@@ -183,7 +203,8 @@ fn demo(args: &DemoArgs) -> anyhow::Result<()> {
             "listen = \"127.0.0.1:{port}\"\nstate_dir = \"state\"\nsites = \"sites.toml\"\n\n\
              [tls]\ncertificate = \"../pki/server.pem\"\nkey = \"../pki/server.key\"\nclient_ca = \"../pki/ca.pem\"\n\n\
              [enrollment]\nca_dir = \"../pki\"\n\n[rules]\npolicy = \"policy.toml\"\n\n\
-             [ingest]\nfreshness_window = \"{}s\"\n\n[audit]\ntree_head_every = \"5s\"\n",
+             [ingest]\nfreshness_window = \"{}s\"\n\n[audit]\ntree_head_every = \"5s\"\norigin = \"{ORIGIN}\"\n\n\
+             [[audit.witnesses]]\nurl = \"http://127.0.0.1:{witness_port}\"\nkey = \"{witness_key}\"\n",
             args.interval * 5
         ),
     )?;
@@ -203,6 +224,32 @@ fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         "  log key (auditors pin it): {}",
         collector_dir.join("state/log.pub").display()
     );
+
+    step.next("a witness outside the operator's control cosigns the log's checkpoints");
+    let log_public_key = std::fs::read_to_string(collector_dir.join("state/log.pub"))
+        .context("the collector wrote no log.pub")?;
+    std::fs::write(
+        witness_dir.join("witness.toml"),
+        format!(
+            "listen = \"127.0.0.1:{witness_port}\"\nname = \"witness.regulator.demo\"\n\
+             key_file = \"witness.key\"\nstate_dir = \"state\"\n\n\
+             [[logs]]\norigin = \"{ORIGIN}\"\nkeys = [\"{}\"]\n",
+            log_public_key.trim()
+        ),
+    )?;
+    let log = std::fs::File::create(witness_dir.join("witness.log"))?;
+    let child = Command::new(&bin.witness)
+        .arg("run")
+        .arg("--config")
+        .arg(witness_dir.join("witness.toml"))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .context("cannot start veu-witness")?;
+    processes.0.push(("veu-witness".into(), child));
+    wait_listening(witness_port, &witness_dir.join("witness.log"))?;
+    println!("  witness at http://127.0.0.1:{witness_port}, its key (auditors pin it):");
+    println!("  {witness_key}");
 
     let remote = CollectorArgs {
         collector: url.clone(),
@@ -325,39 +372,56 @@ fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         report_dir.join("report.html").display()
     );
 
-    step.next("evidence export and offline verification (only the log key)");
+    step.next("evidence export and offline verification (the log key and the witness's key)");
     let bundle = out.join("evidence");
     let bundle_text = bundle.display().to_string();
     let (from, to) = month_bounds(&month);
-    print_command(
-        &bin.veuctl,
-        &[
-            "evidence",
-            "export",
-            "--from",
-            &from,
-            "--to",
-            &to,
-            "--out",
-            &bundle_text,
-        ],
-        &url,
-        &pki,
-    )?;
+    println!(
+        "  $ veuctl evidence export --from {from} --to {to} --out {bundle_text}\n    \
+         (again until the bundle's end head is one the witness cosigned after the report)"
+    );
     let report_json = report_dir.join("report.json").display().to_string();
-    print_command(
-        &bin.veuctl,
-        &[
-            "verify",
-            &bundle_text,
-            "--log-key",
-            &log_pub_text,
-            "--report",
-            &report_json,
-        ],
-        &url,
-        &pki,
+    let verify = [
+        "verify",
+        &bundle_text,
+        "--log-key",
+        &log_pub_text,
+        "--witness-key",
+        &witness_key,
+        "--report",
+        &report_json,
+    ];
+    // The bundle ends at the newest head the witness cosigned; it must be one signed after
+    // the report was made, which takes the collector one or two `tree_head_every`.
+    let export = [
+        "evidence",
+        "export",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--out",
+        &bundle_text,
+    ];
+    wait_for(
+        Duration::from_secs(60),
+        "a cosigned head after the report",
+        || {
+            let exported = run_ok(
+                Command::new(&bin.veuctl)
+                    .args(export)
+                    .env("VEU_COLLECTOR", &url)
+                    .env("VEU_PKI_DIR", &pki),
+                "veuctl evidence export",
+            );
+            let checked = Command::new(&bin.veuctl).args(verify).output();
+            Ok(match (exported, checked) {
+                (Ok(_), Ok(output)) if output.status.success() => Some(()),
+                _ => None,
+            })
+        },
     )?;
+    print_command(&bin.veuctl, &verify, &url, &pki)?;
 
     step.next(if args.keep_running {
         "running; Ctrl-C stops the collector and agents"
@@ -375,7 +439,7 @@ fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     drop(processes);
     println!(
         "\nDone in {:.0} s. Everything is in {}: pki/, collector/ (config, state, log), \
-         agents/<host>/ (config, key, spool, log), report/, evidence/.",
+         agents/<host>/ (config, key, spool, log), witness/ (config, key, state, log), report/, evidence/.",
         step.started.elapsed().as_secs_f64(),
         out.display()
     );
@@ -385,6 +449,7 @@ fn demo(args: &DemoArgs) -> anyhow::Result<()> {
 /// The binaries and fixtures the demo runs, found beside this veuctl.
 struct Binaries {
     collector: PathBuf,
+    witness: PathBuf,
     agent: PathBuf,
     veuctl: PathBuf,
     fake_nvml: PathBuf,
@@ -408,12 +473,18 @@ fn binaries() -> anyhow::Result<Binaries> {
     .unwrap_or_else(|| dir.join("libveu_fake_nvml.so"));
     let found = Binaries {
         collector: dir.join("veu-collector"),
+        witness: dir.join("veu-witness"),
         agent: dir.join("veu-agent"),
         fake_nvml,
         fixtures: Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/nvml"),
         veuctl,
     };
-    for path in [&found.collector, &found.agent, &found.fake_nvml] {
+    for path in [
+        &found.collector,
+        &found.witness,
+        &found.agent,
+        &found.fake_nvml,
+    ] {
         if !path.exists() {
             bail!(
                 "{} is missing: the demo runs the workspace's binaries; build them first with \

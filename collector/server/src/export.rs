@@ -44,7 +44,9 @@ pub(crate) fn run(
     let start = store
         .tree_head_before(request.from_unix_ms)
         .map_err(store_status)?;
-    let end = log.head_covering(request.to_unix_ms).map_err(log_status)?;
+    let end = log
+        .head_covering(request.to_unix_ms, true)
+        .map_err(log_status)?;
     let start_size = start.as_ref().map_or(0, |h| h.tree_size);
     let end_size = end.tree_size;
 

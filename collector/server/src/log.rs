@@ -214,7 +214,27 @@ impl LogKeeper {
     /// if the log grew). When `until_ms` has passed and that head is older than it, a head is
     /// signed now, so that the head's time proves the log complete up to `until_ms`. For an
     /// instant still to come, the head proves the log complete up to its own time only.
-    pub fn head_covering(&self, until_ms: i64) -> Result<StoredTreeHead, LogError> {
+    ///
+    /// With `witnessed`, a head some witness cosigned is preferred, so that an auditor who
+    /// requires cosignatures gets one: the first cosigned head at or after `until_ms`, or, for
+    /// an instant still to come, the newest cosigned head (the bundle then ends there). Without
+    /// any cosignature in the store, it is the same as without `witnessed`.
+    pub fn head_covering(
+        &self,
+        until_ms: i64,
+        witnessed: bool,
+    ) -> Result<StoredTreeHead, LogError> {
+        let now = (self.clock)();
+        if witnessed {
+            if let Some(head) = self.store.cosigned_head(Some(until_ms))? {
+                return Ok(head);
+            }
+            if until_ms > now
+                && let Some(head) = self.store.cosigned_head(None)?
+            {
+                return Ok(head);
+            }
+        }
         if let Some(head) = self
             .store
             .tree_heads(until_ms, i64::MAX)?
@@ -224,7 +244,7 @@ impl LogKeeper {
             return Ok(head);
         }
         let head = self.sign()?;
-        if head.timestamp_ms < until_ms && until_ms <= (self.clock)() {
+        if head.timestamp_ms < until_ms && until_ms <= now {
             return self.sign_fresh();
         }
         Ok(head)

@@ -195,7 +195,7 @@ pub fn build(collector: &Collector, log: &LogKeeper, month: &str) -> Result<Repo
     // The first head signed at or after the as-of instant (the month's end, once it is over)
     // covers every change the report read; when none exists yet (the current month, or a
     // quiet log), one is signed now.
-    let end_head = log.head_covering(as_of)?;
+    let end_head = log.head_covering(as_of, false)?;
     // An auditor refuses a report that claims time its end head does not cover.
     if end_head.timestamp_ms < as_of {
         return Err(ReportError::Data(format!(

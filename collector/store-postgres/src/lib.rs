@@ -485,6 +485,10 @@ impl AttestationStore for PostgresStore {
         self.read(move |mut conn| async move { read::cosignatures(&mut conn, tree_size).await })
     }
 
+    fn cosigned_head(&self, from_ms: Option<i64>) -> Result<Option<StoredTreeHead>, StoreError> {
+        self.read(move |mut conn| async move { read::cosigned_head(&mut conn, from_ms).await })
+    }
+
     fn tree_head(&self, tree_size: Option<u64>) -> Result<Option<StoredTreeHead>, StoreError> {
         self.read(move |mut conn| async move { read::tree_head(&mut conn, tree_size).await })
     }

@@ -495,6 +495,29 @@ pub(crate) async fn cosignatures(
     .collect()
 }
 
+pub(crate) async fn cosigned_head(
+    conn: &mut Conn,
+    from_ms: Option<i64>,
+) -> Result<Option<StoredTreeHead>, StoreError> {
+    let cosigned = "tree_size IN (SELECT tree_size FROM cosignatures)";
+    let row = match from_ms {
+        Some(from) => {
+            let sql = format!(
+                "SELECT {HEAD_COLUMNS} FROM tree_heads WHERE {cosigned} AND timestamp_ms >= $1
+                 ORDER BY timestamp_ms, tree_size LIMIT 1"
+            );
+            conn.query_opt(&sql, &[&from]).await?
+        }
+        None => {
+            let sql = format!(
+                "SELECT {HEAD_COLUMNS} FROM tree_heads WHERE {cosigned} ORDER BY tree_size DESC LIMIT 1"
+            );
+            conn.query_opt(&sql, &[]).await?
+        }
+    };
+    row.as_ref().map(head_row).transpose()
+}
+
 fn head_row(row: &Row) -> Result<StoredTreeHead, StoreError> {
     Ok(StoredTreeHead {
         tree_size: get_u64(row, 0, "tree_size")?,

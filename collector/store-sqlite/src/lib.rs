@@ -357,6 +357,10 @@ impl AttestationStore for SqliteStore {
             .with(|conn| read::cosignatures(conn, tree_size))
     }
 
+    fn cosigned_head(&self, from_ms: Option<i64>) -> Result<Option<StoredTreeHead>, StoreError> {
+        self.readers.with(|conn| read::cosigned_head(conn, from_ms))
+    }
+
     fn tree_head(&self, tree_size: Option<u64>) -> Result<Option<StoredTreeHead>, StoreError> {
         self.readers.with(|conn| read::tree_head(conn, tree_size))
     }

@@ -567,6 +567,29 @@ pub(crate) fn cosignatures(
     )
 }
 
+pub(crate) fn cosigned_head(
+    conn: &Connection,
+    from_ms: Option<i64>,
+) -> Result<Option<StoredTreeHead>, StoreError> {
+    let cosigned = "tree_size IN (SELECT tree_size FROM cosignatures)";
+    let found = match from_ms {
+        Some(from) => {
+            let sql = format!(
+                "SELECT {HEAD_COLUMNS} FROM tree_heads WHERE {cosigned} AND timestamp_ms >= ?1
+                 ORDER BY timestamp_ms, tree_size LIMIT 1"
+            );
+            collect(&mut *conn.prepare_cached(&sql).db()?, [from], head_row)?
+        }
+        None => {
+            let sql = format!(
+                "SELECT {HEAD_COLUMNS} FROM tree_heads WHERE {cosigned} ORDER BY tree_size DESC LIMIT 1"
+            );
+            collect(&mut *conn.prepare_cached(&sql).db()?, [], head_row)?
+        }
+    };
+    Ok(found.into_iter().next())
+}
+
 fn head_row(row: &Row<'_>) -> Result<StoredTreeHead, StoreError> {
     Ok(StoredTreeHead {
         tree_size: u64_at(row, 0, "tree_size")?,

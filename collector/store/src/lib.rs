@@ -193,6 +193,10 @@ pub trait AttestationStore: Send + Sync + 'static {
     /// The cosignatures kept on the checkpoint of `tree_size` leaves, by witness name.
     fn cosignatures(&self, tree_size: u64) -> Result<Vec<StoredCosignature>, StoreError>;
 
+    /// The first head signed at or after `from_ms` that some witness cosigned (`None`: the
+    /// newest such head of the whole log, whenever it was signed).
+    fn cosigned_head(&self, from_ms: Option<i64>) -> Result<Option<StoredTreeHead>, StoreError>;
+
     /// Host state changes at instants before `to_ms`, oldest first (commit order within one
     /// instant): the history a past distribution or a monthly report replays.
     fn host_changes(&self, to_ms: i64) -> Result<Vec<HostChange>, StoreError>;

@@ -32,6 +32,13 @@ fn the_demo_catches_the_breach_and_verifies_its_evidence() {
         .unwrap();
     assert!(caught <= 4.0, "caught after {caught} s");
     assert!(stdout.contains("PASS"), "{stdout}");
+    // The evidence is verified with the witness's key too, and the witness cosigned it.
+    assert!(
+        stdout.contains("--witness-key witness.regulator.demo+")
+            && stdout.contains("Witnessed veu-attest.demo/log: witness.regulator.demo at"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("[9/9"), "{stdout}");
     for file in [
         "report/report.json",
         "report/report.sig",

@@ -210,6 +210,21 @@ pub(super) fn cosignatures_by_size_and_witness(store: &dyn AttestationStore) -> 
         vec![cosignature(9, "w1.example", 2_000)]
     );
     ensure_eq!(store.cosignatures(u64::MAX)?, Vec::new());
+    // Heads of sizes 7 and 9 are cosigned, 8 is not.
+    let head = |size: u64, at: i64| StoredTreeHead {
+        tree_size: size,
+        root: [size as u8; 32],
+        timestamp_ms: at,
+        envelope: vec![size as u8; 80],
+    };
+    ensure_eq!(store.cosigned_head(None)?, None);
+    store.put_tree_head(&head(7, 1_000))?;
+    store.put_tree_head(&head(8, 2_000))?;
+    store.put_tree_head(&head(9, 3_000))?;
+    ensure_eq!(store.cosigned_head(None)?, Some(head(9, 3_000)));
+    ensure_eq!(store.cosigned_head(Some(0))?, Some(head(7, 1_000)));
+    ensure_eq!(store.cosigned_head(Some(1_001))?, Some(head(9, 3_000)));
+    ensure_eq!(store.cosigned_head(Some(3_001))?, None);
     Ok(())
 }
 
