@@ -473,7 +473,9 @@ fn promtool_accepts_the_collector_metrics() {
         "{body}"
     );
     for line in [
-        "veu_collector_compliant{view=\"last_known\"} 1",
+        // Nothing is counted yet: no compute, never compliant.
+        "veu_collector_compliant{view=\"last_known\"} 0",
+        "veu_collector_verdict{view=\"last_known\",verdict=\"no_compute\"} 1",
         "veu_collector_tier1_share_percent{view=\"last_known\"} 0.0",
         "veu_collector_home_share_percent{country=\"US\",view=\"verified\"} 0.0",
         "veu_collector_share_limit_percent{rule=\"tier1_min_share\"} 75.0",
