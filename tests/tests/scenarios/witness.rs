@@ -131,6 +131,40 @@ fn a_witness_cosigns_one_history_and_a_split_view_fails_verification() {
     let (status, stdout) = collector.verify(&bundle, &["--known-head", kept.to_str().unwrap()]);
     assert_eq!(status, 0, "{stdout}");
 
+    // Its metrics show the witness keeping up: it cosigned the checkpoint the log is at.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = http_get(metrics_port, "/metrics");
+        let value = |series: &str| {
+            metrics
+                .lines()
+                .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+                .and_then(|value| value.parse::<u64>().ok())
+        };
+        let log_size = value("veu_collector_log_tree_size");
+        let cosigned = value("veu_collector_witness_cosigned_tree_size{witness=\"witness.test\"}");
+        let submissions = value(
+            "veu_collector_witness_submissions_total{witness=\"witness.test\",outcome=\"cosigned\"}",
+        );
+        if log_size.is_some_and(|size| size > 0)
+            && cosigned == log_size
+            && submissions.is_some_and(|count| count >= 1)
+        {
+            assert!(
+                metrics.contains(
+                    "veu_collector_witness_last_cosignature_timestamp_seconds{witness=\"witness.test\"} "
+                ),
+                "{metrics}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the witness's metrics never caught up with the log:\n{metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
     // The operator, holding the log key, signs a second tree of the same size: the last
     // leaf replaced by the Malaysian host's decommissioning, hiding its Tier-2 compute.
     let genuine = Bundle::read(&bundle).unwrap();
