@@ -381,6 +381,46 @@ mod tests {
             config.store,
             Store::Sqlite(PathBuf::from("/var/lib/veu-collector/collector.db"))
         );
+        assert!(config.log_origin.is_none() && config.witnesses.is_empty());
+
+        // The commented origin and witnesses, uncommented, are valid too.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let uncommented: String = text
+            .lines()
+            .map(|line| {
+                for setting in ["origin = ", "[[audit.witnesses]]", "url = ", "key = \""] {
+                    if let Some(rest) = line.strip_prefix("# ")
+                        && rest.starts_with(setting)
+                    {
+                        return format!("{rest}\n");
+                    }
+                }
+                format!("{line}\n")
+            })
+            .collect();
+        let config = Config::parse(&uncommented, &path).unwrap();
+        assert_eq!(
+            config.log_origin.as_deref(),
+            Some("collector.example.com/veu-attest")
+        );
+        let witnesses: Vec<(&str, &str)> = config
+            .witnesses
+            .iter()
+            .map(|w| (w.url.as_str(), w.key.name().as_str()))
+            .collect();
+        assert_eq!(
+            witnesses,
+            [
+                (
+                    "http://witness.regulator.example:7380",
+                    "witness.regulator.example/veu"
+                ),
+                (
+                    "http://witness.auditor.example:7380",
+                    "witness.auditor.example/veu"
+                )
+            ]
+        );
     }
 
     #[test]

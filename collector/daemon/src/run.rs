@@ -123,7 +123,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     let checkpoint: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
-    let witnesses = Arc::new(Witnesses::new(config.witnesses.clone()));
+    let witnesses = Arc::new(Witnesses::new(
+        config.witnesses.clone(),
+        Arc::clone(&metrics),
+    ));
     if let Some(listen) = config.metrics_listen {
         let listener = tokio::net::TcpListener::bind(listen)
             .await

@@ -453,6 +453,10 @@ fn scrape(port: u16) -> String {
         .unwrap_or_default()
 }
 
+/// A witness's cosignature key, as `veu-witness keygen` prints it.
+const WITNESS_KEY: &str =
+    "witness.regulator.example/veu+290ccebb+BHv+RNh7Avou2kHn9/9kjdtSo4IV0Uo/WccvBj/D4AqZ";
+
 #[test]
 #[ignore = "needs promtool (apt-get install prometheus); .ci/run runs it with --ignored"]
 fn promtool_accepts_the_collector_metrics() {
@@ -461,9 +465,14 @@ fn promtool_accepts_the_collector_metrics() {
     let metrics_port = free_port();
     let config = dir.path().join("collector.toml");
     let text = std::fs::read_to_string(&config).unwrap();
+    // A witness nobody answers for: its series exist from the start.
+    let witness_port = free_port();
     std::fs::write(
         &config,
-        format!("{text}[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n"),
+        format!(
+            "{text}[[audit.witnesses]]\nurl = \"http://127.0.0.1:{witness_port}\"\nkey = \"{WITNESS_KEY}\"\n\
+             [metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n"
+        ),
     )
     .unwrap();
     server.start();
@@ -473,7 +482,7 @@ fn promtool_accepts_the_collector_metrics() {
         "{body}"
     );
     for line in [
-        // No counted compute yet: never compliant.
+        // Nothing is counted yet: no compute, never compliant.
         "veu_collector_compliant{view=\"last_known\"} 0",
         "veu_collector_verdict{view=\"last_known\",verdict=\"no_compute\"} 1",
         "veu_collector_tier1_share_percent{view=\"last_known\"} 0.0",
@@ -481,6 +490,8 @@ fn promtool_accepts_the_collector_metrics() {
         "veu_collector_share_limit_percent{rule=\"tier1_min_share\"} 75.0",
         "veu_collector_share_limit_percent{rule=\"tier2_country_max_share\"} 7.0",
         "veu_collector_rule_violations{rule=\"tier2_country_max_share\",view=\"last_known\"} 0",
+        "veu_collector_witness_submissions_total{witness=\"witness.regulator.example/veu\",outcome=\"cosigned\"} 0",
+        "veu_collector_witness_cosigned_tree_size{witness=\"witness.regulator.example/veu\"} 0",
     ] {
         assert!(body.lines().any(|l| l == line), "missing {line}:\n{body}");
     }

@@ -10,6 +10,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use proto_accounting::{Distribution, Policy, Rule, Tier, Verdict, evaluate};
 
+use crate::witnesses::Submitted;
+
 /// Every policy rule, in the order `evaluate` reports them.
 const RULES: [Rule; 4] = [
     Rule::Tier1MinShare,
@@ -77,6 +79,26 @@ pub struct HomeLabel {
     pub view: &'static str,
 }
 
+/// `witness` label: a witness's key name, as in its cosignature lines and `collector.toml`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WitnessLabel {
+    /// The witness's key name.
+    pub witness: String,
+}
+
+/// `witness` and `outcome` labels: what one checkpoint submission came to.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SubmissionLabel {
+    /// The witness's key name.
+    pub witness: String,
+    /// `cosigned`, `ahead` or `failed`.
+    pub outcome: &'static str,
+}
+
+/// Every submission outcome, so that each configured witness has all three series from the
+/// start (a rate over a series that appears only with its first failure misses that failure).
+const OUTCOMES: [&str; 3] = ["cosigned", "ahead", "failed"];
+
 /// Every metric of the collector.
 #[derive(Debug)]
 pub struct Metrics {
@@ -99,6 +121,10 @@ pub struct Metrics {
     violations: Family<ViewLabel, Gauge>,
     /// Open agent streams.
     pub streams: Gauge,
+    log_tree_size: Gauge,
+    witness_submissions: Family<SubmissionLabel, Counter>,
+    witness_cosigned_size: Family<WitnessLabel, Gauge>,
+    witness_cosigned_at: Family<WitnessLabel, Gauge>,
 }
 
 impl Metrics {
@@ -122,6 +148,10 @@ impl Metrics {
             verdict: Family::default(),
             violations: Family::default(),
             streams: Gauge::default(),
+            log_tree_size: Gauge::default(),
+            witness_submissions: Family::default(),
+            witness_cosigned_size: Family::default(),
+            witness_cosigned_at: Family::default(),
         };
         registry.register(
             "attestations_accepted",
@@ -194,6 +224,26 @@ impl Metrics {
             "Open agent streams",
             metrics.streams.clone(),
         );
+        registry.register(
+            "log_tree_size",
+            "Leaves in the log's latest signed checkpoint, the one published at /checkpoint and submitted to the witnesses",
+            metrics.log_tree_size.clone(),
+        );
+        registry.register(
+            "witness_submissions",
+            "Checkpoint submissions to each configured witness, by outcome: cosigned, ahead (the witness holds a larger tree of this log), failed (refused or unreachable)",
+            metrics.witness_submissions.clone(),
+        );
+        registry.register(
+            "witness_cosigned_tree_size",
+            "Leaves in the largest checkpoint each witness has cosigned that this collector keeps; 0 until it keeps one",
+            metrics.witness_cosigned_size.clone(),
+        );
+        registry.register(
+            "witness_last_cosignature_timestamp_seconds",
+            "Unix time at which the collector received the cosignature counted in witness_cosigned_tree_size",
+            metrics.witness_cosigned_at.clone(),
+        );
         for reason in Reason::ALL {
             let _ = metrics.rejections.get_or_create(&ReasonLabel {
                 reason: reason.as_str(),
@@ -212,6 +262,67 @@ impl Metrics {
                 reason: reason.as_str(),
             })
             .inc();
+    }
+
+    /// Makes a configured witness's series: every outcome counted 0 and a cosigned size of 0,
+    /// so that a witness that never answers is seen lagging from the start.
+    pub fn witness_configured(&self, witness: &str) {
+        for outcome in OUTCOMES {
+            let _ = self.witness_submissions.get_or_create(&SubmissionLabel {
+                witness: witness.to_owned(),
+                outcome,
+            });
+        }
+        let _ = self.witness_cosigned_size.get_or_create(&WitnessLabel {
+            witness: witness.to_owned(),
+        });
+    }
+
+    /// The size of the log's latest signed checkpoint, the one the witnesses are asked to
+    /// cosign.
+    pub fn log_checkpoint(&self, tree_size: u64) {
+        self.log_tree_size
+            .set(i64::try_from(tree_size).unwrap_or(i64::MAX));
+    }
+
+    /// Counts one submission by its outcome; a cosignature also moves the witness's gauges.
+    pub fn witness_submitted(&self, submitted: &Submitted) {
+        let (witness, outcome) = match submitted {
+            Submitted::Cosigned {
+                witness,
+                tree_size,
+                received_at_ms,
+            } => {
+                self.witness_cosigned(witness, *tree_size, *received_at_ms);
+                (witness, "cosigned")
+            }
+            Submitted::Ahead { witness, .. } => (witness, "ahead"),
+            Submitted::Failed { witness, .. } => (witness, "failed"),
+        };
+        self.witness_submissions
+            .get_or_create(&SubmissionLabel {
+                witness: witness.clone(),
+                outcome,
+            })
+            .inc();
+    }
+
+    /// `witness`'s cosignature of the checkpoint of `tree_size` leaves, received at `at_ms`
+    /// (Unix milliseconds), is kept: by this submission, an earlier one, or another replica.
+    /// The gauges keep the largest size seen, so an older cosignature never moves them back.
+    pub fn witness_cosigned(&self, witness: &str, tree_size: u64, at_ms: i64) {
+        let label = WitnessLabel {
+            witness: witness.to_owned(),
+        };
+        let size = self.witness_cosigned_size.get_or_create(&label);
+        let tree_size = i64::try_from(tree_size).unwrap_or(i64::MAX);
+        if tree_size < size.get() {
+            return;
+        }
+        size.set(tree_size);
+        self.witness_cosigned_at
+            .get_or_create(&label)
+            .set(at_ms.div_euclid(1000));
     }
 
     /// Refreshes the distribution gauges: one pass over the countries of each view.
@@ -364,6 +475,103 @@ mod tests {
         assert!(
             text.lines().any(|l| l == line),
             "missing {line:?} in\n{text}"
+        );
+    }
+
+    #[test]
+    fn witness_submissions_are_counted_by_outcome_and_cosignatures_move_the_gauges() {
+        let metrics = Metrics::new();
+        let text = metrics.render();
+        assert!(
+            !text.contains("veu_collector_witness_submissions_total{"),
+            "{text}"
+        );
+
+        let witness = "witness.regulator.example";
+        metrics.witness_configured(witness);
+        metrics.log_checkpoint(120);
+        let text = metrics.render();
+        for outcome in OUTCOMES {
+            has(
+                &text,
+                &format!(
+                    "veu_collector_witness_submissions_total{{witness=\"{witness}\",outcome=\"{outcome}\"}} 0"
+                ),
+            );
+        }
+        // Lagging from the start: nothing cosigned yet, no time of a cosignature.
+        has(
+            &text,
+            &format!("veu_collector_witness_cosigned_tree_size{{witness=\"{witness}\"}} 0"),
+        );
+        has(&text, "veu_collector_log_tree_size 120");
+        assert!(
+            !text.contains("veu_collector_witness_last_cosignature_timestamp_seconds{"),
+            "{text}"
+        );
+
+        for submitted in [
+            Submitted::Failed {
+                witness: witness.into(),
+                reason: "connection refused".into(),
+            },
+            Submitted::Failed {
+                witness: witness.into(),
+                reason: "connection refused".into(),
+            },
+            Submitted::Ahead {
+                witness: witness.into(),
+                witness_size: 130,
+            },
+            Submitted::Cosigned {
+                witness: witness.into(),
+                tree_size: 120,
+                received_at_ms: 1_767_225_600_999,
+            },
+        ] {
+            metrics.witness_submitted(&submitted);
+        }
+        let text = metrics.render();
+        for (outcome, count) in [("cosigned", 1), ("ahead", 1), ("failed", 2)] {
+            has(
+                &text,
+                &format!(
+                    "veu_collector_witness_submissions_total{{witness=\"{witness}\",outcome=\"{outcome}\"}} {count}"
+                ),
+            );
+        }
+        has(
+            &text,
+            &format!("veu_collector_witness_cosigned_tree_size{{witness=\"{witness}\"}} 120"),
+        );
+        has(
+            &text,
+            &format!(
+                "veu_collector_witness_last_cosignature_timestamp_seconds{{witness=\"{witness}\"}} 1767225600"
+            ),
+        );
+
+        // A cosignature kept earlier (found in the store) never moves the gauges back; one
+        // of the same size received later moves the time.
+        metrics.witness_cosigned(witness, 100, 1_767_225_000_000);
+        metrics.witness_cosigned(witness, 120, 1_767_225_660_000);
+        let text = metrics.render();
+        has(
+            &text,
+            &format!("veu_collector_witness_cosigned_tree_size{{witness=\"{witness}\"}} 120"),
+        );
+        has(
+            &text,
+            &format!(
+                "veu_collector_witness_last_cosignature_timestamp_seconds{{witness=\"{witness}\"}} 1767225660"
+            ),
+        );
+        // Finding a kept cosignature is not a submission.
+        has(
+            &text,
+            &format!(
+                "veu_collector_witness_submissions_total{{witness=\"{witness}\",outcome=\"cosigned\"}} 1"
+            ),
         );
     }
 

@@ -13,6 +13,7 @@ use collector_store::{StoredCosignature, StoredTreeHead};
 use proto_note::{SignatureType, SignedNote, VerifierKey};
 
 use crate::log::LogKeeper;
+use crate::metrics::Metrics;
 
 /// How long one submission to one witness may take, connecting included.
 const SUBMIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,13 +33,18 @@ pub struct Witnesses {
     targets: Vec<WitnessTarget>,
     /// The size each witness (by URL) last cosigned; learnt from its answers.
     sizes: Mutex<HashMap<String, u64>>,
+    metrics: Arc<Metrics>,
 }
 
-/// What one submission came to, for logs and tests.
+/// What one submission came to, for logs, metrics and tests.
 #[derive(Debug)]
 pub enum Submitted {
-    /// The witness cosigned; its cosignature is kept.
-    Cosigned { witness: String, tree_size: u64 },
+    /// The witness cosigned; its cosignature is kept, received at `received_at_ms`.
+    Cosigned {
+        witness: String,
+        tree_size: u64,
+        received_at_ms: i64,
+    },
     /// The witness already holds a larger tree of this log (another replica submitted it).
     Ahead { witness: String, witness_size: u64 },
     /// The witness refused or could not be reached.
@@ -46,11 +52,16 @@ pub enum Submitted {
 }
 
 impl Witnesses {
-    /// The witnesses in `targets` (keys checked to be cosignature keys by the caller).
-    pub fn new(targets: Vec<WitnessTarget>) -> Self {
+    /// The witnesses in `targets` (keys checked to be cosignature keys by the caller); what
+    /// they answer is recorded in `metrics`, where each has its series from now on.
+    pub fn new(targets: Vec<WitnessTarget>, metrics: Arc<Metrics>) -> Self {
+        for target in &targets {
+            metrics.witness_configured(target.key.name().as_str());
+        }
         Self {
             targets,
             sizes: Mutex::new(HashMap::new()),
+            metrics,
         }
     }
 
@@ -61,8 +72,9 @@ impl Witnesses {
 
     /// Submits `head`'s checkpoint to every witness that has not cosigned it yet and keeps
     /// each new cosignature in the store. Never fails as a whole: each witness's outcome is
-    /// returned (and logged).
+    /// returned, logged and counted; this is the one place the witness metrics are recorded.
     pub async fn submit(&self, log: &Arc<LogKeeper>, head: &StoredTreeHead) -> Vec<Submitted> {
+        self.metrics.log_checkpoint(head.tree_size);
         let mut outcomes = Vec::with_capacity(self.targets.len());
         let kept = {
             let log = Arc::clone(log);
@@ -75,12 +87,20 @@ impl Witnesses {
         };
         for target in &self.targets {
             let name = target.key.name().as_str().to_owned();
-            if kept.iter().any(|c| c.witness == name) {
+            if let Some(kept) = kept.iter().find(|c| c.witness == name) {
+                // Cosigned already: by an earlier submission, another replica, or before a
+                // restart. Not a submission, but the gauges must show it (after a restart
+                // they start at 0).
+                self.metrics
+                    .witness_cosigned(&name, kept.tree_size, kept.received_at_ms);
                 continue;
             }
             let outcome = self.submit_one(log, head, target).await;
+            self.metrics.witness_submitted(&outcome);
             match &outcome {
-                Submitted::Cosigned { witness, tree_size } => {
+                Submitted::Cosigned {
+                    witness, tree_size, ..
+                } => {
                     tracing::info!(witness, tree_size, "checkpoint cosigned by a witness");
                 }
                 Submitted::Ahead {
@@ -190,17 +210,19 @@ impl Witnesses {
                 reason: "it returned no cosignature by its key".into(),
             };
         };
+        let received_at_ms = log.now_ms();
         let stored = StoredCosignature {
             tree_size: head.tree_size,
             witness: witness.clone(),
             line: signature.signature().to_line().trim_end().to_owned(),
-            received_at_ms: log.now_ms(),
+            received_at_ms,
         };
         let log = Arc::clone(log);
         match tokio::task::spawn_blocking(move || log.store().put_cosignature(&stored)).await {
             Ok(Ok(())) => Submitted::Cosigned {
                 witness,
                 tree_size: head.tree_size,
+                received_at_ms,
             },
             Ok(Err(e)) => Submitted::Failed {
                 witness,
@@ -240,4 +262,214 @@ fn log_signed_only(note: &SignedNote, log: &LogKeeper) -> Option<String> {
 /// Whether `key` is a witness's cosignature key.
 pub fn is_cosignature_key(key: &VerifierKey) -> bool {
     key.signature_type() == SignatureType::CosignatureV1
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use collector_store::{AgentRecord, AttestationStore};
+    use collector_store_sqlite::{SqliteOptions, SqliteStore};
+    use proto_note::{Cosigner, KeyName, SignerKey};
+    use proto_seal::Ed25519Signer;
+    use tokio_util::sync::CancellationToken;
+    use veu_witness::state::StateDir;
+    use veu_witness::{Limits, Witness, WitnessedLog};
+
+    use super::*;
+
+    const ORIGIN: &str = "collector.test/veu-attest";
+    const WITNESS: &str = "witness.test";
+    /// 2026-01-01T00:00:00.250Z: the collector's clock.
+    const NOW_MS: i64 = 1_767_225_600_250;
+
+    fn clock() -> i64 {
+        NOW_MS
+    }
+
+    fn enrol(store: &dyn AttestationStore, n: u8) {
+        store
+            .put_agent(&AgentRecord {
+                key_id: [n; 32],
+                public_key: [n; 32],
+                host_id: format!("gpu-{n}"),
+                site_id: "us-va-1".into(),
+                country: "US".into(),
+                identity: format!("urn:veu:agent:gpu-{n}"),
+                enrolled_at_ms: NOW_MS - 1_000,
+                revoked_at_ms: None,
+            })
+            .unwrap();
+    }
+
+    /// A witness of `log` served in this runtime; its URL and the key that checks it.
+    async fn witness(dir: &Path, log: &LogKeeper, shutdown: &CancellationToken) -> WitnessTarget {
+        let key = SignerKey::from_seed(
+            KeyName::new(WITNESS).unwrap(),
+            SignatureType::CosignatureV1,
+            [7; 32],
+        )
+        .unwrap();
+        let witness = Witness::open(
+            Cosigner::from_signer_key(&key).unwrap(),
+            vec![WitnessedLog {
+                origin: ORIGIN.into(),
+                keys: vec![log.verifier_key().clone()],
+            }],
+            StateDir::open(dir).unwrap(),
+        )
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(veu_witness::server::serve(
+            listener,
+            Arc::new(witness),
+            Limits::default(),
+            shutdown.clone(),
+        ));
+        WitnessTarget {
+            url,
+            key: key.verifier_key(),
+        }
+    }
+
+    /// A witness nobody answers for: a port that was free a moment ago.
+    fn unreachable() -> WitnessTarget {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let key = SignerKey::from_seed(
+            KeyName::new("down.test").unwrap(),
+            SignatureType::CosignatureV1,
+            [8; 32],
+        )
+        .unwrap();
+        WitnessTarget {
+            url: format!("http://127.0.0.1:{port}"),
+            key: key.verifier_key(),
+        }
+    }
+
+    fn has(metrics: &Metrics, line: &str) {
+        let text = metrics.render();
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+
+    fn outcomes(submitted: &[Submitted]) -> Vec<String> {
+        submitted
+            .iter()
+            .map(|s| match s {
+                Submitted::Cosigned {
+                    witness, tree_size, ..
+                } => format!("{witness} cosigned {tree_size}"),
+                Submitted::Ahead {
+                    witness,
+                    witness_size,
+                } => format!("{witness} ahead {witness_size}"),
+                Submitted::Failed { witness, .. } => format!("{witness} failed"),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn each_outcome_is_recorded_where_it_is_produced_and_kept_cosignatures_survive_a_restart()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn AttestationStore> = Arc::new(
+            SqliteStore::open(&dir.path().join("collector.db"), SqliteOptions::default()).unwrap(),
+        );
+        for n in 1..=3 {
+            enrol(store.as_ref(), n);
+        }
+        let log = Arc::new(
+            LogKeeper::new(
+                Arc::clone(&store),
+                Ed25519Signer::from_seed(&[5; 32]).unwrap(),
+                Some(ORIGIN),
+                clock,
+            )
+            .unwrap(),
+        );
+        let shutdown = CancellationToken::new();
+        let good = witness(&dir.path().join("witness"), &log, &shutdown).await;
+        let targets = vec![good, unreachable()];
+        let metrics = Arc::new(Metrics::new());
+        let witnesses = Witnesses::new(targets.clone(), Arc::clone(&metrics));
+        has(
+            &metrics,
+            "veu_collector_witness_cosigned_tree_size{witness=\"down.test\"} 0",
+        );
+
+        let head = log.sign().unwrap();
+        assert_eq!(head.tree_size, 3);
+        let submitted = witnesses.submit(&log, &head).await;
+        assert_eq!(
+            outcomes(&submitted),
+            ["witness.test cosigned 3", "down.test failed"]
+        );
+        has(&metrics, "veu_collector_log_tree_size 3");
+        for line in [
+            "veu_collector_witness_submissions_total{witness=\"witness.test\",outcome=\"cosigned\"} 1",
+            "veu_collector_witness_submissions_total{witness=\"witness.test\",outcome=\"failed\"} 0",
+            "veu_collector_witness_cosigned_tree_size{witness=\"witness.test\"} 3",
+            "veu_collector_witness_last_cosignature_timestamp_seconds{witness=\"witness.test\"} 1767225600",
+            "veu_collector_witness_submissions_total{witness=\"down.test\",outcome=\"failed\"} 1",
+            "veu_collector_witness_cosigned_tree_size{witness=\"down.test\"} 0",
+        ] {
+            has(&metrics, line);
+        }
+
+        // The same head again: only the witness that has not cosigned it is asked.
+        let submitted = witnesses.submit(&log, &head).await;
+        assert_eq!(outcomes(&submitted), ["down.test failed"]);
+        has(
+            &metrics,
+            "veu_collector_witness_submissions_total{witness=\"witness.test\",outcome=\"cosigned\"} 1",
+        );
+        has(
+            &metrics,
+            "veu_collector_witness_submissions_total{witness=\"down.test\",outcome=\"failed\"} 2",
+        );
+
+        // A restart with the log unchanged: nothing to submit to the witness that cosigned,
+        // and its gauges come from the cosignature kept in the store.
+        let metrics = Arc::new(Metrics::new());
+        let witnesses = Witnesses::new(targets.clone(), Arc::clone(&metrics));
+        let submitted = witnesses.submit(&log, &head).await;
+        assert_eq!(outcomes(&submitted), ["down.test failed"]);
+        for line in [
+            "veu_collector_witness_submissions_total{witness=\"witness.test\",outcome=\"cosigned\"} 0",
+            "veu_collector_witness_cosigned_tree_size{witness=\"witness.test\"} 3",
+            "veu_collector_witness_last_cosignature_timestamp_seconds{witness=\"witness.test\"} 1767225600",
+        ] {
+            has(&metrics, line);
+        }
+
+        // The log grows: this process does not know the witness's size, learns it from the
+        // witness's 409 and gets the larger tree cosigned; the witness that is down falls
+        // further behind.
+        enrol(store.as_ref(), 4);
+        let head = log.sign().unwrap();
+        assert_eq!(head.tree_size, 4);
+        let submitted = witnesses.submit(&log, &head).await;
+        assert_eq!(
+            outcomes(&submitted),
+            ["witness.test cosigned 4", "down.test failed"]
+        );
+        for line in [
+            "veu_collector_log_tree_size 4",
+            "veu_collector_witness_submissions_total{witness=\"witness.test\",outcome=\"cosigned\"} 1",
+            "veu_collector_witness_cosigned_tree_size{witness=\"witness.test\"} 4",
+            "veu_collector_witness_cosigned_tree_size{witness=\"down.test\"} 0",
+            "veu_collector_witness_submissions_total{witness=\"down.test\",outcome=\"failed\"} 2",
+        ] {
+            has(&metrics, line);
+        }
+        shutdown.cancel();
+    }
 }

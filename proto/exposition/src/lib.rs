@@ -1,5 +1,6 @@
 //! The Prometheus text endpoint (`GET /metrics`) every daemon serves: one short request per
-//! connection, meant for a scraper on a private address.
+//! connection (its head read within 5 s, at most 2 KiB), meant for a scraper on a private
+//! address.
 //!
 //! Invariant: never blocks the caller's runtime on a slow client (each connection is its own
 //! task with a read deadline).
@@ -45,11 +46,24 @@ pub async fn serve_with<F, G>(
         let render = Arc::clone(&render);
         let other = Arc::clone(&other);
         tokio::spawn(async move {
+            // The request line and headers, however the client split them, up to 2 KiB and
+            // 5 s in all.
             let mut request = [0u8; 2048];
-            let read =
-                tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut request))
-                    .await;
-            let Ok(Ok(length)) = read else { return };
+            let mut length = 0;
+            let read = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+                while length < request.len()
+                    && !request[..length].windows(4).any(|w| w == b"\r\n\r\n")
+                {
+                    match stream.read(&mut request[length..]).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => length += n,
+                    }
+                }
+            })
+            .await;
+            if read.is_err() || length == 0 {
+                return;
+            }
             let head = String::from_utf8_lossy(&request[..length]);
             let response = if head.starts_with("GET /metrics ") || head.starts_with("GET /metrics?")
             {
@@ -105,8 +119,40 @@ pub fn prometheus_text(openmetrics: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_split_over_several_writes_is_answered() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let shutdown = CancellationToken::new();
+            tokio::spawn(serve_with(
+                listener,
+                Arc::new(|| "up 1\n".to_owned()),
+                Arc::new(|path: &str| (path == "/checkpoint").then(|| "note\n".to_owned())),
+                shutdown.clone(),
+            ));
+            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap();
+            for part in ["GET /check", "point HTTP/1.1\r\n", "Host: x\r\n", "\r\n"] {
+                stream.write_all(part.as_bytes()).await.unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            let mut response = String::new();
+            stream.read_to_string(&mut response).await.unwrap();
+            assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+            assert!(response.ends_with("\r\n\r\nnote\n"), "{response}");
+            shutdown.cancel();
+        });
+    }
 
     #[test]
     fn counters_are_named_with_their_total_suffix() {

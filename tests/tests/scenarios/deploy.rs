@@ -37,9 +37,11 @@ fn tool(name: &str, package: &str) -> Command {
 // ---------------------------------------------------------------------------------------------
 // systemd
 
-const UNITS: [(&str, &str); 2] = [
+const UNITS: [(&str, &str); 3] = [
     ("veu-agent.service", "veu-agent"),
     ("veu-collector.service", "veu-collector"),
+    // Run by a party other than the operator, on its own machine.
+    ("veu-witness.service", "veu-witness"),
 ];
 
 #[test]
@@ -135,22 +137,109 @@ fn stated_exposure(readme: &str, unit: &str) -> f64 {
 
 #[test]
 fn sysusers_creates_the_users_the_units_run_as() {
-    let root = tempfile::tempdir().unwrap();
-    let file = repo().join("deploy/systemd/sysusers.d/veu.conf");
-    let output = tool("systemd-sysusers", "systemd")
-        .arg("--dry-run")
-        .arg(format!("--root={}", root.path().display()))
-        .arg(file.canonicalize().unwrap())
-        .output()
-        .unwrap();
-    let report = text(&output);
-    assert!(output.status.success(), "{report}");
-    for (_, user) in UNITS {
-        assert!(
-            report.contains(&format!("Creating user '{user}'")),
-            "{report}"
+    // veu.conf for the operator's machines; veu-witness.conf alone on the witness's machine.
+    let mut created = BTreeMap::new();
+    for (file, users) in [
+        ("veu.conf", &["veu-agent", "veu-collector"][..]),
+        ("veu-witness.conf", &["veu-witness"][..]),
+    ] {
+        let root = tempfile::tempdir().unwrap();
+        let path = repo().join("deploy/systemd/sysusers.d").join(file);
+        let output = tool("systemd-sysusers", "systemd")
+            .arg("--dry-run")
+            .arg(format!("--root={}", root.path().display()))
+            .arg(path.canonicalize().unwrap())
+            .output()
+            .unwrap();
+        let report = text(&output);
+        assert!(output.status.success(), "{file}: {report}");
+        for user in users {
+            assert!(
+                report.contains(&format!("Creating user '{user}'")),
+                "{file}: {report}"
+            );
+            created.insert(*user, file);
+        }
+        assert_eq!(
+            report.matches("Creating user '").count(),
+            users.len(),
+            "{file} creates only {users:?}: {report}"
         );
     }
+    for (_, user) in UNITS {
+        assert!(
+            created.contains_key(user),
+            "no sysusers.d file creates {user}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The witness's example configuration
+
+#[test]
+fn the_witness_example_passes_check_config_with_a_generated_key() {
+    let example = read("deploy/witness/witness.toml");
+    let value = |key: &str| {
+        example
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{key} = ")))
+            .map(unquote)
+            .unwrap_or_else(|| panic!("deploy/witness/witness.toml has no {key}"))
+    };
+    let (name, key_file, state_dir) = (value("name"), value("key_file"), value("state_dir"));
+    // Where the systemd unit keeps them.
+    assert_eq!(key_file, "/var/lib/veu-witness/witness.key");
+    assert_eq!(state_dir, "/var/lib/veu-witness/state");
+    assert_eq!(listen_port(&example, ""), "7380");
+    assert!(
+        example.contains(&format!("veu-witness keygen --name {name} ")),
+        "the keygen command in the comments names the configured name"
+    );
+
+    // The file as installed, with the key and state under a temporary directory instead.
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("witness.key");
+    let keygen = Command::new(binary("veu-witness"))
+        .args(["keygen", "--name", &name, "--out"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(keygen.status.success(), "{}", text(&keygen));
+    assert!(String::from_utf8_lossy(&keygen.stdout).starts_with(&format!("{name}+")));
+    let config = dir.path().join("witness.toml");
+    std::fs::write(
+        &config,
+        example
+            .replace(&key_file, key.to_str().unwrap())
+            .replace(&state_dir, dir.path().join("state").to_str().unwrap()),
+    )
+    .unwrap();
+    let check = Command::new(binary("veu-witness"))
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success() && text(&check).contains("valid"),
+        "veu-witness check-config deploy/witness/witness.toml:\n{}",
+        text(&check)
+    );
+
+    // And a key under another name is refused, with the configuration's exit status.
+    std::fs::remove_file(&key).unwrap();
+    let other = Command::new(binary("veu-witness"))
+        .args(["keygen", "--name", "someone.else/veu", "--out"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(other.status.success(), "{}", text(&other));
+    let check = Command::new(binary("veu-witness"))
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(78), "{}", text(&check));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -131,6 +131,40 @@ fn a_witness_cosigns_one_history_and_a_split_view_fails_verification() {
     let (status, stdout) = collector.verify(&bundle, &["--known-head", kept.to_str().unwrap()]);
     assert_eq!(status, 0, "{stdout}");
 
+    // Its metrics show the witness keeping up: it cosigned the checkpoint the log is at.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = http_get(metrics_port, "/metrics");
+        let value = |series: &str| {
+            metrics
+                .lines()
+                .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+                .and_then(|value| value.parse::<u64>().ok())
+        };
+        let log_size = value("veu_collector_log_tree_size");
+        let cosigned = value("veu_collector_witness_cosigned_tree_size{witness=\"witness.test\"}");
+        let submissions = value(
+            "veu_collector_witness_submissions_total{witness=\"witness.test\",outcome=\"cosigned\"}",
+        );
+        if log_size.is_some_and(|size| size > 0)
+            && cosigned == log_size
+            && submissions.is_some_and(|count| count >= 1)
+        {
+            assert!(
+                metrics.contains(
+                    "veu_collector_witness_last_cosignature_timestamp_seconds{witness=\"witness.test\"} "
+                ),
+                "{metrics}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the witness's metrics never caught up with the log:\n{metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
     // The operator, holding the log key, signs a second tree of the same size: the last
     // leaf replaced by the Malaysian host's decommissioning, hiding its Tier-2 compute.
     let genuine = Bundle::read(&bundle).unwrap();
@@ -267,31 +301,19 @@ fn split_view(genuine: &Bundle, pkcs8: &[u8]) -> Forged {
     }
 }
 
-/// The body of a plain `GET path` on 127.0.0.1:`port` (tried a few times: a loaded machine may
-/// refuse a first connection).
+/// The body of a plain `GET path` on 127.0.0.1:`port`.
 fn http_get(port: u16, path: &str) -> String {
     use std::io::{Read, Write};
-    let mut last = String::new();
-    for _ in 0..5 {
-        let attempt = (|| -> std::io::Result<String> {
-            let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
-            stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-            write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")?;
-            let mut response = String::new();
-            stream.read_to_string(&mut response)?;
-            Ok(response)
-        })();
-        match attempt {
-            Ok(response) if response.starts_with("HTTP/1.1 200") => {
-                return response
-                    .split_once("\r\n\r\n")
-                    .map(|(_, body)| body.to_owned())
-                    .unwrap_or_default();
-            }
-            Ok(response) => last = response,
-            Err(error) => last = error.to_string(),
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    panic!("GET {path} on port {port} failed: {last}");
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    // One write: the metrics endpoint answers from the first read of the request.
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default()
 }
