@@ -426,7 +426,8 @@ pub struct Remediation {
 ///
 /// - `tier1_min_share`: **add in Tier 1** the least `y` with `(T1 + y) / (T + y) ≥ t1`, that
 ///   is `⌈(t1·T − T1) / (1 − t1)⌉` (for 75 %: `3T − 4·T1`). None at 100 %, where only
-///   removing compute outside Tier 1 helps.
+///   removing compute outside Tier 1 helps, and none when the policy lists no Tier-1 country
+///   (as for the other additions in Tier 1 below).
 /// - `home_min_share`: **add in the home country** the least `y` with
 ///   `(H + y) / (T + y) ≥ h`: `⌈(h·T − H) / (1 − h)⌉` (for 50 %: `T − 2H`). None at 100 %.
 /// - `tier2_country_max_share` of country `c`: **remove from `c`** the least `x` with
@@ -442,7 +443,8 @@ pub struct Remediation {
 /// in one place for which *every* rule holds (and something is counted): the home country when
 /// the home rule applies and the home country is in Tier 1, any Tier-1 country when there is
 /// no home rule; `None` when the home country is not in Tier 1 (no single place raises every
-/// minimum) or a minimum is 100 % or the Tier-2 maximum 0 % with compute there. Adding at such
+/// minimum), the policy lists no Tier-1 country, or a minimum is 100 % or the Tier-2 maximum
+/// 0 % with compute there. Adding at such
 /// a place only raises the Tier-1 and home shares and only lowers every other share, so each
 /// rule holds from its own least `y` on, and `y` is the largest of them: the least for which
 /// they all hold. `None` too when the fleet breaks no rule.
@@ -468,6 +470,8 @@ pub fn remediation(policy: &Policy, evaluation: &Evaluation, unit: &Accelerator)
         tpp,
         units: unit.units_covering(tpp),
     };
+    // A policy may list no Tier-1 country at all; then nothing can be added there.
+    let tier1_exists = policy.tier1().next().is_some();
     let mut remedies = Vec::new();
     for violation in &evaluation.violations {
         let mut offer = |change: Change| {
@@ -481,6 +485,7 @@ pub fn remediation(policy: &Policy, evaluation: &Evaluation, unit: &Accelerator)
                 if let Some(y) = policy
                     .tier1_min_share
                     .min_addition_to_reach(evaluation.tier1_tpp, total)
+                    .filter(|_| tier1_exists)
                 {
                     offer(change(Action::Add, Place::AnyTier1, y));
                 }
@@ -503,7 +508,7 @@ pub fn remediation(policy: &Policy, evaluation: &Evaluation, unit: &Accelerator)
                         max.min_removal_to_keep(c, total),
                     ));
                 }
-                if let Some(y) = max.min_dilution_to_keep(c, total) {
+                if let Some(y) = max.min_dilution_to_keep(c, total).filter(|_| tier1_exists) {
                     offer(change(Action::Add, Place::AnyTier1, y));
                 }
             }
@@ -556,6 +561,7 @@ fn all_at_once(
             )
         }
         Some(_) => return None,
+        None if policy.tier1().next().is_none() => return None,
         None => (Place::AnyTier1, 0),
     };
     let mut needed = home_needs.max(

@@ -265,7 +265,7 @@ impl Report {
             Some(share) if day.total_tpp > 0 => Cell::Num(percent(share)),
             _ => Cell::Num(UNDEFINED.to_owned()),
         };
-        let peak = |value: Option<String>| value.map_or_else(|| UNDEFINED.to_owned(), |v| v);
+        let peak = |value: Option<String>| value.unwrap_or_else(|| UNDEFINED.to_owned());
         vec![
             if day.partial {
                 Cell::Markup(format!(

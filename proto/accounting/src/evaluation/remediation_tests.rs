@@ -196,6 +196,23 @@ fn what_no_amount_of_a_change_can_do_is_not_offered() {
     );
     assert_eq!(r.all_at_once, None);
 
+    // A policy without Tier-1 countries has nowhere to add: only removing MY's compute is left.
+    let text = crate::policy::UVEU_2025_US_TOML.replace(
+        "\"US\", \"AU\", \"BE\", \"CA\", \"DK\", \"FI\", \"FR\", \"DE\", \"IE\", \"IT\",\n    \"JP\", \"NL\", \"NZ\", \"NO\", \"KR\", \"ES\", \"SE\", \"TW\", \"GB\",",
+        "",
+    );
+    let mut empty = Policy::from_toml(&text).unwrap();
+    assert_eq!(empty.tier1().count(), 0);
+    empty.home_min_share = None;
+    let e = evaluate(&empty, &distribution(&[("US", 900), ("MY", 100)]));
+    let r = remediation(&empty, &e, &h100());
+    assert!(
+        r.remedies
+            .iter()
+            .all(|remedy| remedy.change.action == Action::Remove)
+    );
+    assert_eq!(r.all_at_once, None);
+
     // A home country outside Tier 1 has no single place that raises every minimum.
     let mut abroad = policy();
     abroad.headquarters = code("MY");
