@@ -14,7 +14,10 @@ Why it is separate from the Rust code
     standard library. Rule checks are exact rational comparisons; headroom is found by a binary
     search over "do all rules still pass if x TPP are added to this country?", then checked
     against the closed form of SPEC.md section 5 (an assertion), so the fixtures test both the
-    product's arithmetic and the formula it was told to use. The policy (tiers, thresholds, home
+    product's arithmetic and the formula it was told to use. Remediation is found the same way:
+    for each broken rule, the least TPP removed from or added to a place after which that rule
+    holds (binary search, then checked against its closed form), and the least TPP added at home
+    after emptying Tier 3 for which every rule holds. The policy (tiers, thresholds, home
     country, the handful of catalogue TPP values the fixtures use) is written out below on
     purpose, not loaded from the product's policy or catalogue files.
 
@@ -246,6 +249,91 @@ def headroom(fleet, country):
     return searched
 
 
+# Where "any Tier-1 country" puts an addition when searching: Tier 1, not the home country.
+ANY_TIER1 = "JP"
+# Whole units of remediation, rounded up, are of the default unit (H100-SXM5-80GB).
+UNIT_TPP = CATALOGUE_TPP["H100-SXM5-80GB"]
+
+
+def changed(fleet, action, place, amount):
+    trial = dict(fleet)
+    country = ANY_TIER1 if place == "tier1" else place
+    if action == "add":
+        trial[country] = trial.get(country, 0) + amount
+    else:
+        trial[country] = trial[country] - amount
+    return trial
+
+
+def least(restores, hi):
+    """Least integer x in [0, hi] with restores(x), for a predicate that stays true from some x on."""
+    assert restores(hi), hi
+    lo = -1  # restores(lo) is false (or lo is below the range)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if restores(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def ceil_div(a, b):
+    return -(-a // b)
+
+
+def remedies_of(fleet, rule, country):
+    """(action, place, tpp) for each least change restoring (rule, country) alone."""
+    total = sum(fleet.values())
+    tier1_sum = sum(t for c, t in fleet.items() if tier(c) == 1)
+    broken = lambda trial: (rule, country) in violations(trial)
+    search = lambda action, place, hi: least(
+        lambda x: not broken(changed(fleet, action, place, x)), hi
+    )
+    found = []
+    if rule == RULE_TIER1:
+        y = search("add", "tier1", 20 * total + 1)
+        assert y == 3 * total - 4 * tier1_sum, (y, "3T - 4 T1")
+        found.append(("add", "tier1", y))
+    elif rule == RULE_HOME:
+        y = search("add", HOME, 20 * total + 1)
+        assert y == total - 2 * fleet.get(HOME, 0), (y, "T - 2H")
+        found.append(("add", HOME, y))
+    elif rule == RULE_TIER2:
+        c = fleet[country]
+        x = search("remove", country, c)
+        assert x == ceil_div(100 * c - 7 * total, 93), (x, "(100c - 7T)/93")
+        found.append(("remove", country, x))
+        y = search("add", "tier1", 20 * total + 1)
+        assert y == ceil_div(100 * c - 7 * total, 7), (y, "(100c - 7T)/7")
+        found.append(("add", "tier1", y))
+    elif rule == RULE_TIER3:
+        x = search("remove", country, fleet[country])
+        assert x == fleet[country]
+        found.append(("remove", country, x))
+    return found
+
+
+def all_at_once(fleet, found):
+    """Empty every Tier-3 country that breaks its rule, then the least TPP added at home for
+    which every rule holds and something is counted."""
+    if not found:
+        return None
+    plan = [("remove", c, fleet[c]) for rule, c in found if rule == RULE_TIER3]
+    emptied = dict(fleet)
+    for _, country, tpp in plan:
+        emptied = changed(emptied, "remove", country, tpp)
+    compliant = lambda trial: not violations(trial) and sum(trial.values()) > 0
+    y = least(lambda y: compliant(changed(emptied, "add", HOME, y)), 20 * sum(fleet.values()) + 1)
+    if y > 0:
+        plan.append(("add", HOME, y))
+    return plan
+
+
+def change_json(action, place, tpp):
+    return {"action": action, "place": place, "tpp": tpp, "units": ceil_div(tpp, UNIT_TPP)}
+
+
 def percent(part, total):
     return float(100 * share(part, total))
 
@@ -287,6 +375,15 @@ def evaluate(fleet):
             {"country": c, "tpp": headroom(fleet, c)} for c in sorted(fleet) if tier(c) == 2
         ],
         "new_tier2_country_headroom_tpp": headroom(fleet, unused_tier2_country(fleet)),
+        "remediation": [
+            dict({"rule": rule} if country is None else {"rule": rule, "country": country},
+                 **change_json(*change))
+            for rule, country in found
+            for change in remedies_of(fleet, rule, country)
+        ],
+        "remediation_all_at_once": (
+            None if not found else [change_json(*change) for change in all_at_once(fleet, found)]
+        ),
     }
 
 

@@ -259,6 +259,7 @@ fn report_input(month: &str, as_of_ms: i64, heads: LogEvidence, log: &Log) -> Re
             .to_string(),
         policy,
         collector: to_hex(log.key.key_id().0.as_bytes()),
+        organisation: None,
         changes: changes.into_iter().filter(|c| c.at_ms < as_of_ms).collect(),
         stale: Vec::new(),
         gaps: Vec::new(),

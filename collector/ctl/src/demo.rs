@@ -36,6 +36,9 @@ pub struct DemoArgs {
 /// The demo log's origin: the first line of its checkpoints.
 const ORIGIN: &str = "veu-attest.demo/log";
 
+/// The organisation the demo's report names.
+const ORGANISATION: &str = "Example Cloud Inc. (demo)";
+
 /// Marks a directory the demo wrote, so the next demo may replace it.
 const MARKER: &str = ".veu-demo";
 
@@ -203,7 +206,8 @@ fn demo(args: &DemoArgs) -> anyhow::Result<()> {
             "listen = \"127.0.0.1:{port}\"\nstate_dir = \"state\"\nsites = \"sites.toml\"\n\n\
              [tls]\ncertificate = \"../pki/server.pem\"\nkey = \"../pki/server.key\"\nclient_ca = \"../pki/ca.pem\"\n\n\
              [enrollment]\nca_dir = \"../pki\"\n\n[rules]\npolicy = \"policy.toml\"\n\n\
-             [ingest]\nfreshness_window = \"{}s\"\n\n[audit]\ntree_head_every = \"5s\"\norigin = \"{ORIGIN}\"\n\n\
+             [ingest]\nfreshness_window = \"{}s\"\n\n[report]\norganisation = \"{ORGANISATION}\"\n\n\
+             [audit]\ntree_head_every = \"5s\"\norigin = \"{ORIGIN}\"\n\n\
              [[audit.witnesses]]\nurl = \"http://127.0.0.1:{witness_port}\"\nkey = \"{witness_key}\"\n",
             args.interval * 5
         ),
@@ -642,10 +646,7 @@ fn describe_fixture(path: &Path) -> String {
 }
 
 fn current_month() -> String {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    collector_report::month::format_date(ms)
+    collector_report::month::format_date(crate::time::now_ms())
         .chars()
         .take(7)
         .collect()

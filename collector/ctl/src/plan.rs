@@ -6,7 +6,8 @@ use anyhow::anyhow;
 use proto_accounting::evaluation::CountryShare;
 use proto_accounting::percent::format_share;
 use proto_accounting::{
-    Accelerator, Distribution, Evaluation, Fleet, Percent, Policy, Rule, Tier, Verdict, evaluate,
+    Accelerator, Action, Change, CountryCode, Distribution, Evaluation, Fleet, Percent, Place,
+    Policy, Rule, Tier, Verdict, evaluate, remediation,
 };
 use serde::Serialize;
 
@@ -31,7 +32,8 @@ pub struct PlanArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
-    /// Accelerator (catalogue id or alias) in which headroom is also given in whole units.
+    /// Accelerator (catalogue id or alias) in which headroom and remediation are also given in
+    /// whole units.
     #[arg(long, value_name = "ACCELERATOR", default_value = DEFAULT_UNIT)]
     unit: String,
     /// Exit with status 1 unless the fleet is compliant: a broken rule, or no counted compute
@@ -115,6 +117,11 @@ pub struct PlanReport {
     countries: Vec<CountryLine>,
     violations: Vec<ViolationLine>,
     headroom: Vec<HeadroomLine>,
+    /// When a rule is broken: for each violation, each least change that restores it alone.
+    remediation: Vec<RemedyLine>,
+    /// When a rule is broken: the least changes that restore every rule together (`null` when
+    /// none is broken, or no single place to add exists).
+    remediation_all_at_once: Option<Vec<ChangeLine>>,
     new_tier2_country_headroom_tpp: u64,
     new_tier2_country_headroom_h100e: f64,
     new_tier2_country_headroom_units: u64,
@@ -156,6 +163,67 @@ struct HeadroomLine {
     h100e: f64,
     /// Whole units of the chosen accelerator.
     units: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct RemedyLine {
+    /// The broken rule this change restores.
+    rule: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    country: Option<String>,
+    #[serde(flatten)]
+    change: ChangeLine,
+    /// The broken rule in words, for the table.
+    #[serde(skip)]
+    broken: String,
+}
+
+#[derive(Debug, Serialize)]
+struct ChangeLine {
+    /// `remove` or `add`.
+    action: &'static str,
+    /// A country code, or `tier1`: any Tier-1 country.
+    place: String,
+    /// Exact TPP.
+    tpp: u64,
+    h100e: f64,
+    /// Whole units of the chosen accelerator covering `tpp` (rounded up).
+    units: u64,
+    /// The change in words, without its amount: "remove from MY (Malaysia)".
+    #[serde(skip)]
+    words: String,
+}
+
+impl ChangeLine {
+    fn new(change: &Change, policy: &Policy, evaluation: &Evaluation) -> Self {
+        let place = match change.place {
+            Place::Country(country) => format!("{country} ({})", country.name()),
+            Place::AnyTier1 => "any Tier-1 country".to_owned(),
+        };
+        let all = match change.place {
+            Place::Country(country) => evaluation
+                .countries
+                .iter()
+                .any(|line| line.country == country && line.tpp == change.tpp),
+            Place::AnyTier1 => false,
+        };
+        let words = match (change.action, all) {
+            (Action::Remove, true) => format!("remove all from {place}"),
+            (Action::Remove, false) => format!("remove from {place}"),
+            (Action::Add, _) => format!("add in {place}"),
+        };
+        ChangeLine {
+            action: change.action.as_str(),
+            place: match change.place {
+                Place::Country(country) => country.to_string(),
+                Place::AnyTier1 => "tier1".to_owned(),
+            },
+            tpp: change.tpp,
+            h100e: policy.h100e(change.tpp),
+            units: change.units,
+            words,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -216,8 +284,8 @@ impl PlanReport {
     ) -> Self {
         let total = evaluation.total_tpp;
         let h100e = |tpp: u64| policy.h100e(tpp);
-        let units = |tpp: u64| tpp / unit.tpp;
-        let violated = |rule: Rule, country: Option<proto_accounting::CountryCode>| {
+        let units = |tpp: u64| unit.units_within(tpp);
+        let violated = |rule: Rule, country: Option<CountryCode>| {
             evaluation
                 .violations
                 .iter()
@@ -267,6 +335,7 @@ impl PlanReport {
                 })
             })
             .collect();
+        let remedies = remediation(policy, evaluation, unit);
         let hq = policy.headquarters;
         let home_tpp = distribution.of(hq);
         let new_headroom = evaluation.new_tier2_country_headroom;
@@ -285,6 +354,21 @@ impl PlanReport {
             countries,
             violations,
             headroom,
+            remediation: remedies
+                .remedies
+                .iter()
+                .map(|remedy| RemedyLine {
+                    rule: remedy.violation.rule.as_str(),
+                    country: remedy.violation.country.map(|c| c.to_string()),
+                    change: ChangeLine::new(&remedy.change, policy, evaluation),
+                    broken: broken_words(remedy.violation.rule, remedy.violation.country, policy),
+                })
+                .collect(),
+            remediation_all_at_once: remedies.all_at_once.map(|plan| {
+                plan.iter()
+                    .map(|change| ChangeLine::new(change, policy, evaluation))
+                    .collect()
+            }),
             new_tier2_country_headroom_tpp: new_headroom,
             new_tier2_country_headroom_h100e: h100e(new_headroom),
             new_tier2_country_headroom_units: units(new_headroom),
@@ -412,25 +496,21 @@ impl PlanReport {
         }
         out.push('\n');
 
+        if self.verdict == Verdict::NotCompliant {
+            out.push_str(&self.remediation_table());
+            out.push_str("\nHeadroom: none until every rule holds again.\n");
+            return out;
+        }
         out.push_str(&format!(
             "Headroom: the most TPP that can still be added in one Tier-2 country with every rule true;\nwhole units of {} ({} TPP each).\n",
             self.unit.accelerator,
             grouped(self.unit.tpp)
         ));
-        match self.verdict {
-            Verdict::NotCompliant => {
-                out.push_str(
-                    "  none: the fleet already breaks a rule, so nothing can be added in Tier 2.\n",
-                );
-                return out;
-            }
-            Verdict::NoCompute => {
-                out.push_str(
-                    "  none: nothing is counted, so compute added in Tier 2 alone would hold all of it.\n",
-                );
-                return out;
-            }
-            Verdict::Compliant => {}
+        if self.verdict == Verdict::NoCompute {
+            out.push_str(
+                "  none: nothing is counted, so compute added in Tier 2 alone would hold all of it.\n",
+            );
+            return out;
         }
         let mut describe = |label: &str, tpp: u64, h100e: f64, units: u64| {
             if tpp == u64::MAX {
@@ -461,6 +541,79 @@ impl PlanReport {
             self.new_tier2_country_headroom_units,
         );
         out
+    }
+}
+
+impl PlanReport {
+    /// The least changes that restore each broken rule, then every rule at once.
+    fn remediation_table(&self) -> String {
+        let mut out = format!(
+            "Remediation: the least change that restores each broken rule, everything else\n\
+             unchanged (exact TPP; whole units of {}, {} TPP each, rounded up).\n\n",
+            self.unit.accelerator,
+            grouped(self.unit.tpp)
+        );
+        let mut table = Columns::new(
+            &[
+                "Broken rule",
+                "Change",
+                "TPP",
+                "H100e",
+                &format!("x {}", self.unit.accelerator),
+            ],
+            &[false, false, true, true, true],
+        );
+        let mut row = |rule: String, prefix: &str, change: &ChangeLine| {
+            table.row(vec![
+                rule,
+                format!("{prefix}{}", change.words),
+                grouped(change.tpp),
+                grouped_f64(change.h100e, 2),
+                grouped(change.units),
+            ]);
+        };
+        let mut previous = None;
+        for remedy in &self.remediation {
+            let key = (remedy.rule, remedy.country.as_deref());
+            if previous == Some(key) {
+                row(String::new(), "or ", &remedy.change);
+            } else {
+                row(remedy.broken.clone(), "", &remedy.change);
+            }
+            previous = Some(key);
+        }
+        for (i, change) in self.remediation_all_at_once.iter().flatten().enumerate() {
+            if i == 0 {
+                row("Every rule at once".to_owned(), "", change);
+            } else {
+                row(String::new(), "then ", change);
+            }
+        }
+        out.push_str(&table.render());
+        if self.remediation_all_at_once.is_none() {
+            out.push_str(
+                "No single place restores every rule at once under this policy: combine the rows above.\n",
+            );
+        }
+        out
+    }
+}
+
+/// A broken rule in a few words: "MY above 7 %".
+fn broken_words(rule: Rule, country: Option<CountryCode>, policy: &Policy) -> String {
+    let country = country.map_or_else(String::new, |c| c.to_string());
+    match rule {
+        Rule::Tier1MinShare => format!("Tier-1 share below {} %", policy.tier1_min_share),
+        Rule::HomeMinShare => format!(
+            "Home share ({country}) below {} %",
+            policy
+                .home_min_share
+                .map_or_else(String::new, |p| p.to_string())
+        ),
+        Rule::Tier2CountryMaxShare => {
+            format!("{country} above {} %", policy.tier2_country_max_share)
+        }
+        Rule::Tier3Prohibited => format!("{country} in Tier 3 (none allowed)"),
     }
 }
 
@@ -517,7 +670,7 @@ fn rule_lines(policy: &Policy, evaluation: &Evaluation, home_tpp: u64) -> Vec<Ru
 
 fn violation_line(
     rule: Rule,
-    country: Option<proto_accounting::CountryCode>,
+    country: Option<CountryCode>,
     evaluation: &Evaluation,
     policy: &Policy,
 ) -> ViolationLine {
@@ -537,7 +690,7 @@ fn violation_line(
     };
     let shown = format_share(part, total, 3);
     let limit_text = limit.map_or_else(|| "0 TPP".to_owned(), |p| format!("{p} %"));
-    let name = |code: Option<proto_accounting::CountryCode>| {
+    let name = |code: Option<CountryCode>| {
         code.map_or_else(String::new, |c| format!("{c} ({})", c.name()))
     };
     let message = match rule {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, anyhow};
 use collector_bundle::signature_to_text;
-use collector_report::Report;
+use collector_report::{HtmlOptions, Report};
 use proto_evidence::{KeyId, Sha256};
 use proto_seal::DetachedSignature;
 use proto_wire::v1;
@@ -84,7 +84,15 @@ pub fn run(args: &ReportArgs) -> Result<u8, Failure> {
         ("report.json", response.report_json.clone()),
         ("report.sig", signature_to_text(&signature).into_bytes()),
         ("report.csv", report.to_csv().into_bytes()),
-        ("report.html", report.to_html().into_bytes()),
+        (
+            "report.html",
+            // The page says when it was made; report.json, which is signed, cannot.
+            report
+                .to_html_with(&HtmlOptions {
+                    generated_at_ms: Some(crate::time::now_ms()),
+                })
+                .into_bytes(),
+        ),
     ];
     for (name, bytes) in files {
         let path = args.out.join(name);

@@ -37,6 +37,54 @@ async fn an_auditor_replays_past_distributions_and_reads_hosts_and_history() {
     assert_eq!(check.code, 1, "{check:?}");
     assert!(check.stdout.contains("NOT COMPLIANT"), "{check:?}");
     assert!(check.stdout.contains("MY"), "{check:?}");
+    // And what restores it: ⌈(100·126,720 − 7·253,440)/93⌉ = 117,182 TPP out of Malaysia, or
+    // ⌈(100·126,720 − 7·253,440)/7⌉ = 1,556,846 TPP more in Tier 1, which at home also lifts
+    // the Tier-1 share (it needs 3T − 4·T1 = 253,440).
+    assert!(check.stdout.contains("Remediation"), "{check:?}");
+    assert!(
+        check.stdout.contains("remove from MY (Malaysia)"),
+        "{check:?}"
+    );
+    let remedies: Vec<(String, String, u64)> = now["last_known"]["remediation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["rule"].as_str().unwrap().to_owned(),
+                format!(
+                    "{} {}",
+                    r["action"].as_str().unwrap(),
+                    r["place"].as_str().unwrap()
+                ),
+                r["tpp"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        remedies,
+        [
+            (
+                "tier1_min_share".to_owned(),
+                "add tier1".to_owned(),
+                253_440
+            ),
+            (
+                "tier2_country_max_share".to_owned(),
+                "remove MY".to_owned(),
+                117_182
+            ),
+            (
+                "tier2_country_max_share".to_owned(),
+                "add tier1".to_owned(),
+                1_556_846
+            ),
+        ]
+    );
+    assert_eq!(
+        now["last_known"]["remediation_all_at_once"][0]["tpp"],
+        1_556_846
+    );
 
     // Before the Malaysian host attested, only the US host counted, and every rule held:
     // asked in Unix milliseconds and in RFC 3339.

@@ -119,6 +119,43 @@ fn assert_matches(actual: &Value, expected: &Value, name: &str) {
             "{name}: units"
         );
     }
+    // Remediation: exact TPP and whole units (rounded up) of each least change, per rule.
+    let change = ["action", "place", "tpp", "units"];
+    assert_eq!(
+        pick(
+            &actual["remediation"],
+            &[
+                "rule", "country", change[0], change[1], change[2], change[3]
+            ]
+        ),
+        pick(
+            &expected["remediation"],
+            &[
+                "rule", "country", change[0], change[1], change[2], change[3]
+            ]
+        ),
+        "{name}: remediation"
+    );
+    for line in actual["remediation"].as_array().unwrap() {
+        let h100e = line["tpp"].as_f64().unwrap() / 15840.0;
+        assert!(
+            (line["h100e"].as_f64().unwrap() - h100e).abs() < 1e-9,
+            "{name}: h100e"
+        );
+    }
+    // All at once, in order: Tier 3 emptied first, then the one addition.
+    let steps = |value: &Value| -> Option<Vec<String>> {
+        value.as_array().map(|plan| {
+            plan.iter()
+                .map(|step| change.map(|key| step[key].to_string()).join(" "))
+                .collect()
+        })
+    };
+    assert_eq!(
+        steps(&actual["remediation_all_at_once"]),
+        steps(&expected["remediation_all_at_once"]),
+        "{name}: remediation_all_at_once"
+    );
 }
 
 fn fleets_in(dir: &Path) -> Vec<PathBuf> {
@@ -194,6 +231,50 @@ fn table_shows_verdict_shares_limits_and_headroom_in_units() {
     let breach = stdout(&veuctl(&["plan", "deploy/examples/tier2-breach.csv"]));
     assert!(breach.contains("NOT COMPLIANT: 1 violation(s)"), "{breach}");
     assert!(breach.contains("MY (Malaysia) holds"), "{breach}");
+}
+
+#[test]
+fn a_broken_rule_gets_the_least_changes_that_restore_it() {
+    let breach = stdout(&veuctl(&[
+        "plan",
+        "deploy/examples/tier2-breach.csv",
+        "--unit",
+        "B200",
+    ]));
+    assert!(!breach.contains("already breaks a rule"), "{breach}");
+    for expected in [
+        "Remediation: the least change that restores each broken rule",
+        "whole units of B200,",
+        "Broken rule",
+        "MY above 7 %",
+        "remove from MY (Malaysia)",
+        "or add in any Tier-1 country",
+        "Every rule at once",
+        "add in US (United States)",
+        "Headroom: none until every rule holds again.",
+    ] {
+        assert!(
+            breach.contains(expected),
+            "missing {expected:?} in\n{breach}"
+        );
+    }
+    let tier3 = stdout(&veuctl(&["plan", "deploy/examples/tier3-presence.csv"]));
+    assert!(tier3.contains("in Tier 3 (none allowed)"), "{tier3}");
+    assert!(tier3.contains("remove all from"), "{tier3}");
+
+    // The JSON's units follow --unit, rounded up; compliant fleets have no remediation.
+    let json = plan_json(
+        Path::new("deploy/examples/tier2-breach.csv"),
+        &["--unit", "B200"],
+    );
+    let per_unit = json["unit"]["tpp"].as_u64().unwrap();
+    for line in json["remediation"].as_array().unwrap() {
+        let tpp = line["tpp"].as_u64().unwrap();
+        assert_eq!(line["units"].as_u64().unwrap(), tpp.div_ceil(per_unit));
+    }
+    let compliant = plan_json(Path::new("deploy/examples/compliant.csv"), &[]);
+    assert_eq!(compliant["remediation"], serde_json::json!([]));
+    assert_eq!(compliant["remediation_all_at_once"], Value::Null);
 }
 
 #[test]

@@ -11,6 +11,9 @@ use proto_config::parse_duration;
 use proto_note::VerifierKey;
 use serde::Deserialize;
 
+/// The longest organisation name a report carries, in characters.
+const MAX_ORGANISATION_CHARS: usize = 200;
+
 /// Where the collector keeps what it accepted.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Store {
@@ -63,6 +66,8 @@ pub struct Config {
     pub log_origin: Option<String>,
     /// The witnesses every new checkpoint is submitted to.
     pub witnesses: Vec<WitnessTarget>,
+    /// The organisation monthly reports name (`[report] organisation`).
+    pub organisation: Option<String>,
     pub metrics_listen: Option<SocketAddr>,
     pub log_json: bool,
     pub log_level: tracing::Level,
@@ -88,6 +93,14 @@ struct RawConfig {
     log: RawLog,
     #[serde(default)]
     audit: RawAudit,
+    #[serde(default)]
+    report: RawReport,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawReport {
+    organisation: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -314,6 +327,27 @@ impl Config {
         {
             errors.push(("audit.origin".into(), e.to_string()));
         }
+        let organisation = match raw.report.organisation.as_deref().map(str::trim) {
+            None => None,
+            Some("") => {
+                errors.push((
+                    "report.organisation".into(),
+                    "must not be empty (leave it out to name no organisation)".into(),
+                ));
+                None
+            }
+            Some(name)
+                if name.chars().count() > MAX_ORGANISATION_CHARS
+                    || name.chars().any(char::is_control) =>
+            {
+                errors.push((
+                    "report.organisation".into(),
+                    format!("must be one line of at most {MAX_ORGANISATION_CHARS} characters"),
+                ));
+                None
+            }
+            Some(name) => Some(name.to_owned()),
+        };
         let state_dir = resolve(raw.state_dir);
         let log_key = raw
             .audit
@@ -354,6 +388,7 @@ impl Config {
                 log_key,
                 log_origin: raw.audit.origin,
                 witnesses,
+                organisation,
                 metrics_listen,
                 log_json,
                 log_level,
@@ -464,6 +499,28 @@ mod tests {
             example,
             "deploy/kubernetes/collector/sites.toml is a copy of deploy/collector/sites.toml"
         );
+    }
+
+    #[test]
+    fn the_report_names_the_organisation_when_configured() {
+        let base = "listen = \"0.0.0.0:7443\"\nstate_dir = \"s\"\nsites = \"sites.toml\"\n\
+                    [tls]\ncertificate = \"a\"\nkey = \"b\"\nclient_ca = \"c\"\n";
+        let path = Path::new("/etc/veu-collector/collector.toml");
+        assert_eq!(Config::parse(base, path).unwrap().organisation, None);
+        let named = format!("{base}[report]\norganisation = \" Example Cloud Inc. \"\n");
+        assert_eq!(
+            Config::parse(&named, path).unwrap().organisation.as_deref(),
+            Some("Example Cloud Inc.")
+        );
+        for bad in [
+            "\"\"",
+            "\"two\\nlines\"",
+            &format!("\"{}\"", "x".repeat(201)),
+        ] {
+            let errors = Config::parse(&format!("{base}[report]\norganisation = {bad}\n"), path)
+                .unwrap_err();
+            assert_eq!(errors.errors[0].0, "report.organisation", "{bad}");
+        }
     }
 
     #[test]

@@ -95,7 +95,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             millis(config.freshness_window),
             now_ms,
         )
-        .context("cannot rebuild the collector's state from the store")?,
+        .context("cannot rebuild the collector's state from the store")?
+        .with_organisation(config.organisation.clone()),
     );
     {
         let state = collector.state();

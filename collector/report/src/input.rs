@@ -31,6 +31,9 @@ pub struct ReportInput {
     pub catalogue_digest: String,
     /// The collector's log key id, hex.
     pub collector: String,
+    /// The organisation the report is about, as the operator configured it (`[report]
+    /// organisation`); `None` leaves it out of the report.
+    pub organisation: Option<String>,
     /// Every host state change before `as_of_ms`, from the first ever, oldest first (sorted by
     /// `at_ms`; changes at the same instant keep their order, and the last one for a host wins).
     /// Changes before the month's start give the state at its start; the first change is the

@@ -22,9 +22,10 @@ pub use input::{
     StaleSpan,
 };
 pub use month::{Month, MonthError};
+pub use render::HtmlOptions;
 pub use replay::build;
 pub use report::{
     CountryStanding, Day, DayCountry, EndOfMonth, FORMAT, HomeLimit, InventoryChange, LimitKind,
-    Limits, PeakShare, RejectionCount, Report, RuleBreach, Series, SeriesPoint, State, Verdict,
-    ViolationInterval,
+    Limits, PeakShare, RejectionCount, Report, RuleBreach, Series, SeriesPoint, Span, State,
+    Verdict, ViolationInterval,
 };

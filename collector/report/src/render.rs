@@ -3,5 +3,8 @@
 mod chart;
 mod csv;
 mod html;
+mod tables;
+mod text;
 
 pub use csv::CSV_HEADER;
+pub use html::HtmlOptions;

@@ -20,7 +20,7 @@ use crate::input::{ChangeKind, HostChange, ReportInput, StaleSpan};
 use crate::month::{DAY_MS, format_date};
 use crate::report::{
     CountryStanding, Day, DayCountry, EndOfMonth, FORMAT, HomeLimit, InventoryChange, Limits,
-    PeakShare, RejectionCount, Report, RuleBreach, Series, State, Verdict, ViolationInterval,
+    PeakShare, RejectionCount, Report, RuleBreach, Series, Span, State, Verdict, ViolationInterval,
 };
 use crate::series::SeriesBuilder;
 use crate::share::{Share, limit_text};
@@ -89,6 +89,7 @@ pub fn build(input: &ReportInput) -> Result<Report, ReportError> {
         policy_digest: input.policy_digest.clone(),
         catalogue_digest: input.catalogue_digest.clone(),
         collector: input.collector.clone(),
+        organisation: input.organisation.clone(),
         limits,
         verdict: Verdict {
             state: walked.state,
@@ -353,6 +354,9 @@ struct Walk<'a> {
     tier2: BTreeMap<CountryCode, SeriesBuilder>,
     open: BTreeMap<Violation, Open>,
     closed: Vec<ViolationInterval>,
+    /// Since when nothing has been counted, while nothing is.
+    no_compute_since: Option<i64>,
+    no_compute: Vec<Span>,
     state: State,
     evidence_from_ms: Option<i64>,
 }
@@ -381,6 +385,8 @@ impl<'a> Walk<'a> {
             tier2: BTreeMap::new(),
             open: BTreeMap::new(),
             closed: Vec::new(),
+            no_compute_since: None,
+            no_compute: Vec::new(),
             state: State::NoEvidence,
             evidence_from_ms: None,
         };
@@ -405,6 +411,17 @@ impl<'a> Walk<'a> {
         }
         if self.evidence_from_ms.is_none() {
             self.evidence_from_ms = Some(at_ms);
+        }
+        match (current.counts(), self.no_compute_since) {
+            (false, None) => self.no_compute_since = Some(at_ms),
+            (true, Some(from_ms)) => {
+                self.no_compute.push(Span {
+                    from_ms,
+                    to_ms: at_ms,
+                });
+                self.no_compute_since = None;
+            }
+            _ => {}
         }
         let total = current.evaluation.total_tpp;
         self.tier1.push(at_ms, current.tier1.millipercent());
@@ -528,7 +545,13 @@ impl<'a> Walk<'a> {
     }
 
     /// The series, every violation interval in order, the days and the period's state.
-    fn finish(self) -> Walked {
+    fn finish(mut self) -> Walked {
+        if let Some(from_ms) = self.no_compute_since {
+            self.no_compute.push(Span {
+                from_ms,
+                to_ms: self.as_of_ms,
+            });
+        }
         let mut violations = self.closed;
         violations.extend(
             self.open
@@ -544,6 +567,7 @@ impl<'a> Walk<'a> {
                 .into_iter()
                 .map(|(country, series)| (country.as_str().to_owned(), series.finish()))
                 .collect(),
+            no_compute: self.no_compute,
         };
         Walked {
             series,

@@ -48,6 +48,9 @@ pub struct Report {
     pub catalogue_digest: String,
     /// The collector's log key id.
     pub collector: String,
+    /// The organisation the report is about, when the operator named it; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organisation: Option<String>,
     /// The policy's thresholds, as the renderers need them.
     pub limits: Limits,
     /// The month in three facts.
@@ -333,6 +336,20 @@ pub struct Series {
     pub home: Vec<SeriesPoint>,
     /// Each Tier-2 country's share, by country code, from its first instant with a host.
     pub tier2: BTreeMap<String, Vec<SeriesPoint>>,
+    /// The spans with evidence but no counted compute, oldest first: every share is undefined
+    /// there (the series hold `"0.000"`), so charts leave them blank. Absent when there are
+    /// none, and in reports made before it existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub no_compute: Vec<Span>,
+}
+
+/// A span of time, `[from_ms, to_ms)` in Unix milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Span {
+    /// First instant.
+    pub from_ms: i64,
+    /// First instant after it (the end of the period when it lasts until then).
+    pub to_ms: i64,
 }
 
 /// A share from an instant on.

@@ -122,6 +122,8 @@ pub struct Collector {
     unsettled: AtomicBool,
     clock: fn() -> i64,
     freshness_ms: i64,
+    /// The organisation monthly reports name (`[report] organisation`).
+    organisation: Option<String>,
 }
 
 impl std::fmt::Debug for Collector {
@@ -152,7 +154,20 @@ impl Collector {
             unsettled: AtomicBool::new(false),
             clock,
             freshness_ms,
+            organisation: None,
         })
+    }
+
+    /// Names the organisation in every monthly report.
+    #[must_use]
+    pub fn with_organisation(mut self, organisation: Option<String>) -> Self {
+        self.organisation = organisation;
+        self
+    }
+
+    /// The organisation monthly reports name, if any.
+    pub fn organisation(&self) -> Option<&str> {
+        self.organisation.as_deref()
     }
 
     /// How long a host counts as verified after its last attestation.

@@ -223,6 +223,7 @@ pub fn build(collector: &Collector, log: &LogKeeper, month: &str) -> Result<Repo
         policy_digest: rules.policy.digest().to_string(),
         catalogue_digest: rules.catalogue.digest().to_string(),
         collector: hex(log.public_key().key_id().0.as_bytes()),
+        organisation: collector.organisation().map(str::to_owned),
         changes,
         stale,
         gaps,

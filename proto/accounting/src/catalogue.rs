@@ -118,6 +118,25 @@ pub struct Accelerator {
     pub note: Option<String>,
 }
 
+impl Accelerator {
+    /// Whole units of this accelerator that fit in `tpp` (rounded down): how many more can be
+    /// deployed within a headroom.
+    pub fn units_within(&self, tpp: u64) -> u64 {
+        // A catalogue entry's TPP is greater than zero (checked when read).
+        tpp.checked_div(self.tpp).unwrap_or(0)
+    }
+
+    /// Whole units of this accelerator whose TPP covers `tpp` (rounded up): how many to add or
+    /// remove for a change of at least `tpp`.
+    pub fn units_covering(&self, tpp: u64) -> u64 {
+        if self.tpp == 0 {
+            0
+        } else {
+            tpp.div_ceil(self.tpp)
+        }
+    }
+}
+
 /// How a device was identified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MatchedBy {
@@ -433,6 +452,19 @@ basis = "vendor-export-table"
 source = "test"
 confirmed = true
 "#;
+
+    #[test]
+    fn whole_units_round_down_for_headroom_and_up_for_changes() {
+        let catalogue = Catalogue::builtin().unwrap();
+        let h100 = catalogue.by_id("H100-SXM5-80GB").unwrap();
+        assert_eq!(h100.tpp, 15_840);
+        assert_eq!(h100.units_within(15_839), 0);
+        assert_eq!(h100.units_within(31_680), 2);
+        assert_eq!(h100.units_covering(0), 0);
+        assert_eq!(h100.units_covering(1), 1);
+        assert_eq!(h100.units_covering(31_680), 2);
+        assert_eq!(h100.units_covering(31_681), 3);
+    }
 
     #[test]
     fn builtin_catalogue_is_valid_and_has_the_reference_models() {

@@ -1,10 +1,11 @@
 //! Exact evaluation of a compute distribution against a policy (SPEC section 5): integer TPP,
-//! cross-multiplied comparisons, inclusive thresholds, every violation listed, and headroom.
+//! cross-multiplied comparisons, inclusive thresholds, every violation listed, headroom, and
+//! the smallest changes that restore a broken rule.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::{CountryCode, Policy};
+use crate::{Accelerator, CountryCode, Policy};
 
 /// A country's tier under a policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -349,5 +350,246 @@ fn tier2_headroom(
     limits.into_iter().flatten().min().unwrap_or(u64::MAX)
 }
 
+/// Whether a change takes compute away or adds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Action {
+    /// Take TPP away (decommission, move out of the evaluated fleet).
+    Remove,
+    /// Deploy more TPP.
+    Add,
+}
+
+impl Action {
+    /// `remove` or `add`, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Remove => "remove",
+            Action::Add => "add",
+        }
+    }
+}
+
+/// Where a change is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Place {
+    /// In this country.
+    Country(CountryCode),
+    /// In any Tier-1 country, or spread over several.
+    AnyTier1,
+}
+
+/// One change of the fleet: `tpp` added or removed at `place`, and the same in whole units of
+/// the accelerator [`remediation`] was asked for, rounded up (the fewest units whose TPP is at
+/// least `tpp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Change {
+    /// Remove or add.
+    pub action: Action,
+    /// Where.
+    pub place: Place,
+    /// Exact TPP, always greater than zero.
+    pub tpp: u64,
+    /// Whole units of the chosen accelerator covering `tpp`.
+    pub units: u64,
+}
+
+/// One way to restore one broken rule, everything else unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Remedy {
+    /// The broken rule it restores.
+    pub violation: Violation,
+    /// The change.
+    pub change: Change,
+}
+
+/// What restores compliance: see [`remediation`] for what "smallest" means in each case.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Remediation {
+    /// For each violation, in the evaluation's order, each way to restore it alone.
+    pub remedies: Vec<Remedy>,
+    /// One plan that restores every rule at once, when the policy allows one: empty every
+    /// Tier-3 country that holds compute, then add TPP in one place. `None` when the fleet
+    /// breaks no rule, or when no single place to add exists (see [`remediation`]).
+    pub all_at_once: Option<Vec<Change>>,
+}
+
+/// The smallest changes that restore compliance to the fleet `evaluation` was made of, in exact
+/// TPP (integers, cross-multiplied, never floats) and in whole units of `unit`. Empty when
+/// nothing is broken. A fleet with no counted compute breaks no rule, so it has no remedy
+/// either (any compute added in Tier 1 makes it compliant).
+///
+/// For each violation, every remedy below is the least whole number of TPP for which that
+/// rule holds once the change is made and everything else stays as it is; one TPP less and
+/// the rule is still broken. With the policy's percentages as fractions `t1` (Tier-1 minimum),
+/// `h` (home minimum) and `m` (Tier-2 maximum), `T` the total, `T1` the Tier-1 sum, `H` the
+/// home country's TPP and `c` a country's TPP:
+///
+/// - `tier1_min_share`: **add in Tier 1** the least `y` with `(T1 + y) / (T + y) ≥ t1`, that
+///   is `⌈(t1·T − T1) / (1 − t1)⌉` (for 75 %: `3T − 4·T1`). None at 100 %, where only
+///   removing compute outside Tier 1 helps, and none when the policy lists no Tier-1 country
+///   (as for the other additions in Tier 1 below).
+/// - `home_min_share`: **add in the home country** the least `y` with
+///   `(H + y) / (T + y) ≥ h`: `⌈(h·T − H) / (1 − h)⌉` (for 50 %: `T − 2H`). None at 100 %.
+/// - `tier2_country_max_share` of country `c`: **remove from `c`** the least `x` with
+///   `(c − x) / (T − x) ≤ m`: `⌈(c − m·T) / (1 − m)⌉` (for 7 %: `⌈(100c − 7T) / 93⌉`), never
+///   more than `c`; **or add in Tier 1** the least `y` with `c / (T + y) ≤ m`:
+///   `⌈(c − m·T) / m⌉` (for 7 %: `⌈(100c − 7T) / 7⌉`), none at 0 %. Removing from `c` also
+///   shrinks the total, which raises every other Tier-2 country's share: `all_at_once` is the
+///   plan that accounts for every rule together.
+/// - `tier3_prohibited` of country `c`: **remove from `c`** all of its TPP (any compute there
+///   breaks the rule, so nothing less will do).
+///
+/// `all_at_once`: every Tier-3 country that breaks the rule emptied, then the least `y` added
+/// in one place for which *every* rule holds (and something is counted): the home country when
+/// the home rule applies and the home country is in Tier 1, any Tier-1 country when there is
+/// no home rule; `None` when the home country is not in Tier 1 (no single place raises every
+/// minimum), the policy lists no Tier-1 country, or a minimum is 100 % or the Tier-2 maximum
+/// 0 % with compute there. Adding at such
+/// a place only raises the Tier-1 and home shares and only lowers every other share, so each
+/// rule holds from its own least `y` on, and `y` is the largest of them: the least for which
+/// they all hold. `None` too when the fleet breaks no rule.
+///
+/// A change's `units` are the fewest whole units of `unit` whose TPP is at least the change's
+/// TPP ([`Accelerator::units_covering`]); headroom is counted down instead
+/// ([`Accelerator::units_within`]).
+pub fn remediation(policy: &Policy, evaluation: &Evaluation, unit: &Accelerator) -> Remediation {
+    if evaluation.violations.is_empty() {
+        return Remediation::default();
+    }
+    let total = evaluation.total_tpp;
+    let tpp_of = |country: Option<CountryCode>| {
+        evaluation
+            .countries
+            .iter()
+            .find(|line| Some(line.country) == country)
+            .map_or(0, |line| line.tpp)
+    };
+    let change = |action: Action, place: Place, tpp: u64| Change {
+        action,
+        place,
+        tpp,
+        units: unit.units_covering(tpp),
+    };
+    // A policy may list no Tier-1 country at all; then nothing can be added there.
+    let tier1_exists = policy.tier1().next().is_some();
+    let mut remedies = Vec::new();
+    for violation in &evaluation.violations {
+        let mut offer = |change: Change| {
+            remedies.push(Remedy {
+                violation: *violation,
+                change,
+            });
+        };
+        match violation.rule {
+            Rule::Tier1MinShare => {
+                if let Some(y) = policy
+                    .tier1_min_share
+                    .min_addition_to_reach(evaluation.tier1_tpp, total)
+                    .filter(|_| tier1_exists)
+                {
+                    offer(change(Action::Add, Place::AnyTier1, y));
+                }
+            }
+            Rule::HomeMinShare => {
+                if let (Some((home, share)), Some(country)) =
+                    (policy.home_rule(), violation.country)
+                    && let Some(y) = share.min_addition_to_reach(tpp_of(Some(home)), total)
+                {
+                    offer(change(Action::Add, Place::Country(country), y));
+                }
+            }
+            Rule::Tier2CountryMaxShare => {
+                let c = tpp_of(violation.country);
+                let max = policy.tier2_country_max_share;
+                if let Some(country) = violation.country {
+                    offer(change(
+                        Action::Remove,
+                        Place::Country(country),
+                        max.min_removal_to_keep(c, total),
+                    ));
+                }
+                if let Some(y) = max.min_dilution_to_keep(c, total).filter(|_| tier1_exists) {
+                    offer(change(Action::Add, Place::AnyTier1, y));
+                }
+            }
+            Rule::Tier3Prohibited => {
+                if let Some(country) = violation.country {
+                    offer(change(
+                        Action::Remove,
+                        Place::Country(country),
+                        tpp_of(Some(country)),
+                    ));
+                }
+            }
+        }
+    }
+    Remediation {
+        remedies,
+        all_at_once: all_at_once(policy, evaluation, &change),
+    }
+}
+
+/// The `all_at_once` plan of [`remediation`].
+fn all_at_once(
+    policy: &Policy,
+    evaluation: &Evaluation,
+    change: &impl Fn(Action, Place, u64) -> Change,
+) -> Option<Vec<Change>> {
+    let mut plan: Vec<Change> = evaluation
+        .violations
+        .iter()
+        .filter(|violation| violation.rule == Rule::Tier3Prohibited)
+        .filter_map(|violation| violation.country)
+        .filter_map(|country| {
+            let tpp = evaluation
+                .countries
+                .iter()
+                .find(|line| line.country == country)?
+                .tpp;
+            Some(change(Action::Remove, Place::Country(country), tpp))
+        })
+        .collect();
+    let removed: u64 = plan.iter().map(|step| step.tpp).sum();
+    // What is left once Tier 3 is emptied; Tier 1 and home lose nothing.
+    let total = evaluation.total_tpp - removed;
+    let (place, home_needs) = match policy.home_rule() {
+        Some((home, share)) if policy.tier(home) == Tier::One => {
+            let home_tpp = evaluation.home.map_or(0, |(_, tpp)| tpp);
+            (
+                Place::Country(home),
+                share.min_addition_to_reach(home_tpp, total)?,
+            )
+        }
+        Some(_) => return None,
+        None if policy.tier1().next().is_none() => return None,
+        None => (Place::AnyTier1, 0),
+    };
+    let mut needed = home_needs.max(
+        policy
+            .tier1_min_share
+            .min_addition_to_reach(evaluation.tier1_tpp, total)?,
+    );
+    for line in &evaluation.countries {
+        if line.tier == Tier::Two {
+            needed = needed.max(
+                policy
+                    .tier2_country_max_share
+                    .min_dilution_to_keep(line.tpp, total)?,
+            );
+        }
+    }
+    // Nothing counted is never compliant: one TPP at least.
+    if total == 0 {
+        needed = needed.max(1);
+    }
+    if needed > 0 {
+        plan.push(change(Action::Add, place, needed));
+    }
+    Some(plan)
+}
+
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod remediation_tests;

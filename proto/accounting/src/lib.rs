@@ -15,7 +15,10 @@ pub mod policy;
 pub use catalogue::{Accelerator, Catalogue, CatalogueError, PciId};
 pub use country::{CountryCode, CountryError};
 pub use digest::Digest;
-pub use evaluation::{Distribution, Evaluation, Rule, Tier, Verdict, Violation, evaluate};
+pub use evaluation::{
+    Action, Change, Distribution, Evaluation, Place, Remediation, Remedy, Rule, Tier, Verdict,
+    Violation, evaluate, remediation,
+};
 pub use fleet::{Fleet, FleetError, FleetRow};
 pub use percent::Percent;
 pub use policy::{Policy, PolicyError};

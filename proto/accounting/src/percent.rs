@@ -100,11 +100,60 @@ impl Percent {
         Some(clamp_floor_div(slack, a))
     }
 
+    /// Smallest `y >= 0` added to `part` (and so to `total`) such that `(part + y) / (total + y)`
+    /// reaches this percentage, or `None` when no addition can (100 % with compute outside
+    /// `part`) or the grown total would not fit in 64 bits.
+    pub fn min_addition_to_reach(&self, part: u64, total: u64) -> Option<u64> {
+        // 100·s·(P + y) >= a·(T + y)  <=>  y·(100·s − a) >= a·T − 100·s·P
+        let (a, s) = (i128::from(self.scaled), i128::from(self.scale));
+        let needed = a * i128::from(total) - 100 * s * i128::from(part);
+        fitting(ceil_div(needed, 100 * s - a)?, total)
+    }
+
+    /// Smallest `y >= 0` added outside `part` such that `part / (total + y)` stays at most this
+    /// percentage, or `None` when no addition can (0 % with compute in `part`) or the grown
+    /// total would not fit in 64 bits.
+    pub fn min_dilution_to_keep(&self, part: u64, total: u64) -> Option<u64> {
+        // 100·s·P <= a·(T + y)  <=>  a·y >= 100·s·P − a·T
+        let (a, s) = (i128::from(self.scaled), i128::from(self.scale));
+        let needed = 100 * s * i128::from(part) - a * i128::from(total);
+        fitting(ceil_div(needed, a)?, total)
+    }
+
+    /// Smallest `x` in `0..=part` removed from `part` (and so from `total`) such that
+    /// `(part − x) / (total − x)` stays at most this percentage. Always possible: removing all
+    /// of `part` leaves a share of 0.
+    pub fn min_removal_to_keep(&self, part: u64, total: u64) -> u64 {
+        // 100·s·(P − x) <= a·(T − x)  <=>  x·(100·s − a) >= 100·s·P − a·T; with P <= T the
+        // right side is positive only when a < 100·s, and then x <= P.
+        let (a, s) = (i128::from(self.scaled), i128::from(self.scale));
+        let needed = 100 * s * i128::from(part) - a * i128::from(total);
+        ceil_div(needed, 100 * s - a).map_or(part, |x| u64::try_from(x).unwrap_or(part).min(part))
+    }
+
     /// The percentage as a float, for display only.
     pub fn as_f64(&self) -> f64 {
         // Display only: decisions never use this value.
         self.scaled as f64 / self.scale as f64
     }
+}
+
+/// `max(0, ceil(needed / divisor))`: 0 when nothing is needed, `None` when something is and
+/// the divisor is not positive (no amount of the change helps).
+fn ceil_div(needed: i128, divisor: i128) -> Option<i128> {
+    if needed <= 0 {
+        Some(0)
+    } else if divisor <= 0 {
+        None
+    } else {
+        Some((needed + divisor - 1) / divisor)
+    }
+}
+
+/// `amount` when `total + amount` still fits in 64 bits.
+fn fitting(amount: i128, total: u64) -> Option<u64> {
+    let amount = u64::try_from(amount).ok()?;
+    total.checked_add(amount).map(|_| amount)
 }
 
 /// `max(0, floor(numerator / divisor))` for a positive divisor, saturated into `u64`.
@@ -230,6 +279,28 @@ mod tests {
         assert_eq!(p("100").max_growth_below(5, 10), None);
         assert_eq!(p("0").max_dilution_above(5, 10), None);
         assert_eq!(p("7").max_growth_below(80, 1000), Some(0));
+    }
+
+    #[test]
+    fn smallest_changes_match_the_2025_closed_forms() {
+        // Tier 1 at 700 of 1000: 3T − 4·T1 = 200 more in Tier 1 reach 75 % (900 / 1200).
+        assert_eq!(p("75").min_addition_to_reach(700, 1000), Some(200));
+        assert_eq!(p("75").min_addition_to_reach(750, 1000), Some(0));
+        // Home at 400 of 1000: T − 2H = 200 more at home reach 50 %.
+        assert_eq!(p("50").min_addition_to_reach(400, 1000), Some(200));
+        // A Tier-2 country at 100 of 1000: ⌈(100c − 7T)/93⌉ = ⌈3000/93⌉ = 33 removed
+        // (67 / 967 ≤ 7 %, 68 / 968 > 7 %), or ⌈(100c − 7T)/7⌉ = ⌈3000/7⌉ = 429 added elsewhere.
+        assert_eq!(p("7").min_removal_to_keep(100, 1000), 33);
+        assert!(p("7").is_not_exceeded_by(67, 967) && !p("7").is_not_exceeded_by(68, 968));
+        assert_eq!(p("7").min_dilution_to_keep(100, 1000), Some(429));
+        assert!(p("7").is_not_exceeded_by(100, 1429) && !p("7").is_not_exceeded_by(100, 1428));
+        assert_eq!(p("7").min_removal_to_keep(70, 1000), 0);
+        // What no amount of the change can do.
+        assert_eq!(p("100").min_addition_to_reach(1, 2), None);
+        assert_eq!(p("0").min_dilution_to_keep(1, 2), None);
+        assert_eq!(p("0").min_removal_to_keep(5, 10), 5);
+        assert_eq!(p("100").min_removal_to_keep(5, 10), 0);
+        assert_eq!(p("99.999999").min_addition_to_reach(0, u64::MAX / 2), None);
     }
 
     #[test]

@@ -9,4 +9,5 @@ mod properties;
 mod render;
 mod scale;
 mod scenarios;
+mod screenshots;
 mod states;

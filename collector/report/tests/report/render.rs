@@ -1,7 +1,9 @@
 //! JSON, CSV and HTML renderings.
 
 use collector_report::render::CSV_HEADER;
-use collector_report::{ConflictEvent, GapEvent, Report, StaleSpan, State, build};
+use collector_report::{
+    ConflictEvent, GapEvent, HtmlOptions, Report, Span, StaleSpan, State, build,
+};
 
 use crate::harness::*;
 
@@ -232,9 +234,9 @@ fn html_is_self_contained_and_escapes_the_input() {
     assert!(html.starts_with("<!DOCTYPE html>"));
     for section in [
         "Compliance report 2026-11",
-        "Tier-1 share (minimum 75.000 %)",
-        "Share in US United States (home minimum 50.000 %)",
-        "Share in MY Malaysia (Tier 2, maximum 7.000 %)",
+        "Tier-1 share (minimum 75 %)",
+        "Share in US United States (home minimum 50 %)",
+        "Share in MY Malaysia (Tier 2, maximum 7 %)",
         "<h2>Violations</h2>",
         "<h2>Distribution at the month's end</h2>",
         "<h2>Inventory changes by country</h2>",
@@ -300,4 +302,130 @@ fn verdicts_in_words() {
          the collector holds no accepted evidence before 2026-11-03T12:00:00Z, so nothing is \
          claimed and nothing is compliant."
     );
+}
+
+#[test]
+fn html_reads_as_a_document_to_sign() {
+    let report = report(&signing_sample());
+    let html = report.to_html();
+    // The verdict in words comes first, before what the report is about, the charts and the
+    // tables; the state is named, not only coloured.
+    let verdict = html.find("<p class=\"state\">NOT COMPLIANT</p>").unwrap();
+    assert!(verdict < html.find("<h2>About this report</h2>").unwrap());
+    assert!(verdict < html.find("<svg").unwrap());
+    assert!(html.contains("class=\"verdict not-compliant\""));
+    assert!(html.contains("At the end of the period (<span class=\"time\">2026-12-01T00:00:00Z</span>): <strong>COMPLIANT</strong>."));
+    for expected in [
+        // Who, which period, which log.
+        "<title>Example Cloud Inc.: Compliance report 2026-11</title>",
+        "<tr><th scope=\"row\">Organisation</th><td>Example Cloud Inc.</td></tr>",
+        "November 2026: <span class=\"time\">2026-11-01T00:00:00Z</span>",
+        "(the whole month)",
+        "from <span class=\"time\">2026-11-03T09:00:00Z</span>; none before",
+        &format!(
+            "<span class=\"hex\">{}</span>",
+            "9f3c2a7be41d0c58".repeat(4)
+        ),
+        "<code>cloud.example/veu-log</code>",
+        "by the log's tree head of 98,765 entries signed at",
+        // Numbers as people read them, rules in words, a status column.
+        "Total counted compute 83,001,600 TPP",
+        "<td class=\"num\">50,688,000</td>",
+        "<td>Tier-2 country share at most 7 %</td><td>MY Malaysia</td>",
+        "<td class=\"time\">2026-11-14T10:00:00Z</td>",
+        "<td>at most 7 %</td><td>ok</td>",
+        "<td>Tier-1 total at least 75 %</td><td>ok (counts toward Tier 1)</td>",
+        "<th>Status</th>",
+        "<td class=\"bad\">NOT COMPLIANT</td>",
+        "<td class=\"num\">7.914 % (MY)</td>",
+        // Days before the first evidence: no share, not zero.
+        "<tr><td class=\"time\">2026-11-01</td><td class=\"num\">—</td><td class=\"num\">—</td>",
+        // Long hex breaks instead of overflowing; print styles for A4.
+        &format!(
+            "<span class=\"hex\">{}</span>",
+            "8c4e0f6a1d2b3c59".repeat(8)
+        ),
+        ".hex{word-break:break-all",
+        "@media print{",
+        "@page{size:A4",
+        "<h2>Review</h2>",
+    ] {
+        assert!(html.contains(expected), "missing {expected:?}");
+    }
+    // Internal ids stay in the JSON.
+    for id in [
+        "tier1_min_share",
+        "tier2_country_max_share",
+        "tier1_min_total",
+        "tier2_max",
+        "home_min<",
+        "not_compliant",
+        "83001600",
+    ] {
+        assert!(!html.contains(id), "the page shows {id:?}");
+    }
+    for forbidden in [
+        "http://", "https://", "src=", "<script", "url(", "<link", "@import",
+    ] {
+        assert!(!html.contains(forbidden), "the page contains {forbidden:?}");
+    }
+    // The bar above the Malaysian chart marks the three days the table lists.
+    assert_eq!(html.matches("<rect class=\"broken\"").count(), 1);
+    assert_eq!(html.matches("<th>Status</th>").count(), 3);
+    // Generated-at is the renderer's, never in the signed JSON.
+    assert!(!html.contains(">Generated<"));
+    let rendered = report.to_html_with(&HtmlOptions {
+        generated_at_ms: Some(at(30, 12, 0) + DAY_MS),
+    });
+    assert!(rendered.contains(
+        "<tr><th scope=\"row\">Generated</th><td><span class=\"time\">2026-12-01T12:00:00Z</span></td></tr>"
+    ));
+    let json = report.to_json();
+    assert!(json.contains("\n  \"collector\": \"9f3c2a7b"));
+    assert!(json.contains("\",\n  \"organisation\": \"Example Cloud Inc.\",\n  \"limits\": {"));
+    assert!(!crossing_month().to_json().contains("\"organisation\""));
+}
+
+#[test]
+fn charts_leave_spans_without_a_share_blank() {
+    // Compliant, then nothing counted from the 10th at noon (every host decommissioned) until
+    // the 20th: the shares are undefined there, so no chart draws 0 % below a limit.
+    let mut changes = baseline(&[("us1", "US", 900), ("my1", "MY", 60)]);
+    changes.push(decommission(at(10, 12, 0), "us1", "US"));
+    changes.push(decommission(at(10, 12, 0), "my1", "MY"));
+    changes.push(attest(at(20, 0, 0), "us2", "US", 900));
+    changes.push(attest(at(20, 0, 0), "my2", "MY", 60));
+    let report = build(&input(us_policy(), changes)).unwrap();
+    assert_eq!(
+        report.series.no_compute,
+        [Span {
+            from_ms: at(10, 12, 0),
+            to_ms: at(20, 0, 0)
+        }]
+    );
+    // The series still hold 0.000 there (unchanged JSON); the page does not draw it.
+    assert!(report.series.tier1.iter().any(|p| p.share == "0.000"));
+    let html = report.to_html();
+    assert_eq!(html.matches("<rect class=\"blank-compute\"").count(), 3);
+    assert!(html.contains(">no compute</text>"));
+    for path in html.split("class=\"series\" d=\"").skip(1) {
+        let path = path.split('"').next().unwrap();
+        // 0 % sits at y = 206 on every scale.
+        assert!(
+            !path.contains(",206.0") && !path.contains("V206.0"),
+            "{path}"
+        );
+        assert_eq!(
+            path.matches('M').count(),
+            2,
+            "two pieces around the gap: {path}"
+        );
+    }
+    // The days say the same: no share on the days with nothing counted at their end.
+    assert!(html.contains(
+        "<tr><td class=\"time\">2026-11-15</td><td class=\"num\">0</td><td class=\"num\">—</td>"
+    ));
+    // A month without such spans has no such field in its JSON.
+    assert!(!crossing_month().to_json().contains("\"no_compute\": ["));
+    assert!(report.to_json().contains("\"no_compute\": ["));
 }

@@ -37,7 +37,11 @@ fn a_month_before_any_evidence_is_no_evidence_never_compliant() {
     assert!(words.starts_with("No evidence for 2026-11"), "{words}");
     assert!(!words.contains("Compliant"), "{words}");
     let html = report.to_html();
-    assert!(html.contains("class=\"verdict bad\""), "{html}");
+    assert!(html.contains("class=\"verdict no-evidence\""), "{html}");
+    assert!(
+        html.contains("<p class=\"state\">NO EVIDENCE</p>"),
+        "{html}"
+    );
     assert!(html.contains("no evidence</td>"));
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
     assert_eq!(json["verdict"]["state"], "no_evidence");
@@ -104,7 +108,7 @@ fn evidence_with_zero_counted_tpp_is_no_compute() {
     assert_eq!(report.end_of_month.total_tpp, 0);
     let words = report.verdict_words();
     assert!(words.starts_with("No compute in 2026-11"), "{words}");
-    assert!(report.to_html().contains("class=\"verdict bad\""));
+    assert!(report.to_html().contains("class=\"verdict no-compute\""));
 }
 
 #[test]
@@ -186,7 +190,8 @@ fn a_partial_month_says_nothing_after_its_as_of_instant() {
     for expected in [
         "Compliance report 2026-11 (partial, as of 2026-11-14T10:30:00Z)",
         "PARTIAL: 2026-11 is not over",
-        "2026-11-14 (to 2026-11-14T10:30:00Z, partial)",
+        "<span class=\"time\">2026-11-14</span> <span class=\"note\">(to 2026-11-14T10:30:00Z, partial)</span>",
+        "(partial: the month is not over; nothing after this instant is claimed)",
     ] {
         assert!(html.contains(expected), "missing {expected:?}");
     }

@@ -6,15 +6,15 @@ use proptest::prelude::*;
 use super::*;
 use crate::Percent;
 
-fn code(text: &str) -> CountryCode {
+pub(super) fn code(text: &str) -> CountryCode {
     CountryCode::parse(text).unwrap()
 }
 
-fn policy() -> Policy {
+pub(super) fn policy() -> Policy {
     Policy::uveu_2025_us().unwrap()
 }
 
-fn distribution(rows: &[(&str, u64)]) -> Distribution {
+pub(super) fn distribution(rows: &[(&str, u64)]) -> Distribution {
     let mut distribution = Distribution::new();
     for (country, tpp) in rows {
         distribution.add(code(country), *tpp).unwrap();
@@ -269,7 +269,7 @@ fn overflow_is_an_error_not_a_wrap() {
 
 /// The reference: shares as reduced fractions, rules checked one by one, headroom found by
 /// binary search over "does every rule still hold?".
-mod reference {
+pub(super) mod reference {
     use super::*;
 
     #[derive(Clone, Copy, Debug)]
@@ -420,7 +420,7 @@ mod reference {
     }
 }
 
-fn countries() -> impl Strategy<Value = CountryCode> {
+pub(super) fn countries() -> impl Strategy<Value = CountryCode> {
     // Tier 1 (with home), Tier 2 and Tier 3 countries.
     prop::sample::select(vec![
         "US", "DE", "JP", "GB", "MY", "SG", "IN", "AE", "BR", "CN", "RU",
@@ -428,7 +428,7 @@ fn countries() -> impl Strategy<Value = CountryCode> {
     .prop_map(code)
 }
 
-fn limits(max_whole: u128) -> impl Strategy<Value = reference::Limit> {
+pub(super) fn limits(max_whole: u128) -> impl Strategy<Value = reference::Limit> {
     (
         1..=max_whole,
         prop::sample::select(vec![1u128, 10, 100]),
@@ -440,7 +440,7 @@ fn limits(max_whole: u128) -> impl Strategy<Value = reference::Limit> {
         })
 }
 
-fn fleets() -> impl Strategy<Value = Vec<(CountryCode, u64)>> {
+pub(super) fn fleets() -> impl Strategy<Value = Vec<(CountryCode, u64)>> {
     prop_oneof![
         // Small numbers hit exact boundaries often.
         prop::collection::vec((countries(), 0u64..60), 0..12),
