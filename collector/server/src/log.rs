@@ -210,10 +210,9 @@ impl LogKeeper {
     }
 
     /// The head an export or a report of evidence received before `until_ms` ends with: the
-    /// first head signed at or after it; else the newest head over the whole log (signed now
-    /// if the log grew). When `until_ms` has passed and that head is older than it, a head is
-    /// signed now, so that the head's time proves the log complete up to `until_ms`. For an
-    /// instant still to come, the head proves the log complete up to its own time only.
+    /// first head signed at or after it; else the newest head over the whole log, signed now
+    /// when it is older than `until_ms` or than now, so that its time proves the log complete
+    /// up to `until_ms` (for an instant still to come: up to now, the most any head can).
     ///
     /// With `witnessed`, a head some witness cosigned is preferred, so that an auditor who
     /// requires cosignatures gets one: the first cosigned head at or after `until_ms`, or, for
@@ -244,7 +243,7 @@ impl LogKeeper {
             return Ok(head);
         }
         let head = self.sign()?;
-        if head.timestamp_ms < until_ms && until_ms <= now {
+        if head.timestamp_ms < until_ms.min(now) {
             return self.sign_fresh();
         }
         Ok(head)
