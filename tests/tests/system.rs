@@ -11,6 +11,9 @@ mod evidence;
 #[path = "scenarios/demo.rs"]
 mod demo;
 
+#[path = "scenarios/readme.rs"]
+mod readme;
+
 #[path = "scenarios/faults.rs"]
 mod faults;
 

@@ -132,6 +132,9 @@ fn main() -> ExitCode {
             }
         },
         Command::Run { config } => {
+            if let Err(error) = proto_config::parent::exit_with_parent() {
+                return fail(&error);
+            }
             let (config, key) = match Config::load(&config) {
                 Ok(loaded) => loaded,
                 Err(errors) => {

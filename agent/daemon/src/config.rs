@@ -1,12 +1,11 @@
-//! The agent's TOML configuration: `RawConfig` as written, validated into `Config` with every
-//! error reported with its key.
+//! The agent's TOML configuration, read in one pass that reports every problem with its key.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use proto_config::ConfigErrors;
-use proto_config::{parse_duration, parse_size};
+use proto_config::{Problems, Section, parse_duration, parse_size};
 use serde::Deserialize;
 
 /// A validated configuration.
@@ -49,296 +48,206 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    host_id: Option<String>,
-    site_id: String,
-    state_dir: PathBuf,
-    #[serde(default)]
-    attestation: RawAttestation,
-    #[serde(default)]
-    nvml: RawNvml,
-    #[serde(default)]
-    rules: RawRules,
-    collector: Option<RawCollector>,
-    #[serde(default)]
-    spool: RawSpool,
-    #[serde(default)]
-    log: RawLog,
-    #[serde(default)]
-    metrics: RawMetrics,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawAttestation {
-    interval: Option<String>,
-    jitter_percent: Option<u32>,
-    watch_interval: Option<String>,
-    shutdown_grace: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawNvml {
-    library: Option<PathBuf>,
-    timeout: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawRules {
-    catalogue: Option<PathBuf>,
-    policy: Option<PathBuf>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCollector {
-    endpoint: String,
-    server_name: Option<String>,
-    ca: PathBuf,
-    certificate: PathBuf,
-    key: PathBuf,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawSpool {
-    max_entries: Option<usize>,
-    max_bytes: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawLog {
-    format: Option<LogFormat>,
-    level: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawMetrics {
-    listen: Option<String>,
-}
-
 impl Config {
-    /// Reads and validates `path`. Files the configuration names (TLS material, rules) must
-    /// exist and be readable.
-    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-        let fail = |key: &str, message: String| ConfigErrors {
-            path: path.to_path_buf(),
-            errors: vec![(key.to_owned(), message)],
-        };
-        let text =
-            std::fs::read_to_string(path).map_err(|e| fail("file", format!("cannot read: {e}")))?;
-        let config = Self::parse(&text, path)?;
-        let missing = config.unreadable_files();
-        if missing.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigErrors {
-                path: path.to_path_buf(),
-                errors: missing,
-            })
-        }
-    }
-
-    /// Files the configuration names that cannot be opened, with their keys.
-    pub fn unreadable_files(&self) -> Vec<(String, String)> {
-        let mut files: Vec<(&str, &Path)> = Vec::new();
-        if let Some(file) = &self.catalogue {
-            files.push(("rules.catalogue", file));
-        }
-        if let Some(file) = &self.policy {
-            files.push(("rules.policy", file));
-        }
-        if let Some(c) = &self.collector {
-            files.push(("collector.ca", &c.ca));
-            files.push(("collector.certificate", &c.certificate));
-            files.push(("collector.key", &c.key));
-        }
-        files
-            .into_iter()
-            .filter_map(|(key, file)| {
-                std::fs::File::open(file).err().map(|e| {
-                    (
-                        key.to_owned(),
-                        format!("cannot read {}: {e}", file.display()),
-                    )
-                })
-            })
-            .collect()
-    }
-
     /// Validates configuration text without touching the files it names; `path` names it in
     /// errors and anchors relative paths.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
-        let raw: RawConfig = toml::from_str(text).map_err(|error| ConfigErrors {
+        let problems = Problems::new();
+        let config = Self::read(text, path, &problems)?;
+        match ConfigErrors::of(path, &problems) {
+            None => Ok(config),
+            Some(errors) => Err(errors),
+        }
+    }
+
+    /// Reads text, recording every problem in `problems` and going on past each: a value with
+    /// a problem is replaced by its default (an empty path or id when it has none), so that
+    /// the checks that follow see every other value. Only syntax errors stop it, all of them
+    /// reported. The result is a valid configuration only when `problems` stayed empty.
+    pub fn read(text: &str, path: &Path, problems: &Problems) -> Result<Config, ConfigErrors> {
+        let table = proto_config::document::parse(text).map_err(|syntax| ConfigErrors {
             path: path.to_path_buf(),
-            errors: vec![(
-                "syntax".to_owned(),
-                error.to_string().trim().replace('\n', " "),
-            )],
+            errors: syntax
+                .into_iter()
+                .map(|e| ("syntax".to_owned(), e))
+                .collect(),
         })?;
-        let mut errors: Vec<(String, String)> = Vec::new();
-        let mut error = |key: &str, message: String| errors.push((key.to_owned(), message));
-
-        let host_id = match raw.host_id {
-            Some(id) => id,
-            None => default_host_id(),
-        };
-        check_id("host_id", &host_id, &mut error);
-        check_id("site_id", &raw.site_id, &mut error);
-
-        let mut duration =
-            |key: &str, value: Option<&str>, default: Duration, min: Duration| match value
-                .map(parse_duration)
-            {
-                None => default,
-                Some(Ok(d)) if d >= min => d,
-                Some(Ok(_)) => {
-                    error(key, format!("must be at least {}", format_duration(min)));
-                    default
-                }
-                Some(Err(message)) => {
-                    error(key, message);
-                    default
+        let mut root = Section::root(table, problems);
+        let base = path.parent().unwrap_or(Path::new("."));
+        let resolve = |p: PathBuf| if p.is_relative() { base.join(p) } else { p };
+        let duration =
+            |section: &mut Section, name: &'static str, default: Duration, min: Duration| {
+                match section.optional::<String>(name).map(|t| parse_duration(&t)) {
+                    None => default,
+                    Some(Ok(d)) if d >= min => d,
+                    Some(Ok(_)) => {
+                        section.problem(name, format!("must be at least {}", format_duration(min)));
+                        default
+                    }
+                    Some(Err(message)) => {
+                        section.problem(name, message);
+                        default
+                    }
                 }
             };
+
+        let host_id = root
+            .optional::<String>("host_id")
+            .unwrap_or_else(default_host_id);
+        check_id(&root, "host_id", &host_id);
+        let site_id = root.required::<String>("site_id").unwrap_or_default();
+        if !problems.has("site_id") {
+            check_id(&root, "site_id", &site_id);
+        }
+        let state_dir = root
+            .required::<PathBuf>("state_dir")
+            .map(&resolve)
+            .unwrap_or_default();
+
+        let mut attestation = root.table("attestation");
         let interval = duration(
-            "attestation.interval",
-            raw.attestation.interval.as_deref(),
+            &mut attestation,
+            "interval",
             Duration::from_secs(60),
             Duration::from_millis(100),
         );
+        let jitter_percent = attestation.optional::<u32>("jitter_percent").unwrap_or(10);
+        if jitter_percent > 50 {
+            attestation.problem("jitter_percent", "must be between 0 and 50");
+        }
         let watch_interval = duration(
-            "attestation.watch_interval",
-            raw.attestation.watch_interval.as_deref(),
+            &mut attestation,
+            "watch_interval",
             Duration::from_secs(10),
             Duration::from_millis(100),
         );
         let shutdown_grace = duration(
-            "attestation.shutdown_grace",
-            raw.attestation.shutdown_grace.as_deref(),
+            &mut attestation,
+            "shutdown_grace",
             Duration::from_secs(10),
             Duration::ZERO,
         );
+        drop(attestation);
+
+        let mut nvml = root.table("nvml");
+        let nvml_library = nvml.optional::<PathBuf>("library").map(&resolve);
         let nvml_timeout = duration(
-            "nvml.timeout",
-            raw.nvml.timeout.as_deref(),
+            &mut nvml,
+            "timeout",
             Duration::from_secs(10),
             Duration::from_millis(100),
         );
-        let jitter_percent = raw.attestation.jitter_percent.unwrap_or(10);
-        if jitter_percent > 50 {
-            error(
-                "attestation.jitter_percent",
-                "must be between 0 and 50".into(),
-            );
-        }
+        drop(nvml);
 
-        let base = path.parent().unwrap_or(Path::new("."));
-        let resolve = |p: PathBuf| if p.is_relative() { base.join(p) } else { p };
-        let catalogue = raw.rules.catalogue.map(resolve);
-        let policy = raw.rules.policy.map(resolve);
-        let collector = raw.collector.map(|c| {
-            let (ca, certificate, key) = (resolve(c.ca), resolve(c.certificate), resolve(c.key));
-            let server_name = c
-                .server_name
-                .unwrap_or_else(|| proto_config::url_host(&c.endpoint).unwrap_or_default());
+        let mut rules = root.table("rules");
+        let catalogue = rules.optional::<PathBuf>("catalogue").map(&resolve);
+        let policy = rules.optional::<PathBuf>("policy").map(&resolve);
+        drop(rules);
+
+        let collector = root.has("collector").then(|| {
+            let mut section = root.table("collector");
+            let endpoint = section.required::<String>("endpoint").unwrap_or_default();
+            let server_name = section.optional::<String>("server_name");
+            let ca = section
+                .required::<PathBuf>("ca")
+                .map(&resolve)
+                .unwrap_or_default();
+            let certificate = section
+                .required::<PathBuf>("certificate")
+                .map(&resolve)
+                .unwrap_or_default();
+            let key = section
+                .required::<PathBuf>("key")
+                .map(&resolve)
+                .unwrap_or_default();
+            if !problems.has("collector.endpoint") && !endpoint.starts_with("https://") {
+                section.problem("endpoint", format!("{endpoint:?} must be an https:// URL"));
+            }
+            let server_name = server_name
+                .or_else(|| proto_config::url_host(&endpoint))
+                .unwrap_or_default();
+            if server_name.is_empty() && !problems.has("collector.endpoint") {
+                section.problem("server_name", "cannot be derived from the endpoint; set it");
+            }
             Collector {
-                endpoint: c.endpoint,
+                endpoint,
                 server_name,
                 ca,
                 certificate,
                 key,
             }
         });
-        if let Some(c) = &collector {
-            if !c.endpoint.starts_with("https://") {
-                error(
-                    "collector.endpoint",
-                    format!("{:?} must be an https:// URL", c.endpoint),
-                );
-            }
-            if c.server_name.is_empty() {
-                error(
-                    "collector.server_name",
-                    "cannot be derived from the endpoint; set it".into(),
-                );
-            }
-        }
 
-        let spool_max_bytes = match raw.spool.max_bytes.as_deref().map(parse_size) {
+        let mut spool = root.table("spool");
+        let spool_max_entries = spool.optional::<usize>("max_entries").unwrap_or(10_080);
+        if spool_max_entries < 10 {
+            spool.problem("max_entries", "must be at least 10");
+        }
+        let spool_max_bytes = match spool
+            .optional::<String>("max_bytes")
+            .map(|t| parse_size(&t))
+        {
             None => 64 << 20,
             Some(Ok(bytes)) if bytes >= 1 << 20 => bytes,
             Some(Ok(_)) => {
-                error("spool.max_bytes", "must be at least 1MiB".into());
+                spool.problem("max_bytes", "must be at least 1MiB");
                 64 << 20
             }
             Some(Err(message)) => {
-                error("spool.max_bytes", message);
+                spool.problem("max_bytes", message);
                 64 << 20
             }
         };
-        let spool_max_entries = raw.spool.max_entries.unwrap_or(10_080);
-        if spool_max_entries < 10 {
-            error("spool.max_entries", "must be at least 10".into());
-        }
-        let log_level = match raw
-            .log
-            .level
-            .as_deref()
-            .unwrap_or("info")
-            .parse::<tracing::Level>()
-        {
-            Ok(level) => level,
-            Err(_) => {
-                error(
-                    "log.level",
-                    "must be one of error, warn, info, debug, trace".into(),
+        drop(spool);
+
+        let mut log = root.table("log");
+        let log_format = log
+            .optional::<LogFormat>("format")
+            .unwrap_or(LogFormat::Text);
+        let log_level = match log.optional::<String>("level") {
+            None => tracing::Level::INFO,
+            Some(text) => text.parse().unwrap_or_else(|_| {
+                log.problem(
+                    "level",
+                    format!("{text:?} must be one of error, warn, info, debug, trace"),
                 );
                 tracing::Level::INFO
-            }
+            }),
         };
-        let metrics_listen = raw
-            .metrics
-            .listen
-            .as_deref()
-            .and_then(|text| match text.parse() {
-                Ok(addr) => Some(addr),
-                Err(_) => {
-                    error(
-                        "metrics.listen",
-                        format!("{text:?} is not an address like 127.0.0.1:9464"),
-                    );
-                    None
-                }
-            });
+        drop(log);
 
-        if !errors.is_empty() {
-            return Err(ConfigErrors {
-                path: path.to_path_buf(),
-                errors,
-            });
-        }
+        let mut metrics = root.table("metrics");
+        let metrics_listen =
+            metrics
+                .optional::<String>("listen")
+                .and_then(|text| match text.parse() {
+                    Ok(addr) => Some(addr),
+                    Err(_) => {
+                        metrics.problem(
+                            "listen",
+                            format!("{text:?} is not an address like 127.0.0.1:9464"),
+                        );
+                        None
+                    }
+                });
+        drop(metrics);
+        drop(root);
+
         Ok(Config {
             host_id,
-            site_id: raw.site_id,
-            state_dir: resolve(raw.state_dir),
+            site_id,
+            state_dir,
             interval,
             jitter_percent,
             watch_interval,
             nvml_timeout,
-            nvml_library: raw.nvml.library.map(resolve),
+            nvml_library,
             catalogue,
             policy,
             collector,
             spool_max_entries,
             spool_max_bytes,
-            log_format: raw.log.format.unwrap_or(LogFormat::Text),
+            log_format,
             log_level,
             metrics_listen,
             shutdown_grace,
@@ -346,9 +255,9 @@ impl Config {
     }
 }
 
-fn check_id(key: &str, value: &str, error: &mut impl FnMut(&str, String)) {
+fn check_id(section: &Section, key: &str, value: &str) {
     if let Err(message) = proto_config::check_id(value) {
-        error(key, message);
+        section.problem(key, message);
     }
 }
 
@@ -399,15 +308,6 @@ mod tests {
         assert_eq!(
             config.metrics_listen,
             Some("127.0.0.1:9464".parse().unwrap())
-        );
-        let missing: Vec<String> = config
-            .unreadable_files()
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect();
-        assert_eq!(
-            missing,
-            ["collector.ca", "collector.certificate", "collector.key"]
         );
     }
 
@@ -478,7 +378,7 @@ listen = "everywhere"
         assert!(
             errors
                 .to_string()
-                .starts_with("/etc/veu-agent/agent.toml has 8 error(s):")
+                .starts_with("/etc/veu-agent/agent.toml has 8 errors:")
         );
     }
 

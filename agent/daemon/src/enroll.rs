@@ -1,5 +1,6 @@
 //! `veu-agent enroll`: trade a one-time token for this host's client certificate, written
-//! where the configuration's `[collector]` section expects it.
+//! where the configuration's `[collector]` section expects it; and `veu-agent key`, the
+//! signing key to register instead under an operator's own PKI.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -32,7 +33,8 @@ pub async fn run(args: &EnrollArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot read the collector CA {}", collector.ca.display()))?;
     std::fs::create_dir_all(&config.state_dir)
         .with_context(|| format!("cannot create {}", config.state_dir.display()))?;
-    let (signer, _) = agent_sign::load_or_create(&config.state_dir.join("signing-key.pk8"))?;
+    let (signer, _) =
+        agent_sign::load_or_create(&config.state_dir.join(crate::startup::SIGNING_KEY))?;
     let enrolled = agent_uplink::enroll(&agent_uplink::Enrollment {
         endpoint: collector.endpoint.clone(),
         server_name: collector.server_name.clone(),
@@ -41,7 +43,20 @@ pub async fn run(args: &EnrollArgs) -> anyhow::Result<()> {
         signing_public_key: *signer.public_key().as_bytes(),
         host_id: config.host_id.clone(),
     })
-    .await?;
+    .await
+    .map_err(|error| {
+        let cause = format!("{:#}", anyhow::Error::from(error));
+        if cause.contains("not valid for name") || cause.contains("NotValidForName") {
+            anyhow::anyhow!(
+                "{cause}\nthe collector's certificate does not carry the name {:?}: set \
+                 [collector] server_name to a name it carries (the endpoint's host is used \
+                 when it is not set)",
+                collector.server_name
+            )
+        } else {
+            anyhow::anyhow!(cause)
+        }
+    })?;
     write(
         &collector.certificate,
         enrolled.certificate_pem.as_bytes(),
@@ -69,6 +84,30 @@ pub async fn run(args: &EnrollArgs) -> anyhow::Result<()> {
             enrolled.site_id
         );
     }
+    Ok(())
+}
+
+/// `veu-agent key`: this host's signing key (made on first use), for `veuctl agents add`
+/// under an operator's own PKI, the alternative to a token.
+pub fn key(path: &Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let config = Config::parse(&text, path)?;
+    std::fs::create_dir_all(&config.state_dir)?;
+    let (signer, _) =
+        agent_sign::load_or_create(&config.state_dir.join(crate::startup::SIGNING_KEY))?;
+    let public: String = signer
+        .public_key()
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    println!("key id      {}", signer.key_id());
+    println!("public key  {public}");
+    println!(
+        "register:   veuctl agents add --public-key {public} --host {} --site {}",
+        config.host_id, config.site_id
+    );
     Ok(())
 }
 

@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{Collector, Config};
 use crate::metrics::Metrics;
 use crate::outbox::SpoolOutbox;
+use crate::startup::Tls;
 
 pub struct Shared {
     pub outbox: Arc<SpoolOutbox>,
@@ -24,6 +25,7 @@ pub struct Shared {
 
 pub fn start(
     collector: &Collector,
+    tls: Tls,
     config: &Config,
     tracker: &TaskTracker,
     shared: Shared,
@@ -32,9 +34,9 @@ pub fn start(
     let uplink = UplinkConfig {
         endpoint: collector.endpoint.clone(),
         server_name: collector.server_name.clone(),
-        ca_pem: agent_uplink::read_pem(&collector.ca)?,
-        certificate_pem: agent_uplink::read_pem(&collector.certificate)?,
-        key_pem: agent_uplink::read_pem(&collector.key)?,
+        ca_pem: tls.ca_pem,
+        certificate_pem: tls.certificate_pem,
+        key_pem: tls.key_pem,
         connect_timeout: Duration::from_secs(10),
         backoff: Backoff::default(),
         hello: Hello {

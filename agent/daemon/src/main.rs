@@ -11,11 +11,14 @@ mod outbox;
 mod rules;
 mod run;
 mod signal;
+mod startup;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::SystemTime;
 
 use clap::{Parser, Subcommand};
+use proto_config::ConfigErrors;
 
 /// Exit status for a bad configuration (EX_CONFIG), so systemd stops restarting.
 const EXIT_CONFIG: u8 = 78;
@@ -51,13 +54,16 @@ enum Command {
         #[arg(long, value_name = "FILE", default_value = "/etc/veu-agent/agent.toml")]
         config: PathBuf,
     },
-    /// Run the daemon.
+    /// Run the daemon. It first makes every check of check-config and exits with status 78 on
+    /// any problem, before it creates anything.
     Run {
         /// Configuration file (TOML); see deploy/agent/agent.toml.
         #[arg(long, value_name = "FILE", default_value = "/etc/veu-agent/agent.toml")]
         config: PathBuf,
     },
-    /// Check a configuration file: every error is reported with its key (exit status 78).
+    /// Check a configuration and everything it names, as `run` would, without creating
+    /// anything: every problem is reported with its key (exit status 78); what a first `run`
+    /// will create is listed.
     CheckConfig {
         /// Configuration file (TOML).
         #[arg(long, value_name = "FILE", default_value = "/etc/veu-agent/agent.toml")]
@@ -67,76 +73,68 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Inventory(args) => report(inventory::run(&args)),
-        Command::Enroll(args) => {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => report(runtime.block_on(enroll::run(&args))),
-                Err(error) => report(Err(error.into())),
-            }
-        }
-        Command::Key { config } => report(key(&config)),
-        Command::CheckConfig { config } => match config::Config::load(&config) {
-            Ok(loaded) => {
-                println!(
-                    "{}: valid (host {}, site {})",
-                    config.display(),
-                    loaded.host_id,
-                    loaded.site_id
-                );
-                ExitCode::SUCCESS
-            }
-            Err(errors) => {
-                eprintln!("error: {errors}");
-                ExitCode::from(EXIT_CONFIG)
-            }
-        },
-        Command::Run { config } => {
-            let config = match config::Config::load(&config) {
-                Ok(config) => config,
-                Err(errors) => {
-                    eprintln!("error: {errors}");
-                    return ExitCode::from(EXIT_CONFIG);
-                }
-            };
-            // The one crypto provider of the process: ring (no aws-lc anywhere).
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            init_logging(&config);
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .max_blocking_threads(4)
-                .build();
-            match runtime {
-                Ok(runtime) => report(runtime.block_on(run::run(config))),
-                Err(error) => report(Err(error.into())),
-            }
+    // The one crypto provider of the process: ring (no aws-lc anywhere).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let result = match cli.command {
+        Command::Inventory(args) => inventory::run(&args),
+        Command::Enroll(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|runtime| runtime.block_on(enroll::run(&args))),
+        Command::Key { config } => enroll::key(&config),
+        Command::CheckConfig { config } => check_config(&config),
+        Command::Run { config } => run(&config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(exit_status(&error))
         }
     }
 }
 
-fn key(path: &std::path::Path) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    let config = config::Config::parse(&text, path)?;
-    std::fs::create_dir_all(&config.state_dir)?;
-    let (signer, _) = agent_sign::load_or_create(&config.state_dir.join("signing-key.pk8"))?;
-    let public: String = signer
-        .public_key()
-        .as_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    println!("key id      {}", signer.key_id());
-    println!("public key  {public}");
+/// The exit status of every failure, decided here only: 78 (EX_CONFIG) for a problem in the
+/// configuration or a file it names, which an operator must fix, so that systemd stops
+/// restarting (`RestartPreventExitStatus=78`); 1 for the rest, which a restart may cure.
+fn exit_status(error: &anyhow::Error) -> u8 {
+    if error.chain().any(|cause| cause.is::<ConfigErrors>()) {
+        EXIT_CONFIG
+    } else {
+        1
+    }
+}
+
+/// Everything `run` would check, and what it would create, without creating it.
+fn check_config(path: &Path) -> anyhow::Result<()> {
+    let startup = startup::check(path, SystemTime::now())?;
     println!(
-        "register:   veuctl agents add --public-key {public} --host {} --site {}",
-        config.host_id, config.site_id
+        "{}: valid (host {}, site {})",
+        path.display(),
+        startup.config.host_id,
+        startup.config.site_id
     );
+    let creates = startup.creates.lines();
+    if !creates.is_empty() {
+        println!("run will create:");
+        for line in creates {
+            println!("  {line}");
+        }
+    }
     Ok(())
+}
+
+fn run(path: &Path) -> anyhow::Result<()> {
+    // Started by a supervisor (`veuctl demo`): end with it, however it ends.
+    proto_config::parent::exit_with_parent().map_err(anyhow::Error::msg)?;
+    let startup = startup::check(path, SystemTime::now())?;
+    init_logging(&startup.config);
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(4)
+        .build()?
+        .block_on(run::run(startup))
 }
 
 fn init_logging(config: &config::Config) {
@@ -148,15 +146,5 @@ fn init_logging(config: &config::Config) {
     match config.log_format {
         config::LogFormat::Json => builder.json().init(),
         config::LogFormat::Text => builder.init(),
-    }
-}
-
-fn report(result: anyhow::Result<()>) -> ExitCode {
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
-        }
     }
 }

@@ -1,6 +1,8 @@
 //! `veu-agent run`: the daemon. One cancellation token and task tracker; the attestation loop,
 //! the uplink and the metrics endpoint are tasks; SIGTERM or SIGINT drains within the grace.
 
+use std::io::ErrorKind;
+use std::net::SocketAddr;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -9,20 +11,36 @@ use agent_core::{Identity, Rules, Schedule};
 use agent_nvml::NvmlSource;
 use agent_spool::{Spool, SpoolLimits};
 use anyhow::Context as _;
+use proto_config::ConfigErrors;
 use proto_evidence::{ChainDigest, ChainHead, HostId, Sha256, SiteId};
+use tokio::net::TcpSocket;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::attest::Attestor;
-use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::outbox::SpoolOutbox;
-use crate::rules;
+use crate::startup::{SIGNING_KEY, Startup};
 
-/// Runs until a signal or a fatal error.
-pub async fn run(config: Config) -> anyhow::Result<()> {
-    let (catalogue, policy) = rules::load(config.catalogue.as_deref(), config.policy.as_deref())?;
+/// Runs from a checked start until a signal or a fatal error: binds the metrics address, then
+/// creates what a first start needs (state directory, signing key, spool).
+pub async fn run(startup: Startup) -> anyhow::Result<()> {
+    let Startup {
+        config,
+        catalogue,
+        policy,
+        tls,
+        signing_key,
+        creates: _,
+        path,
+    } = startup;
+    // Binding needs nothing on disk: an address that cannot be had fails the start before
+    // anything is created. Connections are accepted only once serving starts (`listen`).
+    let metrics_socket = match config.metrics_listen {
+        Some(listen) => Some(bind(&path, listen)?),
+        None => None,
+    };
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -43,7 +61,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             config.state_dir.display()
         );
     }
-    let (signer, origin) = agent_sign::load_or_create(&config.state_dir.join("signing-key.pk8"))?;
+    let (signer, origin) = match signing_key {
+        Some(signer) => (signer, agent_sign::KeyOrigin::Loaded),
+        None => agent_sign::load_or_create(&config.state_dir.join(SIGNING_KEY))?,
+    };
     tracing::info!(key_id = %signer.key_id(), ?origin, "signing key ready");
     let signer = Arc::new(signer);
 
@@ -75,11 +96,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let tracker = TaskTracker::new();
     let (nonces, nonce_receiver) = mpsc::channel::<Vec<u8>>(8);
 
-    if let Some(listen) = config.metrics_listen {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen for metrics on {listen}"))?;
-        tracing::info!(%listen, "serving /metrics");
+    if let Some(socket) = metrics_socket {
+        let listener = socket.listen(64)?;
+        tracing::info!(listen = %listener.local_addr()?, "serving /metrics");
         let source = Arc::clone(&metrics);
         let render = Arc::new(move || source.render());
         tracker.spawn(proto_exposition::serve(listener, render, shutdown.clone()));
@@ -117,13 +136,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracker.spawn(attestor.run(nonce_receiver, shutdown.clone()));
 
     let mut uplink_failed = None;
-    let uplink = match &config.collector {
-        None => {
+    let uplink = match (&config.collector, tls) {
+        (None, _) | (Some(_), None) => {
             tracing::warn!("no [collector] configured: attestations are signed and spooled only");
             None
         }
-        Some(collector) => Some(crate::link::start(
+        (Some(collector), Some(tls)) => Some(crate::link::start(
             collector,
+            tls,
             &config,
             &tracker,
             crate::link::Shared {
@@ -166,6 +186,39 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     match uplink_failed {
         Some(fatal) => Err(fatal.into()),
         None => Ok(()),
+    }
+}
+
+/// Binds the metrics address without listening yet. An address this host does not have, or a port it may not open,
+/// is a configuration problem no restart cures; a port in use may be freed.
+fn bind(path: &Path, address: SocketAddr) -> anyhow::Result<TcpSocket> {
+    let bound = match address {
+        SocketAddr::V4(_) => TcpSocket::new_v4(),
+        SocketAddr::V6(_) => TcpSocket::new_v6(),
+    }
+    .and_then(|socket| {
+        socket.set_reuseaddr(true)?;
+        socket.bind(address)?;
+        Ok(socket)
+    });
+    match bound {
+        Ok(socket) => Ok(socket),
+        Err(error)
+            if matches!(
+                error.kind(),
+                ErrorKind::AddrNotAvailable | ErrorKind::PermissionDenied
+            ) =>
+        {
+            Err(ConfigErrors {
+                path: path.to_path_buf(),
+                errors: vec![(
+                    "metrics.listen".to_owned(),
+                    format!("cannot listen on {address}: {error}"),
+                )],
+            }
+            .into())
+        }
+        Err(error) => Err(error).with_context(|| format!("cannot listen for metrics on {address}")),
     }
 }
 

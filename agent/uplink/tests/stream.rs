@@ -364,8 +364,14 @@ async fn replays_the_spool_in_order_and_answers_the_challenge() {
     })
     .await;
 
+    // The uplink reports the last acknowledgement just after the collector counted it: read
+    // events until all six are in (a loaded machine may take a moment), at most 10 s.
     let mut saw = (false, false, 0);
-    while let Ok(event) = events.try_recv() {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while saw.2 < 6 {
+        let Ok(Some(event)) = tokio::time::timeout_at(deadline, events.recv()).await else {
+            break;
+        };
         match event {
             Event::Connected => saw.0 = true,
             Event::Challenge(nonce) => saw.1 = nonce == b"nonce-0123456789",

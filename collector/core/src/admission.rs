@@ -193,7 +193,12 @@ pub fn check_evidence(
     {
         return Err((
             Reason::SimulatedEvidence,
-            format!("policy {} does not accept simulated evidence", policy.id),
+            format!(
+                "policy {} does not accept simulated evidence (the fake NVML library's); a demo \
+                 or test collector needs a policy with [counting] simulated_evidence = \"accept\" \
+                 in [rules] policy, such as deploy/policies/uveu-2025-us-simulated.toml",
+                policy.id
+            ),
         ));
     }
     check_prices(payload, catalogue, policy)

@@ -68,14 +68,17 @@ impl CollectorArgs {
         let tls = ClientTlsConfig::new()
             .ca_certificate(Certificate::from_pem(ca))
             .identity(Identity::from_pem(cert, key))
-            .domain_name(server_name);
-        let unavailable = |error: &dyn std::error::Error| Failure {
-            status: 1,
-            error: anyhow!(
-                "cannot reach the collector at {}: {}",
-                self.collector,
-                chain(error)
-            ),
+            .domain_name(server_name.clone());
+        let unavailable = |error: &dyn std::error::Error| {
+            let cause = chain(error);
+            Failure {
+                status: 1,
+                error: anyhow!(
+                    "cannot reach the collector at {}: {cause}{}",
+                    self.collector,
+                    name_hint(&cause, &server_name)
+                ),
+            }
         };
         Channel::from_shared(self.collector.clone())
             .map_err(|e| {
@@ -144,6 +147,21 @@ pub fn block_on<T>(future: impl Future<Output = Result<T, Failure>>) -> Result<T
             error: e.into(),
         })?
         .block_on(future)
+}
+
+/// What to do when the collector's certificate does not carry the name this connection checks
+/// (the URL's host unless --server-name): connecting by IP address to a collector certified
+/// for its DNS name, say.
+fn name_hint(cause: &str, server_name: &str) -> String {
+    if cause.contains("not valid for name") || cause.contains("NotValidForName") {
+        format!(
+            "\nthe collector's certificate does not carry the name {server_name:?}: give \
+             --server-name NAME (or VEU_SERVER_NAME) with a name it carries, such as one \
+             `veu-collector pki init --server-name` was given"
+        )
+    } else {
+        String::new()
+    }
 }
 
 fn chain(error: &dyn std::error::Error) -> String {

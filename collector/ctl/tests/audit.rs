@@ -397,3 +397,21 @@ async fn an_agent_certificate_may_not_audit() {
     assert_eq!(run.code, 0, "{run:?}");
     h.stop.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_the_certificate_does_not_carry_suggests_server_name() {
+    let h = Harness::start("uveu-2025-us-simulated.toml").await;
+    // The harness's certificate carries 127.0.0.1 only, as a collector certified for its DNS
+    // name carries no IP address.
+    let run = h
+        .veuctl(&["status", "--server-name", "collector.example.com"])
+        .await;
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("does not carry the name \"collector.example.com\"")
+            && run.stderr.contains("give --server-name NAME"),
+        "{run:?}"
+    );
+    h.stop.cancel();
+}

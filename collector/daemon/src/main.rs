@@ -3,11 +3,14 @@
 
 mod config;
 mod run;
+mod startup;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::SystemTime;
 
 use clap::{Parser, Subcommand};
+use proto_config::ConfigErrors;
 
 /// Exit status for a bad configuration (EX_CONFIG), so systemd stops restarting.
 const EXIT_CONFIG: u8 = 78;
@@ -27,7 +30,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the collector.
+    /// Run the collector. It first makes every check of check-config and exits with status 78
+    /// on any problem, before it creates anything.
     Run {
         /// Configuration file (TOML); see deploy/collector/collector.toml.
         #[arg(
@@ -37,7 +41,9 @@ enum Command {
         )]
         config: PathBuf,
     },
-    /// Check a configuration file: every error is reported with its key (exit status 78).
+    /// Check a configuration and everything it names, as `run` would, without creating
+    /// anything: every problem is reported with its key (exit status 78); what a first `run`
+    /// will create is listed.
     CheckConfig {
         /// Configuration file (TOML).
         #[arg(
@@ -72,61 +78,65 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // The one crypto provider of the process: ring (no aws-lc anywhere).
     let _ = rustls::crypto::ring::default_provider().install_default();
-    match cli.command {
+    let result = match cli.command {
         Command::Pki {
             command: PkiCommand::Init { dir, server_names },
-        } => match collector_pki::init(&dir, &server_names, std::time::SystemTime::now()) {
-            Ok(paths) => {
-                println!("development PKI written to {}", paths.dir.display());
-                ExitCode::SUCCESS
-            }
-            Err(error) => report(Err(error.into())),
-        },
-        Command::CheckConfig { config } => match config::Config::load(&config) {
-            Ok(_) => {
-                println!("{}: valid", config.display());
-                ExitCode::SUCCESS
-            }
-            Err(errors) => {
-                eprintln!("error: {errors}");
-                ExitCode::from(EXIT_CONFIG)
-            }
-        },
-        Command::Run { config } => {
-            let config = match config::Config::load(&config) {
-                Ok(config) => config,
-                Err(errors) => {
-                    eprintln!("error: {errors}");
-                    return ExitCode::from(EXIT_CONFIG);
-                }
-            };
-            let builder = tracing_subscriber::fmt()
-                .with_max_level(config.log_level)
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-                .with_target(false);
-            if config.log_json {
-                builder.json().init();
-            } else {
-                builder.init();
-            }
-            match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => report(runtime.block_on(run::run(config))),
-                Err(error) => report(Err(error.into())),
-            }
-        }
-    }
-}
-
-fn report(result: anyhow::Result<()>) -> ExitCode {
+        } => collector_pki::init(&dir, &server_names, SystemTime::now())
+            .map(|paths| println!("development PKI written to {}", paths.dir.display()))
+            .map_err(anyhow::Error::from),
+        Command::CheckConfig { config } => check_config(&config),
+        Command::Run { config } => run(&config),
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
-            ExitCode::FAILURE
+            ExitCode::from(exit_status(&error))
         }
     }
+}
+
+/// The exit status of every failure, decided here only: 78 (EX_CONFIG) for a problem in the
+/// configuration or a file it names, which an operator must fix, so that systemd stops
+/// restarting (`RestartPreventExitStatus=78`); 1 for the rest, which a restart may cure.
+fn exit_status(error: &anyhow::Error) -> u8 {
+    if error.chain().any(|cause| cause.is::<ConfigErrors>()) {
+        EXIT_CONFIG
+    } else {
+        1
+    }
+}
+
+/// Everything `run` would check, and what it would create, without creating it.
+fn check_config(path: &Path) -> anyhow::Result<()> {
+    let startup = startup::check(path, SystemTime::now())?;
+    println!("{}: valid", path.display());
+    let creates = startup.creates.lines();
+    if !creates.is_empty() {
+        println!("run will create:");
+        for line in creates {
+            println!("  {line}");
+        }
+    }
+    Ok(())
+}
+
+fn run(path: &Path) -> anyhow::Result<()> {
+    // Started by a supervisor (`veuctl demo`): end with it, however it ends.
+    proto_config::parent::exit_with_parent().map_err(anyhow::Error::msg)?;
+    let startup = startup::check(path, SystemTime::now())?;
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(startup.config.log_level)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false);
+    if startup.config.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run::run(startup))
 }

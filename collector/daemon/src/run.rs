@@ -1,52 +1,60 @@
-//! `veu-collector run`: open the store, rebuild the state, serve until a signal.
+//! `veu-collector run`: from a checked start, create what a first start needs, open the store,
+//! rebuild the state, serve until a signal.
 
-use std::io::Write;
+use std::io::{ErrorKind, Write};
+use std::net::SocketAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use collector_core::SiteRegistry;
+use collector_server::Collector;
 use collector_server::log::LogKeeper;
 use collector_server::metrics::Metrics;
 use collector_server::nonce::NonceIssuer;
 use collector_server::witnesses::Witnesses;
-use collector_server::{Collector, Rules, TlsFiles};
 use collector_store::AttestationStore;
 use collector_store_postgres::{PostgresOptions, PostgresStore};
 use collector_store_sqlite::{SqliteOptions, SqliteStore};
-use proto_accounting::{Catalogue, Policy};
+use proto_config::ConfigErrors;
+use tokio::net::TcpSocket;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, Store, redacted};
+use crate::config::{Store, redacted};
+use crate::startup::Startup;
 
-pub async fn run(config: Config) -> anyhow::Result<()> {
+/// Serves from a checked start: binds its addresses, then creates what a first start needs
+/// (state directory, store, nonce secret, log key), rebuilds the state and serves until a
+/// signal.
+pub async fn run(startup: Startup) -> anyhow::Result<()> {
+    let Startup {
+        config,
+        rules,
+        tls,
+        enrollment_ca,
+        log_key,
+        nonce_secret,
+        creates: _,
+        path,
+    } = startup;
+    // Binding needs nothing on disk: an address that cannot be had fails the start before
+    // anything is created. Connections are accepted only once serving starts (`listen`).
+    let socket = bind(&path, "listen", config.listen)?;
+    let metrics_socket = match config.metrics_listen {
+        Some(listen) => Some(bind(&path, "metrics.listen", listen)?),
+        None => None,
+    };
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(&config.state_dir)
         .with_context(|| format!("cannot create {}", config.state_dir.display()))?;
-    let read = |path: &Path| {
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
-    };
-    let catalogue_toml = match &config.catalogue {
-        None => proto_accounting::catalogue::BUILTIN_TOML.to_owned(),
-        Some(path) => read(path)?,
-    };
-    let catalogue =
-        Catalogue::from_toml(&catalogue_toml).with_context(|| match &config.catalogue {
-            None => "the built-in catalogue".to_owned(),
-            Some(path) => path.display().to_string(),
-        })?;
-    let policy_toml = match &config.policy {
-        None => proto_accounting::policy::UVEU_2025_US_TOML.to_owned(),
-        Some(path) => read(path)?,
-    };
-    let policy = Policy::from_toml(&policy_toml).context("policy")?;
-    let sites = SiteRegistry::from_toml(&read(&config.sites)?)
-        .with_context(|| config.sites.display().to_string())?;
-    tracing::info!(policy = policy.id, sites = sites.len(), "rules loaded");
+    tracing::info!(
+        policy = rules.policy.id,
+        sites = rules.sites.len(),
+        "rules loaded"
+    );
 
     let store: Arc<dyn AttestationStore> = match &config.store {
         Store::Sqlite(path) => Arc::new(
@@ -60,18 +68,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             Arc::new(store)
         }
     };
-    let secret = nonce_secret(&config.state_dir.join("nonce.key"))?;
-    let log_key = log_key(&config.log_key)?;
-    let metrics = Arc::new(Metrics::new());
-    let rules = Rules {
-        catalogue,
-        policy,
-        policy_toml,
-        catalogue_toml,
-        sites,
-        max_future_skew_ms: millis(config.max_future_skew),
-        max_backlog_ms: millis(config.max_backlog),
+    let secret = match nonce_secret {
+        Some(secret) => secret,
+        None => new_nonce_secret(&config.state_dir.join("nonce.key"))?,
     };
+    let log_key = open_log_key(&config.log_key, log_key)?;
+    let metrics = Arc::new(Metrics::new());
     let log = Arc::new(
         LogKeeper::new(
             Arc::clone(&store),
@@ -107,20 +109,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         );
         metrics.observe(state.ledger.live(), &collector.rules.policy);
     }
-    let ca = match &config.enrollment_ca_dir {
-        Some(dir) => Some(Arc::new(
-            collector_pki::Ca::load(dir)
-                .with_context(|| format!("enrollment CA in {}", dir.display()))?,
-        )),
-        None => None,
-    };
-    let tls = TlsFiles {
-        certificate_pem: std::fs::read(&config.certificate)
-            .with_context(|| config.certificate.display().to_string())?,
-        key_pem: std::fs::read(&config.key).with_context(|| config.key.display().to_string())?,
-        client_ca_pem: std::fs::read(&config.client_ca)
-            .with_context(|| config.client_ca.display().to_string())?,
-    };
+    let ca = enrollment_ca.map(Arc::new);
 
     let shutdown = CancellationToken::new();
     let checkpoint: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
@@ -128,10 +117,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.witnesses.clone(),
         Arc::clone(&metrics),
     ));
-    if let Some(listen) = config.metrics_listen {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen for metrics on {listen}"))?;
+    if let Some(socket) = metrics_socket {
+        let listener = socket.listen(BACKLOG)?;
+        tracing::info!(listen = %listener.local_addr()?, "serving /metrics and /checkpoint");
         let source = Arc::clone(&metrics);
         let published = Arc::clone(&checkpoint);
         tokio::spawn(proto_exposition::serve_with(
@@ -220,9 +208,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     });
 
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let listener = socket.listen(BACKLOG)?;
     tracing::info!(listen = %listener.local_addr()?, enrollment = ca.is_some(), "collector serving");
     let server = tokio::spawn(collector_server::serve(
         listener,
@@ -257,69 +243,67 @@ async fn signal() -> &'static str {
     }
 }
 
-/// The secret nonces are authenticated with: made once (mode 0600), kept across restarts so
-/// that nonces issued before a restart still check.
-fn nonce_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
-    match std::fs::read(path) {
-        Ok(secret) if secret.len() >= 32 => return Ok(secret),
-        Ok(_) => anyhow::bail!("{} is shorter than 32 bytes", path.display()),
-        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
-            return Err(error).with_context(|| format!("cannot read {}", path.display()));
-        }
-        Err(_) => {}
+/// Connections waiting to be accepted, as many as the standard library's listener allows.
+const BACKLOG: u32 = 1024;
+
+/// Binds `address` (the value of `key`) without listening yet. An address this host does not
+/// have, or a port it may not open, is a configuration problem no restart cures; a port in use
+/// may be freed.
+fn bind(path: &Path, key: &str, address: SocketAddr) -> anyhow::Result<TcpSocket> {
+    let bound = match address {
+        SocketAddr::V4(_) => TcpSocket::new_v4(),
+        SocketAddr::V6(_) => TcpSocket::new_v6(),
     }
+    .and_then(|socket| {
+        socket.set_reuseaddr(true)?;
+        socket.bind(address)?;
+        Ok(socket)
+    });
+    match bound {
+        Ok(socket) => Ok(socket),
+        Err(error)
+            if matches!(
+                error.kind(),
+                ErrorKind::AddrNotAvailable | ErrorKind::PermissionDenied
+            ) =>
+        {
+            Err(ConfigErrors {
+                path: path.to_path_buf(),
+                errors: vec![(
+                    key.to_owned(),
+                    format!("cannot listen on {address}: {error}"),
+                )],
+            }
+            .into())
+        }
+        Err(error) => Err(error).with_context(|| format!("cannot listen on {address} ({key})")),
+    }
+}
+
+/// Makes the secret nonces are authenticated with (mode 0600), kept across restarts so that
+/// nonces issued before a restart still check.
+fn new_nonce_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
     let mut secret = vec![0u8; 32];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
         .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(&secret)
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    write_new(path, &secret)?;
     Ok(secret)
 }
 
-/// The log key (PKCS#8, 0600, by default `<state_dir>/log.key`): made once, kept across
-/// restarts, since auditors pin its public half, which is (re)written beside it as `log.pub`
-/// (hex). Replicas of one log share one key file.
-fn log_key(path: &Path) -> anyhow::Result<proto_seal::Ed25519Signer> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = path.to_path_buf();
-    let pkcs8 = match std::fs::read(&path) {
-        Ok(pkcs8) => {
-            let mode = std::fs::metadata(&path)
-                .with_context(|| format!("cannot read {}", path.display()))?
-                .permissions()
-                .mode();
-            if mode & 0o077 != 0 {
-                anyhow::bail!(
-                    "{} can be read by others (mode {:o}); chmod 600 it",
-                    path.display(),
-                    mode & 0o777
-                );
-            }
-            pkcs8
-        }
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+/// The log key (PKCS#8, 0600, by default `<state_dir>/log.key`): the checked one, or one made
+/// now, kept across restarts since auditors pin its public half, which is (re)written beside
+/// it as `log.pub` (hex). Replicas of one log share one key file.
+fn open_log_key(
+    path: &Path,
+    existing: Option<Vec<u8>>,
+) -> anyhow::Result<proto_seal::Ed25519Signer> {
+    let pkcs8 = match existing {
+        Some(pkcs8) => pkcs8,
+        None => {
             let pkcs8 = proto_seal::Ed25519Signer::generate_pkcs8()?;
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-                .with_context(|| format!("cannot create {}", path.display()))?;
-            file.write_all(&pkcs8)
-                .and_then(|()| file.sync_all())
-                .with_context(|| format!("cannot write {}", path.display()))?;
+            write_new(path, &pkcs8)?;
             tracing::info!(path = %path.display(), "new log key");
             pkcs8
-        }
-        Err(error) => {
-            return Err(error).with_context(|| format!("cannot read {}", path.display()));
         }
     };
     let signer = proto_seal::Ed25519Signer::from_pkcs8(&pkcs8)
@@ -334,6 +318,19 @@ fn log_key(path: &Path) -> anyhow::Result<proto_seal::Ed25519Signer> {
     std::fs::write(&public_path, format!("{public}\n"))
         .with_context(|| format!("cannot write {}", public_path.display()))?;
     Ok(signer)
+}
+
+/// Writes a new secret file, mode 0600; one already there is never replaced.
+fn write_new(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn millis(duration: Duration) -> i64 {

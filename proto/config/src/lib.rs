@@ -1,11 +1,22 @@
-//! The syntax of values in every veu-attest configuration file, so that agent and collector
-//! read `30s`, `64MiB` and host ids the same way.
+//! What every veu-attest configuration file shares, so that agent and collector read `30s`,
+//! `64MiB` and host ids the same way and report problems the same way: the syntax of values, a
+//! TOML reader that finds every problem in one pass (`document`), and the checks of the files
+//! and directories a configuration names, made without writing anything (`files`, `tls`); and
+//! `parent`, the setting that makes a daemon end with the process that started it.
 //!
-//! Invariant: pure parsing; errors are sentences that name the value and the expected form.
+//! Invariant: no daemon-specific knowledge; nothing here creates or changes a file; errors are
+//! sentences that name the value or file and what was expected.
+
+pub mod document;
+pub mod files;
+pub mod parent;
+pub mod tls;
 
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
+
+pub use document::{Problems, Section};
 
 /// Every problem found in one configuration file, each with its key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,16 +27,29 @@ pub struct ConfigErrors {
     pub errors: Vec<(String, String)>,
 }
 
+impl ConfigErrors {
+    /// The problems of `path`, or `None` when there are none.
+    pub fn of(path: &std::path::Path, problems: &Problems) -> Option<Self> {
+        (!problems.is_empty()).then(|| Self {
+            path: path.to_path_buf(),
+            errors: problems.list(),
+        })
+    }
+}
+
+/// One line per error, `  key: message`; a message of several lines (a TOML syntax error with
+/// its caret) keeps them, indented under its key.
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} has {} error(s):",
-            self.path.display(),
-            self.errors.len()
-        )?;
+        let count = self.errors.len();
+        let noun = if count == 1 { "error" } else { "errors" };
+        write!(f, "{} has {count} {noun}:", self.path.display())?;
         for (key, message) in &self.errors {
-            write!(f, "\n  {key}: {message}")?;
+            let mut lines = message.lines();
+            write!(f, "\n  {key}: {}", lines.next().unwrap_or_default())?;
+            for line in lines {
+                write!(f, "\n      {line}")?;
+            }
         }
         Ok(())
     }

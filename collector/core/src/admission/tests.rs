@@ -233,14 +233,13 @@ fn simulated_evidence_follows_the_policy() {
     let mut w = world();
     let mut p = payload(1, ChainDigest::GENESIS);
     p.source = EvidenceSource::Simulated;
-    assert_eq!(
-        reason(admit(
-            &agent(),
-            None,
-            submit(&p, NonceCheck::Absent),
-            context(&w)
-        )),
-        Reason::SimulatedEvidence
+    let (reason, detail) =
+        admit(&agent(), None, submit(&p, NonceCheck::Absent), context(&w)).unwrap_err();
+    assert_eq!(reason, Reason::SimulatedEvidence);
+    // The refusal says what to do on a demo or test collector.
+    assert!(
+        detail.contains("deploy/policies/uveu-2025-us-simulated.toml"),
+        "{detail}"
     );
     w.policy.counting.simulated_evidence = SimulatedEvidence::Accept;
     assert!(admit(&agent(), None, submit(&p, NonceCheck::Absent), context(&w)).is_ok());

@@ -1,0 +1,231 @@
+//! What `check-config` and `run` both do first: read the configuration and every file it
+//! names, and check that `run` can do its work: catalogue and policy valid, the NVML library
+//! readable, the collector's CA, this host's certificate and its key (the key the
+//! certificate's; a host that has none is not enrolled yet), the state directory writable and
+//! the signing key in it private. Every problem is reported at once, with its key. Nothing is
+//! created here: what `run` will create on a first start is listed, and made only after every
+//! check passed.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use proto_accounting::{Catalogue, CatalogueError, FieldError, Policy, PolicyError};
+use proto_config::files::{self, Creates};
+use proto_config::tls::{self, Named};
+use proto_config::{ConfigErrors, Problems};
+use proto_seal::Ed25519Signer;
+
+use crate::config::Config;
+
+/// Everything `run` starts from, read and checked.
+#[derive(Debug)]
+pub struct Startup {
+    pub config: Config,
+    pub catalogue: Catalogue,
+    pub policy: Policy,
+    /// The mutual-TLS material, with a `[collector]` section.
+    pub tls: Option<Tls>,
+    /// The signing key when it exists; `run` makes one otherwise.
+    pub signing_key: Option<Ed25519Signer>,
+    /// What `run` will create.
+    pub creates: Creates,
+    /// The configuration file.
+    pub path: PathBuf,
+}
+
+/// The collector's CA, this host's client certificate and its key, PEM.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    pub ca_pem: Vec<u8>,
+    pub certificate_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+}
+
+/// The signing key's file in the state directory.
+pub const SIGNING_KEY: &str = "signing-key.pk8";
+
+/// Reads the configuration at `path` and checks everything `run` needs at `now`.
+pub fn check(path: &Path, now: SystemTime) -> Result<Startup, ConfigErrors> {
+    let problems = Problems::new();
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigErrors {
+        path: path.to_path_buf(),
+        errors: vec![("file".to_owned(), files::cannot_read(path, &error))],
+    })?;
+    let config = Config::read(&text, path, &problems)?;
+    let mut creates = Creates::default();
+
+    let catalogue = rule_file(
+        "rules.catalogue",
+        config.catalogue.as_deref(),
+        proto_accounting::catalogue::BUILTIN_TOML,
+        &problems,
+        |text| Catalogue::from_toml(text).map_err(catalogue_problems),
+    );
+    let policy = rule_file(
+        "rules.policy",
+        config.policy.as_deref(),
+        proto_accounting::policy::UVEU_2025_US_TOML,
+        &problems,
+        |text| Policy::from_toml(text).map_err(policy_problems),
+    );
+    if let Some(library) = &config.nvml_library
+        && !problems.has("nvml.library")
+    {
+        files::readable("nvml.library", library, &problems);
+    }
+    let tls = collector_tls(&config, path, now, &problems);
+    let signing_key = state(&config, &problems, &mut creates);
+
+    if let Some(errors) = ConfigErrors::of(path, &problems) {
+        return Err(errors);
+    }
+    let (Some(catalogue), Some(policy)) = (catalogue, policy) else {
+        return Err(ConfigErrors {
+            path: path.to_path_buf(),
+            errors: vec![(
+                "file".to_owned(),
+                "could not be checked completely (a bug: please report it)".to_owned(),
+            )],
+        });
+    };
+    Ok(Startup {
+        config,
+        catalogue,
+        policy,
+        tls,
+        signing_key,
+        creates,
+        path: path.to_path_buf(),
+    })
+}
+
+/// A catalogue or policy: the file named at `key`, or the built-in text; parsed by `parse`,
+/// whose problems are reported under `key`, prefixed with the file.
+fn rule_file<T>(
+    key: &str,
+    path: Option<&Path>,
+    builtin: &str,
+    problems: &Problems,
+    parse: impl Fn(&str) -> Result<T, Vec<String>>,
+) -> Option<T> {
+    if problems.has(key) {
+        return None;
+    }
+    let text = match path {
+        None => builtin.to_owned(),
+        Some(path) => files::read_text(key, path, problems)?,
+    };
+    match parse(&text) {
+        Ok(value) => Some(value),
+        Err(messages) => {
+            let file = path.map_or("the built-in file".to_owned(), |p| p.display().to_string());
+            for message in messages {
+                problems.push(key, format!("{file}: {message}"));
+            }
+            None
+        }
+    }
+}
+
+fn catalogue_problems(error: CatalogueError) -> Vec<String> {
+    match error {
+        CatalogueError::Parse(message) => vec![message],
+        CatalogueError::Invalid(fields) => fields.iter().map(FieldError::to_string).collect(),
+    }
+}
+
+fn policy_problems(error: PolicyError) -> Vec<String> {
+    match error {
+        PolicyError::Parse(message) => vec![message],
+        PolicyError::Invalid(fields) => fields.iter().map(FieldError::to_string).collect(),
+    }
+}
+
+/// The `[collector]` section's files. A host with neither its certificate nor its key is
+/// not enrolled yet, which is said as such.
+fn collector_tls(
+    config: &Config,
+    path: &Path,
+    now: SystemTime,
+    problems: &Problems,
+) -> Option<Tls> {
+    let collector = config.collector.as_ref()?;
+    let ca = (!problems.has("collector.ca"))
+        .then(|| {
+            tls::trust_anchors(
+                Named {
+                    key: "collector.ca",
+                    path: &collector.ca,
+                },
+                now,
+                problems,
+            )
+        })
+        .flatten();
+    let certificate = Named {
+        key: "collector.certificate",
+        path: &collector.certificate,
+    };
+    let key = Named {
+        key: "collector.key",
+        path: &collector.key,
+    };
+    if problems.has(certificate.key) || problems.has(key.key) {
+        return None;
+    }
+    if !certificate.path.exists() && !key.path.exists() {
+        problems.push(
+            certificate.key,
+            format!(
+                "{} and {} do not exist: this host is not enrolled yet. Enroll it with \
+                 `veu-agent enroll --config {} --token TOKEN`, a token from \
+                 `veuctl enroll-token --site {}`",
+                certificate.path.display(),
+                key.path.display(),
+                path.display(),
+                config.site_id
+            ),
+        );
+        return None;
+    }
+    let identity = tls::identity(certificate, key, now, problems)?;
+    Some(Tls {
+        ca_pem: ca?,
+        certificate_pem: identity.certificate_pem,
+        key_pem: identity.key_pem,
+    })
+}
+
+/// The state directory, and the signing key in it: an existing key is read (refused when
+/// others can read it); a missing one is listed in `creates`.
+fn state(config: &Config, problems: &Problems, creates: &mut Creates) -> Option<Ed25519Signer> {
+    if problems.has("state_dir") {
+        return None;
+    }
+    if files::writable_dir("state_dir", &config.state_dir, problems)? {
+        creates.add(&config.state_dir, "state directory, mode 0700");
+    }
+    let spool = config.state_dir.join("spool");
+    if files::writable_dir("state_dir", &spool, problems) == Some(true) {
+        creates.add(&spool, "the spool of signed attestations");
+    }
+    files::writable_file("state_dir", &config.state_dir.join("chain.state"), problems);
+    files::writable_file("state_dir", &config.state_dir.join("lock"), problems);
+    let key = config.state_dir.join(SIGNING_KEY);
+    match std::fs::symlink_metadata(&key) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            creates.add(
+                &key,
+                "the signing key, mode 0600; `veu-agent key` prints it",
+            );
+            None
+        }
+        _ => match agent_sign::load(&key) {
+            Ok(signer) => Some(signer),
+            Err(error) => {
+                problems.push("state_dir", error.to_string());
+                None
+            }
+        },
+    }
+}
