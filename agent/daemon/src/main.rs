@@ -20,13 +20,16 @@ use clap::{Parser, Subcommand};
 /// Exit status for a bad configuration (EX_CONFIG), so systemd stops restarting.
 const EXIT_CONFIG: u8 = 78;
 
+/// `--version`: the package version and the git commit built from (`unknown` without one).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("VEU_COMMIT"), ")");
+
 /// veu-agent: proves which accelerators this host has, to the veu-attest collector.
 ///
 /// It enumerates the GPUs through NVML, prices them in TPP and H100 equivalents from the
 /// accelerator catalogue, and signs periodic hash-chained attestations (Ed25519) that are
 /// spooled to disk and streamed to the collector over mutual TLS.
 #[derive(Debug, Parser)]
-#[command(name = "veu-agent", version, max_term_width = 100)]
+#[command(name = "veu-agent", version = VERSION, max_term_width = 100)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
