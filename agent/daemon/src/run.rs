@@ -82,7 +82,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracing::info!(%listen, "serving /metrics");
         let source = Arc::clone(&metrics);
         let render = Arc::new(move || source.render());
-        tracker.spawn(proto_exposition::serve(listener, render, shutdown.clone()));
+        let ready = crate::metrics::readiness(Arc::clone(&metrics), limits);
+        tracker.spawn(proto_exposition::serve_probes(
+            listener,
+            render,
+            Arc::new(|_: &str| None),
+            Arc::new(ready),
+            shutdown.clone(),
+        ));
     }
 
     let identity = Identity {
