@@ -82,8 +82,10 @@ async fn reflection_lists_every_service_and_describes_them_without_a_client_cert
     };
     let mut names: Vec<String> = listed.service.into_iter().map(|s| s.name).collect();
     names.sort();
+    // Each version of reflection lists itself, not the other.
     let mut expected: Vec<String> = collector_server::health::SERVICES
         .iter()
+        .filter(|s| !s.contains("v1alpha"))
         .map(|s| (*s).to_owned())
         .collect();
     expected.sort();
