@@ -563,7 +563,7 @@ fn promtool_accepts_the_agent_metrics() {
             .unwrap()
             .success()
     );
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(300));
     assert!(
         get("/healthz").starts_with("HTTP/1.1 200"),
         "SIGHUP stopped the agent"

@@ -521,8 +521,8 @@ fn promtool_accepts_the_collector_metrics() {
         .unwrap()
         .parse()
         .unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
     assert!(expiry > now + 14 * 86_400, "{expiry}");
