@@ -47,6 +47,11 @@ enum Command {
     ///
     /// Example: veu-agent enroll --config /etc/veu-agent/agent.toml --token 3f2a…
     Enroll(enroll::EnrollArgs),
+    /// Renew the client certificate before it expires: a fresh one for the same TLS key, host
+    /// and site, authenticated by the current one (no token). Restart the agent afterwards.
+    ///
+    /// Example: veu-agent renew --config /etc/veu-agent/agent.toml
+    Renew(enroll::RenewArgs),
     /// Print this host's signing key id and public key (making the key on first use), for
     /// registering the agent with `veuctl agents add` under an operator's own PKI.
     Key {
@@ -79,6 +84,16 @@ fn main() -> ExitCode {
                 .build()
             {
                 Ok(runtime) => report(runtime.block_on(enroll::run(&args))),
+                Err(error) => report(Err(error.into())),
+            }
+        }
+        Command::Renew(args) => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => report(runtime.block_on(enroll::renew(&args))),
                 Err(error) => report(Err(error.into())),
             }
         }
