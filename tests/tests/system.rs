@@ -29,6 +29,9 @@ mod deploy;
 #[path = "scenarios/witness.rs"]
 mod witness;
 
+#[path = "scenarios/renewal.rs"]
+mod renewal;
+
 mod architecture {
     use std::path::Path;
 
