@@ -509,10 +509,14 @@ fn kubernetes_manifests_are_well_formed_and_refer_only_to_what_they_define() {
             listen_port(&collector_toml, "metrics")
         ]
     );
-    assert_eq!(collector.values("port"), ["grpc", "grpc", "grpc"], "probes");
     assert_eq!(
-        collector.values("tcpSocket").len(),
-        3,
+        collector.values("port"),
+        ["metrics", "metrics", "metrics"],
+        "probes"
+    );
+    assert_eq!(
+        collector.values("path"),
+        ["/readyz", "/readyz", "/healthz"],
         "startup, readiness, liveness"
     );
     let service = find("Service", "veu-collector");
