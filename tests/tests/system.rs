@@ -32,6 +32,9 @@ mod witness;
 #[path = "scenarios/renewal.rs"]
 mod renewal;
 
+#[path = "scenarios/version.rs"]
+mod version;
+
 mod architecture {
     use std::path::Path;
 
