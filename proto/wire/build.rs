@@ -1,5 +1,6 @@
 //! Compiles `proto/veu/v1/*.proto` with protox (a pure-Rust protobuf compiler), so no
-//! system `protoc` is needed, and generates prost messages and tonic services from it.
+//! system `protoc` is needed, and generates prost messages and tonic services from it, and the encoded file descriptor set
+//! that server reflection serves.
 
 use std::path::PathBuf;
 
@@ -19,6 +20,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={}", include.join(proto).display());
     }
     let descriptors = protox::compile(PROTOS, [&include])?;
+    // The encoded descriptors, for the collector's server reflection (grpcurl and friends).
+    let out = PathBuf::from(std::env::var("OUT_DIR")?).join("descriptors.bin");
+    std::fs::write(out, prost::Message::encode_to_vec(&descriptors))?;
     tonic_prost_build::configure()
         .build_transport(false)
         .compile_fds(descriptors)?;

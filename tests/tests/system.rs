@@ -32,6 +32,12 @@ mod deploy;
 #[path = "scenarios/witness.rs"]
 mod witness;
 
+#[path = "scenarios/renewal.rs"]
+mod renewal;
+
+#[path = "scenarios/version.rs"]
+mod version;
+
 mod architecture {
     use std::path::Path;
 

@@ -13,6 +13,9 @@ use veu_witness::{daemon, keyfile};
 /// Exit status for a bad configuration (EX_CONFIG), so systemd stops restarting.
 const EXIT_CONFIG: u8 = 78;
 
+/// `--version`: the package version and the git commit built from (`unknown` without one).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("VEU_COMMIT"), ")");
+
 /// veu-witness: an independent witness of a veu-attest transparency log.
 ///
 /// The operator's collector keeps its evidence in an append-only Merkle log and signs each
@@ -26,7 +29,7 @@ const EXIT_CONFIG: u8 = 78;
 /// Start with `veu-witness keygen`, give the printed verifier key to the auditors, write a
 /// configuration (see `veu-witness run --help`), then `veu-witness run`.
 #[derive(Debug, Parser)]
-#[command(name = "veu-witness", version, max_term_width = 100)]
+#[command(name = "veu-witness", version = VERSION, max_term_width = 100)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -111,6 +111,55 @@ pub fn key(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[derive(Debug, clap::Args)]
+pub struct RenewArgs {
+    /// Configuration file whose [collector] section names the endpoint, the collector's CA,
+    /// and the certificate (replaced) and key (kept) to renew.
+    #[arg(long, value_name = "FILE", default_value = "/etc/veu-agent/agent.toml")]
+    config: PathBuf,
+}
+
+/// `veu-agent renew`: a fresh certificate for the same TLS key, host and site, authenticated
+/// by the current (still valid) one; written over it. The running agent uses it from its next
+/// start.
+pub async fn renew(args: &RenewArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.config)
+        .with_context(|| format!("cannot read {}", args.config.display()))?;
+    let config = Config::parse(&text, &args.config)?;
+    let collector = config
+        .collector
+        .as_ref()
+        .context("the configuration has no [collector] section to renew with")?;
+    let read = |path: &Path| {
+        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let key_path = config.state_dir.join(crate::startup::SIGNING_KEY);
+    if !key_path.exists() {
+        anyhow::bail!(
+            "no signing key at {}: this host is not enrolled yet (veu-agent enroll)",
+            key_path.display()
+        );
+    }
+    let (signer, _) = agent_sign::load_or_create(&key_path)?;
+    let certificate = agent_uplink::renew(&agent_uplink::Renewal {
+        endpoint: collector.endpoint.clone(),
+        server_name: collector.server_name.clone(),
+        ca_pem: read(&collector.ca)?,
+        certificate_pem: read(&collector.certificate)?,
+        key_pem: read(&collector.key)?,
+        signing_public_key: *signer.public_key().as_bytes(),
+    })
+    .await?;
+    write(&collector.certificate, certificate.as_bytes(), 0o644)?;
+    let until = proto_exposition::certificate::not_after(certificate.as_bytes())
+        .map_or_else(|| "?".to_owned(), |s| format!("{s} (Unix seconds)"));
+    println!(
+        "renewed: {} valid until {until}; restart the agent to use it",
+        collector.certificate.display()
+    );
+    Ok(())
+}
+
 /// Writes a file atomically with `mode`, creating its directory.
 fn write(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

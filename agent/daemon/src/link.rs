@@ -45,6 +45,17 @@ pub fn start(
         },
     };
     agent_uplink::endpoint(&uplink)?;
+    // The certificate is read once, here: a renewed one is used (and measured) from the next
+    // start.
+    match proto_exposition::certificate::not_after(&uplink.certificate_pem) {
+        Some(expiry) => {
+            shared.metrics.client_certificate_expiry.set(expiry);
+        }
+        None => tracing::warn!(
+            path = %collector.certificate.display(),
+            "cannot read the client certificate's expiry"
+        ),
+    }
     let (events, mut receiver) = mpsc::channel(64);
     let deps = agent_uplink::Deps {
         outbox: Arc::clone(&shared.outbox),

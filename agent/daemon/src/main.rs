@@ -23,13 +23,16 @@ use proto_config::ConfigErrors;
 /// Exit status for a bad configuration (EX_CONFIG), so systemd stops restarting.
 const EXIT_CONFIG: u8 = 78;
 
+/// `--version`: the package version and the git commit built from (`unknown` without one).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("VEU_COMMIT"), ")");
+
 /// veu-agent: proves which accelerators this host has, to the veu-attest collector.
 ///
 /// It enumerates the GPUs through NVML, prices them in TPP and H100 equivalents from the
 /// accelerator catalogue, and signs periodic hash-chained attestations (Ed25519) that are
 /// spooled to disk and streamed to the collector over mutual TLS.
 #[derive(Debug, Parser)]
-#[command(name = "veu-agent", version, max_term_width = 100)]
+#[command(name = "veu-agent", version = VERSION, max_term_width = 100)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -47,6 +50,11 @@ enum Command {
     ///
     /// Example: veu-agent enroll --config /etc/veu-agent/agent.toml --token 3f2a…
     Enroll(enroll::EnrollArgs),
+    /// Renew the client certificate before it expires: a fresh one for the same TLS key, host
+    /// and site, authenticated by the current one (no token). Restart the agent afterwards.
+    ///
+    /// Example: veu-agent renew --config /etc/veu-agent/agent.toml
+    Renew(enroll::RenewArgs),
     /// Print this host's signing key id and public key (making the key on first use), for
     /// registering the agent with `veuctl agents add` under an operator's own PKI.
     Key {
@@ -82,6 +90,11 @@ fn main() -> ExitCode {
             .build()
             .map_err(anyhow::Error::from)
             .and_then(|runtime| runtime.block_on(enroll::run(&args))),
+        Command::Renew(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|runtime| runtime.block_on(enroll::renew(&args))),
         Command::Key { config } => enroll::key(&config),
         Command::CheckConfig { config } => check_config(&config),
         Command::Run { config } => run(&config),

@@ -17,6 +17,13 @@ pub struct KindLabel {
     pub kind: &'static str,
 }
 
+/// Labels of `veu_agent_build_info`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabel {
+    pub version: &'static str,
+    pub commit: &'static str,
+}
+
 /// Every metric the agent exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -33,6 +40,8 @@ pub struct Metrics {
     pub collector_connected: Gauge,
     last_ack_age: Gauge<f64, AtomicU64>,
     last_ack_unix_ms: AtomicI64,
+    build_info: Family<BuildLabel, Gauge>,
+    pub client_certificate_expiry: Gauge,
 }
 
 impl Metrics {
@@ -51,6 +60,8 @@ impl Metrics {
             collector_connected: Gauge::default(),
             last_ack_age: Gauge::default(),
             last_ack_unix_ms: AtomicI64::new(0),
+            build_info: Family::default(),
+            client_certificate_expiry: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -108,6 +119,23 @@ impl Metrics {
             "Seconds since the collector last acknowledged an attestation (-1: never)",
             metrics.last_ack_age.clone(),
         );
+        registry.register(
+            "build_info",
+            "1, labelled with the agent's version and the git commit it was built from",
+            metrics.build_info.clone(),
+        );
+        registry.register(
+            "client_certificate_expiry_timestamp_seconds",
+            "Unix time at which the agent's TLS client certificate expires (0: none read)",
+            metrics.client_certificate_expiry.clone(),
+        );
+        metrics
+            .build_info
+            .get_or_create(&BuildLabel {
+                version: env!("CARGO_PKG_VERSION"),
+                commit: env!("VEU_COMMIT"),
+            })
+            .set(1);
         Arc::new(Metrics {
             registry,
             ..metrics
@@ -131,6 +159,29 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
         text
+    }
+}
+
+/// The agent's `/readyz`: ready while it can keep what it attests, that is while a stream to
+/// the collector is up or, without one, while its spool has room (a full spool drops
+/// attestations). An agent without a `[collector]` section is ready while its spool has room.
+pub fn readiness(
+    metrics: Arc<Metrics>,
+    limits: agent_spool::SpoolLimits,
+) -> impl Fn() -> Result<(), String> + Send + Sync + 'static {
+    move || {
+        if metrics.collector_connected.get() == 1 {
+            return Ok(());
+        }
+        let entries = u64::try_from(metrics.spool_entries.get()).unwrap_or(0);
+        let bytes = u64::try_from(metrics.spool_bytes.get()).unwrap_or(0);
+        if entries >= limits.max_entries as u64 || bytes >= limits.max_bytes {
+            Err(format!(
+                "no stream to the collector and the spool is full ({entries} attestations, {bytes} bytes)"
+            ))
+        } else {
+            Ok(())
+        }
     }
 }
 

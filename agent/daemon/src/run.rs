@@ -101,7 +101,14 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
         tracing::info!(listen = %listener.local_addr()?, "serving /metrics");
         let source = Arc::clone(&metrics);
         let render = Arc::new(move || source.render());
-        tracker.spawn(proto_exposition::serve(listener, render, shutdown.clone()));
+        let ready = crate::metrics::readiness(Arc::clone(&metrics), limits);
+        tracker.spawn(proto_exposition::serve_probes(
+            listener,
+            render,
+            Arc::new(|_: &str| None),
+            Arc::new(ready),
+            shutdown.clone(),
+        ));
     }
 
     let identity = Identity {

@@ -532,5 +532,51 @@ fn promtool_accepts_the_agent_metrics() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+    assert!(
+        body.lines().any(|l| l.starts_with("veu_agent_build_info{")
+            && l.contains("commit=\"")
+            && l.ends_with("} 1")),
+        "{body}"
+    );
+    for family in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+    ] {
+        assert!(
+            body.contains(&format!("\n{family} ")),
+            "missing {family}:\n{body}"
+        );
+    }
+    // No [collector]: ready while the spool has room; SIGHUP is logged and changes nothing.
+    let get = |path: &str| {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    };
+    assert!(get("/healthz").starts_with("HTTP/1.1 200"));
+    assert!(get("/readyz").starts_with("HTTP/1.1 200"));
+    let pid = daemon.child.as_ref().unwrap().id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-s", "HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        get("/healthz").starts_with("HTTP/1.1 200"),
+        "SIGHUP stopped the agent"
+    );
+    assert!(
+        daemon.log().contains("SIGHUP is not handled"),
+        "{}",
+        daemon.log()
+    );
     daemon.signal("TERM");
 }

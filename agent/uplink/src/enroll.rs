@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use proto_wire::v1;
 use proto_wire::v1::enrollment_client::EnrollmentClient;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 /// What to enroll with.
 #[derive(Debug, Clone)]
@@ -113,6 +113,66 @@ pub async fn enroll(request: &Enrollment) -> Result<Enrolled, EnrollError> {
         key_pem: key.serialize_pem(),
         ca_pem: response.ca_certificate_pem,
     })
+}
+
+/// What to renew a certificate with: the current, still valid credential.
+#[derive(Debug, Clone)]
+pub struct Renewal {
+    /// `https://collector.example:7443`.
+    pub endpoint: String,
+    /// The name the collector's certificate carries.
+    pub server_name: String,
+    /// PEM of the CA that signs the collector's certificate.
+    pub ca_pem: Vec<u8>,
+    /// The current client certificate, PEM.
+    pub certificate_pem: Vec<u8>,
+    /// Its TLS key, PEM: the renewed certificate is for the same key.
+    pub key_pem: Vec<u8>,
+    /// The raw Ed25519 public key attestations are signed with.
+    pub signing_public_key: [u8; 32],
+}
+
+/// Gets a fresh certificate for the current TLS key from the collector, authenticated by the
+/// current certificate; returns it, PEM.
+pub async fn renew(request: &Renewal) -> Result<String, EnrollError> {
+    let key_pem = std::str::from_utf8(&request.key_pem)
+        .map_err(|_| EnrollError::Request("the TLS key is not PEM".into()))?;
+    let key = rcgen::KeyPair::from_pem(key_pem).map_err(|e| EnrollError::Request(e.to_string()))?;
+    let csr = rcgen::CertificateParams::new(Vec::<String>::new())
+        .and_then(|params| params.serialize_request(&key))
+        .map_err(|e| EnrollError::Request(e.to_string()))?;
+    let connect = |message: String| EnrollError::Connect {
+        endpoint: request.endpoint.clone(),
+        message,
+    };
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(&request.ca_pem))
+        .identity(Identity::from_pem(
+            &request.certificate_pem,
+            &request.key_pem,
+        ))
+        .domain_name(request.server_name.clone());
+    let channel = Channel::from_shared(request.endpoint.clone())
+        .map_err(|e| connect(e.to_string()))?
+        .tls_config(tls)
+        .map_err(|e| connect(e.to_string()))?
+        .connect_timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .map_err(|e| connect(chain(&e)))?;
+    let response = EnrollmentClient::new(channel)
+        .renew(v1::RenewRequest {
+            signing_public_key: request.signing_public_key.to_vec(),
+            csr_der: csr.der().to_vec(),
+        })
+        .await
+        .map_err(|status| EnrollError::Refused(status.message().to_owned()))?
+        .into_inner();
+    response
+        .certificate_chain_pem
+        .into_iter()
+        .next()
+        .ok_or_else(|| EnrollError::Refused("no certificate in the answer".into()))
 }
 
 fn chain(error: &dyn std::error::Error) -> String {

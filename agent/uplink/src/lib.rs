@@ -20,7 +20,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
-pub use enroll::{EnrollError, Enrolled, Enrollment, enroll};
+pub use enroll::{EnrollError, Enrolled, Enrollment, Renewal, enroll, renew};
 pub use retry::{Backoff, Disposition, classify_reject, classify_status};
 pub use wire::RejectReason;
 

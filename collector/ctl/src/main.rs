@@ -25,13 +25,16 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// Exit status when an input (fleet, policy, catalogue, arguments) is bad.
 const EXIT_BAD_INPUT: u8 = 2;
 
+/// `--version`: the package version and the git commit built from (`unknown` without one).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("VEU_COMMIT"), ")");
+
 /// veuctl: plan, check and audit where an organisation's AI compute is.
 ///
 /// Compute is measured in TPP (total processing performance, per the export rules) and shown in
 /// H100 equivalents. The compliance rules come from a policy file (default: the 2025 UVEU
 /// policy with a US headquarters, shipped in deploy/policies/).
 #[derive(Debug, Parser)]
-#[command(name = "veuctl", version, max_term_width = 100)]
+#[command(name = "veuctl", version = VERSION, max_term_width = 100)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -15,6 +15,9 @@ use proto_config::ConfigErrors;
 /// Exit status for a bad configuration (EX_CONFIG), so systemd stops restarting.
 const EXIT_CONFIG: u8 = 78;
 
+/// `--version`: the package version and the git commit built from (`unknown` without one).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("VEU_COMMIT"), ")");
+
 /// veu-collector: the server of veu-attest.
 ///
 /// Agents stream signed, hash-chained attestations over mutual TLS; the collector verifies
@@ -22,7 +25,7 @@ const EXIT_CONFIG: u8 = 78;
 /// before acknowledging it, and keeps the live distribution of compute per country against
 /// the policy.
 #[derive(Debug, Parser)]
-#[command(name = "veu-collector", version, max_term_width = 100)]
+#[command(name = "veu-collector", version = VERSION, max_term_width = 100)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

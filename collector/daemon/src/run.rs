@@ -5,6 +5,7 @@ use std::io::{ErrorKind, Write};
 use std::net::SocketAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -74,6 +75,7 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
     };
     let log_key = open_log_key(&config.log_key, log_key)?;
     let metrics = Arc::new(Metrics::new());
+    metrics.build(env!("CARGO_PKG_VERSION"), env!("VEU_COMMIT"));
     let log = Arc::new(
         LogKeeper::new(
             Arc::clone(&store),
@@ -111,6 +113,10 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
     }
     let ca = enrollment_ca.map(Arc::new);
 
+    if let Some(expiry) = proto_exposition::certificate::not_after(&tls.certificate_pem) {
+        metrics.server_certificate_expires(expiry);
+    }
+    let serving = Arc::new(AtomicBool::new(false));
     let shutdown = CancellationToken::new();
     let checkpoint: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
     let witnesses = Arc::new(Witnesses::new(
@@ -122,7 +128,7 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
         tracing::info!(listen = %listener.local_addr()?, "serving /metrics and /checkpoint");
         let source = Arc::clone(&metrics);
         let published = Arc::clone(&checkpoint);
-        tokio::spawn(proto_exposition::serve_with(
+        tokio::spawn(proto_exposition::serve_probes(
             listener,
             Arc::new(move || source.render()),
             // The latest checkpoint, cosignatures included, for anyone who can reach the
@@ -137,6 +143,7 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
                     })
                     .flatten()
             }),
+            Arc::new(readiness(Arc::clone(&collector), Arc::clone(&serving))),
             shutdown.clone(),
         ));
     }
@@ -210,6 +217,7 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
 
     let listener = socket.listen(BACKLOG)?;
     tracing::info!(listen = %listener.local_addr()?, enrollment = ca.is_some(), "collector serving");
+    serving.store(true, Ordering::Relaxed);
     let server = tokio::spawn(collector_server::serve(
         listener,
         tls,
@@ -229,17 +237,44 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// SIGTERM or SIGINT, naming which.
 async fn signal() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut terminate), Ok(mut interrupt)) = (
+    let (Ok(mut terminate), Ok(mut interrupt), Ok(mut hangup)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
     ) else {
         return std::future::pending().await;
     };
-    tokio::select! {
-        _ = terminate.recv() => "SIGTERM",
-        _ = interrupt.recv() => "SIGINT",
+    // SIGHUP reloads nothing (the rules, sites and TLS files are read at start): logged, not
+    // the default action's death.
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => return "SIGTERM",
+            _ = interrupt.recv() => return "SIGINT",
+            _ = hangup.recv() => tracing::info!(
+                "SIGHUP is not handled: restart the collector to apply configuration changes"
+            ),
+        }
+    }
+}
+
+/// The collector's `/readyz`: ready once its gRPC port is bound (the books were loaded from
+/// the store before that) and while the store answers a read.
+fn readiness(
+    collector: Arc<Collector>,
+    serving: Arc<AtomicBool>,
+) -> impl Fn() -> Result<(), String> + Send + Sync + 'static {
+    move || {
+        if !serving.load(Ordering::Relaxed) {
+            return Err("the gRPC listener is not bound yet".to_owned());
+        }
+        collector
+            .store
+            .log_size()
+            .map(|_| ())
+            .map_err(|error| format!("the store does not answer: {error}"))
     }
 }
 

@@ -495,5 +495,66 @@ fn promtool_accepts_the_collector_metrics() {
     ] {
         assert!(body.lines().any(|l| l == line), "missing {line}:\n{body}");
     }
+    // Conventions: build info with the commit, process metrics, the served certificate's
+    // expiry (the development PKI's server certificate, valid for months).
+    assert!(
+        body.lines()
+            .any(|l| l.starts_with("veu_collector_build_info{version=\"")
+                && l.contains("commit=\"")
+                && l.ends_with("} 1")),
+        "{body}"
+    );
+    for family in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_start_time_seconds",
+    ] {
+        assert!(
+            body.contains(&format!("\n{family} ")),
+            "missing {family}:\n{body}"
+        );
+    }
+    let expiry: i64 = body
+        .lines()
+        .find_map(|l| l.strip_prefix("veu_collector_server_certificate_expiry_timestamp_seconds "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(expiry > now + 14 * 86_400, "{expiry}");
     promtool_accepts(&body);
+
+    // /healthz and /readyz answer 200 while the collector serves; SIGHUP changes nothing.
+    assert!(get(metrics_port, "/healthz").starts_with("HTTP/1.1 200"));
+    assert!(get(metrics_port, "/readyz").starts_with("HTTP/1.1 200"));
+    let pid = server.child.as_ref().unwrap().id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-s", "HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        server.child.as_mut().unwrap().try_wait().unwrap().is_none(),
+        "SIGHUP stopped the collector"
+    );
+    assert!(get(metrics_port, "/readyz").starts_with("HTTP/1.1 200"));
+}
+
+/// The whole response to `GET path`.
+fn get(port: u16, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
 }

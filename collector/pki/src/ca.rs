@@ -317,6 +317,15 @@ fn server_san(name: &str) -> Result<SanType, PkiError> {
     Ok(SanType::DnsName(dns))
 }
 
+/// Whether the request `csr_der` asks to certify the key `cert_der` certifies (a renewal for
+/// the same key).
+pub fn same_key(csr_der: &[u8], cert_der: &[u8]) -> bool {
+    match (csr_public_key(csr_der), certified_key(cert_der)) {
+        (Ok(requested), Some(certified)) => requested == certified,
+        _ => false,
+    }
+}
+
 /// The DER SubjectPublicKeyInfo a CSR asks to have certified.
 fn csr_public_key(csr_der: &[u8]) -> Result<Vec<u8>, PkiError> {
     match X509CertificationRequest::from_der(csr_der) {

@@ -12,6 +12,8 @@ use tonic::{Request, Response, Status};
 
 use crate::ingest::Collector;
 
+mod renewal;
+
 /// The service; without a CA (operator-provided PKI) it refuses enrollments.
 #[derive(Debug)]
 pub struct EnrollmentService {
@@ -188,5 +190,12 @@ impl Enrollment for EnrollmentService {
             certificate_chain_pem: vec![certificate],
             ca_certificate_pem: ca.ca_pem().to_owned(),
         }))
+    }
+
+    async fn renew(
+        &self,
+        request: Request<v1::RenewRequest>,
+    ) -> Result<Response<v1::EnrollResponse>, Status> {
+        self.renew_certificate(request).await
     }
 }

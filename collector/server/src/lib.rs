@@ -1,6 +1,7 @@
 //! The collector's gRPC services over mutual TLS (tonic, rustls with ring): the agent stream
-//! (verify, admit, store, acknowledge), enrollment, admin and health. Identities and roles come
-//! from client certificates: an agent can only submit, an admin manages, an auditor reads.
+//! (verify, admit, store, acknowledge), enrollment, admin, health and server reflection.
+//! Identities and roles come from client certificates: an agent can only submit, an admin
+//! manages, an auditor reads.
 //!
 //! Invariant: an attestation is acknowledged only after the store committed it; generated
 //! types stay at this boundary.
@@ -63,6 +64,7 @@ pub async fn serve(
         .identity(Identity::from_pem(&tls.certificate_pem, &tls.key_pem))
         .client_ca_root(Certificate::from_pem(&tls.client_ca_pem))
         .client_auth_optional(true);
+    let (reflection_v1, reflection_v1alpha) = reflection();
     Server::builder()
         .tls_config(tls)?
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
@@ -85,6 +87,38 @@ pub async fn serve(
             log,
         )))
         .add_service(HealthServer::new(health::HealthService))
+        .add_optional_service(reflection_v1)
+        .add_optional_service(reflection_v1alpha)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
         .await
+}
+
+/// Server reflection (`grpcurl list`, `describe`) over the contract's file descriptors, v1
+/// and v1alpha (older clients). The descriptors are public (the `.proto` files are in the
+/// repository); a caller still needs TLS, and for anything but enrollment a client
+/// certificate, to call a service. The descriptors are compiled in, so a failure here is a
+/// build defect: logged, and the collector serves without reflection.
+fn reflection() -> (
+    Option<
+        tonic_reflection::server::v1::ServerReflectionServer<
+            impl tonic_reflection::server::v1::ServerReflection,
+        >,
+    >,
+    Option<
+        tonic_reflection::server::v1alpha::ServerReflectionServer<
+            impl tonic_reflection::server::v1alpha::ServerReflection,
+        >,
+    >,
+) {
+    let builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto_wire::FILE_DESCRIPTOR_SET)
+    };
+    let log = |error: tonic_reflection::server::Error| {
+        tracing::error!(%error, "server reflection is off: the compiled-in descriptors do not load");
+    };
+    (
+        builder().build_v1().map_err(log).ok(),
+        builder().build_v1alpha().map_err(log).ok(),
+    )
 }

@@ -95,6 +95,15 @@ pub struct SubmissionLabel {
     pub outcome: &'static str,
 }
 
+/// `version` and `commit` labels of `veu_collector_build_info`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabel {
+    /// The package version.
+    pub version: String,
+    /// The short git commit built from, or `unknown`.
+    pub commit: String,
+}
+
 /// Every submission outcome, so that each configured witness has all three series from the
 /// start (a rate over a series that appears only with its first failure misses that failure).
 const OUTCOMES: [&str; 3] = ["cosigned", "ahead", "failed"];
@@ -125,6 +134,8 @@ pub struct Metrics {
     witness_submissions: Family<SubmissionLabel, Counter>,
     witness_cosigned_size: Family<WitnessLabel, Gauge>,
     witness_cosigned_at: Family<WitnessLabel, Gauge>,
+    build_info: Family<BuildLabel, Gauge>,
+    server_certificate_expiry: Gauge,
 }
 
 impl Metrics {
@@ -152,6 +163,8 @@ impl Metrics {
             witness_submissions: Family::default(),
             witness_cosigned_size: Family::default(),
             witness_cosigned_at: Family::default(),
+            build_info: Family::default(),
+            server_certificate_expiry: Gauge::default(),
         };
         registry.register(
             "attestations_accepted",
@@ -244,6 +257,16 @@ impl Metrics {
             "Unix time at which the collector received the cosignature counted in witness_cosigned_tree_size",
             metrics.witness_cosigned_at.clone(),
         );
+        registry.register(
+            "build_info",
+            "1, labelled with the collector's version and the git commit it was built from",
+            metrics.build_info.clone(),
+        );
+        registry.register(
+            "server_certificate_expiry_timestamp_seconds",
+            "Unix time at which the TLS server certificate the collector serves expires (0 until read)",
+            metrics.server_certificate_expiry.clone(),
+        );
         for reason in Reason::ALL {
             let _ = metrics.rejections.get_or_create(&ReasonLabel {
                 reason: reason.as_str(),
@@ -253,6 +276,21 @@ impl Metrics {
             registry,
             ..metrics
         }
+    }
+
+    /// Sets `build_info{version, commit}` to 1.
+    pub fn build(&self, version: &str, commit: &str) {
+        self.build_info
+            .get_or_create(&BuildLabel {
+                version: version.to_owned(),
+                commit: commit.to_owned(),
+            })
+            .set(1);
+    }
+
+    /// The served certificate expires at `unix_s` (its `notAfter`).
+    pub fn server_certificate_expires(&self, unix_s: i64) {
+        self.server_certificate_expiry.set(unix_s);
     }
 
     /// Counts one rejection.

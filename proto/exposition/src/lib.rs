@@ -2,8 +2,15 @@
 //! connection (its head read within 5 s, at most 2 KiB), meant for a scraper on a private
 //! address.
 //!
+//! Every daemon's endpoint also answers `GET /healthz` (200 while the process serves HTTP) and
+//! `GET /readyz` (200, or 503 with the reason, from the daemon's own readiness check), and
+//! its `/metrics` carries the standard `process_*` metrics ([`process`]).
+//!
 //! Invariant: never blocks the caller's runtime on a slow client (each connection is its own
-//! task with a read deadline).
+//! task with a read deadline) or on a readiness check (run on the blocking pool).
+
+pub mod certificate;
+pub mod process;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -32,6 +39,23 @@ pub async fn serve_with<F, G>(
     F: Fn() -> String + Send + Sync + 'static,
     G: Fn(&str) -> Option<String> + Send + Sync + 'static,
 {
+    serve_probes(listener, render, other, Arc::new(|| Ok(())), shutdown).await;
+}
+
+/// [`serve_with`], and `GET /readyz` answers 200 `ready` when `ready` returns `Ok`, 503 with
+/// the reason otherwise. `ready` may block briefly (a store query): it runs on the blocking
+/// pool, once per request.
+pub async fn serve_probes<F, G, R>(
+    listener: TcpListener,
+    render: Arc<F>,
+    other: Arc<G>,
+    ready: Arc<R>,
+    shutdown: CancellationToken,
+) where
+    F: Fn() -> String + Send + Sync + 'static,
+    G: Fn(&str) -> Option<String> + Send + Sync + 'static,
+    R: Fn() -> Result<(), String> + Send + Sync + 'static,
+{
     loop {
         let (mut stream, _) = tokio::select! {
             () = shutdown.cancelled() => return,
@@ -45,6 +69,7 @@ pub async fn serve_with<F, G>(
         };
         let render = Arc::clone(&render);
         let other = Arc::clone(&other);
+        let ready = Arc::clone(&ready);
         tokio::spawn(async move {
             // The request line and headers, however the client split them, up to 2 KiB and
             // 5 s in all.
@@ -65,9 +90,27 @@ pub async fn serve_with<F, G>(
                 return;
             }
             let head = String::from_utf8_lossy(&request[..length]);
-            let response = if head.starts_with("GET /metrics ") || head.starts_with("GET /metrics?")
-            {
-                let body = prometheus_text(&render());
+            let path = head
+                .strip_prefix("GET ")
+                .and_then(|rest| rest.split(' ').next())
+                .map(|target| target.split('?').next().unwrap_or(target));
+            let response = if path == Some("/healthz") {
+                plain("200 OK", "ok\n")
+            } else if path == Some("/readyz") {
+                match tokio::task::spawn_blocking(move || ready()).await {
+                    Ok(Ok(())) => plain("200 OK", "ready\n"),
+                    Ok(Err(reason)) => {
+                        plain("503 Service Unavailable", &format!("not ready: {reason}\n"))
+                    }
+                    Err(_) => plain(
+                        "503 Service Unavailable",
+                        "not ready: the readiness check failed\n",
+                    ),
+                }
+            } else if head.starts_with("GET /metrics ") || head.starts_with("GET /metrics?") {
+                let mut text = render();
+                text.push_str(&process::render());
+                let body = prometheus_text(&text);
                 format!(
                     "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
@@ -89,6 +132,14 @@ pub async fn serve_with<F, G>(
             let _ = stream.shutdown().await;
         });
     }
+}
+
+/// A plain-text response with `status`.
+fn plain(status: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
 }
 
 /// Rewrites OpenMetrics text (what prometheus-client encodes) as the Prometheus text format
@@ -150,6 +201,61 @@ mod tests {
             stream.read_to_string(&mut response).await.unwrap();
             assert!(response.starts_with("HTTP/1.1 200"), "{response}");
             assert!(response.ends_with("\r\n\r\nnote\n"), "{response}");
+            shutdown.cancel();
+        });
+    }
+
+    async fn get(port: u16, path: &str) -> String {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        stream
+            .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        response
+    }
+
+    #[test]
+    fn healthz_answers_while_serving_and_readyz_follows_the_readiness_check() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let shutdown = CancellationToken::new();
+            let up = Arc::new(AtomicBool::new(false));
+            let probe = Arc::clone(&up);
+            tokio::spawn(serve_probes(
+                listener,
+                Arc::new(|| "# TYPE up gauge\nup 1\n# EOF\n".to_owned()),
+                Arc::new(|_: &str| None),
+                Arc::new(move || {
+                    if probe.load(Ordering::SeqCst) {
+                        Ok(())
+                    } else {
+                        Err("the store is unreachable".to_owned())
+                    }
+                }),
+                shutdown.clone(),
+            ));
+            let healthz = get(port, "/healthz").await;
+            assert!(healthz.starts_with("HTTP/1.1 200") && healthz.ends_with("ok\n"));
+            let readyz = get(port, "/readyz").await;
+            assert!(readyz.starts_with("HTTP/1.1 503"), "{readyz}");
+            assert!(readyz.ends_with("not ready: the store is unreachable\n"));
+            up.store(true, Ordering::SeqCst);
+            let readyz = get(port, "/readyz?verbose").await;
+            assert!(readyz.starts_with("HTTP/1.1 200") && readyz.ends_with("ready\n"));
+            let metrics = get(port, "/metrics").await;
+            assert!(metrics.contains("\nup 1\n") && metrics.contains("process_open_fds "));
+            assert!(!metrics.contains("# EOF"));
+            assert!(get(port, "/nothing").await.starts_with("HTTP/1.1 404"));
             shutdown.cancel();
         });
     }

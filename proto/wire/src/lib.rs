@@ -26,6 +26,10 @@ pub mod health {
     tonic::include_proto!("grpc.health.v1");
 }
 
+/// The encoded `FileDescriptorSet` of every file above (health included), for server
+/// reflection: what `grpcurl list` and `describe` read.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"));
+
 /// Largest envelope payload any party accepts, in bytes. An 8-GPU attestation is about
 /// 2 KiB; 256 KiB leaves room for hosts with many devices and long fault messages.
 pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;

@@ -509,10 +509,14 @@ fn kubernetes_manifests_are_well_formed_and_refer_only_to_what_they_define() {
             listen_port(&collector_toml, "metrics")
         ]
     );
-    assert_eq!(collector.values("port"), ["grpc", "grpc", "grpc"], "probes");
     assert_eq!(
-        collector.values("tcpSocket").len(),
-        3,
+        collector.values("port"),
+        ["metrics", "metrics", "metrics"],
+        "probes"
+    );
+    assert_eq!(
+        collector.values("path"),
+        ["/readyz", "/readyz", "/healthz"],
         "startup, readiness, liveness"
     );
     let service = find("Service", "veu-collector");
@@ -730,6 +734,51 @@ fn every_alert_is_tested_firing_and_quiet_and_explained() {
             readme.contains(&format!("`{alert}`")),
             "deploy/README.md does not explain {alert}"
         );
+    }
+}
+
+/// The anchors GitHub gives the headings of a Markdown file: lower case, letters, digits, `-`
+/// and `_` kept, spaces made `-`, everything else (backticks, punctuation) dropped.
+fn heading_anchors(markdown: &str) -> BTreeSet<String> {
+    markdown
+        .lines()
+        .filter(|line| line.starts_with('#'))
+        .map(|line| {
+            line.trim_start_matches('#')
+                .trim()
+                .to_lowercase()
+                .chars()
+                .filter_map(|c| match c {
+                    ' ' => Some('-'),
+                    c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+                    _ => None,
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn every_alert_has_a_runbook_url_naming_its_runbook_in_deploy_readme() {
+    let rules = read("deploy/prometheus/rules.yml");
+    let anchors = heading_anchors(&read("deploy/README.md"));
+    let blocks: Vec<&str> = rules.split("- alert: ").skip(1).collect();
+    assert!(blocks.len() >= 10);
+    for block in blocks {
+        let alert = block.lines().next().unwrap().trim();
+        let url = block
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("runbook_url: "))
+            .unwrap_or_else(|| panic!("{alert} has no runbook_url"));
+        let anchor = url
+            .strip_prefix("deploy/README.md#")
+            .unwrap_or_else(|| panic!("{alert}: runbook_url {url} is not in deploy/README.md"));
+        assert!(
+            anchors.contains(anchor),
+            "{alert}: deploy/README.md has no heading #{anchor}"
+        );
+        // Its own runbook, not another alert's.
+        assert_eq!(anchor, alert.to_lowercase(), "{alert}");
     }
 }
 

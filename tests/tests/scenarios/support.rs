@@ -434,6 +434,11 @@ impl Agent {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default()
     }
+
+    /// Its directory: `agent.toml`, `state/`, `tls/`.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
 }
 
 impl Drop for Agent {
