@@ -3,11 +3,13 @@
 mod admin;
 mod audit;
 mod catalogue;
+mod confirm;
 mod demo;
 mod distribution;
 mod evidence;
 mod inputs;
 mod number;
+mod pipe;
 mod plan;
 mod policy;
 mod remote;
@@ -26,6 +28,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 const EXIT_BAD_INPUT: u8 = 2;
 
 /// veuctl: plan, check and audit where an organisation's AI compute is.
+///
+/// Output to a pipe closed early (`veuctl … | head`) ends veuctl quietly with status 141, as a
+/// shell reports for other tools SIGPIPE ends.
 ///
 /// Compute is measured in TPP (total processing performance, per the export rules) and shown in
 /// H100 equivalents. The compliance rules come from a policy file (default: the 2025 UVEU
@@ -70,8 +75,14 @@ enum Command {
     /// Issue a one-time enrollment token for a host at a site (admin certificate).
     EnrollToken(admin::EnrollTokenArgs),
     /// List or revoke enrolled agent keys (admin certificate).
+    ///
+    /// `revoke` cannot be undone: it asks for confirmation on a terminal, needs --yes
+    /// otherwise, and --dry-run shows the key's current state and changes nothing.
     Agents(admin::AgentsArgs),
-    /// Remove a host from the distribution (it no longer counts anywhere).
+    /// Remove a host from the distribution (it no longer counts anywhere; admin certificate).
+    ///
+    /// This cannot be undone: it asks for confirmation on a terminal, needs --yes otherwise,
+    /// and --dry-run shows the host's current state and changes nothing.
     Decommission(admin::DecommissionArgs),
     /// Export evidence for offline verification (auditor certificate).
     Evidence(evidence::EvidenceArgs),
@@ -140,6 +151,7 @@ impl Failure {
 }
 
 fn main() -> ExitCode {
+    pipe::exit_quietly_on_broken_pipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),

@@ -224,11 +224,11 @@ fn forged_tampered_replayed_misbound_and_revoked_submissions_are_refused() {
         us_dir.join("tls/agent.key").to_str().unwrap(),
     ]);
     assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("PermissionDenied"));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("permission denied"));
 
     // A revoked key is refused from then on.
     let key_id: String = us_key.key_id().0.hex();
-    ok(&collector.veuctl(&["agents", "revoke", &key_id]));
+    ok(&collector.veuctl(&["agents", "revoke", "--yes", &key_id]));
     let next = {
         let mut payload = proto_seal::decode_payload_unverified(chain.last().unwrap()).unwrap();
         payload.sequence += 100;
