@@ -134,7 +134,11 @@ impl Config {
         let text =
             std::fs::read_to_string(path).map_err(|e| fail("file", format!("cannot read: {e}")))?;
         let config = Self::parse(&text, path)?;
-        let missing = config.unreadable_files();
+        let mut missing = config.unreadable_files();
+        if let Some(hint) = config.not_enrolled(path) {
+            missing.retain(|(key, _)| key != "collector.certificate" && key != "collector.key");
+            missing.push(("collector.certificate".to_owned(), hint));
+        }
         if missing.is_empty() {
             Ok(config)
         } else {
@@ -143,6 +147,22 @@ impl Config {
                 errors: missing,
             })
         }
+    }
+
+    /// What to do when the collector section names no certificate and key yet: the host has
+    /// not enrolled. `None` when either exists (an unreadable one is reported as such).
+    fn not_enrolled(&self, path: &Path) -> Option<String> {
+        let collector = self.collector.as_ref()?;
+        if collector.certificate.exists() || collector.key.exists() {
+            return None;
+        }
+        Some(format!(
+            "not enrolled yet: {} and {} do not exist; run `veu-agent enroll --config {} --token TOKEN` with a one-time token from `veuctl enroll-token --site {}`",
+            collector.certificate.display(),
+            collector.key.display(),
+            path.display(),
+            self.site_id
+        ))
     }
 
     /// Files the configuration names that cannot be opened, with their keys.
