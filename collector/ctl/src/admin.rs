@@ -59,9 +59,12 @@ enum AgentsCommand {
         #[arg(long, value_name = "SITE")]
         site: String,
         /// The host exists already: re-bind it to this key (moved or re-keyed), revoking its
-        /// earlier keys. Without it an existing host id is refused.
+        /// earlier keys. Without it an existing host id is refused. Re-binding cannot be undone:
+        /// it asks for confirmation on a terminal and needs --yes otherwise.
         #[arg(long)]
         rebind: bool,
+        #[command(flatten)]
+        confirm: ConfirmArgs,
     },
     /// Revoke a key (hex key id from `agents list`): its attestations are refused from now on.
     Revoke {
@@ -163,6 +166,7 @@ pub fn agents(args: &AgentsArgs) -> Result<u8, Failure> {
             host,
             site,
             rebind,
+            confirm: confirming,
         } => {
             let raw = unhex(public_key).ok_or_else(|| {
                 Failure::bad_input(anyhow::anyhow!(
@@ -171,6 +175,40 @@ pub fn agents(args: &AgentsArgs) -> Result<u8, Failure> {
             })?;
             block_on(async {
                 let mut admin = AdminClient::new(collector.connect("admin").await?);
+                if *rebind || confirming.dry_run {
+                    let agents = admin
+                        .list_agents(v1::ListAgentsRequest {})
+                        .await
+                        .map_err(|s| call_failed(&s))?
+                        .into_inner()
+                        .agents;
+                    let active: Vec<String> = agents
+                        .iter()
+                        .filter(|a| a.host_id == *host && a.revoked_unix_ms == 0)
+                        .map(|a| hex(&a.key_id))
+                        .collect();
+                    let what = if *rebind {
+                        format!(
+                            "re-bind host {host} to this key at site {site}, revoking its {}{}",
+                            counted(active.len() as u64, "active key", "active keys"),
+                            if active.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" ({})", active.join(", "))
+                            }
+                        )
+                    } else {
+                        format!(
+                            "register {host} at {site} with this key (the host now has {})",
+                            counted(active.len() as u64, "active key", "active keys")
+                        )
+                    };
+                    if confirming.dry_run {
+                        println!("dry run, nothing changed: would {what}");
+                        return Ok(0);
+                    }
+                    confirm(confirming, &format!("Re-bind host {host} at site {site}"))?;
+                }
                 let answer = admin
                     .register_agent(v1::RegisterAgentRequest {
                         signing_public_key: raw,

@@ -74,10 +74,10 @@ enum Command {
     Status(status::StatusArgs),
     /// Issue a one-time enrollment token for a host at a site (admin certificate).
     EnrollToken(admin::EnrollTokenArgs),
-    /// List or revoke enrolled agent keys (admin certificate).
+    /// List, register or revoke enrolled agent keys (admin certificate).
     ///
-    /// `revoke` cannot be undone: it asks for confirmation on a terminal, needs --yes
-    /// otherwise, and --dry-run shows the key's current state and changes nothing.
+    /// `revoke` and `add --rebind` cannot be undone: they ask for confirmation on a terminal,
+    /// need --yes otherwise, and --dry-run shows the current state and changes nothing.
     Agents(admin::AgentsArgs),
     /// Remove a host from the distribution (it no longer counts anywhere; admin certificate).
     ///

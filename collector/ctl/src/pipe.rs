@@ -15,7 +15,13 @@ pub const EXIT_BROKEN_PIPE: i32 = 141;
 pub fn exit_quietly_on_broken_pipe() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        if is_broken_pipe(info.payload_as_str().unwrap_or("")) {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if is_broken_pipe(message) {
             process::exit(EXIT_BROKEN_PIPE);
         }
         default(info);

@@ -654,6 +654,36 @@ async fn revoke_and_decommission_show_a_dry_run_and_need_confirmation() {
     let listed = h.veuctl(&["agents", "list"]).await;
     assert!(listed.stdout.contains("active"), "{listed:?}");
 
+    // Re-binding the host to another key revokes this one: shown, and refused unconfirmed.
+    let other = proto_seal::Ed25519Signer::from_seed(&[4; 32]).unwrap();
+    let other_key: String = other
+        .public_key()
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let rebind = [
+        "agents",
+        "add",
+        "--public-key",
+        &other_key,
+        "--host",
+        "gpu-c",
+        "--site",
+        "us-va-1",
+        "--rebind",
+    ];
+    let dry = h.veuctl(&[&rebind[..], &["--dry-run"]].concat()).await;
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert!(
+        dry.stdout
+            .contains(&format!("revoking its 1 active key ({key})")),
+        "{dry:?}"
+    );
+    let refused = h.veuctl(&rebind).await;
+    assert_eq!(refused.code, 2, "{refused:?}");
+    assert!(refused.stderr.contains("--yes"), "{refused:?}");
+
     let revoked = h.veuctl(&["agents", "revoke", "--yes", &key]).await;
     assert_eq!(revoked.code, 0, "{revoked:?}");
     let dry = h.veuctl(&["agents", "revoke", "--dry-run", &key]).await;

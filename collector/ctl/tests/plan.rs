@@ -258,6 +258,42 @@ fn a_huge_bad_file_prints_twenty_errors_and_counts_the_rest() {
 }
 
 #[test]
+fn progress_goes_to_a_terminal_only() {
+    // util-linux `script` gives veuctl a terminal; without it there is nothing to test.
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: no `script` to make a terminal");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = dir.path().join("large.csv");
+    let mut text = String::from("country,count,accelerator\n");
+    for _ in 0..250_000 {
+        text.push_str("US,8,H100\n");
+    }
+    std::fs::write(&fleet, text).unwrap();
+    let command = format!(
+        "{} plan {} >/dev/null",
+        env!("CARGO_BIN_EXE_veuctl"),
+        fleet.display()
+    );
+    let on_terminal = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(repo())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(on_terminal.status.success(), "{}", stderr(&on_terminal));
+    assert!(
+        stdout(&on_terminal).contains("reading the fleet: "),
+        "{}",
+        stdout(&on_terminal)
+    );
+    let piped = veuctl(&["plan", fleet.to_str().unwrap()]);
+    assert!(piped.status.success());
+    assert!(stderr(&piped).is_empty(), "{}", stderr(&piped));
+}
+
+#[test]
 fn a_dash_reads_the_fleet_from_standard_input() {
     use std::io::Write as _;
     let mut child = Command::new(env!("CARGO_BIN_EXE_veuctl"))

@@ -165,7 +165,6 @@ async fn every_admin_and_auditor_call_and_every_refusal_is_one_event() {
         .export_evidence(v1::ExportEvidenceRequest {
             from_unix_ms: 0,
             to_unix_ms: 1,
-            ..Default::default()
         })
         .await
         .unwrap();
