@@ -197,7 +197,11 @@ impl Builder {
                 });
                 let total = self.summary.as_ref().map_or(0, |s| s.leaves);
                 if self.progress && self.leaves.len().is_multiple_of(1000) {
-                    eprint!("\r  {} / {total} leaves", self.leaves.len());
+                    eprint!(
+                        "\r  {} / {}",
+                        grouped(self.leaves.len() as u64),
+                        counted(total, "leaf", "leaves")
+                    );
                 }
             }
             None => {}

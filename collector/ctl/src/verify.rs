@@ -248,12 +248,12 @@ fn table(
     );
     if let Some(coverage) = &outcome.coverage {
         println!(
-            "Covers    the log from its first leaf{} to its head of {} leaves, signed {}",
+            "Covers    the log from its first leaf{} to its head of {}, signed {}",
             coverage
                 .first_leaf_ms
                 .map(|ms| format!(" ({})", rfc3339(ms)))
                 .unwrap_or_default(),
-            grouped(coverage.tree_size),
+            counted(coverage.tree_size, "leaf", "leaves"),
             rfc3339(coverage.to_ms)
         );
     }
