@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use agent_core::{GpuSource, PricedInventory, price};
 use agent_nvml::NvmlSource;
+use proto_accounting::catalogue::MatchedBy;
 use proto_accounting::{Catalogue, Policy};
 use proto_evidence::EvidenceSource;
 use serde_json::json;
@@ -106,7 +107,11 @@ fn to_json(
                 "name": r.name,
                 "model": if r.unknown { "unknown" } else { r.catalogue_id.as_str() },
                 "unknown": r.unknown,
-                "matched_by": device.matched_by.map(|m| format!("{m:?}").to_lowercase()),
+                "matched_by": device.matched_by.map(|m| match m {
+                    MatchedBy::PciSubsystem => "pci_subsystem",
+                    MatchedBy::Pci => "pci",
+                    MatchedBy::Name => "name",
+                }),
                 "counted": device.counted,
                 "tpp": r.tpp,
                 "h100e": device.h100e,

@@ -65,7 +65,11 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
         Some(signer) => (signer, agent_sign::KeyOrigin::Loaded),
         None => agent_sign::load_or_create(&config.state_dir.join(SIGNING_KEY))?,
     };
-    tracing::info!(key_id = %signer.key_id(), ?origin, "signing key ready");
+    let origin = match origin {
+        agent_sign::KeyOrigin::Loaded => "loaded",
+        agent_sign::KeyOrigin::Created => "created",
+    };
+    tracing::info!(key_id = %signer.key_id(), origin, "signing key ready");
     let signer = Arc::new(signer);
 
     let limits = SpoolLimits {
@@ -87,7 +91,11 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
     }
 
     let source = NvmlSource::open(config.nvml_library.as_deref())?;
-    tracing::info!(library = %source.library().display(), evidence = ?source.evidence_source(), "NVML ready");
+    let evidence = match source.evidence_source() {
+        proto_evidence::EvidenceSource::Nvml => "nvml",
+        proto_evidence::EvidenceSource::Simulated => "simulated",
+    };
+    tracing::info!(library = %source.library().display(), evidence, "NVML ready");
 
     let metrics = Metrics::new();
     let outbox = Arc::new(SpoolOutbox::new(spool, head));

@@ -427,6 +427,44 @@ fn a_bad_configuration_exits_78_with_every_error() {
 }
 
 #[test]
+fn an_agent_that_has_not_enrolled_says_how_to_and_exits_78() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("agent.toml");
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, "").unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "host_id = \"gpu-1\"\nsite_id = \"us-va-1\"\nstate_dir = {state:?}\n[collector]\nendpoint = \"https://collector:7443\"\nca = {ca:?}\ncertificate = {cert:?}\nkey = {key:?}\n",
+            state = dir.path().join("state"),
+            ca = ca,
+            cert = dir.path().join("state/tls/agent.pem"),
+            key = dir.path().join("state/tls/agent.key"),
+        ),
+    )
+    .unwrap();
+    for command in ["run", "check-config"] {
+        let output = Command::new(agent_bin())
+            .args([command, "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(78), "{command}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("not enrolled yet")
+                && stderr.contains(&format!(
+                    "veu-agent enroll --config {} --token TOKEN",
+                    config.display()
+                ))
+                && stderr.contains("veuctl enroll-token --site us-va-1")
+                && !stderr.contains("collector.key"),
+            "{command}: {stderr}"
+        );
+    }
+}
+
+#[test]
 fn the_host_id_comes_from_the_file_then_veu_host_id_then_the_host_name() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("agent.toml");

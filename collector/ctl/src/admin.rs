@@ -2,9 +2,13 @@
 
 use proto_wire::v1;
 use proto_wire::v1::admin_client::AdminClient;
+use proto_wire::v1::audit_client::AuditClient;
 use serde_json::json;
 
+use crate::confirm::{ConfirmArgs, confirm};
+use crate::number::{counted, grouped};
 use crate::remote::{CollectorArgs, block_on, call_failed};
+use crate::time::rfc3339;
 use crate::{Failure, Format};
 
 #[derive(Debug, clap::Args)]
@@ -55,9 +59,12 @@ enum AgentsCommand {
         #[arg(long, value_name = "SITE")]
         site: String,
         /// The host exists already: re-bind it to this key (moved or re-keyed), revoking its
-        /// earlier keys. Without it an existing host id is refused.
+        /// earlier keys. Without it an existing host id is refused. Re-binding cannot be undone:
+        /// it asks for confirmation on a terminal and needs --yes otherwise.
         #[arg(long)]
         rebind: bool,
+        #[command(flatten)]
+        confirm: ConfirmArgs,
     },
     /// Revoke a key (hex key id from `agents list`): its attestations are refused from now on.
     Revoke {
@@ -66,6 +73,8 @@ enum AgentsCommand {
         /// Key id, 64 hex digits.
         #[arg(value_name = "KEY_ID")]
         key_id: String,
+        #[command(flatten)]
+        confirm: ConfirmArgs,
     },
 }
 
@@ -76,6 +85,8 @@ pub struct DecommissionArgs {
     /// The host to remove from the distribution.
     #[arg(value_name = "HOST")]
     host: String,
+    #[command(flatten)]
+    confirm: ConfirmArgs,
 }
 
 pub fn enroll_token(args: &EnrollTokenArgs) -> Result<u8, Failure> {
@@ -155,6 +166,7 @@ pub fn agents(args: &AgentsArgs) -> Result<u8, Failure> {
             host,
             site,
             rebind,
+            confirm: confirming,
         } => {
             let raw = unhex(public_key).ok_or_else(|| {
                 Failure::bad_input(anyhow::anyhow!(
@@ -163,6 +175,40 @@ pub fn agents(args: &AgentsArgs) -> Result<u8, Failure> {
             })?;
             block_on(async {
                 let mut admin = AdminClient::new(collector.connect("admin").await?);
+                if *rebind || confirming.dry_run {
+                    let agents = admin
+                        .list_agents(v1::ListAgentsRequest {})
+                        .await
+                        .map_err(|s| call_failed(&s))?
+                        .into_inner()
+                        .agents;
+                    let active: Vec<String> = agents
+                        .iter()
+                        .filter(|a| a.host_id == *host && a.revoked_unix_ms == 0)
+                        .map(|a| hex(&a.key_id))
+                        .collect();
+                    let what = if *rebind {
+                        format!(
+                            "re-bind host {host} to this key at site {site}, revoking its {}{}",
+                            counted(active.len() as u64, "active key", "active keys"),
+                            if active.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" ({})", active.join(", "))
+                            }
+                        )
+                    } else {
+                        format!(
+                            "register {host} at {site} with this key (the host now has {})",
+                            counted(active.len() as u64, "active key", "active keys")
+                        )
+                    };
+                    if confirming.dry_run {
+                        println!("dry run, nothing changed: would {what}");
+                        return Ok(0);
+                    }
+                    confirm(confirming, &format!("Re-bind host {host} at site {site}"))?;
+                }
                 let answer = admin
                     .register_agent(v1::RegisterAgentRequest {
                         signing_public_key: raw,
@@ -177,12 +223,45 @@ pub fn agents(args: &AgentsArgs) -> Result<u8, Failure> {
                 Ok(0)
             })
         }
-        AgentsCommand::Revoke { collector, key_id } => {
+        AgentsCommand::Revoke {
+            collector,
+            key_id,
+            confirm: confirming,
+        } => {
             let raw = unhex(key_id).ok_or_else(|| {
                 Failure::bad_input(anyhow::anyhow!("{key_id:?} is not a 64-digit hex key id"))
             })?;
             block_on(async {
                 let mut admin = AdminClient::new(collector.connect("admin").await?);
+                let agents = admin
+                    .list_agents(v1::ListAgentsRequest {})
+                    .await
+                    .map_err(|s| call_failed(&s))?
+                    .into_inner()
+                    .agents;
+                let Some(found) = agents.iter().find(|a| a.key_id == raw) else {
+                    return Err(Failure {
+                        status: 1,
+                        error: anyhow::anyhow!("the collector has no key {key_id}"),
+                    });
+                };
+                let state = if found.revoked_unix_ms != 0 {
+                    format!("revoked since {}", rfc3339(found.revoked_unix_ms))
+                } else {
+                    "active".to_owned()
+                };
+                let what = format!(
+                    "revoke key {key_id} of host {} at site {} (now {state}): its attestations are refused from then on",
+                    found.host_id, found.site_id
+                );
+                if confirming.dry_run {
+                    println!("dry run, nothing changed: would {what}");
+                    return Ok(0);
+                }
+                confirm(
+                    confirming,
+                    &format!("Revoke key {key_id} of host {}", found.host_id),
+                )?;
                 let done = admin
                     .revoke_agent(v1::RevokeAgentRequest { key_id: raw })
                     .await
@@ -204,7 +283,50 @@ pub fn agents(args: &AgentsArgs) -> Result<u8, Failure> {
 
 pub fn decommission(args: &DecommissionArgs) -> Result<u8, Failure> {
     block_on(async {
-        let mut admin = AdminClient::new(args.collector.connect("admin").await?);
+        let channel = args.collector.connect("admin").await?;
+        let mut admin = AdminClient::new(channel.clone());
+        let hosts = AuditClient::new(channel)
+            .list_hosts(v1::ListHostsRequest {})
+            .await
+            .map_err(|s| call_failed(&s))?
+            .into_inner()
+            .hosts;
+        let Some(host) = hosts.iter().find(|h| h.host_id == args.host) else {
+            return Err(Failure {
+                status: 1,
+                error: anyhow::anyhow!("the collector has no host {}", args.host),
+            });
+        };
+        let state = if host.decommissioned_unix_ms != 0 {
+            format!(
+                "already decommissioned since {}",
+                rfc3339(host.decommissioned_unix_ms)
+            )
+        } else {
+            format!(
+                "counts {} TPP on {} in {} at site {}, last attested {}",
+                grouped(host.tpp),
+                counted(u64::from(host.devices), "device", "devices"),
+                host.country,
+                host.site_id,
+                if host.last_attested_unix_ms == 0 {
+                    "never".to_owned()
+                } else {
+                    rfc3339(host.last_attested_unix_ms)
+                }
+            )
+        };
+        if args.confirm.dry_run {
+            println!(
+                "dry run, nothing changed: would decommission {} (now: {state}); it would count nowhere from then on",
+                args.host
+            );
+            return Ok(0);
+        }
+        confirm(
+            &args.confirm,
+            &format!("Decommission {} ({state})", args.host),
+        )?;
         let done = admin
             .decommission(v1::DecommissionRequest {
                 host_id: args.host.clone(),

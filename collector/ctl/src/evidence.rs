@@ -11,6 +11,7 @@ use proto_wire::v1::audit_client::AuditClient;
 use proto_wire::v1::evidence_item::Item;
 
 use crate::Failure;
+use crate::number::{counted, grouped};
 use crate::remote::{CollectorArgs, block_on, call_failed};
 use crate::time::{parse_instant, rfc3339};
 
@@ -92,11 +93,11 @@ fn export(args: &ExportArgs) -> Result<u8, Failure> {
         error: e.into(),
     })?;
     println!(
-        "wrote {}: {} leaves between tree heads {} and {}, log key {}",
+        "wrote {}: {} between tree heads {} and {}, log key {}",
         args.out.display(),
-        bundle.leaves.len(),
-        bundle.manifest.start_tree_size,
-        bundle.manifest.end_tree_size,
+        counted(bundle.leaves.len() as u64, "leaf", "leaves"),
+        grouped(bundle.manifest.start_tree_size),
+        grouped(bundle.manifest.end_tree_size),
         bundle.manifest.log_key_id
     );
     if bundle.manifest.to_ms < to_ms {
@@ -148,8 +149,10 @@ impl Builder {
         match item.item {
             Some(Item::Summary(summary)) => {
                 eprintln!(
-                    "exporting {} leaves (tree heads {} to {})",
-                    summary.leaves, summary.start_tree_size, summary.end_tree_size
+                    "exporting {} (tree heads {} to {})",
+                    counted(summary.leaves, "leaf", "leaves"),
+                    grouped(summary.start_tree_size),
+                    grouped(summary.end_tree_size)
                 );
                 self.summary = Some(summary);
             }
@@ -194,7 +197,11 @@ impl Builder {
                 });
                 let total = self.summary.as_ref().map_or(0, |s| s.leaves);
                 if self.progress && self.leaves.len().is_multiple_of(1000) {
-                    eprint!("\r  {} / {total} leaves", self.leaves.len());
+                    eprint!(
+                        "\r  {} / {}",
+                        grouped(self.leaves.len() as u64),
+                        counted(total, "leaf", "leaves")
+                    );
                 }
             }
             None => {}

@@ -3,11 +3,13 @@
 mod admin;
 mod audit;
 mod catalogue;
+mod confirm;
 mod demo;
 mod distribution;
 mod evidence;
 mod inputs;
 mod number;
+mod pipe;
 mod plan;
 mod policy;
 mod remote;
@@ -29,6 +31,9 @@ const EXIT_BAD_INPUT: u8 = 2;
 const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("VEU_COMMIT"), ")");
 
 /// veuctl: plan, check and audit where an organisation's AI compute is.
+///
+/// Output to a pipe closed early (`veuctl … | head`) ends veuctl quietly with status 141, as a
+/// shell reports for other tools SIGPIPE ends.
 ///
 /// Compute is measured in TPP (total processing performance, per the export rules) and shown in
 /// H100 equivalents. The compliance rules come from a policy file (default: the 2025 UVEU
@@ -72,9 +77,15 @@ enum Command {
     Status(status::StatusArgs),
     /// Issue a one-time enrollment token for a host at a site (admin certificate).
     EnrollToken(admin::EnrollTokenArgs),
-    /// List or revoke enrolled agent keys (admin certificate).
+    /// List, register or revoke enrolled agent keys (admin certificate).
+    ///
+    /// `revoke` and `add --rebind` cannot be undone: they ask for confirmation on a terminal,
+    /// need --yes otherwise, and --dry-run shows the current state and changes nothing.
     Agents(admin::AgentsArgs),
-    /// Remove a host from the distribution (it no longer counts anywhere).
+    /// Remove a host from the distribution (it no longer counts anywhere; admin certificate).
+    ///
+    /// This cannot be undone: it asks for confirmation on a terminal, needs --yes otherwise,
+    /// and --dry-run shows the host's current state and changes nothing.
     Decommission(admin::DecommissionArgs),
     /// Export evidence for offline verification (auditor certificate).
     Evidence(evidence::EvidenceArgs),
@@ -143,6 +154,7 @@ impl Failure {
 }
 
 fn main() -> ExitCode {
+    pipe::exit_quietly_on_broken_pipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),

@@ -13,6 +13,11 @@ pub fn grouped(value: u64) -> String {
     out
 }
 
+/// `count` with its noun, singular or plural and grouped: `1 row`, `12,345 rows`.
+pub fn counted(count: u64, one: &str, many: &str) -> String {
+    format!("{} {}", grouped(count), if count == 1 { one } else { many })
+}
+
 /// A float with `decimals` places and grouped thousands, e.g. `12,345.67`.
 pub fn grouped_f64(value: f64, decimals: usize) -> String {
     let text = format!("{value:.decimals$}");
@@ -40,5 +45,8 @@ mod tests {
         assert_eq!(grouped(126_720_000), "126,720,000");
         assert_eq!(grouped_f64(1234.5678, 2), "1,234.57");
         assert_eq!(grouped_f64(0.004, 2), "0.00");
+        assert_eq!(counted(1, "row", "rows"), "1 row");
+        assert_eq!(counted(0, "row", "rows"), "0 rows");
+        assert_eq!(counted(12_345, "row", "rows"), "12,345 rows");
     }
 }

@@ -1,5 +1,6 @@
 //! `veuctl plan`: evaluate a fleet CSV against the policy.
 
+use std::io::{IsTerminal as _, Read as _};
 use std::path::PathBuf;
 
 use anyhow::anyhow;
@@ -12,9 +13,12 @@ use proto_accounting::{
 use serde::Serialize;
 
 use crate::inputs::{RulesArgs, read_bytes};
-use crate::number::{grouped, grouped_f64};
+use crate::number::{counted, grouped, grouped_f64};
 use crate::table::Columns;
 use crate::{Failure, Format};
+
+/// Bad lines of a fleet file printed at most; the others are only counted.
+const MAX_LINE_ERRORS: usize = 20;
 
 /// Default accelerator for headroom in whole units.
 const DEFAULT_UNIT: &str = "H100-SXM5-80GB";
@@ -24,7 +28,9 @@ const GPUS_PER_NODE: u64 = 8;
 
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
-    /// The fleet: CSV with columns country, count, accelerator or tpp, and optionally site.
+    /// The fleet: CSV with columns country, count, accelerator or tpp, and optionally site;
+    /// `-` reads it from standard input. On a large file, progress goes to standard error
+    /// when that is a terminal.
     #[arg(value_name = "FLEET.csv")]
     fleet: PathBuf,
     #[command(flatten)]
@@ -56,20 +62,44 @@ pub fn run(args: &PlanArgs) -> Result<u8, Failure> {
             }
         ))
     })?;
-    let bytes = read_bytes(&args.fleet)?;
-    let fleet = Fleet::parse(&bytes, &catalogue, &policy).map_err(|error| {
-        let path = args.fleet.display();
+    let stdin = args.fleet.as_os_str() == "-";
+    let bytes = if stdin {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut bytes)
+            .map_err(|error| Failure::bad_input(anyhow!("cannot read standard input: {error}")))?;
+        bytes
+    } else {
+        read_bytes(&args.fleet)?
+    };
+    let path = if stdin {
+        "<stdin>".to_owned()
+    } else {
+        args.fleet.display().to_string()
+    };
+    let mut progress = Progress::new(bytes.len());
+    let parsed = Fleet::parse_with(&bytes, &catalogue, &policy, MAX_LINE_ERRORS, &mut |done| {
+        progress.show(done)
+    });
+    progress.finish();
+    let fleet = parsed.map_err(|error| {
         for line in &error.errors {
             eprintln!("{path}:{}: {}", line.line, line.message);
         }
+        if error.more > 0 {
+            eprintln!("{path}: … and {} more", grouped(error.more));
+        }
+        let total = error.total();
         Failure::bad_input(anyhow!(
-            "{path} has {} bad line(s); nothing was evaluated",
-            error.errors.len()
+            "{path} has {} bad {}; nothing was evaluated",
+            grouped(total),
+            if total == 1 { "line" } else { "lines" }
         ))
     })?;
     let evaluation = evaluate(&policy, fleet.distribution());
     let source = FleetLine {
-        file: args.fleet.display().to_string(),
+        file: path,
         rows: fleet.rows.len(),
     };
     let report = PlanReport::new(
@@ -93,6 +123,37 @@ pub fn run(args: &PlanArgs) -> Result<u8, Failure> {
     } else {
         0
     })
+}
+
+/// Parsing progress on standard error, shown only when that is a terminal.
+struct Progress {
+    total: usize,
+    shown: bool,
+    enabled: bool,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        Self {
+            total,
+            shown: false,
+            enabled: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn show(&mut self, done: u64) {
+        if self.enabled {
+            let percent = done.saturating_mul(100) / (self.total.max(1) as u64);
+            eprint!("\r  reading the fleet: {percent} %");
+            self.shown = true;
+        }
+    }
+
+    fn finish(&mut self) {
+        if self.shown {
+            eprint!("\r\x1b[K");
+        }
+    }
 }
 
 /// The JSON contract of SPEC section 5, plus context a reader needs.
@@ -407,10 +468,10 @@ impl PlanReport {
             out.push('\n');
         };
         line(format!(
-            "Fleet     {} ({} rows, {} countries)",
+            "Fleet     {} ({}, {})",
             self.fleet.file,
-            self.fleet.rows,
-            self.countries.len()
+            counted(self.fleet.rows as u64, "row", "rows"),
+            counted(self.countries.len() as u64, "country", "countries")
         ));
         line(format!(
             "Policy    {} v{}, effective {}, headquarters {}, {}",

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use proto_accounting::Tier;
+use proto_accounting::policy::{SimulatedEvidence, UnknownDevices};
 
 use crate::Failure;
 use crate::inputs::load_policy;
@@ -64,11 +65,19 @@ pub fn run(args: &PolicyArgs) -> Result<u8, Failure> {
         println!("                 no compute in Tier 3");
     }
     println!(
-        "  counting       ECCN prefixes {}, or TPP >= {}; unknown devices: {:?}; simulated evidence: {:?}",
+        "  counting       ECCN prefixes {}, or TPP >= {}; unknown devices: {}; simulated evidence: {}",
         policy.counting.eccn_prefixes.join(" "),
         grouped(policy.counting.min_tpp),
-        policy.counting.unknown_devices,
-        policy.counting.simulated_evidence
+        match policy.counting.unknown_devices {
+            UnknownDevices::HighestOfArchitecture =>
+                "counted at the highest TPP of their architecture",
+            UnknownDevices::HighestInCatalogue => "counted at the highest TPP in the catalogue",
+            UnknownDevices::Reject => "refused",
+        },
+        match policy.counting.simulated_evidence {
+            SimulatedEvidence::Reject => "refused",
+            SimulatedEvidence::Accept => "accepted",
+        }
     );
     Ok(0)
 }

@@ -129,10 +129,34 @@ pub fn call_failed(status: &tonic::Status) -> Failure {
     Failure {
         status: 1,
         error: anyhow!(
-            "the collector answered {:?}: {}",
-            status.code(),
+            "the collector answered {}: {}",
+            code_words(status.code()),
             status.message()
         ),
+    }
+}
+
+/// A gRPC status code as words.
+fn code_words(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "ok",
+        Code::Cancelled => "cancelled",
+        Code::Unknown => "unknown error",
+        Code::InvalidArgument => "invalid argument",
+        Code::DeadlineExceeded => "deadline exceeded",
+        Code::NotFound => "not found",
+        Code::AlreadyExists => "already exists",
+        Code::PermissionDenied => "permission denied",
+        Code::ResourceExhausted => "resource exhausted",
+        Code::FailedPrecondition => "refused (failed precondition)",
+        Code::Aborted => "aborted",
+        Code::OutOfRange => "out of range",
+        Code::Unimplemented => "not implemented",
+        Code::Internal => "internal error",
+        Code::Unavailable => "unavailable",
+        Code::DataLoss => "data loss",
+        Code::Unauthenticated => "unauthenticated",
     }
 }
 

@@ -12,6 +12,7 @@ use proto_wire::v1;
 use proto_wire::v1::audit_client::AuditClient;
 
 use crate::Failure;
+use crate::number::counted;
 use crate::remote::{CollectorArgs, block_on, call_failed};
 
 #[derive(Debug, clap::Args)]
@@ -56,8 +57,8 @@ pub fn run(args: &ReportArgs) -> Result<u8, Failure> {
             .map_err(|s| call_failed(&s))
     })?;
     eprintln!(
-        "received {} bytes in {:.1} s; rendering",
-        response.report_json.len(),
+        "received {} in {:.1} s; rendering",
+        counted(response.report_json.len() as u64, "byte", "bytes"),
         started.elapsed().as_secs_f64()
     );
     let failed = |error: anyhow::Error| Failure { status: 1, error };

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::admin::hex;
 use crate::audit::print_json;
+use crate::number::{counted, grouped};
 use crate::remote::{ReaderArgs, block_on, call_failed};
 use crate::time::rfc3339;
 use crate::{Failure, Format};
@@ -383,8 +384,8 @@ fn inclusion(
     let leaf = match &proof {
         None => {
             reasons.push(format!(
-                "leaf {index} is not in the tree of {} leaves the head signs",
-                head.signed.tree_size
+                "leaf {index} is not in the tree of {} the head signs",
+                counted(head.signed.tree_size, "leaf", "leaves")
             ));
             None
         }
@@ -408,8 +409,8 @@ fn inclusion(
                 pass,
                 true,
                 &format!(
-                    "leaf {index} is in the log of {} leaves whose head the pinned log key signed",
-                    head.signed.tree_size
+                    "leaf {index} is in the log of {} whose head the pinned log key signed",
+                    counted(head.signed.tree_size, "leaf", "leaves")
                 ),
                 &reasons,
             );
@@ -575,8 +576,9 @@ fn consistency(
     }
     match &proof {
         None => reasons.push(format!(
-            "the old head ({} leaves) is larger than the new one ({})",
-            o.tree_size, n.tree_size
+            "the old head ({}) is larger than the new one ({})",
+            counted(o.tree_size, "leaf", "leaves"),
+            grouped(n.tree_size)
         )),
         Some(proof) => {
             if (proof.first_tree_size, proof.second_tree_size) != (o.tree_size, n.tree_size) {
@@ -618,8 +620,9 @@ fn consistency(
                 pass,
                 true,
                 &format!(
-                    "the log of {} leaves extends the log of {} leaves, which it holds unchanged",
-                    n.tree_size, o.tree_size
+                    "the log of {} extends the log of {}, which it holds unchanged",
+                    counted(n.tree_size, "leaf", "leaves"),
+                    counted(o.tree_size, "leaf", "leaves")
                 ),
                 &reasons,
             );

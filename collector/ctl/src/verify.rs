@@ -8,7 +8,7 @@ use collector_bundle::{Bundle, Outcome, ReportCheck, Requirements, signature_fro
 use proto_accounting::Verdict;
 use serde_json::json;
 
-use crate::number::grouped;
+use crate::number::{counted, grouped};
 use crate::time::{parse_instant, rfc3339};
 use crate::{Failure, Format};
 
@@ -239,21 +239,21 @@ fn table(
     signature: bool,
 ) {
     println!(
-        "{}: {} leaves, {} attestations from {} keys on {} hosts",
+        "{}: {}, {} from {} on {}",
         args.bundle.display(),
-        outcome.leaves,
-        outcome.attestations,
-        outcome.keys,
-        outcome.hosts
+        counted(outcome.leaves as u64, "leaf", "leaves"),
+        counted(outcome.attestations as u64, "attestation", "attestations"),
+        counted(outcome.keys as u64, "key", "keys"),
+        counted(outcome.hosts as u64, "host", "hosts")
     );
     if let Some(coverage) = &outcome.coverage {
         println!(
-            "Covers    the log from its first leaf{} to its head of {} leaves, signed {}",
+            "Covers    the log from its first leaf{} to its head of {}, signed {}",
             coverage
                 .first_leaf_ms
                 .map(|ms| format!(" ({})", rfc3339(ms)))
                 .unwrap_or_default(),
-            grouped(coverage.tree_size),
+            counted(coverage.tree_size, "leaf", "leaves"),
             rfc3339(coverage.to_ms)
         );
     }

@@ -183,7 +183,7 @@ async fn an_auditor_replays_past_distributions_and_reads_hosts_and_history() {
     assert_eq!(later["attestations"][0]["sequence"], 2);
     let nobody = h.veuctl(&["audit", "history", "gpu-nobody"]).await;
     assert_eq!(nobody.code, 1, "{nobody:?}");
-    assert!(nobody.stderr.contains("NotFound"), "{nobody:?}");
+    assert!(nobody.stderr.contains("not found"), "{nobody:?}");
     h.stop.cancel();
 }
 
@@ -361,7 +361,7 @@ async fn the_log_proves_every_entry_and_growth_against_the_pinned_key_only() {
         .veuctl(&["log", "consistency", "5", "--log-key", &key])
         .await;
     assert_eq!(unsigned.code, 1, "{unsigned:?}");
-    assert!(unsigned.stderr.contains("OutOfRange"), "{unsigned:?}");
+    assert!(unsigned.stderr.contains("out of range"), "{unsigned:?}");
     h.stop.cancel();
 }
 
@@ -388,7 +388,7 @@ async fn an_agent_certificate_may_not_audit() {
         let run = h.veuctl(&[command, &as_agent].concat()).await;
         assert_ne!(run.code, 0, "{command:?}: {run:?}");
         assert!(
-            run.stderr.contains("PermissionDenied"),
+            run.stderr.contains("permission denied"),
             "{command:?}: {run:?}"
         );
     }

@@ -331,7 +331,7 @@ async fn a_revoked_key_stays_revoked_after_re_enrolment_and_restart() {
         .await
         .unwrap();
     let revoke = h
-        .veuctl(&["agents", "revoke", &signer.key_id().to_string()])
+        .veuctl(&["agents", "revoke", "--yes", &signer.key_id().to_string()])
         .await;
     assert_eq!(revoke.code, 0, "{revoke:?}");
 
@@ -381,7 +381,7 @@ async fn a_decommissioned_host_counts_nowhere_whatever_its_clock() {
     assert_eq!(acked(&us_stream.send(&us_link).await), 1);
     tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
 
-    let done = h.veuctl(&["decommission", "gpu-my"]).await;
+    let done = h.veuctl(&["decommission", "--yes", "gpu-my"]).await;
     assert_eq!(done.code, 0, "{done:?}");
     let decommissioned_at = h
         .collector
@@ -502,7 +502,7 @@ async fn one_gpu_counts_once_in_every_view_whatever_its_spelling() {
     assert_eq!(seen.countries, us_my(8 * H100, 7 * H100));
 
     // Its holder is decommissioned: the GPU is free, and counts for its new host.
-    assert_eq!(h.veuctl(&["decommission", "gpu-us"]).await.code, 0);
+    assert_eq!(h.veuctl(&["decommission", "--yes", "gpu-us"]).await.code, 0);
     let third = link(&my, 3, second.chain_digest(), t0 + 4, claimed);
     assert!(matches!(stream.send(&third).await, ToAgent::Ack(_)));
     let seen = observe(&h, start - DAY, start + DAY).await;
@@ -610,5 +610,85 @@ async fn a_backdated_link_is_refused_and_a_closed_month_never_changes() {
         String::from_utf8_lossy(&before),
         String::from_utf8_lossy(&after)
     );
+    h.stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoke_and_decommission_show_a_dry_run_and_need_confirmation() {
+    let h = Harness::start(POLICY).await;
+    let agent = h.enroll("gpu-c", "us-va-1", 3);
+    let key = agent.signer.key_id().to_string();
+
+    let dry = h.veuctl(&["agents", "revoke", "--dry-run", &key]).await;
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert!(
+        dry.stdout.contains("dry run, nothing changed")
+            && dry.stdout.contains("host gpu-c")
+            && dry.stdout.contains("(now active)"),
+        "{dry:?}"
+    );
+    let dry = h.veuctl(&["decommission", "--dry-run", "gpu-c"]).await;
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert!(
+        dry.stdout.contains("would decommission gpu-c") && dry.stdout.contains("site us-va-1"),
+        "{dry:?}"
+    );
+    // Standard input is a pipe here, not a terminal: without --yes nothing happens.
+    for args in [
+        &["agents", "revoke", key.as_str()][..],
+        &["decommission", "gpu-c"],
+    ] {
+        let refused = h.veuctl(args).await;
+        assert_eq!(refused.code, 2, "{args:?}: {refused:?}");
+        assert!(refused.stderr.contains("--yes"), "{refused:?}");
+    }
+    let unknown = h
+        .veuctl(&["decommission", "--dry-run", "no-such-host"])
+        .await;
+    assert_eq!(unknown.code, 1, "{unknown:?}");
+    {
+        let state = h.collector.state();
+        let host = state.ledger.host("gpu-c").unwrap();
+        assert!(host.decommissioned_at_ms.is_none());
+    }
+    let listed = h.veuctl(&["agents", "list"]).await;
+    assert!(listed.stdout.contains("active"), "{listed:?}");
+
+    // Re-binding the host to another key revokes this one: shown, and refused unconfirmed.
+    let other = proto_seal::Ed25519Signer::from_seed(&[4; 32]).unwrap();
+    let other_key: String = other
+        .public_key()
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let rebind = [
+        "agents",
+        "add",
+        "--public-key",
+        &other_key,
+        "--host",
+        "gpu-c",
+        "--site",
+        "us-va-1",
+        "--rebind",
+    ];
+    let dry = h.veuctl(&[&rebind[..], &["--dry-run"]].concat()).await;
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert!(
+        dry.stdout
+            .contains(&format!("revoking its 1 active key ({key})")),
+        "{dry:?}"
+    );
+    let refused = h.veuctl(&rebind).await;
+    assert_eq!(refused.code, 2, "{refused:?}");
+    assert!(refused.stderr.contains("--yes"), "{refused:?}");
+
+    let revoked = h.veuctl(&["agents", "revoke", "--yes", &key]).await;
+    assert_eq!(revoked.code, 0, "{revoked:?}");
+    let dry = h.veuctl(&["agents", "revoke", "--dry-run", &key]).await;
+    assert!(dry.stdout.contains("(now revoked since"), "{dry:?}");
+    let done = h.veuctl(&["decommission", "--yes", "gpu-c"]).await;
+    assert_eq!(done.code, 0, "{done:?}");
     h.stop.cancel();
 }

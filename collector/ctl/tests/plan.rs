@@ -299,12 +299,139 @@ fn bad_lines_are_all_reported_and_nothing_is_evaluated() {
         format!("{path}:3: \"ZZ\" is not an ISO 3166-1 alpha-2 country code"),
         format!("{path}:4: count \"eight\" is not a whole number"),
         format!("{path}:5: unknown accelerator \"H100X\""),
-        "3 bad line(s); nothing was evaluated".to_owned(),
+        "3 bad lines; nothing was evaluated".to_owned(),
     ] {
         assert!(
             errors.contains(&expected),
             "missing {expected:?} in\n{errors}"
         );
+    }
+}
+
+#[test]
+fn a_huge_bad_file_prints_twenty_errors_and_counts_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = dir.path().join("huge.csv");
+    let mut text = String::from("country,count,accelerator\n");
+    for _ in 0..100_000 {
+        text.push_str("ZZ,8,H100\n");
+    }
+    std::fs::write(&fleet, text).unwrap();
+    let output = veuctl(&["plan", fleet.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty(), "{}", stdout(&output));
+    let errors = stderr(&output);
+    let path = fleet.display().to_string();
+    let listed = errors
+        .lines()
+        .filter(|line| line.starts_with(&format!("{path}:")) && line.contains("ZZ"))
+        .count();
+    assert_eq!(listed, 20, "{errors}");
+    assert!(errors.contains(&format!("{path}:21: ")), "{errors}");
+    assert!(!errors.contains(&format!("{path}:22: ")), "{errors}");
+    assert!(errors.contains("… and 99,980 more"), "{errors}");
+    assert!(
+        errors.contains("100,000 bad lines; nothing was evaluated"),
+        "{errors}"
+    );
+    // Not a terminal: no progress.
+    assert!(!errors.contains("reading the fleet"), "{errors}");
+}
+
+#[test]
+fn progress_goes_to_a_terminal_only() {
+    // util-linux `script` gives veuctl a terminal; without it there is nothing to test.
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: no `script` to make a terminal");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = dir.path().join("large.csv");
+    let mut text = String::from("country,count,accelerator\n");
+    for _ in 0..250_000 {
+        text.push_str("US,8,H100\n");
+    }
+    std::fs::write(&fleet, text).unwrap();
+    let command = format!(
+        "{} plan {} >/dev/null",
+        env!("CARGO_BIN_EXE_veuctl"),
+        fleet.display()
+    );
+    let on_terminal = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(repo())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(on_terminal.status.success(), "{}", stderr(&on_terminal));
+    assert!(
+        stdout(&on_terminal).contains("reading the fleet: "),
+        "{}",
+        stdout(&on_terminal)
+    );
+    let piped = veuctl(&["plan", fleet.to_str().unwrap()]);
+    assert!(piped.status.success());
+    assert!(stderr(&piped).is_empty(), "{}", stderr(&piped));
+}
+
+#[test]
+fn a_dash_reads_the_fleet_from_standard_input() {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_veuctl"))
+        .args(["plan", "-", "--format", "json"])
+        .current_dir(repo())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input
+        .write_all(b"country,count,accelerator\nUS,8,H100\n")
+        .unwrap();
+    drop(input);
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["fleet"]["file"], "<stdin>");
+    assert_eq!(json["fleet"]["rows"], 1);
+    assert_eq!(json["verdict"], "compliant");
+
+    let table = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "printf 'country,count,accelerator\\nUS,8,H100\\n' | {} plan -",
+            env!("CARGO_BIN_EXE_veuctl")
+        ))
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(table.status.success(), "{}", stderr(&table));
+    assert!(
+        stdout(&table).contains("<stdin> (1 row, 1 country)"),
+        "{}",
+        stdout(&table)
+    );
+}
+
+#[test]
+fn a_reader_that_stops_early_ends_veuctl_quietly() {
+    // A real pipe whose reader has gone before veuctl writes, as after `veuctl … | head`.
+    for args in [
+        &["catalogue"][..],
+        &["plan", "deploy/examples/tier2-breach.csv"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let output = Command::new(env!("CARGO_BIN_EXE_veuctl"))
+            .args(args)
+            .current_dir(repo())
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(141), "{}", stderr(&output));
+        assert!(stderr(&output).is_empty(), "{}", stderr(&output));
     }
 }
 

@@ -200,7 +200,7 @@ async fn reports_exist_only_for_time_that_has_passed() {
         let (run, json) = report(&h, month, month).await;
         assert_ne!(run.code, 0, "{run:?}");
         assert!(json.is_none(), "nothing written for {month}");
-        assert!(run.stderr.contains("FailedPrecondition"), "{run:?}");
+        assert!(run.stderr.contains("failed precondition"), "{run:?}");
         assert!(
             run.stderr
                 .contains(&format!("the month {month} has not started")),

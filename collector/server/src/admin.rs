@@ -9,8 +9,8 @@ use proto_wire::v1;
 use proto_wire::v1::admin_server::Admin;
 use tonic::{Request, Response, Status};
 
-use crate::identity;
 use crate::ingest::{AdminError, Collector, key_id};
+use crate::{audit_trail, identity};
 
 /// Default validity of an enrollment token.
 const DEFAULT_TOKEN_SECONDS: u32 = 24 * 3600;
@@ -85,6 +85,91 @@ pub(crate) fn view(
 #[tonic::async_trait]
 impl Admin for AdminService {
     async fn status(
+        &self,
+        request: Request<v1::StatusRequest>,
+    ) -> Result<Response<v1::StatusResponse>, Status> {
+        let who = audit_trail::caller(&request);
+        let result = self.live_status(request).await;
+        audit_trail::answer(&who, "status", "the live distribution", result)
+    }
+
+    async fn create_enroll_token(
+        &self,
+        request: Request<v1::CreateEnrollTokenRequest>,
+    ) -> Result<Response<v1::CreateEnrollTokenResponse>, Status> {
+        let who = audit_trail::caller(&request);
+        let subject = match request.get_ref().rebind_host.as_str() {
+            "" => format!("site {}", request.get_ref().site_id),
+            host => format!("site {}, re-binding host {host}", request.get_ref().site_id),
+        };
+        let result = self.enroll_token(request).await;
+        audit_trail::answer(&who, "create enrollment token", &subject, result)
+    }
+
+    async fn list_agents(
+        &self,
+        request: Request<v1::ListAgentsRequest>,
+    ) -> Result<Response<v1::ListAgentsResponse>, Status> {
+        let who = audit_trail::caller(&request);
+        let result = self.agents(request).await;
+        audit_trail::answer(&who, "list agents", "every enrolled key", result)
+    }
+
+    async fn revoke_agent(
+        &self,
+        request: Request<v1::RevokeAgentRequest>,
+    ) -> Result<Response<v1::RevokeAgentResponse>, Status> {
+        let who = audit_trail::caller(&request);
+        let subject = format!("key {}", hex(&request.get_ref().key_id));
+        let result = self.revoke(request).await;
+        let outcome = match &result {
+            Ok((_, Some(refusal))) => audit_trail::Outcome::Refused(refusal.clone()),
+            Ok((_, None)) => audit_trail::Outcome::Ok,
+            Err(status) => audit_trail::Outcome::of_status(status),
+        };
+        audit_trail::record(&who, "revoke agent", &subject, &outcome);
+        result.map(|(answer, _)| answer)
+    }
+
+    async fn register_agent(
+        &self,
+        request: Request<v1::RegisterAgentRequest>,
+    ) -> Result<Response<v1::RegisterAgentResponse>, Status> {
+        let who = audit_trail::caller(&request);
+        let asked = request.get_ref();
+        let subject = format!(
+            "host {}, site {}, key {}{}",
+            asked.host_id,
+            asked.site_id,
+            proto_seal::PublicKey::from_slice(&asked.signing_public_key)
+                .map(|key| key.key_id().to_string())
+                .unwrap_or_else(|_| "(not a public key)".to_owned()),
+            if asked.rebind { ", re-binding" } else { "" }
+        );
+        let result = self.register(request).await;
+        audit_trail::answer(&who, "register agent", &subject, result)
+    }
+
+    async fn decommission(
+        &self,
+        request: Request<v1::DecommissionRequest>,
+    ) -> Result<Response<v1::DecommissionResponse>, Status> {
+        let who = audit_trail::caller(&request);
+        let subject = format!("host {}", request.get_ref().host_id);
+        let result = self.decommission_host(request).await;
+        let outcome = match &result {
+            Ok((_, Some(refusal))) => audit_trail::Outcome::Refused(refusal.clone()),
+            Ok((_, None)) => audit_trail::Outcome::Ok,
+            Err(status) => audit_trail::Outcome::of_status(status),
+        };
+        audit_trail::record(&who, "decommission", &subject, &outcome);
+        result.map(|(answer, _)| answer)
+    }
+}
+
+/// The handlers; the trait methods above record each call in the audit trail.
+impl AdminService {
+    async fn live_status(
         &self,
         request: Request<v1::StatusRequest>,
     ) -> Result<Response<v1::StatusResponse>, Status> {
@@ -171,7 +256,7 @@ impl Admin for AdminService {
         }))
     }
 
-    async fn create_enroll_token(
+    async fn enroll_token(
         &self,
         request: Request<v1::CreateEnrollTokenRequest>,
     ) -> Result<Response<v1::CreateEnrollTokenResponse>, Status> {
@@ -209,14 +294,6 @@ impl Admin for AdminService {
             used_at_ms: None,
             rebind_host: rebind_host.clone(),
         };
-        match &rebind_host {
-            Some(host) => tracing::warn!(
-                host,
-                site = record.site_id,
-                "rebind token issued: the key that spends it takes the host over and its earlier keys are revoked"
-            ),
-            None => tracing::info!(site = record.site_id, "enrollment token issued"),
-        }
         let expires = record.expires_at_ms;
         self.blocking(move |store| store.put_token(&record)).await?;
         Ok(Response::new(v1::CreateEnrollTokenResponse {
@@ -225,7 +302,7 @@ impl Admin for AdminService {
         }))
     }
 
-    async fn list_agents(
+    async fn agents(
         &self,
         request: Request<v1::ListAgentsRequest>,
     ) -> Result<Response<v1::ListAgentsResponse>, Status> {
@@ -247,11 +324,12 @@ impl Admin for AdminService {
         }))
     }
 
-    async fn revoke_agent(
+    /// Revokes a key; the refusal, when the books refused, beside the answer.
+    async fn revoke(
         &self,
         request: Request<v1::RevokeAgentRequest>,
-    ) -> Result<Response<v1::RevokeAgentResponse>, Status> {
-        let admin = identity::require(&request, Role::Admin)?;
+    ) -> Result<(Response<v1::RevokeAgentResponse>, Option<String>), Status> {
+        identity::require(&request, Role::Admin)?;
         let raw: [u8; 32] = request
             .get_ref()
             .key_id
@@ -261,25 +339,23 @@ impl Admin for AdminService {
         let now = self.collector.now_ms();
         let key = key_id(&raw);
         let collector = Arc::clone(&self.collector);
-        let revoked = match tokio::task::spawn_blocking(move || collector.revoke(&key, now))
+        let refusal = match tokio::task::spawn_blocking(move || collector.revoke(&key, now))
             .await
             .map_err(|e| Status::internal(e.to_string()))?
         {
-            Ok(()) => true,
-            Err(AdminError::Refused(_)) => false,
+            Ok(()) => None,
+            Err(AdminError::Refused(refusal)) => Some(refusal.to_string()),
             Err(error) => return Err(admin_status(error)),
         };
-        if revoked {
-            tracing::warn!(key = %key, by = %admin, "agent key revoked");
-        }
-        Ok(Response::new(v1::RevokeAgentResponse { revoked }))
+        let revoked = refusal.is_none();
+        Ok((Response::new(v1::RevokeAgentResponse { revoked }), refusal))
     }
 
-    async fn register_agent(
+    async fn register(
         &self,
         request: Request<v1::RegisterAgentRequest>,
     ) -> Result<Response<v1::RegisterAgentResponse>, Status> {
-        let admin = identity::require(&request, Role::Admin)?;
+        identity::require(&request, Role::Admin)?;
         let request = request.into_inner();
         let public_key = proto_seal::PublicKey::from_slice(&request.signing_public_key)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
@@ -309,35 +385,33 @@ impl Admin for AdminService {
             .await
             .map_err(|e| Status::internal(e.to_string()))?
             .map_err(admin_status)?;
-        tracing::info!(host = request.host_id, site = request.site_id, %key, by = %admin, "agent registered");
         Ok(Response::new(v1::RegisterAgentResponse {
             key_id: key.0.as_bytes().to_vec(),
         }))
     }
 
-    async fn decommission(
+    /// Decommissions a host; the refusal, when the books refused, beside the answer.
+    async fn decommission_host(
         &self,
         request: Request<v1::DecommissionRequest>,
-    ) -> Result<Response<v1::DecommissionResponse>, Status> {
-        let admin = identity::require(&request, Role::Admin)?;
+    ) -> Result<(Response<v1::DecommissionResponse>, Option<String>), Status> {
+        identity::require(&request, Role::Admin)?;
         let host = request.into_inner().host_id;
         let now = self.collector.now_ms();
         let collector = Arc::clone(&self.collector);
-        let target = host.clone();
-        let done = match tokio::task::spawn_blocking(move || collector.decommission(&target, now))
+        let refusal = match tokio::task::spawn_blocking(move || collector.decommission(&host, now))
             .await
             .map_err(|e| Status::internal(e.to_string()))?
         {
-            Ok(()) => true,
-            Err(AdminError::Refused(_)) => false,
+            Ok(()) => None,
+            Err(AdminError::Refused(refusal)) => Some(refusal.to_string()),
             Err(error) => return Err(admin_status(error)),
         };
-        if done {
-            tracing::warn!(host, by = %admin, "host decommissioned");
-        }
-        Ok(Response::new(v1::DecommissionResponse {
-            decommissioned: done,
-        }))
+        let decommissioned = refusal.is_none();
+        Ok((
+            Response::new(v1::DecommissionResponse { decommissioned }),
+            refusal,
+        ))
     }
 }
 
@@ -349,4 +423,8 @@ pub(crate) fn admin_status(error: AdminError) -> Status {
         AdminError::Store(error) => Status::unavailable(error.to_string()),
         AdminError::Unsettled(error) => Status::unavailable(error.to_string()),
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -54,7 +54,16 @@ impl AgentStream for AgentStreamService {
         &self,
         request: Request<Streaming<v1::AgentMessage>>,
     ) -> Result<Response<Self::AttestStream>, Status> {
-        let peer = identity::require(&request, Role::Agent)?;
+        // Only refusals of the caller go to the audit trail: accepted streams and rejected
+        // attestations have their own events and are counted.
+        let peer = identity::require(&request, Role::Agent).inspect_err(|status| {
+            crate::audit_trail::record(
+                &crate::audit_trail::caller(&request),
+                "open attestation stream",
+                "its host's attestations",
+                &crate::audit_trail::Outcome::of_status(status),
+            );
+        })?;
         let inbound = request.into_inner();
         let (sender, receiver) = mpsc::channel(MAX_BATCH);
         let session = Session {

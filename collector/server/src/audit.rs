@@ -16,9 +16,9 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::identity;
 use crate::ingest::Collector;
 use crate::log::{LogError, LogKeeper};
+use crate::{audit_trail, identity};
 
 /// Leaves read from the store per page while exporting.
 const EXPORT_PAGE: usize = 2_000;
@@ -186,9 +186,9 @@ fn stored_to_wire(
     })
 }
 
-#[tonic::async_trait]
-impl Audit for AuditService {
-    async fn distribution(
+/// The handlers; the trait methods below record each call in the audit trail.
+impl AuditService {
+    async fn read_distribution(
         &self,
         request: Request<v1::DistributionRequest>,
     ) -> Result<Response<v1::DistributionResponse>, Status> {
@@ -206,7 +206,7 @@ impl Audit for AuditService {
         .map(Response::new)
     }
 
-    async fn list_hosts(
+    async fn read_list_hosts(
         &self,
         request: Request<v1::ListHostsRequest>,
     ) -> Result<Response<v1::ListHostsResponse>, Status> {
@@ -248,12 +248,10 @@ impl Audit for AuditService {
         .map(Response::new)
     }
 
-    type HostHistoryStream = ItemStream<v1::StoredAttestation>;
-
-    async fn host_history(
+    async fn read_host_history(
         &self,
         request: Request<v1::HostHistoryRequest>,
-    ) -> Result<Response<Self::HostHistoryStream>, Status> {
+    ) -> Result<Response<ItemStream<v1::StoredAttestation>>, Status> {
         reader(&request)?;
         let request = request.into_inner();
         let to = if request.to_unix_ms == 0 {
@@ -283,7 +281,7 @@ impl Audit for AuditService {
         ))))
     }
 
-    async fn tree_head(
+    async fn read_tree_head(
         &self,
         request: Request<v1::TreeHeadRequest>,
     ) -> Result<Response<v1::SignedTreeHead>, Status> {
@@ -302,7 +300,7 @@ impl Audit for AuditService {
         .map(Response::new)
     }
 
-    async fn inclusion_proof(
+    async fn read_inclusion_proof(
         &self,
         request: Request<v1::InclusionProofRequest>,
     ) -> Result<Response<v1::InclusionProofResponse>, Status> {
@@ -341,7 +339,7 @@ impl Audit for AuditService {
         .map(Response::new)
     }
 
-    async fn consistency_proof(
+    async fn read_consistency_proof(
         &self,
         request: Request<v1::ConsistencyProofRequest>,
     ) -> Result<Response<v1::ConsistencyProofResponse>, Status> {
@@ -371,12 +369,10 @@ impl Audit for AuditService {
         .map(Response::new)
     }
 
-    type ExportEvidenceStream = ItemStream<v1::EvidenceItem>;
-
-    async fn export_evidence(
+    async fn read_export_evidence(
         &self,
         request: Request<v1::ExportEvidenceRequest>,
-    ) -> Result<Response<Self::ExportEvidenceStream>, Status> {
+    ) -> Result<Response<ItemStream<v1::EvidenceItem>>, Status> {
         reader(&request)?;
         let request = request.into_inner();
         if request.from_unix_ms >= request.to_unix_ms {
@@ -396,7 +392,7 @@ impl Audit for AuditService {
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
 
-    async fn report(
+    async fn read_report(
         &self,
         request: Request<v1::ReportRequest>,
     ) -> Result<Response<v1::ReportResponse>, Status> {
@@ -405,6 +401,116 @@ impl Audit for AuditService {
         self.blocking(move |collector, log| crate::report::signed(collector, log, &month))
             .await
             .map(Response::new)
+    }
+}
+
+#[tonic::async_trait]
+impl Audit for AuditService {
+    async fn distribution(
+        &self,
+        request: Request<v1::DistributionRequest>,
+    ) -> Result<Response<v1::DistributionResponse>, Status> {
+        let who = audit_trail::caller(&request);
+        let subject = match request.get_ref().as_of_unix_ms {
+            0 => "now".to_owned(),
+            at => format!("as of {at} (Unix ms)"),
+        };
+        let result = self.read_distribution(request).await;
+        audit_trail::answer(&who, "distribution", &subject, result)
+    }
+
+    async fn list_hosts(
+        &self,
+        request: Request<v1::ListHostsRequest>,
+    ) -> Result<Response<v1::ListHostsResponse>, Status> {
+        let who = audit_trail::caller(&request);
+        let result = self.read_list_hosts(request).await;
+        audit_trail::answer(&who, "list hosts", "every host", result)
+    }
+
+    type HostHistoryStream = ItemStream<v1::StoredAttestation>;
+
+    async fn host_history(
+        &self,
+        request: Request<v1::HostHistoryRequest>,
+    ) -> Result<Response<Self::HostHistoryStream>, Status> {
+        let who = audit_trail::caller(&request);
+        let asked = request.get_ref();
+        let subject = format!(
+            "host {} from {} to {} (Unix ms)",
+            asked.host_id, asked.from_unix_ms, asked.to_unix_ms
+        );
+        let result = self.read_host_history(request).await;
+        audit_trail::answer(&who, "host history", &subject, result)
+    }
+
+    async fn tree_head(
+        &self,
+        request: Request<v1::TreeHeadRequest>,
+    ) -> Result<Response<v1::SignedTreeHead>, Status> {
+        let who = audit_trail::caller(&request);
+        let subject = match (request.get_ref().sign_now, request.get_ref().tree_size) {
+            (true, _) => "a head signed now".to_owned(),
+            (false, 0) => "the latest head".to_owned(),
+            (false, size) => format!("the head of size {size}"),
+        };
+        let result = self.read_tree_head(request).await;
+        audit_trail::answer(&who, "tree head", &subject, result)
+    }
+
+    async fn inclusion_proof(
+        &self,
+        request: Request<v1::InclusionProofRequest>,
+    ) -> Result<Response<v1::InclusionProofResponse>, Status> {
+        let who = audit_trail::caller(&request);
+        let subject = format!(
+            "leaf {} in the tree of size {}",
+            request.get_ref().log_index,
+            request.get_ref().tree_size
+        );
+        let result = self.read_inclusion_proof(request).await;
+        audit_trail::answer(&who, "inclusion proof", &subject, result)
+    }
+
+    async fn consistency_proof(
+        &self,
+        request: Request<v1::ConsistencyProofRequest>,
+    ) -> Result<Response<v1::ConsistencyProofResponse>, Status> {
+        let who = audit_trail::caller(&request);
+        let subject = format!(
+            "sizes {} to {}",
+            request.get_ref().first_tree_size,
+            request.get_ref().second_tree_size
+        );
+        let result = self.read_consistency_proof(request).await;
+        audit_trail::answer(&who, "consistency proof", &subject, result)
+    }
+
+    type ExportEvidenceStream = ItemStream<v1::EvidenceItem>;
+
+    /// Recorded when the export starts; a failure while streaming reaches the client only.
+    async fn export_evidence(
+        &self,
+        request: Request<v1::ExportEvidenceRequest>,
+    ) -> Result<Response<Self::ExportEvidenceStream>, Status> {
+        let who = audit_trail::caller(&request);
+        let subject = format!(
+            "evidence from {} to {} (Unix ms)",
+            request.get_ref().from_unix_ms,
+            request.get_ref().to_unix_ms
+        );
+        let result = self.read_export_evidence(request).await;
+        audit_trail::answer(&who, "export evidence", &subject, result)
+    }
+
+    async fn report(
+        &self,
+        request: Request<v1::ReportRequest>,
+    ) -> Result<Response<v1::ReportResponse>, Status> {
+        let who = audit_trail::caller(&request);
+        let subject = format!("month {}", request.get_ref().month);
+        let result = self.read_report(request).await;
+        audit_trail::answer(&who, "report", &subject, result)
     }
 }
 

@@ -10,6 +10,7 @@ use proto_wire::v1;
 use proto_wire::v1::enrollment_server::Enrollment;
 use tonic::{Request, Response, Status};
 
+use crate::audit_trail;
 use crate::ingest::Collector;
 
 mod renewal;
@@ -106,10 +107,7 @@ impl EnrollmentService {
             .state()
             .ledger
             .check_enrol(&binding, rebind)
-            .map_err(|refusal| {
-                tracing::warn!(host, site = site.id, key = %key, %refusal, "enrollment refused");
-                Status::already_exists(format!("{refusal}; {spent}"))
-            })
+            .map_err(|refusal| Status::already_exists(format!("{refusal}; {spent}")))
     }
 }
 
@@ -119,6 +117,61 @@ impl Enrollment for EnrollmentService {
         &self,
         request: Request<v1::EnrollRequest>,
     ) -> Result<Response<v1::EnrollResponse>, Status> {
+        let who = audit_trail::caller(&request);
+        let asked = request.get_ref();
+        let key = proto_seal::PublicKey::from_slice(&asked.signing_public_key)
+            .map(|key| key.key_id().to_string())
+            .unwrap_or_else(|_| "(not a public key)".to_owned());
+        let hostname = asked
+            .host
+            .as_ref()
+            .map(|h| h.hostname.as_str())
+            .unwrap_or("");
+        let asked_for = format!("key {key}, hostname {hostname:?}");
+        let result = self.enrol(request).await;
+        let (subject, action) = match &result {
+            Ok((answer, rebind)) => (
+                format!(
+                    "host {}, site {}, key {key}",
+                    answer.get_ref().host_id,
+                    answer.get_ref().site_id
+                ),
+                if *rebind {
+                    "re-bind host"
+                } else {
+                    "enrol agent"
+                },
+            ),
+            Err(_) => (asked_for, "enrol agent"),
+        };
+        let result = result.map(|(answer, _)| answer);
+        audit_trail::answer(&who, action, &subject, result)
+    }
+
+    async fn renew(
+        &self,
+        request: Request<v1::RenewRequest>,
+    ) -> Result<Response<v1::EnrollResponse>, Status> {
+        let who = audit_trail::caller(&request);
+        let result = self.renew_certificate(request).await;
+        let subject = match &result {
+            Ok(answer) => format!(
+                "host {}, site {}",
+                answer.get_ref().host_id,
+                answer.get_ref().site_id
+            ),
+            Err(_) => "the caller's own certificate".to_owned(),
+        };
+        audit_trail::answer(&who, "renew certificate", &subject, result)
+    }
+}
+
+impl EnrollmentService {
+    /// Enrols the requesting key; whether it re-bound an existing host beside the answer.
+    async fn enrol(
+        &self,
+        request: Request<v1::EnrollRequest>,
+    ) -> Result<(Response<v1::EnrollResponse>, bool), Status> {
         let Some(ca) = self.ca.clone() else {
             return Err(Status::failed_precondition(
                 "this collector has no enrollment CA (operator-provided PKI): register agents with the operator's certificates",
@@ -178,24 +231,13 @@ impl Enrollment for EnrollmentService {
             .await
             .map_err(|e| Status::internal(e.to_string()))?
             .map_err(crate::admin::admin_status)?;
-        if rebind {
-            tracing::warn!(host, site = site.id, key = %key, "host re-bound to a new key; its earlier keys are revoked");
-        } else {
-            tracing::info!(host, site = site.id, key = %key, "agent enrolled");
-        }
-        Ok(Response::new(v1::EnrollResponse {
+        let answer = Response::new(v1::EnrollResponse {
             host_id: host,
             site_id: site.id,
             country: site.country.to_string(),
             certificate_chain_pem: vec![certificate],
             ca_certificate_pem: ca.ca_pem().to_owned(),
-        }))
-    }
-
-    async fn renew(
-        &self,
-        request: Request<v1::RenewRequest>,
-    ) -> Result<Response<v1::EnrollResponse>, Status> {
-        self.renew_certificate(request).await
+        });
+        Ok((answer, rebind))
     }
 }

@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod agent_stream;
 pub mod audit;
+pub mod audit_trail;
 pub mod enrollment;
 mod export;
 pub mod health;

@@ -78,6 +78,19 @@ impl Fleet {
 
     /// Parses a fleet CSV, pricing accelerators from `catalogue` and counting them per `policy`.
     pub fn parse(bytes: &[u8], catalogue: &Catalogue, policy: &Policy) -> Result<Self, FleetError> {
+        Self::parse_with(bytes, catalogue, policy, usize::MAX, &mut |_| {})
+    }
+
+    /// [`Fleet::parse`], keeping at most `max_errors` bad lines (the others are only counted,
+    /// so a huge bad file costs no memory for its errors) and telling `progress` how many bytes
+    /// have been read, every [`PROGRESS_EVERY`] records.
+    pub fn parse_with(
+        bytes: &[u8],
+        catalogue: &Catalogue,
+        policy: &Policy,
+        max_errors: usize,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<Self, FleetError> {
         let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
@@ -85,7 +98,11 @@ impl Fleet {
             .trim(csv::Trim::All)
             .comment(Some(b'#'))
             .from_reader(bytes);
-        let mut errors = Vec::new();
+        let mut errors = Errors {
+            kept: Vec::new(),
+            more: 0,
+            max: max_errors,
+        };
         let lines = LineIndex::new(bytes);
         let record_line = |record: &csv::StringRecord| lines.of(record.position());
         let error_line = |error: &csv::Error| lines.of(error.position());
@@ -107,7 +124,13 @@ impl Fleet {
 
         let mut rows = Vec::new();
         let mut distribution = Distribution::new();
-        for record in records {
+        for (index, record) in records.enumerate() {
+            if index % PROGRESS_EVERY == PROGRESS_EVERY - 1 {
+                progress(match &record {
+                    Ok(record) => record.position().map_or(0, csv::Position::byte),
+                    Err(error) => error.position().map_or(0, csv::Position::byte),
+                });
+            }
             let record = match record {
                 Ok(record) => record,
                 Err(error) => {
@@ -137,10 +160,33 @@ impl Fleet {
                 Err(message) => errors.push(LineError { line, message }),
             }
         }
-        if errors.is_empty() {
+        if errors.kept.is_empty() {
             Ok(Fleet { rows, distribution })
         } else {
-            Err(FleetError { errors })
+            Err(FleetError {
+                errors: errors.kept,
+                more: errors.more,
+            })
+        }
+    }
+}
+
+/// Records between two progress calls of [`Fleet::parse_with`].
+pub const PROGRESS_EVERY: usize = 100_000;
+
+/// The bad lines kept, and how many more there were.
+struct Errors {
+    kept: Vec<LineError>,
+    more: u64,
+    max: usize,
+}
+
+impl Errors {
+    fn push(&mut self, error: LineError) {
+        if self.kept.len() < self.max {
+            self.kept.push(error);
+        } else {
+            self.more += 1;
         }
     }
 }
@@ -148,14 +194,24 @@ impl Fleet {
 /// Every bad line of a fleet file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct FleetError {
-    /// One entry per bad line, in file order.
+    /// One entry per bad line, in file order (the first ones only, when capped).
     pub errors: Vec<LineError>,
+    /// Bad lines after those in `errors`, counted but not kept.
+    pub more: u64,
+}
+
+impl FleetError {
+    /// Every bad line: those kept and those only counted.
+    pub fn total(&self) -> u64 {
+        self.errors.len() as u64 + self.more
+    }
 }
 
 impl FleetError {
     fn at(line: u64, message: String) -> Self {
         Self {
             errors: vec![LineError { line, message }],
+            more: 0,
         }
     }
 }
@@ -163,7 +219,11 @@ impl FleetError {
 impl fmt::Display for FleetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let lines: Vec<String> = self.errors.iter().map(ToString::to_string).collect();
-        f.write_str(&lines.join("\n"))
+        f.write_str(&lines.join("\n"))?;
+        if self.more > 0 {
+            write!(f, "\n… and {} more", self.more)?;
+        }
+        Ok(())
     }
 }
 
@@ -394,6 +454,38 @@ mod tests {
 
         let fleet = parse("tpp,country,count\n100,US,3\n100,US,2\n").unwrap();
         assert_eq!(fleet.distribution().of(code("US")), 500);
+    }
+
+    #[test]
+    fn a_cap_keeps_the_first_bad_lines_and_counts_the_rest() {
+        let mut text = String::from("country,count,accelerator\n");
+        for _ in 0..250_000 {
+            text.push_str("XX,8,H100\n");
+        }
+        let mut reported = Vec::new();
+        let error = Fleet::parse_with(
+            text.as_bytes(),
+            &Catalogue::builtin().unwrap(),
+            &Policy::uveu_2025_us().unwrap(),
+            3,
+            &mut |done| reported.push(done),
+        )
+        .unwrap_err();
+        let lines: Vec<u64> = error.errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [2, 3, 4]);
+        assert_eq!(error.more, 249_997);
+        assert_eq!(error.total(), 250_000);
+        assert!(
+            error.to_string().ends_with("\n… and 249997 more"),
+            "{error}"
+        );
+        // Every 100,000 records, at the byte the record starts.
+        let record = "XX,8,H100\n".len() as u64;
+        let header = "country,count,accelerator\n".len() as u64;
+        assert_eq!(
+            reported,
+            [header + 99_999 * record, header + 199_999 * record]
+        );
     }
 
     #[test]

@@ -224,11 +224,11 @@ fn forged_tampered_replayed_misbound_and_revoked_submissions_are_refused() {
         us_dir.join("tls/agent.key").to_str().unwrap(),
     ]);
     assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("PermissionDenied"));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("permission denied"));
 
     // A revoked key is refused from then on.
     let key_id: String = us_key.key_id().0.hex();
-    ok(&collector.veuctl(&["agents", "revoke", &key_id]));
+    ok(&collector.veuctl(&["agents", "revoke", "--yes", &key_id]));
     let next = {
         let mut payload = proto_seal::decode_payload_unverified(chain.last().unwrap()).unwrap();
         payload.sequence += 100;
@@ -246,4 +246,41 @@ fn forged_tampered_replayed_misbound_and_revoked_submissions_are_refused() {
     assert_eq!(counts["bad_signature"], 2, "{counts}");
     assert_eq!(counts["revoked_key"], 1, "{counts}");
     assert_eq!(stored(&collector, dir.path(), "us-01").len(), chain.len());
+
+    // The collector's own log holds the audit trail: who, what and the outcome of each call.
+    let log = std::fs::read_to_string(dir.path().join("collector.log")).unwrap();
+    let trail: Vec<&str> = log.lines().filter(|l| l.contains("audit=true")).collect();
+    for (action, who, outcome, subject) in [
+        (
+            "enrol agent",
+            "who=\"anonymous\"",
+            "ok",
+            "host us-01, site us-va-1",
+        ),
+        (
+            "create enrollment token",
+            "who=\"urn:veu:admin:",
+            "ok",
+            "site us-va-1",
+        ),
+        ("list hosts", "who=\"urn:veu:agent:", "refused", ""),
+        (
+            "revoke agent",
+            "who=\"urn:veu:admin:",
+            "ok",
+            key_id.as_str(),
+        ),
+        ("status", "who=\"urn:veu:admin:", "ok", ""),
+    ] {
+        assert!(
+            trail
+                .iter()
+                .any(|line| line.contains(&format!("action=\"{action}\""))
+                    && line.contains(who)
+                    && line.contains(&format!("outcome=\"{outcome}\""))
+                    && line.contains(subject)),
+            "no {outcome} {action} by {who} on {subject:?} in the collector's log:\n{}",
+            trail.join("\n")
+        );
+    }
 }
