@@ -104,13 +104,19 @@ enum Command {
     ///
     /// Example: veuctl report --month 2026-11 --out reports/2026-11 --log-key log.pub
     Report(report::ReportArgs),
-    /// Verify an evidence bundle offline with only the collector's log public key: every
-    /// signature, chain continuity, inclusion in the signed heads, consistency between heads,
-    /// and (with --report) the report's verdicts recomputed from the attestations.
+    /// Verify an evidence bundle offline, trusting only what you pin: the collector's log key,
+    /// and as you choose the period (--to), the policy and catalogue (--policy, --catalogue),
+    /// heads you saw earlier (--known-head) and witnesses (--witness-key). It checks every
+    /// signature, the period the signed heads prove complete, the whole log rebuilt from its
+    /// leaves, the evidence rules of admission and the collector's own ledger over every leaf,
+    /// and (with --report) the report's verdicts recomputed from the attestations. It prints
+    /// the period covered, the rules applied (pinned or not) and who cosigned.
     ///
     /// Prints PASS, or FAIL with every reason. Exit status: 0 PASS, 1 FAIL, 2 bad input.
     ///
-    /// Example: veuctl verify nov-2026 --log-key log.pub --report reports/2026-11/report.json
+    /// Example: veuctl verify nov-2026 --log-key log.pub --to 2026-12-01
+    ///   --policy deploy/policies/uveu-2025-us.toml --witness-key "$(cat witness.vkey)"
+    ///   --report reports/2026-11/report.json
     Verify(verify::VerifyArgs),
     /// Read-only questions to the collector for auditors (auditor certificate by default):
     /// the distribution as of any instant, hosts, one host's attestations.

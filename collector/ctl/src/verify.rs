@@ -22,7 +22,7 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "HEX_OR_FILE", env = "VEU_LOG_KEY")]
     log_key: String,
     /// A monthly report (report.json) whose verdicts are recomputed from the bundle's
-    /// attestations; the bundle must cover its month.
+    /// attestations; the bundle must cover its month up to the report's as-of instant.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
     /// The report's detached signature (default: report.sig beside the report, when present).
