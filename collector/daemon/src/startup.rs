@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use collector_core::{SiteError, SiteRegistry};
 use collector_server::{Rules, TlsFiles};
-use proto_accounting::{Catalogue, CatalogueError, FieldError, Policy, PolicyError};
+use proto_accounting::{Catalogue, Policy};
 use proto_config::files::{self, Creates};
 use proto_config::tls::{self, Named};
 use proto_config::{ConfigErrors, Problems};
@@ -43,19 +43,19 @@ pub fn check(path: &Path, now: SystemTime) -> Result<Startup, ConfigErrors> {
     let config = Config::read(&text, path, &problems)?;
     let mut creates = Creates::default();
 
-    let catalogue = rule_file(
+    let catalogue = files::rule_file(
         "rules.catalogue",
         config.catalogue.as_deref(),
         proto_accounting::catalogue::BUILTIN_TOML,
         &problems,
-        |text| Catalogue::from_toml(text).map_err(catalogue_problems),
+        |text| Catalogue::from_toml(text).map_err(|e| e.messages()),
     );
-    let policy = rule_file(
+    let policy = files::rule_file(
         "rules.policy",
         config.policy.as_deref(),
         proto_accounting::policy::UVEU_2025_US_TOML,
         &problems,
-        |text| Policy::from_toml(text).map_err(policy_problems),
+        |text| Policy::from_toml(text).map_err(|e| e.messages()),
     );
     let sites = (!problems.has("sites"))
         .then(|| files::read_text("sites", &config.sites, &problems))
@@ -150,48 +150,6 @@ pub fn check(path: &Path, now: SystemTime) -> Result<Startup, ConfigErrors> {
         config,
         path: path.to_path_buf(),
     })
-}
-
-/// A catalogue or policy: the file named at `key`, or the built-in text; parsed by `parse`,
-/// whose problems are reported under `key`, prefixed with the file.
-fn rule_file<T>(
-    key: &str,
-    path: Option<&Path>,
-    builtin: &str,
-    problems: &Problems,
-    parse: impl Fn(&str) -> Result<T, Vec<String>>,
-) -> Option<(T, String)> {
-    if problems.has(key) {
-        return None;
-    }
-    let text = match path {
-        None => builtin.to_owned(),
-        Some(path) => files::read_text(key, path, problems)?,
-    };
-    match parse(&text) {
-        Ok(value) => Some((value, text)),
-        Err(messages) => {
-            let file = path.map_or("the built-in file".to_owned(), |p| p.display().to_string());
-            for message in messages {
-                problems.push(key, format!("{file}: {message}"));
-            }
-            None
-        }
-    }
-}
-
-fn catalogue_problems(error: CatalogueError) -> Vec<String> {
-    match error {
-        CatalogueError::Parse(message) => vec![message],
-        CatalogueError::Invalid(fields) => fields.iter().map(FieldError::to_string).collect(),
-    }
-}
-
-fn policy_problems(error: PolicyError) -> Vec<String> {
-    match error {
-        PolicyError::Parse(message) => vec![message],
-        PolicyError::Invalid(fields) => fields.iter().map(FieldError::to_string).collect(),
-    }
 }
 
 fn site_problems(error: SiteError) -> Vec<String> {

@@ -168,6 +168,16 @@ pub enum CatalogueError {
     Invalid(Vec<FieldError>),
 }
 
+impl CatalogueError {
+    /// Each problem on its own line's worth of text: the parse error, or every field error.
+    pub fn messages(&self) -> Vec<String> {
+        match self {
+            Self::Parse(message) => vec![message.clone()],
+            Self::Invalid(fields) => fields.iter().map(FieldError::to_string).collect(),
+        }
+    }
+}
+
 /// The accelerator catalogue with its lookup indexes.
 #[derive(Debug, Clone)]
 pub struct Catalogue {

@@ -119,6 +119,16 @@ pub enum PolicyError {
     Invalid(Vec<FieldError>),
 }
 
+impl PolicyError {
+    /// Each problem on its own line's worth of text: the parse error, or every field error.
+    pub fn messages(&self) -> Vec<String> {
+        match self {
+            Self::Parse(message) => vec![message.clone()],
+            Self::Invalid(fields) => fields.iter().map(FieldError::to_string).collect(),
+        }
+    }
+}
+
 impl Policy {
     /// The shipped 2025 UVEU policy with a US headquarters.
     pub fn uveu_2025_us() -> Result<Self, PolicyError> {

@@ -238,6 +238,34 @@ fn writable(dir: &Path) -> Result<(), std::io::Error> {
     .map_err(std::io::Error::from)
 }
 
+/// A rule file (a catalogue or policy): the file named at `key`, or the built-in text; parsed by `parse`,
+/// whose problems are reported under `key`, prefixed with the file.
+pub fn rule_file<T>(
+    key: &str,
+    path: Option<&Path>,
+    builtin: &str,
+    problems: &Problems,
+    parse: impl Fn(&str) -> Result<T, Vec<String>>,
+) -> Option<(T, String)> {
+    if problems.has(key) {
+        return None;
+    }
+    let text = match path {
+        None => builtin.to_owned(),
+        Some(path) => read_text(key, path, problems)?,
+    };
+    match parse(&text) {
+        Ok(value) => Some((value, text)),
+        Err(messages) => {
+            let file = path.map_or("the built-in file".to_owned(), |p| p.display().to_string());
+            for message in messages {
+                problems.push(key, format!("{file}: {message}"));
+            }
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
