@@ -263,8 +263,11 @@ fn demo(args: &DemoArgs) -> anyhow::Result<()> {
             .arg(&pki),
         "veu-collector pki init",
     )?;
+    // Three distinct free ports (the collector's, unless given, the witness's and the
+    // metrics'), all held until each is chosen so that none is handed out twice.
+    let [free, witness_port, metrics_port] = free_ports(args.port)?;
     let port = match args.port {
-        0 => free_port()?,
+        0 => free,
         port => port,
     };
     let url = format!("https://127.0.0.1:{port}");
@@ -278,8 +281,6 @@ fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         "veu-witness keygen",
     )?;
     let witness_key = String::from_utf8_lossy(&keygen.stdout).trim().to_owned();
-    let witness_port = free_port()?;
-    let metrics_port = free_port()?;
     let collector_dir = out.join("collector");
     std::fs::create_dir_all(&collector_dir)?;
     std::fs::write(collector_dir.join("sites.toml"), SITES)?;
@@ -615,10 +616,20 @@ fn binaries() -> anyhow::Result<Binaries> {
     Ok(found)
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+/// Three distinct free ports on 127.0.0.1, none of them `taken`: bound together, so that the
+/// system cannot hand out one twice, then released for the daemons to bind.
+fn free_ports(taken: u16) -> anyhow::Result<[u16; 3]> {
+    let mut held = Vec::new();
+    let mut ports = Vec::new();
+    while ports.len() < 3 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        if port != taken {
+            ports.push(port);
+        }
+        held.push(listener);
+    }
+    Ok([ports[0], ports[1], ports[2]])
 }
 
 fn run_ok(command: &mut Command, what: &str) -> anyhow::Result<Output> {

@@ -29,12 +29,24 @@ pub fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
+/// A free port on 127.0.0.1 that no other call in this test process was given: the system
+/// may hand a just-released port out again, and two daemons of one scenario must not share it.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// A collector process on a fresh state directory, killed when dropped.
