@@ -10,9 +10,6 @@ use tokio_util::sync::CancellationToken;
 use veu_witness::config::Config;
 use veu_witness::{daemon, keyfile};
 
-/// Exit status for a bad configuration (EX_CONFIG), so systemd stops restarting.
-const EXIT_CONFIG: u8 = 78;
-
 /// `--version`: the package version and the git commit built from (`unknown` without one).
 const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("VEU_COMMIT"), ")");
 
@@ -131,7 +128,7 @@ fn main() -> ExitCode {
             }
             Err(errors) => {
                 eprintln!("error: {errors}");
-                ExitCode::from(EXIT_CONFIG)
+                ExitCode::from(proto_config::EXIT_CONFIG)
             }
         },
         Command::Run { config } => {
@@ -142,7 +139,7 @@ fn main() -> ExitCode {
                 Ok(loaded) => loaded,
                 Err(errors) => {
                     eprintln!("error: {errors}");
-                    return ExitCode::from(EXIT_CONFIG);
+                    return ExitCode::from(proto_config::EXIT_CONFIG);
                 }
             };
             let logs = tracing_subscriber::fmt()

@@ -1,8 +1,6 @@
 //! `veu-agent run`: the daemon. One cancellation token and task tracker; the attestation loop,
 //! the uplink and the metrics endpoint are tasks; SIGTERM or SIGINT drains within the grace.
 
-use std::io::ErrorKind;
-use std::net::SocketAddr;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -11,9 +9,7 @@ use agent_core::{Identity, Rules, Schedule};
 use agent_nvml::NvmlSource;
 use agent_spool::{Spool, SpoolLimits};
 use anyhow::Context as _;
-use proto_config::ConfigErrors;
 use proto_evidence::{ChainDigest, ChainHead, HostId, Sha256, SiteId};
-use tokio::net::TcpSocket;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -38,7 +34,7 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
     // Binding needs nothing on disk: an address that cannot be had fails the start before
     // anything is created. Connections are accepted only once serving starts (`listen`).
     let metrics_socket = match config.metrics_listen {
-        Some(listen) => Some(bind(&path, listen)?),
+        Some(listen) => Some(proto_config::bind(&path, "metrics.listen", listen)?),
         None => None,
     };
     std::fs::DirBuilder::new()
@@ -201,39 +197,6 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
     match uplink_failed {
         Some(fatal) => Err(fatal.into()),
         None => Ok(()),
-    }
-}
-
-/// Binds the metrics address without listening yet. An address this host does not have, or a port it may not open,
-/// is a configuration problem no restart cures; a port in use may be freed.
-fn bind(path: &Path, address: SocketAddr) -> anyhow::Result<TcpSocket> {
-    let bound = match address {
-        SocketAddr::V4(_) => TcpSocket::new_v4(),
-        SocketAddr::V6(_) => TcpSocket::new_v6(),
-    }
-    .and_then(|socket| {
-        socket.set_reuseaddr(true)?;
-        socket.bind(address)?;
-        Ok(socket)
-    });
-    match bound {
-        Ok(socket) => Ok(socket),
-        Err(error)
-            if matches!(
-                error.kind(),
-                ErrorKind::AddrNotAvailable | ErrorKind::PermissionDenied
-            ) =>
-        {
-            Err(ConfigErrors {
-                path: path.to_path_buf(),
-                errors: vec![(
-                    "metrics.listen".to_owned(),
-                    format!("cannot listen on {address}: {error}"),
-                )],
-            }
-            .into())
-        }
-        Err(error) => Err(error).with_context(|| format!("cannot listen for metrics on {address}")),
     }
 }
 

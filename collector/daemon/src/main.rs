@@ -10,10 +10,6 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use clap::{Parser, Subcommand};
-use proto_config::ConfigErrors;
-
-/// Exit status for a bad configuration (EX_CONFIG), so systemd stops restarting.
-const EXIT_CONFIG: u8 = 78;
 
 /// `--version`: the package version and the git commit built from (`unknown` without one).
 const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("VEU_COMMIT"), ")");
@@ -94,19 +90,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
-            ExitCode::from(exit_status(&error))
+            ExitCode::from(proto_config::exit_status(&error))
         }
-    }
-}
-
-/// The exit status of every failure, decided here only: 78 (EX_CONFIG) for a problem in the
-/// configuration or a file it names, which an operator must fix, so that systemd stops
-/// restarting (`RestartPreventExitStatus=78`); 1 for the rest, which a restart may cure.
-fn exit_status(error: &anyhow::Error) -> u8 {
-    if error.chain().any(|cause| cause.is::<ConfigErrors>()) {
-        EXIT_CONFIG
-    } else {
-        1
     }
 }
 

@@ -1,8 +1,7 @@
 //! `veu-collector run`: from a checked start, create what a first start needs, open the store,
 //! rebuild the state, serve until a signal.
 
-use std::io::{ErrorKind, Write};
-use std::net::SocketAddr;
+use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,8 +17,6 @@ use collector_server::witnesses::Witnesses;
 use collector_store::AttestationStore;
 use collector_store_postgres::{PostgresOptions, PostgresStore};
 use collector_store_sqlite::{SqliteOptions, SqliteStore};
-use proto_config::ConfigErrors;
-use tokio::net::TcpSocket;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Store, redacted};
@@ -41,9 +38,9 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
     } = startup;
     // Binding needs nothing on disk: an address that cannot be had fails the start before
     // anything is created. Connections are accepted only once serving starts (`listen`).
-    let socket = bind(&path, "listen", config.listen)?;
+    let socket = proto_config::bind(&path, "listen", config.listen)?;
     let metrics_socket = match config.metrics_listen {
-        Some(listen) => Some(bind(&path, "metrics.listen", listen)?),
+        Some(listen) => Some(proto_config::bind(&path, "metrics.listen", listen)?),
         None => None,
     };
     std::fs::DirBuilder::new()
@@ -280,40 +277,6 @@ fn readiness(
 
 /// Connections waiting to be accepted, as many as the standard library's listener allows.
 const BACKLOG: u32 = 1024;
-
-/// Binds `address` (the value of `key`) without listening yet. An address this host does not
-/// have, or a port it may not open, is a configuration problem no restart cures; a port in use
-/// may be freed.
-fn bind(path: &Path, key: &str, address: SocketAddr) -> anyhow::Result<TcpSocket> {
-    let bound = match address {
-        SocketAddr::V4(_) => TcpSocket::new_v4(),
-        SocketAddr::V6(_) => TcpSocket::new_v6(),
-    }
-    .and_then(|socket| {
-        socket.set_reuseaddr(true)?;
-        socket.bind(address)?;
-        Ok(socket)
-    });
-    match bound {
-        Ok(socket) => Ok(socket),
-        Err(error)
-            if matches!(
-                error.kind(),
-                ErrorKind::AddrNotAvailable | ErrorKind::PermissionDenied
-            ) =>
-        {
-            Err(ConfigErrors {
-                path: path.to_path_buf(),
-                errors: vec![(
-                    key.to_owned(),
-                    format!("cannot listen on {address}: {error}"),
-                )],
-            }
-            .into())
-        }
-        Err(error) => Err(error).with_context(|| format!("cannot listen on {address} ({key})")),
-    }
-}
 
 /// Makes the secret nonces are authenticated with (mode 0600), kept across restarts so that
 /// nonces issued before a restart still check.

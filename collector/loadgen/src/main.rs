@@ -10,9 +10,6 @@ use clap::Parser;
 use collector_loadgen::{Credential, FleetPlan, StreamPlan, Target, enroll_fleet, stream_fleet};
 use tokio_util::sync::CancellationToken;
 
-/// Exit status for a bad configuration (EX_CONFIG).
-const EXIT_CONFIG: u8 = 78;
-
 /// Enrollments in progress at once.
 const ENROLL_PARALLEL: usize = 16;
 
@@ -77,7 +74,7 @@ fn main() -> ExitCode {
         Ok(found) => found,
         Err(error) => {
             eprintln!("error: {error:#}");
-            return ExitCode::from(EXIT_CONFIG);
+            return ExitCode::from(proto_config::EXIT_CONFIG);
         }
     };
     let result = tokio::runtime::Builder::new_multi_thread()

@@ -2,11 +2,13 @@
 //! `64MiB` and host ids the same way and report problems the same way: the syntax of values, a
 //! TOML reader that finds every problem in one pass (`document`), and the checks of the files
 //! and directories a configuration names, made without writing anything (`files`, `tls`); and
-//! `parent`, the setting that makes a daemon end with the process that started it.
+//! `parent`, the setting that makes a daemon end with the process that started it; and
+//! `daemon`, the exit status of a failure and the binding of a configured address.
 //!
 //! Invariant: no daemon-specific knowledge; nothing here creates or changes a file; errors are
 //! sentences that name the value or file and what was expected.
 
+pub mod daemon;
 pub mod document;
 pub mod files;
 pub mod parent;
@@ -16,6 +18,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use daemon::{EXIT_CONFIG, bind, exit_status};
 pub use document::{Problems, Section};
 
 /// Every problem found in one configuration file, each with its key.
