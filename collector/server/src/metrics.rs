@@ -496,8 +496,17 @@ mod tests {
         let mut live = LiveDistribution::new(180_000);
         for (i, (country, tpp)) in hosts.iter().enumerate() {
             let country = CountryCode::parse(country).unwrap();
-            live.upsert(&format!("host-{i}"), country, *tpp, 1_000, 1_000)
-                .unwrap();
+            live.upsert(
+                &format!("host-{i}"),
+                country,
+                collector_core::live::Sums {
+                    tpp: *tpp,
+                    hardware_tpp: 0,
+                },
+                1_000,
+                1_000,
+            )
+            .unwrap();
         }
         live
     }

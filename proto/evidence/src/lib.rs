@@ -5,6 +5,7 @@
 //! I/O. Encoding, signing and verification live in `proto-seal`.
 
 mod chain;
+pub mod hardware;
 pub mod log;
 mod payload;
 
@@ -13,6 +14,7 @@ use std::fmt;
 use sha2::Digest as _;
 
 pub use chain::{ChainError, ChainHead, Link};
+pub use hardware::{GpuProof, challenge_issued_at_ms};
 pub use log::{LogDecodeError, LogEntry, REPORT_CONTEXT, TREE_HEAD_CONTEXT, TreeHead};
 pub use payload::{
     AttestationPayload, DeviceFault, DeviceRecord, EvidenceSource, PAYLOAD_FORMAT, Totals,
