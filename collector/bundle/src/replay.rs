@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use collector_core::Ledger;
 use collector_core::ledger::{Binding, Effect, Entry, Refused};
 use collector_report::{ChangeKind, HostChange};
-use proto_accounting::{Catalogue, CountryCode, Policy};
+use proto_accounting::{Catalogue, CountryCode, EvidenceRule, Policy};
 use proto_evidence::{Envelope, KeyId, Link, LogEntry, Sha256};
 use proto_seal::PublicKey;
 
@@ -46,12 +46,13 @@ pub fn replay<'a>(
         failures: Vec::new(),
         notes: Vec::new(),
         attestations: 0,
-        ledger: Ledger::new(0),
+        ledger: Ledger::new(0, EvidenceRule::default()),
         changes: Vec::new(),
         change_leaves: Vec::new(),
     };
     let mut keys: BTreeMap<KeyId, PublicKey> = BTreeMap::new();
-    let mut ledger = Ledger::new(i64::MAX / 4);
+    let evidence = prices.map_or_else(EvidenceRule::default, |(policy, _)| policy.evidence.clone());
+    let mut ledger = Ledger::new(i64::MAX / 4, evidence);
     for (index, entry, envelope) in entries {
         let effect = match entry {
             LogEntry::KeyEnrolled {
@@ -172,6 +173,7 @@ pub fn replay<'a>(
                     at_ms: *received_at_ms,
                     digest: verified.digest(),
                     payload,
+                    gpu: &[],
                 });
                 if let Ok(Effect::Attested(applied)) = &effect
                     && let Link::Gap { missing } = applied.link

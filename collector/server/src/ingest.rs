@@ -144,7 +144,12 @@ impl Collector {
         freshness_ms: i64,
         clock: fn() -> i64,
     ) -> Result<Self, IngestError> {
-        let state = load_state(store.as_ref(), freshness_ms, clock())?;
+        let state = load_state(
+            store.as_ref(),
+            freshness_ms,
+            &rules.policy.evidence,
+            clock(),
+        )?;
         Ok(Self {
             store,
             rules,
@@ -206,7 +211,12 @@ impl Collector {
     /// database): the ledger and the enrolled keys are loaded again from the store. The
     /// daemon calls it every few seconds on a shared store.
     pub fn refresh_from_store(&self) -> Result<(), IngestError> {
-        let fresh = load_state(self.store.as_ref(), self.freshness_ms, self.now_ms())?;
+        let fresh = load_state(
+            self.store.as_ref(),
+            self.freshness_ms,
+            &self.rules.policy.evidence,
+            self.now_ms(),
+        )?;
         *self.state() = fresh;
         Ok(())
     }
@@ -219,9 +229,12 @@ impl Collector {
         }
         let store = Arc::clone(&self.store);
         let (freshness, now) = (self.freshness_ms, self.now_ms());
-        let fresh = tokio::task::spawn_blocking(move || load_state(store.as_ref(), freshness, now))
-            .await
-            .map_err(|e| IngestError(format!("reload task failed: {e}")))??;
+        let evidence = self.rules.policy.evidence.clone();
+        let fresh = tokio::task::spawn_blocking(move || {
+            load_state(store.as_ref(), freshness, &evidence, now)
+        })
+        .await
+        .map_err(|e| IngestError(format!("reload task failed: {e}")))??;
         *self.state() = fresh;
         self.unsettled.store(false, Ordering::SeqCst);
         tracing::info!("books loaded again from the store after a failed commit");
@@ -289,7 +302,12 @@ impl Collector {
     /// `settle_books` for a caller that holds the state lock on a blocking thread.
     fn settle_locked(&self, state: &mut State) -> Result<(), AdminError> {
         if self.unsettled.load(Ordering::SeqCst) {
-            *state = load_state(self.store.as_ref(), self.freshness_ms, self.now_ms())?;
+            *state = load_state(
+                self.store.as_ref(),
+                self.freshness_ms,
+                &self.rules.policy.evidence,
+                self.now_ms(),
+            )?;
             self.unsettled.store(false, Ordering::SeqCst);
         }
         Ok(())
@@ -300,7 +318,12 @@ impl Collector {
     /// durable.
     fn settle(&self, state: &mut State, stored: Result<(), StoreError>) -> Result<(), AdminError> {
         if let Err(error) = stored {
-            match load_state(self.store.as_ref(), self.freshness_ms, self.now_ms()) {
+            match load_state(
+                self.store.as_ref(),
+                self.freshness_ms,
+                &self.rules.policy.evidence,
+                self.now_ms(),
+            ) {
                 Ok(fresh) => *state = fresh,
                 Err(reload) => {
                     self.unsettled.store(true, Ordering::SeqCst);
@@ -448,10 +471,12 @@ impl Collector {
             if stale {
                 let store = Arc::clone(&self.store);
                 let (freshness, now) = (self.freshness_ms, self.now_ms());
-                let fresh =
-                    tokio::task::spawn_blocking(move || load_state(store.as_ref(), freshness, now))
-                        .await
-                        .map_err(|e| IngestError(format!("store lookup failed: {e}")))??;
+                let evidence = self.rules.policy.evidence.clone();
+                let fresh = tokio::task::spawn_blocking(move || {
+                    load_state(store.as_ref(), freshness, &evidence, now)
+                })
+                .await
+                .map_err(|e| IngestError(format!("store lookup failed: {e}")))??;
                 *self.state() = fresh;
             }
         }
@@ -568,7 +593,7 @@ impl Collector {
                     }
                     Ok(Admission::Accept { fresh }) => fresh,
                 };
-                let applied = match state.ledger.attest(now, payload, attestation.digest()) {
+                let applied = match state.ledger.attest(now, payload, attestation.digest(), &[]) {
                     Ok(applied) => applied,
                     Err((reason, detail)) => {
                         results.reject(index, payload.sequence, Some(key), host(), reason, detail);
@@ -707,10 +732,11 @@ pub use collector_store::ledger::SILENCE_EVENT;
 fn load_state(
     store: &dyn AttestationStore,
     freshness_ms: i64,
+    evidence: &proto_accounting::EvidenceRule,
     now_ms: i64,
 ) -> Result<State, IngestError> {
     let fail = |e: StoreError| IngestError(e.to_string());
-    let ledger = load_ledger(store, freshness_ms, now_ms).map_err(fail)?;
+    let ledger = load_ledger(store, freshness_ms, evidence.clone(), now_ms).map_err(fail)?;
     for note in ledger.restore_notes() {
         tracing::warn!(note, "stored books brought to the ledger's rules");
     }
