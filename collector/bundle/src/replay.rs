@@ -196,6 +196,7 @@ pub fn replay<'a>(
                         site_id: change.site.clone(),
                         country: change.country,
                         tpp: change.tpp,
+                        hardware_tpp: change.hardware_tpp,
                         devices: change.devices,
                         kind: if change.counts {
                             ChangeKind::Attested
