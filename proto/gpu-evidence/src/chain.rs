@@ -334,6 +334,15 @@ pub(crate) fn validate(certificates: &[Vec<u8>], roots: &[Vec<u8>]) -> Result<Ch
     // Anchor: the last certificate is a pinned root, or a pinned root signed it.
     let last = certificates.len() - 1;
     let anchored_in_chain = roots.iter().any(|root| *root == certificates[last]);
+    if !anchored_in_chain && parsed[last].issuer().as_raw() == parsed[last].subject().as_raw() {
+        return Err(Failure::new(
+            Reason::UntrustedRoot,
+            format!(
+                "chain ends at the self-issued \"{}\", which is no pinned root",
+                parsed[last].subject()
+            ),
+        ));
+    }
     if !anchored_in_chain {
         let mut anchor = None;
         for root in roots {
@@ -486,7 +495,7 @@ pub(crate) fn dice_fwid(leaf: &X509Certificate<'_>) -> Result<Vec<u8>, Failure> 
 }
 
 /// NVIDIA's otherName in the leaf: `(chip, chip id)` from `NVIDIA:<chip>:<chip id>`.
-fn nvidia_device_name(leaf: &X509Certificate<'_>) -> Result<(String, String), Failure> {
+pub(crate) fn nvidia_device_name(leaf: &X509Certificate<'_>) -> Result<(String, String), Failure> {
     let missing = |what: String| Failure::new(Reason::IdentityMissing, what);
     let san = leaf
         .subject_alternative_name()
@@ -542,6 +551,6 @@ pub(crate) fn hex_lower(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-fn hex_upper(bytes: &[u8]) -> String {
+pub(crate) fn hex_upper(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02X}")).collect()
 }

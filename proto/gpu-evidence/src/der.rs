@@ -99,8 +99,59 @@ fn push_base128(out: &mut Vec<u8>, value: u64) {
     }
 }
 
+/// Encodes one element (for the test device CA).
+#[cfg(feature = "testing")]
+pub(crate) fn encode(tag: u8, contents: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = contents.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|&&byte| byte == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+    out.extend_from_slice(contents);
+    out
+}
+
 const PEM_BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
 const PEM_END: &[u8] = b"-----END CERTIFICATE-----";
+
+/// PEM `CERTIFICATE` blocks for DER certificates (for the test device CA).
+#[cfg(feature = "testing")]
+pub(crate) fn pem_encode(certificates: &[Vec<u8>]) -> Vec<u8> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    for der_bytes in certificates {
+        out.extend_from_slice(PEM_BEGIN);
+        out.push(b'\n');
+        let mut text = Vec::with_capacity(der_bytes.len() * 4 / 3 + 4);
+        for group in der_bytes.chunks(3) {
+            let b = [
+                group[0],
+                *group.get(1).unwrap_or(&0),
+                *group.get(2).unwrap_or(&0),
+            ];
+            let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+            for position in 0..4 {
+                if position <= group.len() {
+                    text.push(ALPHABET[(n >> (18 - 6 * position) & 0x3F) as usize]);
+                } else {
+                    text.push(b'=');
+                }
+            }
+        }
+        for line in text.chunks(64) {
+            out.extend_from_slice(line);
+            out.push(b'\n');
+        }
+        out.extend_from_slice(PEM_END);
+        out.push(b'\n');
+    }
+    out
+}
 
 /// Whether `bytes` look like PEM (the first non-whitespace byte starts a BEGIN line).
 pub(crate) fn is_pem(bytes: &[u8]) -> bool {
@@ -206,6 +257,14 @@ mod tests {
         assert_eq!(base64_decode(b"TQ==").as_deref(), Some(&b"M"[..]));
         assert_eq!(base64_decode(b"TQ=A"), None);
         assert_eq!(base64_decode(b"T*=="), None);
+    }
+
+    #[cfg(feature = "testing")]
+    #[test]
+    fn pem_encoding_round_trips() {
+        let certificates: Vec<Vec<u8>> = (0..5u8).map(|len| (0..len * 40).collect()).collect();
+        let pem = pem_encode(&certificates);
+        assert_eq!(pem_certificates(&pem).expect("decodes"), certificates);
     }
 
     #[test]

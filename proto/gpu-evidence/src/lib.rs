@@ -29,6 +29,8 @@ pub mod chain;
 mod der;
 mod error;
 pub mod spdm;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
