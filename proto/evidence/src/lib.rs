@@ -5,6 +5,7 @@
 //! I/O. Encoding, signing and verification live in `proto-seal`.
 
 mod chain;
+mod gpu;
 pub mod hardware;
 pub mod log;
 mod payload;
@@ -14,6 +15,10 @@ use std::fmt;
 use sha2::Digest as _;
 
 pub use chain::{ChainError, ChainHead, Link};
+pub use gpu::{
+    GpuEvidence, GpuEvidenceFault, MAX_GPU_CHAIN_BYTES, MAX_GPU_MESSAGE_BYTES,
+    MAX_GPU_REPORT_BYTES, report_nonce, report_problem,
+};
 pub use hardware::{GpuProof, challenge_issued_at_ms};
 pub use log::{LogDecodeError, LogEntry, REPORT_CONTEXT, TREE_HEAD_CONTEXT, TreeHead};
 pub use payload::{
