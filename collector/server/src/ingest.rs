@@ -124,6 +124,42 @@ pub struct Collector {
     freshness_ms: i64,
     /// The organisation monthly reports name (`[report] organisation`).
     organisation: Option<String>,
+    /// Verifies GPU hardware reports.
+    gpu: Arc<GpuVerifier>,
+}
+
+/// The roots GPU hardware reports must chain to, and the chains already validated.
+#[derive(Debug)]
+pub struct GpuVerifier {
+    trust: proto_gpu_evidence::Trust,
+    cache: proto_gpu_evidence::ChainCache,
+}
+
+impl GpuVerifier {
+    /// Reports must chain to one of `trust`'s roots.
+    pub fn new(trust: proto_gpu_evidence::Trust) -> Self {
+        Self {
+            trust,
+            cache: proto_gpu_evidence::ChainCache::default(),
+        }
+    }
+
+    /// Each device of `payload` judged at `received_at_ms` (`proto_gpu_evidence::assess`);
+    /// nothing is verified for an attestation without reports.
+    pub fn assess(
+        &self,
+        payload: &proto_evidence::AttestationPayload,
+        received_at_ms: i64,
+    ) -> Vec<proto_evidence::GpuProof> {
+        let reports = payload
+            .devices
+            .iter()
+            .any(|d| matches!(d.gpu_evidence, proto_evidence::GpuEvidence::Report { .. }));
+        if !reports {
+            return Vec::new();
+        }
+        proto_gpu_evidence::assess(payload, received_at_ms, &self.trust, Some(&self.cache))
+    }
 }
 
 impl std::fmt::Debug for Collector {
@@ -160,7 +196,16 @@ impl Collector {
             clock,
             freshness_ms,
             organisation: None,
+            gpu: Arc::new(GpuVerifier::new(proto_gpu_evidence::Trust::nvidia())),
         })
+    }
+
+    /// GPU hardware reports must chain to one of `trust`'s roots (NVIDIA's Device Identity CA
+    /// unless configured otherwise).
+    #[must_use]
+    pub fn with_gpu_trust(mut self, trust: proto_gpu_evidence::Trust) -> Self {
+        self.gpu = Arc::new(GpuVerifier::new(trust));
+        self
     }
 
     /// Names the organisation in every monthly report.
@@ -404,7 +449,10 @@ impl Collector {
             }
         }
 
-        // 2. Signatures over the received bytes, verified as one batch in a blocking task.
+        // 2. Signatures over the received bytes, verified as one batch in a blocking task, and
+        //    the hardware reports of the attestations that carry any, judged there too (at
+        //    receipt, before any lock).
+        let gpu = Arc::clone(&self.gpu);
         let verified = tokio::task::spawn_blocking(move || {
             let (envelopes, owners): (Vec<Envelope>, Vec<_>) = to_verify
                 .into_iter()
@@ -421,7 +469,13 @@ impl Collector {
             owners
                 .into_iter()
                 .zip(opened)
-                .map(|((index, key, agent), result)| (index, key, result, agent))
+                .map(|((index, key, agent), result)| {
+                    let proofs = match &result {
+                        Ok(attestation) => gpu.assess(attestation.payload(), now),
+                        Err(_) => Vec::new(),
+                    };
+                    (index, key, result, agent, proofs)
+                })
                 .collect::<Vec<_>>()
         })
         .await
@@ -435,7 +489,7 @@ impl Collector {
             let state = self.state();
             let mut keys: Vec<KeyId> = verified
                 .iter()
-                .filter_map(|(_, key, result, _)| {
+                .filter_map(|(_, key, result, _, _)| {
                     let sequence = result.as_ref().ok()?.payload().sequence;
                     let head = state.ledger.key(key).and_then(|k| k.head);
                     let behind = head.map_or(sequence > 1, |head| sequence > head.sequence + 1);
@@ -488,7 +542,7 @@ impl Collector {
                 let state = self.state();
                 verified
                     .iter()
-                    .filter_map(|(_, key, result, _)| {
+                    .filter_map(|(_, key, result, _, _)| {
                         result.as_ref().ok().map(|v| (*key, v.payload().sequence))
                     })
                     .filter(|(key, sequence)| {
@@ -535,7 +589,7 @@ impl Collector {
         let mut nonce_checks: Vec<(KeyId, Vec<u8>, NonceCheck)> = Vec::new();
         let commit = {
             let mut state = self.state();
-            for (index, key, result, agent) in verified {
+            for (index, key, result, agent, proofs) in verified {
                 let host = || Some(agent.binding.host_id.clone());
                 let attestation = match result {
                     Ok(attestation) => attestation,
@@ -593,7 +647,9 @@ impl Collector {
                     }
                     Ok(Admission::Accept { fresh }) => fresh,
                 };
-                let applied = match state.ledger.attest(now, payload, attestation.digest(), &[]) {
+                let applied = match state
+                    .ledger
+                    .attest(now, payload, attestation.digest(), &proofs) {
                     Ok(applied) => applied,
                     Err((reason, detail)) => {
                         results.reject(index, payload.sequence, Some(key), host(), reason, detail);

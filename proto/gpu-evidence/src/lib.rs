@@ -25,6 +25,7 @@
 //! (TcbInfo, FWID); NVIDIA's nvtrust local GPU verifier and attestation SDK, whose published
 //! sample reports and chains are this crate's test vectors.
 
+mod assess;
 pub mod chain;
 mod der;
 mod error;
@@ -38,6 +39,7 @@ use std::sync::{Arc, Mutex};
 use ring::signature::{ECDSA_P384_SHA384_FIXED, UnparsedPublicKey};
 use sha2::{Digest, Sha256};
 
+pub use assess::assess;
 pub use chain::HardwareIdentity;
 pub use error::{Failure, Reason, TrustError};
 pub use spdm::Measurement;
@@ -58,12 +60,10 @@ pub const NVIDIA_DEVICE_IDENTITY_ROOT_DER: &[u8] =
 /// `SHA-256(collector_nonce ‖ key_id ‖ device_index as u32 big-endian)`. It binds the report to
 /// the collector's challenge and to the agent's key, so a report cannot be replayed by another
 /// agent nor moved to another device slot.
+/// The one definition is `proto_evidence::report_nonce`, which the agent uses too.
 pub fn report_nonce(collector_nonce: &[u8], key_id: &[u8; 32], device_index: u32) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    hasher.update(collector_nonce);
-    hasher.update(key_id);
-    hasher.update(device_index.to_be_bytes());
-    hasher.finalize().into()
+    let key_id = proto_evidence::KeyId(proto_evidence::Sha256::from_bytes(*key_id));
+    proto_evidence::report_nonce(collector_nonce, &key_id, device_index)
 }
 
 /// The roots a chain must end at.
