@@ -143,6 +143,7 @@ pub fn host_change(change: &LedgerChange) -> HostChange {
         tpp: change.tpp,
         devices: change.devices,
         decommissioned: !change.counts,
+        hardware_tpp: 0,
     }
 }
 
@@ -161,6 +162,8 @@ pub fn gpus(claims: &[GpuClaim], catalogue_ids: &[&str]) -> Vec<Gpu> {
                 .to_owned(),
             tpp: claim.tpp,
             counted: claim.counted,
+            hardware: String::new(),
+            hardware_at_ms: 0,
         })
         .collect()
 }
