@@ -143,7 +143,7 @@ pub fn host_change(change: &LedgerChange) -> HostChange {
         tpp: change.tpp,
         devices: change.devices,
         decommissioned: !change.counts,
-        hardware_tpp: 0,
+        hardware_tpp: change.hardware_tpp,
     }
 }
 
@@ -162,8 +162,8 @@ pub fn gpus(claims: &[GpuClaim], catalogue_ids: &[&str]) -> Vec<Gpu> {
                 .to_owned(),
             tpp: claim.tpp,
             counted: claim.counted,
-            hardware: String::new(),
-            hardware_at_ms: 0,
+            hardware: claim.hardware.clone(),
+            hardware_at_ms: claim.hardware_at_ms,
         })
         .collect()
 }
@@ -209,8 +209,8 @@ pub fn load_ledger(
             serial: gpu.serial,
             tpp: gpu.tpp,
             counted: gpu.counted,
-            hardware: String::new(),
-            hardware_at_ms: 0,
+            hardware: gpu.hardware,
+            hardware_at_ms: gpu.hardware_at_ms,
         });
     }
     let mut hosts = Vec::new();
@@ -224,6 +224,7 @@ pub fn load_ledger(
                 country,
                 key: key_id(&state.key_id),
                 tpp: state.tpp,
+                // Recomputed by the ledger from the GPUs' hardware identities and times.
                 hardware_tpp: 0,
                 devices: state.devices,
                 gpus,

@@ -160,7 +160,12 @@ pub(super) fn hardware_survives_reopening(open: &Opener) -> Outcome {
     ensure_eq!(store.chain_heads()?, heads);
     ensure_eq!(gpus_of(store.as_ref(), "host-a")?, a1.gpus);
     ensure_eq!(store.stored_digest(&key(1), 1)?, Some(a1.digest));
-    let ledger = crate::ledger::load_ledger(store.as_ref(), 60_000, 2_000);
+    let ledger = crate::ledger::load_ledger(
+        store.as_ref(),
+        60_000,
+        proto_accounting::EvidenceRule::default(),
+        2_000,
+    );
     ensure!(ledger.is_ok(), "the ledger restores: {:?}", ledger.err());
     Ok(())
 }
