@@ -67,6 +67,9 @@ pub struct Config {
     pub witnesses: Vec<WitnessTarget>,
     /// The organisation monthly reports name (`[report] organisation`).
     pub organisation: Option<String>,
+    /// The roots GPU hardware reports must chain to (`[gpu_evidence] roots`, a PEM file);
+    /// `None`: NVIDIA's Device Identity CA, compiled in.
+    pub gpu_roots: Option<PathBuf>,
     pub metrics_listen: Option<SocketAddr>,
     pub log_json: bool,
     pub log_level: tracing::Level,
@@ -277,6 +280,11 @@ impl Config {
         };
         drop(report);
 
+        let gpu_roots = root
+            .table("gpu_evidence")
+            .optional::<PathBuf>("roots")
+            .map(&resolve);
+
         let store = match store_url {
             None => Store::Sqlite(state_dir.join("collector.db")),
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
@@ -312,6 +320,7 @@ impl Config {
             log_origin,
             witnesses,
             organisation,
+            gpu_roots,
             metrics_listen,
             log_json,
             log_level,

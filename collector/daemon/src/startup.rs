@@ -29,6 +29,8 @@ pub struct Startup {
     pub nonce_secret: Option<Vec<u8>>,
     /// What `run` will create.
     pub creates: Creates,
+    /// The roots GPU hardware reports must chain to.
+    pub gpu_trust: proto_gpu_evidence::Trust,
     /// The configuration file.
     pub path: PathBuf,
 }
@@ -100,6 +102,7 @@ pub fn check(path: &Path, now: SystemTime) -> Result<Startup, ConfigErrors> {
     let enrollment_ca = enrollment_ca(&config, client_ca.as_deref(), &problems);
 
     let (log_key, nonce_secret) = state(&config, &problems, &mut creates);
+    let gpu_trust = gpu_trust(config.gpu_roots.as_deref(), &problems);
 
     if let Store::Postgres(url) = &config.store
         && let Err(error) = collector_store_postgres::PostgresStore::check_url(url)
@@ -118,7 +121,8 @@ pub fn check(path: &Path, now: SystemTime) -> Result<Startup, ConfigErrors> {
         Some(sites),
         Some(identity),
         Some(client_ca_pem),
-    ) = (catalogue, policy, sites, identity, client_ca)
+        Some(gpu_trust),
+    ) = (catalogue, policy, sites, identity, client_ca, gpu_trust)
     else {
         return Err(ConfigErrors {
             path: path.to_path_buf(),
@@ -148,8 +152,26 @@ pub fn check(path: &Path, now: SystemTime) -> Result<Startup, ConfigErrors> {
         nonce_secret,
         creates,
         config,
+        gpu_trust,
         path: path.to_path_buf(),
     })
+}
+
+/// The roots GPU reports must chain to: NVIDIA's Device Identity CA, or the PEM file
+/// `[gpu_evidence] roots` names (a test device CA, or NVIDIA's root from a file).
+fn gpu_trust(roots: Option<&Path>, problems: &Problems) -> Option<proto_gpu_evidence::Trust> {
+    const KEY: &str = "gpu_evidence.roots";
+    let Some(path) = roots else {
+        return Some(proto_gpu_evidence::Trust::nvidia());
+    };
+    let pem = files::read(KEY, path, problems)?;
+    match proto_gpu_evidence::Trust::from_pem_roots(&pem) {
+        Ok(trust) => Some(trust),
+        Err(error) => {
+            problems.push(KEY, format!("{}: {error}", path.display()));
+            None
+        }
+    }
 }
 
 fn site_problems(error: SiteError) -> Vec<String> {
