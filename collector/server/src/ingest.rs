@@ -144,20 +144,12 @@ impl GpuVerifier {
         }
     }
 
-    /// Each device of `payload` judged at `received_at_ms` (`proto_gpu_evidence::assess`);
-    /// nothing is verified for an attestation without reports.
+    /// Each device of `payload` judged at `received_at_ms` (`proto_gpu_evidence::assess`).
     pub fn assess(
         &self,
         payload: &proto_evidence::AttestationPayload,
         received_at_ms: i64,
     ) -> Vec<proto_evidence::GpuProof> {
-        let reports = payload
-            .devices
-            .iter()
-            .any(|d| matches!(d.gpu_evidence, proto_evidence::GpuEvidence::Report { .. }));
-        if !reports {
-            return Vec::new();
-        }
         proto_gpu_evidence::assess(payload, received_at_ms, &self.trust, Some(&self.cache))
     }
 }

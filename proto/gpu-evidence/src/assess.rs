@@ -14,13 +14,21 @@ pub const NO_CHALLENGE: &str = "no_challenge";
 /// `received_at_ms`, judged against `trust`: `Hardware` for a report that verifies (nonce
 /// bound to the payload's challenge, its key and the device's index; every certificate valid
 /// at receipt; driver and VBIOS versions as the payload states them), `Refused` with the
-/// verifier's reason for one that does not, `Absent` for a device without a report.
+/// verifier's reason for one that does not, `Absent` for a device without a report. Empty
+/// (every device absent) when no device carries a report, without any work.
 pub fn assess(
     payload: &AttestationPayload,
     received_at_ms: i64,
     trust: &Trust,
     cache: Option<&ChainCache>,
 ) -> Vec<GpuProof> {
+    let reports = payload
+        .devices
+        .iter()
+        .any(|d| matches!(d.gpu_evidence, GpuEvidence::Report { .. }));
+    if !reports {
+        return Vec::new();
+    }
     payload
         .devices
         .iter()
