@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use collector_core::Ledger;
 use collector_core::LedgerEvent;
 use collector_core::ledger::{Binding, Effect, Entry, Refused};
-use proto_gpu_evidence::{ChainCache, Trust};
 use collector_report::{ChangeKind, HostChange};
 use proto_accounting::{Catalogue, CountryCode, EvidenceRule, Policy};
 use proto_evidence::{Envelope, KeyId, Link, LogEntry, Sha256};
+use proto_gpu_evidence::{ChainCache, Trust};
 use proto_seal::PublicKey;
 
 use crate::verify::Finding;
@@ -175,7 +175,8 @@ pub fn replay<'a>(
                     );
                     continue;
                 }
-                let proofs = proto_gpu_evidence::assess(payload, *received_at_ms, gpu, Some(&cache));
+                let proofs =
+                    proto_gpu_evidence::assess(payload, *received_at_ms, gpu, Some(&cache));
                 let effect = ledger.apply(&Entry::Attested {
                     at_ms: *received_at_ms,
                     digest: verified.digest(),

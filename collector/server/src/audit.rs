@@ -122,7 +122,8 @@ fn distribution_at(
     let mut last_known = Distribution::new();
     let mut verified = Distribution::new();
     let mut stale = Distribution::new();
-    let (mut hardware_last_known, mut hardware_verified) = (Distribution::new(), Distribution::new());
+    let (mut hardware_last_known, mut hardware_verified) =
+        (Distribution::new(), Distribution::new());
     let mut stale_hosts = Vec::new();
     let hosts = replay(&changes);
     for (host, change) in &hosts {

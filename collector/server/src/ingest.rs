@@ -641,7 +641,8 @@ impl Collector {
                 };
                 let applied = match state
                     .ledger
-                    .attest(now, payload, attestation.digest(), &proofs) {
+                    .attest(now, payload, attestation.digest(), &proofs)
+                {
                     Ok(applied) => applied,
                     Err((reason, detail)) => {
                         results.reject(index, payload.sequence, Some(key), host(), reason, detail);

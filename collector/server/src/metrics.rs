@@ -404,11 +404,7 @@ impl Metrics {
             }
         }
         for (view, distribution, hardware) in [
-            (
-                "last_known",
-                live.last_known(),
-                live.hardware_last_known(),
-            ),
+            ("last_known", live.last_known(), live.hardware_last_known()),
             ("verified", live.fresh(), live.hardware_fresh()),
         ] {
             self.observe_view(view, distribution, hardware, policy);
