@@ -46,6 +46,8 @@ pub enum Reason {
     VbiosVersionMismatch,
     /// The chain carries no device identity (NVIDIA's subject-alternative-name otherName).
     IdentityMissing,
+    /// A measurement differs from every value its reference integrity manifest accepts.
+    MeasurementMismatch,
 }
 
 impl Reason {
@@ -70,6 +72,7 @@ impl Reason {
             Reason::DriverVersionMismatch => "driver_version_mismatch",
             Reason::VbiosVersionMismatch => "vbios_version_mismatch",
             Reason::IdentityMissing => "identity_missing",
+            Reason::MeasurementMismatch => "measurement_mismatch",
         }
     }
 
@@ -93,6 +96,7 @@ impl Reason {
         Reason::DriverVersionMismatch,
         Reason::VbiosVersionMismatch,
         Reason::IdentityMissing,
+        Reason::MeasurementMismatch,
     ];
 }
 

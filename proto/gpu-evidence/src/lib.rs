@@ -28,6 +28,7 @@
 pub mod chain;
 mod der;
 mod error;
+pub mod rim;
 pub mod spdm;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -40,6 +41,7 @@ use sha2::{Digest, Sha256};
 
 pub use chain::HardwareIdentity;
 pub use error::{Failure, Reason, TrustError};
+pub use rim::{RimError, RimSet};
 pub use spdm::Measurement;
 
 use chain::ChainFacts;
@@ -71,6 +73,7 @@ pub fn report_nonce(collector_nonce: &[u8], key_id: &[u8; 32], device_index: u32
 pub struct Trust {
     roots: Vec<Vec<u8>>,
     id: [u8; 32],
+    rims: Option<Arc<RimSet>>,
 }
 
 impl Trust {
@@ -109,7 +112,15 @@ impl Trust {
         Trust {
             roots,
             id: hasher.finalize().into(),
+            rims: None,
         }
+    }
+
+    /// Compares every report's measurements with these RIMs (see [`rim`]: their signatures
+    /// are not checked).
+    pub fn with_rims(mut self, rims: RimSet) -> Self {
+        self.rims = Some(Arc::new(rims));
+        self
     }
 
     /// The pinned roots (DER), sorted.
@@ -132,11 +143,26 @@ pub struct Expected<'a> {
 }
 
 /// Whether the measurements were compared with reference integrity manifests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RimStatus {
     /// No RIMs were configured: the measurements are reported, not judged.
     NotChecked,
+    /// The driver's and the VBIOS's RIMs were both found and every active measurement matched.
+    Matched {
+        /// The driver RIM's name.
+        driver: String,
+        /// The VBIOS RIM's name.
+        vbios: String,
+    },
+    /// A RIM is missing for the report's driver or VBIOS version; the one found, if any,
+    /// matched.
+    Incomplete {
+        /// The driver RIM's name, if one was found.
+        driver: Option<String>,
+        /// The VBIOS RIM's name, if one was found.
+        vbios: Option<String>,
+    },
 }
 
 /// Whether the chain's revocation status was checked.
@@ -322,13 +348,32 @@ pub fn verify(
             format!("report states VBIOS {vbios_version}, expected {wanted}"),
         ));
     }
+    let rim = match &trust.rims {
+        None => RimStatus::NotChecked,
+        Some(rims) => match rim::compare(
+            rims,
+            &facts.identity.chip,
+            &driver_version,
+            &vbios_version,
+            &parsed.measurements,
+        ) {
+            rim::Comparison::Mismatch(detail) => {
+                return Err(Failure::new(Reason::MeasurementMismatch, detail));
+            }
+            rim::Comparison::Matched {
+                driver: Some(driver),
+                vbios: Some(vbios),
+            } => RimStatus::Matched { driver, vbios },
+            rim::Comparison::Matched { driver, vbios } => RimStatus::Incomplete { driver, vbios },
+        },
+    };
     Ok(Verified {
         identity: facts.identity.clone(),
         driver_version,
         vbios_version,
         fwid: facts.dice_fwid.clone(),
         measurements: parsed.measurements,
-        rim: RimStatus::NotChecked,
+        rim,
         revocation: RevocationStatus::NotChecked,
         report_digest: Sha256::digest(report).into(),
     })

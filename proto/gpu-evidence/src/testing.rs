@@ -399,6 +399,39 @@ impl TestDevice {
             .collect()
     }
 
+    /// A driver RIM (SWID XML, unsigned) for `driver_version` accepting this device's
+    /// measurement blocks 13 to 64, as [`crate::RimSet`] reads NVIDIA's.
+    pub fn driver_rim(&self, driver_version: &str) -> Vec<u8> {
+        self.rim(driver_version, 13..=MEASUREMENT_BLOCKS)
+    }
+
+    /// A VBIOS RIM (SWID XML, unsigned) for `vbios_version` (e.g. `96.00.A5.00.01`) accepting
+    /// this device's measurement blocks 1 to 12.
+    pub fn vbios_rim(&self, vbios_version: &str) -> Vec<u8> {
+        self.rim(vbios_version, 1..=12)
+    }
+
+    fn rim(&self, version: &str, active: std::ops::RangeInclusive<u8>) -> Vec<u8> {
+        let mut xml = format!(
+            "<?xml version=\"1.0\"?>\n<SoftwareIdentity xmlns=\"http://standards.iso.org/iso/19770/-2/2015/schema.xsd\" xmlns:ns0=\"http://standards.iso.org/iso/19770/-2/2015/schema.xsd\" xmlns:ns2=\"http://www.w3.org/2001/04/xmlenc#sha384\" name=\"{chip}\" version=\"1.0\">\n  <ns0:Meta colloquialVersion=\"{version}\" edition=\"GPU\" product=\"{chip}\" revision=\"r1\"/>\n  <ns0:Payload>\n",
+            chip = self.arch.chip()
+        );
+        for measurement in self.measurements() {
+            let index = measurement.index - 1;
+            let is_active = if active.contains(&measurement.index) {
+                "True"
+            } else {
+                "False"
+            };
+            xml.push_str(&format!(
+                "    <ns0:Resource type=\"Measurement\" index=\"{index}\" active=\"{is_active}\" alternatives=\"1\" ns2:Hash0=\"{}\" name=\"Measurement_{index}\" size=\"48\"/>\n",
+                chain::hex_lower(&measurement.value)
+            ));
+        }
+        xml.push_str("  </ns0:Payload>\n</SoftwareIdentity>\n");
+        xml.into_bytes()
+    }
+
     /// A signed report answering `nonce`, stating `driver_version` (e.g. `590.12`) and
     /// `vbios_version` (as NVIDIA prints it, e.g. `96.00.A5.00.01`), in NVIDIA's SPDM layout.
     pub fn report(
