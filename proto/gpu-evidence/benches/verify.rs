@@ -5,6 +5,8 @@
 //!
 //! Run: `cargo bench -p proto-gpu-evidence` (release profile). Prints ratios, asserts nothing.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
