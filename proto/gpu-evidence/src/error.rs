@@ -48,6 +48,10 @@ pub enum Reason {
     IdentityMissing,
     /// A measurement differs from every value its reference integrity manifest accepts.
     MeasurementMismatch,
+    /// An OCSP answer says a certificate of the chain is revoked.
+    CertificateRevoked,
+    /// An OCSP answer says a certificate of the chain is on hold (revoked, certificateHold).
+    CertificateOnHold,
 }
 
 impl Reason {
@@ -73,6 +77,8 @@ impl Reason {
             Reason::VbiosVersionMismatch => "vbios_version_mismatch",
             Reason::IdentityMissing => "identity_missing",
             Reason::MeasurementMismatch => "measurement_mismatch",
+            Reason::CertificateRevoked => "certificate_revoked",
+            Reason::CertificateOnHold => "certificate_on_hold",
         }
     }
 
@@ -97,6 +103,8 @@ impl Reason {
         Reason::VbiosVersionMismatch,
         Reason::IdentityMissing,
         Reason::MeasurementMismatch,
+        Reason::CertificateRevoked,
+        Reason::CertificateOnHold,
     ];
 }
 

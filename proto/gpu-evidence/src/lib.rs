@@ -28,6 +28,7 @@
 pub mod chain;
 mod der;
 mod error;
+pub mod ocsp;
 pub mod rim;
 pub mod spdm;
 #[cfg(feature = "testing")]
@@ -41,6 +42,7 @@ use sha2::{Digest, Sha256};
 
 pub use chain::HardwareIdentity;
 pub use error::{Failure, Reason, TrustError};
+pub use ocsp::{OcspCache, OcspError};
 pub use rim::{RimError, RimSet};
 pub use spdm::Measurement;
 
@@ -74,6 +76,7 @@ pub struct Trust {
     roots: Vec<Vec<u8>>,
     id: [u8; 32],
     rims: Option<Arc<RimSet>>,
+    ocsp: Option<Arc<OcspCache>>,
 }
 
 impl Trust {
@@ -113,6 +116,7 @@ impl Trust {
             roots,
             id: hasher.finalize().into(),
             rims: None,
+            ocsp: None,
         }
     }
 
@@ -120,6 +124,13 @@ impl Trust {
     /// are not checked).
     pub fn with_rims(mut self, rims: RimSet) -> Self {
         self.rims = Some(Arc::new(rims));
+        self
+    }
+
+    /// Checks every certificate of a chain but the root against these OCSP answers (see
+    /// [`ocsp`]).
+    pub fn with_ocsp(mut self, cache: OcspCache) -> Self {
+        self.ocsp = Some(Arc::new(cache));
         self
     }
 
@@ -166,11 +177,19 @@ pub enum RimStatus {
 }
 
 /// Whether the chain's revocation status was checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RevocationStatus {
     /// No OCSP answers were configured: revocation is unknown.
     NotChecked,
+    /// Every certificate but the root has a current, authentic, good answer.
+    Good,
+    /// These certificates (subjects) have no current answer, or the responder does not know
+    /// them; the others are good.
+    Incomplete {
+        /// The subjects without a good answer.
+        unanswered: Vec<String>,
+    },
 }
 
 /// A verified report.
@@ -296,7 +315,29 @@ pub fn verify(
         Some(cache) => cache.facts(chain, trust)?,
         None => Arc::new(validate_chain(chain, trust)?),
     };
-    facts.check_time(expected.at_unix_ms.div_euclid(1000))?;
+    let at_s = expected.at_unix_ms.div_euclid(1000);
+    facts.check_time(at_s)?;
+    let revocation = match &trust.ocsp {
+        None => RevocationStatus::NotChecked,
+        Some(cache) => match cache.check(&facts.links, at_s) {
+            ocsp::Verdict::Good => RevocationStatus::Good,
+            ocsp::Verdict::Incomplete(unanswered) => RevocationStatus::Incomplete { unanswered },
+            ocsp::Verdict::Revoked(subject, reason) => {
+                let on_hold = reason == Some(ocsp::REASON_CERTIFICATE_HOLD);
+                return Err(Failure::new(
+                    if on_hold {
+                        Reason::CertificateOnHold
+                    } else {
+                        Reason::CertificateRevoked
+                    },
+                    format!(
+                        "certificate \"{subject}\" is {} (OCSP)",
+                        if on_hold { "on hold" } else { "revoked" }
+                    ),
+                ));
+            }
+        },
+    };
     UnparsedPublicKey::new(&ECDSA_P384_SHA384_FIXED, &facts.leaf_key)
         .verify(parsed.signed, parsed.signature)
         .map_err(|_| {
@@ -374,7 +415,7 @@ pub fn verify(
         fwid: facts.dice_fwid.clone(),
         measurements: parsed.measurements,
         rim,
-        revocation: RevocationStatus::NotChecked,
+        revocation,
         report_digest: Sha256::digest(report).into(),
     })
 }
