@@ -84,6 +84,8 @@ pub(crate) struct ChainFacts {
     pub dice_fwid: Vec<u8>,
     /// Each certificate's subject and validity (seconds since the epoch), root included.
     pub validity: Vec<(String, i64, i64)>,
+    /// Every certificate but the root, with its issuer, for revocation.
+    pub links: Vec<crate::ocsp::Link>,
 }
 
 impl ChainFacts {
@@ -412,11 +414,22 @@ pub(crate) fn validate(certificates: &[Vec<u8>], roots: &[Vec<u8>]) -> Result<Ch
             )
         })
         .collect();
+    let mut links = Vec::with_capacity(parsed.len() - 1);
+    for position in 0..parsed.len() - 1 {
+        let issuer = &parsed[position + 1];
+        links.push(crate::ocsp::Link {
+            subject: parsed[position].subject().to_string(),
+            serial: parsed[position].raw_serial().to_vec(),
+            issuer_name: issuer.subject().as_raw().to_vec(),
+            issuer_key: p384_key(issuer, position + 1)?.to_vec(),
+        });
+    }
     Ok(ChainFacts {
         leaf_key,
         identity,
         dice_fwid,
         validity,
+        links,
     })
 }
 

@@ -46,6 +46,12 @@ pub enum Reason {
     VbiosVersionMismatch,
     /// The chain carries no device identity (NVIDIA's subject-alternative-name otherName).
     IdentityMissing,
+    /// A measurement differs from every value its reference integrity manifest accepts.
+    MeasurementMismatch,
+    /// An OCSP answer says a certificate of the chain is revoked.
+    CertificateRevoked,
+    /// An OCSP answer says a certificate of the chain is on hold (revoked, certificateHold).
+    CertificateOnHold,
 }
 
 impl Reason {
@@ -70,6 +76,9 @@ impl Reason {
             Reason::DriverVersionMismatch => "driver_version_mismatch",
             Reason::VbiosVersionMismatch => "vbios_version_mismatch",
             Reason::IdentityMissing => "identity_missing",
+            Reason::MeasurementMismatch => "measurement_mismatch",
+            Reason::CertificateRevoked => "certificate_revoked",
+            Reason::CertificateOnHold => "certificate_on_hold",
         }
     }
 
@@ -93,6 +102,9 @@ impl Reason {
         Reason::DriverVersionMismatch,
         Reason::VbiosVersionMismatch,
         Reason::IdentityMissing,
+        Reason::MeasurementMismatch,
+        Reason::CertificateRevoked,
+        Reason::CertificateOnHold,
     ];
 }
 

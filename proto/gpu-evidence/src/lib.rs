@@ -29,6 +29,8 @@ mod assess;
 pub mod chain;
 mod der;
 mod error;
+pub mod ocsp;
+pub mod rim;
 pub mod spdm;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -42,6 +44,8 @@ use sha2::{Digest, Sha256};
 pub use assess::assess;
 pub use chain::HardwareIdentity;
 pub use error::{Failure, Reason, TrustError};
+pub use ocsp::{OcspCache, OcspError};
+pub use rim::{RimError, RimSet};
 pub use spdm::Measurement;
 
 use chain::ChainFacts;
@@ -71,6 +75,8 @@ pub fn report_nonce(collector_nonce: &[u8], key_id: &[u8; 32], device_index: u32
 pub struct Trust {
     roots: Vec<Vec<u8>>,
     id: [u8; 32],
+    rims: Option<Arc<RimSet>>,
+    ocsp: Option<Arc<OcspCache>>,
 }
 
 impl Trust {
@@ -109,7 +115,23 @@ impl Trust {
         Trust {
             roots,
             id: hasher.finalize().into(),
+            rims: None,
+            ocsp: None,
         }
+    }
+
+    /// Compares every report's measurements with these RIMs (see [`rim`]: their signatures
+    /// are not checked).
+    pub fn with_rims(mut self, rims: RimSet) -> Self {
+        self.rims = Some(Arc::new(rims));
+        self
+    }
+
+    /// Checks every certificate of a chain but the root against these OCSP answers (see
+    /// [`ocsp`]).
+    pub fn with_ocsp(mut self, cache: OcspCache) -> Self {
+        self.ocsp = Some(Arc::new(cache));
+        self
     }
 
     /// The pinned roots (DER), sorted.
@@ -132,19 +154,42 @@ pub struct Expected<'a> {
 }
 
 /// Whether the measurements were compared with reference integrity manifests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RimStatus {
     /// No RIMs were configured: the measurements are reported, not judged.
     NotChecked,
+    /// The driver's and the VBIOS's RIMs were both found and every active measurement matched.
+    Matched {
+        /// The driver RIM's name.
+        driver: String,
+        /// The VBIOS RIM's name.
+        vbios: String,
+    },
+    /// A RIM is missing for the report's driver or VBIOS version; the one found, if any,
+    /// matched.
+    Incomplete {
+        /// The driver RIM's name, if one was found.
+        driver: Option<String>,
+        /// The VBIOS RIM's name, if one was found.
+        vbios: Option<String>,
+    },
 }
 
 /// Whether the chain's revocation status was checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RevocationStatus {
     /// No OCSP answers were configured: revocation is unknown.
     NotChecked,
+    /// Every certificate but the root has a current, authentic, good answer.
+    Good,
+    /// These certificates (subjects) have no current answer, or the responder does not know
+    /// them; the others are good.
+    Incomplete {
+        /// The subjects without a good answer.
+        unanswered: Vec<String>,
+    },
 }
 
 /// A verified report.
@@ -270,7 +315,29 @@ pub fn verify(
         Some(cache) => cache.facts(chain, trust)?,
         None => Arc::new(validate_chain(chain, trust)?),
     };
-    facts.check_time(expected.at_unix_ms.div_euclid(1000))?;
+    let at_s = expected.at_unix_ms.div_euclid(1000);
+    facts.check_time(at_s)?;
+    let revocation = match &trust.ocsp {
+        None => RevocationStatus::NotChecked,
+        Some(cache) => match cache.check(&facts.links, at_s) {
+            ocsp::Verdict::Good => RevocationStatus::Good,
+            ocsp::Verdict::Incomplete(unanswered) => RevocationStatus::Incomplete { unanswered },
+            ocsp::Verdict::Revoked(subject, reason) => {
+                let on_hold = reason == Some(ocsp::REASON_CERTIFICATE_HOLD);
+                return Err(Failure::new(
+                    if on_hold {
+                        Reason::CertificateOnHold
+                    } else {
+                        Reason::CertificateRevoked
+                    },
+                    format!(
+                        "certificate \"{subject}\" is {} (OCSP)",
+                        if on_hold { "on hold" } else { "revoked" }
+                    ),
+                ));
+            }
+        },
+    };
     UnparsedPublicKey::new(&ECDSA_P384_SHA384_FIXED, &facts.leaf_key)
         .verify(parsed.signed, parsed.signature)
         .map_err(|_| {
@@ -322,14 +389,33 @@ pub fn verify(
             format!("report states VBIOS {vbios_version}, expected {wanted}"),
         ));
     }
+    let rim = match &trust.rims {
+        None => RimStatus::NotChecked,
+        Some(rims) => match rim::compare(
+            rims,
+            &facts.identity.chip,
+            &driver_version,
+            &vbios_version,
+            &parsed.measurements,
+        ) {
+            rim::Comparison::Mismatch(detail) => {
+                return Err(Failure::new(Reason::MeasurementMismatch, detail));
+            }
+            rim::Comparison::Matched {
+                driver: Some(driver),
+                vbios: Some(vbios),
+            } => RimStatus::Matched { driver, vbios },
+            rim::Comparison::Matched { driver, vbios } => RimStatus::Incomplete { driver, vbios },
+        },
+    };
     Ok(Verified {
         identity: facts.identity.clone(),
         driver_version,
         vbios_version,
         fwid: facts.dice_fwid.clone(),
         measurements: parsed.measurements,
-        rim: RimStatus::NotChecked,
-        revocation: RevocationStatus::NotChecked,
+        rim,
+        revocation,
         report_digest: Sha256::digest(report).into(),
     })
 }

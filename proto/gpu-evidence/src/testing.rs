@@ -19,9 +19,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType, IsCa, Issuer,
-    KeyPair, KeyUsagePurpose, OtherNameValue, PKCS_ECDSA_P384_SHA384, PublicKeyData, SanType,
-    SerialNumber,
+    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, OtherNameValue,
+    PKCS_ECDSA_P384_SHA384, PublicKeyData, SanType, SerialNumber, SigningKey,
 };
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
@@ -31,6 +31,7 @@ use crate::chain::{
     self, OID_DICE_TCB_INFO, OID_DICE_TCB_INFO_BLACKWELL, OID_NVIDIA_DEVICE_NAME, hex_upper,
 };
 use crate::der;
+pub use crate::ocsp::CertStatus;
 use crate::spdm::{
     self, GET_MEASUREMENTS, MEASUREMENTS, OPAQUE_DRIVER_VERSION, OPAQUE_FWID, OPAQUE_VBIOS_VERSION,
     SPDM_VERSION_1_1,
@@ -73,6 +74,7 @@ pub const DEFAULT_FIRMWARE: &str = "test firmware 1";
 
 struct ArchCa {
     identity: Vec<u8>,
+    identity_issuer: Issuer<'static, KeyPair>,
     provisioner: Vec<u8>,
     issuer: Issuer<'static, KeyPair>,
 }
@@ -80,6 +82,7 @@ struct ArchCa {
 /// A CA that issues test devices. Each `generate` makes fresh keys.
 pub struct TestDeviceCa {
     root: Vec<u8>,
+    root_issuer: Issuer<'static, KeyPair>,
     hopper: ArchCa,
     blackwell: ArchCa,
 }
@@ -146,6 +149,7 @@ impl TestDeviceCa {
                 .map_err(error)?;
             Ok(ArchCa {
                 identity: identity.der().to_vec(),
+                identity_issuer,
                 provisioner: provisioner.der().to_vec(),
                 issuer: Issuer::new(provisioner_params, provisioner_key),
             })
@@ -154,6 +158,7 @@ impl TestDeviceCa {
             hopper: arch_ca(Arch::Hopper)?,
             blackwell: arch_ca(Arch::Blackwell)?,
             root: root.der().to_vec(),
+            root_issuer,
         })
     }
 
@@ -170,6 +175,66 @@ impl TestDeviceCa {
     /// A [`Trust`] pinning this CA's root.
     pub fn trust(&self) -> Result<Trust, TrustError> {
         Trust::from_der_roots(vec![self.root.clone()])
+    }
+
+    /// A DER OCSP response on certificate `position` (0: the leaf) of `device`'s chain, saying
+    /// `status`, current from `this_update` to `next_update` (unix seconds). Signed by the
+    /// certificate's issuer, or with `delegated` by a responder certificate the issuer made for
+    /// OCSP signing (included in the response). The leaf's answer needs the device identity key,
+    /// so only devices issued in this process have one.
+    pub fn ocsp_response(
+        &self,
+        device: &TestDevice,
+        position: usize,
+        status: CertStatus,
+        this_update: i64,
+        next_update: i64,
+        delegated: bool,
+    ) -> Result<Vec<u8>, TestingError> {
+        if device.chain.last() != Some(&self.root) {
+            return Err(error("the device was not issued by this CA"));
+        }
+        let ca = match device.arch {
+            Arch::Hopper => &self.hopper,
+            Arch::Blackwell => &self.blackwell,
+        };
+        let issuer = match position {
+            0 => {
+                &device
+                    .device_ca
+                    .as_ref()
+                    .ok_or_else(|| error("a device loaded from PKCS#8 has no device identity key"))?
+                    .issuer
+            }
+            1 => &ca.issuer,
+            2 => &ca.identity_issuer,
+            3 => &self.root_issuer,
+            _ => {
+                return Err(error(format!(
+                    "certificate {position} has no issuer in the chain"
+                )));
+            }
+        };
+        let (Some(subject_der), Some(issuer_der)) =
+            (device.chain.get(position), device.chain.get(position + 1))
+        else {
+            return Err(error(format!("the chain has no certificate {position}")));
+        };
+        let subject = chain::parse_certificate(subject_der, position).map_err(error)?;
+        let issuer_certificate =
+            chain::parse_certificate(issuer_der, position + 1).map_err(error)?;
+        let issuer_name = issuer_certificate.subject().as_raw();
+        let issuer_key = chain::p384_key(&issuer_certificate, position + 1).map_err(error)?;
+        ocsp_response(
+            issuer,
+            issuer_name,
+            issuer_key,
+            subject.raw_serial(),
+            status,
+            this_update,
+            next_update,
+            delegated,
+        )
     }
 
     /// Issues a device: `chip_id` becomes the otherName `NVIDIA:<chip>:<chip_id as 16 hex>` and
@@ -399,6 +464,39 @@ impl TestDevice {
             .collect()
     }
 
+    /// A driver RIM (SWID XML, unsigned) for `driver_version` accepting this device's
+    /// measurement blocks 13 to 64, as [`crate::RimSet`] reads NVIDIA's.
+    pub fn driver_rim(&self, driver_version: &str) -> Vec<u8> {
+        self.rim(driver_version, 13..=MEASUREMENT_BLOCKS)
+    }
+
+    /// A VBIOS RIM (SWID XML, unsigned) for `vbios_version` (e.g. `96.00.A5.00.01`) accepting
+    /// this device's measurement blocks 1 to 12.
+    pub fn vbios_rim(&self, vbios_version: &str) -> Vec<u8> {
+        self.rim(vbios_version, 1..=12)
+    }
+
+    fn rim(&self, version: &str, active: std::ops::RangeInclusive<u8>) -> Vec<u8> {
+        let mut xml = format!(
+            "<?xml version=\"1.0\"?>\n<SoftwareIdentity xmlns=\"http://standards.iso.org/iso/19770/-2/2015/schema.xsd\" xmlns:ns0=\"http://standards.iso.org/iso/19770/-2/2015/schema.xsd\" xmlns:ns2=\"http://www.w3.org/2001/04/xmlenc#sha384\" name=\"{chip}\" version=\"1.0\">\n  <ns0:Meta colloquialVersion=\"{version}\" edition=\"GPU\" product=\"{chip}\" revision=\"r1\"/>\n  <ns0:Payload>\n",
+            chip = self.arch.chip()
+        );
+        for measurement in self.measurements() {
+            let index = measurement.index - 1;
+            let is_active = if active.contains(&measurement.index) {
+                "True"
+            } else {
+                "False"
+            };
+            xml.push_str(&format!(
+                "    <ns0:Resource type=\"Measurement\" index=\"{index}\" active=\"{is_active}\" alternatives=\"1\" ns2:Hash0=\"{}\" name=\"Measurement_{index}\" size=\"48\"/>\n",
+                chain::hex_lower(&measurement.value)
+            ));
+        }
+        xml.push_str("  </ns0:Payload>\n</SoftwareIdentity>\n");
+        xml.into_bytes()
+    }
+
     /// A signed report answering `nonce`, stating `driver_version` (e.g. `590.12`) and
     /// `vbios_version` (as NVIDIA prints it, e.g. `96.00.A5.00.01`), in NVIDIA's SPDM layout.
     pub fn report(
@@ -536,4 +634,124 @@ fn signer(pkcs8: &[u8]) -> Result<EcdsaKeyPair, TestingError> {
             "the leaf key is not a P-384 PKCS#8 key: {rejected}"
         ))
     })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn ocsp_response(
+    issuer: &Issuer<'static, KeyPair>,
+    issuer_name: &[u8],
+    issuer_key: &[u8],
+    serial: &[u8],
+    status: CertStatus,
+    this_update: i64,
+    next_update: i64,
+    delegated: bool,
+) -> Result<Vec<u8>, TestingError> {
+    use der::{OCTET_STRING, OID, SEQUENCE, encode, oid_contents};
+    let time = |unix: i64| encode(0x18, generalized_time(unix).as_bytes());
+    let sha256 = |bytes: &[u8]| ring::digest::digest(&ring::digest::SHA256, bytes);
+    let cert_id = encode(
+        SEQUENCE,
+        &[
+            encode(
+                SEQUENCE,
+                &[
+                    encode(OID, &oid_contents(&[2, 16, 840, 1, 101, 3, 4, 2, 1])),
+                    vec![0x05, 0x00],
+                ]
+                .concat(),
+            ),
+            encode(OCTET_STRING, sha256(issuer_name).as_ref()),
+            encode(OCTET_STRING, sha256(issuer_key).as_ref()),
+            encode(0x02, serial),
+        ]
+        .concat(),
+    );
+    let status = match status {
+        CertStatus::Good => vec![0x80, 0x00],
+        CertStatus::Unknown => vec![0x82, 0x00],
+        CertStatus::Revoked { reason } => {
+            let mut revoked = time(this_update);
+            if let Some(reason) = reason {
+                revoked.extend(encode(0xA0, &encode(0x0A, &[reason])));
+            }
+            encode(0xA1, &revoked)
+        }
+    };
+    let single = encode(
+        SEQUENCE,
+        &[
+            cert_id,
+            status,
+            time(this_update),
+            encode(0xA0, &time(next_update)),
+        ]
+        .concat(),
+    );
+    let tbs = encode(
+        SEQUENCE,
+        &[
+            encode(0xA1, issuer_name),
+            time(this_update),
+            encode(SEQUENCE, &single),
+        ]
+        .concat(),
+    );
+    let (signature, certs) = if delegated {
+        let responder_key = key()?;
+        let mut params = CertificateParams::default();
+        let mut name = DistinguishedName::new();
+        name.push(DnType::CommonName, "Test OCSP Responder");
+        params.distinguished_name = name;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::OcspSigning];
+        params.not_before = rcgen::date_time_ymd(2021, 1, 1);
+        params.not_after = rcgen::date_time_ymd(9999, 12, 31);
+        let responder = params.signed_by(&responder_key, issuer).map_err(error)?;
+        let signature = responder_key.sign(&tbs).map_err(error)?;
+        let certs = encode(0xA0, &encode(SEQUENCE, responder.der()));
+        (signature, certs)
+    } else {
+        (issuer.key().sign(&tbs).map_err(error)?, Vec::new())
+    };
+    let algorithm = encode(
+        SEQUENCE,
+        &encode(OID, &oid_contents(&[1, 2, 840, 10045, 4, 3, 3])),
+    );
+    let bit_string = encode(0x03, &[&[0u8][..], &signature].concat());
+    let basic = encode(SEQUENCE, &[tbs, algorithm, bit_string, certs].concat());
+    let response_bytes = encode(
+        SEQUENCE,
+        &[
+            encode(OID, &oid_contents(&[1, 3, 6, 1, 5, 5, 7, 48, 1, 1])),
+            encode(OCTET_STRING, &basic),
+        ]
+        .concat(),
+    );
+    Ok(encode(
+        SEQUENCE,
+        &[vec![0x0A, 0x01, 0x00], encode(0xA0, &response_bytes)].concat(),
+    ))
+}
+
+/// Unix seconds as GeneralizedTime `YYYYMMDDHHMMSSZ` (the inverse of H. Hinnant's
+/// days-from-civil, as the OCSP reader uses).
+fn generalized_time(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    let seconds = unix.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}{:02}{:02}{:02}Z",
+        seconds / 3_600,
+        seconds % 3_600 / 60,
+        seconds % 60
+    )
 }

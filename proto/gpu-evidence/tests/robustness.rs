@@ -182,6 +182,16 @@ proptest! {
     }
 
     #[test]
+    fn random_bytes_never_panic_the_ocsp_reader(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+        let _ = proto_gpu_evidence::OcspCache::from_responses([bytes]);
+    }
+
+    #[test]
+    fn random_markup_never_panics_the_rim_reader(text in "[<>=\"' a-zA-Z0-9:!?/-]{0,300}") {
+        let _ = proto_gpu_evidence::RimSet::from_files([("random", text.as_bytes())]);
+    }
+
+    #[test]
     fn damaged_reports_and_chains_fail(at in any::<prop::sample::Index>(), bits in 1u8..=255,
                                        damage_chain in any::<bool>()) {
         let (mut report, pem, nonce) = sample();
