@@ -367,6 +367,21 @@ impl Agent {
         interval_ms: u64,
         port: u16,
     ) -> Self {
+        Self::start_edited(collector, host, site, fixture, interval_ms, port, &|_, _, _| {})
+    }
+
+    /// `start_via`, with `edit(agent_dir, index, device)` changing each fixture device first
+    /// (after its UUID and serial are made the host's own).
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_edited(
+        collector: &Collector,
+        host: &str,
+        site: &str,
+        fixture: &str,
+        interval_ms: u64,
+        port: u16,
+        edit: &dyn Fn(&Path, usize, &mut serde_json::Value),
+    ) -> Self {
         let dir = collector.dir.join("agents").join(host);
         std::fs::create_dir_all(&dir).unwrap();
         let source = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -382,6 +397,7 @@ impl Agent {
         {
             device["uuid"] = format!("GPU-{host}-{index}").into();
             device["serial"] = format!("SN-{host}-{index}").into();
+            edit(&dir, index, device);
         }
         std::fs::write(dir.join("nvml.json"), gpus.to_string()).unwrap();
         std::fs::write(
