@@ -272,3 +272,59 @@ fn a_report_with_another_gpus_chain_fails() {
         Reason::ReportSignatureInvalid
     );
 }
+
+#[test]
+fn nvidia_chains_fail_with_a_test_root() {
+    let ca = proto_gpu_evidence::testing::TestDeviceCa::generate().unwrap();
+    let trust = Trust::from_pem_roots(ca.root_pem().as_bytes()).unwrap();
+    for sample in good_samples() {
+        let failure = verify(
+            &sample.report,
+            &sample.chain,
+            &expected(&sample),
+            &trust,
+            None,
+        )
+        .expect_err("NVIDIA's chain does not lead to a test root");
+        assert_eq!(failure.reason, Reason::UntrustedRoot, "{}", sample.name);
+    }
+}
+
+#[test]
+fn one_chain_cache_serves_many_threads() {
+    fn shared<T: Sync + Send>(_: &T) {}
+    let cache = ChainCache::new(4);
+    shared(&cache);
+    let samples = json_samples("evidence-json/ppcie-8x-h100-gpu_evidence.json");
+    std::thread::scope(|scope| {
+        for chunk in samples.chunks(2) {
+            let cache = &cache;
+            scope.spawn(move || {
+                for sample in chunk.iter().chain(chunk) {
+                    let trust = Trust::nvidia();
+                    verify(
+                        &sample.report,
+                        &sample.chain,
+                        &expected(sample),
+                        &trust,
+                        Some(cache),
+                    )
+                    .expect("verifies");
+                }
+            });
+        }
+    });
+    assert_eq!(cache.len(), 4);
+}
+
+#[test]
+fn the_compiled_root_is_nvidias_published_pem() {
+    let pem = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("roots/nvidia-device-identity-root.pem"),
+    )
+    .unwrap();
+    assert_eq!(
+        Trust::from_pem_roots(&pem).unwrap().roots(),
+        Trust::nvidia().roots()
+    );
+}
