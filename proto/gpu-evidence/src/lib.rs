@@ -408,6 +408,7 @@ pub fn verify(
             &driver_version,
             &vbios_version,
             &parsed.measurements,
+            rim::nvdec0_disabled(&parsed),
         ) {
             rim::Comparison::Mismatch(detail) => {
                 return Err(Failure::new(Reason::MeasurementMismatch, detail));
