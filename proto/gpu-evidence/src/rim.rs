@@ -11,7 +11,8 @@
 //! decoder is disabled ([`NVDEC0_BLOCK`]).
 //!
 //! **RIM signatures are not checked.** A RIM is signed with XMLDSig under NVIDIA's RIM root;
-//! checking it needs exclusive XML canonicalisation, which this crate does not implement. So a
+//! checking it needs exclusive XML canonicalisation, which this crate does not implement (nor,
+//! therefore, the validity of the RIM signing certificates: NVIDIA's expired RIMs load). So a
 //! `RimSet` must come from a source the operator trusts (files NVIDIA published, fetched over
 //! TLS and reviewed); the verifier compares measurements against it and nothing more.
 //!
