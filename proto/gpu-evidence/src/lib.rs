@@ -219,7 +219,9 @@ pub struct Verified {
     pub rim: RimStatus,
     /// Whether revocation was checked.
     pub revocation: RevocationStatus,
-    /// SHA-256 of the report's bytes.
+    /// SHA-256 of the report's bytes. Not a unique name of the evidence: anyone can turn a
+    /// valid ECDSA signature (r, s) into the valid (r, n − s), so the same answer exists as two
+    /// byte strings. Deduplicate by identity and nonce.
     pub report_digest: [u8; 32],
 }
 
