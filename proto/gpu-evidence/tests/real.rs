@@ -328,3 +328,32 @@ fn the_compiled_root_is_nvidias_published_pem() {
         Trust::nvidia().roots()
     );
 }
+
+#[test]
+fn a_malleated_signature_verifies_with_another_digest() {
+    // P-384's group order n; (r, n − s) verifies wherever (r, s) does.
+    let n = unhex(
+        "ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973",
+    );
+    let sample = &good_samples()[0];
+    let original = check(sample).expect("verifies");
+    let mut report = sample.report.clone();
+    let s_at = report.len() - 48;
+    let mut borrow = 0i16;
+    for i in (0..48).rev() {
+        let difference = i16::from(n[i]) - i16::from(report[s_at + i]) - borrow;
+        borrow = i16::from(difference < 0);
+        report[s_at + i] = difference.rem_euclid(256) as u8;
+    }
+    assert_ne!(report, sample.report);
+    let malleated = verify(
+        &report,
+        &sample.chain,
+        &expected(sample),
+        &Trust::nvidia(),
+        None,
+    )
+    .expect("verifies");
+    assert_eq!(malleated.identity, original.identity);
+    assert_ne!(malleated.report_digest, original.report_digest);
+}
