@@ -3,7 +3,9 @@
 //! it (four certificate signatures and parsing per report), beside raw P-384 signature
 //! verifications per second, and the cores a fleet needs at the measured rate.
 //!
-//! Run: `cargo bench -p proto-gpu-evidence` (release profile). Prints ratios, asserts nothing.
+//! Rates are per second of the thread's CPU time (Linux schedstat), so they hold per core even
+//! when other work shares the machine. Run: `cargo bench -p proto-gpu-evidence` (release
+//! profile). Prints figures and ratios, asserts nothing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -16,8 +18,11 @@ use ring::signature::{ECDSA_P384_SHA384_FIXED, UnparsedPublicKey};
 
 /// 2026-01-01T00:00:00Z.
 const AT_MS: i64 = 1_767_225_600_000;
-/// How long each measurement runs.
-const RUN: Duration = Duration::from_secs(3);
+/// How long each measurement runs in one round.
+const RUN: Duration = Duration::from_millis(700);
+/// Rounds, interleaving the three measurements; each figure is its best round, since other
+/// work on the machine only ever slows a round down.
+const ROUNDS: usize = 6;
 
 /// 8 GPUs per host, a challenge every 5 minutes, 100,000 hosts.
 const FLEET_REPORTS_PER_SECOND: f64 = 8.0 * 100_000.0 / 300.0;
@@ -53,12 +58,21 @@ fn gpus() -> Vec<Gpu> {
         .collect()
 }
 
-/// Runs `once` for [`RUN`] and returns the rate per second.
+/// Nanoseconds this thread has run on a CPU (Linux `schedstat`), so that a rate is per core
+/// even on a machine other work shares; `None` elsewhere.
+fn cpu_ns() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// Runs `once` for [`RUN`] and returns the rate per second of CPU time (of wall time where
+/// CPU time cannot be read).
 fn rate(mut once: impl FnMut(usize)) -> f64 {
     for round in 0..16 {
         once(round);
     }
     let start = Instant::now();
+    let cpu_start = cpu_ns();
     let mut count = 0usize;
     while start.elapsed() < RUN {
         for _ in 0..16 {
@@ -66,7 +80,11 @@ fn rate(mut once: impl FnMut(usize)) -> f64 {
             count += 1;
         }
     }
-    count as f64 / start.elapsed().as_secs_f64()
+    let seconds = match (cpu_start, cpu_ns()) {
+        (Some(before), Some(after)) if after > before => (after - before) as f64 / 1e9,
+        _ => start.elapsed().as_secs_f64(),
+    };
+    count as f64 / seconds
 }
 
 fn main() {
@@ -78,23 +96,6 @@ fn main() {
         driver_version: Some("590.12"),
         vbios_version: Some("96.00.A5.00.01"),
     };
-
-    let cache = ChainCache::default();
-    let cached = rate(|round| {
-        let gpu = &gpus[round % gpus.len()];
-        verify(
-            &gpu.report,
-            &gpu.chain,
-            &expected(gpu),
-            &trust,
-            Some(&cache),
-        )
-        .expect("verifies");
-    });
-    let uncached = rate(|round| {
-        let gpu = &gpus[round % gpus.len()];
-        verify(&gpu.report, &gpu.chain, &expected(gpu), &trust, None).expect("verifies");
-    });
 
     // The report signature alone, with the leaf key already extracted.
     let signed: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = gpus
@@ -110,14 +111,36 @@ fn main() {
             )
         })
         .collect();
-    let raw = rate(|round| {
-        let (key, message, signature) = &signed[round % signed.len()];
-        UnparsedPublicKey::new(&ECDSA_P384_SHA384_FIXED, key)
-            .verify(message, signature)
-            .expect("signature");
-    });
 
-    println!("GPU attestation report verification, one core, NVIDIA 8xH100 evidence:");
+    let cache = ChainCache::default();
+    let (mut cached, mut uncached, mut raw) = (0f64, 0f64, 0f64);
+    for _ in 0..ROUNDS {
+        cached = cached.max(rate(|round| {
+            let gpu = &gpus[round % gpus.len()];
+            let outcome = verify(
+                &gpu.report,
+                &gpu.chain,
+                &expected(gpu),
+                &trust,
+                Some(&cache),
+            );
+            outcome.expect("verifies");
+        }));
+        uncached = uncached.max(rate(|round| {
+            let gpu = &gpus[round % gpus.len()];
+            verify(&gpu.report, &gpu.chain, &expected(gpu), &trust, None).expect("verifies");
+        }));
+        raw = raw.max(rate(|round| {
+            let (key, message, signature) = &signed[round % signed.len()];
+            UnparsedPublicKey::new(&ECDSA_P384_SHA384_FIXED, key)
+                .verify(message, signature)
+                .expect("signature");
+        }));
+    }
+
+    println!(
+        "GPU attestation report verification, one core, NVIDIA 8xH100 evidence (per CPU-second, best of {ROUNDS} rounds):"
+    );
     println!("  reports/s with chain cache     {cached:>10.0}");
     println!("  reports/s without chain cache  {uncached:>10.0}");
     println!("  raw P-384 verifications/s      {raw:>10.0}");

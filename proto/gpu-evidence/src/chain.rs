@@ -170,6 +170,8 @@ pub(crate) fn parse_certificate(
     der_bytes: &[u8],
     position: usize,
 ) -> Result<X509Certificate<'_>, Failure> {
+    check_outer_structure(der_bytes)
+        .map_err(|problem| malformed(format!("certificate {position} is not X.509: {problem}")))?;
     match x509_parser::parse_x509_certificate(der_bytes) {
         Ok(([], certificate)) => Ok(certificate),
         Ok((rest, _)) => Err(malformed(format!(
@@ -180,6 +182,37 @@ pub(crate) fn parse_certificate(
             "certificate {position} is not X.509: {error}"
         ))),
     }
+}
+
+/// `Certificate ::= SEQUENCE { tbsCertificate SEQUENCE, signatureAlgorithm SEQUENCE,
+/// signatureValue BIT STRING }`, with the outer signature algorithm equal to the one inside the
+/// signed part (RFC 5280, 4.1.1.2). x509-parser tolerates a wrong tag on the outer algorithm,
+/// which would let one certificate travel as many byte strings.
+fn check_outer_structure(der_bytes: &[u8]) -> Result<(), &'static str> {
+    let (outer, rest) = der::read(der_bytes).ok_or("not DER")?;
+    if outer.tag != der::SEQUENCE || !rest.is_empty() {
+        return Err("not one SEQUENCE");
+    }
+    let parts = der::children(outer.contents).ok_or("malformed contents")?;
+    let [tbs, algorithm, signature] = parts.as_slice() else {
+        return Err("not three parts");
+    };
+    if tbs.tag != der::SEQUENCE || algorithm.tag != der::SEQUENCE || signature.tag != 0x03 {
+        return Err("parts are not SEQUENCE, SEQUENCE, BIT STRING");
+    }
+    if signature.contents.first() != Some(&0) {
+        return Err("the signature BIT STRING has unused bits");
+    }
+    let fields = der::children(tbs.contents).ok_or("malformed tbsCertificate")?;
+    let inner = fields
+        .iter()
+        .skip_while(|field| field.tag == 0xA0)
+        .nth(1)
+        .ok_or("tbsCertificate has no signature algorithm")?;
+    if inner.encoded != algorithm.encoded {
+        return Err("the signature algorithm differs inside and outside the signed part");
+    }
+    Ok(())
 }
 
 /// The uncompressed P-384 point of a certificate's key, or why not.

@@ -7,9 +7,12 @@
 //! (`True` when the value is to be compared), `alternatives` and one attribute `…:Hash<n>`
 //! (hex SHA-384) per alternative. The report's block must equal one of the alternatives of
 //! every active measurement; the driver's and the VBIOS's RIMs must not both claim an index.
+//! As NVIDIA's verifiers do, block 36 is not compared when the report says the NVDEC0 video
+//! decoder is disabled ([`NVDEC0_BLOCK`]).
 //!
 //! **RIM signatures are not checked.** A RIM is signed with XMLDSig under NVIDIA's RIM root;
-//! checking it needs exclusive XML canonicalisation, which this crate does not implement. So a
+//! checking it needs exclusive XML canonicalisation, which this crate does not implement (nor,
+//! therefore, the validity of the RIM signing certificates: NVIDIA's expired RIMs load). So a
 //! `RimSet` must come from a source the operator trusts (files NVIDIA published, fetched over
 //! TLS and reviewed); the verifier compares measurements against it and nothing more.
 //!
@@ -134,12 +137,22 @@ pub(crate) enum Comparison {
     Mismatch(String),
 }
 
+/// The report block NVIDIA's verifiers leave uncompared when the report says the NVDEC0 video
+/// decoder is disabled (RIM index 35; nvtrust `verifier.py`, `is_msr_35_valid`).
+pub const NVDEC0_BLOCK: u8 = 36;
+
+/// Whether the report says NVDEC0 is disabled (opaque type 11 holding 0x55; 0xAA is enabled).
+pub(crate) fn nvdec0_disabled(report: &spdm::Report<'_>) -> bool {
+    report.opaque_field(spdm::OPAQUE_NVDEC0_STATUS) == Some(&[spdm::NVDEC0_DISABLED][..])
+}
+
 pub(crate) fn compare(
     set: &RimSet,
     product: &str,
     driver_version: &str,
     vbios_version: &str,
     measurements: &[Measurement],
+    nvdec0_disabled: bool,
 ) -> Comparison {
     let driver = set.find(RimKind::Driver, product, driver_version);
     let vbios = set.find(RimKind::Vbios, product, vbios_version);
@@ -158,6 +171,9 @@ pub(crate) fn compare(
     }
     for rim in driver.into_iter().chain(vbios) {
         for wanted in &rim.measurements {
+            if nvdec0_disabled && wanted.block_index == NVDEC0_BLOCK {
+                continue;
+            }
             let found = measurements
                 .iter()
                 .find(|measurement| measurement.index == wanted.block_index);
@@ -376,4 +392,37 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
             u8::from_str_radix(pair, 16).ok()
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_36_is_compared_unless_nvdec0_is_disabled() {
+        let xml = format!(
+            "<SoftwareIdentity><Meta colloquialVersion=\"590.12\" product=\"GH100\"/>\
+             <Resource type=\"Measurement\" index=\"35\" active=\"True\" alternatives=\"1\" \
+             ns2:Hash0=\"{}\"/></SoftwareIdentity>",
+            "11".repeat(48)
+        );
+        let set = RimSet::from_files([("driver", xml.as_bytes())]).expect("parses");
+        let measurements = [Measurement {
+            index: NVDEC0_BLOCK,
+            value_type: 1,
+            value: vec![0x22; 48],
+        }];
+        let matched = Comparison::Matched {
+            driver: Some("driver".to_owned()),
+            vbios: None,
+        };
+        assert_eq!(
+            compare(&set, "GH100", "590.12", "x", &measurements, true),
+            matched
+        );
+        assert!(matches!(
+            compare(&set, "GH100", "590.12", "x", &measurements, false),
+            Comparison::Mismatch(_)
+        ));
+    }
 }

@@ -39,6 +39,12 @@ pub const DMTF_MEASUREMENT_SPECIFICATION: u8 = 0x01;
 pub const OPAQUE_DRIVER_VERSION: u16 = 3;
 /// Opaque data type: VBIOS version (8 bytes).
 pub const OPAQUE_VBIOS_VERSION: u16 = 6;
+/// Opaque data type: NVDEC0 status (one byte, [`NVDEC0_ENABLED`] or [`NVDEC0_DISABLED`]).
+pub const OPAQUE_NVDEC0_STATUS: u16 = 11;
+/// NVDEC0 status: enabled.
+pub const NVDEC0_ENABLED: u8 = 0xAA;
+/// NVDEC0 status: disabled.
+pub const NVDEC0_DISABLED: u8 = 0x55;
 /// Opaque data type: firmware identity (SHA-384 of the measured firmware, as in the leaf's DICE
 /// extension).
 pub const OPAQUE_FWID: u16 = 20;

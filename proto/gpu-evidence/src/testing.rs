@@ -565,6 +565,8 @@ impl TestDevice {
         for (kind, value) in [
             (OPAQUE_VBIOS_VERSION, &vbios[..]),
             (OPAQUE_DRIVER_VERSION, &driver[..]),
+            // NVDEC0 disabled, as in NVIDIA's recorded Hopper reports.
+            (spdm::OPAQUE_NVDEC0_STATUS, &[spdm::NVDEC0_DISABLED][..]),
             (OPAQUE_FWID, &fwid[..]),
         ] {
             opaque.extend_from_slice(&kind.to_le_bytes());

@@ -272,3 +272,88 @@ fn a_report_with_another_gpus_chain_fails() {
         Reason::ReportSignatureInvalid
     );
 }
+
+#[test]
+fn nvidia_chains_fail_with_a_test_root() {
+    let ca = proto_gpu_evidence::testing::TestDeviceCa::generate().unwrap();
+    let trust = Trust::from_pem_roots(ca.root_pem().as_bytes()).unwrap();
+    for sample in good_samples() {
+        let failure = verify(
+            &sample.report,
+            &sample.chain,
+            &expected(&sample),
+            &trust,
+            None,
+        )
+        .expect_err("NVIDIA's chain does not lead to a test root");
+        assert_eq!(failure.reason, Reason::UntrustedRoot, "{}", sample.name);
+    }
+}
+
+#[test]
+fn one_chain_cache_serves_many_threads() {
+    fn shared<T: Sync + Send>(_: &T) {}
+    let cache = ChainCache::new(4);
+    shared(&cache);
+    let samples = json_samples("evidence-json/ppcie-8x-h100-gpu_evidence.json");
+    std::thread::scope(|scope| {
+        for chunk in samples.chunks(2) {
+            let cache = &cache;
+            scope.spawn(move || {
+                for sample in chunk.iter().chain(chunk) {
+                    let trust = Trust::nvidia();
+                    verify(
+                        &sample.report,
+                        &sample.chain,
+                        &expected(sample),
+                        &trust,
+                        Some(cache),
+                    )
+                    .expect("verifies");
+                }
+            });
+        }
+    });
+    assert_eq!(cache.len(), 4);
+}
+
+#[test]
+fn the_compiled_root_is_nvidias_published_pem() {
+    let pem = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("roots/nvidia-device-identity-root.pem"),
+    )
+    .unwrap();
+    assert_eq!(
+        Trust::from_pem_roots(&pem).unwrap().roots(),
+        Trust::nvidia().roots()
+    );
+}
+
+#[test]
+fn a_malleated_signature_verifies_with_another_digest() {
+    // P-384's group order n; (r, n − s) verifies wherever (r, s) does.
+    let n = unhex(
+        "ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973",
+    );
+    let sample = &good_samples()[0];
+    let original = check(sample).expect("verifies");
+    let mut report = sample.report.clone();
+    let s_at = report.len() - 48;
+    let mut borrow = 0i16;
+    for i in (0..48).rev() {
+        let difference = i16::from(n[i]) - i16::from(report[s_at + i]) - borrow;
+        borrow = i16::from(difference < 0);
+        report[s_at + i] = difference.rem_euclid(256) as u8;
+    }
+    assert_ne!(report, sample.report);
+    let malleated = verify(
+        &report,
+        &sample.chain,
+        &expected(sample),
+        &Trust::nvidia(),
+        None,
+    )
+    .expect("verifies");
+    assert_eq!(malleated.identity, original.identity);
+    assert_ne!(malleated.report_digest, original.report_digest);
+}

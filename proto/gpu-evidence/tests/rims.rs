@@ -173,6 +173,23 @@ fn test_device_rims_match_and_catch_a_firmware_change() {
     let report = updated.report(&nonce, "590.12", "96.00.A5.00.01").unwrap();
     let failure = verify(&report, &updated.chain_pem(), &expected, &trust, None).unwrap_err();
     assert_eq!(failure.reason, Reason::MeasurementMismatch);
+    // Block 36 is not compared while NVDEC0 is disabled (test reports say so, as NVIDIA's do).
+    let block_36 = device.measurements()[35]
+        .value
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
+    let driver = String::from_utf8(device.driver_rim("590.12")).unwrap();
+    assert!(driver.contains(&block_36));
+    let altered = driver.replace(&block_36, &"00".repeat(48));
+    let set = RimSet::from_files([
+        ("driver.xml", altered.into_bytes()),
+        ("vbios.xml", device.vbios_rim("96.00.A5.00.01")),
+    ])
+    .unwrap();
+    let trust_36 = ca.trust().unwrap().with_rims(set);
+    let report = device.report(&nonce, "590.12", "96.00.A5.00.01").unwrap();
+    verify(&report, &device.chain_pem(), &expected, &trust_36, None).unwrap();
     // RIMs that claim the same block are refused at verification.
     let overlapping = RimSet::from_files([
         ("driver.xml", device.driver_rim("590.12")),

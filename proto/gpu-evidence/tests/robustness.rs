@@ -204,3 +204,40 @@ proptest! {
         prop_assert!(verify(&report, &chain, &expected(nonce), &Trust::nvidia(), None).is_err());
     }
 }
+
+#[test]
+fn every_change_to_the_unsigned_bytes_of_a_der_chain_fails() {
+    // Bytes inside each signed part are covered by the signatures (and by the random-damage
+    // property above); here every byte outside them: the outer header, the outer signature
+    // algorithm and the signature, changed in several ways. x509-parser alone accepts a wrong
+    // tag on the outer algorithm and unused bits in the signature, which would let one chain
+    // travel as many byte strings; the chain parser refuses both.
+    let (report, pem, nonce) = sample();
+    let chain = chain_der(&pem);
+    let mut unsigned = Vec::new();
+    let mut start = 0;
+    while start < chain.len() {
+        let outer_len = usize::from(chain[start + 2]) << 8 | usize::from(chain[start + 3]);
+        let tbs_len = usize::from(chain[start + 6]) << 8 | usize::from(chain[start + 7]);
+        assert_eq!(
+            (chain[start + 1], chain[start + 5]),
+            (0x82, 0x82),
+            "two-byte lengths"
+        );
+        let end = start + 4 + outer_len;
+        unsigned.extend(start..start + 4);
+        unsigned.extend(start + 8 + tbs_len..end);
+        start = end;
+    }
+    assert!(unsigned.len() > 400, "{}", unsigned.len());
+    for pattern in [0x01, 0x60, 0xFF] {
+        for &offset in &unsigned {
+            let mut damaged = chain.clone();
+            damaged[offset] ^= pattern;
+            assert!(
+                verify(&report, &damaged, &expected(nonce), &Trust::nvidia(), None).is_err(),
+                "byte {offset} ^ {pattern:#04x}"
+            );
+        }
+    }
+}
