@@ -61,9 +61,9 @@ pub use spdm::Measurement;
 use chain::ChainFacts;
 
 /// The largest report accepted (NVIDIA's are about 4.3 KiB).
-pub const MAX_REPORT_BYTES: usize = 16 * 1024;
+pub const MAX_REPORT_BYTES: usize = proto_evidence::MAX_GPU_REPORT_BYTES;
 /// The largest certificate chain accepted (NVIDIA's PEM chains are about 5 KiB).
-pub const MAX_CHAIN_BYTES: usize = 24 * 1024;
+pub const MAX_CHAIN_BYTES: usize = proto_evidence::MAX_GPU_CHAIN_BYTES;
 
 /// NVIDIA Device Identity CA, the root of every GPU's device certificate chain (DER). The PEM
 /// beside it in `roots/` is NVIDIA's published file (nvtrust, `verifier_device_root.pem`).

@@ -141,6 +141,23 @@ fn reports_from_the_fake_library_verify_against_the_test_root_and_the_nonce() {
     );
 }
 
+/// The agent derives each GPU's nonce with proto-evidence's rule and the verifier with its own
+/// copy; they must stay one rule.
+#[test]
+fn the_agent_and_the_verifier_derive_the_same_report_nonce() {
+    let key_id = proto_evidence::KeyId(proto_evidence::Sha256::of(b"agent key"));
+    for (challenge, index) in [
+        (&b""[..], 0),
+        (b"challenge", 7),
+        (&[0xff; 64][..], u32::MAX),
+    ] {
+        assert_eq!(
+            proto_evidence::report_nonce(challenge, &key_id, index),
+            proto_gpu_evidence::report_nonce(challenge, key_id.0.as_bytes(), index)
+        );
+    }
+}
+
 #[test]
 fn a_host_with_confidential_computing_off_prints_the_fault_for_every_gpu() {
     let dir = tempfile::tempdir().unwrap();
