@@ -70,6 +70,10 @@ pub struct Config {
     /// The roots GPU hardware reports must chain to (`[gpu_evidence] roots`, a PEM file);
     /// `None`: NVIDIA's Device Identity CA, compiled in.
     pub gpu_roots: Option<PathBuf>,
+    /// A directory of NVIDIA RIMs reports' measurements are compared with (`[gpu_evidence] rims`).
+    pub gpu_rims: Option<PathBuf>,
+    /// A directory of DER OCSP answers certificates' status is read from (`[gpu_evidence] ocsp`).
+    pub gpu_ocsp: Option<PathBuf>,
     pub metrics_listen: Option<SocketAddr>,
     pub log_json: bool,
     pub log_level: tracing::Level,
@@ -280,10 +284,11 @@ impl Config {
         };
         drop(report);
 
-        let gpu_roots = root
-            .table("gpu_evidence")
-            .optional::<PathBuf>("roots")
-            .map(&resolve);
+        let mut gpu = root.table("gpu_evidence");
+        let gpu_roots = gpu.optional::<PathBuf>("roots").map(&resolve);
+        let gpu_rims = gpu.optional::<PathBuf>("rims").map(&resolve);
+        let gpu_ocsp = gpu.optional::<PathBuf>("ocsp").map(&resolve);
+        drop(gpu);
 
         let store = match store_url {
             None => Store::Sqlite(state_dir.join("collector.db")),
@@ -321,6 +326,8 @@ impl Config {
             witnesses,
             organisation,
             gpu_roots,
+            gpu_rims,
+            gpu_ocsp,
             metrics_listen,
             log_json,
             log_level,
