@@ -166,7 +166,9 @@ fn gpu_trust(config: &Config, problems: &Problems) -> Option<proto_gpu_evidence:
         None => Some(proto_gpu_evidence::Trust::nvidia()),
         Some(path) => files::read("gpu_evidence.roots", path, problems).and_then(|pem| {
             proto_gpu_evidence::Trust::from_pem_roots(&pem)
-                .map_err(|e| problems.push("gpu_evidence.roots", format!("{}: {e}", path.display())))
+                .map_err(|e| {
+                    problems.push("gpu_evidence.roots", format!("{}: {e}", path.display()))
+                })
                 .ok()
         }),
     };
