@@ -201,3 +201,95 @@ fn a_fixture_whose_key_is_not_its_chain_leafs_is_refused_with_the_key_path() {
         "{stderr}"
     );
 }
+
+/// What answering one challenge costs the agent: `veu-agent inventory --json` of an 8-GPU host,
+/// with and without `--gpu-evidence`, interleaved, wall time and peak memory (`/usr/bin/time`).
+/// The fake library signs each report in software (P-384), which a real GPU does itself, and
+/// answers at once where NVML on real hardware takes its own time: the figures bound the
+/// agent's own work, not NVML's. Run with
+/// `cargo test --release -p agent-daemon --test agent -- --ignored --nocapture challenge_cost`.
+#[test]
+#[ignore = "a measurement, not a check: prints the cost of answering a challenge"]
+fn challenge_cost() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestDeviceCa::generate().unwrap();
+    let devices: Vec<Value> = (0..8u32)
+        .map(|index| {
+            let gpu = ca.issue(0x2000 + u64::from(index), Arch::Hopper).unwrap();
+            let (key, chain) = gpu.to_pkcs8_and_chain();
+            serde_json::json!({
+                "uuid": format!("GPU-00000000-0000-4000-8000-00000000001{index}"),
+                "name": "NVIDIA H100 80GB HBM3",
+                "architecture": "Hopper",
+                "vbios_version": "96.00.74.00.01",
+                "gpu_evidence": {
+                    "device_key_pkcs8": base64::engine::general_purpose::STANDARD.encode(&key),
+                    "chain_pem": String::from_utf8(chain).unwrap(),
+                },
+            })
+        })
+        .collect();
+    let fixture = dir.path().join("host.json");
+    std::fs::write(
+        &fixture,
+        serde_json::to_vec(&serde_json::json!({
+            "driver_version": DRIVER,
+            "confidential_compute": true,
+            "devices": devices,
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let run = |evidence: bool| -> (f64, u64) {
+        let mut command = Command::new("/usr/bin/time");
+        command
+            .args(["-f", "%e %M"])
+            .arg(agent_bin())
+            .args(["inventory", "--json", "--nvml-lib"])
+            .arg(fake_nvml())
+            .env("VEU_FAKE_NVML_FIXTURE", &fixture);
+        if evidence {
+            command
+                .args(["--gpu-evidence", "--nonce"])
+                .arg("ab".repeat(32));
+        }
+        let output = command
+            .output()
+            .expect("/usr/bin/time is needed for this measurement");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let last = stderr.lines().last().unwrap_or_default().to_owned();
+        let (seconds, kb) = last.split_once(' ').unwrap();
+        (seconds.parse().unwrap(), kb.parse().unwrap())
+    };
+    let (mut plain, mut with) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        plain.push(run(false));
+        with.push(run(true));
+    }
+    let best = |runs: &[(f64, u64)]| {
+        (
+            runs.iter().map(|r| r.0).fold(f64::MAX, f64::min),
+            runs.iter().map(|r| r.1).max().unwrap_or(0),
+        )
+    };
+    let ((plain_s, plain_kb), (with_s, with_kb)) = (best(&plain), best(&with));
+    println!(
+        "inventory of 8 GPUs            {:>8.3} s  {:>8} KB peak",
+        plain_s, plain_kb
+    );
+    println!(
+        "  and 8 reports and chains     {:>8.3} s  {:>8} KB peak",
+        with_s, with_kb
+    );
+    println!(
+        "extra per challenge            {:>8.3} s  {:>8} KB ({:.2}x the time)",
+        with_s - plain_s,
+        with_kb.saturating_sub(plain_kb),
+        with_s / plain_s.max(0.001)
+    );
+}
