@@ -2,6 +2,7 @@
 //!
 //! 1. Pure crates (every `*-core` crate, `proto-accounting`, `proto-evidence`) never depend,
 //!    directly or through anything, on NVML, ring, tonic, prost or a SQL library.
+//!    `proto-gpu-evidence` is pure by the same rule except that it verifies signatures with ring.
 //! 2. At most one workspace crate links nvml-wrapper, and it is `agent-nvml`.
 //! 3. Generated protobuf types stop at the transport crates: only those may depend directly
 //!    on `proto-wire`, `prost` or `tonic`.
@@ -25,6 +26,9 @@ pub const PURE_CONTRACT_CRATES: &[&str] = &[
     "proto-merkle",
     "collector-report",
 ];
+
+/// Pure crates that verify signatures: no I/O and nothing of [`FORBIDDEN_IN_PURE`] but ring.
+pub const PURE_VERIFIER_CRATES: &[&str] = &["proto-gpu-evidence"];
 
 /// What a pure crate must never reach.
 pub const FORBIDDEN_IN_PURE: &[&str] = &[
@@ -198,6 +202,16 @@ impl Graph {
                 }
             }
         }
+        for &verifier in PURE_VERIFIER_CRATES {
+            for forbidden in FORBIDDEN_IN_PURE.iter().filter(|name| **name != "ring") {
+                if let Some(path) = self.path(verifier, forbidden) {
+                    found.push(format!(
+                        "pure verifier crate {verifier} reaches {forbidden}: {}",
+                        path.join(" -> ")
+                    ));
+                }
+            }
+        }
         let direct = |dependency: &str| -> Vec<&str> {
             self.members
                 .iter()
@@ -327,6 +341,22 @@ mod tests {
             [
                 "pure crate agent-core reaches rusqlite: agent-core -> proto-accounting -> serde -> sneaky -> rusqlite",
                 "pure crate proto-accounting reaches rusqlite: proto-accounting -> serde -> sneaky -> rusqlite",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_gpu_evidence_verifier_may_reach_ring_but_not_transport() {
+        let mut graph = clean();
+        graph.members.insert("proto-gpu-evidence".to_owned());
+        graph.add_edge("proto-gpu-evidence", "ring");
+        graph.add_edge("proto-gpu-evidence", "x509-parser");
+        assert!(graph.violations().is_empty(), "{:?}", graph.violations());
+        graph.add_edge("x509-parser", "tonic");
+        assert_eq!(
+            graph.violations(),
+            [
+                "pure verifier crate proto-gpu-evidence reaches tonic: proto-gpu-evidence -> x509-parser -> tonic"
             ]
         );
     }

@@ -17,6 +17,9 @@ mod readme;
 #[path = "scenarios/faults.rs"]
 mod faults;
 
+#[path = "scenarios/gpu_evidence.rs"]
+mod gpu_evidence;
+
 #[path = "scenarios/attacks.rs"]
 mod attacks;
 

@@ -1,9 +1,11 @@
 //! Fakes of `GpuSource` for tests of everything above NVML: `FakeGpuSource::healthy(8)`,
-//! `::no_driver()`, `::device_lost_after(3)`, `::with_failing_device(8, 3)`.
+//! `::confidential(8)`, `::no_driver()`, `::device_lost_after(3)`, `::with_failing_device(8, 3)`;
+//! `set_evidence` scripts a device's hardware evidence (a fault, a hang, a panic).
 
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Condvar, Mutex};
 
-use proto_evidence::EvidenceSource;
+use proto_evidence::{EvidenceSource, GpuEvidence, GpuEvidenceFault};
 
 use crate::{Fault, GpuSource, RawDevice, RawInventory, SourceError};
 
@@ -12,6 +14,7 @@ use crate::{Fault, GpuSource, RawDevice, RawInventory, SourceError};
 #[derive(Debug)]
 pub struct FakeGpuSource {
     state: Mutex<State>,
+    changed: Condvar,
 }
 
 #[derive(Debug)]
@@ -20,12 +23,42 @@ struct State {
     unavailable: Option<String>,
     lose_device_after: Option<u32>,
     enumerations: u32,
+    evidence: HashMap<u32, FakeEvidence>,
+    requests: Vec<(u32, [u8; 32])>,
+    hanging: bool,
+    released: bool,
+}
+
+/// How a fake device answers a request for hardware evidence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FakeEvidence {
+    /// The default: with confidential computing on, `FakeGpuSource::report_for(nonce)` and
+    /// `FakeGpuSource::CHAIN`; otherwise `ConfidentialComputeOff`.
+    ByMode,
+    /// This fault.
+    Fault(GpuEvidenceFault, String),
+    /// Blocks the calling thread until `release` (a GPU that never answers).
+    Hang,
+    /// Panics (a bug below the port).
+    Panic,
 }
 
 impl FakeGpuSource {
     /// `count` healthy H100 SXM5 80GB devices.
     pub fn healthy(count: u32) -> Self {
         Self::from_devices((0..count).map(h100).collect())
+    }
+
+    /// `count` healthy H100s in confidential-computing mode: each signs a fake report.
+    pub fn confidential(count: u32) -> Self {
+        Self::from_devices(
+            (0..count)
+                .map(|index| RawDevice {
+                    confidential_compute: Some(true),
+                    ..h100(index)
+                })
+                .collect(),
+        )
     }
 
     /// A host whose driver is not loaded: every enumeration fails.
@@ -64,8 +97,49 @@ impl FakeGpuSource {
                 unavailable: None,
                 lose_device_after: None,
                 enumerations: 0,
+                evidence: HashMap::new(),
+                requests: Vec::new(),
+                hanging: false,
+                released: false,
             }),
+            changed: Condvar::new(),
         }
+    }
+
+    /// The certificate chain every fake report comes with.
+    pub const CHAIN: &'static [u8] = b"fake attestation certificate chain";
+
+    /// The fake report a device in confidential-computing mode signs over `nonce`: a fixed
+    /// prefix, then the nonce, so tests can see which nonce was signed.
+    pub fn report_for(nonce: [u8; 32]) -> Vec<u8> {
+        [b"fake attestation report over ".as_slice(), &nonce].concat()
+    }
+
+    /// How the device at `index` answers evidence requests from now on.
+    pub fn set_evidence(&self, index: u32, evidence: FakeEvidence) {
+        self.lock().evidence.insert(index, evidence);
+    }
+
+    /// Every evidence request so far: device index and nonce, in order.
+    pub fn evidence_requests(&self) -> Vec<(u32, [u8; 32])> {
+        self.lock().requests.clone()
+    }
+
+    /// Blocks until a `Hang` device has been asked for evidence.
+    pub fn wait_until_hanging(&self) {
+        let mut state = self.lock();
+        while !state.hanging {
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+
+    /// Lets every hanging device return (with a `Timeout` fault nobody waits for any more).
+    pub fn release(&self) {
+        self.lock().released = true;
+        self.changed.notify_all();
     }
 
     /// Replaces the devices (a device added, removed or swapped).
@@ -105,6 +179,53 @@ impl GpuSource for FakeGpuSource {
             devices: state.devices.clone(),
             source: EvidenceSource::Simulated,
         })
+    }
+
+    fn gpu_evidence(&self, index: u32, nonce: [u8; 32]) -> GpuEvidence {
+        let mut state = self.lock();
+        state.requests.push((index, nonce));
+        let behaviour = state
+            .evidence
+            .get(&index)
+            .cloned()
+            .unwrap_or(FakeEvidence::ByMode);
+        match behaviour {
+            FakeEvidence::ByMode => {
+                let device = state.devices.iter().find(|d| d.index == index);
+                match device.map(|d| d.confidential_compute) {
+                    None => GpuEvidence::unavailable(
+                        GpuEvidenceFault::NvmlError,
+                        "Invalid Argument: no device at this index",
+                    ),
+                    Some(Some(true)) => {
+                        GpuEvidence::from_source(Self::report_for(nonce), Self::CHAIN.to_vec())
+                    }
+                    Some(_) => GpuEvidence::unavailable(
+                        GpuEvidenceFault::ConfidentialComputeOff,
+                        "confidential computing is off on this GPU",
+                    ),
+                }
+            }
+            FakeEvidence::Fault(fault, message) => GpuEvidence::unavailable(fault, message),
+            FakeEvidence::Hang => {
+                state.hanging = true;
+                self.changed.notify_all();
+                while !state.released {
+                    state = self
+                        .changed
+                        .wait(state)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                }
+                GpuEvidence::unavailable(GpuEvidenceFault::Timeout, "released")
+            }
+            FakeEvidence::Panic => {
+                drop(state);
+                #[allow(clippy::panic)] // The fake's purpose: a panic below the port.
+                {
+                    panic!("fake NVML panicked for device {index}")
+                }
+            }
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! What a GPU source reports: one entry per physical device, with the queries that failed.
 
-use proto_evidence::EvidenceSource;
+use proto_evidence::{EvidenceSource, GpuEvidence};
 
 /// One physical accelerator as the source saw it. Fields whose query failed are empty and the
 /// failure is listed in `faults`.
@@ -88,4 +88,9 @@ pub enum SourceError {
 pub trait GpuSource: Send + Sync {
     /// One full enumeration. A failing device is a fault entry, never an error here.
     fn enumerate(&self) -> Result<RawInventory, SourceError>;
+
+    /// The attestation report the device at `index` signs over `nonce`, with its attestation
+    /// certificate chain, or the fault that prevented it. Never an error: hardware evidence
+    /// is per-device data, like any other fault. It may take seconds (the GPU signs).
+    fn gpu_evidence(&self, index: u32, nonce: [u8; 32]) -> GpuEvidence;
 }

@@ -5,13 +5,15 @@
 //! are handed in, so every decision is testable.
 
 pub mod chain;
+pub mod evidence;
 pub mod fake;
 pub mod inventory;
 pub mod pricing;
 pub mod schedule;
 
 pub use chain::{Chain, Identity, Rules};
-pub use fake::FakeGpuSource;
+pub use evidence::Challenges;
+pub use fake::{FakeEvidence, FakeGpuSource};
 pub use inventory::{Fault, GpuSource, RawDevice, RawInventory, SourceError};
 pub use pricing::{PricedDevice, PricedInventory, price};
 pub use schedule::{Change, Fingerprint, Schedule};

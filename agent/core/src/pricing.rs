@@ -3,7 +3,7 @@
 
 use proto_accounting::catalogue::MatchedBy;
 use proto_accounting::{Catalogue, PciId, Policy};
-use proto_evidence::{DeviceFault, DeviceRecord, Totals};
+use proto_evidence::{DeviceFault, DeviceRecord, GpuEvidence, Totals};
 
 use crate::RawInventory;
 
@@ -96,6 +96,8 @@ pub fn price(inventory: &RawInventory, catalogue: &Catalogue, policy: &Policy) -
                     max_sm_clock_mhz: raw.max_sm_clock_mhz,
                     vbios_version: raw.vbios_version.clone(),
                     confidential_compute: raw.confidential_compute,
+                    // Collected apart from the inventory, only when a challenge asks for it.
+                    gpu_evidence: GpuEvidence::NotCollected,
                 },
                 matched_by: identified.map(|found| found.matched_by),
                 h100e: policy.h100e(counted_tpp),

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use agent_core::{Chain, Fingerprint, GpuSource, Identity, Rules, Schedule, price};
+use agent_core::{Chain, Challenges, Fingerprint, GpuSource, Identity, Rules, Schedule, price};
 use agent_spool::{Entry, EntryKind};
 use proto_accounting::{Catalogue, Policy};
 use proto_evidence::ChainHead;
-use proto_seal::Ed25519Signer;
+use proto_seal::{Ed25519Signer, SealError};
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -34,6 +34,9 @@ pub struct Attestor {
     pub state_path: PathBuf,
     pub metrics: Arc<Metrics>,
     pub fingerprint: Option<Fingerprint>,
+    pub gpu_evidence: crate::evidence::Settings,
+    /// The challenge the last durable attestation answered with hardware evidence.
+    pub challenges: Challenges,
 }
 
 /// Why an attestation is made.
@@ -134,7 +137,17 @@ impl Attestor {
         };
         let priced = price(&inventory, &self.catalogue, &self.policy);
         let fingerprint = Fingerprint::of(&priced);
-        let payload = self.chain.next_payload(
+        // Collected before the payload is made, so its time is after the reports were signed.
+        let evidence = crate::evidence::for_attestation(
+            self.gpu_evidence,
+            &self.challenges,
+            &self.source,
+            &self.identity.key_id,
+            self.chain.nonce(),
+            inventory.devices.iter().map(|device| device.index),
+        )
+        .await;
+        let mut payload = self.chain.next_payload(
             &self.identity,
             &self.rules,
             &priced,
@@ -142,8 +155,31 @@ impl Attestor {
             inventory.source,
             now_ms(),
         );
+        let answers_challenge = evidence.is_some();
+        if let Some(evidence) = evidence {
+            agent_core::evidence::attach(&mut payload, evidence);
+        }
         let envelope = match proto_seal::seal(&payload, &self.signer) {
             Ok(envelope) => envelope,
+            Err(SealError::Oversized(size)) if answers_challenge => {
+                // The inventory must go out: without the reports it fits.
+                let reason = format!(
+                    "left out: with every device's report the attestation would be {size} bytes, over the {}-byte limit",
+                    proto_seal::MAX_PAYLOAD_BYTES
+                );
+                tracing::warn!(
+                    size,
+                    "attestation too large with every GPU report; sending it without them"
+                );
+                agent_core::evidence::drop_reports(&mut payload, &reason);
+                match proto_seal::seal(&payload, &self.signer) {
+                    Ok(envelope) => envelope,
+                    Err(error) => {
+                        tracing::error!(%error, "cannot seal the attestation");
+                        return;
+                    }
+                }
+            }
             Err(error) => {
                 tracing::error!(%error, "cannot seal the attestation");
                 return;
@@ -209,6 +245,9 @@ impl Attestor {
         if let Err(error) = self.chain.advance(&payload, digest) {
             tracing::error!(%error, "chain refused its own next link");
             return;
+        }
+        if answers_challenge {
+            self.challenges.answered(&payload.collector_nonce);
         }
         self.fingerprint = Some(fingerprint);
         self.new_entry.notify_one();

@@ -19,6 +19,7 @@ pub struct Config {
     pub watch_interval: Duration,
     pub nvml_timeout: Duration,
     pub nvml_library: Option<PathBuf>,
+    pub gpu_evidence: crate::evidence::Settings,
     pub catalogue: Option<PathBuf>,
     pub policy: Option<PathBuf>,
     pub collector: Option<Collector>,
@@ -139,6 +140,18 @@ impl Config {
         );
         drop(nvml);
 
+        let mut evidence = root.table("gpu_evidence");
+        let gpu_evidence = crate::evidence::Settings {
+            enabled: evidence.optional::<bool>("enabled").unwrap_or(true),
+            timeout: duration(
+                &mut evidence,
+                "timeout",
+                Duration::from_secs(10),
+                Duration::from_millis(100),
+            ),
+        };
+        drop(evidence);
+
         let mut rules = root.table("rules");
         let catalogue = rules.optional::<PathBuf>("catalogue").map(&resolve);
         let policy = rules.optional::<PathBuf>("policy").map(&resolve);
@@ -242,6 +255,7 @@ impl Config {
             watch_interval,
             nvml_timeout,
             nvml_library,
+            gpu_evidence,
             catalogue,
             policy,
             collector,
@@ -293,6 +307,28 @@ mod tests {
         assert_eq!(config.spool_max_bytes, 64 << 20);
         assert!(config.collector.is_none());
         assert_eq!(config.log_format, LogFormat::Text);
+        assert_eq!(
+            config.gpu_evidence,
+            crate::evidence::Settings {
+                enabled: true,
+                timeout: Duration::from_secs(10)
+            }
+        );
+    }
+
+    #[test]
+    fn gpu_evidence_can_be_turned_off_and_its_deadline_set() {
+        let base = "site_id = \"s\"\nstate_dir = \"/x\"\nhost_id = \"h\"\n[gpu_evidence]\n";
+        let config = parse(&format!("{base}enabled = false\ntimeout = \"2500ms\"")).unwrap();
+        assert!(!config.gpu_evidence.enabled);
+        assert_eq!(config.gpu_evidence.timeout, Duration::from_millis(2500));
+        let errors = parse(&format!("{base}enabled = \"yes\"\ntimeout = \"5ms\"")).unwrap_err();
+        let keys: Vec<&str> = errors.errors.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["gpu_evidence.enabled", "gpu_evidence.timeout"],
+            "{errors}"
+        );
     }
 
     #[test]

@@ -1,12 +1,17 @@
-//! `veu-agent inventory`: one enumeration, priced, as a table or JSON. No network.
+//! `veu-agent inventory`: one enumeration, priced, as a table or JSON; with `--gpu-evidence`,
+//! each GPU's attestation report over one nonce. No network.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use agent_core::{GpuSource, PricedInventory, price};
 use agent_nvml::NvmlSource;
+use anyhow::Context as _;
+use base64::Engine as _;
 use proto_accounting::catalogue::MatchedBy;
 use proto_accounting::{Catalogue, Policy};
-use proto_evidence::EvidenceSource;
+use proto_evidence::{EvidenceSource, GpuEvidence};
 use serde_json::json;
 
 use crate::rules;
@@ -28,24 +33,64 @@ pub struct InventoryArgs {
     /// Also time N enumerations and print their median and 99th percentile on stderr.
     #[arg(long, value_name = "N")]
     repeat: Option<u32>,
+    /// Also ask every GPU for its attestation report over one nonce, as the daemon does after
+    /// a collector challenge (JSON carries the report and chain in base64).
+    #[arg(long)]
+    gpu_evidence: bool,
+    /// The 32-byte nonce every GPU signs, in hex (default: random).
+    #[arg(long, value_name = "HEX", requires = "gpu_evidence", value_parser = parse_nonce)]
+    nonce: Option<[u8; 32]>,
+    /// Deadline for the reports of all devices together.
+    #[arg(long, value_name = "DURATION", default_value = "10s", requires = "gpu_evidence", value_parser = proto_config::parse_duration)]
+    gpu_evidence_timeout: Duration,
 }
 
 pub fn run(args: &InventoryArgs) -> anyhow::Result<()> {
     let (catalogue, policy) = rules::load(args.catalogue.as_deref(), args.policy.as_deref())?;
-    let source = NvmlSource::open(args.nvml_lib.as_deref())?;
+    let source = Arc::new(NvmlSource::open(args.nvml_lib.as_deref())?);
     let inventory = source.enumerate()?;
     if let Some(runs) = args.repeat.filter(|runs| *runs > 0) {
         time_enumerations(&source, runs, inventory.devices.len())?;
     }
     let priced = price(&inventory, &catalogue, &policy);
+    let evidence = if args.gpu_evidence {
+        let nonce = match args.nonce {
+            Some(nonce) => nonce,
+            None => random_nonce()?,
+        };
+        let requests = inventory.devices.iter().map(|d| (d.index, nonce)).collect();
+        let collect = crate::evidence::collect(
+            Arc::clone(&source) as Arc<dyn GpuSource>,
+            requests,
+            args.gpu_evidence_timeout,
+        );
+        let collected = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()?
+            .block_on(collect);
+        Some((nonce, collected))
+    } else {
+        None
+    };
     if args.json {
-        let value = to_json(
+        let mut value = to_json(
             &source,
             &inventory.driver_version,
             &priced,
             &catalogue,
             &policy,
         );
+        if let Some((nonce, collected)) = &evidence {
+            value["gpu_evidence_nonce"] = json!(hex(nonce));
+            for (index, evidence) in collected {
+                if let Some(device) = value["devices"]
+                    .as_array_mut()
+                    .and_then(|devices| devices.iter_mut().find(|d| d["index"] == *index))
+                {
+                    device["gpu_evidence"] = evidence_json(evidence);
+                }
+            }
+        }
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         print!(
@@ -58,8 +103,78 @@ pub fn run(args: &InventoryArgs) -> anyhow::Result<()> {
                 &policy
             )
         );
+        if let Some((nonce, collected)) = &evidence {
+            print!("{}", evidence_table(nonce, collected));
+        }
     }
     Ok(())
+}
+
+fn evidence_json(evidence: &GpuEvidence) -> serde_json::Value {
+    let base64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    match evidence {
+        GpuEvidence::NotCollected => json!({"collected": false}),
+        GpuEvidence::Report {
+            report,
+            certificate_chain,
+        } => json!({
+            "report_bytes": report.len(),
+            "certificate_chain_bytes": certificate_chain.len(),
+            "report": base64(report),
+            "certificate_chain": base64(certificate_chain),
+        }),
+        GpuEvidence::Unavailable { fault, message } => json!({
+            "fault": fault.code(),
+            "message": message,
+        }),
+    }
+}
+
+fn evidence_table(nonce: &[u8; 32], collected: &[(u32, GpuEvidence)]) -> String {
+    let mut out = format!("\nGPU attestation reports over nonce {}\n", hex(nonce));
+    for (index, evidence) in collected {
+        let line = match evidence {
+            GpuEvidence::NotCollected => "not collected".to_owned(),
+            GpuEvidence::Report {
+                report,
+                certificate_chain,
+            } => format!(
+                "report {} bytes, certificate chain {} bytes",
+                report.len(),
+                certificate_chain.len()
+            ),
+            GpuEvidence::Unavailable { fault, message } => {
+                format!("no report ({}): {message}", fault.code())
+            }
+        };
+        out.push_str(&format!("{index:>3}  {line}\n"));
+    }
+    out
+}
+
+fn random_nonce() -> anyhow::Result<[u8; 32]> {
+    let mut nonce = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
+        .ok()
+        .context("the system random generator failed")?;
+    Ok(nonce)
+}
+
+fn parse_nonce(text: &str) -> Result<[u8; 32], String> {
+    let digits = text.trim();
+    if digits.len() != 64 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("{text:?} is not 32 bytes in hex (64 hex digits)"));
+    }
+    let mut nonce = [0u8; 32];
+    for (byte, pair) in nonce.iter_mut().zip(digits.as_bytes().chunks(2)) {
+        let pair = std::str::from_utf8(pair).map_err(|e| e.to_string())?;
+        *byte = u8::from_str_radix(pair, 16).map_err(|e| e.to_string())?;
+    }
+    Ok(nonce)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// Times `runs` enumerations: NVML's cost per inventory on this host.

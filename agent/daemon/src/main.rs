@@ -4,6 +4,7 @@
 mod attest;
 mod config;
 mod enroll;
+mod evidence;
 mod inventory;
 mod link;
 mod metrics;

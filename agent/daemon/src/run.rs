@@ -143,6 +143,8 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
         state_path,
         metrics: Arc::clone(&metrics),
         fingerprint: None,
+        gpu_evidence: config.gpu_evidence,
+        challenges: agent_core::Challenges::default(),
     };
     tracker.spawn(attestor.run(nonce_receiver, shutdown.clone()));
 

@@ -14,6 +14,8 @@ use proto_accounting::Catalogue;
 use proto_evidence::{AttestationPayload, ChainDigest, EvidenceSource};
 use serde_json::Value;
 
+#[path = "agent/gpu_evidence.rs"]
+mod gpu_evidence;
 #[path = "agent/startup.rs"]
 mod startup;
 

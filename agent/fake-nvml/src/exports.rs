@@ -15,11 +15,12 @@ use std::panic::{self, AssertUnwindSafe};
 use nvml_wrapper_sys::bindings::*;
 
 use crate::code::{
-    self, ARGUMENT_VERSION_MISMATCH, INVALID_ARGUMENT, NOT_FOUND, NOT_SUPPORTED, SUCCESS, UNKNOWN,
+    self, ARGUMENT_VERSION_MISMATCH, INSUFFICIENT_SIZE, INVALID_ARGUMENT, NOT_FOUND, NOT_SUPPORTED,
+    SUCCESS, UNKNOWN,
 };
 use crate::fixture::{Device, Query};
 use crate::handle::Handle;
-use crate::param::{InOut, Out, OutStr};
+use crate::param::{InOut, Out, OutStr, ReportInOut};
 use crate::state::{self, State};
 
 /// `NVML_STRUCT_VERSION(Memory, 2)`, which `nvmlDeviceGetMemoryInfo_v2` callers set.
@@ -438,6 +439,87 @@ pub unsafe extern "C" fn nvmlSystemGetConfComputeSettings(
     })
 }
 
+/// The report over the nonce the caller set in `report`, signed by the device's test key
+/// (`gpu_evidence` in the fixture). As NVML: `NOT_SUPPORTED` unless the host's confidential
+/// computing is on and the device can sign.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn nvmlDeviceGetConfComputeGpuAttestationReport(
+    device: nvmlDevice_t,
+    report: *mut nvmlConfComputeGpuAttestationReport_t,
+) -> nvmlReturn_t {
+    call(|state| {
+        let fixture = state.fixture()?;
+        let cc_on = fixture.confidential_compute == Some(true);
+        let driver = fixture.driver_version.clone();
+        // SAFETY: the module's contract: `report` is null or writable with `nonce` set.
+        let in_out = unsafe { ReportInOut::new(report) }?;
+        let nonce = in_out.nonce();
+        state.query(
+            device,
+            Query::ConfComputeGpuAttestationReport,
+            |_, found| {
+                let attester = found.gpu_evidence.as_ref().filter(|_| cc_on);
+                let signed = attester.ok_or(NOT_SUPPORTED)?.report(
+                    &nonce,
+                    driver.as_deref().and_then(|text| text.to_str().ok()),
+                    found
+                        .vbios_version
+                        .as_deref()
+                        .and_then(|text| text.to_str().ok()),
+                )?;
+                let mut answer = nvmlConfComputeGpuAttestationReport_t {
+                    isCecAttestationReportPresent: 0,
+                    attestationReportSize: 0,
+                    cecAttestationReportSize: 0,
+                    nonce,
+                    attestationReport: [0; NVML_CC_GPU_ATTESTATION_REPORT_SIZE as usize],
+                    cecAttestationReport: [0; NVML_CC_GPU_CEC_ATTESTATION_REPORT_SIZE as usize],
+                };
+                let slot = answer
+                    .attestationReport
+                    .get_mut(..signed.len())
+                    .ok_or(INSUFFICIENT_SIZE)?;
+                slot.copy_from_slice(&signed);
+                answer.attestationReportSize =
+                    c_uint::try_from(signed.len()).map_err(|_| UNKNOWN)?;
+                in_out.set(&answer);
+                Ok(())
+            },
+        )
+    })
+}
+
+/// The device's attestation certificate chain from the fixture; the identity chain
+/// (`certChain`) is left empty, as the agent does not read it.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn nvmlDeviceGetConfComputeGpuCertificate(
+    device: nvmlDevice_t,
+    certificate: *mut nvmlConfComputeGpuCertificate_t,
+) -> nvmlReturn_t {
+    call(|state| {
+        let cc_on = state.fixture()?.confidential_compute == Some(true);
+        // SAFETY: the module's contract: `certificate` is null or valid for one write.
+        let out = unsafe { Out::new(certificate) }?;
+        state.query(device, Query::ConfComputeGpuCertificate, |_, found| {
+            let attester = found.gpu_evidence.as_ref().filter(|_| cc_on);
+            let chain = attester.ok_or(NOT_SUPPORTED)?.chain();
+            let mut answer = nvmlConfComputeGpuCertificate_t {
+                certChainSize: 0,
+                attestationCertChainSize: c_uint::try_from(chain.len()).map_err(|_| UNKNOWN)?,
+                certChain: [0; NVML_GPU_CERT_CHAIN_SIZE as usize],
+                attestationCertChain: [0; NVML_GPU_ATTESTATION_CERT_CHAIN_SIZE as usize],
+            };
+            answer
+                .attestationCertChain
+                .get_mut(..chain.len())
+                .ok_or(INSUFFICIENT_SIZE)?
+                .copy_from_slice(chain);
+            out.set(answer);
+            Ok(())
+        })
+    })
+}
+
 /// Runs one call with the state locked, and never lets a panic unwind into C: a bug becomes
 /// `NVML_ERROR_UNKNOWN`.
 fn call(body: impl FnOnce(&mut State) -> Result<(), nvmlReturn_t>) -> nvmlReturn_t {
@@ -584,6 +666,14 @@ mod tests {
         same(
             &lib.nvmlSystemGetConfComputeSettings,
             nvmlSystemGetConfComputeSettings,
+        );
+        same(
+            &lib.nvmlDeviceGetConfComputeGpuAttestationReport,
+            nvmlDeviceGetConfComputeGpuAttestationReport,
+        );
+        same(
+            &lib.nvmlDeviceGetConfComputeGpuCertificate,
+            nvmlDeviceGetConfComputeGpuCertificate,
         );
     }
 

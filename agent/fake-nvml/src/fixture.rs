@@ -6,10 +6,12 @@
 use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::fmt::Display;
+use std::path::Path;
 
 use nvml_wrapper_sys::bindings::*;
 use serde::Deserialize;
 
+use crate::attester::{Attester, RawAttester};
 use crate::code;
 
 /// Most devices a fixture may hold: MIG handles keep the parent's index in 8 bits.
@@ -53,6 +55,8 @@ pub(crate) struct Device {
     pub(crate) handle_error: Option<nvmlReturn_t>,
     /// Successful queries after which every query fails with `NVML_ERROR_GPU_IS_LOST`.
     pub(crate) lost_after_queries: Option<u64>,
+    /// The key that signs attestation reports; `None`: the report queries are not supported.
+    pub(crate) gpu_evidence: Option<Attester>,
 }
 
 /// PCI identity, as `nvmlPciInfo_t` holds it.
@@ -96,10 +100,12 @@ pub(crate) enum Query {
     MaxMigDeviceCount,
     MigDeviceHandleByIndex,
     VbiosVersion,
+    ConfComputeGpuAttestationReport,
+    ConfComputeGpuCertificate,
 }
 
 impl Query {
-    const ALL: [Self; 15] = [
+    const ALL: [Self; 17] = [
         Self::Index,
         Self::Uuid,
         Self::Serial,
@@ -115,6 +121,8 @@ impl Query {
         Self::MaxMigDeviceCount,
         Self::MigDeviceHandleByIndex,
         Self::VbiosVersion,
+        Self::ConfComputeGpuAttestationReport,
+        Self::ConfComputeGpuCertificate,
     ];
 
     /// The exported function's name.
@@ -135,6 +143,8 @@ impl Query {
             Self::MaxMigDeviceCount => "nvmlDeviceGetMaxMigDeviceCount",
             Self::MigDeviceHandleByIndex => "nvmlDeviceGetMigDeviceHandleByIndex",
             Self::VbiosVersion => "nvmlDeviceGetVbiosVersion",
+            Self::ConfComputeGpuAttestationReport => "nvmlDeviceGetConfComputeGpuAttestationReport",
+            Self::ConfComputeGpuCertificate => "nvmlDeviceGetConfComputeGpuCertificate",
         }
     }
 
@@ -153,11 +163,12 @@ impl Device {
     }
 }
 
-/// Parses and checks a fixture, reporting every problem at once with its key path.
-pub(crate) fn parse(text: &[u8]) -> Result<Fixture, String> {
+/// Parses and checks a fixture, reporting every problem at once with its key path; files it
+/// names are read relative to `base`.
+pub(crate) fn parse(text: &[u8], base: &Path) -> Result<Fixture, String> {
     let raw: RawFixture = serde_json::from_slice(text).map_err(|error| error.to_string())?;
     let mut errors = Errors::default();
-    let fixture = raw.check(&mut errors);
+    let fixture = raw.check(&mut errors, base);
     if errors.0.is_empty() {
         Ok(fixture)
     } else {
@@ -204,6 +215,7 @@ struct RawDevice {
     fail_all: Option<String>,
     handle_error: Option<String>,
     lost_after_queries: Option<u64>,
+    gpu_evidence: Option<RawAttester>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -237,7 +249,7 @@ impl Errors {
 }
 
 impl RawFixture {
-    fn check(self, errors: &mut Errors) -> Fixture {
+    fn check(self, errors: &mut Errors, base: &Path) -> Fixture {
         let driver_version = c_string(
             errors,
             "driver_version",
@@ -252,7 +264,7 @@ impl RawFixture {
             .devices
             .into_iter()
             .enumerate()
-            .map(|(index, device)| device.check(errors, &format!("devices[{index}]")))
+            .map(|(index, device)| device.check(errors, &format!("devices[{index}]"), base))
             .collect();
         Fixture {
             driver_version,
@@ -265,8 +277,13 @@ impl RawFixture {
 }
 
 impl RawDevice {
-    fn check(self, errors: &mut Errors, path: &str) -> Device {
+    fn check(self, errors: &mut Errors, path: &str, base: &Path) -> Device {
         let at = |field: &str| format!("{path}.{field}");
+        let gpu_evidence = self.gpu_evidence.and_then(|raw| {
+            raw.check(base)
+                .map_err(|problem| errors.push(at("gpu_evidence"), problem))
+                .ok()
+        });
         let mut fail = BTreeMap::new();
         for (function, name) in self.fail {
             let key = at(&format!("fail.{function}"));
@@ -332,6 +349,7 @@ impl RawDevice {
             fail_all: error_code(errors, at("fail_all"), self.fail_all),
             handle_error: error_code(errors, at("handle_error"), self.handle_error),
             lost_after_queries: self.lost_after_queries,
+            gpu_evidence,
         }
     }
 }
@@ -525,7 +543,7 @@ mod tests {
 
     #[test]
     fn a_complete_fixture_resolves_names_and_ids() {
-        let fixture = parse(H100.as_bytes()).unwrap();
+        let fixture = parse(H100.as_bytes(), Path::new(".")).unwrap();
         assert_eq!(fixture.driver_version.as_deref(), Some(c"550.90.07"));
         assert_eq!(fixture.confidential_compute, Some(false));
         let device = &fixture.devices[0];
@@ -544,11 +562,11 @@ mod tests {
 
     #[test]
     fn missing_fields_are_not_supported_not_errors() {
-        let fixture = parse(br#"{"devices": [{}]}"#).unwrap();
+        let fixture = parse(br#"{"devices": [{}]}"#, Path::new(".")).unwrap();
         assert!(fixture.driver_version.is_none());
         assert!(fixture.devices[0].uuid.is_none());
         assert_eq!(fixture.devices[0].key(4), "#4");
-        assert!(parse(b"{}").unwrap().devices.is_empty());
+        assert!(parse(b"{}", Path::new(".")).unwrap().devices.is_empty());
     }
 
     #[test]
@@ -565,7 +583,7 @@ mod tests {
                 "fail_all": "SUCCESS"
             }]
         }"#;
-        let error = parse(text.as_bytes()).unwrap_err();
+        let error = parse(text.as_bytes(), Path::new(".")).unwrap_err();
         for expected in [
             "init_error: \"NO_SUCH_ERROR\" is not an NVML error name",
             "devices[1].serial: ",
@@ -585,17 +603,36 @@ mod tests {
 
     #[test]
     fn unknown_fields_and_bad_json_are_refused() {
-        let error = parse(br#"{"devices": [{"uuid": "GPU-1", "colour": "green"}]}"#).unwrap_err();
+        let error = parse(
+            br#"{"devices": [{"uuid": "GPU-1", "colour": "green"}]}"#,
+            Path::new("."),
+        )
+        .unwrap_err();
         assert!(error.contains("unknown field `colour`"), "{error}");
-        assert!(parse(b"{\"devices\": [").is_err());
+        assert!(parse(b"{\"devices\": [", Path::new(".")).is_err());
     }
 
     #[test]
     fn handle_lookup_is_not_a_fail_entry() {
-        let error =
-            parse(br#"{"devices": [{"fail": {"nvmlDeviceGetHandleByIndex_v2": "UNKNOWN"}}]}"#)
-                .unwrap_err();
+        let error = parse(
+            br#"{"devices": [{"fail": {"nvmlDeviceGetHandleByIndex_v2": "UNKNOWN"}}]}"#,
+            Path::new("."),
+        )
+        .unwrap_err();
         assert!(error.contains("(use handle_error)"), "{error}");
+    }
+
+    #[test]
+    fn attestation_keys_that_cannot_be_read_are_reported_with_their_key_path() {
+        let text = br#"{"devices": [{}, {"gpu_evidence": {"device_key_pkcs8": "missing.pk8",
+            "chain_pem": "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"}}]}"#;
+        let error = parse(text, Path::new("/nonexistent")).unwrap_err();
+        assert!(
+            error.starts_with("devices[1].gpu_evidence: device_key_pkcs8: neither a readable file"),
+            "{error}"
+        );
+        let unknown = br#"{"devices": [{"gpu_evidence": {"device_key_pkcs8": "k", "chain_pem": "c", "x": 1}}]}"#;
+        assert!(parse(unknown, Path::new(".")).is_err());
     }
 
     #[test]

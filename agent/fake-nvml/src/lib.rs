@@ -9,6 +9,7 @@
 //! Use: build with `cargo build -p agent-fake-nvml` and point the agent at
 //! `target/debug/libveu_fake_nvml.so`; `tests/fixtures/nvml/README.md` describes the fixtures.
 
+mod attester;
 mod code;
 mod exports;
 mod fixture;

@@ -7,7 +7,8 @@ use std::mem::offset_of;
 use std::ptr::{self, NonNull};
 
 use nvml_wrapper_sys::bindings::{
-    nvmlMemory_v2_t, nvmlReturn_t, nvmlSystemConfComputeSettings_v1_t,
+    nvmlConfComputeGpuAttestationReport_t, nvmlMemory_v2_t, nvmlReturn_t,
+    nvmlSystemConfComputeSettings_v1_t,
 };
 
 use crate::code::{INSUFFICIENT_SIZE, INVALID_ARGUMENT};
@@ -83,6 +84,45 @@ impl<T: Versioned> InOut<'_, T> {
         // SAFETY: `new`'s contract: aligned and valid for writes of `T`; `write` does not read
         // or drop the old contents, and `T: Copy` has no drop anyway.
         unsafe { self.target.as_ptr().write(value) }
+    }
+}
+
+/// The attestation report struct: the caller puts the nonce in, the library fills the rest.
+#[derive(Debug)]
+pub(crate) struct ReportInOut<'a> {
+    target: NonNull<nvmlConfComputeGpuAttestationReport_t>,
+    caller: PhantomData<&'a mut nvmlConfComputeGpuAttestationReport_t>,
+}
+
+impl ReportInOut<'_> {
+    /// Wraps the caller's struct; a null one is `NVML_ERROR_INVALID_ARGUMENT`.
+    ///
+    /// # Safety
+    ///
+    /// A non-null `target` is aligned and valid for reads and writes of the struct while the
+    /// wrapper lives, and its `nonce` field is initialised (the other fields need not be).
+    pub(crate) unsafe fn new(
+        target: *mut nvmlConfComputeGpuAttestationReport_t,
+    ) -> Result<Self, nvmlReturn_t> {
+        let target = NonNull::new(target).ok_or(INVALID_ARGUMENT)?;
+        Ok(Self {
+            target,
+            caller: PhantomData,
+        })
+    }
+
+    /// The nonce the caller asks the GPU to sign.
+    pub(crate) fn nonce(&self) -> [u8; 32] {
+        // SAFETY: `new`'s contract: the struct is readable and `nonce` initialised; the field
+        // is reached with `&raw const`, so no reference to the (partly uninitialised) struct is
+        // made, and a `[u8; 32]` field is aligned wherever its struct is.
+        unsafe { (&raw const (*self.target.as_ptr()).nonce).read() }
+    }
+
+    pub(crate) fn set(self, value: &nvmlConfComputeGpuAttestationReport_t) {
+        // SAFETY: `new`'s contract: aligned and valid for writes of the struct; `write` does
+        // not read or drop the old contents, and the struct is `Copy`.
+        unsafe { self.target.as_ptr().write(*value) }
     }
 }
 

@@ -72,7 +72,7 @@ impl State {
         };
         let parsed = fs::read(&path)
             .map_err(|error| error.to_string())
-            .and_then(|text| Ok((fixture::parse(&text)?, text)));
+            .and_then(|text| Ok((fixture::parse(&text, &fixture_dir(&path))?, text)));
         let (fixture, seen) = match parsed {
             Ok(parsed) => parsed,
             Err(reason) => {
@@ -122,7 +122,7 @@ impl State {
         let outcome = match fs::read(&session.path) {
             Ok(text) if session.seen.as_ref() == Some(&text) => None,
             Ok(text) => {
-                let parsed = fixture::parse(&text);
+                let parsed = fixture::parse(&text, &fixture_dir(&session.path));
                 session.seen = Some(text);
                 Some(parsed)
             }
@@ -197,6 +197,12 @@ impl State {
     }
 }
 
+/// The directory a fixture's relative file names are read from: the fixture's own.
+fn fixture_dir(path: &Path) -> PathBuf {
+    path.parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
 fn report_fixture(path: &Path, reason: &str) {
     report(format_args!(
         "cannot read fixture {}: {reason}",
@@ -205,6 +211,6 @@ fn report_fixture(path: &Path, reason: &str) {
 }
 
 /// One line on stderr. `eprintln!` would panic if stderr were closed; this library must not.
-fn report(message: std::fmt::Arguments<'_>) {
+pub(crate) fn report(message: std::fmt::Arguments<'_>) {
     let _ = writeln!(std::io::stderr().lock(), "veu-fake-nvml: {message}");
 }

@@ -1,8 +1,8 @@
 //! `NvmlSource`: the host's accelerators through NVML (nvml-wrapper), for every physical device,
 //! with each failed query recorded as a fault instead of aborting the inventory.
 //!
-//! Invariant: the only crate that links nvml-wrapper. Calls block; callers run `enumerate` off
-//! the async executor with a deadline.
+//! Invariant: the only crate that links nvml-wrapper. Calls block; callers run `enumerate` and
+//! `gpu_evidence` off the async executor with a deadline.
 
 use std::path::{Path, PathBuf};
 
@@ -10,7 +10,9 @@ use agent_core::{Fault, GpuSource, RawDevice, RawInventory, SourceError};
 use nvml_wrapper::Nvml;
 use nvml_wrapper::enum_wrappers::device::Clock;
 use nvml_wrapper::error::NvmlError;
-use proto_evidence::EvidenceSource;
+use proto_evidence::{EvidenceSource, GpuEvidence, GpuEvidenceFault};
+
+mod evidence;
 
 /// The library NVIDIA's driver installs; the dynamic loader finds it.
 pub const SYSTEM_LIBRARY: &str = "libnvidia-ml.so.1";
@@ -163,6 +165,16 @@ impl GpuSource for NvmlSource {
             devices: (0..count).map(|index| self.device(index)).collect(),
             source: self.source,
         })
+    }
+
+    fn gpu_evidence(&self, index: u32, nonce: [u8; 32]) -> GpuEvidence {
+        match self.nvml.device_by_index(index) {
+            Ok(device) => evidence::collect(&device, nonce),
+            Err(error) => GpuEvidence::unavailable(
+                GpuEvidenceFault::NvmlError,
+                format!("nvmlDeviceGetHandleByIndex_v2: {error}"),
+            ),
+        }
     }
 }
 

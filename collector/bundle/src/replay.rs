@@ -4,10 +4,12 @@
 use std::collections::BTreeMap;
 
 use collector_core::Ledger;
+use collector_core::LedgerEvent;
 use collector_core::ledger::{Binding, Effect, Entry, Refused};
 use collector_report::{ChangeKind, HostChange};
-use proto_accounting::{Catalogue, CountryCode, Policy};
+use proto_accounting::{Catalogue, CountryCode, EvidenceRule, Policy};
 use proto_evidence::{Envelope, KeyId, Link, LogEntry, Sha256};
+use proto_gpu_evidence::{ChainCache, Trust};
 use proto_seal::PublicKey;
 
 use crate::verify::Finding;
@@ -38,20 +40,25 @@ impl Replay {
 /// Replays `entries` (log index, entry, the stored envelope for attestations) in the order
 /// given, which must be the log's. With `prices`, each attestation is also checked against
 /// that policy and catalogue as admission checked it (simulated evidence, device prices).
+/// GPU hardware reports are judged again with `gpu` (the roots the auditor trusts) at each
+/// attestation's receipt time, as the collector judged them.
 pub fn replay<'a>(
     entries: impl IntoIterator<Item = (u64, &'a LogEntry, Option<&'a [u8]>)>,
     prices: Option<(&Policy, &Catalogue)>,
+    gpu: &Trust,
 ) -> Replay {
+    let cache = ChainCache::default();
     let mut out = Replay {
         failures: Vec::new(),
         notes: Vec::new(),
         attestations: 0,
-        ledger: Ledger::new(0),
+        ledger: Ledger::new(0, EvidenceRule::default()),
         changes: Vec::new(),
         change_leaves: Vec::new(),
     };
     let mut keys: BTreeMap<KeyId, PublicKey> = BTreeMap::new();
-    let mut ledger = Ledger::new(i64::MAX / 4);
+    let evidence = prices.map_or_else(EvidenceRule::default, |(policy, _)| policy.evidence.clone());
+    let mut ledger = Ledger::new(i64::MAX / 4, evidence);
     for (index, entry, envelope) in entries {
         let effect = match entry {
             LogEntry::KeyEnrolled {
@@ -168,18 +175,38 @@ pub fn replay<'a>(
                     );
                     continue;
                 }
+                let proofs =
+                    proto_gpu_evidence::assess(payload, *received_at_ms, gpu, Some(&cache));
                 let effect = ledger.apply(&Entry::Attested {
                     at_ms: *received_at_ms,
                     digest: verified.digest(),
                     payload,
+                    gpu: &proofs,
                 });
-                if let Ok(Effect::Attested(applied)) = &effect
-                    && let Link::Gap { missing } = applied.link
-                {
-                    out.notes.push(format!(
-                        "host {}: {missing} sequence(s) before {} are not in the log (a gap the collector recorded)",
-                        payload.host_id, payload.sequence
-                    ));
+                if let Ok(Effect::Attested(applied)) = &effect {
+                    if let Link::Gap { missing } = applied.link {
+                        out.notes.push(format!(
+                            "host {}: {missing} sequence(s) before {} are not in the log (a gap the collector recorded)",
+                            payload.host_id, payload.sequence
+                        ));
+                    }
+                    for event in &applied.events {
+                        match event {
+                            LedgerEvent::GpuEvidenceRefused { reason, detail, .. } => {
+                                out.notes.push(format!(
+                                    "leaf {index}: host {}: a GPU report counts as NVML evidence only ({reason}): {detail}",
+                                    payload.host_id
+                                ));
+                            }
+                            LedgerEvent::GpuRelabelled { detail, .. } => {
+                                out.notes.push(format!(
+                                    "leaf {index}: host {}: {detail}",
+                                    payload.host_id
+                                ));
+                            }
+                            _ => {}
+                        }
+                    }
                 }
                 effect
             }
@@ -194,6 +221,7 @@ pub fn replay<'a>(
                         site_id: change.site.clone(),
                         country: change.country,
                         tpp: change.tpp,
+                        hardware_tpp: change.hardware_tpp,
                         devices: change.devices,
                         kind: if change.counts {
                             ChangeKind::Attested

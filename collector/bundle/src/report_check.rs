@@ -218,6 +218,25 @@ pub(crate) fn check_report(
             ),
         );
     }
+    let hardware = |r: &Report| {
+        (
+            r.end_of_month.hardware_tpp,
+            r.end_of_month
+                .countries
+                .iter()
+                .map(|c| (c.country, c.hardware_tpp))
+                .collect::<Vec<_>>(),
+        )
+    };
+    if hardware(&recomputed) != hardware(&report) {
+        out.fail(
+            "report_mismatch",
+            format!(
+                "hardware-attested TPP at the period's end: the report says {}, the GPU reports re-verified here give {}",
+                report.end_of_month.hardware_tpp, recomputed.end_of_month.hardware_tpp
+            ),
+        );
+    }
     if recomputed.violations != report.violations {
         let differs = report
             .violations

@@ -53,6 +53,9 @@ pub struct Outcome {
     pub hosts: usize,
     /// The distribution after the bundle's last leaf, recomputed from the attestations.
     pub distribution: Distribution,
+    /// The part of `distribution` whose GPUs held NVIDIA-signed hardware evidence, re-verified
+    /// here with the roots the auditor trusts.
+    pub hardware: Distribution,
     /// Its evaluation under the bundle's policy.
     pub evaluation: Option<Evaluation>,
     /// The time the signed heads prove the bundle complete for.
@@ -84,6 +87,8 @@ pub struct Requirements {
     pub witnesses: Vec<VerifierKey>,
     /// How many of `witnesses` must have cosigned the bundle's end head.
     pub min_cosignatures: usize,
+    /// The roots GPU hardware reports must chain to; `None`: NVIDIA's Device Identity CA.
+    pub gpu_roots: Option<proto_gpu_evidence::Trust>,
 }
 
 /// A witness's cosignature on the bundle's end head, verified with a pinned key.
@@ -170,6 +175,7 @@ pub fn verify(
         keys: 0,
         hosts: 0,
         distribution: Distribution::new(),
+        hardware: Distribution::new(),
         evaluation: None,
         coverage: None,
         rules: None,
@@ -366,11 +372,13 @@ pub fn verify(
         (Some(policy), Some(catalogue)) => Some((policy, catalogue)),
         _ => None,
     };
+    let nvidia = proto_gpu_evidence::Trust::nvidia();
     let replayed = crate::replay::replay(
         entries
             .iter()
             .map(|(&index, (entry, envelope))| (index, entry, envelope.as_deref())),
         prices,
+        requires.gpu_roots.as_ref().unwrap_or(&nvidia),
     );
     for finding in replayed.failures {
         out.fail(finding.code, finding.detail);
@@ -380,6 +388,7 @@ pub fn verify(
     out.keys = replayed.ledger.keys().count();
     out.hosts = replayed.ledger.hosts().count();
     out.distribution = replayed.ledger.distribution().clone();
+    out.hardware = replayed.ledger.live().hardware_last_known().clone();
     if let Some(policy) = &policy {
         out.evaluation = Some(evaluate(policy, &out.distribution));
     }

@@ -218,6 +218,7 @@ fn report_input(month: &str, as_of_ms: i64, heads: LogEvidence, log: &Log) -> Re
         site_id: site.into(),
         country: CountryCode::parse(country).unwrap(),
         tpp,
+        hardware_tpp: 0,
         devices: (tpp / 15840) as u32,
         kind,
     };

@@ -10,6 +10,8 @@ pub enum IdKind {
     Uuid,
     /// The board serial number.
     Serial,
+    /// The identity in the GPU's NVIDIA device certificate, from verified hardware evidence.
+    Hardware,
 }
 
 impl IdKind {
@@ -18,6 +20,7 @@ impl IdKind {
         match self {
             Self::Uuid => "uuid",
             Self::Serial => "serial",
+            Self::Hardware => "hardware identity",
         }
     }
 }

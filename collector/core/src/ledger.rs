@@ -25,11 +25,13 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use proto_accounting::{CountryCode, Distribution};
-use proto_evidence::{AttestationPayload, ChainDigest, ChainError, ChainHead, KeyId, Link};
+use proto_accounting::{CountryCode, Distribution, EvidenceRule};
+use proto_evidence::{
+    AttestationPayload, ChainDigest, ChainError, ChainHead, GpuProof, KeyId, Link,
+};
 
 use crate::conflicts::{GpuId, IdKind, gpu_ids};
-use crate::live::LiveDistribution;
+use crate::live::{LiveDistribution, Sums};
 use crate::{Conflict, Reason};
 
 /// One accepted log entry, as the ledger applies it.
@@ -61,6 +63,9 @@ pub enum Entry<'a> {
         digest: ChainDigest,
         /// The decoded payload (its `key_id` is the signer).
         payload: &'a AttestationPayload,
+        /// Each device's hardware evidence as judged (`proto_gpu_evidence::assess`), in the
+        /// payload's device order; a missing one is `GpuProof::Absent`.
+        gpu: &'a [GpuProof],
     },
 }
 
@@ -151,6 +156,8 @@ pub struct HostRecord {
     pub key: KeyId,
     /// Counted TPP (uncounted GPUs excluded).
     pub tpp: u64,
+    /// The part of `tpp` whose GPUs hold hardware evidence.
+    pub hardware_tpp: u64,
     /// Counted devices.
     pub devices: u32,
     /// Its newest attestation's GPUs, normalised, each with whether it counts here.
@@ -191,6 +198,13 @@ pub struct GpuClaim {
     pub tpp: u64,
     /// Whether it counts for this host (false: another host holds one of its identities).
     pub counted: bool,
+    /// Its hardware identity, from the last verified report of this GPU on this host (empty
+    /// when none was ever verified). It stays after the evidence expires: it is the GPU's
+    /// identity in the conflict index.
+    pub hardware: String,
+    /// When the challenge of that report was issued (0: never); the GPU is at the hardware
+    /// level while the policy's `EvidenceRule::holds` says so.
+    pub hardware_at_ms: i64,
 }
 
 /// A host's new place in the books, from one instant (the ledger's clock) on.
@@ -206,6 +220,8 @@ pub struct HostChange {
     pub country: CountryCode,
     /// Counted TPP from now on (0 when it stops counting).
     pub tpp: u64,
+    /// The part of `tpp` whose GPUs hold hardware evidence.
+    pub hardware_tpp: u64,
     /// Counted devices from now on.
     pub devices: u32,
     /// Whether it counts from now on.
@@ -263,6 +279,29 @@ pub enum LedgerEvent {
         key: KeyId,
         /// When it became stale.
         from_ms: i64,
+    },
+    /// A device's hardware report failed verification: it counts as NVML evidence only.
+    GpuEvidenceRefused {
+        /// The host.
+        host: String,
+        /// The key.
+        key: KeyId,
+        /// The device's NVML index.
+        device: u32,
+        /// The verifier's reason code.
+        reason: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The silicon behind a GPU's labels changed: one hardware identity under new NVML
+    /// identifiers, or one NVML identifier over new silicon.
+    GpuRelabelled {
+        /// The host.
+        host: String,
+        /// The key.
+        key: KeyId,
+        /// What changed.
+        detail: String,
     },
     /// A re-binding revoked an earlier key of the host.
     KeyRevokedByRebind {
@@ -341,19 +380,22 @@ pub struct Ledger {
     hosts: BTreeMap<String, HostRecord>,
     owners: HashMap<GpuId, String>,
     live: LiveDistribution,
+    evidence: EvidenceRule,
     clock_ms: i64,
     /// What `restore` had to change in books written before the ledger's rules.
     restore_notes: Vec<String>,
 }
 
 impl Ledger {
-    /// Empty books; a host counts as verified for `freshness_ms` after each attestation.
-    pub fn new(freshness_ms: i64) -> Self {
+    /// Empty books; a host counts as verified for `freshness_ms` after each attestation, and
+    /// a GPU at the hardware level, and counts without it, as the policy's `evidence` says.
+    pub fn new(freshness_ms: i64, evidence: EvidenceRule) -> Self {
         Self {
             keys: HashMap::new(),
             hosts: BTreeMap::new(),
             owners: HashMap::new(),
             live: LiveDistribution::new(freshness_ms),
+            evidence,
             clock_ms: i64::MIN,
             restore_notes: Vec::new(),
         }
@@ -366,9 +408,10 @@ impl Ledger {
         keys: impl IntoIterator<Item = (KeyId, KeyRecord)>,
         hosts: impl IntoIterator<Item = (String, HostRecord)>,
         freshness_ms: i64,
+        evidence: EvidenceRule,
         now_ms: i64,
     ) -> Result<Self, RestoreError> {
-        let mut ledger = Self::new(freshness_ms);
+        let mut ledger = Self::new(freshness_ms, evidence);
         for (key, record) in keys {
             ledger.tick(record.enrolled_at_ms);
             if let Some(at) = record.revoked_at_ms {
@@ -386,7 +429,10 @@ impl Ledger {
             // a GPU another host already holds stops counting here, and the change is noted.
             let mut recount = false;
             for claim in &mut record.gpus {
-                let normalised = self::claim(&claim.uuid, &claim.serial, claim.tpp, claim.counted);
+                let mut normalised =
+                    self::claim(&claim.uuid, &claim.serial, claim.tpp, claim.counted);
+                normalised.hardware = std::mem::take(&mut claim.hardware);
+                normalised.hardware_at_ms = claim.hardware_at_ms;
                 *claim = normalised;
                 if !claim.counted {
                     continue;
@@ -420,13 +466,17 @@ impl Ledger {
                 let devices = record.gpus.iter().filter(|c| c.counted).count();
                 record.devices = u32::try_from(devices).unwrap_or(u32::MAX);
             }
+            record.hardware_tpp = ledger.hardware_tpp(&record.gpus, record.last_received_ms);
             if record.counts() {
                 ledger
                     .live
                     .upsert(
                         &host,
                         record.country,
-                        record.tpp,
+                        Sums {
+                            tpp: record.tpp,
+                            hardware_tpp: record.hardware_tpp,
+                        },
                         record.last_received_ms,
                         now_ms,
                     )
@@ -460,8 +510,9 @@ impl Ledger {
                 at_ms,
                 digest,
                 payload,
+                gpu,
             } => self
-                .attest(at_ms, payload, digest)
+                .attest(at_ms, payload, digest, gpu)
                 .map(Effect::Attested)
                 .map_err(|(reason, detail)| Refused::Attestation(reason, detail)),
         }
@@ -507,6 +558,7 @@ impl Ledger {
                 host.last_sequence = 0;
                 host.last_digest = ChainDigest::GENESIS;
                 host.tpp = 0;
+                host.hardware_tpp = 0;
                 host.devices = 0;
                 host.gpus.clear();
                 host.decommissioned_at_ms = None;
@@ -517,6 +569,7 @@ impl Ledger {
                         site: binding.site.to_owned(),
                         country: binding.country,
                         tpp: 0,
+                        hardware_tpp: 0,
                         devices: 0,
                         counts: false,
                         cause: ChangeCause::Rebound,
@@ -532,6 +585,7 @@ impl Ledger {
                     country: binding.country,
                     key: binding.key,
                     tpp: 0,
+                    hardware_tpp: 0,
                     devices: 0,
                     gpus: Vec::new(),
                     decommissioned_at_ms: None,
@@ -610,6 +664,7 @@ impl Ledger {
             claim.counted = false;
         }
         record.tpp = 0;
+        record.hardware_tpp = 0;
         record.devices = 0;
         Ok(HostChange {
             at_ms: clock,
@@ -617,6 +672,7 @@ impl Ledger {
             site: record.site.clone(),
             country: record.country,
             tpp: 0,
+            hardware_tpp: 0,
             devices: 0,
             counts: false,
             cause: ChangeCause::Decommissioned,
@@ -717,29 +773,38 @@ impl Ledger {
         Ok(link)
     }
 
-    /// Applies an attestation received at `at_ms`.
+    /// Applies an attestation received at `at_ms`, with its devices' hardware evidence as
+    /// judged (`gpu`, in device order).
     pub fn attest(
         &mut self,
         at_ms: i64,
         payload: &AttestationPayload,
         digest: ChainDigest,
+        gpu: &[GpuProof],
     ) -> Result<Applied, (Reason, String)> {
         let link = self.check(payload, digest)?;
         let host_id = payload.host_id.0.as_str();
+        let proofs_absent = gpu.iter().all(|proof| *proof == GpuProof::Absent);
         // The common case: the same GPUs as the host's last attestation, every one counted
-        // there. Nobody else can hold them, and they held no duplicate, so they are neither
-        // checked nor claimed again (and nothing is allocated for them).
-        let unchanged = self
-            .hosts
-            .get(host_id)
-            .is_some_and(|r| r.decommissioned_at_ms.is_none() && holds(&r.gpus, payload));
+        // there, and no new hardware report. Nobody else can hold them, and they held no
+        // duplicate, so they are neither checked nor claimed again (and nothing is allocated
+        // for them).
+        let unchanged = proofs_absent
+            && self
+                .hosts
+                .get(host_id)
+                .is_some_and(|r| r.decommissioned_at_ms.is_none() && holds(&r.gpus, payload));
+        let clock = self.clock_ms.max(at_ms);
+        let key = payload.key_id;
+        let mut events = Vec::new();
         let reported = if unchanged {
             None
         } else {
-            Some(claims_of(payload)?)
+            let mut claims = claims_of(payload)?;
+            let held = self.hosts.get(host_id).map_or(&[][..], |r| &r.gpus[..]);
+            events.extend(hardware_of(payload, gpu, held, clock, &mut claims)?);
+            Some(claims)
         };
-        let clock = self.clock_ms.max(at_ms);
-        let key = payload.key_id;
         // Taken out of the books while it is changed, put back below (no copy of its GPUs).
         let Some((host_key, mut record)) = self.hosts.remove_entry(host_id) else {
             // Every enrolled key's host is in the books; keep them consistent anyway.
@@ -748,14 +813,16 @@ impl Ledger {
                 format!("host {host_id} is not in the books"),
             ));
         };
-        let mut events = Vec::new();
         if let Link::Gap { missing } = link {
-            events.push(LedgerEvent::Gap {
-                host: host_id.to_owned(),
-                key,
-                sequence: payload.sequence,
-                missing,
-            });
+            events.insert(
+                0,
+                LedgerEvent::Gap {
+                    host: host_id.to_owned(),
+                    key,
+                    sequence: payload.sequence,
+                    missing,
+                },
+            );
         }
         if let Some(key_record) = self.keys.get_mut(&key) {
             key_record.head = Some(ChainPoint {
@@ -765,7 +832,8 @@ impl Ledger {
             });
         }
         let counted_before = record.counts();
-        let (tpp_before, devices_before) = (record.tpp, record.devices);
+        let (tpp_before, hardware_before, devices_before) =
+            (record.tpp, record.hardware_tpp, record.devices);
         let freshness = self.live.freshness_ms();
         if counted_before && clock.saturating_sub(record.last_received_ms) > freshness {
             events.push(LedgerEvent::Silence {
@@ -813,15 +881,14 @@ impl Ledger {
             },
         };
         let counted: Vec<bool> = claims.iter().map(|c| c.counted).collect();
-        let (tpp, devices) = if record.decommissioned_at_ms.is_none() {
-            let tpp = claims.iter().filter(|c| c.counted).map(|c| c.tpp).sum();
-            let devices = counted.iter().filter(|c| **c).count();
-            (tpp, u32::try_from(devices).unwrap_or(u32::MAX))
+        let (tpp, hardware_tpp, devices) = if record.decommissioned_at_ms.is_none() {
+            self.counted_sums(&claims, payload, clock)
         } else {
-            (0, 0)
+            (0, 0, 0)
         };
         record.key = key;
         record.tpp = tpp;
+        record.hardware_tpp = hardware_tpp;
         record.devices = devices;
         record.gpus = claims;
         record.last_received_ms = clock;
@@ -830,19 +897,25 @@ impl Ledger {
         record.last_digest = digest;
         let counts = record.counts();
         let change = (counts != counted_before
-            || (counts && (tpp != tpp_before || devices != devices_before)))
+            || (counts
+                && (tpp != tpp_before
+                    || hardware_tpp != hardware_before
+                    || devices != devices_before)))
             .then(|| HostChange {
                 at_ms: clock,
                 host: host_id.to_owned(),
                 site: record.site.clone(),
                 country: record.country,
                 tpp,
+                hardware_tpp,
                 devices,
                 counts,
                 cause: ChangeCause::Attested,
             });
         let live = if counts {
-            self.live.upsert(host_id, record.country, tpp, clock, clock)
+            let sums = Sums { tpp, hardware_tpp };
+            self.live
+                .upsert(host_id, record.country, sums, clock, clock)
         } else {
             Ok(())
         };
@@ -859,6 +932,51 @@ impl Ledger {
             change,
             events,
         })
+    }
+
+    /// Whether `claim` is at the hardware level at `now_ms`.
+    fn hardware_level(&self, claim: &GpuClaim, now_ms: i64) -> bool {
+        !claim.hardware.is_empty()
+            && claim.hardware_at_ms != 0
+            && self.evidence.holds(claim.hardware_at_ms, now_ms)
+    }
+
+    /// The counted TPP of `claims` (GPUs this host holds, at the hardware level or allowed
+    /// without it), the part at the hardware level, and the counted devices.
+    fn counted_sums(
+        &self,
+        claims: &[GpuClaim],
+        payload: &AttestationPayload,
+        now_ms: i64,
+    ) -> (u64, u64, u32) {
+        let (mut tpp, mut hardware_tpp, mut devices) = (0u64, 0u64, 0u32);
+        for (claim, device) in claims.iter().zip(&payload.devices) {
+            if !claim.counted {
+                continue;
+            }
+            let hardware = self.hardware_level(claim, now_ms);
+            if hardware || self.evidence.counts_without_hardware(&device.architecture) {
+                tpp = tpp.saturating_add(claim.tpp);
+                devices = devices.saturating_add(1);
+            }
+            if hardware {
+                hardware_tpp = hardware_tpp.saturating_add(claim.tpp);
+            }
+        }
+        (tpp, hardware_tpp, devices)
+    }
+
+    /// The TPP of the counted GPUs of `gpus` at the hardware level at `now_ms`.
+    fn hardware_tpp(&self, gpus: &[GpuClaim], now_ms: i64) -> u64 {
+        gpus.iter()
+            .filter(|c| c.counted && self.hardware_level(c, now_ms))
+            .map(|c| c.tpp)
+            .fold(0, u64::saturating_add)
+    }
+
+    /// The policy's evidence rule the books apply.
+    pub fn evidence_rule(&self) -> &EvidenceRule {
+        &self.evidence
     }
 
     /// Moves hosts silent beyond the freshness window out of the verified view.
@@ -986,6 +1104,7 @@ fn claim(uuid: &str, serial: &str, tpp: u64, counted: bool) -> GpuClaim {
         match id.kind {
             IdKind::Uuid => u = id.value,
             IdKind::Serial => s = id.value,
+            IdKind::Hardware => {}
         }
     }
     GpuClaim {
@@ -993,7 +1112,104 @@ fn claim(uuid: &str, serial: &str, tpp: u64, counted: bool) -> GpuClaim {
         serial: s,
         tpp,
         counted,
+        hardware: String::new(),
+        hardware_at_ms: 0,
     }
+}
+
+/// Sets each reported claim's hardware identity: from this attestation's verified report, else
+/// carried over from the same GPU (same UUID and serial) in the host's previous attestation.
+/// Raises an event for each refused report and each GPU whose silicon and labels no longer
+/// match; refuses a payload that presents one hardware identity for two devices.
+fn hardware_of(
+    payload: &AttestationPayload,
+    gpu: &[GpuProof],
+    held: &[GpuClaim],
+    clock: i64,
+    claims: &mut [GpuClaim],
+) -> Result<Vec<LedgerEvent>, (Reason, String)> {
+    let (host, key) = (&payload.host_id.0, payload.key_id);
+    let mut events = Vec::new();
+    let labels = |c: &GpuClaim| format!("UUID {:?} serial {:?}", c.uuid, c.serial);
+    for (at, claim) in claims.iter_mut().enumerate() {
+        let index = payload.devices.get(at).map_or(0, |d| d.index);
+        match gpu.get(at).unwrap_or(&GpuProof::Absent) {
+            GpuProof::Hardware {
+                identity,
+                challenge_issued_at_ms,
+            } => {
+                if let Some(old) = held.iter().find(|h| h.hardware == *identity)
+                    && (old.uuid != claim.uuid || old.serial != claim.serial)
+                {
+                    events.push(LedgerEvent::GpuRelabelled {
+                        host: host.clone(),
+                        key,
+                        detail: format!(
+                            "hardware identity {identity} was reported as {}, now as {} (device {index})",
+                            labels(old),
+                            labels(claim)
+                        ),
+                    });
+                }
+                if let Some(old) = held.iter().find(|h| {
+                    !h.hardware.is_empty()
+                        && h.hardware != *identity
+                        && ((!h.uuid.is_empty() && h.uuid == claim.uuid)
+                            || (!h.serial.is_empty() && h.serial == claim.serial))
+                }) {
+                    events.push(LedgerEvent::GpuRelabelled {
+                        host: host.clone(),
+                        key,
+                        detail: format!(
+                            "{} was hardware identity {}, now {identity} (device {index})",
+                            labels(old),
+                            old.hardware
+                        ),
+                    });
+                }
+                claim.hardware.clone_from(identity);
+                claim.hardware_at_ms = (*challenge_issued_at_ms).min(clock);
+            }
+            proof => {
+                if let GpuProof::Refused { reason, detail } = proof {
+                    events.push(LedgerEvent::GpuEvidenceRefused {
+                        host: host.clone(),
+                        key,
+                        device: index,
+                        reason: reason.clone(),
+                        detail: detail.clone(),
+                    });
+                }
+                let labelled = !claim.uuid.is_empty() || !claim.serial.is_empty();
+                if let Some(old) = held.iter().find(|h| {
+                    labelled
+                        && !h.hardware.is_empty()
+                        && h.uuid == claim.uuid
+                        && h.serial == claim.serial
+                }) {
+                    claim.hardware.clone_from(&old.hardware);
+                    claim.hardware_at_ms = old.hardware_at_ms;
+                }
+            }
+        }
+    }
+    for (at, claim) in claims.iter().enumerate() {
+        if !claim.hardware.is_empty()
+            && claims[..at]
+                .iter()
+                .any(|earlier| earlier.hardware == claim.hardware)
+        {
+            return Err((
+                Reason::DuplicateGpu,
+                format!(
+                    "GPU hardware identity {} is presented for more than one device (device {})",
+                    claim.hardware,
+                    payload.devices.get(at).map_or(0, |d| d.index)
+                ),
+            ));
+        }
+    }
+    Ok(events)
 }
 
 /// The payload's GPUs, normalised and counted (until claimed); a GPU listed twice (by either
@@ -1038,9 +1254,13 @@ fn holds(held: &[GpuClaim], payload: &AttestationPayload) -> bool {
         })
 }
 
-/// A claim's identities (its stored values are normalised already).
+/// A claim's identities (its stored values are normalised already): UUID, serial and, once a
+/// report proved it, the hardware identity.
 fn claim_ids(claim: &GpuClaim) -> impl Iterator<Item = GpuId> + '_ {
-    gpu_ids(&claim.uuid, &claim.serial)
+    gpu_ids(&claim.uuid, &claim.serial).chain((!claim.hardware.is_empty()).then(|| GpuId {
+        kind: IdKind::Hardware,
+        value: claim.hardware.clone(),
+    }))
 }
 
 #[cfg(test)]

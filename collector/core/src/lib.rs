@@ -20,6 +20,6 @@ pub use ledger::{
     AdminRefusal, Applied, Binding, ChangeCause, Effect, EnrolRefusal, Entry, GpuClaim, HostChange,
     HostRecord, KeyRecord, Ledger, LedgerEvent, Refused,
 };
-pub use live::{HostEntry, LiveDistribution};
+pub use live::{HostEntry, LiveDistribution, Sums};
 pub use reason::Reason;
 pub use sites::{Site, SiteError, SiteRegistry};

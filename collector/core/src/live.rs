@@ -15,8 +15,19 @@ pub struct HostEntry {
     pub country: CountryCode,
     /// Counted TPP (conflicting GPUs excluded).
     pub tpp: u64,
+    /// The part of `tpp` at the hardware level.
+    pub hardware_tpp: u64,
     /// When its last attestation was received.
     pub last_received_ms: i64,
+}
+
+/// A host's counted TPP and the part of it at the hardware level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Sums {
+    /// Counted TPP.
+    pub tpp: u64,
+    /// The part of `tpp` whose GPUs hold hardware evidence.
+    pub hardware_tpp: u64,
 }
 
 /// Every attesting host and both distributions.
@@ -28,6 +39,8 @@ pub struct LiveDistribution {
     by_age: BTreeMap<(i64, String), ()>,
     last_known: Distribution,
     fresh: Distribution,
+    hardware_last_known: Distribution,
+    hardware_fresh: Distribution,
     fresh_hosts: HashSet<String>,
 }
 
@@ -40,6 +53,8 @@ impl LiveDistribution {
             by_age: BTreeMap::new(),
             last_known: Distribution::new(),
             fresh: Distribution::new(),
+            hardware_last_known: Distribution::new(),
+            hardware_fresh: Distribution::new(),
             fresh_hosts: HashSet::new(),
         }
     }
@@ -54,29 +69,40 @@ impl LiveDistribution {
         &mut self,
         host: &str,
         country: CountryCode,
-        tpp: u64,
+        sums: Sums,
         received_ms: i64,
         now_ms: i64,
     ) -> Result<(), TppOverflow> {
+        let Sums { tpp, hardware_tpp } = sums;
         let entry = HostEntry {
             country,
             tpp,
+            hardware_tpp,
             last_received_ms: received_ms,
         };
         let old = self.hosts.get(host).cloned();
         let was_fresh = self.fresh_hosts.contains(host);
-        self.last_known.replace(
-            old.as_ref().map(|e| (e.country, e.tpp)),
-            Some((country, tpp)),
-        )?;
         let is_fresh = now_ms - received_ms <= self.freshness_ms;
-        let old_fresh = if was_fresh {
-            old.as_ref().map(|e| (e.country, e.tpp))
-        } else {
-            None
-        };
-        self.fresh
-            .replace(old_fresh, is_fresh.then_some((country, tpp)))?;
+        for (sum, pick) in [
+            (&mut self.last_known, tpp_of as fn(&HostEntry) -> u64),
+            (&mut self.hardware_last_known, hardware_of),
+        ] {
+            sum.replace(
+                old.as_ref().map(|e| (e.country, pick(e))),
+                Some((country, pick(&entry))),
+            )?;
+        }
+        for (sum, pick) in [
+            (&mut self.fresh, tpp_of as fn(&HostEntry) -> u64),
+            (&mut self.hardware_fresh, hardware_of),
+        ] {
+            let old_fresh = if was_fresh {
+                old.as_ref().map(|e| (e.country, pick(e)))
+            } else {
+                None
+            };
+            sum.replace(old_fresh, is_fresh.then_some((country, pick(&entry))))?;
+        }
         if is_fresh {
             self.fresh_hosts.insert(host.to_owned());
         } else {
@@ -95,8 +121,14 @@ impl LiveDistribution {
         if let Some(old) = self.hosts.remove(host) {
             // Removing never overflows.
             let _ = self.last_known.replace(Some((old.country, old.tpp)), None);
+            let _ = self
+                .hardware_last_known
+                .replace(Some((old.country, old.hardware_tpp)), None);
             if self.fresh_hosts.remove(host) {
                 let _ = self.fresh.replace(Some((old.country, old.tpp)), None);
+                let _ = self
+                    .hardware_fresh
+                    .replace(Some((old.country, old.hardware_tpp)), None);
             }
             self.by_age.remove(&(old.last_received_ms, host.to_owned()));
         }
@@ -119,6 +151,9 @@ impl LiveDistribution {
             if self.fresh_hosts.remove(&host) {
                 if let Some(entry) = self.hosts.get(&host) {
                     let _ = self.fresh.replace(Some((entry.country, entry.tpp)), None);
+                    let _ = self
+                        .hardware_fresh
+                        .replace(Some((entry.country, entry.hardware_tpp)), None);
                 }
                 newly_stale.push(host);
             }
@@ -168,6 +203,16 @@ impl LiveDistribution {
         &self.fresh
     }
 
+    /// The part of `last_known` at the hardware level, per country.
+    pub fn hardware_last_known(&self) -> &Distribution {
+        &self.hardware_last_known
+    }
+
+    /// The part of `fresh` at the hardware level, per country.
+    pub fn hardware_fresh(&self) -> &Distribution {
+        &self.hardware_fresh
+    }
+
     /// The verdicts on both views.
     pub fn evaluate(&self, policy: &Policy) -> (Evaluation, Evaluation) {
         (
@@ -175,6 +220,14 @@ impl LiveDistribution {
             evaluate(policy, &self.fresh),
         )
     }
+}
+
+fn tpp_of(entry: &HostEntry) -> u64 {
+    entry.tpp
+}
+
+fn hardware_of(entry: &HostEntry) -> u64 {
+    entry.hardware_tpp
 }
 
 #[cfg(test)]
@@ -185,13 +238,21 @@ mod tests {
         CountryCode::parse(text).unwrap()
     }
 
+    fn sums(tpp: u64) -> Sums {
+        Sums {
+            tpp,
+            hardware_tpp: 0,
+        }
+    }
+
     #[test]
     fn hosts_move_between_countries_without_a_rescan() {
         let mut live = LiveDistribution::new(180_000);
-        live.upsert("a", code("US"), 126_720, 0, 0).unwrap();
-        live.upsert("b", code("MY"), 126_720, 0, 0).unwrap();
+        live.upsert("a", code("US"), sums(126_720), 0, 0).unwrap();
+        live.upsert("b", code("MY"), sums(126_720), 0, 0).unwrap();
         assert_eq!(live.last_known().total(), 253_440);
-        live.upsert("b", code("SG"), 63_360, 1000, 1000).unwrap();
+        live.upsert("b", code("SG"), sums(63_360), 1000, 1000)
+            .unwrap();
         assert_eq!(live.last_known().of(code("MY")), 0);
         assert_eq!(live.last_known().of(code("SG")), 63_360);
         assert_eq!(live.fresh().total(), 190_080);
@@ -205,8 +266,9 @@ mod tests {
     #[test]
     fn silent_hosts_go_stale_but_keep_counting_as_last_known() {
         let mut live = LiveDistribution::new(180_000);
-        live.upsert("a", code("US"), 1000, 0, 0).unwrap();
-        live.upsert("b", code("US"), 500, 100_000, 100_000).unwrap();
+        live.upsert("a", code("US"), sums(1000), 0, 0).unwrap();
+        live.upsert("b", code("US"), sums(500), 100_000, 100_000)
+            .unwrap();
         assert!(live.sweep(150_000).is_empty());
         assert_eq!(live.sweep(200_000), ["a"]);
         assert_eq!(live.sweep(200_000), Vec::<String>::new(), "reported once");
@@ -222,7 +284,7 @@ mod tests {
             ["a"]
         );
         // It attests again: verified again.
-        live.upsert("a", code("US"), 1000, 300_000, 300_000)
+        live.upsert("a", code("US"), sums(1000), 300_000, 300_000)
             .unwrap();
         assert_eq!(live.fresh().total(), 1500, "b is not swept yet");
         assert_eq!(live.sweep(300_000), ["b"]);
@@ -232,7 +294,8 @@ mod tests {
     #[test]
     fn a_stored_state_older_than_the_window_starts_stale() {
         let mut live = LiveDistribution::new(180_000);
-        live.upsert("old", code("DE"), 700, 0, 1_000_000).unwrap();
+        live.upsert("old", code("DE"), sums(700), 0, 1_000_000)
+            .unwrap();
         assert_eq!((live.last_known().total(), live.fresh().total()), (700, 0));
         assert_eq!(live.stale_hosts().len(), 1);
         assert_eq!(live.stale_count(), 1);
@@ -247,7 +310,7 @@ mod tests {
         let mut live = LiveDistribution::new(180_000);
         for host in 0..125_000u32 {
             let country = code(countries[host as usize % countries.len()]);
-            live.upsert(&format!("h{host}"), country, 8 * 15_840, 0, 0)
+            live.upsert(&format!("h{host}"), country, sums(8 * 15_840), 0, 0)
                 .unwrap();
         }
         let policy = Policy::uveu_2025_us().unwrap();

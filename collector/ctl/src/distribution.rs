@@ -44,6 +44,10 @@ pub struct Standing {
     hosts: u32,
     agents: Option<u32>,
     stale_hosts: Vec<v1::HostState>,
+    /// The last-known view's hardware-attested TPP: in total, and per country with that
+    /// country's counted TPP.
+    hardware_tpp: u64,
+    hardware: Vec<(CountryCode, u64, u64)>,
 }
 
 impl Standing {
@@ -88,6 +92,8 @@ impl Standing {
             hosts: views.hosts,
             agents: views.agents,
             stale_hosts: views.stale_hosts.to_vec(),
+            hardware_tpp: views.last_known.map_or(0, |v| v.hardware_tpp),
+            hardware: hardware(views.last_known),
         })
     }
 
@@ -114,6 +120,19 @@ impl Standing {
                 "violations": verified.violations.iter().map(|v| json!({
                     "rule": v.rule.as_str(),
                     "country": v.country.map(|c| c.to_string()),
+                })).collect::<Vec<_>>(),
+            }),
+        );
+        object.insert(
+            "hardware".into(),
+            json!({
+                "tpp": self.hardware_tpp,
+                "share_percent": percent(self.hardware_tpp, self.last_known_tpp),
+                "countries": self.hardware.iter().map(|(country, tpp, hardware)| json!({
+                    "country": country.to_string(),
+                    "tpp": tpp,
+                    "hardware_tpp": hardware,
+                    "share_percent": percent(*hardware, *tpp),
                 })).collect::<Vec<_>>(),
             }),
         );
@@ -149,6 +168,20 @@ impl Standing {
             grouped(self.last_known_tpp)
         ));
         out.push_str(&format!(
+            "Hardware-attested (NVIDIA-signed GPU reports): {} TPP of {} TPP ({:.1} %); the rest rests on NVML alone\n",
+            grouped(self.hardware_tpp),
+            grouped(self.last_known_tpp),
+            percent(self.hardware_tpp, self.last_known_tpp)
+        ));
+        for (country, tpp, hardware) in &self.hardware {
+            out.push_str(&format!(
+                "  {country}: {} TPP of {} TPP ({:.1} %)\n",
+                grouped(*hardware),
+                grouped(*tpp),
+                percent(*hardware, *tpp)
+            ));
+        }
+        out.push_str(&format!(
             "Hosts {} ({} stale)",
             self.hosts,
             self.stale_hosts.len()
@@ -167,6 +200,27 @@ impl Standing {
             ));
         }
         out
+    }
+}
+
+/// A view's countries with their counted and hardware-attested TPP (countries the accounting
+/// does not know are left out).
+fn hardware(view: Option<&v1::DistributionView>) -> Vec<(CountryCode, u64, u64)> {
+    view.iter()
+        .flat_map(|v| &v.countries)
+        .filter_map(|line| {
+            let country = CountryCode::parse(&line.country).ok()?;
+            Some((country, line.tpp, line.hardware_tpp.min(line.tpp)))
+        })
+        .collect()
+}
+
+/// `part` of `total` in percent, for display only (0 for no total).
+fn percent(part: u64, total: u64) -> f64 {
+    if total == 0 {
+        0.0
+    } else {
+        100.0 * part as f64 / total as f64
     }
 }
 

@@ -65,6 +65,11 @@ pub struct VerifyArgs {
     /// the witnesses fails here.
     #[arg(long, value_name = "N")]
     min_cosignatures: Option<usize>,
+    /// The root GPU hardware reports must chain to (a PEM file; repeatable). Default: NVIDIA's
+    /// Device Identity CA, built in, so a report counts as hardware evidence here only when
+    /// NVIDIA's silicon signed it. Give a test device CA's root only to check test evidence.
+    #[arg(long = "gpu-root", value_name = "PEM_FILE")]
+    gpu_roots: Vec<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
@@ -123,6 +128,8 @@ pub fn run(args: &VerifyArgs) -> Result<u8, Failure> {
                 "keys": outcome.keys,
                 "hosts": outcome.hosts,
                 "total_tpp": outcome.distribution.total(),
+                "hardware_tpp": outcome.hardware.total(),
+                "gpu_roots": if requires.gpu_roots.is_some() { "given" } else { "nvidia" },
                 "compliant_at_end": verdict.map(|v| v == Verdict::Compliant),
                 "verdict_at_end": verdict.map(Verdict::as_str),
                 "covered": outcome.coverage.map(|c| json!({
@@ -214,7 +221,25 @@ fn requirements(args: &VerifyArgs) -> Result<Requirements, Failure> {
             witnesses.len()
         )));
     }
+    let gpu_roots = if args.gpu_roots.is_empty() {
+        None
+    } else {
+        let mut pem = Vec::new();
+        for path in &args.gpu_roots {
+            pem.extend(
+                std::fs::read(path)
+                    .with_context(|| format!("--gpu-root: cannot read {}", path.display()))
+                    .map_err(Failure::bad_input)?,
+            );
+            pem.push(b'\n');
+        }
+        Some(
+            proto_gpu_evidence::Trust::from_pem_roots(&pem)
+                .map_err(|e| Failure::bad_input(anyhow!("--gpu-root: {e}")))?,
+        )
+    };
     Ok(Requirements {
+        gpu_roots,
         witnesses,
         min_cosignatures,
         from_ms: instant("from", &args.from)?,
@@ -313,6 +338,15 @@ fn table(
             "Recomputed distribution at the bundle's end: {} TPP, {}",
             grouped(outcome.distribution.total()),
             evaluation.verdict().headline()
+        );
+        println!(
+            "Hardware  {} TPP of it held GPU reports re-verified here to {}",
+            grouped(outcome.hardware.total()),
+            if requires.gpu_roots.is_some() {
+                "the --gpu-root roots"
+            } else {
+                "NVIDIA's Device Identity CA"
+            }
         );
     }
     if report {

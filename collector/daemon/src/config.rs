@@ -67,6 +67,13 @@ pub struct Config {
     pub witnesses: Vec<WitnessTarget>,
     /// The organisation monthly reports name (`[report] organisation`).
     pub organisation: Option<String>,
+    /// The roots GPU hardware reports must chain to (`[gpu_evidence] roots`, a PEM file);
+    /// `None`: NVIDIA's Device Identity CA, compiled in.
+    pub gpu_roots: Option<PathBuf>,
+    /// A directory of NVIDIA RIMs reports' measurements are compared with (`[gpu_evidence] rims`).
+    pub gpu_rims: Option<PathBuf>,
+    /// A directory of DER OCSP answers certificates' status is read from (`[gpu_evidence] ocsp`).
+    pub gpu_ocsp: Option<PathBuf>,
     pub metrics_listen: Option<SocketAddr>,
     pub log_json: bool,
     pub log_level: tracing::Level,
@@ -277,6 +284,12 @@ impl Config {
         };
         drop(report);
 
+        let mut gpu = root.table("gpu_evidence");
+        let gpu_roots = gpu.optional::<PathBuf>("roots").map(&resolve);
+        let gpu_rims = gpu.optional::<PathBuf>("rims").map(&resolve);
+        let gpu_ocsp = gpu.optional::<PathBuf>("ocsp").map(&resolve);
+        drop(gpu);
+
         let store = match store_url {
             None => Store::Sqlite(state_dir.join("collector.db")),
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
@@ -312,6 +325,9 @@ impl Config {
             log_origin,
             witnesses,
             organisation,
+            gpu_roots,
+            gpu_rims,
+            gpu_ocsp,
             metrics_listen,
             log_json,
             log_level,

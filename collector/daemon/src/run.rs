@@ -34,6 +34,7 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
         log_key,
         nonce_secret,
         creates: _,
+        gpu_trust,
         path,
     } = startup;
     // Binding needs nothing on disk: an address that cannot be had fails the start before
@@ -97,7 +98,8 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
             now_ms,
         )
         .context("cannot rebuild the collector's state from the store")?
-        .with_organisation(config.organisation.clone()),
+        .with_organisation(config.organisation.clone())
+        .with_gpu_trust(gpu_trust),
     );
     {
         let state = collector.state();

@@ -29,6 +29,8 @@ pub struct Startup {
     pub nonce_secret: Option<Vec<u8>>,
     /// What `run` will create.
     pub creates: Creates,
+    /// The roots GPU hardware reports must chain to.
+    pub gpu_trust: proto_gpu_evidence::Trust,
     /// The configuration file.
     pub path: PathBuf,
 }
@@ -100,6 +102,7 @@ pub fn check(path: &Path, now: SystemTime) -> Result<Startup, ConfigErrors> {
     let enrollment_ca = enrollment_ca(&config, client_ca.as_deref(), &problems);
 
     let (log_key, nonce_secret) = state(&config, &problems, &mut creates);
+    let gpu_trust = gpu_trust(&config, &problems);
 
     if let Store::Postgres(url) = &config.store
         && let Err(error) = collector_store_postgres::PostgresStore::check_url(url)
@@ -118,7 +121,8 @@ pub fn check(path: &Path, now: SystemTime) -> Result<Startup, ConfigErrors> {
         Some(sites),
         Some(identity),
         Some(client_ca_pem),
-    ) = (catalogue, policy, sites, identity, client_ca)
+        Some(gpu_trust),
+    ) = (catalogue, policy, sites, identity, client_ca, gpu_trust)
     else {
         return Err(ConfigErrors {
             path: path.to_path_buf(),
@@ -148,8 +152,73 @@ pub fn check(path: &Path, now: SystemTime) -> Result<Startup, ConfigErrors> {
         nonce_secret,
         creates,
         config,
+        gpu_trust,
         path: path.to_path_buf(),
     })
+}
+
+/// What GPU reports are judged against: NVIDIA's Device Identity CA, or the PEM file
+/// `[gpu_evidence] roots` names (a test device CA, or NVIDIA's root from a file); with the RIMs
+/// and OCSP answers of the directories `rims` and `ocsp` name, when given.
+fn gpu_trust(config: &Config, problems: &Problems) -> Option<proto_gpu_evidence::Trust> {
+    // Each file is checked, so that every problem is reported at once.
+    let trust = match &config.gpu_roots {
+        None => Some(proto_gpu_evidence::Trust::nvidia()),
+        Some(path) => files::read("gpu_evidence.roots", path, problems).and_then(|pem| {
+            proto_gpu_evidence::Trust::from_pem_roots(&pem)
+                .map_err(|e| {
+                    problems.push("gpu_evidence.roots", format!("{}: {e}", path.display()))
+                })
+                .ok()
+        }),
+    };
+    let rims = match &config.gpu_rims {
+        None => Some(None),
+        Some(dir) => directory_files("gpu_evidence.rims", dir, problems).and_then(|rims| {
+            proto_gpu_evidence::RimSet::from_files(rims)
+                .map(Some)
+                .map_err(|e| problems.push("gpu_evidence.rims", format!("{}: {e}", dir.display())))
+                .ok()
+        }),
+    };
+    let ocsp = match &config.gpu_ocsp {
+        None => Some(None),
+        Some(dir) => directory_files("gpu_evidence.ocsp", dir, problems).and_then(|answers| {
+            proto_gpu_evidence::OcspCache::from_responses(answers.into_iter().map(|(_, b)| b))
+                .map(Some)
+                .map_err(|e| problems.push("gpu_evidence.ocsp", format!("{}: {e}", dir.display())))
+                .ok()
+        }),
+    };
+    let (mut trust, rims, ocsp) = (trust?, rims?, ocsp?);
+    if let Some(rims) = rims {
+        trust = trust.with_rims(rims);
+    }
+    if let Some(ocsp) = ocsp {
+        trust = trust.with_ocsp(ocsp);
+    }
+    Some(trust)
+}
+
+/// Every regular file of `dir` (not recursing), by name, with its bytes.
+fn directory_files(key: &str, dir: &Path, problems: &Problems) -> Option<Vec<(String, Vec<u8>)>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) => {
+            problems.push(key, files::cannot_read(dir, &error));
+            return None;
+        }
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_file() {
+            let bytes = files::read(key, &path, problems)?;
+            found.push((entry.file_name().to_string_lossy().into_owned(), bytes));
+        }
+    }
+    found.sort();
+    Some(found)
 }
 
 fn site_problems(error: SiteError) -> Vec<String> {

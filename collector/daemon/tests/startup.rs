@@ -359,3 +359,23 @@ fn run_creates_the_state_only_after_every_check_and_refuses_a_log_key_others_can
     let stderr = setup.refused(&["audit.log_key"], &["log.key has mode 0644", "chmod 600"]);
     assert!(!stderr.contains("run will create"), "{stderr}");
 }
+
+#[test]
+fn gpu_evidence_files_that_do_not_read_are_refused_each_with_its_key() {
+    let setup = Setup::new();
+    std::fs::write(setup.path("roots.pem"), "not a certificate\n").unwrap();
+    std::fs::create_dir(setup.path("rims")).unwrap();
+    std::fs::write(setup.path("rims/driver.xml"), "<not a RIM").unwrap();
+    setup.config(&[(
+        "[log]",
+        "[gpu_evidence]\nroots = \"roots.pem\"\nrims = \"rims\"\nocsp = \"no-such-dir\"\n[log]",
+    )]);
+    setup.refused(
+        &[
+            "gpu_evidence.roots",
+            "gpu_evidence.rims",
+            "gpu_evidence.ocsp",
+        ],
+        &["roots.pem", "driver.xml", "no-such-dir"],
+    );
+}

@@ -102,6 +102,7 @@ impl BoardTemplate {
             max_sm_clock_mhz: 1_980,
             vbios_version: "96.00.99.00.01".into(),
             confidential_compute: Some(false),
+            ..DeviceRecord::default()
         };
         Ok(Self {
             device,

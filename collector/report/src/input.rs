@@ -67,6 +67,9 @@ pub struct HostChange {
     pub country: CountryCode,
     /// Counted TPP of the host.
     pub tpp: u64,
+    /// The part of `tpp` whose GPUs hold NVIDIA-signed hardware evidence.
+    #[serde(default)]
+    pub hardware_tpp: u64,
     /// Counted devices of the host.
     pub devices: u32,
     /// What happened.

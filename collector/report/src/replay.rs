@@ -115,6 +115,7 @@ pub fn build(input: &ReportInput) -> Result<Report, ReportError> {
 struct Host {
     country: CountryCode,
     tpp: u64,
+    hardware_tpp: u64,
     devices: u32,
 }
 
@@ -136,6 +137,8 @@ struct Fleet {
     /// Looked up, never iterated, so its order cannot reach the report.
     hosts: HashMap<String, Host>,
     distribution: Distribution,
+    /// The part of `distribution` whose GPUs hold hardware evidence.
+    hardware: Distribution,
     countries: BTreeMap<CountryCode, Tally>,
     /// A change has been applied: from now on the books rest on evidence.
     evidence: bool,
@@ -154,6 +157,7 @@ impl Fleet {
             ChangeKind::Attested => Some(Host {
                 country: change.country,
                 tpp: change.tpp,
+                hardware_tpp: change.hardware_tpp.min(change.tpp),
                 devices: change.devices,
             }),
             ChangeKind::Decommissioned => None,
@@ -168,17 +172,24 @@ impl Fleet {
             },
             None => self.hosts.remove(&change.host_id),
         };
+        let overflow = |_| ReportError::TppOverflow {
+            index,
+            host_id: change.host_id.clone(),
+            at_ms: change.at_ms,
+            country: change.country,
+        };
         self.distribution
             .replace(
                 old.map(|host| (host.country, host.tpp)),
                 new.map(|host| (host.country, host.tpp)),
             )
-            .map_err(|_| ReportError::TppOverflow {
-                index,
-                host_id: change.host_id.clone(),
-                at_ms: change.at_ms,
-                country: change.country,
-            })?;
+            .map_err(overflow)?;
+        self.hardware
+            .replace(
+                old.map(|host| (host.country, host.hardware_tpp)),
+                new.map(|host| (host.country, host.hardware_tpp)),
+            )
+            .map_err(overflow)?;
         if let Some(old) = old {
             let tally = self.countries.entry(old.country).or_default();
             tally.hosts = tally.hosts.saturating_sub(1);
@@ -609,11 +620,14 @@ fn end_of_month(current: &Current, fleet: &Fleet, limits: &Limits) -> EndOfMonth
         .filter(|line| fleet.is_hosted(line.country))
         .map(|line| {
             let (limit, limit_kind) = limits.for_country(line.country, line.tier);
+            let hardware_tpp = fleet.hardware.of(line.country);
             CountryStanding {
                 country: line.country,
                 tier: line.tier,
                 tpp: line.tpp,
                 share: Share::new(line.tpp, evaluation.total_tpp).text(),
+                hardware_tpp,
+                hardware_share: Share::new(hardware_tpp, line.tpp).text(),
                 limit,
                 limit_kind,
             }
@@ -621,6 +635,8 @@ fn end_of_month(current: &Current, fleet: &Fleet, limits: &Limits) -> EndOfMonth
         .collect();
     EndOfMonth {
         total_tpp: evaluation.total_tpp,
+        hardware_tpp: fleet.hardware.total(),
+        hardware_share: Share::new(fleet.hardware.total(), evaluation.total_tpp).text(),
         tier1_share: current.tier1.text(),
         home_share: current.home.map(Share::text),
         countries,

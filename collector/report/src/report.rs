@@ -199,6 +199,11 @@ pub struct Verdict {
 pub struct EndOfMonth {
     /// Total counted TPP.
     pub total_tpp: u64,
+    /// The part of `total_tpp` whose GPUs hold NVIDIA-signed hardware evidence (fresh and
+    /// bound to the collector's challenge); the rest rests on NVML alone.
+    pub hardware_tpp: u64,
+    /// `hardware_tpp`'s share of the total.
+    pub hardware_share: String,
     /// Share of the total in Tier-1 countries.
     pub tier1_share: String,
     /// Share in the headquarters country; `null` without a home rule.
@@ -222,6 +227,10 @@ pub struct CountryStanding {
     pub tpp: u64,
     /// Its share of the total.
     pub share: String,
+    /// The part of `tpp` whose GPUs hold NVIDIA-signed hardware evidence.
+    pub hardware_tpp: u64,
+    /// `hardware_tpp`'s share of the country's `tpp`.
+    pub hardware_share: String,
     /// The limit's percentage, e.g. `"7.000"`; `null` when no limit applies.
     pub limit: Option<String>,
     /// Which limit.

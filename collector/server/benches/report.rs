@@ -70,6 +70,8 @@ fn attestation(n: u32, sequence: u64, at_ms: i64, gpus: usize) -> AcceptedAttest
             catalogue_id: "H100-SXM5-80GB".into(),
             tpp: 15_840,
             counted: true,
+            hardware: String::new(),
+            hardware_at_ms: 0,
         })
         .collect();
     let mut digest = [0u8; 32];

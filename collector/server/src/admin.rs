@@ -43,10 +43,13 @@ impl AdminService {
     }
 }
 
+/// A distribution as the wire shows it: the evaluation, each country's stale part and its
+/// hardware-attested part.
 pub(crate) fn view(
     distribution: &Distribution,
     collector: &Collector,
     stale: &Distribution,
+    hardware: &Distribution,
 ) -> v1::DistributionView {
     let policy = &collector.rules.policy;
     let evaluation = evaluate(policy, distribution);
@@ -68,6 +71,7 @@ pub(crate) fn view(
                 tpp: line.tpp,
                 stale_tpp: stale.of(line.country),
                 headroom_tpp: line.headroom.unwrap_or(0),
+                hardware_tpp: hardware.of(line.country),
             })
             .collect(),
         violations: evaluation
@@ -79,6 +83,7 @@ pub(crate) fn view(
             })
             .collect(),
         new_tier2_country_headroom_tpp: evaluation.new_tier2_country_headroom,
+        hardware_tpp: hardware.total(),
     }
 }
 
@@ -184,8 +189,18 @@ impl AdminService {
             for (_, entry) in live.stale_hosts() {
                 let _ = stale.add(entry.country, entry.tpp);
             }
-            let last_known = view(live.last_known(), &self.collector, &stale);
-            let verified = view(live.fresh(), &self.collector, &Distribution::new());
+            let last_known = view(
+                live.last_known(),
+                &self.collector,
+                &stale,
+                live.hardware_last_known(),
+            );
+            let verified = view(
+                live.fresh(),
+                &self.collector,
+                &Distribution::new(),
+                live.hardware_fresh(),
+            );
             let stale_hosts = live
                 .stale_hosts()
                 .into_iter()

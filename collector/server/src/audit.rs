@@ -122,6 +122,8 @@ fn distribution_at(
     let mut last_known = Distribution::new();
     let mut verified = Distribution::new();
     let mut stale = Distribution::new();
+    let (mut hardware_last_known, mut hardware_verified) =
+        (Distribution::new(), Distribution::new());
     let mut stale_hosts = Vec::new();
     let hosts = replay(&changes);
     for (host, change) in &hosts {
@@ -133,9 +135,15 @@ fn distribution_at(
         })?;
         let overflow = |_| Status::out_of_range("TPP sum overflows");
         last_known.add(country, change.tpp).map_err(overflow)?;
+        hardware_last_known
+            .add(country, change.hardware_tpp)
+            .map_err(overflow)?;
         let seen = last_received.get(*host).copied().unwrap_or(change.at_ms);
         if as_of.saturating_sub(seen) <= freshness {
             verified.add(country, change.tpp).map_err(overflow)?;
+            hardware_verified
+                .add(country, change.hardware_tpp)
+                .map_err(overflow)?;
         } else {
             stale.add(country, change.tpp).map_err(overflow)?;
             stale_hosts.push(v1::HostState {
@@ -156,11 +164,17 @@ fn distribution_at(
         policy_id: rules.policy.id.clone(),
         policy_digest: rules.policy.digest().to_string(),
         policy_toml: rules.policy_toml.clone(),
-        last_known: Some(crate::admin::view(&last_known, collector, &stale)),
+        last_known: Some(crate::admin::view(
+            &last_known,
+            collector,
+            &stale,
+            &hardware_last_known,
+        )),
         verified: Some(crate::admin::view(
             &verified,
             collector,
             &Distribution::new(),
+            &hardware_verified,
         )),
         stale_hosts,
         hosts: u32::try_from(hosts.len()).unwrap_or(u32::MAX),

@@ -124,6 +124,34 @@ pub struct Collector {
     freshness_ms: i64,
     /// The organisation monthly reports name (`[report] organisation`).
     organisation: Option<String>,
+    /// Verifies GPU hardware reports.
+    gpu: Arc<GpuVerifier>,
+}
+
+/// The roots GPU hardware reports must chain to, and the chains already validated.
+#[derive(Debug)]
+pub struct GpuVerifier {
+    trust: proto_gpu_evidence::Trust,
+    cache: proto_gpu_evidence::ChainCache,
+}
+
+impl GpuVerifier {
+    /// Reports must chain to one of `trust`'s roots.
+    pub fn new(trust: proto_gpu_evidence::Trust) -> Self {
+        Self {
+            trust,
+            cache: proto_gpu_evidence::ChainCache::default(),
+        }
+    }
+
+    /// Each device of `payload` judged at `received_at_ms` (`proto_gpu_evidence::assess`).
+    pub fn assess(
+        &self,
+        payload: &proto_evidence::AttestationPayload,
+        received_at_ms: i64,
+    ) -> Vec<proto_evidence::GpuProof> {
+        proto_gpu_evidence::assess(payload, received_at_ms, &self.trust, Some(&self.cache))
+    }
 }
 
 impl std::fmt::Debug for Collector {
@@ -144,7 +172,12 @@ impl Collector {
         freshness_ms: i64,
         clock: fn() -> i64,
     ) -> Result<Self, IngestError> {
-        let state = load_state(store.as_ref(), freshness_ms, clock())?;
+        let state = load_state(
+            store.as_ref(),
+            freshness_ms,
+            &rules.policy.evidence,
+            clock(),
+        )?;
         Ok(Self {
             store,
             rules,
@@ -155,7 +188,16 @@ impl Collector {
             clock,
             freshness_ms,
             organisation: None,
+            gpu: Arc::new(GpuVerifier::new(proto_gpu_evidence::Trust::nvidia())),
         })
+    }
+
+    /// GPU hardware reports must chain to one of `trust`'s roots (NVIDIA's Device Identity CA
+    /// unless configured otherwise).
+    #[must_use]
+    pub fn with_gpu_trust(mut self, trust: proto_gpu_evidence::Trust) -> Self {
+        self.gpu = Arc::new(GpuVerifier::new(trust));
+        self
     }
 
     /// Names the organisation in every monthly report.
@@ -206,7 +248,12 @@ impl Collector {
     /// database): the ledger and the enrolled keys are loaded again from the store. The
     /// daemon calls it every few seconds on a shared store.
     pub fn refresh_from_store(&self) -> Result<(), IngestError> {
-        let fresh = load_state(self.store.as_ref(), self.freshness_ms, self.now_ms())?;
+        let fresh = load_state(
+            self.store.as_ref(),
+            self.freshness_ms,
+            &self.rules.policy.evidence,
+            self.now_ms(),
+        )?;
         *self.state() = fresh;
         Ok(())
     }
@@ -219,9 +266,12 @@ impl Collector {
         }
         let store = Arc::clone(&self.store);
         let (freshness, now) = (self.freshness_ms, self.now_ms());
-        let fresh = tokio::task::spawn_blocking(move || load_state(store.as_ref(), freshness, now))
-            .await
-            .map_err(|e| IngestError(format!("reload task failed: {e}")))??;
+        let evidence = self.rules.policy.evidence.clone();
+        let fresh = tokio::task::spawn_blocking(move || {
+            load_state(store.as_ref(), freshness, &evidence, now)
+        })
+        .await
+        .map_err(|e| IngestError(format!("reload task failed: {e}")))??;
         *self.state() = fresh;
         self.unsettled.store(false, Ordering::SeqCst);
         tracing::info!("books loaded again from the store after a failed commit");
@@ -289,7 +339,12 @@ impl Collector {
     /// `settle_books` for a caller that holds the state lock on a blocking thread.
     fn settle_locked(&self, state: &mut State) -> Result<(), AdminError> {
         if self.unsettled.load(Ordering::SeqCst) {
-            *state = load_state(self.store.as_ref(), self.freshness_ms, self.now_ms())?;
+            *state = load_state(
+                self.store.as_ref(),
+                self.freshness_ms,
+                &self.rules.policy.evidence,
+                self.now_ms(),
+            )?;
             self.unsettled.store(false, Ordering::SeqCst);
         }
         Ok(())
@@ -300,7 +355,12 @@ impl Collector {
     /// durable.
     fn settle(&self, state: &mut State, stored: Result<(), StoreError>) -> Result<(), AdminError> {
         if let Err(error) = stored {
-            match load_state(self.store.as_ref(), self.freshness_ms, self.now_ms()) {
+            match load_state(
+                self.store.as_ref(),
+                self.freshness_ms,
+                &self.rules.policy.evidence,
+                self.now_ms(),
+            ) {
                 Ok(fresh) => *state = fresh,
                 Err(reload) => {
                     self.unsettled.store(true, Ordering::SeqCst);
@@ -381,7 +441,10 @@ impl Collector {
             }
         }
 
-        // 2. Signatures over the received bytes, verified as one batch in a blocking task.
+        // 2. Signatures over the received bytes, verified as one batch in a blocking task, and
+        //    the hardware reports of the attestations that carry any, judged there too (at
+        //    receipt, before any lock).
+        let gpu = Arc::clone(&self.gpu);
         let verified = tokio::task::spawn_blocking(move || {
             let (envelopes, owners): (Vec<Envelope>, Vec<_>) = to_verify
                 .into_iter()
@@ -398,7 +461,13 @@ impl Collector {
             owners
                 .into_iter()
                 .zip(opened)
-                .map(|((index, key, agent), result)| (index, key, result, agent))
+                .map(|((index, key, agent), result)| {
+                    let proofs = match &result {
+                        Ok(attestation) => gpu.assess(attestation.payload(), now),
+                        Err(_) => Vec::new(),
+                    };
+                    (index, key, result, agent, proofs)
+                })
                 .collect::<Vec<_>>()
         })
         .await
@@ -412,7 +481,7 @@ impl Collector {
             let state = self.state();
             let mut keys: Vec<KeyId> = verified
                 .iter()
-                .filter_map(|(_, key, result, _)| {
+                .filter_map(|(_, key, result, _, _)| {
                     let sequence = result.as_ref().ok()?.payload().sequence;
                     let head = state.ledger.key(key).and_then(|k| k.head);
                     let behind = head.map_or(sequence > 1, |head| sequence > head.sequence + 1);
@@ -448,10 +517,12 @@ impl Collector {
             if stale {
                 let store = Arc::clone(&self.store);
                 let (freshness, now) = (self.freshness_ms, self.now_ms());
-                let fresh =
-                    tokio::task::spawn_blocking(move || load_state(store.as_ref(), freshness, now))
-                        .await
-                        .map_err(|e| IngestError(format!("store lookup failed: {e}")))??;
+                let evidence = self.rules.policy.evidence.clone();
+                let fresh = tokio::task::spawn_blocking(move || {
+                    load_state(store.as_ref(), freshness, &evidence, now)
+                })
+                .await
+                .map_err(|e| IngestError(format!("store lookup failed: {e}")))??;
                 *self.state() = fresh;
             }
         }
@@ -463,7 +534,7 @@ impl Collector {
                 let state = self.state();
                 verified
                     .iter()
-                    .filter_map(|(_, key, result, _)| {
+                    .filter_map(|(_, key, result, _, _)| {
                         result.as_ref().ok().map(|v| (*key, v.payload().sequence))
                     })
                     .filter(|(key, sequence)| {
@@ -510,7 +581,7 @@ impl Collector {
         let mut nonce_checks: Vec<(KeyId, Vec<u8>, NonceCheck)> = Vec::new();
         let commit = {
             let mut state = self.state();
-            for (index, key, result, agent) in verified {
+            for (index, key, result, agent, proofs) in verified {
                 let host = || Some(agent.binding.host_id.clone());
                 let attestation = match result {
                     Ok(attestation) => attestation,
@@ -568,7 +639,10 @@ impl Collector {
                     }
                     Ok(Admission::Accept { fresh }) => fresh,
                 };
-                let applied = match state.ledger.attest(now, payload, attestation.digest()) {
+                let applied = match state
+                    .ledger
+                    .attest(now, payload, attestation.digest(), &proofs)
+                {
                     Ok(applied) => applied,
                     Err((reason, detail)) => {
                         results.reject(index, payload.sequence, Some(key), host(), reason, detail);
@@ -707,10 +781,11 @@ pub use collector_store::ledger::SILENCE_EVENT;
 fn load_state(
     store: &dyn AttestationStore,
     freshness_ms: i64,
+    evidence: &proto_accounting::EvidenceRule,
     now_ms: i64,
 ) -> Result<State, IngestError> {
     let fail = |e: StoreError| IngestError(e.to_string());
-    let ledger = load_ledger(store, freshness_ms, now_ms).map_err(fail)?;
+    let ledger = load_ledger(store, freshness_ms, evidence.clone(), now_ms).map_err(fail)?;
     for note in ledger.restore_notes() {
         tracing::warn!(note, "stored books brought to the ledger's rules");
     }

@@ -120,6 +120,8 @@ pub struct Metrics {
     hosts: Gauge,
     stale_hosts: Gauge,
     tpp: Family<CountryLabel, Gauge>,
+    hardware_tpp: Family<CountryLabel, Gauge>,
+    hardware_share: Family<CountryLabel, Gauge<f64, AtomicU64>>,
     share: Family<CountryLabel, Gauge<f64, AtomicU64>>,
     tier1_share: Family<ViewLabel, Gauge<f64, AtomicU64>>,
     home_share: Family<HomeLabel, Gauge<f64, AtomicU64>>,
@@ -150,6 +152,8 @@ impl Metrics {
             hosts: Gauge::default(),
             stale_hosts: Gauge::default(),
             tpp: Family::default(),
+            hardware_tpp: Family::default(),
+            hardware_share: Family::default(),
             share: Family::default(),
             tier1_share: Family::default(),
             home_share: Family::default(),
@@ -192,6 +196,16 @@ impl Metrics {
             metrics.stale_hosts.clone(),
         );
         registry.register("tpp", "Counted TPP per country", metrics.tpp.clone());
+        registry.register(
+            "hardware_tpp",
+            "The part of a country's counted TPP whose GPUs hold NVIDIA-signed hardware evidence",
+            metrics.hardware_tpp.clone(),
+        );
+        registry.register(
+            "hardware_share_percent",
+            "Percent of a country's counted TPP that holds NVIDIA-signed hardware evidence",
+            metrics.hardware_share.clone(),
+        );
         registry.register(
             "share_percent",
             "Share of total counted TPP per country, percent",
@@ -389,15 +403,21 @@ impl Metrics {
                     .set(limit.as_f64());
             }
         }
-        for (view, distribution) in [
-            ("last_known", live.last_known()),
-            ("verified", live.fresh()),
+        for (view, distribution, hardware) in [
+            ("last_known", live.last_known(), live.hardware_last_known()),
+            ("verified", live.fresh(), live.hardware_fresh()),
         ] {
-            self.observe_view(view, distribution, policy);
+            self.observe_view(view, distribution, hardware, policy);
         }
     }
 
-    fn observe_view(&self, view: &'static str, distribution: &Distribution, policy: &Policy) {
+    fn observe_view(
+        &self,
+        view: &'static str,
+        distribution: &Distribution,
+        hardware: &Distribution,
+        policy: &Policy,
+    ) {
         let evaluation = evaluate(policy, distribution);
         let total = distribution.total();
         for (country, tpp) in distribution.countries() {
@@ -417,6 +437,13 @@ impl Metrics {
             self.share
                 .get_or_create(&label)
                 .set(display_share(tpp, total));
+            let attested = hardware.of(country);
+            self.hardware_tpp
+                .get_or_create(&label)
+                .set(i64::try_from(attested).unwrap_or(i64::MAX));
+            self.hardware_share
+                .get_or_create(&label)
+                .set(display_share(attested, tpp));
         }
         // The same integers the verdict is decided on: Tier-1 and home TPP from the evaluation.
         self.tier1_share
@@ -496,8 +523,17 @@ mod tests {
         let mut live = LiveDistribution::new(180_000);
         for (i, (country, tpp)) in hosts.iter().enumerate() {
             let country = CountryCode::parse(country).unwrap();
-            live.upsert(&format!("host-{i}"), country, *tpp, 1_000, 1_000)
-                .unwrap();
+            live.upsert(
+                &format!("host-{i}"),
+                country,
+                collector_core::live::Sums {
+                    tpp: *tpp,
+                    hardware_tpp: 0,
+                },
+                1_000,
+                1_000,
+            )
+            .unwrap();
         }
         live
     }

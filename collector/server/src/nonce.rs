@@ -43,7 +43,10 @@ impl NonceIssuer {
         if nonce.is_empty() {
             return NonceCheck::Absent;
         }
-        let Some((time, mac)) = nonce.split_first_chunk::<8>() else {
+        let (Some(issued_at_ms), Some((time, mac))) = (
+            proto_evidence::challenge_issued_at_ms(nonce),
+            nonce.split_first_chunk::<{ proto_evidence::hardware::CHALLENGE_TIME_BYTES }>(),
+        ) else {
             return NonceCheck::Foreign;
         };
         let expected = self.mac(key_id, time);
@@ -51,7 +54,7 @@ impl NonceIssuer {
             return NonceCheck::Foreign;
         }
         NonceCheck::Issued {
-            issued_at_ms: i64::from_be_bytes(*time),
+            issued_at_ms,
             valid_for_ms: self.valid_for_ms,
         }
     }

@@ -114,6 +114,7 @@ pub fn build(collector: &Collector, log: &LogKeeper, month: &str) -> Result<Repo
             site_id: change.site_id.clone(),
             country,
             tpp: change.tpp,
+            hardware_tpp: change.hardware_tpp,
             devices: change.devices,
             kind: if change.decommissioned {
                 ChangeKind::Decommissioned

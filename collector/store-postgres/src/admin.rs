@@ -21,8 +21,8 @@ const INSERT_AGENT: &str = "INSERT INTO agents (key_id, public_key, host_id, sit
      ON CONFLICT (key_id) DO NOTHING";
 /// The inventory of a host without GPUs, there from the first enrolment on.
 const INSERT_EMPTY_INVENTORY: &str = "INSERT INTO inventories (hash, uuids, serials,
-         catalogue_ids, tpps, counted)
-     VALUES ($1, '{}', '{}', '{}', '{}', '{}')
+         catalogue_ids, tpps, counted, hardware, hardware_at_ms)
+     VALUES ($1, '{}', '{}', '{}', '{}', '{}', '{}', '{}')
      ON CONFLICT (hash) DO NOTHING";
 /// A new host's state before its first attestation; an existing host inserts nothing.
 const INSERT_HOST: &str = "INSERT INTO host_state (host_id, site_id, country, key_id,
@@ -44,13 +44,14 @@ const DELETE_GPUS: &str = "DELETE FROM gpus WHERE host_id = $1";
 const REVOKE: &str = "UPDATE agents SET revoked_at_ms = $2
      WHERE key_id = $1 AND revoked_at_ms IS NULL";
 /// The host in service to decommission, with its GPUs; its row locked until the commit.
-const IN_SERVICE: &str = "SELECT i.uuids, i.serials, i.catalogue_ids, i.tpps, i.counted
+const IN_SERVICE: &str = "SELECT i.uuids, i.serials, i.catalogue_ids, i.tpps, i.counted,
+         i.hardware, i.hardware_at_ms
      FROM host_state h JOIN inventories i ON i.id = h.inventory_id
      WHERE h.host_id = $1 AND h.decommissioned_at_ms IS NULL
      FOR UPDATE OF h";
 const INSERT_INVENTORY: &str = "INSERT INTO inventories (hash, uuids, serials, catalogue_ids,
-         tpps, counted)
-     VALUES ($1, $2, $3, $4, $5, $6)
+         tpps, counted, hardware, hardware_at_ms)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
      ON CONFLICT (hash) DO NOTHING";
 /// It counts nothing from then on; its GPUs are kept as reported, none counted.
 const DECOMMISSION: &str = "UPDATE host_state SET decommissioned_at_ms = $2, tpp = 0,
@@ -59,8 +60,8 @@ const DECOMMISSION: &str = "UPDATE host_state SET decommissioned_at_ms = $2, tpp
      RETURNING site_id, country";
 const RELEASE_GPUS: &str = "UPDATE gpus SET counted = false WHERE host_id = $1";
 const INSERT_CHANGE: &str = "INSERT INTO host_changes (at_ms, host_id, site_id, country, tpp,
-         devices, kind)
-     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+         devices, kind, hardware_tpp)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 const PUT_TOKEN: &str = "INSERT INTO enroll_tokens (token_hash, site_id, created_at_ms,
          expires_at_ms, used_at_ms, rebind_host)
      VALUES ($1, $2, $3, $4, $5, $6)
@@ -280,6 +281,7 @@ async fn insert_change(conn: &mut Conn, change: &HostChange, kind: &str) -> Resu
             &int("tpp", change.tpp)?,
             &i64::from(change.devices),
             &kind,
+            &int("hardware tpp", change.hardware_tpp)?,
         ],
     )
     .await?;
@@ -325,6 +327,7 @@ async fn decommission(
         tpp: 0,
         devices: 0,
         decommissioned: true,
+        hardware_tpp: 0,
     };
     insert_change(conn, &change, "decommissioned").await?;
     Ok(true)
@@ -344,6 +347,8 @@ async fn insert_inventory(
         .map(|gpu| int("gpu tpp", gpu.tpp))
         .collect::<Result<Vec<i64>, _>>()?;
     let counted: Vec<bool> = gpus.iter().map(|gpu| gpu.counted).collect();
+    let hardware: Vec<&str> = gpus.iter().map(|gpu| gpu.hardware.as_str()).collect();
+    let hardware_at_ms: Vec<i64> = gpus.iter().map(|gpu| gpu.hardware_at_ms).collect();
     conn.execute(
         INSERT_INVENTORY,
         &[
@@ -353,6 +358,8 @@ async fn insert_inventory(
             &catalogue_ids,
             &tpps,
             &counted,
+            &hardware,
+            &hardware_at_ms,
         ],
     )
     .await?;

@@ -58,42 +58,63 @@ fn bytes_32(bytes: &[u8], field: &str) -> Result<[u8; 32], StoreError> {
 
 /// The identity of a GPU list: equal lists hash equally, so attestations that report the same
 /// devices share one inventory row. Each field is length-prefixed, so no two lists collide by
-/// moving bytes between fields. A list whose GPUs all count hashes as before the counted flag
-/// existed (`veu-inventory-1`), so the rows stored then are still found; a list with an
-/// uncounted GPU carries each flag (`veu-inventory-2`, a prefix of the same length).
+/// moving bytes between fields. Each version hashes as the lists stored before it did, so
+/// those rows are still found: a list whose GPUs all count and have no hardware evidence as
+/// before the counted flag existed (`veu-inventory-1`); one with an uncounted GPU carries each
+/// flag (`veu-inventory-2`); one with hardware evidence carries each flag, hardware identity
+/// and proof time (`veu-inventory-3`). The prefixes have the same length.
 pub(crate) fn inventory_hash(gpus: &[Gpu]) -> [u8; 32] {
-    let flagged = gpus.iter().any(|gpu| !gpu.counted);
-    let mut bytes = Vec::with_capacity(16 + gpus.len() * 96);
-    bytes.extend_from_slice(if flagged {
-        b"veu-inventory-2"
-    } else {
-        b"veu-inventory-1"
+    let attested = gpus
+        .iter()
+        .any(|gpu| !gpu.hardware.is_empty() || gpu.hardware_at_ms != 0);
+    let flagged = attested || gpus.iter().any(|gpu| !gpu.counted);
+    let mut bytes = Vec::with_capacity(16 + gpus.len() * 160);
+    bytes.extend_from_slice(match (attested, flagged) {
+        (true, _) => b"veu-inventory-3",
+        (false, true) => b"veu-inventory-2",
+        (false, false) => b"veu-inventory-1",
     });
     for gpu in gpus {
         bytes.extend_from_slice(&gpu.tpp.to_be_bytes());
         if flagged {
             bytes.push(u8::from(gpu.counted));
         }
-        for text in [&gpu.uuid, &gpu.serial, &gpu.catalogue_id] {
+        let hardware = attested.then_some(&gpu.hardware);
+        for text in [&gpu.uuid, &gpu.serial, &gpu.catalogue_id]
+            .into_iter()
+            .chain(hardware)
+        {
             bytes.extend_from_slice(&(text.len() as u64).to_be_bytes());
             bytes.extend_from_slice(text.as_bytes());
+        }
+        if attested {
+            bytes.extend_from_slice(&gpu.hardware_at_ms.to_be_bytes());
         }
     }
     *Sha256::of(&bytes).as_bytes()
 }
 
-/// A GPU list from the inventory's five parallel array columns starting at `first` (uuids,
-/// serials, catalogue ids, TPPs, counted flags).
+/// The inventory's parallel array columns, in the order `get_gpus` reads them.
+pub(crate) const INVENTORY_COLUMNS: &str =
+    "i.uuids, i.serials, i.catalogue_ids, i.tpps, i.counted, i.hardware, i.hardware_at_ms";
+
+/// A GPU list from the inventory's seven parallel array columns starting at `first`
+/// (`INVENTORY_COLUMNS`: uuids, serials, catalogue ids, TPPs, counted flags, hardware
+/// identities, hardware proof times).
 pub(crate) fn get_gpus(row: &Row, first: usize) -> Result<Vec<Gpu>, StoreError> {
     let uuids: Vec<String> = get(row, first)?;
     let serials: Vec<String> = get(row, first + 1)?;
     let catalogue_ids: Vec<String> = get(row, first + 2)?;
     let tpps: Vec<i64> = get(row, first + 3)?;
     let counted: Vec<bool> = get(row, first + 4)?;
+    let hardware: Vec<String> = get(row, first + 5)?;
+    let hardware_at_ms: Vec<i64> = get(row, first + 6)?;
     if serials.len() != uuids.len()
         || catalogue_ids.len() != uuids.len()
         || tpps.len() != uuids.len()
         || counted.len() != uuids.len()
+        || hardware.len() != uuids.len()
+        || hardware_at_ms.len() != uuids.len()
     {
         return Err(StoreError::Corrupt(
             "an inventory's arrays differ in length".to_owned(),
@@ -105,15 +126,20 @@ pub(crate) fn get_gpus(row: &Row, first: usize) -> Result<Vec<Gpu>, StoreError> 
         .zip(catalogue_ids)
         .zip(tpps)
         .zip(counted)
-        .map(|((((uuid, serial), catalogue_id), tpp), counted)| {
-            Ok(Gpu {
-                uuid,
-                serial,
-                catalogue_id,
-                tpp: uint("gpu tpp", tpp)?,
-                counted,
-            })
-        })
+        .zip(hardware.into_iter().zip(hardware_at_ms))
+        .map(
+            |(((((uuid, serial), catalogue_id), tpp), counted), (hardware, hardware_at_ms))| {
+                Ok(Gpu {
+                    uuid,
+                    serial,
+                    catalogue_id,
+                    tpp: uint("gpu tpp", tpp)?,
+                    counted,
+                    hardware,
+                    hardware_at_ms,
+                })
+            },
+        )
         .collect()
 }
 
@@ -138,6 +164,8 @@ mod tests {
             catalogue_id: "h100-sxm5-80gb".to_owned(),
             tpp: 63_328,
             counted: true,
+            hardware: String::new(),
+            hardware_at_ms: 0,
         }
     }
 
@@ -160,6 +188,68 @@ mod tests {
         let mut other = one.clone();
         other[0].counted = false;
         assert_ne!(inventory_hash(&uncounted), inventory_hash(&other));
+    }
+
+    #[test]
+    fn inventory_hashes_tell_hardware_evidence_apart() {
+        let mut attested = vec![gpu("GPU-1", "S1"), gpu("GPU-2", "S2")];
+        attested[0].hardware = "NVIDIA:GH100:48B02D".to_owned();
+        attested[0].hardware_at_ms = 1_000;
+        let mut plain = attested.clone();
+        plain[0].hardware.clear();
+        plain[0].hardware_at_ms = 0;
+        let mut other_identity = attested.clone();
+        other_identity[0].hardware = "NVIDIA:GH100:48B02E".to_owned();
+        let mut reproven = attested.clone();
+        reproven[0].hardware_at_ms = 2_000;
+        let mut on_the_other_gpu = plain.clone();
+        on_the_other_gpu[1].hardware = attested[0].hardware.clone();
+        on_the_other_gpu[1].hardware_at_ms = 1_000;
+        // An identity without a proof time, a proof time without an identity.
+        let mut unproven = plain.clone();
+        unproven[0].hardware = attested[0].hardware.clone();
+        let mut anonymous = plain.clone();
+        anonymous[0].hardware_at_ms = 1_000;
+        let mut uncounted = attested.clone();
+        uncounted[1].counted = false;
+        let lists = [
+            &attested,
+            &plain,
+            &other_identity,
+            &reproven,
+            &on_the_other_gpu,
+            &unproven,
+            &anonymous,
+            &uncounted,
+        ];
+        let hashes: Vec<[u8; 32]> = lists.iter().map(|l| inventory_hash(l)).collect();
+        for (i, a) in hashes.iter().enumerate() {
+            for b in &hashes[i + 1..] {
+                assert_ne!(a, b, "list {i} hashes as another");
+            }
+        }
+        // Bytes moved between the serial and the hardware identity make another list.
+        let mut moved = attested.clone();
+        moved[0].serial = "S1NVIDIA".to_owned();
+        moved[0].hardware = ":GH100:48B02D".to_owned();
+        let mut kept = attested.clone();
+        kept[0].serial = "S1".to_owned();
+        kept[0].hardware = "NVIDIA:GH100:48B02D".to_owned();
+        assert_ne!(inventory_hash(&moved), inventory_hash(&kept));
+        // A list without hardware evidence hashes as it did before it existed.
+        assert_eq!(inventory_hash(&plain), inventory_hash(&plain.clone()));
+        let mut flagged = plain.clone();
+        flagged[1].counted = false;
+        let mut v2 = b"veu-inventory-2".to_vec();
+        for gpu in &flagged {
+            v2.extend_from_slice(&gpu.tpp.to_be_bytes());
+            v2.push(u8::from(gpu.counted));
+            for text in [&gpu.uuid, &gpu.serial, &gpu.catalogue_id] {
+                v2.extend_from_slice(&(text.len() as u64).to_be_bytes());
+                v2.extend_from_slice(text.as_bytes());
+            }
+        }
+        assert_eq!(inventory_hash(&flagged), *Sha256::of(&v2).as_bytes());
     }
 
     #[test]

@@ -49,7 +49,7 @@ const HOSTS: &str = "SELECT h.host_id, i.hash
      WHERE h.host_id = ANY($1::text[])";
 
 const INSERT_INVENTORIES: &str = "INSERT INTO inventories (hash, uuids, serials, catalogue_ids, tpps,
-         counted)
+         counted, hardware, hardware_at_ms)
      SELECT h.hash,
          coalesce(array_agg(g.uuid ORDER BY g.position) FILTER (WHERE g.position IS NOT NULL), '{}'),
          coalesce(array_agg(g.serial ORDER BY g.position) FILTER (WHERE g.position IS NOT NULL), '{}'),
@@ -57,11 +57,16 @@ const INSERT_INVENTORIES: &str = "INSERT INTO inventories (hash, uuids, serials,
              FILTER (WHERE g.position IS NOT NULL), '{}'),
          coalesce(array_agg(g.tpp ORDER BY g.position) FILTER (WHERE g.position IS NOT NULL), '{}'),
          coalesce(array_agg(g.counted ORDER BY g.position)
+             FILTER (WHERE g.position IS NOT NULL), '{}'),
+         coalesce(array_agg(g.hardware ORDER BY g.position)
+             FILTER (WHERE g.position IS NOT NULL), '{}'),
+         coalesce(array_agg(g.hardware_at_ms ORDER BY g.position)
              FILTER (WHERE g.position IS NOT NULL), '{}')
      FROM unnest($1::bytea[]) AS h(hash)
      LEFT JOIN unnest($2::bytea[], $3::integer[], $4::text[], $5::text[], $6::text[], $7::bigint[],
-             $8::boolean[])
-         AS g(hash, position, uuid, serial, catalogue_id, tpp, counted) ON g.hash = h.hash
+             $8::boolean[], $9::text[], $10::bigint[])
+         AS g(hash, position, uuid, serial, catalogue_id, tpp, counted, hardware, hardware_at_ms)
+         ON g.hash = h.hash
      GROUP BY h.hash
      ON CONFLICT (hash) DO NOTHING";
 const INSERT_ATTESTATIONS: &str = "INSERT INTO attestations (key_id, sequence, digest,
@@ -102,15 +107,16 @@ const UPSERT_HOSTS: &str = "INSERT INTO host_state AS h (host_id, site_id, count
          decommissioned_at_ms = excluded.decommissioned_at_ms";
 const DELETE_GPUS: &str = "DELETE FROM gpus WHERE host_id = ANY($1::text[])";
 const INSERT_GPUS: &str = "INSERT INTO gpus (host_id, position, uuid, serial, catalogue_id, tpp,
-         counted)
+         counted, hardware, hardware_at_ms)
      SELECT * FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::text[],
-         $6::bigint[], $7::boolean[])";
+         $6::bigint[], $7::boolean[], $8::text[], $9::bigint[])";
 const INSERT_CHANGES: &str = "INSERT INTO host_changes (at_ms, host_id, site_id, country, tpp,
-         devices, kind)
-     SELECT u.at_ms, u.host_id, u.site_id, u.country, u.tpp, u.devices, u.kind
+         devices, kind, hardware_tpp)
+     SELECT u.at_ms, u.host_id, u.site_id, u.country, u.tpp, u.devices, u.kind, u.hardware_tpp
      FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],
-             $7::text[])
-         WITH ORDINALITY AS u(at_ms, host_id, site_id, country, tpp, devices, kind, n)
+             $7::text[], $8::bigint[])
+         WITH ORDINALITY AS u(at_ms, host_id, site_id, country, tpp, devices, kind, hardware_tpp,
+             n)
      ORDER BY u.n";
 const INSERT_EVENTS: &str = "INSERT INTO events (at_ms, kind, host_id, key_id, detail, value)
      SELECT u.at_ms, u.kind, u.host_id, u.key_id, u.detail, u.value
@@ -307,6 +313,8 @@ struct Columns<'a> {
     inventory_catalogue_id: Vec<&'a str>,
     inventory_tpp: Vec<i64>,
     inventory_counted: Vec<bool>,
+    inventory_hardware: Vec<&'a str>,
+    inventory_hardware_at_ms: Vec<i64>,
 
     key_id: Vec<&'a [u8]>,
     sequence: Vec<i64>,
@@ -351,6 +359,8 @@ struct Columns<'a> {
     gpu_catalogue_id: Vec<&'a str>,
     gpu_tpp: Vec<i64>,
     gpu_counted: Vec<bool>,
+    gpu_hardware: Vec<&'a str>,
+    gpu_hardware_at_ms: Vec<i64>,
 
     change_at_ms: Vec<i64>,
     change_host_id: Vec<&'a str>,
@@ -359,6 +369,7 @@ struct Columns<'a> {
     change_tpp: Vec<i64>,
     change_devices: Vec<i64>,
     change_kind: Vec<&'static str>,
+    change_hardware_tpp: Vec<i64>,
 
     event_at_ms: Vec<i64>,
     event_kind: Vec<&'a str>,
@@ -399,6 +410,8 @@ impl<'a> Columns<'a> {
                 c.inventory_catalogue_id.push(&gpu.catalogue_id);
                 c.inventory_tpp.push(*tpp);
                 c.inventory_counted.push(gpu.counted);
+                c.inventory_hardware.push(&gpu.hardware);
+                c.inventory_hardware_at_ms.push(gpu.hardware_at_ms);
             }
         }
         for new in &plan.attestations {
@@ -452,6 +465,8 @@ impl<'a> Columns<'a> {
                     c.gpu_catalogue_id.push(&gpu.catalogue_id);
                     c.gpu_tpp.push(*tpp);
                     c.gpu_counted.push(gpu.counted);
+                    c.gpu_hardware.push(&gpu.hardware);
+                    c.gpu_hardware_at_ms.push(gpu.hardware_at_ms);
                 }
             }
         }
@@ -463,6 +478,7 @@ impl<'a> Columns<'a> {
             c.change_tpp.push(change.tpp);
             c.change_devices.push(change.devices);
             c.change_kind.push(change.kind);
+            c.change_hardware_tpp.push(change.hardware_tpp);
         }
         for event in &plan.events {
             c.event_at_ms.push(event.at_ms);
@@ -507,6 +523,8 @@ impl<'a> Columns<'a> {
                     param(&self.inventory_catalogue_id),
                     param(&self.inventory_tpp),
                     param(&self.inventory_counted),
+                    param(&self.inventory_hardware),
+                    param(&self.inventory_hardware_at_ms),
                 ],
                 // Inventories another host reported first are there already.
                 None,
@@ -579,6 +597,8 @@ impl<'a> Columns<'a> {
                     param(&self.gpu_catalogue_id),
                     param(&self.gpu_tpp),
                     param(&self.gpu_counted),
+                    param(&self.gpu_hardware),
+                    param(&self.gpu_hardware_at_ms),
                 ],
                 rows(self.gpu_host_id.len()),
             ));
@@ -594,6 +614,7 @@ impl<'a> Columns<'a> {
                     param(&self.change_tpp),
                     param(&self.change_devices),
                     param(&self.change_kind),
+                    param(&self.change_hardware_tpp),
                 ],
                 rows(self.change_at_ms.len()),
             ));

@@ -67,6 +67,7 @@ pub(crate) struct Change<'a> {
     pub(crate) devices: i64,
     /// `attested`, or `stopped` when the host no longer counts.
     pub(crate) kind: &'static str,
+    pub(crate) hardware_tpp: i64,
 }
 
 /// A host's final state in the group.
@@ -182,6 +183,7 @@ impl<'a> NewHost<'a> {
                     } else {
                         "attested"
                     },
+                    hardware_tpp: int("hardware tpp", change.hardware_tpp)?,
                 })
             })
             .transpose()?;

@@ -7,13 +7,14 @@ use collector_store::{
 };
 use tokio_postgres::Row;
 
-use crate::codec::{get, get_32, get_32_opt, get_gpus, get_u32, get_u64, int, sql_limit, uint};
+use crate::codec::{
+    INVENTORY_COLUMNS, get, get_32, get_32_opt, get_gpus, get_u32, get_u64, int, sql_limit, uint,
+};
 use crate::pool::Conn;
 
 const ATTESTATION_COLUMNS: &str = "a.key_id, a.sequence, a.digest, a.previous_digest, a.host_id,
     a.site_id, a.country, a.issued_at_ms, a.received_at_ms, a.tpp, a.devices, a.simulated,
-    a.gap_before, a.fresh, a.envelope, a.log_index,
-    i.uuids, i.serials, i.catalogue_ids, i.tpps, i.counted";
+    a.gap_before, a.fresh, a.envelope, a.log_index";
 
 const AGENT_COLUMNS: &str =
     "key_id, public_key, host_id, site_id, identity, enrolled_at_ms, revoked_at_ms, country";
@@ -131,7 +132,7 @@ pub(crate) async fn attestations(
     let limit = sql_limit(limit);
     let Some((at_ms, key_id, sequence)) = after else {
         let sql = format!(
-            "SELECT {ATTESTATION_COLUMNS}
+            "SELECT {ATTESTATION_COLUMNS}, {INVENTORY_COLUMNS}
              FROM attestations a JOIN inventories i ON i.id = a.inventory_id
              WHERE a.received_at_ms >= $1 AND a.received_at_ms < $2
              ORDER BY a.received_at_ms, a.key_id, a.sequence LIMIT $3"
@@ -146,7 +147,7 @@ pub(crate) async fn attestations(
     // The row comparison walks the (received_at_ms, key_id, sequence) index from the cursor
     // on, so a page costs its own size whatever the page number.
     let sql = format!(
-        "SELECT {ATTESTATION_COLUMNS}
+        "SELECT {ATTESTATION_COLUMNS}, {INVENTORY_COLUMNS}
          FROM attestations a JOIN inventories i ON i.id = a.inventory_id
          WHERE a.received_at_ms >= $1 AND a.received_at_ms < $2
            AND (a.received_at_ms, a.key_id, a.sequence) > ($3, $4, $5)
@@ -169,7 +170,7 @@ pub(crate) async fn host_history(
     limit: usize,
 ) -> Result<Vec<AcceptedAttestation>, StoreError> {
     let sql = format!(
-        "SELECT {ATTESTATION_COLUMNS}
+        "SELECT {ATTESTATION_COLUMNS}, {INVENTORY_COLUMNS}
          FROM attestations a JOIN inventories i ON i.id = a.inventory_id
          WHERE a.host_id = $1 AND a.received_at_ms >= $2 AND a.received_at_ms < $3
          ORDER BY a.received_at_ms, a.key_id, a.sequence LIMIT $4"
@@ -183,8 +184,8 @@ pub(crate) async fn host_history(
 pub(crate) async fn host_gpus(conn: &mut Conn) -> Result<Vec<(String, Gpu)>, StoreError> {
     let rows = conn
         .query(
-            "SELECT host_id, uuid, serial, catalogue_id, tpp, counted FROM gpus
-             ORDER BY host_id, position",
+            "SELECT host_id, uuid, serial, catalogue_id, tpp, counted, hardware, hardware_at_ms
+             FROM gpus ORDER BY host_id, position",
             &[],
         )
         .await?;
@@ -197,6 +198,8 @@ pub(crate) async fn host_gpus(conn: &mut Conn) -> Result<Vec<(String, Gpu)>, Sto
                 catalogue_id: get(row, 3)?,
                 tpp: get_u64(row, 4, "gpu tpp")?,
                 counted: get(row, 5)?,
+                hardware: get(row, 6)?,
+                hardware_at_ms: get(row, 7)?,
             },
         ))
     })
@@ -356,7 +359,7 @@ pub(crate) async fn latest_attestations(
 ) -> Result<Vec<AcceptedAttestation>, StoreError> {
     // One index probe per host (attestations_by_host), never a scan of the history.
     let sql = format!(
-        "SELECT {ATTESTATION_COLUMNS}
+        "SELECT {ATTESTATION_COLUMNS}, {INVENTORY_COLUMNS}
          FROM host_state h
          CROSS JOIN LATERAL (
              SELECT b.* FROM attestations b
@@ -424,8 +427,8 @@ pub(crate) async fn host_changes(
 ) -> Result<Vec<HostChange>, StoreError> {
     let rows = conn
         .query(
-            "SELECT at_ms, host_id, site_id, country, tpp, devices, kind FROM host_changes
-             WHERE at_ms < $1 ORDER BY at_ms, id",
+            "SELECT at_ms, host_id, site_id, country, tpp, devices, kind, hardware_tpp
+             FROM host_changes WHERE at_ms < $1 ORDER BY at_ms, id",
             &[&to_ms],
         )
         .await?;
@@ -440,6 +443,7 @@ pub(crate) async fn host_changes(
             devices: get_u32(row, 5, "devices")?,
             // attested, or one of: decommissioned, rebound, stopped.
             decommissioned: kind != "attested",
+            hardware_tpp: get_u64(row, 7, "hardware tpp")?,
         })
     })
 }

@@ -9,7 +9,7 @@ mod harness;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use collector_store::{AttestationStore, conformance};
-use collector_store_postgres::PostgresOptions;
+use collector_store_postgres::{PostgresOptions, PostgresStore};
 use harness::Database;
 
 fn run(options: PostgresOptions) {
@@ -27,10 +27,42 @@ fn run(options: PostgresOptions) {
     assert_eq!(opened.load(Ordering::Relaxed), conformance::CHECKS.len());
 }
 
+/// The reopening checks: each database a fresh schema, connected to again by name.
+fn run_reopening(options: PostgresOptions) {
+    let Some(database) = Database::from_env() else {
+        return;
+    };
+    let made = AtomicUsize::new(0);
+    let make = || -> Box<conformance::Opener> {
+        made.fetch_add(1, Ordering::Relaxed);
+        let options = PostgresOptions {
+            schema: Some(database.fresh_schema()),
+            ..options.clone()
+        };
+        let url = database.url.clone();
+        Box::new(move || -> Box<dyn AttestationStore> {
+            Box::new(PostgresStore::connect(&url, options.clone()).unwrap())
+        })
+    };
+    if let Err(failures) = conformance::run_reopening(&make) {
+        panic!("{failures}");
+    }
+    assert_eq!(
+        made.load(Ordering::Relaxed),
+        conformance::REOPEN_CHECKS.len()
+    );
+}
+
 #[test]
 #[cfg_attr(not(veu_postgres), ignore = "not run: VEU_TEST_POSTGRES_URL is unset")]
 fn postgres_store_conforms_with_default_options() {
     run(PostgresOptions::default());
+}
+
+#[test]
+#[cfg_attr(not(veu_postgres), ignore = "not run: VEU_TEST_POSTGRES_URL is unset")]
+fn postgres_store_keeps_what_it_stored_across_reopening() {
+    run_reopening(PostgresOptions::default());
 }
 
 #[test]

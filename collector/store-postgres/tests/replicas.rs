@@ -13,7 +13,9 @@ use std::thread;
 use collector_store::conformance::fixture::{
     self, agent, attestation, batch, digest, enrolled_state, key, state_of,
 };
-use collector_store::{AttestationStore, Batch, CommitReceipt, HostChange, LogNodes, StoreError};
+use collector_store::{
+    AcceptedAttestation, AttestationStore, Batch, CommitReceipt, HostChange, LogNodes, StoreError,
+};
 use collector_store_postgres::{PostgresOptions, PostgresStore};
 use harness::Database;
 use proto_merkle::{MemoryTree, leaf_hash};
@@ -242,6 +244,12 @@ fn one_replica_at_a_time_leads_the_log_and_another_takes_over_when_it_dies() {
 /// The first schema version, as a database of that release holds it.
 const VERSION_1: &str = include_str!("../src/migrations/0001_initial.sql");
 
+/// The scripts that took version 1 to version 3, the last without hardware evidence.
+const VERSION_3: [&str; 2] = [
+    include_str!("../src/migrations/0002_ledger.sql"),
+    include_str!("../src/migrations/0003_witness.sql"),
+];
+
 /// A `bytea` literal.
 fn bytea(bytes: &[u8]) -> String {
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
@@ -252,6 +260,87 @@ fn bytea(bytes: &[u8]) -> String {
 fn text(value: &str) -> String {
     assert!(!value.contains('\''));
     format!("'{value}'")
+}
+
+/// The rows an older schema holds for `a1`, attested and its host's state: its inventory
+/// (with each GPU's counted flag when the schema has it, `counted`), the attestation, its chain
+/// head, the host's state, GPUs and change. Log index 4: after the enrolments.
+fn attested_rows(a1: &AcceptedAttestation, counted: bool) -> String {
+    let list = |field: fn(&collector_store::Gpu) -> String| -> String {
+        let items: Vec<String> = a1.gpus.iter().map(field).collect();
+        format!("ARRAY[{}]", items.join(", "))
+    };
+    let counted_column = if counted { ", counted" } else { "" };
+    let counted_list = if counted {
+        format!(", {}::boolean[]", list(|g| g.counted.to_string()))
+    } else {
+        String::new()
+    };
+    let hash = bytea(&[0x11; 32]);
+    let inventory = format!("(SELECT id FROM inventories WHERE hash = {hash})");
+    let mut sql = format!(
+        "INSERT INTO inventories (hash, uuids, serials, catalogue_ids, tpps{counted_column})
+         VALUES ({hash}, {}, {}, {}, {}::bigint[]{counted_list});\n",
+        list(|g| text(&g.uuid)),
+        list(|g| text(&g.serial)),
+        list(|g| text(&g.catalogue_id)),
+        list(|g| g.tpp.to_string()),
+    );
+    sql += &format!(
+        "INSERT INTO attestations (key_id, sequence, digest, previous_digest, host_id, site_id,
+             country, issued_at_ms, received_at_ms, tpp, devices, simulated, gap_before, fresh,
+             inventory_id, envelope, log_index)
+         VALUES ({}, 1, {}, {}, {}, {}, {}, {}, {}, {}, 8, false, 0, false,
+             {inventory}, {}, 4);
+         INSERT INTO chain_heads (key_id, sequence, digest) VALUES ({}, 1, {});
+         INSERT INTO host_state (host_id, site_id, country, key_id, last_sequence, last_digest,
+             last_issued_at_ms, last_received_at_ms, tpp, devices, inventory_id)
+         VALUES ({}, {}, {}, {}, 1, {}, {}, {}, {}, 8, {inventory});
+         INSERT INTO host_changes (at_ms, host_id, site_id, country, tpp, devices, kind)
+         VALUES ({}, {}, {}, {}, {}, 8, 'attested');\n",
+        bytea(&a1.key_id),
+        bytea(&a1.digest),
+        bytea(&a1.previous_digest),
+        text(&a1.host_id),
+        text(&a1.site_id),
+        text(&a1.country),
+        a1.issued_at_ms,
+        a1.received_at_ms,
+        a1.tpp,
+        bytea(&a1.envelope),
+        bytea(&a1.key_id),
+        bytea(&a1.digest),
+        text(&a1.host_id),
+        text(&a1.site_id),
+        text(&a1.country),
+        bytea(&a1.key_id),
+        bytea(&a1.digest),
+        a1.issued_at_ms,
+        a1.received_at_ms,
+        a1.tpp,
+        a1.issued_at_ms,
+        text(&a1.host_id),
+        text(&a1.site_id),
+        text(&a1.country),
+        a1.tpp,
+    );
+    for (position, gpu) in a1.gpus.iter().enumerate() {
+        sql += &format!(
+            "INSERT INTO gpus (host_id, position, uuid, serial, catalogue_id, tpp{counted_column})
+             VALUES ({}, {position}, {}, {}, {}, {}{});\n",
+            text(&a1.host_id),
+            text(&gpu.uuid),
+            text(&gpu.serial),
+            text(&gpu.catalogue_id),
+            gpu.tpp,
+            if counted {
+                format!(", {}", gpu.counted)
+            } else {
+                String::new()
+            },
+        );
+    }
+    sql
 }
 
 /// A database of version 1 (host states only for hosts that attested, GPUs without the counted
@@ -291,68 +380,7 @@ fn a_schema_of_version_1_migrates_with_every_enrolled_host() {
             agent.enrolled_at_ms,
         );
     }
-    let list = |field: fn(&collector_store::Gpu) -> String| -> String {
-        let items: Vec<String> = a1.gpus.iter().map(field).collect();
-        format!("ARRAY[{}]", items.join(", "))
-    };
-    sql += &format!(
-        "INSERT INTO inventories (hash, uuids, serials, catalogue_ids, tpps)
-         VALUES ({}, {}, {}, {}, {}::bigint[]);\n",
-        bytea(&[0x11; 32]),
-        list(|g| text(&g.uuid)),
-        list(|g| text(&g.serial)),
-        list(|g| text(&g.catalogue_id)),
-        list(|g| g.tpp.to_string()),
-    );
-    sql += &format!(
-        "INSERT INTO attestations (key_id, sequence, digest, previous_digest, host_id, site_id,
-             country, issued_at_ms, received_at_ms, tpp, devices, simulated, gap_before, fresh,
-             inventory_id, envelope, log_index)
-         VALUES ({}, 1, {}, {}, {}, {}, {}, {}, {}, {}, 8, false, 0, false,
-             (SELECT id FROM inventories), {}, 4);
-         INSERT INTO chain_heads (key_id, sequence, digest) VALUES ({}, 1, {});
-         INSERT INTO host_state (host_id, site_id, country, key_id, last_sequence, last_digest,
-             last_issued_at_ms, last_received_at_ms, tpp, devices, inventory_id)
-         VALUES ({}, {}, {}, {}, 1, {}, {}, {}, {}, 8, (SELECT id FROM inventories));
-         INSERT INTO host_changes (at_ms, host_id, site_id, country, tpp, devices, kind)
-         VALUES ({}, {}, {}, {}, {}, 8, 'attested');\n",
-        bytea(&a1.key_id),
-        bytea(&a1.digest),
-        bytea(&a1.previous_digest),
-        text(&a1.host_id),
-        text(&a1.site_id),
-        text(&a1.country),
-        a1.issued_at_ms,
-        a1.received_at_ms,
-        a1.tpp,
-        bytea(&a1.envelope),
-        bytea(&a1.key_id),
-        bytea(&a1.digest),
-        text(&a1.host_id),
-        text(&a1.site_id),
-        text(&a1.country),
-        bytea(&a1.key_id),
-        bytea(&a1.digest),
-        a1.issued_at_ms,
-        a1.received_at_ms,
-        a1.tpp,
-        a1.issued_at_ms,
-        text(&a1.host_id),
-        text(&a1.site_id),
-        text(&a1.country),
-        a1.tpp,
-    );
-    for (position, gpu) in a1.gpus.iter().enumerate() {
-        sql += &format!(
-            "INSERT INTO gpus (host_id, position, uuid, serial, catalogue_id, tpp)
-             VALUES ({}, {position}, {}, {}, {}, {});\n",
-            text(&a1.host_id),
-            text(&gpu.uuid),
-            text(&gpu.serial),
-            text(&gpu.catalogue_id),
-            gpu.tpp,
-        );
-    }
+    sql += &attested_rows(&a1, false);
     sql += "COMMIT;";
     database.execute(&sql);
 
@@ -392,6 +420,8 @@ fn a_schema_of_version_1_migrates_with_every_enrolled_host() {
         tpp: a1.tpp,
         devices: 8,
         decommissioned: false,
+        // Stored before hardware evidence was kept.
+        hardware_tpp: 0,
     };
     assert_eq!(store.host_changes(i64::MAX).unwrap(), vec![first.clone()]);
 
@@ -421,6 +451,89 @@ fn a_schema_of_version_1_migrates_with_every_enrolled_host() {
         fixture::unindexed(store.attestations(i64::MIN, i64::MAX, None, 10).unwrap()),
         vec![a1]
     );
+}
+
+/// A database of version 3 (GPUs, inventories and host changes without hardware evidence) is
+/// brought to the current version: what it held reads back without hardware evidence, and the
+/// host takes evidence on from its next attestation.
+#[test]
+#[cfg_attr(not(veu_postgres), ignore = "not run: VEU_TEST_POSTGRES_URL is unset")]
+fn a_schema_of_version_3_migrates_without_hardware_evidence() {
+    let Some(database) = Database::from_env() else {
+        return;
+    };
+    let schema = database.fresh_schema();
+    let enrolled = agent(1, "host-a");
+    let mut a1 = attestation(1, 1, "host-a", 1_000);
+    a1.gpus[5].counted = false;
+    let [ledger, witness] = VERSION_3;
+    let mut sql = format!(
+        "CREATE SCHEMA {schema}; BEGIN; SET LOCAL search_path TO {schema};
+         {VERSION_1}
+         {ledger}
+         {witness}
+         CREATE TABLE schema_version (version integer NOT NULL);
+         INSERT INTO schema_version (version) VALUES (3);
+         INSERT INTO agents (key_id, public_key, host_id, site_id, country, identity,
+             enrolled_at_ms) VALUES ({}, {}, {}, {}, {}, {}, {});\n",
+        bytea(&enrolled.key_id),
+        bytea(&enrolled.public_key),
+        text(&enrolled.host_id),
+        text(&enrolled.site_id),
+        text(&enrolled.country),
+        text(&enrolled.identity),
+        enrolled.enrolled_at_ms,
+    );
+    sql += &attested_rows(&a1, true);
+    sql += "COMMIT;";
+    database.execute(&sql);
+
+    let store = PostgresStore::connect(&database.url, Database::options(&schema)).unwrap();
+    // The fixture's GPUs have no hardware evidence: exactly what the defaults read back as.
+    assert!(
+        a1.gpus
+            .iter()
+            .all(|g| g.hardware.is_empty() && g.hardware_at_ms == 0)
+    );
+    let held = |gpus: &[collector_store::Gpu]| -> Vec<(String, collector_store::Gpu)> {
+        gpus.iter()
+            .map(|g| ("host-a".to_owned(), g.clone()))
+            .collect()
+    };
+    assert_eq!(store.host_gpus().unwrap(), held(&a1.gpus));
+    assert_eq!(
+        fixture::unindexed(store.host_history("host-a", 0, i64::MAX, 10).unwrap()),
+        vec![a1.clone()]
+    );
+    let changes = store.host_changes(i64::MAX).unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!((changes[0].tpp, changes[0].hardware_tpp), (a1.tpp, 0));
+
+    // The next attestation proves its GPUs' hardware; the old one keeps its list.
+    let mut a2 = attestation(1, 2, "host-a", 2_000);
+    a2.gpus = (0..8)
+        .map(|i| fixture::attested_gpu("host-a", i, 1_900))
+        .collect();
+    store.commit_blocking(batch(vec![a2.clone()])).unwrap();
+    assert_eq!(store.host_gpus().unwrap(), held(&a2.gpus));
+    assert_eq!(
+        fixture::unindexed(store.host_history("host-a", 0, i64::MAX, 10).unwrap()),
+        vec![a1, a2.clone()]
+    );
+    let changes = store.host_changes(i64::MAX).unwrap();
+    assert_eq!(changes[1].hardware_tpp, fixture::hardware_tpp(&a2.gpus));
+    assert_eq!(changes[1].hardware_tpp, a2.tpp);
+    // Decommissioning keeps the identities of the released GPUs.
+    assert!(store.decommission("host-a", 3_000).unwrap());
+    let released: Vec<collector_store::Gpu> = a2
+        .gpus
+        .iter()
+        .map(|g| collector_store::Gpu {
+            counted: false,
+            ..g.clone()
+        })
+        .collect();
+    assert_eq!(store.host_gpus().unwrap(), held(&released));
 }
 
 #[test]

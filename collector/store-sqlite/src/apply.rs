@@ -264,8 +264,9 @@ fn write_host_state(
 /// Appends a host change, in the ledger's order.
 fn host_change(conn: &Connection, change: &HostChange, kind: &str) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO host_changes (at_ms, host_id, site_id, country, tpp, devices, kind)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO host_changes (at_ms, host_id, site_id, country, tpp, devices, kind,
+             hardware_tpp)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )
     .db()?
     .execute(params![
@@ -275,7 +276,8 @@ fn host_change(conn: &Connection, change: &HostChange, kind: &str) -> Result<(),
         change.country,
         int("tpp", change.tpp)?,
         change.devices,
-        kind
+        kind,
+        int("hardware tpp", change.hardware_tpp)?,
     ])
     .db()?;
     Ok(())
@@ -300,8 +302,9 @@ fn replace_gpus(conn: &Connection, host_id: &str, gpus: &[Gpu]) -> Result<(), St
         .db()?;
     let mut insert = conn
         .prepare_cached(
-            "INSERT INTO gpus (host_id, position, uuid, serial, catalogue_id, tpp, counted)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO gpus (host_id, position, uuid, serial, catalogue_id, tpp, counted,
+                 hardware, hardware_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )
         .db()?;
     for (position, gpu) in gpus.iter().enumerate() {
@@ -315,6 +318,8 @@ fn replace_gpus(conn: &Connection, host_id: &str, gpus: &[Gpu]) -> Result<(), St
                 gpu.catalogue_id,
                 int("gpu tpp", gpu.tpp)?,
                 gpu.counted,
+                gpu.hardware,
+                gpu.hardware_at_ms,
             ])
             .db()?;
     }

@@ -249,8 +249,8 @@ pub(crate) fn host_history(
 pub(crate) fn host_gpus(conn: &Connection) -> Result<Vec<(String, Gpu)>, StoreError> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT host_id, uuid, serial, catalogue_id, tpp, counted FROM gpus
-             ORDER BY host_id, position",
+            "SELECT host_id, uuid, serial, catalogue_id, tpp, counted, hardware, hardware_at_ms
+             FROM gpus ORDER BY host_id, position",
         )
         .db()?;
     collect(&mut stmt, [], |row| {
@@ -262,6 +262,8 @@ pub(crate) fn host_gpus(conn: &Connection) -> Result<Vec<(String, Gpu)>, StoreEr
                 catalogue_id: row.get(3).db()?,
                 tpp: u64_at(row, 4, "gpu tpp")?,
                 counted: row.get(5).db()?,
+                hardware: row.get(6).db()?,
+                hardware_at_ms: row.get(7).db()?,
             },
         ))
     })
@@ -475,8 +477,8 @@ pub(crate) fn tree_head_before(
 pub(crate) fn host_changes(conn: &Connection, to_ms: i64) -> Result<Vec<HostChange>, StoreError> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT at_ms, host_id, site_id, country, tpp, devices, kind FROM host_changes
-             WHERE at_ms < ?1 ORDER BY at_ms, id",
+            "SELECT at_ms, host_id, site_id, country, tpp, devices, kind, hardware_tpp
+             FROM host_changes WHERE at_ms < ?1 ORDER BY at_ms, id",
         )
         .db()?;
     collect(&mut stmt, [to_ms], |row| {
@@ -489,6 +491,7 @@ pub(crate) fn host_changes(conn: &Connection, to_ms: i64) -> Result<Vec<HostChan
             tpp: u64_at(row, 4, "tpp")?,
             devices: row.get(5).db()?,
             decommissioned: kind != "attested",
+            hardware_tpp: u64_at(row, 7, "hardware tpp")?,
         })
     })
 }

@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_log.sql"),
     include_str!("migrations/0003_ledger.sql"),
     include_str!("migrations/0004_witness.sql"),
+    include_str!("migrations/0005_hardware.sql"),
 ];
 
 /// The schema version this build writes.
@@ -25,6 +26,12 @@ pub(crate) fn known_version() -> u32 {
 /// the version it found.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
     migrate_with(conn, MIGRATIONS)
+}
+
+/// Brings the database up to `version` only: a database as an older build left it.
+#[cfg(test)]
+pub(crate) fn migrate_to(conn: &mut Connection, version: usize) -> Result<u32, StoreError> {
+    migrate_with(conn, &MIGRATIONS[..version])
 }
 
 fn migrate_with(conn: &mut Connection, scripts: &[&str]) -> Result<u32, StoreError> {

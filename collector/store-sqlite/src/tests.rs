@@ -237,3 +237,158 @@ fn reopening_keeps_everything() {
     assert_eq!(store.agents().unwrap().len(), 1);
     assert_eq!(store.log_size().unwrap(), 2);
 }
+
+/// Rows that schema version 4 holds (GPU lists of format 2, GPUs and host changes without
+/// hardware columns) read back without hardware evidence, and the host takes evidence on from
+/// its next attestation.
+#[test]
+fn rows_stored_before_hardware_evidence_read_back_without_it() {
+    use collector_store::conformance::fixture::{attested_gpu, hardware_tpp, unindexed};
+    use rusqlite::params;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.sqlite");
+    let agent = agent(1, "host-1");
+    let mut old = attestation(1, 1, "host-1", 1_000);
+    old.gpus[5].counted = false;
+    {
+        let mut conn = Connection::open(&path).unwrap();
+        schema::migrate_to(&mut conn, 4).unwrap();
+        let inventory = codec::encode_gpus_before_hardware(2, &old.gpus);
+        conn.execute(
+            "INSERT INTO agents (key_id, public_key, host_id, site_id, identity, enrolled_at_ms,
+                 country)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                agent.key_id,
+                agent.public_key,
+                agent.host_id,
+                agent.site_id,
+                agent.identity,
+                agent.enrolled_at_ms,
+                agent.country
+            ],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO inventories (id, gpus) VALUES (7, ?1)",
+            [&inventory],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO attestations (key_id, sequence, digest, previous_digest, host_id,
+                 site_id, country, issued_at_ms, received_at_ms, tpp, devices, simulated,
+                 gap_before, fresh, inventory_id, envelope)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 7, ?15)",
+            params![
+                old.key_id,
+                old.sequence as i64,
+                old.digest,
+                old.previous_digest,
+                old.host_id,
+                old.site_id,
+                old.country,
+                old.issued_at_ms,
+                old.received_at_ms,
+                old.tpp as i64,
+                old.devices,
+                old.simulated,
+                old.gap_before as i64,
+                old.fresh,
+                old.envelope
+            ],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO chain_heads (key_id, sequence, digest) VALUES (?1, 1, ?2)",
+            params![old.key_id, old.digest],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO host_state (host_id, site_id, country, key_id, last_sequence,
+                 last_digest, last_issued_at_ms, last_received_at_ms, tpp, devices,
+                 inventory_id)
+             VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?9, 7)",
+            params![
+                old.host_id,
+                old.site_id,
+                old.country,
+                old.key_id,
+                old.digest,
+                old.issued_at_ms,
+                old.received_at_ms,
+                old.tpp as i64,
+                old.devices
+            ],
+        )
+        .unwrap();
+        for (position, gpu) in old.gpus.iter().enumerate() {
+            conn.execute(
+                "INSERT INTO gpus (host_id, position, uuid, serial, catalogue_id, tpp, counted)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    old.host_id,
+                    position as i64,
+                    gpu.uuid,
+                    gpu.serial,
+                    gpu.catalogue_id,
+                    gpu.tpp as i64,
+                    gpu.counted
+                ],
+            )
+            .unwrap();
+        }
+        conn.execute(
+            "INSERT INTO host_changes (at_ms, host_id, site_id, country, tpp, devices, kind)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'attested')",
+            params![
+                old.received_at_ms,
+                old.host_id,
+                old.site_id,
+                old.country,
+                old.tpp as i64,
+                old.devices
+            ],
+        )
+        .unwrap();
+    }
+
+    let store = open(&dir);
+    // The fixture's GPUs have no hardware evidence: exactly what the defaults read back as.
+    assert!(
+        old.gpus
+            .iter()
+            .all(|g| g.hardware.is_empty() && g.hardware_at_ms == 0)
+    );
+    let held: Vec<_> = old
+        .gpus
+        .iter()
+        .map(|g| ("host-1".to_owned(), g.clone()))
+        .collect();
+    assert_eq!(store.host_gpus().unwrap(), held);
+    assert_eq!(
+        unindexed(store.host_history("host-1", 0, i64::MAX, 10).unwrap()),
+        vec![old.clone()]
+    );
+    let changes = store.host_changes(i64::MAX).unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!((changes[0].tpp, changes[0].hardware_tpp), (old.tpp, 0));
+
+    // The next attestation proves its GPUs' hardware; the old one keeps its list.
+    let mut next = attestation(1, 2, "host-1", 2_000);
+    next.gpus = (0..8).map(|i| attested_gpu("host-1", i, 1_900)).collect();
+    store.commit_blocking(batch(vec![next.clone()])).unwrap();
+    let held: Vec<_> = next
+        .gpus
+        .iter()
+        .map(|g| ("host-1".to_owned(), g.clone()))
+        .collect();
+    assert_eq!(store.host_gpus().unwrap(), held);
+    assert_eq!(
+        unindexed(store.host_history("host-1", 0, i64::MAX, 10).unwrap()),
+        vec![old, next.clone()]
+    );
+    let changes = store.host_changes(i64::MAX).unwrap();
+    assert_eq!(changes[1].hardware_tpp, hardware_tpp(&next.gpus));
+    assert_eq!(changes[1].hardware_tpp, next.tpp);
+}

@@ -22,9 +22,35 @@ fn run(options: SqliteOptions) {
     assert_eq!(opened.load(Ordering::Relaxed), conformance::CHECKS.len());
 }
 
+/// The reopening checks: each database a fresh file, opened again by path.
+fn run_reopening(options: SqliteOptions) {
+    let dir = tempfile::tempdir().unwrap();
+    let made = AtomicUsize::new(0);
+    let make = || -> Box<conformance::Opener> {
+        let n = made.fetch_add(1, Ordering::Relaxed);
+        let path = dir.path().join(format!("reopened-{n}.sqlite"));
+        let options = options.clone();
+        Box::new(move || -> Box<dyn AttestationStore> {
+            Box::new(SqliteStore::open(&path, options.clone()).unwrap())
+        })
+    };
+    if let Err(failures) = conformance::run_reopening(&make) {
+        panic!("{failures}");
+    }
+    assert_eq!(
+        made.load(Ordering::Relaxed),
+        conformance::REOPEN_CHECKS.len()
+    );
+}
+
 #[test]
 fn sqlite_store_conforms_with_default_options() {
     run(SqliteOptions::default());
+}
+
+#[test]
+fn sqlite_store_keeps_what_it_stored_across_reopening() {
+    run_reopening(SqliteOptions::default());
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use collector_core::ledger::{ChainPoint, GpuClaim, HostChange as LedgerChange};
 use collector_core::{HostRecord, KeyRecord, Ledger, LedgerEvent};
-use proto_accounting::CountryCode;
+use proto_accounting::{CountryCode, EvidenceRule};
 use proto_evidence::{ChainDigest, KeyId as EvidenceKeyId, Sha256};
 
 use crate::{AttestationStore, Event, Gpu, HostChange, HostState, HostUpdate, KeyId, StoreError};
@@ -16,8 +16,9 @@ pub const SILENCE_EVENT: &str = "silence";
 
 /// The stored event of something the ledger flagged at `at_ms`. Its kind is the event's code
 /// (`gap`, `gpu_conflict`, `decommissioned_host_attesting`, `silence`,
-/// `key_revoked_by_rebind`); its number (`value`) is a gap's missing count, a silence's start,
-/// or a decommissioning time.
+/// `key_revoked_by_rebind`, `gpu_evidence_refused`, `gpu_relabelled`); its number (`value`) is
+/// a gap's missing count, a silence's start, a decommissioning time, or a refused report's
+/// device index.
 pub fn event(at_ms: i64, event: &LedgerEvent) -> Event {
     let (kind, host, key, detail, value) = match event {
         LedgerEvent::Gap {
@@ -67,6 +68,22 @@ pub fn event(at_ms: i64, event: &LedgerEvent) -> Event {
             ),
             Some(*from_ms),
         ),
+        LedgerEvent::GpuEvidenceRefused {
+            host,
+            key,
+            device,
+            reason,
+            detail,
+        } => (
+            "gpu_evidence_refused",
+            host.clone(),
+            key,
+            format!("device {device}: hardware report refused ({reason}): {detail}"),
+            Some(i64::from(*device)),
+        ),
+        LedgerEvent::GpuRelabelled { host, key, detail } => {
+            ("gpu_relabelled", host.clone(), key, detail.clone(), None)
+        }
         LedgerEvent::KeyRevokedByRebind { host, key } => (
             "key_revoked_by_rebind",
             host.clone(),
@@ -126,6 +143,7 @@ pub fn host_change(change: &LedgerChange) -> HostChange {
         tpp: change.tpp,
         devices: change.devices,
         decommissioned: !change.counts,
+        hardware_tpp: change.hardware_tpp,
     }
 }
 
@@ -144,6 +162,8 @@ pub fn gpus(claims: &[GpuClaim], catalogue_ids: &[&str]) -> Vec<Gpu> {
                 .to_owned(),
             tpp: claim.tpp,
             counted: claim.counted,
+            hardware: claim.hardware.clone(),
+            hardware_at_ms: claim.hardware_at_ms,
         })
         .collect()
 }
@@ -152,6 +172,7 @@ pub fn gpus(claims: &[GpuClaim], catalogue_ids: &[&str]) -> Vec<Gpu> {
 pub fn load_ledger(
     store: &dyn AttestationStore,
     freshness_ms: i64,
+    evidence: EvidenceRule,
     now_ms: i64,
 ) -> Result<Ledger, StoreError> {
     let heads: HashMap<KeyId, (u64, [u8; 32], i64)> = store
@@ -188,6 +209,8 @@ pub fn load_ledger(
             serial: gpu.serial,
             tpp: gpu.tpp,
             counted: gpu.counted,
+            hardware: gpu.hardware,
+            hardware_at_ms: gpu.hardware_at_ms,
         });
     }
     let mut hosts = Vec::new();
@@ -201,6 +224,8 @@ pub fn load_ledger(
                 country,
                 key: key_id(&state.key_id),
                 tpp: state.tpp,
+                // Recomputed by the ledger from the GPUs' hardware identities and times.
+                hardware_tpp: 0,
                 devices: state.devices,
                 gpus,
                 decommissioned_at_ms: state.decommissioned_at_ms,
@@ -211,7 +236,8 @@ pub fn load_ledger(
             },
         ));
     }
-    Ledger::restore(keys, hosts, freshness_ms, now_ms).map_err(|e| StoreError::Corrupt(e.0))
+    Ledger::restore(keys, hosts, freshness_ms, evidence, now_ms)
+        .map_err(|e| StoreError::Corrupt(e.0))
 }
 
 fn country(text: &str, host: &str) -> Result<CountryCode, StoreError> {

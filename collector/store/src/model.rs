@@ -61,6 +61,11 @@ pub struct Gpu {
     pub tpp: u64,
     /// False when another host holds one of its identities, or its host does not count.
     pub counted: bool,
+    /// Its hardware identity: the canonical string of its NVIDIA device certificate (e.g.
+    /// `NVIDIA:GH100:48B02D...`); empty when it has no verified hardware evidence.
+    pub hardware: String,
+    /// When its hardware evidence was last proven (collector time); 0 for never.
+    pub hardware_at_ms: i64,
 }
 
 /// Where a host stands in the ledger (`collector_core::HostRecord`, persisted): a row exists
@@ -226,4 +231,7 @@ pub struct HostChange {
     pub devices: u32,
     /// The host stopped counting (decommissioned, or re-bound and not attested yet).
     pub decommissioned: bool,
+    /// The part of `tpp` whose GPUs proved their hardware identity (0 for changes stored
+    /// before hardware evidence was kept).
+    pub hardware_tpp: u64,
 }

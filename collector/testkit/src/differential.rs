@@ -283,6 +283,7 @@ fn check(store: &Arc<dyn AttestationStore>, collector: &Collector, seed: u64, st
     let replayed = collector_bundle::replay(
         entries.iter().map(|(i, e, v)| (*i, e, v.as_deref())),
         Some((&rules.policy, &rules.catalogue)),
+        &proto_gpu_evidence::Trust::nvidia(),
     );
     assert!(
         replayed.failures.is_empty(),

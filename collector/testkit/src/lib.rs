@@ -62,6 +62,8 @@ pub struct Harness {
     /// The collector's log keeper (signs heads, builds reports).
     pub log: Arc<LogKeeper>,
     clock: fn() -> i64,
+    /// The roots GPU reports must chain to (`None`: NVIDIA's).
+    gpu_trust: Option<proto_gpu_evidence::Trust>,
 }
 
 /// One enrolled agent: signing key, TLS credential, host and site.
@@ -80,6 +82,19 @@ impl Harness {
 
     /// `start`, with the collector reading time from `clock` (Unix ms).
     pub async fn start_with_clock(policy_file: &str, clock: fn() -> i64) -> Self {
+        Self::start_with(policy_file, clock, None).await
+    }
+
+    /// `start`, with GPU hardware reports judged against `trust` (a test device CA's root).
+    pub async fn start_with_gpu_trust(policy_file: &str, trust: proto_gpu_evidence::Trust) -> Self {
+        Self::start_with(policy_file, now_ms, Some(trust)).await
+    }
+
+    async fn start_with(
+        policy_file: &str,
+        clock: fn() -> i64,
+        gpu_trust: Option<proto_gpu_evidence::Trust>,
+    ) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
         let pki = dir.path().join("pki");
@@ -88,7 +103,12 @@ impl Harness {
         let store = Arc::new(
             SqliteStore::open(&dir.path().join("collector.db"), SqliteOptions::default()).unwrap(),
         );
-        let collector = Arc::new(open_collector(&store, policy_file, clock));
+        let collector = Arc::new(open_collector(
+            &store,
+            policy_file,
+            clock,
+            gpu_trust.clone(),
+        ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let tls = TlsFiles {
@@ -126,13 +146,14 @@ impl Harness {
             stop,
             log: log_keeper,
             clock,
+            gpu_trust,
         }
     }
 
     /// A collector opened afresh on this harness's store, as a restart would open it: its
     /// books are loaded from what the store persisted.
     pub fn reopen(&self, policy_file: &str) -> Collector {
-        open_collector(&self.store, policy_file, self.clock)
+        open_collector(&self.store, policy_file, self.clock, self.gpu_trust.clone())
     }
 
     /// A channel with a client certificate of `role` named `name`.
@@ -211,7 +232,12 @@ impl Harness {
 
 /// The harness's collector on `store`, with the test sites (us-va-1 in the US, my-1 in
 /// Malaysia) and `policy_file` from deploy/policies.
-fn open_collector(store: &Arc<SqliteStore>, policy_file: &str, clock: fn() -> i64) -> Collector {
+fn open_collector(
+    store: &Arc<SqliteStore>,
+    policy_file: &str,
+    clock: fn() -> i64,
+    gpu_trust: Option<proto_gpu_evidence::Trust>,
+) -> Collector {
     let policy_toml = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../deploy/policies")
@@ -230,7 +256,7 @@ fn open_collector(store: &Arc<SqliteStore>, policy_file: &str, clock: fn() -> i6
         max_future_skew_ms: 300_000,
         max_backlog_ms: 30 * 86_400_000,
     };
-    Collector::open(
+    let collector = Collector::open(
         Arc::clone(store) as Arc<dyn AttestationStore>,
         rules,
         NonceIssuer::new(&[42; 32], 300_000),
@@ -238,7 +264,11 @@ fn open_collector(store: &Arc<SqliteStore>, policy_file: &str, clock: fn() -> i6
         180_000,
         clock,
     )
-    .unwrap()
+    .unwrap();
+    match gpu_trust {
+        Some(trust) => collector.with_gpu_trust(trust),
+        None => collector,
+    }
 }
 
 /// GPU `index` of `host`: an H100 SXM with a UUID and serial of its own.

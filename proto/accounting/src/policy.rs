@@ -62,6 +62,8 @@ pub struct Policy {
     pub tier3_prohibited: bool,
     /// Which devices count.
     pub counting: Counting,
+    /// Which devices need NVIDIA-signed hardware evidence to count.
+    pub evidence: EvidenceRule,
     tier1: BTreeSet<CountryCode>,
     tier3: BTreeSet<CountryCode>,
     digest: Digest,
@@ -78,6 +80,80 @@ pub struct Counting {
     pub unknown_devices: UnknownDevices,
     /// Whether simulated (fixture) evidence is accepted.
     pub simulated_evidence: SimulatedEvidence,
+}
+
+/// Which devices count only with NVIDIA-signed hardware evidence, and how long such evidence
+/// holds after the challenge it answered (the `[evidence]` table; absent: nothing required).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvidenceRule {
+    /// Whose compute needs hardware evidence to count.
+    pub require_hardware: RequireHardware,
+    /// Architectures (NVML's names, compared case-insensitively) whose GPUs sign reports.
+    pub hardware_architectures: Vec<String>,
+    /// How long a verified report keeps a device at the hardware level after the challenge it
+    /// answered was issued.
+    pub hardware_max_age_ms: i64,
+}
+
+impl Default for EvidenceRule {
+    fn default() -> Self {
+        Self {
+            require_hardware: RequireHardware::None,
+            hardware_architectures: vec!["Hopper".into(), "Blackwell".into()],
+            hardware_max_age_ms: DEFAULT_HARDWARE_MAX_AGE_MINUTES * 60_000,
+        }
+    }
+}
+
+/// The default `[evidence] hardware_max_age_minutes`: three default challenge periods.
+pub const DEFAULT_HARDWARE_MAX_AGE_MINUTES: i64 = 15;
+
+impl EvidenceRule {
+    /// Whether a GPU of `architecture` can sign hardware evidence.
+    pub fn capable(&self, architecture: &str) -> bool {
+        let architecture = architecture.trim();
+        self.hardware_architectures
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(architecture))
+    }
+
+    /// Whether a GPU of `architecture` counts without hardware evidence.
+    pub fn counts_without_hardware(&self, architecture: &str) -> bool {
+        match self.require_hardware {
+            RequireHardware::None => true,
+            RequireHardware::Capable => !self.capable(architecture),
+            RequireHardware::All => false,
+        }
+    }
+
+    /// Whether hardware evidence proven by a challenge issued at `challenge_ms` still holds at
+    /// `now_ms`.
+    pub fn holds(&self, challenge_ms: i64, now_ms: i64) -> bool {
+        now_ms.saturating_sub(challenge_ms) <= self.hardware_max_age_ms
+    }
+}
+
+/// Whose compute needs hardware evidence to count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RequireHardware {
+    /// NVML evidence counts for every device; the hardware-attested share is shown beside it.
+    None,
+    /// GPUs of the architectures that sign reports count only with hardware evidence.
+    Capable,
+    /// No GPU counts without hardware evidence.
+    All,
+}
+
+impl RequireHardware {
+    /// The policy file's word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Capable => "capable",
+            Self::All => "all",
+        }
+    }
 }
 
 /// The conservative choice for a device the catalogue does not know.
@@ -272,6 +348,35 @@ fn validate(raw: RawPolicy, digest: Digest, errors: &mut Vec<FieldError>) -> Opt
         _ => None,
     };
 
+    let evidence = raw.evidence.map_or_else(EvidenceRule::default, |raw| {
+        let defaults = EvidenceRule::default();
+        let minutes = raw
+            .hardware_max_age_minutes
+            .unwrap_or(DEFAULT_HARDWARE_MAX_AGE_MINUTES);
+        if !(1..=24 * 60).contains(&minutes) {
+            error(
+                "evidence.hardware_max_age_minutes",
+                format!("{minutes} is not between 1 and 1440 minutes"),
+            );
+        }
+        let architectures = raw
+            .hardware_architectures
+            .unwrap_or(defaults.hardware_architectures);
+        for (i, name) in architectures.iter().enumerate() {
+            if name.trim().is_empty() {
+                error(
+                    &format!("evidence.hardware_architectures[{i}]"),
+                    "must not be empty".into(),
+                );
+            }
+        }
+        EvidenceRule {
+            require_hardware: raw.require_hardware,
+            hardware_architectures: architectures,
+            hardware_max_age_ms: minutes.saturating_mul(60_000),
+        }
+    });
+
     for (i, prefix) in raw.counting.eccn_prefixes.iter().enumerate() {
         if prefix.trim().is_empty() {
             error(
@@ -299,6 +404,7 @@ fn validate(raw: RawPolicy, digest: Digest, errors: &mut Vec<FieldError>) -> Opt
             unknown_devices: raw.counting.unknown_devices,
             simulated_evidence: raw.counting.simulated_evidence,
         },
+        evidence,
         tier1,
         tier3,
         digest,
@@ -369,6 +475,15 @@ struct RawPolicy {
     tiers: RawTiers,
     rules: RawRules,
     counting: RawCounting,
+    evidence: Option<RawEvidence>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEvidence {
+    require_hardware: RequireHardware,
+    hardware_architectures: Option<Vec<String>>,
+    hardware_max_age_minutes: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -563,5 +678,58 @@ mod tests {
                 .unknown_device_tpp(&catalogue, Some("Hopper"))
                 .is_err()
         );
+    }
+
+    fn with_evidence(table: &str) -> Result<Policy, PolicyError> {
+        Policy::from_toml(&format!("{}\n{table}", SHIPPED[0].1))
+    }
+
+    #[test]
+    fn shipped_policies_require_no_hardware_evidence() {
+        let policy = Policy::uveu_2025_us().unwrap();
+        assert_eq!(policy.evidence, EvidenceRule::default());
+        assert!(policy.evidence.counts_without_hardware("Hopper"));
+        assert!(policy.evidence.capable("hopper "));
+        assert!(!policy.evidence.capable("Ampere"));
+    }
+
+    #[test]
+    fn evidence_rule_reads_each_choice() {
+        let capable = with_evidence(
+            "[evidence]\nrequire_hardware = \"capable\"\nhardware_max_age_minutes = 10\n",
+        )
+        .unwrap()
+        .evidence;
+        assert!(!capable.counts_without_hardware("Hopper"));
+        assert!(!capable.counts_without_hardware("BLACKWELL"));
+        assert!(capable.counts_without_hardware("Ampere"));
+        assert!(capable.holds(0, 600_000));
+        assert!(!capable.holds(0, 600_001));
+        let all = with_evidence("[evidence]\nrequire_hardware = \"all\"\n")
+            .unwrap()
+            .evidence;
+        assert!(!all.counts_without_hardware("Ampere"));
+        assert_eq!(all.hardware_max_age_ms, 15 * 60_000);
+    }
+
+    #[test]
+    fn evidence_rule_errors_name_their_key() {
+        let error = with_evidence(
+            "[evidence]\nrequire_hardware = \"capable\"\nhardware_max_age_minutes = 0\nhardware_architectures = [\"\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("evidence.hardware_max_age_minutes"),
+            "{error}"
+        );
+        assert!(
+            error.contains("evidence.hardware_architectures[0]"),
+            "{error}"
+        );
+        let error = with_evidence("[evidence]\nrequire_hardware = \"some\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("some"), "{error}");
     }
 }

@@ -5,6 +5,8 @@
 //! I/O. Encoding, signing and verification live in `proto-seal`.
 
 mod chain;
+mod gpu;
+pub mod hardware;
 pub mod log;
 mod payload;
 
@@ -13,6 +15,11 @@ use std::fmt;
 use sha2::Digest as _;
 
 pub use chain::{ChainError, ChainHead, Link};
+pub use gpu::{
+    GpuEvidence, GpuEvidenceFault, MAX_GPU_CHAIN_BYTES, MAX_GPU_MESSAGE_BYTES,
+    MAX_GPU_REPORT_BYTES, report_nonce, report_problem,
+};
+pub use hardware::{GpuProof, challenge_issued_at_ms};
 pub use log::{LogDecodeError, LogEntry, REPORT_CONTEXT, TREE_HEAD_CONTEXT, TreeHead};
 pub use payload::{
     AttestationPayload, DeviceFault, DeviceRecord, EvidenceSource, PAYLOAD_FORMAT, Totals,
@@ -43,6 +50,11 @@ impl Sha256 {
     /// SHA-256 of `bytes`.
     pub fn of(bytes: &[u8]) -> Self {
         Self(sha2::Sha256::digest(bytes).into())
+    }
+
+    /// From 32 raw bytes.
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
     }
 
     /// From 32 raw bytes; `None` for any other length.

@@ -1,6 +1,6 @@
 //! The attestation payload: one signed statement of what NVML showed on a host.
 
-use crate::{ChainDigest, HostId, KeyId, SiteId};
+use crate::{ChainDigest, GpuEvidence, HostId, KeyId, SiteId};
 
 /// The payload layout this build writes and reads.
 pub const PAYLOAD_FORMAT: u32 = 1;
@@ -90,6 +90,9 @@ pub struct DeviceRecord {
     pub vbios_version: String,
     /// Confidential-compute mode, where the device reports it.
     pub confidential_compute: Option<bool>,
+    /// The device's signed attestation report for this attestation's challenge, or why there
+    /// is none; `NotCollected` unless the attestation answers a new collector nonce.
+    pub gpu_evidence: GpuEvidence,
 }
 
 /// One failed query on one device.

@@ -361,4 +361,6 @@ pub fn check_challenge_response(
 }
 
 #[cfg(test)]
+mod gpu_tests;
+#[cfg(test)]
 mod tests;

@@ -4,7 +4,8 @@
 use prost::{Message, encoding};
 use proto_evidence::{
     Algorithm, AttestationPayload, ChainDigest, DeviceFault, DeviceRecord, Envelope,
-    EvidenceSource, HostId, KeyId, PAYLOAD_FORMAT, Sha256, SiteId, Totals,
+    EvidenceSource, GpuEvidence, GpuEvidenceFault, HostId, KeyId, MAX_GPU_MESSAGE_BYTES,
+    PAYLOAD_FORMAT, Sha256, SiteId, Totals, report_problem,
 };
 use proto_wire::v1;
 
@@ -307,7 +308,92 @@ impl FromWire<v1::Device> for DeviceRecord {
                     ));
                 }
             },
+            gpu_evidence: match message.gpu_evidence {
+                None => GpuEvidence::NotCollected,
+                Some(evidence) => GpuEvidence::from_wire(evidence)?,
+            },
         })
+    }
+}
+
+impl FromWire<v1::GpuEvidence> for GpuEvidence {
+    type Error = InvalidPayload;
+    fn from_wire(message: v1::GpuEvidence) -> Result<Self, InvalidPayload> {
+        const FIELD: &str = "devices.gpu_evidence";
+        let fault = match v1::GpuEvidenceFault::try_from(message.fault) {
+            Ok(v1::GpuEvidenceFault::Unspecified) => None,
+            Ok(v1::GpuEvidenceFault::NotSupported) => Some(GpuEvidenceFault::NotSupported),
+            Ok(v1::GpuEvidenceFault::ConfidentialComputeOff) => {
+                Some(GpuEvidenceFault::ConfidentialComputeOff)
+            }
+            Ok(v1::GpuEvidenceFault::NvmlError) => Some(GpuEvidenceFault::NvmlError),
+            Ok(v1::GpuEvidenceFault::Timeout) => Some(GpuEvidenceFault::Timeout),
+            Ok(v1::GpuEvidenceFault::TooLarge) => Some(GpuEvidenceFault::TooLarge),
+            Err(_) => {
+                return Err(invalid(FIELD, format!("unknown fault {}", message.fault)));
+            }
+        };
+        match fault {
+            Some(_) if !message.report.is_empty() || !message.certificate_chain.is_empty() => {
+                Err(invalid(
+                    FIELD,
+                    "carries both a report and a fault; a device has one or the other",
+                ))
+            }
+            Some(_) if message.message.len() > MAX_GPU_MESSAGE_BYTES => Err(invalid(
+                FIELD,
+                format!(
+                    "fault message is {} bytes, over the {MAX_GPU_MESSAGE_BYTES}-byte limit",
+                    message.message.len()
+                ),
+            )),
+            Some(fault) => Ok(GpuEvidence::Unavailable {
+                fault,
+                message: message.message,
+            }),
+            None if !message.message.is_empty() => {
+                Err(invalid(FIELD, "carries a fault message without a fault"))
+            }
+            None => match report_problem(message.report.len(), message.certificate_chain.len()) {
+                Some((_, reason)) => Err(invalid(FIELD, reason)),
+                None => Ok(GpuEvidence::Report {
+                    report: message.report,
+                    certificate_chain: message.certificate_chain,
+                }),
+            },
+        }
+    }
+}
+
+impl ToWire<Option<v1::GpuEvidence>> for GpuEvidence {
+    fn to_wire(&self) -> Option<v1::GpuEvidence> {
+        match self {
+            GpuEvidence::NotCollected => None,
+            GpuEvidence::Report {
+                report,
+                certificate_chain,
+            } => Some(v1::GpuEvidence {
+                report: report.clone(),
+                certificate_chain: certificate_chain.clone(),
+                fault: v1::GpuEvidenceFault::Unspecified.into(),
+                message: String::new(),
+            }),
+            GpuEvidence::Unavailable { fault, message } => Some(v1::GpuEvidence {
+                report: Vec::new(),
+                certificate_chain: Vec::new(),
+                fault: match fault {
+                    GpuEvidenceFault::NotSupported => v1::GpuEvidenceFault::NotSupported,
+                    GpuEvidenceFault::ConfidentialComputeOff => {
+                        v1::GpuEvidenceFault::ConfidentialComputeOff
+                    }
+                    GpuEvidenceFault::NvmlError => v1::GpuEvidenceFault::NvmlError,
+                    GpuEvidenceFault::Timeout => v1::GpuEvidenceFault::Timeout,
+                    GpuEvidenceFault::TooLarge => v1::GpuEvidenceFault::TooLarge,
+                }
+                .into(),
+                message: message.clone(),
+            }),
+        }
     }
 }
 
@@ -377,6 +463,7 @@ impl ToWire<v1::Device> for DeviceRecord {
                 Some(false) => v1::ConfidentialCompute::Off.into(),
                 Some(true) => v1::ConfidentialCompute::On.into(),
             },
+            gpu_evidence: device.gpu_evidence.to_wire(),
         }
     }
 }

@@ -99,27 +99,6 @@ fn reason(answer: &ToAgent) -> String {
     }
 }
 
-/// The stored envelopes of `host`, oldest first, from an evidence export.
-fn stored(collector: &Collector, dir: &Path, host: &str) -> Vec<Envelope> {
-    let bundle = dir.join(format!("bundle-{host}"));
-    collector.export_month(&bundle);
-    std::fs::read_to_string(bundle.join("leaves.jsonl"))
-        .unwrap()
-        .lines()
-        .filter_map(|line| {
-            let leaf: serde_json::Value = serde_json::from_str(line).unwrap();
-            let hex = leaf["envelope"].as_str()?;
-            let bytes: Vec<u8> = (0..hex.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-                .collect();
-            let envelope = proto_seal::decode_envelope(&bytes).unwrap();
-            let payload = proto_seal::decode_payload_unverified(&envelope).unwrap();
-            (payload.host_id.0 == host).then_some(envelope)
-        })
-        .collect()
-}
-
 #[test]
 fn forged_tampered_replayed_misbound_and_revoked_submissions_are_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -138,7 +117,7 @@ fn forged_tampered_replayed_misbound_and_revoked_submissions_are_refused() {
             .unwrap()
     };
     let (us_key, de_key) = (key(&us_dir), key(&de_dir));
-    let chain = stored(&collector, dir.path(), "us-01");
+    let chain = collector.stored(dir.path(), "us-01");
     let first = chain[0].clone();
     let mut payload = proto_seal::decode_payload_unverified(&first).unwrap();
 
@@ -245,7 +224,7 @@ fn forged_tampered_replayed_misbound_and_revoked_submissions_are_refused() {
     let counts = &status["rejection_counts"];
     assert_eq!(counts["bad_signature"], 2, "{counts}");
     assert_eq!(counts["revoked_key"], 1, "{counts}");
-    assert_eq!(stored(&collector, dir.path(), "us-01").len(), chain.len());
+    assert_eq!(collector.stored(dir.path(), "us-01").len(), chain.len());
 
     // The collector's own log holds the audit trail: who, what and the outcome of each call.
     let log = std::fs::read_to_string(dir.path().join("collector.log")).unwrap();

@@ -346,7 +346,7 @@ fn a_real_collector_keeps_the_books_its_ledger_defines_through_attacks_and_resta
         .enable_all()
         .build()
         .unwrap();
-    let mut model = Ledger::new(i64::MAX / 4);
+    let mut model = Ledger::new(i64::MAX / 4, proto_accounting::EvidenceRule::default());
     let mut random = Random(0x00b0_0c5e_ed00_0001);
     let mut actors: Vec<Actor> = Vec::new();
     let mut next_host = 0usize;
@@ -422,7 +422,7 @@ fn a_real_collector_keeps_the_books_its_ledger_defines_through_attacks_and_resta
                             continue;
                         }
                         let modelled =
-                            model.attest(now_ms(), &payload, envelope.chain_digest());
+                            model.attest(now_ms(), &payload, envelope.chain_digest(), &[]);
                         match (&answer, &modelled) {
                             (Some(ToAgent::Ack(_)), Ok(_)) => {
                                 acked += 1;

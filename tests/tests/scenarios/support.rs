@@ -287,6 +287,28 @@ impl Collector {
             .to_owned()
     }
 
+    /// The stored envelopes of `host`, oldest first, from an evidence export into `dir`.
+    pub fn stored(&self, dir: &Path, host: &str) -> Vec<proto_evidence::Envelope> {
+        let bundle = dir.join(format!("bundle-{host}"));
+        let _ = std::fs::remove_dir_all(&bundle);
+        self.export_month(&bundle);
+        std::fs::read_to_string(bundle.join("leaves.jsonl"))
+            .unwrap()
+            .lines()
+            .filter_map(|line| {
+                let leaf: serde_json::Value = serde_json::from_str(line).unwrap();
+                let hex = leaf["envelope"].as_str()?;
+                let bytes: Vec<u8> = (0..hex.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                    .collect();
+                let envelope = proto_seal::decode_envelope(&bytes).unwrap();
+                let payload = proto_seal::decode_payload_unverified(&envelope).unwrap();
+                (payload.host_id.0 == host).then_some(envelope)
+            })
+            .collect()
+    }
+
     /// `veuctl evidence export` of this month into `bundle`; returns its summary line.
     pub fn export_month(&self, bundle: &Path) -> String {
         let (_, from, to) = month_of(now_ms());
@@ -367,6 +389,20 @@ impl Agent {
         interval_ms: u64,
         port: u16,
     ) -> Self {
+        Self::start_edited(collector, host, site, fixture, interval_ms, port, |_, _| {})
+    }
+
+    /// `start_via`, with `edit` changing the fixture (given the agent's directory) before
+    /// the agent starts.
+    pub fn start_edited(
+        collector: &Collector,
+        host: &str,
+        site: &str,
+        fixture: &str,
+        interval_ms: u64,
+        port: u16,
+        edit: impl FnOnce(&Path, &mut serde_json::Value),
+    ) -> Self {
         let dir = collector.dir.join("agents").join(host);
         std::fs::create_dir_all(&dir).unwrap();
         let source = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -383,6 +419,7 @@ impl Agent {
             device["uuid"] = format!("GPU-{host}-{index}").into();
             device["serial"] = format!("SN-{host}-{index}").into();
         }
+        edit(&dir, &mut gpus);
         std::fs::write(dir.join("nvml.json"), gpus.to_string()).unwrap();
         std::fs::write(
             dir.join("agent.toml"),

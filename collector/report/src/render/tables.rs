@@ -53,7 +53,9 @@ impl Report {
         let end = &self.end_of_month;
         let _ = writeln!(
             page,
-            "<h2>Distribution at the {}</h2>\n<p>Total counted compute {} TPP; Tier-1 share {}{}.</p>",
+            "<h2>Distribution at the {}</h2>\n<p>Total counted compute {} TPP; Tier-1 share {}{}. \
+             Hardware-attested (NVIDIA-signed GPU reports, fresh and bound to the collector's \
+             challenge): {} TPP, {} of the total; the rest rests on what NVML reported.</p>",
             if self.partial {
                 format!(
                     "as-of instant, <span class=\"time\">{}</span>",
@@ -70,12 +72,22 @@ impl Report {
                     "; home share {}",
                     escape(&self.defined(end.total_tpp, share))
                 ))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            grouped(end.hardware_tpp),
+            escape(&self.defined(end.total_tpp, &end.hardware_share)),
         );
         let evaluated = end.total_tpp > 0;
         table(
             page,
-            &["Country", "Tier", "TPP", "Share", "Limit", "Status"],
+            &[
+                "Country",
+                "Tier",
+                "TPP",
+                "Share",
+                "Limit",
+                "Hardware-attested TPP",
+                "Status",
+            ],
             end.countries
                 .iter()
                 .map(|line| {
@@ -95,6 +107,11 @@ impl Report {
                         Cell::Num(grouped(line.tpp)),
                         Cell::Num(self.defined(end.total_tpp, &line.share)),
                         Cell::Text(limit_words(line.limit_kind, line.limit.as_deref())),
+                        Cell::Num(format!(
+                            "{} ({})",
+                            grouped(line.hardware_tpp),
+                            self.defined(line.tpp, &line.hardware_share)
+                        )),
                         Cell::Status(status.to_owned()),
                     ]
                 })

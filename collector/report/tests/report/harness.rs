@@ -45,6 +45,7 @@ pub fn attest(at_ms: i64, host: &str, country: &str, tpp: u64) -> HostChange {
         site_id: format!("site-{}", country.to_lowercase()),
         country: code(country),
         tpp,
+        hardware_tpp: 0,
         devices: u32::try_from(tpp.div_ceil(100)).unwrap_or(u32::MAX),
         kind: ChangeKind::Attested,
     }

@@ -46,6 +46,8 @@ fn a_fleet_compliant_all_month() {
         tier,
         tpp,
         share: share.into(),
+        hardware_tpp: 0,
+        hardware_share: "0.000".into(),
         limit: Some(limit.into()),
         limit_kind: kind,
     };

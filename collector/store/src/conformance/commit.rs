@@ -126,6 +126,7 @@ pub(super) fn rebind_revokes_and_resets(store: &dyn AttestationStore) -> Outcome
         tpp: 0,
         devices: 0,
         decommissioned: true,
+        hardware_tpp: 0,
     };
     store.rebind_host(&new, Some(&change))?;
     ensure_eq!(

@@ -62,7 +62,31 @@ pub fn gpu(host: &str, index: usize) -> Gpu {
         catalogue_id: "h100-sxm5-80gb".to_owned(),
         tpp: 63_328,
         counted: true,
+        hardware: String::new(),
+        hardware_at_ms: 0,
     }
+}
+
+/// GPU `index` of `host` with verified hardware evidence: a device-certificate identity that
+/// differs per GPU, proven at `at_ms`.
+pub fn attested_gpu(host: &str, index: usize, at_ms: i64) -> Gpu {
+    let seed = host.bytes().fold(index as u64, |h, b| {
+        h.wrapping_mul(31).wrapping_add(u64::from(b))
+    });
+    let mut random = SplitMix(seed);
+    Gpu {
+        hardware: format!("NVIDIA:GH100:{:016X}{:016X}", random.next(), random.next()),
+        hardware_at_ms: at_ms,
+        ..gpu(host, index)
+    }
+}
+
+/// The counted TPP of `gpus` whose hardware identity is proven.
+pub fn hardware_tpp(gpus: &[Gpu]) -> u64 {
+    gpus.iter()
+        .filter(|g| g.counted && !g.hardware.is_empty())
+        .map(|g| g.tpp)
+        .sum()
 }
 
 /// Link `sequence` of key `n`'s chain from `host`, received at `at_ms` (issued 50 ms earlier),
@@ -156,6 +180,7 @@ pub fn updates(attestations: &[AcceptedAttestation]) -> Vec<HostUpdate> {
                 tpp: a.tpp,
                 devices: a.devices,
                 decommissioned: false,
+                hardware_tpp: hardware_tpp(&a.gpus),
             }),
         })
         .collect()

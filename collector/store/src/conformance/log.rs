@@ -255,6 +255,7 @@ pub(super) fn history_keeps_changes_only(store: &dyn AttestationStore) -> Outcom
             tpp,
             devices,
             decommissioned,
+            hardware_tpp: 0,
         };
     let all = store.host_changes(i64::MAX)?;
     ensure_eq!(

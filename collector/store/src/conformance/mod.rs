@@ -2,11 +2,14 @@
 //! run against fresh stores: `run_all(&|| Box::new(open_a_fresh_store()))`.
 //!
 //! The checks report failures as values rather than panicking, so this module can ship in the
-//! library; a test turns a failure into a panic. Each check needs an empty store.
+//! library; a test turns a failure into a panic. Each check needs an empty store. The checks
+//! of what survives a reopening (`REOPEN_CHECKS`) get an opener of one fresh database instead:
+//! `run_reopening(&|| Box::new(move || Box::new(open_the_same_store())))`.
 
 mod admin;
 mod commit;
 pub mod fixture;
+mod hardware;
 mod log;
 mod query;
 
@@ -48,6 +51,12 @@ pub(crate) use {ensure, ensure_eq};
 
 /// One check: given an empty store, `Ok` when the store behaved.
 pub type Check = fn(&dyn AttestationStore) -> Result<(), Failure>;
+
+/// Opens a store on one database, the same each call (the previous handle dropped first).
+pub type Opener = dyn Fn() -> Box<dyn AttestationStore>;
+
+/// One check of what survives a reopening: given an opener of an empty database.
+pub type ReopenCheck = fn(&Opener) -> Result<(), Failure>;
 
 /// Every check, by name.
 pub const CHECKS: &[(&str, Check)] = &[
@@ -145,7 +154,17 @@ pub const CHECKS: &[(&str, Check)] = &[
         "key_records_before_an_index",
         log::key_records_before_an_index,
     ),
+    (
+        "hardware_identities_round_trip",
+        hardware::hardware_identities_round_trip,
+    ),
 ];
+
+/// Every check of what survives a reopening, by name.
+pub const REOPEN_CHECKS: &[(&str, ReopenCheck)] = &[(
+    "hardware_survives_reopening",
+    hardware::hardware_survives_reopening,
+)];
 
 /// Runs every check, each on a fresh store from `make`, and reports every failure.
 pub fn run_all(make: &dyn Fn() -> Box<dyn AttestationStore>) -> Result<(), Failures> {
@@ -154,6 +173,23 @@ pub fn run_all(make: &dyn Fn() -> Box<dyn AttestationStore>) -> Result<(), Failu
         .filter_map(|&(name, check)| {
             let store = make();
             check(store.as_ref()).err().map(|failure| (name, failure))
+        })
+        .collect();
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(Failures(failures))
+    }
+}
+
+/// Runs every reopening check, each with an opener of a fresh database from `make`, and
+/// reports every failure.
+pub fn run_reopening(make: &dyn Fn() -> Box<Opener>) -> Result<(), Failures> {
+    let failures: Vec<(&'static str, Failure)> = REOPEN_CHECKS
+        .iter()
+        .filter_map(|&(name, check)| {
+            let open = make();
+            check(open.as_ref()).err().map(|failure| (name, failure))
         })
         .collect();
     if failures.is_empty() {
