@@ -39,6 +39,7 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
     // Binding needs nothing on disk: an address that cannot be had fails the start before
     // anything is created. Connections are accepted only once serving starts (`listen`).
     let socket = proto_config::bind(&path, "listen", config.listen)?;
+    raise_file_limit(config.limits.connections.max_connections);
     let metrics_socket = match config.metrics_listen {
         Some(listen) => Some(proto_config::bind(&path, "metrics.listen", listen)?),
         None => None,
@@ -222,6 +223,7 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
         log,
         ca,
         config.challenge_every,
+        config.limits.clone(),
         shutdown.clone(),
     ));
     tokio::select! {
@@ -316,6 +318,39 @@ fn open_log_key(
     std::fs::write(&public_path, format!("{public}\n"))
         .with_context(|| format!("cannot write {}", public_path.display()))?;
     Ok(signer)
+}
+
+/// File descriptors the collector needs beside its connections: store, metrics, listeners.
+const RESERVED_DESCRIPTORS: u64 = 256;
+
+/// Raises the soft file-descriptor limit to the hard one (every connection holds one), and
+/// warns when `max_connections` does not fit under it: past the limit, accepting fails
+/// (EMFILE) before the connection caps are reached.
+fn raise_file_limit(max_connections: usize) {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        let raised = Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(error) = setrlimit(Resource::Nofile, raised) {
+            tracing::warn!(%error, "cannot raise the file-descriptor limit to its hard limit");
+        }
+    }
+    // `None` is no limit.
+    if let Some(open) = getrlimit(Resource::Nofile).current {
+        let needed = max_connections as u64 + RESERVED_DESCRIPTORS;
+        if open < needed {
+            tracing::warn!(
+                limit = open,
+                max_connections,
+                "the file-descriptor limit is below connections.max_connections + {RESERVED_DESCRIPTORS}: raise LimitNOFILE (or the container's nofile limit) or lower max_connections"
+            );
+        } else {
+            tracing::debug!(limit = open, max_connections, "file-descriptor limit");
+        }
+    }
 }
 
 /// Writes a new secret file, mode 0600; one already there is never replaced.

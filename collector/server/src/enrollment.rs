@@ -2,30 +2,98 @@
 //! collector's CA that binds its signing key, host and site. Callers need no certificate yet.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use collector_pki::{Ca, Role};
 use collector_store::{AgentRecord, TokenError};
 use proto_evidence::KeyId;
 use proto_wire::v1;
 use proto_wire::v1::enrollment_server::Enrollment;
+use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 
 use crate::audit_trail;
 use crate::ingest::Collector;
+use crate::throttle::{Rate, Refusal, Throttle};
 
 mod renewal;
+
+/// How much unauthenticated enrollment may ask of the collector (`[enrollment]` in its
+/// configuration): calls beyond these are refused with `RESOURCE_EXHAUSTED` before any work.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// Enrollment calls per peer address.
+    pub per_peer: Rate,
+    /// Enrollment calls from everyone together.
+    pub global: Rate,
+    /// Enrollment calls being worked on at once; one more is refused, not queued.
+    pub concurrency: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            per_peer: Rate {
+                per_second: 1.0,
+                burst: 5,
+            },
+            global: Rate {
+                per_second: 20.0,
+                burst: 100,
+            },
+            concurrency: 4,
+        }
+    }
+}
+
+/// Every reason an enrollment call is refused before any work, the `reason` label of
+/// `veu_collector_enrollments_refused_total`.
+pub const REFUSALS: [&str; 3] = ["peer_rate", "global_rate", "busy"];
 
 /// The service; without a CA (operator-provided PKI) it refuses enrollments.
 #[derive(Debug)]
 pub struct EnrollmentService {
     collector: Arc<Collector>,
     ca: Option<Arc<Ca>>,
+    throttle: Throttle,
+    working: Arc<Semaphore>,
 }
 
 impl EnrollmentService {
-    /// A service issuing certificates with `ca`.
-    pub fn new(collector: Arc<Collector>, ca: Option<Arc<Ca>>) -> Self {
-        Self { collector, ca }
+    /// A service issuing certificates with `ca`, within `limits`.
+    pub fn new(collector: Arc<Collector>, ca: Option<Arc<Ca>>, limits: Limits) -> Self {
+        for reason in REFUSALS {
+            collector.metrics.enrollment_refused_series(reason);
+        }
+        Self {
+            collector,
+            ca,
+            throttle: Throttle::new(limits.per_peer, limits.global, Instant::now()),
+            working: Arc::new(Semaphore::new(limits.concurrency.max(1))),
+        }
+    }
+
+    /// Refuses a call beyond the limits, counted but not in the audit trail (a flood would
+    /// fill it); the permit bounds the calls at work.
+    fn admit<T>(&self, request: &Request<T>) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
+        let refuse = |reason: &'static str, retry: Duration| {
+            self.collector.metrics.enrollment_refused(reason);
+            tracing::debug!(peer = ?request.remote_addr(), reason, "enrollment call refused");
+            Status::resource_exhausted(format!(
+                "too many enrollment calls ({reason}); try again in {} s",
+                retry.as_secs().max(1)
+            ))
+        };
+        if let Some(peer) = request.remote_addr() {
+            match self.throttle.allow(peer.ip(), Instant::now()) {
+                Ok(()) => {}
+                Err(Refusal::Peer) => return Err(refuse("peer_rate", Duration::from_secs(1))),
+                Err(Refusal::Global) => return Err(refuse("global_rate", Duration::from_secs(1))),
+            }
+        }
+        Arc::clone(&self.working)
+            .try_acquire_owned()
+            .map_err(|_| refuse("busy", Duration::from_secs(1)))
     }
 }
 
@@ -117,6 +185,7 @@ impl Enrollment for EnrollmentService {
         &self,
         request: Request<v1::EnrollRequest>,
     ) -> Result<Response<v1::EnrollResponse>, Status> {
+        let _working = self.admit(&request)?;
         let who = audit_trail::caller(&request);
         let asked = request.get_ref();
         let key = proto_seal::PublicKey::from_slice(&asked.signing_public_key)

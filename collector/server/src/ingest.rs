@@ -508,6 +508,7 @@ impl Collector {
         let mut conflicts = 0u64;
         // A stream answers one nonce until the next challenge: judge each nonce once.
         let mut nonce_checks: Vec<(KeyId, Vec<u8>, NonceCheck)> = Vec::new();
+        let rejections;
         let commit = {
             let mut state = self.state();
             for (index, key, result, agent) in verified {
@@ -626,6 +627,8 @@ impl Collector {
                 hosts.push(update);
                 accepted.push((index, payload.sequence, *attestation.digest().0.as_bytes()));
             }
+            // Kept apart too: when the batch fails, its rejections are stored on their own.
+            rejections = results.rejections.clone();
             let batch = Batch {
                 attestations: rows,
                 hosts,
@@ -645,6 +648,21 @@ impl Collector {
             // The books may hold what was not stored: nothing more is admitted until they are
             // loaded again from the store.
             self.unsettled.store(true, Ordering::SeqCst);
+            // The refusals were decided whatever became of the accepted attestations: keep
+            // their record (a rejection changes nothing in the books).
+            if !rejections.is_empty() {
+                let kept = rejections.len();
+                let alone = Batch {
+                    rejections,
+                    ..Batch::default()
+                };
+                match self.store.commit(alone).await {
+                    Ok(_) => tracing::warn!(kept, "batch not stored; its rejections were"),
+                    Err(again) => {
+                        tracing::error!(%again, kept, "the rejections of a failed batch were not stored either");
+                    }
+                }
+            }
             if let Err(reload) = self.settle_books().await {
                 tracing::error!(%reload, "cannot reload the books after a failed commit; ingest waits for the store");
             }

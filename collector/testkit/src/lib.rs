@@ -80,6 +80,19 @@ impl Harness {
 
     /// `start`, with the collector reading time from `clock` (Unix ms).
     pub async fn start_with_clock(policy_file: &str, clock: fn() -> i64) -> Self {
+        Self::start_with(policy_file, clock, collector_server::Limits::default()).await
+    }
+
+    /// `start`, with the collector serving within `limits`.
+    pub async fn start_with_limits(policy_file: &str, limits: collector_server::Limits) -> Self {
+        Self::start_with(policy_file, now_ms, limits).await
+    }
+
+    async fn start_with(
+        policy_file: &str,
+        clock: fn() -> i64,
+        limits: collector_server::Limits,
+    ) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
         let pki = dir.path().join("pki");
@@ -114,6 +127,7 @@ impl Harness {
             log,
             Some(Arc::new(Ca::load(&pki).unwrap())),
             Duration::from_secs(300),
+            limits,
             stop.clone(),
         ));
         Harness {
