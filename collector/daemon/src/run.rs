@@ -165,6 +165,7 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
                             Err(error) => tracing::warn!(%error, "refresh task failed"),
                         }
                     }
+                    sweeper.flush_refusals(false).await;
                     let mut state = sweeper.state();
                     for host in state.ledger.sweep(now_ms()) {
                         tracing::warn!(host, "host is stale: no attestation within the freshness window");
@@ -219,7 +220,7 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
     let server = tokio::spawn(collector_server::serve(
         listener,
         tls,
-        collector,
+        Arc::clone(&collector),
         log,
         ca,
         config.challenge_every,
@@ -233,6 +234,8 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
         }
     }
     shutdown.cancel();
+    // The counts of repeated refusals still in their window.
+    collector.flush_refusals(true).await;
     Ok(())
 }
 

@@ -25,6 +25,7 @@ use proto_wire::v1;
 
 use crate::metrics::Metrics;
 use crate::nonce::NonceIssuer;
+use crate::refusals::RefusalWindows;
 
 /// What an attestation's ingest came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +125,8 @@ pub struct Collector {
     freshness_ms: i64,
     /// The organisation monthly reports name (`[report] organisation`).
     organisation: Option<String>,
+    /// Repeated refusals counted per peer, reason and window rather than stored one by one.
+    refusals: RefusalWindows,
 }
 
 impl std::fmt::Debug for Collector {
@@ -155,6 +158,7 @@ impl Collector {
             clock,
             freshness_ms,
             organisation: None,
+            refusals: RefusalWindows::default(),
         })
     }
 
@@ -163,6 +167,42 @@ impl Collector {
     pub fn with_organisation(mut self, organisation: Option<String>) -> Self {
         self.organisation = organisation;
         self
+    }
+
+    /// The rows to store for `rejections` decided now: each that opens a window of repeats,
+    /// and the summaries of the windows that ended (`refusals`).
+    pub fn refusal_rows(&self, rejections: Vec<Rejection>) -> Vec<Rejection> {
+        let mut rows = self.refusals.due(self.now_ms());
+        for rejection in rejections {
+            rows.extend(self.refusals.record(rejection));
+        }
+        rows
+    }
+
+    /// Stores the summaries of the windows of repeated refusals that ended by now, or with
+    /// `all`, of every open window (at shutdown); a store failure is logged.
+    pub async fn flush_refusals(&self, all: bool) {
+        let rejections = if all {
+            self.drain_refusals()
+        } else {
+            self.refusals.due(self.now_ms())
+        };
+        if rejections.is_empty() {
+            return;
+        }
+        let batch = Batch {
+            rejections,
+            ..Batch::default()
+        };
+        if let Err(error) = self.store.commit(batch).await {
+            tracing::error!(%error, "cannot store the counts of repeated refusals");
+        }
+    }
+
+    /// The summaries of every open window of repeated refusals, which close; the caller
+    /// stores them.
+    pub fn drain_refusals(&self) -> Vec<Rejection> {
+        self.refusals.drain()
     }
 
     /// The organisation monthly reports name, if any.
@@ -628,12 +668,12 @@ impl Collector {
                 accepted.push((index, payload.sequence, *attestation.digest().0.as_bytes()));
             }
             // Kept apart too: when the batch fails, its rejections are stored on their own.
-            rejections = results.rejections.clone();
+            rejections = self.refusal_rows(std::mem::take(&mut results.rejections));
             let batch = Batch {
                 attestations: rows,
                 hosts,
                 events,
-                rejections: std::mem::take(&mut results.rejections),
+                rejections: rejections.clone(),
             };
             let commit = self.store.commit(batch);
             if !accepted.is_empty() {
@@ -710,6 +750,7 @@ impl Results<'_> {
             sequence: (sequence > 0 && i64::try_from(sequence).is_ok()).then_some(sequence),
             peer: self.peer.to_owned(),
             detail: detail.clone(),
+            count: 1,
         });
         self.outcomes[index] = Some(Outcome::Reject {
             sequence,

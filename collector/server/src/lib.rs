@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod log;
 pub mod metrics;
 pub mod nonce;
+pub mod refusals;
 pub mod report;
 pub mod throttle;
 mod wire;

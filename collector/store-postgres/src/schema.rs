@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_ledger.sql"),
     include_str!("migrations/0003_witness.sql"),
+    include_str!("migrations/0004_rejection_count.sql"),
 ];
 
 /// The schema version this build writes.

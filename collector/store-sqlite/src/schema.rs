@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_log.sql"),
     include_str!("migrations/0003_ledger.sql"),
     include_str!("migrations/0004_witness.sql"),
+    include_str!("migrations/0005_rejection_count.sql"),
 ];
 
 /// The schema version this build writes.

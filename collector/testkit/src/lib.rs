@@ -210,13 +210,24 @@ impl Harness {
             .unwrap()
     }
 
+    /// Every refusal's reason, sorted, once per refusal (a row of repeats counts as many):
+    /// the open windows of repeated refusals are stored first.
     pub fn reasons(&self) -> Vec<String> {
+        let pending = self.collector.drain_refusals();
+        if !pending.is_empty() {
+            self.store
+                .commit_blocking(collector_store::Batch {
+                    rejections: pending,
+                    ..Default::default()
+                })
+                .unwrap();
+        }
         let mut reasons: Vec<String> = self
             .store
-            .rejections(100)
+            .rejections(10_000)
             .unwrap()
             .into_iter()
-            .map(|r| r.reason)
+            .flat_map(|r| std::iter::repeat_n(r.reason, r.count as usize))
             .collect();
         reasons.sort();
         reasons
