@@ -1,8 +1,7 @@
 //! `veu-collector run`: from a checked start, create what a first start needs, open the store,
 //! rebuild the state, serve until a signal.
 
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -289,7 +288,7 @@ fn new_nonce_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
     let mut secret = vec![0u8; 32];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
         .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
-    write_new(path, &secret)?;
+    proto_seal::keyfile::write_secret(path, &secret)?;
     Ok(secret)
 }
 
@@ -304,7 +303,7 @@ fn open_log_key(
         Some(pkcs8) => pkcs8,
         None => {
             let pkcs8 = proto_seal::Ed25519Signer::generate_pkcs8()?;
-            write_new(path, &pkcs8)?;
+            proto_seal::keyfile::write_secret(path, &pkcs8)?;
             tracing::info!(path = %path.display(), "new log key");
             pkcs8
         }
@@ -354,19 +353,6 @@ fn raise_file_limit(max_connections: usize) {
             tracing::debug!(limit = open, max_connections, "file-descriptor limit");
         }
     }
-}
-
-/// Writes a new secret file, mode 0600; one already there is never replaced.
-fn write_new(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn millis(duration: Duration) -> i64 {
