@@ -85,7 +85,10 @@ impl EnrollmentService {
             ))
         };
         if let Some(peer) = request.remote_addr() {
-            match self.throttle.allow(peer.ip(), Instant::now()) {
+            match self
+                .throttle
+                .allow(peer.ip().to_canonical(), Instant::now())
+            {
                 Ok(()) => {}
                 Err(Refusal::Peer) => return Err(refuse("peer_rate", Duration::from_secs(1))),
                 Err(Refusal::Global) => return Err(refuse("global_rate", Duration::from_secs(1))),

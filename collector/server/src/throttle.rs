@@ -1,7 +1,8 @@
-//! Token buckets per peer address and for everyone together: how often an unauthenticated
-//! caller may make the collector work.
+//! Token buckets per peer (an address, or a certificate's identity) and for everyone together:
+//! how often a caller may make the collector work, or be refused.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
 
@@ -52,13 +53,13 @@ impl Bucket {
 
 /// Buckets per peer and one for all.
 #[derive(Debug)]
-pub struct Throttle {
+pub struct Throttle<K = IpAddr> {
     peer: Rate,
     global: Rate,
-    buckets: Mutex<(Bucket, HashMap<IpAddr, Bucket>)>,
+    buckets: Mutex<(Bucket, HashMap<K, Bucket>)>,
 }
 
-impl Throttle {
+impl<K: Hash + Eq + Clone> Throttle<K> {
     /// Full buckets at `now`.
     pub fn new(peer: Rate, global: Rate, now: Instant) -> Self {
         Self {
@@ -70,8 +71,7 @@ impl Throttle {
 
     /// Takes a token for a call from `ip` at `now` (from its bucket and the global one), or
     /// says which bucket is empty; a refused call takes nothing.
-    pub fn allow(&self, ip: IpAddr, now: Instant) -> Result<(), Refusal> {
-        let ip = ip.to_canonical();
+    pub fn allow(&self, ip: K, now: Instant) -> Result<(), Refusal> {
         // Every update leaves the buckets consistent; keep serving.
         let mut guard = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
         let (global, peers) = &mut *guard;
@@ -96,6 +96,19 @@ impl Throttle {
         bucket.tokens -= 1.0;
         global.tokens -= 1.0;
         Ok(())
+    }
+
+    /// Whether `key`'s bucket holds a token at `now`, taking none: the check before work that
+    /// only a refusal pays for (`allow` then takes the token).
+    pub fn has_token(&self, key: &K, now: Instant) -> bool {
+        let mut guard = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        match guard.1.get_mut(key) {
+            None => true,
+            Some(bucket) => {
+                bucket.refill(self.peer, now);
+                bucket.tokens >= 1.0
+            }
+        }
     }
 }
 
@@ -163,6 +176,31 @@ mod tests {
         now += Duration::from_secs(1);
         assert_eq!(throttle.allow(ip(5), now), Ok(()));
         assert_eq!(throttle.allow(ip(5), now), Err(Refusal::Global));
+    }
+
+    #[test]
+    fn a_token_is_checked_without_taking_it() {
+        let mut now = Instant::now();
+        let unlimited = Rate {
+            per_second: 1e9,
+            burst: u32::MAX,
+        };
+        let throttle = Throttle::new(
+            Rate {
+                per_second: 1.0,
+                burst: 2,
+            },
+            unlimited,
+            now,
+        );
+        let peer = "urn:veu:agent:a".to_owned();
+        assert!(throttle.has_token(&peer, now));
+        assert!(throttle.has_token(&peer, now), "checking took nothing");
+        let _ = throttle.allow(peer.clone(), now);
+        let _ = throttle.allow(peer.clone(), now);
+        assert!(!throttle.has_token(&peer, now));
+        now += Duration::from_secs(1);
+        assert!(throttle.has_token(&peer, now));
     }
 
     #[test]
