@@ -1,8 +1,9 @@
 //! Enrollment: a one-time token (stored hashed) buys an agent a client certificate from the
 //! collector's CA that binds its signing key, host and site. Callers need no certificate yet.
 
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use collector_pki::{Ca, Role};
 use collector_store::{AgentRecord, TokenError};
@@ -76,27 +77,26 @@ impl EnrollmentService {
     /// Refuses a call beyond the limits, counted but not in the audit trail (a flood would
     /// fill it); the permit bounds the calls at work.
     fn admit<T>(&self, request: &Request<T>) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
-        let refuse = |reason: &'static str, retry: Duration| {
+        let refuse = |reason: &'static str| {
             self.collector.metrics.enrollment_refused(reason);
             tracing::debug!(peer = ?request.remote_addr(), reason, "enrollment call refused");
             Status::resource_exhausted(format!(
-                "too many enrollment calls ({reason}); try again in {} s",
-                retry.as_secs().max(1)
+                "too many enrollment calls ({reason}); try again in a few seconds"
             ))
         };
-        if let Some(peer) = request.remote_addr() {
-            match self
-                .throttle
-                .allow(peer.ip().to_canonical(), Instant::now())
-            {
-                Ok(()) => {}
-                Err(Refusal::Peer) => return Err(refuse("peer_rate", Duration::from_secs(1))),
-                Err(Refusal::Global) => return Err(refuse("global_rate", Duration::from_secs(1))),
-            }
+        // Every connection the collector serves is TCP with a peer address; without one, all
+        // such callers share one bucket.
+        let ip = request
+            .remote_addr()
+            .map_or(IpAddr::from([0, 0, 0, 0]), |peer| peer.ip().to_canonical());
+        match self.throttle.allow(ip, Instant::now()) {
+            Ok(()) => {}
+            Err(Refusal::Peer) => return Err(refuse("peer_rate")),
+            Err(Refusal::Global) => return Err(refuse("global_rate")),
         }
         Arc::clone(&self.working)
             .try_acquire_owned()
-            .map_err(|_| refuse("busy", Duration::from_secs(1)))
+            .map_err(|_| refuse("busy"))
     }
 }
 
