@@ -3,7 +3,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use collector_core::Reason;
 use collector_pki::Role;
@@ -19,7 +19,6 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::identity;
 use crate::ingest::{Collector, Outcome};
-use crate::throttle::{Rate, Throttle};
 use crate::wire;
 
 /// Attestations ingested together at most.
@@ -28,32 +27,19 @@ const MAX_BATCH: usize = 256;
 /// How long an agent has to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Refused streams one certificate may cause: past the burst, one a second; a stream beyond
-/// that is answered `RESOURCE_EXHAUSTED` before any work (no store read, no rejection row).
-pub const REFUSED_STREAMS: Rate = Rate {
-    per_second: 1.0,
-    burst: 10,
-};
-
 /// The service.
 #[derive(Debug, Clone)]
 pub struct AgentStreamService {
     collector: Arc<Collector>,
     challenge_every: Duration,
-    refused: Arc<Throttle<String>>,
 }
 
 impl AgentStreamService {
     /// A service over `collector`, sending a fresh challenge every `challenge_every`.
     pub fn new(collector: Arc<Collector>, challenge_every: Duration) -> Self {
-        let everyone = Rate {
-            per_second: f64::MAX,
-            burst: u32::MAX,
-        };
         Self {
             collector,
             challenge_every,
-            refused: Arc::new(Throttle::new(REFUSED_STREAMS, everyone, Instant::now())),
         }
     }
 }
@@ -78,22 +64,13 @@ impl AgentStream for AgentStreamService {
                 &crate::audit_trail::Outcome::of_status(status),
             );
         })?;
-        let peer = peer.to_string();
-        if !self.refused.has_token(&peer, Instant::now()) {
-            self.collector.metrics.streams_throttled.inc();
-            tracing::debug!(peer, "agent stream throttled: too many refused streams");
-            return Err(Status::resource_exhausted(
-                "too many refused streams from this certificate; try again in a few seconds",
-            ));
-        }
         let inbound = request.into_inner();
         let (sender, receiver) = mpsc::channel(MAX_BATCH);
         let session = Session {
             collector: Arc::clone(&self.collector),
-            peer,
+            peer: peer.to_string(),
             sender,
             challenge_every: self.challenge_every,
-            refused: Arc::clone(&self.refused),
         };
         tokio::spawn(session.run(inbound));
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
@@ -105,7 +82,6 @@ struct Session {
     peer: String,
     sender: mpsc::Sender<Result<v1::CollectorMessage, Status>>,
     challenge_every: Duration,
-    refused: Arc<Throttle<String>>,
 }
 
 impl Session {
@@ -279,8 +255,6 @@ impl Session {
 
     /// Records and sends a stream-level refusal, then ends the stream.
     async fn refuse(&self, reason: Reason, detail: &str) -> Result<(), Status> {
-        // Refusals are paid for from this certificate's budget (`REFUSED_STREAMS`).
-        let _ = self.refused.allow(self.peer.clone(), Instant::now());
         self.collector.metrics.rejected(reason);
         tracing::warn!(
             peer = self.peer,

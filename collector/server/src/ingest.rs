@@ -205,6 +205,12 @@ impl Collector {
         self.refusals.drain()
     }
 
+    /// Repeated refusals counted but not stored yet, by reason: `veuctl status` adds them to
+    /// the stored counts, so its counts include every refusal at once.
+    pub fn pending_refusals(&self) -> Vec<(String, u64)> {
+        self.refusals.pending()
+    }
+
     /// The organisation monthly reports name, if any.
     pub fn organisation(&self) -> Option<&str> {
         self.organisation.as_deref()

@@ -133,8 +133,6 @@ pub struct Metrics {
     /// Open connections (handshaking or not).
     pub connections_open: Gauge,
     connections_refused: Family<ReasonLabel, Counter>,
-    /// Agent streams refused up front: their identity's streams were refused too often.
-    pub streams_throttled: Counter,
     enrollments_refused: Family<ReasonLabel, Counter>,
     log_tree_size: Gauge,
     witness_submissions: Family<SubmissionLabel, Counter>,
@@ -167,7 +165,6 @@ impl Metrics {
             streams: Gauge::default(),
             connections_open: Gauge::default(),
             connections_refused: Family::default(),
-            streams_throttled: Counter::default(),
             enrollments_refused: Family::default(),
             log_tree_size: Gauge::default(),
             witness_submissions: Family::default(),
@@ -256,11 +253,6 @@ impl Metrics {
             "connections_refused",
             "Connections refused or closed before serving, by reason: max_connections, max_connections_per_ip, max_anonymous (no client certificate), handshake_evicted (made way for a newer handshake), handshake_timeout, handshake_failed, first_request_timeout",
             metrics.connections_refused.clone(),
-        );
-        registry.register(
-            "streams_throttled",
-            "Agent streams refused with RESOURCE_EXHAUSTED before any work because the same certificate's streams were refused too often",
-            metrics.streams_throttled.clone(),
         );
         registry.register(
             "enrollments_refused",

@@ -115,6 +115,16 @@ impl RefusalWindows {
             .collect()
     }
 
+    /// The repeats not stored yet, by reason (sorted): what the stored counts still lack.
+    pub fn pending(&self) -> Vec<(String, u64)> {
+        let open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut by_reason: std::collections::BTreeMap<String, u64> = Default::default();
+        for (same, window) in open.iter().filter(|(_, w)| w.repeats > 0) {
+            *by_reason.entry(same.reason.clone()).or_default() += window.repeats;
+        }
+        by_reason.into_iter().collect()
+    }
+
     /// The summaries of every open window, which close (at shutdown).
     pub fn drain(&self) -> Vec<Rejection> {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);

@@ -98,16 +98,14 @@ impl<K: Hash + Eq + Clone> Throttle<K> {
         Ok(())
     }
 
-    /// Whether `key`'s bucket holds a token at `now`, taking none: the check before work that
-    /// only a refusal pays for (`allow` then takes the token).
-    pub fn has_token(&self, key: &K, now: Instant) -> bool {
+    /// Gives back the token a call from `key` took (a call that turned out to cost nothing
+    /// worth limiting, such as an enrollment that succeeded).
+    pub fn refund(&self, key: &K) {
         let mut guard = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
-        match guard.1.get_mut(key) {
-            None => true,
-            Some(bucket) => {
-                bucket.refill(self.peer, now);
-                bucket.tokens >= 1.0
-            }
+        let (global, peers) = &mut *guard;
+        global.tokens = (global.tokens + 1.0).min(f64::from(self.global.burst));
+        if let Some(bucket) = peers.get_mut(key) {
+            bucket.tokens = (bucket.tokens + 1.0).min(f64::from(self.peer.burst));
         }
     }
 }
@@ -179,8 +177,8 @@ mod tests {
     }
 
     #[test]
-    fn a_token_is_checked_without_taking_it() {
-        let mut now = Instant::now();
+    fn a_refunded_token_is_taken_again_and_never_above_the_burst() {
+        let now = Instant::now();
         let unlimited = Rate {
             per_second: 1e9,
             burst: u32::MAX,
@@ -194,13 +192,15 @@ mod tests {
             now,
         );
         let peer = "urn:veu:agent:a".to_owned();
-        assert!(throttle.has_token(&peer, now));
-        assert!(throttle.has_token(&peer, now), "checking took nothing");
-        let _ = throttle.allow(peer.clone(), now);
-        let _ = throttle.allow(peer.clone(), now);
-        assert!(!throttle.has_token(&peer, now));
-        now += Duration::from_secs(1);
-        assert!(throttle.has_token(&peer, now));
+        for _ in 0..5 {
+            assert_eq!(throttle.allow(peer.clone(), now), Ok(()));
+            throttle.refund(&peer);
+        }
+        throttle.refund(&peer);
+        throttle.refund(&peer);
+        assert_eq!(throttle.allow(peer.clone(), now), Ok(()));
+        assert_eq!(throttle.allow(peer.clone(), now), Ok(()));
+        assert_eq!(throttle.allow(peer, now), Err(Refusal::Peer));
     }
 
     #[test]
