@@ -202,7 +202,7 @@ impl Collector {
     /// The summaries of every open window of repeated refusals, which close; the caller
     /// stores them.
     pub fn drain_refusals(&self) -> Vec<Rejection> {
-        self.refusals.drain()
+        self.refusals.drain(self.now_ms())
     }
 
     /// Repeated refusals counted but not stored yet, by reason: `veuctl status` adds them to

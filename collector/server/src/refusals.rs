@@ -39,16 +39,18 @@ impl Window {
         self.first.at_ms.saturating_add(WINDOW_MS)
     }
 
-    /// The row standing for the repeats, if any.
-    fn summary(self) -> Option<Rejection> {
+    /// The row standing for the repeats, if any, dated `closed_ms`, when the window closed: a
+    /// row is never dated before it is written, so what a report covered never changes.
+    fn summary(self, closed_ms: i64) -> Option<Rejection> {
         (self.repeats > 0).then(|| Rejection {
-            at_ms: self.last_ms,
+            at_ms: closed_ms.max(self.last_ms),
             sequence: None,
             detail: format!(
-                "{} more refusal{} like this from this peer within {} s of the first ({})",
+                "{} more refusal{} like this from this peer within {} s of the first, the last at {} ms ({})",
                 self.repeats,
                 if self.repeats == 1 { "" } else { "s" },
                 WINDOW_MS / 1000,
+                self.last_ms,
                 self.first.detail
             ),
             count: self.repeats,
@@ -84,7 +86,7 @@ impl RefusalWindows {
         }
         let mut rows: Vec<Rejection> = open
             .remove(&same)
-            .and_then(Window::summary)
+            .and_then(|window| window.summary(now))
             .into_iter()
             .collect();
         if open.len() < MAX_OPEN {
@@ -111,7 +113,7 @@ impl RefusalWindows {
             .collect();
         ended
             .into_iter()
-            .filter_map(|same| open.remove(&same)?.summary())
+            .filter_map(|same| open.remove(&same)?.summary(now_ms))
             .collect()
     }
 
@@ -125,11 +127,11 @@ impl RefusalWindows {
         by_reason.into_iter().collect()
     }
 
-    /// The summaries of every open window, which close (at shutdown).
-    pub fn drain(&self) -> Vec<Rejection> {
+    /// The summaries of every open window, which close at `now_ms` (at shutdown).
+    pub fn drain(&self, now_ms: i64) -> Vec<Rejection> {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         open.drain()
-            .filter_map(|(_, window)| window.summary())
+            .filter_map(|(_, window)| window.summary(now_ms))
             .collect()
     }
 }
@@ -168,9 +170,13 @@ mod tests {
         stored.extend(windows.due(1_000 + WINDOW_MS));
         assert_eq!(stored.len(), 2);
         assert_eq!(stored[1].count, 2_999);
-        assert_eq!(stored[1].at_ms, 3_999);
+        assert_eq!(
+            stored[1].at_ms,
+            1_000 + WINDOW_MS,
+            "dated when its window closed"
+        );
         assert_eq!(total(&stored), 3_000);
-        assert!(windows.drain().is_empty());
+        assert!(windows.drain(1_000 + WINDOW_MS).is_empty());
     }
 
     #[test]
@@ -187,7 +193,7 @@ mod tests {
         assert_eq!(next.len(), 2);
         assert_eq!((next[0].count, next[1].count), (1, 1));
         stored.extend(next);
-        stored.extend(windows.drain());
+        stored.extend(windows.drain(WINDOW_MS + 6));
         assert_eq!(total(&stored), 5);
     }
 
