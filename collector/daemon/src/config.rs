@@ -267,6 +267,14 @@ impl Config {
                 );
             }
         }
+        // Both count from the accept: a first-request deadline inside the handshake's would
+        // cut handshakes short under another name.
+        if connection_limits.first_request_timeout < connection_limits.handshake_timeout {
+            connections.problem(
+                "first_request_timeout",
+                "must be at least handshake_timeout (both count from the accept)",
+            );
+        }
         drop(connections);
         let mut rules = root.table("rules");
         let policy = rules.optional::<PathBuf>("policy").map(&resolve);
@@ -489,7 +497,7 @@ mod tests {
         let bad = format!(
             "{base}[connections]\nmax_connections = 100\nmax_connections_per_ip = 0\n\
              max_handshakes = 101\nmax_anonymous = 100\nhandshake_timeout = \"0s\"\n\
-             max_concurrent_streams = \"many\"\n\
+             max_concurrent_streams = \"many\"\nfirst_request_timeout = \"5s\"\n\
              [enrollment]\nrate_per_peer = -1\nburst = 0\n"
         );
         let errors = Config::parse(&bad, path).unwrap_err();
@@ -504,6 +512,7 @@ mod tests {
                 "connections.max_concurrent_streams",
                 "connections.max_handshakes",
                 "connections.max_anonymous",
+                "connections.first_request_timeout",
             ]
         );
     }
