@@ -74,6 +74,8 @@ pub struct Config {
     pub gpu_rims: Option<PathBuf>,
     /// A directory of DER OCSP answers certificates' status is read from (`[gpu_evidence] ocsp`).
     pub gpu_ocsp: Option<PathBuf>,
+    /// Bounds on connections and unauthenticated enrollment (`[connections]`, `[enrollment]`).
+    pub limits: collector_server::Limits,
     pub metrics_listen: Option<SocketAddr>,
     pub log_json: bool,
     pub log_level: tracing::Level,
@@ -170,10 +172,117 @@ impl Config {
             .unwrap_or_default();
         drop(tls);
 
-        let enrollment_ca_dir = root
-            .table("enrollment")
-            .optional::<PathBuf>("ca_dir")
-            .map(&resolve);
+        let defaults = collector_server::Limits::default();
+        let count = |section: &mut Section, name: &'static str, default: usize| match section
+            .optional::<i64>(name)
+        {
+            None => default,
+            Some(n) if (1..=1_000_000).contains(&n) => n as usize,
+            Some(_) => {
+                section.problem(name, "must be a whole number from 1 to 1000000");
+                default
+            }
+        };
+        let rate = |section: &mut Section, name: &'static str, default: f64| match section
+            .optional::<toml::Value>(
+            name,
+        ) {
+            None => default,
+            Some(value) => match value.as_float().or(value.as_integer().map(|n| n as f64)) {
+                Some(r) if r > 0.0 && r <= 1e6 => r,
+                _ => {
+                    section.problem(
+                        name,
+                        "must be a number of calls per second above 0, at most 1000000",
+                    );
+                    default
+                }
+            },
+        };
+        let mut enrollment = root.table("enrollment");
+        let enrollment_ca_dir = enrollment.optional::<PathBuf>("ca_dir").map(&resolve);
+        let enrolls = defaults.enrollment;
+        let enrollment_limits = collector_server::enrollment::Limits {
+            per_peer: collector_server::throttle::Rate {
+                per_second: rate(
+                    &mut enrollment,
+                    "rate_per_peer",
+                    enrolls.per_peer.per_second,
+                ),
+                burst: count(
+                    &mut enrollment,
+                    "burst_per_peer",
+                    enrolls.per_peer.burst as usize,
+                ) as u32,
+            },
+            global: collector_server::throttle::Rate {
+                per_second: rate(&mut enrollment, "rate", enrolls.global.per_second),
+                burst: count(&mut enrollment, "burst", enrolls.global.burst as usize) as u32,
+            },
+            concurrency: count(&mut enrollment, "concurrency", enrolls.concurrency),
+        };
+        drop(enrollment);
+
+        let mut connections = root.table("connections");
+        let bounds = &defaults.connections;
+        let connection_limits = collector_server::connections::Limits {
+            max_connections: count(&mut connections, "max_connections", bounds.max_connections),
+            max_connections_per_ip: count(
+                &mut connections,
+                "max_connections_per_ip",
+                bounds.max_connections_per_ip,
+            ),
+            max_handshakes: count(&mut connections, "max_handshakes", bounds.max_handshakes),
+            max_anonymous: count(&mut connections, "max_anonymous", bounds.max_anonymous),
+            handshake_timeout: duration(
+                &mut connections,
+                "handshake_timeout",
+                bounds.handshake_timeout,
+            ),
+            first_request_timeout: duration(
+                &mut connections,
+                "first_request_timeout",
+                bounds.first_request_timeout,
+            ),
+            max_concurrent_streams: count(
+                &mut connections,
+                "max_concurrent_streams",
+                bounds.max_concurrent_streams as usize,
+            ) as u32,
+        };
+        // Enrolling peers must never take every slot: certified agents, admins and auditors
+        // always find one.
+        let max = connection_limits.max_connections;
+        for (key, value, most) in [
+            (
+                "max_connections_per_ip",
+                connection_limits.max_connections_per_ip,
+                max,
+            ),
+            ("max_handshakes", connection_limits.max_handshakes, max),
+            (
+                "max_anonymous",
+                connection_limits.max_anonymous,
+                max.saturating_sub(1),
+            ),
+        ] {
+            // A value already refused stands at its default: one problem per key.
+            if value > most && !problems.has(&format!("connections.{key}")) {
+                connections.problem(
+                    key,
+                    format!("{value} is too many: at most {most} with max_connections = {max}"),
+                );
+            }
+        }
+        // Both count from the accept: a first-request deadline inside the handshake's would
+        // cut handshakes short under another name.
+        if connection_limits.first_request_timeout < connection_limits.handshake_timeout {
+            connections.problem(
+                "first_request_timeout",
+                "must be at least handshake_timeout (both count from the accept)",
+            );
+        }
+        drop(connections);
         let mut rules = root.table("rules");
         let policy = rules.optional::<PathBuf>("policy").map(&resolve);
         let catalogue = rules.optional::<PathBuf>("catalogue").map(&resolve);
@@ -328,6 +437,10 @@ impl Config {
             gpu_roots,
             gpu_rims,
             gpu_ocsp,
+            limits: collector_server::Limits {
+                connections: connection_limits,
+                enrollment: enrollment_limits,
+            },
             metrics_listen,
             log_json,
             log_level,
@@ -349,6 +462,74 @@ mod tests {
         assert_eq!(
             config.store,
             Store::Sqlite(PathBuf::from("/var/lib/veu-collector/collector.db"))
+        );
+        // The example spells out every default.
+        assert_eq!(
+            config.limits.connections,
+            collector_server::Limits::default().connections
+        );
+        assert_eq!(
+            config.limits.enrollment,
+            collector_server::Limits::default().enrollment
+        );
+    }
+
+    #[test]
+    fn connection_and_enrollment_limits_are_read_and_checked() {
+        let base = "listen = \"0.0.0.0:7443\"\nstate_dir = \"s\"\nsites = \"sites.toml\"\n\
+                    [tls]\ncertificate = \"a\"\nkey = \"b\"\nclient_ca = \"c\"\n";
+        let path = Path::new("/etc/veu-collector/collector.toml");
+        assert_eq!(
+            Config::parse(base, path).unwrap().limits.connections,
+            collector_server::Limits::default().connections
+        );
+        let set = format!(
+            "{base}[connections]\nmax_connections = 100\nmax_connections_per_ip = 10\n\
+             max_handshakes = 20\nmax_anonymous = 30\nhandshake_timeout = \"2s\"\n\
+             first_request_timeout = \"5s\"\nmax_concurrent_streams = 8\n\
+             [enrollment]\nrate_per_peer = 0.5\nburst_per_peer = 2\nrate = 3\nburst = 9\n\
+             concurrency = 1\n"
+        );
+        let limits = Config::parse(&set, path).unwrap().limits;
+        let connections = limits.connections;
+        assert_eq!(
+            (
+                connections.max_connections,
+                connections.max_connections_per_ip,
+                connections.max_handshakes,
+                connections.max_anonymous,
+                connections.max_concurrent_streams
+            ),
+            (100, 10, 20, 30, 8)
+        );
+        assert_eq!(connections.handshake_timeout, Duration::from_secs(2));
+        assert_eq!(connections.first_request_timeout, Duration::from_secs(5));
+        assert_eq!(limits.enrollment.per_peer.per_second, 0.5);
+        assert_eq!(limits.enrollment.per_peer.burst, 2);
+        assert_eq!(limits.enrollment.global.per_second, 3.0);
+        assert_eq!(limits.enrollment.global.burst, 9);
+        assert_eq!(limits.enrollment.concurrency, 1);
+
+        let bad = format!(
+            "{base}[connections]\nmax_connections = 100\nmax_connections_per_ip = 0\n\
+             max_handshakes = 101\nmax_anonymous = 100\nhandshake_timeout = \"0s\"\n\
+             max_concurrent_streams = \"many\"\nfirst_request_timeout = \"5s\"\n\
+             [enrollment]\nrate_per_peer = -1\nburst = 0\n"
+        );
+        let errors = Config::parse(&bad, path).unwrap_err();
+        let keys: Vec<&str> = errors.errors.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "enrollment.rate_per_peer",
+                "enrollment.burst",
+                "connections.max_connections_per_ip",
+                "connections.handshake_timeout",
+                "connections.max_concurrent_streams",
+                "connections.max_handshakes",
+                "connections.max_anonymous",
+                "connections.first_request_timeout",
+            ]
         );
     }
 

@@ -1,8 +1,7 @@
 //! `veu-collector run`: from a checked start, create what a first start needs, open the store,
 //! rebuild the state, serve until a signal.
 
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -40,6 +39,7 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
     // Binding needs nothing on disk: an address that cannot be had fails the start before
     // anything is created. Connections are accepted only once serving starts (`listen`).
     let socket = proto_config::bind(&path, "listen", config.listen)?;
+    raise_file_limit(config.limits.connections.max_connections);
     let metrics_socket = match config.metrics_listen {
         Some(listen) => Some(proto_config::bind(&path, "metrics.listen", listen)?),
         None => None,
@@ -166,6 +166,7 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
                             Err(error) => tracing::warn!(%error, "refresh task failed"),
                         }
                     }
+                    sweeper.flush_refusals(false).await;
                     let mut state = sweeper.state();
                     for host in state.ledger.sweep(now_ms()) {
                         tracing::warn!(host, "host is stale: no attestation within the freshness window");
@@ -220,10 +221,11 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
     let server = tokio::spawn(collector_server::serve(
         listener,
         tls,
-        collector,
+        Arc::clone(&collector),
         log,
         ca,
         config.challenge_every,
+        config.limits.clone(),
         shutdown.clone(),
     ));
     tokio::select! {
@@ -233,6 +235,8 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
         }
     }
     shutdown.cancel();
+    // The counts of repeated refusals still in their window.
+    collector.flush_refusals(true).await;
     Ok(())
 }
 
@@ -286,7 +290,7 @@ fn new_nonce_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
     let mut secret = vec![0u8; 32];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
         .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
-    write_new(path, &secret)?;
+    proto_seal::keyfile::write_secret(path, &secret)?;
     Ok(secret)
 }
 
@@ -301,7 +305,7 @@ fn open_log_key(
         Some(pkcs8) => pkcs8,
         None => {
             let pkcs8 = proto_seal::Ed25519Signer::generate_pkcs8()?;
-            write_new(path, &pkcs8)?;
+            proto_seal::keyfile::write_secret(path, &pkcs8)?;
             tracing::info!(path = %path.display(), "new log key");
             pkcs8
         }
@@ -320,17 +324,37 @@ fn open_log_key(
     Ok(signer)
 }
 
-/// Writes a new secret file, mode 0600; one already there is never replaced.
-fn write_new(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))
+/// File descriptors the collector needs beside its connections: store, metrics, listeners.
+const RESERVED_DESCRIPTORS: u64 = 256;
+
+/// Raises the soft file-descriptor limit to the hard one (every connection holds one), and
+/// warns when `max_connections` does not fit under it: past the limit, accepting fails
+/// (EMFILE) before the connection caps are reached.
+fn raise_file_limit(max_connections: usize) {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        let raised = Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(error) = setrlimit(Resource::Nofile, raised) {
+            tracing::warn!(%error, "cannot raise the file-descriptor limit to its hard limit");
+        }
+    }
+    // `None` is no limit.
+    if let Some(open) = getrlimit(Resource::Nofile).current {
+        let needed = max_connections as u64 + RESERVED_DESCRIPTORS;
+        if open < needed {
+            tracing::warn!(
+                limit = open,
+                max_connections,
+                "the file-descriptor limit is below connections.max_connections + {RESERVED_DESCRIPTORS}: raise LimitNOFILE (or the container's nofile limit) or lower max_connections"
+            );
+        } else {
+            tracing::debug!(limit = open, max_connections, "file-descriptor limit");
+        }
+    }
 }
 
 fn millis(duration: Duration) -> i64 {

@@ -354,6 +354,19 @@ fn run_creates_the_state_only_after_every_check_and_refuses_a_log_key_others_can
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(key.exists() && setup.path("state/log.pub").exists());
+    // Written as the agent's signing key is (proto_seal::keyfile): owner only, whole.
+    for secret in [&key, &setup.path("state/nonce.key")] {
+        let metadata = std::fs::symlink_metadata(secret).unwrap();
+        assert!(metadata.is_file(), "{}", secret.display());
+        assert_eq!(
+            metadata.permissions().mode() & 0o777,
+            0o600,
+            "{}",
+            secret.display()
+        );
+    }
+    assert!(!setup.path("state/log.tmp").exists() && !setup.path("state/nonce.tmp").exists());
+    assert!(proto_seal::keyfile::load(&key).is_ok());
 
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let stderr = setup.refused(&["audit.log_key"], &["log.key has mode 0644", "chmod 600"]);

@@ -261,7 +261,7 @@ impl AdminService {
                     detail: r.detail,
                 })
                 .collect(),
-            rejection_counts: counts
+            rejection_counts: with_pending(counts, self.collector.pending_refusals())
                 .into_iter()
                 .map(|(reason, count)| v1::ReasonCount { reason, count })
                 .collect(),
@@ -442,4 +442,12 @@ pub(crate) fn admin_status(error: AdminError) -> Status {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+/// Stored counts by reason with the repeats not stored yet added, sorted by reason.
+fn with_pending(stored: Vec<(String, u64)>, pending: Vec<(String, u64)>) -> Vec<(String, u64)> {
+    let mut counts: std::collections::BTreeMap<String, u64> = stored.into_iter().collect();
+    for (reason, count) in pending {
+        *counts.entry(reason).or_default() += count;
+    }
+    counts.into_iter().collect()
 }

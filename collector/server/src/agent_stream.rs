@@ -271,13 +271,17 @@ impl Session {
             sequence: None,
             peer: self.peer.clone(),
             detail: detail.to_owned(),
+            count: 1,
         };
-        let batch = Batch {
-            rejections: vec![record],
-            ..Batch::default()
-        };
-        if let Err(error) = self.collector.store.commit(batch).await {
-            tracing::error!(%error, "cannot record a rejection");
+        let rejections = self.collector.refusal_rows(vec![record]);
+        if !rejections.is_empty() {
+            let batch = Batch {
+                rejections,
+                ..Batch::default()
+            };
+            if let Err(error) = self.collector.store.commit(batch).await {
+                tracing::error!(%error, "cannot record a rejection");
+            }
         }
         self.send(ToAgent::Reject(v1::Reject {
             sequence: 0,

@@ -25,6 +25,7 @@ use proto_wire::v1;
 
 use crate::metrics::Metrics;
 use crate::nonce::NonceIssuer;
+use crate::refusals::RefusalWindows;
 
 /// What an attestation's ingest came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,6 +127,8 @@ pub struct Collector {
     organisation: Option<String>,
     /// Verifies GPU hardware reports.
     gpu: Arc<GpuVerifier>,
+    /// Repeated refusals counted per peer, reason and window rather than stored one by one.
+    refusals: RefusalWindows,
 }
 
 /// The roots GPU hardware reports must chain to, and the chains already validated.
@@ -189,6 +192,7 @@ impl Collector {
             freshness_ms,
             organisation: None,
             gpu: Arc::new(GpuVerifier::new(proto_gpu_evidence::Trust::nvidia())),
+            refusals: RefusalWindows::default(),
         })
     }
 
@@ -205,6 +209,48 @@ impl Collector {
     pub fn with_organisation(mut self, organisation: Option<String>) -> Self {
         self.organisation = organisation;
         self
+    }
+
+    /// The rows to store for `rejections` decided now: each that opens a window of repeats,
+    /// and the summaries of the windows that ended (`refusals`).
+    pub fn refusal_rows(&self, rejections: Vec<Rejection>) -> Vec<Rejection> {
+        let mut rows = self.refusals.due(self.now_ms());
+        for rejection in rejections {
+            rows.extend(self.refusals.record(rejection));
+        }
+        rows
+    }
+
+    /// Stores the summaries of the windows of repeated refusals that ended by now, or with
+    /// `all`, of every open window (at shutdown); a store failure is logged.
+    pub async fn flush_refusals(&self, all: bool) {
+        let rejections = if all {
+            self.drain_refusals()
+        } else {
+            self.refusals.due(self.now_ms())
+        };
+        if rejections.is_empty() {
+            return;
+        }
+        let batch = Batch {
+            rejections,
+            ..Batch::default()
+        };
+        if let Err(error) = self.store.commit(batch).await {
+            tracing::error!(%error, "cannot store the counts of repeated refusals");
+        }
+    }
+
+    /// The summaries of every open window of repeated refusals, which close; the caller
+    /// stores them.
+    pub fn drain_refusals(&self) -> Vec<Rejection> {
+        self.refusals.drain(self.now_ms())
+    }
+
+    /// Repeated refusals counted but not stored yet, by reason: `veuctl status` adds them to
+    /// the stored counts, so its counts include every refusal at once.
+    pub fn pending_refusals(&self) -> Vec<(String, u64)> {
+        self.refusals.pending()
     }
 
     /// The organisation monthly reports name, if any.
@@ -579,6 +625,7 @@ impl Collector {
         let mut conflicts = 0u64;
         // A stream answers one nonce until the next challenge: judge each nonce once.
         let mut nonce_checks: Vec<(KeyId, Vec<u8>, NonceCheck)> = Vec::new();
+        let rejections;
         let commit = {
             let mut state = self.state();
             for (index, key, result, agent, proofs) in verified {
@@ -700,11 +747,13 @@ impl Collector {
                 hosts.push(update);
                 accepted.push((index, payload.sequence, *attestation.digest().0.as_bytes()));
             }
+            // Kept apart too: when the batch fails, its rejections are stored on their own.
+            rejections = self.refusal_rows(std::mem::take(&mut results.rejections));
             let batch = Batch {
                 attestations: rows,
                 hosts,
                 events,
-                rejections: std::mem::take(&mut results.rejections),
+                rejections: rejections.clone(),
             };
             let commit = self.store.commit(batch);
             if !accepted.is_empty() {
@@ -719,6 +768,21 @@ impl Collector {
             // The books may hold what was not stored: nothing more is admitted until they are
             // loaded again from the store.
             self.unsettled.store(true, Ordering::SeqCst);
+            // The refusals were decided whatever became of the accepted attestations: keep
+            // their record (a rejection changes nothing in the books).
+            if !rejections.is_empty() {
+                let kept = rejections.len();
+                let alone = Batch {
+                    rejections,
+                    ..Batch::default()
+                };
+                match self.store.commit(alone).await {
+                    Ok(_) => tracing::warn!(kept, "batch not stored; its rejections were"),
+                    Err(again) => {
+                        tracing::error!(%again, kept, "the rejections of a failed batch were not stored either");
+                    }
+                }
+            }
             if let Err(reload) = self.settle_books().await {
                 tracing::error!(%reload, "cannot reload the books after a failed commit; ingest waits for the store");
             }
@@ -766,6 +830,7 @@ impl Results<'_> {
             sequence: (sequence > 0 && i64::try_from(sequence).is_ok()).then_some(sequence),
             peer: self.peer.to_owned(),
             detail: detail.clone(),
+            count: 1,
         });
         self.outcomes[index] = Some(Outcome::Reject {
             sequence,

@@ -10,6 +10,7 @@ pub mod admin;
 pub mod agent_stream;
 pub mod audit;
 pub mod audit_trail;
+pub mod connections;
 pub mod enrollment;
 mod export;
 pub mod health;
@@ -18,7 +19,9 @@ pub mod ingest;
 pub mod log;
 pub mod metrics;
 pub mod nonce;
+pub mod refusals;
 pub mod report;
+pub mod throttle;
 mod wire;
 pub mod witnesses;
 
@@ -31,10 +34,14 @@ use proto_wire::v1::admin_server::AdminServer;
 use proto_wire::v1::agent_stream_server::AgentStreamServer;
 use proto_wire::v1::audit_server::AuditServer;
 use proto_wire::v1::enrollment_server::EnrollmentServer;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::transport::Server;
 
 pub use ingest::{Collector, Outcome, Rules};
 
@@ -49,7 +56,28 @@ pub struct TlsFiles {
     pub client_ca_pem: Vec<u8>,
 }
 
-/// Serves every service on `listener` until `shutdown`.
+/// What bounds the work strangers can cause: connections and enrollment.
+#[derive(Debug, Clone, Default)]
+pub struct Limits {
+    /// Connections, handshakes, first requests and HTTP/2 streams.
+    pub connections: connections::Limits,
+    /// Unauthenticated enrollment calls.
+    pub enrollment: enrollment::Limits,
+}
+
+/// Why the server could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The TLS material does not make a server configuration.
+    #[error("TLS configuration: {0}")]
+    Tls(String),
+    /// The transport failed.
+    #[error(transparent)]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Serves every service on `listener` until `shutdown`, within `limits`.
+#[allow(clippy::too_many_arguments)] // each is one of the server's independent inputs
 pub async fn serve(
     listener: TcpListener,
     tls: TlsFiles,
@@ -57,18 +85,31 @@ pub async fn serve(
     log: Arc<log::LogKeeper>,
     ca: Option<Arc<collector_pki::Ca>>,
     challenge_every: Duration,
+    limits: Limits,
     shutdown: CancellationToken,
-) -> Result<(), tonic::transport::Error> {
-    // Client certificates are verified when presented and required by every service but
-    // enrollment, which is how an agent gets its first certificate.
-    let tls = ServerTlsConfig::new()
-        .identity(Identity::from_pem(&tls.certificate_pem, &tls.key_pem))
-        .client_ca_root(Certificate::from_pem(&tls.client_ca_pem))
-        .client_auth_optional(true);
+) -> Result<(), ServeError> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config(&tls)?));
+    let gate = connections::Gate::new(limits.connections.clone(), Arc::clone(&collector.metrics));
+    let incoming = connections::accept(listener, acceptor, Arc::clone(&gate), shutdown.clone());
+    let streams = limits.connections.max_concurrent_streams.max(1);
     let (reflection_v1, reflection_v1alpha) = reflection();
     Server::builder()
-        .tls_config(tls)?
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .max_concurrent_streams(streams)
+        .concurrency_limit_per_connection(streams as usize)
+        // Streams a peer opens and resets at once (the "rapid reset" pattern) end the
+        // connection past this many.
+        .http2_max_pending_accept_reset_streams(Some(streams as usize))
+        .http2_max_header_list_size(16 * 1024)
+        .layer(tonic::service::InterceptorLayer::new(
+            move |request: tonic::Request<()>| {
+                if let Some(peer) = request.remote_addr() {
+                    gate.served(peer);
+                }
+                Ok(request)
+            },
+        ))
         .add_service(
             AgentStreamServer::new(agent_stream::AgentStreamService::new(
                 Arc::clone(&collector),
@@ -79,6 +120,7 @@ pub async fn serve(
         .add_service(EnrollmentServer::new(enrollment::EnrollmentService::new(
             Arc::clone(&collector),
             ca,
+            limits.enrollment,
         )))
         .add_service(AdminServer::new(admin::AdminService::new(Arc::clone(
             &collector,
@@ -90,8 +132,42 @@ pub async fn serve(
         .add_service(HealthServer::new(health::HealthService))
         .add_optional_service(reflection_v1)
         .add_optional_service(reflection_v1alpha)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
-        .await
+        .serve_with_incoming_shutdown(
+            ReceiverStream::new(incoming).map(Ok::<_, std::io::Error>),
+            shutdown.cancelled_owned(),
+        )
+        .await?;
+    Ok(())
+}
+
+/// The TLS server configuration: ring, HTTP/2 by ALPN, and client certificates verified
+/// when presented and required by every service but enrollment, which is how an agent
+/// gets its first certificate.
+fn server_config(tls: &TlsFiles) -> Result<rustls::ServerConfig, ServeError> {
+    let fail = |what: &str, e: &dyn std::fmt::Display| ServeError::Tls(format!("{what}: {e}"));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in CertificateDer::pem_slice_iter(&tls.client_ca_pem) {
+        let certificate = certificate.map_err(|e| fail("client CA", &e))?;
+        roots.add(certificate).map_err(|e| fail("client CA", &e))?;
+    }
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| fail("client CA", &e))?;
+    let chain = CertificateDer::pem_slice_iter(&tls.certificate_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| fail("server certificate", &e))?;
+    let key = PrivateKeyDer::from_pem_slice(&tls.key_pem).map_err(|e| fail("server key", &e))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| fail("protocol versions", &e))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(|e| fail("server certificate and key", &e))?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(config)
 }
 
 /// Server reflection (`grpcurl list`, `describe`) over the contract's file descriptors, v1

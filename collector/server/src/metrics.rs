@@ -132,6 +132,10 @@ pub struct Metrics {
     violations: Family<ViewLabel, Gauge>,
     /// Open agent streams.
     pub streams: Gauge,
+    /// Open connections (handshaking or not).
+    pub connections_open: Gauge,
+    connections_refused: Family<ReasonLabel, Counter>,
+    enrollments_refused: Family<ReasonLabel, Counter>,
     log_tree_size: Gauge,
     witness_submissions: Family<SubmissionLabel, Counter>,
     witness_cosigned_size: Family<WitnessLabel, Gauge>,
@@ -163,6 +167,9 @@ impl Metrics {
             verdict: Family::default(),
             violations: Family::default(),
             streams: Gauge::default(),
+            connections_open: Gauge::default(),
+            connections_refused: Family::default(),
+            enrollments_refused: Family::default(),
             log_tree_size: Gauge::default(),
             witness_submissions: Family::default(),
             witness_cosigned_size: Family::default(),
@@ -252,6 +259,21 @@ impl Metrics {
             metrics.streams.clone(),
         );
         registry.register(
+            "connections_open",
+            "Open connections to the gRPC port, handshaking or not",
+            metrics.connections_open.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections refused or closed before serving, by reason: max_connections, max_connections_per_ip, max_anonymous (no client certificate), handshake_evicted (made way for a newer handshake), handshake_timeout, handshake_failed, first_request_timeout",
+            metrics.connections_refused.clone(),
+        );
+        registry.register(
+            "enrollments_refused",
+            "Enrollment calls refused before any work, by reason: peer_rate, global_rate, busy",
+            metrics.enrollments_refused.clone(),
+        );
+        registry.register(
             "log_tree_size",
             "Leaves in the log's latest signed checkpoint, the one published at /checkpoint and submitted to the witnesses",
             metrics.log_tree_size.clone(),
@@ -305,6 +327,30 @@ impl Metrics {
     /// The served certificate expires at `unix_s` (its `notAfter`).
     pub fn server_certificate_expires(&self, unix_s: i64) {
         self.server_certificate_expiry.set(unix_s);
+    }
+
+    /// Counts a connection refused or closed for `reason`.
+    pub fn connection_refused(&self, reason: &'static str) {
+        self.connection_refused_series(reason).inc();
+    }
+
+    /// The series of `reason`, created at zero so a rate over it sees its first refusal.
+    pub fn connection_refused_series(&self, reason: &'static str) -> Counter {
+        self.connections_refused
+            .get_or_create(&ReasonLabel { reason })
+            .clone()
+    }
+
+    /// Counts an enrollment call refused for `reason`.
+    pub fn enrollment_refused(&self, reason: &'static str) {
+        self.enrollment_refused_series(reason).inc();
+    }
+
+    /// The series of `reason`, created at zero.
+    pub fn enrollment_refused_series(&self, reason: &'static str) -> Counter {
+        self.enrollments_refused
+            .get_or_create(&ReasonLabel { reason })
+            .clone()
     }
 
     /// Counts one rejection.

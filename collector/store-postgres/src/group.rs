@@ -124,11 +124,11 @@ const INSERT_EVENTS: &str = "INSERT INTO events (at_ms, kind, host_id, key_id, d
          WITH ORDINALITY AS u(at_ms, kind, host_id, key_id, detail, value, n)
      ORDER BY u.n";
 const INSERT_REJECTIONS: &str = "INSERT INTO rejections (at_ms, reason, key_id, host_id, sequence,
-         peer, detail)
-     SELECT u.at_ms, u.reason, u.key_id, u.host_id, u.sequence, u.peer, u.detail
+         peer, detail, count)
+     SELECT u.at_ms, u.reason, u.key_id, u.host_id, u.sequence, u.peer, u.detail, u.count
      FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::text[], $5::bigint[], $6::text[],
-             $7::text[])
-         WITH ORDINALITY AS u(at_ms, reason, key_id, host_id, sequence, peer, detail, n)
+             $7::text[], $8::bigint[])
+         WITH ORDINALITY AS u(at_ms, reason, key_id, host_id, sequence, peer, detail, count, n)
      ORDER BY u.n";
 const UPSERT_REJECTION_COUNTS: &str = "INSERT INTO rejection_counts (reason, count)
      SELECT * FROM unnest($1::text[], $2::bigint[])
@@ -385,6 +385,7 @@ struct Columns<'a> {
     rejection_sequence: Vec<Option<i64>>,
     rejection_peer: Vec<&'a str>,
     rejection_detail: Vec<&'a str>,
+    rejection_count: Vec<i64>,
 
     count_reason: Vec<&'a str>,
     count_added: Vec<i64>,
@@ -498,6 +499,9 @@ impl<'a> Columns<'a> {
             c.rejection_sequence.push(*sequence);
             c.rejection_peer.push(&rejection.peer);
             c.rejection_detail.push(&rejection.detail);
+            // Checked against i64 when the batch was planned.
+            c.rejection_count
+                .push(i64::try_from(rejection.count.max(1)).unwrap_or(i64::MAX));
         }
         for (reason, count) in &plan.rejection_counts {
             c.count_reason.push(reason);
@@ -644,6 +648,7 @@ impl<'a> Columns<'a> {
                     param(&self.rejection_sequence),
                     param(&self.rejection_peer),
                     param(&self.rejection_detail),
+                    param(&self.rejection_count),
                 ],
                 rows(self.rejection_at_ms.len()),
             ));

@@ -242,7 +242,7 @@ impl<'a> Plan<'a> {
             *self
                 .rejection_counts
                 .entry(rejection.reason.as_str())
-                .or_default() += 1;
+                .or_default() += int("rejection count", rejection.count.max(1))?;
             self.rejections.push((rejection, *sequence));
         }
         Ok(receipt)

@@ -211,7 +211,7 @@ pub(crate) async fn rejections(
 ) -> Result<Vec<Rejection>, StoreError> {
     let rows = conn
         .query(
-            "SELECT at_ms, reason, key_id, host_id, sequence, peer, detail
+            "SELECT at_ms, reason, key_id, host_id, sequence, peer, detail, count
              FROM rejections ORDER BY at_ms DESC, id DESC LIMIT $1",
             &[&sql_limit(limit)],
         )
@@ -227,6 +227,7 @@ pub(crate) async fn rejections(
                 .transpose()?,
             peer: get(row, 5)?,
             detail: get(row, 6)?,
+            count: get_u64(row, 7, "rejection count")?,
         })
     })
 }
@@ -248,7 +249,7 @@ pub(crate) async fn rejections_by_reason(
 ) -> Result<Vec<(String, u64)>, StoreError> {
     let rows = conn
         .query(
-            "SELECT reason, count(*) FROM rejections WHERE at_ms >= $1 AND at_ms < $2
+            "SELECT reason, sum(count)::bigint FROM rejections WHERE at_ms >= $1 AND at_ms < $2
              GROUP BY reason ORDER BY reason",
             &[&from_ms, &to_ms],
         )

@@ -349,9 +349,10 @@ fn store_rejection(conn: &Connection, rejection: &Rejection) -> Result<(), Store
         .sequence
         .map(|s| int("rejection sequence", s))
         .transpose()?;
+    let count = int("rejection count", rejection.count.max(1))?;
     conn.prepare_cached(
-        "INSERT INTO rejections (at_ms, reason, key_id, host_id, sequence, peer, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO rejections (at_ms, reason, key_id, host_id, sequence, peer, detail, count)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )
     .db()?
     .execute(params![
@@ -362,14 +363,15 @@ fn store_rejection(conn: &Connection, rejection: &Rejection) -> Result<(), Store
         sequence,
         rejection.peer,
         rejection.detail,
+        count,
     ])
     .db()?;
     conn.prepare_cached(
-        "INSERT INTO rejection_counts (reason, count) VALUES (?1, 1)
-         ON CONFLICT (reason) DO UPDATE SET count = count + 1",
+        "INSERT INTO rejection_counts (reason, count) VALUES (?1, ?2)
+         ON CONFLICT (reason) DO UPDATE SET count = count + excluded.count",
     )
     .db()?
-    .execute([&rejection.reason])
+    .execute(params![rejection.reason, count])
     .db()?;
     Ok(())
 }

@@ -272,7 +272,7 @@ pub(crate) fn host_gpus(conn: &Connection) -> Result<Vec<(String, Gpu)>, StoreEr
 pub(crate) fn rejections(conn: &Connection, limit: usize) -> Result<Vec<Rejection>, StoreError> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT at_ms, reason, key_id, host_id, sequence, peer, detail
+            "SELECT at_ms, reason, key_id, host_id, sequence, peer, detail, count
              FROM rejections ORDER BY at_ms DESC, id DESC LIMIT ?1",
         )
         .db()?;
@@ -289,6 +289,7 @@ pub(crate) fn rejections(conn: &Connection, limit: usize) -> Result<Vec<Rejectio
                 .transpose()?,
             peer: row.get(5).db()?,
             detail: row.get(6).db()?,
+            count: u64_at(row, 7, "rejection count")?,
         })
     })
 }
@@ -526,7 +527,7 @@ pub(crate) fn rejections_by_reason(
 ) -> Result<Vec<(String, u64)>, StoreError> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT reason, count(*) FROM rejections WHERE at_ms >= ?1 AND at_ms < ?2
+            "SELECT reason, sum(count) FROM rejections WHERE at_ms >= ?1 AND at_ms < ?2
              GROUP BY reason ORDER BY reason",
         )
         .db()?;

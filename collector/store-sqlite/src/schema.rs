@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_ledger.sql"),
     include_str!("migrations/0004_witness.sql"),
     include_str!("migrations/0005_hardware.sql"),
+    include_str!("migrations/0006_rejection_count.sql"),
 ];
 
 /// The schema version this build writes.

@@ -140,6 +140,9 @@ pub struct Rejection {
     pub sequence: Option<u64>,
     pub peer: String,
     pub detail: String,
+    /// How many refusals the row stands for: 1, or a window's repeats of the same refusal
+    /// from the same peer, stored as one row (docs/collector.md, "Hostile networks").
+    pub count: u64,
 }
 
 /// A one-time enrolment token, kept only as its hash.

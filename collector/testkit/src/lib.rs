@@ -82,18 +82,30 @@ impl Harness {
 
     /// `start`, with the collector reading time from `clock` (Unix ms).
     pub async fn start_with_clock(policy_file: &str, clock: fn() -> i64) -> Self {
-        Self::start_with(policy_file, clock, None).await
+        Self::start_with(policy_file, clock, None, collector_server::Limits::default()).await
     }
 
     /// `start`, with GPU hardware reports judged against `trust` (a test device CA's root).
     pub async fn start_with_gpu_trust(policy_file: &str, trust: proto_gpu_evidence::Trust) -> Self {
-        Self::start_with(policy_file, now_ms, Some(trust)).await
+        Self::start_with(
+            policy_file,
+            now_ms,
+            Some(trust),
+            collector_server::Limits::default(),
+        )
+        .await
+    }
+
+    /// `start`, with the collector serving within `limits`.
+    pub async fn start_with_limits(policy_file: &str, limits: collector_server::Limits) -> Self {
+        Self::start_with(policy_file, now_ms, None, limits).await
     }
 
     async fn start_with(
         policy_file: &str,
         clock: fn() -> i64,
         gpu_trust: Option<proto_gpu_evidence::Trust>,
+        limits: collector_server::Limits,
     ) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
@@ -134,6 +146,7 @@ impl Harness {
             log,
             Some(Arc::new(Ca::load(&pki).unwrap())),
             Duration::from_secs(300),
+            limits,
             stop.clone(),
         ));
         Harness {
@@ -217,13 +230,24 @@ impl Harness {
             .unwrap()
     }
 
+    /// Every refusal's reason, sorted, once per refusal (a row of repeats counts as many):
+    /// the open windows of repeated refusals are stored first.
     pub fn reasons(&self) -> Vec<String> {
+        let pending = self.collector.drain_refusals();
+        if !pending.is_empty() {
+            self.store
+                .commit_blocking(collector_store::Batch {
+                    rejections: pending,
+                    ..Default::default()
+                })
+                .unwrap();
+        }
         let mut reasons: Vec<String> = self
             .store
-            .rejections(100)
+            .rejections(10_000)
             .unwrap()
             .into_iter()
-            .map(|r| r.reason)
+            .flat_map(|r| std::iter::repeat_n(r.reason, r.count as usize))
             .collect();
         reasons.sort();
         reasons

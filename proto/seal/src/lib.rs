@@ -8,6 +8,7 @@
 //! batches (`open_batch`), with ring deciding whenever a batch does not verify.
 
 mod batch;
+pub mod keyfile;
 mod log;
 mod wire;
 

@@ -179,6 +179,21 @@ fn signed_garbage_and_inconsistent_totals_are_malformed() {
     assert!(
         matches!(open(envelope, &signer.public_key()), Err(OpenError::Malformed(e)) if e.field == "sequence")
     );
+
+    // The largest sequence a store holds opens; one more is malformed, not a store failure.
+    let mut largest = payload(&signer);
+    largest.sequence = i64::MAX as u64;
+    let envelope = signer.sign(ATTESTATION_CONTEXT, wire::encode_payload(&largest));
+    assert!(open(envelope, &signer.public_key()).is_ok());
+    for sequence in [1u64 << 63, u64::MAX] {
+        let mut past = payload(&signer);
+        past.sequence = sequence;
+        let envelope = signer.sign(ATTESTATION_CONTEXT, wire::encode_payload(&past));
+        assert!(
+            matches!(open(envelope, &signer.public_key()), Err(OpenError::Malformed(e)) if e.field == "sequence"),
+            "{sequence}"
+        );
+    }
 }
 
 #[test]

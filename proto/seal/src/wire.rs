@@ -202,6 +202,18 @@ impl FromWire<v1::AttestationPayload> for AttestationPayload {
         if message.sequence == 0 {
             return Err(invalid("sequence", "must be at least 1"));
         }
+        // Every party stores numbers as signed 64-bit integers (SQL has no unsigned type): a
+        // sequence past that is refused here, per attestation, not by a failing store.
+        if i64::try_from(message.sequence).is_err() {
+            return Err(invalid(
+                "sequence",
+                format!(
+                    "{} is above the largest sequence {}",
+                    message.sequence,
+                    i64::MAX
+                ),
+            ));
+        }
         let identifier = |field: &'static str, value: String| {
             if value.is_empty() || value.len() > MAX_ID_LEN || value.chars().any(char::is_control) {
                 Err(invalid(

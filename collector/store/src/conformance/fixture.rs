@@ -151,6 +151,7 @@ pub fn rejection(at_ms: i64, reason: &str, detail: &str) -> Rejection {
         sequence: Some(7),
         peer: "192.0.2.10:50443".to_owned(),
         detail: detail.to_owned(),
+        count: 1,
     }
 }
 

@@ -132,6 +132,37 @@ pub(super) fn rejections_newest_first_and_counted(store: &dyn AttestationStore) 
             ("unknown_key".to_owned(), 1),
         ]
     );
+
+    // A window's repeats stored as one row: listed once, counted as many.
+    let repeated = crate::Rejection {
+        count: 2_999,
+        ..fixture::rejection(4_000, "replay", "2999 more")
+    };
+    store.commit_blocking(Batch {
+        rejections: vec![repeated.clone()],
+        ..Batch::default()
+    })?;
+    ensure_eq!(store.rejections(1)?, vec![repeated]);
+    ensure_eq!(
+        store.rejection_counts()?,
+        vec![
+            ("bad_signature".to_owned(), 2),
+            ("replay".to_owned(), 3_000),
+            ("unknown_key".to_owned(), 1),
+        ]
+    );
+    ensure_eq!(
+        store.rejections_by_reason(1_000, 4_001)?,
+        vec![
+            ("bad_signature".to_owned(), 2),
+            ("replay".to_owned(), 3_000),
+            ("unknown_key".to_owned(), 1),
+        ]
+    );
+    ensure_eq!(
+        store.rejections_by_reason(3_000, 4_000)?,
+        vec![("bad_signature".to_owned(), 1)]
+    );
     Ok(())
 }
 
