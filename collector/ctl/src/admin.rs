@@ -8,6 +8,7 @@ use serde_json::json;
 use crate::confirm::{ConfirmArgs, confirm};
 use crate::number::{counted, grouped};
 use crate::remote::{CollectorArgs, block_on, call_failed};
+use crate::table::escape;
 use crate::time::rfc3339;
 use crate::{Failure, Format};
 
@@ -101,15 +102,17 @@ pub fn enroll_token(args: &EnrollTokenArgs) -> Result<u8, Failure> {
             .await
             .map_err(|s| call_failed(&s))?
             .into_inner();
-        println!("{}", answer.token);
+        println!("{}", escape(&answer.token));
         match &args.rebind {
             Some(host) => eprintln!(
                 "one-time REBIND token: host {host} moves to site {} under the key that spends it, and its earlier keys are revoked; on the host: veu-agent enroll --token {}",
-                args.site, answer.token
+                args.site,
+                escape(&answer.token)
             ),
             None => eprintln!(
                 "one-time token for a new host at site {}; on the host: veu-agent enroll --token {}",
-                args.site, answer.token
+                args.site,
+                escape(&answer.token)
             ),
         }
         Ok(0)
@@ -152,8 +155,8 @@ pub fn agents(args: &AgentsArgs) -> Result<u8, Failure> {
                         println!(
                             "{:<64}  {:<24} {:<20} {state}",
                             hex(&a.key_id),
-                            a.host_id,
-                            a.site_id
+                            escape(&a.host_id),
+                            escape(&a.site_id)
                         );
                     }
                 }
@@ -307,8 +310,8 @@ pub fn decommission(args: &DecommissionArgs) -> Result<u8, Failure> {
                 "counts {} TPP on {} in {} at site {}, last attested {}",
                 grouped(host.tpp),
                 counted(u64::from(host.devices), "device", "devices"),
-                host.country,
-                host.site_id,
+                escape(&host.country),
+                escape(&host.site_id),
                 if host.last_attested_unix_ms == 0 {
                     "never".to_owned()
                 } else {

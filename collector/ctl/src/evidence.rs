@@ -13,6 +13,7 @@ use proto_wire::v1::evidence_item::Item;
 use crate::Failure;
 use crate::number::{counted, grouped};
 use crate::remote::{CollectorArgs, block_on, call_failed};
+use crate::table::escape;
 use crate::time::{parse_instant, rfc3339};
 
 #[derive(Debug, clap::Args)]
@@ -98,7 +99,7 @@ fn export(args: &ExportArgs) -> Result<u8, Failure> {
         counted(bundle.leaves.len() as u64, "leaf", "leaves"),
         grouped(bundle.manifest.start_tree_size),
         grouped(bundle.manifest.end_tree_size),
-        bundle.manifest.log_key_id
+        escape(&bundle.manifest.log_key_id)
     );
     if bundle.manifest.to_ms < to_ms {
         println!(

@@ -180,7 +180,10 @@ fn main() -> ExitCode {
     match result {
         Ok(status) => ExitCode::from(status),
         Err(failure) => {
-            eprintln!("error: {:#}", failure.error);
+            eprintln!(
+                "error: {}",
+                table::escape_lines(&format!("{:#}", failure.error))
+            );
             ExitCode::from(failure.status)
         }
     }

@@ -8,6 +8,7 @@ use proto_accounting::policy::{SimulatedEvidence, UnknownDevices};
 use crate::Failure;
 use crate::inputs::load_policy;
 use crate::number::grouped;
+use crate::table::escape;
 
 #[derive(Debug, clap::Args)]
 pub struct PolicyArgs {
@@ -35,9 +36,9 @@ pub fn run(args: &PolicyArgs) -> Result<u8, Failure> {
         };
         format!("{} ({})", codes.len(), codes.join(" "))
     };
-    println!("{} v{}: valid", policy.id, policy.version);
-    println!("  title          {}", policy.title);
-    println!("  effective      {}", policy.effective);
+    println!("{} v{}: valid", escape(&policy.id), policy.version);
+    println!("  title          {}", escape(&policy.title));
+    println!("  effective      {}", escape(&policy.effective.to_string()));
     println!("  digest         {}", policy.digest());
     println!("  headquarters   {}", policy.headquarters);
     println!(

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::distribution::{Standing, Views};
 use crate::remote::{CollectorArgs, block_on, call_failed};
+use crate::table::escape;
 use crate::{Failure, Format};
 
 #[derive(Debug, clap::Args)]
@@ -73,7 +74,11 @@ pub fn run(args: &StatusArgs) -> Result<u8, Failure> {
             if !status.conflicts.is_empty() {
                 println!("GPU conflicts ({}):", status.conflicts.len());
                 for conflict in status.conflicts.iter().take(10) {
-                    println!("  {}: {}", conflict.host_id, conflict.detail);
+                    println!(
+                        "  {}: {}",
+                        escape(&conflict.host_id),
+                        escape(&conflict.detail)
+                    );
                 }
             }
             if status.rejection_counts.is_empty() {
@@ -82,13 +87,16 @@ pub fn run(args: &StatusArgs) -> Result<u8, Failure> {
                 let counts: Vec<String> = status
                     .rejection_counts
                     .iter()
-                    .map(|r| format!("{} {}", r.reason, r.count))
+                    .map(|r| format!("{} {}", escape(&r.reason), r.count))
                     .collect();
                 println!("Rejections: {}", counts.join(", "));
                 for r in &status.recent_rejections {
                     println!(
                         "  {} seq {} from {}: {}",
-                        r.reason, r.sequence, r.peer, r.detail
+                        escape(&r.reason),
+                        r.sequence,
+                        escape(&r.peer),
+                        escape(&r.detail)
                     );
                 }
             }

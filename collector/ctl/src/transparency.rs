@@ -15,6 +15,7 @@ use crate::admin::hex;
 use crate::audit::print_json;
 use crate::number::{counted, grouped};
 use crate::remote::{ReaderArgs, block_on, call_failed};
+use crate::table::escape;
 use crate::time::rfc3339;
 use crate::{Failure, Format};
 
@@ -403,7 +404,7 @@ fn inclusion(
         Format::Table => {
             print!("{}", head.lines("Head"));
             if let Some(leaf) = &leaf {
-                println!("{:<10}{index}: {}", "Leaf", leaf.text);
+                println!("{:<10}{index}: {}", "Leaf", escape(&leaf.text));
             }
             print_result(
                 pass,
@@ -645,7 +646,7 @@ fn print_result(pass: bool, checked: bool, summary: &str, reasons: &[String]) {
     } else {
         println!("{:<10}FAIL", "Result");
         for reason in reasons {
-            println!("  - {reason}");
+            println!("  - {}", escape(reason));
         }
     }
 }

@@ -9,6 +9,7 @@ use proto_accounting::Verdict;
 use serde_json::json;
 
 use crate::number::{counted, grouped};
+use crate::table::escape;
 use crate::time::{parse_instant, rfc3339};
 use crate::{Failure, Format};
 
@@ -285,9 +286,9 @@ fn table(
     if let Some(rules) = &outcome.rules {
         println!(
             "Policy    {} v{} {} ({})",
-            rules.policy_id,
+            escape(&rules.policy_id),
             rules.policy_version,
-            rules.policy_digest,
+            escape(&rules.policy_digest),
             match (rules.policy_pinned, rules.policy_shipped) {
                 (true, _) => "pinned".to_owned(),
                 (false, Some(file)) => format!("NOT pinned; the shipped {file}"),
@@ -296,7 +297,7 @@ fn table(
         );
         println!(
             "Catalogue {} ({})",
-            rules.catalogue_digest,
+            escape(&rules.catalogue_digest),
             match (rules.catalogue_pinned, rules.catalogue_builtin) {
                 (true, _) => "pinned",
                 (false, true) => "NOT pinned; this veuctl's built-in one",
@@ -306,7 +307,8 @@ fn table(
     }
     if let Some(origin) = &outcome.checkpoint_origin {
         println!(
-            "Witnessed {origin}: {}",
+            "Witnessed {}: {}",
+            escape(origin),
             if outcome.cosigners.is_empty() {
                 "no pinned witness cosigned the end head".to_owned()
             } else {
@@ -316,7 +318,7 @@ fn table(
                     .map(|c| {
                         format!(
                             "{} at {}",
-                            c.witness,
+                            escape(&c.witness),
                             rfc3339(
                                 i64::try_from(c.timestamp.saturating_mul(1000)).unwrap_or(i64::MAX)
                             )
@@ -360,14 +362,14 @@ fn table(
         );
     }
     for note in &outcome.notes {
-        println!("note: {note}");
+        println!("note: {}", escape(note));
     }
     if outcome.passed() {
         println!("PASS");
     } else {
         println!("FAIL");
         for failure in &outcome.failures {
-            println!("  {}: {}", failure.code, failure.detail);
+            println!("  {}: {}", failure.code, escape(&failure.detail));
         }
         for (code, more) in &outcome.suppressed {
             println!("  {code}: {more} more");

@@ -415,3 +415,71 @@ async fn a_name_the_certificate_does_not_carry_suggests_server_name() {
     );
     h.stop.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_from_stored_records_is_printed_escaped() {
+    use collector_store::{AgentRecord, AttestationStore as _, Batch, Rejection};
+    let h = Harness::start("uveu-2025-us-simulated.toml").await;
+    // Records as an older collector, or someone with the database, may have left them.
+    let host = "gpu\u{1b}]0;pwned\u{7}-1";
+    h.collector
+        .enrol(
+            &AgentRecord {
+                key_id: [7; 32],
+                public_key: *proto_seal::Ed25519Signer::from_seed(&[7; 32])
+                    .unwrap()
+                    .public_key()
+                    .as_bytes(),
+                host_id: host.to_owned(),
+                site_id: "us-va-1".to_owned(),
+                country: "US".to_owned(),
+                identity: "urn:veu:agent:gpu-1".to_owned(),
+                enrolled_at_ms: h.collector.now_ms(),
+                revoked_at_ms: None,
+            },
+            false,
+        )
+        .unwrap();
+    h.store
+        .commit(Batch {
+            rejections: vec![Rejection {
+                at_ms: now_ms(),
+                reason: "malformed\u{1b}[2J".to_owned(),
+                key_id: None,
+                host_id: Some(host.to_owned()),
+                sequence: Some(1),
+                peer: "urn:veu:agent:\u{9b}31m".to_owned(),
+                detail: "bad \u{202e}gnp.exe \u{1b}[1A".to_owned(),
+            }],
+            ..Batch::default()
+        })
+        .await
+        .unwrap();
+    let hosts = h.veuctl(&["audit", "hosts"]).await;
+    let status = h.veuctl(&["status"]).await;
+    for run in [&hosts, &status] {
+        assert!(
+            !run.stdout
+                .contains(['\u{1b}', '\u{7}', '\u{9b}', '\u{202e}']),
+            "{run:?}"
+        );
+    }
+    assert!(
+        hosts.stdout.contains("gpu\\u{1b}]0;pwned\\u{7}-1"),
+        "{hosts:?}"
+    );
+    assert!(
+        status.stdout.contains(
+            "malformed\\u{1b}[2J seq 1 from urn:veu:agent:\\u{9b}31m: bad \\u{202e}gnp.exe \\u{1b}[1A"
+        ),
+        "{status:?}"
+    );
+    // JSON carries the exact text, escaped by JSON's own rules.
+    let json = h.veuctl(&["audit", "hosts", "--format", "json"]).await;
+    assert!(!json.stdout.contains('\u{1b}'), "{json:?}");
+    assert!(
+        json.stdout.contains("gpu\\u001b]0;pwned\\u0007-1"),
+        "{json:?}"
+    );
+    h.stop.cancel();
+}

@@ -858,3 +858,36 @@ async fn a_sequence_beyond_the_store_is_refused_alone() {
     assert_eq!(h.reasons(), ["malformed"]);
     h.stop.cancel();
 }
+
+#[tokio::test]
+async fn terminal_escapes_in_a_signed_device_name_are_refused_at_decoding_with_the_field() {
+    let h = Harness::start("uveu-2025-us-simulated.toml").await;
+    let agent = h.enroll("gpu-1", "us-va-1", 1);
+    let mut stream = Stream::open(&h, &agent, &agent).await.unwrap();
+    let mut hostile = payload(&agent, 1, ChainDigest::GENESIS, &stream.nonce);
+    hostile.devices[0].name = "NVIDIA H100\u{1b}]0;pwned\u{7}".into();
+    hostile.devices[1].name = "\u{1b}[2J".into();
+    let envelope = proto_seal::seal(&hostile, &agent.signer).unwrap();
+    let answer = stream.send(&envelope).await;
+    assert_eq!(reject_reason(&answer), v1::RejectReason::Malformed);
+    let v1::collector_message::Message::Reject(reject) = &answer else {
+        unreachable!("a reject was asserted above");
+    };
+    assert!(
+        reject.detail.contains("devices.name")
+            && reject.detail.contains("U+001B")
+            && !reject.detail.contains('\u{1b}'),
+        "{}",
+        reject.detail
+    );
+    let kept = h.store.rejections(10).unwrap();
+    assert_eq!(kept.len(), 1);
+    assert!(kept[0].detail.contains("devices.name"), "{kept:?}");
+    assert!(
+        h.store
+            .attestations(0, i64::MAX, None, 10)
+            .unwrap()
+            .is_empty()
+    );
+    h.stop.cancel();
+}

@@ -328,3 +328,124 @@ fn unframed_signatures_verify_over_the_bare_message_and_never_over_a_context() {
     assert_eq!(signer.sign_unframed(b"veu-attest/v1/tree-head\0\x01"), None);
     assert_eq!(signer.sign_unframed(&[0]), None);
 }
+
+/// A change to the test payload.
+type Change = fn(&mut AttestationPayload);
+
+/// Signs `change(payload)` and opens it: the decoder's answer to those exact bytes.
+fn open_changed(
+    change: impl FnOnce(&mut AttestationPayload),
+) -> Result<VerifiedAttestation, OpenError> {
+    let signer = signer(1);
+    let mut changed = payload(&signer);
+    change(&mut changed);
+    let envelope = seal(&changed, &signer).unwrap();
+    open(envelope, &signer.public_key())
+}
+
+#[test]
+fn terminal_escapes_in_any_reported_string_are_refused_with_the_field() {
+    let title = "NVIDIA H100\u{1b}]0;pwned\u{7}";
+    let Err(OpenError::Malformed(error)) = open_changed(|p| p.devices[2].name = title.into())
+    else {
+        panic!("an OSC title sequence in a device name must be refused");
+    };
+    assert_eq!(error.field, "devices.name");
+    assert_eq!(
+        error.reason,
+        "device with NVML index 2: holds the control character U+001B at byte 11"
+    );
+    let cases: [(&str, Change); 12] = [
+        ("devices.name", |p| p.devices[0].name = "\u{1b}[2J".into()),
+        ("devices.uuid", |p| {
+            p.devices[1].uuid = "GPU-1\u{9b}2J".into()
+        }),
+        ("devices.serial", |p| p.devices[1].serial = "1\r2".into()),
+        ("devices.board_part_number", |p| {
+            p.devices[1].board_part_number = "\u{7f}".into()
+        }),
+        ("devices.pci_bus_id", |p| {
+            p.devices[1].pci_bus_id = "0\n1".into()
+        }),
+        ("devices.vbios_version", |p| {
+            p.devices[1].vbios_version = "96\u{0}".into()
+        }),
+        ("devices.faults.message", |p| {
+            p.devices[3].faults[0].message = "lost\u{1b}[1A".into()
+        }),
+        ("devices.faults.query", |p| {
+            p.devices[3].faults[0].query = "\u{202E}q".into()
+        }),
+        ("host_id", |p| p.host_id = HostId("node\u{1b}[31m".into())),
+        ("site_id", |p| p.site_id = SiteId("site\u{2067}".into())),
+        ("agent_version", |p| p.agent_version = "0.1\u{8}".into()),
+        ("driver_version", |p| p.driver_version = "550\t1".into()),
+    ];
+    for (field, change) in cases {
+        match open_changed(change) {
+            Err(OpenError::Malformed(error)) => assert_eq!(error.field, field, "{error}"),
+            other => panic!("{field}: a control character must be refused, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn over_long_strings_are_refused_at_their_limit_and_not_before() {
+    let at_limit = open_changed(|p| {
+        p.host_id = HostId("h".repeat(256));
+        p.devices[0].name = "n".repeat(256);
+        p.devices[3].faults[0].message = "m".repeat(1024);
+    });
+    assert!(at_limit.is_ok(), "{at_limit:?}");
+    let cases: [(&str, Change); 4] = [
+        ("host_id", |p| p.host_id = HostId("h".repeat(257))),
+        ("devices.name", |p| p.devices[0].name = "n".repeat(257)),
+        ("devices.faults.message", |p| {
+            p.devices[3].faults[0].message = "m".repeat(1025)
+        }),
+        ("agent_version", |p| p.agent_version = "é".repeat(129)),
+    ];
+    for (field, change) in cases {
+        match open_changed(change) {
+            Err(OpenError::Malformed(error)) => {
+                assert_eq!(error.field, field);
+                assert!(error.reason.contains("-byte limit"), "{error}");
+            }
+            other => panic!("{field}: an over-long string must be refused, got {other:?}"),
+        }
+    }
+    let Err(OpenError::Malformed(error)) = open_changed(|p| p.site_id = SiteId(String::new()))
+    else {
+        panic!("an empty site id must be refused");
+    };
+    assert_eq!(
+        (error.field, error.reason.as_str()),
+        ("site_id", "is empty")
+    );
+}
+
+#[test]
+fn what_nvml_reports_passes_unchanged() {
+    let opened = open_changed(|p| {
+        let device = &mut p.devices[0];
+        device.name = "NVIDIA GeForce RTX 4090 D".into();
+        device.uuid = "GPU-4b7c2a1e-93d8-5f61-0a2b-c3d4e5f60718".into();
+        device.serial = "1654922012345".into();
+        device.board_part_number = "692-2G520-0200-000".into();
+        device.pci_bus_id = "00000000:18:00.0".into();
+        device.vbios_version = "96.00.89.00.01".into();
+        device.compute_capability = "9.0".into();
+        device.architecture = "Hopper".into();
+        p.devices[3].faults[0].message =
+            "Not Supported (the GPU does not support it) — ‘ECC’".into();
+        p.driver_version = "550.54.15".into();
+        p.agent_version = "0.1.0 (commit 1a2b3c4)".into();
+        p.host_id = HostId("gpu-nœud-01.example".into());
+    })
+    .unwrap();
+    assert_eq!(
+        opened.payload().devices[0].name,
+        "NVIDIA GeForce RTX 4090 D"
+    );
+    assert_eq!(opened.payload().host_id.0, "gpu-nœud-01.example");
+}

@@ -9,8 +9,15 @@ use proto_evidence::{
 };
 use proto_wire::v1;
 
-/// Longest identifier (host, site) accepted in a payload.
+/// Longest identifier (host, site) accepted in a payload, in bytes.
 const MAX_ID_LEN: usize = 256;
+
+/// Longest text NVML or the agent reports (device names, UUIDs, serials, part numbers, PCI bus
+/// ids, versions, a fault's query), in bytes. NVML's own buffers are at most 96 bytes.
+const MAX_TEXT_LEN: usize = 256;
+
+/// Longest fault message, in bytes: an NVML error string with the agent's context.
+const MAX_FAULT_MESSAGE_LEN: usize = 1024;
 
 /// Bytes that are not a valid envelope.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -214,18 +221,9 @@ impl FromWire<v1::AttestationPayload> for AttestationPayload {
                 ),
             ));
         }
-        let identifier = |field: &'static str, value: String| {
-            if value.is_empty() || value.len() > MAX_ID_LEN || value.chars().any(char::is_control) {
-                Err(invalid(
-                    field,
-                    format!("must be 1 to {MAX_ID_LEN} printable characters"),
-                ))
-            } else {
-                Ok(value)
-            }
-        };
-        let host_id = HostId(identifier("host_id", message.host_id)?);
-        let site_id = SiteId(identifier("site_id", message.site_id)?);
+        check_payload_text(&message)?;
+        let host_id = HostId(message.host_id);
+        let site_id = SiteId(message.site_id);
         let source = match v1::EvidenceSource::try_from(message.source) {
             Ok(v1::EvidenceSource::Nvml) => EvidenceSource::Nvml,
             Ok(v1::EvidenceSource::Simulated) => EvidenceSource::Simulated,
@@ -280,6 +278,7 @@ impl FromWire<v1::AttestationPayload> for AttestationPayload {
 impl FromWire<v1::Device> for DeviceRecord {
     type Error = InvalidPayload;
     fn from_wire(message: v1::Device) -> Result<Self, InvalidPayload> {
+        check_device_text(&message)?;
         Ok(DeviceRecord {
             index: message.index,
             uuid: message.uuid,
@@ -352,13 +351,15 @@ impl FromWire<v1::GpuEvidence> for GpuEvidence {
                     "carries both a report and a fault; a device has one or the other",
                 ))
             }
-            Some(_) if message.message.len() > MAX_GPU_MESSAGE_BYTES => Err(invalid(
-                FIELD,
-                format!(
-                    "fault message is {} bytes, over the {MAX_GPU_MESSAGE_BYTES}-byte limit",
-                    message.message.len()
-                ),
-            )),
+            Some(_) if check_text(&message.message, MAX_GPU_MESSAGE_BYTES).is_some() => {
+                Err(invalid(
+                    FIELD,
+                    format!(
+                        "fault message {}",
+                        check_text(&message.message, MAX_GPU_MESSAGE_BYTES).unwrap_or_default()
+                    ),
+                ))
+            }
             Some(fault) => Ok(GpuEvidence::Unavailable {
                 fault,
                 message: message.message,
@@ -407,6 +408,101 @@ impl ToWire<Option<v1::GpuEvidence>> for GpuEvidence {
             }),
         }
     }
+}
+
+/// Checks the payload's own strings: the identifiers are 1 to [`MAX_ID_LEN`] bytes, the versions
+/// at most [`MAX_TEXT_LEN`], all printable (see [`check_text`]).
+fn check_payload_text(message: &v1::AttestationPayload) -> Result<(), InvalidPayload> {
+    let fail = |field, reason| Err(invalid(field, reason));
+    for (field, value) in [("host_id", &message.host_id), ("site_id", &message.site_id)] {
+        if value.is_empty() {
+            return fail(field, "is empty".to_owned());
+        }
+        if let Some(reason) = check_text(value, MAX_ID_LEN) {
+            return fail(field, reason);
+        }
+    }
+    for (field, value) in [
+        ("agent_version", &message.agent_version),
+        ("driver_version", &message.driver_version),
+    ] {
+        if let Some(reason) = check_text(value, MAX_TEXT_LEN) {
+            return fail(field, reason);
+        }
+    }
+    Ok(())
+}
+
+/// Checks a device's strings (what NVML reported and the agent's fault entries): each at most
+/// [`MAX_TEXT_LEN`] bytes ([`MAX_FAULT_MESSAGE_LEN`] for a fault message) and printable. The
+/// reason names the device by its NVML index.
+fn check_device_text(message: &v1::Device) -> Result<(), InvalidPayload> {
+    let fields: [(&'static str, &str, usize); 9] = [
+        ("devices.uuid", &message.uuid, MAX_TEXT_LEN),
+        ("devices.serial", &message.serial, MAX_TEXT_LEN),
+        (
+            "devices.board_part_number",
+            &message.board_part_number,
+            MAX_TEXT_LEN,
+        ),
+        ("devices.name", &message.name, MAX_TEXT_LEN),
+        ("devices.pci_bus_id", &message.pci_bus_id, MAX_TEXT_LEN),
+        ("devices.architecture", &message.architecture, MAX_TEXT_LEN),
+        ("devices.catalogue_id", &message.catalogue_id, MAX_TEXT_LEN),
+        (
+            "devices.compute_capability",
+            &message.compute_capability,
+            MAX_TEXT_LEN,
+        ),
+        (
+            "devices.vbios_version",
+            &message.vbios_version,
+            MAX_TEXT_LEN,
+        ),
+    ];
+    let faults = message.faults.iter().flat_map(|fault| {
+        [
+            ("devices.faults.query", fault.query.as_str(), MAX_TEXT_LEN),
+            (
+                "devices.faults.message",
+                fault.message.as_str(),
+                MAX_FAULT_MESSAGE_LEN,
+            ),
+        ]
+    });
+    for (field, value, max) in fields.into_iter().chain(faults) {
+        if let Some(reason) = check_text(value, max) {
+            return Err(invalid(
+                field,
+                format!("device with NVML index {}: {reason}", message.index),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Why `value` is not text an operator's terminal can show as it is, or `None`: over `max`
+/// bytes, or holding a control character (C0 such as ESC, DEL, C1) or an invisible
+/// bidirectional control, which could rewrite or reorder what a terminal or a report shows.
+/// Everything NVML reports (printable UTF-8 and spaces) passes.
+fn check_text(value: &str, max: usize) -> Option<String> {
+    if value.len() > max {
+        return Some(format!(
+            "is {} bytes, over the {max}-byte limit",
+            value.len()
+        ));
+    }
+    let (at, bad) = value.char_indices().find(|(_, c)| !is_printable(*c))?;
+    Some(format!(
+        "holds the control character U+{:04X} at byte {at}",
+        u32::from(bad)
+    ))
+}
+
+/// Not a control character (Unicode category Cc: C0, DEL, C1) nor a bidirectional embedding,
+/// override or isolate (U+202A–U+202E, U+2066–U+2069).
+fn is_printable(c: char) -> bool {
+    !c.is_control() && !matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 impl ToWire<v1::AttestationPayload> for AttestationPayload {
