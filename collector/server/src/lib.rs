@@ -66,9 +66,7 @@ pub async fn serve(
         .client_ca_root(Certificate::from_pem(&tls.client_ca_pem))
         .client_auth_optional(true);
     let (reflection_v1, reflection_v1alpha) = reflection();
-    Server::builder()
-        .tls_config(tls)?
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+    http2_settings(Server::builder().tls_config(tls)?)
         .add_service(
             AgentStreamServer::new(agent_stream::AgentStreamService::new(
                 Arc::clone(&collector),
@@ -92,6 +90,31 @@ pub async fn serve(
         .add_optional_service(reflection_v1alpha)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
         .await
+}
+
+/// Dead-peer detection: a PING every 30 s on every connection.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Bytes one stream may have in flight towards the collector before it reads them: an agent's
+/// pipelined window of 64 attestations of 2 KiB fits (hyper's default of 1 MiB per stream let
+/// one agent make the collector buffer four times that).
+const STREAM_WINDOW_BYTES: u32 = 256 * 1024;
+
+/// Bytes all streams of one connection may have in flight.
+const CONNECTION_WINDOW_BYTES: u32 = 1024 * 1024;
+
+/// Streams one connection may have open at once: an agent needs one, `veuctl` a few; each
+/// costs the collector a session and its buffers (hyper's default allows 200).
+const MAX_STREAMS_PER_CONNECTION: u32 = 16;
+
+/// The HTTP/2 settings of every connection, in one place. None of them allocates per idle
+/// connection: they bound what one connection may make the collector hold.
+fn http2_settings(builder: Server) -> Server {
+    builder
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .initial_stream_window_size(STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
 }
 
 /// Server reflection (`grpcurl list`, `describe`) over the contract's file descriptors, v1
