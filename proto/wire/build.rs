@@ -25,6 +25,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(out, prost::Message::encode_to_vec(&descriptors))?;
     tonic_prost_build::configure()
         .build_transport(false)
+        // Smaller per-call buffers than tonic's default: `src/codec.rs` says why.
+        .codec_path("crate::codec::ProtoCodec")
         .compile_fds(descriptors)?;
     Ok(())
 }

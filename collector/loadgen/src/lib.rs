@@ -10,6 +10,7 @@
 pub mod attestor;
 pub mod enroll;
 pub mod fleet;
+pub mod hold;
 pub mod inventory;
 pub mod local;
 pub mod measure;

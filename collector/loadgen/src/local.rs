@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use proto_wire::v1;
+use proto_wire::v1::audit_client::AuditClient;
+
 use crate::inventory::SIMULATED_POLICY_TOML;
 use crate::transport::{Credential, Target, TransportError};
 
@@ -148,6 +151,8 @@ impl LocalCollector {
                 "{store}listen = \"{listen}\"\nstate_dir = \"state\"\nsites = \"sites.toml\"\n\n\
                  [tls]\ncertificate = \"pki/server.pem\"\nkey = \"pki/server.key\"\nclient_ca = \"pki/ca.pem\"\n\n\
                  [enrollment]\nca_dir = \"pki\"\n\n[rules]\npolicy = \"policy.toml\"\n\n\
+                 [connections]\n# Every simulated agent connects from 127.0.0.1: the per-address cap is the total.\n\
+                 max_connections = 110000\nmax_connections_per_ip = 110000\nmax_handshakes = 4096\n\n\
                  [metrics]\nlisten = \"{metrics}\"\n\n[log]\nlevel = \"warn\"\n"
             ),
         )?;
@@ -238,6 +243,44 @@ impl LocalCollector {
     /// CPU seconds (user and system) the collector has used so far.
     pub fn cpu_seconds(&self) -> Option<f64> {
         process_cpu_seconds(self.child.id())
+    }
+
+    /// Resident memory of the collector now, from `/proc/<pid>/status`.
+    pub fn rss_bytes(&self) -> Option<u64> {
+        process_rss_bytes(self.child.id())
+    }
+
+    /// SIGKILL, then starts it again on the same directory (store, keys, ports), as a crash
+    /// and a supervisor's restart would; returns once it listens again.
+    pub fn kill_and_restart(&mut self, binary: &Path) -> Result<(), LocalError> {
+        self.child.kill().map_err(io("kill the collector"))?;
+        self.child.wait().map_err(io("wait for the collector"))?;
+        let restarted = Self::spawn(
+            binary,
+            &self.dir,
+            self.listen,
+            self.metrics,
+            self.sites.clone(),
+        )?;
+        // The old child is reaped: replacing it drops nothing that still runs.
+        *self = restarted;
+        Ok(())
+    }
+
+    /// The size of the collector's transparency log now (a head signed on request with the
+    /// admin's certificate): one leaf per stored attestation and per enrolment.
+    pub async fn log_size(&self) -> Result<u64, LocalError> {
+        let failed =
+            |what: &'static str| move |error: String| LocalError::Failed { what, log: error };
+        let channel = self.target.connect(Some(&self.admin)).await?;
+        let head = AuditClient::new(channel)
+            .tree_head(v1::TreeHeadRequest {
+                tree_size: 0,
+                sign_now: true,
+            })
+            .await
+            .map_err(|status| failed("TreeHead")(status.to_string()))?;
+        Ok(head.into_inner().tree_size)
     }
 
     /// Its `/metrics` text.
@@ -340,6 +383,31 @@ pub fn process_cpu_seconds(pid: u32) -> Option<f64> {
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
     Some((utime + stime) as f64 / TICKS_PER_SECOND)
+}
+
+/// Resident memory (`VmRSS`) of process `pid` in bytes, from `/proc/<pid>/status`.
+pub fn process_rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?;
+    let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Raises this process's soft limit on open files to its hard limit (processes it starts
+/// inherit it): each simulated agent holds a connection, and so does the collector for each.
+/// Returns the soft limit before and after.
+pub fn raise_open_files_limit() -> Result<(u64, u64), LocalError> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    let before = limit.current.unwrap_or(u64::MAX);
+    limit.current = limit.maximum;
+    setrlimit(Resource::Nofile, limit).map_err(|error| LocalError::Io {
+        what: "raise the open files limit".into(),
+        error: error.into(),
+    })?;
+    Ok((before, limit.current.unwrap_or(u64::MAX)))
 }
 
 /// Two distinct ports on 127.0.0.1 free now (the collector binds them a moment later). Both

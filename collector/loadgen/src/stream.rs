@@ -378,27 +378,37 @@ impl Stream<'_> {
     }
 
     fn hello(&self) -> v1::AgentMessage {
-        let attestor = &self.agent.attestor;
-        let head = attestor.head_digest();
-        v1::AgentMessage {
-            message: Some(Outgoing::Hello(v1::Hello {
-                protocol_version: PROTOCOL_VERSION,
-                key_id: attestor.key_id().0.as_bytes().to_vec(),
-                host_id: self.agent.host_id.clone(),
-                agent_version: AGENT_VERSION.to_owned(),
-                last_sequence: attestor.sequence(),
-                last_digest: head.0.as_bytes().to_vec(),
-            })),
-        }
+        hello(self.agent)
     }
 
     fn challenge_response(&self, nonce: &[u8]) -> v1::AgentMessage {
-        let response = proto_seal::answer_challenge(nonce, self.agent.attestor.signer());
-        v1::AgentMessage {
-            message: Some(Outgoing::ChallengeResponse(v1::ChallengeResponse {
-                envelope: Some(proto_seal::envelope_to_wire(&response)),
-            })),
-        }
+        challenge_response(self.agent, nonce)
+    }
+}
+
+/// An agent's hello: its key, host and chain head.
+pub(crate) fn hello(agent: &EnrolledAgent) -> v1::AgentMessage {
+    let attestor = &agent.attestor;
+    let head = attestor.head_digest();
+    v1::AgentMessage {
+        message: Some(Outgoing::Hello(v1::Hello {
+            protocol_version: PROTOCOL_VERSION,
+            key_id: attestor.key_id().0.as_bytes().to_vec(),
+            host_id: agent.host_id.clone(),
+            agent_version: AGENT_VERSION.to_owned(),
+            last_sequence: attestor.sequence(),
+            last_digest: head.0.as_bytes().to_vec(),
+        })),
+    }
+}
+
+/// The signed answer to a challenge.
+pub(crate) fn challenge_response(agent: &EnrolledAgent, nonce: &[u8]) -> v1::AgentMessage {
+    let response = proto_seal::answer_challenge(nonce, agent.attestor.signer());
+    v1::AgentMessage {
+        message: Some(Outgoing::ChallengeResponse(v1::ChallengeResponse {
+            envelope: Some(proto_seal::envelope_to_wire(&response)),
+        })),
     }
 }
 

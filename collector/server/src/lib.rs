@@ -94,6 +94,8 @@ pub async fn serve(
     let streams = limits.connections.max_concurrent_streams.max(1);
     let (reflection_v1, reflection_v1alpha) = reflection();
     Server::builder()
+        .initial_stream_window_size(STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .max_concurrent_streams(streams)
@@ -169,6 +171,14 @@ fn server_config(tls: &TlsFiles) -> Result<rustls::ServerConfig, ServeError> {
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(config)
 }
+
+/// Bytes one stream may have in flight towards the collector before it reads them: an agent's
+/// pipelined window of 64 attestations of 2 KiB fits (hyper's default of 1 MiB per stream let
+/// one agent make the collector buffer four times that).
+const STREAM_WINDOW_BYTES: u32 = 256 * 1024;
+
+/// Bytes all streams of one connection may have in flight.
+const CONNECTION_WINDOW_BYTES: u32 = 1024 * 1024;
 
 /// Server reflection (`grpcurl list`, `describe`) over the contract's file descriptors, v1
 /// and v1alpha (older clients). The descriptors are public (the `.proto` files are in the

@@ -2,6 +2,8 @@
 //! `veuctl`. Generated types stop at the transport crates, which convert them into domain
 //! types with `TryFrom` in a `wire` module; nothing else names them.
 
+pub mod codec;
+
 /// Messages and services of package `veu.v1`.
 #[allow(
     missing_docs,
