@@ -450,6 +450,7 @@ async fn text_from_stored_records_is_printed_escaped() {
                 sequence: Some(1),
                 peer: "urn:veu:agent:\u{9b}31m".to_owned(),
                 detail: "bad \u{202e}gnp.exe \u{1b}[1A".to_owned(),
+                count: 1,
             }],
             ..Batch::default()
         })

@@ -82,7 +82,13 @@ impl Harness {
 
     /// `start`, with the collector reading time from `clock` (Unix ms).
     pub async fn start_with_clock(policy_file: &str, clock: fn() -> i64) -> Self {
-        Self::start_with(policy_file, clock, None, collector_server::Limits::default()).await
+        Self::start_with(
+            policy_file,
+            clock,
+            None,
+            collector_server::Limits::default(),
+        )
+        .await
     }
 
     /// `start`, with GPU hardware reports judged against `trust` (a test device CA's root).
