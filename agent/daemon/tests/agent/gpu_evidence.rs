@@ -254,9 +254,11 @@ fn challenge_cost() {
                 .args(["--gpu-evidence", "--nonce"])
                 .arg("ab".repeat(32));
         }
+        let started = std::time::Instant::now();
         let output = command
             .output()
             .expect("/usr/bin/time is needed for this measurement");
+        let elapsed = started.elapsed().as_secs_f64();
         assert!(
             output.status.success(),
             "{}",
