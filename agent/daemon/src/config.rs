@@ -8,6 +8,15 @@ pub use proto_config::ConfigErrors;
 use proto_config::{Problems, Section, parse_duration, parse_size};
 use serde::Deserialize;
 
+/// Whether and how long: the `[gpu_evidence]` section of the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GpuEvidenceSettings {
+    /// Collect reports at all.
+    pub enabled: bool,
+    /// Deadline for all devices of one collection together.
+    pub timeout: Duration,
+}
+
 /// A validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -19,7 +28,7 @@ pub struct Config {
     pub watch_interval: Duration,
     pub nvml_timeout: Duration,
     pub nvml_library: Option<PathBuf>,
-    pub gpu_evidence: crate::evidence::Settings,
+    pub gpu_evidence: GpuEvidenceSettings,
     pub catalogue: Option<PathBuf>,
     pub policy: Option<PathBuf>,
     pub collector: Option<Collector>,
@@ -141,7 +150,7 @@ impl Config {
         drop(nvml);
 
         let mut evidence = root.table("gpu_evidence");
-        let gpu_evidence = crate::evidence::Settings {
+        let gpu_evidence = GpuEvidenceSettings {
             enabled: evidence.optional::<bool>("enabled").unwrap_or(true),
             timeout: duration(
                 &mut evidence,
@@ -309,7 +318,7 @@ mod tests {
         assert_eq!(config.log_format, LogFormat::Text);
         assert_eq!(
             config.gpu_evidence,
-            crate::evidence::Settings {
+            GpuEvidenceSettings {
                 enabled: true,
                 timeout: Duration::from_secs(10)
             }

@@ -9,14 +9,7 @@ use agent_core::{Challenges, GpuSource};
 use proto_evidence::{GpuEvidence, GpuEvidenceFault, KeyId};
 use tokio::time::Instant;
 
-/// Whether and how long: the `[gpu_evidence]` section of the configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Settings {
-    /// Collect reports at all.
-    pub enabled: bool,
-    /// Deadline for all devices of one collection together.
-    pub timeout: Duration,
-}
+pub use crate::config::GpuEvidenceSettings as Settings;
 
 /// The evidence the attestation about to be made for `collector_nonce` carries: each of
 /// `indices`' report over its own nonce when collection is on and the challenge is new, else
