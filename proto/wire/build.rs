@@ -11,6 +11,7 @@ const PROTOS: &[&str] = &[
     "veu/v1/enrollment.proto",
     "veu/v1/audit.proto",
     "veu/v1/admin.proto",
+    "veu/v1/landmark.proto",
     "grpc/health/v1/health.proto",
 ];
 

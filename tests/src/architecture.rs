@@ -24,6 +24,7 @@ pub const PURE_CONTRACT_CRATES: &[&str] = &[
     "proto-accounting",
     "proto-evidence",
     "proto-merkle",
+    "proto-location",
     "collector-report",
 ];
 

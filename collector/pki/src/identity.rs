@@ -27,6 +27,8 @@ pub enum Role {
     Auditor,
     /// An operator: enrollment, revocation, sites.
     Admin,
+    /// A round-trip-time landmark: delivers signed measurements; its name is the landmark id.
+    Landmark,
 }
 
 impl Role {
@@ -36,6 +38,7 @@ impl Role {
             Role::Agent => "agent",
             Role::Auditor => "auditor",
             Role::Admin => "admin",
+            Role::Landmark => "landmark",
         }
     }
 }
@@ -55,6 +58,7 @@ impl FromStr for Role {
             "agent" => Ok(Role::Agent),
             "auditor" => Ok(Role::Auditor),
             "admin" => Ok(Role::Admin),
+            "landmark" => Ok(Role::Landmark),
             other => Err(IdentityError::BadRole(echo(other))),
         }
     }
@@ -114,8 +118,8 @@ pub enum IdentityError {
     /// More than one `urn:veu:` URI: the identity would be ambiguous.
     #[error("{0} urn:veu: URIs among the subject alternative names; exactly one is allowed")]
     SeveralVeuUris(usize),
-    /// The role is not `agent`, `auditor` or `admin`.
-    #[error("unknown role {0:?}; expected agent, auditor or admin")]
+    /// The role is not `agent`, `auditor`, `admin` or `landmark`.
+    #[error("unknown role {0:?}; expected agent, auditor, admin or landmark")]
     BadRole(String),
     /// The name is empty, too long, or has a character outside `A-Za-z0-9-_.:`.
     #[error("bad name {0:?}; expected 1 to 256 characters of A-Za-z0-9-_.:")]

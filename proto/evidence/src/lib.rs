@@ -7,6 +7,7 @@
 mod chain;
 mod gpu;
 pub mod hardware;
+pub mod location;
 pub mod log;
 mod payload;
 
@@ -20,6 +21,10 @@ pub use gpu::{
     MAX_GPU_REPORT_BYTES, report_nonce, report_problem,
 };
 pub use hardware::{GpuProof, challenge_issued_at_ms};
+pub use location::{
+    Coordinates, CoordinatesError, MEASUREMENT_CONTEXT, Measurement, RTT_ANSWER_CONTEXT,
+    SignedMeasurement, rtt_answer_payload,
+};
 pub use log::{LogDecodeError, LogEntry, REPORT_CONTEXT, TREE_HEAD_CONTEXT, TreeHead};
 pub use payload::{
     AttestationPayload, DeviceFault, DeviceRecord, EvidenceSource, PAYLOAD_FORMAT, Totals,

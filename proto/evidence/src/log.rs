@@ -78,6 +78,14 @@ pub enum LogEntry {
         /// The host.
         host_id: String,
     },
+    /// A landmark's round-trip measurement of a host's agent key, as the collector accepted it
+    /// (`crate::location`): the signed statement's exact encoding.
+    Measurement {
+        /// Collector time of receipt.
+        received_at_ms: i64,
+        /// [`crate::location::SignedMeasurement::encode`].
+        measurement: Vec<u8>,
+    },
 }
 
 /// Kind bytes of the encodings.
@@ -86,6 +94,7 @@ const KEY_ENROLLED: u8 = 2;
 const KEY_REVOKED: u8 = 3;
 const HOST_DECOMMISSIONED: u8 = 4;
 const HOST_REBOUND: u8 = 5;
+const MEASUREMENT: u8 = 6;
 
 /// Bytes that are not a log entry or tree head this version knows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -105,16 +114,21 @@ pub enum LogDecodeError {
     /// A string field is not UTF-8.
     #[error("a string field of the log record is not UTF-8")]
     Utf8,
-    /// A string is longer than an entry can hold.
-    #[error("an id of {0} bytes is longer than {MAX_ID_BYTES}")]
+    /// A string is longer than an entry can hold, or a record longer than its kind allows.
+    #[error("a field or record of {0} bytes is longer than allowed")]
     TooLong(usize),
+    /// A field holds a value outside its range (named).
+    #[error("the {0} field is out of range")]
+    Range(&'static str),
 }
 
 impl LogEntry {
     /// The entry's instant (receipt time for attestations).
     pub fn at_ms(&self) -> i64 {
         match self {
-            Self::Attestation { received_at_ms, .. } => *received_at_ms,
+            Self::Attestation { received_at_ms, .. } | Self::Measurement { received_at_ms, .. } => {
+                *received_at_ms
+            }
             Self::KeyEnrolled { at_ms, .. }
             | Self::HostRebound { at_ms, .. }
             | Self::KeyRevoked { at_ms, .. }
@@ -123,7 +137,7 @@ impl LogEntry {
     }
 
     /// Short name of the kind: `attestation`, `key_enrolled`, `host_rebound`, `key_revoked`,
-    /// `host_decommissioned`.
+    /// `host_decommissioned`, `measurement`.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Attestation { .. } => "attestation",
@@ -131,6 +145,7 @@ impl LogEntry {
             Self::HostRebound { .. } => "host_rebound",
             Self::KeyRevoked { .. } => "key_revoked",
             Self::HostDecommissioned { .. } => "host_decommissioned",
+            Self::Measurement { .. } => "measurement",
         }
     }
 
@@ -182,6 +197,18 @@ impl LogEntry {
                 out.extend_from_slice(&at_ms.to_be_bytes());
                 put_str(&mut out, host_id)?;
             }
+            Self::Measurement {
+                received_at_ms,
+                measurement,
+            } => {
+                if measurement.len() > crate::location::MAX_SIGNED_MEASUREMENT_BYTES {
+                    return Err(LogDecodeError::TooLong(measurement.len()));
+                }
+                out.push(MEASUREMENT);
+                out.extend_from_slice(&received_at_ms.to_be_bytes());
+                out.extend_from_slice(&(measurement.len() as u16).to_be_bytes());
+                out.extend_from_slice(measurement);
+            }
         }
         Ok(out)
     }
@@ -222,6 +249,16 @@ impl LogEntry {
                 at_ms,
                 host_id: reader.string()?,
             },
+            MEASUREMENT => {
+                let len = usize::from(u16::from_be_bytes(reader.array()?));
+                if len > crate::location::MAX_SIGNED_MEASUREMENT_BYTES {
+                    return Err(LogDecodeError::TooLong(len));
+                }
+                Self::Measurement {
+                    received_at_ms: at_ms,
+                    measurement: reader.take(len)?.to_vec(),
+                }
+            }
             other => return Err(LogDecodeError::Kind(other)),
         };
         reader.finish()?;
@@ -279,20 +316,20 @@ impl fmt::Display for TreeHead {
     }
 }
 
-fn put_str(out: &mut Vec<u8>, value: &str) -> Result<(), LogDecodeError> {
+pub(crate) fn put_str(out: &mut Vec<u8>, value: &str) -> Result<(), LogDecodeError> {
     let len = u16::try_from(value.len()).map_err(|_| LogDecodeError::TooLong(value.len()))?;
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(value.as_bytes());
     Ok(())
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
+pub(crate) struct Reader<'a> {
+    pub(crate) bytes: &'a [u8],
+    pub(crate) at: usize,
 }
 
 impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], LogDecodeError> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&[u8], LogDecodeError> {
         let end = self
             .at
             .checked_add(n)
@@ -303,32 +340,32 @@ impl Reader<'_> {
         Ok(slice)
     }
 
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], LogDecodeError> {
+    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], LogDecodeError> {
         let at = self.at;
         self.take(N)?
             .try_into()
             .map_err(|_| LogDecodeError::Truncated(at))
     }
 
-    fn byte(&mut self) -> Result<u8, LogDecodeError> {
+    pub(crate) fn byte(&mut self) -> Result<u8, LogDecodeError> {
         Ok(self.array::<1>()?[0])
     }
 
-    fn u64(&mut self) -> Result<u64, LogDecodeError> {
+    pub(crate) fn u64(&mut self) -> Result<u64, LogDecodeError> {
         Ok(u64::from_be_bytes(self.array()?))
     }
 
-    fn i64(&mut self) -> Result<i64, LogDecodeError> {
+    pub(crate) fn i64(&mut self) -> Result<i64, LogDecodeError> {
         Ok(i64::from_be_bytes(self.array()?))
     }
 
-    fn string(&mut self) -> Result<String, LogDecodeError> {
+    pub(crate) fn string(&mut self) -> Result<String, LogDecodeError> {
         let len = u16::from_be_bytes(self.array()?);
         let bytes = self.take(usize::from(len))?;
         String::from_utf8(bytes.to_vec()).map_err(|_| LogDecodeError::Utf8)
     }
 
-    fn finish(&self) -> Result<(), LogDecodeError> {
+    pub(crate) fn finish(&self) -> Result<(), LogDecodeError> {
         match self.bytes.len() - self.at {
             0 => Ok(()),
             trailing => Err(LogDecodeError::Trailing(trailing)),
@@ -344,6 +381,10 @@ mod tests {
 
     fn entries() -> Vec<LogEntry> {
         vec![
+            LogEntry::Measurement {
+                received_at_ms: 5,
+                measurement: vec![1, 0, 2, 7, 7],
+            },
             LogEntry::Attestation {
                 received_at_ms: 1_764_000_000_000,
                 envelope: Sha256::of(b"envelope"),

@@ -9,6 +9,7 @@
 
 mod batch;
 pub mod keyfile;
+mod location;
 mod log;
 mod wire;
 
@@ -19,6 +20,10 @@ use ring::rand::SystemRandom;
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 
 pub use batch::open_batch;
+pub use location::{
+    MeasurementError, answer_rtt, check_rtt_answer, landmark_named, open_measurement,
+    sign_measurement,
+};
 pub use log::{
     DetachedSignature, LogSignatureError, check_report, open_tree_head, sign_report, sign_tree_head,
 };
@@ -228,6 +233,13 @@ impl PublicKey {
                 .verify(message, &envelope.signature)
                 .map_err(|_| OpenError::BadSignature),
         }
+    }
+
+    /// One raw 64-byte signature over `message`, with ring.
+    pub(crate) fn verify_raw(&self, message: &[u8], signature: &[u8; 64]) -> Result<(), ()> {
+        UnparsedPublicKey::new(&ED25519, self.as_bytes())
+            .verify(message, signature)
+            .map_err(|_| ())
     }
 
     fn verify(&self, context: &[u8], envelope: &Envelope) -> Result<(), OpenError> {
