@@ -11,6 +11,7 @@ pub mod admission;
 pub mod conflicts;
 pub mod ledger;
 pub mod live;
+pub mod location;
 pub mod reason;
 pub mod sites;
 
@@ -21,5 +22,6 @@ pub use ledger::{
     HostRecord, KeyRecord, Ledger, LedgerEvent, Refused,
 };
 pub use live::{HostEntry, LiveDistribution, Sums};
+pub use location::{HostLocation, LocationBook, LocationSums, MeasurementRefusal};
 pub use reason::Reason;
 pub use sites::{Site, SiteError, SiteRegistry};

@@ -21,7 +21,7 @@ pub use evaluation::{
 };
 pub use fleet::{Fleet, FleetError, FleetRow};
 pub use percent::Percent;
-pub use policy::{EvidenceRule, Policy, PolicyError, RequireHardware};
+pub use policy::{EvidenceRule, LocationTerms, Policy, PolicyError, RequireHardware};
 
 /// An error in a data file, located by its key path (`tiers.tier1[3]`) or line.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -64,6 +64,8 @@ pub struct Policy {
     pub counting: Counting,
     /// Which devices need NVIDIA-signed hardware evidence to count.
     pub evidence: EvidenceRule,
+    /// How landmarks' round trips bound where hosts are (the `[location]` table).
+    pub location: LocationTerms,
     tier1: BTreeSet<CountryCode>,
     tier3: BTreeSet<CountryCode>,
     digest: Digest,
@@ -101,6 +103,37 @@ impl Default for EvidenceRule {
             require_hardware: RequireHardware::None,
             hardware_architectures: vec!["Hopper".into(), "Blackwell".into()],
             hardware_max_age_ms: DEFAULT_HARDWARE_MAX_AGE_MINUTES * 60_000,
+        }
+    }
+}
+
+/// How round-trip measurements turn into where a host can be (the `[location]` table;
+/// absent: the defaults, which are sound on any network).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocationTerms {
+    /// Assumed fastest signal speed, metres per millisecond (rounded up from the policy's
+    /// km/ms). Sound only if no path between landmark and host is faster.
+    pub speed_m_per_ms: u64,
+    /// A measurement counts this long after the landmark took it.
+    pub max_age_ms: i64,
+    /// Whether compute in Tier-1 countries counts toward the Tier-1 share only when its host
+    /// is location-verified.
+    pub require_for_tier1: bool,
+}
+
+/// Light in vacuum, metres per millisecond, rounded up: the default speed, sound whatever the
+/// path.
+pub const LIGHT_M_PER_MS: u64 = 299_793;
+
+/// The default `[location] max_age_hours`.
+pub const DEFAULT_LOCATION_MAX_AGE_HOURS: i64 = 24;
+
+impl Default for LocationTerms {
+    fn default() -> Self {
+        Self {
+            speed_m_per_ms: LIGHT_M_PER_MS,
+            max_age_ms: DEFAULT_LOCATION_MAX_AGE_HOURS * 3_600_000,
+            require_for_tier1: false,
         }
     }
 }
@@ -377,6 +410,34 @@ fn validate(raw: RawPolicy, digest: Digest, errors: &mut Vec<FieldError>) -> Opt
         }
     });
 
+    let location = raw.location.map_or_else(LocationTerms::default, |raw| {
+        let defaults = LocationTerms::default();
+        let speed = raw.speed_km_per_ms.unwrap_or(299.792_458);
+        let speed_m_per_ms = if speed.is_finite() && (100.0..=300.0).contains(&speed) {
+            (speed * 1000.0).ceil() as u64
+        } else {
+            error(
+                "location.speed_km_per_ms",
+                format!(
+                    "{speed} is not between 100 (slower than any real path) and 300 km/ms (light in vacuum is 299.792458)"
+                ),
+            );
+            defaults.speed_m_per_ms
+        };
+        let hours = raw.max_age_hours.unwrap_or(DEFAULT_LOCATION_MAX_AGE_HOURS);
+        if !(1..=24 * 31).contains(&hours) {
+            error(
+                "location.max_age_hours",
+                format!("{hours} is not between 1 and 744 hours"),
+            );
+        }
+        LocationTerms {
+            speed_m_per_ms,
+            max_age_ms: hours.saturating_mul(3_600_000),
+            require_for_tier1: raw.require_for_tier1,
+        }
+    });
+
     for (i, prefix) in raw.counting.eccn_prefixes.iter().enumerate() {
         if prefix.trim().is_empty() {
             error(
@@ -405,6 +466,7 @@ fn validate(raw: RawPolicy, digest: Digest, errors: &mut Vec<FieldError>) -> Opt
             simulated_evidence: raw.counting.simulated_evidence,
         },
         evidence,
+        location,
         tier1,
         tier3,
         digest,
@@ -476,6 +538,16 @@ struct RawPolicy {
     rules: RawRules,
     counting: RawCounting,
     evidence: Option<RawEvidence>,
+    location: Option<RawLocation>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLocation {
+    speed_km_per_ms: Option<f64>,
+    max_age_hours: Option<i64>,
+    #[serde(default)]
+    require_for_tier1: bool,
 }
 
 #[derive(Deserialize)]
@@ -682,6 +754,25 @@ mod tests {
 
     fn with_evidence(table: &str) -> Result<Policy, PolicyError> {
         Policy::from_toml(&format!("{}\n{table}", SHIPPED[0].1))
+    }
+
+    #[test]
+    fn the_location_table_is_checked_with_its_keys() {
+        let base = UVEU_2025_US_TOML;
+        let policy = Policy::from_toml(base).unwrap();
+        assert_eq!(policy.location, LocationTerms::default());
+        assert_eq!(policy.location.speed_m_per_ms, 299_793);
+        let tight = format!(
+            "{base}\n[location]\nspeed_km_per_ms = 204\nmax_age_hours = 6\nrequire_for_tier1 = true\n"
+        );
+        let policy = Policy::from_toml(&tight).unwrap();
+        assert_eq!(policy.location.speed_m_per_ms, 204_000);
+        assert_eq!(policy.location.max_age_ms, 6 * 3_600_000);
+        assert!(policy.location.require_for_tier1);
+        let bad = format!("{base}\n[location]\nspeed_km_per_ms = 400\nmax_age_hours = 0\n");
+        let error = Policy::from_toml(&bad).unwrap_err().to_string();
+        assert!(error.contains("location.speed_km_per_ms"), "{error}");
+        assert!(error.contains("location.max_age_hours"), "{error}");
     }
 
     #[test]

@@ -38,6 +38,15 @@ impl Default for LocationRule {
     }
 }
 
+impl From<&proto_accounting::LocationTerms> for LocationRule {
+    fn from(terms: &proto_accounting::LocationTerms) -> Self {
+        Self {
+            speed_km_per_ms: terms.speed_m_per_ms as f64 / 1000.0,
+            max_age_ms: terms.max_age_ms,
+        }
+    }
+}
+
 /// A host's location, as the measurements show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Verdict {

@@ -1,0 +1,299 @@
+//! The location book: every landmark's newest measurement of each host, the rule that admits
+//! a measurement, and each host's location verdict (`proto_location::locate`) as the books
+//! show it. The live collector, the audit replay and the offline bundle verifier all admit
+//! measurements through [`LocationBook::check`] and judge hosts through
+//! [`LocationBook::locate`], so none of them can disagree on what a measurement proves.
+
+use std::collections::{BTreeMap, HashMap};
+
+use proto_accounting::Distribution;
+use proto_evidence::{Coordinates, KeyId, Measurement};
+use proto_location::{Declared, Landmarks, Location, LocationRule, Verdict, locate};
+
+use crate::ledger::{HostRecord, Ledger};
+use crate::sites::SiteRegistry;
+
+/// How far a landmark's clock may be from the collector's when it delivers a measurement.
+pub const MAX_SKEW_MS: i64 = 5 * 60_000;
+
+/// Why a measurement is not admitted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MeasurementRefusal {
+    /// The landmark is not in the registry of trusted landmarks.
+    #[error("landmark {0} is not enrolled: it is not in the collector's landmark registry")]
+    UnknownLandmark(String),
+    /// The statement names another landmark than the one delivering it.
+    #[error("the statement names landmark {statement}, but landmark {presenter} delivered it")]
+    WrongLandmark {
+        /// Named in the statement.
+        statement: String,
+        /// Named in the presenting certificate.
+        presenter: String,
+    },
+    /// The statement's coordinates are not the registry's.
+    #[error("landmark {landmark} is registered at {registered}, but the statement says {stated}")]
+    MovedLandmark {
+        /// The landmark.
+        landmark: String,
+        /// Its registered coordinates.
+        registered: Coordinates,
+        /// What the statement says.
+        stated: Coordinates,
+    },
+    /// The host is not enrolled or not in service.
+    #[error("host {0} is not a host in service")]
+    UnknownHost(String),
+    /// The measured key is not the host's current, unrevoked key.
+    #[error("key {key} is not host {host}'s current key")]
+    NotHostKey {
+        /// The host.
+        host: String,
+        /// The key measured.
+        key: KeyId,
+    },
+    /// Taken too long before or after the collector received it.
+    #[error(
+        "measured at {measured_at_ms} ms, {skew_ms} ms away from its receipt at {received_at_ms} ms (at most {MAX_SKEW_MS} ms)"
+    )]
+    Skewed {
+        /// The statement's time.
+        measured_at_ms: i64,
+        /// Collector receipt time.
+        received_at_ms: i64,
+        /// The difference.
+        skew_ms: i64,
+    },
+    /// The landmark already delivered a measurement of the host at least as new.
+    #[error(
+        "landmark {landmark} already delivered a measurement of host {host} taken at {newest_ms} ms, not older than this one ({measured_at_ms} ms): replayed or out of order"
+    )]
+    Replayed {
+        /// The landmark.
+        landmark: String,
+        /// The host.
+        host: String,
+        /// Its newest admitted measurement's time.
+        newest_ms: i64,
+        /// This one's time.
+        measured_at_ms: i64,
+    },
+}
+
+impl MeasurementRefusal {
+    /// Stable reason code (metrics, logs, the verifier's findings).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownLandmark(_) => "landmark_not_enrolled",
+            Self::WrongLandmark { .. } => "landmark_mismatch",
+            Self::MovedLandmark { .. } => "landmark_moved",
+            Self::UnknownHost(_) => "host_unknown",
+            Self::NotHostKey { .. } => "key_not_host",
+            Self::Skewed { .. } => "measurement_skewed",
+            Self::Replayed { .. } => "measurement_replayed",
+        }
+    }
+}
+
+/// A host's location verdict and the compute it covers, as the books show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostLocation {
+    /// The host.
+    pub host: String,
+    /// Its counted TPP.
+    pub tpp: u64,
+    /// The verdict and what it rests on.
+    pub location: Location,
+}
+
+/// Counted compute by location verdict.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LocationSums {
+    /// Counted TPP of location-verified hosts, by country.
+    pub verified: Distribution,
+    /// Hosts per verdict.
+    pub hosts: BTreeMap<Verdict, usize>,
+    /// Counted TPP per verdict.
+    pub tpp: BTreeMap<Verdict, u64>,
+    /// Hosts whose measurements contradict their declared place.
+    pub inconsistent: Vec<String>,
+}
+
+/// Every landmark's newest admitted measurement of each host.
+#[derive(Debug, Clone, Default)]
+pub struct LocationBook {
+    rule: LocationRule,
+    hosts: HashMap<String, BTreeMap<String, Measurement>>,
+}
+
+impl LocationBook {
+    /// Empty, judging by `rule`.
+    pub fn new(rule: LocationRule) -> Self {
+        Self {
+            rule,
+            hosts: HashMap::new(),
+        }
+    }
+
+    /// The rule it judges by.
+    pub fn rule(&self) -> &LocationRule {
+        &self.rule
+    }
+
+    /// Whether a signature-checked measurement may enter the books, received at
+    /// `received_at_ms` from the landmark named `presenter` (its certificate; `None` when
+    /// replaying the log, which keeps only what was admitted): the landmark is trusted and
+    /// stands where it is registered, the host is in service and the key is its current one
+    /// in `ledger`, the clocks agree, and it is newer than the landmark's last of the host.
+    pub fn check(
+        &self,
+        measurement: &Measurement,
+        presenter: Option<&str>,
+        landmarks: &Landmarks,
+        ledger: &Ledger,
+        received_at_ms: i64,
+    ) -> Result<(), MeasurementRefusal> {
+        if let Some(presenter) = presenter
+            && presenter != measurement.landmark
+        {
+            return Err(MeasurementRefusal::WrongLandmark {
+                statement: measurement.landmark.clone(),
+                presenter: presenter.to_owned(),
+            });
+        }
+        let landmark = landmarks
+            .get(&measurement.landmark)
+            .ok_or_else(|| MeasurementRefusal::UnknownLandmark(measurement.landmark.clone()))?;
+        if landmark.at != measurement.at {
+            return Err(MeasurementRefusal::MovedLandmark {
+                landmark: landmark.id.clone(),
+                registered: landmark.at,
+                stated: measurement.at,
+            });
+        }
+        let host = ledger
+            .host(&measurement.host)
+            .filter(|h| h.decommissioned_at_ms.is_none())
+            .ok_or_else(|| MeasurementRefusal::UnknownHost(measurement.host.clone()))?;
+        let key = measurement.agent_key_id();
+        let current = ledger
+            .key(&key)
+            .is_some_and(|k| k.host == measurement.host && k.revoked_at_ms.is_none());
+        if !current || (host.attested() && host.key != key) {
+            return Err(MeasurementRefusal::NotHostKey {
+                host: measurement.host.clone(),
+                key,
+            });
+        }
+        let skew_ms = measurement
+            .measured_at_ms
+            .saturating_sub(received_at_ms)
+            .saturating_abs();
+        if skew_ms > MAX_SKEW_MS {
+            return Err(MeasurementRefusal::Skewed {
+                measured_at_ms: measurement.measured_at_ms,
+                received_at_ms,
+                skew_ms,
+            });
+        }
+        if let Some(newest) = self
+            .hosts
+            .get(&measurement.host)
+            .and_then(|by_landmark| by_landmark.get(&measurement.landmark))
+            && newest.measured_at_ms >= measurement.measured_at_ms
+        {
+            return Err(MeasurementRefusal::Replayed {
+                landmark: measurement.landmark.clone(),
+                host: measurement.host.clone(),
+                newest_ms: newest.measured_at_ms,
+                measured_at_ms: measurement.measured_at_ms,
+            });
+        }
+        Ok(())
+    }
+
+    /// Enters a measurement that passed [`LocationBook::check`] (and is durably logged).
+    pub fn accept(&mut self, measurement: Measurement) {
+        self.hosts
+            .entry(measurement.host.clone())
+            .or_default()
+            .insert(measurement.landmark.clone(), measurement);
+    }
+
+    /// Measurements held, in all.
+    pub fn len(&self) -> usize {
+        self.hosts.values().map(BTreeMap::len).sum()
+    }
+
+    /// Whether none is held.
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty()
+    }
+
+    /// A host's location at `now_ms`, its declared place read from its record and the site
+    /// registry (the site's coordinates, where given, must lie in every disk).
+    pub fn locate(
+        &self,
+        host: &str,
+        record: &HostRecord,
+        sites: &SiteRegistry,
+        now_ms: i64,
+    ) -> Location {
+        let declared = Declared {
+            country: record.country,
+            site: sites
+                .get(&record.site)
+                .and_then(|site| site.coordinates)
+                .and_then(|(lat, lon)| Coordinates::from_degrees(lat, lon).ok()),
+        };
+        let measurements: Vec<Measurement> = self
+            .hosts
+            .get(host)
+            .map(|by_landmark| by_landmark.values().cloned().collect())
+            .unwrap_or_default();
+        locate(&declared, &record.key, &measurements, now_ms, &self.rule)
+    }
+
+    /// Every counting host's location at `now_ms`, by host id.
+    pub fn hosts(&self, ledger: &Ledger, sites: &SiteRegistry, now_ms: i64) -> Vec<HostLocation> {
+        let mut out: Vec<HostLocation> = ledger
+            .hosts()
+            .filter(|(_, record)| record.counts())
+            .map(|(host, record)| HostLocation {
+                host: host.clone(),
+                tpp: record.tpp,
+                location: self.locate(host, record, sites, now_ms),
+            })
+            .collect();
+        out.sort_by(|a, b| a.host.cmp(&b.host));
+        out
+    }
+
+    /// Counted compute by verdict at `now_ms`: the location-verified distribution beside the
+    /// declared one.
+    pub fn sums(&self, ledger: &Ledger, sites: &SiteRegistry, now_ms: i64) -> LocationSums {
+        let mut sums = LocationSums::default();
+        for (host, record) in ledger.hosts().filter(|(_, record)| record.counts()) {
+            let verdict = if self.hosts.contains_key(host.as_str()) {
+                self.locate(host, record, sites, now_ms).verdict
+            } else {
+                Verdict::Unmeasured
+            };
+            *sums.hosts.entry(verdict).or_default() += 1;
+            let tpp = sums.tpp.entry(verdict).or_default();
+            *tpp = tpp.saturating_add(record.tpp);
+            match verdict {
+                Verdict::Verified => {
+                    // A sum the ledger's own distribution already holds cannot overflow.
+                    let _ = sums.verified.add(record.country, record.tpp);
+                }
+                Verdict::Inconsistent => sums.inconsistent.push(host.clone()),
+                Verdict::Unmeasured | Verdict::Unverified => {}
+            }
+        }
+        sums.inconsistent.sort();
+        sums
+    }
+}
+
+#[cfg(test)]
+mod tests;
