@@ -461,6 +461,8 @@ fn main() {
         policy_toml: POLICY.into(),
         catalogue_toml: proto_accounting::catalogue::BUILTIN_TOML.into(),
         checkpoint: Some(log.checkpoint().to_string()),
+        landmarks_toml: None,
+        sites_toml: None,
     };
     // Through the bundle's own writer, so the seed is the files `veuctl verify` reads.
     let dir = tempfile::tempdir().unwrap();

@@ -1,5 +1,7 @@
 //! The bundle's files: `manifest.json`, `heads.json`, `consistency.json`, `leaves.jsonl` (one
-//! leaf per line, so a large export streams), `policy.toml` and `catalogue.toml`.
+//! leaf per line, so a large export streams), `policy.toml` and `catalogue.toml`; and, from
+//! collectors that have them, `landmarks.toml` (the landmarks whose round trips counted) and
+//! `sites.toml` (where each site says it is).
 
 use std::fs;
 use std::io::{self, BufRead, BufWriter, Write};
@@ -18,6 +20,10 @@ const POLICY: &str = "policy.toml";
 const CATALOGUE: &str = "catalogue.toml";
 /// The end head as a C2SP checkpoint, with the cosignatures witnesses gave it (optional).
 pub const CHECKPOINT: &str = "checkpoint.txt";
+/// The collector's trusted landmarks (optional).
+pub const LANDMARKS: &str = "landmarks.toml";
+/// The collector's site registry (optional).
+pub const SITES: &str = "sites.toml";
 
 /// What the export covered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,6 +90,10 @@ pub struct Bundle {
     /// The end head as a signed checkpoint note, cosignatures included, when the collector
     /// sent one.
     pub checkpoint: Option<String>,
+    /// The landmarks the collector trusted, when it sent them (an auditor may pin its own).
+    pub landmarks_toml: Option<String>,
+    /// The collector's site registry, when it sent it.
+    pub sites_toml: Option<String>,
 }
 
 /// A bundle that could not be written or read.
@@ -154,14 +164,23 @@ impl Bundle {
         fs::write(&policy, &self.policy_toml).map_err(io_error(&policy))?;
         let catalogue = dir.join(CATALOGUE);
         fs::write(&catalogue, &self.catalogue_toml).map_err(io_error(&catalogue))?;
-        let checkpoint = dir.join(CHECKPOINT);
-        match &self.checkpoint {
-            Some(text) => fs::write(&checkpoint, text).map_err(io_error(&checkpoint)),
-            None => match fs::remove_file(&checkpoint) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_error(&checkpoint)(e)),
-                _ => Ok(()),
-            },
+        for (name, text) in [
+            (CHECKPOINT, &self.checkpoint),
+            (LANDMARKS, &self.landmarks_toml),
+            (SITES, &self.sites_toml),
+        ] {
+            let path = dir.join(name);
+            match text {
+                Some(text) => fs::write(&path, text).map_err(io_error(&path))?,
+                None => match fs::remove_file(&path) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                        return Err(io_error(&path)(e));
+                    }
+                    _ => {}
+                },
+            }
         }
+        Ok(())
     }
 
     /// Reads a bundle from `dir`; any unreadable file or line is an error naming it.
@@ -193,14 +212,18 @@ impl Bundle {
         }
         let policy = dir.join(POLICY);
         let catalogue = dir.join(CATALOGUE);
-        let checkpoint = dir.join(CHECKPOINT);
-        let checkpoint = match fs::read_to_string(&checkpoint) {
-            Ok(text) => Some(text),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(io_error(&checkpoint)(e)),
+        let optional = |name: &str| {
+            let path = dir.join(name);
+            match fs::read_to_string(&path) {
+                Ok(text) => Ok(Some(text)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(io_error(&path)(e)),
+            }
         };
         Ok(Self {
-            checkpoint,
+            checkpoint: optional(CHECKPOINT)?,
+            landmarks_toml: optional(LANDMARKS)?,
+            sites_toml: optional(SITES)?,
             manifest,
             heads,
             consistency,

@@ -20,11 +20,13 @@ mod replay;
 mod report_check;
 mod verify;
 
-pub use format::{Bundle, BundleError, CHECKPOINT, Consistency, FORMAT, Head, Leaf, Manifest};
+pub use format::{
+    Bundle, BundleError, CHECKPOINT, Consistency, FORMAT, Head, LANDMARKS, Leaf, Manifest, SITES,
+};
 pub use hex::{from_hex, to_hex};
 pub use keys::{log_key_from_text, signature_from_text, signature_to_text};
 pub use known::read_known_heads;
-pub use replay::{Replay, replay};
+pub use replay::{Locating, Replay, replay};
 pub use verify::{
     Cosigner, Coverage, Finding, KnownHead, Outcome, ReportCheck, Requirements, RulesSeen, verify,
 };

@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use collector_core::Ledger;
-use collector_core::LedgerEvent;
+use collector_core::ledger::Ledger;
 use collector_core::ledger::{Binding, Effect, Entry, Refused};
+use collector_core::{LedgerEvent, LocationBook, SiteRegistry};
 use collector_report::{ChangeKind, HostChange};
 use proto_accounting::{Catalogue, CountryCode, EvidenceRule, Policy};
 use proto_evidence::{Envelope, KeyId, Link, LogEntry, Sha256};
@@ -29,6 +29,20 @@ pub struct Replay {
     pub changes: Vec<HostChange>,
     /// The log index of the entry that made each change, in step with `changes`.
     pub change_leaves: Vec<u64>,
+    /// Landmarks' measurements admitted, by the collector's own rule, in log order.
+    pub locations: LocationBook,
+    /// Measurement entries seen.
+    pub measurements: usize,
+}
+
+/// What round-trip measurements are judged with: the landmarks trusted (the auditor's own, or
+/// the bundle's) and where each site says it is.
+#[derive(Debug, Clone, Copy)]
+pub struct Locating<'a> {
+    /// Landmarks whose measurements count.
+    pub landmarks: &'a proto_location::Landmarks,
+    /// The site registry.
+    pub sites: &'a SiteRegistry,
 }
 
 impl Replay {
@@ -41,13 +55,19 @@ impl Replay {
 /// given, which must be the log's. With `prices`, each attestation is also checked against
 /// that policy and catalogue as admission checked it (simulated evidence, device prices).
 /// GPU hardware reports are judged again with `gpu` (the roots the auditor trusts) at each
-/// attestation's receipt time, as the collector judged them.
+/// attestation's receipt time, as the collector judged them. Landmarks' measurements are
+/// opened with `location`'s landmarks and admitted by the location book's rule at their
+/// place in the log (without `location`, none counts).
 pub fn replay<'a>(
     entries: impl IntoIterator<Item = (u64, &'a LogEntry, Option<&'a [u8]>)>,
     prices: Option<(&Policy, &Catalogue)>,
     gpu: &Trust,
+    location: Option<Locating<'_>>,
 ) -> Replay {
     let cache = ChainCache::default();
+    let rule = prices.map_or_else(proto_location::LocationRule::default, |(policy, _)| {
+        proto_location::LocationRule::from(&policy.location)
+    });
     let mut out = Replay {
         failures: Vec::new(),
         notes: Vec::new(),
@@ -55,12 +75,31 @@ pub fn replay<'a>(
         ledger: Ledger::new(0, EvidenceRule::default()),
         changes: Vec::new(),
         change_leaves: Vec::new(),
+        locations: LocationBook::new(rule),
+        measurements: 0,
     };
     let mut keys: BTreeMap<KeyId, PublicKey> = BTreeMap::new();
     let evidence = prices.map_or_else(EvidenceRule::default, |(policy, _)| policy.evidence.clone());
     let mut ledger = Ledger::new(i64::MAX / 4, evidence);
     for (index, entry, envelope) in entries {
         let effect = match entry {
+            LogEntry::Measurement {
+                received_at_ms,
+                measurement,
+            } => {
+                out.measurements += 1;
+                if let Some(location) = location {
+                    admit_measurement(
+                        &mut out,
+                        &ledger,
+                        location,
+                        index,
+                        *received_at_ms,
+                        measurement,
+                    );
+                }
+                continue;
+            }
             LogEntry::KeyEnrolled {
                 at_ms,
                 public_key,
@@ -246,4 +285,41 @@ pub fn replay<'a>(
     }
     out.ledger = ledger;
     out
+}
+
+/// One logged measurement, opened and admitted as the collector did.
+fn admit_measurement(
+    out: &mut Replay,
+    ledger: &Ledger,
+    location: Locating<'_>,
+    index: u64,
+    received_at_ms: i64,
+    bytes: &[u8],
+) {
+    let landmarks = location.landmarks;
+    let measurement = match proto_seal::open_delivered(bytes, |id| {
+        landmarks.get(id).map(|l| l.public_key)
+    }) {
+        Ok(measurement) => measurement,
+        Err(proto_seal::MeasurementError::UnknownLandmark(id)) => {
+            out.notes.push(format!(
+                    "leaf {index}: landmark {id} is not among the landmarks trusted here: its measurement does not count"
+                ));
+            return;
+        }
+        Err(error) => {
+            out.fail("measurement_invalid", format!("leaf {index}: {error}"));
+            return;
+        }
+    };
+    match out
+        .locations
+        .check(&measurement, None, landmarks, ledger, received_at_ms)
+    {
+        Ok(()) => out.locations.accept(measurement),
+        Err(refusal) => out.fail(
+            refusal.code(),
+            format!("leaf {index}: the collector's location rule refuses it: {refusal}"),
+        ),
+    }
 }

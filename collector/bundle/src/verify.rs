@@ -66,6 +66,15 @@ pub struct Outcome {
     pub checkpoint_origin: Option<String>,
     /// Pinned witnesses that cosigned the end head.
     pub cosigners: Vec<Cosigner>,
+    /// Hosts by location verdict at the end head, recomputed from the logged measurements
+    /// with the landmarks trusted here.
+    pub location: Option<collector_core::LocationSums>,
+    /// Each counting host's location at the end head.
+    pub located_hosts: Vec<collector_core::HostLocation>,
+    /// Whose landmarks judged the measurements: `pinned` (the auditor's) or `bundle`.
+    pub landmarks_from: &'static str,
+    /// Measurement leaves seen.
+    pub measurements: usize,
 }
 
 /// What the auditor requires of a bundle beyond the log key: the period it must cover, the
@@ -89,6 +98,9 @@ pub struct Requirements {
     pub min_cosignatures: usize,
     /// The roots GPU hardware reports must chain to; `None`: NVIDIA's Device Identity CA.
     pub gpu_roots: Option<proto_gpu_evidence::Trust>,
+    /// The landmarks whose round trips count (the auditor's own registry); `None`: the
+    /// bundle's `landmarks.toml`, as the collector trusted them.
+    pub landmarks: Option<proto_location::Landmarks>,
 }
 
 /// A witness's cosignature on the bundle's end head, verified with a pinned key.
@@ -181,6 +193,10 @@ pub fn verify(
         rules: None,
         checkpoint_origin: None,
         cosigners: Vec::new(),
+        location: None,
+        located_hosts: Vec::new(),
+        landmarks_from: "none",
+        measurements: 0,
     };
     let manifest = &bundle.manifest;
     if manifest.log_key_id != to_hex(log_key.key_id().0.as_bytes()) {
@@ -373,13 +389,27 @@ pub fn verify(
         _ => None,
     };
     let nvidia = proto_gpu_evidence::Trust::nvidia();
+    let (landmarks, sites) = location_inputs(&mut out, bundle, requires);
     let replayed = crate::replay::replay(
         entries
             .iter()
             .map(|(&index, (entry, envelope))| (index, entry, envelope.as_deref())),
         prices,
         requires.gpu_roots.as_ref().unwrap_or(&nvidia),
+        Some(crate::replay::Locating {
+            landmarks: &landmarks,
+            sites: &sites,
+        }),
     );
+    out.measurements = replayed.measurements;
+    out.location = Some(
+        replayed
+            .locations
+            .sums(&replayed.ledger, &sites, end_head.timestamp_ms),
+    );
+    out.located_hosts = replayed
+        .locations
+        .hosts(&replayed.ledger, &sites, end_head.timestamp_ms);
     for finding in replayed.failures {
         out.fail(finding.code, finding.detail);
     }
@@ -411,6 +441,40 @@ pub fn verify(
         );
     }
     out
+}
+
+/// The landmarks that judge the bundle's measurements (the auditor's, else the bundle's) and
+/// the bundle's site registry; an unreadable file is a failure and counts as empty.
+fn location_inputs(
+    out: &mut Outcome,
+    bundle: &Bundle,
+    requires: &Requirements,
+) -> (proto_location::Landmarks, collector_core::SiteRegistry) {
+    let landmarks = match (&requires.landmarks, &bundle.landmarks_toml) {
+        (Some(pinned), _) => {
+            out.landmarks_from = "pinned";
+            pinned.clone()
+        }
+        (None, Some(text)) => {
+            out.landmarks_from = "bundle";
+            proto_location::Landmarks::from_toml(text).unwrap_or_else(|e| {
+                out.fail("landmarks", format!("landmarks.toml: {e}"));
+                proto_location::Landmarks::default()
+            })
+        }
+        (None, None) => {
+            out.landmarks_from = "none";
+            proto_location::Landmarks::default()
+        }
+    };
+    let sites = match &bundle.sites_toml {
+        Some(text) => collector_core::SiteRegistry::from_toml(text).unwrap_or_else(|e| {
+            out.fail("sites", format!("sites.toml: {e}"));
+            collector_core::SiteRegistry::default()
+        }),
+        None => collector_core::SiteRegistry::default(),
+    };
+    (landmarks, sites)
 }
 
 /// The bundle's policy and catalogue, checked against what the auditor pinned and against

@@ -195,6 +195,8 @@ impl Log {
             policy_toml: POLICY.into(),
             catalogue_toml: proto_accounting::catalogue::BUILTIN_TOML.into(),
             checkpoint: None,
+            landmarks_toml: None,
+            sites_toml: None,
         }
     }
 }
@@ -1151,3 +1153,6 @@ fn a_report_whose_checkpoint_is_not_its_end_head_fails() {
     let found = signed_codes(&month, &month.bundle, &forged);
     assert!(found.contains(&"report_head"), "{found:?}");
 }
+
+#[path = "verify/location.rs"]
+mod location;

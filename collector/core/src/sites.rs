@@ -142,6 +142,23 @@ impl SiteRegistry {
     pub fn is_empty(&self) -> bool {
         self.sites.is_empty()
     }
+
+    /// The registry as TOML that [`SiteRegistry::from_toml`] reads back (for evidence
+    /// bundles: where each site says it is).
+    pub fn to_toml(&self) -> String {
+        let mut out = String::new();
+        for site in self.sites.values() {
+            out.push_str(&format!(
+                "[[site]]\nid = {:?}\ncountry = \"{}\"\nname = {:?}\n",
+                site.id, site.country, site.name
+            ));
+            if let Some((lat, lon)) = site.coordinates {
+                out.push_str(&format!("latitude = {lat:?}\nlongitude = {lon:?}\n"));
+            }
+            out.push('\n');
+        }
+        out
+    }
 }
 
 #[cfg(test)]
@@ -178,5 +195,19 @@ mod tests {
             ]
         );
         assert!(SiteRegistry::from_toml("[[site]]\nid = \"x\"\ncountri = \"US\"").is_err());
+    }
+
+    #[test]
+    fn a_registry_writes_back_what_it_reads() {
+        let registry = SiteRegistry::from_toml(
+            "[[site]]\nid = \"us-va-1\"\ncountry = \"US\"\nname = \"Ashburn \\\"A\\\"\"\nlatitude = 39.04\nlongitude = -77.49\n\
+             [[site]]\nid = \"my-jhb-1\"\ncountry = \"MY\"\n",
+        )
+        .unwrap();
+        let again = SiteRegistry::from_toml(&registry.to_toml()).unwrap();
+        assert_eq!(
+            again.iter().collect::<Vec<_>>(),
+            registry.iter().collect::<Vec<_>>()
+        );
     }
 }

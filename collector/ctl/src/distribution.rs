@@ -48,6 +48,13 @@ pub struct Standing {
     /// country's counted TPP.
     hardware_tpp: u64,
     hardware: Vec<(CountryCode, u64, u64)>,
+    /// The last-known view's location-verified TPP: in total, per country with that
+    /// country's counted TPP, verified hosts and hosts whose round trips contradict their
+    /// declared place.
+    located_tpp: u64,
+    located: Vec<(CountryCode, u64, u64)>,
+    located_hosts: u32,
+    inconsistent: Vec<String>,
 }
 
 impl Standing {
@@ -93,7 +100,14 @@ impl Standing {
             agents: views.agents,
             stale_hosts: views.stale_hosts.to_vec(),
             hardware_tpp: views.last_known.map_or(0, |v| v.hardware_tpp),
-            hardware: hardware(views.last_known),
+            hardware: per_country(views.last_known, |line| line.hardware_tpp),
+            located_tpp: views.last_known.map_or(0, |v| v.location_verified_tpp),
+            located: per_country(views.last_known, |line| line.location_verified_tpp),
+            located_hosts: views.last_known.map_or(0, |v| v.location_verified_hosts),
+            inconsistent: views
+                .last_known
+                .map(|v| v.location_inconsistent.clone())
+                .unwrap_or_default(),
         })
     }
 
@@ -133,6 +147,21 @@ impl Standing {
                     "tpp": tpp,
                     "hardware_tpp": hardware,
                     "share_percent": percent(*hardware, *tpp),
+                })).collect::<Vec<_>>(),
+            }),
+        );
+        object.insert(
+            "location".into(),
+            json!({
+                "verified_tpp": self.located_tpp,
+                "verified_share_percent": percent(self.located_tpp, self.last_known_tpp),
+                "verified_hosts": self.located_hosts,
+                "inconsistent_hosts": self.inconsistent,
+                "countries": self.located.iter().map(|(country, tpp, located)| json!({
+                    "country": country.to_string(),
+                    "tpp": tpp,
+                    "verified_tpp": located,
+                    "share_percent": percent(*located, *tpp),
                 })).collect::<Vec<_>>(),
             }),
         );
@@ -182,6 +211,27 @@ impl Standing {
             ));
         }
         out.push_str(&format!(
+            "Location-verified (landmarks' round trips within the site's country): {} TPP of {} TPP ({:.1} %), {} host(s); the rest rests on the declared site\n",
+            grouped(self.located_tpp),
+            grouped(self.last_known_tpp),
+            percent(self.located_tpp, self.last_known_tpp),
+            self.located_hosts
+        ));
+        for (country, tpp, located) in &self.located {
+            out.push_str(&format!(
+                "  {country}: {} TPP of {} TPP ({:.1} %)\n",
+                grouped(*located),
+                grouped(*tpp),
+                percent(*located, *tpp)
+            ));
+        }
+        for host in &self.inconsistent {
+            out.push_str(&format!(
+                "  LOCATION INCONSISTENT: {}: its round trips contradict its declared site\n",
+                crate::table::escape(host)
+            ));
+        }
+        out.push_str(&format!(
             "Hosts {} ({} stale)",
             self.hosts,
             self.stale_hosts.len()
@@ -203,14 +253,17 @@ impl Standing {
     }
 }
 
-/// A view's countries with their counted and hardware-attested TPP (countries the accounting
-/// does not know are left out).
-fn hardware(view: Option<&v1::DistributionView>) -> Vec<(CountryCode, u64, u64)> {
+/// A view's countries with their counted TPP and the part `part` picks (hardware-attested,
+/// location-verified); countries the accounting does not know are left out.
+fn per_country(
+    view: Option<&v1::DistributionView>,
+    part: fn(&v1::CountryCompute) -> u64,
+) -> Vec<(CountryCode, u64, u64)> {
     view.iter()
         .flat_map(|v| &v.countries)
         .filter_map(|line| {
             let country = CountryCode::parse(&line.country).ok()?;
-            Some((country, line.tpp, line.hardware_tpp.min(line.tpp)))
+            Some((country, line.tpp, part(line).min(line.tpp)))
         })
         .collect()
 }

@@ -5,7 +5,9 @@ use std::io::IsTerminal as _;
 use std::path::PathBuf;
 
 use anyhow::anyhow;
-use collector_bundle::{Bundle, CHECKPOINT, Consistency, FORMAT, Head, Leaf, Manifest, to_hex};
+use collector_bundle::{
+    Bundle, CHECKPOINT, Consistency, FORMAT, Head, LANDMARKS, Leaf, Manifest, SITES, to_hex,
+};
 use proto_wire::v1;
 use proto_wire::v1::audit_client::AuditClient;
 use proto_wire::v1::evidence_item::Item;
@@ -124,6 +126,8 @@ struct Builder {
     consistency: Vec<Consistency>,
     leaves: Vec<Leaf>,
     policy: Option<String>,
+    landmarks: Option<String>,
+    sites: Option<String>,
     catalogue: Option<String>,
     checkpoint: Option<String>,
     progress: bool,
@@ -185,6 +189,8 @@ impl Builder {
                     "policy.toml" => self.policy = Some(text),
                     "catalogue.toml" => self.catalogue = Some(text),
                     CHECKPOINT => self.checkpoint = Some(text),
+                    LANDMARKS => self.landmarks = Some(text),
+                    SITES => self.sites = Some(text),
                     other => return Err(anyhow!("unexpected file {other:?} in the export")),
                 }
             }
@@ -246,6 +252,8 @@ impl Builder {
                 .catalogue
                 .ok_or_else(|| anyhow!("the collector sent no catalogue"))?,
             checkpoint: self.checkpoint,
+            landmarks_toml: self.landmarks,
+            sites_toml: self.sites,
         })
     }
 }

@@ -71,6 +71,12 @@ pub struct VerifyArgs {
     /// NVIDIA's silicon signed it. Give a test device CA's root only to check test evidence.
     #[arg(long = "gpu-root", value_name = "PEM_FILE")]
     gpu_roots: Vec<PathBuf>,
+    /// The round-trip-time landmarks whose measurements count here (a registry TOML file of
+    /// `[[landmark]]` entries: id, latitude, longitude, public_key). Default: the bundle's
+    /// landmarks.toml, the collector's own; give the landmarks you run or trust to judge
+    /// location by them alone.
+    #[arg(long, value_name = "FILE")]
+    landmarks: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
@@ -131,6 +137,7 @@ pub fn run(args: &VerifyArgs) -> Result<u8, Failure> {
                 "total_tpp": outcome.distribution.total(),
                 "hardware_tpp": outcome.hardware.total(),
                 "gpu_roots": if requires.gpu_roots.is_some() { "given" } else { "nvidia" },
+                "location": location_json(&outcome),
                 "compliant_at_end": verdict.map(|v| v == Verdict::Compliant),
                 "verdict_at_end": verdict.map(Verdict::as_str),
                 "covered": outcome.coverage.map(|c| json!({
@@ -239,7 +246,20 @@ fn requirements(args: &VerifyArgs) -> Result<Requirements, Failure> {
                 .map_err(|e| Failure::bad_input(anyhow!("--gpu-root: {e}")))?,
         )
     };
+    let landmarks =
+        match &args.landmarks {
+            None => None,
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("--landmarks: cannot read {}", path.display()))
+                    .map_err(Failure::bad_input)?;
+                Some(proto_location::Landmarks::from_toml(&text).map_err(|e| {
+                    Failure::bad_input(anyhow!("--landmarks {}: {e}", path.display()))
+                })?)
+            }
+        };
     Ok(Requirements {
+        landmarks,
         gpu_roots,
         witnesses,
         min_cosignatures,
@@ -350,6 +370,34 @@ fn table(
                 "NVIDIA's Device Identity CA"
             }
         );
+        if let Some(location) = &outcome.location {
+            let verified = location.verified.total();
+            let total = outcome.distribution.total();
+            println!(
+                "Location  {} TPP of it ({:.1} %) on location-verified hosts, recomputed from {} logged measurement(s) with {}",
+                grouped(verified),
+                if total == 0 {
+                    0.0
+                } else {
+                    100.0 * verified as f64 / total as f64
+                },
+                outcome.measurements,
+                match outcome.landmarks_from {
+                    "pinned" => "the --landmarks registry",
+                    "bundle" => "the bundle's landmarks.toml",
+                    _ => "no landmarks (the bundle names none)",
+                }
+            );
+            for host in &outcome.located_hosts {
+                if host.location.verdict == proto_location::Verdict::Inconsistent {
+                    println!(
+                        "  LOCATION INCONSISTENT: host {}: {}",
+                        escape(&host.host),
+                        escape(&host.location.explain())
+                    );
+                }
+            }
+        }
     }
     if report {
         println!(
@@ -375,4 +423,32 @@ fn table(
             println!("  {code}: {more} more");
         }
     }
+}
+
+/// The location part of the JSON answer: shares and each counting host's verdict.
+fn location_json(outcome: &collector_bundle::Outcome) -> serde_json::Value {
+    let Some(location) = &outcome.location else {
+        return serde_json::Value::Null;
+    };
+    json!({
+        "landmarks": outcome.landmarks_from,
+        "measurements": outcome.measurements,
+        "verified_tpp": location.verified.total(),
+        "countries": location.verified.countries().map(|(country, tpp)| json!({
+            "country": country.to_string(),
+            "verified_tpp": tpp,
+        })).collect::<Vec<_>>(),
+        "hosts": outcome.located_hosts.iter().map(|h| json!({
+            "host": h.host,
+            "tpp": h.tpp,
+            "verdict": h.location.verdict.as_str(),
+            "landmarks": h.location.disks.iter().map(|d| json!({
+                "landmark": d.landmark,
+                "rtt_us": d.rtt_us,
+                "radius_km": d.radius_km,
+            })).collect::<Vec<_>>(),
+            "within": h.location.within.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+            "excluding_site": h.location.excluding_site,
+        })).collect::<Vec<_>>(),
+    })
 }

@@ -74,6 +74,9 @@ pub struct Config {
     pub gpu_rims: Option<PathBuf>,
     /// A directory of DER OCSP answers certificates' status is read from (`[gpu_evidence] ocsp`).
     pub gpu_ocsp: Option<PathBuf>,
+    /// The registry of trusted round-trip-time landmarks (`[location] landmarks`, a TOML
+    /// file); `None`: no landmark, every measurement refused.
+    pub landmarks: Option<PathBuf>,
     /// Bounds on connections and unauthenticated enrollment (`[connections]`, `[enrollment]`).
     pub limits: collector_server::Limits,
     pub metrics_listen: Option<SocketAddr>,
@@ -399,6 +402,10 @@ impl Config {
         let gpu_ocsp = gpu.optional::<PathBuf>("ocsp").map(&resolve);
         drop(gpu);
 
+        let mut location = root.table("location");
+        let landmarks = location.optional::<PathBuf>("landmarks").map(&resolve);
+        drop(location);
+
         let store = match store_url {
             None => Store::Sqlite(state_dir.join("collector.db")),
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
@@ -437,6 +444,7 @@ impl Config {
             gpu_roots,
             gpu_rims,
             gpu_ocsp,
+            landmarks,
             limits: collector_server::Limits {
                 connections: connection_limits,
                 enrollment: enrollment_limits,

@@ -71,6 +71,24 @@ enum PkiCommand {
         #[arg(long = "server-name", value_name = "NAME", required = true)]
         server_names: Vec<String>,
     },
+    /// Issue a client certificate and key from the CA in DIR: for a round-trip-time landmark
+    /// (`--role landmark --name fra-1`, the name its measurements carry and the collector's
+    /// landmark registry lists), or another admin or auditor. Writes ROLE-NAME.pem and
+    /// ROLE-NAME.key (mode 0600) into OUT; refuses to replace them.
+    Issue {
+        /// The directory `pki init` wrote (ca.pem and ca.key).
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// landmark, auditor or admin (agents enroll with a token instead).
+        #[arg(long, value_name = "ROLE")]
+        role: String,
+        /// The identity's name: 1 to 256 characters of A-Za-z0-9-_.:
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// Where to write the two files (default: DIR).
+        #[arg(long, value_name = "OUT")]
+        out: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -83,6 +101,15 @@ fn main() -> ExitCode {
         } => collector_pki::init(&dir, &server_names, SystemTime::now())
             .map(|paths| println!("development PKI written to {}", paths.dir.display()))
             .map_err(anyhow::Error::from),
+        Command::Pki {
+            command:
+                PkiCommand::Issue {
+                    dir,
+                    role,
+                    name,
+                    out,
+                },
+        } => issue(&dir, &role, &name, out.as_deref()),
         Command::CheckConfig { config } => check_config(&config),
         Command::Run { config } => run(&config),
     };
@@ -93,6 +120,23 @@ fn main() -> ExitCode {
             ExitCode::from(proto_config::exit_status(&error))
         }
     }
+}
+
+/// `pki issue`: a client credential from the development CA.
+fn issue(dir: &Path, role: &str, name: &str, out: Option<&Path>) -> anyhow::Result<()> {
+    let role: collector_pki::Role = role.parse()?;
+    if role == collector_pki::Role::Agent {
+        anyhow::bail!(
+            "agents enroll with a token (veuctl enroll-token, then veu-agent enroll), so that their key never leaves the host"
+        );
+    }
+    let (cert, key) = collector_pki::issue(dir, role, name, out.unwrap_or(dir), SystemTime::now())?;
+    println!(
+        "urn:veu:{role}:{name}: certificate {}, key {}",
+        cert.display(),
+        key.display()
+    );
+    Ok(())
 }
 
 /// Everything `run` would check, and what it would create, without creating it.

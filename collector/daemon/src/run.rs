@@ -34,6 +34,7 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
         nonce_secret,
         creates: _,
         gpu_trust,
+        landmarks,
         path,
     } = startup;
     // Binding needs nothing on disk: an address that cannot be had fails the start before
@@ -99,7 +100,9 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
         )
         .context("cannot rebuild the collector's state from the store")?
         .with_organisation(config.organisation.clone())
-        .with_gpu_trust(gpu_trust),
+        .with_gpu_trust(gpu_trust)
+        .with_landmarks(landmarks)
+        .context("cannot rebuild the location book from the store")?,
     );
     {
         let state = collector.state();
@@ -172,6 +175,9 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
                         tracing::warn!(host, "host is stale: no attestation within the freshness window");
                     }
                     sweeper.metrics.observe(state.ledger.live(), &sweeper.rules.policy);
+                    let located = state.locations.sums(&state.ledger, &sweeper.rules.sites, now_ms());
+                    drop(state);
+                    sweeper.metrics.observe_location(&located, &sweeper.rules.policy);
                 }
             }
         }

@@ -31,6 +31,8 @@ pub struct Startup {
     pub creates: Creates,
     /// The roots GPU hardware reports must chain to.
     pub gpu_trust: proto_gpu_evidence::Trust,
+    /// The round-trip-time landmarks whose measurements count.
+    pub landmarks: proto_location::Landmarks,
     /// The configuration file.
     pub path: PathBuf,
 }
@@ -103,6 +105,16 @@ pub fn check(path: &Path, now: SystemTime) -> Result<Startup, ConfigErrors> {
 
     let (log_key, nonce_secret) = state(&config, &problems, &mut creates);
     let gpu_trust = gpu_trust(&config, &problems);
+    let landmarks = match &config.landmarks {
+        None => Some(proto_location::Landmarks::default()),
+        Some(path) => files::read_text("location.landmarks", path, &problems).and_then(|text| {
+            proto_location::Landmarks::from_toml(&text)
+                .map_err(|e| {
+                    problems.push("location.landmarks", format!("{}: {e}", path.display()))
+                })
+                .ok()
+        }),
+    };
 
     if let Store::Postgres(url) = &config.store
         && let Err(error) = collector_store_postgres::PostgresStore::check_url(url)
@@ -122,7 +134,10 @@ pub fn check(path: &Path, now: SystemTime) -> Result<Startup, ConfigErrors> {
         Some(identity),
         Some(client_ca_pem),
         Some(gpu_trust),
-    ) = (catalogue, policy, sites, identity, client_ca, gpu_trust)
+        Some(landmarks),
+    ) = (
+        catalogue, policy, sites, identity, client_ca, gpu_trust, landmarks,
+    )
     else {
         return Err(ConfigErrors {
             path: path.to_path_buf(),
@@ -153,6 +168,7 @@ pub fn check(path: &Path, now: SystemTime) -> Result<Startup, ConfigErrors> {
         creates,
         config,
         gpu_trust,
+        landmarks,
         path: path.to_path_buf(),
     })
 }

@@ -126,6 +126,35 @@ pub fn init(dir: &Path, server_names: &[String], now: SystemTime) -> Result<PkiP
     Ok(paths)
 }
 
+/// Issues a client credential for `urn:veu:<role>:<name>` from the CA in `dir` (landmarks,
+/// more admins or auditors) and writes `<role>-<name>.pem` and `.key` into `out` (the key with
+/// mode 0600). Refuses to replace existing files. Returns the two paths.
+pub fn issue(
+    dir: &Path,
+    role: Role,
+    name: &str,
+    out: &Path,
+    now: SystemTime,
+) -> Result<(PathBuf, PathBuf), PkiError> {
+    let ca = Ca::load(dir)?;
+    let credential = ca.issue_client(role, name, now)?;
+    DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(out)
+        .map_err(PkiError::io(out))?;
+    let stem = format!("{role}-{}", name.replace(':', "_"));
+    let cert = out.join(format!("{stem}.pem"));
+    let key = out.join(format!("{stem}.key"));
+    write_new(&key, &credential.key_pem, KEY_MODE).map_err(PkiError::io(&key))?;
+    if let Err(source) = write_new(&cert, &credential.cert_pem, CERT_MODE) {
+        let _ = fs::remove_file(&key);
+        return Err(PkiError::Io { path: cert, source });
+    }
+    sync_dir(out).map_err(PkiError::io(out))?;
+    Ok((cert, key))
+}
+
 /// Writes a file that must not exist yet, created with `mode` so that its contents are never
 /// readable under a looser one.
 fn write_new(path: &Path, contents: &str, mode: u32) -> io::Result<()> {

@@ -13,4 +13,4 @@ mod init;
 pub use ca::{CA_COMMON_NAME, Ca, ClientCredential, make_csr, same_key};
 pub use error::PkiError;
 pub use identity::{IdentityError, MAX_NAME_LEN, PeerIdentity, Role, identity_of};
-pub use init::{INIT_ADMIN_NAME, INIT_AUDITOR_NAME, PkiPaths, init};
+pub use init::{INIT_ADMIN_NAME, INIT_AUDITOR_NAME, PkiPaths, init, issue};

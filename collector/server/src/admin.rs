@@ -43,14 +43,16 @@ impl AdminService {
     }
 }
 
-/// A distribution as the wire shows it: the evaluation, each country's stale part and its
-/// hardware-attested part.
+/// A distribution as the wire shows it: the evaluation, each country's stale part, its
+/// hardware-attested part and (for the live books) its location-verified part.
 pub(crate) fn view(
     distribution: &Distribution,
     collector: &Collector,
     stale: &Distribution,
     hardware: &Distribution,
+    located: Option<&collector_core::LocationSums>,
 ) -> v1::DistributionView {
+    let verified_in = |country| located.map_or(0, |l| l.verified.of(country));
     let policy = &collector.rules.policy;
     let evaluation = evaluate(policy, distribution);
     let verdict = evaluation.verdict();
@@ -72,6 +74,7 @@ pub(crate) fn view(
                 stale_tpp: stale.of(line.country),
                 headroom_tpp: line.headroom.unwrap_or(0),
                 hardware_tpp: hardware.of(line.country),
+                location_verified_tpp: verified_in(line.country),
             })
             .collect(),
         violations: evaluation
@@ -84,6 +87,16 @@ pub(crate) fn view(
             .collect(),
         new_tier2_country_headroom_tpp: evaluation.new_tier2_country_headroom,
         hardware_tpp: hardware.total(),
+        location_verified_tpp: located.map_or(0, |l| l.verified.total()),
+        location_verified_hosts: located.map_or(0, |l| {
+            let hosts = l
+                .hosts
+                .get(&proto_location::Verdict::Verified)
+                .copied()
+                .unwrap_or(0);
+            u32::try_from(hosts).unwrap_or(u32::MAX)
+        }),
+        location_inconsistent: located.map_or_else(Vec::new, |l| l.inconsistent.clone()),
     }
 }
 
@@ -189,17 +202,22 @@ impl AdminService {
             for (_, entry) in live.stale_hosts() {
                 let _ = stale.add(entry.country, entry.tpp);
             }
+            let located = state
+                .locations
+                .sums(&state.ledger, &self.collector.rules.sites, now);
             let last_known = view(
                 live.last_known(),
                 &self.collector,
                 &stale,
                 live.hardware_last_known(),
+                Some(&located),
             );
             let verified = view(
                 live.fresh(),
                 &self.collector,
                 &Distribution::new(),
                 live.hardware_fresh(),
+                None,
             );
             let stale_hosts = live
                 .stale_hosts()

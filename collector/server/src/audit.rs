@@ -159,6 +159,13 @@ fn distribution_at(
         }
     }
     let rules = &collector.rules;
+    // The live location book speaks for now only; a past instant's is the verifier's replay.
+    let located = (as_of >= collector.now_ms().saturating_sub(60_000)).then(|| {
+        let state = collector.state();
+        state
+            .locations
+            .sums(&state.ledger, &rules.sites, collector.now_ms())
+    });
     Ok(v1::DistributionResponse {
         as_of_unix_ms: as_of,
         policy_id: rules.policy.id.clone(),
@@ -169,12 +176,14 @@ fn distribution_at(
             collector,
             &stale,
             &hardware_last_known,
+            located.as_ref(),
         )),
         verified: Some(crate::admin::view(
             &verified,
             collector,
             &Distribution::new(),
             &hardware_verified,
+            None,
         )),
         stale_hosts,
         hosts: u32::try_from(hosts.len()).unwrap_or(u32::MAX),

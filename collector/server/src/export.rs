@@ -84,10 +84,14 @@ pub(crate) fn run(
     }
     // The end head as a checkpoint, with the cosignatures witnesses gave it so far.
     let checkpoint = log.checkpoint(&end).map_err(log_status)?.to_string();
+    let landmarks = collector.landmarks().to_toml();
+    let sites = collector.rules.sites.to_toml();
     for (name, content) in [
         ("policy.toml", &collector.rules.policy_toml),
         ("catalogue.toml", &collector.rules.catalogue_toml),
         ("checkpoint.txt", &checkpoint),
+        ("landmarks.toml", &landmarks),
+        ("sites.toml", &sites),
     ] {
         send(
             sender,

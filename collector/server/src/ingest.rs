@@ -88,6 +88,8 @@ pub struct State {
     pub agents: HashMap<KeyId, KnownAgent>,
     /// The books: keys, chains, hosts, GPU ownership and the live distribution.
     pub ledger: Ledger,
+    /// Landmarks' newest measurements of each host, and the location verdicts.
+    pub locations: collector_core::LocationBook,
 }
 
 /// Why an administrative change of the books was not made.
@@ -129,6 +131,10 @@ pub struct Collector {
     gpu: Arc<GpuVerifier>,
     /// Repeated refusals counted per peer, reason and window rather than stored one by one.
     refusals: RefusalWindows,
+    /// The round-trip-time landmarks whose measurements count (`[location] landmarks`).
+    landmarks: proto_location::Landmarks,
+    /// Landmarks' measurements are admitted one at a time.
+    measurement_lock: tokio::sync::Mutex<()>,
 }
 
 /// The roots GPU hardware reports must chain to, and the chains already validated.
@@ -175,10 +181,12 @@ impl Collector {
         freshness_ms: i64,
         clock: fn() -> i64,
     ) -> Result<Self, IngestError> {
+        let landmarks = proto_location::Landmarks::default();
         let state = load_state(
             store.as_ref(),
             freshness_ms,
-            &rules.policy.evidence,
+            &rules.policy,
+            &landmarks,
             clock(),
         )?;
         Ok(Self {
@@ -193,7 +201,44 @@ impl Collector {
             organisation: None,
             gpu: Arc::new(GpuVerifier::new(proto_gpu_evidence::Trust::nvidia())),
             refusals: RefusalWindows::default(),
+            landmarks,
+            measurement_lock: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Measurements of `landmarks` count (none otherwise); the location book is loaded again
+    /// from the store's measurement leaves with them.
+    pub fn with_landmarks(
+        mut self,
+        landmarks: proto_location::Landmarks,
+    ) -> Result<Self, IngestError> {
+        self.landmarks = landmarks;
+        let fresh = load_state(
+            self.store.as_ref(),
+            self.freshness_ms,
+            &self.rules.policy,
+            &self.landmarks,
+            self.now_ms(),
+        )?;
+        *self.state() = fresh;
+        Ok(self)
+    }
+
+    /// Counted compute by location verdict now (the live books).
+    pub fn location_sums(&self) -> collector_core::LocationSums {
+        let now = self.now_ms();
+        let state = self.state();
+        state.locations.sums(&state.ledger, &self.rules.sites, now)
+    }
+
+    /// The landmarks whose measurements count.
+    pub fn landmarks(&self) -> &proto_location::Landmarks {
+        &self.landmarks
+    }
+
+    /// Held while one measurement is admitted.
+    pub(crate) fn measurement_lock(&self) -> &tokio::sync::Mutex<()> {
+        &self.measurement_lock
     }
 
     /// GPU hardware reports must chain to one of `trust`'s roots (NVIDIA's Device Identity CA
@@ -297,7 +342,8 @@ impl Collector {
         let fresh = load_state(
             self.store.as_ref(),
             self.freshness_ms,
-            &self.rules.policy.evidence,
+            &self.rules.policy,
+            &self.landmarks,
             self.now_ms(),
         )?;
         *self.state() = fresh;
@@ -312,9 +358,10 @@ impl Collector {
         }
         let store = Arc::clone(&self.store);
         let (freshness, now) = (self.freshness_ms, self.now_ms());
-        let evidence = self.rules.policy.evidence.clone();
+        let policy = self.rules.policy.clone();
+        let landmarks = self.landmarks.clone();
         let fresh = tokio::task::spawn_blocking(move || {
-            load_state(store.as_ref(), freshness, &evidence, now)
+            load_state(store.as_ref(), freshness, &policy, &landmarks, now)
         })
         .await
         .map_err(|e| IngestError(format!("reload task failed: {e}")))??;
@@ -846,11 +893,13 @@ pub use collector_store::ledger::SILENCE_EVENT;
 fn load_state(
     store: &dyn AttestationStore,
     freshness_ms: i64,
-    evidence: &proto_accounting::EvidenceRule,
+    policy: &Policy,
+    landmarks: &proto_location::Landmarks,
     now_ms: i64,
 ) -> Result<State, IngestError> {
     let fail = |e: StoreError| IngestError(e.to_string());
-    let ledger = load_ledger(store, freshness_ms, evidence.clone(), now_ms).map_err(fail)?;
+    let ledger = load_ledger(store, freshness_ms, policy.evidence.clone(), now_ms).map_err(fail)?;
+    let locations = load_locations(store, policy, landmarks, &ledger, now_ms).map_err(fail)?;
     for note in ledger.restore_notes() {
         tracing::warn!(note, "stored books brought to the ledger's rules");
     }
@@ -860,7 +909,52 @@ fn load_state(
             agents.insert(agent.binding.key_id, agent);
         }
     }
-    Ok(State { agents, ledger })
+    Ok(State {
+        agents,
+        ledger,
+        locations,
+    })
+}
+
+/// The location book from the measurement leaves of the last `[location] max_age_hours`, each
+/// opened with the landmarks trusted now and admitted by the book's rule (a landmark removed
+/// from the registry no longer counts).
+fn load_locations(
+    store: &dyn AttestationStore,
+    policy: &Policy,
+    landmarks: &proto_location::Landmarks,
+    ledger: &Ledger,
+    now_ms: i64,
+) -> Result<collector_core::LocationBook, StoreError> {
+    let rule = proto_location::LocationRule::from(&policy.location);
+    let mut book = collector_core::LocationBook::new(rule);
+    if landmarks.is_empty() {
+        return Ok(book);
+    }
+    let since = now_ms.saturating_sub(rule.max_age_ms + collector_core::location::MAX_SKEW_MS);
+    let mut skipped = 0usize;
+    for record in store.measurements(since)? {
+        let Ok(proto_evidence::LogEntry::Measurement { measurement, .. }) =
+            proto_evidence::LogEntry::decode(&record.entry)
+        else {
+            skipped += 1;
+            continue;
+        };
+        let admitted = crate::landmark::open(&measurement, landmarks)
+            .ok()
+            .filter(|m| book.check(m, None, landmarks, ledger, record.at_ms).is_ok());
+        match admitted {
+            Some(m) => book.accept(m),
+            None => skipped += 1,
+        }
+    }
+    if skipped > 0 {
+        tracing::info!(
+            skipped,
+            "logged measurements that no longer count (landmark no longer trusted, key replaced)"
+        );
+    }
+    Ok(book)
 }
 
 fn known(record: &AgentRecord) -> Option<KnownAgent> {

@@ -16,6 +16,7 @@ mod export;
 pub mod health;
 pub mod identity;
 pub mod ingest;
+pub mod landmark;
 pub mod log;
 pub mod metrics;
 pub mod nonce;
@@ -34,6 +35,7 @@ use proto_wire::v1::admin_server::AdminServer;
 use proto_wire::v1::agent_stream_server::AgentStreamServer;
 use proto_wire::v1::audit_server::AuditServer;
 use proto_wire::v1::enrollment_server::EnrollmentServer;
+use proto_wire::v1::landmark_server::LandmarkServer;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
@@ -131,6 +133,10 @@ pub async fn serve(
             Arc::clone(&collector),
             log,
         )))
+        .add_service(
+            LandmarkServer::new(landmark::LandmarkService::new(Arc::clone(&collector)))
+                .max_decoding_message_size(16 * 1024),
+        )
         .add_service(HealthServer::new(health::HealthService))
         .add_optional_service(reflection_v1)
         .add_optional_service(reflection_v1alpha)

@@ -95,6 +95,29 @@ pub struct SubmissionLabel {
     pub outcome: &'static str,
 }
 
+/// `outcome` label: what a landmark's measurement came to (`accepted` or a refusal's code).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    /// `accepted`, or why it was refused.
+    pub outcome: &'static str,
+}
+
+/// `verdict` label: a host's location verdict.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LocationLabel {
+    /// `unmeasured`, `unverified`, `verified` or `inconsistent`.
+    pub verdict: &'static str,
+}
+
+/// `country` and `tier` labels of the location-verified compute.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LocatedLabel {
+    /// ISO 3166-1 alpha-2.
+    pub country: String,
+    /// 1, 2 or 3.
+    pub tier: String,
+}
+
 /// `version` and `commit` labels of `veu_collector_build_info`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabel {
@@ -142,6 +165,10 @@ pub struct Metrics {
     witness_cosigned_at: Family<WitnessLabel, Gauge>,
     build_info: Family<BuildLabel, Gauge>,
     server_certificate_expiry: Gauge,
+    measurements: Family<OutcomeLabel, Counter>,
+    location_hosts: Family<LocationLabel, Gauge>,
+    location_tpp: Family<LocationLabel, Gauge>,
+    location_verified_tpp: Family<LocatedLabel, Gauge>,
 }
 
 impl Metrics {
@@ -176,7 +203,31 @@ impl Metrics {
             witness_cosigned_at: Family::default(),
             build_info: Family::default(),
             server_certificate_expiry: Gauge::default(),
+            measurements: Family::default(),
+            location_hosts: Family::default(),
+            location_tpp: Family::default(),
+            location_verified_tpp: Family::default(),
         };
+        registry.register(
+            "location_measurements",
+            "Round-trip measurements delivered by landmarks, by outcome: accepted, or the refusal's code (landmark_not_enrolled, landmark_bad_signature, agent_bad_answer, key_not_host, measurement_replayed, ...)",
+            metrics.measurements.clone(),
+        );
+        registry.register(
+            "location_hosts",
+            "Counted hosts by location verdict: verified (region within the site's country), unverified, unmeasured, inconsistent (round trips contradict the declared place)",
+            metrics.location_hosts.clone(),
+        );
+        registry.register(
+            "location_tpp",
+            "Counted TPP (last known) by its hosts' location verdict",
+            metrics.location_tpp.clone(),
+        );
+        registry.register(
+            "location_verified_tpp",
+            "Counted TPP (last known) of location-verified hosts, per country",
+            metrics.location_verified_tpp.clone(),
+        );
         registry.register(
             "attestations_accepted",
             "Attestations verified, stored and acknowledged",
@@ -311,6 +362,49 @@ impl Metrics {
         Self {
             registry,
             ..metrics
+        }
+    }
+
+    /// Counts a delivered measurement by `outcome`.
+    pub fn measurement(&self, outcome: &'static str) {
+        self.measurements
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
+    }
+
+    /// The location verdicts of the counted hosts now.
+    pub fn observe_location(&self, sums: &collector_core::LocationSums, policy: &Policy) {
+        for verdict in [
+            proto_location::Verdict::Unmeasured,
+            proto_location::Verdict::Unverified,
+            proto_location::Verdict::Verified,
+            proto_location::Verdict::Inconsistent,
+        ] {
+            let label = LocationLabel {
+                verdict: verdict.as_str(),
+            };
+            let hosts = sums.hosts.get(&verdict).copied().unwrap_or(0);
+            self.location_hosts
+                .get_or_create(&label)
+                .set(i64::try_from(hosts).unwrap_or(i64::MAX));
+            let tpp = sums.tpp.get(&verdict).copied().unwrap_or(0);
+            self.location_tpp
+                .get_or_create(&label)
+                .set(i64::try_from(tpp).unwrap_or(i64::MAX));
+        }
+        self.location_verified_tpp.clear();
+        for (country, tpp) in sums.verified.countries() {
+            let tier = match policy.tier(country) {
+                Tier::One => "1",
+                Tier::Two => "2",
+                Tier::Three => "3",
+            };
+            self.location_verified_tpp
+                .get_or_create(&LocatedLabel {
+                    country: country.to_string(),
+                    tier: tier.to_owned(),
+                })
+                .set(i64::try_from(tpp).unwrap_or(i64::MAX));
         }
     }
 

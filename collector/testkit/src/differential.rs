@@ -284,6 +284,7 @@ fn check(store: &Arc<dyn AttestationStore>, collector: &Collector, seed: u64, st
         entries.iter().map(|(i, e, v)| (*i, e, v.as_deref())),
         Some((&rules.policy, &rules.catalogue)),
         &proto_gpu_evidence::Trust::nvidia(),
+        None,
     );
     assert!(
         replayed.failures.is_empty(),

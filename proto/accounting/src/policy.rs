@@ -116,9 +116,6 @@ pub struct LocationTerms {
     pub speed_m_per_ms: u64,
     /// A measurement counts this long after the landmark took it.
     pub max_age_ms: i64,
-    /// Whether compute in Tier-1 countries counts toward the Tier-1 share only when its host
-    /// is location-verified.
-    pub require_for_tier1: bool,
 }
 
 /// Light in vacuum, metres per millisecond, rounded up: the default speed, sound whatever the
@@ -133,7 +130,6 @@ impl Default for LocationTerms {
         Self {
             speed_m_per_ms: LIGHT_M_PER_MS,
             max_age_ms: DEFAULT_LOCATION_MAX_AGE_HOURS * 3_600_000,
-            require_for_tier1: false,
         }
     }
 }
@@ -434,7 +430,6 @@ fn validate(raw: RawPolicy, digest: Digest, errors: &mut Vec<FieldError>) -> Opt
         LocationTerms {
             speed_m_per_ms,
             max_age_ms: hours.saturating_mul(3_600_000),
-            require_for_tier1: raw.require_for_tier1,
         }
     });
 
@@ -546,8 +541,6 @@ struct RawPolicy {
 struct RawLocation {
     speed_km_per_ms: Option<f64>,
     max_age_hours: Option<i64>,
-    #[serde(default)]
-    require_for_tier1: bool,
 }
 
 #[derive(Deserialize)]
@@ -762,13 +755,10 @@ mod tests {
         let policy = Policy::from_toml(base).unwrap();
         assert_eq!(policy.location, LocationTerms::default());
         assert_eq!(policy.location.speed_m_per_ms, 299_793);
-        let tight = format!(
-            "{base}\n[location]\nspeed_km_per_ms = 204\nmax_age_hours = 6\nrequire_for_tier1 = true\n"
-        );
+        let tight = format!("{base}\n[location]\nspeed_km_per_ms = 204\nmax_age_hours = 6\n");
         let policy = Policy::from_toml(&tight).unwrap();
         assert_eq!(policy.location.speed_m_per_ms, 204_000);
         assert_eq!(policy.location.max_age_ms, 6 * 3_600_000);
-        assert!(policy.location.require_for_tier1);
         let bad = format!("{base}\n[location]\nspeed_km_per_ms = 400\nmax_age_hours = 0\n");
         let error = Policy::from_toml(&bad).unwrap_err().to_string();
         assert!(error.contains("location.speed_km_per_ms"), "{error}");

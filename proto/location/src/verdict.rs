@@ -100,6 +100,39 @@ pub struct Location {
 }
 
 impl Location {
+    /// What the verdict rests on, in words: for an inconsistent host, what contradicts its
+    /// declared place.
+    pub fn explain(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.excluding_site.is_empty() {
+            parts.push(format!(
+                "the declared site lies outside the disk of {}",
+                self.excluding_site.join(", ")
+            ));
+        }
+        for (a, b) in &self.disjoint {
+            parts.push(format!("the disks of {a} and {b} share no point"));
+        }
+        if parts.is_empty() {
+            let touching: Vec<&str> = self.touching.iter().map(|c| c.as_str()).collect();
+            parts.push(match self.verdict {
+                Verdict::Unmeasured => "no current measurement".to_owned(),
+                Verdict::Verified => format!(
+                    "the region lies within {}",
+                    self.within
+                        .iter()
+                        .map(|c| c.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                Verdict::Unverified | Verdict::Inconsistent => {
+                    format!("the region may touch {}", touching.join(", "))
+                }
+            });
+        }
+        parts.join("; ")
+    }
+
     /// Whether the region lies wholly within countries of `set` (every country it may touch
     /// is in it). False when unmeasured or the region touches no country.
     pub fn within_all_of(&self, set: impl Fn(CountryCode) -> bool) -> bool {

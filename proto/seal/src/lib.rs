@@ -21,8 +21,8 @@ use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 
 pub use batch::open_batch;
 pub use location::{
-    MeasurementError, answer_rtt, check_rtt_answer, landmark_named, open_measurement,
-    sign_measurement,
+    MeasurementError, answer_rtt, check_rtt_answer, landmark_named, open_delivered,
+    open_measurement, sign_measurement,
 };
 pub use log::{
     DetachedSignature, LogSignatureError, check_report, open_tree_head, sign_report, sign_tree_head,

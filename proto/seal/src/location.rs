@@ -20,6 +20,9 @@ pub enum MeasurementError {
     /// The agent's answer to the fastest nonce does not verify with the key named.
     #[error("the agent's answer does not verify with the agent key the statement names")]
     BadAnswer,
+    /// The statement names a landmark whose key the checker does not hold.
+    #[error("landmark {0} is not enrolled: it is not among the trusted landmarks")]
+    UnknownLandmark(String),
 }
 
 /// The agent's answer to a landmark's nonce: its signature over the nonce and its key id.
@@ -78,6 +81,21 @@ pub fn open_measurement(
         PublicKey::from_slice(&measurement.agent_key).map_err(|_| MeasurementError::BadAnswer)?;
     check_rtt_answer(&agent, &measurement.nonce, &measurement.answer)?;
     Ok(measurement)
+}
+
+/// Opens a measurement as delivered or logged (`SignedMeasurement::encode`'s bytes): decodes
+/// it, looks the landmark it names up with `key_of` (the trusted landmarks' raw keys), checks
+/// the landmark's signature and the agent's answer. The one opening the collector and the
+/// offline verifier both use.
+pub fn open_delivered(
+    bytes: &[u8],
+    key_of: impl Fn(&str) -> Option<[u8; 32]>,
+) -> Result<Measurement, MeasurementError> {
+    let signed = SignedMeasurement::decode(bytes)?;
+    let named = landmark_named(&signed)?;
+    let raw = key_of(&named).ok_or(MeasurementError::UnknownLandmark(named))?;
+    let key = PublicKey::from_slice(&raw).map_err(|_| MeasurementError::BadSignature)?;
+    open_measurement(&signed, &key)
 }
 
 /// The landmark a signed statement names, read before its signature is checked, only to pick
