@@ -1,6 +1,7 @@
-//! The administrative writes: enrolment, re-binding, revocation and decommissioning (each its own
-//! transaction with its log leaves, run by the writer), and enrolment tokens and signed tree
-//! heads (single statements on a pooled connection: they append nothing to the log).
+//! The administrative writes: enrolment, re-binding, revocation, decommissioning and landmarks'
+//! measurements (each its own transaction with its log leaves, run by the writer), and
+//! enrolment tokens and signed tree heads (single statements on a pooled connection: they
+//! append nothing to the log).
 
 use collector_store::{
     AgentRecord, EnrollToken, Gpu, HostChange, StoreError, StoredCosignature, StoredTreeHead,
@@ -80,14 +81,15 @@ const PUT_TREE_HEAD: &str = "INSERT INTO tree_heads (tree_size, root, timestamp_
 /// The digest of a host that attested nothing (yet, or since its re-binding).
 const NO_DIGEST: [u8; 32] = [0; 32];
 
-/// Runs `op` in one transaction that holds the log's lock and appends its leaves; returns
-/// whether it changed anything and the frontier after it. An op that fails leaves nothing.
+/// Runs `op` in one transaction that holds the log's lock and appends its leaves; returns the
+/// index of the first leaf it appended (`None` when it changed nothing) and the frontier after
+/// it. An op that fails leaves nothing.
 pub(crate) async fn logged(
     conn: &mut Conn,
     log_lock: i64,
     cached: Option<Frontier>,
     op: &AdminOp,
-) -> Result<(bool, Frontier), StoreError> {
+) -> Result<(Option<u64>, Frontier), StoreError> {
     conn.client().batch_execute("BEGIN").await.db()?;
     let result = logged_in_transaction(conn, log_lock, cached, op).await;
     match result {
@@ -108,7 +110,7 @@ async fn logged_in_transaction(
     log_lock: i64,
     cached: Option<Frontier>,
     op: &AdminOp,
-) -> Result<(bool, Frontier), StoreError> {
+) -> Result<(Option<u64>, Frontier), StoreError> {
     conn.execute(log::LOCK, &[&log_lock]).await?;
     let size: i64 = match conn.query_opt(log::SIZE, &[]).await? {
         Some(row) => get(&row, 0)?,
@@ -121,31 +123,33 @@ async fn logged_in_transaction(
         _ => log::restore(conn, size).await?,
     };
     let mut append = Append::new(frontier);
-    let changed = match op {
+    let first = append.frontier().size();
+    match op {
         AdminOp::PutAgent(agent) => {
             put_agent(conn, &mut append, agent).await?;
-            true
         }
         AdminOp::Rebind(agent, change) => {
             rebind_host(conn, &mut append, agent, change.as_ref()).await?;
-            true
         }
         AdminOp::Revoke(key_id, at_ms) => {
-            let changed = conn.execute(REVOKE, &[&&key_id[..], at_ms]).await? == 1;
-            if changed {
+            if conn.execute(REVOKE, &[&&key_id[..], at_ms]).await? == 1 {
                 append.push(Leaf::revocation(key_id, *at_ms)?, Some(key_id), None);
             }
-            changed
         }
         AdminOp::Decommission(host_id, at_ms) => {
-            decommission(conn, &mut append, host_id, *at_ms).await?
+            decommission(conn, &mut append, host_id, *at_ms).await?;
         }
-    };
+        AdminOp::Measurement(host_id, leaf) => {
+            append.push(leaf.clone(), None, Some(host_id));
+        }
+    }
+    // Every op that changes something appends a leaf; one that appended none changed nothing.
+    let appended = (append.frontier().size() > first).then_some(first);
     let columns = append.columns()?;
     for (sql, params) in columns.statements() {
         conn.execute(sql, &params).await?;
     }
-    Ok((changed, append.frontier().clone()))
+    Ok((appended, append.frontier().clone()))
 }
 
 /// Inserts the agent; `AlreadyEnrolled` when its key is known (revoked or not).

@@ -276,8 +276,9 @@ impl PostgresStore {
         self.block(|pool| async move { read(pool.get().await?).await })
     }
 
-    /// Sends an administrative write to the writer, in queue order with the commits.
-    fn admin(&self, op: AdminOp) -> Result<bool, StoreError> {
+    /// Sends an administrative write to the writer, in queue order with the commits; answers
+    /// the index of the first leaf it appended (`None`: it changed nothing).
+    fn admin(&self, op: AdminOp) -> Result<Option<u64>, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Job::Admin { op, reply })
@@ -338,6 +339,7 @@ impl AttestationStore for PostgresStore {
 
     fn revoke_agent(&self, key_id: &KeyId, at_ms: i64) -> Result<bool, StoreError> {
         self.admin(AdminOp::Revoke(*key_id, at_ms))
+            .map(|appended| appended.is_some())
     }
 
     fn agents(&self) -> Result<Vec<AgentRecord>, StoreError> {
@@ -359,6 +361,7 @@ impl AttestationStore for PostgresStore {
 
     fn decommission(&self, host_id: &str, at_ms: i64) -> Result<bool, StoreError> {
         self.admin(AdminOp::Decommission(host_id.to_owned(), at_ms))
+            .map(|appended| appended.is_some())
     }
 
     fn chain_head(&self, key_id: &KeyId) -> Result<Option<(u64, [u8; 32])>, StoreError> {
@@ -461,6 +464,21 @@ impl AttestationStore for PostgresStore {
 
     fn key_records(&self, before_index: u64) -> Result<Vec<LogRecord>, StoreError> {
         self.read(move |mut conn| async move { read::key_records(&mut conn, before_index).await })
+    }
+
+    fn append_measurement(
+        &self,
+        host_id: &str,
+        at_ms: i64,
+        measurement: &[u8],
+    ) -> Result<u64, StoreError> {
+        let leaf = log::Leaf::new(&collector_store::measurement_entry(at_ms, measurement)?)?;
+        self.admin(AdminOp::Measurement(host_id.to_owned(), leaf))?
+            .ok_or_else(|| StoreError::Corrupt("the measurement appended no leaf".to_owned()))
+    }
+
+    fn measurements(&self, since_ms: i64) -> Result<Vec<LogRecord>, StoreError> {
+        self.read(move |mut conn| async move { read::measurements(&mut conn, since_ms).await })
     }
 
     fn latest_attestations(&self, before_ms: i64) -> Result<Vec<AcceptedAttestation>, StoreError> {

@@ -348,10 +348,26 @@ pub(crate) async fn key_records(
     let sql = format!(
         "SELECT {LOG_COLUMNS} FROM log_entries e
          LEFT JOIN attestations a ON a.log_index = e.log_index
-         WHERE e.kind <> 'attestation' AND e.log_index < $1
+         WHERE e.kind <> 'attestation' AND e.kind <> 'measurement' AND e.log_index < $1
          ORDER BY e.log_index"
     );
     collect(conn.query(&sql, &[&before_index]).await?, log_row)
+}
+
+pub(crate) async fn measurements(
+    conn: &mut Conn,
+    since_ms: i64,
+) -> Result<Vec<LogRecord>, StoreError> {
+    // log_entries_measurements holds these leaves alone, by time.
+    let rows = conn
+        .query(
+            "SELECT e.log_index, e.at_ms, e.entry, NULL::bytea FROM log_entries e
+             WHERE e.kind = 'measurement' AND e.at_ms >= $1
+             ORDER BY e.log_index",
+            &[&since_ms],
+        )
+        .await?;
+    collect(rows, log_row)
 }
 
 pub(crate) async fn latest_attestations(

@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_witness.sql"),
     include_str!("migrations/0004_hardware.sql"),
     include_str!("migrations/0005_rejection_count.sql"),
+    include_str!("migrations/0006_measurements.sql"),
 ];
 
 /// The schema version this build writes.

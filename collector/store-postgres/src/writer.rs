@@ -1,11 +1,11 @@
 //! The writer task and its group commit.
 //!
 //! Every commit and every logged administrative write (agents, re-bindings, revocations,
-//! decommissioning) reaches the task as a `Job`, in queue order: the order in which `commit`
-//! and the administrative methods were called. Commits queued together are stored in ONE
-//! transaction (`group`). If that transaction fails on a statement that refused the data, it
-//! is rolled back and each batch runs again alone, so only the offending batch fails. Every
-//! waiter is answered only after its transaction's COMMIT returned.
+//! decommissioning, measurements) reaches the task as a `Job`, in queue order: the order in
+//! which `commit` and the administrative methods were called. Commits queued together are
+//! stored in ONE transaction (`group`). If that transaction fails on a statement that refused
+//! the data, it is rolled back and each batch runs again alone, so only the offending batch
+//! fails. Every waiter is answered only after its transaction's COMMIT returned.
 
 use std::sync::Arc;
 
@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::admin;
 use crate::group::{self, GroupError};
+use crate::log::Leaf;
 use crate::pool::{Conn, Connector};
 use crate::schema;
 use crate::target::Target;
@@ -25,10 +26,11 @@ use crate::target::Target;
 pub(crate) enum Job {
     /// Store a batch; answered after the transaction holding it committed (or failed).
     Commit { batch: Batch, reply: Reply },
-    /// An administrative write that appends to the log, in its own transaction.
+    /// An administrative write that appends to the log, in its own transaction; answered with
+    /// the index of the first leaf it appended (`None`: it changed nothing).
     Admin {
         op: AdminOp,
-        reply: oneshot::Sender<Result<bool, StoreError>>,
+        reply: oneshot::Sender<Result<Option<u64>, StoreError>>,
     },
     /// Finish what is queued, refuse what comes later, and stop.
     Shutdown,
@@ -41,6 +43,8 @@ pub(crate) enum AdminOp {
     Rebind(AgentRecord, Option<HostChange>),
     Revoke(KeyId, i64),
     Decommission(String, i64),
+    /// A landmark's measurement leaf about a host (the host id, the encoded leaf).
+    Measurement(String, Leaf),
 }
 
 /// The answer to a commit. The batch travels back with it, so that its allocations are freed
@@ -178,13 +182,13 @@ impl Writer {
         Ok(outcomes)
     }
 
-    async fn admin(&mut self, op: &AdminOp) -> Result<bool, StoreError> {
+    async fn admin(&mut self, op: &AdminOp) -> Result<Option<u64>, StoreError> {
         let log_lock = self.log_lock;
         let cached = self.frontier.clone();
         let conn = self.conn().await?;
-        let (changed, frontier) = admin::logged(conn, log_lock, cached, op).await?;
+        let (appended, frontier) = admin::logged(conn, log_lock, cached, op).await?;
         self.frontier = Some(frontier);
-        Ok(changed)
+        Ok(appended)
     }
 
     /// The write connection, opened again if it closed (a server restart, a network cut).

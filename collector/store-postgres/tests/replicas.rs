@@ -185,6 +185,81 @@ fn add(total: &mut CommitReceipt, receipt: CommitReceipt) {
     total.repeated += receipt.repeated;
 }
 
+/// Measurements appended through two replicas at once, between their commits, keep the one
+/// log: each gets an index of its own, and either replica reads them all back in log order.
+#[test]
+#[cfg_attr(not(veu_postgres), ignore = "not run: VEU_TEST_POSTGRES_URL is unset")]
+fn measurements_through_two_replicas_keep_one_log() {
+    let Some(database) = Database::from_env() else {
+        return;
+    };
+    let schema = database.fresh_schema();
+    let connect = || PostgresStore::connect(&database.url, Database::options(&schema)).unwrap();
+    let (a, b) = (connect(), connect());
+    let replicas: [&PostgresStore; 2] = [&a, &b];
+    for (n, replica) in replicas.iter().enumerate() {
+        replica
+            .put_agent(&agent(n as u8, &format!("host-{n}")))
+            .unwrap();
+    }
+    let start = Barrier::new(2);
+    let appended: Vec<u64> = thread::scope(|scope| {
+        let workers: Vec<_> = replicas
+            .into_iter()
+            .enumerate()
+            .map(|(n, replica)| {
+                let start = &start;
+                scope.spawn(move || {
+                    let (n, host) = (n as u8, format!("host-{n}"));
+                    start.wait();
+                    let mut indexes = Vec::new();
+                    for sequence in 1..=10u64 {
+                        let at = 1_000 * sequence as i64 + i64::from(n);
+                        let link = attestation(n, sequence, &host, at);
+                        replica.commit_blocking(batch(vec![link])).unwrap();
+                        let measured = fixture::measurement(n, &host, at).unwrap();
+                        indexes.push(
+                            replica
+                                .append_measurement(&host, at + 1, &measured)
+                                .unwrap(),
+                        );
+                    }
+                    indexes
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|worker| worker.join().unwrap())
+            .collect()
+    });
+    let size = 2 + 2 * 20;
+    assert_eq!(a.log_size().unwrap(), size);
+    let mut appended = appended;
+    appended.sort_unstable();
+    appended.dedup();
+    assert_eq!(
+        appended.len(),
+        20,
+        "every measurement has an index of its own"
+    );
+
+    let measured = a.measurements(i64::MIN).unwrap();
+    let indexes: Vec<u64> = measured.iter().map(|r| r.log_index).collect();
+    assert_eq!(indexes, appended);
+    assert_eq!(b.measurements(i64::MIN).unwrap(), measured);
+    let records = b.log_records(0, usize::MAX).unwrap();
+    for record in &measured {
+        assert_eq!(records[record.log_index as usize], *record);
+    }
+    let tree = MemoryTree::from_leaves(records.iter().map(|r| leaf_hash(&r.entry)));
+    assert_eq!(
+        proto_merkle::root(&LogNodes(&a), size).unwrap(),
+        tree.root()
+    );
+    assert_eq!(a.key_records(u64::MAX).unwrap().len(), 2);
+}
+
 #[test]
 #[cfg_attr(not(veu_postgres), ignore = "not run: VEU_TEST_POSTGRES_URL is unset")]
 fn replicas_starting_together_apply_each_migration_once() {

@@ -610,6 +610,19 @@ pub(crate) fn decommission(
     })
 }
 
+/// Appends a measurement leaf (`entry`, from `collector_store::measurement_entry`) about
+/// `host_id` in its own transaction; returns its index.
+pub(crate) fn append_measurement(
+    conn: &mut Connection,
+    log: &mut Log,
+    host_id: &str,
+    entry: &LogEntry,
+) -> Result<u64, StoreError> {
+    logged(conn, log, |conn, log| {
+        log.append(conn, entry, None, Some(host_id), None)
+    })
+}
+
 pub(crate) fn put_tree_head(
     conn: &mut Connection,
     head: &StoredTreeHead,

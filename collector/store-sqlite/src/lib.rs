@@ -337,6 +337,21 @@ impl AttestationStore for SqliteStore {
             .with(|conn| read::key_records(conn, before_index))
     }
 
+    fn append_measurement(
+        &self,
+        host_id: &str,
+        at_ms: i64,
+        measurement: &[u8],
+    ) -> Result<u64, StoreError> {
+        let entry = collector_store::measurement_entry(at_ms, measurement)?;
+        let host_id = host_id.to_owned();
+        self.write(move |conn, log| apply::append_measurement(conn, log, &host_id, &entry))?
+    }
+
+    fn measurements(&self, since_ms: i64) -> Result<Vec<LogRecord>, StoreError> {
+        self.readers.with(|conn| read::measurements(conn, since_ms))
+    }
+
     fn latest_attestations(&self, before_ms: i64) -> Result<Vec<AcceptedAttestation>, StoreError> {
         self.readers
             .with(|conn| read::latest_attestations(conn, before_ms))

@@ -398,11 +398,24 @@ pub(crate) fn key_records(
     let sql = format!(
         "SELECT {LOG_COLUMNS} FROM log_entries e
          LEFT JOIN attestations a ON a.id = e.attestation_id
-         WHERE e.kind <> 'attestation' AND e.log_index < ?1
+         WHERE e.kind <> 'attestation' AND e.kind <> 'measurement' AND e.log_index < ?1
          ORDER BY e.log_index"
     );
     let mut stmt = conn.prepare_cached(&sql).db()?;
     collect(&mut stmt, [before_index], log_row)
+}
+
+/// The measurement leaves since an instant, read through `log_entries_measurements` (which
+/// holds those leaves alone, by time), never a scan of the log. Named: without statistics the
+/// planner would rather scan the whole log in index order than sort a few rows.
+pub(crate) const MEASUREMENTS: &str = "SELECT e.log_index, e.at_ms, e.entry, NULL
+     FROM log_entries AS e INDEXED BY log_entries_measurements
+     WHERE e.kind = 'measurement' AND e.at_ms >= ?1
+     ORDER BY e.log_index";
+
+pub(crate) fn measurements(conn: &Connection, since_ms: i64) -> Result<Vec<LogRecord>, StoreError> {
+    let mut stmt = conn.prepare_cached(MEASUREMENTS).db()?;
+    collect(&mut stmt, [since_ms], log_row)
 }
 
 pub(crate) fn latest_attestations(

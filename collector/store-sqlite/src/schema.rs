@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_witness.sql"),
     include_str!("migrations/0005_hardware.sql"),
     include_str!("migrations/0006_rejection_count.sql"),
+    include_str!("migrations/0007_measurements.sql"),
 ];
 
 /// The schema version this build writes.

@@ -392,3 +392,43 @@ fn rows_stored_before_hardware_evidence_read_back_without_it() {
     assert_eq!(changes[1].hardware_tpp, hardware_tpp(&next.gpus));
     assert_eq!(changes[1].hardware_tpp, next.tpp);
 }
+
+/// `measurements` reads its leaves through their own index, not by scanning the log, and the
+/// administrative index (the evidence export's key history) leaves them out.
+#[test]
+fn measurements_have_an_index_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store.put_agent(&agent(1, "host-1")).unwrap();
+    store
+        .append_measurement("host-1", 1_500, &[7; 100])
+        .unwrap();
+    let conn = Connection::open(store.path()).unwrap();
+    let plan = |sql: &str| -> String {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let details: Vec<String> = stmt
+            .query_map([0], |row| row.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        details.join("; ")
+    };
+    let measurements = plan(read::MEASUREMENTS);
+    assert!(
+        measurements.contains("USING INDEX log_entries_measurements"),
+        "{measurements}"
+    );
+    let indexes: Vec<String> = conn
+        .prepare("SELECT sql FROM sqlite_schema WHERE name = 'log_entries_administrative'")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(indexes.len(), 1);
+    assert!(
+        indexes[0].contains("kind <> 'measurement'"),
+        "{}",
+        indexes[0]
+    );
+}

@@ -155,7 +155,24 @@ pub trait AttestationStore: Send + Sync + 'static {
 
     // The transparency log. Every stored attestation, enrolment, re-binding, revocation and
     // decommissioning is appended as a `proto_evidence::LogEntry` leaf in the same transaction
-    // that stores it, so the log and the tables never disagree.
+    // that stores it, so the log and the tables never disagree; a landmark's measurement is a
+    // leaf of its own (`append_measurement`).
+
+    /// Appends the leaf `LogEntry::Measurement { received_at_ms: at_ms, measurement }` (a
+    /// landmark's signed statement about `host_id`, `SignedMeasurement::encode` bytes, which
+    /// the store keeps without reading them) and returns its log index, once it is durable.
+    /// Bytes longer than `MAX_SIGNED_MEASUREMENT_BYTES` fail with `OutOfRange` and append
+    /// nothing.
+    fn append_measurement(
+        &self,
+        host_id: &str,
+        at_ms: i64,
+        measurement: &[u8],
+    ) -> Result<u64, StoreError>;
+
+    /// Every measurement leaf received at or after `since_ms`, in log order: what the
+    /// collector rebuilds its location book from at start.
+    fn measurements(&self, since_ms: i64) -> Result<Vec<LogRecord>, StoreError>;
 
     /// Leaves in the log.
     fn log_size(&self) -> Result<u64, StoreError>;
@@ -166,8 +183,9 @@ pub trait AttestationStore: Send + Sync + 'static {
     /// Leaves from `from_index` on, in log order; at most `limit`.
     fn log_records(&self, from_index: u64, limit: usize) -> Result<Vec<LogRecord>, StoreError>;
 
-    /// Every key enrolment, key revocation and host decommissioning leaf below
-    /// `before_index`, in log order: the administrative history an evidence export carries.
+    /// Every key enrolment, re-binding, key revocation and host decommissioning leaf below
+    /// `before_index`, in log order: the administrative history an evidence export carries
+    /// (neither attestations nor measurements).
     fn key_records(&self, before_index: u64) -> Result<Vec<LogRecord>, StoreError>;
 
     /// Each host's newest attestation received before `before_ms`, with its log index,
@@ -211,6 +229,26 @@ pub trait AttestationStore: Send + Sync + 'static {
     fn lead_log(&self) -> Result<bool, StoreError> {
         Ok(true)
     }
+}
+
+/// The log entry of a measurement received at `at_ms`; `OutOfRange` when `measurement` is
+/// longer than a leaf holds (`MAX_SIGNED_MEASUREMENT_BYTES`). Stores build the leaf of
+/// `append_measurement` with this, so an oversized statement is refused before anything is
+/// written.
+pub fn measurement_entry(
+    at_ms: i64,
+    measurement: &[u8],
+) -> Result<proto_evidence::LogEntry, StoreError> {
+    if measurement.len() > proto_evidence::location::MAX_SIGNED_MEASUREMENT_BYTES {
+        return Err(StoreError::OutOfRange {
+            field: "measurement bytes",
+            value: measurement.len() as u64,
+        });
+    }
+    Ok(proto_evidence::LogEntry::Measurement {
+        received_at_ms: at_ms,
+        measurement: measurement.to_vec(),
+    })
 }
 
 /// A store's log nodes as a `proto_merkle::NodeSource`: roots and proofs read O(log n) rows.

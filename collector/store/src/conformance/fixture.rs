@@ -1,6 +1,9 @@
 //! Deterministic test data: the same arguments always give the same values, so a test (or a
 //! process killed mid-way) can recompute what it stored and compare byte for byte.
 
+use proto_evidence::LogDecodeError;
+use proto_evidence::location::{Coordinates, Measurement, SignedMeasurement};
+
 use crate::{
     AcceptedAttestation, AgentRecord, Batch, Event, Gpu, HostChange, HostState, HostUpdate, KeyId,
     Rejection,
@@ -112,6 +115,30 @@ pub fn attestation(n: u8, sequence: u64, host: &str, at_ms: i64) -> AcceptedAtte
         gpus,
         log_index: None,
     }
+}
+
+/// Landmark `n`'s signed measurement of `host` (key `n`'s agent) at `measured_at_ms`, encoded
+/// as the collector logs it; the signature is not a real one (stores never check it).
+pub fn measurement(n: u8, host: &str, measured_at_ms: i64) -> Result<Vec<u8>, LogDecodeError> {
+    let at = Coordinates::from_e7(501_109_000 + i32::from(n), 86_821_000)
+        .map_err(|_| LogDecodeError::Range("coordinates"))?;
+    let statement = Measurement {
+        landmark: format!("landmark-{n}"),
+        at,
+        host: host.to_owned(),
+        agent_key: agent(n, host).public_key,
+        min_rtt_us: 1_000 + u64::from(n),
+        rounds: 10,
+        measured_at_ms,
+        nonce: digest(n, measured_at_ms as u64),
+        answer: [n; 64],
+    }
+    .encode()?;
+    SignedMeasurement {
+        statement,
+        signature: [n ^ 0x33; 64],
+    }
+    .encode()
 }
 
 /// The host state that `a` leaves behind.

@@ -12,7 +12,7 @@ use crate::{
 type Outcome = Result<(), Failure>;
 
 /// Every leaf, decoded, with the tree they make.
-fn leaves(store: &dyn AttestationStore) -> Result<(Vec<LogEntry>, MemoryTree), Failure> {
+pub(super) fn leaves(store: &dyn AttestationStore) -> Result<(Vec<LogEntry>, MemoryTree), Failure> {
     let records = store.log_records(0, usize::MAX)?;
     let mut tree = MemoryTree::new();
     let mut entries = Vec::new();

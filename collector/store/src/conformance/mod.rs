@@ -11,6 +11,7 @@ mod commit;
 pub mod fixture;
 mod hardware;
 mod log;
+mod measurement;
 mod query;
 
 use std::fmt;
@@ -158,13 +159,23 @@ pub const CHECKS: &[(&str, Check)] = &[
         "hardware_identities_round_trip",
         hardware::hardware_identities_round_trip,
     ),
+    (
+        "measurements_are_logged_leaves",
+        measurement::measurements_are_logged_leaves,
+    ),
 ];
 
 /// Every check of what survives a reopening, by name.
-pub const REOPEN_CHECKS: &[(&str, ReopenCheck)] = &[(
-    "hardware_survives_reopening",
-    hardware::hardware_survives_reopening,
-)];
+pub const REOPEN_CHECKS: &[(&str, ReopenCheck)] = &[
+    (
+        "hardware_survives_reopening",
+        hardware::hardware_survives_reopening,
+    ),
+    (
+        "measurements_survive_reopening",
+        measurement::measurements_survive_reopening,
+    ),
+];
 
 /// Runs every check, each on a fresh store from `make`, and reports every failure.
 pub fn run_all(make: &dyn Fn() -> Box<dyn AttestationStore>) -> Result<(), Failures> {
