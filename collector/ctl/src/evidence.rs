@@ -144,6 +144,8 @@ impl Builder {
             consistency: Vec::new(),
             leaves: Vec::new(),
             policy: None,
+            landmarks: None,
+            sites: None,
             catalogue: None,
             checkpoint: None,
             progress: std::io::stderr().is_terminal(),

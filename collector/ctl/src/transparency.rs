@@ -519,6 +519,26 @@ fn check_leaf(
             json["host_id"] = host_id.as_str().into();
             format!("host {host_id} decommissioned {at}")
         }
+        LogEntry::Measurement { measurement, .. } => {
+            // Decoded for display: the landmark's signature is the verifier's to check.
+            let statement = proto_evidence::SignedMeasurement::decode(measurement)
+                .ok()
+                .and_then(|s| proto_evidence::Measurement::decode(&s.statement).ok());
+            match statement {
+                Some(m) => {
+                    json["host_id"] = m.host.as_str().into();
+                    json["landmark"] = m.landmark.as_str().into();
+                    json["min_rtt_us"] = m.min_rtt_us.into();
+                    format!(
+                        "landmark {} measured host {} at {} µs round trip, received {at}",
+                        escape(&m.landmark),
+                        escape(&m.host),
+                        m.min_rtt_us
+                    )
+                }
+                None => format!("measurement received {at} (its statement does not decode)"),
+            }
+        }
     };
     Some(LeafView { text, json })
 }

@@ -426,7 +426,7 @@ fn table(
 }
 
 /// The location part of the JSON answer: shares and each counting host's verdict.
-fn location_json(outcome: &collector_bundle::Outcome) -> serde_json::Value {
+fn location_json(outcome: &Outcome) -> serde_json::Value {
     let Some(location) = &outcome.location else {
         return serde_json::Value::Null;
     };

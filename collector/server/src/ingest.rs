@@ -435,7 +435,8 @@ impl Collector {
             *state = load_state(
                 self.store.as_ref(),
                 self.freshness_ms,
-                &self.rules.policy.evidence,
+                &self.rules.policy,
+                &self.landmarks,
                 self.now_ms(),
             )?;
             self.unsettled.store(false, Ordering::SeqCst);
@@ -451,7 +452,8 @@ impl Collector {
             match load_state(
                 self.store.as_ref(),
                 self.freshness_ms,
-                &self.rules.policy.evidence,
+                &self.rules.policy,
+                &self.landmarks,
                 self.now_ms(),
             ) {
                 Ok(fresh) => *state = fresh,
@@ -610,9 +612,10 @@ impl Collector {
             if stale {
                 let store = Arc::clone(&self.store);
                 let (freshness, now) = (self.freshness_ms, self.now_ms());
-                let evidence = self.rules.policy.evidence.clone();
+                let policy = self.rules.policy.clone();
+                let landmarks = self.landmarks.clone();
                 let fresh = tokio::task::spawn_blocking(move || {
-                    load_state(store.as_ref(), freshness, &evidence, now)
+                    load_state(store.as_ref(), freshness, &policy, &landmarks, now)
                 })
                 .await
                 .map_err(|e| IngestError(format!("store lookup failed: {e}")))??;
