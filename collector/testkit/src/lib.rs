@@ -64,6 +64,8 @@ pub struct Harness {
     clock: fn() -> i64,
     /// The roots GPU reports must chain to (`None`: NVIDIA's).
     gpu_trust: Option<proto_gpu_evidence::Trust>,
+    /// The round-trip-time landmarks the collector trusts.
+    landmarks: proto_location::Landmarks,
 }
 
 /// One enrolled agent: signing key, TLS credential, host and site.
@@ -87,6 +89,7 @@ impl Harness {
             clock,
             None,
             collector_server::Limits::default(),
+            proto_location::Landmarks::default(),
         )
         .await
     }
@@ -98,13 +101,36 @@ impl Harness {
             now_ms,
             Some(trust),
             collector_server::Limits::default(),
+            proto_location::Landmarks::default(),
         )
         .await
     }
 
     /// `start`, with the collector serving within `limits`.
     pub async fn start_with_limits(policy_file: &str, limits: collector_server::Limits) -> Self {
-        Self::start_with(policy_file, now_ms, None, limits).await
+        Self::start_with(
+            policy_file,
+            now_ms,
+            None,
+            limits,
+            proto_location::Landmarks::default(),
+        )
+        .await
+    }
+
+    /// `start`, with the collector trusting `landmarks`' round-trip measurements.
+    pub async fn start_with_landmarks(
+        policy_file: &str,
+        landmarks: proto_location::Landmarks,
+    ) -> Self {
+        Self::start_with(
+            policy_file,
+            now_ms,
+            None,
+            collector_server::Limits::default(),
+            landmarks,
+        )
+        .await
     }
 
     async fn start_with(
@@ -112,6 +138,7 @@ impl Harness {
         clock: fn() -> i64,
         gpu_trust: Option<proto_gpu_evidence::Trust>,
         limits: collector_server::Limits,
+        landmarks: proto_location::Landmarks,
     ) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
@@ -126,6 +153,7 @@ impl Harness {
             policy_file,
             clock,
             gpu_trust.clone(),
+            &landmarks,
         ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -166,13 +194,20 @@ impl Harness {
             log: log_keeper,
             clock,
             gpu_trust,
+            landmarks,
         }
     }
 
     /// A collector opened afresh on this harness's store, as a restart would open it: its
     /// books are loaded from what the store persisted.
     pub fn reopen(&self, policy_file: &str) -> Collector {
-        open_collector(&self.store, policy_file, self.clock, self.gpu_trust.clone())
+        open_collector(
+            &self.store,
+            policy_file,
+            self.clock,
+            self.gpu_trust.clone(),
+            &self.landmarks,
+        )
     }
 
     /// A channel with a client certificate of `role` named `name`.
@@ -267,6 +302,7 @@ fn open_collector(
     policy_file: &str,
     clock: fn() -> i64,
     gpu_trust: Option<proto_gpu_evidence::Trust>,
+    landmarks: &proto_location::Landmarks,
 ) -> Collector {
     let policy_toml = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -280,7 +316,8 @@ fn open_collector(
         policy_toml,
         catalogue_toml: proto_accounting::catalogue::BUILTIN_TOML.to_owned(),
         sites: SiteRegistry::from_toml(
-            "[[site]]\nid = \"us-va-1\"\ncountry = \"US\"\n[[site]]\nid = \"my-1\"\ncountry = \"MY\"\n",
+            "[[site]]\nid = \"us-va-1\"\ncountry = \"US\"\nlatitude = 39.0438\nlongitude = -77.4874\n\
+             [[site]]\nid = \"my-1\"\ncountry = \"MY\"\n",
         )
         .unwrap(),
         max_future_skew_ms: 300_000,
@@ -295,10 +332,11 @@ fn open_collector(
         clock,
     )
     .unwrap();
-    match gpu_trust {
+    let collector = match gpu_trust {
         Some(trust) => collector.with_gpu_trust(trust),
         None => collector,
-    }
+    };
+    collector.with_landmarks(landmarks.clone()).unwrap()
 }
 
 /// GPU `index` of `host`: an H100 SXM with a UUID and serial of its own.
