@@ -54,7 +54,8 @@ pub const NVML_CRATE: &str = "agent-nvml";
 pub const BATCH_VERIFY_CRATE: &str = "proto-seal";
 
 /// Crates that may use generated protobuf types directly: the contract itself, the evidence
-/// codec, and the transport adapters of agent, collector, veuctl and the load generator.
+/// codec, and the transport adapters of agent, collector, veuctl, the load generator and the
+/// landmark.
 pub const TRANSPORT_CRATES: &[&str] = &[
     "proto-wire",
     "proto-seal",
@@ -63,6 +64,7 @@ pub const TRANSPORT_CRATES: &[&str] = &[
     "collector-ctl",
     "collector-loadgen",
     "collector-testkit",
+    "veu-landmark",
 ];
 
 /// Each store crate and the one SQL library it owns.

@@ -17,6 +17,15 @@ pub struct GpuEvidenceSettings {
     pub timeout: Duration,
 }
 
+/// The `[location]` section: the landmarks that measure this host's round trips.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocationSettings {
+    /// Landmarks as `host:port`; none turns the probes off.
+    pub landmarks: Vec<String>,
+    /// Mean time between probes of each landmark.
+    pub interval: Duration,
+}
+
 /// A validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -29,6 +38,7 @@ pub struct Config {
     pub nvml_timeout: Duration,
     pub nvml_library: Option<PathBuf>,
     pub gpu_evidence: GpuEvidenceSettings,
+    pub location: LocationSettings,
     pub catalogue: Option<PathBuf>,
     pub policy: Option<PathBuf>,
     pub collector: Option<Collector>,
@@ -161,6 +171,26 @@ impl Config {
         };
         drop(evidence);
 
+        let mut section = root.table("location");
+        let landmarks = section
+            .optional::<Vec<String>>("landmarks")
+            .unwrap_or_default();
+        for (index, landmark) in landmarks.iter().enumerate() {
+            if let Err(message) = check_landmark(landmark) {
+                section.problem(&format!("landmarks[{index}]"), message);
+            }
+        }
+        let location = LocationSettings {
+            landmarks,
+            interval: duration(
+                &mut section,
+                "interval",
+                Duration::from_secs(3600),
+                Duration::from_secs(60),
+            ),
+        };
+        drop(section);
+
         let mut rules = root.table("rules");
         let catalogue = rules.optional::<PathBuf>("catalogue").map(&resolve);
         let policy = rules.optional::<PathBuf>("policy").map(&resolve);
@@ -265,6 +295,7 @@ impl Config {
             nvml_timeout,
             nvml_library,
             gpu_evidence,
+            location,
             catalogue,
             policy,
             collector,
@@ -281,6 +312,32 @@ impl Config {
 fn check_id(section: &Section, key: &str, value: &str) {
     if let Err(message) = proto_config::check_id(value) {
         section.problem(key, message);
+    }
+}
+
+/// A landmark's address: `host:port`, the host a name or an address (IPv6 in brackets), the
+/// port 1 to 65535.
+fn check_landmark(address: &str) -> Result<(), String> {
+    let invalid =
+        || format!("{address:?} is not a landmark address like landmark.example.org:7450");
+    let (host, port) = address.rsplit_once(':').ok_or_else(invalid)?;
+    let port_ok = port.parse::<u16>().is_ok_and(|port| port != 0);
+    let host_ok = match host.strip_prefix('[') {
+        Some(v6) => v6
+            .strip_suffix(']')
+            .is_some_and(|v6| v6.parse::<std::net::Ipv6Addr>().is_ok()),
+        None => {
+            !host.is_empty()
+                && host.len() <= 253
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        }
+    };
+    if port_ok && host_ok {
+        Ok(())
+    } else {
+        Err(invalid())
     }
 }
 
@@ -336,6 +393,37 @@ mod tests {
         assert_eq!(
             keys,
             ["gpu_evidence.enabled", "gpu_evidence.timeout"],
+            "{errors}"
+        );
+    }
+
+    #[test]
+    fn location_probes_are_off_by_default_and_every_bad_landmark_is_named() {
+        let base = "site_id = \"s\"\nstate_dir = \"/x\"\nhost_id = \"h\"\n";
+        let config = parse(base).unwrap();
+        assert!(config.location.landmarks.is_empty());
+        assert_eq!(config.location.interval, Duration::from_secs(3600));
+        let config = parse(&format!(
+            "{base}[location]\nlandmarks = [\"fra-1.example.org:7450\", \"192.0.2.7:7450\", \"[2001:db8::1]:7450\"]\ninterval = \"30m\""
+        ))
+        .unwrap();
+        assert_eq!(config.location.landmarks.len(), 3);
+        assert_eq!(config.location.interval, Duration::from_secs(1800));
+        let errors = parse(&format!(
+            "{base}[location]\nlandmarks = [\"ok.example:7450\", \"noport\", \"a b:1\", \"x:0\", \"[::1:7450\"]\ninterval = \"5s\"\nlandmark = 1"
+        ))
+        .unwrap_err();
+        let keys: Vec<&str> = errors.errors.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "location.landmarks[1]",
+                "location.landmarks[2]",
+                "location.landmarks[3]",
+                "location.landmarks[4]",
+                "location.interval",
+                "location.landmark",
+            ],
             "{errors}"
         );
     }

@@ -7,6 +7,7 @@ mod enroll;
 mod evidence;
 mod inventory;
 mod link;
+mod location;
 mod metrics;
 mod outbox;
 mod rules;
@@ -59,6 +60,12 @@ enum Command {
         #[arg(long, value_name = "FILE", default_value = "/etc/veu-agent/agent.toml")]
         config: PathBuf,
     },
+    /// Probe the configured landmarks (or the one given) once and print each one's fastest
+    /// round trip and the distance it bounds at the speed of light; exit status 1 when any
+    /// probe fails. The landmarks submit what they measured to the collector themselves.
+    ///
+    /// Example: veu-agent probe --config /etc/veu-agent/agent.toml --landmark fra-1.example.org:7450
+    Probe(location::ProbeArgs),
     /// Run the daemon. It first makes every check of check-config and exits with status 78 on
     /// any problem, before it creates anything.
     Run {
@@ -92,6 +99,11 @@ fn main() -> ExitCode {
             .build()
             .map_err(anyhow::Error::from)
             .and_then(|runtime| runtime.block_on(enroll::renew(&args))),
+        Command::Probe(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|runtime| runtime.block_on(location::probe(&args))),
         Command::Key { config } => enroll::key(&config),
         Command::CheckConfig { config } => check_config(&config),
         Command::Run { config } => run(&config),

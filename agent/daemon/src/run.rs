@@ -1,5 +1,5 @@
 //! `veu-agent run`: the daemon. One cancellation token and task tracker; the attestation loop,
-//! the uplink and the metrics endpoint are tasks; SIGTERM or SIGINT drains within the grace.
+//! the uplink, the landmark probes and the metrics endpoint are tasks; SIGTERM or SIGINT drains within the grace.
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
@@ -147,6 +147,19 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
         challenges: agent_core::Challenges::default(),
     };
     tracker.spawn(attestor.run(nonce_receiver, shutdown.clone()));
+    if !config.location.landmarks.is_empty() {
+        tracing::info!(
+            landmarks = ?config.location.landmarks,
+            interval_s = config.location.interval.as_secs(),
+            "probing landmarks"
+        );
+        tracker.spawn(crate::location::run(
+            config.location.clone(),
+            config.host_id.clone(),
+            Arc::clone(&signer),
+            shutdown.clone(),
+        ));
+    }
 
     let mut uplink_failed = None;
     let uplink = match (&config.collector, tls) {

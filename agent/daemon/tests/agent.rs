@@ -16,6 +16,8 @@ use serde_json::Value;
 
 #[path = "agent/gpu_evidence.rs"]
 mod gpu_evidence;
+#[path = "agent/probe.rs"]
+mod probe;
 #[path = "agent/startup.rs"]
 mod startup;
 

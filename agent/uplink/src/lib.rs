@@ -1,12 +1,14 @@
 //! The agent's uplink: one long-lived gRPC stream to the collector over mutual TLS (rustls with
 //! ring). It sends `Hello`, replays the spool in order, streams new attestations, answers
 //! challenges, removes acknowledged entries, and reconnects with exponential backoff and
-//! jitter. Retryable and fatal errors are told apart in one place (`retry::classify`).
+//! jitter. Retryable and fatal errors are told apart in one place (`retry::classify`). It also
+//! answers landmarks' round-trip probes (`probe_landmark`, plain TCP out to a landmark).
 //!
 //! Invariant: generated protobuf types stay in `wire`; an entry leaves the outbox only on the
 //! collector's ack (or its definitive reject).
 
 mod enroll;
+mod probe;
 mod retry;
 mod session;
 mod wire;
@@ -21,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 pub use enroll::{EnrollError, Enrolled, Enrollment, Renewal, enroll, renew};
+pub use probe::{ProbeError, ProbeOutcome, probe_landmark};
 pub use retry::{Backoff, Disposition, classify_reject, classify_status};
 pub use wire::RejectReason;
 

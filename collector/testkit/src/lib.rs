@@ -1,7 +1,8 @@
 //! Test support for the collector: an in-process collector over real mutual TLS on a real
 //! SQLite store with a development PKI (`Harness`), agents enrolled in it with their own keys
 //! and client certificates, and an agent stream that sends signed attestations and reads the
-//! collector's answers. Used by the server's attack tests and veuctl's audit tests.
+//! collector's answers. Used by the server's attack tests and veuctl's audit tests. `relay`:
+//! a TCP delay line that stands in for distance in the location tests.
 //!
 //! Invariant: test-only (a dev-dependency); nothing here is a shortcut around the services: the
 //! collector is the real one, reached only through its gRPC services.
@@ -14,6 +15,7 @@
 )]
 
 pub mod differential;
+pub mod relay;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -40,6 +42,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+
+pub use relay::{DelayRelay, one_way_for_km};
 
 /// Seed of the collector's log key in the harness.
 pub const LOG_SEED: [u8; 32] = [77; 32];

@@ -37,11 +37,12 @@ fn tool(name: &str, package: &str) -> Command {
 // ---------------------------------------------------------------------------------------------
 // systemd
 
-const UNITS: [(&str, &str); 3] = [
+const UNITS: [(&str, &str); 4] = [
     ("veu-agent.service", "veu-agent"),
     ("veu-collector.service", "veu-collector"),
-    // Run by a party other than the operator, on its own machine.
+    // Run by parties other than the operator, on their own machines.
     ("veu-witness.service", "veu-witness"),
+    ("veu-landmark.service", "veu-landmark"),
 ];
 
 #[test]
@@ -137,11 +138,13 @@ fn stated_exposure(readme: &str, unit: &str) -> f64 {
 
 #[test]
 fn sysusers_creates_the_users_the_units_run_as() {
-    // veu.conf for the operator's machines; veu-witness.conf alone on the witness's machine.
+    // veu.conf for the operator's machines; veu-witness.conf alone on the witness's machine,
+    // veu-landmark.conf on the landmark's.
     let mut created = BTreeMap::new();
     for (file, users) in [
         ("veu.conf", &["veu-agent", "veu-collector"][..]),
         ("veu-witness.conf", &["veu-witness"][..]),
+        ("veu-landmark.conf", &["veu-landmark"][..]),
     ] {
         let root = tempfile::tempdir().unwrap();
         let path = repo().join("deploy/systemd/sysusers.d").join(file);

@@ -7,7 +7,13 @@ use crate::support::{binary, ok};
 
 #[test]
 fn every_binary_names_its_version_and_commit() {
-    for name in ["veu-collector", "veu-agent", "veuctl", "veu-witness"] {
+    for name in [
+        "veu-collector",
+        "veu-agent",
+        "veuctl",
+        "veu-witness",
+        "veu-landmark",
+    ] {
         let printed = ok(&Command::new(binary(name))
             .arg("--version")
             .output()

@@ -1,0 +1,439 @@
+//! The landmark's TOML configuration, read in one pass that reports every problem with its key
+//! (deploy/landmark/landmark.toml is the commented example).
+//!
+//! ```toml
+//! id = "fra-1"                          # the name in its landmark certificate
+//! latitude = 50.1109                    # surveyed, degrees
+//! longitude = 8.6821
+//! key = "/var/lib/veu-landmark/landmark.key"
+//! listen = "0.0.0.0:7450"
+//!
+//! [collector]
+//! endpoint = "https://collector.example.com:7443"
+//! ca = "/etc/veu-landmark/tls/ca.pem"
+//! certificate = "/etc/veu-landmark/tls/landmark.pem"
+//! key = "/etc/veu-landmark/tls/landmark.key"
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use proto_config::tls::{self, Named};
+use proto_config::{ConfigErrors, Problems, Section, files, parse_duration};
+use proto_evidence::Coordinates;
+use proto_seal::Ed25519Signer;
+
+use crate::session::Limits;
+
+/// Where the landmark listens by default.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:7450";
+
+/// Most rounds a measurement may take.
+pub const MAX_ROUNDS: u32 = 100;
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The landmark's id: the name in its `landmark` certificate, and what its statements name.
+    pub id: String,
+    /// Where it stands, as surveyed.
+    pub at: Coordinates,
+    /// Its Ed25519 signing key (PKCS#8, mode 0600; `veu-landmark keygen`).
+    pub key: PathBuf,
+    /// Where agents connect.
+    pub listen: SocketAddr,
+    /// The bounds of each measurement.
+    pub limits: Limits,
+    /// Where measurements go.
+    pub collector: Collector,
+    /// The least level logged.
+    pub log_level: tracing::Level,
+    /// JSON log lines instead of text.
+    pub log_json: bool,
+}
+
+/// The collector and the landmark's mutual-TLS client identity (role `landmark`).
+#[derive(Debug, Clone)]
+pub struct Collector {
+    /// `https://collector.example:7443`.
+    pub endpoint: String,
+    /// The name the collector's certificate carries (default: the endpoint's host).
+    pub server_name: String,
+    /// The CA that signs the collector's certificate.
+    pub ca: PathBuf,
+    /// The landmark's client certificate (`urn:veu:landmark:<id>`).
+    pub certificate: PathBuf,
+    /// Its TLS private key (not the signing key).
+    pub key: PathBuf,
+}
+
+/// A configuration with its key and TLS files read and checked.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The configuration.
+    pub config: Config,
+    /// The signing key.
+    pub signer: Ed25519Signer,
+    /// The collector's CA, the client certificate and its key, PEM.
+    pub tls: Tls,
+    /// The configuration file.
+    pub path: PathBuf,
+}
+
+/// The mutual-TLS material, PEM.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    /// The CA that signs the collector's certificate.
+    pub ca_pem: Vec<u8>,
+    /// The landmark's client certificate chain.
+    pub certificate_pem: Vec<u8>,
+    /// Its private key.
+    pub key_pem: Vec<u8>,
+}
+
+impl Config {
+    /// Validates configuration text without reading the files it names; `path` names it in
+    /// errors and anchors relative paths.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+        let problems = Problems::new();
+        let config = Self::read(text, path, &problems)?;
+        match ConfigErrors::of(path, &problems) {
+            None => Ok(config),
+            Some(errors) => Err(errors),
+        }
+    }
+
+    /// Reads the file at `path`, then the signing key and the TLS files it names, checked at
+    /// `now`. Every problem comes back at once, each with its key.
+    pub fn load(path: &Path, now: SystemTime) -> Result<Loaded, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigErrors {
+            path: path.to_path_buf(),
+            errors: vec![("file".to_owned(), files::cannot_read(path, &error))],
+        })?;
+        let problems = Problems::new();
+        let config = Self::read(&text, path, &problems)?;
+        let signer = (!problems.has("key"))
+            .then(|| match proto_seal::keyfile::load(&config.key) {
+                Ok(signer) => Some(signer),
+                Err(error) => {
+                    problems.push("key", error.to_string());
+                    None
+                }
+            })
+            .flatten();
+        let collector = &config.collector;
+        let ca = (!problems.has("collector.ca"))
+            .then(|| {
+                tls::trust_anchors(
+                    Named {
+                        key: "collector.ca",
+                        path: &collector.ca,
+                    },
+                    now,
+                    &problems,
+                )
+            })
+            .flatten();
+        let identity = (!problems.has("collector.certificate") && !problems.has("collector.key"))
+            .then(|| {
+                tls::identity(
+                    Named {
+                        key: "collector.certificate",
+                        path: &collector.certificate,
+                    },
+                    Named {
+                        key: "collector.key",
+                        path: &collector.key,
+                    },
+                    now,
+                    &problems,
+                )
+            })
+            .flatten();
+        if let Some(errors) = ConfigErrors::of(path, &problems) {
+            return Err(errors);
+        }
+        match (signer, ca, identity) {
+            (Some(signer), Some(ca_pem), Some(identity)) => Ok(Loaded {
+                config,
+                signer,
+                tls: Tls {
+                    ca_pem,
+                    certificate_pem: identity.certificate_pem,
+                    key_pem: identity.key_pem,
+                },
+                path: path.to_path_buf(),
+            }),
+            _ => Err(ConfigErrors {
+                path: path.to_path_buf(),
+                errors: vec![(
+                    "file".to_owned(),
+                    "could not be checked completely (a bug: please report it)".to_owned(),
+                )],
+            }),
+        }
+    }
+
+    /// Reads text, recording every problem in `problems` and going on past each (a value with
+    /// a problem takes its default). Only syntax errors stop it, all of them reported. The
+    /// result is valid only when `problems` stayed empty.
+    pub fn read(text: &str, path: &Path, problems: &Problems) -> Result<Config, ConfigErrors> {
+        let table = proto_config::document::parse(text).map_err(|syntax| ConfigErrors {
+            path: path.to_path_buf(),
+            errors: syntax
+                .into_iter()
+                .map(|e| ("syntax".to_owned(), e))
+                .collect(),
+        })?;
+        let mut root = Section::root(table, problems);
+        let base = path.parent().unwrap_or(Path::new("."));
+        let resolve = |p: PathBuf| if p.is_relative() { base.join(p) } else { p };
+
+        let id = root.required::<String>("id").unwrap_or_default();
+        if !problems.has("id")
+            && let Err(message) = proto_config::check_id(&id)
+        {
+            root.problem("id", message);
+        }
+        let latitude = root.required::<f64>("latitude");
+        if let Some(latitude) = latitude
+            && !(-90.0..=90.0).contains(&latitude)
+        {
+            root.problem("latitude", format!("{latitude} is not between -90 and 90"));
+        }
+        let longitude = root.required::<f64>("longitude");
+        if let Some(longitude) = longitude
+            && !(-180.0..=180.0).contains(&longitude)
+        {
+            root.problem(
+                "longitude",
+                format!("{longitude} is not between -180 and 180"),
+            );
+        }
+        let key = root
+            .required::<PathBuf>("key")
+            .map(&resolve)
+            .unwrap_or_default();
+        let listen_text = root
+            .optional::<String>("listen")
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
+            root.problem(
+                "listen",
+                format!("{listen_text:?} is not an address like {DEFAULT_LISTEN}"),
+            );
+            SocketAddr::from(([0, 0, 0, 0], 7450))
+        });
+        let defaults = Limits::default();
+        let rounds = root.optional::<u32>("rounds").unwrap_or(defaults.rounds);
+        if !(1..=MAX_ROUNDS).contains(&rounds) {
+            root.problem(
+                "rounds",
+                format!("{rounds} is not between 1 and {MAX_ROUNDS}"),
+            );
+        }
+        let max_sessions = root
+            .optional::<usize>("max_sessions")
+            .unwrap_or(defaults.max_sessions);
+        if max_sessions == 0 {
+            root.problem("max_sessions", "must be at least 1");
+        }
+        let hello_timeout = duration(&mut root, "hello_timeout", defaults.hello_timeout);
+        let session_timeout = duration(&mut root, "session_timeout", defaults.session_timeout);
+        let log_level = match root.optional::<String>("log_level") {
+            None => tracing::Level::INFO,
+            Some(text) => text.parse().unwrap_or_else(|_| {
+                root.problem(
+                    "log_level",
+                    format!("{text:?} must be one of error, warn, info, debug, trace"),
+                );
+                tracing::Level::INFO
+            }),
+        };
+        let log_json = root.optional::<bool>("log_json").unwrap_or(false);
+
+        let mut section = root.table("collector");
+        let endpoint = section.required::<String>("endpoint").unwrap_or_default();
+        if !problems.has("collector.endpoint") && !endpoint.starts_with("https://") {
+            section.problem("endpoint", format!("{endpoint:?} must be an https:// URL"));
+        }
+        let server_name = section
+            .optional::<String>("server_name")
+            .or_else(|| proto_config::url_host(&endpoint))
+            .unwrap_or_default();
+        if server_name.is_empty() && !problems.has("collector.endpoint") {
+            section.problem("server_name", "cannot be derived from the endpoint; set it");
+        }
+        let mut file = |name: &'static str| {
+            section
+                .required::<PathBuf>(name)
+                .map(&resolve)
+                .unwrap_or_default()
+        };
+        let collector = Collector {
+            ca: file("ca"),
+            certificate: file("certificate"),
+            key: file("key"),
+            endpoint,
+            server_name,
+        };
+        drop(section);
+        drop(root);
+        // Out-of-range coordinates were recorded above, at their key.
+        let Ok(at) = Coordinates::from_degrees(latitude.unwrap_or(0.0), longitude.unwrap_or(0.0))
+        else {
+            return Err(ConfigErrors {
+                path: path.to_path_buf(),
+                errors: problems.list(),
+            });
+        };
+
+        Ok(Config {
+            id,
+            at,
+            key,
+            listen,
+            limits: Limits {
+                rounds,
+                max_sessions,
+                hello_timeout,
+                session_timeout,
+            },
+            collector,
+            log_level,
+            log_json,
+        })
+    }
+}
+
+/// A duration of more than zero, or the default when absent.
+fn duration(section: &mut Section, name: &'static str, default: Duration) -> Duration {
+    match section.optional::<String>(name).map(|t| parse_duration(&t)) {
+        None => default,
+        Some(Ok(value)) if !value.is_zero() => value,
+        Some(Ok(_)) => {
+            section.problem(name, "must be more than zero");
+            default
+        }
+        Some(Err(message)) => {
+            section.problem(name, message);
+            default
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    const MINIMAL: &str = "id = \"fra-1\"\nlatitude = 50.1109\nlongitude = 8.6821\nkey = \"l.key\"\n\
+                           [collector]\nendpoint = \"https://collector.example.com:7443\"\n\
+                           ca = \"ca.pem\"\ncertificate = \"l.pem\"\nkey = \"l-tls.key\"\n";
+
+    fn parse(text: &str) -> Result<Config, ConfigErrors> {
+        Config::parse(text, Path::new("/etc/veu-landmark/landmark.toml"))
+    }
+
+    #[test]
+    fn a_minimal_configuration_takes_the_defaults() {
+        let config = parse(MINIMAL).unwrap();
+        assert_eq!(config.id, "fra-1");
+        assert_eq!(
+            config.at,
+            Coordinates::from_degrees(50.1109, 8.6821).unwrap()
+        );
+        assert_eq!(config.key, Path::new("/etc/veu-landmark/l.key"));
+        assert_eq!(config.listen, DEFAULT_LISTEN.parse().unwrap());
+        assert_eq!(config.limits, Limits::default());
+        assert_eq!(config.limits.rounds, 8);
+        assert_eq!(config.limits.max_sessions, 256);
+        assert_eq!(config.limits.hello_timeout, Duration::from_secs(5));
+        assert_eq!(config.limits.session_timeout, Duration::from_secs(30));
+        assert_eq!(config.collector.server_name, "collector.example.com");
+        assert_eq!(config.collector.ca, Path::new("/etc/veu-landmark/ca.pem"));
+        assert_eq!(config.log_level, tracing::Level::INFO);
+        assert!(!config.log_json);
+    }
+
+    #[test]
+    fn every_error_is_reported_with_its_key() {
+        let text = "id = \"fra 1\"\nlatitude = 95.0\nlongitude = \"east\"\nlisten = \"anywhere\"\n\
+                    rounds = 0\nmax_sessions = 0\nhello_timeout = \"0s\"\nsession_timeout = \"soon\"\n\
+                    log_level = \"loud\"\nlog_json = \"yes\"\nport = 1\n\
+                    [collector]\nendpoint = \"http://collector:7443\"\nca = \"ca.pem\"\n";
+        let errors = parse(text).unwrap_err();
+        let keys: Vec<&str> = errors.errors.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "id",
+                "latitude",
+                "longitude",
+                "key",
+                "listen",
+                "rounds",
+                "max_sessions",
+                "hello_timeout",
+                "session_timeout",
+                "log_level",
+                "log_json",
+                "collector.endpoint",
+                "collector.certificate",
+                "collector.key",
+                "port",
+            ],
+            "{errors}"
+        );
+        assert!(errors.to_string().contains("15 errors"), "{errors}");
+    }
+
+    #[test]
+    fn a_missing_collector_section_names_its_keys() {
+        let text = "id = \"a\"\nlatitude = 1\nlongitude = 2\nkey = \"k\"\nrounds = 101\n";
+        let errors = parse(text).unwrap_err();
+        let keys: Vec<&str> = errors.errors.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "rounds",
+                "collector.endpoint",
+                "collector.ca",
+                "collector.certificate",
+                "collector.key"
+            ],
+            "{errors}"
+        );
+    }
+
+    #[test]
+    fn the_shipped_example_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/landmark/landmark.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let config = Config::parse(&text, &path).unwrap();
+        assert_eq!(config.key, Path::new("/var/lib/veu-landmark/landmark.key"));
+        assert_eq!(config.listen, DEFAULT_LISTEN.parse().unwrap());
+        assert_eq!(config.limits, Limits::default());
+    }
+
+    #[test]
+    fn load_reports_a_missing_key_and_tls_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("landmark.toml");
+        std::fs::write(&path, MINIMAL).unwrap();
+        let errors = Config::load(&path, SystemTime::now()).unwrap_err();
+        let keys: Vec<&str> = errors.errors.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "key",
+                "collector.ca",
+                "collector.certificate",
+                "collector.key"
+            ],
+            "{errors}"
+        );
+    }
+}

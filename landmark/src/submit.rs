@@ -1,0 +1,217 @@
+//! Delivering signed statements to the collector's `veu.v1.Landmark/Submit` over mutual TLS
+//! (rustls with ring; the client certificate names `urn:veu:landmark:<id>`). One task takes
+//! statements from the bounded queue in order; a transient failure is retried with backoff, a
+//! definitive refusal drops the statement with a log line. Retryable and definitive are told
+//! apart here only ([`classify`]).
+
+use std::time::Duration;
+
+use proto_evidence::SignedMeasurement;
+use proto_wire::v1;
+use proto_wire::v1::landmark_client::LandmarkClient;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+use crate::config::{Collector, Tls};
+
+/// Statements waiting for the submitter, at most.
+pub const QUEUE: usize = 1024;
+
+/// Attempts per statement before it is given up.
+pub const MAX_ATTEMPTS: u32 = 12;
+
+/// What to do after a failed submission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Try the same statement again after a backoff.
+    Retry,
+    /// The collector refuses it for good: drop it.
+    Drop,
+}
+
+/// Classifies a failed call's status.
+pub fn classify(code: tonic::Code) -> Disposition {
+    use tonic::Code;
+    match code {
+        // Network trouble, restarts, overload, deadlines; internal errors of a collector being
+        // fixed. (A failed connection comes back as Unavailable.)
+        Code::Unavailable
+        | Code::DeadlineExceeded
+        | Code::ResourceExhausted
+        | Code::Aborted
+        | Code::Cancelled
+        | Code::Unknown
+        | Code::Internal => Disposition::Retry,
+        // Invalid, unknown landmark, stale, replayed, not permitted: the same bytes would be
+        // refused again.
+        _ => Disposition::Drop,
+    }
+}
+
+/// Why the collector endpoint could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid collector endpoint {endpoint}: {message}")]
+pub struct EndpointError {
+    /// The URL.
+    pub endpoint: String,
+    /// Why.
+    pub message: String,
+}
+
+/// The collector's endpoint with mutual TLS and its name pinned.
+pub fn endpoint(collector: &Collector, tls: &Tls) -> Result<Endpoint, EndpointError> {
+    let invalid = |message: String| EndpointError {
+        endpoint: collector.endpoint.clone(),
+        message,
+    };
+    let config = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(&tls.ca_pem))
+        .identity(Identity::from_pem(&tls.certificate_pem, &tls.key_pem))
+        .domain_name(collector.server_name.clone());
+    Channel::from_shared(collector.endpoint.clone())
+        .map_err(|error| invalid(error.to_string()))?
+        .tls_config(config)
+        .map_err(|error| invalid(error.to_string()))
+        .map(|endpoint| {
+            endpoint
+                .connect_timeout(Duration::from_secs(10))
+                .timeout(Duration::from_secs(30))
+        })
+}
+
+/// Submits every statement from `queue` over `channel` until `shutdown` or the queue closes.
+/// Statements still queued at shutdown are counted in a log line and dropped.
+pub async fn run(
+    channel: Channel,
+    mut queue: mpsc::Receiver<SignedMeasurement>,
+    backoff: Backoff,
+    shutdown: CancellationToken,
+) {
+    let mut client = LandmarkClient::new(channel);
+    loop {
+        let signed = tokio::select! {
+            () = shutdown.cancelled() => break,
+            next = queue.recv() => match next {
+                Some(signed) => signed,
+                None => return,
+            },
+        };
+        let bytes = match signed.encode() {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                tracing::error!(%error, "a signed measurement does not encode: dropped");
+                continue;
+            }
+        };
+        let mut delay = backoff.initial;
+        for attempt in 1..=MAX_ATTEMPTS {
+            let request = v1::SubmitMeasurementRequest {
+                measurement: bytes.clone(),
+            };
+            let status = tokio::select! {
+                () = shutdown.cancelled() => break,
+                result = client.submit(request) => match result {
+                    Ok(response) => {
+                        let response = response.into_inner();
+                        tracing::info!(
+                            log_index = response.log_index,
+                            verdict = %response.verdict,
+                            "measurement accepted by the collector"
+                        );
+                        break;
+                    }
+                    Err(status) => status,
+                },
+            };
+            match classify(status.code()) {
+                Disposition::Drop => {
+                    tracing::error!(
+                        code = ?status.code(),
+                        message = status.message(),
+                        "the collector refused a measurement: dropped"
+                    );
+                    break;
+                }
+                Disposition::Retry if attempt == MAX_ATTEMPTS => {
+                    tracing::error!(
+                        code = ?status.code(),
+                        message = status.message(),
+                        attempts = attempt,
+                        "cannot submit a measurement: given up"
+                    );
+                }
+                Disposition::Retry => {
+                    tracing::warn!(
+                        code = ?status.code(),
+                        message = status.message(),
+                        retry_in_ms = delay.as_millis() as u64,
+                        "cannot submit a measurement: retrying"
+                    );
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                    delay = (delay * 2).min(backoff.max);
+                }
+            }
+        }
+    }
+    queue.close();
+    let mut left = 0usize;
+    while queue.try_recv().is_ok() {
+        left += 1;
+    }
+    if left > 0 {
+        tracing::warn!(
+            measurements = left,
+            "stopping with measurements not submitted"
+        );
+    }
+}
+
+/// The delays between attempts: doubling from `initial` up to `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// The first delay.
+    pub initial: Duration,
+    /// The largest delay.
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(60),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_failures_retry_refusals_drop() {
+        for code in [
+            tonic::Code::Unavailable,
+            tonic::Code::DeadlineExceeded,
+            tonic::Code::ResourceExhausted,
+            tonic::Code::Internal,
+        ] {
+            assert_eq!(classify(code), Disposition::Retry, "{code:?}");
+        }
+        for code in [
+            tonic::Code::InvalidArgument,
+            tonic::Code::PermissionDenied,
+            tonic::Code::Unauthenticated,
+            tonic::Code::FailedPrecondition,
+            tonic::Code::AlreadyExists,
+            tonic::Code::NotFound,
+            tonic::Code::Unimplemented,
+        ] {
+            assert_eq!(classify(code), Disposition::Drop, "{code:?}");
+        }
+    }
+}
