@@ -20,6 +20,9 @@ mod faults;
 #[path = "scenarios/gpu_evidence.rs"]
 mod gpu_evidence;
 
+#[path = "scenarios/location.rs"]
+mod location;
+
 #[path = "scenarios/attacks.rs"]
 mod attacks;
 

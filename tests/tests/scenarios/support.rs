@@ -77,14 +77,17 @@ impl Collector {
             .status()
             .unwrap();
         assert!(status.success(), "pki init failed");
-        std::fs::write(
-            dir.join("sites.toml"),
-            "[[site]]\nid = \"us-va-1\"\ncountry = \"US\"\n\
+        // A scenario may have written its own registry (sites with coordinates).
+        if !dir.join("sites.toml").exists() {
+            std::fs::write(
+                dir.join("sites.toml"),
+                "[[site]]\nid = \"us-va-1\"\ncountry = \"US\"\n\
              [[site]]\nid = \"de-fra-1\"\ncountry = \"DE\"\n\
              [[site]]\nid = \"my-jhb-1\"\ncountry = \"MY\"\n\
              [[site]]\nid = \"in-mum-1\"\ncountry = \"IN\"\n",
-        )
-        .unwrap();
+            )
+            .unwrap();
+        }
         let policy = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../deploy/policies/uveu-2025-us-simulated.toml")
             .canonicalize()
@@ -392,6 +395,26 @@ impl Agent {
         Self::start_edited(collector, host, site, fixture, interval_ms, port, |_, _| {})
     }
 
+    /// `start`, with `extra` appended to the agent's configuration (more tables).
+    pub fn start_configured(
+        collector: &Collector,
+        host: &str,
+        site: &str,
+        interval_ms: u64,
+        extra: &str,
+    ) -> Self {
+        Self::start_full(
+            collector,
+            host,
+            site,
+            "dgx-h100.json",
+            interval_ms,
+            collector.port,
+            |_, _| {},
+            extra,
+        )
+    }
+
     /// `start_via`, with `edit` changing the fixture (given the agent's directory) before
     /// the agent starts.
     pub fn start_edited(
@@ -402,6 +425,20 @@ impl Agent {
         interval_ms: u64,
         port: u16,
         edit: impl FnOnce(&Path, &mut serde_json::Value),
+    ) -> Self {
+        Self::start_full(collector, host, site, fixture, interval_ms, port, edit, "")
+    }
+
+    #[allow(clippy::too_many_arguments)] // the scenario's independent choices
+    fn start_full(
+        collector: &Collector,
+        host: &str,
+        site: &str,
+        fixture: &str,
+        interval_ms: u64,
+        port: u16,
+        edit: impl FnOnce(&Path, &mut serde_json::Value),
+        extra: &str,
     ) -> Self {
         let dir = collector.dir.join("agents").join(host);
         std::fs::create_dir_all(&dir).unwrap();
@@ -428,7 +465,7 @@ impl Agent {
                  [attestation]\ninterval = \"{interval_ms}ms\"\njitter_percent = 0\nwatch_interval = \"500ms\"\n\
                  [nvml]\nlibrary = \"{}\"\n\
                  [collector]\nendpoint = \"https://127.0.0.1:{port}\"\nserver_name = \"127.0.0.1\"\nca = \"{}\"\n\
-                 certificate = \"tls/agent.pem\"\nkey = \"tls/agent.key\"\n",
+                 certificate = \"tls/agent.pem\"\nkey = \"tls/agent.key\"\n{extra}",
                 binary("libveu_fake_nvml.so").display(),
                 collector.dir.join("pki/ca.pem").display()
             ),
