@@ -151,6 +151,14 @@ impl Config {
                 )
             })
             .flatten();
+        if let Some(identity) = &identity
+            && let Err(message) = names_landmark(&identity.certificate_pem, &config.id)
+        {
+            problems.push(
+                "collector.certificate",
+                format!("{}: {message}", collector.certificate.display()),
+            );
+        }
         if let Some(errors) = ConfigErrors::of(path, &problems) {
             return Err(errors);
         }
@@ -304,6 +312,46 @@ impl Config {
             log_level,
             log_json,
         })
+    }
+}
+
+/// Whether the leaf certificate names this landmark (`urn:veu:landmark:<id>`, the one
+/// identity URI it carries), as the collector requires of a landmark's submissions.
+fn names_landmark(certificate_pem: &[u8], id: &str) -> Result<(), String> {
+    const PREFIX: &str = "urn:veu:";
+    let expected = format!("{PREFIX}landmark:{id}");
+    let leaf = tls::certificates_of(certificate_pem)
+        .into_iter()
+        .next()
+        .ok_or("holds no certificate")?;
+    let (_, certificate) = x509_parser::parse_x509_certificate(&leaf)
+        .map_err(|error| format!("not a certificate: {error}"))?;
+    let names = certificate
+        .subject_alternative_name()
+        .map_err(|error| format!("unreadable subject alternative names: {error}"))?;
+    let uris: Vec<String> = names
+        .iter()
+        .flat_map(|extension| extension.value.general_names.iter())
+        .filter_map(|name| match name {
+            x509_parser::extensions::GeneralName::URI(uri)
+                if uri
+                    .get(..PREFIX.len())
+                    .is_some_and(|head| head.eq_ignore_ascii_case(PREFIX)) =>
+            {
+                Some(uri.to_string())
+            }
+            _ => None,
+        })
+        .collect();
+    match uris.as_slice() {
+        [uri] if uri.eq_ignore_ascii_case(&expected) => Ok(()),
+        [] => Err(format!(
+            "names no veu identity; a landmark needs a certificate for {expected} from the collector's CA"
+        )),
+        found => Err(format!(
+            "names {}, not {expected}: the collector would refuse this landmark's measurements",
+            found.join(", ")
+        )),
     }
 }
 

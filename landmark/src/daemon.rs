@@ -12,8 +12,8 @@ use crate::config::Loaded;
 use crate::session::Identity;
 use crate::submit::{self, Backoff};
 
-/// How long the submitter may take to stop after shutdown begins.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How long the submitter may take to stop after shutdown begins: its drain, and a little.
+const SHUTDOWN_GRACE: Duration = submit::DRAIN.saturating_add(Duration::from_secs(1));
 
 /// Runs the landmark of a loaded configuration until `shutdown`; `ready` is called with the
 /// bound address once it accepts connections. An address that cannot be had is a

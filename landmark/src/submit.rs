@@ -81,7 +81,8 @@ pub fn endpoint(collector: &Collector, tls: &Tls) -> Result<Endpoint, EndpointEr
 }
 
 /// Submits every statement from `queue` over `channel` until `shutdown` or the queue closes.
-/// Statements still queued at shutdown are counted in a log line and dropped.
+/// At shutdown, the statement in flight and those still queued get one more attempt each,
+/// within [`DRAIN`]; what is left then is counted in a log line and dropped.
 pub async fn run(
     channel: Channel,
     mut queue: mpsc::Receiver<SignedMeasurement>,
@@ -89,7 +90,8 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let mut client = LandmarkClient::new(channel);
-    loop {
+    let mut interrupted = None;
+    'statements: loop {
         let signed = tokio::select! {
             () = shutdown.cancelled() => break,
             next = queue.recv() => match next {
@@ -97,30 +99,18 @@ pub async fn run(
                 None => return,
             },
         };
-        let bytes = match signed.encode() {
-            Ok(bytes) => bytes,
-            Err(error) => {
-                tracing::error!(%error, "a signed measurement does not encode: dropped");
-                continue;
-            }
+        let Some(bytes) = encoded(&signed) else {
+            continue;
         };
         let mut delay = backoff.initial;
         for attempt in 1..=MAX_ATTEMPTS {
-            let request = v1::SubmitMeasurementRequest {
-                measurement: bytes.clone(),
-            };
             let status = tokio::select! {
-                () = shutdown.cancelled() => break,
-                result = client.submit(request) => match result {
-                    Ok(response) => {
-                        let response = response.into_inner();
-                        tracing::info!(
-                            log_index = response.log_index,
-                            verdict = %response.verdict,
-                            "measurement accepted by the collector"
-                        );
-                        break;
-                    }
+                () = shutdown.cancelled() => {
+                    interrupted = Some(bytes);
+                    break 'statements;
+                }
+                result = submit_once(&mut client, &bytes) => match result {
+                    Ok(()) => break,
                     Err(status) => status,
                 },
             };
@@ -149,7 +139,10 @@ pub async fn run(
                         "cannot submit a measurement: retrying"
                     );
                     tokio::select! {
-                        () = shutdown.cancelled() => break,
+                        () = shutdown.cancelled() => {
+                            interrupted = Some(bytes);
+                            break 'statements;
+                        }
                         () = tokio::time::sleep(delay) => {}
                     }
                     delay = (delay * 2).min(backoff.max);
@@ -158,16 +151,55 @@ pub async fn run(
         }
     }
     queue.close();
-    let mut left = 0usize;
-    while queue.try_recv().is_ok() {
-        left += 1;
+    let mut left: Vec<Vec<u8>> = interrupted.into_iter().collect();
+    while let Ok(signed) = queue.try_recv() {
+        left.extend(encoded(&signed));
     }
-    if left > 0 {
+    let total = left.len();
+    let mut submitted = 0usize;
+    let drain = async {
+        for bytes in &left {
+            if submit_once(&mut client, bytes).await.is_ok() {
+                submitted += 1;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN, drain).await;
+    if submitted < total {
         tracing::warn!(
-            measurements = left,
+            measurements = total - submitted,
             "stopping with measurements not submitted"
         );
     }
+}
+
+/// How long the statements left at shutdown may take to submit.
+pub const DRAIN: Duration = Duration::from_secs(5);
+
+/// One call; an accepted statement is logged with the collector's verdict.
+async fn submit_once(
+    client: &mut LandmarkClient<Channel>,
+    bytes: &[u8],
+) -> Result<(), tonic::Status> {
+    let request = v1::SubmitMeasurementRequest {
+        measurement: bytes.to_vec(),
+    };
+    let response = client.submit(request).await?.into_inner();
+    tracing::info!(
+        log_index = response.log_index,
+        verdict = %response.verdict,
+        "measurement accepted by the collector"
+    );
+    Ok(())
+}
+
+fn encoded(signed: &SignedMeasurement) -> Option<Vec<u8>> {
+    signed
+        .encode()
+        .map_err(|error| {
+            tracing::error!(%error, "a signed measurement does not encode: dropped");
+        })
+        .ok()
 }
 
 /// The delays between attempts: doubling from `initial` up to `max`.

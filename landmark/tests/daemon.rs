@@ -243,6 +243,20 @@ async fn run_measures_an_agent_and_submits_over_mutual_tls() {
     let landmark_key = PublicKey::from_slice(&registry.get("fra-1").unwrap().public_key).unwrap();
     let checked = landmark(&["check-config", "--config", &config_arg]);
     assert!(checked.status.success(), "{}", text(&checked));
+    // A certificate for another landmark is refused before the collector would refuse it.
+    let other = ca.issue_client(Role::Landmark, "ams-1", now).unwrap();
+    std::fs::write(tls.join("landmark.pem"), &other.cert_pem).unwrap();
+    std::fs::write(tls.join("landmark.key"), &other.key_pem).unwrap();
+    let refused = landmark(&["check-config", "--config", &config_arg]);
+    assert_eq!(refused.status.code(), Some(78), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("collector.certificate:")
+            && text(&refused).contains("urn:veu:landmark:ams-1, not urn:veu:landmark:fra-1"),
+        "{}",
+        text(&refused)
+    );
+    std::fs::write(tls.join("landmark.pem"), &credential.cert_pem).unwrap();
+    std::fs::write(tls.join("landmark.key"), &credential.key_pem).unwrap();
 
     let mut child = Command::new(landmark_bin())
         .args(["run", "--config", &config_arg])

@@ -130,3 +130,37 @@ async fn an_unreachable_collector_does_not_hold_up_shutdown() {
         .expect("stops at once, mid-backoff")
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_queued_at_shutdown_get_one_more_attempt() {
+    let service = Scripted::default();
+    *service.script.lock().unwrap() = vec![Ok(1), Ok(2)];
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    tokio::spawn(
+        Server::builder()
+            .add_service(LandmarkServer::new(service.clone()))
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(listener),
+                stop.clone().cancelled_owned(),
+            ),
+    );
+    let channel = Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy();
+    let (queue, receiver) = mpsc::channel(8);
+    queue.send(statement(1)).await.unwrap();
+    queue.send(statement(2)).await.unwrap();
+    let shutdown = CancellationToken::new();
+    shutdown.cancel();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        submit::run(channel, receiver, Backoff::default(), shutdown),
+    )
+    .await
+    .unwrap();
+    let encoded = |byte| statement(byte).encode().unwrap();
+    assert_eq!(*service.received.lock().unwrap(), [encoded(1), encoded(2)]);
+    stop.cancel();
+}

@@ -20,17 +20,28 @@ pub const PROBE_DEADLINE: Duration = Duration::from_secs(30);
 /// The first probes start within this long of the agent's start.
 const FIRST_PROBE_WITHIN: Duration = Duration::from_secs(30);
 
-/// Probes every configured landmark until `shutdown`.
+/// Probes every configured landmark until `shutdown`: first within [`FIRST_PROBE_WITHIN`],
+/// then every interval.
 pub async fn run(
     settings: LocationSettings,
     host: String,
     signer: Arc<Ed25519Signer>,
     shutdown: CancellationToken,
 ) {
+    probe_every(settings, host, signer, FIRST_PROBE_WITHIN, shutdown).await;
+}
+
+async fn probe_every(
+    settings: LocationSettings,
+    host: String,
+    signer: Arc<Ed25519Signer>,
+    first_within: Duration,
+    shutdown: CancellationToken,
+) {
     if settings.landmarks.is_empty() {
         return;
     }
-    let mut wait = jittered(FIRST_PROBE_WITHIN / 2, 100);
+    let mut wait = jittered(first_within / 2, 100);
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -126,7 +137,59 @@ pub async fn probe(args: &ProbeArgs) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use proto_evidence::Coordinates;
+    use tokio::net::TcpListener;
+    use tokio::sync::mpsc;
+    use veu_landmark::{Identity, Limits};
+
     use super::*;
+
+    #[tokio::test]
+    async fn every_landmark_is_probed_at_start_and_a_dead_one_does_not_stop_the_rest() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (sink, mut statements) = mpsc::channel(4);
+        let shutdown = CancellationToken::new();
+        tokio::spawn(veu_landmark::serve(
+            listener,
+            Arc::new(Identity {
+                id: "fra-1".into(),
+                at: Coordinates::from_degrees(50.1, 8.7).unwrap(),
+                signer: Ed25519Signer::from_seed(&[42; 32]).unwrap(),
+            }),
+            Limits::default(),
+            sink,
+            shutdown.clone(),
+        ));
+        let dead = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let dead_address = dead.local_addr().unwrap();
+        drop(dead);
+        let settings = LocationSettings {
+            landmarks: vec![dead_address.to_string(), address.to_string()],
+            interval: Duration::from_secs(3600),
+        };
+        let signer = Arc::new(Ed25519Signer::from_seed(&[7; 32]).unwrap());
+        let task = tokio::spawn(probe_every(
+            settings,
+            "gpu-node-5".into(),
+            Arc::clone(&signer),
+            Duration::ZERO,
+            shutdown.clone(),
+        ));
+        let signed = tokio::time::timeout(Duration::from_secs(10), statements.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let measurement = proto_evidence::Measurement::decode(&signed.statement).unwrap();
+        assert_eq!(measurement.host, "gpu-node-5");
+        assert_eq!(measurement.agent_key, *signer.public_key().as_bytes());
+        // Waiting an hour for the next round, it stops at once on shutdown.
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(2), task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
 
     #[test]
     fn jitter_stays_within_its_spread() {
