@@ -1,5 +1,5 @@
-//! The build script of the four binaries (`veu-agent`, `veu-collector`, `veuctl`,
-//! `veu-witness`): sets `VEU_COMMIT` to the short git commit they are built from, or
+//! The build script of the five binaries (`veu-agent`, `veu-collector`, `veuctl`,
+//! `veu-witness`, `veu-landmark`): sets `VEU_COMMIT` to the short git commit they are built from, or
 //! `unknown` outside a git checkout or without git (never a failed build), for `--version` and
 //! the `*_build_info` metrics. Only the hash enters the binary, never a path of the build
 //! machine.
