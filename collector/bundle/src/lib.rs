@@ -16,6 +16,7 @@ mod format;
 mod hex;
 mod keys;
 mod known;
+mod location;
 mod replay;
 mod report_check;
 mod verify;
@@ -26,6 +27,7 @@ pub use format::{
 pub use hex::{from_hex, to_hex};
 pub use keys::{log_key_from_text, signature_from_text, signature_to_text};
 pub use known::read_known_heads;
+pub use location::located_at;
 pub use replay::{Locating, Replay, replay};
 pub use verify::{
     Cosigner, Coverage, Finding, KnownHead, Outcome, ReportCheck, Requirements, RulesSeen, verify,

@@ -36,13 +36,15 @@ pub struct Replay {
 }
 
 /// What round-trip measurements are judged with: the landmarks trusted (the auditor's own, or
-/// the bundle's) and where each site says it is.
+/// the bundle's), where each site says it is, and the policy's terms.
 #[derive(Debug, Clone, Copy)]
 pub struct Locating<'a> {
     /// Landmarks whose measurements count.
     pub landmarks: &'a proto_location::Landmarks,
     /// The site registry.
     pub sites: &'a SiteRegistry,
+    /// The policy's `[location]` terms.
+    pub rule: proto_location::LocationRule,
 }
 
 impl Replay {
@@ -65,9 +67,7 @@ pub fn replay<'a>(
     location: Option<Locating<'_>>,
 ) -> Replay {
     let cache = ChainCache::default();
-    let rule = prices.map_or_else(proto_location::LocationRule::default, |(policy, _)| {
-        proto_location::LocationRule::from(&policy.location)
-    });
+    let rule = location.map_or_else(proto_location::LocationRule::default, |l| l.rule);
     let mut out = Replay {
         failures: Vec::new(),
         notes: Vec::new(),

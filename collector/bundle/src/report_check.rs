@@ -13,7 +13,9 @@ use crate::hex::from_hex;
 use crate::verify::{Outcome, ReportCheck, hash32};
 
 /// The report's verdicts recomputed from the bundle's attestations, its heads and signature.
-/// `changes` are the replay's host changes, each with the log index of the entry that made it.
+/// `changes` are the replay's host changes, each with the log index of the entry that made it;
+/// `location` recomputes the hosts' location verdicts at an instant from the bundle's leaves.
+#[allow(clippy::too_many_arguments)] // each is one input of the check
 pub(crate) fn check_report(
     out: &mut Outcome,
     tree: Option<&proto_merkle::MemoryTree>,
@@ -22,6 +24,7 @@ pub(crate) fn check_report(
     policy: &Policy,
     catalogue: &Catalogue,
     mut changes: Vec<(HostChange, u64)>,
+    location: &dyn Fn(i64) -> Option<collector_report::LocationInput>,
 ) {
     if let Some(signature) = check.signature
         && let Err(e) = proto_seal::check_report(check.json, signature, log_key)
@@ -186,6 +189,7 @@ pub(crate) fn check_report(
         gaps: Vec::new(),
         conflicts: Vec::new(),
         rejections: Vec::new(),
+        location: location(as_of),
         log: report.log.clone(),
     };
     let recomputed = match collector_report::build(&input) {
@@ -236,6 +240,35 @@ pub(crate) fn check_report(
                 report.end_of_month.hardware_tpp, recomputed.end_of_month.hardware_tpp
             ),
         );
+    }
+    let located = |r: &Report| {
+        (
+            r.end_of_month.location_verified_tpp,
+            r.end_of_month
+                .countries
+                .iter()
+                .map(|c| (c.country, c.location_verified_tpp))
+                .collect::<Vec<_>>(),
+            r.location.clone(),
+        )
+    };
+    if located(&recomputed) != located(&report) {
+        let detail = format!(
+            "location-verified TPP at the period's end: the report says {}, the measurements re-judged here with {} give {}",
+            report.end_of_month.location_verified_tpp,
+            match out.landmarks_from {
+                "pinned" => "the --landmarks registry",
+                _ => "the bundle's landmarks",
+            },
+            recomputed.end_of_month.location_verified_tpp
+        );
+        if out.landmarks_from == "pinned" {
+            // Judged by other landmarks than the collector's: a difference is expected, and
+            // what the auditor's own landmarks show is in the verifier's location lines.
+            out.notes.push(detail);
+        } else {
+            out.fail("report_mismatch", detail);
+        }
     }
     if recomputed.violations != report.violations {
         let differs = report

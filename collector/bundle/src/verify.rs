@@ -390,16 +390,22 @@ pub fn verify(
     };
     let nvidia = proto_gpu_evidence::Trust::nvidia();
     let (landmarks, sites) = location_inputs(&mut out, bundle, requires);
+    let locating = crate::replay::Locating {
+        landmarks: &landmarks,
+        sites: &sites,
+        rule: policy
+            .as_ref()
+            .map_or_else(proto_location::LocationRule::default, |p| {
+                proto_location::LocationRule::from(&p.location)
+            }),
+    };
     let replayed = crate::replay::replay(
         entries
             .iter()
             .map(|(&index, (entry, envelope))| (index, entry, envelope.as_deref())),
         prices,
         requires.gpu_roots.as_ref().unwrap_or(&nvidia),
-        Some(crate::replay::Locating {
-            landmarks: &landmarks,
-            sites: &sites,
-        }),
+        Some(locating),
     );
     out.measurements = replayed.measurements;
     out.location = Some(
@@ -430,6 +436,18 @@ pub fn verify(
     if let Some(report) = report
         && let (Some(policy), Some(catalogue)) = (&policy, &catalogue)
     {
+        // The report's location section, recomputed at its as-of instant from the bundle's
+        // leaves as the collector computed it from its log.
+        let judged_by = out.landmarks_from;
+        let location = |as_of_ms: i64| {
+            (judged_by != "none").then(|| {
+                crate::location::located_at(
+                    entries.iter().map(|(&index, (entry, _))| (index, entry)),
+                    locating,
+                    as_of_ms,
+                )
+            })
+        };
         crate::report_check::check_report(
             &mut out,
             tree.as_ref(),
@@ -438,6 +456,7 @@ pub fn verify(
             policy,
             catalogue,
             changes,
+            &location,
         );
     }
     out

@@ -184,6 +184,8 @@ fn hosts(reader: &ReaderArgs, format: Format) -> Result<u8, Failure> {
                         "stale": h.stale,
                         "revoked": h.revoked,
                         "decommissioned_unix_ms": (h.decommissioned_unix_ms != 0).then_some(h.decommissioned_unix_ms),
+                        "location": (!h.location.is_empty()).then_some(&h.location),
+                        "location_detail": (!h.location_detail.is_empty()).then_some(&h.location_detail),
                     })
                 })
                 .collect();
@@ -199,9 +201,10 @@ fn hosts(reader: &ReaderArgs, format: Format) -> Result<u8, Failure> {
                     "Devices",
                     "Last seq",
                     "Last attested",
+                    "Location",
                     "Flags",
                 ],
-                &[false, false, false, true, true, true, false, false],
+                &[false, false, false, true, true, true, false, false, false],
             );
             for h in &hosts {
                 let mut flags = Vec::new();
@@ -231,6 +234,11 @@ fn hosts(reader: &ReaderArgs, format: Format) -> Result<u8, Failure> {
                         "-".to_owned()
                     } else {
                         rfc3339(h.last_attested_unix_ms)
+                    },
+                    match h.location.as_str() {
+                        "" => "-".to_owned(),
+                        "inconsistent" => format!("INCONSISTENT: {}", h.location_detail),
+                        verdict => verdict.to_owned(),
                     },
                     if flags.is_empty() {
                         "-".to_owned()

@@ -243,11 +243,28 @@ impl AuditService {
                 .map(|a| (a.key_id, a.revoked_at_ms.is_some()))
                 .collect();
             let now = collector.now_ms();
+            let located: BTreeMap<String, proto_location::Location> = {
+                let state = collector.state();
+                state
+                    .locations
+                    .hosts(&state.ledger, &collector.rules.sites, now)
+                    .into_iter()
+                    .map(|h| (h.host, h.location))
+                    .collect()
+            };
             let hosts = store
                 .host_states()
                 .map_err(store_status)?
                 .into_iter()
                 .map(|h| v1::HostState {
+                    location: located
+                        .get(&h.host_id)
+                        .map(|l| l.verdict.as_str().to_owned())
+                        .unwrap_or_default(),
+                    location_detail: located
+                        .get(&h.host_id)
+                        .map(proto_location::Location::explain)
+                        .unwrap_or_default(),
                     // A host that has not attested since its enrolment or re-binding is
                     // awaiting evidence (it counts nothing), not stale.
                     stale: h.decommissioned_at_ms.is_none()

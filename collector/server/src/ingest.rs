@@ -213,13 +213,7 @@ impl Collector {
         landmarks: proto_location::Landmarks,
     ) -> Result<Self, IngestError> {
         self.landmarks = landmarks;
-        let fresh = load_state(
-            self.store.as_ref(),
-            self.freshness_ms,
-            &self.rules.policy,
-            &self.landmarks,
-            self.now_ms(),
-        )?;
+        let fresh = self.load()?;
         *self.state() = fresh;
         Ok(self)
     }
@@ -229,6 +223,17 @@ impl Collector {
         let now = self.now_ms();
         let state = self.state();
         state.locations.sums(&state.ledger, &self.rules.sites, now)
+    }
+
+    /// The books loaded again from the store, as of now.
+    fn load(&self) -> Result<State, IngestError> {
+        load_state(
+            self.store.as_ref(),
+            self.freshness_ms,
+            &self.rules.policy,
+            &self.landmarks,
+            self.now_ms(),
+        )
     }
 
     /// The landmarks whose measurements count.
@@ -339,13 +344,7 @@ impl Collector {
     /// database): the ledger and the enrolled keys are loaded again from the store. The
     /// daemon calls it every few seconds on a shared store.
     pub fn refresh_from_store(&self) -> Result<(), IngestError> {
-        let fresh = load_state(
-            self.store.as_ref(),
-            self.freshness_ms,
-            &self.rules.policy,
-            &self.landmarks,
-            self.now_ms(),
-        )?;
+        let fresh = self.load()?;
         *self.state() = fresh;
         Ok(())
     }
@@ -432,13 +431,7 @@ impl Collector {
     /// `settle_books` for a caller that holds the state lock on a blocking thread.
     fn settle_locked(&self, state: &mut State) -> Result<(), AdminError> {
         if self.unsettled.load(Ordering::SeqCst) {
-            *state = load_state(
-                self.store.as_ref(),
-                self.freshness_ms,
-                &self.rules.policy,
-                &self.landmarks,
-                self.now_ms(),
-            )?;
+            *state = self.load()?;
             self.unsettled.store(false, Ordering::SeqCst);
         }
         Ok(())
@@ -449,13 +442,7 @@ impl Collector {
     /// durable.
     fn settle(&self, state: &mut State, stored: Result<(), StoreError>) -> Result<(), AdminError> {
         if let Err(error) = stored {
-            match load_state(
-                self.store.as_ref(),
-                self.freshness_ms,
-                &self.rules.policy,
-                &self.landmarks,
-                self.now_ms(),
-            ) {
+            match self.load() {
                 Ok(fresh) => *state = fresh,
                 Err(reload) => {
                     self.unsettled.store(true, Ordering::SeqCst);

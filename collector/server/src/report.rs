@@ -64,6 +64,40 @@ impl From<ReportError> for Status {
     }
 }
 
+/// The report's location section: each host's verdict at `as_of` from the log's
+/// administrative leaves and the measurement leaves of the last `[location] max_age_hours`
+/// (`collector_bundle::located_at`, which the offline verifier runs on the bundle's leaves);
+/// `None` when the collector trusts no landmark.
+fn location_at(
+    collector: &Collector,
+    as_of: i64,
+) -> Result<Option<collector_report::LocationInput>, ReportError> {
+    if collector.landmarks().is_empty() {
+        return Ok(None);
+    }
+    let store = collector.store.as_ref();
+    let rule = proto_location::LocationRule::from(&collector.rules.policy.location);
+    let since = as_of.saturating_sub(rule.max_age_ms + collector_core::location::MAX_SKEW_MS);
+    let mut records = store.key_records(u64::MAX)?;
+    records.extend(store.measurements(since)?);
+    records.sort_by_key(|record| record.log_index);
+    let mut entries = Vec::with_capacity(records.len());
+    for record in records {
+        let entry = proto_evidence::LogEntry::decode(&record.entry)
+            .map_err(|e| ReportError::Data(format!("log leaf {}: {e}", record.log_index)))?;
+        entries.push((record.log_index, entry));
+    }
+    Ok(Some(collector_bundle::located_at(
+        entries.iter().map(|(index, entry)| (*index, entry)),
+        collector_bundle::Locating {
+            landmarks: collector.landmarks(),
+            sites: &collector.rules.sites,
+            rule,
+        },
+        as_of,
+    )))
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -216,6 +250,7 @@ pub fn build(collector: &Collector, log: &LogKeeper, month: &str) -> Result<Repo
         _ => Vec::new(),
     };
     let rules = &collector.rules;
+    let location = location_at(collector, as_of)?;
     let input = ReportInput {
         month,
         as_of_ms: as_of,
@@ -230,6 +265,7 @@ pub fn build(collector: &Collector, log: &LogKeeper, month: &str) -> Result<Repo
         gaps,
         conflicts,
         rejections: store.rejections_by_reason(start, as_of)?,
+        location,
         log: LogEvidence {
             start: start_head.as_ref().map(signed_head).transpose()?,
             end: end_head.as_ref().map(signed_head).transpose()?,

@@ -254,6 +254,31 @@ fn landmarks_verify_an_honest_host_and_expose_one_claiming_frankfurt_from_johor(
     );
     let table = ok(&collector.veuctl(&["status"]));
     assert!(table.contains("LOCATION INCONSISTENT: de-johor"), "{table}");
+    // Each host's verdict and what it rests on, for the operator.
+    let hosts: Value = serde_json::from_str(&ok(
+        &collector.veuctl(&["audit", "hosts", "--format", "json"])
+    ))
+    .unwrap();
+    let host = |id: &str| {
+        hosts
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["host_id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(host("de-honest")["location"], "verified");
+    assert_eq!(host("de-far")["location"], "unverified");
+    assert_eq!(host("de-johor")["location"], "inconsistent");
+    assert!(
+        host("de-johor")["location_detail"]
+            .as_str()
+            .unwrap()
+            .contains("sin-1"),
+        "{}",
+        host("de-johor")
+    );
 
     // The auditor recomputes the same from the exported bundle, offline.
     let bundle = dir.path().join("bundle");
