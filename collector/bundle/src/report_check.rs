@@ -187,6 +187,7 @@ pub(crate) fn check_report(
         conflicts: Vec::new(),
         rejections: Vec::new(),
         log: report.log.clone(),
+        location: None,
     };
     let recomputed = match collector_report::build(&input) {
         Ok(recomputed) => recomputed,
