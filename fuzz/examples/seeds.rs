@@ -397,6 +397,7 @@ fn main() {
         site_id: "us-va-1".into(),
         country: CountryCode::parse("US").unwrap(),
         tpp: 126_720,
+        hardware_tpp: 0,
         devices: 8,
         kind: ChangeKind::Attested,
     };
@@ -420,6 +421,7 @@ fn main() {
             consistency_proof: consistency_proof.clone(),
             checkpoint: Some(log.checkpoint().to_string()),
         },
+        location: None,
     };
     let report = collector_report::build(&input).unwrap();
     let report_json = report.to_json();

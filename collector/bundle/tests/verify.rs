@@ -269,6 +269,7 @@ fn report_input(month: &str, as_of_ms: i64, heads: LogEvidence, log: &Log) -> Re
         conflicts: Vec::new(),
         rejections: Vec::new(),
         log: heads,
+        location: None,
     }
 }
 

@@ -103,6 +103,17 @@ pub enum ReportError {
         /// The end of the period: the month's end, or the as-of instant.
         end_ms: i64,
     },
+    /// A host given two location verdicts.
+    #[error(
+        "location.hosts[{index}] (host {host_id:?}) repeats a host listed before it: each host \
+         has one location verdict"
+    )]
+    LocatedHostRepeated {
+        /// Position in `location.hosts`.
+        index: usize,
+        /// The host.
+        host_id: String,
+    },
     /// Rejection counts for one reason that add up beyond 64 bits.
     #[error("rejections for reason {reason:?} add up beyond 64 bits")]
     RejectionCountOverflow {

@@ -51,6 +51,63 @@ pub struct ReportInput {
     pub rejections: Vec<(String, u64)>,
     /// The transparency log's signed heads and the proof that joins them.
     pub log: LogEvidence,
+    /// Each counted host's location verdict at `as_of_ms`; `None` when the collector trusts
+    /// no landmark, and the report then claims no location-verified compute.
+    pub location: Option<LocationInput>,
+}
+
+/// Each counted host's location verdict at `as_of_ms` (docs/location.md), as the collector's
+/// location book judged it; `None` when the collector trusts no landmark.
+///
+/// A host counted at the end of the period but not listed here is `unmeasured`; a listed host
+/// not counted then is ignored. A host listed twice is an input error.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocationInput {
+    /// One verdict per host.
+    pub hosts: Vec<LocatedHost>,
+    /// How many landmark measurements the location book held when it judged.
+    pub measurements: u64,
+}
+
+/// One host's verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocatedHost {
+    /// The host.
+    pub host_id: String,
+    /// Its verdict.
+    pub verdict: LocationVerdict,
+    /// What the verdict rests on, in words (for an inconsistent host, what contradicts its
+    /// declared place).
+    pub reason: String,
+}
+
+/// Where round trips from trusted landmarks place a host, against its declared site's
+/// country (docs/location.md). The caller converts its own verdict type into this one, so the
+/// report depends on no location code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LocationVerdict {
+    /// No current measurement of the host's key.
+    Unmeasured,
+    /// Measured and consistent with the declared place, but the region reaches beyond the
+    /// site's country.
+    Unverified,
+    /// The whole region lies within the site's country.
+    Verified,
+    /// The measurements contradict the declared place.
+    Inconsistent,
+}
+
+impl LocationVerdict {
+    /// The verdict's name in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LocationVerdict::Unmeasured => "unmeasured",
+            LocationVerdict::Unverified => "unverified",
+            LocationVerdict::Verified => "verified",
+            LocationVerdict::Inconsistent => "inconsistent",
+        }
+    }
 }
 
 /// A host's new state, as the collector recorded it.

@@ -18,14 +18,14 @@ mod share;
 
 pub use error::ReportError;
 pub use input::{
-    ChangeKind, ConflictEvent, GapEvent, HostChange, LogEvidence, ReportInput, SignedHead,
-    StaleSpan,
+    ChangeKind, ConflictEvent, GapEvent, HostChange, LocatedHost, LocationInput, LocationVerdict,
+    LogEvidence, ReportInput, SignedHead, StaleSpan,
 };
 pub use month::{Month, MonthError};
 pub use render::HtmlOptions;
 pub use replay::build;
 pub use report::{
-    CountryStanding, Day, DayCountry, EndOfMonth, FORMAT, HomeLimit, InventoryChange, LimitKind,
-    Limits, PeakShare, RejectionCount, Report, RuleBreach, Series, SeriesPoint, Span, State,
-    Verdict, ViolationInterval,
+    CountryStanding, Day, DayCountry, EndOfMonth, FORMAT, HomeLimit, InconsistentHost,
+    InventoryChange, LimitKind, Limits, LocationCounts, LocationSection, PeakShare, RejectionCount,
+    Report, RuleBreach, Series, SeriesPoint, Span, State, Verdict, ViolationInterval,
 };

@@ -9,18 +9,21 @@
 //! [`Current::measure`]: `no_evidence` before the fleet's first change, otherwise the
 //! evaluation's own verdict.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use proto_accounting::{
     CountryCode, Distribution, Evaluation, Policy, Rule, Tier, Violation, evaluate,
 };
 
 use crate::error::ReportError;
-use crate::input::{ChangeKind, HostChange, ReportInput, StaleSpan};
+use crate::input::{
+    ChangeKind, HostChange, LocationInput, LocationVerdict, ReportInput, StaleSpan,
+};
 use crate::month::{DAY_MS, format_date};
 use crate::report::{
-    CountryStanding, Day, DayCountry, EndOfMonth, FORMAT, HomeLimit, InventoryChange, Limits,
-    PeakShare, RejectionCount, Report, RuleBreach, Series, Span, State, Verdict, ViolationInterval,
+    CountryStanding, Day, DayCountry, EndOfMonth, FORMAT, HomeLimit, InconsistentHost,
+    InventoryChange, Limits, LocationSection, PeakShare, RejectionCount, Report, RuleBreach,
+    Series, Span, State, Verdict, ViolationInterval,
 };
 use crate::series::SeriesBuilder;
 use crate::share::{Share, limit_text};
@@ -28,7 +31,7 @@ use crate::share::{Share, limit_text};
 /// Computes the month's report up to `input.as_of_ms`. Fails on input that cannot describe a
 /// real month: an as-of instant outside the month (or at its very start), changes out of order
 /// or not before the as-of instant, TPP beyond 64 bits, a silence ending before it starts, a
-/// gap or conflict outside the period.
+/// gap or conflict outside the period, a host given two location verdicts.
 pub fn build(input: &ReportInput) -> Result<Report, ReportError> {
     input.month.check()?;
     let (start_ms, end_ms) = (input.month.start_ms(), input.month.end_ms());
@@ -74,7 +77,14 @@ pub fn build(input: &ReportInput) -> Result<Report, ReportError> {
     walk.close_days_before(as_of_ms, &fleet);
 
     let limits = limits(&input.policy);
-    let end_of_month = end_of_month(&walk.current, &fleet, &limits);
+    let (location, verified) = match &input.location {
+        Some(location) => {
+            let (section, verified) = located(location, &fleet)?;
+            (Some(section), verified)
+        }
+        None => (None, Distribution::new()),
+    };
+    let end_of_month = end_of_month(&walk.current, &fleet, &verified, &limits);
     let at_end = walk.current.state;
     let walked = walk.finish();
     let violations = walked.violations;
@@ -107,6 +117,7 @@ pub fn build(input: &ReportInput) -> Result<Report, ReportError> {
         conflicts,
         rejections,
         log: input.log.clone(),
+        location,
     })
 }
 
@@ -612,7 +623,63 @@ fn limits(policy: &Policy) -> Limits {
     }
 }
 
-fn end_of_month(current: &Current, fleet: &Fleet, limits: &Limits) -> EndOfMonth {
+/// The location verdicts of the hosts counted at the end of the period, and the TPP of the
+/// verified ones by country. A counted host the input does not list is unmeasured; a listed
+/// host not counted is ignored.
+fn located(
+    location: &LocationInput,
+    fleet: &Fleet,
+) -> Result<(LocationSection, Distribution), ReportError> {
+    let mut section = LocationSection {
+        measurements: location.measurements,
+        ..LocationSection::default()
+    };
+    let mut verified = Distribution::new();
+    let mut seen = HashSet::new();
+    let mut listed: u64 = 0;
+    for (index, located) in location.hosts.iter().enumerate() {
+        if !seen.insert(located.host_id.as_str()) {
+            return Err(ReportError::LocatedHostRepeated {
+                index,
+                host_id: located.host_id.clone(),
+            });
+        }
+        let Some(host) = fleet.hosts.get(&located.host_id) else {
+            continue;
+        };
+        listed += 1;
+        let counts = &mut section.hosts;
+        match located.verdict {
+            LocationVerdict::Unmeasured => counts.unmeasured += 1,
+            LocationVerdict::Unverified => counts.unverified += 1,
+            LocationVerdict::Verified => {
+                counts.verified += 1;
+                // A part of the fleet's distribution, which fits in 64 bits, cannot overflow.
+                let _ = verified.add(host.country, host.tpp);
+            }
+            LocationVerdict::Inconsistent => {
+                counts.inconsistent += 1;
+                section.inconsistent.push(InconsistentHost {
+                    host_id: located.host_id.clone(),
+                    reason: located.reason.clone(),
+                });
+            }
+        }
+    }
+    let counted = u64::try_from(fleet.hosts.len()).unwrap_or(u64::MAX);
+    section.hosts.unmeasured += counted.saturating_sub(listed);
+    section
+        .inconsistent
+        .sort_by(|a, b| a.host_id.cmp(&b.host_id));
+    Ok((section, verified))
+}
+
+fn end_of_month(
+    current: &Current,
+    fleet: &Fleet,
+    verified: &Distribution,
+    limits: &Limits,
+) -> EndOfMonth {
     let evaluation = &current.evaluation;
     let countries = evaluation
         .countries
@@ -621,6 +688,7 @@ fn end_of_month(current: &Current, fleet: &Fleet, limits: &Limits) -> EndOfMonth
         .map(|line| {
             let (limit, limit_kind) = limits.for_country(line.country, line.tier);
             let hardware_tpp = fleet.hardware.of(line.country);
+            let location_verified_tpp = verified.of(line.country);
             CountryStanding {
                 country: line.country,
                 tier: line.tier,
@@ -628,6 +696,8 @@ fn end_of_month(current: &Current, fleet: &Fleet, limits: &Limits) -> EndOfMonth
                 share: Share::new(line.tpp, evaluation.total_tpp).text(),
                 hardware_tpp,
                 hardware_share: Share::new(hardware_tpp, line.tpp).text(),
+                location_verified_tpp,
+                location_verified_share: Share::new(location_verified_tpp, line.tpp).text(),
                 limit,
                 limit_kind,
             }
@@ -637,6 +707,8 @@ fn end_of_month(current: &Current, fleet: &Fleet, limits: &Limits) -> EndOfMonth
         total_tpp: evaluation.total_tpp,
         hardware_tpp: fleet.hardware.total(),
         hardware_share: Share::new(fleet.hardware.total(), evaluation.total_tpp).text(),
+        location_verified_tpp: verified.total(),
+        location_verified_share: Share::new(verified.total(), evaluation.total_tpp).text(),
         tier1_share: current.tier1.text(),
         home_share: current.home.map(Share::text),
         countries,

@@ -77,6 +77,45 @@ pub struct Report {
     pub rejections: Vec<RejectionCount>,
     /// The transparency log's evidence, as given.
     pub log: LogEvidence,
+    /// Where landmarks' round trips place the hosts counted at the end of the period
+    /// (docs/location.md); absent when the collector trusts no landmark, and in reports made
+    /// before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<LocationSection>,
+}
+
+/// The location verdicts of the hosts counted at the end of the period. Shown beside the
+/// declared distribution; it does not change the verdict.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocationSection {
+    /// Counted hosts per verdict.
+    pub hosts: LocationCounts,
+    /// How many landmark measurements the verdicts were judged from.
+    pub measurements: u64,
+    /// Every counted host whose measurements contradict its declared place, by host id.
+    pub inconsistent: Vec<InconsistentHost>,
+}
+
+/// Counted hosts per location verdict; together, every host counted at the end of the period.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocationCounts {
+    /// Without a current measurement (and every counted host the location book did not list).
+    pub unmeasured: u64,
+    /// Measured and consistent, but the region reaches beyond the site's country.
+    pub unverified: u64,
+    /// The region lies wholly within the site's country.
+    pub verified: u64,
+    /// The measurements contradict the declared place.
+    pub inconsistent: u64,
+}
+
+/// A counted host whose measurements contradict its declared place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InconsistentHost {
+    /// The host.
+    pub host_id: String,
+    /// What contradicts its declared place, in words.
+    pub reason: String,
 }
 
 /// The thresholds of the policy the report was evaluated against, as percentages with three
@@ -204,6 +243,13 @@ pub struct EndOfMonth {
     pub hardware_tpp: u64,
     /// `hardware_tpp`'s share of the total.
     pub hardware_share: String,
+    /// The part of `total_tpp` on hosts whose location is verified within their site's
+    /// country (docs/location.md); 0 when the report has no `location`.
+    #[serde(default)]
+    pub location_verified_tpp: u64,
+    /// `location_verified_tpp`'s share of the total.
+    #[serde(default = "zero_share")]
+    pub location_verified_share: String,
     /// Share of the total in Tier-1 countries.
     pub tier1_share: String,
     /// Share in the headquarters country; `null` without a home rule.
@@ -231,6 +277,12 @@ pub struct CountryStanding {
     pub hardware_tpp: u64,
     /// `hardware_tpp`'s share of the country's `tpp`.
     pub hardware_share: String,
+    /// The part of `tpp` on hosts whose location is verified within the country.
+    #[serde(default)]
+    pub location_verified_tpp: u64,
+    /// `location_verified_tpp`'s share of the country's `tpp`.
+    #[serde(default = "zero_share")]
+    pub location_verified_share: String,
     /// The limit's percentage, e.g. `"7.000"`; `null` when no limit applies.
     pub limit: Option<String>,
     /// Which limit.
@@ -426,6 +478,11 @@ pub struct RejectionCount {
     pub reason: String,
     /// How many in the month.
     pub count: u64,
+}
+
+/// The share of nothing, which reports made before a share existed stand for.
+fn zero_share() -> String {
+    "0.000".to_owned()
 }
 
 impl Report {

@@ -276,6 +276,7 @@ pub fn build(collector: &Collector, log: &LogKeeper, month: &str) -> Result<Repo
                 .transpose()?
                 .map(|note| note.to_string()),
         },
+        location: None,
     };
     collector_report::build(&input).map_err(|e| ReportError::Data(e.to_string()))
 }

@@ -9,7 +9,7 @@ use proto_accounting::Tier;
 
 use crate::input::SignedHead;
 use crate::month::format_timestamp;
-use crate::report::{Day, Report, State, ViolationInterval};
+use crate::report::{Day, LocationSection, Report, State, ViolationInterval};
 
 use super::html::hex;
 use super::text::{country, escape, grouped, limit_words, percent, rule_name, state_words};
@@ -76,18 +76,37 @@ impl Report {
             grouped(end.hardware_tpp),
             escape(&self.defined(end.total_tpp, &end.hardware_share)),
         );
+        let _ = writeln!(
+            page,
+            "<p>{}</p>",
+            match &self.location {
+                Some(_) => format!(
+                    "Location-verified (round trips from trusted landmarks place the host within \
+                     its site's country): {} TPP, {} of the total. Shown beside the declared \
+                     distribution; it does not change the verdict.",
+                    grouped(end.location_verified_tpp),
+                    escape(&self.defined(end.total_tpp, &end.location_verified_share)),
+                ),
+                None =>
+                    "Location-verified: not measured (the collector trusts no landmark).".to_owned(),
+            }
+        );
         let evaluated = end.total_tpp > 0;
+        let mut headers = vec![
+            "Country",
+            "Tier",
+            "TPP",
+            "Share",
+            "Limit",
+            "Hardware-attested TPP",
+        ];
+        if self.location.is_some() {
+            headers.push("Location-verified TPP");
+        }
+        headers.push("Status");
         table(
             page,
-            &[
-                "Country",
-                "Tier",
-                "TPP",
-                "Share",
-                "Limit",
-                "Hardware-attested TPP",
-                "Status",
-            ],
+            &headers,
             end.countries
                 .iter()
                 .map(|line| {
@@ -101,7 +120,7 @@ impl Report {
                         (true, false, Tier::One) => "ok (counts toward Tier 1)",
                         (true, false, _) => "ok",
                     };
-                    vec![
+                    let mut row = vec![
                         Cell::Text(country(line.country)),
                         Cell::Num(line.tier.number().to_string()),
                         Cell::Num(grouped(line.tpp)),
@@ -112,11 +131,22 @@ impl Report {
                             grouped(line.hardware_tpp),
                             self.defined(line.tpp, &line.hardware_share)
                         )),
-                        Cell::Status(status.to_owned()),
-                    ]
+                    ];
+                    if self.location.is_some() {
+                        row.push(Cell::Num(format!(
+                            "{} ({})",
+                            grouped(line.location_verified_tpp),
+                            self.defined(line.tpp, &line.location_verified_share)
+                        )));
+                    }
+                    row.push(Cell::Status(status.to_owned()));
+                    row
                 })
                 .collect(),
         );
+        if let Some(location) = &self.location {
+            location_section(page, location);
+        }
         section(
             page,
             "Days",
@@ -340,6 +370,37 @@ impl Report {
             ),
         ]
     }
+}
+
+/// The hosts counted at the end per location verdict, and each inconsistent host's reason.
+fn location_section(page: &mut String, location: &LocationSection) {
+    let hosts = &location.hosts;
+    let _ = writeln!(
+        page,
+        "<h2>Location of the counted hosts</h2>\n<p>From {} landmark measurements: {} verified, \
+         {} unverified (consistent, but the landmarks cannot place them within one country), {} \
+         inconsistent, {} unmeasured.</p>",
+        grouped(location.measurements),
+        grouped(hosts.verified),
+        grouped(hosts.unverified),
+        grouped(hosts.inconsistent),
+        grouped(hosts.unmeasured),
+    );
+    section(
+        page,
+        "Hosts whose location contradicts their declared site",
+        &["Host", "Why"],
+        location
+            .inconsistent
+            .iter()
+            .map(|host| {
+                vec![
+                    Cell::Text(host.host_id.clone()),
+                    Cell::Text(host.reason.clone()),
+                ]
+            })
+            .collect(),
+    );
 }
 
 fn head_table(page: &mut String, head: &SignedHead) {

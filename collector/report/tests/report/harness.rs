@@ -88,6 +88,7 @@ pub fn input(policy: Policy, changes: Vec<HostChange>) -> ReportInput {
             consistency_proof: vec!["11".repeat(32), "22".repeat(32)],
             checkpoint: None,
         },
+        location: None,
     }
 }
 

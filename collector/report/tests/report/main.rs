@@ -5,6 +5,7 @@
 
 mod errors;
 mod harness;
+mod location;
 mod properties;
 mod render;
 mod scale;

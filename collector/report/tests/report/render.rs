@@ -120,6 +120,8 @@ fn json_round_trips_and_keeps_the_field_order() {
             "share": "0.000",
             "hardware_tpp": 0,
             "hardware_share": "0.000",
+            "location_verified_tpp": 0,
+            "location_verified_share": "0.000",
             "limit": "0.000",
             "limit_kind": "prohibited",
         })

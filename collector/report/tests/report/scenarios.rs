@@ -48,6 +48,8 @@ fn a_fleet_compliant_all_month() {
         share: share.into(),
         hardware_tpp: 0,
         hardware_share: "0.000".into(),
+        location_verified_tpp: 0,
+        location_verified_share: "0.000".into(),
         limit: Some(limit.into()),
         limit_kind: kind,
     };
