@@ -11,16 +11,26 @@ use proto_location::Verdict;
 
 use crate::replay::{Locating, replay};
 
+/// Measurement leaves received this long before an instant can still count at it: the
+/// policy's maximum age, plus the clock window a landmark's time may lie in.
+pub fn window_ms(locating: &Locating<'_>) -> i64 {
+    locating.rule.max_age_ms + collector_core::location::MAX_SKEW_MS
+}
+
 /// The verdict of every host in service at `as_of_ms` (exclusive), judged by `locating`, from
-/// `entries` (log index and entry, in log order; attestations among them are skipped: they do
-/// not change who holds which key).
+/// `entries` (log index and entry, in log order): the administrative entries before the
+/// instant, and the measurement leaves received within [`window_ms`] before it (attestations
+/// are skipped: they do not change who holds which key).
 pub fn located_at<'a>(
     entries: impl IntoIterator<Item = (u64, &'a LogEntry)>,
     locating: Locating<'_>,
     as_of_ms: i64,
 ) -> LocationInput {
-    let relevant = entries.into_iter().filter(|(_, entry)| {
-        entry.at_ms() < as_of_ms && !matches!(entry, LogEntry::Attestation { .. })
+    let since = as_of_ms.saturating_sub(window_ms(&locating));
+    let relevant = entries.into_iter().filter(|(_, entry)| match entry {
+        LogEntry::Attestation { .. } => false,
+        LogEntry::Measurement { received_at_ms, .. } => (since..as_of_ms).contains(received_at_ms),
+        other => other.at_ms() < as_of_ms,
     });
     let replayed = replay(
         relevant.map(|(index, entry)| (index, entry, None)),

@@ -191,7 +191,6 @@ pub(crate) fn check_report(
         rejections: Vec::new(),
         location: location(as_of),
         log: report.log.clone(),
-        location: None,
     };
     let recomputed = match collector_report::build(&input) {
         Ok(recomputed) => recomputed,

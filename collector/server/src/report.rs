@@ -76,8 +76,12 @@ fn location_at(
         return Ok(None);
     }
     let store = collector.store.as_ref();
-    let rule = proto_location::LocationRule::from(&collector.rules.policy.location);
-    let since = as_of.saturating_sub(rule.max_age_ms + collector_core::location::MAX_SKEW_MS);
+    let locating = collector_bundle::Locating {
+        landmarks: collector.landmarks(),
+        sites: &collector.rules.sites,
+        rule: proto_location::LocationRule::from(&collector.rules.policy.location),
+    };
+    let since = as_of.saturating_sub(collector_bundle::window_ms(&locating));
     let mut records = store.key_records(u64::MAX)?;
     records.extend(store.measurements(since)?);
     records.sort_by_key(|record| record.log_index);
@@ -89,11 +93,7 @@ fn location_at(
     }
     Ok(Some(collector_bundle::located_at(
         entries.iter().map(|(index, entry)| (*index, entry)),
-        collector_bundle::Locating {
-            landmarks: collector.landmarks(),
-            sites: &collector.rules.sites,
-            rule,
-        },
+        locating,
         as_of,
     )))
 }
@@ -276,7 +276,6 @@ pub fn build(collector: &Collector, log: &LogKeeper, month: &str) -> Result<Repo
                 .transpose()?
                 .map(|note| note.to_string()),
         },
-        location: None,
     };
     collector_report::build(&input).map_err(|e| ReportError::Data(e.to_string()))
 }

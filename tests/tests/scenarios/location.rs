@@ -280,9 +280,42 @@ fn landmarks_verify_an_honest_host_and_expose_one_claiming_frankfurt_from_johor(
         host("de-johor")
     );
 
-    // The auditor recomputes the same from the exported bundle, offline.
+    // The month's report so far shows the location-verified share and the inconsistent host.
+    let (month, _, _) = crate::support::month_of(crate::support::now_ms());
+    let report_dir = dir.path().join("report");
+    ok(&collector.veuctl(&[
+        "report",
+        "--month",
+        &month,
+        "--out",
+        report_dir.to_str().unwrap(),
+        "--log-key",
+        collector.log_pub().to_str().unwrap(),
+    ]));
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(report_dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(
+        report["end_of_month"]["location_verified_tpp"], per_host,
+        "{report}"
+    );
+    assert_eq!(
+        report["location"]["inconsistent"][0]["host_id"], "de-johor",
+        "{}",
+        report["location"]
+    );
+    let html = std::fs::read_to_string(report_dir.join("report.html")).unwrap();
+    assert!(
+        html.contains("de-johor"),
+        "the HTML report names the inconsistent host"
+    );
+
+    // The auditor recomputes the same from the exported bundle, offline, report included.
     let bundle = dir.path().join("bundle");
     collector.export_month(&bundle);
+    let report_json = report_dir.join("report.json");
+    let (code, out) = collector.verify(&bundle, &["--report", report_json.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("PASS"), "{out}");
     let (code, out) = collector.verify(&bundle, &["--format", "json"]);
     assert_eq!(code, 0, "{out}");
     let answer: Value = serde_json::from_str(&out).unwrap();
