@@ -1,7 +1,8 @@
-//! The report's tables on the HTML page: violations, the distribution at the end, the days,
-//! inventory, silences, gaps, rejections, conflicts and the log evidence. Numbers with grouped
-//! thousands, shares with their sign, timestamps that do not wrap, long hex that breaks, a
-//! status column in words, and a dash where a share is undefined (no evidence, nothing counted).
+//! The report's tables on the HTML page: violations, the distribution at the end (with the
+//! location of the counted hosts), the days, inventory, silences, gaps, rejections, conflicts
+//! and the log evidence. Numbers with grouped thousands, shares with their sign, timestamps
+//! that do not wrap, long hex that breaks, a status column in words, and a dash where a share
+//! is undefined (no evidence, nothing counted).
 
 use std::fmt::Write as _;
 
