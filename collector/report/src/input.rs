@@ -65,7 +65,8 @@ pub struct ReportInput {
 pub struct LocationInput {
     /// One verdict per host.
     pub hosts: Vec<LocatedHost>,
-    /// How many landmark measurements the location book held when it judged.
+    /// How many measurement leaves the log received in the window that could count at the
+    /// as-of instant (the policy's maximum age plus the landmarks' clock window).
     pub measurements: u64,
 }
 

@@ -17,6 +17,7 @@ pub const SERVICES: &[&str] = &[
     "veu.v1.Enrollment",
     "veu.v1.Admin",
     "veu.v1.Audit",
+    "veu.v1.Landmark",
     "grpc.health.v1.Health",
     "grpc.reflection.v1.ServerReflection",
     "grpc.reflection.v1alpha.ServerReflection",
