@@ -399,7 +399,7 @@ pub fn verify(
                 proto_location::LocationRule::from(&p.location)
             }),
     };
-    let replayed = crate::replay::replay(
+    let mut replayed = crate::replay::replay(
         entries
             .iter()
             .map(|(&index, (entry, envelope))| (index, entry, envelope.as_deref())),
@@ -475,11 +475,17 @@ fn location_inputs(
             pinned.clone()
         }
         (None, Some(text)) => {
-            out.landmarks_from = "bundle";
-            proto_location::Landmarks::from_toml(text).unwrap_or_else(|e| {
+            let landmarks = proto_location::Landmarks::from_toml(text).unwrap_or_else(|e| {
                 out.fail("landmarks", format!("landmarks.toml: {e}"));
                 proto_location::Landmarks::default()
-            })
+            });
+            // A collector that trusts no landmark judges no location; neither does this.
+            out.landmarks_from = if landmarks.is_empty() {
+                "none"
+            } else {
+                "bundle"
+            };
+            landmarks
         }
         (None, None) => {
             out.landmarks_from = "none";

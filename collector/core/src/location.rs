@@ -118,11 +118,27 @@ pub struct LocationSums {
     pub inconsistent: Vec<String>,
 }
 
-/// Every landmark's newest admitted measurement of each host.
+/// Every landmark's newest admitted measurement of each host, and each host's verdict as last
+/// judged (kept until a measurement arrives, ages in or out, or the host's key, site or
+/// country changes, so the books are summed without judging every host again).
 #[derive(Debug, Clone, Default)]
 pub struct LocationBook {
     rule: LocationRule,
     hosts: HashMap<String, BTreeMap<String, Measurement>>,
+    judged: HashMap<String, Judged>,
+}
+
+/// A host's verdict, and what it holds for.
+#[derive(Debug, Clone)]
+struct Judged {
+    key: KeyId,
+    site: String,
+    country: proto_accounting::CountryCode,
+    /// The verdict holds from this instant...
+    from_ms: i64,
+    /// ...until this one (exclusive): the next instant a measurement counts or expires.
+    until_ms: i64,
+    location: Location,
 }
 
 impl LocationBook {
@@ -131,6 +147,7 @@ impl LocationBook {
         Self {
             rule,
             hosts: HashMap::new(),
+            judged: HashMap::new(),
         }
     }
 
@@ -213,6 +230,7 @@ impl LocationBook {
 
     /// Enters a measurement that passed [`LocationBook::check`] (and is durably logged).
     pub fn accept(&mut self, measurement: Measurement) {
+        self.judged.remove(&measurement.host);
         self.hosts
             .entry(measurement.host.clone())
             .or_default()
@@ -253,15 +271,94 @@ impl LocationBook {
         locate(&declared, &record.key, &measurements, now_ms, &self.rule)
     }
 
+    /// Judges a host again if what its last verdict rests on changed: its key, site or
+    /// country, or a measurement starting or ceasing to count since.
+    fn refresh(&mut self, host: &str, record: &HostRecord, sites: &SiteRegistry, now_ms: i64) {
+        let fresh = self.judged.get(host).is_some_and(|j| {
+            j.key == record.key
+                && j.site == record.site
+                && j.country == record.country
+                && (j.from_ms..j.until_ms).contains(&now_ms)
+        });
+        if fresh {
+            return;
+        }
+        let location = self.locate(host, record, sites, now_ms);
+        // The verdict changes only when a measurement of the key starts to count (its time
+        // is reached) or stops (it is older than the maximum age).
+        let until_ms = self
+            .hosts
+            .get(host)
+            .into_iter()
+            .flat_map(BTreeMap::values)
+            .filter(|m| m.agent_key_id() == record.key)
+            .flat_map(|m| {
+                [
+                    m.measured_at_ms,
+                    m.measured_at_ms
+                        .saturating_add(self.rule.max_age_ms)
+                        .saturating_add(1),
+                ]
+            })
+            .filter(|&at| at > now_ms)
+            .min()
+            .unwrap_or(i64::MAX);
+        self.judged.insert(
+            host.to_owned(),
+            Judged {
+                key: record.key,
+                site: record.site.clone(),
+                country: record.country,
+                from_ms: now_ms,
+                until_ms,
+                location,
+            },
+        );
+    }
+
+    /// A host's location at `now_ms`, as [`LocationBook::locate`] gives it, judged again only
+    /// when what it rests on changed since it was last judged.
+    pub fn judge(
+        &mut self,
+        host: &str,
+        record: &HostRecord,
+        sites: &SiteRegistry,
+        now_ms: i64,
+    ) -> Location {
+        self.refresh(host, record, sites, now_ms);
+        match self.judged.get(host) {
+            Some(judged) => judged.location.clone(),
+            None => self.locate(host, record, sites, now_ms),
+        }
+    }
+
+    fn verdict(
+        &mut self,
+        host: &str,
+        record: &HostRecord,
+        sites: &SiteRegistry,
+        now_ms: i64,
+    ) -> Verdict {
+        self.refresh(host, record, sites, now_ms);
+        self.judged
+            .get(host)
+            .map_or(Verdict::Unmeasured, |judged| judged.location.verdict)
+    }
+
     /// Every counting host's location at `now_ms`, by host id.
-    pub fn hosts(&self, ledger: &Ledger, sites: &SiteRegistry, now_ms: i64) -> Vec<HostLocation> {
+    pub fn hosts(
+        &mut self,
+        ledger: &Ledger,
+        sites: &SiteRegistry,
+        now_ms: i64,
+    ) -> Vec<HostLocation> {
         let mut out: Vec<HostLocation> = ledger
             .hosts()
             .filter(|(_, record)| record.counts())
             .map(|(host, record)| HostLocation {
                 host: host.clone(),
                 tpp: record.tpp,
-                location: self.locate(host, record, sites, now_ms),
+                location: self.judge(host, record, sites, now_ms),
             })
             .collect();
         out.sort_by(|a, b| a.host.cmp(&b.host));
@@ -270,11 +367,11 @@ impl LocationBook {
 
     /// Counted compute by verdict at `now_ms`: the location-verified distribution beside the
     /// declared one.
-    pub fn sums(&self, ledger: &Ledger, sites: &SiteRegistry, now_ms: i64) -> LocationSums {
+    pub fn sums(&mut self, ledger: &Ledger, sites: &SiteRegistry, now_ms: i64) -> LocationSums {
         let mut sums = LocationSums::default();
         for (host, record) in ledger.hosts().filter(|(_, record)| record.counts()) {
             let verdict = if self.hosts.contains_key(host.as_str()) {
-                self.locate(host, record, sites, now_ms).verdict
+                self.verdict(host, record, sites, now_ms)
             } else {
                 Verdict::Unmeasured
             };

@@ -217,7 +217,7 @@ impl Standing {
             percent(self.located_tpp, self.last_known_tpp),
             self.located_hosts
         ));
-        for (country, tpp, located) in &self.located {
+        for (country, tpp, located) in self.located.iter().filter(|_| self.located_tpp > 0) {
             out.push_str(&format!(
                 "  {country}: {} TPP of {} TPP ({:.1} %)\n",
                 grouped(*located),

@@ -370,7 +370,12 @@ fn table(
                 "NVIDIA's Device Identity CA"
             }
         );
-        if let Some(location) = &outcome.location {
+        if outcome.landmarks_from == "none" {
+            println!(
+                "Location  not judged: the bundle names no landmark (give --landmarks to judge its {} measurement(s) by yours)",
+                outcome.measurements
+            );
+        } else if let Some(location) = &outcome.location {
             let verified = location.verified.total();
             let total = outcome.distribution.total();
             println!(
@@ -382,10 +387,10 @@ fn table(
                     100.0 * verified as f64 / total as f64
                 },
                 outcome.measurements,
-                match outcome.landmarks_from {
-                    "pinned" => "the --landmarks registry",
-                    "bundle" => "the bundle's landmarks.toml",
-                    _ => "no landmarks (the bundle names none)",
+                if outcome.landmarks_from == "pinned" {
+                    "the --landmarks registry"
+                } else {
+                    "the bundle's landmarks.toml"
                 }
             );
             for host in &outcome.located_hosts {

@@ -175,7 +175,7 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
                         tracing::warn!(host, "host is stale: no attestation within the freshness window");
                     }
                     sweeper.metrics.observe(state.ledger.live(), &sweeper.rules.policy);
-                    let located = state.locations.sums(&state.ledger, &sweeper.rules.sites, now_ms());
+                    let located = state.location_sums(&sweeper.rules.sites, now_ms());
                     drop(state);
                     sweeper.metrics.observe_location(&located, &sweeper.rules.policy);
                 }

@@ -197,14 +197,12 @@ impl AdminService {
         let (last_known, verified, stale_hosts, hosts, agents) = {
             let mut state = self.collector.state();
             state.ledger.sweep(now);
+            let located = state.location_sums(&self.collector.rules.sites, now);
             let live = state.ledger.live();
             let mut stale = Distribution::new();
             for (_, entry) in live.stale_hosts() {
                 let _ = stale.add(entry.country, entry.tpp);
             }
-            let located = state
-                .locations
-                .sums(&state.ledger, &self.collector.rules.sites, now);
             let last_known = view(
                 live.last_known(),
                 &self.collector,

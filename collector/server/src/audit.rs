@@ -161,10 +161,9 @@ fn distribution_at(
     let rules = &collector.rules;
     // The live location book speaks for now only; a past instant's is the verifier's replay.
     let located = (as_of >= collector.now_ms().saturating_sub(60_000)).then(|| {
-        let state = collector.state();
-        state
-            .locations
-            .sums(&state.ledger, &rules.sites, collector.now_ms())
+        collector
+            .state()
+            .location_sums(&rules.sites, collector.now_ms())
     });
     Ok(v1::DistributionResponse {
         as_of_unix_ms: as_of,
@@ -244,10 +243,9 @@ impl AuditService {
                 .collect();
             let now = collector.now_ms();
             let located: BTreeMap<String, proto_location::Location> = {
-                let state = collector.state();
-                state
-                    .locations
-                    .hosts(&state.ledger, &collector.rules.sites, now)
+                collector
+                    .state()
+                    .located_hosts(&collector.rules.sites, now)
                     .into_iter()
                     .map(|h| (h.host, h.location))
                     .collect()

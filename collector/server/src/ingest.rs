@@ -92,6 +92,32 @@ pub struct State {
     pub locations: collector_core::LocationBook,
 }
 
+impl State {
+    /// Counted compute by location verdict at `now_ms`.
+    pub fn location_sums(
+        &mut self,
+        sites: &SiteRegistry,
+        now_ms: i64,
+    ) -> collector_core::LocationSums {
+        let State {
+            ledger, locations, ..
+        } = self;
+        locations.sums(ledger, sites, now_ms)
+    }
+
+    /// Every counting host's location at `now_ms`.
+    pub fn located_hosts(
+        &mut self,
+        sites: &SiteRegistry,
+        now_ms: i64,
+    ) -> Vec<collector_core::HostLocation> {
+        let State {
+            ledger, locations, ..
+        } = self;
+        locations.hosts(ledger, sites, now_ms)
+    }
+}
+
 /// Why an administrative change of the books was not made.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -221,8 +247,7 @@ impl Collector {
     /// Counted compute by location verdict now (the live books).
     pub fn location_sums(&self) -> collector_core::LocationSums {
         let now = self.now_ms();
-        let state = self.state();
-        state.locations.sums(&state.ledger, &self.rules.sites, now)
+        self.state().location_sums(&self.rules.sites, now)
     }
 
     /// The books loaded again from the store, as of now.

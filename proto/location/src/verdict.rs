@@ -95,9 +95,17 @@ pub struct Location {
     pub region: Option<Region>,
     /// Countries the region lies wholly within (at the boundary raster's 1° cells).
     pub within: Vec<CountryCode>,
-    /// Countries the region may touch (every country in a cell the box touches).
+    /// Countries the region may touch (every country in a cell the box touches); left empty
+    /// for a region wider than [`MAX_TOUCHING_CELLS`] raster cells (`wide`).
     pub touching: Vec<CountryCode>,
+    /// The region spans more than [`MAX_TOUCHING_CELLS`] cells: far landmarks, which cannot
+    /// verify a host, and whose countries are not listed (it would cost a millisecond a host).
+    pub wide: bool,
 }
+
+/// The most 1° raster cells a region may span for the countries it may touch to be listed
+/// (and so for an inconsistency to be found from them): 20° × 20°, about 2,200 km across.
+pub const MAX_TOUCHING_CELLS: f64 = 400.0;
 
 impl Location {
     /// What the verdict rests on, in words: for an inconsistent host, what contradicts its
@@ -125,6 +133,9 @@ impl Location {
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
+                Verdict::Unverified | Verdict::Inconsistent if self.wide => format!(
+                    "the region spans more than {MAX_TOUCHING_CELLS} one-degree cells: the landmarks are too far"
+                ),
                 Verdict::Unverified | Verdict::Inconsistent => {
                     format!("the region may touch {}", touching.join(", "))
                 }
@@ -134,9 +145,12 @@ impl Location {
     }
 
     /// Whether the region lies wholly within countries of `set` (every country it may touch
-    /// is in it). False when unmeasured or the region touches no country.
+    /// is in it). False when unmeasured, wide, or the region touches no country.
     pub fn within_all_of(&self, set: impl Fn(CountryCode) -> bool) -> bool {
-        self.region.is_some() && !self.touching.is_empty() && self.touching.iter().all(|c| set(*c))
+        self.region.is_some()
+            && !self.wide
+            && !self.touching.is_empty()
+            && self.touching.iter().all(|c| set(*c))
     }
 }
 
@@ -178,6 +192,7 @@ pub fn locate(
         region: Region::around(&disks),
         within: Vec::new(),
         touching: Vec::new(),
+        wide: false,
         disks,
     };
     let Some(region) = location.region else {
@@ -200,10 +215,10 @@ pub fn locate(
             }
         }
     }
-    (location.within, location.touching) = countries(&region);
+    (location.within, location.touching, location.wide) = countries(&region);
     location.verdict = if !location.excluding_site.is_empty()
         || !location.disjoint.is_empty()
-        || !location.touching.contains(&declared.country)
+        || (!location.wide && !location.touching.contains(&declared.country))
     {
         Verdict::Inconsistent
     } else if location.within.contains(&declared.country) {
@@ -216,8 +231,16 @@ pub fn locate(
 
 /// Countries (ISO 3166-1 alpha-2; subdivisions left out) wholly containing the box, and
 /// those that may touch it, at the raster's cells: "within" is never claimed for a cell a
-/// border crosses, and "touching" lists every country of every cell touched.
-fn countries(region: &Region) -> (Vec<CountryCode>, Vec<CountryCode>) {
+/// border crosses, and "touching" lists every country of every cell touched, unless the box
+/// is wider than [`MAX_TOUCHING_CELLS`] (then `true` comes third and "touching" is empty).
+fn countries(region: &Region) -> (Vec<CountryCode>, Vec<CountryCode>, bool) {
+    let lon_width = if region.west <= region.east {
+        region.east - region.west
+    } else {
+        360.0 - (region.west - region.east)
+    };
+    let cells = (region.north.ceil() - region.south.floor()).max(1.0) * (lon_width.ceil() + 1.0);
+    let wide = cells > MAX_TOUCHING_CELLS;
     // The raster reads 180° as −180°: a box of every longitude must end just short of it.
     let east = if region.east >= 180.0 {
         179.999_999
@@ -225,7 +248,7 @@ fn countries(region: &Region) -> (Vec<CountryCode>, Vec<CountryCode>) {
         region.east
     };
     let Ok(bounds) = BoundingBox::new(region.south, region.west, region.north, east) else {
-        return (Vec::new(), Vec::new());
+        return (Vec::new(), Vec::new(), wide);
     };
     let codes = |ids: std::collections::HashSet<&str>| {
         let mut codes: Vec<CountryCode> = ids
@@ -237,11 +260,17 @@ fn countries(region: &Region) -> (Vec<CountryCode>, Vec<CountryCode>) {
         codes
     };
     let Some(map) = boundaries() else {
-        return (Vec::new(), Vec::new());
+        return (Vec::new(), Vec::new(), wide);
     };
+    if wide {
+        // No country holds 400 cells' worth of box bar the largest few, and listing what it
+        // touches costs too much to do per host: only "within" is asked.
+        return (codes(map.containing_ids(bounds)), Vec::new(), true);
+    }
     (
         codes(map.containing_ids(bounds)),
         codes(map.intersecting_ids(bounds)),
+        false,
     )
 }
 

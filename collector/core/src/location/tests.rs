@@ -213,3 +213,51 @@ fn measurements_expire_and_an_unmeasured_host_is_never_verified() {
     assert_eq!(sums.verified.total(), 0);
     assert_eq!(sums.hosts.get(&Verdict::Unmeasured), Some(&1));
 }
+
+#[test]
+fn a_judged_verdict_follows_new_measurements_and_their_expiry() {
+    let ledger = ledger("h1", "de-1", 7);
+    let mut book = LocationBook::new(LocationRule::default());
+    let de = CountryCode::parse("DE").unwrap();
+    book.accept(measured("kas", KASSEL, "h1", 7, 400, T0 + 2000));
+    assert_eq!(
+        book.sums(&ledger, &sites(), T0 + 3000).verified.of(de),
+        15_840
+    );
+    // Judged again as soon as a new measurement arrives: Singapore's fast answer contradicts
+    // the site.
+    book.accept(measured("sin", SINGAPORE, "h1", 7, 400, T0 + 4000));
+    let sums = book.sums(&ledger, &sites(), T0 + 5000);
+    assert_eq!(sums.verified.of(de), 0);
+    assert_eq!(sums.inconsistent, vec!["h1".to_owned()]);
+    // The Kassel measurement expires first, then Singapore's: each changes the verdict at its
+    // instant, without any new measurement.
+    let max_age = book.rule().max_age_ms;
+    let after_kassel = T0 + 2000 + max_age + 1;
+    let record = ledger.host("h1").unwrap();
+    assert_eq!(
+        book.judge("h1", record, &sites(), after_kassel).disks.len(),
+        1
+    );
+    let after_both = T0 + 4000 + max_age + 1;
+    assert_eq!(
+        book.sums(&ledger, &sites(), after_both)
+            .hosts
+            .get(&Verdict::Unmeasured),
+        Some(&1)
+    );
+    // A measurement taken after the instant asked about does not count yet.
+    book.accept(measured("kas", KASSEL, "h1", 7, 400, after_both + 10));
+    assert_eq!(
+        book.sums(&ledger, &sites(), after_both + 5)
+            .verified
+            .total(),
+        0
+    );
+    assert_eq!(
+        book.sums(&ledger, &sites(), after_both + 10)
+            .verified
+            .total(),
+        15_840
+    );
+}
