@@ -392,3 +392,21 @@ fn gpu_evidence_files_that_do_not_read_are_refused_each_with_its_key() {
         &["roots.pem", "driver.xml", "no-such-dir"],
     );
 }
+
+#[test]
+fn a_landmark_registry_that_does_not_read_is_refused_with_its_key_and_entry() {
+    let setup = Setup::new();
+    std::fs::write(
+        setup.path("landmarks.toml"),
+        "[[landmark]]\nid = \"fra-1\"\nlatitude = 95.0\nlongitude = 8.68\npublic_key = \"not-hex\"\n",
+    )
+    .unwrap();
+    setup.config(&[("[log]", "[location]\nlandmarks = \"landmarks.toml\"\n[log]")]);
+    setup.refused(
+        &["location.landmarks"],
+        &["landmark[0].latitude", "landmark[0].public_key"],
+    );
+    // A missing registry is refused too, naming the file.
+    setup.config(&[("[log]", "[location]\nlandmarks = \"nowhere.toml\"\n[log]")]);
+    setup.refused(&["location.landmarks"], &["nowhere.toml"]);
+}
