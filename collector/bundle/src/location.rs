@@ -11,6 +11,32 @@ use proto_location::Verdict;
 
 use crate::replay::{Locating, replay};
 
+/// Of `entries` (in log order), the administrative ones and, of the measurement leaves, only
+/// the newest of each landmark and host (read without checking signatures, only to choose):
+/// the location book keeps no other, so opening the rest would cost signature checks for
+/// nothing. Those kept are opened and admitted as ever.
+pub fn newest_of_each_pair<'a>(
+    entries: impl DoubleEndedIterator<Item = (u64, &'a LogEntry)>,
+) -> Vec<(u64, &'a LogEntry)> {
+    let mut seen = std::collections::HashSet::new();
+    let mut kept: Vec<(u64, &LogEntry)> = entries
+        .rev()
+        .filter(|(_, entry)| match entry {
+            LogEntry::Measurement { measurement, .. } => {
+                let pair = proto_evidence::SignedMeasurement::decode(measurement)
+                    .ok()
+                    .and_then(|s| proto_evidence::Measurement::decode(&s.statement).ok())
+                    .map(|m| (m.host, m.landmark));
+                // An undecodable leaf is kept, so that opening it reports it.
+                pair.is_none_or(|pair| seen.insert(pair))
+            }
+            _ => true,
+        })
+        .collect();
+    kept.reverse();
+    kept
+}
+
 /// Measurement leaves received this long before an instant can still count at it: the
 /// policy's maximum age, plus the clock window a landmark's time may lie in.
 pub fn window_ms(locating: &Locating<'_>) -> i64 {
@@ -62,5 +88,59 @@ pub fn located_at<'a>(
     LocationInput {
         hosts,
         measurements: replayed.measurements as u64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proto_evidence::{Coordinates, Measurement, SignedMeasurement};
+
+    use super::*;
+
+    fn leaf(host: &str, landmark: &str, at: i64) -> LogEntry {
+        let statement = Measurement {
+            landmark: landmark.into(),
+            at: Coordinates::from_degrees(50.0, 8.0).unwrap(),
+            host: host.into(),
+            agent_key: [1; 32],
+            min_rtt_us: 100,
+            rounds: 1,
+            measured_at_ms: at,
+            nonce: [0; 32],
+            answer: [0; 64],
+        };
+        LogEntry::Measurement {
+            received_at_ms: at,
+            measurement: SignedMeasurement {
+                statement: statement.encode().unwrap(),
+                signature: [0; 64],
+            }
+            .encode()
+            .unwrap(),
+        }
+    }
+
+    #[test]
+    fn only_the_newest_of_each_landmark_and_host_is_kept_in_log_order() {
+        let entries = [
+            leaf("h1", "kas", 1),
+            LogEntry::HostDecommissioned {
+                at_ms: 2,
+                host_id: "h9".into(),
+            },
+            leaf("h1", "sin", 3),
+            leaf("h1", "kas", 4),
+            LogEntry::Measurement {
+                received_at_ms: 5,
+                measurement: vec![9, 9],
+            },
+            leaf("h2", "kas", 6),
+        ];
+        let kept: Vec<u64> =
+            newest_of_each_pair(entries.iter().enumerate().map(|(i, e)| (i as u64, e)))
+                .into_iter()
+                .map(|(i, _)| i)
+                .collect();
+        assert_eq!(kept, [1, 2, 3, 4, 5]);
     }
 }

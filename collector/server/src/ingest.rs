@@ -948,16 +948,29 @@ fn load_locations(
     }
     let since = now_ms.saturating_sub(rule.max_age_ms + collector_core::location::MAX_SKEW_MS);
     let mut skipped = 0usize;
+    let mut entries = Vec::new();
     for record in store.measurements(since)? {
-        let Ok(proto_evidence::LogEntry::Measurement { measurement, .. }) =
-            proto_evidence::LogEntry::decode(&record.entry)
+        match proto_evidence::LogEntry::decode(&record.entry) {
+            Ok(entry) => entries.push((record.log_index, entry)),
+            Err(_) => skipped += 1,
+        }
+    }
+    // Only the newest of each landmark and host is opened: the book keeps no other.
+    let newest = collector_bundle::newest_of_each_pair(entries.iter().map(|(i, e)| (*i, e)));
+    for (_, entry) in newest {
+        let proto_evidence::LogEntry::Measurement {
+            received_at_ms,
+            measurement,
+        } = entry
         else {
-            skipped += 1;
             continue;
         };
-        let admitted = crate::landmark::open(&measurement, landmarks)
+        let admitted = crate::landmark::open(measurement, landmarks)
             .ok()
-            .filter(|m| book.check(m, None, landmarks, ledger, record.at_ms).is_ok());
+            .filter(|m| {
+                book.check(m, None, landmarks, ledger, *received_at_ms)
+                    .is_ok()
+            });
         match admitted {
             Some(m) => book.accept(m),
             None => skipped += 1,
