@@ -64,7 +64,9 @@ fn small_limits() -> Limits {
     let mut limits = Limits::default();
     limits.connections.max_connections = 64;
     limits.connections.max_connections_per_ip = 16;
-    limits.connections.max_handshakes = 8;
+    // More handshake slots than one address may hold: the per-address cap, not the eviction
+    // of the oldest handshake, is what stops one address's flood, whatever the scheduling.
+    limits.connections.max_handshakes = 32;
     limits.connections.max_anonymous = 8;
     // Long: the caps and the handshake eviction, not the clock, keep the port open here.
     limits.connections.handshake_timeout = Duration::from_secs(600);
