@@ -232,15 +232,24 @@ impl Collector {
         })
     }
 
-    /// Measurements of `landmarks` count (none otherwise); the location book is loaded again
-    /// from the store's measurement leaves with them.
+    /// Measurements of `landmarks` count (none otherwise); the location book alone is loaded
+    /// again from the store's measurement leaves with them (the ledger stays as opened).
     pub fn with_landmarks(
         mut self,
         landmarks: proto_location::Landmarks,
     ) -> Result<Self, IngestError> {
         self.landmarks = landmarks;
-        let fresh = self.load()?;
-        *self.state() = fresh;
+        let now = self.now_ms();
+        let mut state = self.state();
+        state.locations = load_locations(
+            self.store.as_ref(),
+            &self.rules.policy,
+            &self.landmarks,
+            &state.ledger,
+            now,
+        )
+        .map_err(|e| IngestError(e.to_string()))?;
+        drop(state);
         Ok(self)
     }
 

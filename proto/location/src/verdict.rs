@@ -143,15 +143,6 @@ impl Location {
         }
         parts.join("; ")
     }
-
-    /// Whether the region lies wholly within countries of `set` (every country it may touch
-    /// is in it). False when unmeasured, wide, or the region touches no country.
-    pub fn within_all_of(&self, set: impl Fn(CountryCode) -> bool) -> bool {
-        self.region.is_some()
-            && !self.wide
-            && !self.touching.is_empty()
-            && self.touching.iter().all(|c| set(*c))
-    }
 }
 
 /// Where `declared`'s host, holding `key`, can be at `now_ms` by `measurements` (already
