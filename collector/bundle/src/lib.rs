@@ -28,7 +28,7 @@ pub use hex::{from_hex, to_hex};
 pub use keys::{log_key_from_text, signature_from_text, signature_to_text};
 pub use known::read_known_heads;
 pub use location::{located_at, newest_of_each_pair, window_ms};
-pub use replay::{Locating, Replay, replay};
+pub use replay::{Locating, Replay, Replayer, replay};
 pub use verify::{
     Cosigner, Coverage, Finding, KnownHead, Outcome, ReportCheck, Requirements, RulesSeen, verify,
 };

@@ -4,12 +4,14 @@
 //! computes a monthly report's location section with it from its store, and the offline
 //! verifier recomputes that section with it from the bundle: one computation, two callers.
 
-use collector_report::{LocatedHost, LocationInput, LocationVerdict};
+use std::collections::{BTreeSet, HashSet};
+
+use collector_report::{LocatedHost, LocationChange, LocationInput, LocationVerdict};
 use proto_evidence::LogEntry;
 use proto_gpu_evidence::Trust;
 use proto_location::Verdict;
 
-use crate::replay::{Locating, replay};
+use crate::replay::{Locating, Replayer};
 
 /// Of `entries` (in log order), the administrative ones and, of the measurement leaves, only
 /// the newest of each landmark and host (read without checking signatures, only to choose):
@@ -18,7 +20,7 @@ use crate::replay::{Locating, replay};
 pub fn newest_of_each_pair<'a>(
     entries: impl DoubleEndedIterator<Item = (u64, &'a LogEntry)>,
 ) -> Vec<(u64, &'a LogEntry)> {
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     let mut kept: Vec<(u64, &LogEntry)> = entries
         .rev()
         .filter(|(_, entry)| match entry {
@@ -47,31 +49,54 @@ pub fn window_ms(locating: &Locating<'_>) -> i64 {
 /// `entries` (log index and entry, in log order): the administrative entries before the
 /// instant, and the measurement leaves received within [`window_ms`] before it (attestations
 /// are skipped: they do not change who holds which key).
+///
+/// With `changes_from` (a report's period start, when the policy requires location
+/// verification for Tier 1), also every instant from [`window_ms`] before it up to the as-of
+/// instant at which a host became location-verified or ceased to be (`LocationInput::changes`):
+/// each entry is judged where it enters the log, and each measurement again where it starts
+/// and stops counting. Every measurement leaf of that longer window is then opened.
 pub fn located_at<'a>(
     entries: impl IntoIterator<Item = (u64, &'a LogEntry)>,
     locating: Locating<'_>,
     as_of_ms: i64,
+    changes_from: Option<i64>,
 ) -> LocationInput {
-    let since = as_of_ms.saturating_sub(window_ms(&locating));
+    let since = changes_from
+        .unwrap_or(as_of_ms)
+        .min(as_of_ms)
+        .saturating_sub(window_ms(&locating));
     let relevant = entries.into_iter().filter(|(_, entry)| match entry {
         LogEntry::Attestation { .. } => false,
         LogEntry::Measurement { received_at_ms, .. } => (since..as_of_ms).contains(received_at_ms),
         other => other.at_ms() < as_of_ms,
     });
-    let replayed = replay(
-        relevant.map(|(index, entry)| (index, entry, None)),
-        None,
-        &Trust::nvidia(),
-        Some(locating),
-    );
+    let nvidia = Trust::nvidia();
+    let mut replayer = Replayer::new(None, &nvidia, Some(locating));
+    let mut timeline = changes_from.map(|_| Timeline::default());
+    for (index, entry) in relevant {
+        match &mut timeline {
+            Some(timeline) => {
+                let at_ms = entry.at_ms();
+                timeline.until(at_ms, &replayer, &locating);
+                replayer.step(index, entry, None);
+                timeline.entered(entry, at_ms, &replayer, &locating);
+            }
+            None => replayer.step(index, entry, None),
+        }
+    }
+    if let Some(timeline) = &mut timeline {
+        timeline.until(as_of_ms, &replayer, &locating);
+    }
+    let replayed = replayer.finish();
     let mut hosts: Vec<LocatedHost> = replayed
         .ledger
         .hosts()
         .filter(|(_, record)| record.decommissioned_at_ms.is_none())
         .map(|(host, record)| {
-            let location = replayed
-                .locations
-                .locate(host, record, locating.sites, as_of_ms);
+            let location =
+                replayed
+                    .locations
+                    .locate(host, record, &replayed.ledger, locating.sites, as_of_ms);
             LocatedHost {
                 host_id: host.clone(),
                 verdict: match location.verdict {
@@ -88,6 +113,104 @@ pub fn located_at<'a>(
     LocationInput {
         hosts,
         measurements: replayed.measurements as u64,
+        changes: timeline.map(|t| t.changes).unwrap_or_default(),
+    }
+}
+
+/// Each host's location-verified state as the log is replayed, and the instants it changed.
+#[derive(Debug, Default)]
+struct Timeline {
+    verified: HashSet<String>,
+    /// Instants a measurement starts or stops counting, with its host: judged again then.
+    pending: BTreeSet<(i64, String)>,
+    /// The newest instant judged: log order is receipt order, but replicas' clocks may
+    /// disagree by a little, and the changes must be ordered.
+    last_ms: i64,
+    changes: Vec<LocationChange>,
+}
+
+impl Timeline {
+    /// Judges `host` at `at_ms` (or the newest instant already judged, if later) and records a
+    /// change of its state.
+    fn judge(&mut self, host: &str, at_ms: i64, replayer: &Replayer<'_>, locating: &Locating<'_>) {
+        let at_ms = at_ms.max(self.last_ms);
+        self.last_ms = at_ms;
+        let verified = replayer
+            .ledger()
+            .host(host)
+            .filter(|record| record.decommissioned_at_ms.is_none())
+            .is_some_and(|record| {
+                replayer
+                    .locations()
+                    .locate(host, record, replayer.ledger(), locating.sites, at_ms)
+                    .verdict
+                    == Verdict::Verified
+            });
+        let was = self.verified.contains(host);
+        if verified == was {
+            return;
+        }
+        if verified {
+            self.verified.insert(host.to_owned());
+        } else {
+            self.verified.remove(host);
+        }
+        self.changes.push(LocationChange {
+            at_ms,
+            host_id: host.to_owned(),
+            verified,
+        });
+    }
+
+    /// Judges every host whose measurement starts or stops counting before `at_ms`, at
+    /// that instant.
+    fn until(&mut self, at_ms: i64, replayer: &Replayer<'_>, locating: &Locating<'_>) {
+        while let Some((instant, host)) = self.pending.first().cloned()
+            && instant < at_ms
+        {
+            self.pending.pop_first();
+            self.judge(&host, instant, replayer, locating);
+        }
+    }
+
+    /// Judges the host an entry just replayed at `at_ms` concerns, and schedules a
+    /// measurement's own instants.
+    fn entered(
+        &mut self,
+        entry: &LogEntry,
+        at_ms: i64,
+        replayer: &Replayer<'_>,
+        locating: &Locating<'_>,
+    ) {
+        let host = match entry {
+            LogEntry::Measurement { measurement, .. } => {
+                let Some(measured) = proto_evidence::SignedMeasurement::decode(measurement)
+                    .ok()
+                    .and_then(|signed| proto_evidence::Measurement::decode(&signed.statement).ok())
+                else {
+                    return;
+                };
+                let stops = measured
+                    .measured_at_ms
+                    .saturating_add(locating.rule.max_age_ms)
+                    .saturating_add(1);
+                for instant in [measured.measured_at_ms, stops] {
+                    if instant > at_ms {
+                        self.pending.insert((instant, measured.host.clone()));
+                    }
+                }
+                measured.host
+            }
+            LogEntry::KeyEnrolled { host_id, .. }
+            | LogEntry::HostRebound { host_id, .. }
+            | LogEntry::HostDecommissioned { host_id, .. } => host_id.clone(),
+            LogEntry::KeyRevoked { key_id, .. } => match replayer.ledger().key(key_id) {
+                Some(key) => key.host.clone(),
+                None => return,
+            },
+            LogEntry::Attestation { .. } => return,
+        };
+        self.judge(&host, at_ms, replayer, locating);
     }
 }
 

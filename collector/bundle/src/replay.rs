@@ -66,22 +66,83 @@ pub fn replay<'a>(
     gpu: &Trust,
     location: Option<Locating<'_>>,
 ) -> Replay {
-    let cache = ChainCache::default();
-    let rule = location.map_or_else(proto_location::LocationRule::default, |l| l.rule);
-    let mut out = Replay {
-        failures: Vec::new(),
-        notes: Vec::new(),
-        attestations: 0,
-        ledger: Ledger::new(0, EvidenceRule::default()),
-        changes: Vec::new(),
-        change_leaves: Vec::new(),
-        locations: LocationBook::new(rule),
-        measurements: 0,
-    };
-    let mut keys: BTreeMap<KeyId, PublicKey> = BTreeMap::new();
-    let evidence = prices.map_or_else(EvidenceRule::default, |(policy, _)| policy.evidence.clone());
-    let mut ledger = Ledger::new(i64::MAX / 4, evidence);
+    let mut replayer = Replayer::new(prices, gpu, location);
     for (index, entry, envelope) in entries {
+        replayer.step(index, entry, envelope);
+    }
+    replayer.finish()
+}
+
+/// [`replay`] one entry at a time, for a caller that looks at the books between entries.
+#[derive(Debug)]
+pub struct Replayer<'a> {
+    out: Replay,
+    keys: BTreeMap<KeyId, PublicKey>,
+    ledger: Ledger,
+    cache: ChainCache,
+    prices: Option<(&'a Policy, &'a Catalogue)>,
+    gpu: &'a Trust,
+    location: Option<Locating<'a>>,
+}
+
+impl<'a> Replayer<'a> {
+    /// Before the first entry; the arguments are [`replay`]'s.
+    pub fn new(
+        prices: Option<(&'a Policy, &'a Catalogue)>,
+        gpu: &'a Trust,
+        location: Option<Locating<'a>>,
+    ) -> Self {
+        let rule = location.map_or_else(proto_location::LocationRule::default, |l| l.rule);
+        let evidence =
+            prices.map_or_else(EvidenceRule::default, |(policy, _)| policy.evidence.clone());
+        Self {
+            out: Replay {
+                failures: Vec::new(),
+                notes: Vec::new(),
+                attestations: 0,
+                ledger: Ledger::new(0, EvidenceRule::default()),
+                changes: Vec::new(),
+                change_leaves: Vec::new(),
+                locations: LocationBook::new(rule),
+                measurements: 0,
+            },
+            keys: BTreeMap::new(),
+            ledger: Ledger::new(i64::MAX / 4, evidence),
+            cache: ChainCache::default(),
+            prices,
+            gpu,
+            location,
+        }
+    }
+
+    /// The books after the entries stepped so far.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// The measurements admitted so far.
+    pub fn locations(&self) -> &LocationBook {
+        &self.out.locations
+    }
+
+    /// Everything found and computed.
+    pub fn finish(mut self) -> Replay {
+        self.out.ledger = self.ledger;
+        self.out
+    }
+
+    /// Replays the next entry of the log.
+    pub fn step(&mut self, index: u64, entry: &LogEntry, envelope: Option<&[u8]>) {
+        let Self {
+            out,
+            keys,
+            ledger,
+            cache,
+            prices,
+            gpu,
+            location,
+        } = self;
+        let (prices, gpu, location) = (*prices, *gpu, *location);
         let effect = match entry {
             LogEntry::Measurement {
                 received_at_ms,
@@ -89,16 +150,9 @@ pub fn replay<'a>(
             } => {
                 out.measurements += 1;
                 if let Some(location) = location {
-                    admit_measurement(
-                        &mut out,
-                        &ledger,
-                        location,
-                        index,
-                        *received_at_ms,
-                        measurement,
-                    );
+                    admit_measurement(out, ledger, location, index, *received_at_ms, measurement);
                 }
-                continue;
+                return;
             }
             LogEntry::KeyEnrolled {
                 at_ms,
@@ -118,7 +172,7 @@ pub fn replay<'a>(
                     Ok(public) => public,
                     Err(e) => {
                         out.fail("leaf_malformed", format!("leaf {index}: {e}"));
-                        continue;
+                        return;
                     }
                 };
                 let country = match CountryCode::parse(country) {
@@ -128,7 +182,7 @@ pub fn replay<'a>(
                             "leaf_malformed",
                             format!("leaf {index}: host {host_id} enrolled in {country:?}: {e}"),
                         );
-                        continue;
+                        return;
                     }
                 };
                 let binding = Binding {
@@ -170,20 +224,20 @@ pub fn replay<'a>(
                         "envelope_missing",
                         format!("leaf {index}: the attestation's envelope is not in the bundle"),
                     );
-                    continue;
+                    return;
                 };
                 if Sha256::of(bytes) != *committed {
                     out.fail(
                         "envelope_mismatch",
                         format!("leaf {index}: the envelope is not the one the log committed to"),
                     );
-                    continue;
+                    return;
                 }
                 let envelope: Envelope = match proto_seal::decode_envelope(bytes) {
                     Ok(envelope) => envelope,
                     Err(e) => {
                         out.fail("leaf_malformed", format!("leaf {index}: {e}"));
-                        continue;
+                        return;
                     }
                 };
                 let Some(public) = keys.get(&envelope.key_id) else {
@@ -194,13 +248,13 @@ pub fn replay<'a>(
                             envelope.key_id
                         ),
                     );
-                    continue;
+                    return;
                 };
                 let verified = match proto_seal::open(envelope, public) {
                     Ok(verified) => verified,
                     Err(e) => {
                         out.fail("bad_signature", format!("leaf {index}: {e}"));
-                        continue;
+                        return;
                     }
                 };
                 let payload = verified.payload();
@@ -212,10 +266,10 @@ pub fn replay<'a>(
                         reason.as_str(),
                         format!("leaf {index}: the collector would have refused it: {detail}"),
                     );
-                    continue;
+                    return;
                 }
                 let proofs =
-                    proto_gpu_evidence::assess(payload, *received_at_ms, gpu, Some(&cache));
+                    proto_gpu_evidence::assess(payload, *received_at_ms, gpu, Some(&*cache));
                 let effect = ledger.apply(&Entry::Attested {
                     at_ms: *received_at_ms,
                     digest: verified.digest(),
@@ -283,8 +337,6 @@ pub fn replay<'a>(
             }
         }
     }
-    out.ledger = ledger;
-    out
 }
 
 /// One logged measurement, opened and admitted as the collector did.

@@ -14,7 +14,9 @@ use crate::verify::{Outcome, ReportCheck, hash32};
 
 /// The report's verdicts recomputed from the bundle's attestations, its heads and signature.
 /// `changes` are the replay's host changes, each with the log index of the entry that made it;
-/// `location` recomputes the hosts' location verdicts at an instant from the bundle's leaves.
+/// `location` recomputes the hosts' location verdicts at an instant (and, when the policy
+/// requires location verification for Tier 1, their changes since the period's start) from
+/// the bundle's leaves.
 #[allow(clippy::too_many_arguments)] // each is one input of the check
 pub(crate) fn check_report(
     out: &mut Outcome,
@@ -24,7 +26,7 @@ pub(crate) fn check_report(
     policy: &Policy,
     catalogue: &Catalogue,
     mut changes: Vec<(HostChange, u64)>,
-    location: &dyn Fn(i64) -> Option<collector_report::LocationInput>,
+    location: &dyn Fn(i64, i64) -> Option<collector_report::LocationInput>,
 ) {
     if let Some(signature) = check.signature
         && let Err(e) = proto_seal::check_report(check.json, signature, log_key)
@@ -189,9 +191,18 @@ pub(crate) fn check_report(
         gaps: Vec::new(),
         conflicts: Vec::new(),
         rejections: Vec::new(),
-        location: location(as_of),
+        location: location(report.period_start_ms, as_of),
         log: report.log.clone(),
     };
+    if policy.location.required_for_tier1 && out.landmarks_from == "pinned" {
+        out.notes.push(
+            "the policy counts Tier-1 compute only where landmarks verify it, and this \
+             verification judges measurements with the --landmarks registry: verdicts, \
+             violations and series recomputed here are what those landmarks support, and may \
+             differ from the report's"
+                .to_owned(),
+        );
+    }
     let recomputed = match collector_report::build(&input) {
         Ok(recomputed) => recomputed,
         Err(e) => {

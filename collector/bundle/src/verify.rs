@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use proto_accounting::{Catalogue, Distribution, Evaluation, Policy, evaluate};
+use proto_accounting::{Catalogue, Distribution, Evaluation, Policy, evaluate_located};
 use proto_evidence::{LogEntry, TreeHead};
 use proto_merkle::Hash;
 use proto_note::{Checkpoint, KeyName, SignatureType, SignedNote, VerifierKey, VerifyError};
@@ -426,7 +426,12 @@ pub fn verify(
     out.distribution = replayed.ledger.distribution().clone();
     out.hardware = replayed.ledger.live().hardware_last_known().clone();
     if let Some(policy) = &policy {
-        out.evaluation = Some(evaluate(policy, &out.distribution));
+        let located = out
+            .location
+            .as_ref()
+            .map(|sums| sums.verified.clone())
+            .unwrap_or_default();
+        out.evaluation = Some(evaluate_located(policy, &out.distribution, &located));
     }
     let changes = replayed
         .changes
@@ -439,12 +444,14 @@ pub fn verify(
         // The report's location section, recomputed at its as-of instant from the bundle's
         // leaves as the collector computed it from its log.
         let judged_by = out.landmarks_from;
-        let location = |as_of_ms: i64| {
+        let required = policy.location.required_for_tier1;
+        let location = |period_start_ms: i64, as_of_ms: i64| {
             (judged_by != "none").then(|| {
                 crate::location::located_at(
                     entries.iter().map(|(&index, (entry, _))| (index, entry)),
                     locating,
                     as_of_ms,
+                    required.then_some(period_start_ms),
                 )
             })
         };

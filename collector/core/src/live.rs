@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use proto_accounting::evaluation::TppOverflow;
-use proto_accounting::{CountryCode, Distribution, Evaluation, Policy, evaluate};
+use proto_accounting::{CountryCode, Distribution, Evaluation, Policy, evaluate_located};
 
 /// One host's place in the distribution.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,6 +173,11 @@ impl LiveDistribution {
         stale
     }
 
+    /// Whether a host attested within the freshness window (as of the last sweep).
+    pub fn is_fresh(&self, host: &str) -> bool {
+        self.fresh_hosts.contains(host)
+    }
+
     /// How many hosts are stale, without listing them (for metrics on the ingest path).
     pub fn stale_count(&self) -> usize {
         self.hosts.len() - self.fresh_hosts.len()
@@ -213,11 +218,17 @@ impl LiveDistribution {
         &self.hardware_fresh
     }
 
-    /// The verdicts on both views.
-    pub fn evaluate(&self, policy: &Policy) -> (Evaluation, Evaluation) {
+    /// The verdicts on both views, `located` giving the location-verified part of each
+    /// (`LocationSums::verified` and `verified_fresh`), which counts toward the Tier-1 and
+    /// home minimums when the policy requires it.
+    pub fn evaluate(
+        &self,
+        policy: &Policy,
+        located: (&Distribution, &Distribution),
+    ) -> (Evaluation, Evaluation) {
         (
-            evaluate(policy, &self.last_known),
-            evaluate(policy, &self.fresh),
+            evaluate_located(policy, &self.last_known, located.0),
+            evaluate_located(policy, &self.fresh, located.1),
         )
     }
 }
@@ -314,7 +325,7 @@ mod tests {
                 .unwrap();
         }
         let policy = Policy::uveu_2025_us().unwrap();
-        let (last_known, fresh) = live.evaluate(&policy);
+        let (last_known, fresh) = live.evaluate(&policy, (live.last_known(), live.fresh()));
         assert_eq!(last_known.total_tpp, 1_000_000 * 15_840);
         assert_eq!(last_known, fresh);
         assert_eq!(last_known.countries.len(), 7);

@@ -110,6 +110,8 @@ pub struct HostLocation {
 pub struct LocationSums {
     /// Counted TPP of location-verified hosts, by country.
     pub verified: Distribution,
+    /// The part of `verified` whose hosts attested within the freshness window.
+    pub verified_fresh: Distribution,
     /// Hosts per verdict.
     pub hosts: BTreeMap<Verdict, usize>,
     /// Counted TPP per verdict.
@@ -132,6 +134,8 @@ pub struct LocationBook {
 #[derive(Debug, Clone)]
 struct Judged {
     key: KeyId,
+    /// Whether the key was revoked when judged.
+    revoked: bool,
     site: String,
     country: proto_accounting::CountryCode,
     /// The verdict holds from this instant...
@@ -248,11 +252,14 @@ impl LocationBook {
     }
 
     /// A host's location at `now_ms`, its declared place read from its record and the site
-    /// registry (the site's coordinates, where given, must lie in every disk).
+    /// registry (the site's coordinates, where given, must lie in every disk). Only
+    /// measurements of the record's key count, and none once `ledger` has that key revoked:
+    /// a revoked key proves nothing about where the host is.
     pub fn locate(
         &self,
         host: &str,
         record: &HostRecord,
+        ledger: &Ledger,
         sites: &SiteRegistry,
         now_ms: i64,
     ) -> Location {
@@ -266,6 +273,7 @@ impl LocationBook {
         let measurements: Vec<Measurement> = self
             .hosts
             .get(host)
+            .filter(|_| !revoked(ledger, &record.key))
             .map(|by_landmark| by_landmark.values().cloned().collect())
             .unwrap_or_default();
         locate(&declared, &record.key, &measurements, now_ms, &self.rule)
@@ -273,9 +281,18 @@ impl LocationBook {
 
     /// Judges a host again if what its last verdict rests on changed: its key, site or
     /// country, or a measurement starting or ceasing to count since.
-    fn refresh(&mut self, host: &str, record: &HostRecord, sites: &SiteRegistry, now_ms: i64) {
+    fn refresh(
+        &mut self,
+        host: &str,
+        record: &HostRecord,
+        ledger: &Ledger,
+        sites: &SiteRegistry,
+        now_ms: i64,
+    ) {
+        let revoked = revoked(ledger, &record.key);
         let fresh = self.judged.get(host).is_some_and(|j| {
             j.key == record.key
+                && j.revoked == revoked
                 && j.site == record.site
                 && j.country == record.country
                 && (j.from_ms..j.until_ms).contains(&now_ms)
@@ -283,7 +300,7 @@ impl LocationBook {
         if fresh {
             return;
         }
-        let location = self.locate(host, record, sites, now_ms);
+        let location = self.locate(host, record, ledger, sites, now_ms);
         // The verdict changes only when a measurement of the key starts to count (its time
         // is reached) or stops (it is older than the maximum age).
         let until_ms = self
@@ -307,6 +324,7 @@ impl LocationBook {
             host.to_owned(),
             Judged {
                 key: record.key,
+                revoked,
                 site: record.site.clone(),
                 country: record.country,
                 from_ms: now_ms,
@@ -322,13 +340,14 @@ impl LocationBook {
         &mut self,
         host: &str,
         record: &HostRecord,
+        ledger: &Ledger,
         sites: &SiteRegistry,
         now_ms: i64,
     ) -> Location {
-        self.refresh(host, record, sites, now_ms);
+        self.refresh(host, record, ledger, sites, now_ms);
         match self.judged.get(host) {
             Some(judged) => judged.location.clone(),
-            None => self.locate(host, record, sites, now_ms),
+            None => self.locate(host, record, ledger, sites, now_ms),
         }
     }
 
@@ -336,10 +355,11 @@ impl LocationBook {
         &mut self,
         host: &str,
         record: &HostRecord,
+        ledger: &Ledger,
         sites: &SiteRegistry,
         now_ms: i64,
     ) -> Verdict {
-        self.refresh(host, record, sites, now_ms);
+        self.refresh(host, record, ledger, sites, now_ms);
         self.judged
             .get(host)
             .map_or(Verdict::Unmeasured, |judged| judged.location.verdict)
@@ -358,7 +378,7 @@ impl LocationBook {
             .map(|(host, record)| HostLocation {
                 host: host.clone(),
                 tpp: record.tpp,
-                location: self.judge(host, record, sites, now_ms),
+                location: self.judge(host, record, ledger, sites, now_ms),
             })
             .collect();
         out.sort_by(|a, b| a.host.cmp(&b.host));
@@ -371,7 +391,7 @@ impl LocationBook {
         let mut sums = LocationSums::default();
         for (host, record) in ledger.hosts().filter(|(_, record)| record.counts()) {
             let verdict = if self.hosts.contains_key(host.as_str()) {
-                self.verdict(host, record, sites, now_ms)
+                self.verdict(host, record, ledger, sites, now_ms)
             } else {
                 Verdict::Unmeasured
             };
@@ -382,6 +402,9 @@ impl LocationBook {
                 Verdict::Verified => {
                     // A sum the ledger's own distribution already holds cannot overflow.
                     let _ = sums.verified.add(record.country, record.tpp);
+                    if ledger.live().is_fresh(host) {
+                        let _ = sums.verified_fresh.add(record.country, record.tpp);
+                    }
                 }
                 Verdict::Inconsistent => sums.inconsistent.push(host.clone()),
                 Verdict::Unmeasured | Verdict::Unverified => {}
@@ -390,6 +413,13 @@ impl LocationBook {
         sums.inconsistent.sort();
         sums
     }
+}
+
+/// Whether `ledger` has `key` revoked.
+fn revoked(ledger: &Ledger, key: &KeyId) -> bool {
+    ledger
+        .key(key)
+        .is_some_and(|record| record.revoked_at_ms.is_some())
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use anyhow::anyhow;
 use proto_accounting::{
-    Catalogue, CountryCode, Distribution, Evaluation, Policy, Verdict, evaluate,
+    Catalogue, CountryCode, Distribution, Evaluation, Policy, Verdict, evaluate_located,
 };
 use proto_wire::v1;
 use serde_json::{Map, Value, json};
@@ -53,6 +53,9 @@ pub struct Standing {
     /// declared place.
     located_tpp: u64,
     located: Vec<(CountryCode, u64, u64)>,
+    /// Tier-1 TPP in total, and the location-verified part of it.
+    tier1_tpp: u64,
+    tier1_located_tpp: u64,
     located_hosts: u32,
     inconsistent: Vec<String>,
 }
@@ -80,7 +83,7 @@ impl Standing {
             .ok_or_else(|| failed(anyhow!("the catalogue has no {UNIT}")))?;
         let last_known = sums(views.last_known);
         let verified = sums(views.verified);
-        let evaluation = evaluate(&policy, &last_known);
+        let evaluation = evaluate_located(&policy, &last_known, &located_sums(views.last_known));
         let source = FleetLine {
             file: views.source.clone(),
             rows: views.hosts as usize,
@@ -95,7 +98,7 @@ impl Standing {
                 unit,
             ),
             last_known_tpp: evaluation.total_tpp,
-            verified: evaluate(&policy, &verified),
+            verified: evaluate_located(&policy, &verified, &located_sums(views.verified)),
             hosts: views.hosts,
             agents: views.agents,
             stale_hosts: views.stale_hosts.to_vec(),
@@ -103,6 +106,10 @@ impl Standing {
             hardware: per_country(views.last_known, |line| line.hardware_tpp),
             located_tpp: views.last_known.map_or(0, |v| v.location_verified_tpp),
             located: per_country(views.last_known, |line| line.location_verified_tpp),
+            tier1_tpp: tier1_sum(&policy, views.last_known, |line| line.tpp),
+            tier1_located_tpp: tier1_sum(&policy, views.last_known, |line| {
+                line.location_verified_tpp.min(line.tpp)
+            }),
             located_hosts: views.last_known.map_or(0, |v| v.location_verified_hosts),
             inconsistent: views
                 .last_known
@@ -155,6 +162,9 @@ impl Standing {
             json!({
                 "verified_tpp": self.located_tpp,
                 "verified_share_percent": percent(self.located_tpp, self.last_known_tpp),
+                "tier1_tpp": self.tier1_tpp,
+                "tier1_verified_tpp": self.tier1_located_tpp,
+                "tier1_verified_share_percent": percent(self.tier1_located_tpp, self.tier1_tpp),
                 "verified_hosts": self.located_hosts,
                 "inconsistent_hosts": self.inconsistent,
                 "countries": self.located.iter().map(|(country, tpp, located)| json!({
@@ -217,6 +227,14 @@ impl Standing {
             percent(self.located_tpp, self.last_known_tpp),
             self.located_hosts
         ));
+        if self.tier1_tpp > 0 {
+            out.push_str(&format!(
+                "  Tier 1: {} TPP of {} TPP ({:.1} %)\n",
+                grouped(self.tier1_located_tpp),
+                grouped(self.tier1_tpp),
+                percent(self.tier1_located_tpp, self.tier1_tpp)
+            ));
+        }
         for (country, tpp, located) in self.located.iter().filter(|_| self.located_tpp > 0) {
             out.push_str(&format!(
                 "  {country}: {} TPP of {} TPP ({:.1} %)\n",
@@ -278,11 +296,39 @@ fn percent(part: u64, total: u64) -> f64 {
 }
 
 /// A view's per-country sums (countries the accounting does not know are left out).
+/// `part` summed over a view's Tier-1 countries.
+fn tier1_sum(
+    policy: &Policy,
+    view: Option<&v1::DistributionView>,
+    part: fn(&v1::CountryCompute) -> u64,
+) -> u64 {
+    view.iter()
+        .flat_map(|v| &v.countries)
+        .filter(|line| {
+            CountryCode::parse(&line.country)
+                .is_ok_and(|country| policy.tier(country) == proto_accounting::Tier::One)
+        })
+        .map(part)
+        .fold(0u64, u64::saturating_add)
+}
+
 fn sums(view: Option<&v1::DistributionView>) -> Distribution {
+    sums_of(view, |line| line.tpp)
+}
+
+/// A view's location-verified TPP per country (never more than the country's counted TPP).
+fn located_sums(view: Option<&v1::DistributionView>) -> Distribution {
+    sums_of(view, |line| line.location_verified_tpp.min(line.tpp))
+}
+
+fn sums_of(
+    view: Option<&v1::DistributionView>,
+    part: fn(&v1::CountryCompute) -> u64,
+) -> Distribution {
     let mut distribution = Distribution::new();
     for line in view.iter().flat_map(|v| &v.countries) {
         if let Ok(country) = CountryCode::parse(&line.country) {
-            let _ = distribution.add(country, line.tpp);
+            let _ = distribution.add(country, part(line));
         }
     }
     distribution

@@ -169,6 +169,10 @@ pub struct PlanReport {
     tier1_tpp: u64,
     /// Percent (0 to 100) of total TPP in Tier-1 countries.
     tier1_share: f64,
+    /// TPP in Tier-1 countries that counts toward no minimum because its hosts are not
+    /// location-verified there (only under a policy that requires it; absent when 0).
+    #[serde(skip_serializing_if = "is_zero")]
+    tier1_unlocated_tpp: u64,
     home_country: String,
     home_tpp: u64,
     /// Percent of total TPP in the headquarters country.
@@ -398,7 +402,11 @@ impl PlanReport {
             .collect();
         let remedies = remediation(policy, evaluation, unit);
         let hq = policy.headquarters;
-        let home_tpp = distribution.of(hq);
+        // What counts toward the home minimum (the location-verified part, when the policy
+        // requires it).
+        let home_tpp = evaluation
+            .home
+            .map_or_else(|| distribution.of(hq), |(_, tpp)| tpp);
         let new_headroom = evaluation.new_tier2_country_headroom;
         let verdict = evaluation.verdict();
         PlanReport {
@@ -408,6 +416,7 @@ impl PlanReport {
             total_h100e: h100e(total),
             tier1_tpp: evaluation.tier1_tpp,
             tier1_share: share(evaluation.tier1_tpp, total),
+            tier1_unlocated_tpp: evaluation.tier1_unlocated_tpp,
             home_country: hq.to_string(),
             home_tpp,
             home_share: share(home_tpp, total),
@@ -486,6 +495,13 @@ impl PlanReport {
             grouped(self.total_tpp),
             grouped_f64(self.total_h100e, 2)
         ));
+        if self.tier1_unlocated_tpp > 0 {
+            line(format!(
+                "Location  the policy counts Tier-1 compute only where landmarks verify it: {} TPP \
+                 declared in Tier-1 countries is not location-verified and counts toward no minimum",
+                grouped(self.tier1_unlocated_tpp)
+            ));
+        }
         line(String::new());
         match self.verdict {
             Verdict::Compliant => line(format!(
@@ -678,18 +694,30 @@ fn broken_words(rule: Rule, country: Option<CountryCode>, policy: &Policy) -> St
     }
 }
 
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
 fn rule_lines(policy: &Policy, evaluation: &Evaluation, home_tpp: u64) -> Vec<RuleLine> {
     let total = evaluation.total_tpp;
     let broken = |rule: Rule| evaluation.violations.iter().any(|v| v.rule == rule);
     let mut lines = vec![RuleLine {
-        name: "Tier-1 share".into(),
+        name: if policy.location.required_for_tier1 {
+            "Tier-1 share (location-verified)".into()
+        } else {
+            "Tier-1 share".into()
+        },
         share: format!("{} %", format_share(evaluation.tier1_tpp, total, 3)),
         limit: format!(">= {} %", policy.tier1_min_share),
         ok: !broken(Rule::Tier1MinShare),
     }];
     if let Some((country, min)) = policy.home_rule() {
         lines.push(RuleLine {
-            name: format!("Home share ({country})"),
+            name: if policy.location.required_for_tier1 {
+                format!("Home share ({country}, location-verified)")
+            } else {
+                format!("Home share ({country})")
+            },
             share: format!("{} %", format_share(home_tpp, total, 3)),
             limit: format!(">= {min} %"),
             ok: !broken(Rule::HomeMinShare),
@@ -745,7 +773,12 @@ fn violation_line(
     };
     let (part, limit): (u64, Option<Percent>) = match rule {
         Rule::Tier1MinShare => (evaluation.tier1_tpp, Some(policy.tier1_min_share)),
-        Rule::HomeMinShare => (tpp_of(country), policy.home_min_share),
+        Rule::HomeMinShare => (
+            evaluation
+                .home
+                .map_or_else(|| tpp_of(country), |(_, tpp)| tpp),
+            policy.home_min_share,
+        ),
         Rule::Tier2CountryMaxShare => (tpp_of(country), Some(policy.tier2_country_max_share)),
         Rule::Tier3Prohibited => (tpp_of(country), None),
     };

@@ -80,5 +80,16 @@ pub fn run(args: &PolicyArgs) -> Result<u8, Failure> {
             SimulatedEvidence::Accept => "accepted",
         }
     );
+    let location = &policy.location;
+    println!(
+        "  location       radii at {} km/ms, a measurement counts {} h; {}",
+        location.speed_m_per_ms as f64 / 1000.0,
+        location.max_age_ms / 3_600_000,
+        if location.required_for_tier1 {
+            "Tier-1 compute meets the minimums only while location-verified"
+        } else {
+            "location-verified compute is shown, the verdict does not depend on it"
+        }
+    );
     Ok(0)
 }

@@ -143,6 +143,9 @@ fn issue(dir: &Path, role: &str, name: &str, out: Option<&Path>) -> anyhow::Resu
 fn check_config(path: &Path) -> anyhow::Result<()> {
     let startup = startup::check(path, SystemTime::now())?;
     println!("{}: valid", path.display());
+    for warning in startup.warnings() {
+        println!("warning: {warning}");
+    }
     let creates = startup.creates.lines();
     if !creates.is_empty() {
         println!("run will create:");

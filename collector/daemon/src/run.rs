@@ -25,6 +25,9 @@ use crate::startup::Startup;
 /// (state directory, store, nonce secret, log key), rebuilds the state and serves until a
 /// signal.
 pub async fn run(startup: Startup) -> anyhow::Result<()> {
+    for warning in startup.warnings() {
+        tracing::warn!("{warning}");
+    }
     let Startup {
         config,
         rules,
@@ -105,12 +108,14 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
         .context("cannot rebuild the location book from the store")?,
     );
     {
-        let state = collector.state();
+        let mut state = collector.state();
         tracing::info!(
             agents = state.agents.len(),
             hosts = state.ledger.live().len(),
             "state rebuilt from the store"
         );
+        let located = state.location_sums(&collector.rules.sites, now_ms());
+        metrics.observe_location(&located, &collector.rules.policy);
         metrics.observe(state.ledger.live(), &collector.rules.policy);
     }
     let ca = enrollment_ca.map(Arc::new);
@@ -174,10 +179,10 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
                     for host in state.ledger.sweep(now_ms()) {
                         tracing::warn!(host, "host is stale: no attestation within the freshness window");
                     }
-                    sweeper.metrics.observe(state.ledger.live(), &sweeper.rules.policy);
                     let located = state.location_sums(&sweeper.rules.sites, now_ms());
-                    drop(state);
                     sweeper.metrics.observe_location(&located, &sweeper.rules.policy);
+                    sweeper.metrics.observe(state.ledger.live(), &sweeper.rules.policy);
+                    drop(state);
                 }
             }
         }

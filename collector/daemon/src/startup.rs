@@ -37,6 +37,23 @@ pub struct Startup {
     pub path: PathBuf,
 }
 
+impl Startup {
+    /// What is valid but probably not meant, for `check-config` and the start-up log.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.rules.policy.location.required_for_tier1 && self.landmarks.is_empty() {
+            warnings.push(
+                "the policy counts Tier-1 compute only where landmarks verify its location \
+                 ([location] require_for_tier1), but no landmark is trusted ([location] \
+                 landmarks): no host can be verified, so no Tier-1 compute will count toward \
+                 the minimums"
+                    .to_owned(),
+            );
+        }
+        warnings
+    }
+}
+
 /// Reads the configuration at `path` and checks everything `run` needs at `now`.
 pub fn check(path: &Path, now: SystemTime) -> Result<Startup, ConfigErrors> {
     let problems = Problems::new();

@@ -55,6 +55,18 @@ pub enum ReportError {
         /// The end of the period: the month's end, or the as-of instant.
         end_ms: i64,
     },
+    /// A location change out of order or not before the end of the period.
+    #[error("location.changes[{index}] (host {host_id:?}) at {at_ms} ms {problem}")]
+    LocationChangeMisplaced {
+        /// Position in `location.changes`.
+        index: usize,
+        /// The host.
+        host_id: String,
+        /// Its instant.
+        at_ms: i64,
+        /// What is wrong with its place.
+        problem: String,
+    },
     /// Counted TPP beyond 64 bits.
     #[error(
         "changes[{index}] (host {host_id:?}) at {at_ms} ms takes the TPP of {country} or of \

@@ -68,6 +68,23 @@ pub struct LocationInput {
     /// How many measurement leaves the log received in the window that could count at the
     /// as-of instant (the policy's maximum age plus the landmarks' clock window).
     pub measurements: u64,
+    /// When the policy requires location verification for Tier 1: every instant a host
+    /// became location-verified or ceased to be, oldest first, up to the as-of instant, from
+    /// early enough before the month's start to give the state at its start. Empty otherwise.
+    /// Between them a host keeps its state; a host never listed is not verified.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<LocationChange>,
+}
+
+/// A host becoming location-verified in its site's country, or ceasing to be.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocationChange {
+    /// When, in Unix milliseconds.
+    pub at_ms: i64,
+    /// The host.
+    pub host_id: String,
+    /// Whether it is location-verified from this instant on.
+    pub verified: bool,
 }
 
 /// One host's verdict.

@@ -3,7 +3,7 @@
 //! CSV and one self-contained HTML file.
 //!
 //! Invariant: pure. No I/O, clock or network (the as-of instant of a partial month is an
-//! input); every decision is made by `proto_accounting::evaluate` on integers, nothing is
+//! input); every decision is made by `proto_accounting::evaluate_located` on integers, nothing is
 //! claimed after the as-of instant, and the same input gives the same bytes.
 
 mod encoding;
@@ -18,8 +18,8 @@ mod share;
 
 pub use error::ReportError;
 pub use input::{
-    ChangeKind, ConflictEvent, GapEvent, HostChange, LocatedHost, LocationInput, LocationVerdict,
-    LogEvidence, ReportInput, SignedHead, StaleSpan,
+    ChangeKind, ConflictEvent, GapEvent, HostChange, LocatedHost, LocationChange, LocationInput,
+    LocationVerdict, LogEvidence, ReportInput, SignedHead, StaleSpan,
 };
 pub use month::{Month, MonthError};
 pub use render::HtmlOptions;

@@ -2,7 +2,9 @@
 //! instant of the period (the month, or its part before the as-of instant), and collect days,
 //! series, violation intervals and verdict states on the way.
 //!
-//! Changes before the month give the state at its start. Each later instant applies all of
+//! Host changes and, when the policy requires location verification for Tier 1, hosts'
+//! location changes are walked together. Changes before the month give the state at its
+//! start. Each later instant applies all of
 //! its changes first, then evaluates once, so a report costs one evaluation (one pass over the
 //! countries) per distinct instant: O(changes × countries), in memory bounded by the hosts,
 //! the countries and the series caps. Every instant's state is decided in one place,
@@ -12,12 +14,12 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use proto_accounting::{
-    CountryCode, Distribution, Evaluation, Policy, Rule, Tier, Violation, evaluate,
+    CountryCode, Distribution, Evaluation, Policy, Rule, Tier, Violation, evaluate_located,
 };
 
 use crate::error::ReportError;
 use crate::input::{
-    ChangeKind, HostChange, LocationInput, LocationVerdict, ReportInput, StaleSpan,
+    ChangeKind, HostChange, LocationChange, LocationInput, LocationVerdict, ReportInput, StaleSpan,
 };
 use crate::month::{DAY_MS, format_date};
 use crate::report::{
@@ -54,24 +56,29 @@ pub fn build(input: &ReportInput) -> Result<Report, ReportError> {
     let rejections = rejections_by_reason(&input.rejections)?;
 
     let changes = &input.changes;
+    let located_changes = input
+        .location
+        .as_ref()
+        .map_or(&[][..], |location| &location.changes[..]);
+    check_location_changes(located_changes, as_of_ms)?;
     let mut fleet = Fleet::default();
-    let mut next = 0;
-    while let Some(change) = changes.get(next).filter(|c| c.at_ms < start_ms) {
-        fleet.apply(next, change, false)?;
-        next += 1;
+    let mut timeline = Timeline {
+        changes,
+        located: located_changes,
+        next: 0,
+        next_located: 0,
+    };
+    while let Some(at_ms) = timeline.next_ms().filter(|at_ms| *at_ms < start_ms) {
+        timeline.apply(at_ms, &mut fleet, false)?;
     }
     fleet.mark_start();
-    while let Some(change) = changes.get(next).filter(|c| c.at_ms == start_ms) {
-        fleet.apply(next, change, true)?;
-        next += 1;
+    if timeline.next_ms() == Some(start_ms) {
+        timeline.apply(start_ms, &mut fleet, true)?;
     }
     let mut walk = Walk::start(input, &fleet);
-    while let Some(at_ms) = changes.get(next).map(|c| c.at_ms) {
+    while let Some(at_ms) = timeline.next_ms() {
         walk.close_days_before(at_ms, &fleet);
-        while let Some(change) = changes.get(next).filter(|c| c.at_ms == at_ms) {
-            fleet.apply(next, change, true)?;
-            next += 1;
-        }
+        timeline.apply(at_ms, &mut fleet, true)?;
         walk.observe(at_ms, &fleet);
     }
     walk.close_days_before(as_of_ms, &fleet);
@@ -150,6 +157,10 @@ struct Fleet {
     distribution: Distribution,
     /// The part of `distribution` whose GPUs hold hardware evidence.
     hardware: Distribution,
+    /// The part of `distribution` whose hosts are location-verified in their site's country.
+    located: Distribution,
+    /// Hosts location-verified now, counted or not.
+    verified: HashSet<String>,
     countries: BTreeMap<CountryCode, Tally>,
     /// A change has been applied: from now on the books rest on evidence.
     evidence: bool,
@@ -201,6 +212,14 @@ impl Fleet {
                 new.map(|host| (host.country, host.hardware_tpp)),
             )
             .map_err(overflow)?;
+        if self.verified.contains(&change.host_id) {
+            self.located
+                .replace(
+                    old.map(|host| (host.country, host.tpp)),
+                    new.map(|host| (host.country, host.tpp)),
+                )
+                .map_err(overflow)?;
+        }
         if let Some(old) = old {
             let tally = self.countries.entry(old.country).or_default();
             tally.hosts = tally.hosts.saturating_sub(1);
@@ -218,6 +237,27 @@ impl Fleet {
             }
         }
         Ok(())
+    }
+
+    /// A host becomes location-verified, or ceases to be.
+    fn locate(&mut self, change: &LocationChange) {
+        let was = if change.verified {
+            !self.verified.insert(change.host_id.clone())
+        } else {
+            self.verified.remove(&change.host_id)
+        };
+        if was == change.verified {
+            return;
+        }
+        if let Some(host) = self.hosts.get(&change.host_id) {
+            let contribution = Some((host.country, host.tpp));
+            // A part of `distribution`, which fits in 64 bits, cannot overflow.
+            let _ = if change.verified {
+                self.located.replace(None, contribution)
+            } else {
+                self.located.replace(contribution, None)
+            };
+        }
     }
 
     /// Records the current state as the month's start.
@@ -262,6 +302,45 @@ impl Fleet {
     }
 }
 
+/// The host changes and location changes, walked together one instant at a time.
+struct Timeline<'a> {
+    changes: &'a [HostChange],
+    located: &'a [LocationChange],
+    next: usize,
+    next_located: usize,
+}
+
+impl Timeline<'_> {
+    /// The next instant with a change of either kind.
+    fn next_ms(&self) -> Option<i64> {
+        let host = self.changes.get(self.next).map(|c| c.at_ms);
+        let located = self.located.get(self.next_located).map(|c| c.at_ms);
+        match (host, located) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Applies every change at `at_ms`; `in_month` counts hosts entering and leaving
+    /// countries. A host's record and its location state are independent, so the order of
+    /// the two kinds within one instant cannot matter.
+    fn apply(&mut self, at_ms: i64, fleet: &mut Fleet, in_month: bool) -> Result<(), ReportError> {
+        while let Some(change) = self.changes.get(self.next).filter(|c| c.at_ms == at_ms) {
+            fleet.apply(self.next, change, in_month)?;
+            self.next += 1;
+        }
+        while let Some(change) = self
+            .located
+            .get(self.next_located)
+            .filter(|c| c.at_ms == at_ms)
+        {
+            fleet.locate(change);
+            self.next_located += 1;
+        }
+        Ok(())
+    }
+}
+
 /// The evaluation of the current state and the shares derived from it.
 #[derive(Debug)]
 struct Current {
@@ -276,7 +355,7 @@ struct Current {
 
 impl Current {
     fn measure(policy: &Policy, fleet: &Fleet) -> Self {
-        let evaluation = evaluate(policy, &fleet.distribution);
+        let evaluation = evaluate_located(policy, &fleet.distribution, &fleet.located);
         let total = evaluation.total_tpp;
         let mut max_tier2: Option<(CountryCode, Share)> = None;
         for line in &evaluation.countries {
@@ -620,6 +699,7 @@ fn limits(policy: &Policy) -> Limits {
         }),
         tier2_country_max_share: limit_text(policy.tier2_country_max_share),
         tier3_prohibited: policy.tier3_prohibited,
+        tier1_requires_location: policy.location.required_for_tier1,
     }
 }
 
@@ -710,6 +790,7 @@ fn end_of_month(
         location_verified_tpp: verified.total(),
         location_verified_share: Share::new(verified.total(), evaluation.total_tpp).text(),
         tier1_share: current.tier1.text(),
+        tier1_unlocated_tpp: evaluation.tier1_unlocated_tpp,
         home_share: current.home.map(Share::text),
         countries,
         violations: evaluation
@@ -741,6 +822,30 @@ fn check_changes(changes: &[HostChange], end_ms: i64) -> Result<(), ReportError>
                 at_ms: change.at_ms,
                 end_ms,
             });
+        }
+        previous_ms = change.at_ms;
+    }
+    Ok(())
+}
+
+fn check_location_changes(changes: &[LocationChange], end_ms: i64) -> Result<(), ReportError> {
+    let mut previous_ms = i64::MIN;
+    for (index, change) in changes.iter().enumerate() {
+        let misplaced = |problem: String| ReportError::LocationChangeMisplaced {
+            index,
+            host_id: change.host_id.clone(),
+            at_ms: change.at_ms,
+            problem,
+        };
+        if change.at_ms < previous_ms {
+            return Err(misplaced(format!(
+                "is older than the change before it at {previous_ms} ms: changes must be sorted oldest first"
+            )));
+        }
+        if change.at_ms >= end_ms {
+            return Err(misplaced(format!(
+                "is not before the end of the report's period ({end_ms} ms)"
+            )));
         }
         previous_ms = change.at_ms;
     }

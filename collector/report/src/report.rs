@@ -130,6 +130,10 @@ pub struct Limits {
     pub tier2_country_max_share: String,
     /// Whether any compute in a Tier-3 country breaks the policy.
     pub tier3_prohibited: bool,
+    /// Whether Tier-1 compute counts toward the Tier-1 and home minimums only while its host
+    /// is location-verified (the policy's `[location] require_for_tier1`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub tier1_requires_location: bool,
 }
 
 /// The home rule: a minimum share in the headquarters country.
@@ -250,8 +254,13 @@ pub struct EndOfMonth {
     /// `location_verified_tpp`'s share of the total.
     #[serde(default = "zero_share")]
     pub location_verified_share: String,
-    /// Share of the total in Tier-1 countries.
+    /// Share of the total in Tier-1 countries (location-verified compute only, when the
+    /// policy requires it).
     pub tier1_share: String,
+    /// TPP in Tier-1 countries left out of the Tier-1 and home shares because its hosts are
+    /// not location-verified there (only when the policy requires it; absent when 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tier1_unlocated_tpp: u64,
     /// Share in the headquarters country; `null` without a home rule.
     pub home_share: Option<String>,
     /// Every country with a counted host, by code.
@@ -481,6 +490,14 @@ pub struct RejectionCount {
 }
 
 /// The share of nothing, which reports made before a share existed stand for.
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
 fn zero_share() -> String {
     "0.000".to_owned()
 }

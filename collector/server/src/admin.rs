@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use collector_pki::Role;
 use collector_store::EnrollToken;
-use proto_accounting::{Distribution, Tier, Verdict, evaluate};
+use proto_accounting::{Distribution, Tier, Verdict, evaluate_located};
 use proto_wire::v1;
 use proto_wire::v1::admin_server::Admin;
 use tonic::{Request, Response, Status};
@@ -44,17 +44,19 @@ impl AdminService {
 }
 
 /// A distribution as the wire shows it: the evaluation, each country's stale part, its
-/// hardware-attested part and (for the live books) its location-verified part.
+/// hardware-attested part and its location-verified part (`located`, which counts toward the
+/// Tier-1 and home minimums when the policy requires it); `location` adds the hosts' verdicts
+/// (the last-known view).
 pub(crate) fn view(
     distribution: &Distribution,
     collector: &Collector,
     stale: &Distribution,
     hardware: &Distribution,
-    located: Option<&collector_core::LocationSums>,
+    located: &Distribution,
+    location: Option<&collector_core::LocationSums>,
 ) -> v1::DistributionView {
-    let verified_in = |country| located.map_or(0, |l| l.verified.of(country));
     let policy = &collector.rules.policy;
-    let evaluation = evaluate(policy, distribution);
+    let evaluation = evaluate_located(policy, distribution, located);
     let verdict = evaluation.verdict();
     v1::DistributionView {
         compliant: verdict == Verdict::Compliant,
@@ -74,7 +76,7 @@ pub(crate) fn view(
                 stale_tpp: stale.of(line.country),
                 headroom_tpp: line.headroom.unwrap_or(0),
                 hardware_tpp: hardware.of(line.country),
-                location_verified_tpp: verified_in(line.country),
+                location_verified_tpp: located.of(line.country),
             })
             .collect(),
         violations: evaluation
@@ -87,8 +89,8 @@ pub(crate) fn view(
             .collect(),
         new_tier2_country_headroom_tpp: evaluation.new_tier2_country_headroom,
         hardware_tpp: hardware.total(),
-        location_verified_tpp: located.map_or(0, |l| l.verified.total()),
-        location_verified_hosts: located.map_or(0, |l| {
+        location_verified_tpp: located.total(),
+        location_verified_hosts: location.map_or(0, |l| {
             let hosts = l
                 .hosts
                 .get(&proto_location::Verdict::Verified)
@@ -96,7 +98,7 @@ pub(crate) fn view(
                 .unwrap_or(0);
             u32::try_from(hosts).unwrap_or(u32::MAX)
         }),
-        location_inconsistent: located.map_or_else(Vec::new, |l| l.inconsistent.clone()),
+        location_inconsistent: location.map_or_else(Vec::new, |l| l.inconsistent.clone()),
     }
 }
 
@@ -208,6 +210,7 @@ impl AdminService {
                 &self.collector,
                 &stale,
                 live.hardware_last_known(),
+                &located.verified,
                 Some(&located),
             );
             let verified = view(
@@ -215,6 +218,7 @@ impl AdminService {
                 &self.collector,
                 &Distribution::new(),
                 live.hardware_fresh(),
+                &located.verified_fresh,
                 None,
             );
             let stale_hosts = live

@@ -159,12 +159,26 @@ fn distribution_at(
         }
     }
     let rules = &collector.rules;
-    // The live location book speaks for now only; a past instant's is the verifier's replay.
-    let located = (as_of >= collector.now_ms().saturating_sub(60_000)).then(|| {
-        collector
-            .state()
-            .location_sums(&rules.sites, collector.now_ms())
-    });
+    // Now, the live location book; a past instant, the log's measurements judged as the
+    // report and the offline verifier judge them.
+    let located = if as_of >= collector.now_ms().saturating_sub(60_000) {
+        Some(
+            collector
+                .state()
+                .location_sums(&rules.sites, collector.now_ms()),
+        )
+    } else {
+        crate::report::location_at(collector, until, None)
+            .map_err(Status::from)?
+            .map(|input| {
+                located_then(&input, &hosts, |host| {
+                    let seen = last_received.get(host).copied();
+                    seen.is_some_and(|seen| as_of.saturating_sub(seen) <= freshness)
+                })
+            })
+    };
+    let empty = collector_core::LocationSums::default();
+    let sums = located.as_ref().unwrap_or(&empty);
     Ok(v1::DistributionResponse {
         as_of_unix_ms: as_of,
         policy_id: rules.policy.id.clone(),
@@ -175,6 +189,7 @@ fn distribution_at(
             collector,
             &stale,
             &hardware_last_known,
+            &sums.verified,
             located.as_ref(),
         )),
         verified: Some(crate::admin::view(
@@ -182,12 +197,58 @@ fn distribution_at(
             collector,
             &Distribution::new(),
             &hardware_verified,
+            &sums.verified_fresh,
             None,
         )),
         stale_hosts,
         hosts: u32::try_from(hosts.len()).unwrap_or(u32::MAX),
         freshness_window_ms: freshness,
     })
+}
+
+/// The location books at a past instant from each counted host's verdict then (`input`) and
+/// its last change before it (`hosts`); `fresh` says which hosts attested within the
+/// freshness window.
+fn located_then(
+    input: &collector_report::LocationInput,
+    hosts: &BTreeMap<&str, &HostChange>,
+    fresh: impl Fn(&str) -> bool,
+) -> collector_core::LocationSums {
+    use collector_report::LocationVerdict;
+    use proto_location::Verdict;
+    let verdicts: BTreeMap<&str, LocationVerdict> = input
+        .hosts
+        .iter()
+        .map(|located| (located.host_id.as_str(), located.verdict))
+        .collect();
+    let mut sums = collector_core::LocationSums::default();
+    for (host, change) in hosts {
+        let Ok(country) = CountryCode::parse(&change.country) else {
+            continue;
+        };
+        // A counted host the input does not list has no current measurement.
+        let verdict = match verdicts.get(host) {
+            None | Some(LocationVerdict::Unmeasured) => Verdict::Unmeasured,
+            Some(LocationVerdict::Unverified) => Verdict::Unverified,
+            Some(LocationVerdict::Verified) => Verdict::Verified,
+            Some(LocationVerdict::Inconsistent) => Verdict::Inconsistent,
+        };
+        *sums.hosts.entry(verdict).or_default() += 1;
+        let tpp = sums.tpp.entry(verdict).or_default();
+        *tpp = tpp.saturating_add(change.tpp);
+        match verdict {
+            Verdict::Verified => {
+                // Parts of a distribution that fits in 64 bits.
+                let _ = sums.verified.add(country, change.tpp);
+                if fresh(host) {
+                    let _ = sums.verified_fresh.add(country, change.tpp);
+                }
+            }
+            Verdict::Inconsistent => sums.inconsistent.push((*host).to_owned()),
+            Verdict::Unmeasured | Verdict::Unverified => {}
+        }
+    }
+    sums
 }
 
 fn stored_to_wire(

@@ -125,13 +125,15 @@ impl Collector {
             let before = record.as_ref().map(|r| {
                 state
                     .locations
-                    .locate(&host, r, &self.rules.sites, now)
+                    .locate(&host, r, &state.ledger, &self.rules.sites, now)
                     .verdict
             });
             state.locations.accept(measurement.clone());
-            let after = record
-                .as_ref()
-                .map(|r| state.locations.locate(&host, r, &self.rules.sites, now));
+            let after = record.as_ref().map(|r| {
+                state
+                    .locations
+                    .locate(&host, r, &state.ledger, &self.rules.sites, now)
+            });
             (before, after)
         };
         let verdict = after.as_ref().map_or(Verdict::Unmeasured, |l| l.verdict);

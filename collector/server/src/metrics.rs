@@ -8,7 +8,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use proto_accounting::{Distribution, Policy, Rule, Tier, Verdict, evaluate};
+use proto_accounting::{Distribution, Policy, Rule, Tier, Verdict, evaluate_located};
 
 use crate::witnesses::Submitted;
 
@@ -169,6 +169,10 @@ pub struct Metrics {
     location_hosts: Family<LocationLabel, Gauge>,
     location_tpp: Family<LocationLabel, Gauge>,
     location_verified_tpp: Family<LocatedLabel, Gauge>,
+    /// The location-verified part of each view (last known, verified) as last observed: the
+    /// verdict gauges evaluate with it between location observations, which cost a pass
+    /// over the hosts and so are made on the sweeper's tick, not per attestation.
+    located: std::sync::Mutex<(Distribution, Distribution)>,
 }
 
 impl Metrics {
@@ -207,6 +211,7 @@ impl Metrics {
             location_hosts: Family::default(),
             location_tpp: Family::default(),
             location_verified_tpp: Family::default(),
+            located: std::sync::Mutex::default(),
         };
         registry.register(
             "location_measurements",
@@ -374,6 +379,11 @@ impl Metrics {
 
     /// The location verdicts of the counted hosts now.
     pub fn observe_location(&self, sums: &collector_core::LocationSums, policy: &Policy) {
+        *self
+            .located
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            (sums.verified.clone(), sums.verified_fresh.clone());
         for verdict in [
             proto_location::Verdict::Unmeasured,
             proto_location::Verdict::Unverified,
@@ -543,11 +553,21 @@ impl Metrics {
                     .set(limit.as_f64());
             }
         }
-        for (view, distribution, hardware) in [
-            ("last_known", live.last_known(), live.hardware_last_known()),
-            ("verified", live.fresh(), live.hardware_fresh()),
+        let located = self
+            .located
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        for (view, distribution, hardware, located) in [
+            (
+                "last_known",
+                live.last_known(),
+                live.hardware_last_known(),
+                &located.0,
+            ),
+            ("verified", live.fresh(), live.hardware_fresh(), &located.1),
         ] {
-            self.observe_view(view, distribution, hardware, policy);
+            self.observe_view(view, distribution, hardware, located, policy);
         }
     }
 
@@ -556,9 +576,10 @@ impl Metrics {
         view: &'static str,
         distribution: &Distribution,
         hardware: &Distribution,
+        located: &Distribution,
         policy: &Policy,
     ) {
-        let evaluation = evaluate(policy, distribution);
+        let evaluation = evaluate_located(policy, distribution, located);
         let total = distribution.total();
         for (country, tpp) in distribution.countries() {
             let tier = match policy.tier(country) {

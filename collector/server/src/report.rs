@@ -66,11 +66,14 @@ impl From<ReportError> for Status {
 
 /// The report's location section: each host's verdict at `as_of` from the log's
 /// administrative leaves and the measurement leaves of the last `[location] max_age_hours`
-/// (`collector_bundle::located_at`, which the offline verifier runs on the bundle's leaves);
-/// `None` when the collector trusts no landmark.
-fn location_at(
+/// (`collector_bundle::located_at`, which the offline verifier runs on the bundle's leaves),
+/// and with `changes_from` (the period's start, when the policy requires location
+/// verification for Tier 1) every change of a host's location-verified state since; `None`
+/// when the collector trusts no landmark.
+pub(crate) fn location_at(
     collector: &Collector,
     as_of: i64,
+    changes_from: Option<i64>,
 ) -> Result<Option<collector_report::LocationInput>, ReportError> {
     if collector.landmarks().is_empty() {
         return Ok(None);
@@ -81,7 +84,10 @@ fn location_at(
         sites: &collector.rules.sites,
         rule: proto_location::LocationRule::from(&collector.rules.policy.location),
     };
-    let since = as_of.saturating_sub(collector_bundle::window_ms(&locating));
+    let since = changes_from
+        .unwrap_or(as_of)
+        .min(as_of)
+        .saturating_sub(collector_bundle::window_ms(&locating));
     let mut records = store.key_records(u64::MAX)?;
     records.extend(store.measurements(since)?);
     records.sort_by_key(|record| record.log_index);
@@ -95,6 +101,7 @@ fn location_at(
         entries.iter().map(|(index, entry)| (*index, entry)),
         locating,
         as_of,
+        changes_from,
     )))
 }
 
@@ -250,7 +257,16 @@ pub fn build(collector: &Collector, log: &LogKeeper, month: &str) -> Result<Repo
         _ => Vec::new(),
     };
     let rules = &collector.rules;
-    let location = location_at(collector, as_of)?;
+    let location = location_at(
+        collector,
+        as_of,
+        collector
+            .rules
+            .policy
+            .location
+            .required_for_tier1
+            .then_some(start),
+    )?;
     let input = ReportInput {
         month,
         as_of_ms: as_of,

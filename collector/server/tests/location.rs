@@ -258,3 +258,87 @@ async fn a_host_answering_singapore_fast_is_inconsistent_and_an_event_says_so() 
     );
     assert!(events[0].detail.contains("sin-1"), "{}", events[0].detail);
 }
+
+/// The auditor's live view: the verdict and the broken rules.
+async fn standing(h: &Harness) -> (String, Vec<String>) {
+    let view = AuditClient::new(h.channel_as(Role::Auditor, "auditor-1").await)
+        .distribution(v1::DistributionRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .last_known
+        .unwrap();
+    let rules = view.violations.iter().map(|v| v.rule.clone()).collect();
+    (view.verdict, rules)
+}
+
+#[tokio::test]
+async fn under_a_location_requirement_only_verified_tier_1_compute_meets_the_minimums() {
+    let simulated = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../deploy/policies")
+            .join(POLICY),
+    )
+    .unwrap();
+    let policy = format!(
+        "{}\n[location]\nrequire_for_tier1 = true\n",
+        simulated.replace(
+            "id = \"uveu-2025-us-simulated\"",
+            "id = \"uveu-2025-us-located\""
+        )
+    );
+    let iad = Station::new("iad-1", ASHBURN, 51);
+    let sin = Station::new("sin-1", SINGAPORE, 52);
+    let h = Harness::start_with_landmarks(
+        &policy,
+        Landmarks::from_landmarks([iad.registered(), sin.registered()]),
+    )
+    .await;
+    let mut first = Chain::new(h.enroll("gpu-us", "us-va-1", 7));
+    let mut second = Chain::new(h.enroll("gpu-us-2", "us-va-1", 8));
+    h.attest(&mut first, 1).await;
+    h.attest(&mut second, 1).await;
+
+    // Two US hosts, declared at a US site, neither measured: all of it counts in the total,
+    // none toward the Tier-1 and home minimums.
+    assert_eq!(
+        standing(&h).await,
+        (
+            "not_compliant".to_owned(),
+            vec!["tier1_min_share".to_owned(), "home_min_share".to_owned()]
+        )
+    );
+
+    // One host measured fast from Ashburn: half the compute is verified at home.
+    let now = h.collector.now_ms();
+    let one = Ed25519Signer::from_seed(&[7; 32]).unwrap();
+    submit(&h, "iad-1", iad.measure("gpu-us", &one, 300, now))
+        .await
+        .unwrap();
+    assert_eq!(
+        standing(&h).await,
+        (
+            "not_compliant".to_owned(),
+            vec!["tier1_min_share".to_owned()]
+        )
+    );
+
+    // A relay's own key answering for the second host is refused and verifies nothing.
+    let relay = Ed25519Signer::from_seed(&[99; 32]).unwrap();
+    assert_eq!(
+        submit(&h, "iad-1", iad.measure("gpu-us-2", &relay, 300, now + 1)).await,
+        Err(Code::FailedPrecondition)
+    );
+    assert_eq!(standing(&h).await.0, "not_compliant");
+
+    // The second host answering itself: every Tier-1 TPP is verified, so the fleet complies.
+    let two = Ed25519Signer::from_seed(&[8; 32]).unwrap();
+    submit(&h, "iad-1", iad.measure("gpu-us-2", &two, 300, now + 2))
+        .await
+        .unwrap();
+    assert_eq!(standing(&h).await, ("compliant".to_owned(), Vec::new()));
+
+    // After a restart the books are the same.
+    let reopened = h.reopen(&policy);
+    assert_eq!(reopened.location_sums().verified.total(), 2 * 8 * 15_840);
+}

@@ -218,9 +218,14 @@ pub struct CountryShare {
 pub struct Evaluation {
     /// Total counted TPP.
     pub total_tpp: u64,
-    /// TPP in Tier-1 countries.
+    /// TPP in Tier-1 countries that counts toward the Tier-1 minimum: all of it, or, when the
+    /// policy requires location verification for Tier 1, the location-verified part.
     pub tier1_tpp: u64,
-    /// The home rule's country and its TPP, when the rule applies.
+    /// TPP declared in Tier-1 countries that does not count toward the minimums because its
+    /// hosts are not location-verified there (0 unless the policy requires it).
+    pub tier1_unlocated_tpp: u64,
+    /// The home rule's country and its TPP counting toward the home minimum (located only,
+    /// when the policy requires location verification), when the rule applies.
     pub home: Option<(CountryCode, u64)>,
     /// Every country in the distribution, in code order.
     pub countries: Vec<CountryShare>,
@@ -250,17 +255,57 @@ impl Evaluation {
     }
 }
 
-/// Evaluates `distribution` against `policy`. Cost: one pass over the countries.
+/// Evaluates `distribution` against `policy`, every host taken at its declared place: a plan
+/// or a fleet file, where nothing is measured. The collector's books, its reports and the
+/// offline verifier evaluate with [`evaluate_located`]. Cost: one pass over the countries.
 pub fn evaluate(policy: &Policy, distribution: &Distribution) -> Evaluation {
+    assess(policy, distribution, None)
+}
+
+/// Evaluates the books against `policy`: `declared` is the counted TPP per country of the
+/// hosts' enrolled sites, `located` the part of it whose hosts are location-verified in that
+/// country (docs/location.md). Under a policy that requires location verification for Tier 1
+/// (`[location] require_for_tier1`), a Tier-1 country's compute counts toward the Tier-1 and
+/// home minimums only as far as it is located there; the rest still counts in the total, so
+/// unverified compute dilutes the minimums instead of meeting them. The Tier-2 maximum and the
+/// Tier-3 prohibition read the declared distribution either way: a claim to be outside Tier 1
+/// is never discounted. Without the requirement this is [`evaluate`].
+pub fn evaluate_located(
+    policy: &Policy,
+    declared: &Distribution,
+    located: &Distribution,
+) -> Evaluation {
+    assess(
+        policy,
+        declared,
+        policy.location.required_for_tier1.then_some(located),
+    )
+}
+
+/// The one evaluation: with `located`, the Tier-1 and home minimums count only located TPP.
+fn assess(
+    policy: &Policy,
+    distribution: &Distribution,
+    located: Option<&Distribution>,
+) -> Evaluation {
     let total = distribution.total();
-    let tier1_tpp: u64 = distribution
+    // What of a country's declared TPP counts toward the minimums.
+    let credited = |country: CountryCode, tpp: u64| match located {
+        Some(located) => located.of(country).min(tpp),
+        None => tpp,
+    };
+    let (tier1_tpp, tier1_declared) = distribution
         .countries()
         .filter(|(country, _)| policy.tier(*country) == Tier::One)
-        .map(|(_, tpp)| tpp)
-        .sum();
+        .fold(
+            (0u64, 0u64),
+            |(credited_sum, declared_sum), (country, tpp)| {
+                (credited_sum + credited(country, tpp), declared_sum + tpp)
+            },
+        );
     let home = policy
         .home_rule()
-        .map(|(country, _)| (country, distribution.of(country)));
+        .map(|(country, _)| (country, credited(country, distribution.of(country))));
 
     let mut violations = Vec::new();
     if !policy.tier1_min_share.is_reached_by(tier1_tpp, total) {
@@ -319,6 +364,7 @@ pub fn evaluate(policy: &Policy, distribution: &Distribution) -> Evaluation {
     Evaluation {
         total_tpp: total,
         tier1_tpp,
+        tier1_unlocated_tpp: tier1_declared - tier1_tpp,
         home,
         countries,
         violations,
@@ -493,7 +539,13 @@ pub fn remediation(policy: &Policy, evaluation: &Evaluation, unit: &Accelerator)
             Rule::HomeMinShare => {
                 if let (Some((home, share)), Some(country)) =
                     (policy.home_rule(), violation.country)
-                    && let Some(y) = share.min_addition_to_reach(tpp_of(Some(home)), total)
+                    && let Some(y) = share.min_addition_to_reach(
+                        evaluation
+                            .home
+                            .filter(|(c, _)| *c == home)
+                            .map_or(0, |(_, tpp)| tpp),
+                        total,
+                    )
                 {
                     offer(change(Action::Add, Place::Country(country), y));
                 }

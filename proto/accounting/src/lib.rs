@@ -17,7 +17,7 @@ pub use country::{CountryCode, CountryError};
 pub use digest::Digest;
 pub use evaluation::{
     Action, Change, Distribution, Evaluation, Place, Remediation, Remedy, Rule, Tier, Verdict,
-    Violation, evaluate, remediation,
+    Violation, evaluate, evaluate_located, remediation,
 };
 pub use fleet::{Fleet, FleetError, FleetRow};
 pub use percent::Percent;

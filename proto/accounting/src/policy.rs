@@ -116,6 +116,10 @@ pub struct LocationTerms {
     pub speed_m_per_ms: u64,
     /// A measurement counts this long after the landmark took it.
     pub max_age_ms: i64,
+    /// Compute in a Tier-1 country counts toward the Tier-1 and home minimums only while its
+    /// host is location-verified there (`require_for_tier1`); the rest still counts in the
+    /// total. Off by default.
+    pub required_for_tier1: bool,
 }
 
 /// Light in vacuum, metres per millisecond, rounded up: the default speed, sound whatever the
@@ -130,6 +134,7 @@ impl Default for LocationTerms {
         Self {
             speed_m_per_ms: LIGHT_M_PER_MS,
             max_age_ms: DEFAULT_LOCATION_MAX_AGE_HOURS * 3_600_000,
+            required_for_tier1: false,
         }
     }
 }
@@ -430,6 +435,7 @@ fn validate(raw: RawPolicy, digest: Digest, errors: &mut Vec<FieldError>) -> Opt
         LocationTerms {
             speed_m_per_ms,
             max_age_ms: hours.saturating_mul(3_600_000),
+            required_for_tier1: raw.require_for_tier1,
         }
     });
 
@@ -541,6 +547,8 @@ struct RawPolicy {
 struct RawLocation {
     speed_km_per_ms: Option<f64>,
     max_age_hours: Option<i64>,
+    #[serde(default)]
+    require_for_tier1: bool,
 }
 
 #[derive(Deserialize)]
@@ -759,6 +767,17 @@ mod tests {
         let policy = Policy::from_toml(&tight).unwrap();
         assert_eq!(policy.location.speed_m_per_ms, 204_000);
         assert_eq!(policy.location.max_age_ms, 6 * 3_600_000);
+        assert!(!policy.location.required_for_tier1);
+        let required = format!("{base}\n[location]\nrequire_for_tier1 = true\n");
+        assert!(
+            Policy::from_toml(&required)
+                .unwrap()
+                .location
+                .required_for_tier1
+        );
+        let mistyped = format!("{base}\n[location]\nrequire_for_tier1 = \"yes\"\n");
+        let error = Policy::from_toml(&mistyped).unwrap_err().to_string();
+        assert!(error.contains("require_for_tier1"), "{error}");
         let bad = format!("{base}\n[location]\nspeed_km_per_ms = 400\nmax_age_hours = 0\n");
         let error = Policy::from_toml(&bad).unwrap_err().to_string();
         assert!(error.contains("location.speed_km_per_ms"), "{error}");

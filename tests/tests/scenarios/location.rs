@@ -188,6 +188,22 @@ fn landmarks_verify_an_honest_host_and_expose_one_claiming_frankfurt_from_johor(
         ),
     )
     .unwrap();
+    // A German company's policy that counts Tier-1 compute only where landmarks verify it.
+    let simulated = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../deploy/policies/uveu-2025-us-simulated.toml"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("policy.toml"),
+        format!(
+            "{}\n[location]\nrequire_for_tier1 = true\n",
+            simulated
+                .replace("id = \"uveu-2025-us-simulated\"", "id = \"de-located\"")
+                .replace("headquarters = \"US\"", "headquarters = \"DE\"")
+        ),
+    )
+    .unwrap();
     let collector = Collector::start_with(
         dir.path(),
         None,
@@ -252,8 +268,29 @@ fn landmarks_verify_an_honest_host_and_expose_one_claiming_frankfurt_from_johor(
         "the rogue landmark refused",
         || rogue.log("rogue-1").contains("not enrolled"),
     );
-    let table = ok(&collector.veuctl(&["status"]));
+    // Three German hosts, all declared in Tier 1; only the honest one is verified, so a third
+    // of the compute meets the 75 % minimum and the rest only dilutes it.
+    assert_eq!(status["last_known"]["verdict"], "not_compliant", "{status}");
+    assert_eq!(
+        status["last_known"]["violations"][0]["rule"], "tier1_min_share",
+        "{status}"
+    );
+    assert_eq!(status["last_known"]["tier1_tpp"], per_host);
+    assert_eq!(status["last_known"]["tier1_unlocated_tpp"], 2 * per_host);
+    assert_eq!(location["tier1_tpp"], 3 * per_host);
+    assert_eq!(location["tier1_verified_tpp"], per_host);
+    let table = collector.veuctl(&["status", "--check"]);
+    assert!(
+        !table.status.success(),
+        "--check passes a non-compliant fleet"
+    );
+    let table = String::from_utf8_lossy(&table.stdout).into_owned();
     assert!(table.contains("LOCATION INCONSISTENT: de-johor"), "{table}");
+    assert!(
+        table.contains("Tier-1 share (location-verified)"),
+        "{table}"
+    );
+    assert!(table.contains("is not location-verified"), "{table}");
     // Each host's verdict and what it rests on, for the operator.
     let hosts: Value = serde_json::from_str(&ok(
         &collector.veuctl(&["audit", "hosts", "--format", "json"])
@@ -303,6 +340,9 @@ fn landmarks_verify_an_honest_host_and_expose_one_claiming_frankfurt_from_johor(
         "{}",
         report["location"]
     );
+    assert_eq!(report["limits"]["tier1_requires_location"], true);
+    assert_eq!(report["verdict"]["at_end"], "not_compliant", "{report}");
+    assert_eq!(report["end_of_month"]["tier1_unlocated_tpp"], 2 * per_host);
     let html = std::fs::read_to_string(report_dir.join("report.html")).unwrap();
     assert!(
         html.contains("de-johor"),

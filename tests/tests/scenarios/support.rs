@@ -57,7 +57,8 @@ pub struct Collector {
 }
 
 impl Collector {
-    /// PKI, sites (US, DE, MY, IN), config with the simulated-evidence policy; then starts it.
+    /// PKI, sites (US, DE, MY, IN), config with the simulated-evidence policy (or the
+    /// scenario's own `policy.toml` and `sites.toml`, when it wrote them); then starts it.
     pub fn start(dir: &Path) -> Self {
         Self::start_with_store(dir, None)
     }
@@ -88,10 +89,15 @@ impl Collector {
             )
             .unwrap();
         }
-        let policy = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../deploy/policies/uveu-2025-us-simulated.toml")
-            .canonicalize()
-            .unwrap();
+        // A scenario may have written its own policy.
+        let policy = if dir.join("policy.toml").exists() {
+            dir.join("policy.toml").canonicalize().unwrap()
+        } else {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../deploy/policies/uveu-2025-us-simulated.toml")
+                .canonicalize()
+                .unwrap()
+        };
         let port = free_port();
         let store = store
             .map(|url| format!("store = \"{url}\"\n"))

@@ -228,3 +228,256 @@ fn measurements_the_collector_should_have_refused_fail_verification() {
     let codes: Vec<&str> = outcome.failures.iter().map(|f| f.code).collect();
     assert_eq!(codes, ["measurement_invalid"]);
 }
+
+/// A German host in Kassel attested on the 2nd, measured from Kassel once (verified from its
+/// receipt until it ages out 24 h later), never again; a report as of the 5th, under a
+/// DE-headquartered policy that counts Tier-1 compute only while location-verified.
+struct Required {
+    log: Log,
+    bundle: Bundle,
+    input: ReportInput,
+}
+
+const MEASURED: i64 = NOV + DAY + 100;
+const RECEIVED: i64 = NOV + DAY + 200;
+const AS_OF: i64 = NOV + 4 * DAY;
+
+fn required_month() -> Required {
+    let policy_toml = format!(
+        "{}\n[location]\nrequire_for_tier1 = true\n",
+        POLICY
+            .replace("headquarters = \"US\"", "headquarters = \"DE\"")
+            .replace("id = \"uveu-2025-us-simulated\"", "id = \"de-located\"")
+    );
+    let policy = Policy::from_toml(&policy_toml).unwrap();
+    let mut log = Log::new();
+    let host = agent(11, "gpu-de", "de-kas", "DE");
+    let kas = Landmarked::new("kas", KASSEL, 31);
+    log.enrol(&host, NOV);
+    let start = log.sign_head(NOV + 1_000);
+    log.attest(&host, 8, NOV + DAY);
+    logged(
+        &mut log,
+        kas.measure(&host, &host.signer, 400, MEASURED),
+        RECEIVED,
+    );
+    log.attest(&host, 8, NOV + 3 * DAY);
+    let end = log.sign_head(AS_OF);
+    let landmarks = Landmarks::from_landmarks([kas.entry()]);
+    let mut bundle = log.bundle(NOV, AS_OF);
+    bundle.landmarks_toml = Some(landmarks.to_toml());
+    bundle.sites_toml = Some(SITES.into());
+    bundle.policy_toml = policy_toml;
+
+    // The collector's own inputs: its host changes, and the location timeline computed from
+    // the log as `veu-collector` computes it from its store.
+    let change = |at_ms| HostChange {
+        at_ms,
+        host_id: "gpu-de".into(),
+        site_id: "de-kas".into(),
+        country: CountryCode::parse("DE").unwrap(),
+        tpp: 8 * 15_840,
+        hardware_tpp: 0,
+        devices: 8,
+        kind: ChangeKind::Attested,
+    };
+    let entries: Vec<(u64, LogEntry)> = log
+        .leaves
+        .iter()
+        .enumerate()
+        .map(|(i, (bytes, _))| (i as u64, LogEntry::decode(bytes).unwrap()))
+        .collect();
+    let sites = collector_core::SiteRegistry::from_toml(SITES).unwrap();
+    let location = collector_bundle::located_at(
+        entries.iter().map(|(i, e)| (*i, e)),
+        collector_bundle::Locating {
+            landmarks: &landmarks,
+            sites: &sites,
+            rule: proto_location::LocationRule::from(&policy.location),
+        },
+        AS_OF,
+        Some(NOV),
+    );
+    let consistency_proof =
+        proto_merkle::consistency_proof(&log.tree, start.tree_size, end.tree_size)
+            .unwrap()
+            .iter()
+            .map(|h| to_hex(h))
+            .collect();
+    let input = ReportInput {
+        month: "2026-11".parse().unwrap(),
+        as_of_ms: AS_OF,
+        policy_id: policy.id.clone(),
+        policy_digest: policy.digest().to_string(),
+        catalogue_digest: proto_accounting::Catalogue::builtin()
+            .unwrap()
+            .digest()
+            .to_string(),
+        policy,
+        collector: to_hex(log.key.key_id().0.as_bytes()),
+        organisation: None,
+        changes: vec![change(NOV + DAY + 40), change(NOV + 3 * DAY + 40)],
+        stale: Vec::new(),
+        gaps: Vec::new(),
+        conflicts: Vec::new(),
+        rejections: Vec::new(),
+        log: LogEvidence {
+            start: Some(start),
+            end: Some(end),
+            consistency_proof,
+            checkpoint: None,
+        },
+        location: Some(location),
+    };
+    Required { log, bundle, input }
+}
+
+fn verified_report(month: &Required, report: &collector_report::Report) -> Outcome {
+    let json = report.to_json().into_bytes();
+    let signature = proto_seal::sign_report(&json, &month.log.key);
+    verify(
+        &month.bundle,
+        &month.log.key.public_key(),
+        &Requirements::default(),
+        Some(ReportCheck {
+            json: &json,
+            signature: Some(&signature),
+        }),
+    )
+}
+
+#[test]
+fn tier_1_compute_counts_only_while_its_measurement_lasts_and_the_verifier_agrees() {
+    let month = required_month();
+    let location = month.input.location.as_ref().unwrap();
+    // Verified from the measurement's receipt until one millisecond past its 24 hours.
+    let expires = MEASURED + 24 * 3_600_000 + 1;
+    assert_eq!(
+        location
+            .changes
+            .iter()
+            .map(|c| (c.at_ms, c.host_id.as_str(), c.verified))
+            .collect::<Vec<_>>(),
+        [(RECEIVED, "gpu-de", true), (expires, "gpu-de", false)]
+    );
+    let report = collector_report::build(&month.input).unwrap();
+    let intervals: Vec<(String, i64, Option<i64>)> = report
+        .violations
+        .iter()
+        .map(|v| (v.rule.as_str().to_owned(), v.start_ms, v.end_ms))
+        .collect();
+    // Counted but not yet verified, verified, then no longer: Tier 1 counts nothing twice.
+    assert_eq!(
+        intervals,
+        [
+            ("tier1_min_share".to_owned(), NOV + DAY + 40, Some(RECEIVED)),
+            ("tier1_min_share".to_owned(), expires, None),
+        ]
+    );
+    assert_eq!(report.verdict.at_end, State::NotCompliant);
+    assert_eq!(report.end_of_month.tier1_unlocated_tpp, 8 * 15_840);
+    assert!(report.limits.tier1_requires_location);
+
+    let outcome = verified_report(&month, &report);
+    assert!(outcome.passed(), "{:#?}", outcome.failures);
+    // The verifier's own verdict on the books at the end head: not compliant either.
+    assert!(!outcome.evaluation.unwrap().compliant());
+}
+
+#[test]
+fn a_report_that_keeps_an_aged_measurement_counting_fails_verification() {
+    let month = required_month();
+    // The operator, who holds the log key, signs a report whose location timeline forgets
+    // that the measurement aged out: compliant from the 2nd on.
+    let mut forged = month.input.clone();
+    let location = forged.location.as_mut().unwrap();
+    location.changes.retain(|c| c.verified);
+    location.hosts[0].verdict = collector_report::LocationVerdict::Verified;
+    let report = collector_report::build(&forged).unwrap();
+    assert_eq!(report.verdict.at_end, State::Compliant);
+    let outcome = verified_report(&month, &report);
+    let codes: Vec<&str> = outcome.failures.iter().map(|f| f.code).collect();
+    assert!(codes.contains(&"report_mismatch"), "{codes:?}");
+    assert!(
+        outcome
+            .failures
+            .iter()
+            .any(|f| f.detail.contains("verdict") || f.detail.contains("violations")),
+        "{:#?}",
+        outcome.failures
+    );
+}
+
+#[test]
+fn a_revoked_key_or_a_decommissioned_host_stops_being_verified_at_that_instant() {
+    let mut log = Log::new();
+    let host = agent(11, "gpu-de", "de-kas", "DE");
+    let other = agent(12, "gpu-de-2", "de-kas", "DE");
+    let kas = Landmarked::new("kas", KASSEL, 31);
+    log.enrol(&host, NOV);
+    log.enrol(&other, NOV);
+    for agent in [&host, &other] {
+        logged(
+            &mut log,
+            kas.measure(agent, &agent.signer, 400, MEASURED),
+            RECEIVED,
+        );
+    }
+    log.append(
+        &LogEntry::KeyRevoked {
+            at_ms: RECEIVED + 5_000,
+            key_id: host.signer.key_id(),
+        },
+        None,
+    );
+    log.append(
+        &LogEntry::HostDecommissioned {
+            at_ms: RECEIVED + 6_000,
+            host_id: "gpu-de-2".into(),
+        },
+        None,
+    );
+    let entries: Vec<(u64, LogEntry)> = log
+        .leaves
+        .iter()
+        .enumerate()
+        .map(|(i, (bytes, _))| (i as u64, LogEntry::decode(bytes).unwrap()))
+        .collect();
+    let landmarks = Landmarks::from_landmarks([kas.entry()]);
+    let sites = collector_core::SiteRegistry::from_toml(SITES).unwrap();
+    let location = collector_bundle::located_at(
+        entries.iter().map(|(i, e)| (*i, e)),
+        collector_bundle::Locating {
+            landmarks: &landmarks,
+            sites: &sites,
+            rule: proto_location::LocationRule::default(),
+        },
+        AS_OF,
+        Some(NOV),
+    );
+    assert_eq!(
+        location
+            .changes
+            .iter()
+            .map(|c| (c.at_ms, c.host_id.as_str(), c.verified))
+            .collect::<Vec<_>>(),
+        [
+            (RECEIVED, "gpu-de", true),
+            (RECEIVED, "gpu-de-2", true),
+            (RECEIVED + 5_000, "gpu-de", false),
+            (RECEIVED + 6_000, "gpu-de-2", false),
+        ]
+    );
+    // Without a period start only the end instant is judged: no changes.
+    let at_end = collector_bundle::located_at(
+        entries.iter().map(|(i, e)| (*i, e)),
+        collector_bundle::Locating {
+            landmarks: &landmarks,
+            sites: &sites,
+            rule: proto_location::LocationRule::default(),
+        },
+        AS_OF,
+        None,
+    );
+    assert!(at_end.changes.is_empty());
+}

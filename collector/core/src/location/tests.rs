@@ -139,7 +139,7 @@ fn a_host_in_johor_claiming_frankfurt_is_inconsistent_and_not_verified() {
     assert_eq!(sums.inconsistent, vec!["h1".to_owned()]);
     let record = ledger.host("h1").unwrap();
     assert_eq!(
-        book.locate("h1", record, &sites(), T0 + 3000)
+        book.locate("h1", record, &ledger, &sites(), T0 + 3000)
             .excluding_site,
         vec!["sin".to_owned()]
     );
@@ -236,7 +236,9 @@ fn a_judged_verdict_follows_new_measurements_and_their_expiry() {
     let after_kassel = T0 + 2000 + max_age + 1;
     let record = ledger.host("h1").unwrap();
     assert_eq!(
-        book.judge("h1", record, &sites(), after_kassel).disks.len(),
+        book.judge("h1", record, &ledger, &sites(), after_kassel)
+            .disks
+            .len(),
         1
     );
     let after_both = T0 + 4000 + max_age + 1;
@@ -260,4 +262,26 @@ fn a_judged_verdict_follows_new_measurements_and_their_expiry() {
             .total(),
         15_840
     );
+}
+
+#[test]
+fn a_revoked_key_verifies_nothing_even_with_a_judged_verdict_cached() {
+    let mut ledger = ledger("h1", "de-1", 7);
+    let mut book = LocationBook::new(LocationRule::default());
+    let m = measured("kas", KASSEL, "h1", 7, 400, T0 + 2000);
+    book.check(&m, Some("kas"), &landmarks(), &ledger, T0 + 2000)
+        .unwrap();
+    book.accept(m);
+    assert_eq!(
+        book.sums(&ledger, &sites(), T0 + 3000).verified.total(),
+        15_840
+    );
+    // The key is revoked; the host still counts its last attested compute, but the key's
+    // round trips no longer say where it is.
+    ledger
+        .revoke(T0 + 4000, KeyId::of_public_key(&[7; 32]))
+        .unwrap();
+    let sums = book.sums(&ledger, &sites(), T0 + 5000);
+    assert_eq!(sums.verified.total(), 0);
+    assert_eq!(sums.hosts.get(&Verdict::Unmeasured), Some(&1));
 }

@@ -332,7 +332,11 @@ impl Report {
             }
         };
         let mut rows = vec![vec![
-            Cell::Text("Tier-1 share (all Tier-1 countries)".to_owned()),
+            Cell::Text(if self.limits.tier1_requires_location {
+                "Tier-1 share (location-verified compute in Tier-1 countries)".to_owned()
+            } else {
+                "Tier-1 share (all Tier-1 countries)".to_owned()
+            }),
             Cell::Num(percent(&end.tier1_share)),
             Cell::Text(format!(
                 "at least {} %",

@@ -77,19 +77,55 @@ impl Report {
             grouped(end.hardware_tpp),
             escape(&self.defined(end.total_tpp, &end.hardware_share)),
         );
+        let (tier1_tpp, tier1_located) = end
+            .countries
+            .iter()
+            .filter(|line| line.tier == Tier::One)
+            .fold((0u64, 0u64), |(tpp, located), line| {
+                (
+                    tpp.saturating_add(line.tpp),
+                    located.saturating_add(line.location_verified_tpp),
+                )
+            });
+        let tier1_words = format!(
+            " In Tier-1 countries: {} TPP of {} TPP.",
+            grouped(tier1_located),
+            grouped(tier1_tpp)
+        );
         let _ = writeln!(
             page,
-            "<p>{}</p>",
-            match &self.location {
-                Some(_) => format!(
+            "<p>{}{}</p>",
+            match (&self.location, self.limits.tier1_requires_location) {
+                (Some(_), false) => format!(
                     "Location-verified (round trips from trusted landmarks place the host within \
                      its site's country): {} TPP, {} of the total. Shown beside the declared \
                      distribution; it does not change the verdict.",
                     grouped(end.location_verified_tpp),
                     escape(&self.defined(end.total_tpp, &end.location_verified_share)),
                 ),
-                None =>
+                (Some(_), true) => format!(
+                    "Location-verified (round trips from trusted landmarks place the host within \
+                     its site's country): {} TPP, {} of the total. The policy counts Tier-1 \
+                     compute toward the Tier-1 and home minimums only while it is \
+                     location-verified: {} TPP declared in Tier-1 countries counted toward no \
+                     minimum at the end of the period.",
+                    grouped(end.location_verified_tpp),
+                    escape(&self.defined(end.total_tpp, &end.location_verified_share)),
+                    grouped(end.tier1_unlocated_tpp),
+                ),
+                (None, false) =>
                     "Location-verified: not measured (the collector trusts no landmark).".to_owned(),
+                (None, true) => format!(
+                    "Location-verified: not measured (the collector trusts no landmark). The \
+                     policy counts Tier-1 compute toward the minimums only while it is \
+                     location-verified, so none of the {} TPP declared in Tier-1 countries did.",
+                    grouped(end.tier1_unlocated_tpp),
+                ),
+            },
+            if self.location.is_some() {
+                tier1_words.as_str()
+            } else {
+                ""
             }
         );
         let evaluated = end.total_tpp > 0;

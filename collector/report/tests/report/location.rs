@@ -3,9 +3,11 @@
 
 use collector_report::render::CSV_HEADER;
 use collector_report::{
-    InconsistentHost, LocatedHost, LocationCounts, LocationInput, LocationSection, LocationVerdict,
-    Report, ReportError, ReportInput, build,
+    InconsistentHost, LocatedHost, LocationChange, LocationCounts, LocationInput, LocationSection,
+    LocationVerdict, Report, ReportError, ReportInput, build,
 };
+use proto_accounting::Policy;
+use proto_accounting::policy::UVEU_2025_US_TOML;
 
 use crate::harness::*;
 
@@ -65,6 +67,7 @@ fn verdicts() -> LocationInput {
             located("in1", LocationVerdict::Unmeasured, "no current measurement"),
         ],
         measurements: 7,
+        changes: Vec::new(),
     }
 }
 
@@ -146,6 +149,7 @@ fn a_counted_host_the_input_does_not_list_is_unmeasured() {
             "the region lies within DE",
         )],
         measurements: 1,
+        changes: Vec::new(),
     })));
     let location = report.location.unwrap();
     assert_eq!(
@@ -284,6 +288,7 @@ fn html_shows_the_column_the_line_and_the_escaped_inconsistent_hosts() {
         "<td class=\"num\">200 (66.666 %)</td>",
         "Location-verified (round trips from trusted landmarks place the host within its \
          site's country): 200 TPP, 19.047 % of the total.",
+        "In Tier-1 countries: 200 TPP of 950 TPP.",
         "<h2>Location of the counted hosts</h2>",
         "From 7 landmark measurements: 1 verified, 1 unverified",
         "2 inconsistent, 2 unmeasured.",
@@ -305,4 +310,174 @@ fn csv_is_daily_and_keeps_its_columns() {
     assert_eq!(with, without);
     let header = with.lines().next().unwrap();
     assert_eq!(header, CSV_HEADER.join(","));
+}
+
+/// The shipped policy with `[location] require_for_tier1 = true`.
+fn requiring_location() -> Policy {
+    Policy::from_toml(&format!(
+        "{UVEU_2025_US_TOML}\n[location]\nrequire_for_tier1 = true\n"
+    ))
+    .unwrap()
+}
+
+fn change(at_ms: i64, host: &str, verified: bool) -> LocationChange {
+    LocationChange {
+        at_ms,
+        host_id: host.to_owned(),
+        verified,
+    }
+}
+
+/// US 800 (us1), DE 200 (de1), attested before the month; both location-verified from before
+/// it, us1's verification lapsing on the 10th at 06:00 and coming back on the 12th at noon.
+fn lapsing(policy: Policy) -> ReportInput {
+    let changes = baseline(&[("us1", "US", 800), ("de1", "DE", 200)]);
+    let mut input = input(policy, changes);
+    input.location = Some(LocationInput {
+        hosts: vec![
+            located(
+                "us1",
+                LocationVerdict::Verified,
+                "the region lies within US",
+            ),
+            located(
+                "de1",
+                LocationVerdict::Verified,
+                "the region lies within DE",
+            ),
+        ],
+        measurements: 4,
+        changes: vec![
+            change(start() - 20 * HOUR_MS, "us1", true),
+            change(start() - 20 * HOUR_MS, "de1", true),
+            change(at(10, 6, 0), "us1", false),
+            change(at(12, 12, 0), "us1", true),
+        ],
+    });
+    input
+}
+
+#[test]
+fn a_required_verification_that_lapses_breaks_the_minimums_for_exactly_that_time() {
+    let report = report(&lapsing(requiring_location()));
+    // From the 10th 06:00 to the 12th noon only DE's 200 of 1000 counts toward the minimums.
+    assert_eq!(
+        intervals(&report),
+        [
+            (
+                "tier1_min_share".to_owned(),
+                at(10, 6, 0),
+                Some(at(12, 12, 0)),
+                "20.000".to_owned()
+            ),
+            (
+                "home_min_share:US".to_owned(),
+                at(10, 6, 0),
+                Some(at(12, 12, 0)),
+                "0.000".to_owned()
+            ),
+        ]
+    );
+    assert!(report.limits.tier1_requires_location);
+    // Verified again at the end: nothing left out.
+    assert_eq!(report.end_of_month.tier1_unlocated_tpp, 0);
+    assert_eq!(report.end_of_month.tier1_share, "100.000");
+    let day10 = &report.daily[9];
+    assert_eq!(day10.min_tier1_share.as_deref(), Some("20.000"));
+    // The same evidence under a policy that does not require it: compliant all month, and
+    // the report does not mention the requirement.
+    let relaxed = report_of_input(&lapsing(us_policy()));
+    assert!(relaxed.violations.is_empty());
+    assert!(!relaxed.limits.tier1_requires_location);
+    assert!(!relaxed.to_json().contains("tier1_requires_location"));
+}
+
+fn report_of_input(input: &ReportInput) -> Report {
+    report(input)
+}
+
+#[test]
+fn without_landmarks_a_required_verification_leaves_tier_1_out_of_the_minimums() {
+    let report = report(&lapsing_without_location());
+    assert_eq!(report.end_of_month.tier1_unlocated_tpp, 1000);
+    assert_eq!(report.end_of_month.tier1_share, "0.000");
+    assert_eq!(report.verdict.state.as_str(), "not_compliant");
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    assert_eq!(json["end_of_month"]["tier1_unlocated_tpp"], 1000);
+    assert_eq!(json["limits"]["tier1_requires_location"], true);
+}
+
+fn lapsing_without_location() -> ReportInput {
+    let mut input = lapsing(requiring_location());
+    input.location = None;
+    input
+}
+
+#[test]
+fn a_host_verified_before_it_attests_counts_once_it_does() {
+    let mut input = input(
+        requiring_location(),
+        vec![
+            attest(start() - HOUR_MS, "de1", "DE", 1000),
+            attest(at(3, 0, 0), "us1", "US", 1000),
+        ],
+    );
+    input.location = Some(LocationInput {
+        hosts: Vec::new(),
+        measurements: 2,
+        changes: vec![
+            change(start() - 2 * HOUR_MS, "de1", true),
+            change(at(2, 0, 0), "us1", true),
+        ],
+    });
+    let report = report(&input);
+    // Alone, de1 is all of Tier 1 but none at home; once us1 attests, half is at home.
+    assert_eq!(
+        intervals(&report),
+        [(
+            "home_min_share:US".to_owned(),
+            start(),
+            Some(at(3, 0, 0)),
+            "0.000".to_owned()
+        )]
+    );
+}
+
+#[test]
+fn location_changes_out_of_order_or_after_the_period_are_input_errors() {
+    let mut input = lapsing(requiring_location());
+    input.location.as_mut().unwrap().changes.swap(2, 3);
+    let error = build(&input).unwrap_err();
+    assert!(
+        matches!(error, ReportError::LocationChangeMisplaced { index: 3, .. }),
+        "{error}"
+    );
+    assert!(
+        error
+            .to_string()
+            .starts_with("location.changes[3] (host \"us1\")"),
+        "{error}"
+    );
+    let mut input = lapsing(requiring_location());
+    input
+        .location
+        .as_mut()
+        .unwrap()
+        .changes
+        .push(change(month().end_ms(), "de1", false));
+    let error = build(&input).unwrap_err();
+    assert!(error.to_string().contains("not before the end"), "{error}");
+}
+
+#[test]
+fn html_says_the_requirement_applied_and_what_it_left_out() {
+    let html = report(&lapsing_without_location()).to_html();
+    assert!(
+        html.contains("Tier-1 share (location-verified compute in Tier-1 countries)"),
+        "{html}"
+    );
+    assert!(
+        html.contains("none of the 1,000 TPP declared in Tier-1 countries did"),
+        "{html}"
+    );
 }

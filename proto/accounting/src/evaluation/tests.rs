@@ -498,3 +498,100 @@ proptest! {
         );
     }
 }
+
+fn requiring_location() -> Policy {
+    let mut policy = policy();
+    policy.location.required_for_tier1 = true;
+    policy
+}
+
+#[test]
+fn unlocated_tier_1_compute_dilutes_the_minimums_when_location_is_required() {
+    // 800 declared in the US, of which only 500 location-verified; 200 in Germany, all verified.
+    let declared = distribution(&[("US", 800), ("DE", 200)]);
+    let located = distribution(&[("US", 500), ("DE", 200)]);
+    let e = evaluate_located(&requiring_location(), &declared, &located);
+    assert_eq!(
+        e.total_tpp, 1000,
+        "unverified compute still counts in the total"
+    );
+    assert_eq!(e.tier1_tpp, 700);
+    assert_eq!(e.tier1_unlocated_tpp, 300);
+    assert_eq!(e.home, Some((code("US"), 500)));
+    assert_eq!(violations(&e), ["tier1_min_share"]);
+    assert_eq!(e.verdict(), Verdict::NotCompliant);
+    // Where the policy does not require it, the same books are compliant.
+    let e = evaluate_located(&policy(), &declared, &located);
+    assert_eq!((e.tier1_tpp, e.tier1_unlocated_tpp), (1000, 0));
+    assert!(e.compliant());
+    assert_eq!(e, evaluate(&policy(), &declared));
+}
+
+#[test]
+fn a_home_country_verified_below_half_breaks_the_home_rule() {
+    let declared = distribution(&[("US", 600), ("DE", 400)]);
+    let located = distribution(&[("US", 499), ("DE", 400)]);
+    let e = evaluate_located(&requiring_location(), &declared, &located);
+    assert_eq!(violations(&e), ["home_min_share:US"]);
+    // The remedy adds located compute at home: (499 + y) / (1000 + y) ≥ 1/2 ⇔ y ≥ 2.
+    let unit = crate::Catalogue::builtin()
+        .unwrap()
+        .by_id("H100-SXM5-80GB")
+        .unwrap()
+        .clone();
+    let remedies = remediation(&requiring_location(), &e, &unit).remedies;
+    assert_eq!(remedies.len(), 1);
+    assert_eq!(remedies[0].change.tpp, 2);
+}
+
+#[test]
+fn tier_2_and_tier_3_rules_read_the_declared_place_whatever_is_located() {
+    // Nothing is located; Malaysia holds 10 % as declared and Iran some compute.
+    let declared = distribution(&[("US", 880), ("MY", 100), ("IR", 20)]);
+    let e = evaluate_located(&requiring_location(), &declared, &Distribution::new());
+    assert_eq!(
+        violations(&e),
+        [
+            "tier1_min_share",
+            "home_min_share:US",
+            "tier2_country_max_share:MY",
+            "tier3_prohibited:IR"
+        ]
+    );
+    assert_eq!((e.tier1_tpp, e.tier1_unlocated_tpp), (0, 880));
+    // A located figure above the declared one credits no more than is declared.
+    let e = evaluate_located(
+        &requiring_location(),
+        &distribution(&[("US", 100)]),
+        &distribution(&[("US", 900)]),
+    );
+    assert_eq!((e.tier1_tpp, e.tier1_unlocated_tpp), (100, 0));
+    assert!(e.compliant());
+}
+
+proptest! {
+    /// Locating more compute never breaks a rule that held: the minimums only gain.
+    #[test]
+    fn locating_more_never_hurts(
+        us in 0u64..10_000, de in 0u64..10_000, my in 0u64..2_000,
+        us_located in 0u64..10_000, de_located in 0u64..10_000, extra in 0u64..5_000,
+    ) {
+        let declared = distribution(&[("US", us), ("DE", de), ("MY", my)]);
+        let less = distribution(&[("US", us_located.min(us)), ("DE", de_located.min(de))]);
+        let more = distribution(&[
+            ("US", (us_located + extra).min(us)),
+            ("DE", de_located.min(de)),
+        ]);
+        let policy = requiring_location();
+        let before = evaluate_located(&policy, &declared, &less);
+        let after = evaluate_located(&policy, &declared, &more);
+        prop_assert!(after.tier1_tpp >= before.tier1_tpp);
+        prop_assert_eq!(after.tier1_tpp + after.tier1_unlocated_tpp, us + de);
+        for violation in &after.violations {
+            prop_assert!(before.violations.contains(violation));
+        }
+        // Fully located books evaluate as if nothing were required.
+        let all = evaluate_located(&policy, &declared, &declared);
+        prop_assert_eq!(all.violations, evaluate(&self::policy(), &declared).violations);
+    }
+}
