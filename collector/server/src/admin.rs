@@ -35,11 +35,7 @@ impl AdminService {
         + Send
         + 'static,
     ) -> Result<T, Status> {
-        let store = Arc::clone(&self.collector.store);
-        tokio::task::spawn_blocking(move || work(store.as_ref()))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(|e| Status::unavailable(e.to_string()))
+        crate::status::blocking(&self.collector.store, work).await
     }
 }
 
@@ -376,7 +372,7 @@ impl AdminService {
         let collector = Arc::clone(&self.collector);
         let refusal = match tokio::task::spawn_blocking(move || collector.revoke(&key, now))
             .await
-            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(crate::status::task)?
         {
             Ok(()) => None,
             Err(AdminError::Refused(refusal)) => Some(refusal.to_string()),
@@ -400,25 +396,19 @@ impl AdminService {
                 request.site_id
             )));
         };
-        let site_country = site.country.to_string();
-        let identity = collector_pki::PeerIdentity::new(Role::Agent, &request.host_id)
-            .map_err(|e| Status::invalid_argument(format!("host id {:?}: {e}", request.host_id)))?;
         let key = public_key.key_id();
-        let record = collector_store::AgentRecord {
-            key_id: *key.0.as_bytes(),
-            public_key: *public_key.as_bytes(),
-            host_id: request.host_id.clone(),
-            site_id: request.site_id.clone(),
-            country: site_country,
-            identity: identity.to_string(),
-            enrolled_at_ms: self.collector.now_ms(),
-            revoked_at_ms: None,
-        };
+        let record = crate::ingest::agent_record(
+            &public_key,
+            &request.host_id,
+            site,
+            self.collector.now_ms(),
+        )
+        .map_err(|e| Status::invalid_argument(format!("host id {:?}: {e}", request.host_id)))?;
         let collector = Arc::clone(&self.collector);
         let rebind = request.rebind;
         tokio::task::spawn_blocking(move || collector.enrol(&record, rebind))
             .await
-            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(crate::status::task)?
             .map_err(admin_status)?;
         Ok(Response::new(v1::RegisterAgentResponse {
             key_id: key.0.as_bytes().to_vec(),
@@ -436,7 +426,7 @@ impl AdminService {
         let collector = Arc::clone(&self.collector);
         let refusal = match tokio::task::spawn_blocking(move || collector.decommission(&host, now))
             .await
-            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(crate::status::task)?
         {
             Ok(()) => None,
             Err(AdminError::Refused(refusal)) => Some(refusal.to_string()),
@@ -455,8 +445,8 @@ pub(crate) fn admin_status(error: AdminError) -> Status {
     match error {
         AdminError::Enrol(refusal) => Status::already_exists(refusal.to_string()),
         AdminError::Refused(refusal) => Status::failed_precondition(refusal.to_string()),
-        AdminError::Store(error) => Status::unavailable(error.to_string()),
-        AdminError::Unsettled(error) => Status::unavailable(error.to_string()),
+        AdminError::Store(error) => crate::status::store(error),
+        AdminError::Unsettled(error) => crate::status::ingest(error),
     }
 }
 

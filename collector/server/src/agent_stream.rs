@@ -217,7 +217,7 @@ impl Session {
             .collector
             .ingest(&self.peer, attestations)
             .await
-            .map_err(|error| Status::unavailable(error.to_string()))?;
+            .map_err(crate::status::ingest)?;
         for outcome in outcomes {
             let message = match outcome {
                 Outcome::Ack { sequence, digest } => ToAgent::Ack(v1::Ack {

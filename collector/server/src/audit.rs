@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use collector_pki::Role;
-use collector_store::{AttestationStore, HostChange, StoreError, StoredTreeHead};
+use collector_store::{AttestationStore, HostChange, StoredTreeHead};
 use proto_accounting::{CountryCode, Distribution};
 use proto_wire::v1;
 use proto_wire::v1::audit_server::Audit;
@@ -17,7 +17,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::ingest::Collector;
-use crate::log::{LogError, LogKeeper};
+use crate::log::LogKeeper;
 use crate::{audit_trail, identity};
 
 /// Leaves read from the store per page while exporting.
@@ -48,7 +48,7 @@ impl AuditService {
         let log = Arc::clone(&self.log);
         tokio::task::spawn_blocking(move || work(&collector, &log))
             .await
-            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(crate::status::task)?
     }
 }
 
@@ -63,18 +63,7 @@ fn reader<T>(request: &Request<T>) -> Result<(), Status> {
     }
 }
 
-fn store_status(error: StoreError) -> Status {
-    Status::unavailable(format!("store: {error}"))
-}
-
-fn log_status(error: LogError) -> Status {
-    match error {
-        LogError::Store(error) => store_status(error),
-        LogError::OutOfRange(message) => Status::out_of_range(message),
-        LogError::NoHead => Status::not_found("no tree head has been signed yet"),
-        LogError::Origin(message) => Status::internal(message),
-    }
-}
+use crate::status::{log as log_status, store as store_status};
 
 /// A stored head as the wire carries it.
 pub(crate) fn head_to_wire(

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use collector_pki::{Ca, Role};
-use collector_store::{AgentRecord, TokenError};
+use collector_store::TokenError;
 use proto_evidence::KeyId;
 use proto_wire::v1;
 use proto_wire::v1::enrollment_server::Enrollment;
@@ -292,11 +292,8 @@ impl EnrollmentService {
             .map(|h| h.hostname.clone())
             .unwrap_or_default();
         // An enrolment the books would refuse is refused before its token is spent.
-        let store = Arc::clone(&self.collector.store);
-        let peeked = tokio::task::spawn_blocking(move || store.token(&hash))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(|e| Status::unavailable(e.to_string()))?;
+        let peeked =
+            crate::status::blocking(&self.collector.store, move |store| store.token(&hash)).await?;
         if let Some(token) = peeked.filter(|t| t.used_at_ms.is_none() && now < t.expires_at_ms) {
             let (site, host, rebind) = self.target(&token, &hostname, &key)?;
             self.check(&site, &host, rebind, key, now, "the token was not spent")?;
@@ -304,9 +301,9 @@ impl EnrollmentService {
         let store = Arc::clone(&self.collector.store);
         let token = tokio::task::spawn_blocking(move || store.use_token(&hash, now))
             .await
-            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(crate::status::task)?
             .map_err(|error| match error {
-                TokenError::Store(e) => Status::unavailable(e.to_string()),
+                TokenError::Store(e) => crate::status::store(e),
                 other => Status::permission_denied(format!("enrollment token refused: {other}")),
             })?;
         let (site, host, rebind) = self.target(&token, &hostname, &key)?;
@@ -319,20 +316,12 @@ impl EnrollmentService {
                 std::time::SystemTime::now(),
             )
             .map_err(|e| Status::invalid_argument(format!("certificate request refused: {e}")))?;
-        let record = AgentRecord {
-            key_id: *key.0.as_bytes(),
-            public_key: *public_key.as_bytes(),
-            host_id: host.clone(),
-            site_id: site.id.clone(),
-            country: site.country.to_string(),
-            identity: format!("urn:veu:agent:{host}"),
-            enrolled_at_ms: now,
-            revoked_at_ms: None,
-        };
+        let record = crate::ingest::agent_record(&public_key, &host, &site, now)
+            .map_err(|e| Status::invalid_argument(format!("host id {host:?}: {e}")))?;
         let collector = Arc::clone(&self.collector);
         tokio::task::spawn_blocking(move || collector.enrol(&record, rebind))
             .await
-            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(crate::status::task)?
             .map_err(crate::admin::admin_status)?;
         let answer = Response::new(v1::EnrollResponse {
             host_id: host,

@@ -2,29 +2,18 @@
 //! in an order a client can write as it arrives (summary, heads, consistency proof, files, then
 //! leaves with their inclusion proofs in the end head).
 
-use collector_store::{LogRecord, StoreError};
+use collector_store::LogRecord;
 use proto_wire::v1;
 use tokio::sync::mpsc;
 use tonic::Status;
 
 use crate::audit::{export_page, head_to_wire};
 use crate::ingest::Collector;
-use crate::log::{LogError, LogKeeper};
+use crate::log::LogKeeper;
 
 type Sender = mpsc::Sender<Result<v1::EvidenceItem, Status>>;
 
-fn store_status(error: StoreError) -> Status {
-    Status::unavailable(format!("store: {error}"))
-}
-
-fn log_status(error: LogError) -> Status {
-    match error {
-        LogError::Store(error) => store_status(error),
-        LogError::OutOfRange(message) => Status::out_of_range(message),
-        LogError::NoHead => Status::not_found("no tree head has been signed yet"),
-        LogError::Origin(message) => Status::internal(message),
-    }
-}
+use crate::status::{log as log_status, store as store_status};
 
 fn send(sender: &Sender, item: v1::evidence_item::Item) -> Result<(), Status> {
     sender

@@ -48,10 +48,29 @@ pub enum Outcome {
     },
 }
 
-/// The store did not commit: nothing of the batch was acknowledged.
+/// Why a batch was not ingested (nothing of it was acknowledged), or the books could not be
+/// loaded from the store.
 #[derive(Debug, thiserror::Error)]
-#[error("the store did not commit: {0}")]
-pub struct IngestError(pub String);
+pub enum IngestError {
+    /// The store failed: a read, or the batch's commit.
+    #[error("the store failed: {0}")]
+    Store(#[from] StoreError),
+    /// A blocking task (signature verification, a store read, a reload) did not finish.
+    #[error("the {task} task did not finish: {source}")]
+    Task {
+        /// Which task.
+        task: &'static str,
+        /// Why.
+        #[source]
+        source: tokio::task::JoinError,
+    },
+}
+
+impl IngestError {
+    fn task(task: &'static str) -> impl FnOnce(tokio::task::JoinError) -> Self {
+        move |source| Self::Task { task, source }
+    }
+}
 
 /// Rules and limits admission runs with.
 #[derive(Debug)]
@@ -247,8 +266,7 @@ impl Collector {
             &self.landmarks,
             &state.ledger,
             now,
-        )
-        .map_err(|e| IngestError(e.to_string()))?;
+        )?;
         drop(state);
         Ok(self)
     }
@@ -397,7 +415,7 @@ impl Collector {
             load_state(store.as_ref(), freshness, &policy, &landmarks, now)
         })
         .await
-        .map_err(|e| IngestError(format!("reload task failed: {e}")))??;
+        .map_err(IngestError::task("reload"))??;
         *self.state() = fresh;
         self.unsettled.store(false, Ordering::SeqCst);
         tracing::info!("books loaded again from the store after a failed commit");
@@ -587,7 +605,7 @@ impl Collector {
                 .collect::<Vec<_>>()
         })
         .await
-        .map_err(|e| IngestError(format!("verification task failed: {e}")))?;
+        .map_err(IngestError::task("verification"))?;
 
         // 2b. A chain another replica continued: where the books have no head for the key, or
         //     the link skips past it, and the store holds a newer head, load the books again
@@ -617,13 +635,13 @@ impl Collector {
                     .collect::<Vec<_>>()
             })
             .await
-            .map_err(|e| IngestError(format!("store lookup failed: {e}")))?;
+            .map_err(IngestError::task("store lookup"))?;
             let mut stale = false;
             {
                 let state = self.state();
                 for (key, head) in found {
                     let known = state.ledger.key(&key).and_then(|k| k.head);
-                    if let Some((sequence, _)) = head.map_err(|e| IngestError(e.to_string()))?
+                    if let Some((sequence, _)) = head?
                         && known.is_none_or(|h| sequence > h.sequence)
                     {
                         stale = true;
@@ -639,7 +657,7 @@ impl Collector {
                     load_state(store.as_ref(), freshness, &policy, &landmarks, now)
                 })
                 .await
-                .map_err(|e| IngestError(format!("store lookup failed: {e}")))??;
+                .map_err(IngestError::task("reload"))??;
                 *self.state() = fresh;
             }
         }
@@ -678,9 +696,9 @@ impl Collector {
                         .collect::<Vec<_>>()
                 })
                 .await
-                .map_err(|e| IngestError(format!("store lookup failed: {e}")))?;
+                .map_err(IngestError::task("store lookup"))?;
                 for (key, sequence, digest) in found {
-                    if let Some(digest) = digest.map_err(|e| IngestError(e.to_string()))? {
+                    if let Some(digest) = digest? {
                         stored.insert((key, sequence), chain_digest(&digest));
                     }
                 }
@@ -857,7 +875,7 @@ impl Collector {
             if let Err(reload) = self.settle_books().await {
                 tracing::error!(%reload, "cannot reload the books after a failed commit; ingest waits for the store");
             }
-            return Err(IngestError(error.to_string()));
+            return Err(IngestError::Store(error));
         }
         for _ in 0..conflicts {
             self.metrics.conflicts.inc();
@@ -913,6 +931,28 @@ impl Results<'_> {
 
 pub use collector_store::ledger::SILENCE_EVENT;
 
+/// The record of `public_key` enrolled for `host` at `site` at `at_ms`: the one form both the
+/// enrollment service and an administrator's registration store (identity
+/// `urn:veu:agent:<host>`, the site's country). Fails on a host id no certificate may carry.
+pub fn agent_record(
+    public_key: &PublicKey,
+    host: &str,
+    site: &collector_core::Site,
+    at_ms: i64,
+) -> Result<AgentRecord, collector_pki::IdentityError> {
+    let identity = collector_pki::PeerIdentity::new(collector_pki::Role::Agent, host)?;
+    Ok(AgentRecord {
+        key_id: *public_key.key_id().0.as_bytes(),
+        public_key: *public_key.as_bytes(),
+        host_id: host.to_owned(),
+        site_id: site.id.clone(),
+        country: site.country.to_string(),
+        identity: identity.to_string(),
+        enrolled_at_ms: at_ms,
+        revoked_at_ms: None,
+    })
+}
+
 /// Keys and books as the store holds them.
 fn load_state(
     store: &dyn AttestationStore,
@@ -921,14 +961,13 @@ fn load_state(
     landmarks: &proto_location::Landmarks,
     now_ms: i64,
 ) -> Result<State, IngestError> {
-    let fail = |e: StoreError| IngestError(e.to_string());
-    let ledger = load_ledger(store, freshness_ms, policy.evidence.clone(), now_ms).map_err(fail)?;
-    let locations = load_locations(store, policy, landmarks, &ledger, now_ms).map_err(fail)?;
+    let ledger = load_ledger(store, freshness_ms, policy.evidence.clone(), now_ms)?;
+    let locations = load_locations(store, policy, landmarks, &ledger, now_ms)?;
     for note in ledger.restore_notes() {
         tracing::warn!(note, "stored books brought to the ledger's rules");
     }
     let mut agents = HashMap::new();
-    for record in store.agents().map_err(fail)? {
+    for record in store.agents()? {
         if let Some(agent) = known(&record) {
             agents.insert(agent.binding.key_id, agent);
         }

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod nonce;
 pub mod refusals;
 pub mod report;
+mod status;
 pub mod throttle;
 mod wire;
 pub mod witnesses;

@@ -57,8 +57,8 @@ impl From<ReportError> for Status {
             error @ ReportError::NotStarted { .. } => {
                 Status::failed_precondition(error.to_string())
             }
-            ReportError::Store(error) => Status::unavailable(format!("store: {error}")),
-            ReportError::Log(error) => Status::unavailable(format!("log: {error}")),
+            ReportError::Store(error) => crate::status::store(error),
+            ReportError::Log(error) => crate::status::log(error),
             ReportError::Data(message) => Status::data_loss(message),
         }
     }
