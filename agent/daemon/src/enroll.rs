@@ -96,12 +96,7 @@ pub fn key(path: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.state_dir)?;
     let (signer, _) =
         agent_sign::load_or_create(&config.state_dir.join(crate::startup::SIGNING_KEY))?;
-    let public: String = signer
-        .public_key()
-        .as_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let public = veu_daemon_kit::hex(signer.public_key().as_bytes());
     println!("key id      {}", signer.key_id());
     println!("public key  {public}");
     println!(

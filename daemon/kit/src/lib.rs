@@ -20,5 +20,5 @@ pub use exit::exit_code;
 #[cfg(feature = "runtime")]
 pub use logging::init_logging;
 #[cfg(feature = "runtime")]
-pub use signal::{Hangup, Signal, Signals, shutdown_signal};
+pub use signal::{Hangup, Signal, Signals, cancel_on_signal, shutdown_signal};
 pub use text::{error_chain, hex};

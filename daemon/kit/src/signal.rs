@@ -1,6 +1,7 @@
 //! The one place signals are awaited.
 
 use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
 
 /// What SIGHUP does to a process waiting with [`Signals`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +114,14 @@ pub async fn shutdown_signal(process: &'static str, hangup: Hangup) -> &'static 
             std::future::pending().await
         }
     }
+}
+
+/// Cancels `shutdown` on the first [`shutdown_signal`], logging which: the task a daemon spawns
+/// to stop on a signal.
+pub async fn cancel_on_signal(process: &'static str, hangup: Hangup, shutdown: CancellationToken) {
+    let signal = shutdown_signal(process, hangup).await;
+    tracing::info!(signal, "shutting down");
+    shutdown.cancel();
 }
 
 #[cfg(test)]

@@ -57,21 +57,26 @@ mod tests {
 
     impl Error for Layer {
         fn source(&self) -> Option<&(dyn Error + 'static)> {
-            self.source.as_deref().map(|inner| inner as &(dyn Error + 'static))
+            self.source
+                .as_deref()
+                .map(|inner| inner as &(dyn Error + 'static))
         }
     }
 
     fn layers(messages: &[&'static str]) -> Layer {
-        messages.iter().rev().fold(None, |source, message| {
-            Some(Layer {
-                message,
-                source: source.map(Box::new),
+        messages
+            .iter()
+            .rev()
+            .fold(None, |source, message| {
+                Some(Layer {
+                    message,
+                    source: source.map(Box::new),
+                })
             })
-        })
-        .unwrap_or(Layer {
-            message: "",
-            source: None,
-        })
+            .unwrap_or(Layer {
+                message: "",
+                source: None,
+            })
     }
 
     #[test]
