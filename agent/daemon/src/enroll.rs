@@ -146,7 +146,7 @@ pub async fn renew(args: &RenewArgs) -> anyhow::Result<()> {
     })
     .await?;
     write(&collector.certificate, certificate.as_bytes(), 0o644)?;
-    let until = proto_exposition::certificate::not_after(certificate.as_bytes())
+    let until = veu_daemon_kit::exposition::certificate::not_after(certificate.as_bytes())
         .map_or_else(|| "?".to_owned(), |s| format!("{s} (Unix seconds)"));
     println!(
         "renewed: {} valid until {until}; restart the agent to use it",

@@ -107,7 +107,7 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
         let source = Arc::clone(&metrics);
         let render = Arc::new(move || source.render());
         let ready = crate::metrics::readiness(Arc::clone(&metrics), limits);
-        tracker.spawn(proto_exposition::serve_probes(
+        tracker.spawn(veu_daemon_kit::exposition::serve_probes(
             listener,
             render,
             Arc::new(|_: &str| None),

@@ -116,7 +116,7 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
     }
     let ca = enrollment_ca.map(Arc::new);
 
-    if let Some(expiry) = proto_exposition::certificate::not_after(&tls.certificate_pem) {
+    if let Some(expiry) = veu_daemon_kit::exposition::certificate::not_after(&tls.certificate_pem) {
         metrics.server_certificate_expires(expiry);
     }
     let serving = Arc::new(AtomicBool::new(false));
@@ -131,7 +131,7 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
         tracing::info!(listen = %listener.local_addr()?, "serving /metrics and /checkpoint");
         let source = Arc::clone(&metrics);
         let published = Arc::clone(&checkpoint);
-        tokio::spawn(proto_exposition::serve_probes(
+        tokio::spawn(veu_daemon_kit::exposition::serve_probes(
             listener,
             Arc::new(move || source.render()),
             // The latest checkpoint, cosignatures included, for anyone who can reach the
