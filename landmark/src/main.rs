@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use proto_evidence::Coordinates;
 use tokio_util::sync::CancellationToken;
+use veu_daemon_kit::Hangup;
 use veu_landmark::config::Config;
 use veu_landmark::{daemon, registry};
 
@@ -110,13 +111,7 @@ fn main() -> ExitCode {
             .map_err(anyhow::Error::from),
         Command::Run { config } => run(&config),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::from(proto_config::exit_status(&error))
-        }
-    }
+    veu_daemon_kit::exit_code(result)
 }
 
 fn keygen(key: Option<PathBuf>, args: &EntryArgs) -> anyhow::Result<()> {
@@ -175,46 +170,21 @@ fn show_key(path: &Path, operator: &str) -> anyhow::Result<()> {
 fn run(path: &Path) -> anyhow::Result<()> {
     proto_config::parent::exit_with_parent().map_err(anyhow::Error::msg)?;
     let loaded = Config::load(path, SystemTime::now())?;
-    let logs = tracing_subscriber::fmt()
-        .with_max_level(loaded.config.log_level)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false);
-    if loaded.config.log_json {
-        logs.json().init();
-    } else {
-        logs.init();
-    }
+    veu_daemon_kit::init_logging(loaded.config.log_level, loaded.config.log_json);
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
         .block_on(async {
             let shutdown = CancellationToken::new();
-            let stop = shutdown.clone();
-            tokio::spawn(async move {
-                let signal = signal().await;
-                tracing::info!(signal, "shutting down");
-                stop.cancel();
-            });
+            tokio::spawn(veu_daemon_kit::cancel_on_signal(
+                "landmark",
+                Hangup::Default,
+                shutdown.clone(),
+            ));
             daemon::run(loaded, shutdown, |address| {
                 // The one line on stdout: where agents reach the landmark (port 0 picks one).
                 println!("veu-landmark listening on {address}");
             })
             .await
         })
-}
-
-async fn signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut terminate), Ok(mut interrupt)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop the landmark with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = terminate.recv() => "SIGTERM",
-        _ = interrupt.recv() => "SIGINT",
-    }
 }

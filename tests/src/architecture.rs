@@ -1,7 +1,8 @@
 //! The dependency rules of ARCHITECTURE.md, checked on the resolved dependency graph:
 //!
 //! 1. Pure crates (every `*-core` crate, `proto-accounting`, `proto-evidence`) never depend,
-//!    directly or through anything, on NVML, ring, tonic, prost or a SQL library.
+//!    directly or through anything, on NVML, ring, tonic, prost, a SQL library or the daemons'
+//!    kit (which brings a runtime and a log subscriber).
 //!    `proto-gpu-evidence` is pure by the same rule except that it verifies signatures with ring.
 //! 2. At most one workspace crate links nvml-wrapper, and it is `agent-nvml`.
 //! 3. Generated protobuf types stop at the transport crates: only those may depend directly
@@ -45,6 +46,7 @@ pub const FORBIDDEN_IN_PURE: &[&str] = &[
     "tokio-postgres",
     "postgres",
     "sqlx",
+    "veu-daemon-kit",
 ];
 
 /// The only crate allowed to link the NVML bindings.

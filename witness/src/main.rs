@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use proto_note::KeyName;
 use tokio_util::sync::CancellationToken;
+use veu_daemon_kit::Hangup;
 use veu_witness::config::Config;
 use veu_witness::{daemon, keyfile};
 
@@ -142,16 +143,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(proto_config::EXIT_CONFIG);
                 }
             };
-            let logs = tracing_subscriber::fmt()
-                .with_max_level(config.log_level)
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-                .with_target(false);
-            if config.log_json {
-                logs.json().init();
-            } else {
-                logs.init();
-            }
+            veu_daemon_kit::init_logging(config.log_level, config.log_json);
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -161,12 +153,11 @@ fn main() -> ExitCode {
             };
             let result = runtime.block_on(async {
                 let shutdown = CancellationToken::new();
-                let stop = shutdown.clone();
-                tokio::spawn(async move {
-                    let signal = signal().await;
-                    tracing::info!(signal, "shutting down");
-                    stop.cancel();
-                });
+                tokio::spawn(veu_daemon_kit::cancel_on_signal(
+                    "witness",
+                    Hangup::Default,
+                    shutdown.clone(),
+                ));
                 daemon::run(config, key, shutdown, |address| {
                     // The one line on stdout: where to reach the witness (port 0 picks one).
                     println!("veu-witness listening on {address}");
@@ -184,18 +175,4 @@ fn main() -> ExitCode {
 fn fail(message: &str) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::FAILURE
-}
-
-async fn signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut terminate), Ok(mut interrupt)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = terminate.recv() => "SIGTERM",
-        _ = interrupt.recv() => "SIGINT",
-    }
 }

@@ -144,10 +144,7 @@ impl StateDir {
 /// The lowercase hex SHA-256 of an origin, which names its checkpoint in the monitoring path
 /// `GET /<origin hash>/checkpoint` (c2sp.org/tlog-witness).
 pub fn origin_hash(origin: &str) -> String {
-    Sha256::digest(origin.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    veu_daemon_kit::hex(&Sha256::digest(origin.as_bytes()))
 }
 
 /// The state directory could not be used.

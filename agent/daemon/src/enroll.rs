@@ -96,12 +96,7 @@ pub fn key(path: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.state_dir)?;
     let (signer, _) =
         agent_sign::load_or_create(&config.state_dir.join(crate::startup::SIGNING_KEY))?;
-    let public: String = signer
-        .public_key()
-        .as_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let public = veu_daemon_kit::hex(signer.public_key().as_bytes());
     println!("key id      {}", signer.key_id());
     println!("public key  {public}");
     println!(
@@ -151,7 +146,7 @@ pub async fn renew(args: &RenewArgs) -> anyhow::Result<()> {
     })
     .await?;
     write(&collector.certificate, certificate.as_bytes(), 0o644)?;
-    let until = proto_exposition::certificate::not_after(certificate.as_bytes())
+    let until = veu_daemon_kit::exposition::certificate::not_after(certificate.as_bytes())
         .map_or_else(|| "?".to_owned(), |s| format!("{s} (Unix seconds)"));
     println!(
         "renewed: {} valid until {until}; restart the agent to use it",

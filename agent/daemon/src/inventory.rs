@@ -13,6 +13,7 @@ use proto_accounting::catalogue::MatchedBy;
 use proto_accounting::{Catalogue, Policy};
 use proto_evidence::{EvidenceSource, GpuEvidence};
 use serde_json::json;
+use veu_daemon_kit::hex;
 
 use crate::rules;
 
@@ -171,10 +172,6 @@ fn parse_nonce(text: &str) -> Result<[u8; 32], String> {
         *byte = u8::from_str_radix(pair, 16).map_err(|e| e.to_string())?;
     }
     Ok(nonce)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// Times `runs` enumerations: NVML's cost per inventory on this host.

@@ -47,7 +47,7 @@ pub fn start(
     agent_uplink::endpoint(&uplink)?;
     // The certificate is read once, here: a renewed one is used (and measured) from the next
     // start.
-    match proto_exposition::certificate::not_after(&uplink.certificate_pem) {
+    match veu_daemon_kit::exposition::certificate::not_after(&uplink.certificate_pem) {
         Some(expiry) => {
             shared.metrics.client_certificate_expiry.set(expiry);
         }

@@ -12,7 +12,6 @@ mod metrics;
 mod outbox;
 mod rules;
 mod run;
-mod signal;
 mod startup;
 
 use std::path::{Path, PathBuf};
@@ -108,13 +107,7 @@ fn main() -> ExitCode {
         Command::CheckConfig { config } => check_config(&config),
         Command::Run { config } => run(&config),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::from(proto_config::exit_status(&error))
-        }
-    }
+    veu_daemon_kit::exit_code(result)
 }
 
 /// Everything `run` would check, and what it would create, without creating it.
@@ -140,22 +133,13 @@ fn run(path: &Path) -> anyhow::Result<()> {
     // Started by a supervisor (`veuctl demo`): end with it, however it ends.
     proto_config::parent::exit_with_parent().map_err(anyhow::Error::msg)?;
     let startup = startup::check(path, SystemTime::now())?;
-    init_logging(&startup.config);
+    veu_daemon_kit::init_logging(
+        startup.config.log_level,
+        startup.config.log_format == config::LogFormat::Json,
+    );
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .max_blocking_threads(4)
         .build()?
         .block_on(run::run(startup))
-}
-
-fn init_logging(config: &config::Config) {
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(config.log_level)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false);
-    match config.log_format {
-        config::LogFormat::Json => builder.json().init(),
-        config::LogFormat::Text => builder.init(),
-    }
 }

@@ -13,6 +13,7 @@ use proto_evidence::{ChainDigest, ChainHead, HostId, Sha256, SiteId};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use veu_daemon_kit::Hangup;
 
 use crate::attest::Attestor;
 use crate::metrics::Metrics;
@@ -106,7 +107,7 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
         let source = Arc::clone(&metrics);
         let render = Arc::new(move || source.render());
         let ready = crate::metrics::readiness(Arc::clone(&metrics), limits);
-        tracker.spawn(proto_exposition::serve_probes(
+        tracker.spawn(veu_daemon_kit::exposition::serve_probes(
             listener,
             render,
             Arc::new(|_: &str| None),
@@ -184,7 +185,7 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
     };
 
     tokio::select! {
-        signal = crate::signal::shutdown() => tracing::info!(signal, "shutting down"),
+        signal = veu_daemon_kit::shutdown_signal("agent", Hangup::Ignored) => tracing::info!(signal, "shutting down"),
         result = async {
             match uplink {
                 Some(task) => task.await,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use proto_wire::v1;
 use proto_wire::v1::enrollment_client::EnrollmentClient;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+use veu_daemon_kit::error_chain;
 
 /// What to enroll with.
 #[derive(Debug, Clone)]
@@ -87,7 +88,7 @@ pub async fn enroll(request: &Enrollment) -> Result<Enrolled, EnrollError> {
         .connect_timeout(Duration::from_secs(10))
         .connect()
         .await
-        .map_err(|e| connect(chain(&e)))?;
+        .map_err(|e| connect(error_chain(&e)))?;
     let response = EnrollmentClient::new(channel)
         .enroll(v1::EnrollRequest {
             token: request.token.trim().to_owned(),
@@ -159,7 +160,7 @@ pub async fn renew(request: &Renewal) -> Result<String, EnrollError> {
         .connect_timeout(Duration::from_secs(10))
         .connect()
         .await
-        .map_err(|e| connect(chain(&e)))?;
+        .map_err(|e| connect(error_chain(&e)))?;
     let response = EnrollmentClient::new(channel)
         .renew(v1::RenewRequest {
             signing_public_key: request.signing_public_key.to_vec(),
@@ -173,15 +174,4 @@ pub async fn renew(request: &Renewal) -> Result<String, EnrollError> {
         .into_iter()
         .next()
         .ok_or_else(|| EnrollError::Refused("no certificate in the answer".into()))
-}
-
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
 }

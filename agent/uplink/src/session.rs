@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Endpoint;
+use veu_daemon_kit::error_chain;
 
 use crate::retry::{Disposition, classify_reject, classify_status};
 use crate::wire::{self, FromCollector};
@@ -41,7 +42,11 @@ pub(crate) async fn run<O: Outbox>(
         Ok(channel) => channel,
         Err(error) => {
             return Outcome::Retry {
-                cause: format!("cannot connect to {}: {}", config.endpoint, chain(&error)),
+                cause: format!(
+                    "cannot connect to {}: {}",
+                    config.endpoint,
+                    error_chain(&error)
+                ),
                 healthy: false,
             };
         }
@@ -240,16 +245,4 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|error| format!("spool task failed: {error}"))?
-}
-
-/// An error with its sources, `a: b: c`.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
 }

@@ -1,15 +1,7 @@
 //! Lower-case hex, the bundle's encoding of bytes.
 
 /// Lower-case hex of `bytes`.
-pub fn to_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
-    }
-    text
-}
+pub use veu_daemon_kit::hex as to_hex;
 
 /// Bytes from hex (either case); `None` for an odd length or a non-hex character.
 pub fn from_hex(text: &str) -> Option<Vec<u8>> {

@@ -4,6 +4,7 @@ use proto_wire::v1;
 use proto_wire::v1::admin_client::AdminClient;
 use proto_wire::v1::audit_client::AuditClient;
 use serde_json::json;
+pub use veu_daemon_kit::hex;
 
 use crate::confirm::{ConfirmArgs, confirm};
 use crate::number::{counted, grouped};
@@ -350,10 +351,6 @@ pub fn decommission(args: &DecommissionArgs) -> Result<u8, Failure> {
             })
         }
     })
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub fn unhex(text: &str) -> Option<Vec<u8>> {

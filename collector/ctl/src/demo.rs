@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, anyhow, bail};
 use proto_wire::v1;
 use proto_wire::v1::admin_client::AdminClient;
+use veu_daemon_kit::{Hangup, Signals};
 
 use crate::Failure;
 use crate::remote::{CollectorArgs, block_on, call_failed};
@@ -174,33 +175,23 @@ impl Drop for StopOnDrop {
 /// On SIGINT, SIGTERM or SIGHUP: stop every process, say so, and exit with 128 + the signal's
 /// number, as a shell reports a process a signal ended.
 fn on_signals(processes: Processes, out: PathBuf) -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     // Registered here, before the demo starts anything, so no signal falls between.
-    let (mut interrupt, mut terminate, mut hangup) = {
+    let mut signals = {
         let _entered = runtime.enter();
-        (
-            signal(SignalKind::interrupt())?,
-            signal(SignalKind::terminate())?,
-            signal(SignalKind::hangup())?,
-        )
+        Signals::install("demo", Hangup::Stops)?
     };
     std::thread::spawn(move || {
-        let (name, number) = runtime.block_on(async {
-            tokio::select! {
-                _ = interrupt.recv() => ("SIGINT", 2),
-                _ = terminate.recv() => ("SIGTERM", 15),
-                _ = hangup.recv() => ("SIGHUP", 1),
-            }
-        });
+        let signal = runtime.block_on(signals.stop());
         processes.stop();
         println!(
-            "\n{name}: the collector, the witness and the agents are stopped; everything is in {}.",
+            "\n{}: the collector, the witness and the agents are stopped; everything is in {}.",
+            signal.name(),
             out.display()
         );
-        std::process::exit(128 + number);
+        std::process::exit(128 + signal.number());
     });
     Ok(())
 }

@@ -70,7 +70,7 @@ impl CollectorArgs {
             .identity(Identity::from_pem(cert, key))
             .domain_name(server_name.clone());
         let unavailable = |error: &dyn std::error::Error| {
-            let cause = chain(error);
+            let cause = veu_daemon_kit::error_chain(error);
             Failure {
                 status: 1,
                 error: anyhow!(
@@ -186,15 +186,4 @@ fn name_hint(cause: &str, server_name: &str) -> String {
     } else {
         String::new()
     }
-}
-
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
 }

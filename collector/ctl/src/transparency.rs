@@ -10,8 +10,8 @@ use proto_merkle::Hash;
 use proto_seal::PublicKey;
 use proto_wire::v1;
 use serde_json::{Value, json};
+use veu_daemon_kit::hex;
 
-use crate::admin::hex;
 use crate::audit::print_json;
 use crate::number::{counted, grouped};
 use crate::remote::{ReaderArgs, block_on, call_failed};

@@ -656,12 +656,7 @@ async fn revoke_and_decommission_show_a_dry_run_and_need_confirmation() {
 
     // Re-binding the host to another key revokes this one: shown, and refused unconfirmed.
     let other = proto_seal::Ed25519Signer::from_seed(&[4; 32]).unwrap();
-    let other_key: String = other
-        .public_key()
-        .as_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let other_key = veu_daemon_kit::hex(other.public_key().as_bytes());
     let rebind = [
         "agents",
         "add",

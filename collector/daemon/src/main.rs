@@ -113,13 +113,7 @@ fn main() -> ExitCode {
         Command::CheckConfig { config } => check_config(&config),
         Command::Run { config } => run(&config),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::from(proto_config::exit_status(&error))
-        }
-    }
+    veu_daemon_kit::exit_code(result)
 }
 
 /// `pki issue`: a client credential from the development CA.
@@ -160,16 +154,7 @@ fn run(path: &Path) -> anyhow::Result<()> {
     // Started by a supervisor (`veuctl demo`): end with it, however it ends.
     proto_config::parent::exit_with_parent().map_err(anyhow::Error::msg)?;
     let startup = startup::check(path, SystemTime::now())?;
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(startup.config.log_level)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false);
-    if startup.config.log_json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+    veu_daemon_kit::init_logging(startup.config.log_level, startup.config.log_json);
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?

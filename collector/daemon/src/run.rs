@@ -17,6 +17,7 @@ use collector_store::AttestationStore;
 use collector_store_postgres::{PostgresOptions, PostgresStore};
 use collector_store_sqlite::{SqliteOptions, SqliteStore};
 use tokio_util::sync::CancellationToken;
+use veu_daemon_kit::{Hangup, shutdown_signal};
 
 use crate::config::{Store, redacted};
 use crate::startup::Startup;
@@ -120,7 +121,7 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
     }
     let ca = enrollment_ca.map(Arc::new);
 
-    if let Some(expiry) = proto_exposition::certificate::not_after(&tls.certificate_pem) {
+    if let Some(expiry) = veu_daemon_kit::exposition::certificate::not_after(&tls.certificate_pem) {
         metrics.server_certificate_expires(expiry);
     }
     let serving = Arc::new(AtomicBool::new(false));
@@ -135,7 +136,7 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
         tracing::info!(listen = %listener.local_addr()?, "serving /metrics and /checkpoint");
         let source = Arc::clone(&metrics);
         let published = Arc::clone(&checkpoint);
-        tokio::spawn(proto_exposition::serve_probes(
+        tokio::spawn(veu_daemon_kit::exposition::serve_probes(
             listener,
             Arc::new(move || source.render()),
             // The latest checkpoint, cosignatures included, for anyone who can reach the
@@ -240,7 +241,9 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
     tokio::select! {
-        signal = signal() => tracing::info!(signal, "shutting down"),
+        signal = shutdown_signal("collector", Hangup::Ignored) => {
+            tracing::info!(signal, "shutting down");
+        }
         result = server => {
             result.context("server task failed")?.context("server failed")?;
         }
@@ -249,29 +252,6 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
     // The counts of repeated refusals still in their window.
     collector.flush_refusals(true).await;
     Ok(())
-}
-
-/// SIGTERM or SIGINT, naming which.
-async fn signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut terminate), Ok(mut interrupt), Ok(mut hangup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
-        return std::future::pending().await;
-    };
-    // SIGHUP reloads nothing (the rules, sites and TLS files are read at start): logged, not
-    // the default action's death.
-    loop {
-        tokio::select! {
-            _ = terminate.recv() => return "SIGTERM",
-            _ = interrupt.recv() => return "SIGINT",
-            _ = hangup.recv() => tracing::info!(
-                "SIGHUP is not handled: restart the collector to apply configuration changes"
-            ),
-        }
-    }
 }
 
 /// The collector's `/readyz`: ready once its gRPC port is bound (the books were loaded from
@@ -323,12 +303,7 @@ fn open_log_key(
     };
     let signer = proto_seal::Ed25519Signer::from_pkcs8(&pkcs8)
         .with_context(|| format!("{} is not an Ed25519 key", path.display()))?;
-    let public: String = signer
-        .public_key()
-        .as_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let public = veu_daemon_kit::hex(signer.public_key().as_bytes());
     let public_path = path.with_extension("pub");
     std::fs::write(&public_path, format!("{public}\n"))
         .with_context(|| format!("cannot write {}", public_path.display()))?;

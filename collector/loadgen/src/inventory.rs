@@ -119,7 +119,7 @@ impl BoardTemplate {
             .zip(0u32..)
             .map(|(bus, index)| {
                 let id = identity_bytes(gpu_seed, host, index);
-                let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+                let hex = veu_daemon_kit::hex(&id);
                 let serial = u64::from_be_bytes([
                     id[16], id[17], id[18], id[19], id[20], id[21], id[22], id[23],
                 ]) % 10_000_000_000;

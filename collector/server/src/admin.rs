@@ -8,6 +8,7 @@ use proto_accounting::{Distribution, Tier, Verdict, evaluate_located};
 use proto_wire::v1;
 use proto_wire::v1::admin_server::Admin;
 use tonic::{Request, Response, Status};
+use veu_daemon_kit::hex;
 
 use crate::ingest::{AdminError, Collector, key_id};
 use crate::{audit_trail, identity};
@@ -450,9 +451,6 @@ pub(crate) fn admin_status(error: AdminError) -> Status {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 /// Stored counts by reason with the repeats not stored yet added, sorted by reason.
 fn with_pending(stored: Vec<(String, u64)>, pending: Vec<(String, u64)>) -> Vec<(String, u64)> {
     let mut counts: std::collections::BTreeMap<String, u64> = stored.into_iter().collect();

@@ -129,7 +129,7 @@ impl EnrollmentService {
 
 /// The printable token: 64 hex digits of a 32-byte secret.
 pub fn token_text(secret: &[u8; 32]) -> String {
-    secret.iter().map(|b| format!("{b:02x}")).collect()
+    veu_daemon_kit::hex(secret)
 }
 
 /// What the store keeps of a token: its SHA-256.

@@ -5,6 +5,8 @@ use std::error::Error;
 use std::fmt;
 use std::sync::Arc;
 
+use veu_daemon_kit::hex;
+
 use crate::model::KeyId;
 
 /// Why a store operation failed.
@@ -78,15 +80,4 @@ pub enum TokenError {
     AlreadyUsed,
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// Lower-case hex, for key ids in messages.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
-    }
-    text
 }

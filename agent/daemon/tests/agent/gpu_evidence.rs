@@ -61,7 +61,7 @@ fn inventory(fixture: &Path, json: bool) -> std::process::Output {
     }
     command
         .args(["--gpu-evidence", "--nonce"])
-        .arg(NONCE.iter().map(|b| format!("{b:02x}")).collect::<String>())
+        .arg(veu_daemon_kit::hex(&NONCE))
         .arg("--nvml-lib")
         .arg(fake_nvml())
         .env("VEU_FAKE_NVML_FIXTURE", fixture)
@@ -88,10 +88,7 @@ fn reports_from_the_fake_library_verify_against_the_test_root_and_the_nonce() {
         String::from_utf8_lossy(&output.stderr)
     );
     let value: Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(
-        value["gpu_evidence_nonce"],
-        NONCE.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    );
+    assert_eq!(value["gpu_evidence_nonce"], veu_daemon_kit::hex(&NONCE));
     let trust = ca.trust().unwrap();
     let base64 = |field: &Value| {
         base64::engine::general_purpose::STANDARD

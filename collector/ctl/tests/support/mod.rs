@@ -11,9 +11,7 @@ use serde_json::Value;
 /// Seed of the collector's log key in these tests.
 pub const LOG_SEED: [u8; 32] = collector_testkit::LOG_SEED;
 
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use veu_daemon_kit::hex;
 
 /// The collector's log public key, as its log.pub holds it.
 pub fn log_key() -> String {

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 /// a daemon of this workspace runs on (the kernel fixes it for user space).
 const USER_HZ: f64 = 100.0;
 
-/// The `process_*` families in OpenMetrics text (what [`crate::prometheus_text`] rewrites).
+/// The `process_*` families in OpenMetrics text (what [`crate::exposition::prometheus_text`] rewrites).
 pub fn render() -> String {
     let mut out = String::new();
     let stat = std::fs::read_to_string("/proc/self/stat").ok();
@@ -126,7 +126,7 @@ mod tests {
 
     #[test]
     fn every_process_metric_is_read_from_proc() {
-        let text = crate::prometheus_text(&render());
+        let text = crate::exposition::prometheus_text(&render());
         for name in [
             "process_cpu_seconds_total",
             "process_resident_memory_bytes",
