@@ -51,6 +51,7 @@ impl Chain {
 
     /// The link after `head` (`None` for a new key): sequence + 1, the head's digest (genesis
     /// for the first).
+    #[allow(clippy::too_many_arguments)] // each is one independent part of the payload
     pub fn next_payload(
         &self,
         head: Option<ChainHead>,
