@@ -1,9 +1,9 @@
 //! The agent's side of the hash chain: the next payload names sequence + 1, the previous
-//! digest and the latest collector nonce; the chain advances only past what was made durable.
+//! digest and the latest collector nonce. Where the chain stands (its head) is the journal's,
+//! which advances it only past what was made durable.
 
 use proto_evidence::{
-    AttestationPayload, ChainDigest, ChainError, ChainHead, EvidenceSource, HostId, KeyId, Link,
-    SiteId,
+    AttestationPayload, ChainDigest, ChainHead, EvidenceSource, HostId, KeyId, SiteId,
 };
 
 use crate::PricedInventory;
@@ -30,27 +30,15 @@ pub struct Rules {
     pub policy_digest: String,
 }
 
-/// Where the agent's chain stands.
+/// The agent's side of the chain: the collector's latest nonce, and the next payload after a
+/// head. The head itself is the journal's (`agent_spool::Journal`), which moves it only past
+/// what it made durable.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Chain {
-    head: Option<ChainHead>,
     nonce: Vec<u8>,
 }
 
 impl Chain {
-    /// Resumes from the persisted head (`None` for a new key).
-    pub fn resume(head: Option<ChainHead>) -> Self {
-        Self {
-            head,
-            nonce: Vec::new(),
-        }
-    }
-
-    /// The last link made durable.
-    pub fn head(&self) -> Option<ChainHead> {
-        self.head
-    }
-
     /// Remembers the collector's latest challenge; the next payload answers it.
     pub fn observe_nonce(&mut self, nonce: Vec<u8>) {
         self.nonce = nonce;
@@ -61,9 +49,12 @@ impl Chain {
         &self.nonce
     }
 
-    /// The next link: sequence + 1, the head's digest (genesis for the first).
+    /// The link after `head` (`None` for a new key): sequence + 1, the head's digest (genesis
+    /// for the first).
+    #[allow(clippy::too_many_arguments)] // each is one independent part of the payload
     pub fn next_payload(
         &self,
+        head: Option<ChainHead>,
         identity: &Identity,
         rules: &Rules,
         inventory: &PricedInventory,
@@ -71,7 +62,7 @@ impl Chain {
         source: EvidenceSource,
         now_unix_ms: i64,
     ) -> AttestationPayload {
-        let (sequence, previous_digest) = match self.head {
+        let (sequence, previous_digest) = match head {
             Some(head) => (head.sequence + 1, head.digest),
             None => (1, ChainDigest::GENESIS),
         };
@@ -92,25 +83,6 @@ impl Chain {
             driver_version: driver_version.to_owned(),
         }
     }
-
-    /// Advances past a payload that is now durable. Anything but the exact next link is
-    /// refused, so the agent can never fork its own chain.
-    pub fn advance(
-        &mut self,
-        payload: &AttestationPayload,
-        digest: ChainDigest,
-    ) -> Result<(), ChainError> {
-        match ChainHead::check(self.head, payload, digest)? {
-            Link::Next => {
-                self.head = Some(ChainHead::after(payload, digest));
-                Ok(())
-            }
-            Link::Gap { .. } => Err(ChainError::Rollback {
-                sequence: payload.sequence,
-                head: self.head.map_or(0, |head| head.sequence),
-            }),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -129,7 +101,7 @@ mod tests {
         }
     }
 
-    fn make(chain: &Chain, now: i64) -> AttestationPayload {
+    fn make(chain: &Chain, head: Option<ChainHead>, now: i64) -> AttestationPayload {
         let inventory = FakeGpuSource::healthy(8).enumerate().unwrap();
         let priced = price(
             &inventory,
@@ -141,6 +113,7 @@ mod tests {
             policy_digest: "sha256:p".into(),
         };
         chain.next_payload(
+            head,
             &identity(),
             &rules,
             &priced,
@@ -152,38 +125,29 @@ mod tests {
 
     #[test]
     fn links_follow_each_other_and_carry_the_nonce() {
-        let mut chain = Chain::resume(None);
-        let first = make(&chain, 1000);
+        let mut chain = Chain::default();
+        let first = make(&chain, None, 1000);
         assert_eq!(
             (first.sequence, first.previous_digest),
             (1, ChainDigest::GENESIS)
         );
         assert!(first.collector_nonce.is_empty());
         let first_digest = ChainDigest::of_payload(b"first");
-        chain.advance(&first, first_digest).unwrap();
+        let head = ChainHead::after(&first, first_digest);
+        assert_eq!(
+            ChainHead::check(None, &first, first_digest),
+            Ok(proto_evidence::Link::Next)
+        );
 
         chain.observe_nonce(b"n-1".to_vec());
-        let second = make(&chain, 2000);
+        let second = make(&chain, Some(head), 2000);
         assert_eq!(second.sequence, 2);
         assert_eq!(second.previous_digest, first_digest);
         assert_eq!(second.collector_nonce, b"n-1");
         assert_eq!(second.totals.tpp, 126_720);
-    }
-
-    #[test]
-    fn a_stale_payload_cannot_advance_the_chain() {
-        let mut chain = Chain::resume(None);
-        let first = make(&chain, 1000);
-        chain
-            .advance(&first, ChainDigest::of_payload(b"1"))
-            .unwrap();
-        // Made before the advance: same sequence, a fork if it were accepted.
-        assert!(
-            chain
-                .advance(&first, ChainDigest::of_payload(b"other"))
-                .is_err()
+        assert_eq!(
+            ChainHead::check(Some(head), &second, ChainDigest::of_payload(b"second")),
+            Ok(proto_evidence::Link::Next)
         );
-        let resumed = Chain::resume(chain.head());
-        assert_eq!(make(&resumed, 3000).sequence, 2);
     }
 }

@@ -12,11 +12,11 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Collector, Config};
 use crate::metrics::Metrics;
-use crate::outbox::SpoolOutbox;
+use crate::outbox::JournalOutbox;
 use crate::startup::Tls;
 
 pub struct Shared {
-    pub outbox: Arc<SpoolOutbox>,
+    pub outbox: Arc<JournalOutbox>,
     pub signer: Arc<Ed25519Signer>,
     pub new_entry: Arc<Notify>,
     pub nonces: mpsc::Sender<Vec<u8>>,

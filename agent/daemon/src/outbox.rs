@@ -1,97 +1,66 @@
-//! The uplink's outbox over the durable spool.
+//! The uplink's outbox: the journal, shared by the attestation loop (record) and the uplink
+//! (read, acknowledge, set aside, head).
 
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use agent_spool::{Entry, Spool};
+use agent_spool::{Journal, JournalError};
 use agent_uplink::{Outbox, RejectReason};
-use proto_evidence::ChainHead;
 
-/// The spool, shared by the attestation loop (push) and the uplink (read, ack, set aside).
+/// The journal behind a lock.
 #[derive(Debug)]
-pub struct SpoolOutbox {
-    spool: Mutex<Spool>,
-    head: Mutex<Option<ChainHead>>,
+pub struct JournalOutbox {
+    journal: Mutex<Journal>,
 }
 
-impl SpoolOutbox {
-    pub fn new(spool: Spool, head: Option<ChainHead>) -> Self {
+impl JournalOutbox {
+    pub fn new(journal: Journal) -> Self {
         Self {
-            spool: Mutex::new(spool),
-            head: Mutex::new(head),
+            journal: Mutex::new(journal),
         }
     }
 
-    /// Durably spools a signed attestation.
-    pub fn push(&self, entry: &Entry, head: ChainHead) -> Result<agent_spool::Pushed, String> {
-        let pushed = self.lock().push(entry).map_err(|e| e.to_string())?;
-        *self
-            .head
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(head);
-        Ok(pushed)
+    /// The journal, for one operation. Hold it only for blocking work off the executor.
+    pub fn lock(&self) -> MutexGuard<'_, Journal> {
+        // A panic while holding the lock leaves the journal's files consistent (every change
+        // is a rename, and the head moves last); keep using it.
+        self.journal.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Entries and bytes held.
     pub fn depth(&self) -> (usize, u64) {
-        let spool = self.lock();
-        (spool.len(), spool.bytes())
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Spool> {
-        // A panic while holding the lock leaves the spool's files consistent (every change is
-        // a rename); keep using it.
-        self.spool
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        let journal = self.lock();
+        (journal.spool().len(), journal.spool().bytes())
     }
 }
 
-impl Outbox for SpoolOutbox {
-    fn pending_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, String> {
-        let spool = self.lock();
-        let sequences: Vec<u64> = spool
-            .pending()
-            .map(|pending| pending.sequence)
-            .filter(|sequence| *sequence > after)
-            .take(limit)
-            .collect();
-        sequences
-            .into_iter()
-            .map(|sequence| {
-                spool
-                    .read(sequence)
-                    .map(|entry| (sequence, entry.bytes))
-                    .map_err(|e| e.to_string())
-            })
-            .collect()
+impl Outbox for JournalOutbox {
+    type Error = JournalError;
+
+    fn pending_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, JournalError> {
+        self.lock().pending_after(after, limit)
     }
 
-    fn acknowledged(&self, sequence: u64) -> Result<(), String> {
-        self.lock()
-            .ack(sequence)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+    fn acknowledged(&self, sequence: u64) -> Result<(), JournalError> {
+        self.lock().acknowledged(sequence).map(|_| ())
     }
 
-    fn refused(&self, sequence: u64, reason: RejectReason, detail: &str) -> Result<(), String> {
+    fn refused(
+        &self,
+        sequence: u64,
+        reason: RejectReason,
+        detail: &str,
+    ) -> Result<(), JournalError> {
         tracing::error!(
             sequence,
             ?reason,
             detail,
             "attestation refused by the collector; moved to the spool's rejected folder"
         );
-        self.lock()
-            .set_aside(sequence)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        self.lock().refused(sequence).map(|_| ())
     }
 
     fn head(&self) -> (u64, Vec<u8>) {
-        match *self
-            .head
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-        {
+        match self.lock().head() {
             Some(head) => (head.sequence, head.digest.0.as_bytes().to_vec()),
             None => (0, Vec::new()),
         }

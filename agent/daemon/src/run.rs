@@ -2,14 +2,13 @@
 //! the uplink, the landmark probes and the metrics endpoint are tasks; SIGTERM or SIGINT drains within the grace.
 
 use std::os::unix::fs::DirBuilderExt;
-use std::path::Path;
 use std::sync::Arc;
 
 use agent_core::{Identity, Rules, Schedule};
 use agent_nvml::NvmlSource;
-use agent_spool::{Spool, SpoolLimits};
+use agent_spool::{Journal, SpoolLimits};
 use anyhow::Context as _;
-use proto_evidence::{ChainDigest, ChainHead, HostId, Sha256, SiteId};
+use proto_evidence::{HostId, SiteId};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -17,7 +16,7 @@ use veu_daemon_kit::Hangup;
 
 use crate::attest::Attestor;
 use crate::metrics::Metrics;
-use crate::outbox::SpoolOutbox;
+use crate::outbox::JournalOutbox;
 use crate::startup::{SIGNING_KEY, Startup};
 
 /// Runs from a checked start until a signal or a fatal error: binds the metrics address, then
@@ -73,17 +72,20 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
         max_entries: config.spool_max_entries,
         max_bytes: config.spool_max_bytes,
     };
-    let (spool, recovery) = Spool::open(&config.state_dir.join("spool"), limits)?;
+    let (journal, recovery) = Journal::open(
+        &config.state_dir.join("spool"),
+        limits,
+        &config.state_dir.join("chain.state"),
+        |bytes| Ok(proto_seal::decode_envelope(bytes)?.chain_digest()),
+    )?;
     for quarantined in &recovery.quarantined {
         tracing::warn!(?quarantined, "damaged spool entry moved aside");
     }
     if !recovery.removed_temp.is_empty() || !recovery.ignored.is_empty() {
         tracing::info!(removed = ?recovery.removed_temp, ignored = ?recovery.ignored, "spool recovered");
     }
-    tracing::info!(entries = spool.len(), "spool opened");
-    let state_path = config.state_dir.join("chain.state");
-    let head = resume_head(&state_path, &spool)?;
-    if let Some(head) = head {
+    tracing::info!(entries = journal.spool().len(), "spool opened");
+    if let Some(head) = journal.head() {
         tracing::info!(sequence = head.sequence, "chain resumed");
     }
 
@@ -95,7 +97,7 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
     tracing::info!(library = %source.library().display(), evidence, "NVML ready");
 
     let metrics = Metrics::new();
-    let outbox = Arc::new(SpoolOutbox::new(spool, head));
+    let outbox = Arc::new(JournalOutbox::new(journal));
     let new_entry = Arc::new(Notify::new());
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -123,7 +125,7 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
         agent_version: env!("CARGO_PKG_VERSION").to_owned(),
     };
     let attestor = Attestor {
-        chain: agent_core::Chain::resume(head),
+        chain: agent_core::Chain::default(),
         identity,
         rules: Rules {
             catalogue_digest: catalogue.digest().to_string(),
@@ -141,7 +143,6 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
         },
         watch_interval: config.watch_interval,
         nvml_timeout: config.nvml_timeout,
-        state_path,
         metrics: Arc::clone(&metrics),
         fingerprint: None,
         gpu_evidence: config.gpu_evidence,
@@ -214,26 +215,4 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
         Some(fatal) => Err(fatal.into()),
         None => Ok(()),
     }
-}
-
-/// The chain head: the persisted state, or the newest spooled attestation when the agent
-/// stopped between spooling and persisting (the spool is written first).
-fn resume_head(state_path: &Path, spool: &Spool) -> anyhow::Result<Option<ChainHead>> {
-    let state = agent_spool::state::load(state_path)?.map(|state| ChainHead {
-        sequence: state.sequence,
-        digest: ChainDigest(Sha256::from_slice(&state.digest).unwrap_or_default()),
-    });
-    let Some(newest) = spool.newest() else {
-        return Ok(state);
-    };
-    if state.is_some_and(|s| s.sequence >= newest) {
-        return Ok(state);
-    }
-    let entry = spool.read(newest)?;
-    let envelope = proto_seal::decode_envelope(&entry.bytes)
-        .with_context(|| format!("spooled attestation {newest} is not an envelope"))?;
-    Ok(Some(ChainHead {
-        sequence: newest,
-        digest: envelope.chain_digest(),
-    }))
 }

@@ -1,6 +1,7 @@
-//! The agent's durable spool of signed attestations, and its chain-state file (`state`).
-//! Each attestation is stored here before it is sent and removed only once the collector has
-//! acknowledged it; after a reconnect the daemon replays what remains, in sequence order.
+//! The agent's durable spool of signed attestations, its chain-state file (`state`), and the
+//! `Journal` that keeps both in step with the chain head. Each attestation is stored here before
+//! it is sent and removed only once the collector has acknowledged it; after a reconnect the
+//! daemon replays what remains, in sequence order.
 //!
 //! Invariant: every entry `push` returned `Ok` for survives a crash at any instant and comes
 //! back byte for byte (a killed process always; a power loss as far as the disk honours fsync);
@@ -16,6 +17,7 @@
 //! entries.
 
 mod disk;
+pub mod journal;
 mod record;
 pub mod state;
 
@@ -27,6 +29,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use disk::Failure;
+pub use journal::{Journal, JournalError, Recorded};
 pub use record::InvalidEntry;
 use record::Name;
 

@@ -9,20 +9,13 @@ use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use proto_evidence::{ChainDigest, ChainHead, Sha256};
+
 use crate::disk::{self, Failure};
 
 const MAGIC: &[u8; 8] = b"VEUCHAIN";
 const VERSION: u8 = 1;
 const LEN: usize = 8 + 1 + 8 + 32 + 4;
-
-/// Where the agent's chain stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ChainState {
-    /// Sequence of the last attestation made durable.
-    pub sequence: u64,
-    /// Its chain digest.
-    pub digest: [u8; 32],
-}
 
 /// Why a state file's content is not a chain state.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,8 +76,9 @@ impl From<Failure> for StateError {
     }
 }
 
-/// Reads the state; `None` when the file does not exist (a chain not yet started).
-pub fn load(path: &Path) -> Result<Option<ChainState>, StateError> {
+/// Reads the chain head last stored; `None` when the file does not exist (a chain not yet
+/// started).
+pub fn load(path: &Path) -> Result<Option<ChainHead>, StateError> {
     let content = match std::fs::read(path) {
         Ok(content) => content,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -100,7 +94,7 @@ pub fn load(path: &Path) -> Result<Option<ChainState>, StateError> {
 
 /// Replaces the state atomically and durably: temporary file beside it, fsync, rename, fsync
 /// the directory. After a crash the file holds either the previous state or this one.
-pub fn store(path: &Path, state: &ChainState) -> Result<(), StateError> {
+pub fn store(path: &Path, head: &ChainHead) -> Result<(), StateError> {
     let Some(name) = path.file_name() else {
         let source = io::Error::new(io::ErrorKind::InvalidInput, "not a file path");
         return Err(Failure::new("cannot store chain state at", path, source).into());
@@ -112,7 +106,7 @@ pub fn store(path: &Path, state: &ChainState) -> Result<(), StateError> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    if let Err(failure) = disk::write_synced(&temp, &encode(state)) {
+    if let Err(failure) = disk::write_synced(&temp, &encode(head)) {
         let _ = disk::remove(&temp);
         return Err(failure.into());
     }
@@ -126,18 +120,18 @@ pub fn store(path: &Path, state: &ChainState) -> Result<(), StateError> {
     Ok(())
 }
 
-fn encode(state: &ChainState) -> Vec<u8> {
+fn encode(head: &ChainHead) -> Vec<u8> {
     let mut out = Vec::with_capacity(LEN);
     out.extend_from_slice(MAGIC);
     out.push(VERSION);
-    out.extend_from_slice(&state.sequence.to_le_bytes());
-    out.extend_from_slice(&state.digest);
+    out.extend_from_slice(&head.sequence.to_le_bytes());
+    out.extend_from_slice(head.digest.0.as_bytes());
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     out
 }
 
-fn decode(content: &[u8]) -> Result<ChainState, InvalidState> {
+fn decode(content: &[u8]) -> Result<ChainHead, InvalidState> {
     let Ok(content) = <&[u8; LEN]>::try_from(content) else {
         return Err(InvalidState::Length {
             actual: content.len(),
@@ -162,8 +156,8 @@ fn decode(content: &[u8]) -> Result<ChainState, InvalidState> {
     sequence.copy_from_slice(&body[9..17]);
     let mut digest = [0; 32];
     digest.copy_from_slice(&body[17..49]);
-    Ok(ChainState {
+    Ok(ChainHead {
         sequence: u64::from_le_bytes(sequence),
-        digest,
+        digest: ChainDigest(Sha256::from_bytes(digest)),
     })
 }

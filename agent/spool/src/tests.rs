@@ -4,7 +4,9 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
 use super::*;
-use crate::state::{ChainState, InvalidState, StateError};
+use proto_evidence::{ChainDigest, ChainHead, Sha256};
+
+use crate::state::{InvalidState, StateError};
 
 fn entry(sequence: u64, kind: EntryKind, len: usize) -> Entry {
     Entry {
@@ -13,6 +15,13 @@ fn entry(sequence: u64, kind: EntryKind, len: usize) -> Entry {
         bytes: (0..len)
             .map(|i| (sequence as usize * 31 + i) as u8)
             .collect(),
+    }
+}
+
+fn head(sequence: u64, digest: [u8; 32]) -> ChainHead {
+    ChainHead {
+        sequence,
+        digest: ChainDigest(Sha256::from_bytes(digest)),
     }
 }
 
@@ -430,18 +439,12 @@ fn state_round_trips_and_a_missing_file_is_none() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("chain.state");
     assert_eq!(state::load(&path).unwrap(), None);
-    let first = ChainState {
-        sequence: 1,
-        digest: [7; 32],
-    };
+    let first = head(1, [7; 32]);
     state::store(&path, &first).unwrap();
     assert_eq!(state::load(&path).unwrap(), Some(first));
     let mut digest = [0; 32];
     digest[31] = 0xff;
-    let second = ChainState {
-        sequence: u64::MAX,
-        digest,
-    };
+    let second = head(u64::MAX, digest);
     state::store(&path, &second).unwrap();
     assert_eq!(state::load(&path).unwrap(), Some(second));
     let names: Vec<_> = fs::read_dir(dir.path())
@@ -455,14 +458,7 @@ fn state_round_trips_and_a_missing_file_is_none() {
 fn a_damaged_state_file_is_an_error_naming_the_path() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("chain.state");
-    state::store(
-        &path,
-        &ChainState {
-            sequence: 9,
-            digest: [1; 32],
-        },
-    )
-    .unwrap();
+    state::store(&path, &head(9, [1; 32])).unwrap();
     let good = fs::read(&path).unwrap();
 
     type Expect = fn(&InvalidState) -> bool;
@@ -519,15 +515,60 @@ fn a_damaged_state_file_is_an_error_naming_the_path() {
 fn storing_state_into_a_missing_directory_names_the_temporary_path() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("missing/chain.state");
-    let message = state::store(
-        &path,
-        &ChainState {
-            sequence: 1,
-            digest: [0; 32],
-        },
-    )
-    .unwrap_err()
-    .to_string();
+    let message = state::store(&path, &head(1, [0; 32]))
+        .unwrap_err()
+        .to_string();
     assert!(message.starts_with("cannot create "), "{message}");
     assert!(message.contains("missing/chain.state.tmp"), "{message}");
+}
+
+/// Agents upgrade in place: the files an earlier build wrote must read back, and this build must
+/// write the same bytes.
+#[test]
+fn the_on_disk_formats_are_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let state_file = "564555434841494e010807060504030201000102030405060708090a0b0c0d0e0f\
+                      101112131415161718191a1b1c1d1e1f1cf060c5";
+    let mut digest = [0; 32];
+    for (i, byte) in digest.iter_mut().enumerate() {
+        *byte = i as u8;
+    }
+    let expected = head(0x0102_0304_0506_0708, digest);
+    let path = dir.path().join("chain.state");
+    state::store(&path, &expected).unwrap();
+    assert_eq!(hex(&fs::read(&path).unwrap()), state_file);
+    fs::write(&path, unhex(state_file)).unwrap();
+    assert_eq!(state::load(&path).unwrap(), Some(expected));
+
+    let spool_file = "56455553504f4f4c01020700000000000000030000006162635f508c54";
+    let spool_dir = dir.path().join("spool");
+    let entry = Entry {
+        sequence: 7,
+        kind: EntryKind::InventoryChange,
+        bytes: b"abc".to_vec(),
+    };
+    let (mut spool, _) = open(&spool_dir);
+    spool.push(&entry).unwrap();
+    assert_eq!(
+        hex(&fs::read(entry_file(&spool_dir, 7)).unwrap()),
+        spool_file
+    );
+    drop(spool);
+    let other = dir.path().join("other");
+    fs::create_dir(&other).unwrap();
+    fs::write(entry_file(&other, 7), unhex(spool_file)).unwrap();
+    let (spool, recovery) = open(&other);
+    assert!(recovery.is_clean());
+    assert_eq!(spool.read(7).unwrap(), entry);
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+        .collect()
 }

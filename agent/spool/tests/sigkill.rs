@@ -16,8 +16,9 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use agent_spool::state::{self, ChainState};
+use agent_spool::state;
 use agent_spool::{Entry, EntryKind, Spool, SpoolLimits};
+use proto_evidence::{ChainDigest, ChainHead, Sha256};
 
 const MODE: &str = "AGENT_SPOOL_SIGKILL_CHILD";
 const TARGET: &str = "AGENT_SPOOL_SIGKILL_TARGET";
@@ -345,13 +346,16 @@ fn expected_entry(sequence: u64) -> Entry {
     }
 }
 
-fn expected_state(sequence: u64) -> ChainState {
+fn expected_state(sequence: u64) -> ChainHead {
     let mut random = Random::new(sequence ^ 0x5eed);
     let mut digest = [0; 32];
     for chunk in digest.chunks_mut(8) {
         chunk.copy_from_slice(&random.next().to_le_bytes());
     }
-    ChainState { sequence, digest }
+    ChainHead {
+        sequence,
+        digest: ChainDigest(Sha256::from_bytes(digest)),
+    }
 }
 
 /// SplitMix64: deterministic per seed, good enough to vary sizes and timings.

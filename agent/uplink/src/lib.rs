@@ -89,13 +89,16 @@ pub fn read_pem(path: &Path) -> Result<Vec<u8>, ConfigError> {
 /// The agent's store of signed attestations, as the uplink sees it. Implemented over the
 /// durable spool by the daemon, and in memory by tests.
 pub trait Outbox: Send + Sync + 'static {
+    /// Why an operation failed; its message names what and where (a file's path).
+    type Error: std::error::Error + Send + 'static;
     /// Up to `limit` entries with a sequence above `after`, in order:
     /// `(sequence, encoded envelope)`.
-    fn pending_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, String>;
+    fn pending_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, Self::Error>;
     /// The collector stored everything up to `sequence`.
-    fn acknowledged(&self, sequence: u64) -> Result<(), String>;
+    fn acknowledged(&self, sequence: u64) -> Result<(), Self::Error>;
     /// The collector refused `sequence` for good; keep it aside, stop sending it.
-    fn refused(&self, sequence: u64, reason: RejectReason, detail: &str) -> Result<(), String>;
+    fn refused(&self, sequence: u64, reason: RejectReason, detail: &str)
+    -> Result<(), Self::Error>;
     /// The highest sequence signed so far and its chain digest, for `Hello`.
     fn head(&self) -> (u64, Vec<u8>);
 }

@@ -57,7 +57,7 @@ pub(crate) async fn run<O: Outbox>(
 
     let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
     let outbox = Arc::clone(&deps.outbox);
-    let head = blocking(move || Ok(outbox.head()))
+    let head = blocking(move || Ok::<_, std::convert::Infallible>(outbox.head()))
         .await
         .unwrap_or((0, Vec::new()));
     let key_id = deps.signer.key_id();
@@ -239,10 +239,11 @@ fn from_status(status: &tonic::Status, healthy: bool) -> Outcome {
 }
 
 /// Runs spool I/O off the executor.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, String> + Send + 'static,
+async fn blocking<T: Send + 'static, E: std::error::Error + Send + 'static>(
+    work: impl FnOnce() -> Result<T, E> + Send + 'static,
 ) -> Result<T, String> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|error| format!("spool task failed: {error}"))?
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result.map_err(|error| error.to_string()),
+        Err(error) => Err(format!("spool task failed: {error}")),
+    }
 }

@@ -191,7 +191,8 @@ struct MemoryOutbox {
 }
 
 impl Outbox for MemoryOutbox {
-    fn pending_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, String> {
+    type Error = std::convert::Infallible;
+    fn pending_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, Self::Error> {
         let entries = self.entries.lock().unwrap();
         Ok(entries
             .range(after + 1..)
@@ -199,11 +200,16 @@ impl Outbox for MemoryOutbox {
             .map(|(s, b)| (*s, b.clone()))
             .collect())
     }
-    fn acknowledged(&self, sequence: u64) -> Result<(), String> {
+    fn acknowledged(&self, sequence: u64) -> Result<(), Self::Error> {
         self.entries.lock().unwrap().retain(|s, _| *s > sequence);
         Ok(())
     }
-    fn refused(&self, sequence: u64, reason: RejectReason, _detail: &str) -> Result<(), String> {
+    fn refused(
+        &self,
+        sequence: u64,
+        reason: RejectReason,
+        _detail: &str,
+    ) -> Result<(), Self::Error> {
         self.entries.lock().unwrap().remove(&sequence);
         self.refused.lock().unwrap().push((sequence, reason));
         Ok(())
