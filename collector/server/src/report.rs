@@ -13,6 +13,8 @@ use proto_accounting::CountryCode;
 use proto_wire::v1;
 use tonic::Status;
 
+use veu_daemon_kit::hex;
+
 use crate::audit::replay;
 use crate::ingest::Collector;
 use crate::log::{LogError, LogKeeper};
@@ -103,10 +105,6 @@ pub(crate) fn location_at(
         as_of,
         changes_from,
     )))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn signed_head(head: &StoredTreeHead) -> Result<SignedHead, ReportError> {
