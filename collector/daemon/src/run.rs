@@ -17,6 +17,7 @@ use collector_store::AttestationStore;
 use collector_store_postgres::{PostgresOptions, PostgresStore};
 use collector_store_sqlite::{SqliteOptions, SqliteStore};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use veu_daemon_kit::{Hangup, shutdown_signal};
 
 use crate::config::{Store, redacted};
@@ -126,6 +127,8 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
     }
     let serving = Arc::new(AtomicBool::new(false));
     let shutdown = CancellationToken::new();
+    // Every background task, so that shutdown can wait for them to finish.
+    let tasks = TaskTracker::new();
     let checkpoint: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
     let witnesses = Arc::new(Witnesses::new(
         config.witnesses.clone(),
@@ -136,7 +139,7 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
         tracing::info!(listen = %listener.local_addr()?, "serving /metrics and /checkpoint");
         let source = Arc::clone(&metrics);
         let published = Arc::clone(&checkpoint);
-        tokio::spawn(veu_daemon_kit::exposition::serve_probes(
+        tasks.spawn(veu_daemon_kit::exposition::serve_probes(
             listener,
             Arc::new(move || source.render()),
             // The latest checkpoint, cosignatures included, for anyone who can reach the
@@ -161,7 +164,7 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
     let sweep_stop = shutdown.clone();
     // Replicas on one database see each other's agents, chains and hosts within a sweep.
     let shared_store = matches!(config.store, Store::Postgres(_));
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         let mut ticker = tokio::time::interval(Duration::from_secs(5));
         loop {
             tokio::select! {
@@ -200,7 +203,7 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
         witnesses = config.witnesses.len(),
         "log checkpoints"
     );
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         let mut ticker = tokio::time::interval(every);
         loop {
             tokio::select! {
@@ -230,7 +233,9 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
     let listener = socket.listen(BACKLOG)?;
     tracing::info!(listen = %listener.local_addr()?, enrollment = ca.is_some(), "collector serving");
     serving.store(true, Ordering::Relaxed);
-    let server = tokio::spawn(collector_server::serve(
+    // Not tracked: tonic's graceful shutdown would wait for every agent's stream to end; the
+    // streams end with the process, and agents reconnect to a replica or after the restart.
+    let mut server = tokio::spawn(collector_server::serve(
         listener,
         tls,
         Arc::clone(&collector),
@@ -244,11 +249,20 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
         signal = shutdown_signal("collector", Hangup::Ignored) => {
             tracing::info!(signal, "shutting down");
         }
-        result = server => {
+        result = &mut server => {
             result.context("server task failed")?.context("server failed")?;
         }
     }
     shutdown.cancel();
+    tasks.close();
+    // The sweeper and the signer stop between ticks, the probe server at once; a task still
+    // busy after the drain window (a store that hangs) is left to the process's exit.
+    if tokio::time::timeout(DRAIN, tasks.wait()).await.is_err() {
+        tracing::warn!(
+            still_running = tasks.len(),
+            "background tasks did not finish within {DRAIN:?}; exiting anyway"
+        );
+    }
     // The counts of repeated refusals still in their window.
     collector.flush_refusals(true).await;
     Ok(())
@@ -271,6 +285,9 @@ fn readiness(
             .map_err(|error| format!("the store does not answer: {error}"))
     }
 }
+
+/// How long shutdown waits for the background tasks to finish.
+const DRAIN: Duration = Duration::from_secs(10);
 
 /// Connections waiting to be accepted, as many as the standard library's listener allows.
 const BACKLOG: u32 = 1024;
