@@ -47,14 +47,13 @@ fn main() {
             )
         })
         .collect();
-    let landmarks = Landmarks::from_landmarks(stations.iter().map(|(id, place, signer)| {
-        Landmark {
+    let landmarks =
+        Landmarks::from_landmarks(stations.iter().map(|(id, place, signer)| Landmark {
             id: (*id).into(),
             at: at(*place),
             public_key: *signer.public_key().as_bytes(),
             operator: "auditor".into(),
-        }
-    }));
+        }));
     let sites = SiteRegistry::from_toml(&format!(
         "[[site]]\nid = \"de-kas\"\ncountry = \"DE\"\nlatitude = {}\nlongitude = {}\n",
         KASSEL.0, KASSEL.1
@@ -88,7 +87,8 @@ fn main() {
                     at: at(*place),
                     host: format!("h{i}"),
                     agent_key: *agent.public_key().as_bytes(),
-                    min_rtt_us: 400 + 10 * proto_location::distance_km(at(*place), at(KASSEL)) as u64,
+                    min_rtt_us: 400
+                        + 10 * proto_location::distance_km(at(*place), at(KASSEL)) as u64,
                     rounds: 8,
                     measured_at_ms: when,
                     nonce,

@@ -83,15 +83,20 @@ async fn submit(
         .map_err(|status| status.code())
 }
 
-/// The auditor's view: location-verified TPP in total and inconsistent hosts.
-async fn located(h: &Harness) -> (u64, Vec<String>) {
-    let view = AuditClient::new(h.channel_as(Role::Auditor, "auditor-1").await)
+/// The auditor's live view of the last-known distribution.
+async fn last_known(h: &Harness) -> v1::DistributionView {
+    AuditClient::new(h.channel_as(Role::Auditor, "auditor-1").await)
         .distribution(v1::DistributionRequest::default())
         .await
         .unwrap()
         .into_inner()
         .last_known
-        .unwrap();
+        .unwrap()
+}
+
+/// The auditor's view: location-verified TPP in total and inconsistent hosts.
+async fn located(h: &Harness) -> (u64, Vec<String>) {
+    let view = last_known(h).await;
     (view.location_verified_tpp, view.location_inconsistent)
 }
 
@@ -261,13 +266,7 @@ async fn a_host_answering_singapore_fast_is_inconsistent_and_an_event_says_so() 
 
 /// The auditor's live view: the verdict and the broken rules.
 async fn standing(h: &Harness) -> (String, Vec<String>) {
-    let view = AuditClient::new(h.channel_as(Role::Auditor, "auditor-1").await)
-        .distribution(v1::DistributionRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .last_known
-        .unwrap();
+    let view = last_known(h).await;
     let rules = view.violations.iter().map(|v| v.rule.clone()).collect();
     (view.verdict, rules)
 }

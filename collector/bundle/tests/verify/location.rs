@@ -445,16 +445,19 @@ fn a_revoked_key_or_a_decommissioned_host_stops_being_verified_at_that_instant()
         .collect();
     let landmarks = Landmarks::from_landmarks([kas.entry()]);
     let sites = collector_core::SiteRegistry::from_toml(SITES).unwrap();
-    let location = collector_bundle::located_at(
-        entries.iter().map(|(i, e)| (*i, e)),
-        collector_bundle::Locating {
-            landmarks: &landmarks,
-            sites: &sites,
-            rule: proto_location::LocationRule::default(),
-        },
-        AS_OF,
-        Some(NOV),
-    );
+    let located = |changes_from| {
+        collector_bundle::located_at(
+            entries.iter().map(|(i, e)| (*i, e)),
+            collector_bundle::Locating {
+                landmarks: &landmarks,
+                sites: &sites,
+                rule: proto_location::LocationRule::default(),
+            },
+            AS_OF,
+            changes_from,
+        )
+    };
+    let location = located(Some(NOV));
     assert_eq!(
         location
             .changes
@@ -469,15 +472,7 @@ fn a_revoked_key_or_a_decommissioned_host_stops_being_verified_at_that_instant()
         ]
     );
     // Without a period start only the end instant is judged: no changes.
-    let at_end = collector_bundle::located_at(
-        entries.iter().map(|(i, e)| (*i, e)),
-        collector_bundle::Locating {
-            landmarks: &landmarks,
-            sites: &sites,
-            rule: proto_location::LocationRule::default(),
-        },
-        AS_OF,
-        None,
-    );
+    let at_end = located(None);
     assert!(at_end.changes.is_empty());
+    assert_eq!(at_end.hosts, location.hosts);
 }
