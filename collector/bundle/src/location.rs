@@ -11,7 +11,7 @@ use proto_evidence::LogEntry;
 use proto_gpu_evidence::Trust;
 use proto_location::Verdict;
 
-use crate::replay::{Locating, Replayer};
+use crate::replay::{Locating, OPEN_AHEAD, Replayer};
 
 /// Of `entries` (in log order), the administrative ones and, of the measurement leaves, only
 /// the newest of each landmark and host (read without checking signatures, only to choose):
@@ -73,15 +73,19 @@ pub fn located_at<'a>(
     let nvidia = Trust::nvidia();
     let mut replayer = Replayer::new(None, &nvidia, Some(locating));
     let mut timeline = changes_from.map(|_| Timeline::default());
-    for (index, entry) in relevant {
-        match &mut timeline {
-            Some(timeline) => {
-                let at_ms = entry.at_ms();
-                timeline.until(at_ms, &replayer, &locating);
-                replayer.step(index, entry, None);
-                timeline.entered(entry, at_ms, &replayer, &locating);
+    let relevant: Vec<(u64, &LogEntry)> = relevant.collect();
+    for chunk in relevant.chunks(OPEN_AHEAD) {
+        replayer.open_ahead(chunk.iter().copied());
+        for &(index, entry) in chunk {
+            match &mut timeline {
+                Some(timeline) => {
+                    let at_ms = entry.at_ms();
+                    timeline.until(at_ms, &replayer, &locating);
+                    replayer.step(index, entry, None);
+                    timeline.entered(entry, at_ms, &replayer, &locating);
+                }
+                None => replayer.step(index, entry, None),
             }
-            None => replayer.step(index, entry, None),
         }
     }
     if let Some(timeline) = &mut timeline {
