@@ -77,10 +77,7 @@ impl CollectorArgs {
                         name_hint(&cause, &server_name)
                     ),
                 },
-                other => Failure {
-                    status: 1,
-                    error: other.into(),
-                },
+                other => other.into(),
             })
     }
 }
@@ -116,12 +113,19 @@ impl ReaderArgs {
     }
 }
 
+/// A call that failed, or a client that could not be set up: the client's words, status 1.
+impl From<ClientError> for Failure {
+    fn from(error: ClientError) -> Self {
+        Failure {
+            status: 1,
+            error: error.into(),
+        }
+    }
+}
+
 /// A failed call, with the collector's message.
 pub fn call_failed(status: &tonic::Status) -> Failure {
-    Failure {
-        status: 1,
-        error: ClientError::from(status.clone()).into(),
-    }
+    ClientError::from(status.clone()).into()
 }
 
 /// Runs an async command on a small runtime.
