@@ -1,5 +1,7 @@
 //! The audit service's calls, answered in plain types.
 
+use proto_evidence::Envelope;
+use proto_seal::InvalidEnvelope;
 use proto_wire::v1;
 use proto_wire::v1::audit_client::AuditClient;
 use tonic::transport::Channel;
@@ -70,6 +72,60 @@ pub struct SignedReport {
     pub key_id: Vec<u8>,
 }
 
+/// A signed tree head of the collector's log as sent: nothing checked yet, so that an auditor
+/// can say what is wrong with each part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogHead {
+    /// Leaves, as the unsigned copy says.
+    pub tree_size: u64,
+    /// The root, as the unsigned copy says (32 bytes when well formed).
+    pub root_hash: Vec<u8>,
+    /// When it was signed, Unix ms, as the unsigned copy says.
+    pub timestamp_unix_ms: i64,
+    /// The signed envelope: `None` when the head carries none, an error when it is malformed.
+    pub signature: Option<Result<Envelope, InvalidEnvelope>>,
+    /// The log's raw Ed25519 public key as the collector presents it.
+    pub log_public_key: Vec<u8>,
+}
+
+impl From<v1::SignedTreeHead> for LogHead {
+    fn from(head: v1::SignedTreeHead) -> Self {
+        Self {
+            tree_size: head.tree_size,
+            root_hash: head.root_hash,
+            timestamp_unix_ms: head.timestamp_unix_ms,
+            signature: head.signature.map(proto_seal::envelope_from_wire),
+            log_public_key: head.log_public_key,
+        }
+    }
+}
+
+/// A leaf's inclusion proof as sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InclusionProof {
+    /// The leaf the proof is for.
+    pub log_index: u64,
+    /// The tree it is in.
+    pub tree_size: u64,
+    /// Sibling hashes from the leaf up (32 bytes each when well formed).
+    pub audit_path: Vec<Vec<u8>>,
+    /// The leaf's exact entry bytes (`proto_evidence::LogEntry`).
+    pub entry: Vec<u8>,
+    /// For an attestation, the stored envelope bytes the leaf commits to.
+    pub envelope: Vec<u8>,
+}
+
+/// A consistency proof between two tree sizes as sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsistencyProof {
+    /// The older tree's size.
+    pub first_tree_size: u64,
+    /// The newer tree's size.
+    pub second_tree_size: u64,
+    /// The proof's hashes (32 bytes each when well formed).
+    pub proof: Vec<Vec<u8>>,
+}
+
 /// The collector's audit service (an auditor's or an admin's certificate).
 #[derive(Debug, Clone)]
 pub struct Audit {
@@ -95,6 +151,68 @@ impl Audit {
             .into_iter()
             .map(HostEntry::from)
             .collect())
+    }
+
+    /// The log's signed head of `tree_size` leaves (0: the latest); with `sign_now`, a head
+    /// signed for this request.
+    pub async fn log_head(
+        &mut self,
+        tree_size: u64,
+        sign_now: bool,
+    ) -> Result<LogHead, ClientError> {
+        Ok(self
+            .client
+            .tree_head(v1::TreeHeadRequest {
+                tree_size,
+                sign_now,
+            })
+            .await?
+            .into_inner()
+            .into())
+    }
+
+    /// The proof that leaf `log_index` is in the tree of `tree_size` leaves.
+    pub async fn inclusion_proof(
+        &mut self,
+        log_index: u64,
+        tree_size: u64,
+    ) -> Result<InclusionProof, ClientError> {
+        let proof = self
+            .client
+            .inclusion_proof(v1::InclusionProofRequest {
+                log_index,
+                tree_size,
+            })
+            .await?
+            .into_inner();
+        Ok(InclusionProof {
+            log_index: proof.log_index,
+            tree_size: proof.tree_size,
+            audit_path: proof.audit_path,
+            entry: proof.entry,
+            envelope: proof.envelope,
+        })
+    }
+
+    /// The proof that the tree of `first` leaves is a prefix of the tree of `second`.
+    pub async fn consistency_proof(
+        &mut self,
+        first: u64,
+        second: u64,
+    ) -> Result<ConsistencyProof, ClientError> {
+        let proof = self
+            .client
+            .consistency_proof(v1::ConsistencyProofRequest {
+                first_tree_size: first,
+                second_tree_size: second,
+            })
+            .await?
+            .into_inner();
+        Ok(ConsistencyProof {
+            first_tree_size: proof.first_tree_size,
+            second_tree_size: proof.second_tree_size,
+            proof: proof.proof,
+        })
     }
 
     /// The signed report of `month` (`YYYY-MM`).

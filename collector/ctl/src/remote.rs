@@ -3,8 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::anyhow;
-use collector_client::{Channel, ClientError, ClientTls, Connection, Credential, read_pem};
-use proto_wire::v1::audit_client::AuditClient;
+use collector_client::{Audit, Channel, ClientError, ClientTls, Connection, Credential, read_pem};
 
 use crate::Failure;
 
@@ -104,12 +103,12 @@ pub enum Reader {
 
 impl ReaderArgs {
     /// A connected audit client.
-    pub async fn audit(&self) -> Result<AuditClient<Channel>, Failure> {
+    pub async fn audit(&self) -> Result<Audit, Failure> {
         let role = match self.role {
             Reader::Auditor => "auditor",
             Reader::Admin => "admin",
         };
-        Ok(AuditClient::new(self.collector.connect(role).await?))
+        Ok(Audit::new(self.collector.connect(role).await?))
     }
 }
 
