@@ -126,6 +126,91 @@ pub struct ConsistencyProof {
     pub proof: Vec<Vec<u8>>,
 }
 
+impl From<v1::ConsistencyProofResponse> for ConsistencyProof {
+    fn from(proof: v1::ConsistencyProofResponse) -> Self {
+        Self {
+            first_tree_size: proof.first_tree_size,
+            second_tree_size: proof.second_tree_size,
+            proof: proof.proof,
+        }
+    }
+}
+
+/// What an evidence export sends, in order: a summary, then heads, proofs, leaves and files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EvidenceItem {
+    /// Sent first: what follows, for progress.
+    Summary(ExportSummary),
+    /// A signed tree head.
+    TreeHead(LogHead),
+    /// A consistency proof between two of the heads.
+    Consistency(ConsistencyProof),
+    /// A leaf with its inclusion proof in the head of `tree_size` leaves.
+    Leaf(InclusionProof),
+    /// A file the collector applies (policy, catalogue, sites, landmarks, checkpoint).
+    File {
+        /// Its name.
+        name: String,
+        /// Its bytes.
+        content: Vec<u8>,
+    },
+}
+
+/// What an evidence export holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExportSummary {
+    /// The head the range starts at.
+    pub start_tree_size: u64,
+    /// The head the range ends at.
+    pub end_tree_size: u64,
+    /// Leaves to come.
+    pub leaves: u64,
+}
+
+impl EvidenceItem {
+    fn from_wire(item: v1::EvidenceItem) -> Option<Self> {
+        use v1::evidence_item::Item;
+        Some(match item.item? {
+            Item::Summary(summary) => Self::Summary(ExportSummary {
+                start_tree_size: summary.start_tree_size,
+                end_tree_size: summary.end_tree_size,
+                leaves: summary.leaves,
+            }),
+            Item::TreeHead(head) => Self::TreeHead(head.into()),
+            Item::Consistency(proof) => Self::Consistency(proof.into()),
+            Item::Leaf(leaf) => Self::Leaf(InclusionProof {
+                log_index: leaf.log_index,
+                tree_size: leaf.tree_size,
+                audit_path: leaf.audit_path,
+                entry: leaf.entry,
+                envelope: leaf.envelope,
+            }),
+            Item::File(file) => Self::File {
+                name: file.name,
+                content: file.content,
+            },
+        })
+    }
+}
+
+/// An evidence export as it streams in.
+#[derive(Debug)]
+pub struct EvidenceStream {
+    inner: tonic::Streaming<v1::EvidenceItem>,
+}
+
+impl EvidenceStream {
+    /// The next item; `None` at the end. Items of a kind this client does not know are skipped.
+    pub async fn next(&mut self) -> Result<Option<EvidenceItem>, ClientError> {
+        while let Some(item) = self.inner.message().await? {
+            if let Some(item) = EvidenceItem::from_wire(item) {
+                return Ok(Some(item));
+            }
+        }
+        Ok(None)
+    }
+}
+
 /// The collector's audit service (an auditor's or an admin's certificate).
 #[derive(Debug, Clone)]
 pub struct Audit {
@@ -200,19 +285,32 @@ impl Audit {
         first: u64,
         second: u64,
     ) -> Result<ConsistencyProof, ClientError> {
-        let proof = self
+        Ok(self
             .client
             .consistency_proof(v1::ConsistencyProofRequest {
                 first_tree_size: first,
                 second_tree_size: second,
             })
             .await?
+            .into_inner()
+            .into())
+    }
+
+    /// The evidence of receipt times in `[from_unix_ms, to_unix_ms)`, as it streams in.
+    pub async fn export_evidence(
+        &mut self,
+        from_unix_ms: i64,
+        to_unix_ms: i64,
+    ) -> Result<EvidenceStream, ClientError> {
+        let inner = self
+            .client
+            .export_evidence(v1::ExportEvidenceRequest {
+                from_unix_ms,
+                to_unix_ms,
+            })
+            .await?
             .into_inner();
-        Ok(ConsistencyProof {
-            first_tree_size: proof.first_tree_size,
-            second_tree_size: proof.second_tree_size,
-            proof: proof.proof,
-        })
+        Ok(EvidenceStream { inner })
     }
 
     /// The signed report of `month` (`YYYY-MM`).

@@ -15,7 +15,10 @@ mod connection;
 mod error;
 
 pub use admin::{Admin, EnrolledKey};
-pub use audit::{Audit, ConsistencyProof, HostEntry, InclusionProof, LogHead, SignedReport};
+pub use audit::{
+    Audit, ConsistencyProof, EvidenceItem, EvidenceStream, ExportSummary, HostEntry,
+    InclusionProof, LogHead, SignedReport,
+};
 pub use connection::{CONNECT_TIMEOUT, ClientTls, Connection, Credential, read_pem};
 pub use error::{ClientError, code_words};
 pub use tonic::transport::Channel;
