@@ -211,6 +211,33 @@ impl EvidenceStream {
     }
 }
 
+/// One attestation of a host as the collector stored it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAttestation {
+    /// Its leaf in the log.
+    pub log_index: u64,
+    /// The signed envelope: `None` when the collector sent none, an error when it is malformed.
+    pub envelope: Option<Result<Envelope, InvalidEnvelope>>,
+    /// When the collector received it, Unix ms.
+    pub received_unix_ms: i64,
+    /// TPP the collector's ledger counted of it.
+    pub counted_tpp: u64,
+    /// Devices the ledger counted of it.
+    pub counted_devices: u32,
+}
+
+impl From<v1::StoredAttestation> for StoredAttestation {
+    fn from(stored: v1::StoredAttestation) -> Self {
+        Self {
+            log_index: stored.log_index,
+            envelope: stored.envelope.map(proto_seal::envelope_from_wire),
+            received_unix_ms: stored.received_unix_ms,
+            counted_tpp: stored.counted_tpp,
+            counted_devices: stored.counted_devices,
+        }
+    }
+}
+
 /// The collector's audit service (an auditor's or an admin's certificate).
 #[derive(Debug, Clone)]
 pub struct Audit {
@@ -236,6 +263,31 @@ impl Audit {
             .into_iter()
             .map(HostEntry::from)
             .collect())
+    }
+
+    /// Every attestation `host` sent with a receipt time in `[from, to)` (an open end without
+    /// a bound), oldest first.
+    pub async fn host_history(
+        &mut self,
+        host: &str,
+        from_unix_ms: Option<i64>,
+        to_unix_ms: Option<i64>,
+    ) -> Result<Vec<StoredAttestation>, ClientError> {
+        // On the wire 0 means "no bound".
+        let mut stream = self
+            .client
+            .host_history(v1::HostHistoryRequest {
+                host_id: host.to_owned(),
+                from_unix_ms: from_unix_ms.unwrap_or(0),
+                to_unix_ms: to_unix_ms.unwrap_or(0),
+            })
+            .await?
+            .into_inner();
+        let mut stored = Vec::new();
+        while let Some(item) = stream.message().await? {
+            stored.push(item.into());
+        }
+        Ok(stored)
     }
 
     /// The log's signed head of `tree_size` leaves (0: the latest); with `sign_now`, a head

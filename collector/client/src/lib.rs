@@ -17,7 +17,7 @@ mod error;
 pub use admin::{Admin, EnrolledKey};
 pub use audit::{
     Audit, ConsistencyProof, EvidenceItem, EvidenceStream, ExportSummary, HostEntry,
-    InclusionProof, LogHead, SignedReport,
+    InclusionProof, LogHead, SignedReport, StoredAttestation,
 };
 pub use connection::{CONNECT_TIMEOUT, ClientTls, Connection, Credential, read_pem};
 pub use error::{ClientError, code_words};

@@ -2,6 +2,7 @@
 //! admin) sees it.
 
 use anyhow::anyhow;
+use collector_client::StoredAttestation;
 use proto_accounting::Verdict;
 use proto_wire::v1;
 use serde_json::{Value, json};
@@ -246,7 +247,7 @@ fn hosts(reader: &ReaderArgs, format: Format) -> Result<u8, Failure> {
 
 /// One stored attestation, its payload decoded for display.
 struct Row {
-    stored: v1::StoredAttestation,
+    stored: StoredAttestation,
     payload: Result<proto_evidence::AttestationPayload, String>,
 }
 
@@ -272,25 +273,7 @@ fn history(
             rfc3339(to)
         )));
     }
-    let stored = block_on(async {
-        let mut stream = reader
-            .audit()
-            .await?
-            .generated()
-            .host_history(v1::HostHistoryRequest {
-                host_id: host.to_owned(),
-                from_unix_ms: from.unwrap_or(0),
-                to_unix_ms: to.unwrap_or(0),
-            })
-            .await
-            .map_err(|s| call_failed(&s))?
-            .into_inner();
-        let mut stored = Vec::new();
-        while let Some(item) = stream.message().await.map_err(|s| call_failed(&s))? {
-            stored.push(item);
-        }
-        Ok(stored)
-    })?;
+    let stored = block_on(async { Ok(reader.audit().await?.host_history(host, from, to).await?) })?;
     let rows: Vec<Row> = stored
         .into_iter()
         .map(|stored| {
@@ -298,7 +281,7 @@ fn history(
                 .envelope
                 .clone()
                 .ok_or_else(|| "no envelope".to_owned())
-                .and_then(|e| proto_seal::envelope_from_wire(e).map_err(|e| e.to_string()))
+                .and_then(|e| e.map_err(|e| e.to_string()))
                 .and_then(|e| proto_seal::decode_payload_unverified(&e).map_err(|e| e.to_string()));
             Row { stored, payload }
         })
