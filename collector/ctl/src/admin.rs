@@ -1,14 +1,12 @@
 //! `veuctl enroll-token`, `veuctl agents list|revoke`, `veuctl decommission`: admin calls.
 
-use proto_wire::v1;
-use proto_wire::v1::admin_client::AdminClient;
-use proto_wire::v1::audit_client::AuditClient;
+use collector_client::{Admin, Audit};
 use serde_json::json;
 pub use veu_daemon_kit::hex;
 
 use crate::confirm::{ConfirmArgs, confirm};
 use crate::number::{counted, grouped};
-use crate::remote::{CollectorArgs, block_on, call_failed};
+use crate::remote::{CollectorArgs, block_on};
 use crate::table::escape;
 use crate::time::rfc3339;
 use crate::{Failure, Format};
@@ -93,27 +91,25 @@ pub struct DecommissionArgs {
 
 pub fn enroll_token(args: &EnrollTokenArgs) -> Result<u8, Failure> {
     block_on(async {
-        let mut admin = AdminClient::new(args.collector.connect("admin").await?);
-        let answer = admin
-            .create_enroll_token(v1::CreateEnrollTokenRequest {
-                site_id: args.site.clone(),
-                valid_for_seconds: args.valid_hours.saturating_mul(3600),
-                rebind_host: args.rebind.clone().unwrap_or_default(),
-            })
-            .await
-            .map_err(|s| call_failed(&s))?
-            .into_inner();
-        println!("{}", escape(&answer.token));
+        let mut admin = Admin::new(args.collector.connect("admin").await?);
+        let token = admin
+            .enroll_token(
+                &args.site,
+                args.valid_hours.saturating_mul(3600),
+                args.rebind.as_deref(),
+            )
+            .await?;
+        println!("{}", escape(&token));
         match &args.rebind {
             Some(host) => eprintln!(
                 "one-time REBIND token: host {host} moves to site {} under the key that spends it, and its earlier keys are revoked; on the host: veu-agent enroll --token {}",
                 args.site,
-                escape(&answer.token)
+                escape(&token)
             ),
             None => eprintln!(
                 "one-time token for a new host at site {}; on the host: veu-agent enroll --token {}",
                 args.site,
-                escape(&answer.token)
+                escape(&token)
             ),
         }
         Ok(0)
@@ -123,13 +119,9 @@ pub fn enroll_token(args: &EnrollTokenArgs) -> Result<u8, Failure> {
 pub fn agents(args: &AgentsArgs) -> Result<u8, Failure> {
     match &args.command {
         AgentsCommand::List { collector, format } => block_on(async {
-            let mut admin = AdminClient::new(collector.connect("admin").await?);
-            let agents = admin
-                .list_agents(v1::ListAgentsRequest {})
-                .await
-                .map_err(|s| call_failed(&s))?
-                .into_inner()
-                .agents;
+            let agents = Admin::new(collector.connect("admin").await?)
+                .agents()
+                .await?;
             match format {
                 Format::Json => {
                     let list: Vec<_> = agents
@@ -137,7 +129,7 @@ pub fn agents(args: &AgentsArgs) -> Result<u8, Failure> {
                         .map(|a| {
                             json!({"key_id": hex(&a.key_id), "host_id": a.host_id, "site_id": a.site_id,
                                    "enrolled_unix_ms": a.enrolled_unix_ms,
-                                   "revoked_unix_ms": (a.revoked_unix_ms != 0).then_some(a.revoked_unix_ms)})
+                                   "revoked_unix_ms": a.revoked_unix_ms})
                         })
                         .collect();
                     println!(
@@ -148,7 +140,7 @@ pub fn agents(args: &AgentsArgs) -> Result<u8, Failure> {
                 Format::Table => {
                     println!("{:<64}  {:<24} {:<20} State", "Key id", "Host", "Site");
                     for a in &agents {
-                        let state = if a.revoked_unix_ms != 0 {
+                        let state = if a.revoked_unix_ms.is_some() {
                             "revoked"
                         } else {
                             "active"
@@ -178,17 +170,12 @@ pub fn agents(args: &AgentsArgs) -> Result<u8, Failure> {
                 ))
             })?;
             block_on(async {
-                let mut admin = AdminClient::new(collector.connect("admin").await?);
+                let mut admin = Admin::new(collector.connect("admin").await?);
                 if *rebind || confirming.dry_run {
-                    let agents = admin
-                        .list_agents(v1::ListAgentsRequest {})
-                        .await
-                        .map_err(|s| call_failed(&s))?
-                        .into_inner()
-                        .agents;
+                    let agents = admin.agents().await?;
                     let active: Vec<String> = agents
                         .iter()
-                        .filter(|a| a.host_id == *host && a.revoked_unix_ms == 0)
+                        .filter(|a| a.host_id == *host && a.revoked_unix_ms.is_none())
                         .map(|a| hex(&a.key_id))
                         .collect();
                     let what = if *rebind {
@@ -213,17 +200,8 @@ pub fn agents(args: &AgentsArgs) -> Result<u8, Failure> {
                     }
                     confirm(confirming, &format!("Re-bind host {host} at site {site}"))?;
                 }
-                let answer = admin
-                    .register_agent(v1::RegisterAgentRequest {
-                        signing_public_key: raw,
-                        host_id: host.clone(),
-                        site_id: site.clone(),
-                        rebind: *rebind,
-                    })
-                    .await
-                    .map_err(|s| call_failed(&s))?
-                    .into_inner();
-                println!("registered {host} at {site}: key {}", hex(&answer.key_id));
+                let key_id = admin.register_agent(raw, host, site, *rebind).await?;
+                println!("registered {host} at {site}: key {}", hex(&key_id));
                 Ok(0)
             })
         }
@@ -236,23 +214,17 @@ pub fn agents(args: &AgentsArgs) -> Result<u8, Failure> {
                 Failure::bad_input(anyhow::anyhow!("{key_id:?} is not a 64-digit hex key id"))
             })?;
             block_on(async {
-                let mut admin = AdminClient::new(collector.connect("admin").await?);
-                let agents = admin
-                    .list_agents(v1::ListAgentsRequest {})
-                    .await
-                    .map_err(|s| call_failed(&s))?
-                    .into_inner()
-                    .agents;
+                let mut admin = Admin::new(collector.connect("admin").await?);
+                let agents = admin.agents().await?;
                 let Some(found) = agents.iter().find(|a| a.key_id == raw) else {
                     return Err(Failure {
                         status: 1,
                         error: anyhow::anyhow!("the collector has no key {key_id}"),
                     });
                 };
-                let state = if found.revoked_unix_ms != 0 {
-                    format!("revoked since {}", rfc3339(found.revoked_unix_ms))
-                } else {
-                    "active".to_owned()
+                let state = match found.revoked_unix_ms {
+                    Some(at) => format!("revoked since {}", rfc3339(at)),
+                    None => "active".to_owned(),
                 };
                 let what = format!(
                     "revoke key {key_id} of host {} at site {} (now {state}): its attestations are refused from then on",
@@ -266,12 +238,7 @@ pub fn agents(args: &AgentsArgs) -> Result<u8, Failure> {
                     confirming,
                     &format!("Revoke key {key_id} of host {}", found.host_id),
                 )?;
-                let done = admin
-                    .revoke_agent(v1::RevokeAgentRequest { key_id: raw })
-                    .await
-                    .map_err(|s| call_failed(&s))?
-                    .into_inner();
-                if done.revoked {
+                if admin.revoke_agent(raw).await? {
                     println!("revoked {key_id}");
                     Ok(0)
                 } else {
@@ -288,24 +255,16 @@ pub fn agents(args: &AgentsArgs) -> Result<u8, Failure> {
 pub fn decommission(args: &DecommissionArgs) -> Result<u8, Failure> {
     block_on(async {
         let channel = args.collector.connect("admin").await?;
-        let mut admin = AdminClient::new(channel.clone());
-        let hosts = AuditClient::new(channel)
-            .list_hosts(v1::ListHostsRequest {})
-            .await
-            .map_err(|s| call_failed(&s))?
-            .into_inner()
-            .hosts;
+        let mut admin = Admin::new(channel.clone());
+        let hosts = Audit::new(channel).hosts().await?;
         let Some(host) = hosts.iter().find(|h| h.host_id == args.host) else {
             return Err(Failure {
                 status: 1,
                 error: anyhow::anyhow!("the collector has no host {}", args.host),
             });
         };
-        let state = if host.decommissioned_unix_ms != 0 {
-            format!(
-                "already decommissioned since {}",
-                rfc3339(host.decommissioned_unix_ms)
-            )
+        let state = if let Some(at) = host.decommissioned_unix_ms {
+            format!("already decommissioned since {}", rfc3339(at))
         } else {
             format!(
                 "counts {} TPP on {} in {} at site {}, last attested {}",
@@ -313,11 +272,8 @@ pub fn decommission(args: &DecommissionArgs) -> Result<u8, Failure> {
                 counted(u64::from(host.devices), "device", "devices"),
                 escape(&host.country),
                 escape(&host.site_id),
-                if host.last_attested_unix_ms == 0 {
-                    "never".to_owned()
-                } else {
-                    rfc3339(host.last_attested_unix_ms)
-                }
+                host.last_attested_unix_ms
+                    .map_or_else(|| "never".to_owned(), rfc3339)
             )
         };
         if args.confirm.dry_run {
@@ -331,14 +287,7 @@ pub fn decommission(args: &DecommissionArgs) -> Result<u8, Failure> {
             &args.confirm,
             &format!("Decommission {} ({state})", args.host),
         )?;
-        let done = admin
-            .decommission(v1::DecommissionRequest {
-                host_id: args.host.clone(),
-            })
-            .await
-            .map_err(|s| call_failed(&s))?
-            .into_inner();
-        if done.decommissioned {
+        if admin.decommission(&args.host).await? {
             println!(
                 "decommissioned {}: it no longer counts in the distribution",
                 args.host

@@ -2,6 +2,7 @@
 //! admin) sees it.
 
 use anyhow::anyhow;
+use collector_client::StoredAttestation;
 use proto_accounting::Verdict;
 use proto_wire::v1;
 use serde_json::{Value, json};
@@ -115,6 +116,7 @@ fn distribution(
         reader
             .audit()
             .await?
+            .generated()
             .distribution(v1::DistributionRequest {
                 as_of_unix_ms: at.unwrap_or(0),
             })
@@ -157,15 +159,7 @@ fn distribution(
 }
 
 fn hosts(reader: &ReaderArgs, format: Format) -> Result<u8, Failure> {
-    let hosts = block_on(async {
-        reader
-            .audit()
-            .await?
-            .list_hosts(v1::ListHostsRequest {})
-            .await
-            .map(|r| r.into_inner().hosts)
-            .map_err(|s| call_failed(&s))
-    })?;
+    let hosts = block_on(async { Ok(reader.audit().await?.hosts().await?) })?;
     match format {
         Format::Json => {
             let list: Vec<Value> = hosts
@@ -179,13 +173,13 @@ fn hosts(reader: &ReaderArgs, format: Format) -> Result<u8, Failure> {
                         "tpp": h.tpp,
                         "devices": h.devices,
                         "last_sequence": h.last_sequence,
-                        "last_attested_unix_ms": h.last_attested_unix_ms,
-                        "last_attested": rfc3339(h.last_attested_unix_ms),
+                        "last_attested_unix_ms": h.last_attested_unix_ms.unwrap_or(0),
+                        "last_attested": rfc3339(h.last_attested_unix_ms.unwrap_or(0)),
                         "stale": h.stale,
                         "revoked": h.revoked,
-                        "decommissioned_unix_ms": (h.decommissioned_unix_ms != 0).then_some(h.decommissioned_unix_ms),
-                        "location": (!h.location.is_empty()).then_some(&h.location),
-                        "location_detail": (!h.location_detail.is_empty()).then_some(&h.location_detail),
+                        "decommissioned_unix_ms": h.decommissioned_unix_ms,
+                        "location": h.location,
+                        "location_detail": h.location_detail,
                     })
                 })
                 .collect();
@@ -211,17 +205,14 @@ fn hosts(reader: &ReaderArgs, format: Format) -> Result<u8, Failure> {
                 if h.stale {
                     flags.push("stale".to_owned());
                 }
-                if h.last_sequence == 0 && h.decommissioned_unix_ms == 0 {
+                if h.last_sequence == 0 && h.decommissioned_unix_ms.is_none() {
                     flags.push("awaiting its first attestation (counts nothing yet)".to_owned());
                 }
                 if h.revoked {
                     flags.push("revoked".to_owned());
                 }
-                if h.decommissioned_unix_ms != 0 {
-                    flags.push(format!(
-                        "decommissioned {}",
-                        rfc3339(h.decommissioned_unix_ms)
-                    ));
+                if let Some(at) = h.decommissioned_unix_ms {
+                    flags.push(format!("decommissioned {}", rfc3339(at)));
                 }
                 table.row(vec![
                     h.host_id.clone(),
@@ -230,15 +221,15 @@ fn hosts(reader: &ReaderArgs, format: Format) -> Result<u8, Failure> {
                     grouped(h.tpp),
                     h.devices.to_string(),
                     h.last_sequence.to_string(),
-                    if h.last_attested_unix_ms == 0 {
-                        "-".to_owned()
-                    } else {
-                        rfc3339(h.last_attested_unix_ms)
-                    },
-                    match h.location.as_str() {
-                        "" => "-".to_owned(),
-                        "inconsistent" => format!("INCONSISTENT: {}", h.location_detail),
-                        verdict => verdict.to_owned(),
+                    h.last_attested_unix_ms
+                        .map_or_else(|| "-".to_owned(), rfc3339),
+                    match h.location.as_deref() {
+                        None => "-".to_owned(),
+                        Some("inconsistent") => format!(
+                            "INCONSISTENT: {}",
+                            h.location_detail.as_deref().unwrap_or_default()
+                        ),
+                        Some(verdict) => verdict.to_owned(),
                     },
                     if flags.is_empty() {
                         "-".to_owned()
@@ -256,7 +247,7 @@ fn hosts(reader: &ReaderArgs, format: Format) -> Result<u8, Failure> {
 
 /// One stored attestation, its payload decoded for display.
 struct Row {
-    stored: v1::StoredAttestation,
+    stored: StoredAttestation,
     payload: Result<proto_evidence::AttestationPayload, String>,
 }
 
@@ -282,24 +273,7 @@ fn history(
             rfc3339(to)
         )));
     }
-    let stored = block_on(async {
-        let mut stream = reader
-            .audit()
-            .await?
-            .host_history(v1::HostHistoryRequest {
-                host_id: host.to_owned(),
-                from_unix_ms: from.unwrap_or(0),
-                to_unix_ms: to.unwrap_or(0),
-            })
-            .await
-            .map_err(|s| call_failed(&s))?
-            .into_inner();
-        let mut stored = Vec::new();
-        while let Some(item) = stream.message().await.map_err(|s| call_failed(&s))? {
-            stored.push(item);
-        }
-        Ok(stored)
-    })?;
+    let stored = block_on(async { Ok(reader.audit().await?.host_history(host, from, to).await?) })?;
     let rows: Vec<Row> = stored
         .into_iter()
         .map(|stored| {
@@ -307,7 +281,7 @@ fn history(
                 .envelope
                 .clone()
                 .ok_or_else(|| "no envelope".to_owned())
-                .and_then(|e| proto_seal::envelope_from_wire(e).map_err(|e| e.to_string()))
+                .and_then(|e| e.map_err(|e| e.to_string()))
                 .and_then(|e| proto_seal::decode_payload_unverified(&e).map_err(|e| e.to_string()));
             Row { stored, payload }
         })

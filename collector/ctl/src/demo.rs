@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
+use collector_client::Admin;
 use proto_wire::v1;
 use proto_wire::v1::admin_client::AdminClient;
 use veu_daemon_kit::{Hangup, Signals};
@@ -710,16 +711,9 @@ fn status(remote: &CollectorArgs) -> anyhow::Result<v1::StatusResponse> {
 
 fn enroll_token(remote: &CollectorArgs, site: &str) -> anyhow::Result<String> {
     block_on(async {
-        let mut admin = AdminClient::new(remote.connect("admin").await?);
-        admin
-            .create_enroll_token(v1::CreateEnrollTokenRequest {
-                site_id: site.to_owned(),
-                valid_for_seconds: 600,
-                rebind_host: String::new(),
-            })
-            .await
-            .map(|r| r.into_inner().token)
-            .map_err(|s| call_failed(&s))
+        Ok(Admin::new(remote.connect("admin").await?)
+            .enroll_token(site, 600, None)
+            .await?)
     })
     .map_err(|failure| failure.error)
 }

@@ -8,13 +8,11 @@ use anyhow::anyhow;
 use collector_bundle::{
     Bundle, CHECKPOINT, Consistency, FORMAT, Head, LANDMARKS, Leaf, Manifest, SITES, to_hex,
 };
-use proto_wire::v1;
-use proto_wire::v1::audit_client::AuditClient;
-use proto_wire::v1::evidence_item::Item;
+use collector_client::{Audit, EvidenceItem, ExportSummary};
 
 use crate::Failure;
 use crate::number::{counted, grouped};
-use crate::remote::{CollectorArgs, block_on, call_failed};
+use crate::remote::{CollectorArgs, block_on};
 use crate::table::escape;
 use crate::time::{parse_instant, rfc3339};
 
@@ -72,17 +70,11 @@ fn export(args: &ExportArgs) -> Result<u8, Failure> {
         )));
     }
     let bundle = block_on(async {
-        let mut audit = AuditClient::new(args.collector.connect("auditor").await?);
-        let mut stream = audit
-            .export_evidence(v1::ExportEvidenceRequest {
-                from_unix_ms: from_ms,
-                to_unix_ms: to_ms,
-            })
-            .await
-            .map_err(|s| call_failed(&s))?
-            .into_inner();
+        let mut stream = Audit::new(args.collector.connect("auditor").await?)
+            .export_evidence(from_ms, to_ms)
+            .await?;
         let mut builder = Builder::new(from_ms, to_ms);
-        while let Some(item) = stream.message().await.map_err(|s| call_failed(&s))? {
+        while let Some(item) = stream.next().await? {
             builder
                 .take(item)
                 .map_err(|error| Failure { status: 1, error })?;
@@ -120,7 +112,7 @@ fn export(args: &ExportArgs) -> Result<u8, Failure> {
 struct Builder {
     from_ms: i64,
     to_ms: i64,
-    summary: Option<v1::ExportSummary>,
+    summary: Option<ExportSummary>,
     log_key_id: Option<String>,
     heads: Vec<Head>,
     consistency: Vec<Consistency>,
@@ -152,9 +144,9 @@ impl Builder {
         }
     }
 
-    fn take(&mut self, item: v1::EvidenceItem) -> anyhow::Result<()> {
-        match item.item {
-            Some(Item::Summary(summary)) => {
+    fn take(&mut self, item: EvidenceItem) -> anyhow::Result<()> {
+        match item {
+            EvidenceItem::Summary(summary) => {
                 eprintln!(
                     "exporting {} (tree heads {} to {})",
                     counted(summary.leaves, "leaf", "leaves"),
@@ -163,11 +155,10 @@ impl Builder {
                 );
                 self.summary = Some(summary);
             }
-            Some(Item::TreeHead(head)) => {
-                let signature = head
+            EvidenceItem::TreeHead(head) => {
+                let envelope = head
                     .signature
-                    .ok_or_else(|| anyhow!("tree head {} has no signature", head.tree_size))?;
-                let envelope = proto_seal::envelope_from_wire(signature)
+                    .ok_or_else(|| anyhow!("tree head {} has no signature", head.tree_size))?
                     .map_err(|e| anyhow!("tree head {}: {e}", head.tree_size))?;
                 let key = proto_seal::PublicKey::from_slice(&head.log_public_key)
                     .map_err(|e| anyhow!("tree head {}: {e}", head.tree_size))?;
@@ -179,15 +170,15 @@ impl Builder {
                     envelope: to_hex(&proto_seal::encode_envelope(&envelope)),
                 });
             }
-            Some(Item::Consistency(proof)) => self.consistency.push(Consistency {
+            EvidenceItem::Consistency(proof) => self.consistency.push(Consistency {
                 first_tree_size: proof.first_tree_size,
                 second_tree_size: proof.second_tree_size,
                 proof: proof.proof.iter().map(|h| to_hex(h)).collect(),
             }),
-            Some(Item::File(file)) => {
-                let text = String::from_utf8(file.content)
-                    .map_err(|_| anyhow!("{} is not UTF-8", file.name))?;
-                match file.name.as_str() {
+            EvidenceItem::File { name, content } => {
+                let text =
+                    String::from_utf8(content).map_err(|_| anyhow!("{name} is not UTF-8"))?;
+                match name.as_str() {
                     "policy.toml" => self.policy = Some(text),
                     "catalogue.toml" => self.catalogue = Some(text),
                     CHECKPOINT => self.checkpoint = Some(text),
@@ -196,7 +187,7 @@ impl Builder {
                     other => return Err(anyhow!("unexpected file {other:?} in the export")),
                 }
             }
-            Some(Item::Leaf(leaf)) => {
+            EvidenceItem::Leaf(leaf) => {
                 self.leaves.push(Leaf {
                     log_index: leaf.log_index,
                     entry: to_hex(&leaf.entry),
@@ -213,7 +204,6 @@ impl Builder {
                     );
                 }
             }
-            None => {}
         }
         Ok(())
     }

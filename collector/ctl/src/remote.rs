@@ -1,11 +1,9 @@
 //! Connecting to a collector as an admin or auditor: mutual TLS with the caller's certificate.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use anyhow::{Context as _, anyhow};
-use proto_wire::v1::audit_client::AuditClient;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+use anyhow::anyhow;
+use collector_client::{Audit, Channel, ClientError, ClientTls, Connection, Credential, read_pem};
 
 use crate::Failure;
 
@@ -52,11 +50,7 @@ impl CollectorArgs {
                     ))
                 })
         };
-        let read = |path: PathBuf| {
-            std::fs::read(&path)
-                .with_context(|| format!("cannot read {}", path.display()))
-                .map_err(Failure::bad_input)
-        };
+        let read = |path: PathBuf| read_pem(&path).map_err(Failure::bad_input);
         let ca = read(pick(&self.ca, "ca.pem")?)?;
         let cert = read(pick(&self.cert, &format!("{role}.pem"))?)?;
         let key = read(pick(&self.key, &format!("{role}.key"))?)?;
@@ -65,31 +59,25 @@ impl CollectorArgs {
             .clone()
             .or_else(|| proto_config::url_host(&self.collector))
             .unwrap_or_default();
-        let tls = ClientTlsConfig::new()
-            .ca_certificate(Certificate::from_pem(ca))
-            .identity(Identity::from_pem(cert, key))
-            .domain_name(server_name.clone());
-        let unavailable = |error: &dyn std::error::Error| {
-            let cause = veu_daemon_kit::error_chain(error);
-            Failure {
-                status: 1,
-                error: anyhow!(
-                    "cannot reach the collector at {}: {cause}{}",
-                    self.collector,
-                    name_hint(&cause, &server_name)
-                ),
-            }
-        };
-        Channel::from_shared(self.collector.clone())
-            .map_err(|e| {
-                Failure::bad_input(anyhow!("invalid --collector {}: {e}", self.collector))
-            })?
-            .tls_config(tls)
-            .map_err(|e| unavailable(&e))?
-            .connect_timeout(Duration::from_secs(10))
+        let tls =
+            ClientTls::new(ca, server_name.clone()).with_identity(Credential::from_pem(cert, key));
+        Connection::new(self.collector.clone(), tls)
             .connect()
             .await
-            .map_err(|e| unavailable(&e))
+            .map_err(|error| match error {
+                ClientError::Endpoint { endpoint, reason } => {
+                    Failure::bad_input(anyhow!("invalid --collector {endpoint}: {reason}"))
+                }
+                ClientError::Tls { cause, .. } | ClientError::Connect { cause, .. } => Failure {
+                    status: 1,
+                    error: anyhow!(
+                        "cannot reach the collector at {}: {cause}{}",
+                        self.collector,
+                        name_hint(&cause, &server_name)
+                    ),
+                },
+                other => other.into(),
+            })
     }
 }
 
@@ -115,49 +103,28 @@ pub enum Reader {
 
 impl ReaderArgs {
     /// A connected audit client.
-    pub async fn audit(&self) -> Result<AuditClient<Channel>, Failure> {
+    pub async fn audit(&self) -> Result<Audit, Failure> {
         let role = match self.role {
             Reader::Auditor => "auditor",
             Reader::Admin => "admin",
         };
-        Ok(AuditClient::new(self.collector.connect(role).await?))
+        Ok(Audit::new(self.collector.connect(role).await?))
+    }
+}
+
+/// A call that failed, or a client that could not be set up: the client's words, status 1.
+impl From<ClientError> for Failure {
+    fn from(error: ClientError) -> Self {
+        Failure {
+            status: 1,
+            error: error.into(),
+        }
     }
 }
 
 /// A failed call, with the collector's message.
 pub fn call_failed(status: &tonic::Status) -> Failure {
-    Failure {
-        status: 1,
-        error: anyhow!(
-            "the collector answered {}: {}",
-            code_words(status.code()),
-            status.message()
-        ),
-    }
-}
-
-/// A gRPC status code as words.
-fn code_words(code: tonic::Code) -> &'static str {
-    use tonic::Code;
-    match code {
-        Code::Ok => "ok",
-        Code::Cancelled => "cancelled",
-        Code::Unknown => "unknown error",
-        Code::InvalidArgument => "invalid argument",
-        Code::DeadlineExceeded => "deadline exceeded",
-        Code::NotFound => "not found",
-        Code::AlreadyExists => "already exists",
-        Code::PermissionDenied => "permission denied",
-        Code::ResourceExhausted => "resource exhausted",
-        Code::FailedPrecondition => "refused (failed precondition)",
-        Code::Aborted => "aborted",
-        Code::OutOfRange => "out of range",
-        Code::Unimplemented => "not implemented",
-        Code::Internal => "internal error",
-        Code::Unavailable => "unavailable",
-        Code::DataLoss => "data loss",
-        Code::Unauthenticated => "unauthenticated",
-    }
+    ClientError::from(status.clone()).into()
 }
 
 /// Runs an async command on a small runtime.

@@ -5,15 +5,14 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, anyhow};
 use collector_bundle::signature_to_text;
+use collector_client::Audit;
 use collector_report::{HtmlOptions, Report};
 use proto_evidence::{KeyId, Sha256};
 use proto_seal::DetachedSignature;
-use proto_wire::v1;
-use proto_wire::v1::audit_client::AuditClient;
 
 use crate::Failure;
 use crate::number::counted;
-use crate::remote::{CollectorArgs, block_on, call_failed};
+use crate::remote::{CollectorArgs, block_on};
 
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
@@ -47,14 +46,9 @@ pub fn run(args: &ReportArgs) -> Result<u8, Failure> {
     );
     let started = std::time::Instant::now();
     let response = block_on(async {
-        let mut audit = AuditClient::new(args.collector.connect("auditor").await?);
-        audit
-            .report(v1::ReportRequest {
-                month: month.to_string(),
-            })
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(|s| call_failed(&s))
+        Ok(Audit::new(args.collector.connect("auditor").await?)
+            .report(&month.to_string())
+            .await?)
     })?;
     eprintln!(
         "received {} in {:.1} s; rendering",

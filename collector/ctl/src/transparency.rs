@@ -5,16 +5,16 @@
 use std::io::Read as _;
 
 use anyhow::anyhow;
+use collector_client::{InclusionProof, LogHead};
 use proto_evidence::{LogEntry, Sha256, TreeHead};
 use proto_merkle::Hash;
 use proto_seal::PublicKey;
-use proto_wire::v1;
 use serde_json::{Value, json};
 use veu_daemon_kit::hex;
 
 use crate::audit::print_json;
 use crate::number::{counted, grouped};
-use crate::remote::{ReaderArgs, block_on, call_failed};
+use crate::remote::{ReaderArgs, block_on};
 use crate::table::escape;
 use crate::time::rfc3339;
 use crate::{Failure, Format};
@@ -179,7 +179,7 @@ impl CheckedHead {
     /// pinned key, the signature verifies and the collector presents that key. Every problem
     /// goes to `reasons`, prefixed with `what`.
     fn check(
-        wire: &v1::SignedTreeHead,
+        wire: &LogHead,
         pinned: Option<&PublicKey>,
         what: &str,
         reasons: &mut Vec<String>,
@@ -189,7 +189,7 @@ impl CheckedHead {
             root: hash32(&wire.root_hash).unwrap_or_default(),
             timestamp_ms: wire.timestamp_unix_ms,
         };
-        let envelope = match wire.signature.clone().map(proto_seal::envelope_from_wire) {
+        let envelope = match wire.signature.clone() {
             Some(Ok(envelope)) => envelope,
             Some(Err(e)) => {
                 reasons.push(format!("{what}: its signature envelope is malformed: {e}"));
@@ -284,16 +284,11 @@ fn head(
     format: Format,
 ) -> Result<u8, Failure> {
     let wire = block_on(async {
-        reader
+        Ok(reader
             .audit()
             .await?
-            .tree_head(v1::TreeHeadRequest {
-                tree_size: size.unwrap_or(0),
-                sign_now,
-            })
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(|s| call_failed(&s))
+            .log_head(size.unwrap_or(0), sign_now)
+            .await?)
     })?;
     let mut reasons = Vec::new();
     let head = CheckedHead::check(&wire, pinned, "the head", &mut reasons);
@@ -350,26 +345,12 @@ fn inclusion(
 ) -> Result<u8, Failure> {
     let (wire, proof) = block_on(async {
         let mut audit = reader.audit().await?;
-        let wire = audit
-            .tree_head(v1::TreeHeadRequest {
-                tree_size: size.unwrap_or(0),
-                sign_now: false,
-            })
-            .await
-            .map_err(|s| call_failed(&s))?
-            .into_inner();
+        let wire = audit.log_head(size.unwrap_or(0), false).await?;
         // The proof is asked for in the head just fetched, so the two cannot drift apart.
         if index >= wire.tree_size {
             return Ok((wire, None));
         }
-        let proof = audit
-            .inclusion_proof(v1::InclusionProofRequest {
-                log_index: index,
-                tree_size: wire.tree_size,
-            })
-            .await
-            .map_err(|s| call_failed(&s))?
-            .into_inner();
+        let proof = audit.inclusion_proof(index, wire.tree_size).await?;
         Ok((wire, Some(proof)))
     })?;
     let mut reasons = Vec::new();
@@ -430,7 +411,7 @@ struct LeafView {
 fn check_leaf(
     index: u64,
     head: &TreeHead,
-    proof: &v1::InclusionProofResponse,
+    proof: &InclusionProof,
     reasons: &mut Vec<String>,
 ) -> Option<LeafView> {
     if proof.log_index != index || proof.tree_size != head.tree_size {
@@ -552,29 +533,15 @@ fn consistency(
 ) -> Result<u8, Failure> {
     let (old_wire, new_wire, proof) = block_on(async {
         let mut audit = reader.audit().await?;
-        let mut head = async |size: u64| {
-            audit
-                .tree_head(v1::TreeHeadRequest {
-                    tree_size: size,
-                    sign_now: false,
-                })
-                .await
-                .map(tonic::Response::into_inner)
-                .map_err(|s| call_failed(&s))
-        };
+        let mut head = async |size: u64| audit.log_head(size, false).await.map_err(Failure::from);
         let old_wire = head(old).await?;
         let new_wire = head(new.unwrap_or(0)).await?;
         if old_wire.tree_size > new_wire.tree_size {
             return Ok((old_wire, new_wire, None));
         }
         let proof = audit
-            .consistency_proof(v1::ConsistencyProofRequest {
-                first_tree_size: old_wire.tree_size,
-                second_tree_size: new_wire.tree_size,
-            })
-            .await
-            .map_err(|s| call_failed(&s))?
-            .into_inner();
+            .consistency_proof(old_wire.tree_size, new_wire.tree_size)
+            .await?;
         Ok((old_wire, new_wire, Some(proof)))
     })?;
     let mut reasons = Vec::new();

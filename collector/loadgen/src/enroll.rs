@@ -4,16 +4,16 @@
 
 use std::collections::VecDeque;
 
+use collector_client::{Channel, ClientError};
 use proto_seal::Ed25519Signer;
 use proto_wire::v1;
 use proto_wire::v1::admin_client::AdminClient;
 use proto_wire::v1::enrollment_client::EnrollmentClient;
 use tokio::task::JoinSet;
-use tonic::transport::Channel;
 
 use crate::attestor::Attestor;
 use crate::inventory::{Board, BoardTemplate, InventoryError};
-use crate::transport::{Credential, Target, TransportError};
+use crate::transport::{Credential, Target};
 
 /// How long an enrollment token the load generator creates stays valid.
 const TOKEN_SECONDS: u32 = 3_600;
@@ -55,7 +55,7 @@ pub struct EnrolledAgent {
 pub enum EnrollError {
     /// No channel to the collector.
     #[error(transparent)]
-    Transport(#[from] TransportError),
+    Transport(#[from] ClientError),
     /// The simulated board could not be priced.
     #[error(transparent)]
     Inventory(#[from] InventoryError),

@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use collector_client::ClientError;
 use proto_wire::v1;
 use proto_wire::v1::audit_client::AuditClient;
 
 use crate::inventory::SIMULATED_POLICY_TOML;
-use crate::transport::{Credential, Target, TransportError};
+use crate::transport::{Credential, Target};
 
 /// Six sites in five countries (one tier-2), enough to spread a fleet realistically.
 pub const SITES: &[(&str, &str)] = &[
@@ -58,7 +59,7 @@ pub enum LocalError {
     },
     /// Its PKI could not be read back.
     #[error(transparent)]
-    Pki(#[from] TransportError),
+    Pki(#[from] ClientError),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> LocalError {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use collector_client::ClientError;
 use proto_seal::SealError;
 use proto_wire::v1::agent_message::Message as Outgoing;
 use proto_wire::v1::agent_stream_client::AgentStreamClient;
@@ -20,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::attestor::AGENT_VERSION;
 use crate::enroll::EnrolledAgent;
 use crate::stats::{Counters, Histogram};
-use crate::transport::{Target, TransportError};
+use crate::transport::Target;
 
 /// Protocol version of `Hello`.
 const PROTOCOL_VERSION: u32 = 1;
@@ -61,7 +62,7 @@ pub struct StreamPlan {
 pub enum StreamError {
     /// No connection.
     #[error(transparent)]
-    Transport(#[from] TransportError),
+    Transport(#[from] ClientError),
     /// A gRPC error status.
     #[error("the collector ended the stream: {code:?}: {message}")]
     Status {

@@ -21,6 +21,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use collector_client::{Channel, ClientTls, Connection, Credential};
 use collector_core::SiteRegistry;
 use collector_pki::{Ca, Role};
 use collector_server::log::LogKeeper;
@@ -41,7 +42,6 @@ pub use proto_wire::v1::collector_message::Message as ToAgent;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 pub use relay::{DelayRelay, one_way_for_km};
 
@@ -254,22 +254,19 @@ impl Harness {
     }
 
     pub async fn channel(&self, cert: &str, key: &str) -> Channel {
-        self.connect(Some(Identity::from_pem(cert, key))).await
+        self.connect(Some(Credential::from_pem(cert, key))).await
     }
 
-    async fn connect(&self, identity: Option<Identity>) -> Channel {
-        let mut tls = ClientTlsConfig::new()
-            .ca_certificate(Certificate::from_pem(
-                std::fs::read(self.pki.join("ca.pem")).unwrap(),
-            ))
-            .domain_name("127.0.0.1");
-        if let Some(identity) = identity {
-            tls = tls.identity(identity);
-        }
-        Channel::from_shared(format!("https://{}", self.addr))
-            .unwrap()
-            .tls_config(tls)
-            .unwrap()
+    /// The collector's endpoint over TLS pinned to its test CA and name, without a connect
+    /// timeout of its own.
+    async fn connect(&self, identity: Option<Credential>) -> Channel {
+        let tls = ClientTls {
+            ca_pem: std::fs::read(self.pki.join("ca.pem")).unwrap(),
+            server_name: "127.0.0.1".to_owned(),
+            identity,
+        };
+        Connection::new(format!("https://{}", self.addr), tls)
+            .connect_timeout(None)
             .connect()
             .await
             .unwrap()

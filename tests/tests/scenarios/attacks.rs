@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use collector_client::{Channel, ClientTls, Connection, Credential, read_pem};
 use proto_evidence::Envelope;
 use proto_seal::Ed25519Signer;
 use proto_wire::v1;
@@ -15,25 +16,18 @@ use proto_wire::v1::agent_stream_client::AgentStreamClient;
 use proto_wire::v1::collector_message::Message as ToAgent;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 use crate::support::{Agent, Collector, eventually, ok};
 
 async fn channel(collector: &Collector, cert: &Path, key: &Path) -> Channel {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let tls = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(
-            std::fs::read(collector.dir.join("pki/ca.pem")).unwrap(),
-        ))
-        .identity(Identity::from_pem(
-            std::fs::read(cert).unwrap(),
-            std::fs::read(key).unwrap(),
-        ))
-        .domain_name("127.0.0.1");
-    Channel::from_shared(collector.url())
-        .unwrap()
-        .tls_config(tls)
-        .unwrap()
+    let tls = ClientTls::new(
+        read_pem(&collector.dir.join("pki/ca.pem")).unwrap(),
+        "127.0.0.1",
+    )
+    .with_identity(Credential::from_files(cert, key).unwrap());
+    Connection::new(collector.url(), tls)
+        .connect_timeout(None)
         .connect()
         .await
         .unwrap()

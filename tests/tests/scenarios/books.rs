@@ -11,6 +11,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use collector_client::{Channel, ClientTls, Connection, Credential, read_pem};
 use collector_core::Ledger;
 use collector_core::ledger::Binding;
 use collector_testkit::h100 as gpu;
@@ -26,7 +27,6 @@ use proto_wire::v1::collector_message::Message as ToAgent;
 use proto_wire::v1::enrollment_client::EnrollmentClient;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 use crate::support::{Collector, now_ms, ok};
 
@@ -72,22 +72,16 @@ struct Actor {
 
 async fn channel(collector: &Collector, identity: Option<(&str, &str)>) -> Channel {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut tls = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(
-            std::fs::read(collector.dir.join("pki/ca.pem")).unwrap(),
-        ))
-        .domain_name("127.0.0.1");
+    let mut tls = ClientTls::new(
+        read_pem(&collector.dir.join("pki/ca.pem")).unwrap(),
+        "127.0.0.1",
+    );
     if let Some((cert, key)) = identity {
-        tls = tls.identity(Identity::from_pem(cert, key));
+        tls = tls.with_identity(Credential::from_pem(cert, key));
     }
+    let connection = Connection::new(collector.url(), tls).connect_timeout(None);
     for _ in 0..100 {
-        if let Ok(channel) = Channel::from_shared(collector.url())
-            .unwrap()
-            .tls_config(tls.clone())
-            .unwrap()
-            .connect()
-            .await
-        {
+        if let Ok(channel) = connection.connect().await {
             return channel;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
