@@ -10,8 +10,8 @@ use proto_wire::v1::admin_server::Admin;
 use tonic::{Request, Response, Status};
 use veu_daemon_kit::hex;
 
-use crate::ingest::{AdminError, Collector, key_id};
 use crate::{audit_trail, identity};
+use collector_app::ingest::{AdminError, Collector, key_id};
 
 /// Default validity of an enrollment token.
 const DEFAULT_TOKEN_SECONDS: u32 = 24 * 3600;
@@ -398,7 +398,7 @@ impl AdminService {
             )));
         };
         let key = public_key.key_id();
-        let record = crate::ingest::agent_record(
+        let record = collector_app::ingest::agent_record(
             &public_key,
             &request.host_id,
             site,

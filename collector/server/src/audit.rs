@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use collector_app::distribution::replay;
 use collector_pki::Role;
 use collector_store::{AttestationStore, HostChange, StoredTreeHead};
 use proto_accounting::{CountryCode, Distribution};
@@ -16,9 +17,9 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::ingest::Collector;
-use crate::log::LogKeeper;
 use crate::{audit_trail, identity};
+use collector_app::ingest::Collector;
+use collector_app::log::LogKeeper;
 
 /// Leaves read from the store per page while exporting.
 const EXPORT_PAGE: usize = 2_000;
@@ -79,20 +80,6 @@ pub(crate) fn head_to_wire(
         signature: Some(proto_seal::envelope_to_wire(&envelope)),
         log_public_key: log.public_key().as_bytes().to_vec(),
     })
-}
-
-/// Each host's latest change among `changes` (oldest first), decommissioned hosts dropped: the
-/// hosts a past distribution counts.
-pub fn replay(changes: &[HostChange]) -> BTreeMap<&str, &HostChange> {
-    let mut hosts = BTreeMap::new();
-    for change in changes {
-        if change.decommissioned {
-            hosts.remove(change.host_id.as_str());
-        } else {
-            hosts.insert(change.host_id.as_str(), change);
-        }
-    }
-    hosts
 }
 
 fn distribution_at(
@@ -157,8 +144,8 @@ fn distribution_at(
                 .location_sums(&rules.sites, collector.now_ms()),
         )
     } else {
-        crate::report::location_at(collector, until, None)
-            .map_err(Status::from)?
+        collector_app::report::location_at(collector, until, None)
+            .map_err(crate::status::report)?
             .map(|input| {
                 located_then(&input, &hosts, |host| {
                     let seen = last_received.get(host).copied();

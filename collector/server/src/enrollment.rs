@@ -15,8 +15,8 @@ use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 
 use crate::audit_trail;
-use crate::ingest::Collector;
-use crate::throttle::{Rate, Refusal, Throttle};
+use collector_app::ingest::Collector;
+use collector_app::throttle::{Rate, Refusal, Throttle};
 
 mod renewal;
 
@@ -316,7 +316,7 @@ impl EnrollmentService {
                 std::time::SystemTime::now(),
             )
             .map_err(|e| Status::invalid_argument(format!("certificate request refused: {e}")))?;
-        let record = crate::ingest::agent_record(&public_key, &host, &site, now)
+        let record = collector_app::ingest::agent_record(&public_key, &host, &site, now)
             .map_err(|e| Status::invalid_argument(format!("host id {host:?}: {e}")))?;
         let collector = Arc::clone(&self.collector);
         tokio::task::spawn_blocking(move || collector.enrol(&record, rebind))

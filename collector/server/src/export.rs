@@ -8,8 +8,8 @@ use tokio::sync::mpsc;
 use tonic::Status;
 
 use crate::audit::{export_page, head_to_wire};
-use crate::ingest::Collector;
-use crate::log::LogKeeper;
+use collector_app::ingest::Collector;
+use collector_app::log::LogKeeper;
 
 type Sender = mpsc::Sender<Result<v1::EvidenceItem, Status>>;
 

@@ -1,13 +1,16 @@
 //! The one place the collector's own failures become gRPC statuses: a store that failed is
 //! `UNAVAILABLE` (the caller may retry; nothing changed), a blocking task that did not finish
-//! is `INTERNAL`, the log's own errors their codes. Refusals that are answers (a rule said
-//! no) are mapped beside the rule that refuses them.
+//! is `INTERNAL`, the log's own errors their codes, a report or a measurement refused by the
+//! application the code of its refusal. Refusals of the stream's own protocol are answered on
+//! the stream, beside the rule that refuses them.
 
+use collector_app::ingest::IngestError;
+use collector_app::landmark::SubmitError;
+use collector_app::log::LogError;
+use collector_app::report::ReportError;
+use collector_core::MeasurementRefusal;
 use collector_store::StoreError;
 use tonic::Status;
-
-use crate::ingest::IngestError;
-use crate::log::LogError;
 
 /// A store failure: nothing was changed, the caller may retry.
 pub(crate) fn store(error: StoreError) -> Status {
@@ -34,6 +37,39 @@ pub(crate) fn ingest(error: IngestError) -> Status {
     match error {
         IngestError::Store(error) => store(error),
         IngestError::Task { .. } => Status::unavailable(error.to_string()),
+    }
+}
+
+/// A report not built: a month that is not one or has not started, the store or the log, or
+/// stored data that makes no report.
+pub(crate) fn report(error: ReportError) -> Status {
+    match error {
+        ReportError::Month(message) => Status::invalid_argument(message),
+        error @ ReportError::NotStarted { .. } => Status::failed_precondition(error.to_string()),
+        ReportError::Store(error) => store(error),
+        ReportError::Log(error) => log(error),
+        ReportError::Data(message) => Status::data_loss(message),
+    }
+}
+
+/// A delivered measurement not admitted.
+pub(crate) fn submit(error: SubmitError) -> Status {
+    let message = error.to_string();
+    match error {
+        SubmitError::Invalid(_) => Status::invalid_argument(message),
+        SubmitError::Refused(
+            MeasurementRefusal::UnknownLandmark(_) | MeasurementRefusal::WrongLandmark { .. },
+        ) => Status::permission_denied(message),
+        SubmitError::Refused(
+            MeasurementRefusal::MovedLandmark { .. } | MeasurementRefusal::Skewed { .. },
+        ) => Status::invalid_argument(message),
+        SubmitError::Refused(
+            MeasurementRefusal::UnknownHost(_) | MeasurementRefusal::NotHostKey { .. },
+        ) => Status::failed_precondition(message),
+        SubmitError::Refused(MeasurementRefusal::Replayed { .. }) => {
+            Status::already_exists(message)
+        }
+        SubmitError::Store(_) | SubmitError::Failed(_) => Status::unavailable(message),
     }
 }
 

@@ -21,11 +21,20 @@ use collector_store::{
 use proto_accounting::{Catalogue, CountryCode, Policy};
 use proto_evidence::{ChainDigest, Envelope, KeyId, Link, Sha256};
 use proto_seal::{OpenError, PublicKey};
-use proto_wire::v1;
 
 use crate::metrics::Metrics;
 use crate::nonce::NonceIssuer;
 use crate::refusals::RefusalWindows;
+
+/// An attestation a stream delivered whose envelope could not be read: refused by ingest, in
+/// its place among the others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unreadable {
+    /// The attestation carried no envelope.
+    Missing,
+    /// The envelope's fields are not valid.
+    Invalid(proto_seal::InvalidEnvelope),
+}
 
 /// What an attestation's ingest came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -510,7 +519,7 @@ impl Collector {
     pub async fn ingest(
         &self,
         peer: &str,
-        attestations: Vec<v1::SignedAttestation>,
+        attestations: Vec<Result<Envelope, Unreadable>>,
     ) -> Result<Vec<Outcome>, IngestError> {
         self.settle_books().await?;
         let now = self.now_ms();
@@ -528,20 +537,20 @@ impl Collector {
         let mut to_verify: Vec<(usize, Envelope, Arc<KnownAgent>)> =
             Vec::with_capacity(attestations.len());
         for (index, attestation) in attestations.into_iter().enumerate() {
-            let Some(wire) = attestation.envelope else {
-                results.reject(
-                    index,
-                    0,
-                    None,
-                    None,
-                    Reason::Malformed,
-                    "attestation without an envelope".into(),
-                );
-                continue;
-            };
-            let envelope = match proto_seal::envelope_from_wire(wire) {
+            let envelope = match attestation {
                 Ok(envelope) => envelope,
-                Err(error) => {
+                Err(Unreadable::Missing) => {
+                    results.reject(
+                        index,
+                        0,
+                        None,
+                        None,
+                        Reason::Malformed,
+                        "attestation without an envelope".into(),
+                    );
+                    continue;
+                }
+                Err(Unreadable::Invalid(error)) => {
                     let reason = match error {
                         proto_seal::InvalidEnvelope::Oversized(_) => Reason::Oversized,
                         proto_seal::InvalidEnvelope::Algorithm(_) => Reason::UnsupportedAlgorithm,
