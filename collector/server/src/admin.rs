@@ -377,7 +377,7 @@ impl AdminService {
         {
             Ok(()) => None,
             Err(AdminError::Refused(refusal)) => Some(refusal.to_string()),
-            Err(error) => return Err(admin_status(error)),
+            Err(error) => return Err(crate::status::admin(error)),
         };
         let revoked = refusal.is_none();
         Ok((Response::new(v1::RevokeAgentResponse { revoked }), refusal))
@@ -410,7 +410,7 @@ impl AdminService {
         tokio::task::spawn_blocking(move || collector.enrol(&record, rebind))
             .await
             .map_err(crate::status::task)?
-            .map_err(admin_status)?;
+            .map_err(crate::status::admin)?;
         Ok(Response::new(v1::RegisterAgentResponse {
             key_id: key.0.as_bytes().to_vec(),
         }))
@@ -431,23 +431,13 @@ impl AdminService {
         {
             Ok(()) => None,
             Err(AdminError::Refused(refusal)) => Some(refusal.to_string()),
-            Err(error) => return Err(admin_status(error)),
+            Err(error) => return Err(crate::status::admin(error)),
         };
         let decommissioned = refusal.is_none();
         Ok((
             Response::new(v1::DecommissionResponse { decommissioned }),
             refusal,
         ))
-    }
-}
-
-/// The status of an administrative change the books refused or the store failed.
-pub(crate) fn admin_status(error: AdminError) -> Status {
-    match error {
-        AdminError::Enrol(refusal) => Status::already_exists(refusal.to_string()),
-        AdminError::Refused(refusal) => Status::failed_precondition(refusal.to_string()),
-        AdminError::Store(error) => crate::status::store(error),
-        AdminError::Unsettled(error) => crate::status::ingest(error),
     }
 }
 

@@ -322,7 +322,7 @@ impl EnrollmentService {
         tokio::task::spawn_blocking(move || collector.enrol(&record, rebind))
             .await
             .map_err(crate::status::task)?
-            .map_err(crate::admin::admin_status)?;
+            .map_err(crate::status::admin)?;
         let answer = Response::new(v1::EnrollResponse {
             host_id: host,
             site_id: site.id,

@@ -1,10 +1,11 @@
 //! The one place the collector's own failures become gRPC statuses: a store that failed is
 //! `UNAVAILABLE` (the caller may retry; nothing changed), a blocking task that did not finish
-//! is `INTERNAL`, the log's own errors their codes, a report or a measurement refused by the
-//! application the code of its refusal. Refusals of the stream's own protocol are answered on
+//! is `INTERNAL`, the log's own errors their codes, and what the application refused (an
+//! administrative change, a report, a distribution, a measurement) the code of its refusal. Refusals of the stream's own protocol are answered on
 //! the stream, beside the rule that refuses them.
 
-use collector_app::ingest::IngestError;
+use collector_app::distribution::DistributionError;
+use collector_app::ingest::{AdminError, IngestError};
 use collector_app::landmark::SubmitError;
 use collector_app::log::LogError;
 use collector_app::report::ReportError;
@@ -40,6 +41,17 @@ pub(crate) fn ingest(error: IngestError) -> Status {
     }
 }
 
+/// An administrative change the books refused (an enrolment that collides, a change the
+/// ledger refuses) or the store failed.
+pub(crate) fn admin(error: AdminError) -> Status {
+    match error {
+        AdminError::Enrol(refusal) => Status::already_exists(refusal.to_string()),
+        AdminError::Refused(refusal) => Status::failed_precondition(refusal.to_string()),
+        AdminError::Store(error) => store(error),
+        AdminError::Unsettled(error) => ingest(error),
+    }
+}
+
 /// A report not built: a month that is not one or has not started, the store or the log, or
 /// stored data that makes no report.
 pub(crate) fn report(error: ReportError) -> Status {
@@ -49,6 +61,16 @@ pub(crate) fn report(error: ReportError) -> Status {
         ReportError::Store(error) => store(error),
         ReportError::Log(error) => log(error),
         ReportError::Data(message) => Status::data_loss(message),
+    }
+}
+
+/// A distribution not replayed.
+pub(crate) fn distribution(error: DistributionError) -> Status {
+    match error {
+        DistributionError::Store(error) => store(error),
+        DistributionError::Data(message) => Status::data_loss(message),
+        DistributionError::Overflow => Status::out_of_range(error.to_string()),
+        DistributionError::Location(error) => report(error),
     }
 }
 
