@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use collector_app::ingest::{AdminError, Collector, key_id};
 use collector_pki::Role;
 use collector_store::EnrollToken;
 use proto_accounting::{Distribution, Tier, Verdict, evaluate_located};
@@ -11,7 +12,6 @@ use tonic::{Request, Response, Status};
 use veu_daemon_kit::hex;
 
 use crate::{audit_trail, identity};
-use collector_app::ingest::{AdminError, Collector, key_id};
 
 /// Default validity of an enrollment token.
 const DEFAULT_TOKEN_SECONDS: u32 = 24 * 3600;

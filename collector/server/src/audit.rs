@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use collector_app::ingest::Collector;
+use collector_app::log::LogKeeper;
 use collector_pki::Role;
 use collector_store::{AttestationStore, StoredTreeHead};
 use proto_accounting::Distribution;
@@ -17,11 +19,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::{audit_trail, identity};
-use collector_app::ingest::Collector;
-use collector_app::log::LogKeeper;
 
-/// Leaves read from the store per page while exporting.
-const EXPORT_PAGE: usize = 2_000;
 /// Attestations one host-history call returns at most.
 const HISTORY_LIMIT: usize = 100_000;
 
@@ -492,9 +490,4 @@ impl Audit for AuditService {
         let result = self.read_report(request).await;
         audit_trail::answer(&who, "report", &subject, result)
     }
-}
-
-/// The export's leaf page size (for the export module).
-pub(crate) const fn export_page() -> usize {
-    EXPORT_PAGE
 }

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use collector_app::ingest::Collector;
+use collector_app::throttle::{Rate, Refusal, Throttle};
 use collector_pki::{Ca, Role};
 use collector_store::TokenError;
 use proto_evidence::KeyId;
@@ -15,8 +17,6 @@ use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 
 use crate::audit_trail;
-use collector_app::ingest::Collector;
-use collector_app::throttle::{Rate, Refusal, Throttle};
 
 mod renewal;
 

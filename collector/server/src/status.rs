@@ -1,10 +1,12 @@
 //! The one place the collector's own failures become gRPC statuses: a store that failed is
 //! `UNAVAILABLE` (the caller may retry; nothing changed), a blocking task that did not finish
 //! is `INTERNAL`, the log's own errors their codes, and what the application refused (an
-//! administrative change, a report, a distribution, a measurement) the code of its refusal. Refusals of the stream's own protocol are answered on
-//! the stream, beside the rule that refuses them.
+//! administrative change, a report, a distribution, an export, a measurement) the code of its
+//! refusal. Refusals of the stream's own protocol are answered on the stream, beside the rule
+//! that refuses them.
 
 use collector_app::distribution::DistributionError;
+use collector_app::export::ExportError;
 use collector_app::ingest::{AdminError, IngestError};
 use collector_app::landmark::SubmitError;
 use collector_app::log::LogError;
@@ -71,6 +73,17 @@ pub(crate) fn distribution(error: DistributionError) -> Status {
         DistributionError::Data(message) => Status::data_loss(message),
         DistributionError::Overflow => Status::out_of_range(error.to_string()),
         DistributionError::Location(error) => report(error),
+    }
+}
+
+/// An export stopped: the store or the log failed, a leaf is missing, or the item could not
+/// be sent (its own status).
+pub(crate) fn export(error: ExportError<Status>) -> Status {
+    match error {
+        ExportError::Store(error) => store(error),
+        ExportError::Log(error) => log(error),
+        ExportError::Missing(_) => Status::data_loss(error.to_string()),
+        ExportError::Sink(status) => status,
     }
 }
 
