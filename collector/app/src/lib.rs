@@ -9,6 +9,7 @@
 //! only after the store committed it.
 
 pub mod distribution;
+pub mod enrollment;
 pub mod export;
 pub mod ingest;
 pub mod landmark;

@@ -308,7 +308,7 @@ impl AdminService {
         let mut secret = [0u8; 32];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
             .map_err(|_| Status::internal("the system random generator failed"))?;
-        let token = crate::enrollment::token_text(&secret);
+        let token = collector_app::enrollment::token_text(&secret);
         let now = self.collector.now_ms();
         let rebind_host = (!request.rebind_host.is_empty()).then_some(request.rebind_host);
         if let Some(host) = &rebind_host
@@ -319,7 +319,7 @@ impl AdminService {
             )));
         }
         let record = EnrollToken {
-            token_hash: crate::enrollment::token_hash(&token),
+            token_hash: collector_app::enrollment::token_hash(&token),
             site_id: request.site_id,
             created_at_ms: now,
             expires_at_ms: now + i64::from(seconds) * 1000,

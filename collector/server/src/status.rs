@@ -1,11 +1,12 @@
 //! The one place the collector's own failures become gRPC statuses: a store that failed is
 //! `UNAVAILABLE` (the caller may retry; nothing changed), a blocking task that did not finish
 //! is `INTERNAL`, the log's own errors their codes, and what the application refused (an
-//! administrative change, a report, a distribution, an export, a measurement) the code of its
+//! administrative change, an enrolment, a report, a distribution, an export, a measurement) the code of its
 //! refusal. Refusals of the stream's own protocol are answered on the stream, beside the rule
 //! that refuses them.
 
 use collector_app::distribution::DistributionError;
+use collector_app::enrollment::EnrolmentError;
 use collector_app::export::ExportError;
 use collector_app::ingest::{AdminError, IngestError};
 use collector_app::landmark::SubmitError;
@@ -51,6 +52,22 @@ pub(crate) fn admin(error: AdminError) -> Status {
         AdminError::Refused(refusal) => Status::failed_precondition(refusal.to_string()),
         AdminError::Store(error) => store(error),
         AdminError::Unsettled(error) => ingest(error),
+    }
+}
+
+/// An enrolment refused or failed.
+pub(crate) fn enrolment(error: EnrolmentError) -> Status {
+    let message = error.to_string();
+    match error {
+        EnrolmentError::NoCa | EnrolmentError::SiteGone(_) => Status::failed_precondition(message),
+        EnrolmentError::Key(_) | EnrolmentError::Certificate(_) | EnrolmentError::HostId { .. } => {
+            Status::invalid_argument(message)
+        }
+        EnrolmentError::Refused { .. } => Status::already_exists(message),
+        EnrolmentError::Token(_) => Status::permission_denied(message),
+        EnrolmentError::Store(error) => store(error),
+        EnrolmentError::Task(error) => task(error),
+        EnrolmentError::Admin(error) => admin(error),
     }
 }
 

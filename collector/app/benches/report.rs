@@ -1,7 +1,7 @@
 //! The monthly report over a month of history for 10,000 hosts: how long the collector takes
 //! to read the history, build the report and render it, measured on a real SQLite store.
 //!
-//! Run: `cargo bench -p collector-server --bench report` (release). Setup (writing the store)
+//! Run: `cargo bench -p collector-app --bench report` (release). Setup (writing the store)
 //! is not timed; the last line gives the figures.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
