@@ -216,3 +216,94 @@ impl Collector {
             .map_err(|refusal| EnrolmentError::Refused { refusal, spent })
     }
 }
+
+/// A certificate renewed.
+#[derive(Debug, Clone)]
+pub struct Renewed {
+    /// The host the key is bound to.
+    pub host_id: String,
+    /// Its site.
+    pub site_id: String,
+    /// Its country; empty when the books no longer hold the key.
+    pub country: String,
+    /// The agent's new client certificate, PEM.
+    pub certificate_pem: String,
+    /// The CA's certificate, PEM.
+    pub ca_pem: String,
+}
+
+/// Why a renewal was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RenewalError {
+    /// Not an Ed25519 public key.
+    #[error("{0}")]
+    Key(#[from] proto_seal::KeyError),
+    /// The key, the host or the certificate presented do not match.
+    #[error("renewal refused: {0}")]
+    Refused(&'static str),
+    /// The certificate request is refused.
+    #[error("certificate request refused: {0}")]
+    Certificate(collector_pki::PkiError),
+}
+
+impl Collector {
+    /// Renews the certificate of agent `host`, who presented `presented` (DER): the signing
+    /// key must be enrolled for that host and not revoked, and the request must be for the key
+    /// of the certificate presented. No token, no change to the books.
+    pub async fn renew_certificate(
+        &self,
+        ca: &Ca,
+        host: &str,
+        presented: &[u8],
+        signing_public_key: &[u8],
+        csr_der: &[u8],
+    ) -> Result<Renewed, RenewalError> {
+        let public_key = proto_seal::PublicKey::from_slice(signing_public_key)?;
+        let key = public_key.key_id();
+        let refused = |why: &'static str| {
+            tracing::warn!(caller = %format!("urn:veu:agent:{host}"), key = %key, why, "certificate renewal refused");
+            RenewalError::Refused(why)
+        };
+        let agent = self
+            .agent(&key)
+            .await
+            .ok_or_else(|| refused("the signing key is not enrolled"))?;
+        let revoked = self
+            .state()
+            .ledger
+            .key(&key)
+            .is_none_or(|record| record.revoked_at_ms.is_some());
+        if revoked {
+            return Err(refused("the signing key is revoked"));
+        }
+        if agent.binding.host_id != host
+            || agent.binding.identity != format!("urn:veu:agent:{host}")
+        {
+            return Err(refused(
+                "the certificate presented names another host than the signing key's",
+            ));
+        }
+        if !collector_pki::same_key(csr_der, presented) {
+            return Err(refused(
+                "the request is not for the key of the certificate presented",
+            ));
+        }
+        let certificate = ca
+            .sign_csr(csr_der, Role::Agent, host, std::time::SystemTime::now())
+            .map_err(RenewalError::Certificate)?;
+        let country = self
+            .state()
+            .ledger
+            .key(&key)
+            .map(|record| record.country.to_string())
+            .unwrap_or_default();
+        tracing::info!(host, key = %key, "agent certificate renewed");
+        Ok(Renewed {
+            host_id: agent.binding.host_id,
+            site_id: agent.binding.site_id,
+            country,
+            certificate_pem: certificate,
+            ca_pem: ca.ca_pem().to_owned(),
+        })
+    }
+}

@@ -1,12 +1,12 @@
 //! The one place the collector's own failures become gRPC statuses: a store that failed is
 //! `UNAVAILABLE` (the caller may retry; nothing changed), a blocking task that did not finish
 //! is `INTERNAL`, the log's own errors their codes, and what the application refused (an
-//! administrative change, an enrolment, a report, a distribution, an export, a measurement) the code of its
-//! refusal. Refusals of the stream's own protocol are answered on the stream, beside the rule
-//! that refuses them.
+//! administrative change, an enrolment, a renewal, a report, a distribution, an export, a
+//! measurement) the code of its refusal. Refusals of the stream's own protocol are answered
+//! on the stream, beside the rule that refuses them.
 
 use collector_app::distribution::DistributionError;
-use collector_app::enrollment::EnrolmentError;
+use collector_app::enrollment::{EnrolmentError, RenewalError};
 use collector_app::export::ExportError;
 use collector_app::ingest::{AdminError, IngestError};
 use collector_app::landmark::SubmitError;
@@ -68,6 +68,15 @@ pub(crate) fn enrolment(error: EnrolmentError) -> Status {
         EnrolmentError::Store(error) => store(error),
         EnrolmentError::Task(error) => task(error),
         EnrolmentError::Admin(error) => admin(error),
+    }
+}
+
+/// A certificate renewal refused.
+pub(crate) fn renewal(error: RenewalError) -> Status {
+    let message = error.to_string();
+    match error {
+        RenewalError::Key(_) | RenewalError::Certificate(_) => Status::invalid_argument(message),
+        RenewalError::Refused(_) => Status::permission_denied(message),
     }
 }
 
