@@ -410,12 +410,8 @@ impl Collector {
         Ok(())
     }
 
-    /// Loads the books again from the store if a failed commit left them unsettled; fails
-    /// (and nothing may be admitted) while the store cannot be read.
-    async fn settle_books(&self) -> Result<(), IngestError> {
-        if !self.unsettled.load(Ordering::SeqCst) {
-            return Ok(());
-        }
+    /// Loads the books again from the store, off the executor, and puts them in place.
+    async fn reload_books(&self) -> Result<(), IngestError> {
         let store = Arc::clone(&self.store);
         let (freshness, now) = (self.freshness_ms, self.now_ms());
         let policy = self.rules.policy.clone();
@@ -426,6 +422,16 @@ impl Collector {
         .await
         .map_err(IngestError::task("reload"))??;
         *self.state() = fresh;
+        Ok(())
+    }
+
+    /// Loads the books again from the store if a failed commit left them unsettled; fails
+    /// (and nothing may be admitted) while the store cannot be read.
+    async fn settle_books(&self) -> Result<(), IngestError> {
+        if !self.unsettled.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.reload_books().await?;
         self.unsettled.store(false, Ordering::SeqCst);
         tracing::info!("books loaded again from the store after a failed commit");
         Ok(())
@@ -700,16 +706,7 @@ impl Collector {
             }
         }
         if stale {
-            let store = Arc::clone(&self.store);
-            let (freshness, now) = (self.freshness_ms, self.now_ms());
-            let policy = self.rules.policy.clone();
-            let landmarks = self.landmarks.clone();
-            let fresh = tokio::task::spawn_blocking(move || {
-                load_state(store.as_ref(), freshness, &policy, &landmarks, now)
-            })
-            .await
-            .map_err(IngestError::task("reload"))??;
-            *self.state() = fresh;
+            self.reload_books().await?;
         }
         Ok(())
     }
