@@ -13,6 +13,9 @@
 //! 6. Each SQL library belongs to one store crate: only `collector-store-sqlite` links rusqlite,
 //!    only `collector-store-postgres` links tokio-postgres, and neither the storage port nor the
 //!    other store reaches the other's library.
+//! 7. Application crates (`collector-app`) are not transport crates: they reach `proto-wire`,
+//!    `prost` or `tonic` through nothing but the evidence codec (`proto-seal`), which lets no
+//!    generated type out.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -69,6 +72,16 @@ pub const TRANSPORT_CRATES: &[&str] = &[
     "collector-testkit",
     "veu-landmark",
 ];
+
+/// Application crates: every business operation, with no transport in them.
+pub const APPLICATION_CRATES: &[&str] = &["collector-app"];
+
+/// The evidence codec: encodes and decodes envelopes and payloads with prost and the contract,
+/// and lets no generated type out. The one way an application crate may reach them.
+pub const EVIDENCE_CODEC: &str = "proto-seal";
+
+/// What an application crate reaches only through [`EVIDENCE_CODEC`].
+pub const TRANSPORT_ONLY: &[&str] = &["proto-wire", "prost", "tonic"];
 
 /// Each store crate and the one SQL library it owns.
 pub const STORE_CRATES: &[(&str, &str)] = &[
@@ -171,9 +184,16 @@ impl Graph {
 
     /// The path `from → … → to` through normal dependencies, if `to` is reachable.
     pub fn path(&self, from: &str, to: &str) -> Option<Vec<String>> {
+        self.path_avoiding(from, to, &[])
+    }
+
+    /// The path `from → … → to` through normal dependencies that passes through none of
+    /// `avoiding`, if there is one.
+    pub fn path_avoiding(&self, from: &str, to: &str, avoiding: &[&str]) -> Option<Vec<String>> {
         let mut previous: BTreeMap<&str, &str> = BTreeMap::new();
         let mut queue = std::collections::VecDeque::from([from]);
-        let mut seen = BTreeSet::from([from]);
+        let mut seen: BTreeSet<&str> = avoiding.iter().copied().collect();
+        seen.insert(from);
         while let Some(current) = queue.pop_front() {
             if current == to {
                 let mut path = vec![to.to_owned()];
@@ -249,6 +269,19 @@ impl Graph {
                     found.push(format!(
                         "{member} depends on {generated}; generated protobuf types stop at the transport crates ({})",
                         TRANSPORT_CRATES.join(", ")
+                    ));
+                }
+            }
+        }
+        for application in APPLICATION_CRATES
+            .iter()
+            .filter(|name| self.members.contains(**name))
+        {
+            for transport in TRANSPORT_ONLY {
+                if let Some(path) = self.path_avoiding(application, transport, &[EVIDENCE_CODEC]) {
+                    found.push(format!(
+                        "application crate {application} reaches {transport} other than through {EVIDENCE_CODEC}: {}",
+                        path.join(" -> ")
                     ));
                 }
             }
@@ -428,6 +461,44 @@ mod tests {
         assert!(
             violations[0].starts_with("agent-spool depends on prost"),
             "{violations:?}"
+        );
+    }
+
+    #[test]
+    fn the_application_reaches_transport_only_through_the_evidence_codec() {
+        let mut graph = clean();
+        for member in ["collector-app", "collector-store", "proto-seal"] {
+            graph.members.insert(member.to_owned());
+        }
+        graph.add_edge("collector-app", "proto-seal");
+        graph.add_edge("collector-app", "collector-store");
+        graph.add_edge("proto-seal", "proto-wire");
+        graph.add_edge("proto-seal", "prost");
+        assert_eq!(graph.violations(), Vec::<String>::new());
+
+        graph.add_edge("collector-store", "tonic");
+        assert_eq!(
+            graph.violations(),
+            [
+                "collector-store depends on tonic; generated protobuf types stop at the transport crates (proto-wire, proto-seal, agent-uplink, collector-server, collector-ctl, collector-loadgen, collector-testkit, veu-landmark)",
+                "application crate collector-app reaches tonic other than through proto-seal: collector-app -> collector-store -> tonic",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_application_depending_on_generated_types_fails() {
+        let mut graph = clean();
+        graph.members.insert("collector-app".to_owned());
+        graph.add_edge("collector-app", "proto-wire");
+        assert_eq!(
+            graph.violations(),
+            [
+                "collector-app depends on proto-wire; generated protobuf types stop at the transport crates (proto-wire, proto-seal, agent-uplink, collector-server, collector-ctl, collector-loadgen, collector-testkit, veu-landmark)",
+                "application crate collector-app reaches proto-wire other than through proto-seal: collector-app -> proto-wire",
+                "application crate collector-app reaches prost other than through proto-seal: collector-app -> proto-wire -> prost",
+                "application crate collector-app reaches tonic other than through proto-seal: collector-app -> proto-wire -> tonic",
+            ]
         );
     }
 

@@ -59,6 +59,11 @@ mod architecture {
             "the contract's pure crates must be checked: {pure:?}"
         );
         assert!(graph.members.len() >= 6, "{:?}", graph.members);
+        assert!(
+            graph.members.contains("collector-app"),
+            "the collector's application crate must be checked: {:?}",
+            graph.members
+        );
         let violations = graph.violations();
         assert!(
             violations.is_empty(),

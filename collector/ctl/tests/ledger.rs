@@ -138,14 +138,14 @@ fn assert_restart_keeps_the_books(h: &Harness) {
     let reopened = h.reopen(POLICY);
     let (before, after) = (h.collector.state(), reopened.state());
     assert_eq!(before.ledger.distribution(), after.ledger.distribution());
-    let hosts = |s: &collector_server::ingest::State| -> Vec<(String, collector_core::HostRecord)> {
+    let hosts = |s: &collector_app::ingest::State| -> Vec<(String, collector_core::HostRecord)> {
         s.ledger
             .hosts()
             .map(|(h, r)| (h.clone(), r.clone()))
             .collect()
     };
     assert_eq!(hosts(&before), hosts(&after));
-    let keys = |s: &collector_server::ingest::State| -> Vec<(String, collector_core::KeyRecord)> {
+    let keys = |s: &collector_app::ingest::State| -> Vec<(String, collector_core::KeyRecord)> {
         let mut keys: Vec<_> = s
             .ledger
             .keys()

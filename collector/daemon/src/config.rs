@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use collector_server::witnesses::{WitnessTarget, is_cosignature_key};
+use collector_app::witnesses::{WitnessTarget, is_cosignature_key};
 pub use proto_config::ConfigErrors;
 use proto_config::{Problems, Section, parse_duration};
 use proto_note::VerifierKey;
@@ -206,7 +206,7 @@ impl Config {
         let enrollment_ca_dir = enrollment.optional::<PathBuf>("ca_dir").map(&resolve);
         let enrolls = defaults.enrollment;
         let enrollment_limits = collector_server::enrollment::Limits {
-            per_peer: collector_server::throttle::Rate {
+            per_peer: collector_app::throttle::Rate {
                 per_second: rate(
                     &mut enrollment,
                     "rate_per_peer",
@@ -218,7 +218,7 @@ impl Config {
                     enrolls.per_peer.burst as usize,
                 ) as u32,
             },
-            global: collector_server::throttle::Rate {
+            global: collector_app::throttle::Rate {
                 per_second: rate(&mut enrollment, "rate", enrolls.global.per_second),
                 burst: count(&mut enrollment, "burst", enrolls.global.burst as usize) as u32,
             },

@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use collector_server::Collector;
-use collector_server::log::LogKeeper;
-use collector_server::metrics::Metrics;
-use collector_server::nonce::NonceIssuer;
-use collector_server::witnesses::Witnesses;
+use collector_app::Collector;
+use collector_app::log::LogKeeper;
+use collector_app::metrics::Metrics;
+use collector_app::nonce::NonceIssuer;
+use collector_app::witnesses::Witnesses;
 use collector_store::AttestationStore;
 use collector_store_postgres::{PostgresOptions, PostgresStore};
 use collector_store_sqlite::{SqliteOptions, SqliteStore};

@@ -7,8 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use collector_app::Rules;
 use collector_core::{SiteError, SiteRegistry};
-use collector_server::{Rules, TlsFiles};
+use collector_server::TlsFiles;
 use proto_accounting::{Catalogue, Policy};
 use proto_config::files::{self, Creates};
 use proto_config::tls::{self, Named};

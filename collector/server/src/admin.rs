@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use collector_app::ingest::{AdminError, Collector, key_id};
 use collector_pki::Role;
 use collector_store::EnrollToken;
 use proto_accounting::{Distribution, Tier, Verdict, evaluate_located};
@@ -10,7 +11,6 @@ use proto_wire::v1::admin_server::Admin;
 use tonic::{Request, Response, Status};
 use veu_daemon_kit::hex;
 
-use crate::ingest::{AdminError, Collector, key_id};
 use crate::{audit_trail, identity};
 
 /// Default validity of an enrollment token.
@@ -308,7 +308,7 @@ impl AdminService {
         let mut secret = [0u8; 32];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
             .map_err(|_| Status::internal("the system random generator failed"))?;
-        let token = crate::enrollment::token_text(&secret);
+        let token = collector_app::enrollment::token_text(&secret);
         let now = self.collector.now_ms();
         let rebind_host = (!request.rebind_host.is_empty()).then_some(request.rebind_host);
         if let Some(host) = &rebind_host
@@ -319,7 +319,7 @@ impl AdminService {
             )));
         }
         let record = EnrollToken {
-            token_hash: crate::enrollment::token_hash(&token),
+            token_hash: collector_app::enrollment::token_hash(&token),
             site_id: request.site_id,
             created_at_ms: now,
             expires_at_ms: now + i64::from(seconds) * 1000,
@@ -377,7 +377,7 @@ impl AdminService {
         {
             Ok(()) => None,
             Err(AdminError::Refused(refusal)) => Some(refusal.to_string()),
-            Err(error) => return Err(admin_status(error)),
+            Err(error) => return Err(crate::status::admin(error)),
         };
         let revoked = refusal.is_none();
         Ok((Response::new(v1::RevokeAgentResponse { revoked }), refusal))
@@ -398,7 +398,7 @@ impl AdminService {
             )));
         };
         let key = public_key.key_id();
-        let record = crate::ingest::agent_record(
+        let record = collector_app::ingest::agent_record(
             &public_key,
             &request.host_id,
             site,
@@ -410,7 +410,7 @@ impl AdminService {
         tokio::task::spawn_blocking(move || collector.enrol(&record, rebind))
             .await
             .map_err(crate::status::task)?
-            .map_err(admin_status)?;
+            .map_err(crate::status::admin)?;
         Ok(Response::new(v1::RegisterAgentResponse {
             key_id: key.0.as_bytes().to_vec(),
         }))
@@ -431,23 +431,13 @@ impl AdminService {
         {
             Ok(()) => None,
             Err(AdminError::Refused(refusal)) => Some(refusal.to_string()),
-            Err(error) => return Err(admin_status(error)),
+            Err(error) => return Err(crate::status::admin(error)),
         };
         let decommissioned = refusal.is_none();
         Ok((
             Response::new(v1::DecommissionResponse { decommissioned }),
             refusal,
         ))
-    }
-}
-
-/// The status of an administrative change the books refused or the store failed.
-pub(crate) fn admin_status(error: AdminError) -> Status {
-    match error {
-        AdminError::Enrol(refusal) => Status::already_exists(refusal.to_string()),
-        AdminError::Refused(refusal) => Status::failed_precondition(refusal.to_string()),
-        AdminError::Store(error) => crate::status::store(error),
-        AdminError::Unsettled(error) => crate::status::ingest(error),
     }
 }
 

@@ -5,6 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use collector_app::ingest::{Collector, Outcome};
 use collector_core::Reason;
 use collector_pki::Role;
 use collector_store::{Batch, Rejection};
@@ -17,9 +18,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::identity;
-use crate::ingest::{Collector, Outcome};
-use crate::wire;
+use crate::{identity, wire};
 
 /// Attestations ingested together at most.
 const MAX_BATCH: usize = 256;
@@ -180,7 +179,9 @@ impl Session {
         let mut attestations = Vec::with_capacity(batch.len());
         for message in batch {
             match message.message {
-                Some(FromAgent::Attestation(attestation)) => attestations.push(attestation),
+                Some(FromAgent::Attestation(attestation)) => {
+                    attestations.push(wire::attestation(attestation));
+                }
                 Some(FromAgent::ChallengeResponse(response)) => {
                     let agent = self.collector.agent(key).await;
                     let checked = response

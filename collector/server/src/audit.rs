@@ -6,9 +6,11 @@ use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use collector_app::ingest::Collector;
+use collector_app::log::LogKeeper;
 use collector_pki::Role;
-use collector_store::{AttestationStore, HostChange, StoredTreeHead};
-use proto_accounting::{CountryCode, Distribution};
+use collector_store::{AttestationStore, StoredTreeHead};
+use proto_accounting::Distribution;
 use proto_wire::v1;
 use proto_wire::v1::audit_server::Audit;
 use tokio::sync::mpsc;
@@ -16,12 +18,8 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::ingest::Collector;
-use crate::log::LogKeeper;
 use crate::{audit_trail, identity};
 
-/// Leaves read from the store per page while exporting.
-const EXPORT_PAGE: usize = 2_000;
 /// Attestations one host-history call returns at most.
 const HISTORY_LIMIT: usize = 100_000;
 
@@ -81,163 +79,55 @@ pub(crate) fn head_to_wire(
     })
 }
 
-/// Each host's latest change among `changes` (oldest first), decommissioned hosts dropped: the
-/// hosts a past distribution counts.
-pub fn replay(changes: &[HostChange]) -> BTreeMap<&str, &HostChange> {
-    let mut hosts = BTreeMap::new();
-    for change in changes {
-        if change.decommissioned {
-            hosts.remove(change.host_id.as_str());
-        } else {
-            hosts.insert(change.host_id.as_str(), change);
-        }
-    }
-    hosts
-}
-
+/// The distributions at `as_of` as the wire carries them, each with the policy's evaluation.
 fn distribution_at(
     collector: &Collector,
     store: &dyn AttestationStore,
     as_of: i64,
 ) -> Result<v1::DistributionResponse, Status> {
-    let until = as_of.saturating_add(1);
-    let changes = store.host_changes(until).map_err(store_status)?;
-    let last_received: BTreeMap<String, i64> = store
-        .last_received(until)
-        .map_err(store_status)?
-        .into_iter()
-        .collect();
-    let freshness = collector.freshness_ms();
-    let mut last_known = Distribution::new();
-    let mut verified = Distribution::new();
-    let mut stale = Distribution::new();
-    let (mut hardware_last_known, mut hardware_verified) =
-        (Distribution::new(), Distribution::new());
-    let mut stale_hosts = Vec::new();
-    let hosts = replay(&changes);
-    for (host, change) in &hosts {
-        let country = CountryCode::parse(&change.country).map_err(|e| {
-            Status::data_loss(format!(
-                "host {host} has stored country {:?}: {e}",
-                change.country
-            ))
-        })?;
-        let overflow = |_| Status::out_of_range("TPP sum overflows");
-        last_known.add(country, change.tpp).map_err(overflow)?;
-        hardware_last_known
-            .add(country, change.hardware_tpp)
-            .map_err(overflow)?;
-        let seen = last_received.get(*host).copied().unwrap_or(change.at_ms);
-        if as_of.saturating_sub(seen) <= freshness {
-            verified.add(country, change.tpp).map_err(overflow)?;
-            hardware_verified
-                .add(country, change.hardware_tpp)
-                .map_err(overflow)?;
-        } else {
-            stale.add(country, change.tpp).map_err(overflow)?;
-            stale_hosts.push(v1::HostState {
-                host_id: (*host).to_owned(),
-                site_id: change.site_id.clone(),
-                country: change.country.clone(),
-                last_attested_unix_ms: seen,
-                tpp: change.tpp,
-                devices: change.devices,
-                stale: true,
-                ..v1::HostState::default()
-            });
-        }
-    }
+    let at = collector_app::distribution::at(collector, store, as_of)
+        .map_err(crate::status::distribution)?;
     let rules = &collector.rules;
-    // Now, the live location book; a past instant, the log's measurements judged as the
-    // report and the offline verifier judge them.
-    let located = if as_of >= collector.now_ms().saturating_sub(60_000) {
-        Some(
-            collector
-                .state()
-                .location_sums(&rules.sites, collector.now_ms()),
-        )
-    } else {
-        crate::report::location_at(collector, until, None)
-            .map_err(Status::from)?
-            .map(|input| {
-                located_then(&input, &hosts, |host| {
-                    let seen = last_received.get(host).copied();
-                    seen.is_some_and(|seen| as_of.saturating_sub(seen) <= freshness)
-                })
-            })
-    };
     let empty = collector_core::LocationSums::default();
-    let sums = located.as_ref().unwrap_or(&empty);
+    let sums = at.located.as_ref().unwrap_or(&empty);
     Ok(v1::DistributionResponse {
-        as_of_unix_ms: as_of,
+        as_of_unix_ms: at.as_of_ms,
         policy_id: rules.policy.id.clone(),
         policy_digest: rules.policy.digest().to_string(),
         policy_toml: rules.policy_toml.clone(),
         last_known: Some(crate::admin::view(
-            &last_known,
+            &at.last_known,
             collector,
-            &stale,
-            &hardware_last_known,
+            &at.stale,
+            &at.hardware_last_known,
             &sums.verified,
-            located.as_ref(),
+            at.located.as_ref(),
         )),
         verified: Some(crate::admin::view(
-            &verified,
+            &at.verified,
             collector,
             &Distribution::new(),
-            &hardware_verified,
+            &at.hardware_verified,
             &sums.verified_fresh,
             None,
         )),
-        stale_hosts,
-        hosts: u32::try_from(hosts.len()).unwrap_or(u32::MAX),
-        freshness_window_ms: freshness,
+        stale_hosts: at
+            .stale_hosts
+            .into_iter()
+            .map(|host| v1::HostState {
+                host_id: host.host_id,
+                site_id: host.site_id,
+                country: host.country,
+                last_attested_unix_ms: host.last_attested_ms,
+                tpp: host.tpp,
+                devices: host.devices,
+                stale: true,
+                ..v1::HostState::default()
+            })
+            .collect(),
+        hosts: u32::try_from(at.hosts).unwrap_or(u32::MAX),
+        freshness_window_ms: at.freshness_ms,
     })
-}
-
-/// The location books at a past instant from each counted host's verdict then (`input`) and
-/// its last change before it (`hosts`); `fresh` says which hosts attested within the
-/// freshness window.
-fn located_then(
-    input: &collector_report::LocationInput,
-    hosts: &BTreeMap<&str, &HostChange>,
-    fresh: impl Fn(&str) -> bool,
-) -> collector_core::LocationSums {
-    use collector_report::LocationVerdict;
-    use proto_location::Verdict;
-    let verdicts: BTreeMap<&str, LocationVerdict> = input
-        .hosts
-        .iter()
-        .map(|located| (located.host_id.as_str(), located.verdict))
-        .collect();
-    let mut sums = collector_core::LocationSums::default();
-    for (host, change) in hosts {
-        let Ok(country) = CountryCode::parse(&change.country) else {
-            continue;
-        };
-        // A counted host the input does not list has no current measurement.
-        let verdict = match verdicts.get(host) {
-            None | Some(LocationVerdict::Unmeasured) => Verdict::Unmeasured,
-            Some(LocationVerdict::Unverified) => Verdict::Unverified,
-            Some(LocationVerdict::Verified) => Verdict::Verified,
-            Some(LocationVerdict::Inconsistent) => Verdict::Inconsistent,
-        };
-        *sums.hosts.entry(verdict).or_default() += 1;
-        let tpp = sums.tpp.entry(verdict).or_default();
-        *tpp = tpp.saturating_add(change.tpp);
-        match verdict {
-            Verdict::Verified => {
-                // Parts of a distribution that fits in 64 bits.
-                let _ = sums.verified.add(country, change.tpp);
-                if fresh(host) {
-                    let _ = sums.verified_fresh.add(country, change.tpp);
-                }
-            }
-            Verdict::Inconsistent => sums.inconsistent.push((*host).to_owned()),
-            Verdict::Unmeasured | Verdict::Unverified => {}
-        }
-    }
-    sums
 }
 
 fn stored_to_wire(
@@ -600,9 +490,4 @@ impl Audit for AuditService {
         let result = self.read_report(request).await;
         audit_trail::answer(&who, "report", &subject, result)
     }
-}
-
-/// The export's leaf page size (for the export module).
-pub(crate) const fn export_page() -> usize {
-    EXPORT_PAGE
 }

@@ -36,7 +36,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
-use crate::metrics::Metrics;
+use collector_app::metrics::Metrics;
 
 /// Every reason a connection is refused or closed early, the `reason` label of
 /// `veu_collector_connections_refused_total`.

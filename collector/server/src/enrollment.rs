@@ -6,17 +6,16 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use collector_pki::{Ca, Role};
-use collector_store::TokenError;
-use proto_evidence::KeyId;
+use collector_app::enrollment::TokenEnrolment;
+use collector_app::ingest::Collector;
+use collector_app::throttle::{Rate, Refusal, Throttle};
+use collector_pki::Ca;
 use proto_wire::v1;
 use proto_wire::v1::enrollment_server::Enrollment;
 use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 
 use crate::audit_trail;
-use crate::ingest::Collector;
-use crate::throttle::{Rate, Refusal, Throttle};
 
 mod renewal;
 
@@ -127,88 +126,6 @@ impl EnrollmentService {
     }
 }
 
-/// The printable token: 64 hex digits of a 32-byte secret.
-pub fn token_text(secret: &[u8; 32]) -> String {
-    veu_daemon_kit::hex(secret)
-}
-
-/// What the store keeps of a token: its SHA-256.
-pub fn token_hash(token: &str) -> [u8; 32] {
-    let digest = ring::digest::digest(&ring::digest::SHA256, token.trim().as_bytes());
-    let mut hash = [0u8; 32];
-    hash.copy_from_slice(digest.as_ref());
-    hash
-}
-
-/// A host id from the enrolling host's name: the characters identifiers allow.
-fn host_id(hostname: &str, key: &KeyId) -> String {
-    let cleaned: String = hostname
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
-        .take(128)
-        .collect();
-    if cleaned.is_empty() {
-        format!("host-{}", &key.to_string()[..16])
-    } else {
-        cleaned
-    }
-}
-
-impl EnrollmentService {
-    /// Where a token enrols: its site, the host (a rebind token's, or one named after the
-    /// request's hostname), and whether it re-binds.
-    fn target(
-        &self,
-        token: &collector_store::EnrollToken,
-        hostname: &str,
-        key: &KeyId,
-    ) -> Result<(collector_core::Site, String, bool), Status> {
-        let site = self
-            .collector
-            .rules
-            .sites
-            .get(&token.site_id)
-            .ok_or_else(|| {
-                Status::failed_precondition(format!(
-                    "site {} is no longer in the registry",
-                    token.site_id
-                ))
-            })?
-            .clone();
-        // A plain token enrols a host id nobody holds; only an administrator's rebind token
-        // names an existing host, whatever the request's hostname says.
-        let host = match &token.rebind_host {
-            Some(host) => host.clone(),
-            None => host_id(hostname, key),
-        };
-        Ok((site, host, token.rebind_host.is_some()))
-    }
-
-    /// Whether the books would take the enrolment; `spent` says what became of the token.
-    fn check(
-        &self,
-        site: &collector_core::Site,
-        host: &str,
-        rebind: bool,
-        key: KeyId,
-        now: i64,
-        spent: &str,
-    ) -> Result<(), Status> {
-        let binding = collector_core::ledger::Binding {
-            at_ms: now,
-            key,
-            host,
-            site: &site.id,
-            country: site.country,
-        };
-        self.collector
-            .state()
-            .ledger
-            .check_enrol(&binding, rebind)
-            .map_err(|refusal| Status::already_exists(format!("{refusal}; {spent}")))
-    }
-}
-
 #[tonic::async_trait]
 impl Enrollment for EnrollmentService {
     async fn enroll(
@@ -275,61 +192,32 @@ impl EnrollmentService {
         &self,
         request: Request<v1::EnrollRequest>,
     ) -> Result<(Response<v1::EnrollResponse>, bool), Status> {
-        let Some(ca) = self.ca.clone() else {
-            return Err(Status::failed_precondition(
-                "this collector has no enrollment CA (operator-provided PKI): register agents with the operator's certificates",
-            ));
-        };
         let request = request.into_inner();
-        let public_key = proto_seal::PublicKey::from_slice(&request.signing_public_key)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let key = public_key.key_id();
-        let hash = token_hash(&request.token);
-        let now = self.collector.now_ms();
         let hostname = request
             .host
             .as_ref()
             .map(|h| h.hostname.clone())
             .unwrap_or_default();
-        // An enrolment the books would refuse is refused before its token is spent.
-        let peeked =
-            crate::status::blocking(&self.collector.store, move |store| store.token(&hash)).await?;
-        if let Some(token) = peeked.filter(|t| t.used_at_ms.is_none() && now < t.expires_at_ms) {
-            let (site, host, rebind) = self.target(&token, &hostname, &key)?;
-            self.check(&site, &host, rebind, key, now, "the token was not spent")?;
-        }
-        let store = Arc::clone(&self.collector.store);
-        let token = tokio::task::spawn_blocking(move || store.use_token(&hash, now))
-            .await
-            .map_err(crate::status::task)?
-            .map_err(|error| match error {
-                TokenError::Store(e) => crate::status::store(e),
-                other => Status::permission_denied(format!("enrollment token refused: {other}")),
-            })?;
-        let (site, host, rebind) = self.target(&token, &hostname, &key)?;
-        self.check(&site, &host, rebind, key, now, "this token is now spent")?;
-        let certificate = ca
-            .sign_csr(
-                &request.csr_der,
-                Role::Agent,
-                &host,
-                std::time::SystemTime::now(),
+        let enrolled = self
+            .collector
+            .enrol_with_token(
+                self.ca.as_deref(),
+                TokenEnrolment {
+                    signing_public_key: &request.signing_public_key,
+                    token: &request.token,
+                    hostname: &hostname,
+                    csr_der: &request.csr_der,
+                },
             )
-            .map_err(|e| Status::invalid_argument(format!("certificate request refused: {e}")))?;
-        let record = crate::ingest::agent_record(&public_key, &host, &site, now)
-            .map_err(|e| Status::invalid_argument(format!("host id {host:?}: {e}")))?;
-        let collector = Arc::clone(&self.collector);
-        tokio::task::spawn_blocking(move || collector.enrol(&record, rebind))
             .await
-            .map_err(crate::status::task)?
-            .map_err(crate::admin::admin_status)?;
+            .map_err(crate::status::enrolment)?;
         let answer = Response::new(v1::EnrollResponse {
-            host_id: host,
-            site_id: site.id,
-            country: site.country.to_string(),
-            certificate_chain_pem: vec![certificate],
-            ca_certificate_pem: ca.ca_pem().to_owned(),
+            host_id: enrolled.host_id,
+            site_id: enrolled.site.id,
+            country: enrolled.site.country.to_string(),
+            certificate_chain_pem: vec![enrolled.certificate_pem],
+            ca_certificate_pem: enrolled.ca_pem,
         });
-        Ok((answer, rebind))
+        Ok((answer, enrolled.rebind))
     }
 }

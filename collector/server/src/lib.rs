@@ -15,21 +15,16 @@ pub mod enrollment;
 mod export;
 pub mod health;
 pub mod identity;
-pub mod ingest;
 pub mod landmark;
-pub mod log;
-pub mod metrics;
-pub mod nonce;
-pub mod refusals;
-pub mod report;
+mod report;
 mod status;
-pub mod throttle;
 mod wire;
-pub mod witnesses;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use collector_app::Collector;
+use collector_app::log::LogKeeper;
 use proto_wire::MAX_MESSAGE_BYTES;
 use proto_wire::health::health_server::HealthServer;
 use proto_wire::v1::admin_server::AdminServer;
@@ -45,8 +40,6 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
-
-pub use ingest::{Collector, Outcome, Rules};
 
 /// TLS material of the server.
 #[derive(Debug, Clone)]
@@ -85,7 +78,7 @@ pub async fn serve(
     listener: TcpListener,
     tls: TlsFiles,
     collector: Arc<Collector>,
-    log: Arc<log::LogKeeper>,
+    log: Arc<LogKeeper>,
     ca: Option<Arc<collector_pki::Ca>>,
     challenge_every: Duration,
     limits: Limits,

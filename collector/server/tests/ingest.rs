@@ -785,7 +785,7 @@ async fn a_silent_host_heard_again_is_a_silence_in_the_report() {
     let events = h.store.events(0, 100).unwrap();
     let silence = events
         .iter()
-        .find(|e| e.kind == collector_server::ingest::SILENCE_EVENT)
+        .find(|e| e.kind == collector_app::ingest::SILENCE_EVENT)
         .unwrap_or_else(|| panic!("a silence event in {events:?}"));
     assert_eq!(silence.value, Some(heard + 180_000));
     assert_eq!(silence.at_ms, start + 600_000);
@@ -801,7 +801,7 @@ async fn a_silent_host_heard_again_is_a_silence_in_the_report() {
         .events(0, 100)
         .unwrap()
         .into_iter()
-        .filter(|e| e.kind == collector_server::ingest::SILENCE_EVENT)
+        .filter(|e| e.kind == collector_app::ingest::SILENCE_EVENT)
         .count();
     assert_eq!(silences, 1);
 
@@ -809,7 +809,7 @@ async fn a_silent_host_heard_again_is_a_silence_in_the_report() {
     // the instant it is made), lists the silence with its start and end.
     CLOCK.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let month = collector_report::month::format_date(test_clock())[..7].to_owned();
-    let report = collector_server::report::build(&h.collector, &h.log, &month).unwrap();
+    let report = collector_app::report::build(&h.collector, &h.log, &month).unwrap();
     let span = report
         .stale
         .iter()

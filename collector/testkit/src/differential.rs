@@ -10,11 +10,11 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use collector_app::ingest::{AdminError, Unreadable};
+use collector_app::metrics::Metrics;
+use collector_app::nonce::NonceIssuer;
+use collector_app::{Collector, Outcome, Rules};
 use collector_core::SiteRegistry;
-use collector_server::ingest::AdminError;
-use collector_server::metrics::Metrics;
-use collector_server::nonce::NonceIssuer;
-use collector_server::{Collector, Outcome, Rules};
 use collector_store::{AgentRecord, AttestationStore};
 use proto_accounting::{Catalogue, Distribution, Policy};
 use proto_evidence::{ChainDigest, DeviceRecord, Envelope, LogEntry};
@@ -266,7 +266,7 @@ fn check(store: &Arc<dyn AttestationStore>, collector: &Collector, seed: u64, st
     // The audit replay of the stored host changes, as `audit distribution` computes it.
     let changes = store.host_changes(clock().saturating_add(1)).unwrap();
     let mut audited = Distribution::new();
-    for change in collector_server::audit::replay(&changes).values() {
+    for change in collector_app::distribution::replay(&changes).values() {
         audited
             .add(change.country.parse().unwrap(), change.tpp)
             .unwrap();
@@ -470,8 +470,8 @@ fn attestation(random: &mut Random, actor: &mut Actor, donors: &[(String, usize)
     proto_seal::seal(&payload, &actor.signer).unwrap()
 }
 
-fn wire(envelope: &Envelope) -> proto_wire::v1::SignedAttestation {
-    proto_wire::v1::SignedAttestation {
-        envelope: Some(proto_seal::envelope_to_wire(envelope)),
-    }
+/// The envelope as the agent stream hands it to ingest: through the wire and back.
+fn wire(envelope: &Envelope) -> Result<Envelope, Unreadable> {
+    proto_seal::envelope_from_wire(proto_seal::envelope_to_wire(envelope))
+        .map_err(Unreadable::Invalid)
 }

@@ -21,13 +21,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use collector_app::log::LogKeeper;
+use collector_app::metrics::Metrics;
+use collector_app::nonce::NonceIssuer;
+use collector_app::{Collector, Rules};
 use collector_client::{Channel, ClientTls, Connection, Credential};
 use collector_core::SiteRegistry;
 use collector_pki::{Ca, Role};
-use collector_server::log::LogKeeper;
-use collector_server::metrics::Metrics;
-use collector_server::nonce::NonceIssuer;
-use collector_server::{Collector, Rules, TlsFiles};
+use collector_server::TlsFiles;
 use collector_store::{AgentRecord, AttestationStore};
 use collector_store_sqlite::{SqliteOptions, SqliteStore};
 use proto_accounting::{Catalogue, Policy};

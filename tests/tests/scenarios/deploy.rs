@@ -623,7 +623,7 @@ fn exported(path: &str, prefix: &str) -> BTreeSet<String> {
 }
 
 fn exported_metrics() -> BTreeSet<String> {
-    let mut names = exported("collector/server/src/metrics.rs", "veu_collector");
+    let mut names = exported("collector/app/src/metrics.rs", "veu_collector");
     names.extend(exported("agent/daemon/src/metrics.rs", "veu_agent"));
     // The scanner must see what the docs list, or it would pass vacuously.
     for known in [

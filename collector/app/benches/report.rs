@@ -1,7 +1,7 @@
 //! The monthly report over a month of history for 10,000 hosts: how long the collector takes
 //! to read the history, build the report and render it, measured on a real SQLite store.
 //!
-//! Run: `cargo bench -p collector-server --bench report` (release). Setup (writing the store)
+//! Run: `cargo bench -p collector-app --bench report` (release). Setup (writing the store)
 //! is not timed; the last line gives the figures.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Instant;
 
+use collector_app::log::LogKeeper;
+use collector_app::metrics::Metrics;
+use collector_app::nonce::NonceIssuer;
+use collector_app::{Collector, Rules};
 use collector_core::SiteRegistry;
-use collector_server::log::LogKeeper;
-use collector_server::metrics::Metrics;
-use collector_server::nonce::NonceIssuer;
-use collector_server::{Collector, Rules};
 use collector_store::{AcceptedAttestation, AgentRecord, AttestationStore, Batch, Event, Gpu};
 use collector_store_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 use proto_accounting::{Catalogue, Policy};
@@ -226,7 +226,7 @@ fn main() {
     let mut sizes = (0, 0, 0);
     for _ in 0..3 {
         let started = Instant::now();
-        let report = collector_server::report::build(&collector, &log, "2026-11").unwrap();
+        let report = collector_app::report::build(&collector, &log, "2026-11").unwrap();
         let built = started.elapsed().as_secs_f64();
         let json = report.to_json();
         let csv = report.to_csv();

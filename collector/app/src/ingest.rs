@@ -16,16 +16,25 @@ use collector_core::{
 };
 use collector_store::ledger::{host_update, load_ledger};
 use collector_store::{
-    AcceptedAttestation, AgentRecord, AttestationStore, Batch, Rejection, StoreError,
+    AcceptedAttestation, AgentRecord, AttestationStore, Batch, CommitFuture, Rejection, StoreError,
 };
 use proto_accounting::{Catalogue, CountryCode, Policy};
 use proto_evidence::{ChainDigest, Envelope, KeyId, Link, Sha256};
 use proto_seal::{OpenError, PublicKey};
-use proto_wire::v1;
 
 use crate::metrics::Metrics;
 use crate::nonce::NonceIssuer;
 use crate::refusals::RefusalWindows;
+
+/// An attestation a stream delivered whose envelope could not be read: refused by ingest, in
+/// its place among the others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unreadable {
+    /// The attestation carried no envelope.
+    Missing,
+    /// The envelope's fields are not valid.
+    Invalid(proto_seal::InvalidEnvelope),
+}
 
 /// What an attestation's ingest came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -401,12 +410,8 @@ impl Collector {
         Ok(())
     }
 
-    /// Loads the books again from the store if a failed commit left them unsettled; fails
-    /// (and nothing may be admitted) while the store cannot be read.
-    async fn settle_books(&self) -> Result<(), IngestError> {
-        if !self.unsettled.load(Ordering::SeqCst) {
-            return Ok(());
-        }
+    /// Loads the books again from the store, off the executor, and puts them in place.
+    async fn reload_books(&self) -> Result<(), IngestError> {
         let store = Arc::clone(&self.store);
         let (freshness, now) = (self.freshness_ms, self.now_ms());
         let policy = self.rules.policy.clone();
@@ -417,6 +422,16 @@ impl Collector {
         .await
         .map_err(IngestError::task("reload"))??;
         *self.state() = fresh;
+        Ok(())
+    }
+
+    /// Loads the books again from the store if a failed commit left them unsettled; fails
+    /// (and nothing may be admitted) while the store cannot be read.
+    async fn settle_books(&self) -> Result<(), IngestError> {
+        if !self.unsettled.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.reload_books().await?;
         self.unsettled.store(false, Ordering::SeqCst);
         tracing::info!("books loaded again from the store after a failed commit");
         Ok(())
@@ -506,11 +521,14 @@ impl Collector {
         Ok(())
     }
 
-    /// Ingests the attestations one stream delivered, in order.
+    /// Ingests the attestations one stream delivered, in order: their signers identified,
+    /// their signatures verified off the executor, the books caught up with chains another
+    /// replica continued, the stored digests of resubmissions looked up, then admission under
+    /// the state lock, one durable commit, and acknowledgements only after it.
     pub async fn ingest(
         &self,
         peer: &str,
-        attestations: Vec<v1::SignedAttestation>,
+        attestations: Vec<Result<Envelope, Unreadable>>,
     ) -> Result<Vec<Outcome>, IngestError> {
         self.settle_books().await?;
         let now = self.now_ms();
@@ -521,27 +539,39 @@ impl Collector {
             peer,
             metrics: &self.metrics,
         };
+        let to_verify = self.identify(attestations, &mut results).await;
+        let verified = self.verify(to_verify, now).await?;
+        self.catch_up(&verified).await?;
+        let stored = self.stored_digests(&verified).await?;
+        let queued = self.admit_batch(verified, &stored, &mut results);
+        self.commit(queued.commit, queued.rejections).await?;
+        Ok(self.acknowledge(queued.accepted, queued.conflicts, results))
+    }
 
-        // 1. Fields and sizes, and the signer's key (looked up once per key: a stream's batch
-        //    is one agent's).
+    /// Stage 1: fields and sizes, and the signer's key (looked up once per key: a stream's
+    /// batch is one agent's). Unreadable envelopes and unknown keys are refused here.
+    async fn identify(
+        &self,
+        attestations: Vec<Result<Envelope, Unreadable>>,
+        results: &mut Results<'_>,
+    ) -> Vec<Unverified> {
         let mut signers: Vec<(KeyId, Option<Arc<KnownAgent>>)> = Vec::new();
-        let mut to_verify: Vec<(usize, Envelope, Arc<KnownAgent>)> =
-            Vec::with_capacity(attestations.len());
+        let mut to_verify: Vec<Unverified> = Vec::with_capacity(attestations.len());
         for (index, attestation) in attestations.into_iter().enumerate() {
-            let Some(wire) = attestation.envelope else {
-                results.reject(
-                    index,
-                    0,
-                    None,
-                    None,
-                    Reason::Malformed,
-                    "attestation without an envelope".into(),
-                );
-                continue;
-            };
-            let envelope = match proto_seal::envelope_from_wire(wire) {
+            let envelope = match attestation {
                 Ok(envelope) => envelope,
-                Err(error) => {
+                Err(Unreadable::Missing) => {
+                    results.reject(
+                        index,
+                        0,
+                        None,
+                        None,
+                        Reason::Malformed,
+                        "attestation without an envelope".into(),
+                    );
+                    continue;
+                }
+                Err(Unreadable::Invalid(error)) => {
                     let reason = match error {
                         proto_seal::InvalidEnvelope::Oversized(_) => Reason::Oversized,
                         proto_seal::InvalidEnvelope::Algorithm(_) => Reason::UnsupportedAlgorithm,
@@ -560,7 +590,11 @@ impl Collector {
                 }
             };
             match agent {
-                Some(agent) => to_verify.push((index, envelope, agent)),
+                Some(agent) => to_verify.push(Unverified {
+                    index,
+                    envelope,
+                    agent,
+                }),
                 None => {
                     let detail = format!("key {} is not enrolled", envelope.key_id);
                     results.reject(
@@ -574,18 +608,31 @@ impl Collector {
                 }
             }
         }
+        to_verify
+    }
 
-        // 2. Signatures over the received bytes, verified as one batch in a blocking task, and
-        //    the hardware reports of the attestations that carry any, judged there too (at
-        //    receipt, before any lock).
+    /// Stage 2: signatures over the received bytes, verified as one batch in a blocking task
+    /// (off the executor), and the hardware reports of the attestations that carry any, judged
+    /// there too (at receipt, before any lock).
+    async fn verify(
+        &self,
+        to_verify: Vec<Unverified>,
+        now: i64,
+    ) -> Result<Vec<Verified>, IngestError> {
         let gpu = Arc::clone(&self.gpu);
-        let verified = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let (envelopes, owners): (Vec<Envelope>, Vec<_>) = to_verify
                 .into_iter()
-                .map(|(index, envelope, agent)| {
-                    let key = envelope.key_id;
-                    (envelope, (index, key, agent))
-                })
+                .map(
+                    |Unverified {
+                         index,
+                         envelope,
+                         agent,
+                     }| {
+                        let key = envelope.key_id;
+                        (envelope, (index, key, agent))
+                    },
+                )
                 .unzip();
             let opened = proto_seal::open_batch(
                 envelopes
@@ -600,113 +647,131 @@ impl Collector {
                         Ok(attestation) => gpu.assess(attestation.payload(), now),
                         Err(_) => Vec::new(),
                     };
-                    (index, key, result, agent, proofs)
+                    Verified {
+                        index,
+                        key,
+                        result,
+                        agent,
+                        proofs,
+                    }
                 })
                 .collect::<Vec<_>>()
         })
         .await
-        .map_err(IngestError::task("verification"))?;
+        .map_err(IngestError::task("verification"))
+    }
 
-        // 2b. A chain another replica continued: where the books have no head for the key, or
-        //     the link skips past it, and the store holds a newer head, load the books again
-        //     (several collectors on one database), so an agent that moved between replicas is
-        //     neither a gap nor a fork.
+    /// Stage 3: a chain another replica continued. Where the books have no head for the key,
+    /// or the link skips past it, and the store holds a newer head, the books are loaded again
+    /// (several collectors on one database), so an agent that moved between replicas is
+    /// neither a gap nor a fork.
+    async fn catch_up(&self, verified: &[Verified]) -> Result<(), IngestError> {
         let behind: Vec<KeyId> = {
             let state = self.state();
             let mut keys: Vec<KeyId> = verified
                 .iter()
-                .filter_map(|(_, key, result, _, _)| {
-                    let sequence = result.as_ref().ok()?.payload().sequence;
-                    let head = state.ledger.key(key).and_then(|k| k.head);
+                .filter_map(|v| {
+                    let sequence = v.result.as_ref().ok()?.payload().sequence;
+                    let head = state.ledger.key(&v.key).and_then(|k| k.head);
                     let behind = head.map_or(sequence > 1, |head| sequence > head.sequence + 1);
-                    behind.then_some(*key)
+                    behind.then_some(v.key)
                 })
                 .collect();
             keys.sort();
             keys.dedup();
             keys
         };
-        if !behind.is_empty() {
+        if behind.is_empty() {
+            return Ok(());
+        }
+        let store = Arc::clone(&self.store);
+        let found = tokio::task::spawn_blocking(move || {
+            behind
+                .into_iter()
+                .map(|key| (key, store.chain_head(key.0.as_bytes())))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(IngestError::task("store lookup"))?;
+        let mut stale = false;
+        {
+            let state = self.state();
+            for (key, head) in found {
+                let known = state.ledger.key(&key).and_then(|k| k.head);
+                if let Some((sequence, _)) = head?
+                    && known.is_none_or(|h| sequence > h.sequence)
+                {
+                    stale = true;
+                }
+            }
+        }
+        if stale {
+            self.reload_books().await?;
+        }
+        Ok(())
+    }
+
+    /// Stage 4: the stored digests of resubmissions at or below their key's head (immutable
+    /// once stored), for admission to tell a duplicate from a fork.
+    async fn stored_digests(
+        &self,
+        verified: &[Verified],
+    ) -> Result<HashMap<(KeyId, u64), ChainDigest>, IngestError> {
+        let mut stored: HashMap<(KeyId, u64), ChainDigest> = HashMap::new();
+        let lookups: Vec<(KeyId, u64)> = {
+            let state = self.state();
+            verified
+                .iter()
+                .filter_map(|v| {
+                    v.result
+                        .as_ref()
+                        .ok()
+                        .map(|a| (v.key, a.payload().sequence))
+                })
+                .filter(|(key, sequence)| {
+                    state
+                        .ledger
+                        .key(key)
+                        .and_then(|k| k.head)
+                        .is_some_and(|head| *sequence <= head.sequence)
+                })
+                .collect()
+        };
+        if !lookups.is_empty() {
             let store = Arc::clone(&self.store);
             let found = tokio::task::spawn_blocking(move || {
-                behind
+                lookups
                     .into_iter()
-                    .map(|key| (key, store.chain_head(key.0.as_bytes())))
+                    .map(|(key, sequence)| {
+                        (
+                            key,
+                            sequence,
+                            store.stored_digest(key.0.as_bytes(), sequence),
+                        )
+                    })
                     .collect::<Vec<_>>()
             })
             .await
             .map_err(IngestError::task("store lookup"))?;
-            let mut stale = false;
-            {
-                let state = self.state();
-                for (key, head) in found {
-                    let known = state.ledger.key(&key).and_then(|k| k.head);
-                    if let Some((sequence, _)) = head?
-                        && known.is_none_or(|h| sequence > h.sequence)
-                    {
-                        stale = true;
-                    }
-                }
-            }
-            if stale {
-                let store = Arc::clone(&self.store);
-                let (freshness, now) = (self.freshness_ms, self.now_ms());
-                let policy = self.rules.policy.clone();
-                let landmarks = self.landmarks.clone();
-                let fresh = tokio::task::spawn_blocking(move || {
-                    load_state(store.as_ref(), freshness, &policy, &landmarks, now)
-                })
-                .await
-                .map_err(IngestError::task("reload"))??;
-                *self.state() = fresh;
-            }
-        }
-
-        // 3. Stored digests for resubmissions at or below the head (immutable once stored).
-        let mut stored: HashMap<(KeyId, u64), ChainDigest> = HashMap::new();
-        {
-            let lookups: Vec<(KeyId, u64)> = {
-                let state = self.state();
-                verified
-                    .iter()
-                    .filter_map(|(_, key, result, _, _)| {
-                        result.as_ref().ok().map(|v| (*key, v.payload().sequence))
-                    })
-                    .filter(|(key, sequence)| {
-                        state
-                            .ledger
-                            .key(key)
-                            .and_then(|k| k.head)
-                            .is_some_and(|head| *sequence <= head.sequence)
-                    })
-                    .collect()
-            };
-            if !lookups.is_empty() {
-                let store = Arc::clone(&self.store);
-                let found = tokio::task::spawn_blocking(move || {
-                    lookups
-                        .into_iter()
-                        .map(|(key, sequence)| {
-                            (
-                                key,
-                                sequence,
-                                store.stored_digest(key.0.as_bytes(), sequence),
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                })
-                .await
-                .map_err(IngestError::task("store lookup"))?;
-                for (key, sequence, digest) in found {
-                    if let Some(digest) = digest? {
-                        stored.insert((key, sequence), chain_digest(&digest));
-                    }
+            for (key, sequence, digest) in found {
+                if let Some(digest) = digest? {
+                    stored.insert((key, sequence), chain_digest(&digest));
                 }
             }
         }
+        Ok(stored)
+    }
 
-        // 4. The rules of the moment, then the ledger, under the state lock; the batch is
-        //    queued for its commit before the lock is let go.
+    /// Stage 5: the rules of the moment (`admit`), then the ledger (`Ledger::attest`), under
+    /// the state lock; the batch, with the refusals due, is queued for its commit before the
+    /// lock is let go, so the log holds batches in the ledger's order.
+    fn admit_batch(
+        &self,
+        verified: Vec<Verified>,
+        stored: &HashMap<(KeyId, u64), ChainDigest>,
+        results: &mut Results<'_>,
+    ) -> Queued {
+        let (peer, now) = (results.peer, results.now);
         let mut accepted: Vec<(usize, u64, [u8; 32])> = Vec::with_capacity(verified.len());
         let mut rows: Vec<AcceptedAttestation> = Vec::with_capacity(verified.len());
         let mut hosts = Vec::with_capacity(verified.len());
@@ -714,169 +779,198 @@ impl Collector {
         let mut conflicts = 0u64;
         // A stream answers one nonce until the next challenge: judge each nonce once.
         let mut nonce_checks: Vec<(KeyId, Vec<u8>, NonceCheck)> = Vec::new();
-        let rejections;
-        let commit = {
-            let mut state = self.state();
-            for (index, key, result, agent, proofs) in verified {
-                let host = || Some(agent.binding.host_id.clone());
-                let attestation = match result {
-                    Ok(attestation) => attestation,
-                    Err(error) => {
-                        let reason = match error {
-                            OpenError::Oversized(_) => Reason::Oversized,
-                            OpenError::BadSignature => Reason::BadSignature,
-                            OpenError::UnknownKey { .. } => Reason::UnknownKey,
-                            OpenError::Malformed(_)
-                            | OpenError::PayloadKeyMismatch { .. }
-                            | OpenError::WrongNonce => Reason::Malformed,
-                        };
-                        results.reject(index, 0, Some(key), host(), reason, error.to_string());
-                        continue;
-                    }
-                };
-                let payload = attestation.payload();
-                let nonce = match nonce_checks
-                    .iter()
-                    .find(|(k, nonce, _)| *k == key && *nonce == payload.collector_nonce)
-                {
-                    Some((_, _, check)) => *check,
-                    None => {
-                        let check = self.nonces.check(&key, &payload.collector_nonce);
-                        nonce_checks.push((key, payload.collector_nonce.clone(), check));
-                        check
-                    }
-                };
-                let submission = Submission {
-                    presenting_identity: peer,
-                    payload,
-                    digest: attestation.digest(),
-                    nonce,
-                };
-                let context = AdmissionContext {
-                    catalogue: &self.rules.catalogue,
-                    policy: &self.rules.policy,
-                    sites: &self.rules.sites,
-                    now_ms: now,
-                    max_future_skew_ms: self.rules.max_future_skew_ms,
-                    max_backlog_ms: self.rules.max_backlog_ms,
-                };
-                let stored_digest = stored.get(&(key, payload.sequence)).copied();
-                let fresh = match admit(&agent.binding, stored_digest, submission, context) {
-                    Err((reason, detail)) => {
-                        results.reject(index, payload.sequence, Some(key), host(), reason, detail);
-                        continue;
-                    }
-                    Ok(Admission::Duplicate) => {
-                        results.outcomes[index] = Some(Outcome::Ack {
-                            sequence: payload.sequence,
-                            digest: *attestation.digest().0.as_bytes(),
-                        });
-                        continue;
-                    }
-                    Ok(Admission::Accept { fresh }) => fresh,
-                };
-                let applied = match state
-                    .ledger
-                    .attest(now, payload, attestation.digest(), &proofs)
-                {
-                    Ok(applied) => applied,
-                    Err((reason, detail)) => {
-                        results.reject(index, payload.sequence, Some(key), host(), reason, detail);
-                        continue;
-                    }
-                };
-                let host_id = payload.host_id.0.as_str();
-                let Some(record) = state.ledger.host(host_id) else {
-                    // The ledger just applied an attestation of this host.
-                    results.reject(
-                        index,
-                        payload.sequence,
-                        Some(key),
-                        host(),
-                        Reason::UnknownKey,
-                        format!("host {host_id} is not in the books"),
-                    );
+        let mut state = self.state();
+        for Verified {
+            index,
+            key,
+            result,
+            agent,
+            proofs,
+        } in verified
+        {
+            let host = || Some(agent.binding.host_id.clone());
+            let attestation = match result {
+                Ok(attestation) => attestation,
+                Err(error) => {
+                    let reason = match error {
+                        OpenError::Oversized(_) => Reason::Oversized,
+                        OpenError::BadSignature => Reason::BadSignature,
+                        OpenError::UnknownKey { .. } => Reason::UnknownKey,
+                        OpenError::Malformed(_)
+                        | OpenError::PayloadKeyMismatch { .. }
+                        | OpenError::WrongNonce => Reason::Malformed,
+                    };
+                    results.reject(index, 0, Some(key), host(), reason, error.to_string());
                     continue;
-                };
-                let catalogue_ids: Vec<&str> = payload
-                    .devices
-                    .iter()
-                    .map(|d| d.catalogue_id.as_str())
-                    .collect();
-                let update = host_update(host_id, record, &catalogue_ids, applied.change.as_ref());
-                for event in &applied.events {
-                    if let collector_core::LedgerEvent::GpuConflict { conflict, .. } = event {
-                        conflicts += 1;
-                        tracing::warn!(?conflict, "GPU identity seen on two hosts; it counts once");
-                    }
-                    events.push(collector_store::ledger::event(now, event));
                 }
-                rows.push(AcceptedAttestation {
-                    key_id: *key.0.as_bytes(),
-                    sequence: payload.sequence,
-                    digest: *attestation.digest().0.as_bytes(),
-                    previous_digest: *payload.previous_digest.0.as_bytes(),
-                    host_id: payload.host_id.0.clone(),
-                    site_id: payload.site_id.0.clone(),
-                    country: record.country.to_string(),
-                    issued_at_ms: payload.issued_at_unix_ms,
-                    received_at_ms: now,
-                    tpp: applied.tpp,
-                    devices: applied.devices,
-                    simulated: payload.source == proto_evidence::EvidenceSource::Simulated,
-                    gap_before: match applied.link {
-                        Link::Next => 0,
-                        Link::Gap { missing } => missing,
-                    },
-                    fresh,
-                    envelope: proto_seal::encode_envelope(attestation.envelope()),
-                    gpus: update.gpus.clone(),
-                    log_index: None,
-                });
-                hosts.push(update);
-                accepted.push((index, payload.sequence, *attestation.digest().0.as_bytes()));
-            }
-            // Kept apart too: when the batch fails, its rejections are stored on their own.
-            rejections = self.refusal_rows(std::mem::take(&mut results.rejections));
-            let batch = Batch {
-                attestations: rows,
-                hosts,
-                events,
-                rejections: rejections.clone(),
             };
-            let commit = self.store.commit(batch);
-            if !accepted.is_empty() {
-                self.metrics
-                    .observe(state.ledger.live(), &self.rules.policy);
+            let payload = attestation.payload();
+            let nonce = match nonce_checks
+                .iter()
+                .find(|(k, nonce, _)| *k == key && *nonce == payload.collector_nonce)
+            {
+                Some((_, _, check)) => *check,
+                None => {
+                    let check = self.nonces.check(&key, &payload.collector_nonce);
+                    nonce_checks.push((key, payload.collector_nonce.clone(), check));
+                    check
+                }
+            };
+            let submission = Submission {
+                presenting_identity: peer,
+                payload,
+                digest: attestation.digest(),
+                nonce,
+            };
+            let context = AdmissionContext {
+                catalogue: &self.rules.catalogue,
+                policy: &self.rules.policy,
+                sites: &self.rules.sites,
+                now_ms: now,
+                max_future_skew_ms: self.rules.max_future_skew_ms,
+                max_backlog_ms: self.rules.max_backlog_ms,
+            };
+            let stored_digest = stored.get(&(key, payload.sequence)).copied();
+            let fresh = match admit(&agent.binding, stored_digest, submission, context) {
+                Err((reason, detail)) => {
+                    results.reject(index, payload.sequence, Some(key), host(), reason, detail);
+                    continue;
+                }
+                Ok(Admission::Duplicate) => {
+                    results.outcomes[index] = Some(Outcome::Ack {
+                        sequence: payload.sequence,
+                        digest: *attestation.digest().0.as_bytes(),
+                    });
+                    continue;
+                }
+                Ok(Admission::Accept { fresh }) => fresh,
+            };
+            let applied = match state
+                .ledger
+                .attest(now, payload, attestation.digest(), &proofs)
+            {
+                Ok(applied) => applied,
+                Err((reason, detail)) => {
+                    results.reject(index, payload.sequence, Some(key), host(), reason, detail);
+                    continue;
+                }
+            };
+            let host_id = payload.host_id.0.as_str();
+            let Some(record) = state.ledger.host(host_id) else {
+                // The ledger just applied an attestation of this host.
+                results.reject(
+                    index,
+                    payload.sequence,
+                    Some(key),
+                    host(),
+                    Reason::UnknownKey,
+                    format!("host {host_id} is not in the books"),
+                );
+                continue;
+            };
+            let catalogue_ids: Vec<&str> = payload
+                .devices
+                .iter()
+                .map(|d| d.catalogue_id.as_str())
+                .collect();
+            let update = host_update(host_id, record, &catalogue_ids, applied.change.as_ref());
+            for event in &applied.events {
+                if let collector_core::LedgerEvent::GpuConflict { conflict, .. } = event {
+                    conflicts += 1;
+                    tracing::warn!(?conflict, "GPU identity seen on two hosts; it counts once");
+                }
+                events.push(collector_store::ledger::event(now, event));
             }
-            commit
+            rows.push(AcceptedAttestation {
+                key_id: *key.0.as_bytes(),
+                sequence: payload.sequence,
+                digest: *attestation.digest().0.as_bytes(),
+                previous_digest: *payload.previous_digest.0.as_bytes(),
+                host_id: payload.host_id.0.clone(),
+                site_id: payload.site_id.0.clone(),
+                country: record.country.to_string(),
+                issued_at_ms: payload.issued_at_unix_ms,
+                received_at_ms: now,
+                tpp: applied.tpp,
+                devices: applied.devices,
+                simulated: payload.source == proto_evidence::EvidenceSource::Simulated,
+                gap_before: match applied.link {
+                    Link::Next => 0,
+                    Link::Gap { missing } => missing,
+                },
+                fresh,
+                envelope: proto_seal::encode_envelope(attestation.envelope()),
+                gpus: update.gpus.clone(),
+                log_index: None,
+            });
+            hosts.push(update);
+            accepted.push((index, payload.sequence, *attestation.digest().0.as_bytes()));
+        }
+        // Kept apart too: when the batch fails, its rejections are stored on their own.
+        let rejections = self.refusal_rows(std::mem::take(&mut results.rejections));
+        let batch = Batch {
+            attestations: rows,
+            hosts,
+            events,
+            rejections: rejections.clone(),
         };
+        let commit = self.store.commit(batch);
+        if !accepted.is_empty() {
+            self.metrics
+                .observe(state.ledger.live(), &self.rules.policy);
+        }
+        drop(state);
+        Queued {
+            commit,
+            accepted,
+            rejections,
+            conflicts,
+        }
+    }
 
-        // 5. One durable commit; acknowledgements only after it.
-        if let Err(error) = commit.await {
-            // The books may hold what was not stored: nothing more is admitted until they are
-            // loaded again from the store.
-            self.unsettled.store(true, Ordering::SeqCst);
-            // The refusals were decided whatever became of the accepted attestations: keep
-            // their record (a rejection changes nothing in the books).
-            if !rejections.is_empty() {
-                let kept = rejections.len();
-                let alone = Batch {
-                    rejections,
-                    ..Batch::default()
-                };
-                match self.store.commit(alone).await {
-                    Ok(_) => tracing::warn!(kept, "batch not stored; its rejections were"),
-                    Err(again) => {
-                        tracing::error!(%again, kept, "the rejections of a failed batch were not stored either");
-                    }
+    /// Stage 6: the one durable commit. When it fails the books may hold what was not stored:
+    /// nothing more is admitted until they are loaded again from the store, and the batch's
+    /// refusals are stored on their own.
+    async fn commit(
+        &self,
+        commit: CommitFuture,
+        rejections: Vec<Rejection>,
+    ) -> Result<(), IngestError> {
+        let Err(error) = commit.await else {
+            return Ok(());
+        };
+        // The books may hold what was not stored: nothing more is admitted until they are
+        // loaded again from the store.
+        self.unsettled.store(true, Ordering::SeqCst);
+        // The refusals were decided whatever became of the accepted attestations: keep
+        // their record (a rejection changes nothing in the books).
+        if !rejections.is_empty() {
+            let kept = rejections.len();
+            let alone = Batch {
+                rejections,
+                ..Batch::default()
+            };
+            match self.store.commit(alone).await {
+                Ok(_) => tracing::warn!(kept, "batch not stored; its rejections were"),
+                Err(again) => {
+                    tracing::error!(%again, kept, "the rejections of a failed batch were not stored either");
                 }
             }
-            if let Err(reload) = self.settle_books().await {
-                tracing::error!(%reload, "cannot reload the books after a failed commit; ingest waits for the store");
-            }
-            return Err(IngestError::Store(error));
         }
+        if let Err(reload) = self.settle_books().await {
+            tracing::error!(%reload, "cannot reload the books after a failed commit; ingest waits for the store");
+        }
+        Err(IngestError::Store(error))
+    }
+
+    /// Stage 7, after the commit: the accepted attestations acknowledged and counted, every
+    /// outcome in the order the stream delivered them.
+    fn acknowledge(
+        &self,
+        accepted: Vec<(usize, u64, [u8; 32])>,
+        conflicts: u64,
+        mut results: Results<'_>,
+    ) -> Vec<Outcome> {
         for _ in 0..conflicts {
             self.metrics.conflicts.inc();
         }
@@ -884,8 +978,40 @@ impl Collector {
             self.metrics.accepted.inc();
             results.outcomes[index] = Some(Outcome::Ack { sequence, digest });
         }
-        Ok(results.outcomes.into_iter().flatten().collect())
+        results.outcomes.into_iter().flatten().collect()
     }
+}
+
+/// An attestation whose signer the books know, its signature not yet verified.
+struct Unverified {
+    /// Its place in the stream's batch.
+    index: usize,
+    envelope: Envelope,
+    agent: Arc<KnownAgent>,
+}
+
+/// An attestation after verification: opened or refused, with its hardware proofs.
+struct Verified {
+    /// Its place in the stream's batch.
+    index: usize,
+    /// The signer's key.
+    key: KeyId,
+    result: Result<proto_seal::VerifiedAttestation, OpenError>,
+    agent: Arc<KnownAgent>,
+    /// Each device's proof, judged at receipt; none when the signature did not verify.
+    proofs: Vec<proto_evidence::GpuProof>,
+}
+
+/// What admission left for after the state lock: the queued commit and what it decides.
+struct Queued {
+    /// The batch's durable commit, queued under the lock.
+    commit: CommitFuture,
+    /// Accepted attestations: place in the batch, sequence and digest.
+    accepted: Vec<(usize, u64, [u8; 32])>,
+    /// The refusal rows in the batch, stored alone when it fails.
+    rejections: Vec<Rejection>,
+    /// GPU identities seen on two hosts.
+    conflicts: u64,
 }
 
 /// Outcomes and rejection records of one batch.
