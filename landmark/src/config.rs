@@ -107,10 +107,7 @@ impl Config {
     /// Reads the file at `path`, then the signing key and the TLS files it names, checked at
     /// `now`. Every problem comes back at once, each with its key.
     pub fn load(path: &Path, now: SystemTime) -> Result<Loaded, ConfigErrors> {
-        let text = std::fs::read_to_string(path).map_err(|error| ConfigErrors {
-            path: path.to_path_buf(),
-            errors: vec![("file".to_owned(), files::cannot_read(path, &error))],
-        })?;
+        let text = files::read_config(path)?;
         let problems = Problems::new();
         let config = Self::read(&text, path, &problems)?;
         let signer = (!problems.has("key"))
@@ -187,16 +184,8 @@ impl Config {
     /// a problem takes its default). Only syntax errors stop it, all of them reported. The
     /// result is valid only when `problems` stayed empty.
     pub fn read(text: &str, path: &Path, problems: &Problems) -> Result<Config, ConfigErrors> {
-        let table = proto_config::document::parse(text).map_err(|syntax| ConfigErrors {
-            path: path.to_path_buf(),
-            errors: syntax
-                .into_iter()
-                .map(|e| ("syntax".to_owned(), e))
-                .collect(),
-        })?;
-        let mut root = Section::root(table, problems);
-        let base = path.parent().unwrap_or(Path::new("."));
-        let resolve = |p: PathBuf| if p.is_relative() { base.join(p) } else { p };
+        let mut root = proto_config::document::root(text, path, problems)?;
+        let resolve = proto_config::document::resolver(path);
 
         let id = root.required::<String>("id").unwrap_or_default();
         if !problems.has("id")

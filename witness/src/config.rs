@@ -117,8 +117,7 @@ impl Config {
             errors: vec![("syntax".into(), error.to_string().trim().replace('\n', " "))],
         })?;
         let mut errors: Vec<(String, String)> = Vec::new();
-        let base = path.parent().unwrap_or(Path::new("."));
-        let resolve = |p: PathBuf| if p.is_relative() { base.join(p) } else { p };
+        let resolve = proto_config::document::resolver(path);
 
         let listen = raw.listen.parse::<SocketAddr>().map_err(|_| {
             errors.push((

@@ -85,16 +85,8 @@ impl Config {
     /// the checks that follow see every other value. Only syntax errors stop it, all of them
     /// reported. The result is a valid configuration only when `problems` stayed empty.
     pub fn read(text: &str, path: &Path, problems: &Problems) -> Result<Config, ConfigErrors> {
-        let table = proto_config::document::parse(text).map_err(|syntax| ConfigErrors {
-            path: path.to_path_buf(),
-            errors: syntax
-                .into_iter()
-                .map(|e| ("syntax".to_owned(), e))
-                .collect(),
-        })?;
-        let mut root = Section::root(table, problems);
-        let base = path.parent().unwrap_or(Path::new("."));
-        let resolve = |p: PathBuf| if p.is_relative() { base.join(p) } else { p };
+        let mut root = proto_config::document::root(text, path, problems)?;
+        let resolve = proto_config::document::resolver(path);
         let duration =
             |section: &mut Section, name: &'static str, default: Duration, min: Duration| {
                 match section.optional::<String>(name).map(|t| parse_duration(&t)) {

@@ -58,10 +58,7 @@ impl Startup {
 /// Reads the configuration at `path` and checks everything `run` needs at `now`.
 pub fn check(path: &Path, now: SystemTime) -> Result<Startup, ConfigErrors> {
     let problems = Problems::new();
-    let text = std::fs::read_to_string(path).map_err(|error| ConfigErrors {
-        path: path.to_path_buf(),
-        errors: vec![("file".to_owned(), files::cannot_read(path, &error))],
-    })?;
+    let text = files::read_config(path)?;
     let config = Config::read(&text, path, &problems)?;
     let mut creates = Creates::default();
 

@@ -62,6 +62,33 @@ pub fn parse(text: &str) -> Result<toml::Table, Vec<String>> {
     toml::from_str(text).map_err(|error| vec![error.to_string().trim_end().to_owned()])
 }
 
+/// A daemon's configuration text as its root section, every syntax error reported against
+/// `path` under the key `syntax`: where each daemon's `Config::read` starts.
+pub fn root(
+    text: &str,
+    path: &std::path::Path,
+    problems: &Problems,
+) -> Result<Section, crate::ConfigErrors> {
+    let table = parse(text).map_err(|syntax| crate::ConfigErrors {
+        path: path.to_path_buf(),
+        errors: syntax
+            .into_iter()
+            .map(|e| ("syntax".to_owned(), e))
+            .collect(),
+    })?;
+    Ok(Section::root(table, problems))
+}
+
+/// Paths a configuration file names are relative to the file's own folder: the function that
+/// makes a path read from the file at `path` absolute (or leaves an absolute one alone).
+pub fn resolver(path: &std::path::Path) -> impl Fn(std::path::PathBuf) -> std::path::PathBuf {
+    let base = path
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .to_path_buf();
+    move |p| if p.is_relative() { base.join(p) } else { p }
+}
+
 /// One table of a document, read key by key. Every key read is taken out of it; the keys left
 /// when it is dropped are unknown, and recorded as problems then, with the keys it knows.
 #[derive(Debug)]
