@@ -238,6 +238,15 @@ struct Required {
     input: ReportInput,
 }
 
+/// The log's leaves decoded, with their indices: what the collector reads from its store.
+fn entries_of(log: &Log) -> Vec<(u64, LogEntry)> {
+    log.leaves
+        .iter()
+        .enumerate()
+        .map(|(i, (bytes, _))| (i as u64, LogEntry::decode(bytes).unwrap()))
+        .collect()
+}
+
 const MEASURED: i64 = NOV + DAY + 100;
 const RECEIVED: i64 = NOV + DAY + 200;
 const AS_OF: i64 = NOV + 4 * DAY;
@@ -281,12 +290,7 @@ fn required_month() -> Required {
         devices: 8,
         kind: ChangeKind::Attested,
     };
-    let entries: Vec<(u64, LogEntry)> = log
-        .leaves
-        .iter()
-        .enumerate()
-        .map(|(i, (bytes, _))| (i as u64, LogEntry::decode(bytes).unwrap()))
-        .collect();
+    let entries = entries_of(&log);
     let sites = collector_core::SiteRegistry::from_toml(SITES).unwrap();
     let location = collector_bundle::located_at(
         entries.iter().map(|(i, e)| (*i, e)),
@@ -437,12 +441,7 @@ fn a_revoked_key_or_a_decommissioned_host_stops_being_verified_at_that_instant()
         },
         None,
     );
-    let entries: Vec<(u64, LogEntry)> = log
-        .leaves
-        .iter()
-        .enumerate()
-        .map(|(i, (bytes, _))| (i as u64, LogEntry::decode(bytes).unwrap()))
-        .collect();
+    let entries = entries_of(&log);
     let landmarks = Landmarks::from_landmarks([kas.entry()]);
     let sites = collector_core::SiteRegistry::from_toml(SITES).unwrap();
     let located = |changes_from| {
