@@ -51,22 +51,13 @@ pub fn check(path: &Path, now: SystemTime) -> Result<Startup, ConfigErrors> {
     let config = Config::read(&text, path, &problems)?;
     let mut creates = Creates::default();
 
-    let catalogue = files::rule_file(
-        "rules.catalogue",
+    let (catalogue, policy) = files::rules(
         config.catalogue.as_deref(),
-        proto_accounting::catalogue::BUILTIN_TOML,
-        &problems,
-        |text| Catalogue::from_toml(text).map_err(|e| e.messages()),
-    )
-    .map(|(catalogue, _)| catalogue);
-    let policy = files::rule_file(
-        "rules.policy",
         config.policy.as_deref(),
-        proto_accounting::policy::UVEU_2025_US_TOML,
         &problems,
-        |text| Policy::from_toml(text).map_err(|e| e.messages()),
-    )
-    .map(|(policy, _)| policy);
+    );
+    let catalogue = catalogue.map(|(catalogue, _)| catalogue);
+    let policy = policy.map(|(policy, _)| policy);
     if let Some(library) = &config.nvml_library
         && !problems.has("nvml.library")
     {

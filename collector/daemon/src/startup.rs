@@ -10,7 +10,6 @@ use std::time::{Duration, SystemTime};
 use collector_app::Rules;
 use collector_core::{SiteError, SiteRegistry};
 use collector_server::TlsFiles;
-use proto_accounting::{Catalogue, Policy};
 use proto_config::files::{self, Creates};
 use proto_config::tls::{self, Named};
 use proto_config::{ConfigErrors, Problems};
@@ -62,19 +61,10 @@ pub fn check(path: &Path, now: SystemTime) -> Result<Startup, ConfigErrors> {
     let config = Config::read(&text, path, &problems)?;
     let mut creates = Creates::default();
 
-    let catalogue = files::rule_file(
-        "rules.catalogue",
+    let (catalogue, policy) = files::rules(
         config.catalogue.as_deref(),
-        proto_accounting::catalogue::BUILTIN_TOML,
-        &problems,
-        |text| Catalogue::from_toml(text).map_err(|e| e.messages()),
-    );
-    let policy = files::rule_file(
-        "rules.policy",
         config.policy.as_deref(),
-        proto_accounting::policy::UVEU_2025_US_TOML,
         &problems,
-        |text| Policy::from_toml(text).map_err(|e| e.messages()),
     );
     let sites = (!problems.has("sites"))
         .then(|| files::read_text("sites", &config.sites, &problems))

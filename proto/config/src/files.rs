@@ -274,6 +274,38 @@ pub fn rule_file<T>(
     }
 }
 
+/// A rule file read: its value and its text.
+pub type Rule<T> = (T, String);
+
+/// The daemon's catalogue and policy, each from the file `[rules]` names or the built-in one,
+/// with its text (for digests and the audit service); a problem with either is reported under
+/// `rules.catalogue` or `rules.policy`.
+pub fn rules(
+    catalogue: Option<&Path>,
+    policy: Option<&Path>,
+    problems: &Problems,
+) -> (
+    Option<Rule<proto_accounting::Catalogue>>,
+    Option<Rule<proto_accounting::Policy>>,
+) {
+    (
+        rule_file(
+            "rules.catalogue",
+            catalogue,
+            proto_accounting::catalogue::BUILTIN_TOML,
+            problems,
+            |text| proto_accounting::Catalogue::from_toml(text).map_err(|e| e.messages()),
+        ),
+        rule_file(
+            "rules.policy",
+            policy,
+            proto_accounting::policy::UVEU_2025_US_TOML,
+            problems,
+            |text| proto_accounting::Policy::from_toml(text).map_err(|e| e.messages()),
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
