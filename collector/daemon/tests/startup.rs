@@ -410,3 +410,32 @@ fn a_landmark_registry_that_does_not_read_is_refused_with_its_key_and_entry() {
     setup.config(&[("[log]", "[location]\nlandmarks = \"nowhere.toml\"\n[log]")]);
     setup.refused(&["location.landmarks"], &["nowhere.toml"]);
 }
+
+#[test]
+fn a_policy_requiring_location_without_landmarks_is_valid_but_warned_about() {
+    let setup = Setup::new();
+    let shipped = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/policies/uveu-2025-us.toml"),
+    )
+    .unwrap();
+    std::fs::write(
+        setup.path("policy.toml"),
+        format!(
+            "{}\n[location]\nrequire_for_tier1 = true\n",
+            shipped.replace("id = \"uveu-2025-us\"", "id = \"uveu-2025-us-located\"")
+        ),
+    )
+    .unwrap();
+    setup.config(&[("# policy", "policy = \"policy.toml\"")]);
+    let output = setup.command("check-config");
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("warning: the policy counts Tier-1 compute only where landmarks verify"),
+        "{stdout}"
+    );
+    // The shipped policy alone warns about nothing.
+    setup.config(&[]);
+    let output = setup.command("check-config");
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("warning"));
+}
