@@ -883,6 +883,39 @@ mod tests {
     }
 
     #[test]
+    fn under_a_location_requirement_the_verdict_gauges_count_only_located_tier1_compute() {
+        let metrics = Metrics::new();
+        let mut policy = Policy::uveu_2025_us().unwrap();
+        policy.location.required_for_tier1 = true;
+        let fleet = live(&[("US", 800), ("DE", 200)]);
+        // Nothing located yet: Tier 1 and home are at 0 %.
+        metrics.observe(&fleet, &policy);
+        let text = metrics.render();
+        has(&text, "veu_collector_compliant{view=\"last_known\"} 0");
+        has(
+            &text,
+            "veu_collector_tier1_share_percent{view=\"last_known\"} 0.0",
+        );
+        // The sweeper's location observation: all of it verified, so the next observation
+        // (an attestation, or the same tick) is compliant.
+        let mut located = collector_core::LocationSums::default();
+        for (country, tpp) in [("US", 800), ("DE", 200)] {
+            let country = CountryCode::parse(country).unwrap();
+            located.verified.add(country, tpp).unwrap();
+            located.verified_fresh.add(country, tpp).unwrap();
+        }
+        metrics.observe_location(&located, &policy);
+        metrics.observe(&fleet, &policy);
+        let text = metrics.render();
+        has(&text, "veu_collector_compliant{view=\"last_known\"} 1");
+        has(&text, "veu_collector_compliant{view=\"verified\"} 1");
+        has(
+            &text,
+            "veu_collector_tier1_share_percent{view=\"last_known\"} 100.0",
+        );
+    }
+
+    #[test]
     fn one_tpp_below_the_tier1_minimum_is_a_violation() {
         let text = observed(&[("US", 599), ("DE", 150), ("IN", 70), ("MY", 180)]);
         has(
