@@ -2,6 +2,9 @@
 
 use proto_evidence::{EvidenceSource, GpuEvidence};
 
+/// One failed query: the evidence model's record, carried unchanged into the attestation.
+pub use proto_evidence::DeviceFault as Fault;
+
 /// One physical accelerator as the source saw it. Fields whose query failed are empty and the
 /// failure is listed in `faults`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -40,25 +43,6 @@ pub struct RawDevice {
     pub confidential_compute: Option<bool>,
     /// Queries that failed.
     pub faults: Vec<Fault>,
-}
-
-/// One failed query.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fault {
-    /// The NVML function, e.g. `nvmlDeviceGetSerial`.
-    pub query: String,
-    /// The error it returned.
-    pub message: String,
-}
-
-impl Fault {
-    /// A fault for `query` with `message`.
-    pub fn new(query: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            query: query.into(),
-            message: message.into(),
-        }
-    }
 }
 
 /// Everything one enumeration saw.

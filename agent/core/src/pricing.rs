@@ -3,7 +3,7 @@
 
 use proto_accounting::catalogue::MatchedBy;
 use proto_accounting::{Catalogue, PciId, Policy};
-use proto_evidence::{DeviceFault, DeviceRecord, GpuEvidence, Totals};
+use proto_evidence::{DeviceRecord, GpuEvidence, Totals};
 
 use crate::RawInventory;
 
@@ -83,14 +83,7 @@ pub fn price(inventory: &RawInventory, catalogue: &Catalogue, policy: &Policy) -
                     unknown: identified.is_none(),
                     mig_enabled: raw.mig_enabled,
                     mig_instances: raw.mig_instances,
-                    faults: raw
-                        .faults
-                        .iter()
-                        .map(|f| DeviceFault {
-                            query: f.query.clone(),
-                            message: f.message.clone(),
-                        })
-                        .collect(),
+                    faults: raw.faults.clone(),
                     compute_capability: raw.compute_capability.clone(),
                     memory_total_bytes: raw.memory_total_bytes,
                     max_sm_clock_mhz: raw.max_sm_clock_mhz,

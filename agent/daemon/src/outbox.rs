@@ -47,12 +47,12 @@ impl Outbox for JournalOutbox {
     fn refused(
         &self,
         sequence: u64,
-        reason: RejectReason,
+        reason: Option<RejectReason>,
         detail: &str,
     ) -> Result<(), JournalError> {
         tracing::error!(
             sequence,
-            ?reason,
+            reason = reason.map_or("unspecified", RejectReason::as_str),
             detail,
             "attestation refused by the collector; moved to the spool's rejected folder"
         );

@@ -24,8 +24,8 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 
 pub use enroll::{EnrollError, Enrolled, Enrollment, Renewal, enroll, renew};
 pub use probe::{ProbeError, ProbeOutcome, probe_landmark};
+pub use proto_evidence::RejectReason;
 pub use retry::{Backoff, Disposition, classify_reject, classify_status};
-pub use wire::RejectReason;
 
 /// Where the collector is and how to prove who we are.
 #[derive(Debug, Clone)]
@@ -96,9 +96,14 @@ pub trait Outbox: Send + Sync + 'static {
     fn pending_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, Self::Error>;
     /// The collector stored everything up to `sequence`.
     fn acknowledged(&self, sequence: u64) -> Result<(), Self::Error>;
-    /// The collector refused `sequence` for good; keep it aside, stop sending it.
-    fn refused(&self, sequence: u64, reason: RejectReason, detail: &str)
-    -> Result<(), Self::Error>;
+    /// The collector refused `sequence` for good; keep it aside, stop sending it. `reason` is
+    /// `None` when the collector gave none this agent knows.
+    fn refused(
+        &self,
+        sequence: u64,
+        reason: Option<RejectReason>,
+        detail: &str,
+    ) -> Result<(), Self::Error>;
     /// The highest sequence signed so far and its chain digest, for `Hello`.
     fn head(&self) -> (u64, Vec<u8>);
 }
@@ -116,8 +121,8 @@ pub enum Event {
     Refused {
         /// Its sequence.
         sequence: u64,
-        /// Why.
-        reason: RejectReason,
+        /// Why, when the collector said in a code this agent knows.
+        reason: Option<RejectReason>,
     },
     /// The stream ended; the uplink retries after `retry_in`.
     Disconnected {

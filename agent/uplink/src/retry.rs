@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::wire::RejectReason;
+use proto_evidence::RejectReason;
 
 /// What to do after an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,8 +29,12 @@ pub fn classify_status(code: tonic::Code) -> Disposition {
     }
 }
 
-/// Classifies the collector's refusal of one attestation.
-pub fn classify_reject(reason: RejectReason) -> Disposition {
+/// Classifies the collector's refusal of one attestation; `None` is a reason this agent does not
+/// know (or none), retried.
+pub fn classify_reject(reason: Option<RejectReason>) -> Disposition {
+    let Some(reason) = reason else {
+        return Disposition::Retry;
+    };
     match reason {
         RejectReason::UnknownKey | RejectReason::RevokedKey | RejectReason::KeyIdentityMismatch => {
             Disposition::Fatal
@@ -50,7 +54,6 @@ pub fn classify_reject(reason: RejectReason) -> Disposition {
         | RejectReason::SimulatedEvidence
         | RejectReason::Backdated
         | RejectReason::DuplicateGpu => Disposition::SetAside,
-        RejectReason::Unspecified => Disposition::Retry,
     }
 }
 
@@ -143,16 +146,17 @@ mod tests {
             Disposition::Fatal
         );
         assert_eq!(
-            classify_reject(RejectReason::RevokedKey),
+            classify_reject(Some(RejectReason::RevokedKey)),
             Disposition::Fatal
         );
         assert_eq!(
-            classify_reject(RejectReason::BadSignature),
+            classify_reject(Some(RejectReason::BadSignature)),
             Disposition::SetAside
         );
         assert_eq!(
-            classify_reject(RejectReason::StaleNonce),
+            classify_reject(Some(RejectReason::StaleNonce)),
             Disposition::SetAside
         );
+        assert_eq!(classify_reject(None), Disposition::Retry);
     }
 }

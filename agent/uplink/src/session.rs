@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Endpoint;
 use veu_daemon_kit::error_chain;
 
+use crate::RejectReason;
 use crate::retry::{Disposition, classify_reject, classify_status};
 use crate::wire::{self, FromCollector};
 use crate::{Deps, Event, Outbox, UplinkConfig};
@@ -146,7 +147,7 @@ impl<O: Outbox> Session<'_, O> {
                     let _ = blocking(move || {
                         outbox.refused(
                             sequence,
-                            wire::RejectReason::Malformed,
+                            Some(RejectReason::Malformed),
                             "undecodable spool entry",
                         )
                     })

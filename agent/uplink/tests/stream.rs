@@ -187,7 +187,7 @@ async fn serve(addr: SocketAddr, pki: &Pki, collector: Collector, stop: Cancella
 /// An in-memory outbox holding sealed attestations.
 struct MemoryOutbox {
     entries: Mutex<BTreeMap<u64, Vec<u8>>>,
-    refused: Mutex<Vec<(u64, RejectReason)>>,
+    refused: Mutex<Vec<(u64, Option<RejectReason>)>>,
 }
 
 impl Outbox for MemoryOutbox {
@@ -207,7 +207,7 @@ impl Outbox for MemoryOutbox {
     fn refused(
         &self,
         sequence: u64,
-        reason: RejectReason,
+        reason: Option<RejectReason>,
         _detail: &str,
     ) -> Result<(), Self::Error> {
         self.entries.lock().unwrap().remove(&sequence);
@@ -481,7 +481,7 @@ async fn a_refused_entry_is_set_aside_and_a_revoked_key_stops_the_uplink() {
     .await;
     assert_eq!(
         *h.outbox.refused.lock().unwrap(),
-        [(2, RejectReason::BadSignature)]
+        [(2, Some(RejectReason::BadSignature))]
     );
     stop.cancel();
     task.await.unwrap().unwrap();

@@ -422,12 +422,9 @@ fn refused(reject: &v1::Reject) -> StreamError {
 
 /// The collector's reason code of a wire reason: `REJECT_REASON_STALE_NONCE` → `stale_nonce`.
 pub fn reason_code(reason: i32) -> String {
-    match v1::RejectReason::try_from(reason) {
-        Ok(reason) => reason
-            .as_str_name()
-            .trim_start_matches("REJECT_REASON_")
-            .to_ascii_lowercase(),
-        Err(_) => format!("unknown_{reason}"),
+    match proto_seal::reject_reason_from_wire(reason) {
+        Some(reason) => reason.as_str().to_owned(),
+        None => format!("unknown_{reason}"),
     }
 }
 

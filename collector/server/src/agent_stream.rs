@@ -231,7 +231,7 @@ impl Session {
                     detail,
                 } => ToAgent::Reject(v1::Reject {
                     sequence,
-                    reason: wire::reject_reason(reason).into(),
+                    reason: wire::reject_reason(reason),
                     detail,
                 }),
             };
@@ -294,7 +294,7 @@ impl Session {
         }
         self.send(ToAgent::Reject(v1::Reject {
             sequence: 0,
-            reason: wire::reject_reason(reason).into(),
+            reason: wire::reject_reason(reason),
             detail: detail.to_owned(),
         }))
         .await?;

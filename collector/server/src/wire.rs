@@ -4,7 +4,6 @@ use collector_app::ingest::Unreadable;
 use collector_core::Reason;
 use proto_evidence::Envelope;
 use proto_wire::v1;
-use proto_wire::v1::RejectReason;
 
 /// The envelope of a delivered attestation, or why it has none that ingest can read.
 pub fn attestation(attestation: v1::SignedAttestation) -> Result<Envelope, Unreadable> {
@@ -13,25 +12,6 @@ pub fn attestation(attestation: v1::SignedAttestation) -> Result<Envelope, Unrea
 }
 
 /// The wire code of a rejection reason.
-pub fn reject_reason(reason: Reason) -> RejectReason {
-    match reason {
-        Reason::UnknownKey => RejectReason::UnknownKey,
-        Reason::RevokedKey => RejectReason::RevokedKey,
-        Reason::KeyIdentityMismatch => RejectReason::KeyIdentityMismatch,
-        Reason::BadSignature => RejectReason::BadSignature,
-        Reason::Malformed => RejectReason::Malformed,
-        Reason::Oversized => RejectReason::Oversized,
-        Reason::SequenceRollback => RejectReason::SequenceRollback,
-        Reason::Fork => RejectReason::Fork,
-        Reason::PreviousDigestMismatch => RejectReason::PreviousDigestMismatch,
-        Reason::ClockSkew => RejectReason::ClockSkew,
-        Reason::StaleNonce => RejectReason::StaleNonce,
-        Reason::SiteMismatch => RejectReason::SiteMismatch,
-        Reason::CatalogueMismatch => RejectReason::CatalogueMismatch,
-        Reason::SimulatedEvidence => RejectReason::SimulatedEvidence,
-        Reason::UnsupportedAlgorithm => RejectReason::UnsupportedAlgorithm,
-        Reason::ProtocolViolation => RejectReason::ProtocolViolation,
-        Reason::Backdated => RejectReason::Backdated,
-        Reason::DuplicateGpu => RejectReason::DuplicateGpu,
-    }
+pub fn reject_reason(reason: Reason) -> i32 {
+    proto_seal::reject_reason_to_wire(reason)
 }

@@ -10,6 +10,7 @@ pub mod hardware;
 pub mod location;
 pub mod log;
 mod payload;
+mod reject;
 
 use std::fmt;
 
@@ -29,6 +30,7 @@ pub use log::{LogDecodeError, LogEntry, REPORT_CONTEXT, TREE_HEAD_CONTEXT, TreeH
 pub use payload::{
     AttestationPayload, DeviceFault, DeviceRecord, EvidenceSource, PAYLOAD_FORMAT, Totals,
 };
+pub use reject::RejectReason;
 
 /// Domain-separation context signed before an attestation payload.
 pub const ATTESTATION_CONTEXT: &[u8] = b"veu-attest/v1/attestation\0";

@@ -98,10 +98,20 @@ pub struct DeviceRecord {
 /// One failed query on one device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceFault {
-    /// The NVML function that failed.
+    /// The NVML function that failed, e.g. `nvmlDeviceGetSerial`.
     pub query: String,
     /// Its error.
     pub message: String,
+}
+
+impl DeviceFault {
+    /// A fault for `query` with `message`.
+    pub fn new(query: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            query: query.into(),
+            message: message.into(),
+        }
+    }
 }
 
 /// Sums over an attestation's devices.

@@ -34,7 +34,7 @@ use proto_evidence::{
 pub use proto_wire::MAX_PAYLOAD_BYTES;
 pub use wire::{
     InvalidEnvelope, InvalidPayload, decode_envelope, encode_envelope, envelope_from_wire,
-    envelope_to_wire,
+    envelope_to_wire, reject_reason_from_wire, reject_reason_to_wire,
 };
 
 /// An Ed25519 signing key held in memory.

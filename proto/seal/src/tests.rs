@@ -449,3 +449,27 @@ fn what_nvml_reports_passes_unchanged() {
     );
     assert_eq!(opened.payload().host_id.0, "gpu-nœud-01.example");
 }
+
+#[test]
+fn every_wire_rejection_code_has_one_reason_with_the_same_name() {
+    let mut known = 0;
+    for code in 0..256 {
+        let Ok(wire) = proto_wire::v1::RejectReason::try_from(code) else {
+            assert_eq!(reject_reason_from_wire(code), None, "code {code}");
+            continue;
+        };
+        if wire == proto_wire::v1::RejectReason::Unspecified {
+            assert_eq!(reject_reason_from_wire(code), None);
+            continue;
+        }
+        let reason = reject_reason_from_wire(code)
+            .unwrap_or_else(|| panic!("{} has no reason", wire.as_str_name()));
+        assert_eq!(reject_reason_to_wire(reason), code);
+        assert_eq!(
+            format!("REJECT_REASON_{}", reason.as_str().to_ascii_uppercase()),
+            wire.as_str_name()
+        );
+        known += 1;
+    }
+    assert_eq!(known, proto_evidence::RejectReason::ALL.len());
+}

@@ -5,7 +5,7 @@ use prost::{Message, encoding};
 use proto_evidence::{
     Algorithm, AttestationPayload, ChainDigest, DeviceFault, DeviceRecord, Envelope,
     EvidenceSource, GpuEvidence, GpuEvidenceFault, HostId, KeyId, MAX_GPU_MESSAGE_BYTES,
-    PAYLOAD_FORMAT, Sha256, SiteId, Totals, report_problem,
+    PAYLOAD_FORMAT, RejectReason, Sha256, SiteId, Totals, report_problem,
 };
 use proto_wire::v1;
 
@@ -574,4 +574,65 @@ impl ToWire<v1::Device> for DeviceRecord {
             gpu_evidence: device.gpu_evidence.to_wire(),
         }
     }
+}
+
+/// Each rejection reason beside its wire code: the one table both directions read.
+const REJECT_REASONS: [(RejectReason, v1::RejectReason); 18] = [
+    (RejectReason::UnknownKey, v1::RejectReason::UnknownKey),
+    (RejectReason::RevokedKey, v1::RejectReason::RevokedKey),
+    (
+        RejectReason::KeyIdentityMismatch,
+        v1::RejectReason::KeyIdentityMismatch,
+    ),
+    (RejectReason::BadSignature, v1::RejectReason::BadSignature),
+    (RejectReason::Malformed, v1::RejectReason::Malformed),
+    (RejectReason::Oversized, v1::RejectReason::Oversized),
+    (
+        RejectReason::SequenceRollback,
+        v1::RejectReason::SequenceRollback,
+    ),
+    (RejectReason::Fork, v1::RejectReason::Fork),
+    (
+        RejectReason::PreviousDigestMismatch,
+        v1::RejectReason::PreviousDigestMismatch,
+    ),
+    (RejectReason::ClockSkew, v1::RejectReason::ClockSkew),
+    (RejectReason::StaleNonce, v1::RejectReason::StaleNonce),
+    (RejectReason::SiteMismatch, v1::RejectReason::SiteMismatch),
+    (
+        RejectReason::CatalogueMismatch,
+        v1::RejectReason::CatalogueMismatch,
+    ),
+    (
+        RejectReason::SimulatedEvidence,
+        v1::RejectReason::SimulatedEvidence,
+    ),
+    (
+        RejectReason::UnsupportedAlgorithm,
+        v1::RejectReason::UnsupportedAlgorithm,
+    ),
+    (
+        RejectReason::ProtocolViolation,
+        v1::RejectReason::ProtocolViolation,
+    ),
+    (RejectReason::Backdated, v1::RejectReason::Backdated),
+    (RejectReason::DuplicateGpu, v1::RejectReason::DuplicateGpu),
+];
+
+/// The wire code of a rejection reason (`veu.v1.RejectReason`).
+pub fn reject_reason_to_wire(reason: RejectReason) -> i32 {
+    REJECT_REASONS
+        .iter()
+        .find(|(domain, _)| *domain == reason)
+        .map_or(v1::RejectReason::Unspecified, |(_, wire)| *wire)
+        .into()
+}
+
+/// The rejection reason of a wire code; `None` for `UNSPECIFIED` and for a code this build does
+/// not know (a newer collector's).
+pub fn reject_reason_from_wire(code: i32) -> Option<RejectReason> {
+    REJECT_REASONS
+        .iter()
+        .find(|(_, wire)| i32::from(*wire) == code)
+        .map(|(domain, _)| *domain)
 }
