@@ -1,17 +1,7 @@
 //! Number formatting for tables: thousands separators and fixed decimals.
 
-/// `1234567` as `1,234,567`.
-pub fn grouped(value: u64) -> String {
-    let digits = value.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
-}
+/// `1234567` as `1,234,567`, as the report writes it.
+pub use collector_report::render::grouped;
 
 /// `count` with its noun, singular or plural and grouped: `1 row`, `12,345 rows`.
 pub fn counted(count: u64, one: &str, many: &str) -> String {

@@ -8,3 +8,4 @@ mod text;
 
 pub use csv::CSV_HEADER;
 pub use html::HtmlOptions;
+pub use text::grouped;

@@ -37,8 +37,8 @@ pub(super) fn escape(text: &str) -> String {
     out
 }
 
-/// `1234567` as `1,234,567`.
-pub(super) fn grouped(value: u64) -> String {
+/// `1234567` as `1,234,567`: how the report, and veuctl's tables, write whole numbers.
+pub fn grouped(value: u64) -> String {
     let digits = value.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, digit) in digits.chars().enumerate() {
