@@ -59,15 +59,15 @@ pub const NVML_CRATE: &str = "agent-nvml";
 pub const BATCH_VERIFY_CRATE: &str = "proto-seal";
 
 /// Crates that may use generated protobuf types directly: the contract itself, the evidence
-/// codec, and the transport adapters of agent, collector, the collector's client, veuctl, the
-/// load generator and the landmark.
+/// codec, and the transport adapters of agent, collector, the collector's client, the load
+/// generator and the landmark. veuctl is not one: it calls the collector through
+/// `collector-client` and reads only plain types.
 pub const TRANSPORT_CRATES: &[&str] = &[
     "proto-wire",
     "proto-seal",
     "agent-uplink",
     "collector-server",
     "collector-client",
-    "collector-ctl",
     "collector-loadgen",
     "collector-testkit",
     "veu-landmark",

@@ -4,7 +4,7 @@ use proto_wire::v1;
 use proto_wire::v1::admin_client::AdminClient;
 use tonic::transport::Channel;
 
-use crate::ClientError;
+use crate::{ClientError, CollectorStatus};
 
 /// An enrolled signing key, as the collector lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +122,16 @@ impl Admin {
             .await?
             .into_inner()
             .decommissioned)
+    }
+
+    /// The collector's live books, conflicts and the latest `recent_rejections` refusals.
+    pub async fn status(&mut self, recent_rejections: u32) -> Result<CollectorStatus, ClientError> {
+        Ok(self
+            .client
+            .status(v1::StatusRequest { recent_rejections })
+            .await?
+            .into_inner()
+            .into())
     }
 
     /// The generated client, for the calls not wrapped here.

@@ -6,7 +6,7 @@ use proto_wire::v1;
 use proto_wire::v1::audit_client::AuditClient;
 use tonic::transport::Channel;
 
-use crate::ClientError;
+use crate::{ClientError, DistributionAt};
 
 /// A host as the collector holds it now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -379,6 +379,22 @@ impl Audit {
             signature: answer.signature,
             key_id: answer.key_id,
         })
+    }
+
+    /// The books as of `as_of_unix_ms` (`None`: now), replayed from the log.
+    pub async fn distribution(
+        &mut self,
+        as_of_unix_ms: Option<i64>,
+    ) -> Result<DistributionAt, ClientError> {
+        Ok(self
+            .client
+            .distribution(v1::DistributionRequest {
+                // On the wire 0 means now.
+                as_of_unix_ms: as_of_unix_ms.unwrap_or(0),
+            })
+            .await?
+            .into_inner()
+            .into())
     }
 
     /// The generated client, for the calls not wrapped here.

@@ -4,13 +4,12 @@
 use anyhow::anyhow;
 use collector_client::StoredAttestation;
 use proto_accounting::Verdict;
-use proto_wire::v1;
 use serde_json::{Value, json};
 
 use crate::admin::hex;
 use crate::distribution::{Standing, Views};
 use crate::number::grouped;
-use crate::remote::{ReaderArgs, block_on, call_failed};
+use crate::remote::{ReaderArgs, block_on};
 use crate::table::Columns;
 use crate::time::{parse_instant, rfc3339};
 use crate::{Failure, Format};
@@ -112,18 +111,7 @@ fn distribution(
             "--at must be after 1970-01-01T00:00:00Z"
         )));
     }
-    let answer = block_on(async {
-        reader
-            .audit()
-            .await?
-            .generated()
-            .distribution(v1::DistributionRequest {
-                as_of_unix_ms: at.unwrap_or(0),
-            })
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(|s| call_failed(&s))
-    })?;
+    let answer = block_on(async { Ok(reader.audit().await?.distribution(at).await?) })?;
     let as_of = rfc3339(answer.as_of_unix_ms);
     let standing = Standing::evaluate(&Views {
         source: format!("{} as of {as_of}", reader.collector.collector),

@@ -11,13 +11,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
-use collector_client::Admin;
-use proto_wire::v1;
-use proto_wire::v1::admin_client::AdminClient;
+use collector_client::{Admin, CollectorStatus};
 use veu_daemon_kit::{Hangup, Signals};
 
 use crate::Failure;
-use crate::remote::{CollectorArgs, block_on, call_failed};
+use crate::remote::{CollectorArgs, block_on};
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -695,18 +693,9 @@ fn wait_for<T>(
     }
 }
 
-fn status(remote: &CollectorArgs) -> anyhow::Result<v1::StatusResponse> {
-    block_on(async {
-        let mut admin = AdminClient::new(remote.connect("admin").await?);
-        admin
-            .status(v1::StatusRequest {
-                recent_rejections: 0,
-            })
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(|s| call_failed(&s))
-    })
-    .map_err(|failure| failure.error)
+fn status(remote: &CollectorArgs) -> anyhow::Result<CollectorStatus> {
+    block_on(async { Ok(Admin::new(remote.connect("admin").await?).status(0).await?) })
+        .map_err(|failure| failure.error)
 }
 
 fn enroll_token(remote: &CollectorArgs, site: &str) -> anyhow::Result<String> {

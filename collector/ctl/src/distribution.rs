@@ -3,10 +3,10 @@
 //! and the stale hosts, evaluated here with the collector's own policy file.
 
 use anyhow::anyhow;
+use collector_client::{BooksView, CountryFigures, HostEntry};
 use proto_accounting::{
     Catalogue, CountryCode, Distribution, Evaluation, Policy, Verdict, evaluate_located,
 };
-use proto_wire::v1;
 use serde_json::{Map, Value, json};
 
 use crate::Failure;
@@ -27,10 +27,10 @@ pub struct Views<'a> {
     pub policy_digest: &'a str,
     /// Empty when the collector does not say.
     pub catalogue_digest: &'a str,
-    pub last_known: Option<&'a v1::DistributionView>,
-    pub verified: Option<&'a v1::DistributionView>,
+    pub last_known: Option<&'a BooksView>,
+    pub verified: Option<&'a BooksView>,
     pub hosts: u32,
-    pub stale_hosts: &'a [v1::HostState],
+    pub stale_hosts: &'a [HostEntry],
     /// Enrolled agents, when the caller may see them (admin).
     pub agents: Option<u32>,
 }
@@ -43,7 +43,7 @@ pub struct Standing {
     verified: Evaluation,
     hosts: u32,
     agents: Option<u32>,
-    stale_hosts: Vec<v1::HostState>,
+    stale_hosts: Vec<HostEntry>,
     /// The last-known view's hardware-attested TPP: in total, and per country with that
     /// country's counted TPP.
     hardware_tpp: u64,
@@ -188,7 +188,7 @@ impl Standing {
                         "host_id": h.host_id,
                         "country": h.country,
                         "tpp": h.tpp,
-                        "last_attested_unix_ms": h.last_attested_unix_ms,
+                        "last_attested_unix_ms": h.last_attested_unix_ms.unwrap_or(0),
                     })
                 })
                 .collect(),
@@ -264,7 +264,7 @@ impl Standing {
                 host.host_id,
                 host.country,
                 grouped(host.tpp),
-                rfc3339(host.last_attested_unix_ms)
+                rfc3339(host.last_attested_unix_ms.unwrap_or(0))
             ));
         }
         out
@@ -274,8 +274,8 @@ impl Standing {
 /// A view's countries with their counted TPP and the part `part` picks (hardware-attested,
 /// location-verified); countries the accounting does not know are left out.
 fn per_country(
-    view: Option<&v1::DistributionView>,
-    part: fn(&v1::CountryCompute) -> u64,
+    view: Option<&BooksView>,
+    part: fn(&CountryFigures) -> u64,
 ) -> Vec<(CountryCode, u64, u64)> {
     view.iter()
         .flat_map(|v| &v.countries)
@@ -297,11 +297,7 @@ fn percent(part: u64, total: u64) -> f64 {
 
 /// A view's per-country sums (countries the accounting does not know are left out).
 /// `part` summed over a view's Tier-1 countries.
-fn tier1_sum(
-    policy: &Policy,
-    view: Option<&v1::DistributionView>,
-    part: fn(&v1::CountryCompute) -> u64,
-) -> u64 {
+fn tier1_sum(policy: &Policy, view: Option<&BooksView>, part: fn(&CountryFigures) -> u64) -> u64 {
     view.iter()
         .flat_map(|v| &v.countries)
         .filter(|line| {
@@ -312,19 +308,16 @@ fn tier1_sum(
         .fold(0u64, u64::saturating_add)
 }
 
-fn sums(view: Option<&v1::DistributionView>) -> Distribution {
+fn sums(view: Option<&BooksView>) -> Distribution {
     sums_of(view, |line| line.tpp)
 }
 
 /// A view's location-verified TPP per country (never more than the country's counted TPP).
-fn located_sums(view: Option<&v1::DistributionView>) -> Distribution {
+fn located_sums(view: Option<&BooksView>) -> Distribution {
     sums_of(view, |line| line.location_verified_tpp.min(line.tpp))
 }
 
-fn sums_of(
-    view: Option<&v1::DistributionView>,
-    part: fn(&v1::CountryCompute) -> u64,
-) -> Distribution {
+fn sums_of(view: Option<&BooksView>, part: fn(&CountryFigures) -> u64) -> Distribution {
     let mut distribution = Distribution::new();
     for line in view.iter().flat_map(|v| &v.countries) {
         if let Ok(country) = CountryCode::parse(&line.country) {

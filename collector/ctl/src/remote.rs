@@ -122,11 +122,6 @@ impl From<ClientError> for Failure {
     }
 }
 
-/// A failed call, with the collector's message.
-pub fn call_failed(status: &tonic::Status) -> Failure {
-    ClientError::from(status.clone()).into()
-}
-
 /// Runs an async command on a small runtime.
 pub fn block_on<T>(future: impl Future<Output = Result<T, Failure>>) -> Result<T, Failure> {
     let _ = rustls::crypto::ring::default_provider().install_default();

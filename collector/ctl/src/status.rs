@@ -2,12 +2,12 @@
 //! conflicts and recent rejections.
 
 use proto_accounting::Verdict;
-use proto_wire::v1;
-use proto_wire::v1::admin_client::AdminClient;
 use serde_json::json;
 
 use crate::distribution::{Standing, Views};
-use crate::remote::{CollectorArgs, block_on, call_failed};
+use collector_client::Admin;
+
+use crate::remote::{CollectorArgs, block_on};
 use crate::table::escape;
 use crate::{Failure, Format};
 
@@ -29,14 +29,9 @@ pub struct StatusArgs {
 
 pub fn run(args: &StatusArgs) -> Result<u8, Failure> {
     let status = block_on(async {
-        let mut admin = AdminClient::new(args.collector.connect("admin").await?);
-        admin
-            .status(v1::StatusRequest {
-                recent_rejections: args.rejections,
-            })
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(|s| call_failed(&s))
+        Ok(Admin::new(args.collector.connect("admin").await?)
+            .status(args.rejections)
+            .await?)
     })?;
     let standing = Standing::evaluate(&Views {
         source: format!("{} (last known)", args.collector.collector),
@@ -59,7 +54,7 @@ pub fn run(args: &StatusArgs) -> Result<u8, Failure> {
                     status
                         .rejection_counts
                         .iter()
-                        .map(|r| (r.reason.clone(), r.count))
+                        .map(|(reason, count)| (reason.clone(), *count))
                         .collect::<std::collections::BTreeMap<_, _>>()
                 ),
             );
@@ -87,7 +82,7 @@ pub fn run(args: &StatusArgs) -> Result<u8, Failure> {
                 let counts: Vec<String> = status
                     .rejection_counts
                     .iter()
-                    .map(|r| format!("{} {}", escape(&r.reason), r.count))
+                    .map(|(reason, count)| format!("{} {count}", escape(reason)))
                     .collect();
                 println!("Rejections: {}", counts.join(", "));
                 for r in &status.recent_rejections {
