@@ -415,6 +415,53 @@ pub fn payload(
     )
 }
 
+/// The hello an agent sends first: `host`, for `signer`'s key, with no chain behind it.
+pub fn hello(signer: &Ed25519Signer, host: &str, agent_version: &str) -> v1::AgentMessage {
+    v1::AgentMessage {
+        message: Some(FromAgent::Hello(v1::Hello {
+            protocol_version: 1,
+            key_id: signer.key_id().0.as_bytes().to_vec(),
+            host_id: host.to_owned(),
+            agent_version: agent_version.to_owned(),
+            last_sequence: 0,
+            last_digest: Vec::new(),
+        })),
+    }
+}
+
+/// Opens one agent stream on `channel` as `host` for `signer`'s key and, once challenged,
+/// sends `envelope`: the collector's answer. That is its refusal when it answers the hello with
+/// anything but a challenge, else its answer to the attestation (which must come within 10 s);
+/// `None` when the stream ends without one.
+pub async fn submit_once(
+    channel: Channel,
+    signer: &Ed25519Signer,
+    host: &str,
+    agent_version: &str,
+    envelope: &proto_evidence::Envelope,
+) -> Result<Option<ToAgent>, tonic::Status> {
+    let (sender, receiver) = mpsc::channel(4);
+    sender
+        .send(hello(signer, host, agent_version))
+        .await
+        .expect("the stream's sender is open before the call");
+    let mut inbound = AgentStreamClient::new(channel)
+        .attest(ReceiverStream::new(receiver))
+        .await?
+        .into_inner();
+    match inbound.message().await?.and_then(|m| m.message) {
+        Some(ToAgent::Challenge(_)) => {}
+        other => return Ok(other),
+    }
+    if sender.send(attestation(envelope)).await.is_err() {
+        return Ok(None);
+    }
+    let answer = tokio::time::timeout(Duration::from_secs(10), inbound.message())
+        .await
+        .expect("an answer within 10 s")?;
+    Ok(answer.and_then(|m| m.message))
+}
+
 pub fn attestation(envelope: &proto_evidence::Envelope) -> v1::AgentMessage {
     v1::AgentMessage {
         message: Some(FromAgent::Attestation(v1::SignedAttestation {
@@ -439,16 +486,7 @@ impl Stream {
         let channel = harness.channel(&tls_of.cert, &tls_of.key).await;
         let (sender, receiver) = mpsc::channel(64);
         sender
-            .send(v1::AgentMessage {
-                message: Some(FromAgent::Hello(v1::Hello {
-                    protocol_version: 1,
-                    key_id: agent.signer.key_id().0.as_bytes().to_vec(),
-                    host_id: agent.host.clone(),
-                    agent_version: "test".into(),
-                    last_sequence: 0,
-                    last_digest: Vec::new(),
-                })),
-            })
+            .send(hello(&agent.signer, &agent.host, "test"))
             .await
             .unwrap();
         let mut inbound = AgentStreamClient::new(channel)

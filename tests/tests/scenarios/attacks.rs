@@ -20,17 +20,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::support::{Agent, Collector, eventually, ok};
 
 async fn channel(collector: &Collector, cert: &Path, key: &Path) -> Channel {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let tls = ClientTls::new(
-        read_pem(&collector.dir.join("pki/ca.pem")).unwrap(),
-        "127.0.0.1",
-    )
-    .with_identity(Credential::from_files(cert, key).unwrap());
-    Connection::new(collector.url(), tls)
-        .connect_timeout(None)
-        .connect()
+    collector
+        .channel(Some(Credential::from_files(cert, key).unwrap()))
         .await
-        .unwrap()
 }
 
 /// Opens an agent stream as `host` (its certificate) for `signer`'s key and sends `envelope`;
@@ -48,40 +40,8 @@ async fn submit(
         &tls_of.join("tls/agent.key"),
     )
     .await;
-    let (sender, receiver) = mpsc::channel(4);
-    sender
-        .send(v1::AgentMessage {
-            message: Some(FromAgent::Hello(v1::Hello {
-                protocol_version: 1,
-                key_id: signer.key_id().0.as_bytes().to_vec(),
-                host_id: host.to_owned(),
-                agent_version: "attack".into(),
-                last_sequence: 0,
-                last_digest: Vec::new(),
-            })),
-        })
-        .await
-        .unwrap();
-    let mut inbound = AgentStreamClient::new(channel)
-        .attest(ReceiverStream::new(receiver))
-        .await?
-        .into_inner();
-    let first = inbound.message().await?.and_then(|m| m.message);
-    if let Some(ToAgent::Reject(reject)) = first {
-        return Ok(ToAgent::Reject(reject));
-    }
-    sender
-        .send(v1::AgentMessage {
-            message: Some(FromAgent::Attestation(v1::SignedAttestation {
-                envelope: Some(proto_seal::envelope_to_wire(envelope)),
-            })),
-        })
-        .await
-        .unwrap();
-    let answer = tokio::time::timeout(Duration::from_secs(10), inbound.message())
-        .await
-        .expect("an answer within 10 s")?;
-    Ok(answer.and_then(|m| m.message).expect("an answer"))
+    let answer = collector_testkit::submit_once(channel, signer, host, "attack", envelope).await?;
+    Ok(answer.expect("an answer"))
 }
 
 fn reason(answer: &ToAgent) -> String {

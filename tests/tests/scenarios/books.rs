@@ -71,22 +71,9 @@ struct Actor {
 }
 
 async fn channel(collector: &Collector, identity: Option<(&str, &str)>) -> Channel {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut tls = ClientTls::new(
-        read_pem(&collector.dir.join("pki/ca.pem")).unwrap(),
-        "127.0.0.1",
-    );
-    if let Some((cert, key)) = identity {
-        tls = tls.with_identity(Credential::from_pem(cert, key));
-    }
-    let connection = Connection::new(collector.url(), tls).connect_timeout(None);
-    for _ in 0..100 {
-        if let Ok(channel) = connection.connect().await {
-            return channel;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("cannot connect to the collector");
+    collector
+        .channel(identity.map(|(cert, key)| Credential::from_pem(cert, key)))
+        .await
 }
 
 async fn admin(collector: &Collector) -> Channel {
@@ -180,43 +167,10 @@ async fn enrol(
 /// Sends one envelope on a fresh stream; the collector's answer.
 async fn submit(collector: &Collector, actor: &Actor, envelope: &Envelope) -> Option<ToAgent> {
     let channel = channel(collector, Some((&actor.cert, &actor.key))).await;
-    let (sender, receiver) = mpsc::channel(4);
-    sender
-        .send(v1::AgentMessage {
-            message: Some(FromAgent::Hello(v1::Hello {
-                protocol_version: 1,
-                key_id: actor.signer.key_id().0.as_bytes().to_vec(),
-                host_id: actor.host.clone(),
-                agent_version: "books".into(),
-                last_sequence: 0,
-                last_digest: Vec::new(),
-            })),
-        })
+    collector_testkit::submit_once(channel, &actor.signer, &actor.host, "books", envelope)
         .await
-        .unwrap();
-    let mut inbound = AgentStreamClient::new(channel)
-        .attest(ReceiverStream::new(receiver))
-        .await
-        .ok()?
-        .into_inner();
-    match inbound.message().await.ok()?.and_then(|m| m.message) {
-        Some(ToAgent::Challenge(_)) => {}
-        // Refused at hello: a revoked key.
-        other => return other,
-    }
-    sender
-        .send(v1::AgentMessage {
-            message: Some(FromAgent::Attestation(v1::SignedAttestation {
-                envelope: Some(proto_seal::envelope_to_wire(envelope)),
-            })),
-        })
-        .await
-        .unwrap();
-    let answer = tokio::time::timeout(Duration::from_secs(10), inbound.message())
-        .await
-        .expect("an answer within 10 s")
-        .ok()?;
-    answer.and_then(|m| m.message)
+        .ok()
+        .flatten()
 }
 
 /// The next statement of `actor`, honest or not.

@@ -149,6 +149,30 @@ impl Collector {
         format!("https://127.0.0.1:{}", self.port)
     }
 
+    /// A channel to this collector, trusting its CA, presenting `identity` when given; retried
+    /// for up to 10 s while the collector comes up.
+    pub async fn channel(
+        &self,
+        identity: Option<collector_client::Credential>,
+    ) -> collector_client::Channel {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut tls = collector_client::ClientTls::new(
+            collector_client::read_pem(&self.dir.join("pki/ca.pem")).unwrap(),
+            "127.0.0.1",
+        );
+        if let Some(identity) = identity {
+            tls = tls.with_identity(identity);
+        }
+        let connection = collector_client::Connection::new(self.url(), tls).connect_timeout(None);
+        for _ in 0..100 {
+            if let Ok(channel) = connection.connect().await {
+                return channel;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("cannot connect to the collector at {}", self.url());
+    }
+
     /// The log key the collector wrote for auditors.
     pub fn log_pub(&self) -> PathBuf {
         self.dir.join("state/log.pub")
