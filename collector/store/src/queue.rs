@@ -182,3 +182,45 @@ pub fn answer(group: Vec<Waiter>, outcomes: Vec<Result<CommitReceipt, StoreError
 fn batch_weight(batch: &Batch) -> usize {
     batch.attestations.len().max(1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::park::block_on;
+
+    fn commit(jobs: &mpsc::UnboundedSender<Job<u8>>) {
+        let (reply, _answer) = oneshot::channel();
+        let batch = Batch::default();
+        jobs.send(Job::Commit { batch, reply }).unwrap();
+    }
+
+    fn first_commit(taken: &mut Jobs<u8>) -> (Batch, Reply) {
+        match block_on(taken.next()) {
+            Some(Job::Commit { batch, reply }) => (batch, reply),
+            other => panic!("expected a commit, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_group_stops_at_its_bound_and_before_other_work() {
+        let (jobs, mut taken) = channel::<u8>();
+        for _ in 0..3 {
+            commit(&jobs);
+        }
+        jobs.send(Job::Write(7)).unwrap();
+        commit(&jobs);
+
+        // Empty batches weigh one attestation each.
+        let (batch, reply) = first_commit(&mut taken);
+        assert_eq!(taken.gather(batch, reply, 2).len(), 2);
+        let (batch, reply) = first_commit(&mut taken);
+        assert_eq!(taken.gather(batch, reply, 10).len(), 1);
+        assert!(matches!(block_on(taken.next()), Some(Job::Write(7))));
+        let (batch, reply) = first_commit(&mut taken);
+        assert_eq!(taken.gather(batch, reply, 10).len(), 1);
+
+        taken.close();
+        assert!(block_on(taken.next()).is_none());
+        assert!(jobs.send(Job::Shutdown).is_err());
+    }
+}
