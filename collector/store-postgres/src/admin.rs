@@ -178,11 +178,25 @@ async fn insert_agent(conn: &mut Conn, agent: &AgentRecord) -> Result<(), StoreE
     }
 }
 
-/// The hash of the empty GPU list, its inventory row created if missing.
-async fn empty_inventory(conn: &mut Conn) -> Result<[u8; 32], StoreError> {
+/// Inserts the agent, then runs `sql` (`INSERT_HOST` or `RESET_HOST`) to put its host in the
+/// state of "nothing attested" under its key, with the empty GPU list (its inventory row
+/// created if missing); answers how many host rows `sql` wrote.
+async fn bind_host(conn: &mut Conn, sql: &str, agent: &AgentRecord) -> Result<u64, StoreError> {
+    insert_agent(conn, agent).await?;
     let empty = inventory_hash(&[]);
     conn.execute(INSERT_EMPTY_INVENTORY, &[&&empty[..]]).await?;
-    Ok(empty)
+    conn.execute(
+        sql,
+        &[
+            &agent.host_id,
+            &agent.site_id,
+            &agent.country,
+            &&agent.key_id[..],
+            &&NO_DIGEST[..],
+            &&empty[..],
+        ],
+    )
+    .await
 }
 
 /// A new key for a new host: the agent, the host's first state, the enrolment leaf (and the
@@ -192,21 +206,7 @@ async fn put_agent(
     append: &mut Append,
     agent: &AgentRecord,
 ) -> Result<(), StoreError> {
-    insert_agent(conn, agent).await?;
-    let empty = empty_inventory(conn).await?;
-    let inserted = conn
-        .execute(
-            INSERT_HOST,
-            &[
-                &agent.host_id,
-                &agent.site_id,
-                &agent.country,
-                &&agent.key_id[..],
-                &&NO_DIGEST[..],
-                &&empty[..],
-            ],
-        )
-        .await?;
+    let inserted = bind_host(conn, INSERT_HOST, agent).await?;
     if inserted != 1 {
         // The host exists: the transaction is rolled back, the agent with it.
         return Err(StoreError::AlreadyEnrolled {
@@ -236,21 +236,7 @@ async fn rebind_host(
     agent: &AgentRecord,
     change: Option<&HostChange>,
 ) -> Result<(), StoreError> {
-    insert_agent(conn, agent).await?;
-    let empty = empty_inventory(conn).await?;
-    let reset = conn
-        .execute(
-            RESET_HOST,
-            &[
-                &agent.host_id,
-                &agent.site_id,
-                &agent.country,
-                &&agent.key_id[..],
-                &&NO_DIGEST[..],
-                &&empty[..],
-            ],
-        )
-        .await?;
+    let reset = bind_host(conn, RESET_HOST, agent).await?;
     if reset != 1 {
         return Err(StoreError::Corrupt(format!(
             "host {} has no state to re-bind",

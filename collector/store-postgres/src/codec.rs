@@ -1,22 +1,12 @@
-//! Conversions between the model and PostgreSQL's column types: u64 through `bigint`, 32-byte
-//! values through `bytea`, GPU lists through parallel arrays, and the hash that lets equal GPU
+//! Conversions between the model and PostgreSQL's column types: u64 through `bigint` (checked
+//! as every store checks it, `collector_store::integer`), 32-byte values through `bytea`, GPU lists through parallel arrays, and the hash that lets equal GPU
 //! lists share one inventory row.
 
+pub(crate) use collector_store::integer::{int, uint};
 use collector_store::{Gpu, StoreError};
 use proto_evidence::Sha256;
 use tokio_postgres::Row;
 use tokio_postgres::types::{FromSql, ToSql};
-
-/// A u64 for a `bigint` column, refused above i64::MAX instead of wrapping (a wrapped value
-/// would sort and compare wrongly).
-pub(crate) fn int(field: &'static str, value: u64) -> Result<i64, StoreError> {
-    i64::try_from(value).map_err(|_| StoreError::OutOfRange { field, value })
-}
-
-/// A u64 read back from a `bigint` column that `int` wrote; negative means damage.
-pub(crate) fn uint(field: &str, value: i64) -> Result<u64, StoreError> {
-    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{field} is {value}")))
-}
 
 /// Column `index` of `row`, typed.
 pub(crate) fn get<'a, T: FromSql<'a>>(row: &'a Row, index: usize) -> Result<T, StoreError> {
@@ -148,11 +138,6 @@ pub(crate) fn param<T: ToSql + Sync>(value: &T) -> &(dyn ToSql + Sync) {
     value
 }
 
-/// LIMIT takes a signed bigint; anything beyond i64::MAX is "no limit" anyway.
-pub(crate) fn sql_limit(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,16 +253,5 @@ mod tests {
             v1.extend_from_slice(text.as_bytes());
         }
         assert_eq!(inventory_hash(&[one]), *Sha256::of(&v1).as_bytes());
-    }
-
-    #[test]
-    fn integers_above_i64_max_are_refused() {
-        assert_eq!(int("x", i64::MAX as u64).unwrap(), i64::MAX);
-        assert!(matches!(
-            int("x", i64::MAX as u64 + 1),
-            Err(StoreError::OutOfRange { field: "x", .. })
-        ));
-        assert!(matches!(uint("x", -1), Err(StoreError::Corrupt(_))));
-        assert_eq!(sql_limit(usize::MAX), i64::MAX);
     }
 }

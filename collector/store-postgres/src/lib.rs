@@ -99,21 +99,22 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::Duration;
 
 use collector_store::{
-    AcceptedAttestation, AgentRecord, AttestationStore, Batch, CommitFuture, CommitReceipt, Cursor,
-    EnrollToken, Event, Gpu, HostChange, HostState, KeyId, LogRecord, Rejection, StoreError,
-    StoredCosignature, StoredTreeHead, TokenError, WriterStats,
+    AcceptedAttestation, AgentRecord, AttestationStore, Batch, CommitFuture, Cursor, EnrollToken,
+    Event, Gpu, HostChange, HostState, KeyId, LogRecord, Rejection, StoreError, StoredCosignature,
+    StoredTreeHead, TokenError, WriterStats,
 };
 use tokio::runtime::Handle;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use collector_store::WriterCounters as Counters;
+use collector_store::queue::{self, Queue};
 use pool::Pool;
 pub use target::TargetError;
-use writer::{AdminOp, Job};
+use writer::{Admin, AdminOp};
 
 /// Settings of `PostgresStore::connect`; `Default` is what the collector should run with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,11 +150,9 @@ impl Default for PostgresOptions {
 /// Dropping it finishes every commit already queued, answers later ones with `Closed`, and
 /// stops its runtime thread; it blocks for that long.
 pub struct PostgresStore {
-    /// Unbounded so that `commit` queues its batch when called, in call order (the ledger's
-    /// order); what waits is bounded by the callers, each awaiting its commit.
-    jobs: mpsc::UnboundedSender<Job>,
+    /// The writer's queue; its thread runs the store's runtime.
+    queue: Queue<Admin>,
     runtime: Handle,
-    thread: Option<JoinHandle<()>>,
     pool: Arc<Pool>,
     counters: Arc<Counters>,
     schema: String,
@@ -171,7 +170,7 @@ impl PostgresStore {
             .build()
             .map_err(StoreError::backend)?;
         let handle = runtime.handle().clone();
-        let (jobs, queue) = mpsc::unbounded_channel();
+        let (sender, jobs) = queue::channel();
         let counters = Arc::new(Counters::default());
         let (ready, started) = std_mpsc::sync_channel(1);
         let thread = {
@@ -199,7 +198,7 @@ impl PostgresStore {
                         }
                         let schema = writer.schema().to_owned();
                         if ready.send(Ok((pool, schema))).is_ok() {
-                            writer.run(queue).await;
+                            writer.run(jobs).await;
                         }
                     });
                 })
@@ -217,9 +216,8 @@ impl PostgresStore {
             }
         };
         Ok(Self {
-            jobs,
+            queue: Queue::new(sender, thread),
             runtime: handle,
-            thread: Some(thread),
             pool,
             counters,
             schema,
@@ -280,21 +278,8 @@ impl PostgresStore {
     /// the index of the first leaf it appended (`None`: it changed nothing).
     fn admin(&self, op: AdminOp) -> Result<Option<u64>, StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(Job::Admin { op, reply })
-            .map_err(|_| StoreError::Closed)?;
+        self.queue.write(Admin { op, reply })?;
         self.block(|_| async move { answer.await.map_err(|_| StoreError::Closed)? })
-    }
-}
-
-impl Drop for PostgresStore {
-    fn drop(&mut self) {
-        // Shutdown queues behind every job already sent, so those complete; the writer then
-        // closes the queue and returns, which ends the runtime thread.
-        let _ = self.jobs.send(Job::Shutdown);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
@@ -309,19 +294,7 @@ impl fmt::Debug for PostgresStore {
 
 impl AttestationStore for PostgresStore {
     fn commit(&self, batch: Batch) -> CommitFuture {
-        if batch.is_empty() {
-            return CommitFuture::ready(Ok(CommitReceipt::default()));
-        }
-        // Queued now, not when the future is first polled: batches reach the log in the order
-        // `commit` was called.
-        let (reply, answer) = oneshot::channel();
-        if self.jobs.send(Job::Commit { batch, reply }).is_err() {
-            return CommitFuture::ready(Err(StoreError::Closed));
-        }
-        CommitFuture::new(async move {
-            let (outcome, _batch) = answer.await.map_err(|_| StoreError::Closed)?;
-            outcome
-        })
+        self.queue.commit(batch)
     }
 
     fn put_agent(&self, agent: &AgentRecord) -> Result<(), StoreError> {

@@ -1,15 +1,14 @@
 //! Reads, on pooled connections. Each statement sees every transaction committed before it
 //! started (READ COMMITTED), in this process or another replica.
 
+use collector_store::integer;
 use collector_store::{
     AcceptedAttestation, AgentRecord, Cursor, Event, Gpu, HostChange, HostState, KeyId, LogRecord,
     Rejection, StoreError, StoredCosignature, StoredTreeHead,
 };
 use tokio_postgres::Row;
 
-use crate::codec::{
-    INVENTORY_COLUMNS, get, get_32, get_32_opt, get_gpus, get_u32, get_u64, int, sql_limit, uint,
-};
+use crate::codec::{INVENTORY_COLUMNS, get, get_32, get_32_opt, get_gpus, get_u32, get_u64, uint};
 use crate::pool::Conn;
 
 const ATTESTATION_COLUMNS: &str = "a.key_id, a.sequence, a.digest, a.previous_digest, a.host_id,
@@ -129,8 +128,8 @@ pub(crate) async fn attestations(
     after: Option<Cursor>,
     limit: usize,
 ) -> Result<Vec<AcceptedAttestation>, StoreError> {
-    let limit = sql_limit(limit);
-    let Some((at_ms, key_id, sequence)) = after else {
+    let limit = integer::limit(limit);
+    let Some((at_ms, key_id, sequence)) = after.map(integer::cursor) else {
         let sql = format!(
             "SELECT {ATTESTATION_COLUMNS}, {INVENTORY_COLUMNS}
              FROM attestations a JOIN inventories i ON i.id = a.inventory_id
@@ -142,8 +141,6 @@ pub(crate) async fn attestations(
             attestation_row,
         );
     };
-    // A cursor past every storable sequence of its key and instant: continue with the next key.
-    let sequence = int("cursor sequence", sequence).unwrap_or(i64::MAX);
     // The row comparison walks the (received_at_ms, key_id, sequence) index from the cursor
     // on, so a page costs its own size whatever the page number.
     let sql = format!(
@@ -176,7 +173,7 @@ pub(crate) async fn host_history(
          ORDER BY a.received_at_ms, a.key_id, a.sequence LIMIT $4"
     );
     let rows = conn
-        .query(&sql, &[&host_id, &from_ms, &to_ms, &sql_limit(limit)])
+        .query(&sql, &[&host_id, &from_ms, &to_ms, &integer::limit(limit)])
         .await?;
     collect(rows, attestation_row)
 }
@@ -213,7 +210,7 @@ pub(crate) async fn rejections(
         .query(
             "SELECT at_ms, reason, key_id, host_id, sequence, peer, detail, count
              FROM rejections ORDER BY at_ms DESC, id DESC LIMIT $1",
-            &[&sql_limit(limit)],
+            &[&integer::limit(limit)],
         )
         .await?;
     collect(rows, |row| {
@@ -266,7 +263,7 @@ pub(crate) async fn events(
         .query(
             "SELECT at_ms, kind, host_id, key_id, detail, value
              FROM events WHERE at_ms >= $1 ORDER BY at_ms, id LIMIT $2",
-            &[&since_ms, &sql_limit(limit)],
+            &[&since_ms, &integer::limit(limit)],
         )
         .await?;
     collect(rows, |row| {
@@ -330,13 +327,15 @@ pub(crate) async fn log_records(
     from_index: u64,
     limit: usize,
 ) -> Result<Vec<LogRecord>, StoreError> {
-    let from_index = i64::try_from(from_index).unwrap_or(i64::MAX);
+    let from_index = integer::bound(from_index);
     let sql = format!(
         "SELECT {LOG_COLUMNS} FROM log_entries e
          LEFT JOIN attestations a ON a.log_index = e.log_index
          WHERE e.log_index >= $1 ORDER BY e.log_index LIMIT $2"
     );
-    let rows = conn.query(&sql, &[&from_index, &sql_limit(limit)]).await?;
+    let rows = conn
+        .query(&sql, &[&from_index, &integer::limit(limit)])
+        .await?;
     collect(rows, log_row)
 }
 
@@ -344,7 +343,7 @@ pub(crate) async fn key_records(
     conn: &mut Conn,
     before_index: u64,
 ) -> Result<Vec<LogRecord>, StoreError> {
-    let before_index = i64::try_from(before_index).unwrap_or(i64::MAX);
+    let before_index = integer::bound(before_index);
     let sql = format!(
         "SELECT {LOG_COLUMNS} FROM log_entries e
          LEFT JOIN attestations a ON a.log_index = e.log_index

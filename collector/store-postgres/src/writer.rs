@@ -9,11 +9,12 @@
 
 use std::sync::Arc;
 
+use collector_store::queue::{self, Jobs, Waiter};
 use collector_store::{
     AgentRecord, Batch, CommitReceipt, HostChange, KeyId, StoreError, WriterCounters as Counters,
 };
 use proto_merkle::Frontier;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::admin;
 use crate::group::{self, GroupError};
@@ -22,18 +23,14 @@ use crate::pool::{Conn, Connector};
 use crate::schema;
 use crate::target::Target;
 
-/// Work for the writer task.
-pub(crate) enum Job {
-    /// Store a batch; answered after the transaction holding it committed (or failed).
-    Commit { batch: Batch, reply: Reply },
-    /// An administrative write that appends to the log, in its own transaction; answered with
-    /// the index of the first leaf it appended (`None`: it changed nothing).
-    Admin {
-        op: AdminOp,
-        reply: oneshot::Sender<Result<Option<u64>, StoreError>>,
-    },
-    /// Finish what is queued, refuse what comes later, and stop.
-    Shutdown,
+/// Work for the writer task: commits, and administrative writes that append to the log.
+type Job = queue::Job<Admin>;
+
+/// An administrative write, in its own transaction; answered with the index of the first leaf
+/// it appended (`None`: it changed nothing).
+pub(crate) struct Admin {
+    pub(crate) op: AdminOp,
+    pub(crate) reply: oneshot::Sender<Result<Option<u64>, StoreError>>,
 }
 
 /// The administrative writes that append to the log.
@@ -45,16 +42,6 @@ pub(crate) enum AdminOp {
     Decommission(String, i64),
     /// A landmark's measurement leaf about a host (the host id, the encoded leaf).
     Measurement(String, Leaf),
-}
-
-/// The answer to a commit. The batch travels back with it, so that its allocations are freed
-/// on the committer's side rather than on the writer, which every commit waits for.
-pub(crate) type Reply = oneshot::Sender<(Result<CommitReceipt, StoreError>, Batch)>;
-
-/// A commit waiting for its transaction.
-struct Waiter {
-    batch: Batch,
-    reply: Reply,
 }
 
 /// The writer: one connection, the log's frontier as last committed, the queue's consumer.
@@ -100,46 +87,18 @@ impl Writer {
     }
 
     /// Takes jobs until the queue is closed and drained.
-    pub(crate) async fn run(mut self, mut queue: mpsc::UnboundedReceiver<Job>) {
-        // A job taken off the queue while gathering a group, which must run after that group.
-        let mut carried: Option<Job> = None;
-        loop {
-            let job = match carried.take() {
-                Some(job) => job,
-                // After `close`, `recv` still yields everything queued before it, then `None`.
-                None => match queue.recv().await {
-                    Some(job) => job,
-                    None => return,
-                },
-            };
+    pub(crate) async fn run(mut self, mut jobs: Jobs<Admin>) {
+        while let Some(job) = jobs.next().await {
             match job {
-                Job::Shutdown => queue.close(),
-                Job::Admin { op, reply } => {
+                Job::Shutdown => jobs.close(),
+                Job::Write(Admin { op, reply }) => {
                     let _ = reply.send(self.admin(&op).await);
                 }
                 Job::Commit { batch, reply } => {
-                    let mut weight = batch_weight(&batch);
-                    let mut group = vec![Waiter { batch, reply }];
-                    while weight < self.max_group {
-                        match queue.try_recv() {
-                            Ok(Job::Commit { batch, reply }) => {
-                                weight += batch_weight(&batch);
-                                group.push(Waiter { batch, reply });
-                            }
-                            Ok(other) => {
-                                carried = Some(other);
-                                break;
-                            }
-                            Err(_) => break,
-                        }
-                    }
+                    let group = jobs.gather(batch, reply, self.max_group);
                     let (outcomes, isolated) = self.commit_group(&group).await;
                     self.counters.record(&outcomes, isolated);
-                    for (waiter, outcome) in group.into_iter().zip(outcomes) {
-                        // A caller that dropped its future no longer needs the answer; the
-                        // commit stands either way.
-                        let _ = waiter.reply.send((outcome, waiter.batch));
-                    }
+                    queue::answer(group, outcomes);
                 }
             }
         }
@@ -199,8 +158,4 @@ impl Writer {
         }
         self.conn.as_mut().ok_or(StoreError::Closed)
     }
-}
-
-fn batch_weight(batch: &Batch) -> usize {
-    batch.attestations.len().max(1)
 }

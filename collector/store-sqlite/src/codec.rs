@@ -1,6 +1,8 @@
 //! Conversions between the model and SQLite's column types: the compact encoding of a GPU
-//! list, and the checked passage of u64 values through signed INTEGER columns.
+//! list, and the checked passage of u64 values through signed INTEGER columns (as every store
+//! checks it, `collector_store::integer`).
 
+pub(crate) use collector_store::integer::{int, uint};
 use collector_store::{Gpu, StoreError};
 
 /// Leads every encoded list, so a later encoding can be told apart. Format 1 had no counted
@@ -113,17 +115,6 @@ fn take<const N: usize>(bytes: &[u8]) -> Option<([u8; N], &[u8])> {
     Some((*head, rest))
 }
 
-/// A u64 for an INTEGER column, refused above i64::MAX instead of wrapping (a wrapped value
-/// would sort and compare wrongly).
-pub(crate) fn int(field: &'static str, value: u64) -> Result<i64, StoreError> {
-    i64::try_from(value).map_err(|_| StoreError::OutOfRange { field, value })
-}
-
-/// A u64 read back from an INTEGER column that `int` wrote; negative means damage.
-pub(crate) fn uint(field: &str, value: i64) -> Result<u64, StoreError> {
-    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{field} is {value}")))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,15 +215,5 @@ mod tests {
         let at = bad.len() - 9;
         bad[at] = 0xff;
         assert!(matches!(decode_gpus(&bad), Err(StoreError::Corrupt(_))));
-    }
-
-    #[test]
-    fn integers_above_i64_max_are_refused() {
-        assert_eq!(int("x", i64::MAX as u64).unwrap(), i64::MAX);
-        assert!(matches!(
-            int("x", i64::MAX as u64 + 1),
-            Err(StoreError::OutOfRange { field: "x", .. })
-        ));
-        assert!(matches!(uint("x", -1), Err(StoreError::Corrupt(_))));
     }
 }

@@ -23,21 +23,21 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rusqlite::Connection;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use collector_store::park::block_on;
+use collector_store::queue::{self, Queue};
 use collector_store::{
-    AcceptedAttestation, AgentRecord, AttestationStore, Batch, CommitFuture, CommitReceipt, Cursor,
-    EnrollToken, Event, Gpu, HostChange, HostState, KeyId, LogRecord, Rejection, StoreError,
-    StoredCosignature, StoredTreeHead, TokenError, WriterCounters, WriterStats,
+    AcceptedAttestation, AgentRecord, AttestationStore, Batch, CommitFuture, Cursor, EnrollToken,
+    Event, Gpu, HostChange, HostState, KeyId, LogRecord, Rejection, StoreError, StoredCosignature,
+    StoredTreeHead, TokenError, WriterCounters, WriterStats,
 };
 use log::Log;
 use read::Readers;
-use writer::Job;
+use writer::WriteOp;
 
 /// How hard a commit works to be durable before it is acknowledged.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -97,10 +97,8 @@ impl Default for SqliteOptions {
 /// writer and contend for the file's lock.
 pub struct SqliteStore {
     path: PathBuf,
-    /// Unbounded so that `commit` queues its batch when called, in call order (the ledger's
-    /// order); what waits is bounded by the callers, each awaiting its commit.
-    jobs: mpsc::UnboundedSender<Job>,
-    writer: Option<JoinHandle<()>>,
+    /// Dropped before the readers: the writer finishes what is queued first.
+    queue: Queue<WriteOp>,
     readers: Readers,
     counters: Arc<WriterCounters>,
 }
@@ -116,20 +114,19 @@ impl SqliteStore {
         let readers = Readers::new(path, options.busy_timeout, options.read_connections);
         // Fail here rather than at the first read if readers cannot connect.
         readers.with(|_| Ok(()))?;
-        let (jobs, queue) = mpsc::unbounded_channel();
+        let (sender, jobs) = queue::channel();
         let counters = Arc::new(WriterCounters::default());
         let writer = writer::spawn(
             conn,
             log,
-            queue,
+            jobs,
             options.max_group_attestations.max(1),
             Arc::clone(&counters),
         )
         .map_err(StoreError::backend)?;
         Ok(Self {
             path: path.to_path_buf(),
-            jobs,
-            writer: Some(writer),
+            queue: Queue::new(sender, writer),
             readers,
             counters,
         })
@@ -156,25 +153,11 @@ impl SqliteStore {
         op: impl FnOnce(&mut Connection, &mut Log) -> T + Send + 'static,
     ) -> Result<T, StoreError> {
         let (reply, answer) = oneshot::channel();
-        let job = Job::Write(Box::new(move |conn, log| {
+        self.queue.write(Box::new(move |conn, log| {
             // A caller that stopped waiting does not need the answer.
             let _ = reply.send(op(conn, log));
-        }));
-        self.jobs.send(job).map_err(|_| StoreError::Closed)?;
+        }))?;
         block_on(answer).map_err(|_| StoreError::Closed)
-    }
-}
-
-impl Drop for SqliteStore {
-    fn drop(&mut self) {
-        // Shutdown queues behind every job already sent, so those complete; the writer then
-        // closes the queue, and commits sent later are answered `Closed`.
-        let _ = self.jobs.send(Job::Shutdown);
-        if let Some(writer) = self.writer.take() {
-            // The writer only ends by draining the queue; a panic in it has already answered
-            // its waiters `Closed` by dropping their reply senders.
-            let _ = writer.join();
-        }
     }
 }
 
@@ -189,19 +172,7 @@ impl fmt::Debug for SqliteStore {
 
 impl AttestationStore for SqliteStore {
     fn commit(&self, batch: Batch) -> CommitFuture {
-        if batch.is_empty() {
-            return CommitFuture::ready(Ok(CommitReceipt::default()));
-        }
-        // Queued now, not when the future is first polled: batches reach the log in the order
-        // `commit` was called.
-        let (reply, answer) = oneshot::channel();
-        if self.jobs.send(Job::Commit { batch, reply }).is_err() {
-            return CommitFuture::ready(Err(StoreError::Closed));
-        }
-        CommitFuture::new(async move {
-            let (outcome, _batch) = answer.await.map_err(|_| StoreError::Closed)?;
-            outcome
-        })
+        self.queue.commit(batch)
     }
 
     fn put_agent(&self, agent: &AgentRecord) -> Result<(), StoreError> {

@@ -8,7 +8,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Params, Row, Statement, params};
 
 use crate::Db;
-use crate::codec::{decode_gpus, int, uint};
+use crate::codec::{decode_gpus, uint};
+use collector_store::integer;
 use collector_store::{
     AcceptedAttestation, AgentRecord, Cursor, EnrollToken, Event, Gpu, HostChange, HostState,
     KeyId, LogRecord, Rejection, StoreError, StoredCosignature, StoredTreeHead,
@@ -195,8 +196,8 @@ pub(crate) fn attestations(
     after: Option<Cursor>,
     limit: usize,
 ) -> Result<Vec<AcceptedAttestation>, StoreError> {
-    let limit = sql_limit(limit);
-    let Some((at_ms, key_id, sequence)) = after else {
+    let limit = integer::limit(limit);
+    let Some((at_ms, key_id, sequence)) = after.map(integer::cursor) else {
         let sql = format!(
             "SELECT {ATTESTATION_COLUMNS}
              FROM attestations a JOIN inventories i ON i.id = a.inventory_id
@@ -206,8 +207,6 @@ pub(crate) fn attestations(
         let mut stmt = conn.prepare_cached(&sql).db()?;
         return collect(&mut stmt, params![from_ms, to_ms, limit], attestation_row);
     };
-    // A cursor past every storable sequence of its key and instant: continue with the next key.
-    let sequence = int("cursor sequence", sequence).unwrap_or(i64::MAX);
     // The row-value comparison walks the (received_at_ms, key_id, sequence) index from the
     // cursor on, so a page costs its own size whatever the page number.
     let sql = format!(
@@ -241,7 +240,7 @@ pub(crate) fn host_history(
     let mut stmt = conn.prepare_cached(&sql).db()?;
     collect(
         &mut stmt,
-        params![host_id, from_ms, to_ms, sql_limit(limit)],
+        params![host_id, from_ms, to_ms, integer::limit(limit)],
         attestation_row,
     )
 }
@@ -276,7 +275,7 @@ pub(crate) fn rejections(conn: &Connection, limit: usize) -> Result<Vec<Rejectio
              FROM rejections ORDER BY at_ms DESC, id DESC LIMIT ?1",
         )
         .db()?;
-    collect(&mut stmt, [sql_limit(limit)], |row| {
+    collect(&mut stmt, [integer::limit(limit)], |row| {
         Ok(Rejection {
             at_ms: row.get(0).db()?,
             reason: row.get(1).db()?,
@@ -314,7 +313,7 @@ pub(crate) fn events(
              FROM events WHERE at_ms >= ?1 ORDER BY at_ms, id LIMIT ?2",
         )
         .db()?;
-    collect(&mut stmt, params![since_ms, sql_limit(limit)], |row| {
+    collect(&mut stmt, params![since_ms, integer::limit(limit)], |row| {
         Ok(Event {
             at_ms: row.get(0).db()?,
             kind: row.get(1).db()?,
@@ -380,21 +379,25 @@ pub(crate) fn log_records(
     from_index: u64,
     limit: usize,
 ) -> Result<Vec<LogRecord>, StoreError> {
-    let from_index = i64::try_from(from_index).unwrap_or(i64::MAX);
+    let from_index = integer::bound(from_index);
     let sql = format!(
         "SELECT {LOG_COLUMNS} FROM log_entries e
          LEFT JOIN attestations a ON a.id = e.attestation_id
          WHERE e.log_index >= ?1 ORDER BY e.log_index LIMIT ?2"
     );
     let mut stmt = conn.prepare_cached(&sql).db()?;
-    collect(&mut stmt, params![from_index, sql_limit(limit)], log_row)
+    collect(
+        &mut stmt,
+        params![from_index, integer::limit(limit)],
+        log_row,
+    )
 }
 
 pub(crate) fn key_records(
     conn: &Connection,
     before_index: u64,
 ) -> Result<Vec<LogRecord>, StoreError> {
-    let before_index = i64::try_from(before_index).unwrap_or(i64::MAX);
+    let before_index = integer::bound(before_index);
     let sql = format!(
         "SELECT {LOG_COLUMNS} FROM log_entries e
          LEFT JOIN attestations a ON a.id = e.attestation_id
@@ -672,9 +675,4 @@ fn collect<T>(
         found.push(map(row)?);
     }
     Ok(found)
-}
-
-/// SQLite's LIMIT is signed; anything beyond i64::MAX is "no limit" anyway.
-fn sql_limit(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
 }

@@ -18,11 +18,11 @@ fn open(dir: &tempfile::TempDir) -> SqliteStore {
 fn hold_writer(store: &SqliteStore) -> std_mpsc::Sender<()> {
     let (release, held) = std_mpsc::channel::<()>();
     let (started, running) = std_mpsc::channel::<()>();
-    let job = Job::Write(Box::new(move |_conn, _log| {
+    let job: WriteOp = Box::new(move |_conn, _log| {
         let _ = started.send(());
         let _ = held.recv();
-    }));
-    store.jobs.send(job).unwrap();
+    });
+    store.queue.write(job).unwrap();
     running.recv().unwrap();
     release
 }
@@ -360,16 +360,7 @@ fn rows_stored_before_hardware_evidence_read_back_without_it() {
             .iter()
             .all(|g| g.hardware.is_empty() && g.hardware_at_ms == 0)
     );
-    let held: Vec<_> = old
-        .gpus
-        .iter()
-        .map(|g| ("host-1".to_owned(), g.clone()))
-        .collect();
-    assert_eq!(store.host_gpus().unwrap(), held);
-    assert_eq!(
-        unindexed(store.host_history("host-1", 0, i64::MAX, 10).unwrap()),
-        vec![old.clone()]
-    );
+    assert_holds(&store, &old, vec![old.clone()]);
     let changes = store.host_changes(i64::MAX).unwrap();
     assert_eq!(changes.len(), 1);
     assert_eq!((changes[0].tpp, changes[0].hardware_tpp), (old.tpp, 0));
@@ -378,19 +369,28 @@ fn rows_stored_before_hardware_evidence_read_back_without_it() {
     let mut next = attestation(1, 2, "host-1", 2_000);
     next.gpus = (0..8).map(|i| attested_gpu("host-1", i, 1_900)).collect();
     store.commit_blocking(batch(vec![next.clone()])).unwrap();
-    let held: Vec<_> = next
-        .gpus
-        .iter()
-        .map(|g| ("host-1".to_owned(), g.clone()))
-        .collect();
-    assert_eq!(store.host_gpus().unwrap(), held);
-    assert_eq!(
-        unindexed(store.host_history("host-1", 0, i64::MAX, 10).unwrap()),
-        vec![old, next.clone()]
-    );
+    assert_holds(&store, &next, vec![old, next.clone()]);
     let changes = store.host_changes(i64::MAX).unwrap();
     assert_eq!(changes[1].hardware_tpp, hardware_tpp(&next.gpus));
     assert_eq!(changes[1].hardware_tpp, next.tpp);
+
+    /// host-1 holds the GPUs of `latest`, and `history` is its attestations.
+    fn assert_holds(
+        store: &SqliteStore,
+        latest: &AcceptedAttestation,
+        history: Vec<AcceptedAttestation>,
+    ) {
+        let held: Vec<_> = latest
+            .gpus
+            .iter()
+            .map(|g| ("host-1".to_owned(), g.clone()))
+            .collect();
+        assert_eq!(store.host_gpus().unwrap(), held);
+        assert_eq!(
+            unindexed(store.host_history("host-1", 0, i64::MAX, 10).unwrap()),
+            history
+        );
+    }
 }
 
 /// `measurements` reads its leaves through their own index, not by scanning the log, and the

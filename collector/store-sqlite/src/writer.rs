@@ -13,101 +13,52 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
-use tokio::sync::{mpsc, oneshot};
 
 use crate::log::Log;
 use crate::{Db, apply};
 use collector_store::park::block_on;
+use collector_store::queue::{self, Jobs, Waiter};
 use collector_store::{Batch, CommitReceipt, StoreError, WriterCounters as Counters};
 
-/// Work for the writer thread.
-pub(crate) enum Job {
-    /// Store a batch; answered after the transaction holding it committed (or failed).
-    Commit { batch: Batch, reply: Reply },
-    /// Run an administrative write (agents, tokens, decommissioning) on the write connection;
-    /// the closure answers its caller itself.
-    Write(WriteOp),
-    /// Finish what is queued, refuse what comes later, and stop.
-    Shutdown,
-}
+/// Work for the writer thread: commits, and administrative writes (agents, tokens,
+/// decommissioning) that get the write connection and answer their callers themselves.
+type Job = queue::Job<WriteOp>;
 
 /// An administrative write: it gets the write connection and the log to append to.
 pub(crate) type WriteOp = Box<dyn FnOnce(&mut Connection, &mut Log) + Send>;
-
-/// The answer to a commit. The batch travels back with it, so that its many allocations are
-/// freed on the committer's thread rather than on the writer's, which every commit waits for.
-pub(crate) type Reply = oneshot::Sender<(Result<CommitReceipt, StoreError>, Batch)>;
 
 /// Starts the writer thread, which owns `conn` until the queue is closed and drained.
 pub(crate) fn spawn(
     conn: Connection,
     log: Log,
-    queue: mpsc::UnboundedReceiver<Job>,
+    jobs: Jobs<WriteOp>,
     max_group: usize,
     counters: Arc<Counters>,
 ) -> io::Result<JoinHandle<()>> {
     thread::Builder::new()
         .name("sqlite-writer".to_owned())
-        .spawn(move || run(conn, log, queue, max_group, &counters))
-}
-
-/// A commit waiting for its transaction.
-struct Waiter {
-    batch: Batch,
-    reply: Reply,
+        .spawn(move || run(conn, log, jobs, max_group, &counters))
 }
 
 fn run(
     mut conn: Connection,
     mut log: Log,
-    mut queue: mpsc::UnboundedReceiver<Job>,
+    mut jobs: Jobs<WriteOp>,
     max_group: usize,
     counters: &Counters,
 ) {
-    // A job taken off the queue while gathering a group, which must run after that group.
-    let mut carried: Option<Job> = None;
-    loop {
-        let job = match carried.take() {
-            Some(job) => job,
-            // After `close`, `recv` still yields everything queued before it, then `None`.
-            None => match block_on(queue.recv()) {
-                Some(job) => job,
-                None => return,
-            },
-        };
+    while let Some(job) = block_on(jobs.next()) {
         match job {
-            Job::Shutdown => queue.close(),
+            Job::Shutdown => jobs.close(),
             Job::Write(op) => op(&mut conn, &mut log),
             Job::Commit { batch, reply } => {
-                let mut weight = batch_weight(&batch);
-                let mut group = vec![Waiter { batch, reply }];
-                while weight < max_group {
-                    match queue.try_recv() {
-                        Ok(Job::Commit { batch, reply }) => {
-                            weight += batch_weight(&batch);
-                            group.push(Waiter { batch, reply });
-                        }
-                        Ok(other) => {
-                            carried = Some(other);
-                            break;
-                        }
-                        Err(_) => break,
-                    }
-                }
+                let group = jobs.gather(batch, reply, max_group);
                 let (outcomes, isolated) = commit_group(&mut conn, &mut log, &group);
                 counters.record(&outcomes, isolated);
-                for (waiter, outcome) in group.into_iter().zip(outcomes) {
-                    // A caller that dropped its future no longer needs the answer; the
-                    // commit stands either way.
-                    let _ = waiter.reply.send((outcome, waiter.batch));
-                }
+                queue::answer(group, outcomes);
             }
         }
     }
-}
-
-fn batch_weight(batch: &Batch) -> usize {
-    batch.attestations.len().max(1)
 }
 
 /// Applies every batch of the group in one transaction; returns one outcome per batch, final

@@ -1,6 +1,8 @@
 //! The collector's storage port: `AttestationStore`, the model it keeps, the ledger's books as
 //! a store keeps them (`ledger`: host updates made from the ledger's decisions, and the ledger
-//! restored from them), and `conformance`, the behaviour every implementation must show.
+//! restored from them), and `conformance`, the behaviour every implementation must show. What
+//! every implementation does the same way lives here too: the writer's queue and group
+//! gathering (`queue`), and the passage of u64 values through signed columns (`integer`).
 //! The implementations are `collector-store-sqlite` (embedded) and `collector-store-postgres`.
 //!
 //! Invariant: no storage engine here (no SQL, no database client). A commit that returned `Ok`
@@ -10,9 +12,11 @@
 
 pub mod conformance;
 mod error;
+pub mod integer;
 pub mod ledger;
 mod model;
 pub mod park;
+pub mod queue;
 mod stats;
 
 use std::fmt;
