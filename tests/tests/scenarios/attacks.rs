@@ -7,11 +7,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use collector_client::{Channel, ClientTls, Connection, Credential, read_pem};
+use collector_client::{Channel, Credential};
 use proto_evidence::Envelope;
 use proto_seal::Ed25519Signer;
 use proto_wire::v1;
-use proto_wire::v1::agent_message::Message as FromAgent;
 use proto_wire::v1::agent_stream_client::AgentStreamClient;
 use proto_wire::v1::collector_message::Message as ToAgent;
 use tokio::sync::mpsc;

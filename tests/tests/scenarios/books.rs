@@ -9,9 +9,8 @@
 //! bundle verifies offline to the same total.
 
 use std::path::Path;
-use std::time::Duration;
 
-use collector_client::{Channel, ClientTls, Connection, Credential, read_pem};
+use collector_client::{Channel, Credential};
 use collector_core::Ledger;
 use collector_core::ledger::Binding;
 use collector_testkit::h100 as gpu;
@@ -20,13 +19,9 @@ use proto_evidence::{ChainDigest, DeviceRecord, Envelope};
 use proto_seal::Ed25519Signer;
 use proto_wire::v1;
 use proto_wire::v1::admin_client::AdminClient;
-use proto_wire::v1::agent_message::Message as FromAgent;
-use proto_wire::v1::agent_stream_client::AgentStreamClient;
 use proto_wire::v1::audit_client::AuditClient;
 use proto_wire::v1::collector_message::Message as ToAgent;
 use proto_wire::v1::enrollment_client::EnrollmentClient;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 
 use crate::support::{Collector, now_ms, ok};
 
