@@ -16,6 +16,7 @@ mod format;
 mod hex;
 mod keys;
 mod known;
+pub mod live;
 mod location;
 mod replay;
 mod report_check;

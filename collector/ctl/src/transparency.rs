@@ -5,15 +5,15 @@
 use std::io::Read as _;
 
 use anyhow::anyhow;
-use collector_client::{InclusionProof, LogHead};
-use proto_evidence::{LogEntry, Sha256, TreeHead};
-use proto_merkle::Hash;
+use collector_bundle::live::{self, LiveProblem};
+use collector_client::LogHead;
+use proto_evidence::{LogEntry, TreeHead};
 use proto_seal::PublicKey;
 use serde_json::{Value, json};
 use veu_daemon_kit::hex;
 
 use crate::audit::print_json;
-use crate::number::{counted, grouped};
+use crate::number::counted;
 use crate::remote::{ReaderArgs, block_on};
 use crate::table::escape;
 use crate::time::rfc3339;
@@ -161,116 +161,55 @@ pub(crate) fn pinned_key(arg: &str) -> Result<PublicKey, Failure> {
         .map_err(|e| Failure::bad_input(anyhow!("--log-key {arg}: {e} (the collector's log.pub)")))
 }
 
-/// A head as received, its fields taken from the signed bytes.
+/// A head as checked, shown as veuctl shows heads.
 #[derive(Debug)]
-struct CheckedHead {
-    signed: TreeHead,
-    /// The key id the signature names.
-    key_id: String,
-    /// Whether the pinned key verified it.
-    verified: bool,
-    /// The encoded signed envelope, when there was one: what `veuctl verify --known-head`
-    /// reads back from a kept head.
-    envelope: Option<Vec<u8>>,
-}
+struct CheckedHead(live::CheckedHead);
 
 impl CheckedHead {
-    /// Checks `wire`: its signed bytes decode, its unsigned copy agrees with them and, with a
-    /// pinned key, the signature verifies and the collector presents that key. Every problem
-    /// goes to `reasons`, prefixed with `what`.
+    /// Checks `wire` with the bundle's live checks; every problem goes to `reasons`.
     fn check(
         wire: &LogHead,
         pinned: Option<&PublicKey>,
-        what: &str,
-        reasons: &mut Vec<String>,
+        what: &'static str,
+        reasons: &mut Vec<LiveProblem>,
     ) -> Self {
-        let copy = TreeHead {
+        let presented = live::PresentedHead {
             tree_size: wire.tree_size,
-            root: hash32(&wire.root_hash).unwrap_or_default(),
+            root: &wire.root_hash,
             timestamp_ms: wire.timestamp_unix_ms,
+            signature: wire.signature.as_ref(),
+            log_public_key: &wire.log_public_key,
         };
-        let envelope = match wire.signature.clone() {
-            Some(Ok(envelope)) => envelope,
-            Some(Err(e)) => {
-                reasons.push(format!("{what}: its signature envelope is malformed: {e}"));
-                return Self::unsigned(copy);
-            }
-            None => {
-                reasons.push(format!("{what}: it carries no signature"));
-                return Self::unsigned(copy);
-            }
-        };
-        let signed = match TreeHead::decode(&envelope.payload) {
-            Ok(signed) => signed,
-            Err(e) => {
-                reasons.push(format!("{what}: its signed bytes are not a tree head: {e}"));
-                return Self::unsigned(copy);
-            }
-        };
-        if signed != copy {
-            reasons.push(format!(
-                "{what}: the unsigned size, root and time ({}, {}, {}) differ from the signed ones",
-                copy.tree_size,
-                hex(&copy.root),
-                copy.timestamp_ms
-            ));
-        }
-        let mut verified = false;
-        if let Some(key) = pinned {
-            if wire.log_public_key != key.as_bytes() {
-                reasons.push(format!(
-                    "{what}: the collector presents log key {}, not the pinned key {}",
-                    hex(&wire.log_public_key),
-                    hex(key.as_bytes())
-                ));
-            }
-            match proto_seal::open_tree_head(&envelope, key) {
-                Ok(_) => verified = true,
-                Err(e) => reasons.push(format!(
-                    "{what}: the signature does not verify with the pinned log key: {e}"
-                )),
-            }
-        }
-        Self {
-            signed,
-            key_id: envelope.key_id.to_string(),
-            verified,
-            envelope: Some(proto_seal::encode_envelope(&envelope)),
-        }
+        Self(live::check_head(&presented, pinned, what, reasons))
     }
 
-    fn unsigned(copy: TreeHead) -> Self {
-        Self {
-            signed: copy,
-            key_id: String::new(),
-            verified: false,
-            envelope: None,
-        }
+    fn signed(&self) -> &TreeHead {
+        &self.0.signed
     }
 
     fn json(&self) -> Value {
         json!({
-            "tree_size": self.signed.tree_size,
-            "root": hex(&self.signed.root),
-            "timestamp_unix_ms": self.signed.timestamp_ms,
-            "time": rfc3339(self.signed.timestamp_ms),
-            "key_id": self.key_id,
-            "verified": self.verified,
-            "envelope": self.envelope.as_deref().map(hex),
+            "tree_size": self.0.signed.tree_size,
+            "root": hex(&self.0.signed.root),
+            "timestamp_unix_ms": self.0.signed.timestamp_ms,
+            "time": rfc3339(self.0.signed.timestamp_ms),
+            "key_id": self.0.key_id,
+            "verified": self.0.verified,
+            "envelope": self.0.envelope.as_deref().map(hex),
         })
     }
 
     fn lines(&self, label: &str) -> String {
         format!(
             "{label:<10}size {}, root {}\n{:<10}signed {} by log key {}\n",
-            self.signed.tree_size,
-            hex(&self.signed.root),
+            self.0.signed.tree_size,
+            hex(&self.0.signed.root),
             "",
-            rfc3339(self.signed.timestamp_ms),
-            if self.key_id.is_empty() {
+            rfc3339(self.0.signed.timestamp_ms),
+            if self.0.key_id.is_empty() {
                 "(none)"
             } else {
-                &self.key_id
+                &self.0.key_id
             }
         )
     }
@@ -292,14 +231,8 @@ fn head(
     })?;
     let mut reasons = Vec::new();
     let head = CheckedHead::check(&wire, pinned, "the head", &mut reasons);
-    if let Some(size) = size
-        && head.signed.tree_size != size
-    {
-        reasons.push(format!(
-            "asked for the head of {size} leaves, got one of {}",
-            head.signed.tree_size
-        ));
-    }
+    live::check_size(size, head.signed().tree_size, &mut reasons);
+    let reasons = words(&reasons);
     if pinned.is_none() {
         eprintln!(
             "warning: this head was not verified against a pinned key; pass --log-key with the collector's log.pub, obtained out of band"
@@ -319,11 +252,11 @@ fn head(
         Format::Table => {
             print!(
                 "Tree size {}\nRoot      {}\nSigned    {}\nLog key   {} (key id {})\n",
-                head.signed.tree_size,
-                hex(&head.signed.root),
-                rfc3339(head.signed.timestamp_ms),
+                head.signed().tree_size,
+                hex(&head.signed().root),
+                rfc3339(head.signed().timestamp_ms),
                 hex(&wire.log_public_key),
-                head.key_id
+                head.0.key_id
             );
             let summary = if pinned.is_some() {
                 "the pinned log key signed this head"
@@ -355,24 +288,28 @@ fn inclusion(
     })?;
     let mut reasons = Vec::new();
     let head = CheckedHead::check(&wire, Some(pinned), "the head", &mut reasons);
-    if let Some(size) = size
-        && head.signed.tree_size != size
-    {
-        reasons.push(format!(
-            "asked for the head of {size} leaves, got one of {}",
-            head.signed.tree_size
-        ));
-    }
+    live::check_size(size, head.signed().tree_size, &mut reasons);
     let leaf = match &proof {
         None => {
-            reasons.push(format!(
-                "leaf {index} is not in the tree of {} the head signs",
-                counted(head.signed.tree_size, "leaf", "leaves")
-            ));
+            reasons.push(LiveProblem::LeafPastHead {
+                index,
+                tree_size: head.signed().tree_size,
+            });
             None
         }
-        Some(proof) => check_leaf(index, &head.signed, proof, &mut reasons),
+        Some(proof) => {
+            let sent = live::PresentedInclusion {
+                log_index: proof.log_index,
+                tree_size: proof.tree_size,
+                audit_path: &proof.audit_path,
+                entry: &proof.entry,
+                envelope: &proof.envelope,
+            };
+            live::check_inclusion(index, head.signed(), &sent, &mut reasons)
+                .map(|entry| describe_leaf(&entry, &proof.envelope))
+        }
     };
+    let reasons = words(&reasons);
     let pass = reasons.is_empty();
     match format {
         Format::Json => print_json(&json!({
@@ -392,7 +329,7 @@ fn inclusion(
                 true,
                 &format!(
                     "leaf {index} is in the log of {} whose head the pinned log key signed",
-                    counted(head.signed.tree_size, "leaf", "leaves")
+                    counted(head.signed().tree_size, "leaf", "leaves")
                 ),
                 &reasons,
             );
@@ -407,51 +344,16 @@ struct LeafView {
     json: Value,
 }
 
-/// Checks `proof` for leaf `index` against `head`; describes the leaf when it decodes.
-fn check_leaf(
-    index: u64,
-    head: &TreeHead,
-    proof: &InclusionProof,
-    reasons: &mut Vec<String>,
-) -> Option<LeafView> {
-    if proof.log_index != index || proof.tree_size != head.tree_size {
-        reasons.push(format!(
-            "the collector answered for leaf {} in a tree of {}, not leaf {index} in {}",
-            proof.log_index, proof.tree_size, head.tree_size
-        ));
-    }
-    match hashes(&proof.audit_path) {
-        Some(path) => {
-            let leaf = proto_merkle::leaf_hash(&proof.entry);
-            if let Err(e) =
-                proto_merkle::verify_inclusion(&leaf, index, head.tree_size, &path, &head.root)
-            {
-                reasons.push(format!("inclusion: {e}"));
-            }
-        }
-        None => reasons.push("inclusion: the audit path holds a hash that is not 32 bytes".into()),
-    }
-    let entry = match LogEntry::decode(&proof.entry) {
-        Ok(entry) => entry,
-        Err(e) => {
-            reasons.push(format!("the leaf's bytes are not a log entry: {e}"));
-            return None;
-        }
-    };
+/// The leaf, described; for an attestation, from the `envelope` bytes the collector returned.
+fn describe_leaf(entry: &LogEntry, envelope_bytes: &[u8]) -> LeafView {
     let at = rfc3339(entry.at_ms());
     let mut json = json!({"kind": entry.kind(), "at_unix_ms": entry.at_ms(), "at": at});
-    let text = match &entry {
+    let text = match entry {
         LogEntry::Attestation { envelope, .. } => {
-            let actual = Sha256::of(&proof.envelope);
-            if actual != *envelope {
-                reasons.push(format!(
-                    "the envelope returned has SHA-256 {actual}, but the leaf commits to {envelope}"
-                ));
-            }
             json["envelope_sha256"] = envelope.to_string().into();
             // Decoded for display: the leaf commits to these bytes, the agent's signature is
             // the collector's to check.
-            let statement = proto_seal::decode_envelope(&proof.envelope)
+            let statement = proto_seal::decode_envelope(envelope_bytes)
                 .ok()
                 .and_then(|e| proto_seal::decode_payload_unverified(&e).ok());
             if let Some(p) = &statement {
@@ -521,7 +423,7 @@ fn check_leaf(
             }
         }
     };
-    Some(LeafView { text, json })
+    LeafView { text, json }
 }
 
 fn consistency(
@@ -547,52 +449,16 @@ fn consistency(
     let mut reasons = Vec::new();
     let old_head = CheckedHead::check(&old_wire, Some(pinned), "the old head", &mut reasons);
     let new_head = CheckedHead::check(&new_wire, Some(pinned), "the new head", &mut reasons);
-    let (o, n) = (&old_head.signed, &new_head.signed);
-    if o.tree_size != old {
-        reasons.push(format!(
-            "asked for the head of {old} leaves, got one of {}",
-            o.tree_size
-        ));
-    }
-    if let Some(new) = new
-        && n.tree_size != new
-    {
-        reasons.push(format!(
-            "asked for the head of {new} leaves, got one of {}",
-            n.tree_size
-        ));
-    }
-    match &proof {
-        None => reasons.push(format!(
-            "the old head ({}) is larger than the new one ({})",
-            counted(o.tree_size, "leaf", "leaves"),
-            grouped(n.tree_size)
-        )),
-        Some(proof) => {
-            if (proof.first_tree_size, proof.second_tree_size) != (o.tree_size, n.tree_size) {
-                reasons.push(format!(
-                    "the collector answered for sizes {} and {}, not {} and {}",
-                    proof.first_tree_size, proof.second_tree_size, o.tree_size, n.tree_size
-                ));
-            }
-            match hashes(&proof.proof) {
-                Some(path) => {
-                    if let Err(e) = proto_merkle::verify_consistency(
-                        o.tree_size,
-                        n.tree_size,
-                        &o.root,
-                        &n.root,
-                        &path,
-                    ) {
-                        reasons.push(format!("consistency: {e}"));
-                    }
-                }
-                None => {
-                    reasons.push("consistency: the proof holds a hash that is not 32 bytes".into())
-                }
-            }
-        }
-    }
+    let (o, n) = (old_head.signed(), new_head.signed());
+    live::check_size(Some(old), o.tree_size, &mut reasons);
+    live::check_size(new, n.tree_size, &mut reasons);
+    let sent = proof.as_ref().map(|proof| live::PresentedConsistency {
+        first_tree_size: proof.first_tree_size,
+        second_tree_size: proof.second_tree_size,
+        proof: &proof.proof,
+    });
+    live::check_consistency(o, n, sent.as_ref(), &mut reasons);
+    let reasons = words(&reasons);
     let pass = reasons.is_empty();
     match format {
         Format::Json => print_json(&json!({
@@ -638,10 +504,7 @@ fn print_result(pass: bool, checked: bool, summary: &str, reasons: &[String]) {
     }
 }
 
-fn hash32(bytes: &[u8]) -> Option<Hash> {
-    bytes.try_into().ok()
-}
-
-fn hashes(list: &[Vec<u8>]) -> Option<Vec<Hash>> {
-    list.iter().map(|h| hash32(h)).collect()
+/// The problems found, in words.
+fn words(problems: &[LiveProblem]) -> Vec<String> {
+    problems.iter().map(ToString::to_string).collect()
 }
