@@ -57,8 +57,7 @@ impl Startup {
 /// Reads the configuration at `path` and checks everything `run` needs at `now`.
 pub fn check(path: &Path, now: SystemTime) -> Result<Startup, ConfigErrors> {
     let problems = Problems::new();
-    let text = files::read_config(path)?;
-    let config = Config::read(&text, path, &problems)?;
+    let config = proto_config::document::load(path, &problems, Config::read)?;
     let mut creates = Creates::default();
 
     let (catalogue, policy) = files::rules(
@@ -144,13 +143,7 @@ pub fn check(path: &Path, now: SystemTime) -> Result<Startup, ConfigErrors> {
         catalogue, policy, sites, identity, client_ca, gpu_trust, landmarks,
     )
     else {
-        return Err(ConfigErrors {
-            path: path.to_path_buf(),
-            errors: vec![(
-                "file".to_owned(),
-                "could not be checked completely (a bug: please report it)".to_owned(),
-            )],
-        });
+        return Err(ConfigErrors::incomplete(path));
     };
     Ok(Startup {
         rules: Rules {

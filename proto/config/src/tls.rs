@@ -32,6 +32,28 @@ pub struct Identity {
     pub key_pem: Vec<u8>,
 }
 
+/// A client's mutual-TLS material, checked; PEM as read.
+#[derive(Debug, Clone)]
+pub struct ClientTls {
+    /// The CA that signs the server's certificate.
+    pub ca_pem: Vec<u8>,
+    /// The client's certificate chain, leaf first.
+    pub certificate_pem: Vec<u8>,
+    /// Its private key.
+    pub key_pem: Vec<u8>,
+}
+
+impl ClientTls {
+    /// The server's CA and the client's `identity`.
+    pub fn new(ca_pem: Vec<u8>, identity: Identity) -> Self {
+        Self {
+            ca_pem,
+            certificate_pem: identity.certificate_pem,
+            key_pem: identity.key_pem,
+        }
+    }
+}
+
 /// Reads and checks a certificate (chain) and its private key: each file holds what its key
 /// says, the leaf is valid at `now`, and the key is the leaf's. Problems are recorded at the
 /// key of the file at fault.
