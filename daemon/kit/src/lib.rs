@@ -4,7 +4,8 @@
 //! of an error with its sources and of bytes as hex (`text`); the Prometheus endpoint each
 //! daemon serves (`exposition`); how `run` and `check-config` begin (`start`), accepting
 //! connections until shutdown (`listen`), and the delays between retries (`backoff`). Its
-//! `build/commit.rs` is the five binaries' build script.
+//! `build/commit.rs` is the five binaries' build script. The `testing` feature adds what the
+//! daemons' own tests share (module `testing`).
 //!
 //! Invariant: no daemon-specific knowledge and nothing of the contract; the endpoint never
 //! blocks the caller's runtime on a slow client or a readiness check; without the `runtime`
@@ -24,6 +25,8 @@ pub mod logging;
 pub mod signal;
 #[cfg(feature = "runtime")]
 pub mod start;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod text;
 
 #[cfg(feature = "runtime")]
