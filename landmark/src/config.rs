@@ -107,34 +107,26 @@ impl Config {
             })
             .flatten();
         let collector = &config.collector;
-        let ca = (!problems.has("collector.ca"))
-            .then(|| {
-                tls::trust_anchors(
-                    Named {
-                        key: "collector.ca",
-                        path: &collector.ca,
-                    },
-                    now,
-                    &problems,
-                )
-            })
-            .flatten();
-        let identity = (!problems.has("collector.certificate") && !problems.has("collector.key"))
-            .then(|| {
-                tls::identity(
-                    Named {
-                        key: "collector.certificate",
-                        path: &collector.certificate,
-                    },
-                    Named {
-                        key: "collector.key",
-                        path: &collector.key,
-                    },
-                    now,
-                    &problems,
-                )
-            })
-            .flatten();
+        let ca = tls::trust_anchors(
+            Named {
+                key: "collector.ca",
+                path: &collector.ca,
+            },
+            now,
+            &problems,
+        );
+        let identity = tls::identity(
+            Named {
+                key: "collector.certificate",
+                path: &collector.certificate,
+            },
+            Named {
+                key: "collector.key",
+                path: &collector.key,
+            },
+            now,
+            &problems,
+        );
         if let Some(identity) = &identity
             && let Err(message) = names_landmark(&identity.certificate_pem, &config.id)
         {

@@ -86,18 +86,14 @@ fn collector_tls(
     problems: &Problems,
 ) -> Option<Tls> {
     let collector = config.collector.as_ref()?;
-    let ca = (!problems.has("collector.ca"))
-        .then(|| {
-            tls::trust_anchors(
-                Named {
-                    key: "collector.ca",
-                    path: &collector.ca,
-                },
-                now,
-                problems,
-            )
-        })
-        .flatten();
+    let ca = tls::trust_anchors(
+        Named {
+            key: "collector.ca",
+            path: &collector.ca,
+        },
+        now,
+        problems,
+    );
     let certificate = Named {
         key: "collector.certificate",
         path: &collector.certificate,

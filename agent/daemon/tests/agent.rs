@@ -571,14 +571,7 @@ fn promtool_accepts_the_agent_metrics() {
     };
     assert!(get("/healthz").starts_with("HTTP/1.1 200"));
     assert!(get("/readyz").starts_with("HTTP/1.1 200"));
-    let pid = daemon.child.as_ref().unwrap().id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-s", "HUP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    testing::signal(daemon.child.as_ref().unwrap().id(), "HUP");
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         get("/healthz").starts_with("HTTP/1.1 200"),

@@ -93,18 +93,14 @@ pub fn check(path: &Path, now: SystemTime) -> Result<Startup, ConfigErrors> {
         (false, true) => files::read(certificate.key, certificate.path, &problems).and(None),
         (true, true) => None,
     };
-    let client_ca = (!problems.has("tls.client_ca"))
-        .then(|| {
-            tls::trust_anchors(
-                Named {
-                    key: "tls.client_ca",
-                    path: &config.client_ca,
-                },
-                now,
-                &problems,
-            )
-        })
-        .flatten();
+    let client_ca = tls::trust_anchors(
+        Named {
+            key: "tls.client_ca",
+            path: &config.client_ca,
+        },
+        now,
+        &problems,
+    );
     let enrollment_ca = enrollment_ca(&config, client_ca.as_deref(), &problems);
 
     let (log_key, nonce_secret) = state(&config, &problems, &mut creates);

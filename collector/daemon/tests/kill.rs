@@ -23,7 +23,7 @@ use proto_wire::v1::collector_message::Message as ToAgent;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
-use veu_daemon_kit::testing::{free_port, promtool_accepts, scrape};
+use veu_daemon_kit::testing::{self, free_port, promtool_accepts, scrape};
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -485,14 +485,7 @@ fn promtool_accepts_the_collector_metrics() {
     // /healthz and /readyz answer 200 while the collector serves; SIGHUP changes nothing.
     assert!(get(metrics_port, "/healthz").starts_with("HTTP/1.1 200"));
     assert!(get(metrics_port, "/readyz").starts_with("HTTP/1.1 200"));
-    let pid = server.child.as_ref().unwrap().id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-s", "HUP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    testing::signal(server.child.as_ref().unwrap().id(), "HUP");
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         server.child.as_mut().unwrap().try_wait().unwrap().is_none(),

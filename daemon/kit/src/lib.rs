@@ -36,5 +36,5 @@ pub use logging::init_logging;
 #[cfg(feature = "runtime")]
 pub use signal::{Hangup, Signal, Signals, cancel_on_signal, shutdown_signal};
 #[cfg(feature = "runtime")]
-pub use start::{print_creates, start};
+pub use start::{create_state_dir, print_creates, start};
 pub use text::{error_chain, hex};

@@ -1,6 +1,8 @@
 //! How a daemon's `run` and `check-config` begin, the same for every daemon.
 
 use std::future::Future;
+use std::os::unix::fs::DirBuilderExt as _;
+use std::path::Path;
 
 use proto_config::files::Creates;
 use tracing::Level;
@@ -24,6 +26,15 @@ where
     let (level, json) = logging(&loaded);
     crate::init_logging(level, json);
     Ok(runtime.enable_all().build()?.block_on(daemon(loaded))?)
+}
+
+/// Creates the state directory `dir` and its missing parents, mode 0700; one that exists is
+/// left as it is.
+pub fn create_state_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 /// `check-config`'s list of what a first `run` will create, on stdout; nothing when it

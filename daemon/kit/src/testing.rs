@@ -1,6 +1,7 @@
 //! What the daemons' own tests share (the `testing` feature): a configuration written with
 //! lines replaced, the files under a directory, a start-up refusal checked for both
-//! `check-config` and `run`, a free port, a metrics scrape and its check by promtool.
+//! `check-config` and `run`, a signal sent, a free port, a metrics scrape and its check by
+//! promtool.
 //!
 //! Test support: a failed step panics, which is how a test fails.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -77,6 +78,15 @@ pub fn refused(bin: &Path, config: &Path, dir: &Path, keys: &[&str], fragments: 
         assert_eq!(listing(dir), before, "{name} created or removed something");
     }
     stderr
+}
+
+/// Sends the signal `name` (`HUP`, `TERM`) to the process `pid` with kill(1).
+pub fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args(["-s", name, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -s {name} {pid}: {status}");
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
