@@ -20,11 +20,15 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use proto_config::tls::{self, Named};
-use proto_config::{ConfigErrors, Problems, Section, files, parse_duration};
+use proto_config::{ConfigErrors, Problems, Section};
 use proto_evidence::Coordinates;
 use proto_seal::Ed25519Signer;
 
 use crate::session::Limits;
+
+/// The mutual-TLS material, PEM: the collector's CA, the landmark's client certificate chain
+/// and its key.
+pub use proto_config::tls::ClientTls as Tls;
 
 /// Where the landmark listens by default.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:7450";
@@ -81,35 +85,18 @@ pub struct Loaded {
     pub path: PathBuf,
 }
 
-/// The mutual-TLS material, PEM.
-#[derive(Debug, Clone)]
-pub struct Tls {
-    /// The CA that signs the collector's certificate.
-    pub ca_pem: Vec<u8>,
-    /// The landmark's client certificate chain.
-    pub certificate_pem: Vec<u8>,
-    /// Its private key.
-    pub key_pem: Vec<u8>,
-}
-
 impl Config {
     /// Validates configuration text without reading the files it names; `path` names it in
     /// errors and anchors relative paths.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
-        let problems = Problems::new();
-        let config = Self::read(text, path, &problems)?;
-        match ConfigErrors::of(path, &problems) {
-            None => Ok(config),
-            Some(errors) => Err(errors),
-        }
+        proto_config::document::checked(text, path, Self::read)
     }
 
     /// Reads the file at `path`, then the signing key and the TLS files it names, checked at
     /// `now`. Every problem comes back at once, each with its key.
     pub fn load(path: &Path, now: SystemTime) -> Result<Loaded, ConfigErrors> {
-        let text = files::read_config(path)?;
         let problems = Problems::new();
-        let config = Self::read(&text, path, &problems)?;
+        let config = proto_config::document::load(path, &problems, Self::read)?;
         let signer = (!problems.has("key"))
             .then(|| match proto_seal::keyfile::load(&config.key) {
                 Ok(signer) => Some(signer),
@@ -120,34 +107,26 @@ impl Config {
             })
             .flatten();
         let collector = &config.collector;
-        let ca = (!problems.has("collector.ca"))
-            .then(|| {
-                tls::trust_anchors(
-                    Named {
-                        key: "collector.ca",
-                        path: &collector.ca,
-                    },
-                    now,
-                    &problems,
-                )
-            })
-            .flatten();
-        let identity = (!problems.has("collector.certificate") && !problems.has("collector.key"))
-            .then(|| {
-                tls::identity(
-                    Named {
-                        key: "collector.certificate",
-                        path: &collector.certificate,
-                    },
-                    Named {
-                        key: "collector.key",
-                        path: &collector.key,
-                    },
-                    now,
-                    &problems,
-                )
-            })
-            .flatten();
+        let ca = tls::trust_anchors(
+            Named {
+                key: "collector.ca",
+                path: &collector.ca,
+            },
+            now,
+            &problems,
+        );
+        let identity = tls::identity(
+            Named {
+                key: "collector.certificate",
+                path: &collector.certificate,
+            },
+            Named {
+                key: "collector.key",
+                path: &collector.key,
+            },
+            now,
+            &problems,
+        );
         if let Some(identity) = &identity
             && let Err(message) = names_landmark(&identity.certificate_pem, &config.id)
         {
@@ -163,20 +142,10 @@ impl Config {
             (Some(signer), Some(ca_pem), Some(identity)) => Ok(Loaded {
                 config,
                 signer,
-                tls: Tls {
-                    ca_pem,
-                    certificate_pem: identity.certificate_pem,
-                    key_pem: identity.key_pem,
-                },
+                tls: Tls::new(ca_pem, identity),
                 path: path.to_path_buf(),
             }),
-            _ => Err(ConfigErrors {
-                path: path.to_path_buf(),
-                errors: vec![(
-                    "file".to_owned(),
-                    "could not be checked completely (a bug: please report it)".to_owned(),
-                )],
-            }),
+            _ => Err(ConfigErrors::incomplete(path)),
         }
     }
 
@@ -185,14 +154,8 @@ impl Config {
     /// result is valid only when `problems` stayed empty.
     pub fn read(text: &str, path: &Path, problems: &Problems) -> Result<Config, ConfigErrors> {
         let mut root = proto_config::document::root(text, path, problems)?;
-        let resolve = proto_config::document::resolver(path);
 
-        let id = root.required::<String>("id").unwrap_or_default();
-        if !problems.has("id")
-            && let Err(message) = proto_config::check_id(&id)
-        {
-            root.problem("id", message);
-        }
+        let id = root.required_id("id");
         let latitude = root.required::<f64>("latitude");
         if let Some(latitude) = latitude
             && !(-90.0..=90.0).contains(&latitude)
@@ -208,20 +171,10 @@ impl Config {
                 format!("{longitude} is not between -180 and 180"),
             );
         }
-        let key = root
-            .required::<PathBuf>("key")
-            .map(&resolve)
-            .unwrap_or_default();
-        let listen_text = root
-            .optional::<String>("listen")
-            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
-        let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
-            root.problem(
-                "listen",
-                format!("{listen_text:?} is not an address like {DEFAULT_LISTEN}"),
-            );
-            SocketAddr::from(([0, 0, 0, 0], 7450))
-        });
+        let key = root.required_path("key");
+        let listen = root
+            .address("listen", DEFAULT_LISTEN)
+            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 7450)));
         let defaults = Limits::default();
         let rounds = root.optional::<u32>("rounds").unwrap_or(defaults.rounds);
         if !(1..=MAX_ROUNDS).contains(&rounds) {
@@ -238,40 +191,18 @@ impl Config {
         }
         let hello_timeout = duration(&mut root, "hello_timeout", defaults.hello_timeout);
         let session_timeout = duration(&mut root, "session_timeout", defaults.session_timeout);
-        let log_level = match root.optional::<String>("log_level") {
-            None => tracing::Level::INFO,
-            Some(text) => text.parse().unwrap_or_else(|_| {
-                root.problem(
-                    "log_level",
-                    format!("{text:?} must be one of error, warn, info, debug, trace"),
-                );
-                tracing::Level::INFO
-            }),
-        };
+        let log_level = root.log_level("log_level").unwrap_or(tracing::Level::INFO);
         let log_json = root.optional::<bool>("log_json").unwrap_or(false);
 
         let mut section = root.table("collector");
         let endpoint = section.required::<String>("endpoint").unwrap_or_default();
-        if !problems.has("collector.endpoint") && !endpoint.starts_with("https://") {
-            section.problem("endpoint", format!("{endpoint:?} must be an https:// URL"));
-        }
-        let server_name = section
-            .optional::<String>("server_name")
-            .or_else(|| proto_config::url_host(&endpoint))
-            .unwrap_or_default();
-        if server_name.is_empty() && !problems.has("collector.endpoint") {
-            section.problem("server_name", "cannot be derived from the endpoint; set it");
-        }
-        let mut file = |name: &'static str| {
-            section
-                .required::<PathBuf>(name)
-                .map(&resolve)
-                .unwrap_or_default()
-        };
+        section.check_https("endpoint", &endpoint);
+        let server_name = section.optional::<String>("server_name");
+        let server_name = section.server_name("server_name", server_name, "endpoint", &endpoint);
         let collector = Collector {
-            ca: file("ca"),
-            certificate: file("certificate"),
-            key: file("key"),
+            ca: section.required_path("ca"),
+            certificate: section.required_path("certificate"),
+            key: section.required_path("key"),
             endpoint,
             server_name,
         };
@@ -344,20 +275,15 @@ fn names_landmark(certificate_pem: &[u8], id: &str) -> Result<(), String> {
     }
 }
 
-/// A duration of more than zero, or the default when absent.
+/// A duration of more than zero (durations are read in milliseconds), or the default when
+/// absent.
 fn duration(section: &mut Section, name: &'static str, default: Duration) -> Duration {
-    match section.optional::<String>(name).map(|t| parse_duration(&t)) {
-        None => default,
-        Some(Ok(value)) if !value.is_zero() => value,
-        Some(Ok(_)) => {
-            section.problem(name, "must be more than zero");
-            default
-        }
-        Some(Err(message)) => {
-            section.problem(name, message);
-            default
-        }
-    }
+    section.duration(
+        name,
+        default,
+        Duration::from_millis(1),
+        "must be more than zero",
+    )
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Loaded;
 use crate::session::Identity;
-use crate::submit::{self, Backoff};
+use crate::submit;
 
 /// How long the submitter may take to stop after shutdown begins: its drain, and a little.
 const SHUTDOWN_GRACE: Duration = submit::DRAIN.saturating_add(Duration::from_secs(1));
@@ -50,7 +50,7 @@ pub async fn run(
     let submitter = tokio::spawn(submit::run(
         endpoint.connect_lazy(),
         receiver,
-        Backoff::default(),
+        submit::BACKOFF,
         shutdown.clone(),
     ));
     let identity = Arc::new(Identity {

@@ -168,13 +168,11 @@ fn show_key(path: &Path, operator: &str) -> anyhow::Result<()> {
 }
 
 fn run(path: &Path) -> anyhow::Result<()> {
-    proto_config::parent::exit_with_parent().map_err(anyhow::Error::msg)?;
-    let loaded = Config::load(path, SystemTime::now())?;
-    veu_daemon_kit::init_logging(loaded.config.log_level, loaded.config.log_json);
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(async {
+    veu_daemon_kit::start(
+        || Ok(Config::load(path, SystemTime::now())?),
+        |loaded| (loaded.config.log_level, loaded.config.log_json),
+        &mut tokio::runtime::Builder::new_multi_thread(),
+        |loaded| async {
             let shutdown = CancellationToken::new();
             tokio::spawn(veu_daemon_kit::cancel_on_signal(
                 "landmark",
@@ -186,5 +184,6 @@ fn run(path: &Path) -> anyhow::Result<()> {
                 println!("veu-landmark listening on {address}");
             })
             .await
-        })
+        },
+    )
 }

@@ -5,7 +5,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use proto_evidence::{KeyId, Measurement, SignedMeasurement};
 use tokio::net::{TcpListener, TcpStream};
@@ -27,17 +26,9 @@ pub async fn serve(
     let sessions = TaskTracker::new();
     let permits = Arc::new(Semaphore::new(limits.max_sessions.max(1)));
     loop {
-        let (stream, peer) = tokio::select! {
-            () = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors, say: wait instead of spinning.
-                    tracing::warn!(%error, "cannot accept a connection");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+        let Some((stream, peer)) = veu_daemon_kit::listen::accept(&listener, &shutdown).await
+        else {
+            break;
         };
         let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
             tracing::warn!(

@@ -12,6 +12,7 @@ use proto_wire::v1::landmark_client::LandmarkClient;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+pub use veu_daemon_kit::backoff::Backoff;
 
 use crate::config::{Collector, Tls};
 
@@ -20,6 +21,13 @@ pub const QUEUE: usize = 1024;
 
 /// Attempts per statement before it is given up.
 pub const MAX_ATTEMPTS: u32 = 12;
+
+/// The delays between attempts: doubling from a second up to a minute (no jitter: one
+/// landmark, one collector).
+pub const BACKOFF: Backoff = Backoff {
+    initial: Duration::from_secs(1),
+    max: Duration::from_secs(60),
+};
 
 /// What to do after a failed submission.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,24 +208,6 @@ fn encoded(signed: &SignedMeasurement) -> Option<Vec<u8>> {
             tracing::error!(%error, "a signed measurement does not encode: dropped");
         })
         .ok()
-}
-
-/// The delays between attempts: doubling from `initial` up to `max`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
-    /// The first delay.
-    pub initial: Duration,
-    /// The largest delay.
-    pub max: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self {
-            initial: Duration::from_secs(1),
-            max: Duration::from_secs(60),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -156,7 +156,7 @@ async fn statements_queued_at_shutdown_get_one_more_attempt() {
     shutdown.cancel();
     tokio::time::timeout(
         Duration::from_secs(10),
-        submit::run(channel, receiver, Backoff::default(), shutdown),
+        submit::run(channel, receiver, submit::BACKOFF, shutdown),
     )
     .await
     .unwrap();

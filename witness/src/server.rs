@@ -71,17 +71,9 @@ pub async fn serve(
                 Err(_closed) => break,
             },
         };
-        let (stream, peer) = tokio::select! {
-            () = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors, say: wait instead of spinning.
-                    tracing::warn!(%error, "cannot accept a connection");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+        let Some((stream, peer)) = veu_daemon_kit::listen::accept(&listener, &shutdown).await
+        else {
+            break;
         };
         let witness = Arc::clone(&witness);
         let shutdown = shutdown.clone();

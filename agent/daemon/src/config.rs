@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use proto_config::ConfigErrors;
-use proto_config::{Problems, Section, parse_duration, parse_size};
+use proto_config::{Problems, parse_size};
 use serde::Deserialize;
 
 /// Whether and how long: the `[gpu_evidence]` section of the configuration.
@@ -72,12 +72,7 @@ impl Config {
     /// Validates configuration text without touching the files it names; `path` names it in
     /// errors and anchors relative paths.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
-        let problems = Problems::new();
-        let config = Self::read(text, path, &problems)?;
-        match ConfigErrors::of(path, &problems) {
-            None => Ok(config),
-            Some(errors) => Err(errors),
-        }
+        proto_config::document::checked(text, path, Self::read)
     }
 
     /// Reads text, recording every problem in `problems` and going on past each: a value with
@@ -86,55 +81,24 @@ impl Config {
     /// reported. The result is a valid configuration only when `problems` stayed empty.
     pub fn read(text: &str, path: &Path, problems: &Problems) -> Result<Config, ConfigErrors> {
         let mut root = proto_config::document::root(text, path, problems)?;
-        let resolve = proto_config::document::resolver(path);
-        let duration =
-            |section: &mut Section, name: &'static str, default: Duration, min: Duration| {
-                match section.optional::<String>(name).map(|t| parse_duration(&t)) {
-                    None => default,
-                    Some(Ok(d)) if d >= min => d,
-                    Some(Ok(_)) => {
-                        section.problem(name, format!("must be at least {}", format_duration(min)));
-                        default
-                    }
-                    Some(Err(message)) => {
-                        section.problem(name, message);
-                        default
-                    }
-                }
-            };
+        let tenth = Duration::from_millis(100);
 
         let host_id = root
             .optional::<String>("host_id")
             .unwrap_or_else(default_host_id);
-        check_id(&root, "host_id", &host_id);
-        let site_id = root.required::<String>("site_id").unwrap_or_default();
-        if !problems.has("site_id") {
-            check_id(&root, "site_id", &site_id);
-        }
-        let state_dir = root
-            .required::<PathBuf>("state_dir")
-            .map(&resolve)
-            .unwrap_or_default();
+        root.check_id("host_id", &host_id);
+        let site_id = root.required_id("site_id");
+        let state_dir = root.required_path("state_dir");
 
         let mut attestation = root.table("attestation");
-        let interval = duration(
-            &mut attestation,
-            "interval",
-            Duration::from_secs(60),
-            Duration::from_millis(100),
-        );
+        let interval = attestation.duration_at_least("interval", Duration::from_secs(60), tenth);
         let jitter_percent = attestation.optional::<u32>("jitter_percent").unwrap_or(10);
         if jitter_percent > 50 {
             attestation.problem("jitter_percent", "must be between 0 and 50");
         }
-        let watch_interval = duration(
-            &mut attestation,
-            "watch_interval",
-            Duration::from_secs(10),
-            Duration::from_millis(100),
-        );
-        let shutdown_grace = duration(
-            &mut attestation,
+        let watch_interval =
+            attestation.duration_at_least("watch_interval", Duration::from_secs(10), tenth);
+        let shutdown_grace = attestation.duration_at_least(
             "shutdown_grace",
             Duration::from_secs(10),
             Duration::ZERO,
@@ -142,24 +106,14 @@ impl Config {
         drop(attestation);
 
         let mut nvml = root.table("nvml");
-        let nvml_library = nvml.optional::<PathBuf>("library").map(&resolve);
-        let nvml_timeout = duration(
-            &mut nvml,
-            "timeout",
-            Duration::from_secs(10),
-            Duration::from_millis(100),
-        );
+        let nvml_library = nvml.path("library");
+        let nvml_timeout = nvml.duration_at_least("timeout", Duration::from_secs(10), tenth);
         drop(nvml);
 
         let mut evidence = root.table("gpu_evidence");
         let gpu_evidence = GpuEvidenceSettings {
             enabled: evidence.optional::<bool>("enabled").unwrap_or(true),
-            timeout: duration(
-                &mut evidence,
-                "timeout",
-                Duration::from_secs(10),
-                Duration::from_millis(100),
-            ),
+            timeout: evidence.duration_at_least("timeout", Duration::from_secs(10), tenth),
         };
         drop(evidence);
 
@@ -174,8 +128,7 @@ impl Config {
         }
         let location = LocationSettings {
             landmarks,
-            interval: duration(
-                &mut section,
+            interval: section.duration_at_least(
                 "interval",
                 Duration::from_secs(3600),
                 Duration::from_secs(60),
@@ -184,35 +137,20 @@ impl Config {
         drop(section);
 
         let mut rules = root.table("rules");
-        let catalogue = rules.optional::<PathBuf>("catalogue").map(&resolve);
-        let policy = rules.optional::<PathBuf>("policy").map(&resolve);
+        let catalogue = rules.path("catalogue");
+        let policy = rules.path("policy");
         drop(rules);
 
         let collector = root.has("collector").then(|| {
             let mut section = root.table("collector");
             let endpoint = section.required::<String>("endpoint").unwrap_or_default();
             let server_name = section.optional::<String>("server_name");
-            let ca = section
-                .required::<PathBuf>("ca")
-                .map(&resolve)
-                .unwrap_or_default();
-            let certificate = section
-                .required::<PathBuf>("certificate")
-                .map(&resolve)
-                .unwrap_or_default();
-            let key = section
-                .required::<PathBuf>("key")
-                .map(&resolve)
-                .unwrap_or_default();
-            if !problems.has("collector.endpoint") && !endpoint.starts_with("https://") {
-                section.problem("endpoint", format!("{endpoint:?} must be an https:// URL"));
-            }
-            let server_name = server_name
-                .or_else(|| proto_config::url_host(&endpoint))
-                .unwrap_or_default();
-            if server_name.is_empty() && !problems.has("collector.endpoint") {
-                section.problem("server_name", "cannot be derived from the endpoint; set it");
-            }
+            let ca = section.required_path("ca");
+            let certificate = section.required_path("certificate");
+            let key = section.required_path("key");
+            section.check_https("endpoint", &endpoint);
+            let server_name =
+                section.server_name("server_name", server_name, "endpoint", &endpoint);
             Collector {
                 endpoint,
                 server_name,
@@ -248,33 +186,10 @@ impl Config {
         let log_format = log
             .optional::<LogFormat>("format")
             .unwrap_or(LogFormat::Text);
-        let log_level = match log.optional::<String>("level") {
-            None => tracing::Level::INFO,
-            Some(text) => text.parse().unwrap_or_else(|_| {
-                log.problem(
-                    "level",
-                    format!("{text:?} must be one of error, warn, info, debug, trace"),
-                );
-                tracing::Level::INFO
-            }),
-        };
+        let log_level = log.log_level("level").unwrap_or(tracing::Level::INFO);
         drop(log);
 
-        let mut metrics = root.table("metrics");
-        let metrics_listen =
-            metrics
-                .optional::<String>("listen")
-                .and_then(|text| match text.parse() {
-                    Ok(addr) => Some(addr),
-                    Err(_) => {
-                        metrics.problem(
-                            "listen",
-                            format!("{text:?} is not an address like 127.0.0.1:9464"),
-                        );
-                        None
-                    }
-                });
-        drop(metrics);
+        let metrics_listen = root.table("metrics").address("listen", "127.0.0.1:9464");
         drop(root);
 
         Ok(Config {
@@ -298,12 +213,6 @@ impl Config {
             metrics_listen,
             shutdown_grace,
         })
-    }
-}
-
-fn check_id(section: &Section, key: &str, value: &str) {
-    if let Err(message) = proto_config::check_id(value) {
-        section.problem(key, message);
     }
 }
 
@@ -331,10 +240,6 @@ fn check_landmark(address: &str) -> Result<(), String> {
     } else {
         Err(invalid())
     }
-}
-
-fn format_duration(duration: Duration) -> String {
-    format!("{}ms", duration.as_millis())
 }
 
 /// `host_id` when the file has none: `VEU_HOST_ID` when set and not empty (a Kubernetes

@@ -119,27 +119,21 @@ fn check_config(path: &Path) -> anyhow::Result<()> {
         startup.config.host_id,
         startup.config.site_id
     );
-    let creates = startup.creates.lines();
-    if !creates.is_empty() {
-        println!("run will create:");
-        for line in creates {
-            println!("  {line}");
-        }
-    }
+    veu_daemon_kit::print_creates(&startup.creates);
     Ok(())
 }
 
 fn run(path: &Path) -> anyhow::Result<()> {
-    // Started by a supervisor (`veuctl demo`): end with it, however it ends.
-    proto_config::parent::exit_with_parent().map_err(anyhow::Error::msg)?;
-    let startup = startup::check(path, SystemTime::now())?;
-    veu_daemon_kit::init_logging(
-        startup.config.log_level,
-        startup.config.log_format == config::LogFormat::Json,
-    );
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .max_blocking_threads(4)
-        .build()?
-        .block_on(run::run(startup))
+    veu_daemon_kit::start(
+        || Ok(startup::check(path, SystemTime::now())?),
+        |startup| {
+            let config = &startup.config;
+            (
+                config.log_level,
+                config.log_format == config::LogFormat::Json,
+            )
+        },
+        tokio::runtime::Builder::new_current_thread().max_blocking_threads(4),
+        run::run,
+    )
 }

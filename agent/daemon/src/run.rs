@@ -1,7 +1,6 @@
 //! `veu-agent run`: the daemon. One cancellation token and task tracker; the attestation loop,
 //! the uplink, the landmark probes and the metrics endpoint are tasks; SIGTERM or SIGINT drains within the grace.
 
-use std::os::unix::fs::DirBuilderExt;
 use std::sync::Arc;
 
 use agent_core::{Identity, Rules, Schedule};
@@ -33,20 +32,16 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
     } = startup;
     // Binding needs nothing on disk: an address that cannot be had fails the start before
     // anything is created. Connections are accepted only once serving starts (`listen`).
-    let metrics_socket = match config.metrics_listen {
-        Some(listen) => Some(proto_config::bind(&path, "metrics.listen", listen)?),
-        None => None,
-    };
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&config.state_dir)
-        .with_context(|| {
-            format!(
-                "cannot create state directory {}",
-                config.state_dir.display()
-            )
-        })?;
+    let metrics_socket = config
+        .metrics_listen
+        .map(|listen| proto_config::bind(&path, "metrics.listen", listen))
+        .transpose()?;
+    veu_daemon_kit::create_state_dir(&config.state_dir).with_context(|| {
+        format!(
+            "cannot create state directory {}",
+            config.state_dir.display()
+        )
+    })?;
     // Two agents on one state directory would interleave two chains in one spool.
     let lock_path = config.state_dir.join("lock");
     let lock = std::fs::File::create(&lock_path)

@@ -17,6 +17,9 @@ use proto_seal::Ed25519Signer;
 
 use crate::config::Config;
 
+/// The collector's CA, this host's client certificate and its key, PEM.
+pub use proto_config::tls::ClientTls as Tls;
+
 /// Everything `run` starts from, read and checked.
 #[derive(Debug)]
 pub struct Startup {
@@ -33,22 +36,13 @@ pub struct Startup {
     pub path: PathBuf,
 }
 
-/// The collector's CA, this host's client certificate and its key, PEM.
-#[derive(Debug, Clone)]
-pub struct Tls {
-    pub ca_pem: Vec<u8>,
-    pub certificate_pem: Vec<u8>,
-    pub key_pem: Vec<u8>,
-}
-
 /// The signing key's file in the state directory.
 pub const SIGNING_KEY: &str = "signing-key.pk8";
 
 /// Reads the configuration at `path` and checks everything `run` needs at `now`.
 pub fn check(path: &Path, now: SystemTime) -> Result<Startup, ConfigErrors> {
     let problems = Problems::new();
-    let text = files::read_config(path)?;
-    let config = Config::read(&text, path, &problems)?;
+    let config = proto_config::document::load(path, &problems, Config::read)?;
     let mut creates = Creates::default();
 
     let (catalogue, policy) = files::rules(
@@ -70,13 +64,7 @@ pub fn check(path: &Path, now: SystemTime) -> Result<Startup, ConfigErrors> {
         return Err(errors);
     }
     let (Some(catalogue), Some(policy)) = (catalogue, policy) else {
-        return Err(ConfigErrors {
-            path: path.to_path_buf(),
-            errors: vec![(
-                "file".to_owned(),
-                "could not be checked completely (a bug: please report it)".to_owned(),
-            )],
-        });
+        return Err(ConfigErrors::incomplete(path));
     };
     Ok(Startup {
         config,
@@ -98,18 +86,14 @@ fn collector_tls(
     problems: &Problems,
 ) -> Option<Tls> {
     let collector = config.collector.as_ref()?;
-    let ca = (!problems.has("collector.ca"))
-        .then(|| {
-            tls::trust_anchors(
-                Named {
-                    key: "collector.ca",
-                    path: &collector.ca,
-                },
-                now,
-                problems,
-            )
-        })
-        .flatten();
+    let ca = tls::trust_anchors(
+        Named {
+            key: "collector.ca",
+            path: &collector.ca,
+        },
+        now,
+        problems,
+    );
     let certificate = Named {
         key: "collector.certificate",
         path: &collector.certificate,
@@ -137,11 +121,7 @@ fn collector_tls(
         return None;
     }
     let identity = tls::identity(certificate, key, now, problems)?;
-    Some(Tls {
-        ca_pem: ca?,
-        certificate_pem: identity.certificate_pem,
-        key_pem: identity.key_pem,
-    })
+    Some(Tls::new(ca?, identity))
 }
 
 /// The state directory, and the signing key in it: an existing key is read (refused when

@@ -13,6 +13,7 @@ use agent_spool::{Spool, SpoolLimits};
 use proto_accounting::Catalogue;
 use proto_evidence::{AttestationPayload, ChainDigest, EvidenceSource};
 use serde_json::Value;
+use veu_daemon_kit::testing;
 
 #[path = "agent/gpu_evidence.rs"]
 mod gpu_evidence;
@@ -533,47 +534,15 @@ fn a_second_agent_on_the_same_state_directory_is_refused() {
 #[test]
 #[ignore = "needs promtool (apt-get install prometheus); .ci/run runs it with --ignored"]
 fn promtool_accepts_the_agent_metrics() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = testing::free_port();
     let mut daemon = Daemon::new(
         "dgx-h100.json",
         &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
     );
     daemon.start();
     daemon.wait_for("an attestation", |chain| !chain.is_empty());
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap();
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool is required (apt-get install prometheus)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}{}\n{body}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let body = testing::scrape(port);
+    testing::promtool_accepts(&body);
     assert!(
         body.lines().any(|l| l.starts_with("veu_agent_build_info{")
             && l.contains("commit=\"")
@@ -602,14 +571,7 @@ fn promtool_accepts_the_agent_metrics() {
     };
     assert!(get("/healthz").starts_with("HTTP/1.1 200"));
     assert!(get("/readyz").starts_with("HTTP/1.1 200"));
-    let pid = daemon.child.as_ref().unwrap().id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-s", "HUP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    testing::signal(daemon.child.as_ref().unwrap().id(), "HUP");
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         get("/healthz").starts_with("HTTP/1.1 200"),

@@ -7,8 +7,12 @@ use std::time::Duration;
 
 use collector_app::witnesses::{WitnessTarget, is_cosignature_key};
 pub use proto_config::ConfigErrors;
-use proto_config::{Problems, Section, parse_duration};
+use proto_config::{Problems, Section};
 use proto_note::VerifierKey;
+
+/// The shortest duration a setting may have: durations are read in milliseconds, so any
+/// above zero.
+const MIN_DURATION: Duration = Duration::from_millis(1);
 
 /// The longest organisation name a report carries, in characters.
 const MAX_ORGANISATION_CHARS: usize = 200;
@@ -88,12 +92,7 @@ impl Config {
     /// Validates text without touching the files it names: every problem, each with its key.
     #[cfg(test)]
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
-        let problems = Problems::new();
-        let config = Self::read(text, path, &problems)?;
-        match ConfigErrors::of(path, &problems) {
-            None => Ok(config),
-            Some(errors) => Err(errors),
-        }
+        proto_config::document::checked(text, path, Self::read)
     }
 
     /// Reads text, recording every problem in `problems` and going on past each: a value with
@@ -102,69 +101,19 @@ impl Config {
     /// reported. The result is a valid configuration only when `problems` stayed empty.
     pub fn read(text: &str, path: &Path, problems: &Problems) -> Result<Config, ConfigErrors> {
         let mut root = proto_config::document::root(text, path, problems)?;
-        let resolve = proto_config::document::resolver(path);
-        let address = |section: &mut Section, name: &'static str, example: &str| {
-            let text: String = section.optional(name)?;
-            match text.parse::<SocketAddr>() {
-                Ok(addr) => Some(addr),
-                Err(_) => {
-                    section.problem(name, format!("{text:?} is not an address like {example}"));
-                    None
-                }
-            }
-        };
-        let duration = |section: &mut Section, name: &'static str, default: Duration| match section
-            .optional::<String>(name)
-            .map(|t| parse_duration(&t))
-        {
-            None => default,
-            Some(Ok(d)) if !d.is_zero() => d,
-            Some(Ok(_)) => {
-                section.problem(name, "must be greater than zero");
-                default
-            }
-            Some(Err(message)) => {
-                section.problem(name, message);
-                default
-            }
+        let duration = |section: &mut Section, name: &'static str, default: Duration| {
+            section.duration(name, default, MIN_DURATION, "must be greater than zero")
         };
 
-        let listen = match root.required::<String>("listen") {
-            None => None,
-            Some(text) => match text.parse::<SocketAddr>() {
-                Ok(addr) => Some(addr),
-                Err(_) => {
-                    root.problem(
-                        "listen",
-                        format!("{text:?} is not an address like 0.0.0.0:7443"),
-                    );
-                    None
-                }
-            },
-        };
-        let state_dir = root
-            .required::<PathBuf>("state_dir")
-            .map(&resolve)
-            .unwrap_or_default();
+        let listen = root.required_address("listen", "0.0.0.0:7443");
+        let state_dir = root.required_path("state_dir");
         let store_url = root.optional::<String>("store");
-        let sites = root
-            .required::<PathBuf>("sites")
-            .map(&resolve)
-            .unwrap_or_default();
+        let sites = root.required_path("sites");
 
         let mut tls = root.table("tls");
-        let certificate = tls
-            .required::<PathBuf>("certificate")
-            .map(&resolve)
-            .unwrap_or_default();
-        let key = tls
-            .required::<PathBuf>("key")
-            .map(&resolve)
-            .unwrap_or_default();
-        let client_ca = tls
-            .required::<PathBuf>("client_ca")
-            .map(&resolve)
-            .unwrap_or_default();
+        let certificate = tls.required_path("certificate");
+        let key = tls.required_path("key");
+        let client_ca = tls.required_path("client_ca");
         drop(tls);
 
         let defaults = collector_server::Limits::default();
@@ -195,7 +144,7 @@ impl Config {
             },
         };
         let mut enrollment = root.table("enrollment");
-        let enrollment_ca_dir = enrollment.optional::<PathBuf>("ca_dir").map(&resolve);
+        let enrollment_ca_dir = enrollment.path("ca_dir");
         let enrolls = defaults.enrollment;
         let enrollment_limits = collector_server::enrollment::Limits {
             per_peer: collector_app::throttle::Rate {
@@ -279,8 +228,8 @@ impl Config {
         }
         drop(connections);
         let mut rules = root.table("rules");
-        let policy = rules.optional::<PathBuf>("policy").map(&resolve);
-        let catalogue = rules.optional::<PathBuf>("catalogue").map(&resolve);
+        let policy = rules.path("policy");
+        let catalogue = rules.path("catalogue");
         drop(rules);
 
         let mut ingest = root.table("ingest");
@@ -291,7 +240,7 @@ impl Config {
         let nonce_validity = duration(&mut ingest, "nonce_validity", Duration::from_secs(300));
         drop(ingest);
 
-        let metrics_listen = address(&mut root.table("metrics"), "listen", "127.0.0.1:9465");
+        let metrics_listen = root.table("metrics").address("listen", "127.0.0.1:9465");
         if let (Some(listen), Some(metrics)) = (listen, metrics_listen)
             && listen.port() == metrics.port()
             && (listen.ip() == metrics.ip()
@@ -313,23 +262,13 @@ impl Config {
                 false
             }
         };
-        let log_level = match log.optional::<String>("level") {
-            None => tracing::Level::INFO,
-            Some(text) => text.parse().unwrap_or_else(|_| {
-                log.problem(
-                    "level",
-                    format!("{text:?} must be one of error, warn, info, debug, trace"),
-                );
-                tracing::Level::INFO
-            }),
-        };
+        let log_level = log.log_level("level").unwrap_or(tracing::Level::INFO);
         drop(log);
 
         let mut audit = root.table("audit");
         let tree_head_every = duration(&mut audit, "tree_head_every", Duration::from_secs(60));
         let log_key = audit
-            .optional::<PathBuf>("log_key")
-            .map(&resolve)
+            .path("log_key")
             .unwrap_or_else(|| state_dir.join("log.key"));
         let log_origin = audit.optional::<String>("origin");
         if let Some(origin) = &log_origin
@@ -389,13 +328,13 @@ impl Config {
         drop(report);
 
         let mut gpu = root.table("gpu_evidence");
-        let gpu_roots = gpu.optional::<PathBuf>("roots").map(&resolve);
-        let gpu_rims = gpu.optional::<PathBuf>("rims").map(&resolve);
-        let gpu_ocsp = gpu.optional::<PathBuf>("ocsp").map(&resolve);
+        let gpu_roots = gpu.path("roots");
+        let gpu_rims = gpu.path("rims");
+        let gpu_ocsp = gpu.path("ocsp");
         drop(gpu);
 
         let mut location = root.table("location");
-        let landmarks = location.optional::<PathBuf>("landmarks").map(&resolve);
+        let landmarks = location.path("landmarks");
         drop(location);
 
         let store = match store_url {

@@ -140,23 +140,15 @@ fn check_config(path: &Path) -> anyhow::Result<()> {
     for warning in startup.warnings() {
         println!("warning: {warning}");
     }
-    let creates = startup.creates.lines();
-    if !creates.is_empty() {
-        println!("run will create:");
-        for line in creates {
-            println!("  {line}");
-        }
-    }
+    veu_daemon_kit::print_creates(&startup.creates);
     Ok(())
 }
 
 fn run(path: &Path) -> anyhow::Result<()> {
-    // Started by a supervisor (`veuctl demo`): end with it, however it ends.
-    proto_config::parent::exit_with_parent().map_err(anyhow::Error::msg)?;
-    let startup = startup::check(path, SystemTime::now())?;
-    veu_daemon_kit::init_logging(startup.config.log_level, startup.config.log_json);
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(run::run(startup))
+    veu_daemon_kit::start(
+        || Ok(startup::check(path, SystemTime::now())?),
+        |startup| (startup.config.log_level, startup.config.log_json),
+        &mut tokio::runtime::Builder::new_multi_thread(),
+        run::run,
+    )
 }

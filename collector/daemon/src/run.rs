@@ -1,7 +1,6 @@
 //! `veu-collector run`: from a checked start, create what a first start needs, open the store,
 //! rebuild the state, serve until a signal.
 
-use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -46,14 +45,11 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
     // anything is created. Connections are accepted only once serving starts (`listen`).
     let socket = proto_config::bind(&path, "listen", config.listen)?;
     raise_file_limit(config.limits.connections.max_connections);
-    let metrics_socket = match config.metrics_listen {
-        Some(listen) => Some(proto_config::bind(&path, "metrics.listen", listen)?),
-        None => None,
-    };
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&config.state_dir)
+    let metrics_socket = config
+        .metrics_listen
+        .map(|listen| proto_config::bind(&path, "metrics.listen", listen))
+        .transpose()?;
+    veu_daemon_kit::create_state_dir(&config.state_dir)
         .with_context(|| format!("cannot create {}", config.state_dir.display()))?;
     tracing::info!(
         policy = rules.policy.id,

@@ -57,8 +57,7 @@ impl Startup {
 /// Reads the configuration at `path` and checks everything `run` needs at `now`.
 pub fn check(path: &Path, now: SystemTime) -> Result<Startup, ConfigErrors> {
     let problems = Problems::new();
-    let text = files::read_config(path)?;
-    let config = Config::read(&text, path, &problems)?;
+    let config = proto_config::document::load(path, &problems, Config::read)?;
     let mut creates = Creates::default();
 
     let (catalogue, policy) = files::rules(
@@ -94,18 +93,14 @@ pub fn check(path: &Path, now: SystemTime) -> Result<Startup, ConfigErrors> {
         (false, true) => files::read(certificate.key, certificate.path, &problems).and(None),
         (true, true) => None,
     };
-    let client_ca = (!problems.has("tls.client_ca"))
-        .then(|| {
-            tls::trust_anchors(
-                Named {
-                    key: "tls.client_ca",
-                    path: &config.client_ca,
-                },
-                now,
-                &problems,
-            )
-        })
-        .flatten();
+    let client_ca = tls::trust_anchors(
+        Named {
+            key: "tls.client_ca",
+            path: &config.client_ca,
+        },
+        now,
+        &problems,
+    );
     let enrollment_ca = enrollment_ca(&config, client_ca.as_deref(), &problems);
 
     let (log_key, nonce_secret) = state(&config, &problems, &mut creates);
@@ -144,13 +139,7 @@ pub fn check(path: &Path, now: SystemTime) -> Result<Startup, ConfigErrors> {
         catalogue, policy, sites, identity, client_ca, gpu_trust, landmarks,
     )
     else {
-        return Err(ConfigErrors {
-            path: path.to_path_buf(),
-            errors: vec![(
-                "file".to_owned(),
-                "could not be checked completely (a bug: please report it)".to_owned(),
-            )],
-        });
+        return Err(ConfigErrors::incomplete(path));
     };
     Ok(Startup {
         rules: Rules {

@@ -23,6 +23,7 @@ use proto_wire::v1::collector_message::Message as ToAgent;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+use veu_daemon_kit::testing::{self, free_port, promtool_accepts, scrape};
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -33,14 +34,6 @@ fn now_ms() -> i64 {
 
 fn collector_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_veu-collector"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 struct Server {
@@ -414,45 +407,6 @@ fn sigkill_under_load_loses_no_acknowledged_attestation() {
     assert!(total > 40, "enough load: {total} acknowledged");
 }
 
-/// Runs `promtool check metrics` on an exposition; the text must pass without warnings.
-fn promtool_accepts(exposition: &str) {
-    use std::io::Write as _;
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool is required (apt-get install prometheus)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(exposition.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "promtool refused the metrics:\n{}{}\n{exposition}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-fn scrape(port: u16) -> String {
-    use std::io::{Read as _, Write as _};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default()
-}
-
 /// A witness's cosignature key, as `veu-witness keygen` prints it.
 const WITNESS_KEY: &str =
     "witness.regulator.example/veu+290ccebb+BHv+RNh7Avou2kHn9/9kjdtSo4IV0Uo/WccvBj/D4AqZ";
@@ -531,14 +485,7 @@ fn promtool_accepts_the_collector_metrics() {
     // /healthz and /readyz answer 200 while the collector serves; SIGHUP changes nothing.
     assert!(get(metrics_port, "/healthz").starts_with("HTTP/1.1 200"));
     assert!(get(metrics_port, "/readyz").starts_with("HTTP/1.1 200"));
-    let pid = server.child.as_ref().unwrap().id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-s", "HUP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    testing::signal(server.child.as_ref().unwrap().id(), "HUP");
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         server.child.as_mut().unwrap().try_wait().unwrap().is_none(),

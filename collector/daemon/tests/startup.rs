@@ -9,16 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use veu_daemon_kit::testing::{self, free_port};
+
 fn collector_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_veu-collector"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 const SITES: &str = "[[site]]\nid = \"us-va-1\"\ncountry = \"US\"\n\
@@ -63,74 +57,32 @@ impl Setup {
              [enrollment]\nca_dir = \"pki\"\n[rules]\n# policy\n[audit]\ntree_head_every = \"1m\"\n\
              [log]\nformat = \"text\"\nlevel = \"warn\"\n"
         );
-        let text: String = text
-            .lines()
-            .map(|line| {
-                replace
-                    .iter()
-                    .find(|(from, _)| line.starts_with(from))
-                    .map_or(line, |(_, to)| to)
-                    .to_owned()
-                    + "\n"
-            })
-            .collect();
-        std::fs::write(self.path("collector.toml"), text).unwrap();
+        std::fs::write(
+            self.path("collector.toml"),
+            testing::replace_lines(&text, replace),
+        )
+        .unwrap();
     }
 
     fn command(&self, command: &str) -> Output {
-        Command::new(collector_bin())
-            .args([command, "--config"])
-            .arg(self.path("collector.toml"))
-            .output()
-            .unwrap()
+        testing::command(&collector_bin(), command, &self.path("collector.toml"))
     }
 
     /// Every file under the directory, so that a failed start can be shown to leave it as it was.
     fn listing(&self) -> Vec<PathBuf> {
-        fn walk(dir: &Path, found: &mut Vec<PathBuf>) {
-            for entry in std::fs::read_dir(dir).unwrap() {
-                let path = entry.unwrap().path();
-                found.push(path.clone());
-                if path.is_dir() {
-                    walk(&path, found);
-                }
-            }
-        }
-        let mut found = Vec::new();
-        walk(self.dir.path(), &mut found);
-        found.sort();
-        found
+        testing::listing(self.dir.path())
     }
 
     /// `check-config` and `run` both exit with 78, naming every key in `keys` (in that order,
     /// once each) with the messages' `fragments`; neither creates anything.
     fn refused(&self, keys: &[&str], fragments: &[&str]) -> String {
-        let before = self.listing();
-        let mut stderr = String::new();
-        for command in ["check-config", "run"] {
-            let output = self.command(command);
-            stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-            assert_eq!(output.status.code(), Some(78), "{command}: {stderr}");
-            let found: Vec<&str> = stderr
-                .lines()
-                .filter_map(|line| line.strip_prefix("  "))
-                .filter(|line| !line.starts_with(' '))
-                .filter_map(|line| line.split_once(": ").map(|(key, _)| key))
-                .collect();
-            assert_eq!(found, keys, "{command}: {stderr}");
-            for fragment in fragments {
-                assert!(
-                    stderr.contains(fragment),
-                    "{command}: no {fragment:?} in {stderr}"
-                );
-            }
-            assert_eq!(
-                self.listing(),
-                before,
-                "{command} created or removed something"
-            );
-        }
-        stderr
+        testing::refused(
+            &collector_bin(),
+            &self.path("collector.toml"),
+            self.dir.path(),
+            keys,
+            fragments,
+        )
     }
 }
 

@@ -1,22 +1,32 @@
 //! What every veu-attest daemon (`veu-agent`, `veu-collector`, `veu-witness`,
 //! `veu-landmark`) and `veuctl` share around their work: the wait for a shutdown signal
 //! (`signal`), the log output (`logging`), the exit status of a failure (`exit`), and the text
-//! of an error with its sources and of bytes as hex (`text`); and the Prometheus endpoint each
-//! daemon serves (`exposition`). Its `build/commit.rs` is the five binaries' build script.
+//! of an error with its sources and of bytes as hex (`text`); the Prometheus endpoint each
+//! daemon serves (`exposition`); how `run` and `check-config` begin (`start`), accepting
+//! connections until shutdown (`listen`), and the delays between retries (`backoff`). Its
+//! `build/commit.rs` is the five binaries' build script. The `testing` feature adds what the
+//! daemons' own tests share (module `testing`).
 //!
 //! Invariant: no daemon-specific knowledge and nothing of the contract; the endpoint never
 //! blocks the caller's runtime on a slow client or a readiness check; without the `runtime`
-//! feature the crate is std only (`hex`, `error_chain`), so libraries may use it without
-//! pulling a runtime or a log subscriber.
+//! feature the crate is std only (`hex`, `error_chain`, `backoff`), so libraries may use it
+//! without pulling a runtime or a log subscriber.
 
+pub mod backoff;
 #[cfg(feature = "runtime")]
 pub mod exit;
 #[cfg(feature = "runtime")]
 pub mod exposition;
 #[cfg(feature = "runtime")]
+pub mod listen;
+#[cfg(feature = "runtime")]
 pub mod logging;
 #[cfg(feature = "runtime")]
 pub mod signal;
+#[cfg(feature = "runtime")]
+pub mod start;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod text;
 
 #[cfg(feature = "runtime")]
@@ -25,4 +35,6 @@ pub use exit::exit_code;
 pub use logging::init_logging;
 #[cfg(feature = "runtime")]
 pub use signal::{Hangup, Signal, Signals, cancel_on_signal, shutdown_signal};
+#[cfg(feature = "runtime")]
+pub use start::{create_state_dir, print_creates, start};
 pub use text::{error_chain, hex};

@@ -46,14 +46,7 @@ pub fn bind(path: &Path, key: &str, address: SocketAddr) -> anyhow::Result<TcpSo
                 ErrorKind::AddrNotAvailable | ErrorKind::PermissionDenied
             ) =>
         {
-            Err(ConfigErrors {
-                path: path.to_path_buf(),
-                errors: vec![(
-                    key.to_owned(),
-                    format!("cannot listen on {address}: {error}"),
-                )],
-            }
-            .into())
+            Err(ConfigErrors::one(path, key, format!("cannot listen on {address}: {error}")).into())
         }
         Err(error) => Err(error).with_context(|| format!("cannot listen on {address} ({key})")),
     }

@@ -51,10 +51,8 @@ pub fn read_text(key: &str, path: &Path, problems: &Problems) -> Option<String> 
 
 /// The configuration file's text, or why it cannot be read (key `file`).
 pub fn read_config(path: &Path) -> Result<String, crate::ConfigErrors> {
-    std::fs::read_to_string(path).map_err(|error| crate::ConfigErrors {
-        path: path.to_path_buf(),
-        errors: vec![("file".to_owned(), cannot_read(path, &error))],
-    })
+    std::fs::read_to_string(path)
+        .map_err(|error| crate::ConfigErrors::one(path, "file", cannot_read(path, &error)))
 }
 
 /// What reading `path` failed with, in words.

@@ -38,6 +38,24 @@ impl ConfigErrors {
             errors: problems.list(),
         })
     }
+
+    /// The one problem `message` at `key` of `path`.
+    pub fn one(path: &std::path::Path, key: &str, message: impl Into<String>) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            errors: vec![(key.to_owned(), message.into())],
+        }
+    }
+
+    /// What a start-up check says when it found no problem yet lacks a value it should have
+    /// read: a bug in the checks, reported as such rather than a panic.
+    pub fn incomplete(path: &std::path::Path) -> Self {
+        Self::one(
+            path,
+            "file",
+            "could not be checked completely (a bug: please report it)",
+        )
+    }
 }
 
 /// One line per error, `  key: message`; a message of several lines (a TOML syntax error with

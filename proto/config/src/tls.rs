@@ -32,15 +32,41 @@ pub struct Identity {
     pub key_pem: Vec<u8>,
 }
 
+/// A client's mutual-TLS material, checked; PEM as read.
+#[derive(Debug, Clone)]
+pub struct ClientTls {
+    /// The CA that signs the server's certificate.
+    pub ca_pem: Vec<u8>,
+    /// The client's certificate chain, leaf first.
+    pub certificate_pem: Vec<u8>,
+    /// Its private key.
+    pub key_pem: Vec<u8>,
+}
+
+impl ClientTls {
+    /// The server's CA and the client's `identity`.
+    pub fn new(ca_pem: Vec<u8>, identity: Identity) -> Self {
+        Self {
+            ca_pem,
+            certificate_pem: identity.certificate_pem,
+            key_pem: identity.key_pem,
+        }
+    }
+}
+
 /// Reads and checks a certificate (chain) and its private key: each file holds what its key
 /// says, the leaf is valid at `now`, and the key is the leaf's. Problems are recorded at the
-/// key of the file at fault.
+/// key of the file at fault. Where either key has a problem already (its value is not known),
+/// neither file is read: `None`.
 pub fn identity(
     certificate: Named<'_>,
     key: Named<'_>,
     now: SystemTime,
     problems: &Problems,
 ) -> Option<Identity> {
+    if problems.has(certificate.key) || problems.has(key.key) {
+        return None;
+    }
     let certificate_pem = files::read(certificate.key, certificate.path, problems);
     let key_pem = files::read(key.key, key.path, problems);
     let certificates = certificate_pem
@@ -112,8 +138,12 @@ pub fn identity(
 }
 
 /// Reads and checks the certificates a peer's certificate must chain to: one or more PEM
-/// certificates, each valid at `now`.
+/// certificates, each valid at `now`. Where its key has a problem already (its value is not
+/// known), the file is not read: `None`.
 pub fn trust_anchors(anchors: Named<'_>, now: SystemTime, problems: &Problems) -> Option<Vec<u8>> {
+    if problems.has(anchors.key) {
+        return None;
+    }
     let pem = files::read(anchors.key, anchors.path, problems)?;
     let certificates = certificates(anchors, None, &pem, problems)?;
     let mut valid = true;

@@ -2,8 +2,10 @@
 //! first, all at once and each with its key; `run` finds the same problems, exits with status
 //! 78 and leaves the state directory as it was (no signing key, no spool).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+use std::process::Output;
+
+use veu_daemon_kit::testing;
 
 use super::{agent_bin, fake_nvml, repo};
 
@@ -42,73 +44,31 @@ impl Host {
              certificate = \"tls/agent.pem\"\nkey = \"tls/agent.key\"\n[log]\nformat = \"text\"\n",
             fake_nvml().display()
         );
-        let text: String = text
-            .lines()
-            .map(|line| {
-                replace
-                    .iter()
-                    .find(|(from, _)| line.starts_with(from))
-                    .map_or(line, |(_, to)| to)
-                    .to_owned()
-                    + "\n"
-            })
-            .collect();
-        std::fs::write(self.path("agent.toml"), text).unwrap();
+        std::fs::write(
+            self.path("agent.toml"),
+            testing::replace_lines(&text, replace),
+        )
+        .unwrap();
     }
 
     fn command(&self, command: &str) -> Output {
-        Command::new(agent_bin())
-            .args([command, "--config"])
-            .arg(self.path("agent.toml"))
-            .output()
-            .unwrap()
+        testing::command(&agent_bin(), command, &self.path("agent.toml"))
     }
 
     fn listing(&self) -> Vec<PathBuf> {
-        fn walk(dir: &Path, found: &mut Vec<PathBuf>) {
-            for entry in std::fs::read_dir(dir).unwrap() {
-                let path = entry.unwrap().path();
-                found.push(path.clone());
-                if path.is_dir() {
-                    walk(&path, found);
-                }
-            }
-        }
-        let mut found = Vec::new();
-        walk(self.dir.path(), &mut found);
-        found.sort();
-        found
+        testing::listing(self.dir.path())
     }
 
     /// `check-config` and `run` both exit with 78, naming exactly `keys` in that order with
     /// the messages' `fragments`; neither creates anything.
     fn refused(&self, keys: &[&str], fragments: &[&str]) -> String {
-        let before = self.listing();
-        let mut stderr = String::new();
-        for command in ["check-config", "run"] {
-            let output = self.command(command);
-            stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-            assert_eq!(output.status.code(), Some(78), "{command}: {stderr}");
-            let found: Vec<&str> = stderr
-                .lines()
-                .filter_map(|line| line.strip_prefix("  "))
-                .filter(|line| !line.starts_with(' '))
-                .filter_map(|line| line.split_once(": ").map(|(key, _)| key))
-                .collect();
-            assert_eq!(found, keys, "{command}: {stderr}");
-            for fragment in fragments {
-                assert!(
-                    stderr.contains(fragment),
-                    "{command}: no {fragment:?} in {stderr}"
-                );
-            }
-            assert_eq!(
-                self.listing(),
-                before,
-                "{command} created or removed something"
-            );
-        }
-        stderr
+        testing::refused(
+            &agent_bin(),
+            &self.path("agent.toml"),
+            self.dir.path(),
+            keys,
+            fragments,
+        )
     }
 }
 
