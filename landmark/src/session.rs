@@ -7,13 +7,14 @@
 //! than the frame due (the Hello's head, then exactly the host id it announces, then exactly
 //! 64 bytes per round).
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use proto_evidence::{Coordinates, Measurement, SignedMeasurement};
 use proto_location::probe::{ANSWER_LEN, HELLO_HEAD, Hello, LandmarkFrame};
 use proto_seal::{Ed25519Signer, PublicKey};
 use ring::rand::{SecureRandom as _, SystemRandom};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use veu_daemon_kit::now_unix_ms;
 
 /// Who measures: the landmark's id, its surveyed coordinates and its signing key.
 #[derive(Debug)]
@@ -119,7 +120,7 @@ where
             agent_key: hello.agent_key,
             min_rtt_us,
             rounds,
-            measured_at_ms: now_ms(),
+            measured_at_ms: now_unix_ms(),
             nonce: fastest.nonce,
             answer: fastest.answer,
         };
@@ -189,11 +190,4 @@ async fn refuse<S: AsyncWrite + Unpin>(stream: &mut S, reason: &str) {
     if stream.write_all(&frame).await.is_ok() {
         let _ = stream.flush().await;
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|since| i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }

@@ -4,7 +4,7 @@
 //! chain advances and before it can be sent.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use agent_core::{Chain, Challenges, Fingerprint, GpuSource, Identity, Rules, Schedule, price};
 use agent_spool::{EntryKind, JournalError};
@@ -13,6 +13,7 @@ use proto_seal::{Ed25519Signer, SealError};
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use veu_daemon_kit::now_unix_ms;
 
 use crate::metrics::{KindLabel, Metrics};
 use crate::outbox::JournalOutbox;
@@ -155,7 +156,7 @@ impl Attestor {
             &priced,
             &inventory.driver_version,
             inventory.source,
-            now_ms(),
+            now_unix_ms(),
         );
         let answers_challenge = evidence.is_some();
         if let Some(evidence) = evidence {
@@ -285,12 +286,6 @@ impl Attestor {
             "attestation signed and spooled"
         );
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use veu_daemon_kit::now_unix_ms;
 
 /// Label of `veu_agent_attestations_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -143,7 +143,8 @@ impl Metrics {
     }
 
     pub fn acked_now(&self) {
-        self.last_ack_unix_ms.store(now_ms(), Ordering::Relaxed);
+        self.last_ack_unix_ms
+            .store(now_unix_ms(), Ordering::Relaxed);
     }
 
     /// The exposition text, with the ack age computed at scrape time.
@@ -152,7 +153,7 @@ impl Metrics {
         let age = if last == 0 {
             -1.0
         } else {
-            (now_ms() - last) as f64 / 1000.0
+            (now_unix_ms() - last) as f64 / 1000.0
         };
         self.last_ack_age.set(age);
         let mut text = String::new();
@@ -183,10 +184,4 @@ pub fn readiness(
             Ok(())
         }
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -21,11 +21,7 @@ pub fn parse_instant(text: &str) -> Result<i64, String> {
 }
 
 /// This machine's clock, in Unix milliseconds (0 before the epoch).
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+pub use veu_daemon_kit::now_unix_ms as now_ms;
 
 /// `2026-11-03T14:05:00Z` (with `.123` when the milliseconds are not zero).
 pub fn rfc3339(ms: i64) -> String {

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use collector_app::Collector;
@@ -17,6 +17,7 @@ use collector_store_postgres::{PostgresOptions, PostgresStore};
 use collector_store_sqlite::{SqliteOptions, SqliteStore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use veu_daemon_kit::now_unix_ms;
 use veu_daemon_kit::{Hangup, shutdown_signal};
 
 use crate::config::{Store, redacted};
@@ -81,7 +82,7 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
             Arc::clone(&store),
             log_key,
             config.log_origin.as_deref(),
-            now_ms,
+            now_unix_ms,
         )
         .context("audit.origin")?,
     );
@@ -97,7 +98,7 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
             NonceIssuer::new(&secret, millis(config.nonce_validity)),
             Arc::clone(&metrics),
             millis(config.freshness_window),
-            now_ms,
+            now_unix_ms,
         )
         .context("cannot rebuild the collector's state from the store")?
         .with_organisation(config.organisation.clone())
@@ -112,7 +113,7 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
             hosts = state.ledger.live().len(),
             "state rebuilt from the store"
         );
-        let located = state.location_sums(&collector.rules.sites, now_ms());
+        let located = state.location_sums(&collector.rules.sites, now_unix_ms());
         metrics.observe_location(&located, &collector.rules.policy);
         metrics.observe(state.ledger.live(), &collector.rules.policy);
     }
@@ -176,10 +177,10 @@ pub async fn run(startup: Startup) -> anyhow::Result<()> {
                     }
                     sweeper.flush_refusals(false).await;
                     let mut state = sweeper.state();
-                    for host in state.ledger.sweep(now_ms()) {
+                    for host in state.ledger.sweep(now_unix_ms()) {
                         tracing::warn!(host, "host is stale: no attestation within the freshness window");
                     }
-                    let located = state.location_sums(&sweeper.rules.sites, now_ms());
+                    let located = state.location_sums(&sweeper.rules.sites, now_unix_ms());
                     sweeper.metrics.observe_location(&located, &sweeper.rules.policy);
                     sweeper.metrics.observe(state.ledger.live(), &sweeper.rules.policy);
                     drop(state);
@@ -358,10 +359,4 @@ fn raise_file_limit(max_connections: usize) {
 
 fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

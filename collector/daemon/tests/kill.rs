@@ -23,14 +23,8 @@ use proto_wire::v1::collector_message::Message as ToAgent;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+use veu_daemon_kit::now_unix_ms as now_ms;
 use veu_daemon_kit::testing::{self, free_port, promtool_accepts, scrape};
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 fn collector_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_veu-collector"))

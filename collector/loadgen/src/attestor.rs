@@ -2,12 +2,11 @@
 //! carrying the latest collector nonce, signed with the agent's own Ed25519 key. The payload is
 //! encoded and signed on every call, as a real agent does.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use proto_evidence::{
     AttestationPayload, ChainDigest, Envelope, EvidenceSource, HostId, KeyId, SiteId, Totals,
 };
 use proto_seal::{Ed25519Signer, SealError};
+use veu_daemon_kit::now_unix_ms;
 
 use crate::inventory::Board;
 
@@ -78,7 +77,7 @@ impl Attestor {
         let sequence = self.payload.sequence + 1;
         self.payload.sequence = sequence;
         self.payload.previous_digest = self.previous;
-        self.payload.issued_at_unix_ms = now_ms();
+        self.payload.issued_at_unix_ms = now_unix_ms();
         if self.payload.collector_nonce != nonce {
             self.payload.collector_nonce = nonce.to_vec();
         }
@@ -93,12 +92,6 @@ impl Attestor {
             }
         }
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

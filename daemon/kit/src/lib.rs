@@ -1,7 +1,8 @@
 //! What every veu-attest daemon (`veu-agent`, `veu-collector`, `veu-witness`,
 //! `veu-landmark`) and `veuctl` share around their work: the wait for a shutdown signal
 //! (`signal`), the log output (`logging`), the exit status of a failure (`exit`), and the text
-//! of an error with its sources and of bytes as hex (`text`); the Prometheus endpoint each
+//! of an error with its sources and of bytes as hex (`text`), the wall clock in Unix milliseconds
+//! (`clock`); the Prometheus endpoint each
 //! daemon serves (`exposition`); how `run` and `check-config` begin (`start`), accepting
 //! connections until shutdown (`listen`), and the delays between retries (`backoff`). Its
 //! `build/commit.rs` is the five binaries' build script. The `testing` feature adds what the
@@ -9,10 +10,11 @@
 //!
 //! Invariant: no daemon-specific knowledge and nothing of the contract; the endpoint never
 //! blocks the caller's runtime on a slow client or a readiness check; without the `runtime`
-//! feature the crate is std only (`hex`, `error_chain`, `backoff`), so libraries may use it
+//! feature the crate is std only (`hex`, `error_chain`, `now_unix_ms`, `backoff`), so libraries may use it
 //! without pulling a runtime or a log subscriber.
 
 pub mod backoff;
+pub mod clock;
 #[cfg(feature = "runtime")]
 pub mod exit;
 #[cfg(feature = "runtime")]
@@ -29,6 +31,7 @@ pub mod start;
 pub mod testing;
 pub mod text;
 
+pub use clock::now_unix_ms;
 #[cfg(feature = "runtime")]
 pub use exit::exit_code;
 #[cfg(feature = "runtime")]

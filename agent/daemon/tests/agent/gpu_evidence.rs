@@ -9,6 +9,7 @@ use base64::Engine as _;
 use proto_gpu_evidence::testing::{Arch, TestDeviceCa};
 use proto_gpu_evidence::{Expected, verify};
 use serde_json::Value;
+use veu_daemon_kit::now_unix_ms as now_ms;
 
 use super::{agent_bin, fake_nvml};
 
@@ -67,13 +68,6 @@ fn inventory(fixture: &Path, json: bool) -> std::process::Output {
         .env("VEU_FAKE_NVML_FIXTURE", fixture)
         .output()
         .unwrap()
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 #[test]
