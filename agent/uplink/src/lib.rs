@@ -134,9 +134,36 @@ pub enum Event {
 }
 
 /// Why the uplink gave up: retrying cannot help, the operator must act.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the collector refuses this agent: {0}")]
-pub struct Fatal(pub String);
+#[derive(Debug, thiserror::Error)]
+pub enum Fatal {
+    /// The collector's endpoint or TLS material cannot make a channel (checked at start-up, so
+    /// only a configuration changed under a running agent reaches this).
+    #[error("the collector cannot be reached as configured: {0}")]
+    Config(#[from] ConfigError),
+    /// The collector refused an attestation for a reason no retry can change: the key is
+    /// unknown, revoked or bound to another identity, or the agent speaks another protocol.
+    #[error(
+        "the collector refuses this agent: attestation {sequence} rejected ({}): {detail}",
+        reason.as_str()
+    )]
+    Rejected {
+        /// The attestation.
+        sequence: u64,
+        /// The collector's reason.
+        reason: RejectReason,
+        /// Its words.
+        detail: String,
+    },
+    /// The collector ended the stream with a status no retry can change (unauthenticated,
+    /// permission denied, unimplemented).
+    #[error("the collector refuses this agent: {code:?}: {message}")]
+    Refused {
+        /// The gRPC status code.
+        code: tonic::Code,
+        /// The collector's message.
+        message: String,
+    },
+}
 
 /// What the uplink needs from the daemon.
 #[derive(Debug)]
@@ -157,7 +184,7 @@ pub async fn run<O: Outbox>(
     deps: Deps<O>,
     shutdown: CancellationToken,
 ) -> Result<(), Fatal> {
-    let endpoint = endpoint(&config).map_err(|error| Fatal(error.to_string()))?;
+    let endpoint = endpoint(&config)?;
     let mut backoff = config.backoff.start();
     loop {
         let outcome = tokio::select! {
@@ -166,7 +193,7 @@ pub async fn run<O: Outbox>(
         };
         let cause = match outcome {
             session::Outcome::Shutdown => return Ok(()),
-            session::Outcome::Fatal(message) => return Err(Fatal(message)),
+            session::Outcome::Fatal(fatal) => return Err(fatal),
             session::Outcome::Retry { cause, healthy } => {
                 if healthy {
                     backoff = config.backoff.start();

@@ -14,7 +14,7 @@ use veu_daemon_kit::error_chain;
 use crate::RejectReason;
 use crate::retry::{Disposition, classify_reject, classify_status};
 use crate::wire::{self, FromCollector};
-use crate::{Deps, Event, Outbox, UplinkConfig};
+use crate::{Deps, Event, Fatal, Outbox, UplinkConfig};
 
 /// Entries read from the outbox at a time, so a long backlog is streamed, not loaded whole.
 const READ_BATCH: usize = 64;
@@ -25,7 +25,7 @@ const STREAM_BUFFER: usize = 32;
 /// How a session ended.
 pub(crate) enum Outcome {
     Shutdown,
-    Fatal(String),
+    Fatal(Fatal),
     Retry {
         cause: String,
         /// The session got at least one ack: the collector works, restart the backoff.
@@ -191,14 +191,16 @@ impl<O: Outbox> Session<'_, O> {
                 sequence,
                 reason,
                 detail,
-            } => match classify_reject(reason) {
-                Disposition::Fatal => {
-                    return Some(Outcome::Fatal(format!(
-                        "attestation {sequence} rejected ({reason:?}): {detail}"
-                    )));
+            } => match (classify_reject(reason), reason) {
+                (Disposition::Fatal, Some(reason)) => {
+                    return Some(Outcome::Fatal(Fatal::Rejected {
+                        sequence,
+                        reason,
+                        detail,
+                    }));
                 }
-                Disposition::SetAside => {
-                    tracing::error!(sequence, ?reason, %detail, "the collector refused an attestation; it is kept in the spool's rejected folder");
+                (Disposition::SetAside, _) => {
+                    tracing::error!(sequence, reason = reason.map_or("unspecified", RejectReason::as_str), %detail, "the collector refused an attestation; it is kept in the spool's rejected folder");
                     let outbox = Arc::clone(&self.deps.outbox);
                     let detail_owned = detail.clone();
                     if let Err(error) =
@@ -212,7 +214,8 @@ impl<O: Outbox> Session<'_, O> {
                         .send(Event::Refused { sequence, reason })
                         .await;
                 }
-                Disposition::Retry => {
+                // A reason this agent does not know is never fatal.
+                (Disposition::Retry | Disposition::Fatal, _) => {
                     return Some(retry(
                         &format!("attestation {sequence} rejected: {detail}"),
                         self.healthy,
@@ -232,10 +235,15 @@ fn retry(cause: &str, healthy: bool) -> Outcome {
 }
 
 fn from_status(status: &tonic::Status, healthy: bool) -> Outcome {
-    let cause = format!("{:?}: {}", status.code(), status.message());
     match classify_status(status.code()) {
-        Disposition::Fatal => Outcome::Fatal(cause),
-        Disposition::Retry | Disposition::SetAside => retry(&cause, healthy),
+        Disposition::Fatal => Outcome::Fatal(Fatal::Refused {
+            code: status.code(),
+            message: status.message().to_owned(),
+        }),
+        Disposition::Retry | Disposition::SetAside => retry(
+            &format!("{:?}: {}", status.code(), status.message()),
+            healthy,
+        ),
     }
 }
 

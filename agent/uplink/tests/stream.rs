@@ -387,7 +387,7 @@ async fn replays_the_spool_in_order_and_answers_the_challenge() {
     }
     assert_eq!(saw, (true, true, 6));
     stop.cancel();
-    assert_eq!(task.await.unwrap(), Ok(()));
+    task.await.unwrap().unwrap();
     h.stop_server.cancel();
 }
 
@@ -419,7 +419,7 @@ async fn reconnects_after_the_collector_drops_the_stream_and_loses_nothing() {
     }
     assert!(disconnected);
     stop.cancel();
-    assert_eq!(task.await.unwrap(), Ok(()));
+    task.await.unwrap().unwrap();
     h.stop_server.cancel();
 }
 
@@ -439,7 +439,7 @@ async fn waits_for_a_collector_that_is_down_then_delivers() {
     h.wait_until("3 acks", |s, pending| s.received.len() == 3 && pending == 0)
         .await;
     stop.cancel();
-    assert_eq!(task.await.unwrap(), Ok(()));
+    task.await.unwrap().unwrap();
     h.stop_server.cancel();
 }
 
@@ -461,7 +461,7 @@ async fn a_collector_with_another_name_is_never_trusted() {
         "nothing leaves the spool"
     );
     stop.cancel();
-    assert_eq!(task.await.unwrap(), Ok(()));
+    task.await.unwrap().unwrap();
     h.stop_server.cancel();
 }
 
@@ -502,7 +502,23 @@ async fn a_refused_entry_is_set_aside_and_a_revoked_key_stops_the_uplink() {
         .unwrap()
         .unwrap();
     let fatal = outcome.unwrap_err();
-    assert!(fatal.0.contains("RevokedKey"), "{fatal}");
+    assert!(
+        matches!(
+            fatal,
+            agent_uplink::Fatal::Rejected {
+                sequence: 4,
+                reason: RejectReason::RevokedKey,
+                ..
+            }
+        ),
+        "{fatal:?}"
+    );
+    assert!(
+        fatal
+            .to_string()
+            .starts_with("the collector refuses this agent: attestation 4 rejected (revoked_key)"),
+        "{fatal}"
+    );
     assert_eq!(
         h.outbox.entries.lock().unwrap().len(),
         1,
