@@ -100,7 +100,10 @@ pub async fn run(
     let mut client = LandmarkClient::new(channel);
     let mut interrupted = None;
     'statements: loop {
+        // Biased: once shutdown is asked for, nothing new starts; what is queued goes to the
+        // drain below, so a statement is never both interrupted and submitted.
         let signed = tokio::select! {
+            biased;
             () = shutdown.cancelled() => break,
             next = queue.recv() => match next {
                 Some(signed) => signed,
@@ -113,6 +116,7 @@ pub async fn run(
         let mut delay = backoff.initial;
         for attempt in 1..=MAX_ATTEMPTS {
             let status = tokio::select! {
+                biased;
                 () = shutdown.cancelled() => {
                     interrupted = Some(bytes);
                     break 'statements;
@@ -147,6 +151,7 @@ pub async fn run(
                         "cannot submit a measurement: retrying"
                     );
                     tokio::select! {
+                        biased;
                         () = shutdown.cancelled() => {
                             interrupted = Some(bytes);
                             break 'statements;
