@@ -7,8 +7,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::binaries::{self, Binaries};
-use crate::collector::{StartError, write};
 use crate::command::run_ok;
+use crate::daemon::{StartError, write};
 
 /// An agent's configuration, as its `agent.toml`.
 #[derive(Debug, Clone)]

@@ -14,8 +14,9 @@ use collector_client::{Admin, CollectorStatus};
 use veu_daemon_kit::{Hangup, Signals};
 use veu_fleet::agent::{self, AgentConfig};
 use veu_fleet::binaries::{self, Binaries};
-use veu_fleet::collector::{self, CollectorConfig, STARTUP};
-use veu_fleet::{Group, run_ok, wait_listening};
+use veu_fleet::collector::{self, CollectorConfig};
+use veu_fleet::witness::{self, WitnessConfig};
+use veu_fleet::{Group, STARTUP, run_ok, wait_listening};
 
 use crate::Failure;
 use crate::remote::{CollectorArgs, block_on};
@@ -40,6 +41,9 @@ pub struct DemoArgs {
 
 /// The demo log's origin: the first line of its checkpoints.
 const ORIGIN: &str = "veu-attest.demo/log";
+
+/// The regulator's witness, as its key names it.
+const WITNESS_NAME: &str = "witness.regulator.demo";
 
 /// The organisation the demo's report names.
 const ORGANISATION: &str = "Example Cloud Inc. (demo)";
@@ -211,13 +215,11 @@ fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     // The regulator's witness: its key first, so that the collector is configured with it.
     let witness_dir = out.join("witness");
     std::fs::create_dir_all(&witness_dir)?;
-    let keygen = run_ok(
-        Command::new(&bin.witness)
-            .args(["keygen", "--name", "witness.regulator.demo", "--out"])
-            .arg(witness_dir.join("witness.key")),
-        "veu-witness keygen",
+    let witness_key = witness::keygen(
+        &bin.binaries,
+        WITNESS_NAME,
+        &witness_dir.join("witness.key"),
     )?;
-    let witness_key = String::from_utf8_lossy(&keygen.stdout).trim().to_owned();
     let collector_dir = out.join("collector");
     std::fs::create_dir_all(&collector_dir)?;
     std::fs::write(collector_dir.join("sites.toml"), SITES)?;
@@ -243,7 +245,7 @@ fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     let log = collector_dir.join("collector.log");
     processes.spawn(
         "veu-collector",
-        &mut collector::run_command(&bin.collector, &config, &log)?,
+        &mut veu_fleet::daemon::run_command(&bin.collector, &config, &log)?,
     )?;
     wait_listening("veu-collector", port, STARTUP, &log)?;
     println!("  collector at {url}, state in {}", collector_dir.display());
@@ -259,19 +261,18 @@ fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     step.next("a witness outside the operator's control cosigns the log's checkpoints");
     let log_public_key = std::fs::read_to_string(collector_dir.join("state/log.pub"))
         .context("the collector wrote no log.pub")?;
-    std::fs::write(
-        witness_dir.join("witness.toml"),
-        format!(
-            "listen = \"127.0.0.1:{witness_port}\"\nname = \"witness.regulator.demo\"\n\
-             key_file = \"witness.key\"\nstate_dir = \"state\"\n\n\
-             [[logs]]\norigin = \"{ORIGIN}\"\nkeys = [\"{}\"]\n",
-            log_public_key.trim()
-        ),
-    )?;
+    let config = WitnessConfig {
+        port: witness_port,
+        name: WITNESS_NAME.to_owned(),
+        key_file: PathBuf::from("witness.key"),
+        origin: ORIGIN.to_owned(),
+        log_key: log_public_key,
+    }
+    .write(&witness_dir)?;
     let log = witness_dir.join("witness.log");
     processes.spawn(
         "veu-witness",
-        &mut collector::run_command(&bin.witness, &witness_dir.join("witness.toml"), &log)?,
+        &mut veu_fleet::daemon::run_command(&bin.witness, &config, &log)?,
     )?;
     wait_listening("veu-witness", witness_port, STARTUP, &log)?;
     println!("  witness at http://127.0.0.1:{witness_port}, its key (auditors pin it):");

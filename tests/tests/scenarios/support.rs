@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use veu_fleet::agent::{self, AgentConfig};
 use veu_fleet::calendar::{format_date, month_containing};
-use veu_fleet::collector::{self, CollectorConfig, STARTUP};
-use veu_fleet::{Binaries, Process};
+use veu_fleet::collector::{self, CollectorConfig};
+use veu_fleet::{Binaries, Process, STARTUP};
 
 pub use veu_fleet::calendar::now_ms;
 
 /// The workspace's binaries, beside this test binary's directory.
-fn binaries() -> &'static Binaries {
+pub fn binaries() -> &'static Binaries {
     static BINARIES: OnceLock<Binaries> = OnceLock::new();
     BINARIES.get_or_init(|| Binaries::beside_current_exe().expect("the test binary's directory"))
 }
@@ -26,6 +26,16 @@ pub fn binary(name: &str) -> PathBuf {
             "{error}: run the tests with `cargo test --workspace` (or `cargo build --workspace` first)"
         )
     })
+}
+
+/// `BINARY run --config CONFIG`, its log in `log`, started and listening on `port`; killed
+/// when dropped.
+pub fn daemon(binary_name: &str, config: &Path, log: &Path, port: u16) -> Process {
+    let mut command = veu_fleet::daemon::run_command(&binary(binary_name), config, log).unwrap();
+    let process = Process::spawn(binary_name, &mut command).unwrap();
+    veu_fleet::wait_listening(binary_name, port, STARTUP, log)
+        .unwrap_or_else(|error| panic!("{error}"));
+    process
 }
 
 /// A free port on 127.0.0.1 that no other call in this test process was given: the system
@@ -95,16 +105,12 @@ impl Collector {
     }
 
     fn spawn(&mut self) {
-        let log = self.dir.join("collector.log");
-        let mut command = collector::run_command(
-            &binary("veu-collector"),
+        self.process = Some(daemon(
+            "veu-collector",
             &self.dir.join("collector.toml"),
-            &log,
-        )
-        .unwrap();
-        self.process = Some(Process::spawn("veu-collector", &mut command).unwrap());
-        veu_fleet::wait_listening("the collector", self.port, STARTUP, &log)
-            .unwrap_or_else(|error| panic!("{error}"));
+            &self.dir.join("collector.log"),
+            self.port,
+        ));
     }
 
     pub fn url(&self) -> String {
