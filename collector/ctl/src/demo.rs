@@ -6,13 +6,17 @@
 //! regulator's. It runs the same binaries and commands an operator and an auditor would.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::{Context as _, bail};
 use collector_client::{Admin, CollectorStatus};
 use veu_daemon_kit::{Hangup, Signals};
+use veu_fleet::agent::{self, AgentConfig};
+use veu_fleet::binaries::{self, Binaries};
+use veu_fleet::collector::{self, CollectorConfig};
+use veu_fleet::witness::{self, WitnessConfig};
+use veu_fleet::{Group, STARTUP, run_ok, wait_listening};
 
 use crate::Failure;
 use crate::remote::{CollectorArgs, block_on};
@@ -37,6 +41,9 @@ pub struct DemoArgs {
 
 /// The demo log's origin: the first line of its checkpoints.
 const ORIGIN: &str = "veu-attest.demo/log";
+
+/// The regulator's witness, as its key names it.
+const WITNESS_NAME: &str = "witness.regulator.demo";
 
 /// The organisation the demo's report names.
 const ORGANISATION: &str = "Example Cloud Inc. (demo)";
@@ -93,81 +100,30 @@ const SITES: &str = "\
 [[site]]\nid = \"my-jhb-1\"\ncountry = \"MY\"\nname = \"Johor Bahru\"\n\n\
 [[site]]\nid = \"in-mum-1\"\ncountry = \"IN\"\nname = \"Mumbai\"\n";
 
+/// How long the demo's processes are given to end after SIGTERM (agents drain, the collector
+/// closes its store) before SIGKILL.
+const GRACE: Duration = Duration::from_secs(5);
+
 /// Processes the demo started. They are stopped when the demo ends or fails, and when veuctl
 /// gets SIGINT, SIGTERM or SIGHUP (`on_signals`); each is also told to end with veuctl however
 /// veuctl ends, SIGKILL included (`VEU_EXIT_WITH_PARENT`). They stay in veuctl's process
 /// group, so Ctrl-C in the terminal reaches them too.
 #[derive(Clone, Default)]
-struct Processes(Arc<Mutex<Vec<(String, Child)>>>);
+struct Processes(Group);
 
 impl Processes {
-    /// Starts `command` as one of the demo's processes.
+    /// Starts `command` as one of the demo's processes, told to end with veuctl.
     fn spawn(&self, name: &str, command: &mut Command) -> anyhow::Result<()> {
-        let child = command
-            .env(
-                proto_config::parent::VARIABLE,
-                std::process::id().to_string(),
-            )
-            .spawn()
-            .with_context(|| format!("cannot start {name}"))?;
-        self.lock().push((name.to_owned(), child));
-        Ok(())
+        command.env(
+            proto_config::parent::VARIABLE,
+            std::process::id().to_string(),
+        );
+        Ok(self.0.spawn(name, command)?)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(String, Child)>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Each process's name and id.
-    fn ids(&self) -> Vec<(String, u32)> {
-        self.lock()
-            .iter()
-            .map(|(name, child)| (name.clone(), child.id()))
-            .collect()
-    }
-
-    /// The first process that has ended, with how.
-    fn ended(&self) -> Option<(String, std::process::ExitStatus)> {
-        self.lock().iter_mut().find_map(|(name, child)| {
-            child
-                .try_wait()
-                .ok()
-                .flatten()
-                .map(|status| (name.clone(), status))
-        })
-    }
-
-    /// SIGTERM to every process (agents drain, the collector closes its store), SIGKILL to
-    /// any still running 5 s later; waits for all.
+    /// SIGTERM to every process, SIGKILL to any still running [`GRACE`] later; waits for all.
     fn stop(&self) {
-        let mut children = self.lock();
-        for (_, child) in children.iter() {
-            let _ = rustix::process::kill_process(
-                rustix::process::Pid::from_child(child),
-                rustix::process::Signal::TERM,
-            );
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        for (_, child) in children.iter_mut() {
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        children.clear();
-    }
-}
-
-/// Stops the processes when the demo returns, however it returns.
-struct StopOnDrop(Processes);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        self.0.stop();
+        self.0.stop(GRACE);
     }
 }
 
@@ -242,20 +198,15 @@ fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         number: 0,
     };
     let processes = Processes::default();
-    let _stop = StopOnDrop(processes.clone());
+    let _stop = processes.0.stop_on_drop(GRACE);
     on_signals(processes.clone(), out.clone())?;
 
     step.next("a collector with a development PKI on the embedded SQLite store");
     let pki = out.join("pki");
-    run_ok(
-        Command::new(&bin.collector)
-            .args(["pki", "init", "--server-name", "127.0.0.1", "--dir"])
-            .arg(&pki),
-        "veu-collector pki init",
-    )?;
+    collector::pki_init(&bin.binaries, &pki)?;
     // Three distinct free ports (the collector's, unless given, the witness's and the
     // metrics'), all held until each is chosen so that none is handed out twice.
-    let [free, witness_port, metrics_port] = free_ports(args.port)?;
+    let [free, witness_port, metrics_port] = veu_fleet::free_ports(&[args.port])?;
     let port = match args.port {
         0 => free,
         port => port,
@@ -264,13 +215,11 @@ fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     // The regulator's witness: its key first, so that the collector is configured with it.
     let witness_dir = out.join("witness");
     std::fs::create_dir_all(&witness_dir)?;
-    let keygen = run_ok(
-        Command::new(&bin.witness)
-            .args(["keygen", "--name", "witness.regulator.demo", "--out"])
-            .arg(witness_dir.join("witness.key")),
-        "veu-witness keygen",
+    let witness_key = witness::keygen(
+        &bin.binaries,
+        WITNESS_NAME,
+        &witness_dir.join("witness.key"),
     )?;
-    let witness_key = String::from_utf8_lossy(&keygen.stdout).trim().to_owned();
     let collector_dir = out.join("collector");
     std::fs::create_dir_all(&collector_dir)?;
     std::fs::write(collector_dir.join("sites.toml"), SITES)?;
@@ -279,30 +228,26 @@ fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         collector_dir.join("policy.toml"),
         include_str!("../../../deploy/policies/uveu-2025-us-simulated.toml"),
     )?;
-    std::fs::write(
-        collector_dir.join("collector.toml"),
-        format!(
-            "listen = \"127.0.0.1:{port}\"\nstate_dir = \"state\"\nsites = \"sites.toml\"\n\n\
-             [tls]\ncertificate = \"../pki/server.pem\"\nkey = \"../pki/server.key\"\nclient_ca = \"../pki/ca.pem\"\n\n\
-             [enrollment]\nca_dir = \"../pki\"\n\n[rules]\npolicy = \"policy.toml\"\n\n\
-             [ingest]\nfreshness_window = \"{}s\"\n\n[report]\norganisation = \"{ORGANISATION}\"\n\n\
-             [metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n\n\
-             [audit]\ntree_head_every = \"5s\"\norigin = \"{ORIGIN}\"\n\n\
-             [[audit.witnesses]]\nurl = \"http://127.0.0.1:{witness_port}\"\nkey = \"{witness_key}\"\n",
+    let config = CollectorConfig {
+        sections: format!(
+            "[ingest]\nfreshness_window = \"{}s\"\n\n[report]\norganisation = \"{ORGANISATION}\"\n\n\
+             [metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n\n",
             args.interval * 5
         ),
-    )?;
-    let log = std::fs::File::create(collector_dir.join("collector.log"))?;
+        tree_head_every: "5s".to_owned(),
+        audit: format!(
+            "origin = \"{ORIGIN}\"\n\n\
+             [[audit.witnesses]]\nurl = \"http://127.0.0.1:{witness_port}\"\nkey = \"{witness_key}\"\n"
+        ),
+        ..CollectorConfig::new(port, "../pki", "policy.toml")
+    }
+    .write(&collector_dir)?;
+    let log = collector_dir.join("collector.log");
     processes.spawn(
         "veu-collector",
-        Command::new(&bin.collector)
-            .arg("run")
-            .arg("--config")
-            .arg(collector_dir.join("collector.toml"))
-            .stdout(Stdio::null())
-            .stderr(log),
+        &mut veu_fleet::daemon::run_command(&bin.collector, &config, &log)?,
     )?;
-    wait_listening(port, &collector_dir.join("collector.log"))?;
+    wait_listening("veu-collector", port, STARTUP, &log)?;
     println!("  collector at {url}, state in {}", collector_dir.display());
     println!(
         "  log key (auditors pin it): {}",
@@ -316,26 +261,20 @@ fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     step.next("a witness outside the operator's control cosigns the log's checkpoints");
     let log_public_key = std::fs::read_to_string(collector_dir.join("state/log.pub"))
         .context("the collector wrote no log.pub")?;
-    std::fs::write(
-        witness_dir.join("witness.toml"),
-        format!(
-            "listen = \"127.0.0.1:{witness_port}\"\nname = \"witness.regulator.demo\"\n\
-             key_file = \"witness.key\"\nstate_dir = \"state\"\n\n\
-             [[logs]]\norigin = \"{ORIGIN}\"\nkeys = [\"{}\"]\n",
-            log_public_key.trim()
-        ),
-    )?;
-    let log = std::fs::File::create(witness_dir.join("witness.log"))?;
+    let config = WitnessConfig {
+        port: witness_port,
+        name: WITNESS_NAME.to_owned(),
+        key_file: PathBuf::from("witness.key"),
+        origin: ORIGIN.to_owned(),
+        log_key: log_public_key,
+    }
+    .write(&witness_dir)?;
+    let log = witness_dir.join("witness.log");
     processes.spawn(
         "veu-witness",
-        Command::new(&bin.witness)
-            .arg("run")
-            .arg("--config")
-            .arg(witness_dir.join("witness.toml"))
-            .stdout(Stdio::null())
-            .stderr(log),
+        &mut veu_fleet::daemon::run_command(&bin.witness, &config, &log)?,
     )?;
-    wait_listening(witness_port, &witness_dir.join("witness.log"))?;
+    wait_listening("veu-witness", witness_port, STARTUP, &log)?;
     println!("  witness at http://127.0.0.1:{witness_port}, its key (auditors pin it):");
     println!("  {witness_key}");
 
@@ -353,54 +292,33 @@ fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     for host in &HOSTS {
         let dir = agents_dir.join(host.id);
         std::fs::create_dir_all(&dir)?;
-        let fixture = dir.join("nvml.json");
-        write_fixture(host.fixture, &fixture, host.id)?;
-        let config = dir.join("agent.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "host_id = \"{}\"\nsite_id = \"{}\"\nstate_dir = \"state\"\n\n\
-                 [attestation]\ninterval = \"{}s\"\njitter_percent = 10\nwatch_interval = \"500ms\"\n\n\
-                 [nvml]\nlibrary = \"{}\"\n\n\
-                 [collector]\nendpoint = \"{url}\"\nserver_name = \"127.0.0.1\"\nca = \"{}\"\n\
-                 certificate = \"tls/agent.pem\"\nkey = \"tls/agent.key\"\n",
-                host.id,
-                host.site,
-                args.interval,
-                bin.fake_nvml.display(),
-                pki.join("ca.pem").display()
-            ),
-        )?;
+        write_fixture(host.fixture, &dir, host.id)?;
+        AgentConfig {
+            host: host.id.to_owned(),
+            site: host.site.to_owned(),
+            interval: Duration::from_secs(args.interval),
+            jitter_percent: 10,
+            nvml_library: bin.fake_nvml.clone(),
+            endpoint: url.clone(),
+            ca: pki.join("ca.pem"),
+            extra: String::new(),
+        }
+        .write(&dir)?;
         let token = enroll_token(&remote, host.site)?;
-        run_ok(
-            Command::new(&bin.agent)
-                .args(["enroll", "--config"])
-                .arg(&config)
-                .args(["--token", &token])
-                .current_dir(&dir),
-            &format!("veu-agent enroll ({})", host.id),
-        )?;
+        agent::enroll(&bin.binaries, &dir, &token)?;
         println!(
             "  {:<10} at {:<9} {}",
             host.id,
             host.site,
-            describe_fixture(&fixture)
+            describe_fixture(&dir.join("nvml.json"))
         );
     }
 
     step.next("starting the agents (real veu-agent processes on the fake NVML library)");
     for host in &HOSTS {
-        let dir = agents_dir.join(host.id);
-        let log = std::fs::File::create(dir.join("agent.log"))?;
         processes.spawn(
             &format!("veu-agent {}", host.id),
-            Command::new(&bin.agent)
-                .args(["run", "--config"])
-                .arg(dir.join("agent.toml"))
-                .env("VEU_FAKE_NVML_FIXTURE", dir.join("nvml.json"))
-                .current_dir(&dir)
-                .stdout(Stdio::null())
-                .stderr(log),
+            &mut agent::run_command(&bin.binaries, &agents_dir.join(host.id))?,
         )?;
     }
     wait_for(Duration::from_secs(30), "every host attesting", || {
@@ -413,9 +331,12 @@ fn demo(args: &DemoArgs) -> anyhow::Result<()> {
 
     step.next("moving compute: my-gpu-01 in Malaysia (Tier 2) is rebuilt with 8 x A100");
     let moved_at = Instant::now();
-    let my = agents_dir.join("my-gpu-01").join("nvml.json");
+    let my = agents_dir.join("my-gpu-01");
     write_fixture(A100X8, &my, "my-gpu-01-rebuilt")?;
-    println!("  my-gpu-01 now shows {}", describe_fixture(&my));
+    println!(
+        "  my-gpu-01 now shows {}",
+        describe_fixture(&my.join("nvml.json"))
+    );
     let caught = wait_for(Duration::from_secs(30), "the violation", || {
         let status = status(&remote)?;
         let broken = status
@@ -436,7 +357,8 @@ fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     print_command(&bin.veuctl, &["status"], &url, &pki)?;
 
     step.next("the signed monthly report");
-    let month = current_month();
+    let this_month = veu_fleet::calendar::this_month()?;
+    let month = this_month.to_string();
     let report_dir = out.join("report");
     let log_pub = collector_dir.join("state/log.pub");
     let log_pub_text = log_pub.display().to_string();
@@ -463,7 +385,10 @@ fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     step.next("evidence export and offline verification (the log key and the witness's key)");
     let bundle = out.join("evidence");
     let bundle_text = bundle.display().to_string();
-    let (from, to) = month_bounds(&month);
+    let (from, to) = (
+        this_month.start_ms().to_string(),
+        this_month.end_ms().to_string(),
+    );
     println!(
         "  $ veuctl evidence export --from {from} --to {to} --out {bundle_text}\n    \
          (again until the bundle's end head is one the witness cosigned after the report)"
@@ -517,7 +442,7 @@ fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         "stopping the agents and the collector"
     });
     if args.keep_running {
-        for (name, id) in processes.ids() {
+        for (name, id) in processes.0.ids() {
             println!("  {name}: pid {id}");
         }
         println!(
@@ -531,7 +456,7 @@ fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         );
         // Until a signal (`on_signals` stops everything and exits) or a process ends on its own.
         loop {
-            if let Some((name, status)) = processes.ended() {
+            if let Some((name, status)) = processes.0.ended() {
                 bail!(
                     "{name} ended on its own ({status}); its log is in {}",
                     out.display()
@@ -557,84 +482,39 @@ const A100X8: &str = include_str!("../../../tests/fixtures/nvml/a100x8.json");
 const L40S_X4: &str = include_str!("../../../tests/fixtures/nvml/l40s-x4.json");
 
 /// The binaries the demo runs, found beside this veuctl.
-struct Binaries {
+struct DemoBinaries {
+    binaries: Binaries,
     collector: PathBuf,
     witness: PathBuf,
-    agent: PathBuf,
     veuctl: PathBuf,
     fake_nvml: PathBuf,
 }
 
-fn binaries() -> anyhow::Result<Binaries> {
+fn binaries() -> anyhow::Result<DemoBinaries> {
     let veuctl = std::env::current_exe().context("cannot find this veuctl")?;
-    let dir = veuctl
-        .parent()
-        .ok_or_else(|| anyhow!("veuctl has no directory"))?
-        .to_path_buf();
-    // `cargo build` puts the fake NVML library beside the binaries; `cargo test` leaves it in
-    // deps/, where it is built as a test dependency.
-    let fake_nvml = [
-        dir.join("libveu_fake_nvml.so"),
-        dir.join("deps/libveu_fake_nvml.so"),
-    ]
-    .into_iter()
-    .find(|p| p.exists())
-    .unwrap_or_else(|| dir.join("libveu_fake_nvml.so"));
-    let found = Binaries {
-        collector: dir.join("veu-collector"),
-        witness: dir.join("veu-witness"),
-        agent: dir.join("veu-agent"),
-        fake_nvml,
-        veuctl,
-    };
-    for path in [
-        &found.collector,
-        &found.witness,
-        &found.agent,
-        &found.fake_nvml,
-    ] {
-        if !path.exists() {
-            bail!(
+    let binaries = Binaries::beside_current_exe()?;
+    let found = |name: &str| {
+        binaries.path(name).map_err(|_| {
+            anyhow::anyhow!(
                 "{} is missing: the demo runs the binaries beside this veuctl ({}); build them \
                  with `cargo build --workspace`, or copy veu-collector, veu-agent, veu-witness \
                  and libveu_fake_nvml.so next to veuctl",
-                path.display(),
-                dir.display()
-            );
-        }
-    }
-    Ok(found)
-}
-
-/// Three distinct free ports on 127.0.0.1, none of them `taken`: bound together, so that the
-/// system cannot hand out one twice, then released for the daemons to bind.
-fn free_ports(taken: u16) -> anyhow::Result<[u16; 3]> {
-    let mut held = Vec::new();
-    let mut ports = Vec::new();
-    while ports.len() < 3 {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        let port = listener.local_addr()?.port();
-        if port != taken {
-            ports.push(port);
-        }
-        held.push(listener);
-    }
-    Ok([ports[0], ports[1], ports[2]])
-}
-
-fn run_ok(command: &mut Command, what: &str) -> anyhow::Result<Output> {
-    let output = command
-        .output()
-        .with_context(|| format!("cannot run {what}"))?;
-    if !output.status.success() {
-        bail!(
-            "{what} failed ({}): {}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    Ok(output)
+                binaries.dir().join(name).display(),
+                binaries.dir().display()
+            )
+        })
+    };
+    let collector = found(binaries::COLLECTOR)?;
+    let witness = found(binaries::WITNESS)?;
+    found(binaries::AGENT)?;
+    let fake_nvml = found(binaries::FAKE_NVML)?;
+    Ok(DemoBinaries {
+        collector,
+        witness,
+        veuctl,
+        fake_nvml,
+        binaries,
+    })
 }
 
 /// Runs `veuctl ARGS` against the demo collector and shows its output, indented.
@@ -660,37 +540,13 @@ fn print_command(veuctl: &Path, args: &[&str], url: &str, pki: &Path) -> anyhow:
     Ok(())
 }
 
-fn wait_listening(port: u16, log: &Path) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            bail!(
-                "the collector did not start; its log ({}):\n{}",
-                log.display(),
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(())
-}
-
-/// Polls `probe` until it returns a value, or fails after `limit`.
+/// Polls `probe` every 250 ms until it returns a value, or fails after `limit`.
 fn wait_for<T>(
     limit: Duration,
     what: &str,
-    mut probe: impl FnMut() -> anyhow::Result<Option<T>>,
+    probe: impl FnMut() -> anyhow::Result<Option<T>>,
 ) -> anyhow::Result<T> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(found) = probe()? {
-            return Ok(found);
-        }
-        if Instant::now() > deadline {
-            bail!("gave up waiting for {what} after {} s", limit.as_secs());
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    veu_fleet::wait_for(what, limit, Duration::from_millis(250), probe)
 }
 
 fn status(remote: &CollectorArgs) -> anyhow::Result<CollectorStatus> {
@@ -707,25 +563,13 @@ fn enroll_token(remote: &CollectorArgs, site: &str) -> anyhow::Result<String> {
     .map_err(|failure| failure.error)
 }
 
-/// Writes a fixture, giving every GPU a UUID and serial of this host's own (the same UUID on
-/// two hosts is a conflict the collector flags).
-fn write_fixture(text: &str, to: &Path, host: &str) -> anyhow::Result<()> {
+/// Writes a host's fixture into its directory, every GPU with a UUID and serial of `host`'s
+/// own (the same UUID on two hosts is a conflict the collector flags).
+fn write_fixture(text: &str, dir: &Path, host: &str) -> anyhow::Result<()> {
     let mut fixture: serde_json::Value =
         serde_json::from_str(text).context("a compiled-in NVML fixture")?;
-    let salt: u32 = host
-        .bytes()
-        .fold(17u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
-    if let Some(devices) = fixture.get_mut("devices").and_then(|d| d.as_array_mut()) {
-        for (index, device) in devices.iter_mut().enumerate() {
-            device["uuid"] = format!("GPU-{salt:08x}-demo-{host}-{index:04}").into();
-            device["serial"] = format!("{salt}{index:04}").into();
-        }
-    }
-    // Written whole and renamed, so the library never reads half a file.
-    let partial = to.with_extension("json.partial");
-    std::fs::write(&partial, serde_json::to_string_pretty(&fixture)?)?;
-    std::fs::rename(&partial, to)?;
-    Ok(())
+    agent::own_gpus(&mut fixture, host);
+    Ok(agent::write_fixture(dir, &fixture)?)
 }
 
 fn describe_fixture(path: &Path) -> String {
@@ -741,18 +585,4 @@ fn describe_fixture(path: &Path) -> String {
         .and_then(|d| d["name"].as_str())
         .unwrap_or("no GPU");
     format!("{} x {name}", devices.len())
-}
-
-fn current_month() -> String {
-    collector_report::month::format_date(crate::time::now_ms())
-        .chars()
-        .take(7)
-        .collect()
-}
-
-fn month_bounds(month: &str) -> (String, String) {
-    match month.parse::<collector_report::Month>() {
-        Ok(month) => (month.start_ms().to_string(), month.end_ms().to_string()),
-        Err(_) => ("0".into(), i64::MAX.to_string()),
-    }
 }

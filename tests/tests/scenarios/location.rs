@@ -14,14 +14,15 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use collector_testkit::{DelayRelay, one_way_for_km};
 use proto_evidence::Coordinates;
 use serde_json::Value;
+use veu_fleet::Process;
 
-use crate::support::{Agent, Collector, binary, eventually, free_port, ok};
+use crate::support::{Agent, Collector, binary, daemon, eventually, free_port, ok};
 
 const KASSEL: (f64, f64) = (51.3127, 9.4797);
 const FRANKFURT: (f64, f64) = (50.1109, 8.6821);
@@ -39,7 +40,7 @@ fn km((a_lat, a_lon): (f64, f64), (b_lat, b_lon): (f64, f64)) -> f64 {
 struct Landmark {
     port: u16,
     dir: PathBuf,
-    child: Child,
+    _process: Process,
 }
 
 impl Landmark {
@@ -82,23 +83,17 @@ impl Landmark {
             ),
         )
         .unwrap();
-        let log = std::fs::File::create(dir.join(format!("{id}.log"))).unwrap();
-        let child = Command::new(binary("veu-landmark"))
-            .args(["run", "--config"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let landmark = Self {
+        let process = daemon(
+            "veu-landmark",
+            &config,
+            &dir.join(format!("{id}.log")),
+            port,
+        );
+        Self {
             port,
             dir: dir.to_path_buf(),
-            child,
-        };
-        eventually(Duration::from_secs(20), "the landmark listening", || {
-            std::net::TcpStream::connect(landmark.addr()).is_ok()
-        });
-        landmark
+            _process: process,
+        }
     }
 
     fn addr(&self) -> SocketAddr {
@@ -107,13 +102,6 @@ impl Landmark {
 
     fn log(&self, id: &str) -> String {
         std::fs::read_to_string(self.dir.join(format!("{id}.log"))).unwrap_or_default()
-    }
-}
-
-impl Drop for Landmark {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

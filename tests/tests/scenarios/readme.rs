@@ -13,8 +13,10 @@
 //!   test` built, and the daemons' `run` are started in the background.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
+
+use veu_fleet::{Process, STARTUP};
 
 use crate::support::{binary, eventually, free_port};
 
@@ -128,16 +130,6 @@ impl Places {
     }
 }
 
-/// A daemon the README starts in the foreground, here in the background; killed when dropped.
-struct Background(Child);
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn the_readme_operator_path_works_as_written() {
     let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
@@ -197,16 +189,15 @@ fn the_readme_operator_path_works_as_written() {
             .env_remove("VEU_SERVER_NAME");
         if command.contains(" run --config ") {
             let log = dir.path().join(format!("daemon-{}.log", daemons.len()));
-            let child = shell
+            // Started in the foreground by the README, here in the background; killed when
+            // dropped.
+            shell
                 .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&log).unwrap())
-                .spawn()
-                .unwrap();
-            daemons.push(Background(child));
+                .stderr(std::fs::File::create(&log).unwrap());
+            daemons.push(Process::spawn(&command, &mut shell).unwrap());
             if command.starts_with("veu-collector") {
-                eventually(Duration::from_secs(20), "the collector listening", || {
-                    std::net::TcpStream::connect(("127.0.0.1", places.port)).is_ok()
-                });
+                veu_fleet::wait_listening("the collector", places.port, STARTUP, &log)
+                    .unwrap_or_else(|error| panic!("{error}"));
             }
             continue;
         }

@@ -1,59 +1,54 @@
-//! Real binaries as processes: a development PKI, a collector, simulated agents, veuctl.
+//! Real binaries as processes: a development PKI, a collector, simulated agents, veuctl. They
+//! start through `veu_fleet`, as `veuctl demo`'s do; a failure here is the test's panic.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use veu_fleet::agent::{self, AgentConfig};
+use veu_fleet::calendar::{format_date, month_containing};
+use veu_fleet::collector::{self, CollectorConfig};
+use veu_fleet::{Binaries, Process, STARTUP};
+
+pub use veu_fleet::calendar::now_ms;
+
+/// The workspace's binaries, beside this test binary's directory.
+pub fn binaries() -> &'static Binaries {
+    static BINARIES: OnceLock<Binaries> = OnceLock::new();
+    BINARIES.get_or_init(|| Binaries::beside_current_exe().expect("the test binary's directory"))
+}
 
 /// The workspace's binaries, built by `cargo test --workspace` (or `cargo build --workspace`).
 pub fn binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    // target/<profile>/deps/<test> -> target/<profile>/<name>; a cdylib built only as another
-    // crate's dev-dependency stays in deps/.
-    let profile = exe.parent().unwrap().parent().unwrap();
-    let path = [profile.join(name), profile.join("deps").join(name)]
-        .into_iter()
-        .find(|p| p.exists())
-        .unwrap_or_else(|| profile.join(name));
-    assert!(
-        path.exists(),
-        "{} is not built: run the tests with `cargo test --workspace` (or `cargo build --workspace` first)",
-        path.display()
-    );
-    path
+    binaries().path(name).unwrap_or_else(|error| {
+        panic!(
+            "{error}: run the tests with `cargo test --workspace` (or `cargo build --workspace` first)"
+        )
+    })
 }
 
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
+/// `BINARY run --config CONFIG`, its log in `log`, started and listening on `port`; killed
+/// when dropped.
+pub fn daemon(binary_name: &str, config: &Path, log: &Path, port: u16) -> Process {
+    let mut command = veu_fleet::daemon::run_command(&binary(binary_name), config, log).unwrap();
+    let process = Process::spawn(binary_name, &mut command).unwrap();
+    veu_fleet::wait_listening(binary_name, port, STARTUP, log)
+        .unwrap_or_else(|error| panic!("{error}"));
+    process
 }
 
 /// A free port on 127.0.0.1 that no other call in this test process was given: the system
 /// may hand a just-released port out again, and two daemons of one scenario must not share it.
 pub fn free_port() -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut given = GIVEN
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
-        }
-    }
+    veu_fleet::free_port().expect("a free port")
 }
 
 /// A collector process on a fresh state directory, killed when dropped.
 pub struct Collector {
     pub dir: PathBuf,
     pub port: u16,
-    child: Option<Child>,
+    process: Option<Process>,
 }
 
 impl Collector {
@@ -71,13 +66,7 @@ impl Collector {
     /// `start_with_store`, with `audit` appended to the `[audit]` section (more keys, then
     /// `[[audit.witnesses]]` tables).
     pub fn start_with(dir: &Path, store: Option<&str>, audit: &str) -> Self {
-        let status = Command::new(binary("veu-collector"))
-            .args(["pki", "init", "--server-name", "127.0.0.1", "--dir"])
-            .arg(dir.join("pki"))
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success(), "pki init failed");
+        collector::pki_init(binaries(), &dir.join("pki")).expect("pki init");
         // A scenario may have written its own registry (sites with coordinates).
         if !dir.join("sites.toml").exists() {
             std::fs::write(
@@ -99,50 +88,29 @@ impl Collector {
                 .unwrap()
         };
         let port = free_port();
-        let store = store
-            .map(|url| format!("store = \"{url}\"\n"))
-            .unwrap_or_default();
-        std::fs::write(
-            dir.join("collector.toml"),
-            format!(
-                "{store}listen = \"127.0.0.1:{port}\"\nstate_dir = \"state\"\nsites = \"sites.toml\"\n\
-                 [tls]\ncertificate = \"pki/server.pem\"\nkey = \"pki/server.key\"\nclient_ca = \"pki/ca.pem\"\n\
-                 [enrollment]\nca_dir = \"pki\"\n\
-                 [rules]\npolicy = \"{}\"\n\
-                 [audit]\ntree_head_every = \"1s\"\n{audit}",
-                policy.display()
-            ),
-        )
-        .unwrap();
+        CollectorConfig {
+            store: store.map(str::to_owned),
+            audit: audit.to_owned(),
+            ..CollectorConfig::new(port, "pki", policy)
+        }
+        .write(dir)
+        .expect("collector.toml");
         let mut collector = Self {
             dir: dir.to_path_buf(),
             port,
-            child: None,
+            process: None,
         };
         collector.spawn();
         collector
     }
 
     fn spawn(&mut self) {
-        let log = std::fs::File::create(self.dir.join("collector.log")).unwrap();
-        let child = Command::new(binary("veu-collector"))
-            .arg("run")
-            .arg("--config")
-            .arg(self.dir.join("collector.toml"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the collector did not listen: {}",
-                std::fs::read_to_string(self.dir.join("collector.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.process = Some(daemon(
+            "veu-collector",
+            &self.dir.join("collector.toml"),
+            &self.dir.join("collector.log"),
+            self.port,
+        ));
     }
 
     pub fn url(&self) -> String {
@@ -208,15 +176,6 @@ impl Collector {
     }
 }
 
-impl Drop for Collector {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 /// stdout of a command that must succeed.
 pub fn ok(output: &Output) -> String {
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -229,43 +188,19 @@ pub fn ok(output: &Output) -> String {
     stdout
 }
 
-/// The UTC month (YYYY-MM) and its bounds around `ms`.
+/// The UTC month (YYYY-MM) and its bounds (dates) around `ms`.
 pub fn month_of(ms: i64) -> (String, String, String) {
-    let days = ms.div_euclid(86_400_000);
-    let (year, month, _) = civil_from_days(days);
-    let next = if month == 12 {
-        (year + 1, 1)
-    } else {
-        (year, month + 1)
-    };
+    let month = month_containing(ms).unwrap();
     (
-        format!("{year:04}-{month:02}"),
-        format!("{year:04}-{month:02}-01"),
-        format!("{:04}-{:02}-01", next.0, next.1),
+        month.to_string(),
+        format_date(month.start_ms()),
+        format_date(month.end_ms()),
     )
 }
 
 /// The UTC date (YYYY-MM-DD) of `ms`, and the first millisecond of its month.
 pub fn date_of(ms: i64) -> (String, i64) {
-    let days = ms.div_euclid(86_400_000);
-    let (year, month, day) = civil_from_days(days);
-    (
-        format!("{year:04}-{month:02}-{day:02}"),
-        (days - i64::from(day) + 1) * 86_400_000,
-    )
-}
-
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    (format_date(ms), month_containing(ms).unwrap().start_ms())
 }
 
 impl Collector {
@@ -293,7 +228,7 @@ impl Collector {
         let mut replica = Self {
             dir: dir.to_path_buf(),
             port,
-            child: None,
+            process: None,
         };
         replica.spawn();
         replica
@@ -301,15 +236,14 @@ impl Collector {
 
     /// SIGKILL: no chance to flush or close anything.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
+        if let Some(mut process) = self.process.take() {
+            process.kill().unwrap();
         }
     }
 
     /// Starts it again on the same port, state and configuration.
     pub fn restart(&mut self) {
-        assert!(self.child.is_none(), "still running");
+        assert!(self.process.is_none(), "still running");
         self.spawn();
     }
 
@@ -397,7 +331,7 @@ impl Collector {
 pub struct Agent {
     pub host: String,
     dir: PathBuf,
-    child: Option<Child>,
+    process: Option<Process>,
 }
 
 impl Agent {
@@ -477,73 +411,46 @@ impl Agent {
             .join(fixture);
         let mut gpus: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(source).unwrap()).unwrap();
-        for (index, device) in gpus["devices"]
-            .as_array_mut()
-            .unwrap()
-            .iter_mut()
-            .enumerate()
-        {
-            device["uuid"] = format!("GPU-{host}-{index}").into();
-            device["serial"] = format!("SN-{host}-{index}").into();
-        }
+        agent::own_gpus(&mut gpus, host);
         edit(&dir, &mut gpus);
-        std::fs::write(dir.join("nvml.json"), gpus.to_string()).unwrap();
-        std::fs::write(
-            dir.join("agent.toml"),
-            format!(
-                "host_id = \"{host}\"\nsite_id = \"{site}\"\nstate_dir = \"state\"\n\
-                 [attestation]\ninterval = \"{interval_ms}ms\"\njitter_percent = 0\nwatch_interval = \"500ms\"\n\
-                 [nvml]\nlibrary = \"{}\"\n\
-                 [collector]\nendpoint = \"https://127.0.0.1:{port}\"\nserver_name = \"127.0.0.1\"\nca = \"{}\"\n\
-                 certificate = \"tls/agent.pem\"\nkey = \"tls/agent.key\"\n{extra}",
-                binary("libveu_fake_nvml.so").display(),
-                collector.dir.join("pki/ca.pem").display()
-            ),
-        )
+        agent::write_fixture(&dir, &gpus).unwrap();
+        AgentConfig {
+            host: host.to_owned(),
+            site: site.to_owned(),
+            interval: Duration::from_millis(interval_ms),
+            jitter_percent: 0,
+            nvml_library: binary("libveu_fake_nvml.so"),
+            endpoint: format!("https://127.0.0.1:{port}"),
+            ca: collector.dir.join("pki/ca.pem"),
+            extra: extra.to_owned(),
+        }
+        .write(&dir)
         .unwrap();
         let token = collector.token(site);
-        ok(&Command::new(binary("veu-agent"))
-            .args(["enroll", "--config", "agent.toml", "--token", &token])
-            .current_dir(&dir)
-            .output()
-            .unwrap());
+        agent::enroll(binaries(), &dir, &token).unwrap_or_else(|error| panic!("{error}"));
         let mut agent = Self {
             host: host.to_owned(),
             dir,
-            child: None,
+            process: None,
         };
         agent.spawn();
         agent
     }
 
     fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("agent.log"))
-            .unwrap();
-        self.child = Some(
-            Command::new(binary("veu-agent"))
-                .args(["run", "--config", "agent.toml"])
-                .env("VEU_FAKE_NVML_FIXTURE", self.dir.join("nvml.json"))
-                .current_dir(&self.dir)
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .unwrap(),
-        );
+        let mut command = agent::run_command(binaries(), &self.dir).unwrap();
+        self.process = Some(Process::spawn(&self.host, &mut command).unwrap());
     }
 
     /// SIGKILL.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
+        if let Some(mut process) = self.process.take() {
+            process.kill().unwrap();
         }
     }
 
     pub fn restart(&mut self) {
-        assert!(self.child.is_none(), "still running");
+        assert!(self.process.is_none(), "still running");
         self.spawn();
     }
 
@@ -557,19 +464,12 @@ impl Agent {
     }
 }
 
-impl Drop for Agent {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// Polls `probe` every 100 ms until it holds, or panics with `what` after `limit`.
 pub fn eventually(limit: Duration, what: &str, mut probe: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !probe() {
-        assert!(Instant::now() < deadline, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    veu_fleet::wait_for(what, limit, Duration::from_millis(100), || {
+        Ok::<_, veu_fleet::TimedOut>(probe().then_some(()))
+    })
+    .unwrap_or_else(|error| panic!("{error}"));
 }
 
 fn copy_tree(from: &Path, to: &Path) {

@@ -3,59 +3,42 @@
 //! witness cosigned, and a second history the operator signs with the same log key is refused
 //! by the witness and fails the auditor's verification.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use collector_bundle::{Bundle, Consistency, Head, to_hex};
 use proto_evidence::{LogEntry, TreeHead};
 use proto_merkle::{MemoryTree, leaf_hash};
 
-use crate::support::{Collector, binary, free_port, ok};
+use veu_fleet::Process;
+use veu_fleet::witness::{self, WitnessConfig};
+
+use crate::support::{Collector, binaries, daemon, free_port};
 
 const ORIGIN: &str = "veu-attest.test/log";
 
 /// A witness process, killed when dropped.
 struct Witness {
-    child: Child,
+    _process: Process,
     port: u16,
 }
 
 impl Witness {
     fn start(dir: &Path, port: u16, log_public_key: &str) -> Self {
-        std::fs::write(
-            dir.join("witness.toml"),
-            format!(
-                "listen = \"127.0.0.1:{port}\"\nname = \"witness.test\"\nkey_file = \"witness.key\"\n\
-                 state_dir = \"state\"\n[[logs]]\norigin = \"{ORIGIN}\"\nkeys = [\"{log_public_key}\"]\n"
-            ),
-        )
-        .unwrap();
-        let log = std::fs::File::create(dir.join("witness.log")).unwrap();
-        let child = Command::new(binary("veu-witness"))
-            .args(["run", "--config"])
-            .arg(dir.join("witness.toml"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the witness did not listen: {}",
-                std::fs::read_to_string(dir.join("witness.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
+        let config = WitnessConfig {
+            port,
+            name: "witness.test".to_owned(),
+            key_file: PathBuf::from("witness.key"),
+            origin: ORIGIN.to_owned(),
+            log_key: log_public_key.to_owned(),
         }
-        Self { child, port }
-    }
-}
-
-impl Drop for Witness {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        .write(dir)
+        .unwrap();
+        let process = daemon("veu-witness", &config, &dir.join("witness.log"), port);
+        Self {
+            _process: process,
+            port,
+        }
     }
 }
 
@@ -64,12 +47,8 @@ fn a_witness_cosigns_one_history_and_a_split_view_fails_verification() {
     let dir = tempfile::tempdir().unwrap();
     let witness_dir = dir.path().join("witness");
     std::fs::create_dir_all(&witness_dir).unwrap();
-    let keygen = Command::new(binary("veu-witness"))
-        .args(["keygen", "--name", "witness.test", "--out"])
-        .arg(witness_dir.join("witness.key"))
-        .output()
-        .unwrap();
-    let witness_key = ok(&keygen).trim().to_owned();
+    let witness_key =
+        witness::keygen(binaries(), "witness.test", &witness_dir.join("witness.key")).unwrap();
     assert!(witness_key.starts_with("witness.test+"), "{witness_key}");
 
     let witness_port = free_port();
