@@ -91,20 +91,32 @@ fn a_witness_cosigns_one_history_and_a_split_view_fails_verification() {
 
     // Anyone who reaches the collector's metrics port reads the latest checkpoint, with the
     // witness's cosignature, as plain C2SP text.
-    let published = http_get(metrics_port, "/checkpoint");
-    assert!(
-        published.starts_with(&format!("{ORIGIN}\n"))
-            && published.contains("\n\u{2014} witness.test ")
-            && published.contains(&format!("\u{2014} {ORIGIN} ")),
-        "{published}"
-    );
-    let checkpoint = proto_note::Checkpoint::parse(
-        proto_note::SignedNote::parse(published.as_bytes())
-            .unwrap()
-            .text(),
-    )
-    .unwrap();
-    assert!(checkpoint.size() > 0);
+    // The collector publishes a checkpoint once its witnesses answered for it, so the one just
+    // verified in the bundle may still be on its way: wait for a non-empty one.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let published = loop {
+        let published = http_get(metrics_port, "/checkpoint");
+        assert!(
+            published.starts_with(&format!("{ORIGIN}\n"))
+                && published.contains("\n\u{2014} witness.test ")
+                && published.contains(&format!("\u{2014} {ORIGIN} ")),
+            "{published}"
+        );
+        let checkpoint = proto_note::Checkpoint::parse(
+            proto_note::SignedNote::parse(published.as_bytes())
+                .unwrap()
+                .text(),
+        )
+        .unwrap();
+        if checkpoint.size() > 0 {
+            break published;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the published checkpoint stayed empty: {published}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
     let kept = dir.path().join("checkpoint.txt");
     std::fs::write(&kept, &published).unwrap();
     let (status, stdout) = collector.verify(&bundle, &["--known-head", kept.to_str().unwrap()]);
