@@ -12,6 +12,7 @@
 //! Invariant: no network, no store; the bundle's own claims (summary counts, the report's
 //! figures) are only ever compared with what the evidence proves, never used instead of it.
 
+mod assemble;
 mod format;
 mod hex;
 mod keys;
@@ -22,6 +23,7 @@ mod replay;
 mod report_check;
 mod verify;
 
+pub use assemble::{Assembly, AssemblyError};
 pub use format::{
     Bundle, BundleError, CHECKPOINT, Consistency, FORMAT, Head, LANDMARKS, Leaf, Manifest, SITES,
 };

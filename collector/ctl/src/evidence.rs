@@ -5,10 +5,8 @@ use std::io::IsTerminal as _;
 use std::path::PathBuf;
 
 use anyhow::anyhow;
-use collector_bundle::{
-    Bundle, CHECKPOINT, Consistency, FORMAT, Head, LANDMARKS, Leaf, Manifest, SITES, to_hex,
-};
-use collector_client::{Audit, EvidenceItem, ExportSummary};
+use collector_bundle::{Assembly, AssemblyError, Bundle};
+use collector_client::{Audit, EvidenceItem};
 
 use crate::Failure;
 use crate::number::{counted, grouped};
@@ -75,13 +73,15 @@ fn export(args: &ExportArgs) -> Result<u8, Failure> {
             .await?;
         let mut builder = Builder::new(from_ms, to_ms);
         while let Some(item) = stream.next().await? {
-            builder
-                .take(item)
-                .map_err(|error| Failure { status: 1, error })?;
+            builder.take(item).map_err(|error| Failure {
+                status: 1,
+                error: error.into(),
+            })?;
         }
-        builder
-            .finish()
-            .map_err(|error| Failure { status: 1, error })
+        builder.finish().map_err(|error| Failure {
+            status: 1,
+            error: error.into(),
+        })
     })?;
     bundle.write(&args.out).map_err(|e| Failure {
         status: 1,
@@ -108,43 +108,26 @@ fn export(args: &ExportArgs) -> Result<u8, Failure> {
     Ok(0)
 }
 
-/// Assembles the streamed items, reporting progress on a terminal.
+/// Streams the export's items into the bundle's assembly, reporting progress on a terminal.
 struct Builder {
-    from_ms: i64,
-    to_ms: i64,
-    summary: Option<ExportSummary>,
-    log_key_id: Option<String>,
-    heads: Vec<Head>,
-    consistency: Vec<Consistency>,
-    leaves: Vec<Leaf>,
-    policy: Option<String>,
-    landmarks: Option<String>,
-    sites: Option<String>,
-    catalogue: Option<String>,
-    checkpoint: Option<String>,
+    assembly: Assembly,
+    /// Leaves the summary announced, and leaves received.
+    leaves: u64,
+    received: usize,
     progress: bool,
 }
 
 impl Builder {
     fn new(from_ms: i64, to_ms: i64) -> Self {
         Self {
-            from_ms,
-            to_ms,
-            summary: None,
-            log_key_id: None,
-            heads: Vec::new(),
-            consistency: Vec::new(),
-            leaves: Vec::new(),
-            policy: None,
-            landmarks: None,
-            sites: None,
-            catalogue: None,
-            checkpoint: None,
+            assembly: Assembly::new(from_ms, to_ms),
+            leaves: 0,
+            received: 0,
             progress: std::io::stderr().is_terminal(),
         }
     }
 
-    fn take(&mut self, item: EvidenceItem) -> anyhow::Result<()> {
+    fn take(&mut self, item: EvidenceItem) -> Result<(), AssemblyError> {
         match item {
             EvidenceItem::Summary(summary) => {
                 eprintln!(
@@ -153,54 +136,36 @@ impl Builder {
                     grouped(summary.start_tree_size),
                     grouped(summary.end_tree_size)
                 );
-                self.summary = Some(summary);
+                self.leaves = summary.leaves;
+                self.assembly
+                    .range(summary.start_tree_size, summary.end_tree_size);
             }
-            EvidenceItem::TreeHead(head) => {
-                let envelope = head
-                    .signature
-                    .ok_or_else(|| anyhow!("tree head {} has no signature", head.tree_size))?
-                    .map_err(|e| anyhow!("tree head {}: {e}", head.tree_size))?;
-                let key = proto_seal::PublicKey::from_slice(&head.log_public_key)
-                    .map_err(|e| anyhow!("tree head {}: {e}", head.tree_size))?;
-                self.log_key_id = Some(to_hex(key.key_id().0.as_bytes()));
-                self.heads.push(Head {
-                    tree_size: head.tree_size,
-                    root: to_hex(&head.root_hash),
-                    timestamp_ms: head.timestamp_unix_ms,
-                    envelope: to_hex(&proto_seal::encode_envelope(&envelope)),
-                });
-            }
-            EvidenceItem::Consistency(proof) => self.consistency.push(Consistency {
-                first_tree_size: proof.first_tree_size,
-                second_tree_size: proof.second_tree_size,
-                proof: proof.proof.iter().map(|h| to_hex(h)).collect(),
-            }),
-            EvidenceItem::File { name, content } => {
-                let text =
-                    String::from_utf8(content).map_err(|_| anyhow!("{name} is not UTF-8"))?;
-                match name.as_str() {
-                    "policy.toml" => self.policy = Some(text),
-                    "catalogue.toml" => self.catalogue = Some(text),
-                    CHECKPOINT => self.checkpoint = Some(text),
-                    LANDMARKS => self.landmarks = Some(text),
-                    SITES => self.sites = Some(text),
-                    other => return Err(anyhow!("unexpected file {other:?} in the export")),
-                }
-            }
+            EvidenceItem::TreeHead(head) => self.assembly.head(
+                head.tree_size,
+                &head.root_hash,
+                head.timestamp_unix_ms,
+                head.signature.as_ref(),
+                &head.log_public_key,
+            )?,
+            EvidenceItem::Consistency(proof) => self.assembly.consistency(
+                proof.first_tree_size,
+                proof.second_tree_size,
+                &proof.proof,
+            ),
+            EvidenceItem::File { name, content } => self.assembly.file(&name, content)?,
             EvidenceItem::Leaf(leaf) => {
-                self.leaves.push(Leaf {
-                    log_index: leaf.log_index,
-                    entry: to_hex(&leaf.entry),
-                    envelope: (!leaf.envelope.is_empty()).then(|| to_hex(&leaf.envelope)),
-                    tree_size: leaf.tree_size,
-                    path: leaf.audit_path.iter().map(|h| to_hex(h)).collect(),
-                });
-                let total = self.summary.as_ref().map_or(0, |s| s.leaves);
-                if self.progress && self.leaves.len().is_multiple_of(1000) {
+                self.received = self.assembly.leaf(
+                    leaf.log_index,
+                    &leaf.entry,
+                    &leaf.envelope,
+                    leaf.tree_size,
+                    &leaf.audit_path,
+                );
+                if self.progress && self.received.is_multiple_of(1000) {
                     eprint!(
                         "\r  {} / {}",
-                        grouped(self.leaves.len() as u64),
-                        counted(total, "leaf", "leaves")
+                        grouped(self.received as u64),
+                        counted(self.leaves, "leaf", "leaves")
                     );
                 }
             }
@@ -208,44 +173,10 @@ impl Builder {
         Ok(())
     }
 
-    fn finish(self) -> anyhow::Result<Bundle> {
-        if self.progress && self.leaves.len() >= 1000 {
+    fn finish(self) -> Result<Bundle, AssemblyError> {
+        if self.progress && self.received >= 1000 {
             eprintln!();
         }
-        let summary = self
-            .summary
-            .ok_or_else(|| anyhow!("the collector sent no export summary"))?;
-        // The bundle claims no more time than its end head proves complete: when the range
-        // ends after the collector's newest head, it ends at that head.
-        let end_head = self
-            .heads
-            .iter()
-            .find(|h| h.tree_size == summary.end_tree_size)
-            .ok_or_else(|| anyhow!("the collector sent no head of the range's end"))?;
-        Ok(Bundle {
-            manifest: Manifest {
-                format: FORMAT.into(),
-                from_ms: self.from_ms.min(end_head.timestamp_ms),
-                to_ms: self.to_ms.min(end_head.timestamp_ms),
-                start_tree_size: summary.start_tree_size,
-                end_tree_size: summary.end_tree_size,
-                leaves: self.leaves.len() as u64,
-                log_key_id: self
-                    .log_key_id
-                    .ok_or_else(|| anyhow!("the collector sent no tree head"))?,
-            },
-            heads: self.heads,
-            consistency: self.consistency,
-            leaves: self.leaves,
-            policy_toml: self
-                .policy
-                .ok_or_else(|| anyhow!("the collector sent no policy"))?,
-            catalogue_toml: self
-                .catalogue
-                .ok_or_else(|| anyhow!("the collector sent no catalogue"))?,
-            checkpoint: self.checkpoint,
-            landmarks_toml: self.landmarks,
-            sites_toml: self.sites,
-        })
+        self.assembly.finish()
     }
 }
