@@ -4,7 +4,7 @@
 use collector_store::integer;
 use collector_store::{
     AcceptedAttestation, AgentRecord, Cursor, Event, Gpu, HostChange, HostState, KeyId, LogRecord,
-    Rejection, StoreError, StoredCosignature, StoredTreeHead,
+    Rejection, StoreError, StoredCosignature, StoredHead, StoredTreeHead,
 };
 use tokio_postgres::Row;
 
@@ -35,9 +35,7 @@ pub(crate) async fn agent(
         .transpose()
 }
 
-pub(crate) async fn chain_heads(
-    conn: &mut Conn,
-) -> Result<Vec<collector_store::StoredHead>, StoreError> {
+pub(crate) async fn chain_heads(conn: &mut Conn) -> Result<Vec<StoredHead>, StoreError> {
     // The head's link is always stored: both rows are written in one transaction.
     let rows = conn
         .query(
@@ -49,12 +47,12 @@ pub(crate) async fn chain_heads(
         )
         .await?;
     collect(rows, |row| {
-        Ok((
-            get_32(row, 0, "key_id")?,
-            get_u64(row, 1, "sequence")?,
-            get_32(row, 2, "digest")?,
-            get(row, 3)?,
-        ))
+        Ok(StoredHead {
+            key_id: get_32(row, 0, "key_id")?,
+            sequence: get_u64(row, 1, "sequence")?,
+            digest: get_32(row, 2, "digest")?,
+            issued_at_ms: get(row, 3)?,
+        })
     })
 }
 

@@ -15,6 +15,7 @@ use collector_store::conformance::fixture::{
 };
 use collector_store::{
     AcceptedAttestation, AttestationStore, Batch, CommitReceipt, HostChange, LogNodes, StoreError,
+    StoredHead,
 };
 use collector_store_postgres::{PostgresOptions, PostgresStore};
 use harness::Database;
@@ -174,7 +175,12 @@ fn two_replicas_on_one_schema_keep_one_log_and_one_copy_of_each_link() {
     let heads = a.chain_heads().unwrap();
     assert_eq!(heads.len(), 10);
     let last = link(8, 2 * LINKS);
-    assert!(heads.contains(&(key(8), 2 * LINKS, last.digest, last.issued_at_ms)));
+    assert!(heads.contains(&StoredHead {
+        key_id: key(8),
+        sequence: 2 * LINKS,
+        digest: last.digest,
+        issued_at_ms: last.issued_at_ms,
+    }));
     let changes = a.host_changes(i64::MAX).unwrap();
     assert_eq!(changes.len(), 12 * LINKS as usize);
     assert_eq!(a.host_gpus().unwrap().len(), 10 * 8);
@@ -485,7 +491,12 @@ fn a_schema_of_version_1_migrates_with_every_enrolled_host() {
     assert_eq!(fixture::unindexed(stored), vec![a1.clone()]);
     assert_eq!(
         store.chain_heads().unwrap(),
-        vec![(key(1), 1, a1.digest, a1.issued_at_ms)]
+        vec![StoredHead {
+            key_id: key(1),
+            sequence: 1,
+            digest: a1.digest,
+            issued_at_ms: a1.issued_at_ms,
+        }]
     );
     let first = HostChange {
         at_ms: a1.issued_at_ms,

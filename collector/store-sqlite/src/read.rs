@@ -12,7 +12,7 @@ use crate::codec::{decode_gpus, uint};
 use collector_store::integer;
 use collector_store::{
     AcceptedAttestation, AgentRecord, Cursor, EnrollToken, Event, Gpu, HostChange, HostState,
-    KeyId, LogRecord, Rejection, StoreError, StoredCosignature, StoredTreeHead,
+    KeyId, LogRecord, Rejection, StoreError, StoredCosignature, StoredHead, StoredTreeHead,
 };
 
 /// A few idle read connections, reused; more are opened while reads overlap.
@@ -91,9 +91,7 @@ pub(crate) fn agent(conn: &Connection, key_id: &KeyId) -> Result<Option<AgentRec
     Ok(found.into_iter().next())
 }
 
-pub(crate) fn chain_heads(
-    conn: &Connection,
-) -> Result<Vec<collector_store::StoredHead>, StoreError> {
+pub(crate) fn chain_heads(conn: &Connection) -> Result<Vec<StoredHead>, StoreError> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT c.key_id, c.sequence, c.digest,
@@ -103,12 +101,12 @@ pub(crate) fn chain_heads(
         )
         .db()?;
     collect(&mut stmt, [], |row| {
-        Ok((
-            row.get(0).db()?,
-            u64_at(row, 1, "sequence")?,
-            row.get(2).db()?,
-            row.get(3).db()?,
-        ))
+        Ok(StoredHead {
+            key_id: row.get(0).db()?,
+            sequence: u64_at(row, 1, "sequence")?,
+            digest: row.get(2).db()?,
+            issued_at_ms: row.get(3).db()?,
+        })
     })
 }
 

@@ -178,7 +178,7 @@ pub fn load_ledger(
     let heads: HashMap<KeyId, (u64, [u8; 32], i64)> = store
         .chain_heads()?
         .into_iter()
-        .map(|(key, sequence, digest, issued)| (key, (sequence, digest, issued)))
+        .map(|head| (head.key_id, (head.sequence, head.digest, head.issued_at_ms)))
         .collect();
     let mut keys = Vec::new();
     for agent in store.agents()? {

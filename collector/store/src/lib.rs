@@ -26,17 +26,11 @@ use std::task::{Context, Poll};
 
 pub use error::{BackendError, StoreError, TokenError};
 pub use model::{
-    AcceptedAttestation, AgentRecord, Batch, CommitReceipt, EnrollToken, Event, Gpu, HostChange,
-    HostState, HostUpdate, KeyId, LogRecord, Rejection, StoredCosignature, StoredTreeHead,
+    AcceptedAttestation, AgentRecord, Batch, CommitReceipt, Cursor, EnrollToken, Event, Gpu,
+    HostChange, HostState, HostUpdate, KeyId, LogRecord, Rejection, StoredCosignature, StoredHead,
+    StoredTreeHead,
 };
 pub use stats::{WriterCounters, WriterStats};
-
-/// A chain's newest stored link: key, sequence, digest and the link's issue time.
-pub type StoredHead = (KeyId, u64, [u8; 32], i64);
-
-/// Position just after one attestation in the `attestations` order:
-/// (`received_at_ms`, `key_id`, `sequence`).
-pub type Cursor = (i64, KeyId, u64);
 
 /// Where the collector keeps what it accepted, refused and administers.
 ///

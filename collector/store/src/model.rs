@@ -51,6 +51,36 @@ pub struct AcceptedAttestation {
     pub log_index: Option<u64>,
 }
 
+/// A chain's newest stored link: where the chain of `key_id` continues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StoredHead {
+    pub key_id: KeyId,
+    pub sequence: u64,
+    pub digest: [u8; 32],
+    /// The link's issue time (the agent's clock).
+    pub issued_at_ms: i64,
+}
+
+/// Position just after one attestation in the `attestations` order, which is the order of
+/// these fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Cursor {
+    pub received_at_ms: i64,
+    pub key_id: KeyId,
+    pub sequence: u64,
+}
+
+impl Cursor {
+    /// The position just after `attestation`: the next page starts with what follows it.
+    pub fn after(attestation: &AcceptedAttestation) -> Self {
+        Self {
+            received_at_ms: attestation.received_at_ms,
+            key_id: attestation.key_id,
+            sequence: attestation.sequence,
+        }
+    }
+}
+
 /// One physical accelerator as an attestation reported it: identities normalised
 /// (`collector_core::conflicts::normalise`), and whether it counts for its host.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

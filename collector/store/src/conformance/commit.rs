@@ -6,12 +6,22 @@ use std::thread;
 
 use super::fixture::{self, agent, attestation, batch, digest, key, state_of, unindexed};
 use super::{Failure, ensure, ensure_eq};
-use crate::{AttestationStore, Batch, CommitReceipt, StoreError};
+use crate::{AttestationStore, Batch, CommitReceipt, StoreError, StoredHead};
 
 type Outcome = Result<(), Failure>;
 
 fn receipt(stored: usize, repeated: usize) -> CommitReceipt {
     CommitReceipt { stored, repeated }
+}
+
+/// The head of fixture key `n` at `sequence`, issued at `issued_at_ms`.
+fn head(n: u8, sequence: u64, issued_at_ms: i64) -> StoredHead {
+    StoredHead {
+        key_id: key(n),
+        sequence,
+        digest: digest(n, sequence),
+        issued_at_ms,
+    }
 }
 
 fn everything(store: &dyn AttestationStore) -> Result<Vec<crate::AcceptedAttestation>, Failure> {
@@ -205,7 +215,12 @@ pub(super) fn conflicting_digest_stores_nothing(store: &dyn AttestationStore) ->
     ensure_eq!(store.host_states()?, vec![state_of(&a1, None)]);
     ensure_eq!(
         store.chain_heads()?,
-        vec![(key(1), 1, a1.digest, a1.issued_at_ms)]
+        vec![StoredHead {
+            key_id: key(1),
+            sequence: 1,
+            digest: a1.digest,
+            issued_at_ms: a1.issued_at_ms,
+        }]
     );
     Ok(())
 }
@@ -332,11 +347,7 @@ pub(super) fn chain_heads_track_highest(store: &dyn AttestationStore) -> Outcome
     store.commit_blocking(batch(vec![at(3, 4), at(1, 2)]))?;
     ensure_eq!(
         store.chain_heads()?,
-        vec![
-            (key(1), 3, digest(1, 3), 2_950),
-            (key(2), 7, digest(2, 7), 6_950),
-            (key(3), 5, digest(3, 5), 4_950),
-        ]
+        vec![head(1, 3, 2_950), head(2, 7, 6_950), head(3, 5, 4_950),]
     );
     ensure_eq!(store.chain_head(&key(2))?, Some((7, digest(2, 7))));
     ensure_eq!(store.chain_head(&key(9))?, None);
