@@ -122,7 +122,7 @@ impl Collector {
                 at_ms: now,
                 kind: LOCATION_INCONSISTENT_EVENT.into(),
                 host_id: Some(measurement.host.clone()),
-                key_id: Some(*measurement.agent_key_id().0.as_bytes()),
+                key_id: Some(measurement.agent_key_id()),
                 detail,
                 value: i64::try_from(log_index).ok(),
             };

@@ -290,7 +290,7 @@ mod tests {
     fn enrol(store: &dyn AttestationStore, n: u8) {
         store
             .put_agent(&AgentRecord {
-                key_id: [n; 32],
+                key_id: proto_evidence::KeyId(proto_evidence::Sha256::from_bytes([n; 32])),
                 public_key: [n; 32],
                 host_id: format!("gpu-{n}"),
                 site_id: "us-va-1".into(),

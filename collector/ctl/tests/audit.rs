@@ -425,7 +425,7 @@ async fn text_from_stored_records_is_printed_escaped() {
     h.collector
         .enrol(
             &AgentRecord {
-                key_id: [7; 32],
+                key_id: proto_evidence::KeyId(proto_evidence::Sha256::from_bytes([7; 32])),
                 public_key: *proto_seal::Ed25519Signer::from_seed(&[7; 32])
                     .unwrap()
                     .public_key()

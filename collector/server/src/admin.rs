@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
-use collector_app::ingest::{AdminError, Collector, key_id};
+use collector_app::ingest::{AdminError, Collector};
 use collector_pki::Role;
 use collector_store::EnrollToken;
 use proto_accounting::{Distribution, Tier, Verdict, evaluate_located};
+use proto_evidence::{KeyId, Sha256};
 use proto_wire::v1;
 use proto_wire::v1::admin_server::Admin;
 use tonic::{Request, Response, Status};
@@ -344,7 +345,7 @@ impl AdminService {
             agents: agents
                 .into_iter()
                 .map(|a| v1::EnrolledKey {
-                    key_id: a.key_id.to_vec(),
+                    key_id: a.key_id.0.as_bytes().to_vec(),
                     public_key: a.public_key.to_vec(),
                     host_id: a.host_id,
                     site_id: a.site_id,
@@ -369,7 +370,7 @@ impl AdminService {
             .try_into()
             .map_err(|_| Status::invalid_argument("key_id must be 32 bytes"))?;
         let now = self.collector.now_ms();
-        let key = key_id(&raw);
+        let key = KeyId(Sha256::from_bytes(raw));
         let collector = Arc::clone(&self.collector);
         let refusal = match tokio::task::spawn_blocking(move || collector.revoke(&key, now))
             .await

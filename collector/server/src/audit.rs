@@ -9,7 +9,7 @@ use std::sync::Arc;
 use collector_app::ingest::Collector;
 use collector_app::log::LogKeeper;
 use collector_pki::Role;
-use collector_store::{AttestationStore, StoredTreeHead};
+use collector_store::{AttestationStore, KeyId, StoredTreeHead};
 use proto_accounting::Distribution;
 use proto_wire::v1;
 use proto_wire::v1::audit_server::Audit;
@@ -175,7 +175,7 @@ impl AuditService {
         reader(&request)?;
         self.blocking(|collector, _| {
             let store = collector.store.as_ref();
-            let revoked: BTreeMap<[u8; 32], bool> = store
+            let revoked: BTreeMap<KeyId, bool> = store
                 .agents()
                 .map_err(store_status)?
                 .into_iter()
@@ -212,7 +212,7 @@ impl AuditService {
                     host_id: h.host_id,
                     site_id: h.site_id,
                     country: h.country,
-                    key_id: h.key_id.to_vec(),
+                    key_id: h.key_id.0.as_bytes().to_vec(),
                     last_sequence: h.last_sequence,
                     last_attested_unix_ms: h.last_received_at_ms,
                     tpp: h.tpp,

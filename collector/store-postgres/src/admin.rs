@@ -132,7 +132,11 @@ async fn logged_in_transaction(
             rebind_host(conn, &mut append, agent, change.as_ref()).await?;
         }
         AdminOp::Revoke(key_id, at_ms) => {
-            if conn.execute(REVOKE, &[&&key_id[..], at_ms]).await? == 1 {
+            if conn
+                .execute(REVOKE, &[&&key_id.0.as_bytes()[..], at_ms])
+                .await?
+                == 1
+            {
                 append.push(Leaf::revocation(key_id, *at_ms)?, Some(key_id), None);
             }
         }
@@ -158,7 +162,7 @@ async fn insert_agent(conn: &mut Conn, agent: &AgentRecord) -> Result<(), StoreE
         .execute(
             INSERT_AGENT,
             &[
-                &&agent.key_id[..],
+                &&agent.key_id.0.as_bytes()[..],
                 &&agent.public_key[..],
                 &agent.host_id,
                 &agent.site_id,
@@ -191,7 +195,7 @@ async fn bind_host(conn: &mut Conn, sql: &str, agent: &AgentRecord) -> Result<u6
             &agent.host_id,
             &agent.site_id,
             &agent.country,
-            &&agent.key_id[..],
+            &&agent.key_id.0.as_bytes()[..],
             &&NO_DIGEST[..],
             &&empty[..],
         ],
@@ -245,7 +249,11 @@ async fn rebind_host(
     }
     conn.execute(
         REVOKE_OTHERS,
-        &[&agent.host_id, &&agent.key_id[..], &agent.enrolled_at_ms],
+        &[
+            &agent.host_id,
+            &&agent.key_id.0.as_bytes()[..],
+            &agent.enrolled_at_ms,
+        ],
     )
     .await?;
     conn.execute(DELETE_GPUS, &[&agent.host_id]).await?;

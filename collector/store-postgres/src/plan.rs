@@ -11,8 +11,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use collector_store::{
-    AcceptedAttestation, Batch, CommitReceipt, Event, Gpu, HostState, HostUpdate, KeyId, Rejection,
-    StoreError,
+    AcceptedAttestation, Batch, ChainDigest, CommitReceipt, Event, Gpu, HostState, HostUpdate,
+    KeyId, Rejection, StoreError,
 };
 
 use crate::codec::{int, inventory_hash};
@@ -24,7 +24,7 @@ pub(crate) struct Known {
     /// The group's keys that are enrolled.
     pub(crate) agents: HashSet<KeyId>,
     /// The group's (key, sequence) pairs that are stored, with their digests.
-    pub(crate) digests: HashMap<(KeyId, i64), [u8; 32]>,
+    pub(crate) digests: HashMap<(KeyId, i64), ChainDigest>,
     /// The `inventory_hash` of the stored state of each of the group's hosts (those of its
     /// attestations and of its updates) that has one.
     pub(crate) inventories: HashMap<String, [u8; 32]>,
@@ -90,7 +90,7 @@ pub(crate) struct Plan<'a> {
     pub(crate) inventories: Vec<([u8; 32], &'a [Gpu], Vec<i64>)>,
     inventory_seen: HashSet<[u8; 32]>,
     /// Each key's highest stored (sequence, digest) of the group.
-    pub(crate) chain_heads: BTreeMap<KeyId, (i64, [u8; 32])>,
+    pub(crate) chain_heads: BTreeMap<KeyId, (i64, ChainDigest)>,
     /// Each updated host's last update in the group.
     hosts: BTreeMap<&'a str, NewHost<'a>>,
     /// The updates' changes, in the order of the updates.
@@ -262,7 +262,7 @@ impl<'a> Plan<'a> {
     /// Checks every attestation of a batch against what is stored and what earlier batches
     /// of the group (and earlier attestations of this batch) add.
     fn check(&self, attestations: &[NewAttestation<'a>]) -> Result<Vec<Checked>, StoreError> {
-        let mut local: HashMap<(KeyId, i64), [u8; 32]> = HashMap::new();
+        let mut local: HashMap<(KeyId, i64), ChainDigest> = HashMap::new();
         let mut checked = Vec::with_capacity(attestations.len());
         for new in attestations {
             let a = new.a;

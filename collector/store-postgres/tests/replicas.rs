@@ -119,7 +119,7 @@ fn two_replicas_on_one_schema_keep_one_log_and_one_copy_of_each_link() {
     let pairs: BTreeSet<_> = all.iter().map(|x| (x.key_id, x.sequence)).collect();
     assert_eq!(pairs.len(), expected, "a (key, sequence) is stored twice");
     for x in &all {
-        assert_eq!(x.digest, digest(x.key_id[1], x.sequence));
+        assert_eq!(x.digest, digest(x.key_id.0.as_bytes()[1], x.sequence));
     }
     assert_eq!(a.stats().stored + b.stats().stored, expected as u64);
 
@@ -379,9 +379,9 @@ fn attested_rows(a1: &AcceptedAttestation, counted: bool) -> String {
          VALUES ({}, {}, {}, {}, 1, {}, {}, {}, {}, 8, {inventory});
          INSERT INTO host_changes (at_ms, host_id, site_id, country, tpp, devices, kind)
          VALUES ({}, {}, {}, {}, {}, 8, 'attested');\n",
-        bytea(&a1.key_id),
-        bytea(&a1.digest),
-        bytea(&a1.previous_digest),
+        bytea(a1.key_id.0.as_bytes()),
+        bytea(a1.digest.0.as_bytes()),
+        bytea(a1.previous_digest.0.as_bytes()),
         text(&a1.host_id),
         text(&a1.site_id),
         text(&a1.country),
@@ -389,13 +389,13 @@ fn attested_rows(a1: &AcceptedAttestation, counted: bool) -> String {
         a1.received_at_ms,
         a1.tpp,
         bytea(&a1.envelope),
-        bytea(&a1.key_id),
-        bytea(&a1.digest),
+        bytea(a1.key_id.0.as_bytes()),
+        bytea(a1.digest.0.as_bytes()),
         text(&a1.host_id),
         text(&a1.site_id),
         text(&a1.country),
-        bytea(&a1.key_id),
-        bytea(&a1.digest),
+        bytea(a1.key_id.0.as_bytes()),
+        bytea(a1.digest.0.as_bytes()),
         a1.issued_at_ms,
         a1.received_at_ms,
         a1.tpp,
@@ -452,7 +452,7 @@ fn a_schema_of_version_1_migrates_with_every_enrolled_host() {
         sql += &format!(
             "INSERT INTO agents (key_id, public_key, host_id, site_id, country, identity,
                  enrolled_at_ms) VALUES ({}, {}, {}, {}, {}, {}, {});\n",
-            bytea(&agent.key_id),
+            bytea(agent.key_id.0.as_bytes()),
             bytea(&agent.public_key),
             text(&agent.host_id),
             text(&agent.site_id),
@@ -562,7 +562,7 @@ fn a_schema_of_version_3_migrates_without_hardware_evidence() {
          INSERT INTO schema_version (version) VALUES (3);
          INSERT INTO agents (key_id, public_key, host_id, site_id, country, identity,
              enrolled_at_ms) VALUES ({}, {}, {}, {}, {}, {}, {});\n",
-        bytea(&enrolled.key_id),
+        bytea(enrolled.key_id.0.as_bytes()),
         bytea(&enrolled.public_key),
         text(&enrolled.host_id),
         text(&enrolled.site_id),

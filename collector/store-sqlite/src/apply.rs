@@ -8,12 +8,12 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, pa
 use proto_evidence::LogEntry;
 
 use crate::Db;
-use crate::codec::{decode_gpus, encode_gpus, int};
+use crate::codec::{decode_gpus, encode_gpus, int, sha256};
 use crate::log::Log;
 use collector_store::{
-    AcceptedAttestation, AgentRecord, Batch, CommitReceipt, EnrollToken, Event, Gpu, HostChange,
-    HostState, HostUpdate, KeyId, Rejection, StoreError, StoredCosignature, StoredTreeHead,
-    TokenError,
+    AcceptedAttestation, AgentRecord, Batch, ChainDigest, CommitReceipt, EnrollToken, Event, Gpu,
+    HostChange, HostState, HostUpdate, KeyId, Rejection, StoreError, StoredCosignature,
+    StoredTreeHead, TokenError,
 };
 
 /// Stores one batch on `conn`, which the caller has inside a savepoint: on any error the caller
@@ -125,10 +125,10 @@ fn store_attestation(
         )
         .db()?
         .execute(params![
-            a.key_id,
+            a.key_id.0.as_bytes(),
             sequence,
-            a.digest,
-            a.previous_digest,
+            a.digest.0.as_bytes(),
+            a.previous_digest.0.as_bytes(),
             a.host_id,
             a.site_id,
             a.country,
@@ -158,12 +158,12 @@ fn store_attestation(
             _ => StoreError::backend(error),
         })?;
     if inserted == 0 {
-        let stored: [u8; 32] = conn
+        let stored: Vec<u8> = conn
             .prepare_cached("SELECT digest FROM attestations WHERE key_id = ?1 AND sequence = ?2")
             .db()?
-            .query_row(params![a.key_id, sequence], |row| row.get(0))
+            .query_row(params![a.key_id.0.as_bytes(), sequence], |row| row.get(0))
             .db()?;
-        return if stored == a.digest {
+        return if ChainDigest(sha256(&stored, "digest")?) == a.digest {
             Ok(false)
         } else {
             Err(StoreError::Conflict {
@@ -188,7 +188,11 @@ fn store_attestation(
          WHERE excluded.sequence > chain_heads.sequence",
     )
     .db()?
-    .execute(params![a.key_id, sequence, a.digest])
+    .execute(params![
+        a.key_id.0.as_bytes(),
+        sequence,
+        a.digest.0.as_bytes()
+    ])
     .db()?;
     Ok(true)
 }
@@ -247,9 +251,9 @@ fn write_host_state(
         state.host_id,
         state.site_id,
         state.country,
-        state.key_id,
+        state.key_id.0.as_bytes(),
         int("last_sequence", state.last_sequence)?,
-        state.last_digest,
+        state.last_digest.0.as_bytes(),
         state.last_issued_at_ms,
         state.last_received_at_ms,
         int("tpp", state.tpp)?,
@@ -336,7 +340,7 @@ fn store_event(conn: &Connection, event: &Event) -> Result<(), StoreError> {
         event.at_ms,
         event.kind,
         event.host_id,
-        event.key_id,
+        event.key_id.as_ref().map(|key| key.0.as_bytes()),
         event.detail,
         event.value
     ])
@@ -358,7 +362,7 @@ fn store_rejection(conn: &Connection, rejection: &Rejection) -> Result<(), Store
     .execute(params![
         rejection.at_ms,
         rejection.reason,
-        rejection.key_id,
+        rejection.key_id.as_ref().map(|key| key.0.as_bytes()),
         rejection.host_id,
         sequence,
         rejection.peer,
@@ -456,7 +460,11 @@ pub(crate) fn rebind_host(
              WHERE host_id = ?1 AND key_id != ?2 AND revoked_at_ms IS NULL",
         )
         .db()?
-        .execute(params![agent.host_id, agent.key_id, agent.enrolled_at_ms])
+        .execute(params![
+            agent.host_id,
+            agent.key_id.0.as_bytes(),
+            agent.enrolled_at_ms
+        ])
         .db()?;
         let empty = inventory(conn, &encode_gpus(&[])?)?;
         conn.prepare_cached(
@@ -470,7 +478,7 @@ pub(crate) fn rebind_host(
             agent.host_id,
             agent.site_id,
             agent.country,
-            agent.key_id,
+            agent.key_id.0.as_bytes(),
             empty
         ])
         .db()?;
@@ -500,7 +508,7 @@ fn insert_agent(conn: &Connection, agent: &AgentRecord) -> Result<(), StoreError
     )
     .db()?
     .execute(params![
-        agent.key_id,
+        agent.key_id.0.as_bytes(),
         agent.public_key,
         agent.host_id,
         agent.site_id,
@@ -516,7 +524,7 @@ fn insert_agent(conn: &Connection, agent: &AgentRecord) -> Result<(), StoreError
 fn key_known(conn: &Connection, key_id: &KeyId) -> Result<bool, StoreError> {
     conn.prepare_cached("SELECT 1 FROM agents WHERE key_id = ?1")
         .db()?
-        .query_row([key_id], |_| Ok(()))
+        .query_row([key_id.0.as_bytes()], |_| Ok(()))
         .optional()
         .db()
         .map(|found| found.is_some())
@@ -544,7 +552,7 @@ pub(crate) fn revoke_agent(
                  WHERE key_id = ?1 AND revoked_at_ms IS NULL",
             )
             .db()?
-            .execute(params![key_id, at_ms])
+            .execute(params![key_id.0.as_bytes(), at_ms])
             .db()?;
         if changed == 1 {
             log.append(

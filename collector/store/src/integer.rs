@@ -33,6 +33,8 @@ pub fn cursor(after: Cursor) -> (i64, KeyId, i64) {
 
 #[cfg(test)]
 mod tests {
+    use proto_evidence::Sha256;
+
     use super::*;
 
     #[test]
@@ -52,10 +54,10 @@ mod tests {
         assert_eq!(bound(u64::MAX), i64::MAX);
         let at = |sequence| Cursor {
             received_at_ms: 5,
-            key_id: [1; 32],
+            key_id: KeyId(Sha256::from_bytes([1; 32])),
             sequence,
         };
-        assert_eq!(cursor(at(u64::MAX)), (5, [1; 32], i64::MAX));
-        assert_eq!(cursor(at(9)), (5, [1; 32], 9));
+        assert_eq!(cursor(at(u64::MAX)), (5, at(0).key_id, i64::MAX));
+        assert_eq!(cursor(at(9)), (5, at(0).key_id, 9));
     }
 }

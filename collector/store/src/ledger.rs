@@ -7,9 +7,10 @@ use std::collections::HashMap;
 use collector_core::ledger::{ChainPoint, GpuClaim, HostChange as LedgerChange};
 use collector_core::{HostRecord, KeyRecord, Ledger, LedgerEvent};
 use proto_accounting::{CountryCode, EvidenceRule};
-use proto_evidence::{ChainDigest, KeyId as EvidenceKeyId, Sha256};
 
-use crate::{AttestationStore, Event, Gpu, HostChange, HostState, HostUpdate, KeyId, StoreError};
+use crate::{
+    AttestationStore, ChainDigest, Event, Gpu, HostChange, HostState, HostUpdate, KeyId, StoreError,
+};
 
 /// Kind of the event recorded when a stale host is heard again.
 pub const SILENCE_EVENT: &str = "silence";
@@ -96,7 +97,7 @@ pub fn event(at_ms: i64, event: &LedgerEvent) -> Event {
         at_ms,
         kind: kind.to_owned(),
         host_id: Some(host),
-        key_id: Some(*key.0.as_bytes()),
+        key_id: Some(*key),
         detail,
         value,
     }
@@ -122,9 +123,9 @@ pub fn host_state(host: &str, record: &HostRecord) -> HostState {
         host_id: host.to_owned(),
         site_id: record.site.clone(),
         country: record.country.to_string(),
-        key_id: *record.key.0.as_bytes(),
+        key_id: record.key,
         last_sequence: record.last_sequence,
-        last_digest: *record.last_digest.0.as_bytes(),
+        last_digest: record.last_digest,
         last_issued_at_ms: record.last_issued_ms,
         last_received_at_ms: record.last_received_ms,
         tpp: record.tpp,
@@ -175,7 +176,7 @@ pub fn load_ledger(
     evidence: EvidenceRule,
     now_ms: i64,
 ) -> Result<Ledger, StoreError> {
-    let heads: HashMap<KeyId, (u64, [u8; 32], i64)> = store
+    let heads: HashMap<KeyId, (u64, ChainDigest, i64)> = store
         .chain_heads()?
         .into_iter()
         .map(|head| (head.key_id, (head.sequence, head.digest, head.issued_at_ms)))
@@ -187,11 +188,11 @@ pub fn load_ledger(
             .get(&agent.key_id)
             .map(|&(sequence, digest, issued_at_ms)| ChainPoint {
                 sequence,
-                digest: chain_digest(&digest),
+                digest,
                 issued_at_ms,
             });
         keys.push((
-            key_id(&agent.key_id),
+            agent.key_id,
             KeyRecord {
                 host: agent.host_id,
                 site: agent.site_id,
@@ -222,7 +223,7 @@ pub fn load_ledger(
             HostRecord {
                 site: state.site_id,
                 country,
-                key: key_id(&state.key_id),
+                key: state.key_id,
                 tpp: state.tpp,
                 // Recomputed by the ledger from the GPUs' hardware identities and times.
                 hardware_tpp: 0,
@@ -232,7 +233,7 @@ pub fn load_ledger(
                 last_received_ms: state.last_received_at_ms,
                 last_issued_ms: state.last_issued_at_ms,
                 last_sequence: state.last_sequence,
-                last_digest: chain_digest(&state.last_digest),
+                last_digest: state.last_digest,
             },
         ));
     }
@@ -243,13 +244,4 @@ pub fn load_ledger(
 fn country(text: &str, host: &str) -> Result<CountryCode, StoreError> {
     CountryCode::parse(text)
         .map_err(|e| StoreError::Corrupt(format!("host {host} has country {text:?}: {e}")))
-}
-
-/// A stored key id as the evidence type.
-pub fn key_id(raw: &KeyId) -> EvidenceKeyId {
-    EvidenceKeyId(Sha256::from_slice(raw).unwrap_or(Sha256::ZERO))
-}
-
-fn chain_digest(raw: &[u8; 32]) -> ChainDigest {
-    ChainDigest(Sha256::from_slice(raw).unwrap_or(Sha256::ZERO))
 }

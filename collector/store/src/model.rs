@@ -2,8 +2,7 @@
 //! rejections) and what it administers (agents, enrolment tokens). No behaviour lives here; the
 //! meaning of each field is fixed by the collector's verifier, the store only keeps it.
 
-/// SHA-256 of an agent's Ed25519 public key: the identity of one hash chain.
-pub type KeyId = [u8; 32];
+pub use proto_evidence::{ChainDigest, KeyId};
 
 /// An enrolled agent key and what it is bound to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -25,8 +24,8 @@ pub struct AgentRecord {
 pub struct AcceptedAttestation {
     pub key_id: KeyId,
     pub sequence: u64,
-    pub digest: [u8; 32],
-    pub previous_digest: [u8; 32],
+    pub digest: ChainDigest,
+    pub previous_digest: ChainDigest,
     pub host_id: String,
     pub site_id: String,
     pub country: String,
@@ -56,7 +55,7 @@ pub struct AcceptedAttestation {
 pub struct StoredHead {
     pub key_id: KeyId,
     pub sequence: u64,
-    pub digest: [u8; 32],
+    pub digest: ChainDigest,
     /// The link's issue time (the agent's clock).
     pub issued_at_ms: i64,
 }
@@ -108,7 +107,7 @@ pub struct HostState {
     pub country: String,
     pub key_id: KeyId,
     pub last_sequence: u64,
-    pub last_digest: [u8; 32],
+    pub last_digest: ChainDigest,
     pub last_issued_at_ms: i64,
     pub last_received_at_ms: i64,
     /// Counted TPP and devices.
@@ -127,7 +126,7 @@ impl HostState {
             country: agent.country.clone(),
             key_id: agent.key_id,
             last_sequence: 0,
-            last_digest: [0; 32],
+            last_digest: ChainDigest::GENESIS,
             last_issued_at_ms: 0,
             last_received_at_ms: 0,
             tpp: 0,

@@ -382,7 +382,7 @@ fn key(seed: u64, index: u32) -> Ed25519Signer {
 
 fn record(signer: &Ed25519Signer, host: &str, site: &str, country: &str) -> AgentRecord {
     AgentRecord {
-        key_id: *signer.key_id().0.as_bytes(),
+        key_id: signer.key_id(),
         public_key: *signer.public_key().as_bytes(),
         host_id: host.to_owned(),
         site_id: site.to_owned(),

@@ -235,7 +235,7 @@ impl Harness {
             .issue_client(Role::Agent, host, SystemTime::now())
             .unwrap();
         let record = AgentRecord {
-            key_id: *signer.key_id().0.as_bytes(),
+            key_id: signer.key_id(),
             public_key: *signer.public_key().as_bytes(),
             host_id: host.to_owned(),
             site_id: site.to_owned(),

@@ -3,7 +3,7 @@
 use proto_evidence::{LogEntry, Sha256};
 use proto_merkle::{MemoryTree, leaf_hash};
 
-use super::fixture::{agent, attestation, batch, key};
+use super::fixture::{agent, attestation, batch, forked, key};
 use super::{Failure, ensure, ensure_eq};
 use crate::{
     AttestationStore, HostChange, LogNodes as Nodes, StoreError, StoredCosignature, StoredTreeHead,
@@ -113,7 +113,7 @@ pub(super) fn failed_batches_leave_no_hole(store: &dyn AttestationStore) -> Outc
     ensure!(failed.is_err(), "a batch with an unknown key must fail");
     // A fork: fails too.
     let mut fork = attestation(1, 1, "host-a", 1_000);
-    fork.digest[0] ^= 1;
+    fork.digest = forked(fork.digest);
     ensure!(
         store.commit_blocking(batch(vec![fork])).is_err(),
         "a fork must fail"
