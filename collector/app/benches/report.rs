@@ -18,7 +18,7 @@ use collector_core::SiteRegistry;
 use collector_store::{AcceptedAttestation, AgentRecord, AttestationStore, Batch, Event, Gpu};
 use collector_store_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 use proto_accounting::{Catalogue, Policy};
-use proto_evidence::{ChainDigest, KeyId, Sha256};
+use proto_evidence::{ChainDigest, HostId, KeyId, Sha256, SiteId};
 use proto_seal::Ed25519Signer;
 
 const HOSTS: u32 = 10_000;
@@ -83,8 +83,8 @@ fn attestation(n: u32, sequence: u64, at_ms: i64, gpus: usize) -> AcceptedAttest
         sequence,
         digest: ChainDigest(Sha256::from_bytes(digest)),
         previous_digest: ChainDigest::GENESIS,
-        host_id: format!("gpu-{n:05}"),
-        site_id: site.into(),
+        host_id: HostId(format!("gpu-{n:05}")),
+        site_id: SiteId(site.into()),
         country: country.into(),
         issued_at_ms: at_ms - 30,
         received_at_ms: at_ms,
@@ -118,8 +118,8 @@ fn main() {
             .put_agent(&AgentRecord {
                 key_id: KeyId(Sha256::from_bytes(key(n))),
                 public_key: key(n),
-                host_id: format!("gpu-{n:05}"),
-                site_id: site.into(),
+                host_id: HostId(format!("gpu-{n:05}")),
+                site_id: SiteId(site.into()),
                 country: country.into(),
                 identity: format!("urn:veu:agent:gpu-{n:05}"),
                 enrolled_at_ms: NOV - 10 * DAY,

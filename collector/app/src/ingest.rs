@@ -19,7 +19,7 @@ use collector_store::{
     AcceptedAttestation, AgentRecord, AttestationStore, Batch, CommitFuture, Rejection, StoreError,
 };
 use proto_accounting::{Catalogue, CountryCode, Policy};
-use proto_evidence::{ChainDigest, Envelope, KeyId, Link};
+use proto_evidence::{ChainDigest, Envelope, HostId, KeyId, Link, SiteId};
 use proto_seal::{OpenError, PublicKey};
 
 use crate::metrics::Metrics;
@@ -454,8 +454,8 @@ impl Collector {
         let binding = Binding {
             at_ms: record.enrolled_at_ms,
             key: record.key_id,
-            host: &record.host_id,
-            site: &record.site_id,
+            host: &record.host_id.0,
+            site: &record.site_id.0,
             country,
         };
         let mut state = self.state();
@@ -880,8 +880,8 @@ impl Collector {
                 sequence: payload.sequence,
                 digest: attestation.digest(),
                 previous_digest: payload.previous_digest,
-                host_id: payload.host_id.0.clone(),
-                site_id: payload.site_id.0.clone(),
+                host_id: payload.host_id.clone(),
+                site_id: payload.site_id.clone(),
                 country: record.country.to_string(),
                 issued_at_ms: payload.issued_at_unix_ms,
                 received_at_ms: now,
@@ -1033,7 +1033,7 @@ impl Results<'_> {
             at_ms: self.now,
             reason: reason.as_str().to_owned(),
             key_id: key,
-            host_id: host,
+            host_id: host.map(HostId),
             // A sequence the store cannot hold is named in the detail, not kept as a number:
             // the record of a refusal must never fail its batch.
             sequence: (sequence > 0 && i64::try_from(sequence).is_ok()).then_some(sequence),
@@ -1064,8 +1064,8 @@ pub fn agent_record(
     Ok(AgentRecord {
         key_id: public_key.key_id(),
         public_key: *public_key.as_bytes(),
-        host_id: host.to_owned(),
-        site_id: site.id.clone(),
+        host_id: HostId(host.to_owned()),
+        site_id: SiteId(site.id.clone()),
         country: site.country.to_string(),
         identity: identity.to_string(),
         enrolled_at_ms: at_ms,
@@ -1157,8 +1157,8 @@ fn known(record: &AgentRecord) -> Option<KnownAgent> {
     Some(KnownAgent {
         binding: AgentBinding {
             key_id: record.key_id,
-            host_id: record.host_id.clone(),
-            site_id: record.site_id.clone(),
+            host_id: record.host_id.0.clone(),
+            site_id: record.site_id.0.clone(),
             identity: record.identity.clone(),
         },
         public_key: PublicKey::from_slice(&record.public_key).ok()?,

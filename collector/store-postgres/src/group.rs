@@ -226,10 +226,10 @@ async fn read_known(
             pair_keys.push(a.key_id.0.as_bytes());
             pair_sequences.push(sequence);
         }
-        hosts.insert(&a.host_id);
+        hosts.insert(&a.host_id.0);
     }
     for update in batches.iter().flat_map(|batch| &batch.hosts) {
-        hosts.insert(&update.state.host_id);
+        hosts.insert(&update.state.host_id.0);
     }
     let hosts: Vec<&str> = hosts.into_iter().collect();
     // Host states are written under the log's lock too, so that every replica's writes to
@@ -421,8 +421,8 @@ impl<'a> Columns<'a> {
             c.sequence.push(new.sequence);
             c.digest.push(a.digest.0.as_bytes());
             c.previous_digest.push(a.previous_digest.0.as_bytes());
-            c.host_id.push(&a.host_id);
-            c.site_id.push(&a.site_id);
+            c.host_id.push(&a.host_id.0);
+            c.site_id.push(&a.site_id.0);
             c.country.push(&a.country);
             c.issued_at_ms.push(a.issued_at_ms);
             c.received_at_ms.push(a.received_at_ms);
@@ -443,8 +443,8 @@ impl<'a> Columns<'a> {
         for moved in plan.hosts() {
             let host = moved.host;
             let state = host.state;
-            c.state_host_id.push(&state.host_id);
-            c.state_site_id.push(&state.site_id);
+            c.state_host_id.push(&state.host_id.0);
+            c.state_site_id.push(&state.site_id.0);
             c.state_country.push(&state.country);
             c.state_key_id.push(state.key_id.0.as_bytes());
             c.state_sequence.push(host.last_sequence);
@@ -457,9 +457,9 @@ impl<'a> Columns<'a> {
             c.state_decommissioned_at_ms
                 .push(state.decommissioned_at_ms);
             if moved.replaced {
-                c.replaced_hosts.push(&state.host_id);
+                c.replaced_hosts.push(&state.host_id.0);
                 for (index, (gpu, tpp)) in host.gpus.iter().zip(&host.gpu_tpps).enumerate() {
-                    c.gpu_host_id.push(&state.host_id);
+                    c.gpu_host_id.push(&state.host_id.0);
                     c.gpu_position.push(position(index)?);
                     c.gpu_uuid.push(&gpu.uuid);
                     c.gpu_serial.push(&gpu.serial);
@@ -484,7 +484,8 @@ impl<'a> Columns<'a> {
         for event in &plan.events {
             c.event_at_ms.push(event.at_ms);
             c.event_kind.push(&event.kind);
-            c.event_host_id.push(event.host_id.as_deref());
+            c.event_host_id
+                .push(event.host_id.as_ref().map(|host| host.0.as_str()));
             c.event_key_id
                 .push(event.key_id.as_ref().map(|key| &key.0.as_bytes()[..]));
             c.event_detail.push(&event.detail);
@@ -495,7 +496,8 @@ impl<'a> Columns<'a> {
             c.rejection_reason.push(&rejection.reason);
             c.rejection_key_id
                 .push(rejection.key_id.as_ref().map(|key| &key.0.as_bytes()[..]));
-            c.rejection_host_id.push(rejection.host_id.as_deref());
+            c.rejection_host_id
+                .push(rejection.host_id.as_ref().map(|host| host.0.as_str()));
             c.rejection_sequence.push(*sequence);
             c.rejection_peer.push(&rejection.peer);
             c.rejection_detail.push(&rejection.detail);

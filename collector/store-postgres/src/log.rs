@@ -57,8 +57,8 @@ impl Leaf {
         Self::new(&LogEntry::KeyEnrolled {
             at_ms: agent.enrolled_at_ms,
             public_key: agent.public_key,
-            host_id: agent.host_id.clone(),
-            site_id: agent.site_id.clone(),
+            host_id: agent.host_id.0.clone(),
+            site_id: agent.site_id.0.clone(),
             country: agent.country.clone(),
         })
     }
@@ -68,8 +68,8 @@ impl Leaf {
         Self::new(&LogEntry::HostRebound {
             at_ms: agent.enrolled_at_ms,
             public_key: agent.public_key,
-            host_id: agent.host_id.clone(),
-            site_id: agent.site_id.clone(),
+            host_id: agent.host_id.0.clone(),
+            site_id: agent.site_id.0.clone(),
             country: agent.country.clone(),
         })
     }

@@ -173,8 +173,8 @@ impl<'a> NewHost<'a> {
             .map(|change| {
                 Ok::<_, StoreError>(Change {
                     at_ms: change.at_ms,
-                    host_id: &change.host_id,
-                    site_id: &change.site_id,
+                    host_id: &change.host_id.0,
+                    site_id: &change.site_id.0,
                     country: &change.country,
                     tpp: int("tpp", change.tpp)?,
                     devices: i64::from(change.devices),
@@ -304,12 +304,12 @@ impl<'a> Plan<'a> {
     fn store(&mut self, mut new: NewAttestation<'a>) {
         let a = new.a;
         if let Some(leaf) = new.leaf.take() {
-            new.log_index = self.log.push(leaf, Some(&a.key_id), Some(&a.host_id));
+            new.log_index = self.log.push(leaf, Some(&a.key_id), Some(&a.host_id.0));
         }
         self.known
             .digests
             .insert((a.key_id, new.sequence), a.digest);
-        self.inventory(&a.host_id, new.inventory, &a.gpus, &new.gpu_tpps);
+        self.inventory(&a.host_id.0, new.inventory, &a.gpus, &new.gpu_tpps);
         let head = self
             .chain_heads
             .entry(a.key_id)
@@ -324,11 +324,11 @@ impl<'a> Plan<'a> {
     /// the group, its change follows the earlier changes.
     fn update(&mut self, mut host: NewHost<'a>) {
         let state = host.state;
-        self.inventory(&state.host_id, host.inventory, host.gpus, &host.gpu_tpps);
+        self.inventory(&state.host_id.0, host.inventory, host.gpus, &host.gpu_tpps);
         if let Some(change) = host.change.take() {
             self.changes.push(change);
         }
-        self.hosts.insert(&state.host_id, host);
+        self.hosts.insert(&state.host_id.0, host);
     }
 }
 

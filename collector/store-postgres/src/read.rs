@@ -3,8 +3,9 @@
 
 use collector_store::integer;
 use collector_store::{
-    AcceptedAttestation, AgentRecord, ChainDigest, Cursor, Event, Gpu, HostChange, HostState,
-    KeyId, LogRecord, Rejection, StoreError, StoredCosignature, StoredHead, StoredTreeHead,
+    AcceptedAttestation, AgentRecord, ChainDigest, Cursor, Event, Gpu, HostChange, HostId,
+    HostState, KeyId, LogRecord, Rejection, SiteId, StoreError, StoredCosignature, StoredHead,
+    StoredTreeHead,
 };
 use tokio_postgres::Row;
 
@@ -70,8 +71,8 @@ pub(crate) async fn host_states(conn: &mut Conn) -> Result<Vec<HostState>, Store
         .await?;
     collect(rows, |row| {
         Ok(HostState {
-            host_id: get(row, 0)?,
-            site_id: get(row, 1)?,
+            host_id: HostId(get(row, 0)?),
+            site_id: SiteId(get(row, 1)?),
             country: get(row, 2)?,
             key_id: get_key_id(row, 3, "key_id")?,
             last_sequence: get_u64(row, 4, "last_sequence")?,
@@ -226,7 +227,7 @@ pub(crate) async fn rejections(
             at_ms: get(row, 0)?,
             reason: get(row, 1)?,
             key_id: get_key_id_opt(row, 2, "key_id")?,
-            host_id: get(row, 3)?,
+            host_id: get::<Option<String>>(row, 3)?.map(HostId),
             sequence: get::<Option<i64>>(row, 4)?
                 .map(|s| uint("rejection sequence", s))
                 .transpose()?,
@@ -278,7 +279,7 @@ pub(crate) async fn events(
         Ok(Event {
             at_ms: get(row, 0)?,
             kind: get(row, 1)?,
-            host_id: get(row, 2)?,
+            host_id: get::<Option<String>>(row, 2)?.map(HostId),
             key_id: get_key_id_opt(row, 3, "key_id")?,
             detail: get(row, 4)?,
             value: get(row, 5)?,
@@ -460,8 +461,8 @@ pub(crate) async fn host_changes(
         let kind: &str = get(row, 6)?;
         Ok(HostChange {
             at_ms: get(row, 0)?,
-            host_id: get(row, 1)?,
-            site_id: get(row, 2)?,
+            host_id: HostId(get(row, 1)?),
+            site_id: SiteId(get(row, 2)?),
             country: get(row, 3)?,
             tpp: get_u64(row, 4, "tpp")?,
             devices: get_u32(row, 5, "devices")?,
@@ -559,8 +560,8 @@ fn agent_row(row: &Row) -> Result<AgentRecord, StoreError> {
     Ok(AgentRecord {
         key_id: get_key_id(row, 0, "key_id")?,
         public_key: get_32(row, 1, "public_key")?,
-        host_id: get(row, 2)?,
-        site_id: get(row, 3)?,
+        host_id: HostId(get(row, 2)?),
+        site_id: SiteId(get(row, 3)?),
         identity: get(row, 4)?,
         enrolled_at_ms: get(row, 5)?,
         revoked_at_ms: get(row, 6)?,
@@ -574,8 +575,8 @@ fn attestation_row(row: &Row) -> Result<AcceptedAttestation, StoreError> {
         sequence: get_u64(row, 1, "sequence")?,
         digest: get_digest(row, 2, "digest")?,
         previous_digest: get_digest(row, 3, "previous_digest")?,
-        host_id: get(row, 4)?,
-        site_id: get(row, 5)?,
+        host_id: HostId(get(row, 4)?),
+        site_id: SiteId(get(row, 5)?),
         country: get(row, 6)?,
         issued_at_ms: get(row, 7)?,
         received_at_ms: get(row, 8)?,

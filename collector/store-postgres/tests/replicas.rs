@@ -14,8 +14,8 @@ use collector_store::conformance::fixture::{
     self, agent, attestation, batch, digest, enrolled_state, key, state_of,
 };
 use collector_store::{
-    AcceptedAttestation, AttestationStore, Batch, CommitReceipt, HostChange, LogNodes, StoreError,
-    StoredHead,
+    AcceptedAttestation, AttestationStore, Batch, CommitReceipt, HostChange, HostId, LogNodes,
+    StoreError, StoredHead,
 };
 use collector_store_postgres::{PostgresOptions, PostgresStore};
 use harness::Database;
@@ -160,7 +160,7 @@ fn two_replicas_on_one_schema_keep_one_log_and_one_copy_of_each_link() {
         .host_states()
         .unwrap()
         .into_iter()
-        .map(|s| (s.host_id, s.last_sequence))
+        .map(|s| (s.host_id.0, s.last_sequence))
         .collect();
     assert_eq!(states.len(), 10);
     assert!(
@@ -382,8 +382,8 @@ fn attested_rows(a1: &AcceptedAttestation, counted: bool) -> String {
         bytea(a1.key_id.0.as_bytes()),
         bytea(a1.digest.0.as_bytes()),
         bytea(a1.previous_digest.0.as_bytes()),
-        text(&a1.host_id),
-        text(&a1.site_id),
+        text(&a1.host_id.0),
+        text(&a1.site_id.0),
         text(&a1.country),
         a1.issued_at_ms,
         a1.received_at_ms,
@@ -391,8 +391,8 @@ fn attested_rows(a1: &AcceptedAttestation, counted: bool) -> String {
         bytea(&a1.envelope),
         bytea(a1.key_id.0.as_bytes()),
         bytea(a1.digest.0.as_bytes()),
-        text(&a1.host_id),
-        text(&a1.site_id),
+        text(&a1.host_id.0),
+        text(&a1.site_id.0),
         text(&a1.country),
         bytea(a1.key_id.0.as_bytes()),
         bytea(a1.digest.0.as_bytes()),
@@ -400,8 +400,8 @@ fn attested_rows(a1: &AcceptedAttestation, counted: bool) -> String {
         a1.received_at_ms,
         a1.tpp,
         a1.issued_at_ms,
-        text(&a1.host_id),
-        text(&a1.site_id),
+        text(&a1.host_id.0),
+        text(&a1.site_id.0),
         text(&a1.country),
         a1.tpp,
     );
@@ -409,7 +409,7 @@ fn attested_rows(a1: &AcceptedAttestation, counted: bool) -> String {
         sql += &format!(
             "INSERT INTO gpus (host_id, position, uuid, serial, catalogue_id, tpp{counted_column})
              VALUES ({}, {position}, {}, {}, {}, {}{});\n",
-            text(&a1.host_id),
+            text(&a1.host_id.0),
             text(&gpu.uuid),
             text(&gpu.serial),
             text(&gpu.catalogue_id),
@@ -454,8 +454,8 @@ fn a_schema_of_version_1_migrates_with_every_enrolled_host() {
                  enrolled_at_ms) VALUES ({}, {}, {}, {}, {}, {}, {});\n",
             bytea(agent.key_id.0.as_bytes()),
             bytea(&agent.public_key),
-            text(&agent.host_id),
-            text(&agent.site_id),
+            text(&agent.host_id.0),
+            text(&agent.site_id.0),
             text(&agent.country),
             text(&agent.identity),
             agent.enrolled_at_ms,
@@ -564,8 +564,8 @@ fn a_schema_of_version_3_migrates_without_hardware_evidence() {
              enrolled_at_ms) VALUES ({}, {}, {}, {}, {}, {}, {});\n",
         bytea(enrolled.key_id.0.as_bytes()),
         bytea(&enrolled.public_key),
-        text(&enrolled.host_id),
-        text(&enrolled.site_id),
+        text(&enrolled.host_id.0),
+        text(&enrolled.site_id.0),
         text(&enrolled.country),
         text(&enrolled.identity),
         enrolled.enrolled_at_ms,
@@ -703,7 +703,7 @@ fn a_value_postgres_refuses_fails_only_its_batch() {
                 scope.spawn(move || {
                     let mut batch = batch(vec![attestation(n, 1, &format!("host-{n}"), 1_000)]);
                     match n {
-                        3 => batch.attestations[0].host_id = "host\0three".to_owned(),
+                        3 => batch.attestations[0].host_id = HostId("host\0three".to_owned()),
                         5 => batch
                             .events
                             .push(fixture::event(1_000, "gap", "nul\0detail")),

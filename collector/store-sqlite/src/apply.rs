@@ -12,8 +12,8 @@ use crate::codec::{decode_gpus, encode_gpus, int, sha256};
 use crate::log::Log;
 use collector_store::{
     AcceptedAttestation, AgentRecord, Batch, ChainDigest, CommitReceipt, EnrollToken, Event, Gpu,
-    HostChange, HostState, HostUpdate, KeyId, Rejection, StoreError, StoredCosignature,
-    StoredTreeHead, TokenError,
+    HostChange, HostId, HostState, HostUpdate, KeyId, Rejection, SiteId, StoreError,
+    StoredCosignature, StoredTreeHead, TokenError,
 };
 
 /// Stores one batch on `conn`, which the caller has inside a savepoint: on any error the caller
@@ -113,7 +113,7 @@ fn store_attestation(
     let sequence = int("sequence", a.sequence)?;
     let tpp = int("tpp", a.tpp)?;
     let gap_before = int("gap_before", a.gap_before)?;
-    let inventory_id = inventories.id(conn, &a.host_id, encode_gpus(&a.gpus)?)?;
+    let inventory_id = inventories.id(conn, &a.host_id.0, encode_gpus(&a.gpus)?)?;
 
     let inserted = conn
         .prepare_cached(
@@ -129,8 +129,8 @@ fn store_attestation(
             sequence,
             a.digest.0.as_bytes(),
             a.previous_digest.0.as_bytes(),
-            a.host_id,
-            a.site_id,
+            a.host_id.0,
+            a.site_id.0,
             a.country,
             a.issued_at_ms,
             a.received_at_ms,
@@ -205,14 +205,14 @@ fn store_host(
     update: &HostUpdate,
 ) -> Result<(), StoreError> {
     let state = &update.state;
-    let held = inventories.held(conn, &state.host_id)?;
-    let inventory_id = inventories.id(conn, &state.host_id, encode_gpus(&update.gpus)?)?;
+    let held = inventories.held(conn, &state.host_id.0)?;
+    let inventory_id = inventories.id(conn, &state.host_id.0, encode_gpus(&update.gpus)?)?;
     write_host_state(conn, state, inventory_id)?;
     if held != Some(inventory_id) {
-        replace_gpus(conn, &state.host_id, &update.gpus)?;
+        replace_gpus(conn, &state.host_id.0, &update.gpus)?;
         inventories
             .current
-            .insert(state.host_id.clone(), Some(inventory_id));
+            .insert(state.host_id.0.clone(), Some(inventory_id));
     }
     if let Some(change) = &update.change {
         host_change(
@@ -248,8 +248,8 @@ fn write_host_state(
     )
     .db()?
     .execute(params![
-        state.host_id,
-        state.site_id,
+        state.host_id.0,
+        state.site_id.0,
         state.country,
         state.key_id.0.as_bytes(),
         int("last_sequence", state.last_sequence)?,
@@ -275,8 +275,8 @@ fn host_change(conn: &Connection, change: &HostChange, kind: &str) -> Result<(),
     .db()?
     .execute(params![
         change.at_ms,
-        change.host_id,
-        change.site_id,
+        change.host_id.0,
+        change.site_id.0,
         change.country,
         int("tpp", change.tpp)?,
         change.devices,
@@ -339,7 +339,7 @@ fn store_event(conn: &Connection, event: &Event) -> Result<(), StoreError> {
     .execute(params![
         event.at_ms,
         event.kind,
-        event.host_id,
+        event.host_id.as_ref().map(|host| &host.0),
         event.key_id.as_ref().map(|key| key.0.as_bytes()),
         event.detail,
         event.value
@@ -363,7 +363,7 @@ fn store_rejection(conn: &Connection, rejection: &Rejection) -> Result<(), Store
         rejection.at_ms,
         rejection.reason,
         rejection.key_id.as_ref().map(|key| key.0.as_bytes()),
-        rejection.host_id,
+        rejection.host_id.as_ref().map(|host| &host.0),
         sequence,
         rejection.peer,
         rejection.detail,
@@ -408,7 +408,7 @@ pub(crate) fn put_agent(
     agent: &AgentRecord,
 ) -> Result<(), StoreError> {
     logged(conn, log, |conn, log| {
-        if key_known(conn, &agent.key_id)? || host_known(conn, &agent.host_id)? {
+        if key_known(conn, &agent.key_id)? || host_known(conn, &agent.host_id.0)? {
             return Err(StoreError::AlreadyEnrolled {
                 key_id: agent.key_id,
             });
@@ -420,7 +420,7 @@ pub(crate) fn put_agent(
             conn,
             &Log::enrolment(agent),
             Some(&agent.key_id),
-            Some(&agent.host_id),
+            Some(&agent.host_id.0),
             None,
         )?;
         if let Some(at_ms) = agent.revoked_at_ms {
@@ -428,7 +428,7 @@ pub(crate) fn put_agent(
                 conn,
                 &Log::revocation(&agent.key_id, at_ms),
                 Some(&agent.key_id),
-                Some(&agent.host_id),
+                Some(&agent.host_id.0),
                 None,
             )?;
         }
@@ -448,7 +448,7 @@ pub(crate) fn rebind_host(
                 key_id: agent.key_id,
             });
         }
-        if !host_known(conn, &agent.host_id)? {
+        if !host_known(conn, &agent.host_id.0)? {
             return Err(StoreError::Corrupt(format!(
                 "host {} has no state to re-bind",
                 agent.host_id
@@ -461,7 +461,7 @@ pub(crate) fn rebind_host(
         )
         .db()?
         .execute(params![
-            agent.host_id,
+            agent.host_id.0,
             agent.key_id.0.as_bytes(),
             agent.enrolled_at_ms
         ])
@@ -475,8 +475,8 @@ pub(crate) fn rebind_host(
         )
         .db()?
         .execute(params![
-            agent.host_id,
-            agent.site_id,
+            agent.host_id.0,
+            agent.site_id.0,
             agent.country,
             agent.key_id.0.as_bytes(),
             empty
@@ -484,7 +484,7 @@ pub(crate) fn rebind_host(
         .db()?;
         conn.prepare_cached("DELETE FROM gpus WHERE host_id = ?1")
             .db()?
-            .execute([&agent.host_id])
+            .execute([&agent.host_id.0])
             .db()?;
         if let Some(change) = change {
             host_change(conn, change, "rebound")?;
@@ -493,7 +493,7 @@ pub(crate) fn rebind_host(
             conn,
             &Log::rebinding(agent),
             Some(&agent.key_id),
-            Some(&agent.host_id),
+            Some(&agent.host_id.0),
             None,
         )?;
         Ok(())
@@ -510,8 +510,8 @@ fn insert_agent(conn: &Connection, agent: &AgentRecord) -> Result<(), StoreError
     .execute(params![
         agent.key_id.0.as_bytes(),
         agent.public_key,
-        agent.host_id,
-        agent.site_id,
+        agent.host_id.0,
+        agent.site_id.0,
         agent.identity,
         agent.enrolled_at_ms,
         agent.revoked_at_ms,
@@ -682,11 +682,11 @@ pub(crate) fn put_token(conn: &mut Connection, token: &EnrollToken) -> Result<()
     .db()?
     .execute(params![
         token.token_hash,
-        token.site_id,
+        token.site_id.0,
         token.created_at_ms,
         token.expires_at_ms,
         token.used_at_ms,
-        token.rebind_host,
+        token.rebind_host.as_ref().map(|host| &host.0),
     ])
     .db()?;
     Ok(())
@@ -711,11 +711,11 @@ pub(crate) fn use_token(
         .query_row([token_hash], |row| {
             Ok(EnrollToken {
                 token_hash: row.get(0)?,
-                site_id: row.get(1)?,
+                site_id: SiteId(row.get(1)?),
                 created_at_ms: row.get(2)?,
                 expires_at_ms: row.get(3)?,
                 used_at_ms: row.get(4)?,
-                rebind_host: row.get(5)?,
+                rebind_host: row.get::<_, Option<String>>(5)?.map(HostId),
             })
         })
         .optional()

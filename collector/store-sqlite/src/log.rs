@@ -112,8 +112,8 @@ impl Log {
         LogEntry::KeyEnrolled {
             at_ms: agent.enrolled_at_ms,
             public_key: agent.public_key,
-            host_id: agent.host_id.clone(),
-            site_id: agent.site_id.clone(),
+            host_id: agent.host_id.0.clone(),
+            site_id: agent.site_id.0.clone(),
             country: agent.country.clone(),
         }
     }
@@ -123,8 +123,8 @@ impl Log {
         LogEntry::HostRebound {
             at_ms: agent.enrolled_at_ms,
             public_key: agent.public_key,
-            host_id: agent.host_id.clone(),
-            site_id: agent.site_id.clone(),
+            host_id: agent.host_id.0.clone(),
+            site_id: agent.site_id.0.clone(),
             country: agent.country.clone(),
         }
     }
@@ -176,7 +176,7 @@ impl Log {
                     &tx,
                     &Self::enrolment(&agent),
                     Some(&key_id),
-                    Some(&agent.host_id),
+                    Some(&agent.host_id.0),
                     None,
                 )?;
             }

@@ -12,8 +12,8 @@ use crate::codec::{decode_gpus, digest_at, key_id_at, key_id_opt_at, uint};
 use collector_store::integer;
 use collector_store::{
     AcceptedAttestation, AgentRecord, ChainDigest, Cursor, EnrollToken, Event, Gpu, HostChange,
-    HostState, KeyId, LogRecord, Rejection, StoreError, StoredCosignature, StoredHead,
-    StoredTreeHead,
+    HostId, HostState, KeyId, LogRecord, Rejection, SiteId, StoreError, StoredCosignature,
+    StoredHead, StoredTreeHead,
 };
 
 /// A few idle read connections, reused; more are opened while reads overlap.
@@ -137,11 +137,11 @@ pub(crate) fn token(
     let found = collect(&mut stmt, [token_hash], |row| {
         Ok(EnrollToken {
             token_hash: row.get(0).db()?,
-            site_id: row.get(1).db()?,
+            site_id: SiteId(row.get(1).db()?),
             created_at_ms: row.get(2).db()?,
             expires_at_ms: row.get(3).db()?,
             used_at_ms: row.get(4).db()?,
-            rebind_host: row.get(5).db()?,
+            rebind_host: row.get::<_, Option<String>>(5).db()?.map(HostId),
         })
     })?;
     Ok(found.into_iter().next())
@@ -157,8 +157,8 @@ pub(crate) fn host_states(conn: &Connection) -> Result<Vec<HostState>, StoreErro
         .db()?;
     collect(&mut stmt, [], |row| {
         Ok(HostState {
-            host_id: row.get(0).db()?,
-            site_id: row.get(1).db()?,
+            host_id: HostId(row.get(0).db()?),
+            site_id: SiteId(row.get(1).db()?),
             country: row.get(2).db()?,
             key_id: key_id_at(row, 3, "key_id")?,
             last_sequence: u64_at(row, 4, "last_sequence")?,
@@ -281,7 +281,7 @@ pub(crate) fn rejections(conn: &Connection, limit: usize) -> Result<Vec<Rejectio
             at_ms: row.get(0).db()?,
             reason: row.get(1).db()?,
             key_id: key_id_opt_at(row, 2, "key_id")?,
-            host_id: row.get(3).db()?,
+            host_id: row.get::<_, Option<String>>(3).db()?.map(HostId),
             sequence: row
                 .get::<_, Option<i64>>(4)
                 .db()?
@@ -318,7 +318,7 @@ pub(crate) fn events(
         Ok(Event {
             at_ms: row.get(0).db()?,
             kind: row.get(1).db()?,
-            host_id: row.get(2).db()?,
+            host_id: row.get::<_, Option<String>>(2).db()?.map(HostId),
             key_id: key_id_opt_at(row, 3, "key_id")?,
             detail: row.get(4).db()?,
             value: row.get(5).db()?,
@@ -503,8 +503,8 @@ pub(crate) fn host_changes(conn: &Connection, to_ms: i64) -> Result<Vec<HostChan
         let kind: String = row.get(6).db()?;
         Ok(HostChange {
             at_ms: row.get(0).db()?,
-            host_id: row.get(1).db()?,
-            site_id: row.get(2).db()?,
+            host_id: HostId(row.get(1).db()?),
+            site_id: SiteId(row.get(2).db()?),
             country: row.get(3).db()?,
             tpp: u64_at(row, 4, "tpp")?,
             devices: row.get(5).db()?,
@@ -624,8 +624,8 @@ fn agent_row(row: &Row<'_>) -> Result<AgentRecord, StoreError> {
     Ok(AgentRecord {
         key_id: key_id_at(row, 0, "key_id")?,
         public_key: row.get(1).db()?,
-        host_id: row.get(2).db()?,
-        site_id: row.get(3).db()?,
+        host_id: HostId(row.get(2).db()?),
+        site_id: SiteId(row.get(3).db()?),
         identity: row.get(4).db()?,
         enrolled_at_ms: row.get(5).db()?,
         revoked_at_ms: row.get(6).db()?,
@@ -640,8 +640,8 @@ fn attestation_row(row: &Row<'_>) -> Result<AcceptedAttestation, StoreError> {
         sequence: u64_at(row, 1, "sequence")?,
         digest: digest_at(row, 2, "digest")?,
         previous_digest: digest_at(row, 3, "previous_digest")?,
-        host_id: row.get(4).db()?,
-        site_id: row.get(5).db()?,
+        host_id: HostId(row.get(4).db()?),
+        site_id: SiteId(row.get(5).db()?),
         country: row.get(6).db()?,
         issued_at_ms: row.get(7).db()?,
         received_at_ms: row.get(8).db()?,

@@ -289,8 +289,8 @@ fn rows_stored_before_hardware_evidence_read_back_without_it() {
             params![
                 agent.key_id.0.as_bytes(),
                 agent.public_key,
-                agent.host_id,
-                agent.site_id,
+                agent.host_id.0,
+                agent.site_id.0,
                 agent.identity,
                 agent.enrolled_at_ms,
                 agent.country
@@ -312,8 +312,8 @@ fn rows_stored_before_hardware_evidence_read_back_without_it() {
                 old.sequence as i64,
                 old.digest.0.as_bytes(),
                 old.previous_digest.0.as_bytes(),
-                old.host_id,
-                old.site_id,
+                old.host_id.0,
+                old.site_id.0,
                 old.country,
                 old.issued_at_ms,
                 old.received_at_ms,
@@ -337,8 +337,8 @@ fn rows_stored_before_hardware_evidence_read_back_without_it() {
                  inventory_id)
              VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?9, 7)",
             params![
-                old.host_id,
-                old.site_id,
+                old.host_id.0,
+                old.site_id.0,
                 old.country,
                 old.key_id.0.as_bytes(),
                 old.digest.0.as_bytes(),
@@ -354,7 +354,7 @@ fn rows_stored_before_hardware_evidence_read_back_without_it() {
                 "INSERT INTO gpus (host_id, position, uuid, serial, catalogue_id, tpp, counted)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
-                    old.host_id,
+                    old.host_id.0,
                     position as i64,
                     gpu.uuid,
                     gpu.serial,
@@ -370,8 +370,8 @@ fn rows_stored_before_hardware_evidence_read_back_without_it() {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'attested')",
             params![
                 old.received_at_ms,
-                old.host_id,
-                old.site_id,
+                old.host_id.0,
+                old.site_id.0,
                 old.country,
                 old.tpp as i64,
                 old.devices

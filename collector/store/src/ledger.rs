@@ -9,7 +9,8 @@ use collector_core::{HostRecord, KeyRecord, Ledger, LedgerEvent};
 use proto_accounting::{CountryCode, EvidenceRule};
 
 use crate::{
-    AttestationStore, ChainDigest, Event, Gpu, HostChange, HostState, HostUpdate, KeyId, StoreError,
+    AttestationStore, ChainDigest, Event, Gpu, HostChange, HostId, HostState, HostUpdate, KeyId,
+    SiteId, StoreError,
 };
 
 /// Kind of the event recorded when a stale host is heard again.
@@ -96,7 +97,7 @@ pub fn event(at_ms: i64, event: &LedgerEvent) -> Event {
     Event {
         at_ms,
         kind: kind.to_owned(),
-        host_id: Some(host),
+        host_id: Some(HostId(host)),
         key_id: Some(*key),
         detail,
         value,
@@ -120,8 +121,8 @@ pub fn host_update(
 /// A host record as its `host_state` row.
 pub fn host_state(host: &str, record: &HostRecord) -> HostState {
     HostState {
-        host_id: host.to_owned(),
-        site_id: record.site.clone(),
+        host_id: HostId(host.to_owned()),
+        site_id: SiteId(record.site.clone()),
         country: record.country.to_string(),
         key_id: record.key,
         last_sequence: record.last_sequence,
@@ -138,8 +139,8 @@ pub fn host_state(host: &str, record: &HostRecord) -> HostState {
 pub fn host_change(change: &LedgerChange) -> HostChange {
     HostChange {
         at_ms: change.at_ms,
-        host_id: change.host.clone(),
-        site_id: change.site.clone(),
+        host_id: HostId(change.host.clone()),
+        site_id: SiteId(change.site.clone()),
         country: change.country.to_string(),
         tpp: change.tpp,
         devices: change.devices,
@@ -183,7 +184,7 @@ pub fn load_ledger(
         .collect();
     let mut keys = Vec::new();
     for agent in store.agents()? {
-        let country = country(&agent.country, &agent.host_id)?;
+        let country = country(&agent.country, &agent.host_id.0)?;
         let head = heads
             .get(&agent.key_id)
             .map(|&(sequence, digest, issued_at_ms)| ChainPoint {
@@ -194,8 +195,8 @@ pub fn load_ledger(
         keys.push((
             agent.key_id,
             KeyRecord {
-                host: agent.host_id,
-                site: agent.site_id,
+                host: agent.host_id.0,
+                site: agent.site_id.0,
                 country,
                 enrolled_at_ms: agent.enrolled_at_ms,
                 revoked_at_ms: agent.revoked_at_ms,
@@ -216,12 +217,12 @@ pub fn load_ledger(
     }
     let mut hosts = Vec::new();
     for state in store.host_states()? {
-        let country = country(&state.country, &state.host_id)?;
-        let gpus = claims.remove(&state.host_id).unwrap_or_default();
+        let country = country(&state.country, &state.host_id.0)?;
+        let gpus = claims.remove(&state.host_id.0).unwrap_or_default();
         hosts.push((
-            state.host_id,
+            state.host_id.0,
             HostRecord {
-                site: state.site_id,
+                site: state.site_id.0,
                 country,
                 key: state.key_id,
                 tpp: state.tpp,

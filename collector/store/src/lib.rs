@@ -27,8 +27,8 @@ use std::task::{Context, Poll};
 pub use error::{BackendError, StoreError, TokenError};
 pub use model::{
     AcceptedAttestation, AgentRecord, Batch, ChainDigest, CommitReceipt, Cursor, EnrollToken,
-    Event, Gpu, HostChange, HostState, HostUpdate, KeyId, LogRecord, Rejection, StoredCosignature,
-    StoredHead, StoredTreeHead,
+    Event, Gpu, HostChange, HostId, HostState, HostUpdate, KeyId, LogRecord, Rejection, SiteId,
+    StoredCosignature, StoredHead, StoredTreeHead,
 };
 pub use stats::{WriterCounters, WriterStats};
 

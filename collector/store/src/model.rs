@@ -2,15 +2,15 @@
 //! rejections) and what it administers (agents, enrolment tokens). No behaviour lives here; the
 //! meaning of each field is fixed by the collector's verifier, the store only keeps it.
 
-pub use proto_evidence::{ChainDigest, KeyId};
+pub use proto_evidence::{ChainDigest, HostId, KeyId, SiteId};
 
 /// An enrolled agent key and what it is bound to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AgentRecord {
     pub key_id: KeyId,
     pub public_key: [u8; 32],
-    pub host_id: String,
-    pub site_id: String,
+    pub host_id: HostId,
+    pub site_id: SiteId,
     /// The country of the site at enrolment, as the log records it.
     pub country: String,
     /// The TLS client identity bound to the key (e.g. the client certificate's SHA-256 in hex).
@@ -26,8 +26,8 @@ pub struct AcceptedAttestation {
     pub sequence: u64,
     pub digest: ChainDigest,
     pub previous_digest: ChainDigest,
-    pub host_id: String,
-    pub site_id: String,
+    pub host_id: HostId,
+    pub site_id: SiteId,
     pub country: String,
     pub issued_at_ms: i64,
     pub received_at_ms: i64,
@@ -102,8 +102,8 @@ pub struct Gpu {
 /// re-binding).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct HostState {
-    pub host_id: String,
-    pub site_id: String,
+    pub host_id: HostId,
+    pub site_id: SiteId,
     pub country: String,
     pub key_id: KeyId,
     pub last_sequence: u64,
@@ -150,7 +150,7 @@ pub struct HostUpdate {
 pub struct Event {
     pub at_ms: i64,
     pub kind: String,
-    pub host_id: Option<String>,
+    pub host_id: Option<HostId>,
     pub key_id: Option<KeyId>,
     /// In words, for people.
     pub detail: String,
@@ -165,7 +165,7 @@ pub struct Rejection {
     pub at_ms: i64,
     pub reason: String,
     pub key_id: Option<KeyId>,
-    pub host_id: Option<String>,
+    pub host_id: Option<HostId>,
     pub sequence: Option<u64>,
     pub peer: String,
     pub detail: String,
@@ -178,14 +178,14 @@ pub struct Rejection {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct EnrollToken {
     pub token_hash: [u8; 32],
-    pub site_id: String,
+    pub site_id: SiteId,
     pub created_at_ms: i64,
     /// The first instant at which the token no longer works.
     pub expires_at_ms: i64,
     pub used_at_ms: Option<i64>,
     /// A rebind token: it re-binds this existing host (an administrator's explicit move or
     /// re-key) instead of enrolling a new one.
-    pub rebind_host: Option<String>,
+    pub rebind_host: Option<HostId>,
 }
 
 /// Everything one verification step decided, stored all together or not at all.
@@ -256,8 +256,8 @@ pub struct StoredCosignature {
 pub struct HostChange {
     /// The ledger's instant.
     pub at_ms: i64,
-    pub host_id: String,
-    pub site_id: String,
+    pub host_id: HostId,
+    pub site_id: SiteId,
     pub country: String,
     pub tpp: u64,
     pub devices: u32,

@@ -6,7 +6,7 @@ use std::thread;
 
 use super::fixture::{self, agent, attestation, batch, digest, key, state_of, unindexed};
 use super::{Failure, ensure, ensure_eq};
-use crate::{AttestationStore, Batch, CommitReceipt, StoreError, StoredHead};
+use crate::{AttestationStore, Batch, CommitReceipt, HostId, SiteId, StoreError, StoredHead};
 
 type Outcome = Result<(), Failure>;
 
@@ -77,7 +77,7 @@ pub(super) fn updates_host_state(store: &dyn AttestationStore) -> Outcome {
     ensure_eq!(store.host_states()?, vec![state_of(&first, None)]);
 
     let mut moved = attestation(1, 2, "host-a", 2_000);
-    moved.site_id = "site-elsewhere".to_owned();
+    moved.site_id = SiteId("site-elsewhere".to_owned());
     moved.country = "FR".to_owned();
     moved.gpus.truncate(4);
     moved.tpp = 4 * 63_328;
@@ -125,12 +125,12 @@ pub(super) fn rebind_revokes_and_resets(store: &dyn AttestationStore) -> Outcome
     let a1 = attestation(1, 1, "host-a", 1_000);
     store.commit_blocking(batch(vec![a1.clone()]))?;
     let mut new = agent(2, "host-a");
-    new.site_id = "site-elsewhere".to_owned();
+    new.site_id = SiteId("site-elsewhere".to_owned());
     new.country = "FR".to_owned();
     new.enrolled_at_ms = 5_000;
     let change = crate::HostChange {
         at_ms: 5_000,
-        host_id: "host-a".to_owned(),
+        host_id: HostId("host-a".to_owned()),
         site_id: new.site_id.clone(),
         country: "FR".to_owned(),
         tpp: 0,

@@ -5,8 +5,8 @@ use proto_evidence::location::{Coordinates, Measurement, SignedMeasurement};
 use proto_evidence::{LogDecodeError, Sha256};
 
 use crate::{
-    AcceptedAttestation, AgentRecord, Batch, ChainDigest, Event, Gpu, HostChange, HostState,
-    HostUpdate, KeyId, Rejection,
+    AcceptedAttestation, AgentRecord, Batch, ChainDigest, Event, Gpu, HostChange, HostId,
+    HostState, HostUpdate, KeyId, Rejection, SiteId,
 };
 
 /// The size of a realistic 8-GPU envelope.
@@ -24,8 +24,8 @@ pub fn agent(n: u8, host: &str) -> AgentRecord {
     AgentRecord {
         key_id: key(n),
         public_key: [n ^ 0x5a; 32],
-        host_id: host.to_owned(),
-        site_id: format!("site-{host}"),
+        host_id: HostId(host.to_owned()),
+        site_id: SiteId(format!("site-{host}")),
         country: "DE".to_owned(),
         identity: format!("{:064x}", u64::from(n)),
         enrolled_at_ms: 1_000 * i64::from(n),
@@ -108,8 +108,8 @@ pub fn attestation(n: u8, sequence: u64, host: &str, at_ms: i64) -> AcceptedAtte
         sequence,
         digest: digest(n, sequence),
         previous_digest: digest(n, sequence.wrapping_sub(1)),
-        host_id: host.to_owned(),
-        site_id: format!("site-{host}"),
+        host_id: HostId(host.to_owned()),
+        site_id: SiteId(format!("site-{host}")),
         country: "DE".to_owned(),
         issued_at_ms: at_ms - 50,
         received_at_ms: at_ms,
@@ -169,7 +169,7 @@ pub fn event(at_ms: i64, kind: &str, detail: &str) -> Event {
     Event {
         at_ms,
         kind: kind.to_owned(),
-        host_id: Some("host-a".to_owned()),
+        host_id: Some(HostId("host-a".to_owned())),
         key_id: Some(key(1)),
         detail: detail.to_owned(),
         value: Some(at_ms / 2),

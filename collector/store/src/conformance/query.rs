@@ -2,7 +2,7 @@
 
 use super::fixture::{self, agent, attestation, batch, unindexed};
 use super::{Failure, ensure, ensure_eq};
-use crate::{AcceptedAttestation, AttestationStore, Batch, Cursor};
+use crate::{AcceptedAttestation, AttestationStore, Batch, Cursor, HostId};
 
 type Outcome = Result<(), Failure>;
 
@@ -103,7 +103,7 @@ pub(super) fn rejections_newest_first_and_counted(store: &dyn AttestationStore) 
     let middle = fixture::rejection(2_000, "bad_signature", "b");
     let newest = crate::Rejection {
         key_id: None,
-        host_id: Some("host-a".to_owned()),
+        host_id: Some(HostId("host-a".to_owned())),
         sequence: None,
         ..fixture::rejection(3_000, "bad_signature", "c")
     };
