@@ -18,6 +18,7 @@ use collector_core::SiteRegistry;
 use collector_store::{AcceptedAttestation, AgentRecord, AttestationStore, Batch, Event, Gpu};
 use collector_store_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 use proto_accounting::{Catalogue, Policy};
+use proto_evidence::{ChainDigest, HostId, KeyId, Sha256, SiteId};
 use proto_seal::Ed25519Signer;
 
 const HOSTS: u32 = 10_000;
@@ -78,12 +79,12 @@ fn attestation(n: u32, sequence: u64, at_ms: i64, gpus: usize) -> AcceptedAttest
     digest[..4].copy_from_slice(&n.to_be_bytes());
     digest[4..12].copy_from_slice(&sequence.to_be_bytes());
     AcceptedAttestation {
-        key_id: key(n),
+        key_id: KeyId(Sha256::from_bytes(key(n))),
         sequence,
-        digest,
-        previous_digest: [0; 32],
-        host_id: format!("gpu-{n:05}"),
-        site_id: site.into(),
+        digest: ChainDigest(Sha256::from_bytes(digest)),
+        previous_digest: ChainDigest::GENESIS,
+        host_id: HostId(format!("gpu-{n:05}")),
+        site_id: SiteId(site.into()),
         country: country.into(),
         issued_at_ms: at_ms - 30,
         received_at_ms: at_ms,
@@ -115,10 +116,10 @@ fn main() {
         let (site, country) = site(n);
         store
             .put_agent(&AgentRecord {
-                key_id: key(n),
+                key_id: KeyId(Sha256::from_bytes(key(n))),
                 public_key: key(n),
-                host_id: format!("gpu-{n:05}"),
-                site_id: site.into(),
+                host_id: HostId(format!("gpu-{n:05}")),
+                site_id: SiteId(site.into()),
                 country: country.into(),
                 identity: format!("urn:veu:agent:gpu-{n:05}"),
                 enrolled_at_ms: NOV - 10 * DAY,
@@ -151,7 +152,7 @@ fn main() {
                 };
                 attestation(n, u64::from(round) + 1, at + i64::from(n), gpus)
             })
-            .filter(|a| !(a.key_id[3] % 100 == 7 && round + 2 > PER_HOST))
+            .filter(|a| !(a.key_id.0.as_bytes()[3] % 100 == 7 && round + 2 > PER_HOST))
             .collect();
         for chunk in batch.chunks(1_000) {
             // The ledger's updates: a change where what counts changed (the first round, and

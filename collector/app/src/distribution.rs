@@ -110,7 +110,7 @@ pub fn at(
             stale.add(country, change.tpp).map_err(overflow)?;
             stale_hosts.push(StaleHost {
                 host_id: (*host).to_owned(),
-                site_id: change.site_id.clone(),
+                site_id: change.site_id.0.clone(),
                 country: change.country.clone(),
                 last_attested_ms: seen,
                 tpp: change.tpp,
@@ -154,9 +154,9 @@ pub fn replay(changes: &[HostChange]) -> BTreeMap<&str, &HostChange> {
     let mut hosts = BTreeMap::new();
     for change in changes {
         if change.decommissioned {
-            hosts.remove(change.host_id.as_str());
+            hosts.remove(change.host_id.0.as_str());
         } else {
-            hosts.insert(change.host_id.as_str(), change);
+            hosts.insert(change.host_id.0.as_str(), change);
         }
     }
     hosts

@@ -181,13 +181,13 @@ impl Collector {
         let site = self
             .rules
             .sites
-            .get(&token.site_id)
-            .ok_or_else(|| EnrolmentError::SiteGone(token.site_id.clone()))?
+            .get(&token.site_id.0)
+            .ok_or_else(|| EnrolmentError::SiteGone(token.site_id.0.clone()))?
             .clone();
         // A plain token enrols a host id nobody holds; only an administrator's rebind token
         // names an existing host, whatever the request's hostname says.
         let host = match &token.rebind_host {
-            Some(host) => host.clone(),
+            Some(host) => host.0.clone(),
             None => host_id(hostname, key),
         };
         Ok((site, host, token.rebind_host.is_some()))

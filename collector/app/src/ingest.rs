@@ -19,7 +19,7 @@ use collector_store::{
     AcceptedAttestation, AgentRecord, AttestationStore, Batch, CommitFuture, Rejection, StoreError,
 };
 use proto_accounting::{Catalogue, CountryCode, Policy};
-use proto_evidence::{ChainDigest, Envelope, KeyId, Link, Sha256};
+use proto_evidence::{ChainDigest, Envelope, HostId, KeyId, Link, SiteId};
 use proto_seal::{OpenError, PublicKey};
 
 use crate::metrics::Metrics;
@@ -391,8 +391,8 @@ impl Collector {
             return Some(agent.clone());
         }
         let store = Arc::clone(&self.store);
-        let raw = *key.0.as_bytes();
-        let record = tokio::task::spawn_blocking(move || store.agent(&raw))
+        let key_id = *key;
+        let record = tokio::task::spawn_blocking(move || store.agent(&key_id))
             .await
             .ok()?
             .ok()??;
@@ -453,9 +453,9 @@ impl Collector {
             .map_err(|e| StoreError::Corrupt(format!("country {:?}: {e}", record.country)))?;
         let binding = Binding {
             at_ms: record.enrolled_at_ms,
-            key: key_id(&record.key_id),
-            host: &record.host_id,
-            site: &record.site_id,
+            key: record.key_id,
+            host: &record.host_id.0,
+            site: &record.site_id.0,
             country,
         };
         let mut state = self.state();
@@ -479,7 +479,7 @@ impl Collector {
         let mut state = self.state();
         self.settle_locked(&mut state)?;
         state.ledger.revoke(at_ms, *key)?;
-        let stored = self.store.revoke_agent(key.0.as_bytes(), at_ms).map(drop);
+        let stored = self.store.revoke_agent(key, at_ms).map(drop);
         self.settle(&mut state, stored)
     }
 
@@ -688,7 +688,7 @@ impl Collector {
         let found = tokio::task::spawn_blocking(move || {
             behind
                 .into_iter()
-                .map(|key| (key, store.chain_head(key.0.as_bytes())))
+                .map(|key| (key, store.chain_head(&key)))
                 .collect::<Vec<_>>()
         })
         .await
@@ -742,20 +742,14 @@ impl Collector {
             let found = tokio::task::spawn_blocking(move || {
                 lookups
                     .into_iter()
-                    .map(|(key, sequence)| {
-                        (
-                            key,
-                            sequence,
-                            store.stored_digest(key.0.as_bytes(), sequence),
-                        )
-                    })
+                    .map(|(key, sequence)| (key, sequence, store.stored_digest(&key, sequence)))
                     .collect::<Vec<_>>()
             })
             .await
             .map_err(IngestError::task("store lookup"))?;
             for (key, sequence, digest) in found {
                 if let Some(digest) = digest? {
-                    stored.insert((key, sequence), chain_digest(&digest));
+                    stored.insert((key, sequence), digest);
                 }
             }
         }
@@ -882,12 +876,12 @@ impl Collector {
                 events.push(collector_store::ledger::event(now, event));
             }
             rows.push(AcceptedAttestation {
-                key_id: *key.0.as_bytes(),
+                key_id: key,
                 sequence: payload.sequence,
-                digest: *attestation.digest().0.as_bytes(),
-                previous_digest: *payload.previous_digest.0.as_bytes(),
-                host_id: payload.host_id.0.clone(),
-                site_id: payload.site_id.0.clone(),
+                digest: attestation.digest(),
+                previous_digest: payload.previous_digest,
+                host_id: payload.host_id.clone(),
+                site_id: payload.site_id.clone(),
                 country: record.country.to_string(),
                 issued_at_ms: payload.issued_at_unix_ms,
                 received_at_ms: now,
@@ -1038,8 +1032,8 @@ impl Results<'_> {
         self.rejections.push(Rejection {
             at_ms: self.now,
             reason: reason.as_str().to_owned(),
-            key_id: key.map(|k| *k.0.as_bytes()),
-            host_id: host,
+            key_id: key,
+            host_id: host.map(HostId),
             // A sequence the store cannot hold is named in the detail, not kept as a number:
             // the record of a refusal must never fail its batch.
             sequence: (sequence > 0 && i64::try_from(sequence).is_ok()).then_some(sequence),
@@ -1068,10 +1062,10 @@ pub fn agent_record(
 ) -> Result<AgentRecord, collector_pki::IdentityError> {
     let identity = collector_pki::PeerIdentity::new(collector_pki::Role::Agent, host)?;
     Ok(AgentRecord {
-        key_id: *public_key.key_id().0.as_bytes(),
+        key_id: public_key.key_id(),
         public_key: *public_key.as_bytes(),
-        host_id: host.to_owned(),
-        site_id: site.id.clone(),
+        host_id: HostId(host.to_owned()),
+        site_id: SiteId(site.id.clone()),
         country: site.country.to_string(),
         identity: identity.to_string(),
         enrolled_at_ms: at_ms,
@@ -1162,20 +1156,11 @@ fn load_locations(
 fn known(record: &AgentRecord) -> Option<KnownAgent> {
     Some(KnownAgent {
         binding: AgentBinding {
-            key_id: key_id(&record.key_id),
-            host_id: record.host_id.clone(),
-            site_id: record.site_id.clone(),
+            key_id: record.key_id,
+            host_id: record.host_id.0.clone(),
+            site_id: record.site_id.0.clone(),
             identity: record.identity.clone(),
         },
         public_key: PublicKey::from_slice(&record.public_key).ok()?,
     })
-}
-
-/// A stored key id.
-pub fn key_id(raw: &[u8; 32]) -> KeyId {
-    KeyId(Sha256::from_slice(raw).unwrap_or_default())
-}
-
-fn chain_digest(raw: &[u8; 32]) -> ChainDigest {
-    ChainDigest(Sha256::from_slice(raw).unwrap_or_default())
 }

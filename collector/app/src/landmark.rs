@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use collector_core::MeasurementRefusal;
-use collector_store::{Event, StoreError};
+use collector_store::{Event, HostId, StoreError};
 use proto_evidence::Measurement;
 use proto_location::{Landmarks, Verdict};
 use proto_seal::MeasurementError;
@@ -121,8 +121,8 @@ impl Collector {
             let event = Event {
                 at_ms: now,
                 kind: LOCATION_INCONSISTENT_EVENT.into(),
-                host_id: Some(measurement.host.clone()),
-                key_id: Some(*measurement.agent_key_id().0.as_bytes()),
+                host_id: Some(HostId(measurement.host.clone())),
+                key_id: Some(measurement.agent_key_id()),
                 detail,
                 value: i64::try_from(log_index).ok(),
             };

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
-use collector_store::Rejection;
+use collector_store::{KeyId, Rejection};
 
 /// How long a window of repeats lasts, in milliseconds.
 pub const WINDOW_MS: i64 = 60_000;
@@ -21,7 +21,7 @@ const MAX_OPEN: usize = 8_192;
 struct Same {
     peer: String,
     reason: String,
-    key_id: Option<[u8; 32]>,
+    key_id: Option<KeyId>,
 }
 
 #[derive(Debug)]
@@ -144,7 +144,7 @@ mod tests {
         Rejection {
             at_ms,
             reason: reason.to_owned(),
-            key_id: Some([1; 32]),
+            key_id: Some(KeyId(proto_evidence::Sha256::from_bytes([1; 32]))),
             host_id: None,
             sequence: Some(3),
             peer: peer.to_owned(),

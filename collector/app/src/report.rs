@@ -133,8 +133,8 @@ pub fn build(collector: &Collector, log: &LogKeeper, month: &str) -> Result<Repo
         })?;
         changes.push(HostChange {
             at_ms: change.at_ms,
-            host_id: change.host_id.clone(),
-            site_id: change.site_id.clone(),
+            host_id: change.host_id.0.clone(),
+            site_id: change.site_id.0.clone(),
             country,
             tpp: change.tpp,
             hardware_tpp: change.hardware_tpp,
@@ -177,7 +177,7 @@ pub fn build(collector: &Collector, log: &LogKeeper, month: &str) -> Result<Repo
         if event.at_ms >= as_of {
             break;
         }
-        let host_id = event.host_id.clone().unwrap_or_default();
+        let host_id = event.host_id.clone().map(|host| host.0).unwrap_or_default();
         match event.kind.as_str() {
             "gap" => gaps.push(GapEvent {
                 at_ms: event.at_ms,
@@ -197,7 +197,7 @@ pub fn build(collector: &Collector, log: &LogKeeper, month: &str) -> Result<Repo
                 let Some(change) = stored
                     .iter()
                     .rev()
-                    .find(|c| c.host_id == host_id && c.at_ms <= event.at_ms)
+                    .find(|c| c.host_id.0 == host_id && c.at_ms <= event.at_ms)
                 else {
                     continue;
                 };

@@ -290,10 +290,10 @@ mod tests {
     fn enrol(store: &dyn AttestationStore, n: u8) {
         store
             .put_agent(&AgentRecord {
-                key_id: [n; 32],
+                key_id: proto_evidence::KeyId(proto_evidence::Sha256::from_bytes([n; 32])),
                 public_key: [n; 32],
-                host_id: format!("gpu-{n}"),
-                site_id: "us-va-1".into(),
+                host_id: proto_evidence::HostId(format!("gpu-{n}")),
+                site_id: proto_evidence::SiteId("us-va-1".into()),
                 country: "US".into(),
                 identity: format!("urn:veu:agent:gpu-{n}"),
                 enrolled_at_ms: NOW_MS - 1_000,

@@ -425,13 +425,13 @@ async fn text_from_stored_records_is_printed_escaped() {
     h.collector
         .enrol(
             &AgentRecord {
-                key_id: [7; 32],
+                key_id: proto_evidence::KeyId(proto_evidence::Sha256::from_bytes([7; 32])),
                 public_key: *proto_seal::Ed25519Signer::from_seed(&[7; 32])
                     .unwrap()
                     .public_key()
                     .as_bytes(),
-                host_id: host.to_owned(),
-                site_id: "us-va-1".to_owned(),
+                host_id: proto_evidence::HostId(host.to_owned()),
+                site_id: proto_evidence::SiteId("us-va-1".to_owned()),
                 country: "US".to_owned(),
                 identity: "urn:veu:agent:gpu-1".to_owned(),
                 enrolled_at_ms: h.collector.now_ms(),
@@ -446,7 +446,7 @@ async fn text_from_stored_records_is_printed_escaped() {
                 at_ms: now_ms(),
                 reason: "malformed\u{1b}[2J".to_owned(),
                 key_id: None,
-                host_id: Some(host.to_owned()),
+                host_id: Some(proto_evidence::HostId(host.to_owned())),
                 sequence: Some(1),
                 peer: "urn:veu:agent:\u{9b}31m".to_owned(),
                 detail: "bad \u{202e}gnp.exe \u{1b}[1A".to_owned(),

@@ -377,7 +377,7 @@ fn sigkill_under_load_loses_no_acknowledged_attestation() {
     for (agent, acked) in agents.iter().zip(&acked) {
         let acked = acked.lock().unwrap();
         assert!(!acked.is_empty(), "{} made progress", agent.host);
-        let key = *agent.signer.key_id().0.as_bytes();
+        let key = agent.signer.key_id();
         for sequence in acked.iter() {
             assert!(
                 store.stored_digest(&key, *sequence).unwrap().is_some(),

@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
-use collector_app::ingest::{AdminError, Collector, key_id};
+use collector_app::ingest::{AdminError, Collector};
 use collector_pki::Role;
 use collector_store::EnrollToken;
 use proto_accounting::{Distribution, Tier, Verdict, evaluate_located};
+use proto_evidence::{HostId, KeyId, Sha256, SiteId};
 use proto_wire::v1;
 use proto_wire::v1::admin_server::Admin;
 use tonic::{Request, Response, Status};
@@ -263,7 +264,7 @@ impl AdminService {
                 .map(|e| v1::StatusEvent {
                     at_unix_ms: e.at_ms,
                     kind: e.kind,
-                    host_id: e.host_id.unwrap_or_default(),
+                    host_id: e.host_id.map(|host| host.0).unwrap_or_default(),
                     detail: e.detail,
                 })
                 .collect(),
@@ -272,7 +273,7 @@ impl AdminService {
                 .map(|r| v1::RejectionRecord {
                     at_unix_ms: r.at_ms,
                     reason: r.reason,
-                    host_id: r.host_id.unwrap_or_default(),
+                    host_id: r.host_id.map(|host| host.0).unwrap_or_default(),
                     sequence: r.sequence.unwrap_or(0),
                     peer: r.peer,
                     detail: r.detail,
@@ -320,11 +321,11 @@ impl AdminService {
         }
         let record = EnrollToken {
             token_hash: collector_app::enrollment::token_hash(&token),
-            site_id: request.site_id,
+            site_id: SiteId(request.site_id),
             created_at_ms: now,
             expires_at_ms: now + i64::from(seconds) * 1000,
             used_at_ms: None,
-            rebind_host: rebind_host.clone(),
+            rebind_host: rebind_host.clone().map(HostId),
         };
         let expires = record.expires_at_ms;
         self.blocking(move |store| store.put_token(&record)).await?;
@@ -344,10 +345,10 @@ impl AdminService {
             agents: agents
                 .into_iter()
                 .map(|a| v1::EnrolledKey {
-                    key_id: a.key_id.to_vec(),
+                    key_id: a.key_id.0.as_bytes().to_vec(),
                     public_key: a.public_key.to_vec(),
-                    host_id: a.host_id,
-                    site_id: a.site_id,
+                    host_id: a.host_id.0,
+                    site_id: a.site_id.0,
                     enrolled_unix_ms: a.enrolled_at_ms,
                     revoked_unix_ms: a.revoked_at_ms.unwrap_or(0),
                     country: a.country,
@@ -369,7 +370,7 @@ impl AdminService {
             .try_into()
             .map_err(|_| Status::invalid_argument("key_id must be 32 bytes"))?;
         let now = self.collector.now_ms();
-        let key = key_id(&raw);
+        let key = KeyId(Sha256::from_bytes(raw));
         let collector = Arc::clone(&self.collector);
         let refusal = match tokio::task::spawn_blocking(move || collector.revoke(&key, now))
             .await

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use collector_app::ingest::Collector;
 use collector_app::log::LogKeeper;
 use collector_pki::Role;
-use collector_store::{AttestationStore, StoredTreeHead};
+use collector_store::{AttestationStore, KeyId, StoredTreeHead};
 use proto_accounting::Distribution;
 use proto_wire::v1;
 use proto_wire::v1::audit_server::Audit;
@@ -175,7 +175,7 @@ impl AuditService {
         reader(&request)?;
         self.blocking(|collector, _| {
             let store = collector.store.as_ref();
-            let revoked: BTreeMap<[u8; 32], bool> = store
+            let revoked: BTreeMap<KeyId, bool> = store
                 .agents()
                 .map_err(store_status)?
                 .into_iter()
@@ -196,11 +196,11 @@ impl AuditService {
                 .into_iter()
                 .map(|h| v1::HostState {
                     location: located
-                        .get(&h.host_id)
+                        .get(&h.host_id.0)
                         .map(|l| l.verdict.as_str().to_owned())
                         .unwrap_or_default(),
                     location_detail: located
-                        .get(&h.host_id)
+                        .get(&h.host_id.0)
                         .map(proto_location::Location::explain)
                         .unwrap_or_default(),
                     // A host that has not attested since its enrolment or re-binding is
@@ -209,10 +209,10 @@ impl AuditService {
                         && h.last_sequence > 0
                         && now.saturating_sub(h.last_received_at_ms) > collector.freshness_ms(),
                     revoked: revoked.get(&h.key_id).copied().unwrap_or(false),
-                    host_id: h.host_id,
-                    site_id: h.site_id,
+                    host_id: h.host_id.0,
+                    site_id: h.site_id.0,
                     country: h.country,
-                    key_id: h.key_id.to_vec(),
+                    key_id: h.key_id.0.as_bytes().to_vec(),
                     last_sequence: h.last_sequence,
                     last_attested_unix_ms: h.last_received_at_ms,
                     tpp: h.tpp,

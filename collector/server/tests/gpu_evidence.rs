@@ -87,7 +87,13 @@ fn events(h: &Harness, kind: &str) -> Vec<String> {
         .unwrap()
         .into_iter()
         .filter(|e| e.kind == kind)
-        .map(|e| format!("{}: {}", e.host_id.unwrap_or_default(), e.detail))
+        .map(|e| {
+            format!(
+                "{}: {}",
+                e.host_id.map(|host| host.0).unwrap_or_default(),
+                e.detail
+            )
+        })
         .collect()
 }
 

@@ -4,8 +4,8 @@
 //! append nothing to the log).
 
 use collector_store::{
-    AgentRecord, EnrollToken, Gpu, HostChange, StoreError, StoredCosignature, StoredTreeHead,
-    TokenError,
+    AgentRecord, EnrollToken, Gpu, HostChange, HostId, SiteId, StoreError, StoredCosignature,
+    StoredTreeHead, TokenError,
 };
 use proto_evidence::LogEntry;
 use proto_merkle::Frontier;
@@ -132,7 +132,11 @@ async fn logged_in_transaction(
             rebind_host(conn, &mut append, agent, change.as_ref()).await?;
         }
         AdminOp::Revoke(key_id, at_ms) => {
-            if conn.execute(REVOKE, &[&&key_id[..], at_ms]).await? == 1 {
+            if conn
+                .execute(REVOKE, &[&&key_id.0.as_bytes()[..], at_ms])
+                .await?
+                == 1
+            {
                 append.push(Leaf::revocation(key_id, *at_ms)?, Some(key_id), None);
             }
         }
@@ -158,10 +162,10 @@ async fn insert_agent(conn: &mut Conn, agent: &AgentRecord) -> Result<(), StoreE
         .execute(
             INSERT_AGENT,
             &[
-                &&agent.key_id[..],
+                &&agent.key_id.0.as_bytes()[..],
                 &&agent.public_key[..],
-                &agent.host_id,
-                &agent.site_id,
+                &agent.host_id.0,
+                &agent.site_id.0,
                 &agent.country,
                 &agent.identity,
                 &agent.enrolled_at_ms,
@@ -188,10 +192,10 @@ async fn bind_host(conn: &mut Conn, sql: &str, agent: &AgentRecord) -> Result<u6
     conn.execute(
         sql,
         &[
-            &agent.host_id,
-            &agent.site_id,
+            &agent.host_id.0,
+            &agent.site_id.0,
             &agent.country,
-            &&agent.key_id[..],
+            &&agent.key_id.0.as_bytes()[..],
             &&NO_DIGEST[..],
             &&empty[..],
         ],
@@ -216,13 +220,13 @@ async fn put_agent(
     append.push(
         Leaf::enrolment(agent)?,
         Some(&agent.key_id),
-        Some(&agent.host_id),
+        Some(&agent.host_id.0),
     );
     if let Some(at_ms) = agent.revoked_at_ms {
         append.push(
             Leaf::revocation(&agent.key_id, at_ms)?,
             Some(&agent.key_id),
-            Some(&agent.host_id),
+            Some(&agent.host_id.0),
         );
     }
     Ok(())
@@ -245,17 +249,21 @@ async fn rebind_host(
     }
     conn.execute(
         REVOKE_OTHERS,
-        &[&agent.host_id, &&agent.key_id[..], &agent.enrolled_at_ms],
+        &[
+            &agent.host_id.0,
+            &&agent.key_id.0.as_bytes()[..],
+            &agent.enrolled_at_ms,
+        ],
     )
     .await?;
-    conn.execute(DELETE_GPUS, &[&agent.host_id]).await?;
+    conn.execute(DELETE_GPUS, &[&agent.host_id.0]).await?;
     if let Some(change) = change {
         insert_change(conn, change, "rebound").await?;
     }
     append.push(
         Leaf::rebinding(agent)?,
         Some(&agent.key_id),
-        Some(&agent.host_id),
+        Some(&agent.host_id.0),
     );
     Ok(())
 }
@@ -265,8 +273,8 @@ async fn insert_change(conn: &mut Conn, change: &HostChange, kind: &str) -> Resu
         INSERT_CHANGE,
         &[
             &change.at_ms,
-            &change.host_id,
-            &change.site_id,
+            &change.host_id.0,
+            &change.site_id.0,
             &change.country,
             &int("tpp", change.tpp)?,
             &i64::from(change.devices),
@@ -311,8 +319,8 @@ async fn decommission(
     append.push(Leaf::new(&entry)?, None, Some(host_id));
     let change = HostChange {
         at_ms,
-        host_id: host_id.to_owned(),
-        site_id,
+        host_id: HostId(host_id.to_owned()),
+        site_id: SiteId(site_id),
         country,
         tpp: 0,
         devices: 0,
@@ -361,11 +369,11 @@ pub(crate) async fn put_token(conn: &mut Conn, token: &EnrollToken) -> Result<()
         PUT_TOKEN,
         &[
             &&token.token_hash[..],
-            &token.site_id,
+            &token.site_id.0,
             &token.created_at_ms,
             &token.expires_at_ms,
             &token.used_at_ms,
-            &token.rebind_host,
+            &token.rebind_host.as_ref().map(|host| &host.0),
         ],
     )
     .await?;
@@ -388,11 +396,11 @@ pub(crate) async fn token(
     row.map(|row| {
         Ok(EnrollToken {
             token_hash: *token_hash,
-            site_id: get(&row, 0)?,
+            site_id: SiteId(get(&row, 0)?),
             created_at_ms: get(&row, 1)?,
             expires_at_ms: get(&row, 2)?,
             used_at_ms: get(&row, 3)?,
-            rebind_host: get(&row, 4)?,
+            rebind_host: get::<Option<String>>(&row, 4)?.map(HostId),
         })
     })
     .transpose()
@@ -408,11 +416,11 @@ pub(crate) async fn use_token(
     if let Some(row) = conn.query_opt(SPEND_TOKEN, &[hash, &now_ms]).await? {
         return Ok(EnrollToken {
             token_hash: *token_hash,
-            site_id: get(&row, 0)?,
+            site_id: SiteId(get(&row, 0)?),
             created_at_ms: get(&row, 1)?,
             expires_at_ms: get(&row, 2)?,
             used_at_ms: Some(now_ms),
-            rebind_host: get(&row, 3)?,
+            rebind_host: get::<Option<String>>(&row, 3)?.map(HostId),
         });
     }
     // Not spent: say why. A token spent meanwhile by another caller reads as used.

@@ -3,7 +3,7 @@
 //! lists share one inventory row.
 
 pub(crate) use collector_store::integer::{int, uint};
-use collector_store::{Gpu, StoreError};
+use collector_store::{ChainDigest, Gpu, KeyId, StoreError};
 use proto_evidence::Sha256;
 use tokio_postgres::Row;
 use tokio_postgres::types::{FromSql, ToSql};
@@ -22,6 +22,25 @@ pub(crate) fn get_u64(row: &Row, index: usize, field: &str) -> Result<u64, Store
 pub(crate) fn get_u32(row: &Row, index: usize, field: &str) -> Result<u32, StoreError> {
     let value: i64 = get(row, index)?;
     u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("{field} is {value}")))
+}
+
+/// A `bytea` column holding a key id.
+pub(crate) fn get_key_id(row: &Row, index: usize, field: &str) -> Result<KeyId, StoreError> {
+    get_32(row, index, field).map(|bytes| KeyId(Sha256::from_bytes(bytes)))
+}
+
+/// A nullable `bytea` column holding a key id.
+pub(crate) fn get_key_id_opt(
+    row: &Row,
+    index: usize,
+    field: &str,
+) -> Result<Option<KeyId>, StoreError> {
+    Ok(get_32_opt(row, index, field)?.map(|bytes| KeyId(Sha256::from_bytes(bytes))))
+}
+
+/// A `bytea` column holding a chain digest.
+pub(crate) fn get_digest(row: &Row, index: usize, field: &str) -> Result<ChainDigest, StoreError> {
+    get_32(row, index, field).map(|bytes| ChainDigest(Sha256::from_bytes(bytes)))
 }
 
 /// A `bytea` column holding exactly 32 bytes.

@@ -14,7 +14,7 @@ use proto_merkle::Frontier;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use crate::codec::{get, get_32, int, param};
+use crate::codec::{get, get_32, get_digest, get_key_id, int, param};
 use crate::log::{self, Append};
 use crate::pipeline::{self, Step};
 use crate::plan::{Known, Plan, Prepared};
@@ -219,17 +219,17 @@ async fn read_known(
     let mut hosts: BTreeSet<&str> = BTreeSet::new();
     for a in batches.iter().flat_map(|batch| &batch.attestations) {
         if seen_keys.insert(&a.key_id) {
-            keys.push(&a.key_id);
+            keys.push(a.key_id.0.as_bytes());
         }
         // A sequence out of range fails its batch in the plan; nothing stored can match it.
         if let Ok(sequence) = i64::try_from(a.sequence) {
-            pair_keys.push(&a.key_id);
+            pair_keys.push(a.key_id.0.as_bytes());
             pair_sequences.push(sequence);
         }
-        hosts.insert(&a.host_id);
+        hosts.insert(&a.host_id.0);
     }
     for update in batches.iter().flat_map(|batch| &batch.hosts) {
-        hosts.insert(&update.state.host_id);
+        hosts.insert(&update.state.host_id.0);
     }
     let hosts: Vec<&str> = hosts.into_iter().collect();
     // Host states are written under the log's lock too, so that every replica's writes to
@@ -271,12 +271,12 @@ async fn read_known(
     let size = u64::try_from(size)
         .map_err(|_| StoreError::Corrupt(format!("the log's size is {size}")))?;
     for row in agent_rows {
-        known.agents.insert(get_32(row, 0, "key_id")?);
+        known.agents.insert(get_key_id(row, 0, "key_id")?);
     }
     for row in stored_rows {
         known.digests.insert(
-            (get_32(row, 0, "key_id")?, get(row, 1)?),
-            get_32(row, 2, "digest")?,
+            (get_key_id(row, 0, "key_id")?, get(row, 1)?),
+            get_digest(row, 2, "digest")?,
         );
     }
     for row in host_rows {
@@ -417,12 +417,12 @@ impl<'a> Columns<'a> {
         }
         for new in &plan.attestations {
             let a = new.a;
-            c.key_id.push(&a.key_id);
+            c.key_id.push(a.key_id.0.as_bytes());
             c.sequence.push(new.sequence);
-            c.digest.push(&a.digest);
-            c.previous_digest.push(&a.previous_digest);
-            c.host_id.push(&a.host_id);
-            c.site_id.push(&a.site_id);
+            c.digest.push(a.digest.0.as_bytes());
+            c.previous_digest.push(a.previous_digest.0.as_bytes());
+            c.host_id.push(&a.host_id.0);
+            c.site_id.push(&a.site_id.0);
             c.country.push(&a.country);
             c.issued_at_ms.push(a.issued_at_ms);
             c.received_at_ms.push(a.received_at_ms);
@@ -436,19 +436,19 @@ impl<'a> Columns<'a> {
             c.log_index.push(int("log_index", new.log_index)?);
         }
         for (key_id, (sequence, digest)) in &plan.chain_heads {
-            c.head_key_id.push(key_id);
+            c.head_key_id.push(key_id.0.as_bytes());
             c.head_sequence.push(*sequence);
-            c.head_digest.push(digest);
+            c.head_digest.push(digest.0.as_bytes());
         }
         for moved in plan.hosts() {
             let host = moved.host;
             let state = host.state;
-            c.state_host_id.push(&state.host_id);
-            c.state_site_id.push(&state.site_id);
+            c.state_host_id.push(&state.host_id.0);
+            c.state_site_id.push(&state.site_id.0);
             c.state_country.push(&state.country);
-            c.state_key_id.push(&state.key_id);
+            c.state_key_id.push(state.key_id.0.as_bytes());
             c.state_sequence.push(host.last_sequence);
-            c.state_digest.push(&state.last_digest);
+            c.state_digest.push(state.last_digest.0.as_bytes());
             c.state_issued_at_ms.push(state.last_issued_at_ms);
             c.state_received_at_ms.push(state.last_received_at_ms);
             c.state_tpp.push(host.tpp);
@@ -457,9 +457,9 @@ impl<'a> Columns<'a> {
             c.state_decommissioned_at_ms
                 .push(state.decommissioned_at_ms);
             if moved.replaced {
-                c.replaced_hosts.push(&state.host_id);
+                c.replaced_hosts.push(&state.host_id.0);
                 for (index, (gpu, tpp)) in host.gpus.iter().zip(&host.gpu_tpps).enumerate() {
-                    c.gpu_host_id.push(&state.host_id);
+                    c.gpu_host_id.push(&state.host_id.0);
                     c.gpu_position.push(position(index)?);
                     c.gpu_uuid.push(&gpu.uuid);
                     c.gpu_serial.push(&gpu.serial);
@@ -484,9 +484,10 @@ impl<'a> Columns<'a> {
         for event in &plan.events {
             c.event_at_ms.push(event.at_ms);
             c.event_kind.push(&event.kind);
-            c.event_host_id.push(event.host_id.as_deref());
+            c.event_host_id
+                .push(event.host_id.as_ref().map(|host| host.0.as_str()));
             c.event_key_id
-                .push(event.key_id.as_ref().map(|key| &key[..]));
+                .push(event.key_id.as_ref().map(|key| &key.0.as_bytes()[..]));
             c.event_detail.push(&event.detail);
             c.event_value.push(event.value);
         }
@@ -494,8 +495,9 @@ impl<'a> Columns<'a> {
             c.rejection_at_ms.push(rejection.at_ms);
             c.rejection_reason.push(&rejection.reason);
             c.rejection_key_id
-                .push(rejection.key_id.as_ref().map(|key| &key[..]));
-            c.rejection_host_id.push(rejection.host_id.as_deref());
+                .push(rejection.key_id.as_ref().map(|key| &key.0.as_bytes()[..]));
+            c.rejection_host_id
+                .push(rejection.host_id.as_ref().map(|host| host.0.as_str()));
             c.rejection_sequence.push(*sequence);
             c.rejection_peer.push(&rejection.peer);
             c.rejection_detail.push(&rejection.detail);

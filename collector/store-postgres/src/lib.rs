@@ -103,9 +103,9 @@ use std::thread;
 use std::time::Duration;
 
 use collector_store::{
-    AcceptedAttestation, AgentRecord, AttestationStore, Batch, CommitFuture, Cursor, EnrollToken,
-    Event, Gpu, HostChange, HostState, KeyId, LogRecord, Rejection, StoreError, StoredCosignature,
-    StoredTreeHead, TokenError, WriterStats,
+    AcceptedAttestation, AgentRecord, AttestationStore, Batch, ChainDigest, CommitFuture, Cursor,
+    EnrollToken, Event, Gpu, HostChange, HostState, KeyId, LogRecord, Rejection, StoreError,
+    StoredCosignature, StoredTreeHead, TokenError, WriterStats,
 };
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
@@ -337,12 +337,16 @@ impl AttestationStore for PostgresStore {
             .map(|appended| appended.is_some())
     }
 
-    fn chain_head(&self, key_id: &KeyId) -> Result<Option<(u64, [u8; 32])>, StoreError> {
+    fn chain_head(&self, key_id: &KeyId) -> Result<Option<(u64, ChainDigest)>, StoreError> {
         let key_id = *key_id;
         self.read(move |mut conn| async move { read::chain_head(&mut conn, &key_id).await })
     }
 
-    fn stored_digest(&self, key_id: &KeyId, sequence: u64) -> Result<Option<[u8; 32]>, StoreError> {
+    fn stored_digest(
+        &self,
+        key_id: &KeyId,
+        sequence: u64,
+    ) -> Result<Option<ChainDigest>, StoreError> {
         let key_id = *key_id;
         self.read(
             move |mut conn| async move { read::stored_digest(&mut conn, &key_id, sequence).await },

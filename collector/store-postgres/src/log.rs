@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use collector_store::{AgentRecord, KeyId, StoreError};
-use proto_evidence::{KeyId as EvidenceKeyId, LogEntry, Sha256};
+use proto_evidence::{LogEntry, Sha256};
 use proto_merkle::{Frontier, NodeSource, leaf_hash};
 use tokio_postgres::types::ToSql;
 
@@ -57,8 +57,8 @@ impl Leaf {
         Self::new(&LogEntry::KeyEnrolled {
             at_ms: agent.enrolled_at_ms,
             public_key: agent.public_key,
-            host_id: agent.host_id.clone(),
-            site_id: agent.site_id.clone(),
+            host_id: agent.host_id.0.clone(),
+            site_id: agent.site_id.0.clone(),
             country: agent.country.clone(),
         })
     }
@@ -68,8 +68,8 @@ impl Leaf {
         Self::new(&LogEntry::HostRebound {
             at_ms: agent.enrolled_at_ms,
             public_key: agent.public_key,
-            host_id: agent.host_id.clone(),
-            site_id: agent.site_id.clone(),
+            host_id: agent.host_id.0.clone(),
+            site_id: agent.site_id.0.clone(),
             country: agent.country.clone(),
         })
     }
@@ -78,7 +78,7 @@ impl Leaf {
     pub(crate) fn revocation(key_id: &KeyId, at_ms: i64) -> Result<Self, StoreError> {
         Self::new(&LogEntry::KeyRevoked {
             at_ms,
-            key_id: EvidenceKeyId(Sha256::from_slice(key_id).unwrap_or_default()),
+            key_id: *key_id,
         })
     }
 }
@@ -155,7 +155,7 @@ impl Append {
             columns.kind.push(entry.leaf.kind);
             columns
                 .key_id
-                .push(entry.key_id.as_ref().map(|key| &key[..]));
+                .push(entry.key_id.as_ref().map(|key| &key.0.as_bytes()[..]));
             columns.host_id.push(entry.host_id.as_deref());
             columns.entry.push(&entry.leaf.bytes);
         }
@@ -303,7 +303,14 @@ mod tests {
         let mut append = Append::new(Frontier::new());
         let leaf = |n: i64| Leaf::attestation(n, &n.to_be_bytes()).unwrap();
         assert_eq!(append.push(leaf(1), None, None), 0);
-        assert_eq!(append.push(leaf(2), Some(&[7; 32]), Some("host-a")), 1);
+        assert_eq!(
+            append.push(
+                leaf(2),
+                Some(&KeyId(Sha256::from_bytes([7; 32]))),
+                Some("host-a")
+            ),
+            1
+        );
         assert_eq!(append.push(leaf(3), None, None), 2);
         // Leaves 0, 1, 2 and the node over 0..2.
         assert_eq!(append.nodes.len(), 4);

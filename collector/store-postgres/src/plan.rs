@@ -11,8 +11,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use collector_store::{
-    AcceptedAttestation, Batch, CommitReceipt, Event, Gpu, HostState, HostUpdate, KeyId, Rejection,
-    StoreError,
+    AcceptedAttestation, Batch, ChainDigest, CommitReceipt, Event, Gpu, HostState, HostUpdate,
+    KeyId, Rejection, StoreError,
 };
 
 use crate::codec::{int, inventory_hash};
@@ -24,7 +24,7 @@ pub(crate) struct Known {
     /// The group's keys that are enrolled.
     pub(crate) agents: HashSet<KeyId>,
     /// The group's (key, sequence) pairs that are stored, with their digests.
-    pub(crate) digests: HashMap<(KeyId, i64), [u8; 32]>,
+    pub(crate) digests: HashMap<(KeyId, i64), ChainDigest>,
     /// The `inventory_hash` of the stored state of each of the group's hosts (those of its
     /// attestations and of its updates) that has one.
     pub(crate) inventories: HashMap<String, [u8; 32]>,
@@ -90,7 +90,7 @@ pub(crate) struct Plan<'a> {
     pub(crate) inventories: Vec<([u8; 32], &'a [Gpu], Vec<i64>)>,
     inventory_seen: HashSet<[u8; 32]>,
     /// Each key's highest stored (sequence, digest) of the group.
-    pub(crate) chain_heads: BTreeMap<KeyId, (i64, [u8; 32])>,
+    pub(crate) chain_heads: BTreeMap<KeyId, (i64, ChainDigest)>,
     /// Each updated host's last update in the group.
     hosts: BTreeMap<&'a str, NewHost<'a>>,
     /// The updates' changes, in the order of the updates.
@@ -173,8 +173,8 @@ impl<'a> NewHost<'a> {
             .map(|change| {
                 Ok::<_, StoreError>(Change {
                     at_ms: change.at_ms,
-                    host_id: &change.host_id,
-                    site_id: &change.site_id,
+                    host_id: &change.host_id.0,
+                    site_id: &change.site_id.0,
                     country: &change.country,
                     tpp: int("tpp", change.tpp)?,
                     devices: i64::from(change.devices),
@@ -262,7 +262,7 @@ impl<'a> Plan<'a> {
     /// Checks every attestation of a batch against what is stored and what earlier batches
     /// of the group (and earlier attestations of this batch) add.
     fn check(&self, attestations: &[NewAttestation<'a>]) -> Result<Vec<Checked>, StoreError> {
-        let mut local: HashMap<(KeyId, i64), [u8; 32]> = HashMap::new();
+        let mut local: HashMap<(KeyId, i64), ChainDigest> = HashMap::new();
         let mut checked = Vec::with_capacity(attestations.len());
         for new in attestations {
             let a = new.a;
@@ -304,12 +304,12 @@ impl<'a> Plan<'a> {
     fn store(&mut self, mut new: NewAttestation<'a>) {
         let a = new.a;
         if let Some(leaf) = new.leaf.take() {
-            new.log_index = self.log.push(leaf, Some(&a.key_id), Some(&a.host_id));
+            new.log_index = self.log.push(leaf, Some(&a.key_id), Some(&a.host_id.0));
         }
         self.known
             .digests
             .insert((a.key_id, new.sequence), a.digest);
-        self.inventory(&a.host_id, new.inventory, &a.gpus, &new.gpu_tpps);
+        self.inventory(&a.host_id.0, new.inventory, &a.gpus, &new.gpu_tpps);
         let head = self
             .chain_heads
             .entry(a.key_id)
@@ -324,11 +324,11 @@ impl<'a> Plan<'a> {
     /// the group, its change follows the earlier changes.
     fn update(&mut self, mut host: NewHost<'a>) {
         let state = host.state;
-        self.inventory(&state.host_id, host.inventory, host.gpus, &host.gpu_tpps);
+        self.inventory(&state.host_id.0, host.inventory, host.gpus, &host.gpu_tpps);
         if let Some(change) = host.change.take() {
             self.changes.push(change);
         }
-        self.hosts.insert(&state.host_id, host);
+        self.hosts.insert(&state.host_id.0, host);
     }
 }
 

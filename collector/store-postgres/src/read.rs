@@ -3,12 +3,16 @@
 
 use collector_store::integer;
 use collector_store::{
-    AcceptedAttestation, AgentRecord, Cursor, Event, Gpu, HostChange, HostState, KeyId, LogRecord,
-    Rejection, StoreError, StoredCosignature, StoredTreeHead,
+    AcceptedAttestation, AgentRecord, ChainDigest, Cursor, Event, Gpu, HostChange, HostId,
+    HostState, KeyId, LogRecord, Rejection, SiteId, StoreError, StoredCosignature, StoredHead,
+    StoredTreeHead,
 };
 use tokio_postgres::Row;
 
-use crate::codec::{INVENTORY_COLUMNS, get, get_32, get_32_opt, get_gpus, get_u32, get_u64, uint};
+use crate::codec::{
+    INVENTORY_COLUMNS, get, get_32, get_digest, get_gpus, get_key_id, get_key_id_opt, get_u32,
+    get_u64, uint,
+};
 use crate::pool::Conn;
 
 const ATTESTATION_COLUMNS: &str = "a.key_id, a.sequence, a.digest, a.previous_digest, a.host_id,
@@ -28,16 +32,14 @@ pub(crate) async fn agent(
     key_id: &KeyId,
 ) -> Result<Option<AgentRecord>, StoreError> {
     let sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE key_id = $1");
-    conn.query_opt(&sql, &[&&key_id[..]])
+    conn.query_opt(&sql, &[&&key_id.0.as_bytes()[..]])
         .await?
         .as_ref()
         .map(agent_row)
         .transpose()
 }
 
-pub(crate) async fn chain_heads(
-    conn: &mut Conn,
-) -> Result<Vec<collector_store::StoredHead>, StoreError> {
+pub(crate) async fn chain_heads(conn: &mut Conn) -> Result<Vec<StoredHead>, StoreError> {
     // The head's link is always stored: both rows are written in one transaction.
     let rows = conn
         .query(
@@ -49,12 +51,12 @@ pub(crate) async fn chain_heads(
         )
         .await?;
     collect(rows, |row| {
-        Ok((
-            get_32(row, 0, "key_id")?,
-            get_u64(row, 1, "sequence")?,
-            get_32(row, 2, "digest")?,
-            get(row, 3)?,
-        ))
+        Ok(StoredHead {
+            key_id: get_key_id(row, 0, "key_id")?,
+            sequence: get_u64(row, 1, "sequence")?,
+            digest: get_digest(row, 2, "digest")?,
+            issued_at_ms: get(row, 3)?,
+        })
     })
 }
 
@@ -69,12 +71,12 @@ pub(crate) async fn host_states(conn: &mut Conn) -> Result<Vec<HostState>, Store
         .await?;
     collect(rows, |row| {
         Ok(HostState {
-            host_id: get(row, 0)?,
-            site_id: get(row, 1)?,
+            host_id: HostId(get(row, 0)?),
+            site_id: SiteId(get(row, 1)?),
             country: get(row, 2)?,
-            key_id: get_32(row, 3, "key_id")?,
+            key_id: get_key_id(row, 3, "key_id")?,
             last_sequence: get_u64(row, 4, "last_sequence")?,
-            last_digest: get_32(row, 5, "last_digest")?,
+            last_digest: get_digest(row, 5, "last_digest")?,
             last_issued_at_ms: get(row, 6)?,
             last_received_at_ms: get(row, 7)?,
             tpp: get_u64(row, 8, "tpp")?,
@@ -87,11 +89,11 @@ pub(crate) async fn host_states(conn: &mut Conn) -> Result<Vec<HostState>, Store
 pub(crate) async fn chain_head(
     conn: &mut Conn,
     key_id: &KeyId,
-) -> Result<Option<(u64, [u8; 32])>, StoreError> {
+) -> Result<Option<(u64, ChainDigest)>, StoreError> {
     let Some(row) = conn
         .query_opt(
             "SELECT sequence, digest FROM chain_heads WHERE key_id = $1",
-            &[&&key_id[..]],
+            &[&&key_id.0.as_bytes()[..]],
         )
         .await?
     else {
@@ -99,7 +101,7 @@ pub(crate) async fn chain_head(
     };
     Ok(Some((
         get_u64(&row, 0, "sequence")?,
-        get_32(&row, 1, "digest")?,
+        get_digest(&row, 1, "digest")?,
     )))
 }
 
@@ -107,17 +109,17 @@ pub(crate) async fn stored_digest(
     conn: &mut Conn,
     key_id: &KeyId,
     sequence: u64,
-) -> Result<Option<[u8; 32]>, StoreError> {
+) -> Result<Option<ChainDigest>, StoreError> {
     // Nothing above i64::MAX can have been stored.
     let Ok(sequence) = i64::try_from(sequence) else {
         return Ok(None);
     };
     conn.query_opt(
         "SELECT digest FROM attestations WHERE key_id = $1 AND sequence = $2",
-        &[&&key_id[..], &sequence],
+        &[&&key_id.0.as_bytes()[..], &sequence],
     )
     .await?
-    .map(|row| get_32(&row, 0, "digest"))
+    .map(|row| get_digest(&row, 0, "digest"))
     .transpose()
 }
 
@@ -153,7 +155,14 @@ pub(crate) async fn attestations(
     let rows = conn
         .query(
             &sql,
-            &[&from_ms, &to_ms, &at_ms, &&key_id[..], &sequence, &limit],
+            &[
+                &from_ms,
+                &to_ms,
+                &at_ms,
+                &&key_id.0.as_bytes()[..],
+                &sequence,
+                &limit,
+            ],
         )
         .await?;
     collect(rows, attestation_row)
@@ -217,8 +226,8 @@ pub(crate) async fn rejections(
         Ok(Rejection {
             at_ms: get(row, 0)?,
             reason: get(row, 1)?,
-            key_id: get_32_opt(row, 2, "key_id")?,
-            host_id: get(row, 3)?,
+            key_id: get_key_id_opt(row, 2, "key_id")?,
+            host_id: get::<Option<String>>(row, 3)?.map(HostId),
             sequence: get::<Option<i64>>(row, 4)?
                 .map(|s| uint("rejection sequence", s))
                 .transpose()?,
@@ -270,8 +279,8 @@ pub(crate) async fn events(
         Ok(Event {
             at_ms: get(row, 0)?,
             kind: get(row, 1)?,
-            host_id: get(row, 2)?,
-            key_id: get_32_opt(row, 3, "key_id")?,
+            host_id: get::<Option<String>>(row, 2)?.map(HostId),
+            key_id: get_key_id_opt(row, 3, "key_id")?,
             detail: get(row, 4)?,
             value: get(row, 5)?,
         })
@@ -452,8 +461,8 @@ pub(crate) async fn host_changes(
         let kind: &str = get(row, 6)?;
         Ok(HostChange {
             at_ms: get(row, 0)?,
-            host_id: get(row, 1)?,
-            site_id: get(row, 2)?,
+            host_id: HostId(get(row, 1)?),
+            site_id: SiteId(get(row, 2)?),
             country: get(row, 3)?,
             tpp: get_u64(row, 4, "tpp")?,
             devices: get_u32(row, 5, "devices")?,
@@ -549,10 +558,10 @@ fn head_row(row: &Row) -> Result<StoredTreeHead, StoreError> {
 
 fn agent_row(row: &Row) -> Result<AgentRecord, StoreError> {
     Ok(AgentRecord {
-        key_id: get_32(row, 0, "key_id")?,
+        key_id: get_key_id(row, 0, "key_id")?,
         public_key: get_32(row, 1, "public_key")?,
-        host_id: get(row, 2)?,
-        site_id: get(row, 3)?,
+        host_id: HostId(get(row, 2)?),
+        site_id: SiteId(get(row, 3)?),
         identity: get(row, 4)?,
         enrolled_at_ms: get(row, 5)?,
         revoked_at_ms: get(row, 6)?,
@@ -562,12 +571,12 @@ fn agent_row(row: &Row) -> Result<AgentRecord, StoreError> {
 
 fn attestation_row(row: &Row) -> Result<AcceptedAttestation, StoreError> {
     Ok(AcceptedAttestation {
-        key_id: get_32(row, 0, "key_id")?,
+        key_id: get_key_id(row, 0, "key_id")?,
         sequence: get_u64(row, 1, "sequence")?,
-        digest: get_32(row, 2, "digest")?,
-        previous_digest: get_32(row, 3, "previous_digest")?,
-        host_id: get(row, 4)?,
-        site_id: get(row, 5)?,
+        digest: get_digest(row, 2, "digest")?,
+        previous_digest: get_digest(row, 3, "previous_digest")?,
+        host_id: HostId(get(row, 4)?),
+        site_id: SiteId(get(row, 5)?),
         country: get(row, 6)?,
         issued_at_ms: get(row, 7)?,
         received_at_ms: get(row, 8)?,

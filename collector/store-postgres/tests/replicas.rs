@@ -14,7 +14,8 @@ use collector_store::conformance::fixture::{
     self, agent, attestation, batch, digest, enrolled_state, key, state_of,
 };
 use collector_store::{
-    AcceptedAttestation, AttestationStore, Batch, CommitReceipt, HostChange, LogNodes, StoreError,
+    AcceptedAttestation, AttestationStore, Batch, CommitReceipt, HostChange, HostId, LogNodes,
+    StoreError, StoredHead,
 };
 use collector_store_postgres::{PostgresOptions, PostgresStore};
 use harness::Database;
@@ -118,7 +119,7 @@ fn two_replicas_on_one_schema_keep_one_log_and_one_copy_of_each_link() {
     let pairs: BTreeSet<_> = all.iter().map(|x| (x.key_id, x.sequence)).collect();
     assert_eq!(pairs.len(), expected, "a (key, sequence) is stored twice");
     for x in &all {
-        assert_eq!(x.digest, digest(x.key_id[1], x.sequence));
+        assert_eq!(x.digest, digest(x.key_id.0.as_bytes()[1], x.sequence));
     }
     assert_eq!(a.stats().stored + b.stats().stored, expected as u64);
 
@@ -159,7 +160,7 @@ fn two_replicas_on_one_schema_keep_one_log_and_one_copy_of_each_link() {
         .host_states()
         .unwrap()
         .into_iter()
-        .map(|s| (s.host_id, s.last_sequence))
+        .map(|s| (s.host_id.0, s.last_sequence))
         .collect();
     assert_eq!(states.len(), 10);
     assert!(
@@ -174,7 +175,12 @@ fn two_replicas_on_one_schema_keep_one_log_and_one_copy_of_each_link() {
     let heads = a.chain_heads().unwrap();
     assert_eq!(heads.len(), 10);
     let last = link(8, 2 * LINKS);
-    assert!(heads.contains(&(key(8), 2 * LINKS, last.digest, last.issued_at_ms)));
+    assert!(heads.contains(&StoredHead {
+        key_id: key(8),
+        sequence: 2 * LINKS,
+        digest: last.digest,
+        issued_at_ms: last.issued_at_ms,
+    }));
     let changes = a.host_changes(i64::MAX).unwrap();
     assert_eq!(changes.len(), 12 * LINKS as usize);
     assert_eq!(a.host_gpus().unwrap().len(), 10 * 8);
@@ -373,29 +379,29 @@ fn attested_rows(a1: &AcceptedAttestation, counted: bool) -> String {
          VALUES ({}, {}, {}, {}, 1, {}, {}, {}, {}, 8, {inventory});
          INSERT INTO host_changes (at_ms, host_id, site_id, country, tpp, devices, kind)
          VALUES ({}, {}, {}, {}, {}, 8, 'attested');\n",
-        bytea(&a1.key_id),
-        bytea(&a1.digest),
-        bytea(&a1.previous_digest),
-        text(&a1.host_id),
-        text(&a1.site_id),
+        bytea(a1.key_id.0.as_bytes()),
+        bytea(a1.digest.0.as_bytes()),
+        bytea(a1.previous_digest.0.as_bytes()),
+        text(&a1.host_id.0),
+        text(&a1.site_id.0),
         text(&a1.country),
         a1.issued_at_ms,
         a1.received_at_ms,
         a1.tpp,
         bytea(&a1.envelope),
-        bytea(&a1.key_id),
-        bytea(&a1.digest),
-        text(&a1.host_id),
-        text(&a1.site_id),
+        bytea(a1.key_id.0.as_bytes()),
+        bytea(a1.digest.0.as_bytes()),
+        text(&a1.host_id.0),
+        text(&a1.site_id.0),
         text(&a1.country),
-        bytea(&a1.key_id),
-        bytea(&a1.digest),
+        bytea(a1.key_id.0.as_bytes()),
+        bytea(a1.digest.0.as_bytes()),
         a1.issued_at_ms,
         a1.received_at_ms,
         a1.tpp,
         a1.issued_at_ms,
-        text(&a1.host_id),
-        text(&a1.site_id),
+        text(&a1.host_id.0),
+        text(&a1.site_id.0),
         text(&a1.country),
         a1.tpp,
     );
@@ -403,7 +409,7 @@ fn attested_rows(a1: &AcceptedAttestation, counted: bool) -> String {
         sql += &format!(
             "INSERT INTO gpus (host_id, position, uuid, serial, catalogue_id, tpp{counted_column})
              VALUES ({}, {position}, {}, {}, {}, {}{});\n",
-            text(&a1.host_id),
+            text(&a1.host_id.0),
             text(&gpu.uuid),
             text(&gpu.serial),
             text(&gpu.catalogue_id),
@@ -446,10 +452,10 @@ fn a_schema_of_version_1_migrates_with_every_enrolled_host() {
         sql += &format!(
             "INSERT INTO agents (key_id, public_key, host_id, site_id, country, identity,
                  enrolled_at_ms) VALUES ({}, {}, {}, {}, {}, {}, {});\n",
-            bytea(&agent.key_id),
+            bytea(agent.key_id.0.as_bytes()),
             bytea(&agent.public_key),
-            text(&agent.host_id),
-            text(&agent.site_id),
+            text(&agent.host_id.0),
+            text(&agent.site_id.0),
             text(&agent.country),
             text(&agent.identity),
             agent.enrolled_at_ms,
@@ -485,7 +491,12 @@ fn a_schema_of_version_1_migrates_with_every_enrolled_host() {
     assert_eq!(fixture::unindexed(stored), vec![a1.clone()]);
     assert_eq!(
         store.chain_heads().unwrap(),
-        vec![(key(1), 1, a1.digest, a1.issued_at_ms)]
+        vec![StoredHead {
+            key_id: key(1),
+            sequence: 1,
+            digest: a1.digest,
+            issued_at_ms: a1.issued_at_ms,
+        }]
     );
     let first = HostChange {
         at_ms: a1.issued_at_ms,
@@ -551,10 +562,10 @@ fn a_schema_of_version_3_migrates_without_hardware_evidence() {
          INSERT INTO schema_version (version) VALUES (3);
          INSERT INTO agents (key_id, public_key, host_id, site_id, country, identity,
              enrolled_at_ms) VALUES ({}, {}, {}, {}, {}, {}, {});\n",
-        bytea(&enrolled.key_id),
+        bytea(enrolled.key_id.0.as_bytes()),
         bytea(&enrolled.public_key),
-        text(&enrolled.host_id),
-        text(&enrolled.site_id),
+        text(&enrolled.host_id.0),
+        text(&enrolled.site_id.0),
         text(&enrolled.country),
         text(&enrolled.identity),
         enrolled.enrolled_at_ms,
@@ -692,7 +703,7 @@ fn a_value_postgres_refuses_fails_only_its_batch() {
                 scope.spawn(move || {
                     let mut batch = batch(vec![attestation(n, 1, &format!("host-{n}"), 1_000)]);
                     match n {
-                        3 => batch.attestations[0].host_id = "host\0three".to_owned(),
+                        3 => batch.attestations[0].host_id = HostId("host\0three".to_owned()),
                         5 => batch
                             .events
                             .push(fixture::event(1_000, "gap", "nul\0detail")),

@@ -8,12 +8,12 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, pa
 use proto_evidence::LogEntry;
 
 use crate::Db;
-use crate::codec::{decode_gpus, encode_gpus, int};
+use crate::codec::{decode_gpus, encode_gpus, int, sha256};
 use crate::log::Log;
 use collector_store::{
-    AcceptedAttestation, AgentRecord, Batch, CommitReceipt, EnrollToken, Event, Gpu, HostChange,
-    HostState, HostUpdate, KeyId, Rejection, StoreError, StoredCosignature, StoredTreeHead,
-    TokenError,
+    AcceptedAttestation, AgentRecord, Batch, ChainDigest, CommitReceipt, EnrollToken, Event, Gpu,
+    HostChange, HostId, HostState, HostUpdate, KeyId, Rejection, SiteId, StoreError,
+    StoredCosignature, StoredTreeHead, TokenError,
 };
 
 /// Stores one batch on `conn`, which the caller has inside a savepoint: on any error the caller
@@ -113,7 +113,7 @@ fn store_attestation(
     let sequence = int("sequence", a.sequence)?;
     let tpp = int("tpp", a.tpp)?;
     let gap_before = int("gap_before", a.gap_before)?;
-    let inventory_id = inventories.id(conn, &a.host_id, encode_gpus(&a.gpus)?)?;
+    let inventory_id = inventories.id(conn, &a.host_id.0, encode_gpus(&a.gpus)?)?;
 
     let inserted = conn
         .prepare_cached(
@@ -125,12 +125,12 @@ fn store_attestation(
         )
         .db()?
         .execute(params![
-            a.key_id,
+            a.key_id.0.as_bytes(),
             sequence,
-            a.digest,
-            a.previous_digest,
-            a.host_id,
-            a.site_id,
+            a.digest.0.as_bytes(),
+            a.previous_digest.0.as_bytes(),
+            a.host_id.0,
+            a.site_id.0,
             a.country,
             a.issued_at_ms,
             a.received_at_ms,
@@ -158,12 +158,12 @@ fn store_attestation(
             _ => StoreError::backend(error),
         })?;
     if inserted == 0 {
-        let stored: [u8; 32] = conn
+        let stored: Vec<u8> = conn
             .prepare_cached("SELECT digest FROM attestations WHERE key_id = ?1 AND sequence = ?2")
             .db()?
-            .query_row(params![a.key_id, sequence], |row| row.get(0))
+            .query_row(params![a.key_id.0.as_bytes(), sequence], |row| row.get(0))
             .db()?;
-        return if stored == a.digest {
+        return if ChainDigest(sha256(&stored, "digest")?) == a.digest {
             Ok(false)
         } else {
             Err(StoreError::Conflict {
@@ -188,7 +188,11 @@ fn store_attestation(
          WHERE excluded.sequence > chain_heads.sequence",
     )
     .db()?
-    .execute(params![a.key_id, sequence, a.digest])
+    .execute(params![
+        a.key_id.0.as_bytes(),
+        sequence,
+        a.digest.0.as_bytes()
+    ])
     .db()?;
     Ok(true)
 }
@@ -201,14 +205,14 @@ fn store_host(
     update: &HostUpdate,
 ) -> Result<(), StoreError> {
     let state = &update.state;
-    let held = inventories.held(conn, &state.host_id)?;
-    let inventory_id = inventories.id(conn, &state.host_id, encode_gpus(&update.gpus)?)?;
+    let held = inventories.held(conn, &state.host_id.0)?;
+    let inventory_id = inventories.id(conn, &state.host_id.0, encode_gpus(&update.gpus)?)?;
     write_host_state(conn, state, inventory_id)?;
     if held != Some(inventory_id) {
-        replace_gpus(conn, &state.host_id, &update.gpus)?;
+        replace_gpus(conn, &state.host_id.0, &update.gpus)?;
         inventories
             .current
-            .insert(state.host_id.clone(), Some(inventory_id));
+            .insert(state.host_id.0.clone(), Some(inventory_id));
     }
     if let Some(change) = &update.change {
         host_change(
@@ -244,12 +248,12 @@ fn write_host_state(
     )
     .db()?
     .execute(params![
-        state.host_id,
-        state.site_id,
+        state.host_id.0,
+        state.site_id.0,
         state.country,
-        state.key_id,
+        state.key_id.0.as_bytes(),
         int("last_sequence", state.last_sequence)?,
-        state.last_digest,
+        state.last_digest.0.as_bytes(),
         state.last_issued_at_ms,
         state.last_received_at_ms,
         int("tpp", state.tpp)?,
@@ -271,8 +275,8 @@ fn host_change(conn: &Connection, change: &HostChange, kind: &str) -> Result<(),
     .db()?
     .execute(params![
         change.at_ms,
-        change.host_id,
-        change.site_id,
+        change.host_id.0,
+        change.site_id.0,
         change.country,
         int("tpp", change.tpp)?,
         change.devices,
@@ -335,8 +339,8 @@ fn store_event(conn: &Connection, event: &Event) -> Result<(), StoreError> {
     .execute(params![
         event.at_ms,
         event.kind,
-        event.host_id,
-        event.key_id,
+        event.host_id.as_ref().map(|host| &host.0),
+        event.key_id.as_ref().map(|key| key.0.as_bytes()),
         event.detail,
         event.value
     ])
@@ -358,8 +362,8 @@ fn store_rejection(conn: &Connection, rejection: &Rejection) -> Result<(), Store
     .execute(params![
         rejection.at_ms,
         rejection.reason,
-        rejection.key_id,
-        rejection.host_id,
+        rejection.key_id.as_ref().map(|key| key.0.as_bytes()),
+        rejection.host_id.as_ref().map(|host| &host.0),
         sequence,
         rejection.peer,
         rejection.detail,
@@ -404,7 +408,7 @@ pub(crate) fn put_agent(
     agent: &AgentRecord,
 ) -> Result<(), StoreError> {
     logged(conn, log, |conn, log| {
-        if key_known(conn, &agent.key_id)? || host_known(conn, &agent.host_id)? {
+        if key_known(conn, &agent.key_id)? || host_known(conn, &agent.host_id.0)? {
             return Err(StoreError::AlreadyEnrolled {
                 key_id: agent.key_id,
             });
@@ -416,7 +420,7 @@ pub(crate) fn put_agent(
             conn,
             &Log::enrolment(agent),
             Some(&agent.key_id),
-            Some(&agent.host_id),
+            Some(&agent.host_id.0),
             None,
         )?;
         if let Some(at_ms) = agent.revoked_at_ms {
@@ -424,7 +428,7 @@ pub(crate) fn put_agent(
                 conn,
                 &Log::revocation(&agent.key_id, at_ms),
                 Some(&agent.key_id),
-                Some(&agent.host_id),
+                Some(&agent.host_id.0),
                 None,
             )?;
         }
@@ -444,7 +448,7 @@ pub(crate) fn rebind_host(
                 key_id: agent.key_id,
             });
         }
-        if !host_known(conn, &agent.host_id)? {
+        if !host_known(conn, &agent.host_id.0)? {
             return Err(StoreError::Corrupt(format!(
                 "host {} has no state to re-bind",
                 agent.host_id
@@ -456,7 +460,11 @@ pub(crate) fn rebind_host(
              WHERE host_id = ?1 AND key_id != ?2 AND revoked_at_ms IS NULL",
         )
         .db()?
-        .execute(params![agent.host_id, agent.key_id, agent.enrolled_at_ms])
+        .execute(params![
+            agent.host_id.0,
+            agent.key_id.0.as_bytes(),
+            agent.enrolled_at_ms
+        ])
         .db()?;
         let empty = inventory(conn, &encode_gpus(&[])?)?;
         conn.prepare_cached(
@@ -467,16 +475,16 @@ pub(crate) fn rebind_host(
         )
         .db()?
         .execute(params![
-            agent.host_id,
-            agent.site_id,
+            agent.host_id.0,
+            agent.site_id.0,
             agent.country,
-            agent.key_id,
+            agent.key_id.0.as_bytes(),
             empty
         ])
         .db()?;
         conn.prepare_cached("DELETE FROM gpus WHERE host_id = ?1")
             .db()?
-            .execute([&agent.host_id])
+            .execute([&agent.host_id.0])
             .db()?;
         if let Some(change) = change {
             host_change(conn, change, "rebound")?;
@@ -485,7 +493,7 @@ pub(crate) fn rebind_host(
             conn,
             &Log::rebinding(agent),
             Some(&agent.key_id),
-            Some(&agent.host_id),
+            Some(&agent.host_id.0),
             None,
         )?;
         Ok(())
@@ -500,10 +508,10 @@ fn insert_agent(conn: &Connection, agent: &AgentRecord) -> Result<(), StoreError
     )
     .db()?
     .execute(params![
-        agent.key_id,
+        agent.key_id.0.as_bytes(),
         agent.public_key,
-        agent.host_id,
-        agent.site_id,
+        agent.host_id.0,
+        agent.site_id.0,
         agent.identity,
         agent.enrolled_at_ms,
         agent.revoked_at_ms,
@@ -516,7 +524,7 @@ fn insert_agent(conn: &Connection, agent: &AgentRecord) -> Result<(), StoreError
 fn key_known(conn: &Connection, key_id: &KeyId) -> Result<bool, StoreError> {
     conn.prepare_cached("SELECT 1 FROM agents WHERE key_id = ?1")
         .db()?
-        .query_row([key_id], |_| Ok(()))
+        .query_row([key_id.0.as_bytes()], |_| Ok(()))
         .optional()
         .db()
         .map(|found| found.is_some())
@@ -544,7 +552,7 @@ pub(crate) fn revoke_agent(
                  WHERE key_id = ?1 AND revoked_at_ms IS NULL",
             )
             .db()?
-            .execute(params![key_id, at_ms])
+            .execute(params![key_id.0.as_bytes(), at_ms])
             .db()?;
         if changed == 1 {
             log.append(
@@ -674,11 +682,11 @@ pub(crate) fn put_token(conn: &mut Connection, token: &EnrollToken) -> Result<()
     .db()?
     .execute(params![
         token.token_hash,
-        token.site_id,
+        token.site_id.0,
         token.created_at_ms,
         token.expires_at_ms,
         token.used_at_ms,
-        token.rebind_host,
+        token.rebind_host.as_ref().map(|host| &host.0),
     ])
     .db()?;
     Ok(())
@@ -703,11 +711,11 @@ pub(crate) fn use_token(
         .query_row([token_hash], |row| {
             Ok(EnrollToken {
                 token_hash: row.get(0)?,
-                site_id: row.get(1)?,
+                site_id: SiteId(row.get(1)?),
                 created_at_ms: row.get(2)?,
                 expires_at_ms: row.get(3)?,
                 used_at_ms: row.get(4)?,
-                rebind_host: row.get(5)?,
+                rebind_host: row.get::<_, Option<String>>(5)?.map(HostId),
             })
         })
         .optional()

@@ -2,8 +2,46 @@
 //! list, and the checked passage of u64 values through signed INTEGER columns (as every store
 //! checks it, `collector_store::integer`).
 
+use proto_evidence::Sha256;
+use rusqlite::Row;
+
+use crate::Db;
 pub(crate) use collector_store::integer::{int, uint};
-use collector_store::{Gpu, StoreError};
+use collector_store::{ChainDigest, Gpu, KeyId, StoreError};
+
+/// A BLOB column holding a key id.
+pub(crate) fn key_id_at(row: &Row<'_>, index: usize, column: &str) -> Result<KeyId, StoreError> {
+    let bytes: Vec<u8> = row.get(index).db()?;
+    sha256(&bytes, column).map(KeyId)
+}
+
+/// A nullable BLOB column holding a key id.
+pub(crate) fn key_id_opt_at(
+    row: &Row<'_>,
+    index: usize,
+    column: &str,
+) -> Result<Option<KeyId>, StoreError> {
+    let bytes: Option<Vec<u8>> = row.get(index).db()?;
+    bytes
+        .map(|bytes| sha256(&bytes, column).map(KeyId))
+        .transpose()
+}
+
+/// A BLOB column holding a chain digest.
+pub(crate) fn digest_at(
+    row: &Row<'_>,
+    index: usize,
+    column: &str,
+) -> Result<ChainDigest, StoreError> {
+    let bytes: Vec<u8> = row.get(index).db()?;
+    sha256(&bytes, column).map(ChainDigest)
+}
+
+/// The 32 bytes of a SHA-256 column; any other length is damage, named by its column.
+pub(crate) fn sha256(bytes: &[u8], column: &str) -> Result<Sha256, StoreError> {
+    Sha256::from_slice(bytes)
+        .ok_or_else(|| StoreError::Corrupt(format!("{column} has {} bytes, not 32", bytes.len())))
+}
 
 /// Leads every encoded list, so a later encoding can be told apart. Format 1 had no counted
 /// byte (every GPU counted), format 2 no hardware evidence (every GPU without); both are still

@@ -31,9 +31,9 @@ use tokio::sync::oneshot;
 use collector_store::park::block_on;
 use collector_store::queue::{self, Queue};
 use collector_store::{
-    AcceptedAttestation, AgentRecord, AttestationStore, Batch, CommitFuture, Cursor, EnrollToken,
-    Event, Gpu, HostChange, HostState, KeyId, LogRecord, Rejection, StoreError, StoredCosignature,
-    StoredTreeHead, TokenError, WriterCounters, WriterStats,
+    AcceptedAttestation, AgentRecord, AttestationStore, Batch, ChainDigest, CommitFuture, Cursor,
+    EnrollToken, Event, Gpu, HostChange, HostState, KeyId, LogRecord, Rejection, StoreError,
+    StoredCosignature, StoredTreeHead, TokenError, WriterCounters, WriterStats,
 };
 use log::Log;
 use read::Readers;
@@ -206,7 +206,7 @@ impl AttestationStore for SqliteStore {
         self.readers.with(read::chain_heads)
     }
 
-    fn chain_head(&self, key_id: &KeyId) -> Result<Option<(u64, [u8; 32])>, StoreError> {
+    fn chain_head(&self, key_id: &KeyId) -> Result<Option<(u64, ChainDigest)>, StoreError> {
         self.readers.with(|conn| read::chain_head(conn, key_id))
     }
 
@@ -219,7 +219,11 @@ impl AttestationStore for SqliteStore {
         self.write(move |conn, log| apply::decommission(conn, log, &host_id, at_ms))?
     }
 
-    fn stored_digest(&self, key_id: &KeyId, sequence: u64) -> Result<Option<[u8; 32]>, StoreError> {
+    fn stored_digest(
+        &self,
+        key_id: &KeyId,
+        sequence: u64,
+    ) -> Result<Option<ChainDigest>, StoreError> {
         self.readers
             .with(|conn| read::stored_digest(conn, key_id, sequence))
     }

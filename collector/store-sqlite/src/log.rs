@@ -4,12 +4,12 @@
 //! The frontier (the right edge of the tree) lives in memory with the writer; a transaction
 //! that rolls back must put back the frontier it started from (`mark` / `reset`).
 
-use proto_evidence::{KeyId as EvidenceKeyId, LogEntry, Sha256};
+use proto_evidence::{LogEntry, Sha256};
 use proto_merkle::{Frontier, NodeSource, leaf_hash};
 use rusqlite::{Connection, TransactionBehavior, params};
 
 use crate::Db;
-use crate::codec::int;
+use crate::codec::{int, sha256};
 use collector_store::{AgentRecord, KeyId, StoreError};
 
 /// The log as the writer appends to it.
@@ -86,7 +86,7 @@ impl Log {
             int("log_index", index)?,
             entry.at_ms(),
             entry.kind(),
-            key_id,
+            key_id.map(|key| key.0.as_bytes()),
             host_id,
             attestation,
             bytes
@@ -112,8 +112,8 @@ impl Log {
         LogEntry::KeyEnrolled {
             at_ms: agent.enrolled_at_ms,
             public_key: agent.public_key,
-            host_id: agent.host_id.clone(),
-            site_id: agent.site_id.clone(),
+            host_id: agent.host_id.0.clone(),
+            site_id: agent.site_id.0.clone(),
             country: agent.country.clone(),
         }
     }
@@ -123,8 +123,8 @@ impl Log {
         LogEntry::HostRebound {
             at_ms: agent.enrolled_at_ms,
             public_key: agent.public_key,
-            host_id: agent.host_id.clone(),
-            site_id: agent.site_id.clone(),
+            host_id: agent.host_id.0.clone(),
+            site_id: agent.site_id.0.clone(),
             country: agent.country.clone(),
         }
     }
@@ -141,7 +141,7 @@ impl Log {
     pub(crate) fn revocation(key_id: &KeyId, at_ms: i64) -> LogEntry {
         LogEntry::KeyRevoked {
             at_ms,
-            key_id: EvidenceKeyId(Sha256::from_slice(key_id).unwrap_or_default()),
+            key_id: *key_id,
         }
     }
 
@@ -165,17 +165,18 @@ impl Log {
                  ORDER BY enrolled_at_ms, key_id",
             )
             .db()?
-            .query_map([], |row| row.get::<_, KeyId>(0))
+            .query_map([], |row| row.get::<_, Vec<u8>>(0))
             .db()?
             .collect::<Result<Vec<_>, _>>()
             .db()?;
         for key_id in unlogged_agents {
+            let key_id = KeyId(sha256(&key_id, "key_id")?);
             if let Some(agent) = crate::read::agent(&tx, &key_id)? {
                 self.append(
                     &tx,
                     &Self::enrolment(&agent),
                     Some(&key_id),
-                    Some(&agent.host_id),
+                    Some(&agent.host_id.0),
                     None,
                 )?;
             }

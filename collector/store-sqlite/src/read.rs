@@ -8,11 +8,12 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Params, Row, Statement, params};
 
 use crate::Db;
-use crate::codec::{decode_gpus, uint};
+use crate::codec::{decode_gpus, digest_at, key_id_at, key_id_opt_at, uint};
 use collector_store::integer;
 use collector_store::{
-    AcceptedAttestation, AgentRecord, Cursor, EnrollToken, Event, Gpu, HostChange, HostState,
-    KeyId, LogRecord, Rejection, StoreError, StoredCosignature, StoredTreeHead,
+    AcceptedAttestation, AgentRecord, ChainDigest, Cursor, EnrollToken, Event, Gpu, HostChange,
+    HostId, HostState, KeyId, LogRecord, Rejection, SiteId, StoreError, StoredCosignature,
+    StoredHead, StoredTreeHead,
 };
 
 /// A few idle read connections, reused; more are opened while reads overlap.
@@ -87,13 +88,11 @@ pub(crate) fn agents(conn: &Connection) -> Result<Vec<AgentRecord>, StoreError> 
 pub(crate) fn agent(conn: &Connection, key_id: &KeyId) -> Result<Option<AgentRecord>, StoreError> {
     let sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE key_id = ?1");
     let mut stmt = conn.prepare_cached(&sql).db()?;
-    let found = collect(&mut stmt, [key_id], agent_row)?;
+    let found = collect(&mut stmt, [key_id.0.as_bytes()], agent_row)?;
     Ok(found.into_iter().next())
 }
 
-pub(crate) fn chain_heads(
-    conn: &Connection,
-) -> Result<Vec<collector_store::StoredHead>, StoreError> {
+pub(crate) fn chain_heads(conn: &Connection) -> Result<Vec<StoredHead>, StoreError> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT c.key_id, c.sequence, c.digest,
@@ -103,24 +102,24 @@ pub(crate) fn chain_heads(
         )
         .db()?;
     collect(&mut stmt, [], |row| {
-        Ok((
-            row.get(0).db()?,
-            u64_at(row, 1, "sequence")?,
-            row.get(2).db()?,
-            row.get(3).db()?,
-        ))
+        Ok(StoredHead {
+            key_id: key_id_at(row, 0, "key_id")?,
+            sequence: u64_at(row, 1, "sequence")?,
+            digest: digest_at(row, 2, "digest")?,
+            issued_at_ms: row.get(3).db()?,
+        })
     })
 }
 
 pub(crate) fn chain_head(
     conn: &Connection,
     key_id: &KeyId,
-) -> Result<Option<(u64, [u8; 32])>, StoreError> {
+) -> Result<Option<(u64, ChainDigest)>, StoreError> {
     let mut stmt = conn
         .prepare_cached("SELECT sequence, digest FROM chain_heads WHERE key_id = ?1")
         .db()?;
-    let found = collect(&mut stmt, [key_id], |row| {
-        Ok((u64_at(row, 0, "sequence")?, row.get(1).db()?))
+    let found = collect(&mut stmt, [key_id.0.as_bytes()], |row| {
+        Ok((u64_at(row, 0, "sequence")?, digest_at(row, 1, "digest")?))
     })?;
     Ok(found.into_iter().next())
 }
@@ -138,11 +137,11 @@ pub(crate) fn token(
     let found = collect(&mut stmt, [token_hash], |row| {
         Ok(EnrollToken {
             token_hash: row.get(0).db()?,
-            site_id: row.get(1).db()?,
+            site_id: SiteId(row.get(1).db()?),
             created_at_ms: row.get(2).db()?,
             expires_at_ms: row.get(3).db()?,
             used_at_ms: row.get(4).db()?,
-            rebind_host: row.get(5).db()?,
+            rebind_host: row.get::<_, Option<String>>(5).db()?.map(HostId),
         })
     })?;
     Ok(found.into_iter().next())
@@ -158,12 +157,12 @@ pub(crate) fn host_states(conn: &Connection) -> Result<Vec<HostState>, StoreErro
         .db()?;
     collect(&mut stmt, [], |row| {
         Ok(HostState {
-            host_id: row.get(0).db()?,
-            site_id: row.get(1).db()?,
+            host_id: HostId(row.get(0).db()?),
+            site_id: SiteId(row.get(1).db()?),
             country: row.get(2).db()?,
-            key_id: row.get(3).db()?,
+            key_id: key_id_at(row, 3, "key_id")?,
             last_sequence: u64_at(row, 4, "last_sequence")?,
-            last_digest: row.get(5).db()?,
+            last_digest: digest_at(row, 5, "last_digest")?,
             last_issued_at_ms: row.get(6).db()?,
             last_received_at_ms: row.get(7).db()?,
             tpp: u64_at(row, 8, "tpp")?,
@@ -177,16 +176,18 @@ pub(crate) fn stored_digest(
     conn: &Connection,
     key_id: &KeyId,
     sequence: u64,
-) -> Result<Option<[u8; 32]>, StoreError> {
+) -> Result<Option<ChainDigest>, StoreError> {
     // Nothing above i64::MAX can have been stored.
     let Ok(sequence) = i64::try_from(sequence) else {
         return Ok(None);
     };
-    conn.prepare_cached("SELECT digest FROM attestations WHERE key_id = ?1 AND sequence = ?2")
-        .db()?
-        .query_row(params![key_id, sequence], |row| row.get(0))
-        .optional()
-        .db()
+    let mut stmt = conn
+        .prepare_cached("SELECT digest FROM attestations WHERE key_id = ?1 AND sequence = ?2")
+        .db()?;
+    let found = collect(&mut stmt, params![key_id.0.as_bytes(), sequence], |row| {
+        digest_at(row, 0, "digest")
+    })?;
+    Ok(found.into_iter().next())
 }
 
 pub(crate) fn attestations(
@@ -219,7 +220,7 @@ pub(crate) fn attestations(
     let mut stmt = conn.prepare_cached(&sql).db()?;
     collect(
         &mut stmt,
-        params![from_ms, to_ms, at_ms, key_id, sequence, limit],
+        params![from_ms, to_ms, at_ms, key_id.0.as_bytes(), sequence, limit],
         attestation_row,
     )
 }
@@ -279,8 +280,8 @@ pub(crate) fn rejections(conn: &Connection, limit: usize) -> Result<Vec<Rejectio
         Ok(Rejection {
             at_ms: row.get(0).db()?,
             reason: row.get(1).db()?,
-            key_id: row.get(2).db()?,
-            host_id: row.get(3).db()?,
+            key_id: key_id_opt_at(row, 2, "key_id")?,
+            host_id: row.get::<_, Option<String>>(3).db()?.map(HostId),
             sequence: row
                 .get::<_, Option<i64>>(4)
                 .db()?
@@ -317,8 +318,8 @@ pub(crate) fn events(
         Ok(Event {
             at_ms: row.get(0).db()?,
             kind: row.get(1).db()?,
-            host_id: row.get(2).db()?,
-            key_id: row.get(3).db()?,
+            host_id: row.get::<_, Option<String>>(2).db()?.map(HostId),
+            key_id: key_id_opt_at(row, 3, "key_id")?,
             detail: row.get(4).db()?,
             value: row.get(5).db()?,
         })
@@ -502,8 +503,8 @@ pub(crate) fn host_changes(conn: &Connection, to_ms: i64) -> Result<Vec<HostChan
         let kind: String = row.get(6).db()?;
         Ok(HostChange {
             at_ms: row.get(0).db()?,
-            host_id: row.get(1).db()?,
-            site_id: row.get(2).db()?,
+            host_id: HostId(row.get(1).db()?),
+            site_id: SiteId(row.get(2).db()?),
             country: row.get(3).db()?,
             tpp: u64_at(row, 4, "tpp")?,
             devices: row.get(5).db()?,
@@ -621,10 +622,10 @@ fn head_row(row: &Row<'_>) -> Result<StoredTreeHead, StoreError> {
 
 fn agent_row(row: &Row<'_>) -> Result<AgentRecord, StoreError> {
     Ok(AgentRecord {
-        key_id: row.get(0).db()?,
+        key_id: key_id_at(row, 0, "key_id")?,
         public_key: row.get(1).db()?,
-        host_id: row.get(2).db()?,
-        site_id: row.get(3).db()?,
+        host_id: HostId(row.get(2).db()?),
+        site_id: SiteId(row.get(3).db()?),
         identity: row.get(4).db()?,
         enrolled_at_ms: row.get(5).db()?,
         revoked_at_ms: row.get(6).db()?,
@@ -635,12 +636,12 @@ fn agent_row(row: &Row<'_>) -> Result<AgentRecord, StoreError> {
 fn attestation_row(row: &Row<'_>) -> Result<AcceptedAttestation, StoreError> {
     let gpus: Vec<u8> = row.get(15).db()?;
     Ok(AcceptedAttestation {
-        key_id: row.get(0).db()?,
+        key_id: key_id_at(row, 0, "key_id")?,
         sequence: u64_at(row, 1, "sequence")?,
-        digest: row.get(2).db()?,
-        previous_digest: row.get(3).db()?,
-        host_id: row.get(4).db()?,
-        site_id: row.get(5).db()?,
+        digest: digest_at(row, 2, "digest")?,
+        previous_digest: digest_at(row, 3, "previous_digest")?,
+        host_id: HostId(row.get(4).db()?),
+        site_id: SiteId(row.get(5).db()?),
         country: row.get(6).db()?,
         issued_at_ms: row.get(7).db()?,
         received_at_ms: row.get(8).db()?,

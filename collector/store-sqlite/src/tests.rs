@@ -238,6 +238,33 @@ fn reopening_keeps_everything() {
     assert_eq!(store.log_size().unwrap(), 2);
 }
 
+#[test]
+fn a_digest_of_the_wrong_length_reads_as_corrupt_naming_its_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.sqlite");
+    let stored = attestation(1, 1, "host-1", 1_000);
+    {
+        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        store.put_agent(&agent(1, "host-1")).unwrap();
+        store.commit_blocking(batch(vec![stored.clone()])).unwrap();
+    }
+    let conn = Connection::open(&path).unwrap();
+    conn.execute("UPDATE attestations SET previous_digest = zeroblob(31)", [])
+        .unwrap();
+    conn.execute("UPDATE chain_heads SET digest = zeroblob(33)", [])
+        .unwrap();
+    drop(conn);
+    let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+    match store.attestations(0, i64::MAX, None, 10) {
+        Err(StoreError::Corrupt(what)) => assert_eq!(what, "previous_digest has 31 bytes, not 32"),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    match store.chain_head(&stored.key_id) {
+        Err(StoreError::Corrupt(what)) => assert_eq!(what, "digest has 33 bytes, not 32"),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
 /// Rows that schema version 4 holds (GPU lists of format 2, GPUs and host changes without
 /// hardware columns) read back without hardware evidence, and the host takes evidence on from
 /// its next attestation.
@@ -260,10 +287,10 @@ fn rows_stored_before_hardware_evidence_read_back_without_it() {
                  country)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
-                agent.key_id,
+                agent.key_id.0.as_bytes(),
                 agent.public_key,
-                agent.host_id,
-                agent.site_id,
+                agent.host_id.0,
+                agent.site_id.0,
                 agent.identity,
                 agent.enrolled_at_ms,
                 agent.country
@@ -281,12 +308,12 @@ fn rows_stored_before_hardware_evidence_read_back_without_it() {
                  gap_before, fresh, inventory_id, envelope)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 7, ?15)",
             params![
-                old.key_id,
+                old.key_id.0.as_bytes(),
                 old.sequence as i64,
-                old.digest,
-                old.previous_digest,
-                old.host_id,
-                old.site_id,
+                old.digest.0.as_bytes(),
+                old.previous_digest.0.as_bytes(),
+                old.host_id.0,
+                old.site_id.0,
                 old.country,
                 old.issued_at_ms,
                 old.received_at_ms,
@@ -301,7 +328,7 @@ fn rows_stored_before_hardware_evidence_read_back_without_it() {
         .unwrap();
         conn.execute(
             "INSERT INTO chain_heads (key_id, sequence, digest) VALUES (?1, 1, ?2)",
-            params![old.key_id, old.digest],
+            params![old.key_id.0.as_bytes(), old.digest.0.as_bytes()],
         )
         .unwrap();
         conn.execute(
@@ -310,11 +337,11 @@ fn rows_stored_before_hardware_evidence_read_back_without_it() {
                  inventory_id)
              VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?9, 7)",
             params![
-                old.host_id,
-                old.site_id,
+                old.host_id.0,
+                old.site_id.0,
                 old.country,
-                old.key_id,
-                old.digest,
+                old.key_id.0.as_bytes(),
+                old.digest.0.as_bytes(),
                 old.issued_at_ms,
                 old.received_at_ms,
                 old.tpp as i64,
@@ -327,7 +354,7 @@ fn rows_stored_before_hardware_evidence_read_back_without_it() {
                 "INSERT INTO gpus (host_id, position, uuid, serial, catalogue_id, tpp, counted)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
-                    old.host_id,
+                    old.host_id.0,
                     position as i64,
                     gpu.uuid,
                     gpu.serial,
@@ -343,8 +370,8 @@ fn rows_stored_before_hardware_evidence_read_back_without_it() {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'attested')",
             params![
                 old.received_at_ms,
-                old.host_id,
-                old.site_id,
+                old.host_id.0,
+                old.site_id.0,
                 old.country,
                 old.tpp as i64,
                 old.devices

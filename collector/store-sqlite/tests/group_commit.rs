@@ -58,11 +58,7 @@ fn many_async_committers_are_all_acknowledged_in_fewer_transactions() {
     );
     let heads = store.chain_heads().unwrap();
     assert_eq!(heads.len(), usize::from(TASKS));
-    assert!(
-        heads
-            .iter()
-            .all(|(_, sequence, _, _)| *sequence == PER_TASK)
-    );
+    assert!(heads.iter().all(|head| head.sequence == PER_TASK));
     eprintln!(
         "{commits} commits in {} group commits ({:.1} batches per group)",
         stats.groups,

@@ -52,7 +52,7 @@ fn child_committer() {
         .chain_heads()
         .unwrap()
         .into_iter()
-        .map(|(key, sequence, _, _)| (key, sequence))
+        .map(|head| (head.key_id, head.sequence))
         .collect();
     thread::scope(|scope| {
         for n in 0..THREADS {
@@ -156,7 +156,7 @@ fn check(path: &Path, acknowledged: &BTreeMap<u8, u64>, context: &str) {
         .chain_heads()
         .unwrap()
         .into_iter()
-        .map(|(key, sequence, digest, _)| (key, (sequence, digest)))
+        .map(|head| (head.key_id, (head.sequence, head.digest)))
         .collect();
     for (&n, &highest) in acknowledged {
         let history = store

@@ -5,8 +5,6 @@ use std::error::Error;
 use std::fmt;
 use std::sync::Arc;
 
-use veu_daemon_kit::hex;
-
 use crate::model::KeyId;
 
 /// Why a store operation failed.
@@ -16,16 +14,16 @@ pub enum StoreError {
     /// of the batch that carried it was stored.
     #[error(
         "attestation {sequence} of key {} is already stored with a different digest",
-        hex(.key_id)
+        .key_id
     )]
     Conflict { key_id: KeyId, sequence: u64 },
     /// An attestation names a key that was never enrolled (`put_agent`). Nothing of the batch
     /// was stored.
-    #[error("attestation {sequence} names key {}, which is not enrolled", hex(.key_id))]
+    #[error("attestation {sequence} names key {}, which is not enrolled", .key_id)]
     UnknownKey { key_id: KeyId, sequence: u64 },
     /// An enrolment names a key that is already enrolled (or was, and is revoked), or a host
     /// that already exists: the ledger refuses both, and the store never overwrites either.
-    #[error("key {} or its host is already enrolled", hex(.key_id))]
+    #[error("key {} or its host is already enrolled", .key_id)]
     AlreadyEnrolled { key_id: KeyId },
     /// A value does not fit the store's integer columns (signed 64-bit).
     #[error("{field} = {value} is out of the storable range")]

@@ -28,12 +28,13 @@ pub fn bound(value: u64) -> i64 {
 /// A page cursor of `attestations` as the columns hold it: (`received_at_ms`, key, sequence).
 /// A sequence past every storable one continues with the next key of the same instant.
 pub fn cursor(after: Cursor) -> (i64, KeyId, i64) {
-    let (at_ms, key_id, sequence) = after;
-    (at_ms, key_id, bound(sequence))
+    (after.received_at_ms, after.key_id, bound(after.sequence))
 }
 
 #[cfg(test)]
 mod tests {
+    use proto_evidence::Sha256;
+
     use super::*;
 
     #[test]
@@ -51,7 +52,12 @@ mod tests {
     fn bounds_past_every_stored_value_clamp() {
         assert_eq!(bound(7), 7);
         assert_eq!(bound(u64::MAX), i64::MAX);
-        assert_eq!(cursor((5, [1; 32], u64::MAX)), (5, [1; 32], i64::MAX));
-        assert_eq!(cursor((5, [1; 32], 9)), (5, [1; 32], 9));
+        let at = |sequence| Cursor {
+            received_at_ms: 5,
+            key_id: KeyId(Sha256::from_bytes([1; 32])),
+            sequence,
+        };
+        assert_eq!(cursor(at(u64::MAX)), (5, at(0).key_id, i64::MAX));
+        assert_eq!(cursor(at(9)), (5, at(0).key_id, 9));
     }
 }

@@ -7,9 +7,11 @@ use std::collections::HashMap;
 use collector_core::ledger::{ChainPoint, GpuClaim, HostChange as LedgerChange};
 use collector_core::{HostRecord, KeyRecord, Ledger, LedgerEvent};
 use proto_accounting::{CountryCode, EvidenceRule};
-use proto_evidence::{ChainDigest, KeyId as EvidenceKeyId, Sha256};
 
-use crate::{AttestationStore, Event, Gpu, HostChange, HostState, HostUpdate, KeyId, StoreError};
+use crate::{
+    AttestationStore, ChainDigest, Event, Gpu, HostChange, HostId, HostState, HostUpdate, KeyId,
+    SiteId, StoreError,
+};
 
 /// Kind of the event recorded when a stale host is heard again.
 pub const SILENCE_EVENT: &str = "silence";
@@ -95,8 +97,8 @@ pub fn event(at_ms: i64, event: &LedgerEvent) -> Event {
     Event {
         at_ms,
         kind: kind.to_owned(),
-        host_id: Some(host),
-        key_id: Some(*key.0.as_bytes()),
+        host_id: Some(HostId(host)),
+        key_id: Some(*key),
         detail,
         value,
     }
@@ -119,12 +121,12 @@ pub fn host_update(
 /// A host record as its `host_state` row.
 pub fn host_state(host: &str, record: &HostRecord) -> HostState {
     HostState {
-        host_id: host.to_owned(),
-        site_id: record.site.clone(),
+        host_id: HostId(host.to_owned()),
+        site_id: SiteId(record.site.clone()),
         country: record.country.to_string(),
-        key_id: *record.key.0.as_bytes(),
+        key_id: record.key,
         last_sequence: record.last_sequence,
-        last_digest: *record.last_digest.0.as_bytes(),
+        last_digest: record.last_digest,
         last_issued_at_ms: record.last_issued_ms,
         last_received_at_ms: record.last_received_ms,
         tpp: record.tpp,
@@ -137,8 +139,8 @@ pub fn host_state(host: &str, record: &HostRecord) -> HostState {
 pub fn host_change(change: &LedgerChange) -> HostChange {
     HostChange {
         at_ms: change.at_ms,
-        host_id: change.host.clone(),
-        site_id: change.site.clone(),
+        host_id: HostId(change.host.clone()),
+        site_id: SiteId(change.site.clone()),
         country: change.country.to_string(),
         tpp: change.tpp,
         devices: change.devices,
@@ -175,26 +177,26 @@ pub fn load_ledger(
     evidence: EvidenceRule,
     now_ms: i64,
 ) -> Result<Ledger, StoreError> {
-    let heads: HashMap<KeyId, (u64, [u8; 32], i64)> = store
+    let heads: HashMap<KeyId, (u64, ChainDigest, i64)> = store
         .chain_heads()?
         .into_iter()
-        .map(|(key, sequence, digest, issued)| (key, (sequence, digest, issued)))
+        .map(|head| (head.key_id, (head.sequence, head.digest, head.issued_at_ms)))
         .collect();
     let mut keys = Vec::new();
     for agent in store.agents()? {
-        let country = country(&agent.country, &agent.host_id)?;
+        let country = country(&agent.country, &agent.host_id.0)?;
         let head = heads
             .get(&agent.key_id)
             .map(|&(sequence, digest, issued_at_ms)| ChainPoint {
                 sequence,
-                digest: chain_digest(&digest),
+                digest,
                 issued_at_ms,
             });
         keys.push((
-            key_id(&agent.key_id),
+            agent.key_id,
             KeyRecord {
-                host: agent.host_id,
-                site: agent.site_id,
+                host: agent.host_id.0,
+                site: agent.site_id.0,
                 country,
                 enrolled_at_ms: agent.enrolled_at_ms,
                 revoked_at_ms: agent.revoked_at_ms,
@@ -215,14 +217,14 @@ pub fn load_ledger(
     }
     let mut hosts = Vec::new();
     for state in store.host_states()? {
-        let country = country(&state.country, &state.host_id)?;
-        let gpus = claims.remove(&state.host_id).unwrap_or_default();
+        let country = country(&state.country, &state.host_id.0)?;
+        let gpus = claims.remove(&state.host_id.0).unwrap_or_default();
         hosts.push((
-            state.host_id,
+            state.host_id.0,
             HostRecord {
-                site: state.site_id,
+                site: state.site_id.0,
                 country,
-                key: key_id(&state.key_id),
+                key: state.key_id,
                 tpp: state.tpp,
                 // Recomputed by the ledger from the GPUs' hardware identities and times.
                 hardware_tpp: 0,
@@ -232,7 +234,7 @@ pub fn load_ledger(
                 last_received_ms: state.last_received_at_ms,
                 last_issued_ms: state.last_issued_at_ms,
                 last_sequence: state.last_sequence,
-                last_digest: chain_digest(&state.last_digest),
+                last_digest: state.last_digest,
             },
         ));
     }
@@ -243,13 +245,4 @@ pub fn load_ledger(
 fn country(text: &str, host: &str) -> Result<CountryCode, StoreError> {
     CountryCode::parse(text)
         .map_err(|e| StoreError::Corrupt(format!("host {host} has country {text:?}: {e}")))
-}
-
-/// A stored key id as the evidence type.
-pub fn key_id(raw: &KeyId) -> EvidenceKeyId {
-    EvidenceKeyId(Sha256::from_slice(raw).unwrap_or(Sha256::ZERO))
-}
-
-fn chain_digest(raw: &[u8; 32]) -> ChainDigest {
-    ChainDigest(Sha256::from_slice(raw).unwrap_or(Sha256::ZERO))
 }

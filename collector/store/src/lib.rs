@@ -26,17 +26,11 @@ use std::task::{Context, Poll};
 
 pub use error::{BackendError, StoreError, TokenError};
 pub use model::{
-    AcceptedAttestation, AgentRecord, Batch, CommitReceipt, EnrollToken, Event, Gpu, HostChange,
-    HostState, HostUpdate, KeyId, LogRecord, Rejection, StoredCosignature, StoredTreeHead,
+    AcceptedAttestation, AgentRecord, Batch, ChainDigest, CommitReceipt, Cursor, EnrollToken,
+    Event, Gpu, HostChange, HostId, HostState, HostUpdate, KeyId, LogRecord, Rejection, SiteId,
+    StoredCosignature, StoredHead, StoredTreeHead,
 };
 pub use stats::{WriterCounters, WriterStats};
-
-/// A chain's newest stored link: key, sequence, digest and the link's issue time.
-pub type StoredHead = (KeyId, u64, [u8; 32], i64);
-
-/// Position just after one attestation in the `attestations` order:
-/// (`received_at_ms`, `key_id`, `sequence`).
-pub type Cursor = (i64, KeyId, u64);
 
 /// Where the collector keeps what it accepted, refused and administers.
 ///
@@ -90,7 +84,7 @@ pub trait AttestationStore: Send + Sync + 'static {
 
     /// The highest stored sequence of one key and its digest: where a chain continues when
     /// another replica stored its latest links.
-    fn chain_head(&self, key_id: &KeyId) -> Result<Option<(u64, [u8; 32])>, StoreError>;
+    fn chain_head(&self, key_id: &KeyId) -> Result<Option<(u64, ChainDigest)>, StoreError>;
 
     /// Every enrolled host, decommissioned ones included, ordered by host id.
     fn host_states(&self) -> Result<Vec<HostState>, StoreError>;
@@ -100,7 +94,11 @@ pub trait AttestationStore: Send + Sync + 'static {
     /// matching event (the store does not know who signed it).
     fn decommission(&self, host_id: &str, at_ms: i64) -> Result<bool, StoreError>;
 
-    fn stored_digest(&self, key_id: &KeyId, sequence: u64) -> Result<Option<[u8; 32]>, StoreError>;
+    fn stored_digest(
+        &self,
+        key_id: &KeyId,
+        sequence: u64,
+    ) -> Result<Option<ChainDigest>, StoreError>;
 
     /// Attestations received in `[from_ms, to_ms)`, ordered by (received_at_ms, key_id,
     /// sequence), starting strictly after `after`; at most `limit`.

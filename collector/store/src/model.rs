@@ -2,16 +2,15 @@
 //! rejections) and what it administers (agents, enrolment tokens). No behaviour lives here; the
 //! meaning of each field is fixed by the collector's verifier, the store only keeps it.
 
-/// SHA-256 of an agent's Ed25519 public key: the identity of one hash chain.
-pub type KeyId = [u8; 32];
+pub use proto_evidence::{ChainDigest, HostId, KeyId, SiteId};
 
 /// An enrolled agent key and what it is bound to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AgentRecord {
     pub key_id: KeyId,
     pub public_key: [u8; 32],
-    pub host_id: String,
-    pub site_id: String,
+    pub host_id: HostId,
+    pub site_id: SiteId,
     /// The country of the site at enrolment, as the log records it.
     pub country: String,
     /// The TLS client identity bound to the key (e.g. the client certificate's SHA-256 in hex).
@@ -25,10 +24,10 @@ pub struct AgentRecord {
 pub struct AcceptedAttestation {
     pub key_id: KeyId,
     pub sequence: u64,
-    pub digest: [u8; 32],
-    pub previous_digest: [u8; 32],
-    pub host_id: String,
-    pub site_id: String,
+    pub digest: ChainDigest,
+    pub previous_digest: ChainDigest,
+    pub host_id: HostId,
+    pub site_id: SiteId,
     pub country: String,
     pub issued_at_ms: i64,
     pub received_at_ms: i64,
@@ -49,6 +48,36 @@ pub struct AcceptedAttestation {
     /// Its position in the transparency log: assigned by the store when it commits (a value
     /// given to `commit` is ignored), returned by reads.
     pub log_index: Option<u64>,
+}
+
+/// A chain's newest stored link: where the chain of `key_id` continues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StoredHead {
+    pub key_id: KeyId,
+    pub sequence: u64,
+    pub digest: ChainDigest,
+    /// The link's issue time (the agent's clock).
+    pub issued_at_ms: i64,
+}
+
+/// Position just after one attestation in the `attestations` order, which is the order of
+/// these fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Cursor {
+    pub received_at_ms: i64,
+    pub key_id: KeyId,
+    pub sequence: u64,
+}
+
+impl Cursor {
+    /// The position just after `attestation`: the next page starts with what follows it.
+    pub fn after(attestation: &AcceptedAttestation) -> Self {
+        Self {
+            received_at_ms: attestation.received_at_ms,
+            key_id: attestation.key_id,
+            sequence: attestation.sequence,
+        }
+    }
 }
 
 /// One physical accelerator as an attestation reported it: identities normalised
@@ -73,12 +102,12 @@ pub struct Gpu {
 /// re-binding).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct HostState {
-    pub host_id: String,
-    pub site_id: String,
+    pub host_id: HostId,
+    pub site_id: SiteId,
     pub country: String,
     pub key_id: KeyId,
     pub last_sequence: u64,
-    pub last_digest: [u8; 32],
+    pub last_digest: ChainDigest,
     pub last_issued_at_ms: i64,
     pub last_received_at_ms: i64,
     /// Counted TPP and devices.
@@ -97,7 +126,7 @@ impl HostState {
             country: agent.country.clone(),
             key_id: agent.key_id,
             last_sequence: 0,
-            last_digest: [0; 32],
+            last_digest: ChainDigest::GENESIS,
             last_issued_at_ms: 0,
             last_received_at_ms: 0,
             tpp: 0,
@@ -121,7 +150,7 @@ pub struct HostUpdate {
 pub struct Event {
     pub at_ms: i64,
     pub kind: String,
-    pub host_id: Option<String>,
+    pub host_id: Option<HostId>,
     pub key_id: Option<KeyId>,
     /// In words, for people.
     pub detail: String,
@@ -136,7 +165,7 @@ pub struct Rejection {
     pub at_ms: i64,
     pub reason: String,
     pub key_id: Option<KeyId>,
-    pub host_id: Option<String>,
+    pub host_id: Option<HostId>,
     pub sequence: Option<u64>,
     pub peer: String,
     pub detail: String,
@@ -149,14 +178,14 @@ pub struct Rejection {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct EnrollToken {
     pub token_hash: [u8; 32],
-    pub site_id: String,
+    pub site_id: SiteId,
     pub created_at_ms: i64,
     /// The first instant at which the token no longer works.
     pub expires_at_ms: i64,
     pub used_at_ms: Option<i64>,
     /// A rebind token: it re-binds this existing host (an administrator's explicit move or
     /// re-key) instead of enrolling a new one.
-    pub rebind_host: Option<String>,
+    pub rebind_host: Option<HostId>,
 }
 
 /// Everything one verification step decided, stored all together or not at all.
@@ -227,8 +256,8 @@ pub struct StoredCosignature {
 pub struct HostChange {
     /// The ledger's instant.
     pub at_ms: i64,
-    pub host_id: String,
-    pub site_id: String,
+    pub host_id: HostId,
+    pub site_id: SiteId,
     pub country: String,
     pub tpp: u64,
     pub devices: u32,

@@ -15,7 +15,7 @@ use collector_app::metrics::Metrics;
 use collector_app::nonce::NonceIssuer;
 use collector_app::{Collector, Outcome, Rules};
 use collector_core::SiteRegistry;
-use collector_store::{AgentRecord, AttestationStore};
+use collector_store::{AgentRecord, AttestationStore, HostId, SiteId};
 use proto_accounting::{Catalogue, Distribution, Policy};
 use proto_evidence::{ChainDigest, DeviceRecord, Envelope, LogEntry};
 
@@ -313,7 +313,7 @@ fn check(store: &Arc<dyn AttestationStore>, collector: &Collector, seed: u64, st
         .map(|c| {
             (
                 c.at_ms,
-                c.host_id.clone(),
+                c.host_id.0.clone(),
                 c.country.clone(),
                 c.tpp,
                 c.decommissioned,
@@ -382,10 +382,10 @@ fn key(seed: u64, index: u32) -> Ed25519Signer {
 
 fn record(signer: &Ed25519Signer, host: &str, site: &str, country: &str) -> AgentRecord {
     AgentRecord {
-        key_id: *signer.key_id().0.as_bytes(),
+        key_id: signer.key_id(),
         public_key: *signer.public_key().as_bytes(),
-        host_id: host.to_owned(),
-        site_id: site.to_owned(),
+        host_id: HostId(host.to_owned()),
+        site_id: SiteId(site.to_owned()),
         country: country.to_owned(),
         identity: format!("urn:veu:agent:{host}"),
         enrolled_at_ms: clock(),

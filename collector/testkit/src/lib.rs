@@ -235,10 +235,10 @@ impl Harness {
             .issue_client(Role::Agent, host, SystemTime::now())
             .unwrap();
         let record = AgentRecord {
-            key_id: *signer.key_id().0.as_bytes(),
+            key_id: signer.key_id(),
             public_key: *signer.public_key().as_bytes(),
-            host_id: host.to_owned(),
-            site_id: site.to_owned(),
+            host_id: HostId(host.to_owned()),
+            site_id: SiteId(site.to_owned()),
             country: if site.starts_with("us") { "US" } else { "MY" }.to_owned(),
             identity: format!("urn:veu:agent:{host}"),
             enrolled_at_ms: self.collector.now_ms(),

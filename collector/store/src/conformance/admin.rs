@@ -5,7 +5,7 @@ use std::thread;
 
 use super::fixture::{agent, attestation, batch, enrolled_state, key, state_of};
 use super::{Failure, ensure, ensure_eq};
-use crate::{AttestationStore, EnrollToken, StoreError, TokenError};
+use crate::{AttestationStore, EnrollToken, HostId, SiteId, StoreError, TokenError};
 
 type Outcome = Result<(), Failure>;
 
@@ -26,8 +26,8 @@ pub(super) fn agents_put_replace_revoke_list(store: &dyn AttestationStore) -> Ou
 
     // A known key is never enrolled again, for its host or another.
     let moved = crate::AgentRecord {
-        host_id: "host-z".to_owned(),
-        site_id: "site-z".to_owned(),
+        host_id: HostId("host-z".to_owned()),
+        site_id: SiteId("site-z".to_owned()),
         identity: "f".repeat(64),
         enrolled_at_ms: 9_000,
         ..first.clone()
@@ -62,11 +62,11 @@ pub(super) fn agents_put_replace_revoke_list(store: &dyn AttestationStore) -> Ou
 fn token(n: u8, expires_at_ms: i64) -> EnrollToken {
     EnrollToken {
         token_hash: [n; 32],
-        site_id: format!("site-{n}"),
+        site_id: SiteId(format!("site-{n}")),
         created_at_ms: 1_000,
         expires_at_ms,
         used_at_ms: None,
-        rebind_host: n.is_multiple_of(2).then(|| format!("host-{n}")),
+        rebind_host: n.is_multiple_of(2).then(|| HostId(format!("host-{n}"))),
     }
 }
 
@@ -159,7 +159,7 @@ pub(super) fn decommission_marks_and_releases(store: &dyn AttestationStore) -> O
     );
     let last = store.host_changes(i64::MAX)?.pop();
     ensure!(
-        last.is_some_and(|c| c.decommissioned && c.at_ms == 5_000 && c.host_id == "host-a"),
+        last.is_some_and(|c| c.decommissioned && c.at_ms == 5_000 && c.host_id.0 == "host-a"),
         "no decommissioning change"
     );
     Ok(())

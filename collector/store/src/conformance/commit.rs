@@ -6,12 +6,22 @@ use std::thread;
 
 use super::fixture::{self, agent, attestation, batch, digest, key, state_of, unindexed};
 use super::{Failure, ensure, ensure_eq};
-use crate::{AttestationStore, Batch, CommitReceipt, StoreError};
+use crate::{AttestationStore, Batch, CommitReceipt, HostId, SiteId, StoreError, StoredHead};
 
 type Outcome = Result<(), Failure>;
 
 fn receipt(stored: usize, repeated: usize) -> CommitReceipt {
     CommitReceipt { stored, repeated }
+}
+
+/// The head of fixture key `n` at `sequence`, issued at `issued_at_ms`.
+fn head(n: u8, sequence: u64, issued_at_ms: i64) -> StoredHead {
+    StoredHead {
+        key_id: key(n),
+        sequence,
+        digest: digest(n, sequence),
+        issued_at_ms,
+    }
 }
 
 fn everything(store: &dyn AttestationStore) -> Result<Vec<crate::AcceptedAttestation>, Failure> {
@@ -67,7 +77,7 @@ pub(super) fn updates_host_state(store: &dyn AttestationStore) -> Outcome {
     ensure_eq!(store.host_states()?, vec![state_of(&first, None)]);
 
     let mut moved = attestation(1, 2, "host-a", 2_000);
-    moved.site_id = "site-elsewhere".to_owned();
+    moved.site_id = SiteId("site-elsewhere".to_owned());
     moved.country = "FR".to_owned();
     moved.gpus.truncate(4);
     moved.tpp = 4 * 63_328;
@@ -115,12 +125,12 @@ pub(super) fn rebind_revokes_and_resets(store: &dyn AttestationStore) -> Outcome
     let a1 = attestation(1, 1, "host-a", 1_000);
     store.commit_blocking(batch(vec![a1.clone()]))?;
     let mut new = agent(2, "host-a");
-    new.site_id = "site-elsewhere".to_owned();
+    new.site_id = SiteId("site-elsewhere".to_owned());
     new.country = "FR".to_owned();
     new.enrolled_at_ms = 5_000;
     let change = crate::HostChange {
         at_ms: 5_000,
-        host_id: "host-a".to_owned(),
+        host_id: HostId("host-a".to_owned()),
         site_id: new.site_id.clone(),
         country: "FR".to_owned(),
         tpp: 0,
@@ -205,7 +215,12 @@ pub(super) fn conflicting_digest_stores_nothing(store: &dyn AttestationStore) ->
     ensure_eq!(store.host_states()?, vec![state_of(&a1, None)]);
     ensure_eq!(
         store.chain_heads()?,
-        vec![(key(1), 1, a1.digest, a1.issued_at_ms)]
+        vec![StoredHead {
+            key_id: key(1),
+            sequence: 1,
+            digest: a1.digest,
+            issued_at_ms: a1.issued_at_ms,
+        }]
     );
     Ok(())
 }
@@ -332,11 +347,7 @@ pub(super) fn chain_heads_track_highest(store: &dyn AttestationStore) -> Outcome
     store.commit_blocking(batch(vec![at(3, 4), at(1, 2)]))?;
     ensure_eq!(
         store.chain_heads()?,
-        vec![
-            (key(1), 3, digest(1, 3), 2_950),
-            (key(2), 7, digest(2, 7), 6_950),
-            (key(3), 5, digest(3, 5), 4_950),
-        ]
+        vec![head(1, 3, 2_950), head(2, 7, 6_950), head(3, 5, 4_950),]
     );
     ensure_eq!(store.chain_head(&key(2))?, Some((7, digest(2, 7))));
     ensure_eq!(store.chain_head(&key(9))?, None);

@@ -1,12 +1,12 @@
 //! Deterministic test data: the same arguments always give the same values, so a test (or a
 //! process killed mid-way) can recompute what it stored and compare byte for byte.
 
-use proto_evidence::LogDecodeError;
 use proto_evidence::location::{Coordinates, Measurement, SignedMeasurement};
+use proto_evidence::{LogDecodeError, Sha256};
 
 use crate::{
-    AcceptedAttestation, AgentRecord, Batch, Event, Gpu, HostChange, HostState, HostUpdate, KeyId,
-    Rejection,
+    AcceptedAttestation, AgentRecord, Batch, ChainDigest, Event, Gpu, HostChange, HostId,
+    HostState, HostUpdate, KeyId, Rejection, SiteId,
 };
 
 /// The size of a realistic 8-GPU envelope.
@@ -16,7 +16,7 @@ pub const ENVELOPE_BYTES: usize = 2_560;
 pub fn key(n: u8) -> KeyId {
     let mut key = [n; 32];
     key[0] = 0xa0;
-    key
+    KeyId(Sha256::from_bytes(key))
 }
 
 /// An enrolled agent for key `n` on `host` at site `site-<host>`.
@@ -24,8 +24,8 @@ pub fn agent(n: u8, host: &str) -> AgentRecord {
     AgentRecord {
         key_id: key(n),
         public_key: [n ^ 0x5a; 32],
-        host_id: host.to_owned(),
-        site_id: format!("site-{host}"),
+        host_id: HostId(host.to_owned()),
+        site_id: SiteId(format!("site-{host}")),
         country: "DE".to_owned(),
         identity: format!("{:064x}", u64::from(n)),
         enrolled_at_ms: 1_000 * i64::from(n),
@@ -34,13 +34,20 @@ pub fn agent(n: u8, host: &str) -> AgentRecord {
 }
 
 /// The digest of link `sequence` of key `n`'s chain.
-pub fn digest(n: u8, sequence: u64) -> [u8; 32] {
+pub fn digest(n: u8, sequence: u64) -> ChainDigest {
     let mut random = SplitMix(u64::from(n) << 56 ^ sequence);
     let mut digest = [0; 32];
     for chunk in digest.chunks_mut(8) {
         chunk.copy_from_slice(&random.next().to_le_bytes());
     }
-    digest
+    ChainDigest(Sha256::from_bytes(digest))
+}
+
+/// `digest` with its first bit flipped: the digest of a fork of the same link.
+pub fn forked(digest: ChainDigest) -> ChainDigest {
+    let mut bytes = *digest.0.as_bytes();
+    bytes[0] ^= 1;
+    ChainDigest(Sha256::from_bytes(bytes))
 }
 
 /// `len` bytes that differ per (key, sequence) and include every byte value.
@@ -101,8 +108,8 @@ pub fn attestation(n: u8, sequence: u64, host: &str, at_ms: i64) -> AcceptedAtte
         sequence,
         digest: digest(n, sequence),
         previous_digest: digest(n, sequence.wrapping_sub(1)),
-        host_id: host.to_owned(),
-        site_id: format!("site-{host}"),
+        host_id: HostId(host.to_owned()),
+        site_id: SiteId(format!("site-{host}")),
         country: "DE".to_owned(),
         issued_at_ms: at_ms - 50,
         received_at_ms: at_ms,
@@ -130,7 +137,7 @@ pub fn measurement(n: u8, host: &str, measured_at_ms: i64) -> Result<Vec<u8>, Lo
         min_rtt_us: 1_000 + u64::from(n),
         rounds: 10,
         measured_at_ms,
-        nonce: digest(n, measured_at_ms as u64),
+        nonce: *digest(n, measured_at_ms as u64).0.as_bytes(),
         answer: [n; 64],
     }
     .encode()?;
@@ -162,7 +169,7 @@ pub fn event(at_ms: i64, kind: &str, detail: &str) -> Event {
     Event {
         at_ms,
         kind: kind.to_owned(),
-        host_id: Some("host-a".to_owned()),
+        host_id: Some(HostId("host-a".to_owned())),
         key_id: Some(key(1)),
         detail: detail.to_owned(),
         value: Some(at_ms / 2),

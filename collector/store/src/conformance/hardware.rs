@@ -94,7 +94,7 @@ pub(super) fn hardware_identities_round_trip(store: &dyn AttestationStore) -> Ou
     let attested: Vec<(String, u64)> = store
         .host_changes(i64::MAX)?
         .into_iter()
-        .map(|c| (c.host_id, c.hardware_tpp))
+        .map(|c| (c.host_id.0, c.hardware_tpp))
         .collect();
     let expected =
         |host: &str, a: &AcceptedAttestation| (host.to_owned(), fixture::hardware_tpp(&a.gpus));

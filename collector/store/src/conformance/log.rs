@@ -3,10 +3,11 @@
 use proto_evidence::{LogEntry, Sha256};
 use proto_merkle::{MemoryTree, leaf_hash};
 
-use super::fixture::{agent, attestation, batch, key};
+use super::fixture::{agent, attestation, batch, forked, key};
 use super::{Failure, ensure, ensure_eq};
 use crate::{
-    AttestationStore, HostChange, LogNodes as Nodes, StoreError, StoredCosignature, StoredTreeHead,
+    AttestationStore, HostChange, HostId, LogNodes as Nodes, SiteId, StoreError, StoredCosignature,
+    StoredTreeHead,
 };
 
 type Outcome = Result<(), Failure>;
@@ -113,7 +114,7 @@ pub(super) fn failed_batches_leave_no_hole(store: &dyn AttestationStore) -> Outc
     ensure!(failed.is_err(), "a batch with an unknown key must fail");
     // A fork: fails too.
     let mut fork = attestation(1, 1, "host-a", 1_000);
-    fork.digest[0] ^= 1;
+    fork.digest = forked(fork.digest);
     ensure!(
         store.commit_blocking(batch(vec![fork])).is_err(),
         "a fork must fail"
@@ -249,8 +250,8 @@ pub(super) fn history_keeps_changes_only(store: &dyn AttestationStore) -> Outcom
     let change =
         |at_ms: i64, host: &str, tpp: u64, devices: u32, decommissioned: bool| HostChange {
             at_ms,
-            host_id: host.to_owned(),
-            site_id: format!("site-{host}"),
+            host_id: HostId(host.to_owned()),
+            site_id: SiteId(format!("site-{host}")),
             country: "DE".to_owned(),
             tpp,
             devices,
@@ -272,7 +273,7 @@ pub(super) fn history_keeps_changes_only(store: &dyn AttestationStore) -> Outcom
     let latest = store.latest_attestations(3_000)?;
     let found: Vec<(String, u64)> = latest
         .iter()
-        .map(|a| (a.host_id.clone(), a.sequence))
+        .map(|a| (a.host_id.0.clone(), a.sequence))
         .collect();
     ensure_eq!(found, vec![("host-a".to_owned(), 2)]);
     ensure!(

@@ -2,7 +2,7 @@
 
 use super::fixture::{self, agent, attestation, batch, unindexed};
 use super::{Failure, ensure, ensure_eq};
-use crate::{AcceptedAttestation, AttestationStore, Batch};
+use crate::{AcceptedAttestation, AttestationStore, Batch, Cursor, HostId};
 
 type Outcome = Result<(), Failure>;
 
@@ -31,7 +31,7 @@ pub(super) fn attestation_cursor_pages(store: &dyn AttestationStore) -> Outcome 
         let page = unindexed(store.attestations(i64::MIN, i64::MAX, after, 7)?);
         ensure!(page.len() <= 7, "page of {}", page.len());
         let Some(last) = page.last() else { break };
-        after = Some((last.received_at_ms, last.key_id, last.sequence));
+        after = Some(Cursor::after(last));
         paged.extend(page);
     }
     ensure_eq!(paged, all);
@@ -46,11 +46,7 @@ pub(super) fn attestation_cursor_pages(store: &dyn AttestationStore) -> Outcome 
         window
     );
     // A cursor inside the window continues inside it.
-    let cursor = (
-        window[2].received_at_ms,
-        window[2].key_id,
-        window[2].sequence,
-    );
+    let cursor = Cursor::after(&window[2]);
     ensure_eq!(
         unindexed(store.attestations(1_010, 1_030, Some(cursor), 100)?),
         window[3..].to_vec()
@@ -107,7 +103,7 @@ pub(super) fn rejections_newest_first_and_counted(store: &dyn AttestationStore) 
     let middle = fixture::rejection(2_000, "bad_signature", "b");
     let newest = crate::Rejection {
         key_id: None,
-        host_id: Some("host-a".to_owned()),
+        host_id: Some(HostId("host-a".to_owned())),
         sequence: None,
         ..fixture::rejection(3_000, "bad_signature", "c")
     };
