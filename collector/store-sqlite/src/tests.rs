@@ -217,16 +217,21 @@ fn a_database_from_a_newer_build_is_refused() {
     }
 }
 
-#[test]
-fn reopening_keeps_everything() {
+/// A store file holding one enrolled host and its first attestation, closed again.
+fn one_host_on_disk() -> (tempfile::TempDir, PathBuf, AcceptedAttestation) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.sqlite");
     let stored = attestation(1, 1, "host-1", 1_000);
-    {
-        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
-        store.put_agent(&agent(1, "host-1")).unwrap();
-        store.commit_blocking(batch(vec![stored.clone()])).unwrap();
-    }
+    let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+    store.put_agent(&agent(1, "host-1")).unwrap();
+    store.commit_blocking(batch(vec![stored.clone()])).unwrap();
+    drop(store);
+    (dir, path, stored)
+}
+
+#[test]
+fn reopening_keeps_everything() {
+    let (_dir, path, stored) = one_host_on_disk();
     let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
     let read = store.attestations(0, i64::MAX, None, 10).unwrap();
     assert_eq!(read[0].log_index, Some(1), "after the enrolment");
@@ -240,14 +245,7 @@ fn reopening_keeps_everything() {
 
 #[test]
 fn a_digest_of_the_wrong_length_reads_as_corrupt_naming_its_column() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("store.sqlite");
-    let stored = attestation(1, 1, "host-1", 1_000);
-    {
-        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
-        store.put_agent(&agent(1, "host-1")).unwrap();
-        store.commit_blocking(batch(vec![stored.clone()])).unwrap();
-    }
+    let (_dir, path, stored) = one_host_on_disk();
     let conn = Connection::open(&path).unwrap();
     conn.execute("UPDATE attestations SET previous_digest = zeroblob(31)", [])
         .unwrap();
