@@ -149,6 +149,13 @@ impl LogKeeper {
         {
             return Ok(latest);
         }
+        let stored = self.sign_size(size)?;
+        self.store.put_tree_head(&stored)?;
+        Ok(stored)
+    }
+
+    /// The log's first `size` leaves as a head signed now (not stored).
+    fn sign_size(&self, size: u64) -> Result<StoredTreeHead, LogError> {
         let root = proto_merkle::root(&LogNodes(self.store.as_ref()), size)?;
         let head = TreeHead {
             tree_size: size,
@@ -156,14 +163,12 @@ impl LogKeeper {
             timestamp_ms: self.timestamp(size)?,
         };
         let envelope = proto_seal::sign_tree_head(&head, &self.signer);
-        let stored = StoredTreeHead {
+        Ok(StoredTreeHead {
             tree_size: size,
             root,
             timestamp_ms: head.timestamp_ms,
             envelope: proto_seal::encode_envelope(&envelope),
-        };
-        self.store.put_tree_head(&stored)?;
-        Ok(stored)
+        })
     }
 
     /// A head over the whole log signed now, whether or not the log grew: what an export or
@@ -173,19 +178,7 @@ impl LogKeeper {
     pub fn sign_fresh(&self) -> Result<StoredTreeHead, LogError> {
         let _one = self.signing.lock().unwrap_or_else(PoisonError::into_inner);
         let size = self.store.log_size()?;
-        let root = proto_merkle::root(&LogNodes(self.store.as_ref()), size)?;
-        let head = TreeHead {
-            tree_size: size,
-            root,
-            timestamp_ms: self.timestamp(size)?,
-        };
-        let envelope = proto_seal::sign_tree_head(&head, &self.signer);
-        let stored = StoredTreeHead {
-            tree_size: size,
-            root,
-            timestamp_ms: head.timestamp_ms,
-            envelope: proto_seal::encode_envelope(&envelope),
-        };
+        let stored = self.sign_size(size)?;
         if self.store.lead_log()? && self.store.tree_head(Some(size))?.is_none() {
             self.store.put_tree_head(&stored)?;
         }
