@@ -4,13 +4,7 @@
 pub use collector_report::month::{Month, MonthError, format_date};
 
 /// This machine's clock, in Unix milliseconds (0 before the epoch).
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| {
-            i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
-        })
-}
+pub use veu_daemon_kit::now_unix_ms as now_ms;
 
 /// The UTC month that holds the instant `ms`.
 pub fn month_containing(ms: i64) -> Result<Month, MonthError> {

@@ -19,7 +19,7 @@ pub mod relay;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use collector_app::log::LogKeeper;
 use collector_app::metrics::Metrics;
@@ -49,12 +49,8 @@ pub use relay::{DelayRelay, one_way_for_km};
 /// Seed of the collector's log key in the harness.
 pub const LOG_SEED: [u8; 32] = [77; 32];
 
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
+/// This machine's clock, in Unix milliseconds.
+pub use veu_daemon_kit::now_unix_ms as now_ms;
 
 pub struct Harness {
     pub dir: tempfile::TempDir,
