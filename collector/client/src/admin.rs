@@ -133,11 +133,6 @@ impl Admin {
             .into_inner()
             .into())
     }
-
-    /// The generated client, for the calls not wrapped here.
-    pub fn generated(&mut self) -> &mut AdminClient<Channel> {
-        &mut self.client
-    }
 }
 
 #[cfg(test)]

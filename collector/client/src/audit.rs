@@ -396,9 +396,4 @@ impl Audit {
             .into_inner()
             .into())
     }
-
-    /// The generated client, for the calls not wrapped here.
-    pub fn generated(&mut self) -> &mut AuditClient<Channel> {
-        &mut self.client
-    }
 }
